@@ -1,0 +1,456 @@
+/* SPDX-License-Identifier: MIT */
+/* transport.c - transport registry, generic object bookkeeping, waiting. */
+#include <assert.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rdps_impl.h"
+#include "transport.h"
+
+#ifdef RDPS_TRANSPORT_SHM
+extern const struct rdps_tp_ops rdps_shm_ops;
+#endif
+#ifdef RDPS_TRANSPORT_TCP
+extern const struct rdps_tp_ops rdps_tcp_ops;
+#endif
+#ifdef RDPS_TRANSPORT_VERBS
+extern const struct rdps_tp_ops rdps_verbs_ops;
+#endif
+
+static const struct rdps_tp_ops *const registry[] = {
+#ifdef RDPS_TRANSPORT_SHM
+	&rdps_shm_ops,
+#endif
+#ifdef RDPS_TRANSPORT_TCP
+	&rdps_tcp_ops,
+#endif
+#ifdef RDPS_TRANSPORT_VERBS
+	&rdps_verbs_ops,
+#endif
+	NULL,
+};
+
+/* Every transport knows of (built in or not), for clear errors. */
+static const char *const known_schemes[] = {"shm", "tcp", "verbs"};
+
+void rdps_tp_cfg_default(struct rdps_tp_cfg *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->poll_mode = RDPS_TP_POLL_ADAPTIVE;
+	cfg->spin_us = 50;
+	cfg->sq_depth = 256;
+	cfg->cq_depth = 8192;
+	cfg->shm_heap_size = (size_t)16 << 30;
+	cfg->gid_index = -1;
+}
+
+const char *rdps_tp_names(void)
+{
+	static char names[64];
+
+	if (!names[0]) {
+		for (size_t i = 0; registry[i]; i++) {
+			if (i)
+				strcat(names, ",");
+			strcat(names, registry[i]->name);
+		}
+	}
+	return names;
+}
+
+const struct rdps_tp_ops *rdps_tp_lookup(const char *url)
+{
+	size_t n;
+	const char *sep;
+
+	if (!url || !*url) {
+		rdps_set_error(-EINVAL, "empty transport url: use shm://NAME, "
+					"tcp://HOST:PORT or verbs://HOST:PORT");
+		return NULL;
+	}
+	sep = strstr(url, "://");
+	n = sep ? (size_t)(sep - url) : strlen(url);
+	for (size_t i = 0; registry[i]; i++) {
+		if (strlen(registry[i]->name) == n &&
+		    !strncmp(registry[i]->name, url, n))
+			return registry[i];
+	}
+	for (size_t i = 0; i < RDPS_ARRAY_SIZE(known_schemes); i++) {
+		if (strlen(known_schemes[i]) == n &&
+		    !strncmp(known_schemes[i], url, n)) {
+			rdps_set_error(-EPROTONOSUPPORT,
+				       "transport '%s' is not built into this "
+				       "rdps (built in: %s); rebuild with "
+				       "-DRDPS_TRANSPORT_%s=ON",
+				       known_schemes[i], rdps_tp_names(),
+				       i == 0	? "SHM"
+				       : i == 1 ? "TCP"
+						: "VERBS");
+			return NULL;
+		}
+	}
+	rdps_set_error(-EINVAL,
+		       "unknown transport in '%s': use shm://NAME, "
+		       "tcp://HOST:PORT or verbs://HOST:PORT",
+		       url);
+	return NULL;
+}
+
+static int cfg_check(const struct rdps_tp_cfg *cfg)
+{
+	if (cfg->poll_mode > RDPS_TP_POLL_EVENT)
+		return rdps_set_error(-EINVAL,
+				      "bad poll mode %d: use busy, "
+				      "adaptive or event",
+				      (int)cfg->poll_mode);
+	if (cfg->sq_depth < 1 || cfg->sq_depth > 65536)
+		return rdps_set_error(-EINVAL,
+				      "send queue depth %u out of "
+				      "range: use 1..65536",
+				      cfg->sq_depth);
+	if (cfg->cq_depth < cfg->sq_depth || cfg->cq_depth > (1u << 22))
+		return rdps_set_error(-EINVAL,
+				      "completion queue depth %u out of range: "
+				      "use sq_depth (%u) .. 4194304",
+				      cfg->cq_depth, cfg->sq_depth);
+	return 0;
+}
+
+int rdps_tp_open(const char *url, const struct rdps_tp_cfg *cfg,
+		 struct rdps_tp **tp_out)
+{
+	const struct rdps_tp_ops *ops = rdps_tp_lookup(url);
+	struct rdps_tp_cfg def;
+	struct rdps_tp *tp;
+	int ret;
+
+	if (!ops)
+		return strstr(rdps_errmsg(), "not built") ? -EPROTONOSUPPORT
+							  : -EINVAL;
+	assert(ops->size == sizeof(*ops));
+	assert(ops->init && ops->fini && ops->listen && ops->accept &&
+	       ops->connect && ops->ep_close && ops->mem_reg &&
+	       ops->mem_dereg && ops->rkey_pack && ops->rkey_unpack &&
+	       ops->put && ops->get && ops->poll && ops->mem_alloc &&
+	       ops->mem_free && ops->listener_close && ops->listener_url &&
+	       ops->put_imm && ops->atomic_fadd && ops->atomic_cswap &&
+	       ops->wait_fd && ops->arm);
+	if (!cfg) {
+		rdps_tp_cfg_default(&def);
+		cfg = &def;
+	}
+	ret = cfg_check(cfg);
+	if (ret)
+		return ret;
+	ret = ops->init(cfg, &tp);
+	if (ret)
+		return ret;
+	tp->ops = ops;
+	tp->cfg = *cfg;
+	tp->n_ep = tp->n_mr = tp->n_lst = 0;
+	*tp_out = tp;
+	return 0;
+}
+
+int rdps_tp_close(struct rdps_tp *tp)
+{
+	if (!tp)
+		return 0;
+	if (tp->n_ep || tp->n_mr || tp->n_lst) {
+		rdps_warn("%s transport still has %d endpoints, %d "
+			  "registrations, %d listeners",
+			  tp->ops->name, tp->n_ep, tp->n_mr, tp->n_lst);
+		return -EBUSY;
+	}
+	tp->ops->fini(tp);
+	return 0;
+}
+
+int rdps_tp_listen(struct rdps_tp *tp, const char *url,
+		   struct rdps_tp_listener **l_out)
+{
+	int ret = tp->ops->listen(tp, url, l_out);
+
+	if (!ret)
+		tp->n_lst++;
+	return ret;
+}
+
+int rdps_tp_listener_url(struct rdps_tp_listener *l, char *buf, size_t len)
+{
+	return l->tp->ops->listener_url(l, buf, len);
+}
+
+int rdps_tp_accept(struct rdps_tp_listener *l, struct rdps_tp_ep **ep_out,
+		   int timeout_ms)
+{
+	int ret = l->tp->ops->accept(l, ep_out, timeout_ms);
+
+	if (!ret)
+		l->tp->n_ep++;
+	return ret;
+}
+
+void rdps_tp_listener_close(struct rdps_tp_listener *l)
+{
+	struct rdps_tp *tp;
+
+	if (!l)
+		return;
+	tp = l->tp;
+	tp->ops->listener_close(l);
+	tp->n_lst--;
+}
+
+int rdps_tp_connect(struct rdps_tp *tp, const char *url,
+		    struct rdps_tp_ep **ep_out, int timeout_ms)
+{
+	int ret = tp->ops->connect(tp, url, ep_out, timeout_ms);
+
+	if (!ret)
+		tp->n_ep++;
+	return ret;
+}
+
+void rdps_tp_ep_close(struct rdps_tp_ep *ep)
+{
+	struct rdps_tp *tp;
+
+	if (!ep)
+		return;
+	tp = ep->tp;
+	tp->ops->ep_close(ep);
+	tp->n_ep--;
+}
+
+int rdps_tp_mem_alloc(struct rdps_tp *tp, size_t len, void **addr_out)
+{
+	if (!len)
+		return rdps_set_error(-EINVAL, "cannot allocate 0 bytes");
+	return tp->ops->mem_alloc(tp, len, addr_out);
+}
+
+void rdps_tp_mem_free(struct rdps_tp *tp, void *addr, size_t len)
+{
+	if (addr)
+		tp->ops->mem_free(tp, addr, len);
+}
+
+int rdps_tp_mem_reg(struct rdps_tp *tp, void *addr, size_t len, unsigned access,
+		    struct rdps_tp_mr **mr_out)
+{
+	int ret;
+
+	if (!addr || !len)
+		return rdps_set_error(-EINVAL,
+				      "cannot register an empty "
+				      "region (addr %p len %zu)",
+				      addr, len);
+	if (access & ~(unsigned)(RDPS_TP_ACCESS_REMOTE_READ |
+				 RDPS_TP_ACCESS_REMOTE_WRITE |
+				 RDPS_TP_ACCESS_REMOTE_ATOMIC))
+		return rdps_set_error(-EINVAL, "unknown access bits 0x%x",
+				      access);
+	ret = tp->ops->mem_reg(tp, addr, len, access, mr_out);
+	if (!ret)
+		tp->n_mr++;
+	return ret;
+}
+
+void rdps_tp_mem_dereg(struct rdps_tp_mr *mr)
+{
+	struct rdps_tp *tp;
+
+	if (!mr)
+		return;
+	tp = mr->tp;
+	tp->ops->mem_dereg(mr);
+	tp->n_mr--;
+}
+
+static int wait_on_fd(struct rdps_tp *tp, int timeout_ms)
+{
+	struct pollfd pfd = {.fd = tp->ops->wait_fd(tp), .events = POLLIN};
+	int ret;
+
+	ret = tp->ops->arm(tp);
+	if (ret == -EAGAIN)
+		return 0;
+	if (ret)
+		return ret;
+	ret = poll(&pfd, 1, timeout_ms);
+	if (ret < 0 && errno != EINTR)
+		return -errno;
+	return 0;
+}
+
+int rdps_tp_wait(struct rdps_tp *tp, struct rdps_tp_comp *comps, int max,
+		 int timeout_ms)
+{
+	uint64_t start = rdps_now_ns(), now, spin_end, deadline;
+	int n, ret;
+
+	n = tp->ops->poll(tp, comps, max);
+	if (n || timeout_ms == 0)
+		return n;
+	deadline = timeout_ms < 0 ? UINT64_MAX
+				  : start + (uint64_t)timeout_ms * 1000000ull;
+	spin_end = tp->cfg.poll_mode == RDPS_TP_POLL_BUSY ? deadline
+		   : tp->cfg.poll_mode == RDPS_TP_POLL_ADAPTIVE
+			   ? start + (uint64_t)tp->cfg.spin_us * 1000ull
+			   : start;
+	for (;;) {
+		n = tp->ops->poll(tp, comps, max);
+		if (n)
+			return n;
+		now = rdps_now_ns();
+		if (now >= deadline)
+			return 0;
+		if (now < spin_end)
+			continue;
+		ret = wait_on_fd(tp, deadline == UINT64_MAX
+					     ? -1
+					     : (int)((deadline - now + 999999) /
+						     1000000));
+		if (ret)
+			return ret;
+	}
+}
+
+int rdps_tp_check_access(uint64_t base, uint64_t rlen, unsigned access,
+			 unsigned need, uint64_t raddr, uint64_t len)
+{
+	if (!(access & need))
+		return RDPS_TP_WC_REM_ACCESS_ERR;
+	if (need == RDPS_TP_ACCESS_REMOTE_ATOMIC && (raddr & 7))
+		return RDPS_TP_WC_REM_INV_REQ_ERR;
+	if (raddr < base || len > rlen || raddr - base > rlen - len)
+		return RDPS_TP_WC_REM_ACCESS_ERR;
+	return RDPS_TP_WC_SUCCESS;
+}
+
+int rdps_tp_no_listener_url(struct rdps_tp_listener *l, char *buf, size_t len)
+{
+	(void)l;
+	(void)buf;
+	(void)len;
+	return -EOPNOTSUPP;
+}
+
+const char *rdps_tp_status_str(int status)
+{
+	switch (status) {
+	case RDPS_TP_WC_SUCCESS:
+		return "success";
+	case RDPS_TP_WC_REM_ACCESS_ERR:
+		return "remote access error";
+	case RDPS_TP_WC_REM_INV_REQ_ERR:
+		return "remote invalid request";
+	case RDPS_TP_WC_CONN_ERR:
+		return "connection lost";
+	case RDPS_TP_WC_FLUSH_ERR:
+		return "flushed";
+	case RDPS_TP_WC_LOC_PROT_ERR:
+		return "local protection error";
+	default:
+		return "general error";
+	}
+}
+
+const char *rdps_tp_opcode_str(int opcode)
+{
+	static const char *const names[] = {
+		"?", "read", "write", "write_imm", "fadd", "cswap", "recv_imm"};
+
+	return opcode > 0 && opcode < (int)RDPS_ARRAY_SIZE(names)
+		       ? names[opcode]
+		       : "?";
+}
+
+int rdps_url_parse(const char *url, int need_port, struct rdps_url *out)
+{
+	const char *sep, *rest, *colon;
+	size_t n;
+	char *end;
+	long port;
+
+	memset(out, 0, sizeof(*out));
+	out->port = -1;
+	if (!url)
+		return rdps_set_error(-EINVAL, "missing url");
+	sep = strstr(url, "://");
+	if (!sep || sep == url)
+		return rdps_set_error(-EINVAL,
+				      "malformed url '%s': expected "
+				      "SCHEME://HOST:PORT or shm://NAME",
+				      url);
+	n = (size_t)(sep - url);
+	if (n >= sizeof(out->scheme))
+		return rdps_set_error(-EINVAL,
+				      "malformed url '%s': scheme "
+				      "too long",
+				      url);
+	memcpy(out->scheme, url, n);
+	rest = sep + 3;
+	if (!*rest)
+		return rdps_set_error(-EINVAL,
+				      "malformed url '%s': nothing after "
+				      "'://' (give HOST:PORT or NAME)",
+				      url);
+	if (rest[0] == '[') { /* [v6addr]:port */
+		const char *close = strchr(rest, ']');
+
+		if (!close)
+			return rdps_set_error(-EINVAL,
+					      "malformed url '%s': "
+					      "missing ']'",
+					      url);
+		n = (size_t)(close - rest - 1);
+		if (n == 0 || n >= sizeof(out->host))
+			return rdps_set_error(-EINVAL,
+					      "malformed url '%s': "
+					      "bad host",
+					      url);
+		memcpy(out->host, rest + 1, n);
+		colon = close[1] == ':' ? close + 1 : NULL;
+		if (!colon && close[1])
+			return rdps_set_error(-EINVAL,
+					      "malformed url '%s': junk after "
+					      "']'",
+					      url);
+	} else {
+		colon = strrchr(rest, ':');
+		n = colon ? (size_t)(colon - rest) : strlen(rest);
+		if (n == 0 || n >= sizeof(out->host))
+			return rdps_set_error(-EINVAL,
+					      "malformed url '%s': "
+					      "empty or too long host",
+					      url);
+		memcpy(out->host, rest, n);
+	}
+	for (const char *p = out->host; *p; p++) {
+		if (*p == '/' || *p == ' ' || (unsigned char)*p < 0x20)
+			return rdps_set_error(
+				-EINVAL,
+				"malformed url '%s': character "
+				"'%c' not allowed in host or name",
+				url, *p == ' ' ? ' ' : '?');
+	}
+	if (colon) {
+		errno = 0;
+		port = strtol(colon + 1, &end, 10);
+		if (!colon[1] || *end || errno || port < 0 || port > 65535)
+			return rdps_set_error(-EINVAL,
+					      "malformed url '%s': port must "
+					      "be a number 0..65535",
+					      url);
+		out->port = (int)port;
+	} else if (need_port) {
+		return rdps_set_error(
+			-EINVAL, "url '%s' has no port: use %s://HOST:PORT",
+			url, out->scheme);
+	}
+	return 0;
+}

@@ -1,0 +1,443 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * transport.h - the private one-sided transport contract of rdps.
+ *
+ * Every transport (verbs, shm, tcp) fills one struct rdps_tp_ops and gives
+ * the parameter server the same model, which is the model of RDMA verbs on a
+ * reliable-connected queue pair:
+ *
+ *   - a transport instance (struct rdps_tp) owns one completion queue;
+ *   - endpoints (struct rdps_tp_ep) are connections to one peer each, made
+ *     with listen/accept or connect on a URL whose scheme names the
+ *     transport: "shm://NAME", "tcp://HOST:PORT", "verbs://HOST:PORT";
+ *   - memory is registered with access flags; a registration has a remote
+ *     key that packs into a fixed 24-byte big-endian wire form, which the
+ *     peer unpacks against its endpoint;
+ *   - one-sided operations (read, write, write-with-immediate, fetch-add,
+ *     compare-swap) are posted on an endpoint and never block; each
+ *     produces one completion in the initiator's queue, unless posted
+ *     unsignaled and successful;
+ *   - write-with-immediate also produces a RECV_IMM completion at the
+ *     target carrying the 32-bit immediate;
+ *   - per-operation failures arrive as a completion status, never as a
+ *     crash, a hang or a silently dropped operation.
+ *
+ * Threads: a transport instance is thread-compatible, not thread-safe. The
+ * caller serialises all calls on one instance and its endpoints, listeners
+ * and registrations (like a UCX worker in single-thread mode). Transports
+ * may run internal progress threads; those never call back into user code.
+ *
+ * Errors: functions return 0 (or a count >= 0) on success and a negative
+ * errno on failure. Out-parameters are set only on success. Where an error
+ * comes from bad input or the environment, the function also records a
+ * one-line explanation (what was wrong and how to fix it) that
+ * rdps_errmsg() returns; tools print that line.
+ *
+ * Ordering: operations posted on one endpoint are executed at the target in
+ * post order and complete in post order (RC semantics). A completion of a
+ * write means the data is visible in the target's memory; a completion of
+ * a read or atomic means the result is in the local buffer.
+ */
+#ifndef RDPS_TRANSPORT_H
+#define RDPS_TRANSPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RDPS_TP_PROTO_VERSION 1
+
+/* Remote access rights of a registration (local access is always granted). */
+enum rdps_tp_access {
+	RDPS_TP_ACCESS_LOCAL = 0,
+	RDPS_TP_ACCESS_REMOTE_READ = 1u << 0,
+	RDPS_TP_ACCESS_REMOTE_WRITE = 1u << 1,
+	RDPS_TP_ACCESS_REMOTE_ATOMIC = 1u << 2,
+};
+
+/* Capabilities a transport advertises in ops->caps. */
+enum rdps_tp_cap {
+	RDPS_TP_CAP_RMA_READ = 1u << 0,
+	RDPS_TP_CAP_RMA_WRITE = 1u << 1,
+	RDPS_TP_CAP_WRITE_IMM = 1u << 2,
+	RDPS_TP_CAP_ATOMIC_FADD = 1u << 3,
+	RDPS_TP_CAP_ATOMIC_CSWAP = 1u << 4,
+	RDPS_TP_CAP_INLINE = 1u << 5,
+};
+
+/* Opcode of a completion. */
+enum rdps_tp_opcode {
+	RDPS_TP_OP_READ = 1,
+	RDPS_TP_OP_WRITE,
+	RDPS_TP_OP_WRITE_IMM,
+	RDPS_TP_OP_FADD,
+	RDPS_TP_OP_CSWAP,
+	RDPS_TP_OP_RECV_IMM, /* at the target of a write-with-immediate */
+};
+
+/* Status of a completion; only SUCCESS means the operation took effect. */
+enum rdps_tp_status {
+	RDPS_TP_WC_SUCCESS = 0,
+	/* Unknown or revoked key, access the region was not registered for,
+	 * or a range outside the region. Target memory is untouched. */
+	RDPS_TP_WC_REM_ACCESS_ERR,
+	/* Malformed request, e.g. an atomic on an address not 8-aligned.
+	 * Target memory is untouched. */
+	RDPS_TP_WC_REM_INV_REQ_ERR,
+	/* The connection broke (peer died, network down, retries exceeded)
+	 * before the operation was known to complete; its effect at the
+	 * target is unknown. */
+	RDPS_TP_WC_CONN_ERR,
+	/* The local endpoint was closed with the operation outstanding. */
+	RDPS_TP_WC_FLUSH_ERR,
+	/* The local buffer is not inside the given local registration. */
+	RDPS_TP_WC_LOC_PROT_ERR,
+	/* Any other failure (the transport logs the detail). */
+	RDPS_TP_WC_GENERAL_ERR,
+};
+
+/* Flags of a post. */
+enum rdps_tp_post_flag {
+	/* No completion on success (selective signaling); a failure still
+	 * produces a completion. Every sq_depth-th operation on an endpoint
+	 * must be signaled, as with verbs. */
+	RDPS_TP_F_UNSIGNALED = 1u << 0,
+	/* Hint: the payload is small, copy it at post time so the caller may
+	 * reuse lbuf immediately (verbs IBV_SEND_INLINE). Transports that
+	 * always copy or always complete inline may ignore it. */
+	RDPS_TP_F_INLINE = 1u << 1,
+};
+
+/* How rdps_tp_wait() waits for completions. */
+enum rdps_tp_poll_mode {
+	RDPS_TP_POLL_BUSY = 0, /* spin on poll(): lowest latency, a full core */
+	RDPS_TP_POLL_ADAPTIVE, /* spin spin_us, then sleep on the wait fd */
+	RDPS_TP_POLL_EVENT,    /* sleep on the wait fd at once */
+};
+
+/* Configuration of a transport instance; rdps_tp_cfg_default() fills it. */
+struct rdps_tp_cfg {
+	enum rdps_tp_poll_mode poll_mode;
+	unsigned spin_us;     /* adaptive: spin this long before sleeping */
+	uint64_t token;	      /* job token: peers with another are refused */
+	unsigned sq_depth;    /* outstanding ops per endpoint before -EAGAIN */
+	unsigned cq_depth;    /* completions held before posts get -EAGAIN */
+	size_t shm_heap_size; /* shm: virtual size of the shared heap */
+	const char *dev;      /* verbs: device name, NULL = first usable */
+	int gid_index;	      /* verbs: -1 = first IPv4-mapped RoCEv2 GID */
+};
+
+/* Fixed-size wire form of a remote key: all fields big-endian. */
+struct rdps_tp_rkey_wire {
+	uint64_t addr_be;
+	uint64_t len_be;
+	uint32_t rkey_be;
+	uint32_t pad; /* zero */
+};
+_Static_assert(sizeof(struct rdps_tp_rkey_wire) == 24, "rkey wire form");
+
+/* An unpacked remote key: a plain value, valid for the endpoint it was
+ * unpacked against, needing no destroy. */
+struct rdps_tp_rkey {
+	uint64_t addr; /* target virtual address of the region's first byte */
+	uint64_t len;
+	uint32_t key;
+	uint32_t pad;
+	uint64_t priv; /* transport's own use */
+};
+
+/* One completion. */
+struct rdps_tp_comp {
+	uint64_t wr_id;	       /* the post's wr_id; 0 for RECV_IMM */
+	struct rdps_tp_ep *ep; /* endpoint; NULL once it has been closed */
+	int32_t status;	       /* enum rdps_tp_status */
+	uint8_t opcode;	       /* enum rdps_tp_opcode */
+	uint8_t pad[3];
+	uint32_t len; /* bytes moved (RECV_IMM: bytes written with it) */
+	uint32_t imm; /* RECV_IMM: the immediate, host order */
+};
+
+struct rdps_tp_ops;
+
+/* Generic objects; each transport embeds them first in its own structs and
+ * gets back with container_of. */
+struct rdps_tp {
+	const struct rdps_tp_ops *ops;
+	struct rdps_tp_cfg cfg;
+	int n_ep;  /* open endpoints, kept by the generic layer */
+	int n_mr;  /* live registrations, kept by the generic layer */
+	int n_lst; /* open listeners, kept by the generic layer */
+};
+
+struct rdps_tp_listener {
+	struct rdps_tp *tp;
+};
+
+struct rdps_tp_ep {
+	struct rdps_tp *tp;
+	void *user; /* free for the caller */
+};
+
+struct rdps_tp_mr {
+	struct rdps_tp *tp;
+	void *addr;
+	size_t len;
+	unsigned access; /* enum rdps_tp_access bits */
+};
+
+/*
+ * The ops table. Mandatory: everything but the ones marked optional;
+ * missing optional ops point at rdps_tp_no_* stubs (-EOPNOTSUPP).
+ */
+struct rdps_tp_ops {
+	size_t size;	  /* sizeof(struct rdps_tp_ops), first */
+	const char *name; /* URL scheme: "shm", "tcp", "verbs" */
+	unsigned caps;	  /* enum rdps_tp_cap bits */
+
+	/* Lifecycle -------------------------------------------------------- */
+
+	/* Create an instance with a validated copy of cfg. The transport
+	 * allocates its own struct and returns the embedded rdps_tp. */
+	int (*init)(const struct rdps_tp_cfg *cfg, struct rdps_tp **tp_out);
+	/* Destroy an instance with no endpoints, listeners or registrations
+	 * left (the generic layer checks, returning -EBUSY). */
+	void (*fini)(struct rdps_tp *tp);
+
+	/* Start listening on url (its scheme is this transport's). Port 0
+	 * picks a free port; listener_url() tells the real address.
+	 * -EADDRINUSE if taken, -EINVAL for a malformed URL. */
+	int (*listen)(struct rdps_tp *tp, const char *url,
+		      struct rdps_tp_listener **l_out);
+	/* Write the listener's connectable URL into buf (NUL-terminated). */
+	int (*listener_url)(struct rdps_tp_listener *l, char *buf, size_t len);
+	/* Wait up to timeout_ms (-1 forever, 0 poll) for one peer, do the
+	 * handshake (protocol version, token) and return its endpoint.
+	 * -ETIMEDOUT if none came; a peer failing the handshake is refused
+	 * and logged, and accept keeps waiting. */
+	int (*accept)(struct rdps_tp_listener *l, struct rdps_tp_ep **ep_out,
+		      int timeout_ms);
+	void (*listener_close)(struct rdps_tp_listener *l);
+
+	/* Connect to url within timeout_ms. -ECONNREFUSED (nobody listens),
+	 * -ETIMEDOUT, -EPROTO (protocol version mismatch), -EACCES (token
+	 * mismatch), -EINVAL (malformed URL). */
+	int (*connect)(struct rdps_tp *tp, const char *url,
+		       struct rdps_tp_ep **ep_out, int timeout_ms);
+	/* Close an endpoint. Outstanding operations complete with
+	 * RDPS_TP_WC_FLUSH_ERR and ep == NULL in the completion. */
+	void (*ep_close)(struct rdps_tp_ep *ep);
+
+	/* Memory ----------------------------------------------------------- */
+
+	/* Allocate len bytes (page-aligned, zeroed) that can be registered
+	 * for remote access: on shm this memory lives in the shared heap
+	 * (remote access to other memory is refused), on verbs on the NIC's
+	 * NUMA node. */
+	int (*mem_alloc)(struct rdps_tp *tp, size_t len, void **addr_out);
+	void (*mem_free)(struct rdps_tp *tp, void *addr, size_t len);
+	/* Register [addr, addr+len) with access bits. The memory must stay
+	 * valid until mem_dereg. */
+	int (*mem_reg)(struct rdps_tp *tp, void *addr, size_t len,
+		       unsigned access, struct rdps_tp_mr **mr_out);
+	/* Deregister: later remote operations with its key fail with
+	 * RDPS_TP_WC_REM_ACCESS_ERR, also after the same memory is
+	 * registered again (a new key). */
+	void (*mem_dereg)(struct rdps_tp_mr *mr);
+	/* Pack the remote key of mr (never fails for a live mr). */
+	void (*rkey_pack)(struct rdps_tp_mr *mr, struct rdps_tp_rkey_wire *w);
+	/* Unpack a peer's key for use on ep; -EINVAL if malformed. The key
+	 * is not checked against the peer here: that happens per operation
+	 * at the target, as on a NIC. */
+	int (*rkey_unpack)(struct rdps_tp_ep *ep,
+			   const struct rdps_tp_rkey_wire *w,
+			   struct rdps_tp_rkey *rkey_out);
+
+	/* One-sided operations --------------------------------------------
+	 * lbuf must lie in lmr (any registration, local access suffices).
+	 * raddr is the target's virtual address, inside rkey's region.
+	 * Return 0 when posted, -EAGAIN when sq_depth operations are
+	 * outstanding on ep or the completion queue is full (poll, retry),
+	 * -ENOTCONN when the endpoint is known to be broken. */
+	int (*put)(struct rdps_tp_ep *ep, const void *lbuf, size_t len,
+		   struct rdps_tp_mr *lmr, uint64_t raddr,
+		   const struct rdps_tp_rkey *rkey, uint64_t wr_id,
+		   unsigned flags);
+	/* Write, then deliver imm to the target as a RECV_IMM completion.
+	 * len may be 0 (then raddr and rkey are not used). */
+	int (*put_imm)(struct rdps_tp_ep *ep, const void *lbuf, size_t len,
+		       struct rdps_tp_mr *lmr, uint64_t raddr,
+		       const struct rdps_tp_rkey *rkey, uint32_t imm,
+		       uint64_t wr_id, unsigned flags);
+	int (*get)(struct rdps_tp_ep *ep, void *lbuf, size_t len,
+		   struct rdps_tp_mr *lmr, uint64_t raddr,
+		   const struct rdps_tp_rkey *rkey, uint64_t wr_id,
+		   unsigned flags);
+	/* *res gets the old value; res must be 8-aligned inside res_mr. */
+	int (*atomic_fadd)(struct rdps_tp_ep *ep, uint64_t add, uint64_t *res,
+			   struct rdps_tp_mr *res_mr, uint64_t raddr,
+			   const struct rdps_tp_rkey *rkey, uint64_t wr_id,
+			   unsigned flags);
+	int (*atomic_cswap)(struct rdps_tp_ep *ep, uint64_t cmp, uint64_t swp,
+			    uint64_t *res, struct rdps_tp_mr *res_mr,
+			    uint64_t raddr, const struct rdps_tp_rkey *rkey,
+			    uint64_t wr_id, unsigned flags);
+
+	/* Completions ------------------------------------------------------ */
+
+	/* Move up to max completions into comps without blocking; returns
+	 * how many. Also drives progress for transports that need it. */
+	int (*poll)(struct rdps_tp *tp, struct rdps_tp_comp *comps, int max);
+	/* A file descriptor that becomes readable after arm() when a new
+	 * completion may be available (eventfd, completion channel). */
+	int (*wait_fd)(struct rdps_tp *tp);
+	/* Arm the wait fd: 0 if armed (sleep on it), -EAGAIN if completions
+	 * are already pending (poll instead). Also clears a past wake-up. */
+	int (*arm)(struct rdps_tp *tp);
+};
+
+/* Registry and generic layer (transport.c) ---------------------------- */
+
+/* Defaults: adaptive polling, 50 us spin, sq 256, cq 8192, 16 GiB heap. */
+void rdps_tp_cfg_default(struct rdps_tp_cfg *cfg);
+
+/* Find a transport by URL ("tcp://h:p") or bare scheme ("tcp"). NULL and
+ * rdps_errmsg() set if unknown or not built in. */
+const struct rdps_tp_ops *rdps_tp_lookup(const char *url_or_scheme);
+/* Names of the built-in transports, comma-separated ("shm,tcp,verbs"). */
+const char *rdps_tp_names(void);
+
+int rdps_tp_open(const char *url_or_scheme, const struct rdps_tp_cfg *cfg,
+		 struct rdps_tp **tp_out);
+/* -EBUSY while endpoints, listeners or registrations are alive. */
+int rdps_tp_close(struct rdps_tp *tp);
+
+int rdps_tp_listen(struct rdps_tp *tp, const char *url,
+		   struct rdps_tp_listener **l_out);
+int rdps_tp_listener_url(struct rdps_tp_listener *l, char *buf, size_t len);
+int rdps_tp_accept(struct rdps_tp_listener *l, struct rdps_tp_ep **ep_out,
+		   int timeout_ms);
+void rdps_tp_listener_close(struct rdps_tp_listener *l);
+int rdps_tp_connect(struct rdps_tp *tp, const char *url,
+		    struct rdps_tp_ep **ep_out, int timeout_ms);
+void rdps_tp_ep_close(struct rdps_tp_ep *ep);
+
+int rdps_tp_mem_alloc(struct rdps_tp *tp, size_t len, void **addr_out);
+void rdps_tp_mem_free(struct rdps_tp *tp, void *addr, size_t len);
+int rdps_tp_mem_reg(struct rdps_tp *tp, void *addr, size_t len, unsigned access,
+		    struct rdps_tp_mr **mr_out);
+void rdps_tp_mem_dereg(struct rdps_tp_mr *mr);
+
+/*
+ * Wait for at least one completion and move up to max of them into comps,
+ * following cfg.poll_mode. timeout_ms: -1 forever, 0 just poll. Returns the
+ * count, 0 on timeout, or -errno.
+ */
+int rdps_tp_wait(struct rdps_tp *tp, struct rdps_tp_comp *comps, int max,
+		 int timeout_ms);
+
+const char *rdps_tp_status_str(int status);
+const char *rdps_tp_opcode_str(int opcode);
+
+/* Hot-path wrappers: plain calls through the ops table. */
+static inline void rdps_tp_rkey_pack(struct rdps_tp_mr *mr,
+				     struct rdps_tp_rkey_wire *w)
+{
+	mr->tp->ops->rkey_pack(mr, w);
+}
+
+static inline int rdps_tp_rkey_unpack(struct rdps_tp_ep *ep,
+				      const struct rdps_tp_rkey_wire *w,
+				      struct rdps_tp_rkey *rkey_out)
+{
+	return ep->tp->ops->rkey_unpack(ep, w, rkey_out);
+}
+
+static inline int rdps_tp_put(struct rdps_tp_ep *ep, const void *lbuf,
+			      size_t len, struct rdps_tp_mr *lmr,
+			      uint64_t raddr, const struct rdps_tp_rkey *rkey,
+			      uint64_t wr_id, unsigned flags)
+{
+	return ep->tp->ops->put(ep, lbuf, len, lmr, raddr, rkey, wr_id, flags);
+}
+
+static inline int rdps_tp_put_imm(struct rdps_tp_ep *ep, const void *lbuf,
+				  size_t len, struct rdps_tp_mr *lmr,
+				  uint64_t raddr,
+				  const struct rdps_tp_rkey *rkey, uint32_t imm,
+				  uint64_t wr_id, unsigned flags)
+{
+	return ep->tp->ops->put_imm(ep, lbuf, len, lmr, raddr, rkey, imm, wr_id,
+				    flags);
+}
+
+static inline int rdps_tp_get(struct rdps_tp_ep *ep, void *lbuf, size_t len,
+			      struct rdps_tp_mr *lmr, uint64_t raddr,
+			      const struct rdps_tp_rkey *rkey, uint64_t wr_id,
+			      unsigned flags)
+{
+	return ep->tp->ops->get(ep, lbuf, len, lmr, raddr, rkey, wr_id, flags);
+}
+
+static inline int rdps_tp_atomic_fadd(struct rdps_tp_ep *ep, uint64_t add,
+				      uint64_t *res, struct rdps_tp_mr *res_mr,
+				      uint64_t raddr,
+				      const struct rdps_tp_rkey *rkey,
+				      uint64_t wr_id, unsigned flags)
+{
+	return ep->tp->ops->atomic_fadd(ep, add, res, res_mr, raddr, rkey,
+					wr_id, flags);
+}
+
+static inline int rdps_tp_atomic_cswap(struct rdps_tp_ep *ep, uint64_t cmp,
+				       uint64_t swp, uint64_t *res,
+				       struct rdps_tp_mr *res_mr,
+				       uint64_t raddr,
+				       const struct rdps_tp_rkey *rkey,
+				       uint64_t wr_id, unsigned flags)
+{
+	return ep->tp->ops->atomic_cswap(ep, cmp, swp, res, res_mr, raddr, rkey,
+					 wr_id, flags);
+}
+
+static inline int rdps_tp_poll(struct rdps_tp *tp, struct rdps_tp_comp *comps,
+			       int max)
+{
+	return tp->ops->poll(tp, comps, max);
+}
+
+/* Helpers for transports ---------------------------------------------- */
+
+#ifndef container_of
+#define container_of(ptr, type, member) \
+	((type *)((char *)(ptr)-offsetof(type, member)))
+#endif
+
+/* Stubs for optional ops. */
+int rdps_tp_no_listener_url(struct rdps_tp_listener *l, char *buf, size_t len);
+
+/*
+ * Check a remote access against a registration the way a NIC does:
+ * returns RDPS_TP_WC_SUCCESS, RDPS_TP_WC_REM_ACCESS_ERR (access bit
+ * missing, range outside [base, base+rlen)) or RDPS_TP_WC_REM_INV_REQ_ERR
+ * (atomic not 8-aligned). need is one RDPS_TP_ACCESS_REMOTE_* bit.
+ */
+int rdps_tp_check_access(uint64_t base, uint64_t rlen, unsigned access,
+			 unsigned need, uint64_t raddr, uint64_t len);
+
+/* Parsed URL: scheme://host:port or scheme://name. */
+struct rdps_url {
+	char scheme[16];
+	char host[256]; /* or the shm name */
+	int port;	/* -1 if none */
+};
+/* Parse url; -EINVAL with rdps_errmsg() naming what is wrong. need_port
+ * makes a missing port an error. */
+int rdps_url_parse(const char *url, int need_port, struct rdps_url *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RDPS_TRANSPORT_H */
