@@ -168,10 +168,17 @@ int rdps_tp_close(struct rdps_tp *tp)
 	return 0;
 }
 
-int rdps_tp_listen(struct rdps_tp *tp, const char *url,
-		   struct rdps_tp_listener **l_out)
+int rdps_tp_listen(struct rdps_tp *tp, const char *url, const void *priv,
+		   size_t priv_len, struct rdps_tp_listener **l_out)
 {
-	int ret = tp->ops->listen(tp, url, l_out);
+	int ret;
+
+	if (priv_len > RDPS_TP_PRIV_MAX)
+		return rdps_set_error(-EINVAL,
+				      "listener private data of %zu bytes is "
+				      "over the %d-byte limit",
+				      priv_len, RDPS_TP_PRIV_MAX);
+	ret = tp->ops->listen(tp, url, priv, priv_len, l_out);
 
 	if (!ret)
 		tp->n_lst++;
@@ -204,10 +211,17 @@ void rdps_tp_listener_close(struct rdps_tp_listener *l)
 	tp->n_lst--;
 }
 
-int rdps_tp_connect(struct rdps_tp *tp, const char *url,
-		    struct rdps_tp_ep **ep_out, int timeout_ms)
+int rdps_tp_connect(struct rdps_tp *tp, const char *url, const void *priv,
+		    size_t priv_len, struct rdps_tp_ep **ep_out, int timeout_ms)
 {
-	int ret = tp->ops->connect(tp, url, ep_out, timeout_ms);
+	int ret;
+
+	if (priv_len > RDPS_TP_PRIV_MAX)
+		return rdps_set_error(-EINVAL,
+				      "connect private data of %zu bytes is "
+				      "over the %d-byte limit",
+				      priv_len, RDPS_TP_PRIV_MAX);
+	ret = tp->ops->connect(tp, url, priv, priv_len, ep_out, timeout_ms);
 
 	if (!ret)
 		tp->n_ep++;

@@ -176,9 +176,16 @@ struct rdps_tp_listener {
 	struct rdps_tp *tp;
 };
 
+#define RDPS_TP_PRIV_MAX 32
+
 struct rdps_tp_ep {
 	struct rdps_tp *tp;
 	void *user; /* free for the caller */
+	/* Private data the peer sent in its handshake (connect: the
+	 * listener's reply blob; accept: the connector's blob), filled by
+	 * the transport before the endpoint is returned. */
+	uint8_t peer_priv[RDPS_TP_PRIV_MAX];
+	uint32_t peer_priv_len;
 };
 
 struct rdps_tp_mr {
@@ -206,11 +213,14 @@ struct rdps_tp_ops {
 	 * left (the generic layer checks, returning -EBUSY). */
 	void (*fini)(struct rdps_tp *tp);
 
-	/* Start listening on url (its scheme is this transport's). Port 0
+	/* Start listening on url (its scheme is this transport's). Every
+	 * connecting peer gets priv (at most RDPS_TP_PRIV_MAX bytes, copied)
+	 * in its ep->peer_priv: the place for the keys a server hands out,
+	 * as rdmacm private data. Port 0
 	 * picks a free port; listener_url() tells the real address.
 	 * -EADDRINUSE if taken, -EINVAL for a malformed URL. */
-	int (*listen)(struct rdps_tp *tp, const char *url,
-		      struct rdps_tp_listener **l_out);
+	int (*listen)(struct rdps_tp *tp, const char *url, const void *priv,
+		      size_t priv_len, struct rdps_tp_listener **l_out);
 	/* Write the listener's connectable URL into buf (NUL-terminated). */
 	int (*listener_url)(struct rdps_tp_listener *l, char *buf, size_t len);
 	/* Wait up to timeout_ms (-1 forever, 0 poll) for one peer, do the
@@ -221,11 +231,13 @@ struct rdps_tp_ops {
 		      int timeout_ms);
 	void (*listener_close)(struct rdps_tp_listener *l);
 
-	/* Connect to url within timeout_ms. -ECONNREFUSED (nobody listens),
-	 * -ETIMEDOUT, -EPROTO (protocol version mismatch), -EACCES (token
-	 * mismatch), -EINVAL (malformed URL). */
-	int (*connect)(struct rdps_tp *tp, const char *url,
-		       struct rdps_tp_ep **ep_out, int timeout_ms);
+	/* Connect to url within timeout_ms, sending priv (at most
+	 * RDPS_TP_PRIV_MAX bytes) to the accepting side's ep->peer_priv.
+	 * -ECONNREFUSED (nobody listens), -ETIMEDOUT, -EPROTO (protocol version
+	 * mismatch), -EACCES (token mismatch), -EINVAL (malformed URL). */
+	int (*connect)(struct rdps_tp *tp, const char *url, const void *priv,
+		       size_t priv_len, struct rdps_tp_ep **ep_out,
+		       int timeout_ms);
 	/* Close an endpoint. Outstanding operations complete with
 	 * RDPS_TP_WC_FLUSH_ERR and ep == NULL in the completion. */
 	void (*ep_close)(struct rdps_tp_ep *ep);
@@ -314,14 +326,15 @@ int rdps_tp_open(const char *url_or_scheme, const struct rdps_tp_cfg *cfg,
 /* -EBUSY while endpoints, listeners or registrations are alive. */
 int rdps_tp_close(struct rdps_tp *tp);
 
-int rdps_tp_listen(struct rdps_tp *tp, const char *url,
-		   struct rdps_tp_listener **l_out);
+int rdps_tp_listen(struct rdps_tp *tp, const char *url, const void *priv,
+		   size_t priv_len, struct rdps_tp_listener **l_out);
 int rdps_tp_listener_url(struct rdps_tp_listener *l, char *buf, size_t len);
 int rdps_tp_accept(struct rdps_tp_listener *l, struct rdps_tp_ep **ep_out,
 		   int timeout_ms);
 void rdps_tp_listener_close(struct rdps_tp_listener *l);
-int rdps_tp_connect(struct rdps_tp *tp, const char *url,
-		    struct rdps_tp_ep **ep_out, int timeout_ms);
+int rdps_tp_connect(struct rdps_tp *tp, const char *url, const void *priv,
+		    size_t priv_len, struct rdps_tp_ep **ep_out,
+		    int timeout_ms);
 void rdps_tp_ep_close(struct rdps_tp_ep *ep);
 
 int rdps_tp_mem_alloc(struct rdps_tp *tp, size_t len, void **addr_out);
