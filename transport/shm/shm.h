@@ -1,0 +1,338 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * shm.h - private header of the shm transport: processes on one host that
+ * reach each other's registered memory through shared mappings.
+ *
+ * Every transport instance owns one heap: a sealed memfd, sparse, mapped
+ * MAP_SHARED|MAP_NORESERVE. Its first pages are the control area
+ *
+ *	[header page][MR table: SHM_MRT_MAX entries][data ...]
+ *
+ * and the data part feeds mem_alloc and the per-connection immediate
+ * rings. A peer receives the memfd in the handshake and maps the whole
+ * heap (the control area read-only), so a one-sided operation is an
+ * access check against the target's MR table followed by a memcpy or a
+ * CPU atomic into the target's memory, done inside the post; the
+ * completion is then queued locally so callers see the verbs model.
+ *
+ * Ownership of shared words (single writer each):
+ *	header, MR table, ring head, ring closed	the heap's owner
+ *	header live word				the kernel, on owner
+ *death ring tail and entries				the one peer the ring
+ *						was allocated for
+ *
+ * Peer death is seen without a system call: a dedicated sleeping thread
+ * of every instance puts the header's live word (holding its thread id) on
+ * its robust futex list, and the kernel rewrites the word to
+ * FUTEX_OWNER_DIED when that thread dies, before the process counts as
+ * exited. Posts compare one cached word and fail with -ENOTCONN.
+ */
+#ifndef RDPS_SHM_H
+#define RDPS_SHM_H
+
+#include <linux/futex.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "rdps_impl.h"
+#include "transport.h"
+
+#define SHM_HEAP_MAGIC 0x5244505348454150ull /* "RDPSHEAP" */
+#define SHM_HEAP_VERSION 1
+/* Registrations with remote access per instance; the table costs 32 B
+ * each, sparse until used. */
+#define SHM_MRT_MAX 16384u
+#define SHM_KEY_IDX_BITS 14
+#define SHM_KEY_IDX_MASK ((1u << SHM_KEY_IDX_BITS) - 1)
+#define SHM_KEY_GEN_MAX ((1u << (32 - SHM_KEY_IDX_BITS)) - 1)
+/* Largest single transfer, as on RDMA NICs; comp.len is 32 bits. */
+#define SHM_MAX_MSG (1ull << 31)
+/* Smallest immediate ring; rings grow to the next power of two of
+ * sq_depth when that is larger. */
+#define SHM_RING_MIN 1024u
+#define SHM_RING_MAX (1u << 20)
+#define SHM_CACHELINE 64
+/* Polls between two checks of the peers' liveness words. */
+#define SHM_CHECK_EVERY 1024u
+/* Longest a deregistration waits for a peer inside a remote write. */
+#define SHM_QUIESCE_NS 1000000000ull
+/* Least time between two hang-up checks of the sockets from poll(). */
+#define SHM_SOCK_CHECK_NS 100000000ull
+
+struct shm_hdr {
+	uint64_t magic;
+	uint32_t version;
+	uint32_t mrt_max;
+	uint64_t heap_size;
+	uint64_t mrt_off;
+	uint64_t data_off;
+	_Alignas(SHM_CACHELINE) struct robust_list live_ent;
+	uint32_t live;
+	_Alignas(SHM_CACHELINE) uint32_t sleeping;
+};
+
+/* key is written last on registration and first (to 0) on deregistration:
+ * readers use it as a sequence lock over the other fields. */
+struct shm_mrt_ent {
+	uint32_t key;
+	uint32_t access;
+	uint64_t addr; /* owner's virtual address */
+	uint64_t len;
+	uint64_t pad;
+};
+_Static_assert(sizeof(struct shm_mrt_ent) == 32, "mr table entry");
+
+struct shm_imm {
+	uint32_t imm;
+	uint32_t len;
+};
+
+/* A single-producer single-consumer ring of immediates, allocated in the
+ * consumer's heap for one connection. */
+struct shm_ring {
+	_Alignas(SHM_CACHELINE) uint64_t tail;	 /* producer */
+	_Alignas(SHM_CACHELINE) uint64_t head;	 /* consumer */
+	_Alignas(SHM_CACHELINE) uint32_t closed; /* consumer, once */
+	/* producer: nonzero while inside a write or atomic on the consumer,
+	 * so that deregistration can wait for it (see shm_quiesce) */
+	_Alignas(SHM_CACHELINE) uint32_t busy;
+	_Alignas(SHM_CACHELINE) struct shm_imm ent[];
+};
+
+struct shm_cqe {
+	struct rdps_tp_comp c;
+	uint32_t seq; /* ep's post count at this op, retires the sq */
+	uint32_t pad;
+};
+
+/* A block of the heap, offsets from the heap start. */
+struct shm_extent {
+	size_t off;
+	size_t len;
+	bool internal; /* a ring: never freed through mem_free */
+};
+
+/* An inbound ring of a closed endpoint, kept until the peer can no longer
+ * write into it (its end of the socket is closed). */
+struct shm_zombie {
+	int fd;
+	size_t off;
+	size_t len;
+};
+
+struct shm_ep;
+
+struct shm_tp {
+	struct rdps_tp tp;
+
+	/* Completion queue: written by posts, read by poll. */
+	struct shm_cqe *cq;
+	uint32_t cq_mask;
+	uint32_t cq_depth;
+	uint32_t cq_head;
+	uint32_t cq_tail;
+	uint32_t sq_depth;
+	uint32_t poll_count;
+	bool armed;
+	uint64_t sock_check_ns;
+
+	struct shm_ep **eps;
+	uint32_t n_eps;
+	uint32_t cap_eps;
+	uint32_t rx_next; /* first endpoint the next poll scans */
+	uint32_t ring_cap;
+
+	/* Heap. */
+	int memfd;
+	uint8_t *heap;
+	size_t heap_size;
+	size_t data_off;
+	size_t page;
+	struct shm_hdr *hdr;
+	struct shm_mrt_ent *mrt;
+	struct shm_extent *free_ext; /* sorted by offset, coalesced */
+	size_t n_free;
+	size_t cap_free;
+	struct shm_extent *used_ext;
+	size_t n_used;
+	size_t cap_used;
+	size_t free_bytes;
+
+	/* Registration table bookkeeping (process-private). */
+	uint32_t *mrt_gen;
+	uint32_t *mrt_fifo; /* free indexes, oldest first, spreads reuse */
+	uint32_t mrt_fifo_head;
+	uint32_t mrt_n_free;
+
+	/* Wake-ups and liveness. */
+	int efd;      /* wait fd; peers write it after an immediate */
+	int live_efd; /* tells the liveness thread to leave */
+	pthread_t live_thr;
+	bool live_thr_started;
+	struct robust_list_head rl_head;
+
+	struct shm_zombie *zombies;
+	size_t n_zombies;
+	size_t cap_zombies;
+};
+
+struct shm_ep {
+	struct rdps_tp_ep ep;
+	struct shm_tp *tp;
+
+	/* Hot: read by every post. */
+	bool dead;
+	uint32_t peer_live_val;
+	const uint32_t *peer_live;
+	struct shm_ring *tx; /* in the peer's heap; we produce */
+	uint8_t *peer_map;   /* our mapping of the peer's heap */
+	uint64_t peer_base;  /* the peer's address of its heap */
+	uint64_t peer_size;
+	uint64_t peer_data_off;
+	const struct shm_mrt_ent *peer_mrt;
+	uint32_t peer_mrt_max;
+	uint32_t sq_posted;
+	uint32_t sq_retired;
+	uint64_t tx_tail;
+	uint64_t tx_head; /* last head seen: refreshed only when full */
+	uint32_t tx_mask;
+	const uint32_t *peer_sleeping;
+
+	/* Inbound immediates. */
+	struct shm_ring *rx; /* in our heap; the peer produces */
+	uint64_t rx_head;
+	uint32_t rx_mask;
+	size_t rx_off;
+	size_t rx_len;
+
+	int fd;	      /* the connection socket: handshake, then hang-up */
+	int peer_efd; /* the peer's wait fd */
+	int peer_pid;
+	uint32_t idx; /* in tp->eps */
+};
+
+struct shm_listener {
+	struct rdps_tp_listener l;
+	int fd;
+	char name[128];
+	uint32_t priv_len;
+	uint8_t priv[RDPS_TP_PRIV_MAX];
+};
+
+struct shm_mr {
+	struct rdps_tp_mr mr;
+	uint32_t key; /* 0: no remote access */
+	uint32_t idx;
+};
+
+/*
+ * Keeps plain loads (a memcpy from target memory) ahead of the loads that
+ * follow. gcc refuses thread fences under -fsanitize=thread, which cannot
+ * see other processes' memory anyway; there a compiler barrier suffices
+ * for x86, whose loads are not reordered with each other.
+ */
+#ifdef __SANITIZE_THREAD__
+#define shm_rmb() __atomic_signal_fence(__ATOMIC_ACQUIRE)
+#else
+#define shm_rmb() __atomic_thread_fence(__ATOMIC_ACQUIRE)
+#endif
+
+static inline struct shm_tp *to_shm_tp(struct rdps_tp *tp)
+{
+	return container_of(tp, struct shm_tp, tp);
+}
+
+static inline struct shm_ep *to_shm_ep(struct rdps_tp_ep *ep)
+{
+	return container_of(ep, struct shm_ep, ep);
+}
+
+static inline struct shm_mr *to_shm_mr(struct rdps_tp_mr *mr)
+{
+	return container_of(mr, struct shm_mr, mr);
+}
+
+static inline struct shm_listener *to_shm_listener(struct rdps_tp_listener *l)
+{
+	return container_of(l, struct shm_listener, l);
+}
+
+static inline size_t shm_round_up(size_t v, size_t a)
+{
+	return (v + a - 1) & ~(a - 1);
+}
+
+static inline size_t shm_ring_bytes(struct shm_tp *tp, uint32_t cap)
+{
+	return shm_round_up(offsetof(struct shm_ring, ent) +
+				    (size_t)cap * sizeof(struct shm_imm),
+			    tp->page);
+}
+
+extern const struct rdps_tp_ops rdps_shm_ops;
+
+/* shm_heap.c */
+int shm_heap_init(struct shm_tp *tp, size_t size);
+void shm_heap_fini(struct shm_tp *tp);
+int shm_heap_alloc(struct shm_tp *tp, size_t len, bool internal,
+		   size_t *off_out);
+int shm_heap_release(struct shm_tp *tp, size_t off, size_t len, bool internal);
+bool shm_heap_user_range(struct shm_tp *tp, const uint8_t *p, size_t len);
+int shm_mem_alloc(struct rdps_tp *tp, size_t len, void **addr_out);
+void shm_mem_free(struct rdps_tp *tp, void *addr, size_t len);
+
+/* shm_mr.c */
+int shm_mrt_init(struct shm_tp *tp);
+void shm_mrt_fini(struct shm_tp *tp);
+int shm_mem_reg(struct rdps_tp *tp, void *addr, size_t len, unsigned access,
+		struct rdps_tp_mr **mr_out);
+void shm_mem_dereg(struct rdps_tp_mr *mr);
+void shm_rkey_pack(struct rdps_tp_mr *mr, struct rdps_tp_rkey_wire *w);
+int shm_rkey_unpack(struct rdps_tp_ep *ep, const struct rdps_tp_rkey_wire *w,
+		    struct rdps_tp_rkey *rkey_out);
+
+/* shm_ep.c */
+int shm_listen(struct rdps_tp *tp, const char *url, const void *priv,
+	       size_t priv_len, struct rdps_tp_listener **l_out);
+int shm_listener_url(struct rdps_tp_listener *l, char *buf, size_t len);
+int shm_accept(struct rdps_tp_listener *l, struct rdps_tp_ep **ep_out,
+	       int timeout_ms);
+void shm_listener_close(struct rdps_tp_listener *l);
+int shm_connect(struct rdps_tp *tp, const char *url, const void *priv,
+		size_t priv_len, struct rdps_tp_ep **ep_out, int timeout_ms);
+void shm_ep_close(struct rdps_tp_ep *ep);
+int shm_ep_broken(struct shm_ep *ep);
+void shm_check_peers(struct shm_tp *tp, bool sockets);
+void shm_zombies_reap(struct shm_tp *tp, bool all);
+void shm_quiesce(struct shm_tp *tp);
+
+/* shm_rma.c */
+int shm_put(struct rdps_tp_ep *ep, const void *lbuf, size_t len,
+	    struct rdps_tp_mr *lmr, uint64_t raddr,
+	    const struct rdps_tp_rkey *rkey, uint64_t wr_id, unsigned flags);
+int shm_put_imm(struct rdps_tp_ep *ep, const void *lbuf, size_t len,
+		struct rdps_tp_mr *lmr, uint64_t raddr,
+		const struct rdps_tp_rkey *rkey, uint32_t imm, uint64_t wr_id,
+		unsigned flags);
+int shm_get(struct rdps_tp_ep *ep, void *lbuf, size_t len,
+	    struct rdps_tp_mr *lmr, uint64_t raddr,
+	    const struct rdps_tp_rkey *rkey, uint64_t wr_id, unsigned flags);
+int shm_atomic_fadd(struct rdps_tp_ep *ep, uint64_t add, uint64_t *res,
+		    struct rdps_tp_mr *res_mr, uint64_t raddr,
+		    const struct rdps_tp_rkey *rkey, uint64_t wr_id,
+		    unsigned flags);
+int shm_atomic_cswap(struct rdps_tp_ep *ep, uint64_t cmp, uint64_t swp,
+		     uint64_t *res, struct rdps_tp_mr *res_mr, uint64_t raddr,
+		     const struct rdps_tp_rkey *rkey, uint64_t wr_id,
+		     unsigned flags);
+
+/* shm_cq.c */
+int shm_poll(struct rdps_tp *tp, struct rdps_tp_comp *comps, int max);
+int shm_wait_fd(struct rdps_tp *tp);
+int shm_arm(struct rdps_tp *tp);
+void shm_cq_forget_ep(struct shm_tp *tp, struct shm_ep *ep);
+
+#endif /* RDPS_SHM_H */

@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * shm_cq.c - completions: the local queue filled by posts, the inbound
+ * immediate rings filled by peers, and the eventfd a sleeping waiter is
+ * woken through.
+ */
+#include <unistd.h>
+
+#include "shm.h"
+
+/* Move immediates out of the inbound rings, fairly across endpoints. */
+static int shm_rx_poll(struct shm_tp *tp, struct rdps_tp_comp *comps, int max)
+{
+	uint32_t n_eps = tp->n_eps, start = tp->rx_next;
+	int n = 0;
+
+	if (start >= n_eps)
+		start = 0;
+	for (uint32_t i = 0; i < n_eps && n < max; i++) {
+		uint32_t at = start + i < n_eps ? start + i : start + i - n_eps;
+		struct shm_ep *ep = tp->eps[at];
+		uint64_t head = ep->rx_head, tail;
+
+		tail = __atomic_load_n(&ep->rx->tail, __ATOMIC_ACQUIRE);
+		if (tail == head)
+			continue;
+		if (rdps_unlikely(tail - head > (uint64_t)ep->rx_mask + 1)) {
+			/* Only a broken peer moves its tail this way: stop
+			 * trusting the ring rather than return garbage. */
+			if (!ep->dead)
+				rdps_warn("shm: peer pid %d corrupted its "
+					  "immediate ring (head %llu tail "
+					  "%llu): dropping the connection",
+					  ep->peer_pid,
+					  (unsigned long long)head,
+					  (unsigned long long)tail);
+			ep->dead = true;
+			ep->rx_head = tail;
+			continue;
+		}
+		for (; head != tail && n < max; head++, n++) {
+			const struct shm_imm *s =
+				&ep->rx->ent[head & ep->rx_mask];
+			struct rdps_tp_comp *c = &comps[n];
+
+			c->wr_id = 0;
+			c->ep = &ep->ep;
+			c->status = RDPS_TP_WC_SUCCESS;
+			c->opcode = RDPS_TP_OP_RECV_IMM;
+			c->pad[0] = c->pad[1] = c->pad[2] = 0;
+			c->len = s->len;
+			c->imm = s->imm;
+		}
+		ep->rx_head = head;
+		__atomic_store_n(&ep->rx->head, head, __ATOMIC_RELEASE);
+		tp->rx_next = at + 1;
+	}
+	return n;
+}
+
+static bool shm_rx_pending(struct shm_tp *tp)
+{
+	for (uint32_t i = 0; i < tp->n_eps; i++) {
+		struct shm_ep *ep = tp->eps[i];
+
+		if (__atomic_load_n(&ep->rx->tail, __ATOMIC_SEQ_CST) !=
+		    ep->rx_head)
+			return true;
+	}
+	return false;
+}
+
+/* Posts notice dead peers by themselves; this is for endpoints nobody posts
+ * on, and rate-limits the system calls to a few per second. */
+static void shm_poll_slow(struct shm_tp *tp)
+{
+	shm_check_peers(tp,
+			rdps_now_ns() - tp->sock_check_ns >= SHM_SOCK_CHECK_NS);
+}
+
+int shm_poll(struct rdps_tp *tp_, struct rdps_tp_comp *comps, int max)
+{
+	struct shm_tp *tp = to_shm_tp(tp_);
+	int n = 0;
+
+	if (rdps_unlikely(tp->armed)) {
+		tp->armed = false;
+		__atomic_store_n(&tp->hdr->sleeping, 0, __ATOMIC_RELAXED);
+	}
+	while (tp->cq_head != tp->cq_tail && n < max) {
+		const struct shm_cqe *e = &tp->cq[tp->cq_head++ & tp->cq_mask];
+
+		if (e->c.ep)
+			to_shm_ep(e->c.ep)->sq_retired = e->seq;
+		comps[n++] = e->c;
+	}
+	if (n < max && tp->n_eps)
+		n += shm_rx_poll(tp, comps + n, max - n);
+	if (rdps_unlikely(!(++tp->poll_count % SHM_CHECK_EVERY)))
+		shm_poll_slow(tp);
+	return n;
+}
+
+int shm_wait_fd(struct rdps_tp *tp)
+{
+	return to_shm_tp(tp)->efd;
+}
+
+int shm_arm(struct rdps_tp *tp_)
+{
+	struct shm_tp *tp = to_shm_tp(tp_);
+	uint64_t v;
+
+	/* Non-blocking: one read resets the counter or finds it empty. */
+	if (read(tp->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		return -errno;
+	/* Arming is the slow path: a fine time to notice departed peers
+	 * and give back rings they can no longer write. */
+	shm_check_peers(tp, true);
+	tp->armed = true;
+	/* Sequentially consistent store here and loads in shm_rx_pending(),
+	 * the reverse in shm_put_imm(): either the producer sees us asleep
+	 * or we see its entry. */
+	__atomic_store_n(&tp->hdr->sleeping, 1, __ATOMIC_SEQ_CST);
+	if (tp->cq_head != tp->cq_tail || shm_rx_pending(tp)) {
+		tp->armed = false;
+		__atomic_store_n(&tp->hdr->sleeping, 0, __ATOMIC_RELAXED);
+		return -EAGAIN;
+	}
+	return 0;
+}
+
+void shm_cq_forget_ep(struct shm_tp *tp, struct shm_ep *ep)
+{
+	for (uint32_t i = tp->cq_head; i != tp->cq_tail; i++) {
+		struct shm_cqe *e = &tp->cq[i & tp->cq_mask];
+
+		if (e->c.ep == &ep->ep)
+			e->c.ep = NULL;
+	}
+}

@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * shm_mr.c - registrations and remote keys. A registration with remote
+ * access takes one entry of the MR table in the shared control area, which
+ * is what peers check every operation against; the key carries the entry
+ * index and a generation, so a key outlives neither its registration nor a
+ * later reuse of the entry.
+ */
+#include <stdlib.h>
+
+#include "shm.h"
+
+int shm_mrt_init(struct shm_tp *tp)
+{
+	tp->mrt_gen = calloc(SHM_MRT_MAX, sizeof(*tp->mrt_gen));
+	tp->mrt_fifo = calloc(SHM_MRT_MAX, sizeof(*tp->mrt_fifo));
+	if (!tp->mrt_gen || !tp->mrt_fifo) {
+		shm_mrt_fini(tp);
+		return rdps_set_error(-ENOMEM, "shm: out of memory");
+	}
+	for (uint32_t i = 0; i < SHM_MRT_MAX; i++)
+		tp->mrt_fifo[i] = i;
+	tp->mrt_fifo_head = 0;
+	tp->mrt_n_free = SHM_MRT_MAX;
+	return 0;
+}
+
+void shm_mrt_fini(struct shm_tp *tp)
+{
+	free(tp->mrt_gen);
+	free(tp->mrt_fifo);
+	tp->mrt_gen = NULL;
+	tp->mrt_fifo = NULL;
+}
+
+int shm_mem_reg(struct rdps_tp *tp_, void *addr, size_t len, unsigned access,
+		struct rdps_tp_mr **mr_out)
+{
+	struct shm_tp *tp = to_shm_tp(tp_);
+	uint8_t *p = addr;
+	struct shm_mrt_ent *e;
+	struct shm_mr *mr;
+	uint32_t idx, gen;
+
+	if (access && !shm_heap_user_range(tp, p, len))
+		return rdps_set_error(-EINVAL,
+				      "shm: remote access needs memory from "
+				      "rdps_tp_mem_alloc (%p+%zu is not "
+				      "inside one block of the shared heap)",
+				      addr, len);
+	if (access && !tp->mrt_n_free)
+		return rdps_set_error(-ENOMEM,
+				      "shm: all %u remote registrations are in "
+				      "use: deregister some, or register "
+				      "larger regions",
+				      SHM_MRT_MAX);
+	mr = calloc(1, sizeof(*mr));
+	if (!mr)
+		return rdps_set_error(-ENOMEM, "shm: out of memory");
+	mr->mr.tp = tp_;
+	mr->mr.addr = addr;
+	mr->mr.len = len;
+	mr->mr.access = access;
+	if (access) {
+		idx = tp->mrt_fifo[tp->mrt_fifo_head];
+		tp->mrt_fifo_head = (tp->mrt_fifo_head + 1) % SHM_MRT_MAX;
+		tp->mrt_n_free--;
+		gen = tp->mrt_gen[idx] % SHM_KEY_GEN_MAX + 1;
+		tp->mrt_gen[idx] = gen;
+		e = &tp->mrt[idx];
+		/* Release stores keep the entry's earlier key = 0 ahead of
+		 * the new fields, for the readers' sequence check. */
+		__atomic_store_n(&e->access, access, __ATOMIC_RELEASE);
+		__atomic_store_n(&e->addr, (uint64_t)(uintptr_t)addr,
+				 __ATOMIC_RELEASE);
+		__atomic_store_n(&e->len, (uint64_t)len, __ATOMIC_RELEASE);
+		mr->idx = idx;
+		mr->key = (gen << SHM_KEY_IDX_BITS) | idx;
+		__atomic_store_n(&e->key, mr->key, __ATOMIC_RELEASE);
+	}
+	*mr_out = &mr->mr;
+	return 0;
+}
+
+void shm_mem_dereg(struct rdps_tp_mr *mr_)
+{
+	struct shm_mr *mr = to_shm_mr(mr_);
+	struct shm_tp *tp = to_shm_tp(mr_->tp);
+
+	if (mr->key) {
+		__atomic_store_n(&tp->mrt[mr->idx].key, 0, __ATOMIC_SEQ_CST);
+		shm_quiesce(tp);
+		tp->mrt_fifo[(tp->mrt_fifo_head + tp->mrt_n_free) %
+			     SHM_MRT_MAX] = mr->idx;
+		tp->mrt_n_free++;
+	}
+	free(mr);
+}
+
+void shm_rkey_pack(struct rdps_tp_mr *mr_, struct rdps_tp_rkey_wire *w)
+{
+	struct shm_mr *mr = to_shm_mr(mr_);
+
+	w->addr_be = rdps_htobe64((uint64_t)(uintptr_t)mr_->addr);
+	w->len_be = rdps_htobe64((uint64_t)mr_->len);
+	w->rkey_be = rdps_htobe32(mr->key);
+	w->pad = 0;
+}
+
+int shm_rkey_unpack(struct rdps_tp_ep *ep, const struct rdps_tp_rkey_wire *w,
+		    struct rdps_tp_rkey *rkey_out)
+{
+	uint64_t addr = rdps_be64toh(w->addr_be);
+	uint64_t len = rdps_be64toh(w->len_be);
+
+	(void)ep;
+	if (!len || w->pad || addr + len < addr)
+		return rdps_set_error(-EINVAL,
+				      "malformed shm remote key (addr 0x%llx "
+				      "len %llu pad 0x%x): pass the 24 bytes "
+				      "rdps_tp_rkey_pack produced, unchanged",
+				      (unsigned long long)addr,
+				      (unsigned long long)len, w->pad);
+	rkey_out->addr = addr;
+	rkey_out->len = len;
+	rkey_out->key = rdps_be32toh(w->rkey_be);
+	rkey_out->pad = 0;
+	rkey_out->priv = 0;
+	return 0;
+}

@@ -1,0 +1,309 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * shm_rma.c - the one-sided operations. Each runs to completion inside the
+ * post: liveness and queue checks, the local buffer check, the target's
+ * MR table check, then memcpy or a CPU atomic on the target's memory
+ * through our mapping of its heap. No system call, lock or allocation on
+ * this path, except a wake-up write when the target of an immediate
+ * sleeps.
+ */
+#include <unistd.h>
+
+#include "shm.h"
+
+static inline bool shm_peer_gone(const struct shm_ep *ep)
+{
+	return __atomic_load_n(ep->peer_live, __ATOMIC_RELAXED) !=
+		       ep->peer_live_val ||
+	       __atomic_load_n(&ep->tx->closed, __ATOMIC_RELAXED);
+}
+
+/* Checks that make a post fail without running: 0 or -errno. */
+static inline int shm_post_begin(struct shm_ep *ep, size_t len)
+{
+	struct shm_tp *tp = ep->tp;
+
+	if (rdps_unlikely(ep->dead || shm_peer_gone(ep)))
+		return shm_ep_broken(ep);
+	if (rdps_unlikely(ep->sq_posted - ep->sq_retired >= tp->sq_depth ||
+			  tp->cq_tail - tp->cq_head >= tp->cq_depth))
+		return -EAGAIN;
+	if (rdps_unlikely(len > SHM_MAX_MSG))
+		return rdps_set_error(-EINVAL,
+				      "shm: a %zu-byte transfer is over the "
+				      "%llu-byte limit: split it",
+				      len, SHM_MAX_MSG);
+	return 0;
+}
+
+static inline void shm_post_end(struct shm_ep *ep, uint64_t wr_id, int status,
+				uint8_t opcode, uint32_t len, unsigned flags)
+{
+	struct shm_tp *tp = ep->tp;
+	struct shm_cqe *e;
+
+	ep->sq_posted++;
+	if ((flags & RDPS_TP_F_UNSIGNALED) && !status)
+		return;
+	e = &tp->cq[tp->cq_tail++ & tp->cq_mask];
+	e->c.wr_id = wr_id;
+	e->c.ep = &ep->ep;
+	e->c.status = status;
+	e->c.opcode = opcode;
+	e->c.pad[0] = e->c.pad[1] = e->c.pad[2] = 0;
+	e->c.len = len;
+	e->c.imm = 0;
+	e->seq = ep->sq_posted;
+}
+
+static inline int shm_local_check(const struct rdps_tp_mr *mr, const void *buf,
+				  size_t len)
+{
+	uintptr_t b = (uintptr_t)buf, a;
+
+	if (rdps_unlikely(!mr))
+		return RDPS_TP_WC_LOC_PROT_ERR;
+	a = (uintptr_t)mr->addr;
+	if (rdps_unlikely(b < a || len > mr->len || b - a > mr->len - len))
+		return RDPS_TP_WC_LOC_PROT_ERR;
+	return RDPS_TP_WC_SUCCESS;
+}
+
+/*
+ * The target's side of a NIC: find the key's entry in the target's MR
+ * table, read it under its key as a sequence lock, check access and range,
+ * and translate raddr into our mapping of the target heap. The heap bound
+ * is checked independently of the table so that nothing the target wrote
+ * can make us touch memory outside the mapping.
+ */
+static inline int shm_remote_check(const struct shm_ep *ep,
+				   const struct rdps_tp_rkey *rkey,
+				   unsigned need, uint64_t raddr, uint64_t len,
+				   void **ptr_out)
+{
+	uint32_t key = rkey->key, idx = key & SHM_KEY_IDX_MASK, k;
+	const struct shm_mrt_ent *e;
+	uint64_t base, rlen, off;
+	unsigned access;
+	int st;
+
+	if (rdps_unlikely(idx >= ep->peer_mrt_max || !key))
+		return RDPS_TP_WC_REM_ACCESS_ERR;
+	e = &ep->peer_mrt[idx];
+	/* Sequentially consistent: pairs with shm_quiesce(). */
+	if (rdps_unlikely(__atomic_load_n(&e->key, __ATOMIC_SEQ_CST) != key))
+		return RDPS_TP_WC_REM_ACCESS_ERR;
+	/* Acquire loads keep the key's second read after them. */
+	access = __atomic_load_n(&e->access, __ATOMIC_ACQUIRE);
+	base = __atomic_load_n(&e->addr, __ATOMIC_ACQUIRE);
+	rlen = __atomic_load_n(&e->len, __ATOMIC_ACQUIRE);
+	k = __atomic_load_n(&e->key, __ATOMIC_RELAXED);
+	if (rdps_unlikely(k != key))
+		return RDPS_TP_WC_REM_ACCESS_ERR;
+	st = rdps_tp_check_access(base, rlen, access, need, raddr, len);
+	if (rdps_unlikely(st))
+		return st;
+	off = raddr - ep->peer_base;
+	if (rdps_unlikely(raddr < ep->peer_base || off < ep->peer_data_off ||
+			  off > ep->peer_size || len > ep->peer_size - off))
+		return RDPS_TP_WC_REM_ACCESS_ERR;
+	*ptr_out = ep->peer_map + off;
+	return RDPS_TP_WC_SUCCESS;
+}
+
+/* After reading target memory: was the registration revoked meanwhile? */
+static inline bool shm_key_still(const struct shm_ep *ep, uint32_t key)
+{
+	shm_rmb();
+	return __atomic_load_n(&ep->peer_mrt[key & SHM_KEY_IDX_MASK].key,
+			       __ATOMIC_RELAXED) == key;
+}
+
+/*
+ * Brackets a write or atomic into target memory. The target's
+ * deregistration clears the key, then waits for busy to drop (as a NIC
+ * finishes in-flight DMA before a deregistration returns): with both sides
+ * sequentially consistent, an operation either sees the cleared key or is
+ * waited for. Reads need no bracket: they re-check the key afterwards.
+ */
+static inline void shm_busy_enter(struct shm_ep *ep)
+{
+	__atomic_store_n(&ep->tx->busy, 1, __ATOMIC_SEQ_CST);
+}
+
+static inline void shm_busy_exit(struct shm_ep *ep)
+{
+	__atomic_store_n(&ep->tx->busy, 0, __ATOMIC_RELEASE);
+}
+
+int shm_put(struct rdps_tp_ep *ep_, const void *lbuf, size_t len,
+	    struct rdps_tp_mr *lmr, uint64_t raddr,
+	    const struct rdps_tp_rkey *rkey, uint64_t wr_id, unsigned flags)
+{
+	struct shm_ep *ep = to_shm_ep(ep_);
+	void *dst;
+	int ret, st = RDPS_TP_WC_SUCCESS;
+
+	ret = shm_post_begin(ep, len);
+	if (rdps_unlikely(ret))
+		return ret;
+	if (len)
+		st = shm_local_check(lmr, lbuf, len);
+	if (rdps_likely(!st)) {
+		shm_busy_enter(ep);
+		st = shm_remote_check(ep, rkey, RDPS_TP_ACCESS_REMOTE_WRITE,
+				      raddr, len, &dst);
+		if (rdps_likely(!st) && len)
+			memcpy(dst, lbuf, len);
+		shm_busy_exit(ep);
+	}
+	shm_post_end(ep, wr_id, st, RDPS_TP_OP_WRITE, (uint32_t)len, flags);
+	return 0;
+}
+
+static void shm_wake(struct shm_ep *ep)
+{
+	uint64_t one = 1;
+
+	/* EAGAIN means the counter is already huge: the target will wake. */
+	if (write(ep->peer_efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		rdps_dbg("shm: waking peer pid %d failed: %s", ep->peer_pid,
+			 strerror(errno));
+}
+
+int shm_put_imm(struct rdps_tp_ep *ep_, const void *lbuf, size_t len,
+		struct rdps_tp_mr *lmr, uint64_t raddr,
+		const struct rdps_tp_rkey *rkey, uint32_t imm, uint64_t wr_id,
+		unsigned flags)
+{
+	struct shm_ep *ep = to_shm_ep(ep_);
+	uint64_t tail = ep->tx_tail;
+	struct shm_imm *slot;
+	void *dst;
+	int ret, st = RDPS_TP_WC_SUCCESS;
+
+	ret = shm_post_begin(ep, len);
+	if (rdps_unlikely(ret))
+		return ret;
+	if (rdps_unlikely(tail - ep->tx_head > ep->tx_mask)) {
+		ep->tx_head = __atomic_load_n(&ep->tx->head, __ATOMIC_ACQUIRE);
+		if (tail - ep->tx_head > ep->tx_mask)
+			return -EAGAIN;
+	}
+	if (len) {
+		st = shm_local_check(lmr, lbuf, len);
+		if (rdps_likely(!st)) {
+			shm_busy_enter(ep);
+			st = shm_remote_check(ep, rkey,
+					      RDPS_TP_ACCESS_REMOTE_WRITE,
+					      raddr, len, &dst);
+			if (rdps_likely(!st))
+				memcpy(dst, lbuf, len);
+			shm_busy_exit(ep);
+		}
+	}
+	if (rdps_likely(!st)) {
+		slot = &ep->tx->ent[tail & ep->tx_mask];
+		slot->imm = imm;
+		slot->len = (uint32_t)len;
+		/* Publishes the data and the entry together; sequentially
+		 * consistent against shm_arm(): either the target sees our
+		 * tail before sleeping, or we see it sleeping. */
+		__atomic_store_n(&ep->tx->tail, tail + 1, __ATOMIC_SEQ_CST);
+		ep->tx_tail = tail + 1;
+		if (__atomic_load_n(ep->peer_sleeping, __ATOMIC_SEQ_CST))
+			shm_wake(ep);
+	}
+	shm_post_end(ep, wr_id, st, RDPS_TP_OP_WRITE_IMM, (uint32_t)len, flags);
+	return 0;
+}
+
+int shm_get(struct rdps_tp_ep *ep_, void *lbuf, size_t len,
+	    struct rdps_tp_mr *lmr, uint64_t raddr,
+	    const struct rdps_tp_rkey *rkey, uint64_t wr_id, unsigned flags)
+{
+	struct shm_ep *ep = to_shm_ep(ep_);
+	void *src;
+	int ret, st = RDPS_TP_WC_SUCCESS;
+
+	ret = shm_post_begin(ep, len);
+	if (rdps_unlikely(ret))
+		return ret;
+	if (len)
+		st = shm_local_check(lmr, lbuf, len);
+	if (rdps_likely(!st))
+		st = shm_remote_check(ep, rkey, RDPS_TP_ACCESS_REMOTE_READ,
+				      raddr, len, &src);
+	if (rdps_likely(!st) && len) {
+		memcpy(lbuf, src, len);
+		if (rdps_unlikely(!shm_key_still(ep, rkey->key)))
+			st = RDPS_TP_WC_REM_ACCESS_ERR;
+	}
+	shm_post_end(ep, wr_id, st, RDPS_TP_OP_READ, (uint32_t)len, flags);
+	return 0;
+}
+
+static inline int shm_res_check(const struct rdps_tp_mr *mr,
+				const uint64_t *res)
+{
+	if (rdps_unlikely((uintptr_t)res & 7))
+		return RDPS_TP_WC_LOC_PROT_ERR;
+	return shm_local_check(mr, res, sizeof(*res));
+}
+
+int shm_atomic_fadd(struct rdps_tp_ep *ep_, uint64_t add, uint64_t *res,
+		    struct rdps_tp_mr *res_mr, uint64_t raddr,
+		    const struct rdps_tp_rkey *rkey, uint64_t wr_id,
+		    unsigned flags)
+{
+	struct shm_ep *ep = to_shm_ep(ep_);
+	void *p;
+	int ret, st;
+
+	ret = shm_post_begin(ep, 0);
+	if (rdps_unlikely(ret))
+		return ret;
+	st = shm_res_check(res_mr, res);
+	if (rdps_likely(!st)) {
+		shm_busy_enter(ep);
+		st = shm_remote_check(ep, rkey, RDPS_TP_ACCESS_REMOTE_ATOMIC,
+				      raddr, sizeof(uint64_t), &p);
+		if (rdps_likely(!st))
+			*res = __atomic_fetch_add((uint64_t *)p, add,
+						  __ATOMIC_SEQ_CST);
+		shm_busy_exit(ep);
+	}
+	shm_post_end(ep, wr_id, st, RDPS_TP_OP_FADD, sizeof(uint64_t), flags);
+	return 0;
+}
+
+int shm_atomic_cswap(struct rdps_tp_ep *ep_, uint64_t cmp, uint64_t swp,
+		     uint64_t *res, struct rdps_tp_mr *res_mr, uint64_t raddr,
+		     const struct rdps_tp_rkey *rkey, uint64_t wr_id,
+		     unsigned flags)
+{
+	struct shm_ep *ep = to_shm_ep(ep_);
+	void *p;
+	int ret, st;
+
+	ret = shm_post_begin(ep, 0);
+	if (rdps_unlikely(ret))
+		return ret;
+	st = shm_res_check(res_mr, res);
+	if (rdps_likely(!st)) {
+		shm_busy_enter(ep);
+		st = shm_remote_check(ep, rkey, RDPS_TP_ACCESS_REMOTE_ATOMIC,
+				      raddr, sizeof(uint64_t), &p);
+		if (rdps_likely(!st)) {
+			/* On failure cmp receives the current value: the old
+			 * value either way, as a NIC returns it. */
+			__atomic_compare_exchange_n((uint64_t *)p, &cmp, swp,
+						    false, __ATOMIC_SEQ_CST,
+						    __ATOMIC_SEQ_CST);
+			*res = cmp;
+		}
+		shm_busy_exit(ep);
+	}
+	shm_post_end(ep, wr_id, st, RDPS_TP_OP_CSWAP, sizeof(uint64_t), flags);
+	return 0;
+}

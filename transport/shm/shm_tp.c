@@ -1,0 +1,228 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * shm_tp.c - the shm transport instance: heap, completion queue, wake fd,
+ * the liveness thread, and the ops table.
+ */
+#include <semaphore.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "shm.h"
+
+struct shm_live_arg {
+	struct shm_tp *tp;
+	sem_t ready;
+};
+
+/*
+ * The liveness thread only sleeps. Its robust futex list holds the header's
+ * live word, so when the process dies (any signal, kill -9 included) the
+ * kernel marks the word FUTEX_OWNER_DIED while tearing the thread down,
+ * before a parent's waitpid() can return. A thread of its own is needed
+ * because the robust list of any other thread belongs to libc.
+ */
+static void *shm_live_main(void *arg)
+{
+	struct shm_live_arg *a = arg;
+	struct shm_tp *tp = a->tp;
+	uint64_t v;
+
+	__atomic_store_n(&tp->hdr->live, (uint32_t)gettid(), __ATOMIC_RELEASE);
+	if (syscall(SYS_set_robust_list, &tp->rl_head, sizeof(tp->rl_head)))
+		rdps_info("shm: set_robust_list failed (%s): peers will notice "
+			  "our death only by socket hang-up",
+			  strerror(errno));
+	sem_post(&a->ready);
+	while (read(tp->live_efd, &v, sizeof(v)) < 0 && errno == EINTR)
+		;
+	return NULL;
+}
+
+static int shm_live_start(struct shm_tp *tp)
+{
+	struct shm_live_arg a = {.tp = tp};
+	struct shm_hdr *hdr = tp->hdr;
+	sigset_t all, old;
+	pthread_attr_t attr;
+	int ret;
+
+	hdr->live_ent.next = &tp->rl_head.list;
+	tp->rl_head.list.next = &hdr->live_ent;
+	tp->rl_head.futex_offset = (long)(offsetof(struct shm_hdr, live) -
+					  offsetof(struct shm_hdr, live_ent));
+	tp->rl_head.list_op_pending = NULL;
+
+	tp->live_efd = eventfd(0, EFD_CLOEXEC);
+	if (tp->live_efd < 0)
+		return rdps_set_error(-errno, "shm: eventfd: %s",
+				      strerror(errno));
+	if (sem_init(&a.ready, 0, 0)) {
+		ret = rdps_set_error(-errno, "shm: sem_init: %s",
+				     strerror(errno));
+		goto err_close;
+	}
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, 256 << 10);
+	/* The thread must never take the application's signals. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	ret = -pthread_create(&tp->live_thr, &attr, shm_live_main, &a);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+	if (ret) {
+		ret = rdps_set_error(ret, "shm: cannot start a thread: %s",
+				     strerror(-ret));
+		goto err_sem;
+	}
+	while (sem_wait(&a.ready) && errno == EINTR)
+		;
+	sem_destroy(&a.ready);
+	tp->live_thr_started = true;
+	return 0;
+
+err_sem:
+	sem_destroy(&a.ready);
+err_close:
+	close(tp->live_efd);
+	tp->live_efd = -1;
+	return ret;
+}
+
+static void shm_live_stop(struct shm_tp *tp)
+{
+	uint64_t one = 1;
+
+	if (tp->live_thr_started) {
+		if (write(tp->live_efd, &one, sizeof(one)) < 0)
+			rdps_warn("shm: cannot stop the liveness thread: %s",
+				  strerror(errno));
+		else
+			pthread_join(tp->live_thr, NULL);
+		tp->live_thr_started = false;
+	}
+	if (tp->live_efd >= 0)
+		close(tp->live_efd);
+	tp->live_efd = -1;
+}
+
+static uint32_t shm_pow2(uint32_t v)
+{
+	uint32_t p = 1;
+
+	while (p < v)
+		p <<= 1;
+	return p;
+}
+
+static void shm_fini(struct rdps_tp *tp_)
+{
+	struct shm_tp *tp = to_shm_tp(tp_);
+
+	/* Joined before the heap goes: the kernel walks the robust list,
+	 * which lives in the heap, when the thread exits. */
+	shm_live_stop(tp);
+	shm_zombies_reap(tp, true);
+	free(tp->zombies);
+	free(tp->eps);
+	shm_mrt_fini(tp);
+	shm_heap_fini(tp);
+	if (tp->efd >= 0)
+		close(tp->efd);
+	free(tp->cq);
+	free(tp);
+}
+
+static int shm_init(const struct rdps_tp_cfg *cfg, struct rdps_tp **tp_out)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	struct shm_tp *tp;
+	size_t size;
+	int ret;
+
+	if (page <= 0)
+		page = 4096;
+	if (cfg->shm_heap_size > SIZE_MAX / 2)
+		return rdps_set_error(-EINVAL,
+				      "shm heap size %zu is too large: lower "
+				      "cfg.shm_heap_size",
+				      cfg->shm_heap_size);
+	tp = calloc(1, sizeof(*tp));
+	if (!tp)
+		return rdps_set_error(-ENOMEM, "shm: out of memory");
+	tp->memfd = tp->efd = tp->live_efd = -1;
+	tp->page = (size_t)page;
+	tp->tp.cfg = *cfg;
+	tp->sq_depth = cfg->sq_depth;
+	tp->cq_depth = cfg->cq_depth;
+	tp->cq_mask = shm_pow2(cfg->cq_depth) - 1;
+	tp->ring_cap = shm_pow2(cfg->sq_depth);
+	if (tp->ring_cap < SHM_RING_MIN)
+		tp->ring_cap = SHM_RING_MIN;
+	tp->cq = calloc((size_t)tp->cq_mask + 1, sizeof(*tp->cq));
+	if (!tp->cq) {
+		ret = rdps_set_error(-ENOMEM, "shm: out of memory");
+		goto err_free;
+	}
+	size = shm_round_up(cfg->shm_heap_size, tp->page);
+	ret = shm_heap_init(tp, size);
+	if (ret)
+		goto err_free;
+	ret = shm_mrt_init(tp);
+	if (ret)
+		goto err_heap;
+	tp->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (tp->efd < 0) {
+		ret = rdps_set_error(-errno, "shm: eventfd: %s",
+				     strerror(errno));
+		goto err_mrt;
+	}
+	ret = shm_live_start(tp);
+	if (ret)
+		goto err_efd;
+	*tp_out = &tp->tp;
+	return 0;
+
+err_efd:
+	close(tp->efd);
+err_mrt:
+	shm_mrt_fini(tp);
+err_heap:
+	shm_heap_fini(tp);
+err_free:
+	free(tp->cq);
+	free(tp);
+	return ret;
+}
+
+const struct rdps_tp_ops rdps_shm_ops = {
+	.size = sizeof(struct rdps_tp_ops),
+	.name = "shm",
+	.caps = RDPS_TP_CAP_RMA_READ | RDPS_TP_CAP_RMA_WRITE |
+		RDPS_TP_CAP_WRITE_IMM | RDPS_TP_CAP_ATOMIC_FADD |
+		RDPS_TP_CAP_ATOMIC_CSWAP | RDPS_TP_CAP_INLINE,
+	.init = shm_init,
+	.fini = shm_fini,
+	.listen = shm_listen,
+	.listener_url = shm_listener_url,
+	.accept = shm_accept,
+	.listener_close = shm_listener_close,
+	.connect = shm_connect,
+	.ep_close = shm_ep_close,
+	.mem_alloc = shm_mem_alloc,
+	.mem_free = shm_mem_free,
+	.mem_reg = shm_mem_reg,
+	.mem_dereg = shm_mem_dereg,
+	.rkey_pack = shm_rkey_pack,
+	.rkey_unpack = shm_rkey_unpack,
+	.put = shm_put,
+	.put_imm = shm_put_imm,
+	.get = shm_get,
+	.atomic_fadd = shm_atomic_fadd,
+	.atomic_cswap = shm_atomic_cswap,
+	.poll = shm_poll,
+	.wait_fd = shm_wait_fd,
+	.arm = shm_arm,
+};
