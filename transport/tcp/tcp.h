@@ -1,0 +1,354 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tcp.h - private header of the tcp transport.
+ *
+ * Model: every connection is symmetric. Either side posts requests (READ,
+ * WRITE, WRITE_IMM, FADD, CSWAP) and serves the peer's requests against its
+ * own registered regions. A per-instance progress thread sleeps in
+ * epoll_wait() over all endpoints and a wake eventfd; it never blocks on a
+ * socket (all sockets are non-blocking, unsent bytes wait in a per-endpoint
+ * queue until EPOLLOUT), so two peers pushing large payloads at each other
+ * cannot deadlock.
+ *
+ * Locking: one mutex per instance (tcp_tp.lock) covers everything the
+ * progress thread and the user thread share: endpoint state, the completion
+ * ring, the registration table. The contract makes the user serialise its
+ * own calls, so the only contention is user vs. progress thread.
+ *
+ * Ordering: the target serves one connection's requests in stream order and
+ * answers in the same order, so the initiator matches every response
+ * against the oldest outstanding operation (a FIFO, checked by sequence
+ * number) and completions come out in post order.
+ *
+ * Zero copy: a request's payload is sent straight from the caller's buffer
+ * and a READ response straight from the registered region; WRITE payloads
+ * and READ responses are received straight into their destination once the
+ * header is validated. Small messages go through a per-endpoint receive
+ * buffer because one recv() for many small messages beats a syscall per
+ * field.
+ */
+#ifndef RDPS_TCP_H
+#define RDPS_TCP_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rdps_impl.h"
+#include "transport.h"
+
+/* Wire format ---------------------------------------------------------- */
+
+/*
+ * Every message is a fixed 48-byte header, big-endian, optionally followed
+ * by len payload bytes:
+ *
+ *	off  0  u8   magic (RDPS_TCP_MAGIC)
+ *	off  1  u8   type (enum rdps_tcp_type)
+ *	off  2  u8   status (responses: enum rdps_tp_status; requests: 0)
+ *	off  3  u8   zero
+ *	off  4  be32 len: payload bytes that follow the header
+ *	off  8  be64 seq: request number on the connection, echoed back
+ *	off 16  be64 raddr: target virtual address (requests)
+ *	off 24  be32 rkey (requests)
+ *	off 28  be32 imm (WRITE_IMM)
+ *	off 32  be64 op1: READ length / FADD addend / CSWAP compare /
+ *		     atomic response: the old value
+ *	off 40  be64 op2: CSWAP swap value
+ *
+ * Payloads: WRITE and WRITE_IMM requests carry the data; a successful READ
+ * response carries exactly the requested bytes; nothing else has one.
+ */
+#define RDPS_TCP_MAGIC 0xd7
+#define RDPS_TCP_HDR_LEN 48
+/* Largest payload of one message, and of one operation: completion lengths
+ * are 32-bit, and a cap keeps a corrupt length from pinning a connection. */
+#define RDPS_TCP_MAX_MSG (1u << 30)
+
+enum rdps_tcp_type {
+	RDPS_TCP_REQ_READ = 1,
+	RDPS_TCP_REQ_WRITE,
+	RDPS_TCP_REQ_WRITE_IMM,
+	RDPS_TCP_REQ_FADD,
+	RDPS_TCP_REQ_CSWAP,
+	RDPS_TCP_RESP = 0x80, /* or'ed with the request type it answers */
+};
+
+/* A decoded header, host order. */
+struct rdps_tcp_msg {
+	uint8_t type;
+	uint8_t status;
+	uint32_t len;
+	uint64_t seq;
+	uint64_t raddr;
+	uint32_t rkey;
+	uint32_t imm;
+	uint64_t op1;
+	uint64_t op2;
+};
+
+/*
+ * Handshake, 56 bytes each way: the connector sends HELLO, the listener
+ * answers ACCEPT (with its private data) or REJECT (with a reason) and then
+ * closes. Magic and version sit first so any future version can still
+ * refuse this one cleanly.
+ *
+ *	off  0  be32 magic (RDPS_TCP_HELLO_MAGIC)
+ *	off  4  be16 version (RDPS_TP_PROTO_VERSION)
+ *	off  6  u8   kind (enum rdps_tcp_hello_kind)
+ *	off  7  u8   reason (REJECT: enum rdps_tcp_reject)
+ *	off  8  be64 token
+ *	off 16  be32 priv_len (<= RDPS_TP_PRIV_MAX)
+ *	off 20  be32 zero
+ *	off 24  u8[32] priv
+ */
+#define RDPS_TCP_HELLO_MAGIC 0x52445054u /* "RDPT" */
+#define RDPS_TCP_HELLO_LEN 56
+
+enum rdps_tcp_hello_kind {
+	RDPS_TCP_HELLO = 1,
+	RDPS_TCP_ACCEPT,
+	RDPS_TCP_REJECT,
+};
+
+enum rdps_tcp_reject {
+	RDPS_TCP_REJ_NONE = 0,
+	RDPS_TCP_REJ_VERSION,
+	RDPS_TCP_REJ_TOKEN,
+	RDPS_TCP_REJ_MALFORMED,
+};
+
+struct rdps_tcp_hello {
+	uint16_t version;
+	uint8_t kind;
+	uint8_t reason;
+	uint64_t token;
+	uint32_t priv_len;
+	uint8_t priv[RDPS_TP_PRIV_MAX];
+};
+
+/* Write m as a header into buf (RDPS_TCP_HDR_LEN bytes). */
+void rdps_tcp_wire_encode(const struct rdps_tcp_msg *m, void *buf);
+/*
+ * Decode and validate one header from (buf, len) without trusting any
+ * field: 0 and *out filled, -EAGAIN if len < RDPS_TCP_HDR_LEN, -EPROTO if
+ * malformed with *why naming the problem (a static string).
+ */
+int rdps_tcp_wire_decode(const void *buf, size_t len, struct rdps_tcp_msg *out,
+			 const char **why);
+void rdps_tcp_hello_encode(const struct rdps_tcp_hello *h, void *buf);
+/*
+ * Decode a handshake message: 0, -EAGAIN if short, -EPROTO if the magic
+ * or layout is wrong (*why says what). A version other than ours decodes
+ * fine: the caller decides.
+ */
+int rdps_tcp_hello_decode(const void *buf, size_t len,
+			  struct rdps_tcp_hello *out, const char **why);
+
+/* Objects --------------------------------------------------------------- */
+
+/* One message waiting in an endpoint's send queue. */
+struct tcp_txe {
+	struct tcp_txe *next;
+	const uint8_t *payload; /* registered memory or bounce */
+	size_t plen;
+	size_t sent;  /* bytes of header + payload already sent */
+	void *bounce; /* owned copy of the payload, see tcp_tx_detach() */
+	uint8_t is_resp;
+	uint8_t queued;
+	uint8_t hdr[RDPS_TCP_HDR_LEN];
+};
+
+/* An operation posted by this side, outstanding until its response. */
+struct tcp_op {
+	struct tcp_txe txe;
+	uint64_t wr_id;
+	uint64_t seq;
+	void *lbuf; /* READ destination / atomic result */
+	uint32_t len;
+	uint8_t opcode; /* enum rdps_tp_opcode */
+	uint8_t type;	/* enum rdps_tcp_type; 0: failed locally, no wire */
+	uint8_t signaled;
+	int32_t status; /* for ops that failed locally */
+};
+
+enum tcp_rx_state {
+	TCP_RX_HDR,	/* collecting a header */
+	TCP_RX_PAYLOAD, /* placing (or draining) a payload */
+	TCP_RX_STALLED, /* a RECV_IMM waits for room in the completion ring */
+};
+
+struct tcp_ep {
+	struct rdps_tp_ep base;
+	struct tcp_tp *tp;
+	int fd;		    /* -1 once broken */
+	uint32_t slot, gen; /* identity in tcp_tp.eps, for epoll events */
+	uint32_t events;    /* epoll mask currently registered */
+	int broken;
+	char peer[64]; /* "addr:port" for logs */
+
+	/* operations we posted, FIFO ring of tp->sq_depth */
+	struct tcp_op *ops;
+	unsigned op_head, op_count;
+	uint64_t next_seq; /* next request sequence number */
+	uint64_t peer_seq; /* next request sequence expected from the peer */
+
+	/* send queue */
+	struct tcp_txe *tx_head, *tx_tail;
+	struct tcp_txe *resp_free; /* cache of response entries */
+	unsigned n_resp;	   /* response entries alive */
+
+	/* receive side */
+	uint8_t *rxbuf;
+	size_t rx_off, rx_len; /* unparsed bytes are rxbuf[rx_off, rx_len) */
+	enum tcp_rx_state rx_state;
+	struct rdps_tcp_msg rx_msg; /* header being served */
+	uint8_t *rx_dst;	    /* NULL: drain the payload */
+	size_t rx_left;		    /* payload bytes still to come */
+	int rx_status;		    /* verdict on the request being served */
+};
+
+struct tcp_mr {
+	struct rdps_tp_mr base;
+	uint32_t key;
+};
+
+struct tcp_mr_slot {
+	struct tcp_mr *mr; /* NULL: free */
+	uint16_t gen;
+	uint32_t next_free;
+};
+
+struct tcp_tp {
+	struct rdps_tp base;
+	pthread_mutex_t lock;
+	pthread_t thread;
+	int epfd;
+	int wake_fd; /* eventfd: tells the progress thread to stop */
+	int cq_fd;   /* eventfd: the user's wait fd */
+	int stop;
+
+	/* own copies of the config: the generic layer writes base.cfg after
+	 * init while the progress thread already runs */
+	unsigned sq_depth, cq_depth;
+	unsigned cq_ring; /* 2 * cq_depth, see tcp_cq_has_room_imm() */
+	uint64_t token;
+	int user_progress;	 /* poll() drives the sockets too */
+	uint64_t last_user_poll; /* ns, atomic: when poll() last did so */
+
+	/* completion ring */
+	struct rdps_tp_comp *cq;
+	unsigned cq_head;
+	unsigned cq_used; /* read without the lock by poll's fast path */
+	unsigned cq_resv; /* slots promised to outstanding operations */
+	int armed;
+	unsigned n_stalled;
+
+	/* endpoints by slot, for epoll events that may outlive them */
+	struct tcp_ep **eps;
+	uint32_t n_eps_cap;
+	uint32_t ep_gen;
+
+	/* registrations: rkey = gen << 16 | index */
+	struct tcp_mr_slot *mrs;
+	uint32_t n_mrs_cap;
+	uint32_t mr_free; /* head of the free-slot list, UINT32_MAX: none */
+};
+
+#define TCP_MAX_MRS 65536u
+/* Per-endpoint receive buffer for headers and small payloads. */
+#define TCP_RXBUF_LEN (64 * 1024)
+#define TCP_NO_SLOT UINT32_MAX
+/* A peer cannot have more requests outstanding than the largest sq_depth
+ * the contract allows; more pending responses means a broken peer. */
+#define TCP_MAX_RESP 65536u
+
+static inline struct tcp_tp *to_tcp_tp(struct rdps_tp *tp)
+{
+	return container_of(tp, struct tcp_tp, base);
+}
+
+static inline struct tcp_ep *to_tcp_ep(struct rdps_tp_ep *ep)
+{
+	return container_of(ep, struct tcp_ep, base);
+}
+
+static inline struct tcp_mr *to_tcp_mr(struct rdps_tp_mr *mr)
+{
+	return container_of(mr, struct tcp_mr, base);
+}
+
+/* tcp_tp.c: completion ring; all with tp->lock held. */
+/* Room for one more post's completion / for a peer's RECV_IMM. */
+int tcp_cq_has_room(struct tcp_tp *tp);
+int tcp_cq_has_room_imm(struct tcp_tp *tp);
+void tcp_cq_push(struct tcp_tp *tp, const struct rdps_tp_comp *c);
+void tcp_tp_progress_events(struct tcp_tp *tp, int timeout_ms);
+int tcp_tp_poll(struct rdps_tp *tp, struct rdps_tp_comp *comps, int max);
+int tcp_tp_wait_fd(struct rdps_tp *tp);
+int tcp_tp_arm(struct rdps_tp *tp);
+
+/* tcp_mr.c */
+int tcp_mem_alloc(struct rdps_tp *tp, size_t len, void **addr_out);
+void tcp_mem_free(struct rdps_tp *tp, void *addr, size_t len);
+int tcp_mem_reg(struct rdps_tp *tp, void *addr, size_t len, unsigned access,
+		struct rdps_tp_mr **mr_out);
+void tcp_mem_dereg(struct rdps_tp_mr *mr);
+void tcp_rkey_pack(struct rdps_tp_mr *mr, struct rdps_tp_rkey_wire *w);
+int tcp_rkey_unpack(struct rdps_tp_ep *ep, const struct rdps_tp_rkey_wire *w,
+		    struct rdps_tp_rkey *rkey_out);
+/* Validate a remote access against the table (tp->lock held): returns an
+ * enum rdps_tp_status. */
+int tcp_mr_check(struct tcp_tp *tp, uint32_t key, unsigned need, uint64_t raddr,
+		 uint64_t len);
+void tcp_mr_fini(struct tcp_tp *tp);
+
+/* tcp_ep.c: connection management */
+int tcp_listen(struct rdps_tp *tp, const char *url, const void *priv,
+	       size_t priv_len, struct rdps_tp_listener **l_out);
+int tcp_listener_url(struct rdps_tp_listener *l, char *buf, size_t len);
+int tcp_accept(struct rdps_tp_listener *l, struct rdps_tp_ep **ep_out,
+	       int timeout_ms);
+void tcp_listener_close(struct rdps_tp_listener *l);
+int tcp_connect(struct rdps_tp *tp, const char *url, const void *priv,
+		size_t priv_len, struct rdps_tp_ep **ep_out, int timeout_ms);
+void tcp_ep_close(struct rdps_tp_ep *ep);
+/* Endpoint by epoll cookie, NULL if it has been closed since. */
+struct tcp_ep *tcp_ep_lookup(struct tcp_tp *tp, uint64_t cookie);
+
+/* tcp_progress.c: the data path; all with tp->lock held. */
+void tcp_ep_handle(struct tcp_ep *ep, uint32_t events);
+void tcp_ep_rx(struct tcp_ep *ep);
+int tcp_tx_flush(struct tcp_ep *ep);
+void tcp_tx_enqueue(struct tcp_ep *ep, struct tcp_txe *t);
+/* Break the connection: log why at lvl (info if nothing was lost), fail
+ * every outstanding operation with RDPS_TP_WC_CONN_ERR. */
+void tcp_ep_fail(struct tcp_ep *ep, int lvl, const char *why);
+void tcp_ep_flush_ops(struct tcp_ep *ep, int status, struct rdps_tp_ep *who);
+void tcp_ep_free_tx(struct tcp_ep *ep);
+void tcp_ep_set_events(struct tcp_ep *ep, uint32_t events);
+void tcp_op_complete_ready(struct tcp_ep *ep);
+void tcp_tx_detach(struct tcp_ep *ep, uint64_t lo, uint64_t hi, int all);
+void tcp_rx_forget(struct tcp_ep *ep, uint64_t lo, uint64_t hi);
+
+/* tcp_post.c: one-sided operations */
+int tcp_put(struct rdps_tp_ep *ep, const void *lbuf, size_t len,
+	    struct rdps_tp_mr *lmr, uint64_t raddr,
+	    const struct rdps_tp_rkey *rkey, uint64_t wr_id, unsigned flags);
+int tcp_put_imm(struct rdps_tp_ep *ep, const void *lbuf, size_t len,
+		struct rdps_tp_mr *lmr, uint64_t raddr,
+		const struct rdps_tp_rkey *rkey, uint32_t imm, uint64_t wr_id,
+		unsigned flags);
+int tcp_get(struct rdps_tp_ep *ep, void *lbuf, size_t len,
+	    struct rdps_tp_mr *lmr, uint64_t raddr,
+	    const struct rdps_tp_rkey *rkey, uint64_t wr_id, unsigned flags);
+int tcp_atomic_fadd(struct rdps_tp_ep *ep, uint64_t add, uint64_t *res,
+		    struct rdps_tp_mr *res_mr, uint64_t raddr,
+		    const struct rdps_tp_rkey *rkey, uint64_t wr_id,
+		    unsigned flags);
+int tcp_atomic_cswap(struct rdps_tp_ep *ep, uint64_t cmp, uint64_t swp,
+		     uint64_t *res, struct rdps_tp_mr *res_mr, uint64_t raddr,
+		     const struct rdps_tp_rkey *rkey, uint64_t wr_id,
+		     unsigned flags);
+
+#endif /* RDPS_TCP_H */

@@ -1,0 +1,330 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tcp_tp.c - tcp transport instance: the progress thread, the completion
+ * ring and its wait fd, and the ops table.
+ */
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "tcp.h"
+
+#define TCP_WAKE_COOKIE UINT64_MAX
+#define TCP_EVENTS_MAX 64
+/* While the user thread busy-polls the sockets itself, the progress thread
+ * keeps off them and checks back this often (ns). */
+#define TCP_NAP_NS 1000000ull
+
+int tcp_cq_has_room(struct tcp_tp *tp)
+{
+	return tp->cq_used + tp->cq_resv < tp->cq_depth;
+}
+
+/*
+ * A peer's immediate may use the ring's second half. Were it held to
+ * cq_depth like a post, a ring fully reserved by our own outstanding
+ * operations would stall the connection whose later bytes carry the
+ * responses that release those reservations: a deadlock. Since posts keep
+ * used + reserved <= cq_depth, a stall now implies cq_used > 0, which the
+ * user's next poll drains.
+ */
+int tcp_cq_has_room_imm(struct tcp_tp *tp)
+{
+	return tp->cq_used + tp->cq_resv < tp->cq_ring;
+}
+
+void tcp_cq_push(struct tcp_tp *tp, const struct rdps_tp_comp *c)
+{
+	unsigned idx = (tp->cq_head + tp->cq_used) % tp->cq_ring;
+	uint64_t one = 1;
+
+	tp->cq[idx] = *c;
+	__atomic_store_n(&tp->cq_used, tp->cq_used + 1, __ATOMIC_RELEASE);
+	if (tp->armed) {
+		tp->armed = 0;
+		/* Cannot fail short of a counter overflow, which a reader
+		 * resets long before. */
+		if (write(tp->cq_fd, &one, sizeof(one)) < 0)
+			rdps_dbg("tcp cq eventfd write: %s", strerror(errno));
+	}
+}
+
+static void tcp_tp_handle(struct tcp_tp *tp, const struct epoll_event *evs,
+			  int n)
+{
+	for (int i = 0; i < n; i++) {
+		struct tcp_ep *ep;
+
+		if (evs[i].data.u64 == TCP_WAKE_COOKIE)
+			continue; /* only the progress thread reads it */
+		ep = tcp_ep_lookup(tp, evs[i].data.u64);
+		if (ep) /* else closed since epoll reported it */
+			tcp_ep_handle(ep, evs[i].events);
+	}
+}
+
+/* Serve whatever epoll reports, with tp->lock held. */
+void tcp_tp_progress_events(struct tcp_tp *tp, int timeout_ms)
+{
+	struct epoll_event evs[TCP_EVENTS_MAX];
+	int n = epoll_wait(tp->epfd, evs, TCP_EVENTS_MAX, timeout_ms);
+
+	tcp_tp_handle(tp, evs, n);
+}
+
+static void *tcp_progress_thread(void *arg)
+{
+	struct tcp_tp *tp = arg;
+	struct epoll_event evs[TCP_EVENTS_MAX];
+	sigset_t all;
+
+	/* Signals belong to the application's threads. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+
+	for (;;) {
+		uint64_t last =
+			__atomic_load_n(&tp->last_user_poll, __ATOMIC_RELAXED);
+		int n;
+
+		if (last && rdps_now_ns() - last < TCP_NAP_NS) {
+			/*
+			 * A busy-polling user thread serves the sockets: a
+			 * second thread woken by every message would only
+			 * fight it for the lock and, on a small machine, for
+			 * the cores. Nap on the wake fd alone.
+			 */
+			struct pollfd pfd = {.fd = tp->wake_fd,
+					     .events = POLLIN};
+
+			poll(&pfd, 1, (int)(TCP_NAP_NS / 1000000));
+			if (__atomic_load_n(&tp->stop, __ATOMIC_ACQUIRE))
+				break;
+			continue;
+		}
+		n = epoll_wait(tp->epfd, evs, TCP_EVENTS_MAX, -1);
+		if (n < 0 && errno != EINTR) {
+			rdps_err("tcp progress thread: epoll_wait: %s",
+				 strerror(errno));
+			break;
+		}
+		pthread_mutex_lock(&tp->lock);
+		if (__atomic_load_n(&tp->stop, __ATOMIC_ACQUIRE)) {
+			pthread_mutex_unlock(&tp->lock);
+			break;
+		}
+		tcp_tp_handle(tp, evs, n);
+		pthread_mutex_unlock(&tp->lock);
+	}
+	return NULL;
+}
+
+static int tcp_init(const struct rdps_tp_cfg *cfg, struct rdps_tp **tp_out)
+{
+	struct epoll_event ev = {.events = EPOLLIN,
+				 .data.u64 = TCP_WAKE_COOKIE};
+	struct tcp_tp *tp;
+	int ret;
+
+	tp = calloc(1, sizeof(*tp));
+	if (!tp)
+		return rdps_set_error(-ENOMEM, "out of memory for the tcp "
+					       "transport");
+	tp->sq_depth = cfg->sq_depth;
+	tp->cq_depth = cfg->cq_depth;
+	tp->token = cfg->token;
+	/* Both peers usually spin in busy mode, so the poller reading its own
+	 * responses saves the progress thread's wake-up on the hot path. */
+	tp->user_progress = cfg->poll_mode == RDPS_TP_POLL_BUSY;
+	tp->mr_free = TCP_NO_SLOT;
+	tp->cq_ring = 2 * tp->cq_depth;
+	tp->cq = calloc(tp->cq_ring, sizeof(*tp->cq));
+	if (!tp->cq) {
+		ret = rdps_set_error(-ENOMEM,
+				     "out of memory for a %u-entry "
+				     "completion queue",
+				     tp->cq_depth);
+		goto err_free_tp;
+	}
+	ret = pthread_mutex_init(&tp->lock, NULL);
+	if (ret) {
+		ret = rdps_set_error(-ret, "tcp: mutex init: %s",
+				     strerror(ret));
+		goto err_free_cq;
+	}
+	tp->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (tp->epfd < 0) {
+		ret = rdps_set_error(-errno,
+				     "tcp: epoll_create1: %s (raise "
+				     "the open-file limit?)",
+				     strerror(errno));
+		goto err_destroy_lock;
+	}
+	tp->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (tp->wake_fd < 0) {
+		ret = rdps_set_error(-errno, "tcp: eventfd: %s",
+				     strerror(errno));
+		goto err_close_ep;
+	}
+	tp->cq_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (tp->cq_fd < 0) {
+		ret = rdps_set_error(-errno, "tcp: eventfd: %s",
+				     strerror(errno));
+		goto err_close_wake;
+	}
+	if (epoll_ctl(tp->epfd, EPOLL_CTL_ADD, tp->wake_fd, &ev)) {
+		ret = rdps_set_error(-errno, "tcp: epoll_ctl: %s",
+				     strerror(errno));
+		goto err_close_cq;
+	}
+	ret = pthread_create(&tp->thread, NULL, tcp_progress_thread, tp);
+	if (ret) {
+		ret = rdps_set_error(-ret,
+				     "tcp: cannot start the progress "
+				     "thread: %s (thread limit?)",
+				     strerror(ret));
+		goto err_close_cq;
+	}
+	*tp_out = &tp->base;
+	return 0;
+
+err_close_cq:
+	close(tp->cq_fd);
+err_close_wake:
+	close(tp->wake_fd);
+err_close_ep:
+	close(tp->epfd);
+err_destroy_lock:
+	pthread_mutex_destroy(&tp->lock);
+err_free_cq:
+	free(tp->cq);
+err_free_tp:
+	free(tp);
+	return ret;
+}
+
+static void tcp_fini(struct rdps_tp *base)
+{
+	struct tcp_tp *tp = to_tcp_tp(base);
+	uint64_t one = 1;
+
+	__atomic_store_n(&tp->stop, 1, __ATOMIC_RELEASE);
+	if (write(tp->wake_fd, &one, sizeof(one)) < 0)
+		rdps_warn("tcp: cannot wake the progress thread: %s",
+			  strerror(errno));
+	pthread_join(tp->thread, NULL);
+	close(tp->cq_fd);
+	close(tp->wake_fd);
+	close(tp->epfd);
+	pthread_mutex_destroy(&tp->lock);
+	tcp_mr_fini(tp);
+	free(tp->eps);
+	free(tp->cq);
+	free(tp);
+}
+
+static void tcp_resume_stalled(struct tcp_tp *tp)
+{
+	for (uint32_t i = 0; i < tp->n_eps_cap && tp->n_stalled; i++) {
+		struct tcp_ep *ep = tp->eps[i];
+
+		if (ep && ep->rx_state == TCP_RX_STALLED) {
+			tcp_ep_rx(ep);
+			if (!ep->broken && ep->tx_head &&
+			    !(ep->events & EPOLLOUT))
+				tcp_tx_flush(ep);
+		}
+		if (!tcp_cq_has_room_imm(tp))
+			break;
+	}
+}
+
+int tcp_tp_poll(struct rdps_tp *base, struct rdps_tp_comp *comps, int max)
+{
+	struct tcp_tp *tp = to_tcp_tp(base);
+	int n = 0;
+
+	if (!tp->user_progress) {
+		/* Cheap empty check: the common case while spinning. */
+		if (!__atomic_load_n(&tp->cq_used, __ATOMIC_ACQUIRE))
+			return 0;
+		pthread_mutex_lock(&tp->lock);
+	} else if (pthread_mutex_trylock(&tp->lock) == 0) {
+		tcp_tp_progress_events(tp, 0);
+		__atomic_store_n(&tp->last_user_poll, rdps_now_ns(),
+				 __ATOMIC_RELAXED);
+	} else {
+		/* The progress thread is at work: do not queue behind it
+		 * unless there is something to take. */
+		if (!__atomic_load_n(&tp->cq_used, __ATOMIC_ACQUIRE))
+			return 0;
+		pthread_mutex_lock(&tp->lock);
+	}
+	while (n < max && tp->cq_used) {
+		comps[n++] = tp->cq[tp->cq_head];
+		tp->cq_head = (tp->cq_head + 1) % tp->cq_ring;
+		__atomic_store_n(&tp->cq_used, tp->cq_used - 1,
+				 __ATOMIC_RELEASE);
+	}
+	if (n && tp->n_stalled)
+		tcp_resume_stalled(tp);
+	pthread_mutex_unlock(&tp->lock);
+	return n;
+}
+
+int tcp_tp_wait_fd(struct rdps_tp *base)
+{
+	return to_tcp_tp(base)->cq_fd;
+}
+
+int tcp_tp_arm(struct rdps_tp *base)
+{
+	struct tcp_tp *tp = to_tcp_tp(base);
+	uint64_t v;
+	int ret = 0;
+
+	pthread_mutex_lock(&tp->lock);
+	if (tp->cq_used) {
+		ret = -EAGAIN;
+	} else {
+		/* Drop a stale wake-up; nonblocking, so EAGAIN is fine. */
+		if (read(tp->cq_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+			rdps_dbg("tcp cq eventfd read: %s", strerror(errno));
+		tp->armed = 1;
+	}
+	pthread_mutex_unlock(&tp->lock);
+	return ret;
+}
+
+const struct rdps_tp_ops rdps_tcp_ops = {
+	.size = sizeof(struct rdps_tp_ops),
+	.name = "tcp",
+	.caps = RDPS_TP_CAP_RMA_READ | RDPS_TP_CAP_RMA_WRITE |
+		RDPS_TP_CAP_WRITE_IMM | RDPS_TP_CAP_ATOMIC_FADD |
+		RDPS_TP_CAP_ATOMIC_CSWAP | RDPS_TP_CAP_INLINE,
+	.init = tcp_init,
+	.fini = tcp_fini,
+	.listen = tcp_listen,
+	.listener_url = tcp_listener_url,
+	.accept = tcp_accept,
+	.listener_close = tcp_listener_close,
+	.connect = tcp_connect,
+	.ep_close = tcp_ep_close,
+	.mem_alloc = tcp_mem_alloc,
+	.mem_free = tcp_mem_free,
+	.mem_reg = tcp_mem_reg,
+	.mem_dereg = tcp_mem_dereg,
+	.rkey_pack = tcp_rkey_pack,
+	.rkey_unpack = tcp_rkey_unpack,
+	.put = tcp_put,
+	.put_imm = tcp_put_imm,
+	.get = tcp_get,
+	.atomic_fadd = tcp_atomic_fadd,
+	.atomic_cswap = tcp_atomic_cswap,
+	.poll = tcp_tp_poll,
+	.wait_fd = tcp_tp_wait_fd,
+	.arm = tcp_tp_arm,
+};
