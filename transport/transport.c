@@ -383,8 +383,9 @@ const char *rdps_tp_opcode_str(int opcode)
 		       : "?";
 }
 
-int rdps_url_parse(const char *url, int need_port, struct rdps_url *out)
+int rdps_url_parse(const char *url, int need_port, struct rdps_url *url_out)
 {
+	struct rdps_url tmp, *out = &tmp;
 	const char *sep, *rest, *colon;
 	size_t n;
 	char *end;
@@ -466,5 +467,6 @@ int rdps_url_parse(const char *url, int need_port, struct rdps_url *out)
 			-EINVAL, "url '%s' has no port: use %s://HOST:PORT",
 			url, out->scheme);
 	}
+	*url_out = tmp;
 	return 0;
 }

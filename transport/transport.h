@@ -448,7 +448,7 @@ struct rdps_url {
 };
 /* Parse url; -EINVAL with rdps_errmsg() naming what is wrong. need_port
  * makes a missing port an error. */
-int rdps_url_parse(const char *url, int need_port, struct rdps_url *out);
+int rdps_url_parse(const char *url, int need_port, struct rdps_url *url_out);
 
 #ifdef __cplusplus
 }
