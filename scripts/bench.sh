@@ -1,0 +1,308 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# bench.sh - rdps-perf side by side with its references, in one run on this
+# machine: ucx_perftest (shm: UCX_TLS=posix,self; tcp: UCX_TLS=tcp),
+# iperf3 single stream on 127.0.0.1 and a single-thread memcpy. Prints a
+# table (metric, rdps, reference, reference name, ratio rdps/reference,
+# which direction is better, the issue's target) and with -o also writes
+# it as markdown. Installs nothing; every server it starts is killed on
+# exit. Takes about a minute.
+#
+# Latencies are medians in microseconds (rdps-perf's median column,
+# ucx_perftest's 50.0 percentile), one-way for write as both run a
+# ping-pong: on a small shared machine a few scheduler stalls of
+# milliseconds move the averages more than the transports do. The
+# averages are printed on stderr as the run goes. Bandwidth is in GB/s
+# (1e9 bytes/s); ucx_perftest's MB/s are MiB/s and are converted.
+set -u
+
+prog=bench.sh
+root=$(cd "$(dirname "$0")/.." && pwd)
+perf=${RDPS_PERF:-}
+md_out=
+lat_iters=10000
+bw_iters=2000
+outstanding=16
+iperf_secs=3
+
+usage() {
+	cat <<EOF
+Usage: scripts/bench.sh [options]
+  -p PATH   the rdps-perf binary (\$RDPS_PERF, else build/tools/rdps-perf)
+  -o FILE   also write the table as markdown to FILE
+  -n N      latency iterations per test ($lat_iters; warm-up N/10)
+  -N N      bandwidth iterations per test ($bw_iters; warm-up N/10)
+  -O N      operations outstanding in bandwidth tests ($outstanding)
+  -t SEC    iperf3 duration in seconds ($iperf_secs)
+  -h        this help
+Needs ucx_perftest and iperf3: apt-get install ucx-utils iperf3
+EOF
+}
+
+die() {
+	echo "$prog: $*" >&2
+	exit 1
+}
+
+while getopts "p:o:n:N:O:t:h" opt; do
+	case $opt in
+	p) perf=$OPTARG ;;
+	o) md_out=$OPTARG ;;
+	n) lat_iters=$OPTARG ;;
+	N) bw_iters=$OPTARG ;;
+	O) outstanding=$OPTARG ;;
+	t) iperf_secs=$OPTARG ;;
+	h) usage; exit 0 ;;
+	*) usage >&2; exit 2 ;;
+	esac
+done
+shift $((OPTIND - 1))
+[ $# -eq 0 ] || die "unexpected argument '$1' (see -h)"
+for v in "$lat_iters" "$bw_iters" "$outstanding" "$iperf_secs"; do
+	case $v in
+	'' | *[!0-9]* | 0) die "bad number '$v': use a positive whole number" ;;
+	esac
+done
+
+if [ -z "$perf" ]; then
+	for p in "$root/build/tools/rdps-perf" /tmp/build-perf/tools/rdps-perf; do
+		[ -x "$p" ] && perf=$p && break
+	done
+	[ -n "$perf" ] || perf=$(command -v rdps-perf || true)
+fi
+if [ -z "$perf" ] || [ ! -x "$perf" ]; then
+	die "rdps-perf not found: build it (cmake -S . -B build &&" \
+		"cmake --build build) or give -p PATH"
+fi
+missing=
+for t in ucx_perftest iperf3; do
+	command -v "$t" >/dev/null 2>&1 || missing="$missing $t"
+done
+[ -z "$missing" ] ||
+	die "missing$missing: apt-get install ucx-utils iperf3"
+if [ -n "$md_out" ]; then
+	: >"$md_out" 2>/dev/null || die "cannot write '$md_out'"
+fi
+
+tmp=$(mktemp -d /tmp/rdps-bench.XXXXXX) || die "mktemp failed"
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do
+		kill "$p" 2>/dev/null
+	done
+	for p in "${pids[@]}"; do
+		wait "$p" 2>/dev/null
+	done
+	pids=()
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Ports for the reference servers: spread by pid, away from the others.
+port=$((20000 + $$ % 20000))
+failed=0
+
+# Kill one background server and forget it.
+stop_server() {
+	kill "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+	local keep=() p
+	for p in "${pids[@]}"; do
+		[ "$p" = "$1" ] || keep+=("$p")
+	done
+	pids=("${keep[@]}")
+}
+
+# rdps SCHEME OP SIZE [extra rdps-perf options]: median latency in us, or
+# GB/s with --bw. The average goes to stderr.
+rdps() {
+	local scheme=$1 op=$2 size=$3 n=$lat_iters out col=6
+	shift 3
+	case " $* " in *" --bw "* | *" -b "*) n=$bw_iters col=6 ;; esac
+	out=$(timeout 60 "$perf" --local "$scheme" -o "$op" -s "$size" \
+		-n "$n" -w $((n / 10)) --csv "$@" 2>"$tmp/err") || {
+		echo "$prog: rdps-perf $scheme $op $size failed:" \
+			"$(tail -1 "$tmp/err")" >&2
+		return 1
+	}
+	[ $col = 6 ] && [ -z "${*}" ] &&
+		echo "$out" | tail -1 | awk -F, -v p="$prog" -v s="$scheme" \
+			-v o="$op" '{ printf "%s: rdps %s %s average %.4f us\n",
+				p, s, o, $7 }' >&2
+	echo "$out" | tail -1 | awk -F, -v c=$col '{ printf "%.4f", $c }'
+}
+
+memcpy_bw() {
+	local out
+	out=$("$perf" --memcpy -s 1m -b 1 -n "$bw_iters" \
+		-w $((bw_iters / 10)) --csv 2>"$tmp/err") || {
+		echo "$prog: rdps-perf --memcpy failed: $(tail -1 "$tmp/err")" >&2
+		return 1
+	}
+	echo "$out" | tail -1 | awk -F, '{ printf "%.4f", $6 }'
+}
+
+# ucx TLS TEST SIZE [extra ucx_perftest options]: prints "lat_us gbps"
+# (median latency, overall bandwidth) of one client run against a fresh
+# server on 127.0.0.1; the overall (average) latency goes to stderr.
+ucx() {
+	local tls=$1 test=$2 size=$3 spid out="" n=$lat_iters
+	shift 3
+	case " $* " in *" -O "*) n=$bw_iters ;; esac
+	port=$((port + 1))
+	UCX_TLS=$tls ucx_perftest -p "$port" >"$tmp/ucx-server" 2>&1 &
+	spid=$!
+	pids+=("$spid")
+	for _ in 1 2 3 4 5 6 7 8 9 10; do
+		sleep 0.2
+		out=$(UCX_TLS=$tls timeout 60 ucx_perftest 127.0.0.1 -p "$port" \
+			-t "$test" -s "$size" -n "$n" -w $((n / 10)) "$@" \
+			-f -v 2>"$tmp/err") && break
+		out=""
+		kill -0 "$spid" 2>/dev/null || break
+	done
+	stop_server "$spid"
+	[ -n "$out" ] || {
+		echo "$prog: ucx_perftest $tls $test failed: $(tail -1 "$tmp/err")" >&2
+		return 1
+	}
+	# iterations,p50_lat,avg_lat,overall_lat,avg_bw,overall_bw,... (MiB/s)
+	echo "$out" | tail -1 | awk -F, -v p="$prog" -v t="$tls $test" \
+		'{ printf "%s: ucx %s average %.4f us\n", p, t, $4 }' >&2
+	echo "$out" | tail -1 |
+		awk -F, '{ printf "%.4f %.4f", $2, $6 * 1048576 / 1e9 }'
+}
+
+# iperf3 single stream on 127.0.0.1: receiver GB/s.
+iperf() {
+	local spid out=""
+	port=$((port + 1))
+	iperf3 -s -1 -p "$port" >/dev/null 2>&1 &
+	spid=$!
+	pids+=("$spid")
+	for _ in 1 2 3 4 5 6 7 8 9 10; do
+		sleep 0.2
+		out=$(iperf3 -c 127.0.0.1 -p "$port" -t "$iperf_secs" -f g \
+			2>"$tmp/err") && break
+		out=""
+		kill -0 "$spid" 2>/dev/null || break
+	done
+	stop_server "$spid"
+	[ -n "$out" ] || {
+		echo "$prog: iperf3 failed: $(tail -1 "$tmp/err")" >&2
+		return 1
+	}
+	echo "$out" | awk '/receiver/ {
+		for (i = 2; i <= NF; i++) if ($i ~ /bits\/sec/) { v = $(i-1); u = $i }
+	} END {
+		m = u ~ /^G/ ? 1 : u ~ /^M/ ? 1e-3 : u ~ /^K/ ? 1e-6 : 1e-9
+		printf "%.4f", v * m / 8
+	}'
+}
+
+rows=()
+# row METRIC UNIT RDPS REF REFNAME BETTER TARGET
+#   BETTER is "lower" or "higher"; TARGET a ratio bound or "-".
+row() {
+	local metric=$1 unit=$2 r=$3 ref=$4 name=$5 better=$6 target=$7
+	local ratio=n/a met=-
+	if [ -n "$r" ] && [ -n "$ref" ]; then
+		ratio=$(awk -v a="$r" -v b="$ref" \
+			'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')
+		if [ "$target" != "-" ] && [ "$ratio" != n/a ]; then
+			met=$(awk -v x="$ratio" -v t="$target" -v b="$better" \
+				'BEGIN { ok = b == "lower" ? x <= t : x >= t
+					 print ok ? "yes" : "no" }')
+		fi
+	fi
+	[ -n "$r" ] || { r=n/a; failed=1; }
+	[ -n "$ref" ] || { ref=n/a; failed=1; }
+	local tgt=-
+	[ "$target" = "-" ] || tgt=$([ "$better" = lower ] && echo "<= ${target}x" || echo ">= ${target}x")
+	rows+=("$metric ($unit)|$r|$ref|$name|$ratio|$better|$tgt|$met")
+	printf '%s: %-28s rdps %-10s %-26s %-10s ratio %s\n' "$prog" "$metric" \
+		"$r" "$name" "$ref" "$ratio" >&2
+}
+
+first() { echo "${1%% *}"; }
+second() { [ -n "$1" ] && echo "${1##* }"; }
+
+start=$(date +%s)
+echo "$prog: rdps-perf $perf, $(nproc) cores, ucx $(dpkg-query -W -f '${Version}' ucx-utils 2>/dev/null || echo '?')" >&2
+
+# shm against UCX posix shared memory.
+u=$(ucx posix,self ucp_put_lat 8)
+row "shm 8 B write latency" us "$(rdps shm write 8)" "$(first "$u")" \
+	"ucx ucp_put_lat posix" lower 1.0
+u=$(ucx posix,self ucp_get 8)
+row "shm 8 B read latency" us "$(rdps shm read 8)" "$(first "$u")" \
+	"ucx ucp_get posix" lower 1.0
+u=$(ucx posix,self ucp_fadd 8)
+row "shm 8 B fadd latency" us "$(rdps shm fadd 8)" "$(first "$u")" \
+	"ucx ucp_fadd posix" lower 1.0
+u=$(ucx posix,self ucp_cswap 8)
+row "shm 8 B cas latency" us "$(rdps shm cas 8)" "$(first "$u")" \
+	"ucx ucp_cswap posix" lower 1.0
+shm_bw=$(rdps shm read 1m --bw "$outstanding")
+row "shm 1 MiB read bandwidth" GB/s "$shm_bw" "$(memcpy_bw)" \
+	"memcpy 1 MiB, 1 thread" higher 0.9
+u=$(ucx posix,self ucp_get 1048576 -O "$outstanding")
+row "shm 1 MiB read bandwidth" GB/s "$shm_bw" "$(second "$u")" \
+	"ucx ucp_get posix -O $outstanding" higher -
+
+# tcp against UCX tcp and iperf3.
+u=$(ucx tcp ucp_put_lat 8)
+row "tcp 8 B write latency" us "$(rdps tcp write 8)" "$(first "$u")" \
+	"ucx ucp_put_lat tcp" lower -
+u=$(ucx tcp ucp_fadd 8)
+fadd_ref=$(first "$u")
+row "tcp 8 B read latency" us "$(rdps tcp read 8)" "$fadd_ref" \
+	"ucx ucp_fadd tcp" lower 1.0
+row "tcp 8 B fadd latency" us "$(rdps tcp fadd 8)" "$fadd_ref" \
+	"ucx ucp_fadd tcp" lower 1.0
+u=$(ucx tcp ucp_cswap 8)
+row "tcp 8 B cas latency" us "$(rdps tcp cas 8)" "$(first "$u")" \
+	"ucx ucp_cswap tcp" lower -
+ip=$(iperf)
+row "tcp 1 MiB read bandwidth" GB/s \
+	"$(rdps tcp read 1m --bw "$outstanding")" "$ip" \
+	"iperf3 1 stream 127.0.0.1" higher 0.7
+row "tcp 1 MiB write bandwidth" GB/s \
+	"$(rdps tcp write 1m --bw "$outstanding")" "$ip" \
+	"iperf3 1 stream 127.0.0.1" higher 0.7
+
+secs=$(($(date +%s) - start))
+cols="metric|rdps|reference|reference name|ratio|better|target|met"
+
+# Plain table to stdout.
+{
+	echo "$cols"
+	printf '%s\n' "${rows[@]}"
+} | awk -F'|' '
+	{ for (i = 1; i <= NF; i++) { c[NR, i] = $i
+	  if (length($i) > w[i]) w[i] = length($i) } n = NR; nf = NF }
+	END { for (r = 1; r <= n; r++) { line = ""
+		for (i = 1; i <= nf; i++)
+			line = line (i < nf ? sprintf("%-*s  ", w[i], c[r, i]) : c[r, i])
+		print line } }'
+
+if [ -n "$md_out" ]; then
+	{
+		echo "| ${cols//|/ | } |"
+		echo "|---|--:|--:|---|--:|---|---|---|"
+		for r in "${rows[@]}"; do
+			echo "| ${r//|/ | } |"
+		done
+		echo
+		echo "Measured $(date -u +%Y-%m-%d) by \`scripts/bench.sh\` in ${secs} s on" \
+			"$(nproc) cores ($(uname -r)); ucx $(dpkg-query -W -f '${Version}' ucx-utils 2>/dev/null || echo '?')," \
+			"latency $lat_iters iterations, bandwidth $bw_iters x 1 MiB with" \
+			"$outstanding outstanding. Ratio is rdps / reference; latencies" \
+			"are medians (ucx_perftest: its 50.0 percentile)."
+	} >"$md_out"
+	echo "$prog: wrote $md_out" >&2
+fi
+echo "$prog: done in ${secs} s" >&2
+exit $failed
