@@ -10,6 +10,7 @@
 
 #ifdef RDPS_WITH_HWLOC
 #include <hwloc.h>
+#include <hwloc/linux.h>
 #endif
 
 struct rdps_numa {
@@ -17,6 +18,7 @@ struct rdps_numa {
 	hwloc_topology_t topo;
 	hwloc_bitmap_t cpuset;	/* chosen CPUs */
 	hwloc_bitmap_t nodeset; /* chosen memory node */
+	int live; /* the running machine, not a saved or synthetic one */
 #endif
 	struct rdps_numa_choice choice;
 	int chosen;
@@ -74,12 +76,15 @@ int rdps_numa_open(const char *source, struct rdps_numa **numa_out)
 					      "topology");
 		goto err_free;
 	}
-	/* Keep I/O devices: the NIC's OS device is how we find its node. */
-	hwloc_topology_set_io_types_filter(numa->topo,
-					   HWLOC_TYPE_FILTER_KEEP_IMPORTANT);
 	if (source) {
 		n = strlen(source);
 		if (n > 4 && !strcmp(source + n - 4, ".xml")) {
+			/* A saved topology names the NIC as an OS device
+			 * under its PCI parent: keep I/O objects. The live
+			 * machine is asked through sysfs instead, which spares
+			 * a slow PCI scan at every start. */
+			hwloc_topology_set_io_types_filter(
+				numa->topo, HWLOC_TYPE_FILTER_KEEP_IMPORTANT);
 			if (hwloc_topology_set_xml(numa->topo, source)) {
 				ret = rdps_set_error(
 					-EINVAL,
@@ -112,6 +117,7 @@ int rdps_numa_open(const char *source, struct rdps_numa **numa_out)
 		goto err_bitmaps;
 	}
 	numa->choice.node = -1;
+	numa->live = !source;
 	*numa_out = numa;
 	return 0;
 
@@ -147,7 +153,8 @@ static void place_on_cpus(struct rdps_numa *numa, hwloc_const_cpuset_t cpus)
 	}
 	if (!node)
 		node = hwloc_get_obj_by_type(numa->topo, HWLOC_OBJ_NUMANODE, 0);
-	hwloc_bitmap_copy(numa->cpuset, cpus);
+	if (cpus != numa->cpuset)
+		hwloc_bitmap_copy(numa->cpuset, cpus);
 	hwloc_bitmap_zero(numa->nodeset);
 	if (node) {
 		hwloc_bitmap_set(numa->nodeset, node->os_index);
@@ -157,16 +164,34 @@ static void place_on_cpus(struct rdps_numa *numa, hwloc_const_cpuset_t cpus)
 	}
 }
 
-static hwloc_obj_t find_nic(struct rdps_numa *numa, const char *nic)
+/* The CPUs close to the NIC into cpus; -ENOENT if the NIC is unknown. */
+static int nic_cpus(struct rdps_numa *numa, const char *nic,
+		    hwloc_bitmap_t cpus)
 {
 	hwloc_obj_t os = NULL;
+	char path[256];
+
+	if (numa->live) {
+		snprintf(path, sizeof(path),
+			 "/sys/class/infiniband/%s/device/local_cpus", nic);
+		if (hwloc_linux_read_path_as_cpumask(path, cpus) ||
+		    hwloc_bitmap_iszero(cpus))
+			return -ENOENT;
+		hwloc_bitmap_and(
+			cpus, cpus,
+			hwloc_topology_get_topology_cpuset(numa->topo));
+		return hwloc_bitmap_iszero(cpus) ? -ENOENT : 0;
+	}
 
 	while ((os = hwloc_get_next_osdev(numa->topo, os)) != NULL) {
 		if (os->attr->osdev.type == HWLOC_OBJ_OSDEV_OPENFABRICS &&
-		    os->name && !strcmp(os->name, nic))
-			return os;
+		    os->name && !strcmp(os->name, nic)) {
+			os = hwloc_get_non_io_ancestor_obj(numa->topo, os);
+			hwloc_bitmap_copy(cpus, os->cpuset);
+			return 0;
+		}
 	}
-	return NULL;
+	return -ENOENT;
 }
 
 static void node_list(struct rdps_numa *numa, char *buf, size_t len)
@@ -210,10 +235,8 @@ int rdps_numa_choose(struct rdps_numa *numa, const char *nic, int node,
 		goto done;
 	}
 	if (nic && *nic) {
-		obj = find_nic(numa, nic);
-		if (obj) {
-			obj = hwloc_get_non_io_ancestor_obj(numa->topo, obj);
-			place_on_cpus(numa, obj->cpuset);
+		if (!nic_cpus(numa, nic, numa->cpuset)) {
+			place_on_cpus(numa, numa->cpuset);
 			numa->choice.reason = RDPS_NUMA_NIC;
 			goto done;
 		}

@@ -271,7 +271,10 @@ struct rdps_tp_ops {
 	 * lbuf must lie in lmr (any registration, local access suffices).
 	 * raddr is the target's virtual address, inside rkey's region.
 	 * Return 0 when posted, -EAGAIN when sq_depth operations are
-	 * outstanding on ep or the completion queue is full (poll, retry),
+	 * outstanding on ep or the completion queue is full (poll, retry);
+	 * an operation is outstanding until its completion is polled, an
+	 * unsignaled one until a later completion of the same endpoint is,
+	 * as with a verbs send queue;
 	 * -ENOTCONN when the endpoint is known to be broken. */
 	int (*put)(struct rdps_tp_ep *ep, const void *lbuf, size_t len,
 		   struct rdps_tp_mr *lmr, uint64_t raddr,

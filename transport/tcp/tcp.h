@@ -190,8 +190,13 @@ struct tcp_ep {
 	/* operations we posted, FIFO ring of tp->sq_depth */
 	struct tcp_op *ops;
 	unsigned op_head, op_count;
-	uint64_t next_seq; /* next request sequence number */
-	uint64_t peer_seq; /* next request sequence expected from the peer */
+	/* Send-queue slots in use: an operation holds its slot until its
+	 * completion is polled (unsignaled ones until a later completion of
+	 * the endpoint is), as on a verbs send queue. */
+	unsigned sq_busy;
+	unsigned unsig_done; /* unsignaled ops finished since the last push */
+	uint64_t next_seq;   /* next request sequence number */
+	uint64_t peer_seq;   /* next request sequence expected from the peer */
 
 	/* send queue */
 	struct tcp_txe *tx_head, *tx_tail;
@@ -238,6 +243,8 @@ struct tcp_tp {
 
 	/* completion ring */
 	struct rdps_tp_comp *cq;
+	/* per entry: send-queue slots its endpoint gets back when polled */
+	uint32_t *cq_rel;
 	unsigned cq_head;
 	unsigned cq_used; /* read without the lock by poll's fast path */
 	unsigned cq_resv; /* slots promised to outstanding operations */
@@ -282,7 +289,8 @@ static inline struct tcp_mr *to_tcp_mr(struct rdps_tp_mr *mr)
 /* Room for one more post's completion / for a peer's RECV_IMM. */
 int tcp_cq_has_room(struct tcp_tp *tp);
 int tcp_cq_has_room_imm(struct tcp_tp *tp);
-void tcp_cq_push(struct tcp_tp *tp, const struct rdps_tp_comp *c);
+void tcp_cq_push(struct tcp_tp *tp, const struct rdps_tp_comp *c,
+		 uint32_t release);
 void tcp_tp_progress_events(struct tcp_tp *tp, int timeout_ms);
 int tcp_tp_poll(struct rdps_tp *tp, struct rdps_tp_comp *comps, int max);
 int tcp_tp_wait_fd(struct rdps_tp *tp);

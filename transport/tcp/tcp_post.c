@@ -74,7 +74,7 @@ static int tcp_post(struct tcp_ep *ep, const struct tcp_post_args *a)
 		pthread_mutex_unlock(&tp->lock);
 		return -ENOTCONN;
 	}
-	if (rdps_unlikely(ep->op_count >= tp->sq_depth ||
+	if (rdps_unlikely(ep->sq_busy >= tp->sq_depth ||
 			  !tcp_cq_has_room(tp))) {
 		pthread_mutex_unlock(&tp->lock);
 		return -EAGAIN;
@@ -87,6 +87,7 @@ static int tcp_post(struct tcp_ep *ep, const struct tcp_post_args *a)
 	op->signaled = !(a->flags & RDPS_TP_F_UNSIGNALED);
 	op->status = st;
 	ep->op_count++;
+	ep->sq_busy++;
 	tp->cq_resv++;
 	if (st != RDPS_TP_WC_SUCCESS) {
 		op->type = 0; /* no wire message: fails in post order */

@@ -66,7 +66,10 @@ static void tcp_op_finish(struct tcp_ep *ep, int status, struct rdps_tp_ep *who)
 			.len = status == RDPS_TP_WC_SUCCESS ? op->len : 0,
 		};
 
-		tcp_cq_push(tp, &c);
+		tcp_cq_push(tp, &c, ep->unsig_done + 1);
+		ep->unsig_done = 0;
+	} else {
+		ep->unsig_done++;
 	}
 }
 
@@ -389,7 +392,7 @@ static int tcp_write_done(struct tcp_ep *ep)
 			}
 			return 0;
 		}
-		tcp_cq_push(tp, &c);
+		tcp_cq_push(tp, &c, 0);
 	}
 	if (ep->rx_state == TCP_RX_STALLED)
 		tp->n_stalled--;

@@ -36,12 +36,14 @@ int tcp_cq_has_room_imm(struct tcp_tp *tp)
 	return tp->cq_used + tp->cq_resv < tp->cq_ring;
 }
 
-void tcp_cq_push(struct tcp_tp *tp, const struct rdps_tp_comp *c)
+void tcp_cq_push(struct tcp_tp *tp, const struct rdps_tp_comp *c,
+		 uint32_t release)
 {
 	unsigned idx = (tp->cq_head + tp->cq_used) % tp->cq_ring;
 	uint64_t one = 1;
 
 	tp->cq[idx] = *c;
+	tp->cq_rel[idx] = release;
 	__atomic_store_n(&tp->cq_used, tp->cq_used + 1, __ATOMIC_RELEASE);
 	if (tp->armed) {
 		tp->armed = 0;
@@ -142,7 +144,10 @@ static int tcp_init(const struct rdps_tp_cfg *cfg, struct rdps_tp **tp_out)
 	tp->mr_free = TCP_NO_SLOT;
 	tp->cq_ring = 2 * tp->cq_depth;
 	tp->cq = calloc(tp->cq_ring, sizeof(*tp->cq));
-	if (!tp->cq) {
+	tp->cq_rel = calloc(tp->cq_ring, sizeof(*tp->cq_rel));
+	if (!tp->cq || !tp->cq_rel) {
+		free(tp->cq_rel);
+		free(tp->cq);
 		ret = rdps_set_error(-ENOMEM,
 				     "out of memory for a %u-entry "
 				     "completion queue",
@@ -201,6 +206,7 @@ err_destroy_lock:
 	pthread_mutex_destroy(&tp->lock);
 err_free_cq:
 	free(tp->cq);
+	free(tp->cq_rel);
 err_free_tp:
 	free(tp);
 	return ret;
@@ -223,6 +229,7 @@ static void tcp_fini(struct rdps_tp *base)
 	tcp_mr_fini(tp);
 	free(tp->eps);
 	free(tp->cq);
+	free(tp->cq_rel);
 	free(tp);
 }
 
@@ -264,6 +271,9 @@ int tcp_tp_poll(struct rdps_tp *base, struct rdps_tp_comp *comps, int max)
 		pthread_mutex_lock(&tp->lock);
 	}
 	while (n < max && tp->cq_used) {
+		if (tp->cq_rel[tp->cq_head] && tp->cq[tp->cq_head].ep)
+			to_tcp_ep(tp->cq[tp->cq_head].ep)->sq_busy -=
+				tp->cq_rel[tp->cq_head];
 		comps[n++] = tp->cq[tp->cq_head];
 		tp->cq_head = (tp->cq_head + 1) % tp->cq_ring;
 		__atomic_store_n(&tp->cq_used, tp->cq_used - 1,
