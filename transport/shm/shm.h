@@ -240,6 +240,10 @@ struct shm_mr {
 #define shm_rmb() __atomic_thread_fence(__ATOMIC_ACQUIRE)
 #endif
 
+/* 1 when this process is registered for expedited global membarriers, so
+ * remote writers may skip their store-load fence (see shm_busy_enter). */
+extern int shm_asym_fence;
+
 static inline struct shm_tp *to_shm_tp(struct rdps_tp *tp)
 {
 	return container_of(tp, struct shm_tp, tp);

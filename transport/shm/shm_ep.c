@@ -19,6 +19,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
+
 #include "shm.h"
 
 #define SHM_HELLO_MAGIC 0x52445348u /* "RDSH" */
@@ -945,6 +948,13 @@ static void shm_quiesce_ring(const struct shm_ring *r, const struct shm_ep *ep)
  */
 void shm_quiesce(struct shm_tp *tp)
 {
+	/* Every peer that registered for expedited barriers runs a full
+	 * fence now: its busy store is visible to us below, or its key load
+	 * comes after our cleared key. */
+	if (syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) &&
+	    syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) &&
+	    shm_asym_fence)
+		rdps_warn("shm: membarrier failed: %s", strerror(errno));
 	for (uint32_t i = 0; i < tp->n_eps; i++)
 		shm_quiesce_ring(tp->eps[i]->rx, tp->eps[i]);
 	for (size_t i = 0; i < tp->n_zombies; i++)

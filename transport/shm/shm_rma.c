@@ -122,13 +122,22 @@ static inline bool shm_key_still(const struct shm_ep *ep, uint32_t key)
 /*
  * Brackets a write or atomic into target memory. The target's
  * deregistration clears the key, then waits for busy to drop (as a NIC
- * finishes in-flight DMA before a deregistration returns): with both sides
- * sequentially consistent, an operation either sees the cleared key or is
- * waited for. Reads need no bracket: they re-check the key afterwards.
+ * finishes in-flight DMA before a deregistration returns): an operation
+ * either sees the cleared key or is waited for. That needs a store-load
+ * fence on both sides; where the kernel offers membarrier(2), the rare
+ * deregistration pays for both (shm_quiesce) and the hot path pays none. Reads
+ * need no bracket: they re-check the key afterwards.
  */
 static inline void shm_busy_enter(struct shm_ep *ep)
 {
-	__atomic_store_n(&ep->tx->busy, 1, __ATOMIC_SEQ_CST);
+	if (rdps_likely(shm_asym_fence)) {
+		/* The deregistering side's membarrier() supplies the
+		 * store-load fence: only the compiler must keep the order. */
+		__atomic_store_n(&ep->tx->busy, 1, __ATOMIC_RELAXED);
+		__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	} else {
+		__atomic_store_n(&ep->tx->busy, 1, __ATOMIC_SEQ_CST);
+	}
 }
 
 static inline void shm_busy_exit(struct shm_ep *ep)

@@ -3,6 +3,8 @@
  * shm_tp.c - the shm transport instance: heap, completion queue, wake fd,
  * the liveness thread, and the ops table.
  */
+#include <linux/membarrier.h>
+#include <pthread.h>
 #include <semaphore.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -135,6 +137,23 @@ static void shm_fini(struct rdps_tp *tp_)
 	free(tp);
 }
 
+int shm_asym_fence;
+
+/* Registration is per process and idempotent; a kernel without membarrier
+ * (or a seccomp filter) leaves the fence on the hot path. */
+static void shm_asym_fence_register(void)
+{
+	shm_asym_fence = !syscall(
+		SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0);
+}
+
+static void shm_asym_fence_init(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, shm_asym_fence_register);
+}
+
 static int shm_init(const struct rdps_tp_cfg *cfg, struct rdps_tp **tp_out)
 {
 	long page = sysconf(_SC_PAGESIZE);
@@ -144,6 +163,7 @@ static int shm_init(const struct rdps_tp_cfg *cfg, struct rdps_tp **tp_out)
 
 	if (page <= 0)
 		page = 4096;
+	shm_asym_fence_init();
 	if (cfg->shm_heap_size > SIZE_MAX / 2)
 		return rdps_set_error(-EINVAL,
 				      "shm heap size %zu is too large: lower "
