@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: install what is missing, then
-#   1. gcc, warnings as errors: build + ctest
+#   1. gcc, warnings as errors: build + ctest (verbs over rxe in a VM when
+#      ../shared/rxe-vm is there)
 #   2. gcc, ASan+UBSan: build + ctest
 #   3. clang, warnings as errors, without rdma-core (RDPS_TRANSPORT_VERBS=OFF): build
 #   4. clang-format check of every C file
@@ -8,6 +9,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh --test
+# Real soft-RoCE for the verbs tests: rxe-vm (shipped beside the project in
+# ../shared) boots a kernel with rdma_rxe under QEMU. Without it those tests
+# report themselves skipped, with the reason.
+rxe_vm=${RDPS_RXE_VM:-../shared/rxe-vm/rxe-vm}
+if [ -x "$rxe_vm" ] && ! command -v qemu-system-x86_64 >/dev/null; then
+	echo "test.sh: installing QEMU for the rxe-vm verbs tests" >&2
+	"$rxe_vm" setup
+fi
 base=${RDPS_BUILD_DIR:-build}
 jobs=$(nproc)
 start=$(date +%s)

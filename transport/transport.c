@@ -284,6 +284,9 @@ void rdps_tp_mem_dereg(struct rdps_tp_mr *mr)
 	tp->n_mr--;
 }
 
+/* Spins between clock readings in rdps_tp_wait(). */
+#define RDPS_TP_WAIT_CLOCK_EVERY 64
+
 static int wait_on_fd(struct rdps_tp *tp, int timeout_ms)
 {
 	struct pollfd pfd = {.fd = tp->ops->wait_fd(tp), .events = POLLIN};
@@ -315,10 +318,14 @@ int rdps_tp_wait(struct rdps_tp *tp, struct rdps_tp_comp *comps, int max,
 		   : tp->cfg.poll_mode == RDPS_TP_POLL_ADAPTIVE
 			   ? start + (uint64_t)tp->cfg.spin_us * 1000ull
 			   : start;
-	for (;;) {
+	for (unsigned spins = 1;; spins++) {
 		n = tp->ops->poll(tp, comps, max);
 		if (n)
 			return n;
+		/* Where the clock is a system call (hpet in a VM), reading it
+		 * every spin would cost more than the poll. */
+		if (spin_end != start && spins % RDPS_TP_WAIT_CLOCK_EVERY)
+			continue;
 		now = rdps_now_ns();
 		if (now >= deadline)
 			return 0;
