@@ -32,11 +32,13 @@ static int verbs_pick_device(const char *want, struct ibv_context **ctx_out,
 {
 	struct ibv_context **list;
 	char names[256] = "";
-	int n, ret = 0;
+	int n, ret = 0, found = 0;
 	uint8_t port = 0;
 
 	list = rdma_get_devices(&n);
-	if (!list)
+	if (!list && errno == ENODEV)
+		n = 0; /* librdmacm's way of saying there is none */
+	else if (!list)
 		return rdps_set_error(-ENODEV,
 				      "cannot list RDMA devices (%s): install "
 				      "rdma-core and check /dev/infiniband",
@@ -48,6 +50,7 @@ static int verbs_pick_device(const char *want, struct ibv_context **ctx_out,
 			 "%s%s", i ? "," : "", name);
 		if (want && strcmp(want, name))
 			continue;
+		found = 1;
 		port = verbs_active_port(list[i]);
 		if (port) {
 			*ctx_out = list[i];
@@ -58,9 +61,10 @@ static int verbs_pick_device(const char *want, struct ibv_context **ctx_out,
 	if (!n)
 		ret = rdps_set_error(-ENODEV,
 				     "no RDMA device found: load the NIC's "
-				     "driver or add soft-RoCE with 'rdma link "
-				     "add rxe0 type rxe netdev IFACE'");
-	else if (want && !strstr(names, want))
+				     "driver, or add soft-RoCE with 'modprobe "
+				     "rdma_rxe; rdma link add rxe0 type rxe "
+				     "netdev IFACE'");
+	else if (want && !found)
 		ret = rdps_set_error(-ENODEV,
 				     "RDMA device '%s' not found (devices: "
 				     "%s): fix the device name",
@@ -71,7 +75,8 @@ static int verbs_pick_device(const char *want, struct ibv_context **ctx_out,
 				     "the link with 'ibv_devinfo'",
 				     want ? want : names);
 out_free:
-	rdma_free_devices(list);
+	if (list)
+		rdma_free_devices(list);
 	return ret;
 }
 
