@@ -15,7 +15,20 @@
 # milliseconds move the averages more than the transports do. The
 # averages are printed on stderr as the run goes. Bandwidth is in GB/s
 # (1e9 bytes/s); ucx_perftest's MB/s are MiB/s and are converted.
+#
+# With --rxe it runs scripts/bench-rxe.sh instead (the verbs transport on
+# rxe soft-RoCE in rxe-vm against perftest), passing the other options on.
 set -u
+
+for a in "$@"; do
+	if [ "$a" = --rxe ]; then
+		args=()
+		for b in "$@"; do
+			[ "$b" = --rxe ] || args+=("$b")
+		done
+		exec "$(dirname "$0")/bench-rxe.sh" ${args[@]+"${args[@]}"}
+	fi
+done
 
 prog=bench.sh
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -36,6 +49,8 @@ Usage: scripts/bench.sh [options]
   -O N      operations outstanding in bandwidth tests ($outstanding)
   -t SEC    iperf3 duration in seconds ($iperf_secs)
   -h        this help
+  --rxe     instead: verbs over rxe soft-RoCE against perftest, in rxe-vm
+            (scripts/bench-rxe.sh; see its -h for its options)
 Needs ucx_perftest and iperf3: apt-get install ucx-utils iperf3
 EOF
 }
@@ -66,7 +81,8 @@ for v in "$lat_iters" "$bw_iters" "$outstanding" "$iperf_secs"; do
 done
 
 if [ -z "$perf" ]; then
-	for p in "$root/build/tools/rdps-perf" /tmp/build-perf/tools/rdps-perf; do
+	for p in "$root/build/tools/rdps-perf" /tmp/build-bench/tools/rdps-perf \
+		/tmp/build-perf/tools/rdps-perf; do
 		[ -x "$p" ] && perf=$p && break
 	done
 	[ -n "$perf" ] || perf=$(command -v rdps-perf || true)

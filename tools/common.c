@@ -86,8 +86,9 @@ static void bytes_str(size_t v, char *buf, size_t len)
 		snprintf(buf, len, "%zu B", v);
 }
 
-static int bytes_in_range(const char *item, unsigned long long v, size_t min,
-			  size_t max)
+/* item is the first len characters of the item, for the message. */
+static int bytes_in_range(const char *item, size_t len, unsigned long long v,
+			  size_t min, size_t max)
 {
 	char lo[32], hi[32];
 
@@ -95,7 +96,8 @@ static int bytes_in_range(const char *item, unsigned long long v, size_t min,
 		return 0;
 	bytes_str(min, lo, sizeof(lo));
 	bytes_str(max, hi, sizeof(hi));
-	tool_err("size '%s' out of range: use %s .. %s", item, lo, hi);
+	tool_err("size '%.*s' out of range: use %s .. %s", (int)len, item, lo,
+		 hi);
 	return -EINVAL;
 }
 
@@ -110,7 +112,7 @@ int tool_parse_bytes(const char *s, size_t min, size_t max, size_t *out)
 			 s);
 		return -EINVAL;
 	}
-	if (bytes_in_range(s, v, min, max))
+	if (bytes_in_range(s, strlen(s), v, min, max))
 		return -EINVAL;
 	*out = (size_t)v;
 	return 0;
@@ -121,8 +123,7 @@ int tool_parse_sizes(const char *s, size_t min, size_t max, size_t *sizes,
 {
 	unsigned long long lo, hi;
 	const char *p = s, *end;
-	size_t n = 0;
-	char item[64];
+	size_t n = 0, len;
 
 	if (!*s) {
 		tool_err("empty size list: give e.g. -s 8,64,4k or -s 8..4m");
@@ -130,20 +131,20 @@ int tool_parse_sizes(const char *s, size_t min, size_t max, size_t *sizes,
 	}
 	for (;;) {
 		const char *comma = strchr(p, ',');
-		size_t len = comma ? (size_t)(comma - p) : strlen(p);
 
-		snprintf(item, sizeof(item), "%.*s", (int)len, p);
-		if (parse_bytes_prefix(item, &lo, &end))
+		/* Parse in place: an item may be of any length. */
+		len = comma ? (size_t)(comma - p) : strlen(p);
+		if (parse_bytes_prefix(p, &lo, &end) || end > p + len)
 			goto bad;
 		hi = lo;
-		if (end[0] == '.' && end[1] == '.') {
+		if (end + 2 <= p + len && end[0] == '.' && end[1] == '.') {
 			if (parse_bytes_prefix(end + 2, &hi, &end) || hi < lo)
 				goto bad;
 		}
-		if (*end)
+		if (end != p + len)
 			goto bad;
-		if (bytes_in_range(item, lo, min, max) ||
-		    bytes_in_range(item, hi, min, max))
+		if (bytes_in_range(p, len, lo, min, max) ||
+		    bytes_in_range(p, len, hi, min, max))
 			return -EINVAL;
 		for (unsigned long long v = lo;; v *= 2) {
 			if (v > hi)
@@ -164,9 +165,9 @@ int tool_parse_sizes(const char *s, size_t min, size_t max, size_t *sizes,
 	*n_out = n;
 	return 0;
 bad:
-	tool_err("bad size '%s' in '%s': use sizes like 8,64,4k,1m or a "
+	tool_err("bad size '%.*s' in '%s': use sizes like 8,64,4k,1m or a "
 		 "doubling range like 8..4m",
-		 item, s);
+		 (int)len, p, s);
 	return -EINVAL;
 }
 

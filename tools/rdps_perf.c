@@ -21,6 +21,7 @@
 #define DEF_WARMUP 1000
 #define DEF_TIMEOUT_MS 10000
 #define MAX_SIZES 64
+#define OPT_REPORT_FD 0x100 /* internal: --local's server reports here */
 
 enum mode { MODE_CLIENT, MODE_SERVER, MODE_LOCAL, MODE_MEMCPY };
 
@@ -35,7 +36,9 @@ struct opts {
 	enum rdps_tp_poll_mode poll;
 	int once;
 	int timeout_ms;
+	int report_fd; /* -1, or the pipe to --local's client */
 	const char *dev;
+	const char *log_level;
 	const char *url;
 };
 
@@ -61,8 +64,9 @@ static void usage(FILE *f)
 		"\n"
 		"URL is shm://NAME, tcp://HOST:PORT or verbs://HOST:PORT "
 		"(built in: %s).\n"
-		"--local listens on shm://rdps-perf-PID or "
-		"tcp://127.0.0.1:0 for a bare scheme.\n"
+		"--local listens on shm://rdps-perf-PID, tcp://127.0.0.1:0 "
+		"or verbs://$RDPS_PERF_ADDR:0\n"
+		"for a bare scheme; its server is a fresh rdps-perf process.\n"
 		"\n"
 		"Options:\n"
 		"  -o, --op=OP          read, write, fadd or cas (read)\n"
@@ -88,6 +92,8 @@ static void usage(FILE *f)
 		"instead\n"
 		"  -L, --log-level=LVL  error, warn, info, debug or trace "
 		"(warn; env RDPS_LOG_LEVEL)\n"
+		"                       env RDPS_PERF_CLOCK=tsc|monotonic "
+		"picks the timing clock\n"
 		"  -V, --version        print the version\n"
 		"  -h, --help           this help\n"
 		"\n"
@@ -119,6 +125,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{"log-level", required_argument, NULL, 'L'},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
+		{"report-fd", required_argument, NULL, OPT_REPORT_FD},
 		{NULL, 0, NULL, 0},
 	};
 	int ch, sizes_given = 0, op_given = 0, n_modes = 0;
@@ -130,6 +137,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	o->warmup = DEF_WARMUP;
 	o->poll = RDPS_TP_POLL_BUSY;
 	o->timeout_ms = DEF_TIMEOUT_MS;
+	o->report_fd = -1;
 	o->mode = MODE_CLIENT;
 
 	opterr = 0;
@@ -206,6 +214,12 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case 'L':
 			if (tool_set_log_level(optarg))
 				return -EINVAL;
+			o->log_level = optarg;
+			break;
+		case OPT_REPORT_FD:
+			if (tool_parse_count(optarg, "report fd", 0, 65535, &v))
+				return -EINVAL;
+			o->report_fd = (int)v;
 			break;
 		case 'V':
 			printf("rdps-perf %s (transports %s)\n", rdps_version(),
@@ -268,6 +282,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		tool_err("--once only goes with --server");
 		return -EINVAL;
 	}
+	if (o->report_fd >= 0 && o->mode != MODE_SERVER) {
+		tool_err("--report-fd only goes with --server");
+		return -EINVAL;
+	}
 	return 0;
 }
 
@@ -290,14 +308,27 @@ static int check_url(struct opts *o, char *buf, size_t len)
 			snprintf(buf, len, "shm://rdps-perf-%d", (int)getpid());
 		else if (!strcmp(scheme, "tcp"))
 			snprintf(buf, len, "tcp://127.0.0.1:0");
-		else {
+		else if (!strcmp(scheme, "verbs")) {
+			const char *addr = getenv("RDPS_PERF_ADDR");
+
+			if (!addr || !*addr) {
+				tool_err(
+					"--local verbs needs the IP address of "
+					"an RDMA device: set RDPS_PERF_ADDR=IP "
+					"or give verbs://IP:0");
+				return 1;
+			}
+			snprintf(buf, len,
+				 strchr(addr, ':') ? "verbs://[%s]:0"
+						   : "verbs://%s:0",
+				 addr);
+		} else {
 			tool_err("--local has no default URL for %s: give a "
 				 "full URL, e.g. %s://HOST:0",
 				 scheme, scheme);
 			return 1;
 		}
 		o->url = buf;
-		return 0;
 	}
 	rdps_clear_error();
 	ops = rdps_tp_lookup(o->url);
@@ -334,9 +365,10 @@ static void describe(const struct opts *o, const char *transport)
 			 o->warmup, tool_poll_name(o->poll));
 	else
 		tool_err("%s %s latency (%s), %" PRIu64 " iterations + %" PRIu64
-			 " warm-up, poll %s",
+			 " warm-up, poll %s, clock %s",
 			 transport, rdps_perf_op_name(o->op), how[o->op],
-			 o->iters, o->warmup, tool_poll_name(o->poll));
+			 o->iters, o->warmup, tool_poll_name(o->poll),
+			 rdps_perf_clock());
 }
 
 /* Measure every size on c (NULL for memcpy) and print the rows. */
@@ -474,6 +506,59 @@ static void reap(pid_t pid)
 	waitpid(pid, &status, 0);
 }
 
+/*
+ * The child of run_local: become a fresh rdps-perf --server process that
+ * reports its URL on report_fd. A fresh image, because librdmacm keeps
+ * per-process device state that a forked child must not reuse. If the
+ * exec fails, serve from the forked process, which is fine for the
+ * software transports. Never returns.
+ */
+static void exec_server(const struct opts *o, const struct rdps_tp_cfg *cfg,
+			int report_fd)
+{
+	char fd_s[16], timeout_s[16], bw_s[16];
+	const char *argv[24];
+	int n = 0, rc;
+
+	snprintf(fd_s, sizeof(fd_s), "%d", report_fd);
+	snprintf(timeout_s, sizeof(timeout_s), "%d", o->timeout_ms);
+	snprintf(bw_s, sizeof(bw_s), "%u", o->bw);
+	argv[n++] = "rdps-perf";
+	argv[n++] = "--server";
+	argv[n++] = "--once";
+	argv[n++] = "--report-fd";
+	argv[n++] = fd_s;
+	argv[n++] = "--poll";
+	argv[n++] = tool_poll_name(o->poll);
+	argv[n++] = "--timeout";
+	argv[n++] = timeout_s;
+	if (o->bw) {
+		argv[n++] = "--bw";
+		argv[n++] = bw_s;
+	}
+	if (o->dev) {
+		argv[n++] = "--dev";
+		argv[n++] = o->dev;
+	}
+	if (o->log_level) {
+		argv[n++] = "--log-level";
+		argv[n++] = o->log_level;
+	}
+	argv[n++] = "--";
+	argv[n++] = o->url;
+	argv[n] = NULL;
+	execv("/proc/self/exe", (char *const *)argv);
+	if (!strncmp(o->url, "verbs:", 6)) {
+		tool_err("cannot start the server (/proc/self/exe): %s",
+			 strerror(errno));
+		_exit(1);
+	}
+	tool_name = "rdps-perf server";
+	rc = run_server(o->url, cfg, 1, report_fd);
+	fflush(NULL);
+	_exit(rc);
+}
+
 static int run_local(const struct opts *o, const struct rdps_tp_cfg *cfg)
 {
 	char url[300];
@@ -497,10 +582,7 @@ static int run_local(const struct opts *o, const struct rdps_tp_cfg *cfg)
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		if (getppid() != parent)
 			_exit(1);
-		tool_name = "rdps-perf server";
-		rc = run_server(o->url, cfg, 1, fds[1]);
-		fflush(NULL);
-		_exit(rc);
+		exec_server(o, cfg, fds[1]);
 	}
 	close(fds[1]);
 	ret = read_url(fds[0], url, sizeof(url), o->timeout_ms);
@@ -552,7 +634,10 @@ int main(int argc, char **argv)
 		ret = measure(&o, NULL, "local");
 		break;
 	case MODE_SERVER:
-		ret = run_server(o.url, &cfg, o.once, -1);
+		if (o.report_fd >= 0)
+			tool_name = "rdps-perf server";
+		ret = run_server(o.url, &cfg, o.once || o.report_fd >= 0,
+				 o.report_fd);
 		break;
 	case MODE_LOCAL:
 		ret = run_local(&o, &cfg);
