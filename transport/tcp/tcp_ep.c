@@ -666,12 +666,19 @@ static int tcp_handshake(struct tcp_tp *tp, int fd, const char *url,
 				      url, RDPS_TP_PROTO_VERSION, h.version);
 	if (h.kind == RDPS_TCP_REJECT)
 		return rdps_set_error(-EPROTO, "%s refused our handshake", url);
-	if (h.kind != RDPS_TCP_ACCEPT || h.version != RDPS_TP_PROTO_VERSION)
+	if (h.version != RDPS_TP_PROTO_VERSION)
 		return rdps_set_error(-EPROTO,
 				      "%s answered with protocol version %u, "
 				      "ours is %u: run the same rdps version "
 				      "on both sides",
 				      url, h.version, RDPS_TP_PROTO_VERSION);
+	if (h.kind != RDPS_TCP_ACCEPT)
+		return rdps_set_error(
+			-EPROTO,
+			"%s answered out of order (message kind "
+			"%u instead of accept): is it an rdps tcp "
+			"listener?",
+			url, h.kind);
 	*h_out = h;
 	return 0;
 }
