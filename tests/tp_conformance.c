@@ -17,8 +17,18 @@
  * transport instance, so no child inherits the parent's sockets, mappings
  * or progress threads.
  *
+ * Every child is a fresh process: fork, then exec of this binary with the
+ * role to play (tp_harness.h th_spawn_role). On verbs that is required:
+ * librdmacm keeps device contexts process-wide, and a merely forked child
+ * would create its queue pairs on the parent's inherited uverbs file.
+ *
  * Run one case: ./conformance_tcp t_fadd_many_peers (a cmocka filter; '*'
  * works). RDPS_TEST_ADDR overrides 127.0.0.1 for tcp and verbs.
+ *
+ * Two hosts: run "conformance_verbs --serve-targets PORT" on the target
+ * host, then the suite with RDPS_TEST_REMOTE=TARGET_IP:PORT (and
+ * RDPS_TEST_ADDR=LOCAL_IP): targets run there, peers and the test here.
+ * The suite tells the server to exit when it ends.
  */
 #include <arpa/inet.h>
 #include <inttypes.h>
@@ -74,6 +84,12 @@ static const char *test_host(void)
 	return h && *h ? h : "127.0.0.1";
 }
 
+/* Where targets listen: this host, or the RDPS_TEST_REMOTE one. */
+static const char *target_host(void)
+{
+	return th_remote() ? th_remote() : test_host();
+}
+
 static void test_cfg(struct rdps_tp_cfg *cfg)
 {
 	rdps_tp_cfg_default(cfg);
@@ -81,15 +97,22 @@ static void test_cfg(struct rdps_tp_cfg *cfg)
 	cfg->shm_heap_size = HEAP_SIZE;
 }
 
-/* A fresh URL to listen on: shm names are unique per process and call. */
-static void fresh_listen_url(char *buf, size_t len)
+/* A fresh URL to listen on at host: shm names are unique per process and
+ * call. */
+static void fresh_url_at(const char *host, char *buf, size_t len)
 {
 	static int seq;
 
 	if (is_scheme("shm"))
 		snprintf(buf, len, "shm://rdps-t-%d-%d", (int)getpid(), seq++);
 	else
-		snprintf(buf, len, "%s://%s:0", TP_SCHEME, test_host());
+		snprintf(buf, len, "%s://%.180s:0", TP_SCHEME, host);
+}
+
+/* ... in this process. */
+static void fresh_listen_url(char *buf, size_t len)
+{
+	fresh_url_at(test_host(), buf, len);
 }
 
 /* Skip every case of a transport that cannot run on this machine. */
@@ -561,12 +584,14 @@ static void tgt_start(struct tgt *t, const struct rdps_tp_cfg *cfg)
 	int ret;
 
 	memset(t, 0, sizeof(*t));
-	if (!cfg) {
+	if (!cfg)
 		test_cfg(&def);
-		cfg = &def;
-	}
-	ret = th_spawn(&t->ch, "target", target_main, (void *)cfg);
-	CHECK(ret == 0, "fork of the target failed: %s", strerror(-ret));
+	else
+		def = *cfg;
+	/* The configuration travels as bytes to a fresh process. */
+	CHECK(def.dev == NULL, "a target's cfg.dev cannot be passed on");
+	ret = th_spawn_role(&t->ch, "target", &def, sizeof(def));
+	CHECK(ret == 0, "start of the target failed: %s", strerror(-ret));
 	tgt_recv(t, T_HELLO, &m, NULL, 0);
 	CHECK(m.ret == 0,
 	      "the target could not open the %s transport: %d "
@@ -593,7 +618,7 @@ static void tgt_listen_priv(struct tgt *t, const void *priv, size_t len)
 {
 	struct tmsg m = {.cmd = T_LISTEN, .priv_len = (uint32_t)len};
 
-	fresh_listen_url(m.url, sizeof(m.url));
+	fresh_url_at(target_host(), m.url, sizeof(m.url));
 	if (len)
 		memcpy(m.priv, priv, len);
 	tgt_call(t, &m);
@@ -907,15 +932,21 @@ static void get_sync(struct conn *c, void *lbuf, size_t len, uint64_t raddr,
 		    what);
 }
 
-static int group_setup(void **state)
+/* In the test process and in every exec'd child (a target reports a
+ * SIGPIPE at T_EXIT). */
+static void catch_sigpipe(void)
 {
 	struct sigaction sa;
 
-	(void)state;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_sigpipe;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGPIPE, &sa, NULL);
+}
+
+static int group_setup(void **state)
+{
+	(void)state;
 	return 0;
 }
 
@@ -979,6 +1010,11 @@ static void t_put_get_sizes(void **state)
 	for (size_t i = 0; i < sizeof(io) / sizeof(*io); i++) {
 		const size_t len = io[i].len, off = io[i].off;
 		const uint64_t raddr = c.rk[idx].addr + off;
+		/* A lost packet of a large transfer on a slow, lossy wire
+		 * (two emulated hosts) costs a retransmission timeout: give
+		 * 1 s more per 256 KiB. */
+		const int big_ms = COMP_MS + (int)(len >> 18) * 1000;
+		uint64_t t0 = th_now_ms();
 		uint8_t *lbuf = c.buf + 1; /* an unaligned local address */
 		size_t d;
 		int ret;
@@ -989,7 +1025,7 @@ static void t_put_get_sizes(void **state)
 		ret = rdps_tp_put(c.ep, lbuf, len, c.mr, raddr, &c.rk[idx],
 				  100 + i, 0);
 		CHECK(ret == 0, "%s: post returned %d", what, ret);
-		wait_comps(c.tp, &comp, 1, COMP_MS, what);
+		wait_comps(c.tp, &comp, 1, big_ms, what);
 		expect_comp(&comp, 100 + i, RDPS_TP_OP_WRITE,
 			    RDPS_TP_WC_SUCCESS, (long)len, what);
 		CHECK(comp.ep == c.ep,
@@ -1007,9 +1043,12 @@ static void t_put_get_sizes(void **state)
 		ret = rdps_tp_get(c.ep, lbuf, len, c.mr, raddr, &c.rk[idx],
 				  200 + i, 0);
 		CHECK(ret == 0, "%s: post returned %d", what, ret);
-		wait_comps(c.tp, &comp, 1, COMP_MS, what);
+		wait_comps(c.tp, &comp, 1, big_ms, what);
 		expect_comp(&comp, 200 + i, RDPS_TP_OP_READ, RDPS_TP_WC_SUCCESS,
 			    (long)len, what);
+		if (len >= (1u << 20))
+			print_message("%zu B: put and get in %" PRIu64 " ms\n",
+				      len, th_now_ms() - t0);
 		d = th_first_diff(lbuf, shadow + off, len);
 		CHECK(d == len,
 		      "%s: local byte %zu is 0x%02x, the target has "
@@ -1409,7 +1448,7 @@ static int pair_cmp(const void *a, const void *b)
 /* Spawn n peers (after the target is listening); they connect at once. */
 static void spawn_peers(struct tgt *t, int idx, struct th_child *kids,
 			struct peer_arg *args, int n, const char *role,
-			int (*fn)(int, void *), int n_ops)
+			int n_ops)
 {
 	struct tmsg m;
 
@@ -1421,8 +1460,8 @@ static void spawn_peers(struct tgt *t, int idx, struct th_child *kids,
 		args[p].n_ops = n_ops;
 		snprintf(args[p].url, sizeof(args[p].url), "%s", t->url);
 		args[p].wire = t->wire[idx];
-		ret = th_spawn(&kids[p], role, fn, &args[p]);
-		CHECK(ret == 0, "fork of %s %d: %s", role, p, strerror(-ret));
+		ret = th_spawn_role(&kids[p], role, &args[p], sizeof(args[p]));
+		CHECK(ret == 0, "start of %s %d: %s", role, p, strerror(-ret));
 	}
 	tgt_accept_end(t, &m);
 	CHECK(m.ret == 0 && m.c == (uint64_t)n,
@@ -1455,8 +1494,7 @@ static void t_fadd_many_peers(void **state)
 	tgt_fill(&t, idx, WORD_OFF, 8, 0);
 	th_fill(shadow, sizeof(shadow), 0x3333, 0);
 	tgt_listen(&t);
-	spawn_peers(&t, idx, kids, args, N_PEERS, "fadd peer", peer_fadd_main,
-		    N_FADD);
+	spawn_peers(&t, idx, kids, args, N_PEERS, "fadd peer", N_FADD);
 	for (int p = 0; p < N_PEERS; p++)
 		CHECK(th_send(kids[p].fd, "G", 1) == 0, "peer %d gone", p);
 
@@ -1579,8 +1617,7 @@ static void t_cswap_race(void **state)
 	tgt_fill(&t, idx, WORD_OFF, 8, 0);
 	th_fill(shadow, sizeof(shadow), 0x4444, 0);
 	tgt_listen(&t);
-	spawn_peers(&t, idx, kids, args, N_PEERS, "cswap peer", peer_cswap_main,
-		    0);
+	spawn_peers(&t, idx, kids, args, N_PEERS, "cswap peer", 0);
 	for (uint32_t r = 0; r < N_ROUNDS; r++) {
 		struct cswap_round msg = {.round = r, .cmp = word};
 		struct cswap_answer ans[N_PEERS];
@@ -1934,16 +1971,22 @@ static void t_listen_in_use(void **state)
 	tgt_listen(&t);
 	conn_open_tp(&c, NULL, 4096);
 
-	/* In use by another process. */
-	rdps_clear_error();
-	ret = rdps_tp_listen(c.tp, t.url, NULL, 0, &l);
-	CHECK(ret == -EADDRINUSE,
-	      "listen on %s, where the target listens: %d "
-	      "(%s), expected -EADDRINUSE",
-	      t.url, ret, rdps_errmsg());
-	CHECK(rdps_errmsg()[0] != '\0', "address in use: no message");
-	CHECK(l == (struct rdps_tp_listener *)(uintptr_t)0x1,
-	      "a failed listen wrote its out-parameter");
+	/* In use by another process (of this host: a remote target's
+	 * address is not ours to listen on). */
+	if (th_remote()) {
+		print_message("remote target: the in-use-by-another-process "
+			      "part is not run\n");
+	} else {
+		rdps_clear_error();
+		ret = rdps_tp_listen(c.tp, t.url, NULL, 0, &l);
+		CHECK(ret == -EADDRINUSE,
+		      "listen on %s, where the target listens: %d "
+		      "(%s), expected -EADDRINUSE",
+		      t.url, ret, rdps_errmsg());
+		CHECK(rdps_errmsg()[0] != '\0', "address in use: no message");
+		CHECK(l == (struct rdps_tp_listener *)(uintptr_t)0x1,
+		      "a failed listen wrote its out-parameter");
+	}
 
 	/* In use by this same instance. */
 	fresh_listen_url(url, sizeof(url));
@@ -2224,49 +2267,100 @@ static void t_eagain_backpressure(void **state)
 	tgt_expect_region(&t, idx, shadow, sizeof(shadow), "after the stream");
 	conn_close(&c);
 
-	/* A full completion queue stops posts on every endpoint: with
-	 * cq_depth 8, eight unpolled completions on one endpoint make a
-	 * post on another one return -EAGAIN instead of losing one. */
-	cfg.sq_depth = 8;
-	cfg.cq_depth = 8;
-	conn_open_tp(&c, &cfg, 4096);
-	conn_connect(&c, &t);
+	/* A full completion queue stops posts on every endpoint instead of
+	 * losing a completion. Endpoints are connected one at a time and
+	 * each is posted to until -EAGAIN; once a post on an endpoint whose
+	 * send queue still has room gets -EAGAIN, the completion queue is
+	 * full. cq_depth is the smallest power of 2 from 8 that holds an
+	 * endpoint: transport.h lets a transport set part of it aside per
+	 * endpoint (verbs: receives and a close marker), and connect then
+	 * says -ENOBUFS. One accept serves the probing connects. */
 	{
-		struct rdps_tp_ep *ep_a = c.ep, *ep_b;
+		struct rdps_tp_ep *eps[8];
+		int n_eps = 0, blocked = -1, k = 0;
 		struct tmsg m;
 
+		cfg.sq_depth = 8;
 		tgt_accept_begin(&t, 1, CONNECT_MS);
-		ret = rdps_tp_connect(c.tp, t.url, NULL, 0, &ep_b, CONNECT_MS);
-		tgt_accept_end(&t, &m);
-		CHECK(ret == 0 && m.ret == 0, "second connect: %d / %d (%s)",
-		      ret, m.ret, m.err);
-		for (posted = 0; posted < 8; posted++) {
-			ret = rdps_tp_put(ep_a, c.buf, 8, c.mr,
-					  c.rk[idx].addr + 4000, &c.rk[idx],
-					  (uint64_t)posted, 0);
-			CHECK(ret == 0,
-			      "cq_depth 8: put %d on the first "
-			      "endpoint: %d",
-			      posted, ret);
+		for (cfg.cq_depth = 8;; cfg.cq_depth *= 2) {
+			conn_open_tp(&c, &cfg, 4096);
+			rdps_clear_error();
+			ret = rdps_tp_connect(c.tp, t.url, NULL, 0, &c.ep,
+					      CONNECT_MS);
+			if (ret != -ENOBUFS || cfg.cq_depth >= 1024)
+				break;
+			conn_close(&c);
 		}
-		ret = rdps_tp_put(ep_b, c.buf, 8, c.mr, c.rk[idx].addr + 4000,
-				  &c.rk[idx], 100, 0);
-		CHECK(ret == -EAGAIN,
-		      "with 8 unpolled completions and cq_depth 8, a post on "
-		      "another endpoint returned %d, expected -EAGAIN (the "
-		      "completion queue is full)",
-		      ret);
-		wait_comps(c.tp, comps, 8, COMP_MS, "cq_depth 8: the 8 puts");
-		ret = rdps_tp_put(ep_b, c.buf, 8, c.mr, c.rk[idx].addr + 4000,
-				  &c.rk[idx], 100, 0);
+		tgt_accept_end(&t, &m);
+		CHECK(ret == 0 && m.ret == 0,
+		      "connect with sq_depth 8, cq_depth %u: %d (%s) / "
+		      "accept %d (%s)",
+		      cfg.cq_depth, ret, rdps_errmsg(), m.ret, m.err);
+		CHECK(rdps_tp_rkey_unpack(c.ep, &t.wire[idx], &c.rk[idx]) == 0,
+		      "unpack");
+		eps[n_eps++] = c.ep;
+		posted = 0;
+		for (;;) {
+			struct rdps_tp_ep *ep = eps[n_eps - 1];
+
+			for (k = 0; k <= 8; k++, posted++) {
+				ret = rdps_tp_put(ep, c.buf, 8, c.mr,
+						  c.rk[idx].addr + 4000,
+						  &c.rk[idx], (uint64_t)posted,
+						  0);
+				if (ret)
+					break;
+			}
+			CHECK(ret == -EAGAIN,
+			      "cq_depth %u: endpoint %d took %d posts "
+			      "(sq_depth "
+			      "8) without polling, then returned %d",
+			      cfg.cq_depth, n_eps - 1, k, ret);
+			if (k < 8) {
+				blocked = n_eps - 1;
+				break;
+			}
+			CHECK(n_eps < 8,
+			      "cq_depth %u: %d unpolled completions on %d "
+			      "endpoints and the completion queue is still "
+			      "not full",
+			      cfg.cq_depth, posted, n_eps);
+			tgt_accept_begin(&t, 1, CONNECT_MS);
+			ret = rdps_tp_connect(c.tp, t.url, NULL, 0, &ep,
+					      CONNECT_MS);
+			tgt_accept_end(&t, &m);
+			CHECK(ret == 0 && m.ret == 0,
+			      "cq_depth %u, %d completions unpolled: connect "
+			      "of endpoint %d: %d (%s) / accept %d (%s); if "
+			      "the "
+			      "transport sets cq entries aside per endpoint, "
+			      "the queue must fill before the next endpoint "
+			      "no longer fits",
+			      cfg.cq_depth, posted, n_eps, ret, rdps_errmsg(),
+			      m.ret, m.err);
+			eps[n_eps++] = ep;
+		}
+		print_message("cq_depth %u: full after %d completions, on "
+			      "endpoint %d\n",
+			      cfg.cq_depth, posted, blocked);
+		wait_comps(c.tp, comps, posted, COMP_MS,
+			   "the puts that filled the completion queue");
+		for (int i = 0; i < posted; i++)
+			CHECK(comps[i].status == RDPS_TP_WC_SUCCESS &&
+				      comps[i].wr_id < (uint64_t)posted,
+			      "completion %d: status %s, wr_id %" PRIu64, i,
+			      rdps_tp_status_str(comps[i].status),
+			      comps[i].wr_id);
+		ret = rdps_tp_put(eps[blocked], c.buf, 8, c.mr,
+				  c.rk[idx].addr + 4000, &c.rk[idx], 100, 0);
 		CHECK(ret == 0, "post after the queue was drained: %d", ret);
-		wait_comps(c.tp, comps, 1, COMP_MS, "cq_depth 8: the last put");
+		wait_comps(c.tp, comps, 1, COMP_MS, "the put after the drain");
 		expect_comp(&comps[0], 100, RDPS_TP_OP_WRITE,
-			    RDPS_TP_WC_SUCCESS, 8, "cq_depth 8: the last put");
-		CHECK(comps[0].ep == ep_b, "completion names the wrong "
-					   "endpoint");
-		rdps_tp_ep_close(ep_b);
-		(void)ep_a;
+			    RDPS_TP_WC_SUCCESS, 8, "the put after the drain");
+		CHECK(comps[0].ep == eps[blocked],
+		      "completion names the wrong endpoint");
+		for (int i = 1; i < n_eps; i++)
+			rdps_tp_ep_close(eps[i]);
 	}
 	conn_close(&c);
 	tgt_stop(&t);
@@ -2602,9 +2696,37 @@ int main(int argc, char **argv)
 		CASE(t_poll_modes),	     CASE(t_lifecycle),
 	};
 
+	static const struct th_role roles[] = {
+		{"target", target_main, 1},
+		{"fadd peer", peer_fadd_main, 0},
+		{"cswap peer", peer_cswap_main, 0},
+	};
+	const char *why;
+	int ret, bye;
+
+	catch_sigpipe();
+	/* An exec'd child or the target server never comes back. */
+	th_main(argc, argv, roles, sizeof(roles) / sizeof(*roles));
+	why = cannot_run();
+	if (why) {
+		/* 77: ctest's SKIP_RETURN_CODE, so no device is not a pass. */
+		printf("conformance_%s: skipped: %s\n", TP_SCHEME, why);
+		return 77;
+	}
 	/* argv[1]: a cmocka test name filter, e.g. "t_fadd*". */
 	if (argc > 1)
 		cmocka_set_test_filter(argv[1]);
-	return cmocka_run_group_tests_name("conformance_" TP_SCHEME, tests,
-					   group_setup, group_teardown);
+	ret = cmocka_run_group_tests_name("conformance_" TP_SCHEME, tests,
+					  group_setup, group_teardown);
+	if (th_remote()) {
+		bye = th_remote_bye();
+		if (bye) {
+			fprintf(stderr,
+				"the target server at %s did not take the "
+				"bye: %s\n",
+				th_remote(), strerror(-bye));
+			ret = ret ? ret : 1;
+		}
+	}
+	return ret;
 }

@@ -121,10 +121,17 @@ enum rdps_tp_poll_mode {
 /* Configuration of a transport instance; rdps_tp_cfg_default() fills it. */
 struct rdps_tp_cfg {
 	enum rdps_tp_poll_mode poll_mode;
-	unsigned spin_us;     /* adaptive: spin this long before sleeping */
-	uint64_t token;	      /* job token: peers with another are refused */
-	unsigned sq_depth;    /* outstanding ops per endpoint before -EAGAIN */
-	unsigned cq_depth;    /* completions held before posts get -EAGAIN */
+	unsigned spin_us;  /* adaptive: spin this long before sleeping */
+	uint64_t token;	   /* job token: peers with another are refused */
+	unsigned sq_depth; /* outstanding ops per endpoint before -EAGAIN */
+	/* Completions held before posts get -EAGAIN. A transport may set
+	 * part of it aside per endpoint (verbs: the receives of
+	 * write-with-immediate and a close marker); then posts get -EAGAIN
+	 * once the completions held plus the set-aside entries reach
+	 * cq_depth; connect fails with -ENOBUFS when another endpoint's
+	 * share does not fit, and accept refuses such a peer (it gets
+	 * -ECONNREFUSED) and keeps waiting. */
+	unsigned cq_depth;
 	size_t shm_heap_size; /* shm: virtual size of the shared heap */
 	const char *dev;      /* verbs: device name, NULL = first usable */
 	int gid_index;	      /* verbs: -1 = first IPv4-mapped RoCEv2 GID */
@@ -234,7 +241,8 @@ struct rdps_tp_ops {
 	/* Connect to url within timeout_ms, sending priv (at most
 	 * RDPS_TP_PRIV_MAX bytes) to the accepting side's ep->peer_priv.
 	 * -ECONNREFUSED (nobody listens), -ETIMEDOUT, -EPROTO (protocol version
-	 * mismatch), -EACCES (token mismatch), -EINVAL (malformed URL). */
+	 * mismatch), -EACCES (token mismatch), -EINVAL (malformed URL),
+	 * -ENOBUFS (cq_depth has no room for another endpoint, see cfg). */
 	int (*connect)(struct rdps_tp *tp, const char *url, const void *priv,
 		       size_t priv_len, struct rdps_tp_ep **ep_out,
 		       int timeout_ms);

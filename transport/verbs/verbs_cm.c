@@ -301,7 +301,13 @@ static void verbs_reject(struct verbs_tp *vtp, struct rdma_cm_id *id,
 	uint8_t buf[sizeof(struct verbs_hello)];
 
 	verbs_hello_fill(vtp, buf, VERBS_MSG_REJECT, (uint8_t)reason, NULL, 0);
-	if (rdma_reject(id, buf, sizeof(buf)))
+	if (!rdma_reject(id, buf, sizeof(buf)))
+		return;
+	/* EINVAL: the request is no longer pending, its connector gave up
+	 * (timed out) before its event reached us; nothing to refuse. */
+	if (errno == EINVAL)
+		rdps_dbg("rdma_reject: the connector is gone");
+	else
 		rdps_warn("rdma_reject: %s", strerror(errno));
 }
 
@@ -515,6 +521,7 @@ static int verbs_accept_one(struct verbs_listener *l, struct verbs_conn_req *r,
 	return 0;
 
 err_reject:
+	rdps_warn("refusing a verbs peer: %s", rdps_errmsg());
 	verbs_reject(vtp, ep->id, VERBS_REJ_RESOURCES);
 err_destroy_ep:
 	verbs_ep_destroy(ep);
