@@ -212,6 +212,9 @@ int verbs_wait_fd(struct rdps_tp *tp);
 int verbs_arm(struct rdps_tp *tp);
 /* Queue a completion in the software queue (space is accounted for). */
 void verbs_soft_push(struct verbs_tp *vtp, const struct rdps_tp_comp *c);
+/* Completions already queued for a closing endpoint lose their ep pointer,
+ * as the contract says, before the endpoint is freed. */
+void verbs_soft_forget_ep(struct verbs_tp *vtp, const struct rdps_tp_ep *ep);
 /* Move completions from the CQ into the software queue; returns count. */
 int verbs_cq_reap(struct verbs_tp *vtp);
 int verbs_status_of(enum ibv_wc_status st, const struct verbs_ep *ep);

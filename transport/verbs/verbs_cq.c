@@ -114,6 +114,16 @@ void verbs_soft_push(struct verbs_tp *vtp, const struct rdps_tp_comp *c)
 	vtp->cq_used++;
 }
 
+void verbs_soft_forget_ep(struct verbs_tp *vtp, const struct rdps_tp_ep *ep)
+{
+	for (uint32_t i = vtp->soft_tail; i != vtp->soft_head; i++) {
+		struct rdps_tp_comp *c = &vtp->soft[i & vtp->soft_mask];
+
+		if (c->ep == ep)
+			c->ep = NULL;
+	}
+}
+
 int verbs_status_of(enum ibv_wc_status st, const struct verbs_ep *ep)
 {
 	switch (st) {
@@ -152,7 +162,9 @@ static int verbs_wc_recv(struct verbs_ep *ep, const struct ibv_wc *wc,
 		c->opcode = RDPS_TP_OP_RECV_IMM;
 		c->len = wc->byte_len;
 		c->imm = rdps_be32toh(wc->imm_data);
-		verbs_ep_repost_recv(ep);
+		/* Reposted when the user polls it (verbs_deliver): a target
+		 * that stops polling makes its peers wait (RNR), instead of
+		 * overflowing the software queue. */
 		return 1;
 	}
 	if (wc->status != IBV_WC_WR_FLUSH_ERR) {
@@ -247,6 +259,13 @@ int verbs_cq_reap(struct verbs_tp *vtp)
 	return total;
 }
 
+/* A completion goes to the user: a receive it consumed can be reposted. */
+static inline void verbs_deliver(const struct rdps_tp_comp *c)
+{
+	if (rdps_unlikely(c->opcode == RDPS_TP_OP_RECV_IMM) && c->ep)
+		verbs_ep_repost_recv(verbs_ep_of(c->ep));
+}
+
 int verbs_poll(struct rdps_tp *tp, struct rdps_tp_comp *comps, int max)
 {
 	struct verbs_tp *vtp = verbs_tp_of(tp);
@@ -255,7 +274,8 @@ int verbs_poll(struct rdps_tp *tp, struct rdps_tp_comp *comps, int max)
 	uint64_t now;
 
 	while (n < max && vtp->soft_tail != vtp->soft_head) {
-		comps[n++] = vtp->soft[vtp->soft_tail++ & vtp->soft_mask];
+		comps[n] = vtp->soft[vtp->soft_tail++ & vtp->soft_mask];
+		verbs_deliver(&comps[n++]);
 		vtp->cq_used--;
 	}
 	while (n < max) {
@@ -266,8 +286,10 @@ int verbs_poll(struct rdps_tp *tp, struct rdps_tp_comp *comps, int max)
 				 got);
 			return n ? n : -EIO;
 		}
-		for (int i = 0; i < got; i++)
-			n += verbs_wc_to_comp(vtp, &wc[i], &comps[n]);
+		for (int i = 0; i < got; i++) {
+			if (verbs_wc_to_comp(vtp, &wc[i], &comps[n]))
+				verbs_deliver(&comps[n++]);
+		}
 		if (got < want)
 			break;
 	}
@@ -283,8 +305,8 @@ int verbs_poll(struct rdps_tp *tp, struct rdps_tp_comp *comps, int max)
 		vtp->next_cm_check_ns = now + VERBS_CM_CHECK_NS;
 		verbs_cm_progress(vtp, 0);
 		while (n < max && vtp->soft_tail != vtp->soft_head) {
-			comps[n++] =
-				vtp->soft[vtp->soft_tail++ & vtp->soft_mask];
+			comps[n] = vtp->soft[vtp->soft_tail++ & vtp->soft_mask];
+			verbs_deliver(&comps[n++]);
 			vtp->cq_used--;
 		}
 	}

@@ -329,6 +329,7 @@ void verbs_ep_close(struct rdps_tp_ep *bep)
 		nanosleep(&ts, NULL);
 	}
 	vtp->cq_used -= ep->sq_head - ep->sq_tail;
+	verbs_soft_forget_ep(vtp, &ep->base);
 	verbs_ep_destroy(ep);
 }
 
