@@ -240,8 +240,10 @@ int rdps_numa_choose(struct rdps_numa *numa, const char *nic, int node,
 			numa->choice.reason = RDPS_NUMA_NIC;
 			goto done;
 		}
-		rdps_warn("nic %s not found in the hwloc topology, placing by "
-			  "process binding",
+		/* Virtual devices (rxe) have no PCI locality: not worth a
+		 * warning, the process binding is the right answer. */
+		rdps_info("nic %s has no locality in the hwloc topology, "
+			  "placing by process binding",
 			  nic);
 	}
 	bound = hwloc_bitmap_alloc();
@@ -305,6 +307,20 @@ void rdps_numa_free(struct rdps_numa *numa, void *addr, size_t len)
 		hwloc_free(numa->topo, addr, len);
 }
 
+int rdps_numa_bind_area(struct rdps_numa *numa, void *addr, size_t len)
+{
+	if (!numa->chosen || hwloc_bitmap_iszero(numa->nodeset))
+		return 0;
+	if (hwloc_set_area_membind(numa->topo, addr, len, numa->nodeset,
+				   HWLOC_MEMBIND_BIND,
+				   HWLOC_MEMBIND_BYNODESET)) {
+		/* Not fatal: memory then lands where it is first touched. */
+		rdps_dbg("numa: cannot bind %zu bytes to node %d: %s", len,
+			 numa->choice.node, strerror(errno));
+	}
+	return 0;
+}
+
 #else /* !RDPS_WITH_HWLOC */
 
 int rdps_numa_open(const char *source, struct rdps_numa **numa_out)
@@ -351,6 +367,11 @@ void rdps_numa_free(struct rdps_numa *numa, void *addr, size_t len)
 {
 	if (addr)
 		munmap(addr, len);
+}
+
+int rdps_numa_bind_area(struct rdps_numa *numa, void *addr, size_t len)
+{
+	return 0;
 }
 
 #endif

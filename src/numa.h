@@ -64,6 +64,10 @@ int rdps_numa_bind_thread(struct rdps_numa *numa);
 void *rdps_numa_alloc(struct rdps_numa *numa, size_t len);
 void rdps_numa_free(struct rdps_numa *numa, void *addr, size_t len);
 
+/* Bind the pages of [addr, addr+len), not yet touched, to the chosen node
+ * (memory the caller mapped itself). 0, or -errno with rdps_errmsg(). */
+int rdps_numa_bind_area(struct rdps_numa *numa, void *addr, size_t len);
+
 const char *rdps_numa_reason_str(enum rdps_numa_reason reason);
 
 #endif /* RDPS_NUMA_H */

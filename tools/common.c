@@ -23,6 +23,18 @@ void tool_err(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
+void tool_place(struct rdps_tp *tp)
+{
+	int ret = rdps_tp_bind_poller(tp);
+
+	if (ret)
+		tool_err("warning: pollers left unbound: %s", rdps_errmsg());
+	else if (tp->place.reason != RDPS_NUMA_NONE)
+		tool_err("%s pollers on numa node %d, cpus %s (%s)",
+			 tp->ops->name, tp->place.node, tp->place.cpus,
+			 rdps_numa_reason_str(tp->place.reason));
+}
+
 int tool_fail(int ret, const char *what)
 {
 	const char *msg = rdps_errmsg();

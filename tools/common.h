@@ -30,6 +30,10 @@ void tool_err(const char *fmt, ...) RDPS_PRINTF(1, 2);
  */
 int tool_fail(int ret, const char *what);
 
+/* Bind the calling thread where the transport placed its pollers (verbs:
+ * the NIC's NUMA node) and say where on stderr; a failure is a warning. */
+void tool_place(struct rdps_tp *tp);
+
 /*
  * Parse a byte count: digits with an optional binary suffix k, m or g
  * (either case, optionally followed by "b", "ib" or "iB"), within

@@ -414,6 +414,7 @@ static int run_client(const struct opts *o, const char *url,
 	rc = rdps_perf_client_open(url, cfg, o->timeout_ms, &c);
 	if (rc)
 		return tool_fail(rc, url);
+	tool_place(c->tp);
 	rc = measure(o, c, c->tp->ops->name);
 	rdps_perf_client_close(c);
 	return rc;

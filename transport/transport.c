@@ -44,6 +44,7 @@ void rdps_tp_cfg_default(struct rdps_tp_cfg *cfg)
 	cfg->cq_depth = 8192;
 	cfg->shm_heap_size = (size_t)16 << 30;
 	cfg->gid_index = -1;
+	cfg->numa_node = -1;
 }
 
 const char *rdps_tp_names(void)
@@ -149,6 +150,8 @@ int rdps_tp_open(const char *url, const struct rdps_tp_cfg *cfg,
 		return ret;
 	tp->ops = ops;
 	tp->cfg = *cfg;
+	if (tp->place.reason == RDPS_NUMA_NONE)
+		tp->place.node = -1;
 	tp->n_ep = tp->n_mr = tp->n_lst = 0;
 	*tp_out = tp;
 	return 0;
@@ -338,6 +341,11 @@ int rdps_tp_wait(struct rdps_tp *tp, struct rdps_tp_comp *comps, int max,
 		if (ret)
 			return ret;
 	}
+}
+
+int rdps_tp_bind_poller(struct rdps_tp *tp)
+{
+	return tp->ops->bind_poller ? tp->ops->bind_poller(tp) : 0;
 }
 
 int rdps_tp_check_access(uint64_t base, uint64_t rlen, unsigned access,

@@ -44,6 +44,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "numa.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -135,6 +137,7 @@ struct rdps_tp_cfg {
 	size_t shm_heap_size; /* shm: virtual size of the shared heap */
 	const char *dev;      /* verbs: device name, NULL = first usable */
 	int gid_index;	      /* verbs: -1 = first IPv4-mapped RoCEv2 GID */
+	int numa_node;	      /* -1: near the NIC (else RDPS_NUMA_NODE) */
 };
 
 /* Fixed-size wire form of a remote key: all fields big-endian. */
@@ -177,6 +180,9 @@ struct rdps_tp {
 	int n_ep;  /* open endpoints, kept by the generic layer */
 	int n_mr;  /* live registrations, kept by the generic layer */
 	int n_lst; /* open listeners, kept by the generic layer */
+	/* Where pollers and registered memory belong (verbs: the NIC's NUMA
+	 * node); reason RDPS_NUMA_NONE where the transport has no say. */
+	struct rdps_numa_choice place;
 };
 
 struct rdps_tp_listener {
@@ -319,6 +325,9 @@ struct rdps_tp_ops {
 	/* Arm the wait fd: 0 if armed (sleep on it), -EAGAIN if completions
 	 * are already pending (poll instead). Also clears a past wake-up. */
 	int (*arm)(struct rdps_tp *tp);
+
+	/* Optional: bind the calling thread to tp->place (0 or -errno). */
+	int (*bind_poller)(struct rdps_tp *tp);
 };
 
 /* Registry and generic layer (transport.c) ---------------------------- */
@@ -361,6 +370,10 @@ void rdps_tp_mem_dereg(struct rdps_tp_mr *mr);
  */
 int rdps_tp_wait(struct rdps_tp *tp, struct rdps_tp_comp *comps, int max,
 		 int timeout_ms);
+
+/* Bind the calling (polling) thread to tp->place, where the transport
+ * chose one (verbs: the NIC's NUMA node); 0 and nothing done elsewhere. */
+int rdps_tp_bind_poller(struct rdps_tp *tp);
 
 const char *rdps_tp_status_str(int status);
 const char *rdps_tp_opcode_str(int opcode);

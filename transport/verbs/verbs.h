@@ -159,6 +159,7 @@ struct verbs_tp {
 	struct rdps_tp base;
 	struct ibv_context *ctx; /* owned by librdmacm, never closed here */
 	struct ibv_pd *pd;
+	struct rdps_numa *numa; /* NIC-local placement; NULL without hwloc */
 	struct ibv_comp_channel *comp_ch;
 	struct ibv_cq *cq;
 	struct rdma_event_channel *cm_ch;

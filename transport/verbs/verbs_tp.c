@@ -134,6 +134,8 @@ static int verbs_query_caps(struct verbs_tp *vtp, const struct rdps_tp_cfg *cfg)
 	return 0;
 }
 
+static void verbs_place(struct verbs_tp *vtp, const struct rdps_tp_cfg *cfg);
+
 static int verbs_init(const struct rdps_tp_cfg *cfg, struct rdps_tp **tp_out)
 {
 	struct verbs_tp *vtp;
@@ -153,6 +155,7 @@ static int verbs_init(const struct rdps_tp_cfg *cfg, struct rdps_tp **tp_out)
 	ret = verbs_check_gid(vtp, cfg->gid_index);
 	if (ret)
 		goto err_free;
+	verbs_place(vtp, cfg);
 	vtp->pd = ibv_alloc_pd(vtp->ctx);
 	if (!vtp->pd) {
 		ret = rdps_set_error(-ENOMEM,
@@ -180,6 +183,7 @@ err_destroy_cq:
 err_dealloc_pd:
 	ibv_dealloc_pd(vtp->pd);
 err_free:
+	rdps_numa_close(vtp->numa);
 	free(vtp);
 	return ret;
 }
@@ -199,6 +203,7 @@ static void verbs_fini(struct rdps_tp *tp)
 		rdps_warn("cannot free protection domain: %s", strerror(ret));
 	free(vtp->eps);
 	free(vtp->gen);
+	rdps_numa_close(vtp->numa);
 	free(vtp);
 }
 
@@ -210,16 +215,38 @@ static size_t verbs_page_round(size_t len)
 }
 
 /*
- * NUMA hook: registered memory belongs on the NIC's node. When hwloc
- * placement lands (src/numa.c), bind [addr, addr+len) here to the node of
- * hwloc_ibv_get_device_cpuset(vtp->ctx->device) before it is touched.
+ * Registered memory and the pollers belong on the NIC's NUMA node
+ * (hwloc: the device's local CPUs, or cfg.numa_node / RDPS_NUMA_NODE).
+ * Placement is an optimisation: without a topology we go on unplaced.
  */
+static void verbs_place(struct verbs_tp *vtp, const struct rdps_tp_cfg *cfg)
+{
+	const char *nic = ibv_get_device_name(vtp->ctx->device);
+
+	vtp->base.place.node = -1;
+	if (rdps_numa_open(NULL, &vtp->numa)) {
+		rdps_warn("no numa placement: %s", rdps_errmsg());
+		vtp->numa = NULL;
+		return;
+	}
+	if (rdps_numa_choose(vtp->numa, nic, cfg->numa_node,
+			     &vtp->base.place)) {
+		rdps_warn("no numa placement: %s", rdps_errmsg());
+		rdps_numa_close(vtp->numa);
+		vtp->numa = NULL;
+	}
+}
+
 static int verbs_mem_place(struct verbs_tp *vtp, void *addr, size_t len)
 {
-	(void)vtp;
-	(void)addr;
-	(void)len;
-	return 0;
+	return vtp->numa ? rdps_numa_bind_area(vtp->numa, addr, len) : 0;
+}
+
+static int verbs_bind_poller(struct rdps_tp *tp)
+{
+	struct verbs_tp *vtp = verbs_tp_of(tp);
+
+	return vtp->numa ? rdps_numa_bind_thread(vtp->numa) : 0;
 }
 
 static int verbs_mem_alloc(struct rdps_tp *tp, size_t len, void **addr_out)
@@ -266,6 +293,7 @@ const struct rdps_tp_ops rdps_verbs_ops = {
 	.listener_close = verbs_listener_close,
 	.connect = verbs_connect,
 	.ep_close = verbs_ep_close,
+	.bind_poller = verbs_bind_poller,
 	.mem_alloc = verbs_mem_alloc,
 	.mem_free = verbs_mem_free,
 	.mem_reg = verbs_mem_reg,
