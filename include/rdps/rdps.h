@@ -47,6 +47,103 @@ void rdps_log_set_level(enum rdps_log_level level);
 /* Parse "error|warn|info|debug|trace" or a digit; -EINVAL if neither. */
 int rdps_log_parse_level(const char *s, enum rdps_log_level *level_out);
 
+/* The parameter server ------------------------------------------------
+ *
+ * A job has S server shards (rdps-server processes) and W workers. Each
+ * worker makes one context; tables are dense arrays of float32 or float64
+ * range-partitioned over the shards. Workers pull with one-sided reads and
+ * push deltas with one-sided writes; rdps_clock() ends an iteration and
+ * blocks as the consistency model requires.
+ *
+ * Threads: a context and its tables are used from one thread at a time.
+ */
+
+struct rdps_ctx;
+struct rdps_table;
+
+enum rdps_model {
+	RDPS_MODEL_BSP = 0, /* bulk synchronous: slack 0, deterministic */
+	RDPS_MODEL_SSP,	    /* stale synchronous: bounded slack */
+	RDPS_MODEL_ASP,	    /* asynchronous: no clock checks */
+};
+
+enum rdps_dtype {
+	RDPS_DTYPE_F32 = 0,
+	RDPS_DTYPE_F64,
+};
+
+enum rdps_rule {
+	RDPS_RULE_SUM = 0, /* param += delta */
+	RDPS_RULE_SGD,	   /* param -= lr * delta (delta is a gradient) */
+	RDPS_RULE_ADAGRAD, /* param -= lr * g / sqrt(eps + sum g^2) */
+};
+
+#define RDPS_TABLE_NAME_MAX 31
+
+struct rdps_config {
+	/* Shard URLs, comma-separated, in shard order:
+	 * "shm://job-s0,shm://job-s1" or "tcp://h1:7000,tcp://h2:7000". */
+	const char *shards;
+	int rank;    /* this worker, 0 .. workers-1 */
+	int workers; /* W */
+	enum rdps_model model;
+	unsigned slack; /* SSP: clocks a worker may run ahead */
+	uint64_t token; /* job token, the same on servers and workers */
+	int poll_mode;	/* 0 busy, 1 adaptive (default), 2 event */
+	int timeout_ms; /* connect and wait limit; 0: 30000 */
+};
+
+/* Fill cfg with defaults (model BSP, slack 0, adaptive polling, 30 s). */
+void rdps_config_default(struct rdps_config *cfg);
+
+/* Connect to every shard. -EINVAL (bad config, with rdps_errmsg()),
+ * -ECONNREFUSED, -ETIMEDOUT, -EACCES (token), -EPROTO. */
+int rdps_ctx_create(const struct rdps_config *cfg, struct rdps_ctx **ctx_out);
+/* Close the connections and free; NULL is fine. */
+void rdps_ctx_destroy(struct rdps_ctx *ctx);
+
+/*
+ * Create the table if it does not exist, else open it and check that n,
+ * dtype and rule match (-EINVAL naming the difference). lr is the learning
+ * rate of SGD and Adagrad (ignored for SUM). Every worker may call it; all
+ * get the same table. Initial values are 0.
+ */
+int rdps_table_open(struct rdps_ctx *ctx, const char *name, uint64_t n,
+		    enum rdps_dtype dtype, enum rdps_rule rule, double lr,
+		    struct rdps_table **table_out);
+
+/* Dense pull of [start, start+count) into dst (count elements of the
+ * table's dtype); waits until the shards hold what the model requires for
+ * this worker's clock. -ERANGE out of range. */
+int rdps_pull(struct rdps_table *t, uint64_t start, uint64_t count, void *dst);
+/* Sparse pull: dst[i] = param[idx[i]]; reads only the touched pages. */
+int rdps_pull_sparse(struct rdps_table *t, const uint64_t *idx, size_t n,
+		     void *dst);
+/* Dense push of a delta for [start, start+count). Returns once the delta
+ * is handed to the shards (it is applied by the shard; never lost). */
+int rdps_push(struct rdps_table *t, uint64_t start, uint64_t count,
+	      const void *delta);
+/* Sparse push: delta[i] for param[idx[i]]. */
+int rdps_push_sparse(struct rdps_table *t, const uint64_t *idx, size_t n,
+		     const void *delta);
+
+/* End this worker's iteration: flush, fetch-add the clock, then block until
+ * the model lets the next iteration start (BSP: everyone finished this
+ * one; SSP: nobody is more than slack behind; ASP: never blocks). */
+int rdps_clock(struct rdps_ctx *ctx);
+/* Block until every worker has called rdps_barrier() as often. */
+int rdps_barrier(struct rdps_ctx *ctx);
+/* This worker's clock: iterations completed. */
+uint64_t rdps_ctx_clock(const struct rdps_ctx *ctx);
+
+struct rdps_stats {
+	uint64_t pulls, pushes, clocks;
+	uint64_t bytes_pulled, bytes_pushed;
+	uint64_t clock_wait_ns; /* time blocked in rdps_clock */
+	uint64_t pull_wait_ns;	/* time waiting for fresh enough data */
+};
+void rdps_ctx_stats(const struct rdps_ctx *ctx, struct rdps_stats *out);
+
 #ifdef __cplusplus
 }
 #endif

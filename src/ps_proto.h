@@ -1,0 +1,273 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ps_proto.h - the parameter server's memory layout and protocol, shared by
+ * the shard (server.c) and the worker client (worker.c). Everything a peer
+ * reads or writes remotely is defined here: fixed-size, big-endian fields,
+ * sizes checked by _Static_assert. See DESIGN.md for the why.
+ *
+ * A job: S shards (rdps-server), W workers. Shard 0 also hosts the clock
+ * table. Every worker connects to every shard (one endpoint each).
+ *
+ * Connection
+ *   listener private data (every shard):  struct ps_lhello (32 B)
+ *   connect private data (every worker):  struct ps_whello (32 B)
+ *   After accept the shard writes a struct ps_welcome into the worker's
+ *   reply region (key from ps_whello) with put_imm, imm PS_IMM(WELCOME,
+ *   status). A status other than 0 (wrong rank/worker count/duplicate
+ *   rank) is an errno; the shard then closes the endpoint.
+ *
+ * Shard regions
+ *   directory (REMOTE_READ, everyone): struct ps_dir_hdr, then
+ *     PS_MAX_TABLES struct ps_table_desc.
+ *   params, one per table (REMOTE_READ, everyone): elements [lo, hi) of
+ *     the table, dtype-sized, 64-byte aligned.
+ *   slots, one per worker (REMOTE_WRITE, that worker only; its key only in
+ *     that worker's welcome): PS_NSLOTS sub-slots of slot_bytes each. A
+ *     sub-slot holds a struct ps_msg header and its payload.
+ *   clock table, shard 0 only (REMOTE_ATOMIC|REMOTE_READ, everyone):
+ *     struct ps_clock_table; no CPU ever writes it after creation.
+ *
+ * Worker regions
+ *   reply (REMOTE_WRITE, the shards): struct ps_welcome per shard, at
+ *     offset shard * sizeof(struct ps_welcome).
+ *
+ * Messages worker -> shard: the worker writes a ps_msg (+ payload) into a
+ * free sub-slot k of its slot region and sends it with ONE put_imm, imm
+ * PS_IMM(kind, k). The shard handles it on the RECV_IMM completion, then
+ * returns the sub-slot with a zero-length put_imm: PS_IMM(PS_CREDIT, k)
+ * when it was applied, PS_IMM(PS_NACK, errno) when it was refused (bad
+ * table, range or size: the shard logs why and keeps serving everyone).
+ * A shard handles one worker's messages in order, so either reply frees
+ * that worker's oldest outstanding sub-slot.
+ * Kinds:
+ *   PS_PUSH   ps_msg.table, .start, .count, .clock; payload count values
+ *             (dense) or count pairs {be64 index; value} (PS_F_SPARSE).
+ *   PS_CREATE ps_msg.table unused; payload struct ps_create. The shard
+ *             creates the table if absent (or checks it matches) and
+ *             publishes its ps_table_desc before the CREDIT.
+ *   PS_END    zero-length put_imm, imm PS_IMM(PS_END, clock & PS_ARG_MASK):
+ *             this worker finished that clock. No sub-slot, no credit
+ *             (its completion at the worker means the shard's transport
+ *             has queued it).
+ *
+ * Clocks and consistency (a worker's clock t = iterations it completed)
+ *   rdps_clock() at clock t: (1) PS_END(t) to every shard, and wait for
+ *   those completions: the END is in each shard's completion queue before
+ *   (2) FETCH_ADD(arrive[t mod K], 1) on shard 0 makes it visible, so any
+ *   message another worker sends after seeing clock t complete reaches a
+ *   shard after every END(t). (3) t = t + 1. (4) BSP/SSP: before going on,
+ *   READ arrive[c mod K] until ps_clock_done(c) for c = t - 1 - slack
+ *   (nothing to wait for while t - 1 < slack); ASP never waits.
+ *   Shard side: BSP copies each PUSH of clock c into that worker's pending
+ *   delta (credit at once) and, when the W-th END(c) arrives, applies the
+ *   pending deltas in worker order 0..W-1 with the table's rule, then
+ *   publishes applied_clock = c + 1: deterministic results. A BSP PUSH
+ *   whose clock is not applied_clock is refused (NACK EPROTO). SSP and ASP
+ *   apply a PUSH on arrival; applied_clock = min over workers of ENDs seen.
+ *   A pull at clock t posts READ(dir header) then READ(params range) on
+ *   the same endpoint (executed in order) and accepts the data only if
+ *   applied_clock >= t (BSP), >= t - slack (SSP, when t > slack), any
+ *   (ASP); otherwise it reads again.
+ *
+ * Values on the wire and in shard memory are the host's own float/double
+ * representation (all peers of a job are little-endian x86-64 / arm64);
+ * indices, counts and header words are big-endian.
+ */
+#ifndef RDPS_PS_PROTO_H
+#define RDPS_PS_PROTO_H
+
+#include <stdint.h>
+
+#include "transport.h"
+
+#define PS_MAGIC_LISTENER 0x52445053u	   /* "RDPS" */
+#define PS_MAGIC_WORKER 0x52445057u	   /* "RDPW" */
+#define PS_DIR_MAGIC 0x7264707364697231ull /* "rdpsdir1" */
+#define PS_PROTO_VERSION 1
+
+#define PS_MAX_TABLES 64
+#define PS_NSLOTS 4			 /* sub-slots per worker per shard */
+#define PS_SLOT_BYTES_DEFAULT (1u << 20) /* payload room per sub-slot */
+#define PS_ALIGN_ELEMS 16		 /* shard ranges start 64-B aligned */
+
+/* Immediate: kind in the top 4 bits, argument in the low 28. */
+#define PS_ARG_MASK 0x0fffffffu
+#define PS_IMM(kind, arg) (((uint32_t)(kind) << 28) | ((arg)&PS_ARG_MASK))
+#define PS_IMM_KIND(imm) ((imm) >> 28)
+#define PS_IMM_ARG(imm) ((imm)&PS_ARG_MASK)
+
+enum ps_kind {
+	PS_PUSH = 1,	 /* worker -> shard, sub-slot k */
+	PS_CREATE = 2,	 /* worker -> shard, sub-slot k */
+	PS_END = 3,	 /* worker -> shard, clock */
+	PS_CREDIT = 8,	 /* shard -> worker, sub-slot k handled */
+	PS_NACK = 9,	 /* shard -> worker, errno: message refused */
+	PS_WELCOME = 10, /* shard -> worker, status (0 or errno) */
+};
+
+/* Listener private data. */
+struct ps_lhello {
+	uint32_t magic_be; /* PS_MAGIC_LISTENER */
+	uint16_t shard_be;
+	uint16_t nshards_be;
+	struct rdps_tp_rkey_wire dir; /* the directory region */
+};
+_Static_assert(sizeof(struct ps_lhello) == 32, "ps_lhello");
+
+/* Connect private data. */
+struct ps_whello {
+	uint32_t magic_be; /* PS_MAGIC_WORKER */
+	uint16_t rank_be;
+	uint16_t workers_be;
+	struct rdps_tp_rkey_wire reply; /* the worker's reply region */
+};
+_Static_assert(sizeof(struct ps_whello) == 32, "ps_whello");
+
+/* Written by a shard into the worker's reply region after accept. */
+struct ps_welcome {
+	uint32_t status_be;	/* 0, or a positive errno */
+	uint32_t nslots_be;	/* PS_NSLOTS */
+	uint64_t slot_bytes_be; /* bytes per sub-slot, header included */
+	struct rdps_tp_rkey_wire slots; /* this worker's slot region */
+	uint8_t pad[24];
+};
+_Static_assert(sizeof(struct ps_welcome) == 64, "ps_welcome");
+
+enum ps_model_wire { PS_MODEL_BSP = 0, PS_MODEL_SSP = 1, PS_MODEL_ASP = 2 };
+
+/* Head of the directory region (64 B). */
+struct ps_dir_hdr {
+	uint64_t magic_be;   /* PS_DIR_MAGIC */
+	uint32_t version_be; /* PS_PROTO_VERSION */
+	uint16_t shard_be;
+	uint16_t nshards_be;
+	uint32_t workers_be;
+	uint32_t model_be; /* enum ps_model_wire */
+	uint32_t slack_be;
+	uint32_t clock_k_be; /* K: residues of the clock table */
+	/*
+	 * Clocks fully applied on this shard: every worker's updates of
+	 * clocks < applied_clock are in the params. Written by the shard CPU
+	 * (release, after the params), read by workers before they accept a
+	 * pull. Big-endian like the rest.
+	 */
+	uint64_t applied_clock_be;
+	uint64_t pad[3];
+};
+_Static_assert(sizeof(struct ps_dir_hdr) == 64, "ps_dir_hdr");
+
+enum ps_dtype_wire { PS_DTYPE_F32 = 0, PS_DTYPE_F64 = 1 };
+enum ps_rule_wire { PS_RULE_SUM = 0, PS_RULE_SGD = 1, PS_RULE_ADAGRAD = 2 };
+
+/* One table in the directory (128 B). ready_be is written last (release):
+ * 0 = free slot, 1 = the rest is valid. */
+struct ps_table_desc {
+	uint64_t ready_be;
+	char name[32];	/* NUL-terminated, RDPS_TABLE_NAME_MAX chars */
+	uint64_t n_be;	/* elements in the whole table */
+	uint64_t lo_be; /* this shard's range [lo, hi) */
+	uint64_t hi_be;
+	uint32_t dtype_be;   /* enum ps_dtype_wire */
+	uint32_t rule_be;    /* enum ps_rule_wire */
+	uint64_t lr_bits_be; /* the double's bits */
+	struct rdps_tp_rkey_wire params;
+	uint8_t pad[24];
+};
+_Static_assert(sizeof(struct ps_table_desc) == 128, "ps_table_desc");
+
+/* The directory region: what a worker reads to find tables. */
+struct ps_dir {
+	struct ps_dir_hdr hdr;
+	struct ps_table_desc tables[PS_MAX_TABLES];
+};
+
+/* Header of a message in a sub-slot (64 B), payload right after. */
+struct ps_msg {
+	uint32_t kind_be;  /* PS_PUSH or PS_CREATE (matches the imm) */
+	uint32_t flags_be; /* PS_F_* */
+	uint32_t table_be; /* index in this shard's directory */
+	uint32_t pad0;
+	uint64_t start_be; /* PUSH dense: first element (global index) */
+	uint64_t count_be; /* PUSH: elements (dense) or pairs (sparse) */
+	uint64_t clock_be; /* PUSH: the worker's clock when pushing */
+	uint64_t bytes_be; /* payload bytes following this header */
+	uint64_t pad[2];
+};
+_Static_assert(sizeof(struct ps_msg) == 64, "ps_msg");
+
+#define PS_F_SPARSE 1u
+
+/* PS_CREATE payload. */
+struct ps_create {
+	char name[32];
+	uint64_t n_be;
+	uint32_t dtype_be;
+	uint32_t rule_be;
+	uint64_t lr_bits_be;
+	uint64_t pad;
+};
+_Static_assert(sizeof(struct ps_create) == 64, "ps_create");
+
+/*
+ * Clock table (shard 0): arrive[r] counts workers that finished a clock c
+ * with c mod K == r; monotonic, changed only by fetch-add. barrier counts
+ * rdps_barrier() calls. K >= slack + 2.
+ */
+#define PS_CLOCK_K_MAX 64
+struct ps_clock_table {
+	uint64_t arrive[PS_CLOCK_K_MAX];
+	uint64_t barrier;
+	uint64_t pad[7];
+};
+
+/* --- pure logic shared by both sides ------------------------------- */
+
+static inline uint64_t ps_align_down(uint64_t x)
+{
+	return x - x % PS_ALIGN_ELEMS;
+}
+
+/* Shard s's range [lo, hi) of an n-element table over S shards: equal
+ * parts, boundaries rounded down to PS_ALIGN_ELEMS (64 B of float32); the
+ * last shard takes the rest. A shard may own nothing (lo == hi). */
+static inline uint64_t ps_shard_bound(uint64_t n, unsigned nshards, unsigned s)
+{
+	if (s >= nshards)
+		return n;
+	return ps_align_down((uint64_t)((unsigned __int128)n * s / nshards));
+}
+
+static inline void ps_shard_range(uint64_t n, unsigned nshards, unsigned s,
+				  uint64_t *lo, uint64_t *hi)
+{
+	*lo = ps_shard_bound(n, nshards, s);
+	*hi = ps_shard_bound(n, nshards, s + 1);
+}
+
+/* The clock table's K for a slack: at least slack + 2. */
+static inline unsigned ps_clock_k(unsigned slack)
+{
+	return slack + 2;
+}
+
+/* Is clock c complete (all W workers arrived) given arrive[c mod K]? */
+static inline int ps_clock_done(uint64_t arrive, uint64_t c, unsigned k,
+				unsigned workers)
+{
+	return arrive >= (uint64_t)workers * (c / k + 1);
+}
+
+/* Did the fetch-add that returned old for clock c make this worker the
+ * last of the W to arrive? */
+static inline int ps_clock_last(uint64_t old, uint64_t c, unsigned k,
+				unsigned workers)
+{
+	return old + 1 == (uint64_t)workers * (c / k + 1);
+}
+
+static inline unsigned ps_dtype_size(uint32_t dtype)
+{
+	return dtype == PS_DTYPE_F64 ? 8 : 4;
+}
+
+#endif /* RDPS_PS_PROTO_H */
