@@ -129,7 +129,8 @@ struct ps_welcome {
 	uint32_t nslots_be;	/* PS_NSLOTS */
 	uint64_t slot_bytes_be; /* bytes per sub-slot, header included */
 	struct rdps_tp_rkey_wire slots; /* this worker's slot region */
-	uint8_t pad[24];
+	/* Shard 0: the clock table (struct ps_clock_table); zero elsewhere. */
+	struct rdps_tp_rkey_wire clock;
 };
 _Static_assert(sizeof(struct ps_welcome) == 64, "ps_welcome");
 
