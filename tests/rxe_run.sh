@@ -25,6 +25,7 @@ port=7471
 timeout=${RDPS_RXE_TIMEOUT:-200}
 cache=${RXE_VM_CACHE:-/var/cache/rxe-vm}
 
+[ "$vm" != none ] || skip "no rxe-vm (expected at ../shared/rxe-vm/rxe-vm beside the source tree; or -DRDPS_RXE_VM=PATH)"
 [ -x "$vm" ] || skip "rxe-vm not found at '$vm' (set -DRDPS_RXE_VM=PATH)"
 command -v qemu-system-x86_64 >/dev/null ||
 	skip "qemu-system-x86_64 is not installed (run: $vm setup)"
