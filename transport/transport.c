@@ -398,6 +398,21 @@ const char *rdps_tp_opcode_str(int opcode)
 		       : "?";
 }
 
+int rdps_url_format(char *buf, size_t len, const char *scheme, const char *host,
+		    unsigned port)
+{
+	int v6 = strchr(host, ':') != NULL;
+	int n = snprintf(buf, len, "%s://%s%s%s:%u", scheme, v6 ? "[" : "",
+			 host, v6 ? "]" : "", port);
+
+	if (n < 0 || (size_t)n >= len)
+		return rdps_set_error(-ENOSPC,
+				      "listener url needs %d bytes, buffer "
+				      "has %zu",
+				      n + 1, len);
+	return 0;
+}
+
 int rdps_url_parse(const char *url, int need_port, struct rdps_url *url_out)
 {
 	struct rdps_url tmp, *out = &tmp;

@@ -473,6 +473,10 @@ struct rdps_url {
 /* Parse url; -EINVAL with rdps_errmsg() naming what is wrong. need_port
  * makes a missing port an error. */
 int rdps_url_parse(const char *url, int need_port, struct rdps_url *url_out);
+/* Format scheme://host:port into buf (IPv6 hosts in brackets); -ENOSPC
+ * with rdps_errmsg() if buf is too small. */
+int rdps_url_format(char *buf, size_t len, const char *scheme, const char *host,
+		    unsigned port);
 
 #ifdef __cplusplus
 }

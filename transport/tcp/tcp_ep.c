@@ -340,7 +340,6 @@ int tcp_listener_url(struct rdps_tp_listener *base, char *buf, size_t len)
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 	char host[256], serv[NI_MAXSERV];
-	int n;
 
 	if (getsockname(l->fd, (struct sockaddr *)&ss, &sl) ||
 	    getnameinfo((struct sockaddr *)&ss, sl, NULL, 0, serv, sizeof(serv),
@@ -352,15 +351,7 @@ int tcp_listener_url(struct rdps_tp_listener *base, char *buf, size_t len)
 	if (l->wildcard && gethostname(host, sizeof(host)))
 		snprintf(host, sizeof(host), "127.0.0.1");
 	host[sizeof(host) - 1] = '\0';
-	n = snprintf(buf, len,
-		     strchr(host, ':') ? "tcp://[%s]:%s" : "tcp://%s:%s", host,
-		     serv);
-	if (n < 0 || (size_t)n >= len)
-		return rdps_set_error(-ENOSPC,
-				      "listener url needs %d bytes, buffer "
-				      "has %zu",
-				      n + 1, len);
-	return 0;
+	return rdps_url_format(buf, len, "tcp", host, (unsigned)atoi(serv));
 }
 
 static void tcp_pending_drop(struct tcp_listener *l, int i)

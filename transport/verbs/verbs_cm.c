@@ -402,18 +402,9 @@ int verbs_listener_url(struct rdps_tp_listener *bl, char *buf, size_t len)
 {
 	struct verbs_listener *l =
 		container_of(bl, struct verbs_listener, base);
-	unsigned port = ntohs(rdma_get_src_port(l->id));
-	bool v6 = strchr(l->host, ':') != NULL;
-	int n;
 
-	n = snprintf(buf, len, "verbs://%s%s%s:%u", v6 ? "[" : "", l->host,
-		     v6 ? "]" : "", port);
-	if (n < 0 || (size_t)n >= len)
-		return rdps_set_error(-ENOSPC,
-				      "listener url needs %d bytes, buffer "
-				      "has %zu",
-				      n + 1, len);
-	return 0;
+	return rdps_url_format(buf, len, "verbs", l->host,
+			       ntohs(rdma_get_src_port(l->id)));
 }
 
 static struct verbs_conn_req *verbs_req_pop(struct verbs_listener *l)
