@@ -52,17 +52,22 @@
  *
  * Clocks and consistency (a worker's clock t = iterations it completed)
  *   rdps_clock() at clock t: (1) PS_END(t) to every shard, and wait for
- *   those completions: the END is in each shard's completion queue before
- *   (2) FETCH_ADD(arrive[t mod K], 1) on shard 0 makes it visible, so any
- *   message another worker sends after seeing clock t complete reaches a
- *   shard after every END(t). (3) t = t + 1. (4) BSP/SSP: before going on,
+ *   those completions: the END is queued at each shard before (2)
+ *   FETCH_ADD(arrive[t mod K], 1) on shard 0 makes it visible, so any
+ *   message another worker sends after seeing clock t complete is queued
+ *   at a shard after every END(t) (though not necessarily polled after:
+ *   see below). (3) t = t + 1. (4) BSP/SSP: before going on,
  *   READ arrive[c mod K] until ps_clock_done(c) for c = t - 1 - slack
  *   (nothing to wait for while t - 1 < slack); ASP never waits.
  *   Shard side: BSP copies each PUSH of clock c into that worker's pending
  *   delta (credit at once) and, when the W-th END(c) arrives, applies the
  *   pending deltas in worker order 0..W-1 with the table's rule, then
- *   publishes applied_clock = c + 1: deterministic results. A BSP PUSH
- *   whose clock is not applied_clock is refused (NACK EPROTO). SSP and ASP
+ *   publishes applied_clock = c + 1: deterministic results. A shard's
+ *   completion queue is ordered per endpoint only (shm polls its rings in
+ *   turn), so a PUSH of clock applied + 1 from a worker whose ENDs are
+ *   all in may come before another worker's END(c): the shard holds it,
+ *   and that worker's later messages behind it, until applied_clock
+ *   moves. Any other clock mismatch is refused (NACK EPROTO). SSP and ASP
  *   apply a PUSH on arrival; applied_clock = min over workers of ENDs seen.
  *   A pull at clock t posts READ(dir header) then READ(params range) on
  *   the same endpoint (executed in order) and accepts the data only if
@@ -87,7 +92,7 @@
 
 #define PS_MAX_TABLES 64
 #define PS_NSLOTS 4			 /* sub-slots per worker per shard */
-#define PS_SLOT_BYTES_DEFAULT (1u << 20) /* payload room per sub-slot */
+#define PS_SLOT_BYTES_DEFAULT (1u << 20) /* per sub-slot, header included */
 #define PS_ALIGN_ELEMS 16		 /* shard ranges start 64-B aligned */
 
 /* Immediate: kind in the top 4 bits, argument in the low 28. */
