@@ -1,0 +1,1262 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * server.c - one parameter server shard: the event loop that accepts
+ * workers, applies their pushes and publishes clocks. The layout and the
+ * protocol are ps_proto.h's; comments here say why, not what.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ps_proto.h"
+#include "rdps_impl.h"
+#include "server.h"
+
+#define SRV_POLL_BATCH 32
+#define SRV_REJECT_MAX 16     /* refused peers waiting for their welcome */
+#define SRV_RING 16	      /* replies queued per worker (>= NSLOTS + 1) */
+#define SRV_HOLD 64	      /* messages held back per worker (BSP) */
+#define SRV_DEFERRED 1	      /* handle_push: hold the message back */
+#define SRV_WAIT_MS_JOINING 5 /* wait slice while workers are missing */
+#define SRV_WAIT_MS_FULL 100  /* wait slice once everyone is connected */
+#define SRV_ACCEPT_EVERY_NS (20 * 1000000ull)
+
+/* wr_id of the shard's own posts: kind in the top 32 bits, index below. */
+enum srv_wr {
+	SRV_WR_REPLY = 1,  /* credit, nack or welcome to worker idx */
+	SRV_WR_REJECT = 2, /* refusing welcome to rejects[idx] */
+};
+#define SRV_WR(kind, idx) (((uint64_t)(kind) << 32) | (uint32_t)(idx))
+
+/* A queued reply: an immediate, and whether it carries the welcome. */
+#define SRV_RING_WELCOME (1ull << 32)
+
+enum srv_wstate { SRV_W_NONE = 0, SRV_W_LIVE, SRV_W_DEAD };
+
+struct srv_worker {
+	struct rdps_server *s;
+	unsigned rank;
+	enum srv_wstate state;
+	struct rdps_tp_ep *ep;
+	struct rdps_tp_rkey reply; /* its reply region */
+	void *slots;		   /* PS_NSLOTS * slot_bytes */
+	size_t slots_len;
+	struct rdps_tp_mr *slots_mr;
+	uint64_t ends; /* PS_END messages seen = its next clock */
+	uint64_t ring[SRV_RING];
+	unsigned ring_head, ring_tail; /* replies not yet posted */
+	bool stall_logged;
+	/* BSP: received messages held back, in order: {imm, len}. */
+	uint64_t hold[SRV_HOLD];
+	unsigned hold_head, hold_tail;
+};
+
+/* A peer refused at accept: it gets a welcome with an errno, then is
+ * closed once that write completed. */
+struct srv_reject {
+	struct rdps_tp_ep *ep;
+	bool posted;
+};
+
+/* What one worker pushed for the clock being collected (BSP). */
+struct srv_pend {
+	void *buf;	   /* hi - lo elements, zero outside [dlo, dhi) */
+	uint64_t dlo, dhi; /* touched range, shard-local offsets */
+};
+
+struct srv_table {
+	bool used;
+	char name[32];
+	uint64_t n, lo, hi;
+	uint32_t dtype, rule;
+	unsigned esize;
+	double lr;
+	void *params;
+	size_t params_len;
+	struct rdps_tp_mr *params_mr;
+	void *acc;	       /* Adagrad: sum of squares, hi - lo elements */
+	struct srv_pend *pend; /* BSP: one per worker */
+};
+
+struct rdps_server {
+	struct rdps_server_cfg cfg;
+	char url[300];
+	size_t slot_bytes;
+	struct rdps_tp *tp;
+	struct rdps_tp_listener *lst;
+	struct ps_dir *dir;
+	size_t dir_len;
+	struct rdps_tp_mr *dir_mr;
+	struct ps_clock_table *clk;
+	size_t clk_len;
+	struct rdps_tp_mr *clk_mr;
+	struct rdps_tp_rkey_wire clk_wire;
+	/* Welcome sources: one per worker, then one per reject. */
+	struct ps_welcome *wel;
+	size_t wel_len;
+	struct rdps_tp_mr *wel_mr;
+	struct srv_worker *w;
+	struct srv_reject rejects[SRV_REJECT_MAX];
+	struct srv_table tables[PS_MAX_TABLES];
+	uint64_t applied; /* published applied_clock */
+	bool replay;	  /* applied moved: retry held-back messages */
+	unsigned live, dead;
+	uint64_t last_accept_ns;
+	unsigned backlog; /* workers with replies not yet posted */
+	bool bsp_stuck_logged;
+	int fatal;
+	struct rdps_server_stats st;
+};
+
+static inline uint16_t rdps_htobe16_(unsigned v)
+{
+	return __builtin_bswap16((uint16_t)v);
+}
+#define rdps_be16toh_ rdps_htobe16_
+
+static const char *const model_names[] = {"bsp", "ssp", "asp"};
+static const char *const rule_names[] = {"sum", "sgd", "adagrad"};
+
+void rdps_server_cfg_default(struct rdps_server_cfg *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->nshards = 1;
+	cfg->workers = 1;
+	cfg->model = RDPS_MODEL_BSP;
+	cfg->poll_mode = RDPS_TP_POLL_ADAPTIVE;
+	cfg->slot_bytes = PS_SLOT_BYTES_DEFAULT;
+}
+
+static size_t round_up(size_t x, size_t a)
+{
+	return (x + a - 1) / a * a;
+}
+
+/* Memory ---------------------------------------------------------------- */
+
+static int region_new(struct rdps_server *s, size_t len, unsigned access,
+		      void **addr_out, struct rdps_tp_mr **mr_out)
+{
+	void *addr;
+	int ret;
+
+	ret = rdps_tp_mem_alloc(s->tp, len, &addr);
+	if (ret)
+		return ret;
+	ret = rdps_tp_mem_reg(s->tp, addr, len, access, mr_out);
+	if (ret) {
+		rdps_tp_mem_free(s->tp, addr, len);
+		return ret;
+	}
+	*addr_out = addr;
+	return 0;
+}
+
+static void region_free(struct rdps_server *s, void **addr, size_t len,
+			struct rdps_tp_mr **mr)
+{
+	if (*mr)
+		rdps_tp_mem_dereg(*mr);
+	if (*addr)
+		rdps_tp_mem_free(s->tp, *addr, len);
+	*mr = NULL;
+	*addr = NULL;
+}
+
+/* Clocks ---------------------------------------------------------------- */
+
+static void publish_applied(struct rdps_server *s, uint64_t c)
+{
+	s->applied = c;
+	s->st.applied_clock = c;
+	/* Release: a worker that reads this value (and then the params on
+	 * the same endpoint) sees every update of the clocks below c. */
+	__atomic_store_n(&s->dir->hdr.applied_clock_be, rdps_htobe64(c),
+			 __ATOMIC_RELEASE);
+}
+
+/* Update rules ---------------------------------------------------------- */
+
+/* d may be unaligned (sparse pairs), so values are copied out. */
+#define DEFINE_APPLY(sfx, type, sqrtfn)                                        \
+	static void apply_##sfx(struct srv_table *t, uint64_t off, uint64_t n, \
+				const void *d_, size_t stride)                 \
+	{                                                                      \
+		type *p = (type *)t->params + off;                             \
+		type *acc = t->acc ? (type *)t->acc + off : NULL;              \
+		const unsigned char *d = d_;                                   \
+		const type lr = (type)t->lr;                                   \
+		type v;                                                        \
+                                                                               \
+		switch (t->rule) {                                             \
+		case PS_RULE_SUM:                                              \
+			if (stride == sizeof(type)) {                          \
+				const type *dv = d_;                           \
+				for (uint64_t i = 0; i < n; i++)               \
+					p[i] += dv[i];                         \
+				return;                                        \
+			}                                                      \
+			for (uint64_t i = 0; i < n; i++) {                     \
+				memcpy(&v, d + i * stride, sizeof(v));         \
+				p[i] += v;                                     \
+			}                                                      \
+			return;                                                \
+		case PS_RULE_SGD:                                              \
+			for (uint64_t i = 0; i < n; i++) {                     \
+				memcpy(&v, d + i * stride, sizeof(v));         \
+				p[i] -= lr * v;                                \
+			}                                                      \
+			return;                                                \
+		case PS_RULE_ADAGRAD:                                          \
+			for (uint64_t i = 0; i < n; i++) {                     \
+				memcpy(&v, d + i * stride, sizeof(v));         \
+				acc[i] += v * v;                               \
+				p[i] -= lr * v / sqrtfn(acc[i] + (type)1e-8);  \
+			}                                                      \
+			return;                                                \
+		}                                                              \
+	}                                                                      \
+                                                                               \
+	static void accum_##sfx(type *dst, const void *d_, uint64_t n,         \
+				size_t stride)                                 \
+	{                                                                      \
+		const unsigned char *d = d_;                                   \
+		type v;                                                        \
+                                                                               \
+		if (stride == sizeof(type)) {                                  \
+			const type *dv = d_;                                   \
+			for (uint64_t i = 0; i < n; i++)                       \
+				dst[i] += dv[i];                               \
+			return;                                                \
+		}                                                              \
+		for (uint64_t i = 0; i < n; i++) {                             \
+			memcpy(&v, d + i * stride, sizeof(v));                 \
+			dst[i] += v;                                           \
+		}                                                              \
+	}
+
+DEFINE_APPLY(f32, float, sqrtf)
+DEFINE_APPLY(f64, double, sqrt)
+
+/* Apply n values (stride bytes apart) to params [off, off+n). */
+static void table_apply(struct srv_table *t, uint64_t off, uint64_t n,
+			const void *d, size_t stride)
+{
+	if (t->dtype == PS_DTYPE_F64)
+		apply_f64(t, off, n, d, stride);
+	else
+		apply_f32(t, off, n, d, stride);
+}
+
+/* BSP: add n values to worker w's pending delta at [off, off+n). */
+static int table_accum(struct rdps_server *s, struct srv_table *t, unsigned w,
+		       uint64_t off, uint64_t n, const void *d, size_t stride)
+{
+	struct srv_pend *pd = &t->pend[w];
+
+	if (!pd->buf) {
+		pd->buf = calloc(t->hi - t->lo, t->esize);
+		if (!pd->buf)
+			return -ENOMEM;
+		pd->dlo = t->hi - t->lo;
+		pd->dhi = 0;
+	}
+	if (t->dtype == PS_DTYPE_F64)
+		accum_f64((double *)pd->buf + off, d, n, stride);
+	else
+		accum_f32((float *)pd->buf + off, d, n, stride);
+	if (off < pd->dlo)
+		pd->dlo = off;
+	if (off + n > pd->dhi)
+		pd->dhi = off + n;
+	return 0;
+}
+
+/* BSP: every END(c) is in: apply the pending deltas in worker order. */
+static void bsp_apply_pending(struct rdps_server *s)
+{
+	for (unsigned i = 0; i < PS_MAX_TABLES; i++) {
+		struct srv_table *t = &s->tables[i];
+
+		if (!t->used || !t->pend)
+			continue;
+		for (unsigned w = 0; w < s->cfg.workers; w++) {
+			struct srv_pend *pd = &t->pend[w];
+			unsigned char *b = pd->buf;
+
+			if (!b || pd->dlo >= pd->dhi)
+				continue;
+			b += pd->dlo * t->esize;
+			table_apply(t, pd->dlo, pd->dhi - pd->dlo, b, t->esize);
+			memset(b, 0, (pd->dhi - pd->dlo) * t->esize);
+			pd->dlo = t->hi - t->lo;
+			pd->dhi = 0;
+		}
+	}
+}
+
+/* Tables ---------------------------------------------------------------- */
+
+static void table_free(struct rdps_server *s, struct srv_table *t)
+{
+	if (t->pend) {
+		for (unsigned w = 0; w < s->cfg.workers; w++)
+			free(t->pend[w].buf);
+		free(t->pend);
+	}
+	free(t->acc);
+	region_free(s, &t->params, t->params_len, &t->params_mr);
+	memset(t, 0, sizeof(*t));
+}
+
+static struct srv_table *table_find(struct rdps_server *s, const char *name)
+{
+	for (unsigned i = 0; i < PS_MAX_TABLES; i++)
+		if (s->tables[i].used && !strcmp(s->tables[i].name, name))
+			return &s->tables[i];
+	return NULL;
+}
+
+static int handle_create(struct srv_worker *w, const struct ps_msg *m,
+			 const void *payload)
+{
+	struct rdps_server *s = w->s;
+	struct ps_create c;
+	struct srv_table *t;
+	struct ps_table_desc *desc;
+	uint64_t n, lr_bits;
+	uint32_t dtype, rule;
+	double lr;
+	unsigned idx;
+	int ret;
+
+	if (rdps_be64toh(m->bytes_be) != sizeof(c)) {
+		rdps_warn("worker %u: create with %" PRIu64
+			  " payload bytes, not %zu: refused",
+			  w->rank, rdps_be64toh(m->bytes_be), sizeof(c));
+		return -EINVAL;
+	}
+	memcpy(&c, payload, sizeof(c));
+	if (!memchr(c.name, '\0', sizeof(c.name)) || !c.name[0]) {
+		rdps_warn("worker %u: create with an empty or unterminated "
+			  "table name: refused",
+			  w->rank);
+		return -EINVAL;
+	}
+	n = rdps_be64toh(c.n_be);
+	dtype = rdps_be32toh(c.dtype_be);
+	rule = rdps_be32toh(c.rule_be);
+	lr_bits = rdps_be64toh(c.lr_bits_be);
+	memcpy(&lr, &lr_bits, sizeof(lr));
+	if (n == 0 || n > (UINT64_MAX >> 8) || dtype > PS_DTYPE_F64 ||
+	    rule > PS_RULE_ADAGRAD || !isfinite(lr)) {
+		rdps_warn("worker %u: create table '%s' with n %" PRIu64
+			  " dtype %u rule %u lr %g: refused (n must be > 0, "
+			  "dtype 0..1, rule 0..2, lr finite)",
+			  w->rank, c.name, n, dtype, rule, lr);
+		return -EINVAL;
+	}
+	t = table_find(s, c.name);
+	if (t) {
+		if (t->n != n || t->dtype != dtype || t->rule != rule) {
+			rdps_warn("worker %u: table '%s' exists with n %" PRIu64
+				  " %s %s, asked for n %" PRIu64 " %s %s: "
+				  "refused",
+				  w->rank, c.name, t->n,
+				  t->dtype ? "f64" : "f32", rule_names[t->rule],
+				  n, dtype ? "f64" : "f32", rule_names[rule]);
+			return -EINVAL;
+		}
+		return 0;
+	}
+	for (idx = 0; idx < PS_MAX_TABLES && s->tables[idx].used; idx++)
+		;
+	if (idx == PS_MAX_TABLES) {
+		rdps_warn("worker %u: table '%s' refused: all %d tables in "
+			  "use",
+			  w->rank, c.name, PS_MAX_TABLES);
+		return -ENOSPC;
+	}
+	t = &s->tables[idx];
+	memset(t, 0, sizeof(*t));
+	memcpy(t->name, c.name, sizeof(t->name));
+	t->n = n;
+	t->dtype = dtype;
+	t->rule = rule;
+	t->lr = lr;
+	t->esize = ps_dtype_size(dtype);
+	ps_shard_range(n, s->cfg.nshards, s->cfg.shard, &t->lo, &t->hi);
+	t->params_len = round_up((t->hi - t->lo) * t->esize, 64);
+	if (!t->params_len)
+		t->params_len = 64;
+	ret = region_new(s, t->params_len, RDPS_TP_ACCESS_REMOTE_READ,
+			 &t->params, &t->params_mr);
+	if (ret)
+		goto err;
+	if (rule == PS_RULE_ADAGRAD && t->hi > t->lo) {
+		t->acc = calloc(t->hi - t->lo, t->esize);
+		if (!t->acc) {
+			ret = -ENOMEM;
+			goto err;
+		}
+	}
+	if (s->cfg.model == RDPS_MODEL_BSP) {
+		t->pend = calloc(s->cfg.workers, sizeof(*t->pend));
+		if (!t->pend) {
+			ret = -ENOMEM;
+			goto err;
+		}
+	}
+	t->used = true;
+
+	desc = &s->dir->tables[idx];
+	memcpy(desc->name, t->name, sizeof(desc->name));
+	desc->n_be = rdps_htobe64(n);
+	desc->lo_be = rdps_htobe64(t->lo);
+	desc->hi_be = rdps_htobe64(t->hi);
+	desc->dtype_be = rdps_htobe32(dtype);
+	desc->rule_be = rdps_htobe32(rule);
+	desc->lr_bits_be = rdps_htobe64(lr_bits);
+	rdps_tp_rkey_pack(t->params_mr, &desc->params);
+	__atomic_store_n(&desc->ready_be, rdps_htobe64(1), __ATOMIC_RELEASE);
+	s->st.tables++;
+	rdps_info("table '%s' (index %u): n %" PRIu64 " %s %s lr %g, this "
+		  "shard holds [%" PRIu64 ", %" PRIu64 ")",
+		  t->name, idx, n, dtype ? "f64" : "f32", rule_names[rule], lr,
+		  t->lo, t->hi);
+	return 0;
+
+err:
+	rdps_err("worker %u: cannot create table '%s' of %" PRIu64
+		 " elements: %s",
+		 w->rank, c.name, n, strerror(-ret));
+	table_free(s, t);
+	return ret;
+}
+
+/* Pushes ---------------------------------------------------------------- */
+
+static int handle_push(struct srv_worker *w, const struct ps_msg *m,
+		       const unsigned char *payload)
+{
+	struct rdps_server *s = w->s;
+	uint32_t tix = rdps_be32toh(m->table_be);
+	uint32_t flags = rdps_be32toh(m->flags_be);
+	uint64_t start = rdps_be64toh(m->start_be);
+	uint64_t count = rdps_be64toh(m->count_be);
+	uint64_t clock = rdps_be64toh(m->clock_be);
+	uint64_t bytes = rdps_be64toh(m->bytes_be);
+	bool bsp = s->cfg.model == RDPS_MODEL_BSP;
+	struct srv_table *t;
+	size_t pair;
+	int ret;
+
+	if (tix >= PS_MAX_TABLES || !s->tables[tix].used) {
+		rdps_warn("worker %u: push to table %u, which does not exist "
+			  "on shard %u: refused",
+			  w->rank, tix, s->cfg.shard);
+		return -ENOENT;
+	}
+	t = &s->tables[tix];
+	if (flags & ~PS_F_SPARSE) {
+		rdps_warn("worker %u: push to table '%s' with unknown flags "
+			  "0x%x: refused",
+			  w->rank, t->name, flags);
+		return -EINVAL;
+	}
+	if (bsp && clock == s->applied + 1 && clock == w->ends)
+		return SRV_DEFERRED; /* see handle_comp */
+	if (bsp && clock != s->applied) {
+		rdps_warn("worker %u: bsp push to table '%s' for clock %" PRIu64
+			  " while the shard collects clock %" PRIu64
+			  ": refused",
+			  w->rank, t->name, clock, s->applied);
+		return -EPROTO;
+	}
+	if (!(flags & PS_F_SPARSE)) {
+		if (start < t->lo || start > t->hi || count > t->hi - start ||
+		    start + count > t->n) {
+			rdps_warn("worker %u: dense push to table '%s' of "
+				  "[%" PRIu64 ", +%" PRIu64 ") is outside "
+				  "this shard's [%" PRIu64 ", %" PRIu64
+				  "): refused",
+				  w->rank, t->name, start, count, t->lo, t->hi);
+			return -ERANGE;
+		}
+		if (bytes != count * t->esize) {
+			rdps_warn("worker %u: dense push to table '%s' of "
+				  "%" PRIu64 " elements carries %" PRIu64
+				  " bytes, not %" PRIu64 ": refused",
+				  w->rank, t->name, count, bytes,
+				  count * t->esize);
+			return -EINVAL;
+		}
+		if (!count)
+			return 0;
+		if (bsp)
+			return table_accum(s, t, w->rank, start - t->lo, count,
+					   payload, t->esize);
+		table_apply(t, start - t->lo, count, payload, t->esize);
+		return 0;
+	}
+
+	pair = 8 + t->esize;
+	if (count > bytes || bytes != count * pair) {
+		rdps_warn("worker %u: sparse push to table '%s' of %" PRIu64
+			  " pairs carries %" PRIu64 " bytes, not %" PRIu64
+			  ": refused",
+			  w->rank, t->name, count, bytes, count * pair);
+		return -EINVAL;
+	}
+	/* All or nothing: check every index before touching the table. */
+	for (uint64_t i = 0; i < count; i++) {
+		uint64_t ix;
+
+		memcpy(&ix, payload + i * pair, 8);
+		ix = rdps_be64toh(ix);
+		if (ix < t->lo || ix >= t->hi) {
+			rdps_warn("worker %u: sparse push to table '%s': index "
+				  "%" PRIu64 " (pair %" PRIu64
+				  ") is outside this shard's [%" PRIu64
+				  ", %" PRIu64 "): refused",
+				  w->rank, t->name, ix, i, t->lo, t->hi);
+			return -ERANGE;
+		}
+	}
+	for (uint64_t i = 0; i < count; i++) {
+		uint64_t ix;
+
+		memcpy(&ix, payload + i * pair, 8);
+		ix = rdps_be64toh(ix);
+		/* The worker owns the slot until our credit; recheck so a
+		 * rewrite under our feet cannot move the store. */
+		if (rdps_unlikely(ix < t->lo || ix >= t->hi))
+			continue;
+		if (bsp) {
+			ret = table_accum(s, t, w->rank, ix - t->lo, 1,
+					  payload + i * pair + 8, t->esize);
+			if (ret)
+				return ret;
+		} else {
+			table_apply(t, ix - t->lo, 1, payload + i * pair + 8,
+				    t->esize);
+		}
+	}
+	return 0;
+}
+
+/* Worker lifecycle -------------------------------------------------------- */
+
+static void worker_release(struct srv_worker *w)
+{
+	struct rdps_server *s = w->s;
+
+	if (w->ep) {
+		w->ep->user = NULL;
+		rdps_tp_ep_close(w->ep);
+		w->ep = NULL;
+	}
+	region_free(s, &w->slots, w->slots_len, &w->slots_mr);
+	if (s->cfg.model == RDPS_MODEL_BSP) {
+		/* Its pending deltas of the clock being collected die with
+		 * it: the clock cannot complete anyway. */
+		for (unsigned i = 0; i < PS_MAX_TABLES; i++) {
+			struct srv_table *t = &s->tables[i];
+
+			if (t->used && t->pend) {
+				free(t->pend[w->rank].buf);
+				t->pend[w->rank].buf = NULL;
+			}
+		}
+	}
+	if (w->ring_head != w->ring_tail)
+		s->backlog--;
+	w->ring_head = w->ring_tail = 0;
+	w->hold_head = w->hold_tail = 0;
+}
+
+/* BSP cannot complete a clock without every worker: say so once, when a
+ * live worker has gone past a dead one. */
+static void bsp_check_stuck(struct rdps_server *s)
+{
+	if (s->cfg.model != RDPS_MODEL_BSP || !s->dead || s->bsp_stuck_logged)
+		return;
+	for (unsigned r = 0; r < s->cfg.workers; r++) {
+		struct srv_worker *d = &s->w[r];
+
+		if (d->state != SRV_W_DEAD)
+			continue;
+		for (unsigned q = 0; q < s->cfg.workers; q++) {
+			if (s->w[q].state == SRV_W_LIVE &&
+			    s->w[q].ends > d->ends) {
+				rdps_err("bsp: clock %" PRIu64
+					 " can never complete on shard %u: "
+					 "worker %u is gone (restart the job)",
+					 d->ends, s->cfg.shard, r);
+				s->bsp_stuck_logged = true;
+				return;
+			}
+		}
+	}
+}
+
+static void worker_dead(struct srv_worker *w, const char *why)
+{
+	struct rdps_server *s = w->s;
+
+	if (w->state != SRV_W_LIVE)
+		return;
+	rdps_warn("worker %u lost on shard %u after %" PRIu64
+		  " clocks: %s; endpoint closed",
+		  w->rank, s->cfg.shard, w->ends, why);
+	w->state = SRV_W_DEAD;
+	s->live--;
+	s->dead++;
+	s->st.workers_live = s->live;
+	s->st.workers_dead = s->dead;
+	worker_release(w);
+	bsp_check_stuck(s);
+}
+
+/* Post queued replies in order until the transport pushes back. */
+static void worker_flush(struct srv_worker *w)
+{
+	struct rdps_server *s = w->s;
+
+	while (w->state == SRV_W_LIVE && w->ring_head != w->ring_tail) {
+		uint64_t e = w->ring[w->ring_head % SRV_RING];
+		uint64_t wr = SRV_WR(SRV_WR_REPLY, w->rank);
+		int ret;
+
+		if (e & SRV_RING_WELCOME)
+			ret = rdps_tp_put_imm(
+				w->ep, &s->wel[w->rank],
+				sizeof(struct ps_welcome), s->wel_mr,
+				w->reply.addr +
+					s->cfg.shard *
+						sizeof(struct ps_welcome),
+				&w->reply, (uint32_t)e, wr, 0);
+		else
+			ret = rdps_tp_put_imm(w->ep, NULL, 0, NULL, 0, NULL,
+					      (uint32_t)e, wr, 0);
+		if (ret == -EAGAIN) {
+			if (!w->stall_logged)
+				rdps_dbg("worker %u: replies wait for room",
+					 w->rank);
+			w->stall_logged = true;
+			return;
+		}
+		if (ret) {
+			char why[96];
+
+			snprintf(why, sizeof(why), "reply not posted: %s",
+				 strerror(-ret));
+			worker_dead(w, why);
+			return;
+		}
+		w->ring_head++;
+		if (w->ring_head == w->ring_tail)
+			s->backlog--;
+	}
+}
+
+static void worker_reply(struct srv_worker *w, uint64_t e)
+{
+	if (w->ring_tail - w->ring_head >= SRV_RING) {
+		worker_dead(w, "more messages outstanding than sub-slots");
+		return;
+	}
+	if (w->ring_head == w->ring_tail)
+		w->s->backlog++;
+	w->ring[w->ring_tail++ % SRV_RING] = e;
+	worker_flush(w);
+}
+
+/* Accepting ------------------------------------------------------------- */
+
+static void reject(struct rdps_server *s, struct rdps_tp_ep *ep,
+		   const struct rdps_tp_rkey *reply, int status)
+{
+	unsigned i;
+	struct ps_welcome *wm;
+	int ret;
+
+	for (i = 0; i < SRV_REJECT_MAX && s->rejects[i].ep; i++)
+		;
+	if (i == SRV_REJECT_MAX || !reply) {
+		rdps_tp_ep_close(ep);
+		return;
+	}
+	wm = &s->wel[s->cfg.workers + i];
+	memset(wm, 0, sizeof(*wm));
+	wm->status_be = rdps_htobe32((uint32_t)status);
+	wm->nslots_be = rdps_htobe32(PS_NSLOTS);
+	ret = rdps_tp_put_imm(ep, wm, sizeof(*wm), s->wel_mr,
+			      reply->addr +
+				      s->cfg.shard * sizeof(struct ps_welcome),
+			      reply, PS_IMM(PS_WELCOME, (uint32_t)status),
+			      SRV_WR(SRV_WR_REJECT, i), 0);
+	if (ret) {
+		rdps_tp_ep_close(ep);
+		return;
+	}
+	ep->user = NULL;
+	s->rejects[i].ep = ep;
+	s->rejects[i].posted = true;
+}
+
+static void accept_one(struct rdps_server *s, struct rdps_tp_ep *ep)
+{
+	struct ps_whello h;
+	struct rdps_tp_rkey reply;
+	struct srv_worker *w;
+	struct ps_welcome *wm;
+	unsigned rank, workers;
+	int ret, status = 0;
+
+	ep->user = NULL;
+	if (ep->peer_priv_len < sizeof(h)) {
+		rdps_warn("shard %u: refused a peer that sent %u bytes of "
+			  "hello, not %zu: not an rdps worker?",
+			  s->cfg.shard, ep->peer_priv_len, sizeof(h));
+		rdps_tp_ep_close(ep);
+		return;
+	}
+	memcpy(&h, ep->peer_priv, sizeof(h));
+	if (rdps_be32toh(h.magic_be) != PS_MAGIC_WORKER) {
+		rdps_warn("shard %u: refused a peer with hello magic 0x%08x: "
+			  "not an rdps worker",
+			  s->cfg.shard, rdps_be32toh(h.magic_be));
+		rdps_tp_ep_close(ep);
+		return;
+	}
+	if (rdps_tp_rkey_unpack(ep, &h.reply, &reply)) {
+		rdps_warn("shard %u: refused a worker with a malformed reply "
+			  "key",
+			  s->cfg.shard);
+		rdps_tp_ep_close(ep);
+		return;
+	}
+	rank = rdps_be16toh_(h.rank_be);
+	workers = rdps_be16toh_(h.workers_be);
+	if (workers != s->cfg.workers) {
+		rdps_warn("shard %u: refused worker %u: it counts %u workers, "
+			  "this shard %u (start everyone with the same count)",
+			  s->cfg.shard, rank, workers, s->cfg.workers);
+		status = EINVAL;
+	} else if (rank >= s->cfg.workers) {
+		rdps_warn("shard %u: refused worker rank %u: ranks are 0..%u",
+			  s->cfg.shard, rank, s->cfg.workers - 1);
+		status = EINVAL;
+	} else if (s->w[rank].state != SRV_W_NONE) {
+		rdps_warn("shard %u: refused a second worker with rank %u "
+			  "(%s)",
+			  s->cfg.shard, rank,
+			  s->w[rank].state == SRV_W_LIVE
+				  ? "already connected"
+				  : "it was lost before");
+		status = EEXIST;
+	}
+	if (status) {
+		reject(s, ep, &reply, status);
+		return;
+	}
+
+	w = &s->w[rank];
+	w->slots_len = (size_t)PS_NSLOTS * s->slot_bytes;
+	ret = region_new(s, w->slots_len, RDPS_TP_ACCESS_REMOTE_WRITE,
+			 &w->slots, &w->slots_mr);
+	if (ret) {
+		rdps_err("shard %u: no slot memory for worker %u (%zu bytes): "
+			 "%s",
+			 s->cfg.shard, rank, w->slots_len, strerror(-ret));
+		reject(s, ep, &reply, ENOMEM);
+		return;
+	}
+	w->ep = ep;
+	w->reply = reply;
+	w->state = SRV_W_LIVE;
+	w->ring_head = w->ring_tail = 0;
+	ep->user = w;
+	s->live++;
+	s->st.workers_live = s->live;
+
+	wm = &s->wel[rank];
+	memset(wm, 0, sizeof(*wm));
+	wm->status_be = 0;
+	wm->nslots_be = rdps_htobe32(PS_NSLOTS);
+	wm->slot_bytes_be = rdps_htobe64(s->slot_bytes);
+	rdps_tp_rkey_pack(w->slots_mr, &wm->slots);
+	if (s->clk_mr)
+		wm->clock = s->clk_wire;
+	rdps_info("shard %u: worker %u connected (%u of %u)", s->cfg.shard,
+		  rank, s->live, s->cfg.workers);
+	worker_reply(w, SRV_RING_WELCOME | PS_IMM(PS_WELCOME, 0));
+}
+
+static int accept_all(struct rdps_server *s, int timeout_ms)
+{
+	struct rdps_tp_ep *ep;
+	int ret;
+
+	s->last_accept_ns = rdps_now_ns();
+	for (;;) {
+		ret = rdps_tp_accept(s->lst, &ep, timeout_ms);
+		if (ret == -ETIMEDOUT || ret == -EAGAIN || ret == -EINTR)
+			return 0;
+		if (ret == -ECONNREFUSED || ret == -ECONNABORTED ||
+		    ret == -EPROTO || ret == -EACCES || ret == -ENOBUFS) {
+			timeout_ms = 0; /* one peer failed; others may wait */
+			continue;
+		}
+		if (ret)
+			return ret;
+		accept_one(s, ep);
+		timeout_ms = 0;
+	}
+}
+
+/* Completions ----------------------------------------------------------- */
+
+static void handle_end(struct srv_worker *w, uint32_t arg)
+{
+	struct rdps_server *s = w->s;
+	uint64_t lo = UINT64_MAX;
+
+	if ((w->ends & PS_ARG_MASK) != arg)
+		rdps_warn("worker %u: end of clock %u, expected clock %" PRIu64
+			  " (counted as that)",
+			  w->rank, arg, w->ends);
+	w->ends++;
+	s->st.ends++;
+	for (unsigned r = 0; r < s->cfg.workers; r++)
+		if (s->w[r].ends < lo)
+			lo = s->w[r].ends;
+	if (lo > s->applied) {
+		/* In BSP lo moves by one: every END(applied) is in. */
+		if (s->cfg.model == RDPS_MODEL_BSP)
+			bsp_apply_pending(s);
+		publish_applied(s, lo);
+		s->replay = true;
+	}
+	bsp_check_stuck(s);
+}
+
+/* Returns true when the message must be held back (BSP, next clock). */
+static bool handle_msg(struct srv_worker *w, uint32_t kind, uint32_t k,
+		       uint32_t len)
+{
+	struct rdps_server *s = w->s;
+	const unsigned char *slot;
+	struct ps_msg m;
+	uint64_t bytes;
+	int ret;
+
+	if (k >= PS_NSLOTS) {
+		rdps_warn("worker %u: message in sub-slot %u, there are %d: "
+			  "refused",
+			  w->rank, k, PS_NSLOTS);
+		ret = -EINVAL;
+		goto reply;
+	}
+	slot = (const unsigned char *)w->slots + (size_t)k * s->slot_bytes;
+	memcpy(&m, slot, sizeof(m));
+	bytes = rdps_be64toh(m.bytes_be);
+	if (rdps_be32toh(m.kind_be) != kind) {
+		rdps_warn("worker %u: sub-slot %u holds a message of kind %u "
+			  "but the immediate says %u: refused",
+			  w->rank, k, rdps_be32toh(m.kind_be), kind);
+		ret = -EINVAL;
+		goto reply;
+	}
+	if (bytes > s->slot_bytes - sizeof(m)) {
+		rdps_warn("worker %u: message in sub-slot %u claims %" PRIu64
+			  " payload bytes, a sub-slot holds %zu: refused",
+			  w->rank, k, bytes, s->slot_bytes - sizeof(m));
+		ret = -EMSGSIZE;
+		goto reply;
+	}
+	if (len < sizeof(m) + bytes) {
+		rdps_warn("worker %u: message in sub-slot %u claims %" PRIu64
+			  " payload bytes but only %u bytes came with it "
+			  "(header and payload go in one write): refused",
+			  w->rank, k, bytes, len);
+		ret = -EINVAL;
+		goto reply;
+	}
+	if (kind == PS_CREATE) {
+		s->st.creates++;
+		ret = handle_create(w, &m, slot + sizeof(m));
+	} else {
+		ret = handle_push(w, &m, slot + sizeof(m));
+		if (ret == SRV_DEFERRED)
+			return true;
+		s->st.pushes++;
+	}
+reply:
+	if (ret) {
+		s->st.nacks++;
+		worker_reply(w, PS_IMM(PS_NACK, (uint32_t)-ret));
+	} else {
+		worker_reply(w, PS_IMM(PS_CREDIT, k));
+	}
+	return false;
+}
+
+/* Handle one message of w; true if it has to wait for the next clock. */
+static bool dispatch(struct srv_worker *w, uint32_t imm, uint32_t len)
+{
+	switch (PS_IMM_KIND(imm)) {
+	case PS_END:
+		handle_end(w, PS_IMM_ARG(imm));
+		return false;
+	case PS_PUSH:
+	case PS_CREATE:
+		return handle_msg(w, PS_IMM_KIND(imm), PS_IMM_ARG(imm), len);
+	default:
+		rdps_warn("worker %u: unknown message kind %u (immediate "
+			  "0x%08x): ignored",
+			  w->rank, PS_IMM_KIND(imm), imm);
+		return false;
+	}
+}
+
+static void hold_push(struct srv_worker *w, uint32_t imm, uint32_t len)
+{
+	if (w->hold_tail - w->hold_head >= SRV_HOLD) {
+		worker_dead(w, "too many messages held back for the next "
+			       "clock");
+		return;
+	}
+	w->hold[w->hold_tail++ % SRV_HOLD] = (uint64_t)imm << 32 | len;
+}
+
+/* Applied moved on: handle held-back messages, in each worker's order. */
+static void replay_held(struct rdps_server *s)
+{
+	while (s->replay) {
+		s->replay = false;
+		for (unsigned r = 0; r < s->cfg.workers; r++) {
+			struct srv_worker *w = &s->w[r];
+
+			while (w->state == SRV_W_LIVE &&
+			       w->hold_head != w->hold_tail) {
+				uint64_t e = w->hold[w->hold_head % SRV_HOLD];
+
+				if (dispatch(w, (uint32_t)(e >> 32),
+					     (uint32_t)e))
+					break;
+				w->hold_head++;
+			}
+		}
+	}
+}
+
+static void handle_comp(struct rdps_server *s, const struct rdps_tp_comp *c)
+{
+	struct srv_worker *w;
+	char why[96];
+
+	if (c->opcode != RDPS_TP_OP_RECV_IMM) {
+		uint32_t kind = (uint32_t)(c->wr_id >> 32);
+		uint32_t idx = (uint32_t)c->wr_id;
+
+		if (kind == SRV_WR_REJECT && idx < SRV_REJECT_MAX) {
+			if (s->rejects[idx].ep)
+				rdps_tp_ep_close(s->rejects[idx].ep);
+			s->rejects[idx].ep = NULL;
+			return;
+		}
+		if (kind != SRV_WR_REPLY || idx >= s->cfg.workers)
+			return;
+		w = &s->w[idx];
+		if (c->status != RDPS_TP_WC_SUCCESS && w->state == SRV_W_LIVE &&
+		    (!c->ep || c->ep == w->ep)) {
+			snprintf(why, sizeof(why), "reply failed: %s",
+				 rdps_tp_status_str(c->status));
+			worker_dead(w, why);
+		}
+		return;
+	}
+	if (!c->ep || !c->ep->user)
+		return; /* closed or refused: nothing to serve */
+	w = c->ep->user;
+	if (w->state != SRV_W_LIVE)
+		return;
+	if (c->status != RDPS_TP_WC_SUCCESS) {
+		snprintf(why, sizeof(why), "receive failed: %s",
+			 rdps_tp_status_str(c->status));
+		worker_dead(w, why);
+		return;
+	}
+	/*
+	 * BSP: a push of clock applied + 1 from a worker that has sent all
+	 * its ENDs up to there is legitimate: the other workers' END(applied)
+	 * are already in our transport (the worker saw the clock complete),
+	 * but the completion queue is not FIFO across endpoints (shm polls
+	 * its rings in turn). Hold it, and everything after it from that
+	 * worker, until applied moves.
+	 */
+	if (w->hold_head != w->hold_tail || dispatch(w, c->imm, c->len))
+		hold_push(w, c->imm, c->len);
+	if (s->replay)
+		replay_held(s);
+}
+
+/* Loop ------------------------------------------------------------------ */
+
+int rdps_server_run(struct rdps_server *s, const volatile sig_atomic_t *stop)
+{
+	struct rdps_tp_comp comps[SRV_POLL_BATCH];
+	int n, ret, wait_ms;
+
+	while (!(stop && *stop)) {
+		if (s->live == 0 && s->live + s->dead < s->cfg.workers) {
+			/* Nothing to serve: sleep in accept itself. */
+			ret = accept_all(s, SRV_WAIT_MS_JOINING * 10);
+			wait_ms = 0;
+		} else if (s->live + s->dead < s->cfg.workers ||
+			   rdps_now_ns() - s->last_accept_ns >=
+				   SRV_ACCEPT_EVERY_NS) {
+			ret = accept_all(s, 0);
+			wait_ms = s->live + s->dead < s->cfg.workers
+					  ? SRV_WAIT_MS_JOINING
+					  : SRV_WAIT_MS_FULL;
+		} else {
+			ret = 0;
+			wait_ms = SRV_WAIT_MS_FULL;
+		}
+		if (ret) {
+			return rdps_set_error(ret,
+					      "shard %u: accepting on %s "
+					      "failed: %s",
+					      s->cfg.shard, s->url,
+					      strerror(-ret));
+		}
+		for (unsigned r = 0; s->backlog && r < s->cfg.workers; r++)
+			if (s->w[r].ring_head != s->w[r].ring_tail)
+				worker_flush(&s->w[r]);
+		n = rdps_tp_wait(s->tp, comps, SRV_POLL_BATCH, wait_ms);
+		if (n < 0) {
+			return rdps_set_error(n,
+					      "shard %u: waiting for "
+					      "completions failed: %s",
+					      s->cfg.shard, strerror(-n));
+		}
+		while (n > 0) {
+			for (int i = 0; i < n; i++)
+				handle_comp(s, &comps[i]);
+			/* Drain what came meanwhile before waiting again. */
+			n = rdps_tp_poll(s->tp, comps, SRV_POLL_BATCH);
+			if (n < 0)
+				return rdps_set_error(n,
+						      "shard %u: polling "
+						      "failed: %s",
+						      s->cfg.shard,
+						      strerror(-n));
+			if (stop && *stop)
+				break;
+		}
+	}
+	return 0;
+}
+
+/* Create and destroy ----------------------------------------------------- */
+
+static int check_cfg(const struct rdps_server_cfg *cfg)
+{
+	if (!cfg->url || !*cfg->url)
+		return rdps_set_error(-EINVAL,
+				      "no listen url: give e.g. "
+				      "shm://job-s0 or tcp://0.0.0.0:7000");
+	if (cfg->nshards < 1 || cfg->nshards > 65535)
+		return rdps_set_error(-EINVAL,
+				      "shard count %u is out of range: use "
+				      "1..65535",
+				      cfg->nshards);
+	if (cfg->shard >= cfg->nshards)
+		return rdps_set_error(-EINVAL,
+				      "shard index %u is out of range: with %u "
+				      "shards use 0..%u",
+				      cfg->shard, cfg->nshards,
+				      cfg->nshards - 1);
+	if (cfg->workers < 1 || cfg->workers > RDPS_SERVER_WORKERS_MAX)
+		return rdps_set_error(-EINVAL,
+				      "worker count %u is out of range: use "
+				      "1..%u",
+				      cfg->workers, RDPS_SERVER_WORKERS_MAX);
+	if ((unsigned)cfg->model > RDPS_MODEL_ASP)
+		return rdps_set_error(-EINVAL,
+				      "unknown model %d: use bsp, ssp or asp",
+				      (int)cfg->model);
+	if (cfg->model == RDPS_MODEL_BSP && cfg->slack)
+		return rdps_set_error(-EINVAL,
+				      "bsp has no slack (got %u): use the ssp "
+				      "model for a slack",
+				      cfg->slack);
+	if (ps_clock_k(cfg->slack) > PS_CLOCK_K_MAX)
+		return rdps_set_error(-EINVAL,
+				      "slack %u is too large: at most %d",
+				      cfg->slack, PS_CLOCK_K_MAX - 2);
+	if (cfg->slot_bytes &&
+	    (cfg->slot_bytes < RDPS_SERVER_SLOT_MIN ||
+	     cfg->slot_bytes > RDPS_SERVER_SLOT_MAX || cfg->slot_bytes % 64))
+		return rdps_set_error(-EINVAL,
+				      "slot size %zu is not valid: use a "
+				      "multiple of 64 from %u to %u bytes",
+				      cfg->slot_bytes, RDPS_SERVER_SLOT_MIN,
+				      RDPS_SERVER_SLOT_MAX);
+	return 0;
+}
+
+int rdps_server_create(const struct rdps_server_cfg *cfg,
+		       struct rdps_server **server_out)
+{
+	struct rdps_tp_cfg tcfg;
+	struct rdps_server *s;
+	struct ps_lhello lh;
+	struct ps_dir_hdr *h;
+	int ret;
+
+	ret = check_cfg(cfg);
+	if (ret)
+		return ret;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return rdps_set_error(-ENOMEM, "out of memory");
+	s->cfg = *cfg;
+	s->cfg.url = NULL; /* the caller's string; we keep s->url */
+	s->slot_bytes =
+		cfg->slot_bytes ? cfg->slot_bytes : PS_SLOT_BYTES_DEFAULT;
+	s->w = calloc(cfg->workers, sizeof(*s->w));
+	if (!s->w) {
+		ret = rdps_set_error(-ENOMEM, "out of memory");
+		goto err_free;
+	}
+	for (unsigned r = 0; r < cfg->workers; r++) {
+		s->w[r].s = s;
+		s->w[r].rank = r;
+	}
+
+	rdps_tp_cfg_default(&tcfg);
+	tcfg.poll_mode = cfg->poll_mode;
+	tcfg.token = cfg->token;
+	ret = rdps_tp_open(cfg->url, &tcfg, &s->tp);
+	if (ret)
+		goto err_free;
+
+	s->dir_len = round_up(sizeof(struct ps_dir), 4096);
+	ret = region_new(s, s->dir_len, RDPS_TP_ACCESS_REMOTE_READ,
+			 (void **)&s->dir, &s->dir_mr);
+	if (ret) {
+		rdps_set_error(ret, "cannot register the directory: %s",
+			       strerror(-ret));
+		goto err_close_tp;
+	}
+	h = &s->dir->hdr;
+	h->magic_be = rdps_htobe64(PS_DIR_MAGIC);
+	h->version_be = rdps_htobe32(PS_PROTO_VERSION);
+	h->shard_be = rdps_htobe16_(cfg->shard);
+	h->nshards_be = rdps_htobe16_(cfg->nshards);
+	h->workers_be = rdps_htobe32(cfg->workers);
+	h->model_be = rdps_htobe32((uint32_t)cfg->model);
+	h->slack_be = rdps_htobe32(cfg->slack);
+	h->clock_k_be = rdps_htobe32(ps_clock_k(cfg->slack));
+	publish_applied(s, 0);
+
+	if (cfg->shard == 0) {
+		s->clk_len = round_up(sizeof(struct ps_clock_table), 4096);
+		ret = region_new(s, s->clk_len,
+				 RDPS_TP_ACCESS_REMOTE_ATOMIC |
+					 RDPS_TP_ACCESS_REMOTE_READ,
+				 (void **)&s->clk, &s->clk_mr);
+		if (ret) {
+			rdps_set_error(ret,
+				       "cannot register the clock table: %s",
+				       strerror(-ret));
+			goto err_free_regions;
+		}
+		rdps_tp_rkey_pack(s->clk_mr, &s->clk_wire);
+	}
+
+	s->wel_len = round_up((cfg->workers + SRV_REJECT_MAX) *
+				      sizeof(struct ps_welcome),
+			      4096);
+	ret = region_new(s, s->wel_len, RDPS_TP_ACCESS_LOCAL, (void **)&s->wel,
+			 &s->wel_mr);
+	if (ret) {
+		rdps_set_error(ret, "cannot register welcome buffers: %s",
+			       strerror(-ret));
+		goto err_free_regions;
+	}
+
+	memset(&lh, 0, sizeof(lh));
+	lh.magic_be = rdps_htobe32(PS_MAGIC_LISTENER);
+	lh.shard_be = rdps_htobe16_(cfg->shard);
+	lh.nshards_be = rdps_htobe16_(cfg->nshards);
+	rdps_tp_rkey_pack(s->dir_mr, &lh.dir);
+	ret = rdps_tp_listen(s->tp, cfg->url, &lh, sizeof(lh), &s->lst);
+	if (ret)
+		goto err_free_regions;
+	if (rdps_tp_listener_url(s->lst, s->url, sizeof(s->url)))
+		snprintf(s->url, sizeof(s->url), "%s", cfg->url);
+	rdps_info("shard %u of %u listening on %s: %u workers, %s slack %u, "
+		  "%zu-byte sub-slots",
+		  cfg->shard, cfg->nshards, s->url, cfg->workers,
+		  model_names[cfg->model], cfg->slack, s->slot_bytes);
+	*server_out = s;
+	return 0;
+
+err_free_regions:
+	region_free(s, (void **)&s->wel, s->wel_len, &s->wel_mr);
+	region_free(s, (void **)&s->clk, s->clk_len, &s->clk_mr);
+	region_free(s, (void **)&s->dir, s->dir_len, &s->dir_mr);
+err_close_tp:
+	rdps_tp_close(s->tp);
+err_free:
+	free(s->w);
+	free(s);
+	return ret;
+}
+
+const char *rdps_server_url(const struct rdps_server *s)
+{
+	return s->url;
+}
+
+void rdps_server_stats(const struct rdps_server *s,
+		       struct rdps_server_stats *out)
+{
+	*out = s->st;
+}
+
+void rdps_server_destroy(struct rdps_server *s)
+{
+	int ret;
+
+	if (!s)
+		return;
+	if (s->lst)
+		rdps_tp_listener_close(s->lst);
+	for (unsigned i = 0; i < SRV_REJECT_MAX; i++)
+		if (s->rejects[i].ep)
+			rdps_tp_ep_close(s->rejects[i].ep);
+	for (unsigned r = 0; r < s->cfg.workers; r++)
+		worker_release(&s->w[r]);
+	for (unsigned i = 0; i < PS_MAX_TABLES; i++)
+		if (s->tables[i].used)
+			table_free(s, &s->tables[i]);
+	region_free(s, (void **)&s->wel, s->wel_len, &s->wel_mr);
+	region_free(s, (void **)&s->clk, s->clk_len, &s->clk_mr);
+	region_free(s, (void **)&s->dir, s->dir_len, &s->dir_mr);
+	ret = rdps_tp_close(s->tp);
+	if (ret)
+		rdps_warn("shard %u: transport not closed: %s", s->cfg.shard,
+			  strerror(-ret));
+	free(s->w);
+	free(s);
+}

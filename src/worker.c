@@ -1,0 +1,1719 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * worker.c - the worker client of the parameter server: connects to every
+ * shard, pulls with one-sided reads, pushes through sub-slots with
+ * write-with-immediate, keeps its clock with fetch-add on shard 0's clock
+ * table. The layout and protocol are ps_proto.h's.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ps_proto.h"
+#include "rdps_impl.h"
+#include "transport.h"
+
+#define WRK_PAGE 4096u
+/* wr_id of a push's put_imm: odd, so it never looks like a group pointer. */
+#define WRK_WR_PUSH(shard, k) ((((uint64_t)(shard) << 8 | (k)) << 1) | 1)
+
+struct wrk_shard {
+	unsigned idx;
+	const char *url;
+	struct rdps_tp_ep *ep;
+	struct rdps_tp_rkey dir_key;
+	struct rdps_tp_rkey slots_key;
+	struct rdps_tp_rkey clock_key; /* shard 0 only */
+	uint64_t slot_bytes;
+	unsigned nslots;
+	int welcomed;
+	uint32_t welcome_status;
+	/* Sub-slot ring: the oldest outstanding is head, the next free is
+	 * (head + inflight) % nslots. */
+	unsigned head, inflight;
+	uint8_t put_busy[PS_NSLOTS]; /* put_imm posted, completion not seen */
+	char *stage;		     /* nslots * slot_bytes, in ctx->stage */
+	int nack_err;		     /* first NACK errno not reported yet */
+	int err;		     /* sticky: the endpoint is unusable */
+};
+
+/* A set of posted operations waited for together (wr_id = its address). */
+struct wrk_grp {
+	int left;
+	int status; /* first failure, enum rdps_tp_status */
+	unsigned shard;
+};
+
+struct wrk_part {
+	uint32_t index; /* in this shard's directory */
+	uint64_t lo, hi;
+	struct rdps_tp_rkey params;
+};
+
+struct rdps_table {
+	struct rdps_ctx *ctx;
+	struct rdps_table *next;
+	char name[RDPS_TABLE_NAME_MAX + 1];
+	uint64_t n;
+	unsigned esz;
+	enum rdps_dtype dtype;
+	struct wrk_part *part; /* per shard */
+};
+
+struct rdps_ctx {
+	char *shards_buf;
+	unsigned nshards, workers, rank, slack, k;
+	enum rdps_model model;
+	uint64_t timeout_ns;
+	struct rdps_tp *tp;
+	struct wrk_shard *sh;
+
+	void *reply;
+	size_t reply_len;
+	struct rdps_tp_mr *reply_mr;
+	void *small; /* 64 B of clock words, then a header per shard */
+	size_t small_len;
+	struct rdps_tp_mr *small_mr;
+	void *stage; /* push staging: every shard's sub-slots */
+	size_t stage_len;
+	struct rdps_tp_mr *stage_mr;
+	void *bounce; /* pull landing area, grown on demand */
+	size_t bounce_len;
+	struct rdps_tp_mr *bounce_mr;
+	void *scratch; /* sparse bookkeeping, plain heap */
+	size_t scratch_len;
+
+	uint64_t clock, barriers, last_arrivals;
+	struct rdps_stats st;
+	struct rdps_table *tables;
+};
+
+/* Prefix the current error explanation (set by a callee) with context. */
+static int wrk_wrap(int ret, const char *fmt, ...) RDPS_PRINTF(2, 3);
+static int wrk_wrap(int ret, const char *fmt, ...)
+{
+	char why[512], pre[256];
+	va_list ap;
+
+	snprintf(why, sizeof(why), "%s", rdps_errmsg());
+	va_start(ap, fmt);
+	vsnprintf(pre, sizeof(pre), fmt, ap);
+	va_end(ap);
+	if (!why[0])
+		return rdps_set_error(ret, "%s: %s", pre, strerror(-ret));
+	return rdps_set_error(ret, "%s: %s", pre, why);
+}
+
+/* Completions ----------------------------------------------------------- */
+
+static int wrk_dead(struct rdps_ctx *ctx, struct wrk_shard *sh)
+{
+	return rdps_set_error(sh->err,
+			      "connection to shard %u (%s) is broken: %s; "
+			      "check that rdps-server is still running",
+			      sh->idx, sh->url,
+			      sh->err == -ECONNRESET ? "reset"
+						     : "protocol "
+						       "error");
+}
+
+static void wrk_recv_imm(struct rdps_ctx *ctx, struct wrk_shard *sh,
+			 uint32_t imm)
+{
+	unsigned kind = PS_IMM_KIND(imm), arg = PS_IMM_ARG(imm);
+
+	switch (kind) {
+	case PS_WELCOME:
+		sh->welcomed = 1;
+		sh->welcome_status = arg;
+		break;
+	case PS_CREDIT:
+	case PS_NACK:
+		if (!sh->inflight) {
+			rdps_warn("shard %u: stray %s (no sub-slot "
+				  "outstanding)",
+				  sh->idx,
+				  kind == PS_CREDIT ? "credit" : "nack");
+			break;
+		}
+		if (kind == PS_CREDIT && arg != sh->head)
+			rdps_warn("shard %u: credit for sub-slot %u, expected "
+				  "%u",
+				  sh->idx, arg, sh->head);
+		if (kind == PS_NACK && !sh->nack_err)
+			sh->nack_err = arg ? (int)arg : EPROTO;
+		sh->head = (sh->head + 1) % sh->nslots;
+		sh->inflight--;
+		break;
+	default:
+		rdps_warn("shard %u: unexpected immediate 0x%x", sh->idx, imm);
+		break;
+	}
+}
+
+static void wrk_dispatch(struct rdps_ctx *ctx, const struct rdps_tp_comp *c)
+{
+	struct wrk_shard *sh = c->ep ? c->ep->user : NULL;
+
+	if (c->opcode == RDPS_TP_OP_RECV_IMM) {
+		if (!sh)
+			return;
+		if (c->status != RDPS_TP_WC_SUCCESS) {
+			if (!sh->err)
+				sh->err = -ECONNRESET;
+			return;
+		}
+		wrk_recv_imm(ctx, sh, c->imm);
+		return;
+	}
+	if (c->wr_id & 1) {
+		unsigned s = (unsigned)(c->wr_id >> 9);
+		unsigned k = (unsigned)(c->wr_id >> 1) & 0xff;
+
+		if (s >= ctx->nshards || k >= PS_NSLOTS)
+			return;
+		sh = &ctx->sh[s];
+		sh->put_busy[k] = 0;
+		if (c->status != RDPS_TP_WC_SUCCESS && !sh->err)
+			sh->err = c->status == RDPS_TP_WC_CONN_ERR ||
+						  c->status ==
+							  RDPS_TP_WC_FLUSH_ERR
+					  ? -ECONNRESET
+					  : -EPROTO;
+		return;
+	}
+	if (c->wr_id) {
+		struct wrk_grp *g = (struct wrk_grp *)(uintptr_t)c->wr_id;
+
+		g->left--;
+		if (c->status != RDPS_TP_WC_SUCCESS && !g->status) {
+			g->status = c->status;
+			g->shard = sh ? sh->idx : g->shard;
+		}
+		if (sh &&
+		    (c->status == RDPS_TP_WC_CONN_ERR ||
+		     c->status == RDPS_TP_WC_FLUSH_ERR) &&
+		    !sh->err)
+			sh->err = -ECONNRESET;
+	}
+}
+
+/*
+ * Move completions along: wait (up to the deadline) for at least one when
+ * block, else only poll. -ETIMEDOUT past the deadline (no message: the
+ * caller names what it waited for).
+ */
+static int wrk_progress(struct rdps_ctx *ctx, uint64_t deadline, int block)
+{
+	struct rdps_tp_comp comps[32];
+	uint64_t now;
+	int n, ms = 0;
+
+	if (block) {
+		now = rdps_now_ns();
+		/* Past the deadline still polls once: what completed counts. */
+		ms = now < deadline ? (int)((deadline - now + 999999) / 1000000)
+				    : 0;
+		n = rdps_tp_wait(ctx->tp, comps, RDPS_ARRAY_SIZE(comps), ms);
+	} else {
+		n = rdps_tp_poll(ctx->tp, comps, RDPS_ARRAY_SIZE(comps));
+	}
+	if (n < 0)
+		return rdps_set_error(n, "waiting for completions failed: %s",
+				      strerror(-n));
+	for (int i = 0; i < n; i++)
+		wrk_dispatch(ctx, &comps[i]);
+	if (!n && block && rdps_now_ns() >= deadline)
+		return -ETIMEDOUT;
+	return n;
+}
+
+static uint64_t wrk_deadline(const struct rdps_ctx *ctx)
+{
+	return rdps_now_ns() + ctx->timeout_ns;
+}
+
+static int wrk_timeout(const struct rdps_ctx *ctx, const char *what)
+{
+	return rdps_set_error(-ETIMEDOUT,
+			      "timed out after %llu ms waiting for %s; raise "
+			      "timeout_ms or check the shards and the other "
+			      "workers",
+			      (unsigned long long)(ctx->timeout_ns / 1000000),
+			      what);
+}
+
+/* Post with retry while the queues are full. */
+#define WRK_POST(ret, ctx, deadline, call)                          \
+	do {                                                        \
+		for (;;) {                                          \
+			(ret) = (call);                             \
+			if ((ret) != -EAGAIN)                       \
+				break;                              \
+			(ret) = wrk_progress((ctx), (deadline), 1); \
+			if ((ret) < 0)                              \
+				break;                              \
+		}                                                   \
+	} while (0)
+
+static int wrk_post_fail(struct rdps_ctx *ctx, struct wrk_shard *sh, int ret,
+			 const char *what)
+{
+	if (ret == -ETIMEDOUT)
+		return wrk_timeout(ctx, what);
+	if (ret == -ENOTCONN || ret == -ECONNRESET) {
+		sh->err = -ECONNRESET;
+		return wrk_dead(ctx, sh);
+	}
+	return rdps_set_error(ret, "posting %s to shard %u (%s) failed: %s",
+			      what, sh->idx, sh->url, strerror(-ret));
+}
+
+/* Wait until every operation of g completed; report the first failure. */
+static int wrk_grp_wait(struct rdps_ctx *ctx, struct wrk_grp *g,
+			uint64_t deadline, const char *what)
+{
+	int ret;
+
+	while (g->left > 0) {
+		ret = wrk_progress(ctx, deadline, 1);
+		if (ret == -ETIMEDOUT) {
+			/* Operations still posted point at g: drain them
+			 * before g goes out of scope. */
+			uint64_t grace = rdps_now_ns() + 1000000000ull;
+
+			while (g->left > 0 && wrk_progress(ctx, grace, 1) >= 0)
+				;
+			return wrk_timeout(ctx, what);
+		}
+		if (ret < 0)
+			return ret;
+	}
+	if (g->status) {
+		struct wrk_shard *sh = &ctx->sh[g->shard];
+
+		if (g->status == RDPS_TP_WC_CONN_ERR ||
+		    g->status == RDPS_TP_WC_FLUSH_ERR) {
+			sh->err = -ECONNRESET;
+			return wrk_dead(ctx, sh);
+		}
+		return rdps_set_error(-EPROTO,
+				      "%s on shard %u (%s) failed: %s "
+				      "(stale or wrong remote key?)",
+				      what, sh->idx, sh->url,
+				      rdps_tp_status_str(g->status));
+	}
+	return 0;
+}
+
+/* Back off between re-reads: spin, then yield, then short sleeps (not in
+ * busy polling mode, which may keep the core). */
+static void wrk_backoff(struct rdps_ctx *ctx, unsigned attempt)
+{
+	struct timespec ts = {0, 0};
+	unsigned us;
+
+	if (attempt < 4)
+		return;
+	if (attempt < 16 || ctx->tp->cfg.poll_mode == RDPS_TP_POLL_BUSY) {
+		sched_yield();
+		return;
+	}
+	us = 10u << ((attempt - 16) / 4 < 7 ? (attempt - 16) / 4 : 7);
+	if (us > 1000)
+		us = 1000;
+	ts.tv_nsec = (long)us * 1000;
+	nanosleep(&ts, NULL);
+}
+
+/* Local memory ---------------------------------------------------------- */
+
+static void wrk_mem_put(struct rdps_ctx *ctx, void **addr, size_t *len,
+			struct rdps_tp_mr **mr)
+{
+	if (*mr)
+		rdps_tp_mem_dereg(*mr);
+	if (*addr)
+		rdps_tp_mem_free(ctx->tp, *addr, *len);
+	*mr = NULL;
+	*addr = NULL;
+	*len = 0;
+}
+
+static int wrk_mem_get(struct rdps_ctx *ctx, size_t len, unsigned access,
+		       void **addr, size_t *len_out, struct rdps_tp_mr **mr,
+		       const char *what)
+{
+	void *p;
+	int ret;
+
+	len = (len + WRK_PAGE - 1) / WRK_PAGE * WRK_PAGE;
+	ret = rdps_tp_mem_alloc(ctx->tp, len, &p);
+	if (ret)
+		return rdps_set_error(ret,
+				      "allocating %zu bytes for the %s failed: "
+				      "%s",
+				      len, what, strerror(-ret));
+	ret = rdps_tp_mem_reg(ctx->tp, p, len, access, mr);
+	if (ret) {
+		rdps_tp_mem_free(ctx->tp, p, len);
+		return rdps_set_error(ret,
+				      "registering %zu bytes for the %s "
+				      "failed: %s",
+				      len, what, strerror(-ret));
+	}
+	*addr = p;
+	*len_out = len;
+	return 0;
+}
+
+static int wrk_bounce(struct rdps_ctx *ctx, size_t len)
+{
+	size_t want = ctx->bounce_len ? ctx->bounce_len : 1u << 16;
+
+	if (len <= ctx->bounce_len)
+		return 0;
+	while (want < len)
+		want *= 2;
+	wrk_mem_put(ctx, &ctx->bounce, &ctx->bounce_len, &ctx->bounce_mr);
+	return wrk_mem_get(ctx, want, RDPS_TP_ACCESS_LOCAL, &ctx->bounce,
+			   &ctx->bounce_len, &ctx->bounce_mr, "pull buffer");
+}
+
+static void *wrk_scratch(struct rdps_ctx *ctx, size_t len)
+{
+	void *p;
+
+	if (len <= ctx->scratch_len)
+		return ctx->scratch;
+	p = realloc(ctx->scratch, len);
+	if (!p) {
+		rdps_set_error(-ENOMEM, "out of memory (%zu bytes)", len);
+		return NULL;
+	}
+	ctx->scratch = p;
+	ctx->scratch_len = len;
+	return p;
+}
+
+/* Sub-slots ------------------------------------------------------------- */
+
+/* Wait for a free sub-slot of sh whose staging buffer is idle. */
+static int wrk_slot_get(struct rdps_ctx *ctx, struct wrk_shard *sh,
+			uint64_t deadline, unsigned *k_out)
+{
+	unsigned k;
+	int ret;
+
+	for (;;) {
+		if (sh->err)
+			return wrk_dead(ctx, sh);
+		k = (sh->head + sh->inflight) % sh->nslots;
+		if (sh->inflight < sh->nslots && !sh->put_busy[k])
+			break;
+		ret = wrk_progress(ctx, deadline, 1);
+		if (ret == -ETIMEDOUT)
+			return rdps_set_error(
+				-ETIMEDOUT,
+				"timed out waiting for a credit from shard %u "
+				"(%s): the shard stopped applying updates",
+				sh->idx, sh->url);
+		if (ret < 0)
+			return ret;
+	}
+	*k_out = k;
+	return 0;
+}
+
+/* Send the message staged in sub-slot k (header + payload bytes). */
+static int wrk_slot_send(struct rdps_ctx *ctx, struct wrk_shard *sh, unsigned k,
+			 uint32_t kind, size_t len, uint64_t deadline)
+{
+	char *buf = sh->stage + (size_t)k * sh->slot_bytes;
+	int ret;
+
+	WRK_POST(ret, ctx, deadline,
+		 rdps_tp_put_imm(sh->ep, buf, len, ctx->stage_mr,
+				 sh->slots_key.addr + k * sh->slot_bytes,
+				 &sh->slots_key, PS_IMM(kind, k),
+				 WRK_WR_PUSH(sh->idx, k), 0));
+	if (ret)
+		return wrk_post_fail(ctx, sh, ret, "a message");
+	sh->put_busy[k] = 1;
+	sh->inflight++;
+	return 0;
+}
+
+/* Wait until every message sent to the shards in mask got its reply; a
+ * NACK becomes the return value. */
+static int wrk_slots_drain(struct rdps_ctx *ctx, const uint8_t *mask,
+			   uint64_t deadline, const char *what)
+{
+	int ret = 0;
+
+	for (unsigned s = 0; s < ctx->nshards; s++) {
+		struct wrk_shard *sh = &ctx->sh[s];
+
+		if (mask && !mask[s])
+			continue;
+		while (sh->inflight) {
+			if (sh->err)
+				return wrk_dead(ctx, sh);
+			ret = wrk_progress(ctx, deadline, 1);
+			if (ret == -ETIMEDOUT)
+				return rdps_set_error(
+					-ETIMEDOUT,
+					"timed out waiting for shard %u (%s) "
+					"to apply %s",
+					sh->idx, sh->url, what);
+			if (ret < 0)
+				return ret;
+		}
+	}
+	/* Every shard involved may have refused (a table creation goes to
+	 * all): clear each, report the first, or a later push inherits it. */
+	ret = 0;
+	for (unsigned s = 0; s < ctx->nshards; s++) {
+		struct wrk_shard *sh = &ctx->sh[s];
+		int e = sh->nack_err;
+
+		if ((mask && !mask[s]) || !e)
+			continue;
+		sh->nack_err = 0;
+		if (!ret)
+			ret = rdps_set_error(
+				-e,
+				"shard %u (%s) refused %s: %s (see "
+				"the shard's log)",
+				sh->idx, sh->url, what, strerror(e));
+	}
+	return ret;
+}
+
+/* Context --------------------------------------------------------------- */
+
+static int wrk_check_cfg(const struct rdps_config *cfg, unsigned *nshards)
+{
+	struct rdps_url u0, u;
+	const char *p, *comma;
+	char url[512];
+	unsigned n = 0;
+	size_t len;
+	int ret;
+
+	if (!cfg->shards || !*cfg->shards)
+		return rdps_set_error(-EINVAL,
+				      "no shards given: set shards (or "
+				      "RDPS_SHARDS) to the shard urls, "
+				      "comma-separated");
+	if (cfg->workers < 1)
+		return rdps_set_error(-EINVAL,
+				      "bad worker count %d: need at least 1",
+				      cfg->workers);
+	if (cfg->workers > 0xffff)
+		return rdps_set_error(-EINVAL,
+				      "bad worker count %d: at most 65535",
+				      cfg->workers);
+	if (cfg->rank < 0 || cfg->rank >= cfg->workers)
+		return rdps_set_error(-EINVAL,
+				      "rank %d out of range: must be 0 .. %d",
+				      cfg->rank, cfg->workers - 1);
+	if (cfg->model > RDPS_MODEL_ASP)
+		return rdps_set_error(-EINVAL, "unknown model %d",
+				      (int)cfg->model);
+	if (cfg->model == RDPS_MODEL_BSP && cfg->slack)
+		return rdps_set_error(-EINVAL,
+				      "slack %u with model bsp: bsp has slack "
+				      "0 (use ssp for bounded slack)",
+				      cfg->slack);
+	if (cfg->slack > PS_CLOCK_K_MAX - 2)
+		return rdps_set_error(-EINVAL,
+				      "slack %u too large: at most %d (the "
+				      "clock table has %d residues)",
+				      cfg->slack, PS_CLOCK_K_MAX - 2,
+				      PS_CLOCK_K_MAX);
+	if (cfg->poll_mode < 0 || cfg->poll_mode > 2)
+		return rdps_set_error(-EINVAL,
+				      "bad poll_mode %d: 0 busy, 1 adaptive, "
+				      "2 event",
+				      cfg->poll_mode);
+	if (cfg->timeout_ms < 0)
+		return rdps_set_error(-EINVAL,
+				      "bad timeout_ms %d: 0 (default) or more",
+				      cfg->timeout_ms);
+	for (p = cfg->shards;; p = comma + 1) {
+		comma = strchr(p, ',');
+		len = comma ? (size_t)(comma - p) : strlen(p);
+		if (!len || len >= sizeof(url))
+			return rdps_set_error(-EINVAL,
+					      "bad shard list '%s': shard %u's "
+					      "url is %s",
+					      cfg->shards, n,
+					      len ? "too long" : "empty");
+		memcpy(url, p, len);
+		url[len] = '\0';
+		ret = rdps_url_parse(url, 0, n ? &u : &u0);
+		if (ret)
+			return wrk_wrap(ret, "bad shard %u in the shard list",
+					n);
+		if (n && strcmp(u.scheme, u0.scheme))
+			return rdps_set_error(-EINVAL,
+					      "shard %u's url '%s' uses scheme "
+					      "'%s' but shard 0 uses '%s': all "
+					      "shards must share one transport",
+					      n, url, u.scheme, u0.scheme);
+		n++;
+		if (!comma)
+			break;
+	}
+	if (n > 0xffff)
+		return rdps_set_error(-EINVAL, "too many shards (%u)", n);
+	*nshards = n;
+	return 0;
+}
+
+static int wrk_connect(struct rdps_ctx *ctx, struct wrk_shard *sh, int ms)
+{
+	struct ps_whello wh;
+	struct ps_lhello lh;
+	int ret;
+
+	memset(&wh, 0, sizeof(wh));
+	wh.magic_be = rdps_htobe32(PS_MAGIC_WORKER);
+	wh.rank_be = __builtin_bswap16((uint16_t)ctx->rank);
+	wh.workers_be = __builtin_bswap16((uint16_t)ctx->workers);
+	rdps_tp_rkey_pack(ctx->reply_mr, &wh.reply);
+	ret = rdps_tp_connect(ctx->tp, sh->url, &wh, sizeof(wh), &sh->ep, ms);
+	if (ret)
+		return wrk_wrap(ret, "connecting to shard %u", sh->idx);
+	sh->ep->user = sh;
+	if (sh->ep->peer_priv_len < sizeof(lh))
+		return rdps_set_error(-EPROTO,
+				      "shard %u (%s) sent %u bytes of hello, "
+				      "expected %zu: is it an rdps-server?",
+				      sh->idx, sh->url, sh->ep->peer_priv_len,
+				      sizeof(lh));
+	memcpy(&lh, sh->ep->peer_priv, sizeof(lh));
+	if (rdps_be32toh(lh.magic_be) != PS_MAGIC_LISTENER)
+		return rdps_set_error(-EPROTO,
+				      "shard %u (%s) sent a bad hello magic "
+				      "0x%x: is it an rdps-server?",
+				      sh->idx, sh->url,
+				      rdps_be32toh(lh.magic_be));
+	if (__builtin_bswap16(lh.shard_be) != sh->idx ||
+	    __builtin_bswap16(lh.nshards_be) != ctx->nshards)
+		return rdps_set_error(
+			-EINVAL,
+			"url %s is shard %u of %u but is listed as shard %u of "
+			"%u: list the shard urls in shard order",
+			sh->url, __builtin_bswap16(lh.shard_be),
+			__builtin_bswap16(lh.nshards_be), sh->idx,
+			ctx->nshards);
+	ret = rdps_tp_rkey_unpack(sh->ep, &lh.dir, &sh->dir_key);
+	if (ret)
+		return rdps_set_error(-EPROTO,
+				      "shard %u (%s) sent a malformed "
+				      "directory key",
+				      sh->idx, sh->url);
+	return 0;
+}
+
+static int wrk_welcome(struct rdps_ctx *ctx, struct wrk_shard *sh)
+{
+	struct ps_welcome w;
+	int ret;
+
+	if (sh->welcome_status) {
+		int e = (int)sh->welcome_status;
+
+		return rdps_set_error(
+			-e,
+			"shard %u (%s) refused this worker (rank %u of %u): "
+			"%s (%s; the shard's log says why)",
+			sh->idx, sh->url, ctx->rank, ctx->workers, strerror(e),
+			e == EEXIST ? "another worker has this rank"
+			: e == EINVAL
+				? "the worker count or rank does not match "
+				  "the shard's"
+				: "see the shard");
+	}
+	memcpy(&w, (char *)ctx->reply + sh->idx * sizeof(w), sizeof(w));
+	if (rdps_be32toh(w.status_be))
+		return rdps_set_error(-(int)rdps_be32toh(w.status_be),
+				      "shard %u (%s) refused this worker: %s",
+				      sh->idx, sh->url,
+				      strerror((int)rdps_be32toh(w.status_be)));
+	sh->nslots = rdps_be32toh(w.nslots_be);
+	sh->slot_bytes = rdps_be64toh(w.slot_bytes_be);
+	if (sh->nslots < 1 || sh->nslots > PS_NSLOTS ||
+	    sh->slot_bytes < sizeof(struct ps_msg) + 64 ||
+	    sh->slot_bytes > (1ull << 30))
+		return rdps_set_error(-EPROTO,
+				      "shard %u (%s) sent a bad welcome (%u "
+				      "sub-slots of %llu bytes)",
+				      sh->idx, sh->url, sh->nslots,
+				      (unsigned long long)sh->slot_bytes);
+	ret = rdps_tp_rkey_unpack(sh->ep, &w.slots, &sh->slots_key);
+	if (!ret && sh->idx == 0)
+		ret = rdps_tp_rkey_unpack(sh->ep, &w.clock, &sh->clock_key);
+	if (ret)
+		return rdps_set_error(-EPROTO,
+				      "shard %u (%s) sent a malformed key in "
+				      "its welcome",
+				      sh->idx, sh->url);
+	if (sh->idx == 0 && sh->clock_key.len < sizeof(struct ps_clock_table))
+		return rdps_set_error(-EPROTO,
+				      "shard 0 (%s) sent a clock table key of "
+				      "%llu bytes, expected %zu",
+				      sh->url,
+				      (unsigned long long)sh->clock_key.len,
+				      sizeof(struct ps_clock_table));
+	return 0;
+}
+
+/* Read every shard's directory header and check it against the config. */
+static int wrk_check_dirs(struct rdps_ctx *ctx)
+{
+	struct ps_dir_hdr *h;
+	struct wrk_grp g = {0, 0, 0};
+	uint64_t deadline = wrk_deadline(ctx);
+	static const char *const models[] = {"bsp", "ssp", "asp"};
+	int ret;
+
+	ret = wrk_bounce(ctx, ctx->nshards * sizeof(*h));
+	if (ret)
+		return ret;
+	h = ctx->bounce;
+	for (unsigned s = 0; s < ctx->nshards; s++) {
+		WRK_POST(ret, ctx, deadline,
+			 rdps_tp_get(ctx->sh[s].ep, &h[s], sizeof(*h),
+				     ctx->bounce_mr, ctx->sh[s].dir_key.addr,
+				     &ctx->sh[s].dir_key, (uintptr_t)&g, 0));
+		if (ret) {
+			wrk_grp_wait(ctx, &g, deadline, "a directory read");
+			return wrk_post_fail(ctx, &ctx->sh[s], ret,
+					     "a directory read");
+		}
+		g.left++;
+	}
+	ret = wrk_grp_wait(ctx, &g, deadline, "the shards' directories");
+	if (ret)
+		return ret;
+	for (unsigned s = 0; s < ctx->nshards; s++) {
+		struct wrk_shard *sh = &ctx->sh[s];
+		unsigned model = rdps_be32toh(h[s].model_be);
+		unsigned workers = rdps_be32toh(h[s].workers_be);
+		unsigned slack = rdps_be32toh(h[s].slack_be);
+		unsigned k = rdps_be32toh(h[s].clock_k_be);
+
+		if (rdps_be64toh(h[s].magic_be) != PS_DIR_MAGIC ||
+		    rdps_be32toh(h[s].version_be) != PS_PROTO_VERSION)
+			return rdps_set_error(-EPROTO,
+					      "shard %u (%s): bad directory "
+					      "magic or version %u (want %d)",
+					      s, sh->url,
+					      rdps_be32toh(h[s].version_be),
+					      PS_PROTO_VERSION);
+		if (workers != ctx->workers)
+			return rdps_set_error(-EINVAL,
+					      "shard %u (%s) runs a job of %u "
+					      "workers, this worker says %u",
+					      s, sh->url, workers,
+					      ctx->workers);
+		if (model != (unsigned)ctx->model)
+			return rdps_set_error(
+				-EINVAL,
+				"shard %u (%s) runs model %s, this worker "
+				"says %s",
+				s, sh->url, model < 3 ? models[model] : "?",
+				models[ctx->model]);
+		if (slack != ctx->slack)
+			return rdps_set_error(-EINVAL,
+					      "shard %u (%s) runs slack %u, "
+					      "this worker says %u",
+					      s, sh->url, slack, ctx->slack);
+		if (s == 0) {
+			if (k < ps_clock_k(ctx->slack) || k > PS_CLOCK_K_MAX)
+				return rdps_set_error(
+					-EPROTO,
+					"shard 0 (%s): clock table K %u "
+					"invalid for slack %u",
+					sh->url, k, ctx->slack);
+			ctx->k = k;
+		}
+	}
+	return 0;
+}
+
+void rdps_ctx_destroy(struct rdps_ctx *ctx)
+{
+	struct rdps_table *t, *next;
+	int ret;
+
+	if (!ctx)
+		return;
+	for (t = ctx->tables; t; t = next) {
+		next = t->next;
+		free(t->part);
+		free(t);
+	}
+	if (ctx->sh) {
+		for (unsigned s = 0; s < ctx->nshards; s++)
+			if (ctx->sh[s].ep)
+				rdps_tp_ep_close(ctx->sh[s].ep);
+	}
+	if (ctx->tp) {
+		/* Flushed completions of the closed endpoints. */
+		struct rdps_tp_comp comps[32];
+
+		while (rdps_tp_poll(ctx->tp, comps, 32) > 0)
+			;
+		wrk_mem_put(ctx, &ctx->bounce, &ctx->bounce_len,
+			    &ctx->bounce_mr);
+		wrk_mem_put(ctx, &ctx->stage, &ctx->stage_len, &ctx->stage_mr);
+		wrk_mem_put(ctx, &ctx->small, &ctx->small_len, &ctx->small_mr);
+		wrk_mem_put(ctx, &ctx->reply, &ctx->reply_len, &ctx->reply_mr);
+		ret = rdps_tp_close(ctx->tp);
+		if (ret)
+			rdps_warn("closing the transport failed: %s",
+				  strerror(-ret));
+	}
+	free(ctx->scratch);
+	free(ctx->sh);
+	free(ctx->shards_buf);
+	free(ctx);
+}
+
+int rdps_ctx_create(const struct rdps_config *cfg, struct rdps_ctx **ctx_out)
+{
+	struct rdps_tp_cfg tcfg;
+	struct rdps_ctx *ctx;
+	unsigned nshards;
+	uint64_t deadline;
+	size_t stage_len = 0;
+	char *p;
+	int ret;
+
+	if (!cfg || !ctx_out)
+		return rdps_set_error(-EINVAL, "rdps_ctx_create: null "
+					       "argument");
+	ret = wrk_check_cfg(cfg, &nshards);
+	if (ret)
+		return ret;
+	ctx = calloc(1, sizeof(*ctx));
+	if (!ctx)
+		return rdps_set_error(-ENOMEM, "out of memory");
+	ctx->nshards = nshards;
+	ctx->workers = (unsigned)cfg->workers;
+	ctx->rank = (unsigned)cfg->rank;
+	ctx->model = cfg->model;
+	ctx->slack = cfg->slack;
+	ctx->timeout_ns =
+		(uint64_t)(cfg->timeout_ms ? cfg->timeout_ms : 30000) *
+		1000000ull;
+	ctx->shards_buf = strdup(cfg->shards);
+	ctx->sh = calloc(nshards, sizeof(*ctx->sh));
+	if (!ctx->shards_buf || !ctx->sh) {
+		ret = rdps_set_error(-ENOMEM, "out of memory");
+		goto err;
+	}
+	p = ctx->shards_buf;
+	for (unsigned s = 0; s < nshards; s++) {
+		char *comma = strchr(p, ',');
+
+		if (comma)
+			*comma = '\0';
+		ctx->sh[s].idx = s;
+		ctx->sh[s].url = p;
+		p = comma ? comma + 1 : p;
+	}
+
+	rdps_tp_cfg_default(&tcfg);
+	tcfg.poll_mode = (enum rdps_tp_poll_mode)cfg->poll_mode;
+	tcfg.token = cfg->token;
+	ret = rdps_tp_open(ctx->sh[0].url, &tcfg, &ctx->tp);
+	if (ret) {
+		wrk_wrap(ret, "opening the transport for %s", ctx->sh[0].url);
+		goto err;
+	}
+	ret = wrk_mem_get(ctx, nshards * sizeof(struct ps_welcome),
+			  RDPS_TP_ACCESS_REMOTE_WRITE, &ctx->reply,
+			  &ctx->reply_len, &ctx->reply_mr, "reply region");
+	if (ret)
+		goto err;
+	ret = wrk_mem_get(ctx, 64 + nshards * sizeof(struct ps_dir_hdr),
+			  RDPS_TP_ACCESS_LOCAL, &ctx->small, &ctx->small_len,
+			  &ctx->small_mr, "clock buffer");
+	if (ret)
+		goto err;
+
+	deadline = wrk_deadline(ctx);
+	for (unsigned s = 0; s < nshards; s++) {
+		uint64_t now = rdps_now_ns();
+		int ms = now < deadline
+				 ? (int)((deadline - now + 999999) / 1000000)
+				 : 1;
+
+		ret = wrk_connect(ctx, &ctx->sh[s], ms);
+		if (ret)
+			goto err;
+	}
+	for (unsigned s = 0; s < nshards; s++) {
+		struct wrk_shard *sh = &ctx->sh[s];
+
+		while (!sh->welcomed) {
+			if (sh->err) {
+				ret = wrk_dead(ctx, sh);
+				goto err;
+			}
+			ret = wrk_progress(ctx, deadline, 1);
+			if (ret == -ETIMEDOUT) {
+				ret = rdps_set_error(
+					-ETIMEDOUT,
+					"timed out waiting for the welcome of "
+					"shard %u (%s)",
+					s, sh->url);
+				goto err;
+			}
+			if (ret < 0)
+				goto err;
+		}
+		ret = wrk_welcome(ctx, sh);
+		if (ret)
+			goto err;
+		stage_len += sh->nslots * sh->slot_bytes;
+	}
+	ret = wrk_mem_get(ctx, stage_len, RDPS_TP_ACCESS_LOCAL, &ctx->stage,
+			  &ctx->stage_len, &ctx->stage_mr, "push staging area");
+	if (ret)
+		goto err;
+	p = ctx->stage;
+	for (unsigned s = 0; s < nshards; s++) {
+		ctx->sh[s].stage = p;
+		p += ctx->sh[s].nslots * ctx->sh[s].slot_bytes;
+	}
+	ret = wrk_check_dirs(ctx);
+	if (ret)
+		goto err;
+	*ctx_out = ctx;
+	return 0;
+err:
+	rdps_ctx_destroy(ctx);
+	return ret;
+}
+
+uint64_t rdps_ctx_clock(const struct rdps_ctx *ctx)
+{
+	return ctx ? ctx->clock : 0;
+}
+
+void rdps_ctx_stats(const struct rdps_ctx *ctx, struct rdps_stats *out)
+{
+	if (!out)
+		return;
+	if (!ctx) {
+		memset(out, 0, sizeof(*out));
+		return;
+	}
+	*out = ctx->st;
+}
+
+/* Tables ---------------------------------------------------------------- */
+
+static const char *const rule_names[] = {"sum", "sgd", "adagrad"};
+static const char *const dtype_names[] = {"f32", "f64"};
+
+/* Read every shard's directory and fill t->part from the entry named
+ * t->name. */
+static int wrk_find_table(struct rdps_ctx *ctx, struct rdps_table *t,
+			  enum rdps_rule rule)
+{
+	size_t dsz = sizeof(struct ps_dir);
+	struct wrk_grp g = {0, 0, 0};
+	uint64_t deadline = wrk_deadline(ctx);
+	int ret;
+
+	ret = wrk_bounce(ctx, ctx->nshards * dsz);
+	if (ret)
+		return ret;
+	memset(ctx->bounce, 0, ctx->nshards * dsz);
+	for (unsigned s = 0; s < ctx->nshards; s++) {
+		struct wrk_shard *sh = &ctx->sh[s];
+		size_t len = dsz < sh->dir_key.len ? dsz : sh->dir_key.len;
+
+		WRK_POST(ret, ctx, deadline,
+			 rdps_tp_get(sh->ep, (char *)ctx->bounce + s * dsz, len,
+				     ctx->bounce_mr, sh->dir_key.addr,
+				     &sh->dir_key, (uintptr_t)&g, 0));
+		if (ret) {
+			wrk_grp_wait(ctx, &g, deadline, "a directory read");
+			return wrk_post_fail(ctx, sh, ret, "a directory read");
+		}
+		g.left++;
+	}
+	ret = wrk_grp_wait(ctx, &g, deadline, "the shards' directories");
+	if (ret)
+		return ret;
+	for (unsigned s = 0; s < ctx->nshards; s++) {
+		struct ps_dir *d =
+			(struct ps_dir *)((char *)ctx->bounce + s * dsz);
+		struct wrk_shard *sh = &ctx->sh[s];
+		struct ps_table_desc *td = NULL;
+		uint64_t n, lo, hi, elo, ehi;
+		unsigned dtype, r, i;
+
+		for (i = 0; i < PS_MAX_TABLES; i++) {
+			if (rdps_be64toh(d->tables[i].ready_be) == 1 &&
+			    !strncmp(d->tables[i].name, t->name,
+				     sizeof(d->tables[i].name))) {
+				td = &d->tables[i];
+				break;
+			}
+		}
+		if (!td)
+			return rdps_set_error(-EPROTO,
+					      "shard %u (%s) acknowledged "
+					      "table '%s' but its directory "
+					      "does not list it",
+					      s, sh->url, t->name);
+		n = rdps_be64toh(td->n_be);
+		dtype = rdps_be32toh(td->dtype_be);
+		r = rdps_be32toh(td->rule_be);
+		if (n != t->n)
+			return rdps_set_error(-EINVAL,
+					      "table '%s' exists with %llu "
+					      "elements, not %llu",
+					      t->name, (unsigned long long)n,
+					      (unsigned long long)t->n);
+		if (dtype != (unsigned)t->dtype)
+			return rdps_set_error(
+				-EINVAL,
+				"table '%s' exists with dtype %s, not %s",
+				t->name, dtype < 2 ? dtype_names[dtype] : "?",
+				dtype_names[t->dtype]);
+		if (r != (unsigned)rule)
+			return rdps_set_error(
+				-EINVAL,
+				"table '%s' exists with rule %s, not %s",
+				t->name, r < 3 ? rule_names[r] : "?",
+				rule_names[rule]);
+		lo = rdps_be64toh(td->lo_be);
+		hi = rdps_be64toh(td->hi_be);
+		ps_shard_range(t->n, ctx->nshards, s, &elo, &ehi);
+		if (lo != elo || hi != ehi)
+			return rdps_set_error(
+				-EPROTO,
+				"shard %u (%s) holds [%llu, %llu) of table "
+				"'%s', expected [%llu, %llu)",
+				s, sh->url, (unsigned long long)lo,
+				(unsigned long long)hi, t->name,
+				(unsigned long long)elo,
+				(unsigned long long)ehi);
+		t->part[s].index = i;
+		t->part[s].lo = lo;
+		t->part[s].hi = hi;
+		memset(&t->part[s].params, 0, sizeof(t->part[s].params));
+		if (hi > lo) {
+			ret = rdps_tp_rkey_unpack(sh->ep, &td->params,
+						  &t->part[s].params);
+			if (ret || t->part[s].params.len < (hi - lo) * t->esz)
+				return rdps_set_error(
+					-EPROTO,
+					"shard %u (%s): bad params key for "
+					"table '%s'",
+					s, sh->url, t->name);
+		}
+	}
+	return 0;
+}
+
+int rdps_table_open(struct rdps_ctx *ctx, const char *name, uint64_t n,
+		    enum rdps_dtype dtype, enum rdps_rule rule, double lr,
+		    struct rdps_table **table_out)
+{
+	struct rdps_table *t;
+	uint64_t deadline, bits;
+	size_t len;
+	int ret;
+
+	if (!ctx || !name || !table_out)
+		return rdps_set_error(-EINVAL, "rdps_table_open: null "
+					       "argument");
+	len = strlen(name);
+	if (!len || len > RDPS_TABLE_NAME_MAX)
+		return rdps_set_error(-EINVAL,
+				      "bad table name '%s': 1 to %d characters",
+				      name, RDPS_TABLE_NAME_MAX);
+	if (!n)
+		return rdps_set_error(-EINVAL, "table '%s': n must be >= 1",
+				      name);
+	if (dtype > RDPS_DTYPE_F64)
+		return rdps_set_error(-EINVAL, "table '%s': unknown dtype %d",
+				      name, (int)dtype);
+	if (rule > RDPS_RULE_ADAGRAD)
+		return rdps_set_error(-EINVAL, "table '%s': unknown rule %d",
+				      name, (int)rule);
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return rdps_set_error(-ENOMEM, "out of memory");
+	t->part = calloc(ctx->nshards, sizeof(*t->part));
+	if (!t->part) {
+		free(t);
+		return rdps_set_error(-ENOMEM, "out of memory");
+	}
+	t->ctx = ctx;
+	memcpy(t->name, name, len + 1);
+	t->n = n;
+	t->dtype = dtype;
+	t->esz = ps_dtype_size((uint32_t)dtype);
+
+	deadline = wrk_deadline(ctx);
+	memcpy(&bits, &lr, sizeof(bits));
+	for (unsigned s = 0; s < ctx->nshards; s++) {
+		struct wrk_shard *sh = &ctx->sh[s];
+		struct ps_msg *m;
+		struct ps_create *c;
+		unsigned k;
+
+		ret = wrk_slot_get(ctx, sh, deadline, &k);
+		if (ret)
+			goto err;
+		m = (struct ps_msg *)(sh->stage + (size_t)k * sh->slot_bytes);
+		c = (struct ps_create *)(m + 1);
+		memset(m, 0, sizeof(*m) + sizeof(*c));
+		m->kind_be = rdps_htobe32(PS_CREATE);
+		m->clock_be = rdps_htobe64(ctx->clock);
+		m->bytes_be = rdps_htobe64(sizeof(*c));
+		memcpy(c->name, name, len);
+		c->n_be = rdps_htobe64(n);
+		c->dtype_be = rdps_htobe32((uint32_t)dtype);
+		c->rule_be = rdps_htobe32((uint32_t)rule);
+		c->lr_bits_be = rdps_htobe64(bits);
+		ret = wrk_slot_send(ctx, sh, k, PS_CREATE,
+				    sizeof(*m) + sizeof(*c), deadline);
+		if (ret)
+			goto err;
+	}
+	ret = wrk_slots_drain(ctx, NULL, deadline, "the table creation");
+	if (ret == -EINVAL) {
+		/* Most likely the table exists with other parameters: the
+		 * directory names the difference. */
+		char why[512];
+
+		snprintf(why, sizeof(why), "%s", rdps_errmsg());
+		if (wrk_find_table(ctx, t, rule) != -EINVAL)
+			rdps_set_error(ret, "%s", why);
+		goto err;
+	}
+	if (ret)
+		goto err;
+	ret = wrk_find_table(ctx, t, rule);
+	if (ret)
+		goto err;
+	t->next = ctx->tables;
+	ctx->tables = t;
+	*table_out = t;
+	return 0;
+err:
+	free(t->part);
+	free(t);
+	return ret;
+}
+
+/* Pulls ------------------------------------------------------------------ */
+
+/* The applied clock a pull at this worker's clock needs. */
+static uint64_t wrk_need(const struct rdps_ctx *ctx)
+{
+	switch (ctx->model) {
+	case RDPS_MODEL_BSP:
+		return ctx->clock;
+	case RDPS_MODEL_SSP:
+		return ctx->clock > ctx->slack ? ctx->clock - ctx->slack : 0;
+	default:
+		return 0;
+	}
+}
+
+/* One contiguous read of a pull: bytes [roff, roff+len) of shard s's
+ * params into bounce + boff. */
+struct wrk_run {
+	unsigned shard;
+	uint64_t roff, len, boff;
+};
+
+/*
+ * Post the header read and the runs of every shard in want[] (header into
+ * hdr[s]), wait, and clear want[s] for shards whose applied_clock is fresh
+ * enough. Repeats until none is left.
+ */
+static int wrk_pull_runs(struct rdps_table *t, const struct wrk_run *runs,
+			 size_t nruns, uint8_t *want, struct ps_dir_hdr *hdr)
+{
+	struct rdps_ctx *ctx = t->ctx;
+	uint64_t need = wrk_need(ctx), deadline = wrk_deadline(ctx);
+	struct wrk_grp g;
+	uint64_t t0 = 0;
+	unsigned attempt = 0;
+	int ret, left;
+
+	for (;;) {
+		size_t r = 0;
+
+		memset(&g, 0, sizeof(g));
+		for (unsigned s = 0; s < ctx->nshards; s++) {
+			struct wrk_shard *sh = &ctx->sh[s];
+
+			if (!want[s])
+				continue;
+			if (sh->err)
+				return wrk_dead(ctx, sh);
+			WRK_POST(ret, ctx, deadline,
+				 rdps_tp_get(sh->ep, &hdr[s], sizeof(hdr[s]),
+					     ctx->small_mr, sh->dir_key.addr,
+					     &sh->dir_key, (uintptr_t)&g, 0));
+			if (ret)
+				goto post_fail;
+			g.left++;
+		}
+		for (r = 0; r < nruns; r++) {
+			const struct wrk_run *run = &runs[r];
+			struct wrk_part *pt = &t->part[run->shard];
+
+			if (!want[run->shard])
+				continue;
+			WRK_POST(ret, ctx, deadline,
+				 rdps_tp_get(ctx->sh[run->shard].ep,
+					     (char *)ctx->bounce + run->boff,
+					     run->len, ctx->bounce_mr,
+					     pt->params.addr + run->roff,
+					     &pt->params, (uintptr_t)&g, 0));
+			if (ret)
+				goto post_fail;
+			g.left++;
+		}
+		ret = wrk_grp_wait(ctx, &g, deadline, "a pull");
+		if (ret)
+			return ret;
+		left = 0;
+		for (unsigned s = 0; s < ctx->nshards; s++) {
+			if (!want[s])
+				continue;
+			if (rdps_be64toh(hdr[s].applied_clock_be) >= need)
+				want[s] = 0;
+			else
+				left++;
+		}
+		if (!left)
+			break;
+		if (!t0)
+			t0 = rdps_now_ns();
+		if (rdps_now_ns() >= deadline) {
+			ctx->st.pull_wait_ns += rdps_now_ns() - t0;
+			return rdps_set_error(
+				-ETIMEDOUT,
+				"timed out waiting for the shards to apply "
+				"clock %llu for a pull of table '%s'",
+				(unsigned long long)need, t->name);
+		}
+		wrk_backoff(ctx, attempt++);
+	}
+	if (t0)
+		ctx->st.pull_wait_ns += rdps_now_ns() - t0;
+	return 0;
+post_fail:
+	wrk_grp_wait(ctx, &g, deadline, "a pull");
+	for (unsigned s = 0; s < ctx->nshards; s++)
+		if (want[s] && ctx->sh[s].err)
+			return wrk_dead(ctx, &ctx->sh[s]);
+	return ret == -ETIMEDOUT ? wrk_timeout(ctx, "room to post a pull")
+				 : rdps_set_error(ret, "posting a pull: %s",
+						  strerror(-ret));
+}
+
+/* Header landing spots live in the small buffer after the clock words. */
+static struct ps_dir_hdr *wrk_hdrs(struct rdps_ctx *ctx)
+{
+	return (struct ps_dir_hdr *)((char *)ctx->small + 64);
+}
+
+/* [start, start+count) must lie in the table: -ERANGE naming it if not. */
+static int wrk_check_range(const struct rdps_table *t, uint64_t start,
+			   uint64_t count, const char *what)
+{
+	if (start > t->n || count > t->n - start)
+		return rdps_set_error(-ERANGE,
+				      "%s of [%llu, +%llu) outside table '%s' "
+				      "of %llu elements",
+				      what, (unsigned long long)start,
+				      (unsigned long long)count, t->name,
+				      (unsigned long long)t->n);
+	return 0;
+}
+
+int rdps_pull(struct rdps_table *t, uint64_t start, uint64_t count, void *dst)
+{
+	struct rdps_ctx *ctx;
+	struct wrk_run *runs;
+	uint8_t *want;
+	uint64_t off = 0;
+	size_t nruns = 0;
+	int ret;
+
+	if (!t || (!dst && count))
+		return rdps_set_error(-EINVAL, "rdps_pull: null argument");
+	ctx = t->ctx;
+	ret = wrk_check_range(t, start, count, "pull");
+	if (ret)
+		return ret;
+	if (!count)
+		return 0;
+	runs = wrk_scratch(ctx, ctx->nshards * (sizeof(*runs) + 1));
+	if (!runs)
+		return -ENOMEM;
+	want = (uint8_t *)(runs + ctx->nshards);
+	memset(want, 0, ctx->nshards);
+	for (unsigned s = 0; s < ctx->nshards; s++) {
+		struct wrk_part *pt = &t->part[s];
+		uint64_t a = start > pt->lo ? start : pt->lo;
+		uint64_t b = start + count < pt->hi ? start + count : pt->hi;
+
+		if (a >= b)
+			continue;
+		runs[nruns].shard = s;
+		runs[nruns].roff = (a - pt->lo) * t->esz;
+		runs[nruns].len = (b - a) * t->esz;
+		runs[nruns].boff = (a - start) * t->esz;
+		off += runs[nruns].len;
+		want[s] = 1;
+		nruns++;
+	}
+	ret = wrk_bounce(ctx, off);
+	if (ret)
+		return ret;
+	ret = wrk_pull_runs(t, runs, nruns, want, wrk_hdrs(ctx));
+	if (ret)
+		return ret;
+	memcpy(dst, ctx->bounce, count * t->esz);
+	ctx->st.pulls++;
+	ctx->st.bytes_pulled += count * t->esz;
+	return 0;
+}
+
+struct wrk_sidx {
+	uint64_t idx;
+	uint64_t pos; /* position in the caller's arrays */
+};
+
+static int wrk_sidx_cmp(const void *a, const void *b)
+{
+	const struct wrk_sidx *x = a, *y = b;
+
+	return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* Shard owning element i (ranges are ordered and cover [0, n)). */
+static unsigned wrk_owner(const struct rdps_table *t, unsigned nshards,
+			  uint64_t i)
+{
+	unsigned lo = 0, hi = nshards - 1;
+
+	while (lo < hi) {
+		unsigned mid = (lo + hi + 1) / 2;
+
+		if (t->part[mid].lo <= i)
+			lo = mid;
+		else
+			hi = mid - 1;
+	}
+	/* Skip empty shards that share the bound. */
+	while (lo + 1 < nshards && t->part[lo].hi <= i)
+		lo++;
+	return lo;
+}
+
+int rdps_pull_sparse(struct rdps_table *t, const uint64_t *idx, size_t n,
+		     void *dst)
+{
+	struct rdps_ctx *ctx;
+	struct wrk_sidx *si;
+	struct wrk_run *runs;
+	uint64_t *boff;
+	uint8_t *want;
+	size_t nruns = 0, bytes = 0, need;
+	int ret;
+
+	if (!t || (n && (!idx || !dst)))
+		return rdps_set_error(-EINVAL, "rdps_pull_sparse: null "
+					       "argument");
+	ctx = t->ctx;
+	if (!n)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (idx[i] >= t->n)
+			return rdps_set_error(-ERANGE,
+					      "sparse pull: index %llu (entry "
+					      "%zu) outside table '%s' of %llu "
+					      "elements",
+					      (unsigned long long)idx[i], i,
+					      t->name,
+					      (unsigned long long)t->n);
+	/* si[n], runs[n] (at most one per index), boff[n], want[S]. */
+	need = n * (sizeof(*si) + sizeof(*runs) + sizeof(*boff)) + ctx->nshards;
+	si = wrk_scratch(ctx, need);
+	if (!si)
+		return -ENOMEM;
+	runs = (struct wrk_run *)(si + n);
+	boff = (uint64_t *)(runs + n);
+	want = (uint8_t *)(boff + n);
+	memset(want, 0, ctx->nshards);
+	for (size_t i = 0; i < n; i++) {
+		si[i].idx = idx[i];
+		si[i].pos = i;
+	}
+	qsort(si, n, sizeof(*si), wrk_sidx_cmp);
+	/* Coalesce the touched pages of each shard into runs. */
+	for (size_t i = 0; i < n; i++) {
+		unsigned s = wrk_owner(t, ctx->nshards, si[i].idx);
+		struct wrk_part *pt = &t->part[s];
+		uint64_t off = (si[i].idx - pt->lo) * t->esz;
+		uint64_t pg = off / WRK_PAGE * WRK_PAGE;
+		uint64_t end = pg + WRK_PAGE, lim = (pt->hi - pt->lo) * t->esz;
+		struct wrk_run *r = nruns ? &runs[nruns - 1] : NULL;
+
+		if (end > lim)
+			end = lim;
+		if (r && r->shard == s && pg <= r->roff + r->len) {
+			if (end > r->roff + r->len) {
+				bytes += end - (r->roff + r->len);
+				r->len = end - r->roff;
+			}
+		} else {
+			r = &runs[nruns++];
+			r->shard = s;
+			r->roff = pg;
+			r->len = end - pg;
+			r->boff = bytes;
+			bytes += r->len;
+			want[s] = 1;
+		}
+		boff[si[i].pos] = r->boff + (off - r->roff);
+	}
+	ret = wrk_bounce(ctx, bytes);
+	if (ret)
+		return ret;
+	ret = wrk_pull_runs(t, runs, nruns, want, wrk_hdrs(ctx));
+	if (ret)
+		return ret;
+	for (size_t i = 0; i < n; i++)
+		memcpy((char *)dst + i * t->esz, (char *)ctx->bounce + boff[i],
+		       t->esz);
+	ctx->st.pulls++;
+	ctx->st.bytes_pulled += n * t->esz;
+	return 0;
+}
+
+/* Pushes ----------------------------------------------------------------- */
+
+static void wrk_msg_init(struct ps_msg *m, const struct rdps_table *t,
+			 unsigned s, uint32_t flags, uint64_t start,
+			 uint64_t count, uint64_t bytes)
+{
+	memset(m, 0, sizeof(*m));
+	m->kind_be = rdps_htobe32(PS_PUSH);
+	m->flags_be = rdps_htobe32(flags);
+	m->table_be = rdps_htobe32(t->part[s].index);
+	m->start_be = rdps_htobe64(start);
+	m->count_be = rdps_htobe64(count);
+	m->clock_be = rdps_htobe64(t->ctx->clock);
+	m->bytes_be = rdps_htobe64(bytes);
+}
+
+int rdps_push(struct rdps_table *t, uint64_t start, uint64_t count,
+	      const void *delta)
+{
+	struct rdps_ctx *ctx;
+	uint64_t deadline;
+	uint8_t *mask;
+	int ret;
+
+	if (!t || (!delta && count))
+		return rdps_set_error(-EINVAL, "rdps_push: null argument");
+	ctx = t->ctx;
+	ret = wrk_check_range(t, start, count, "push");
+	if (ret)
+		return ret;
+	if (!count)
+		return 0;
+	mask = wrk_scratch(ctx, ctx->nshards);
+	if (!mask)
+		return -ENOMEM;
+	memset(mask, 0, ctx->nshards);
+	deadline = wrk_deadline(ctx);
+	for (unsigned s = 0; s < ctx->nshards; s++) {
+		struct wrk_shard *sh = &ctx->sh[s];
+		struct wrk_part *pt = &t->part[s];
+		uint64_t a = start > pt->lo ? start : pt->lo;
+		uint64_t b = start + count < pt->hi ? start + count : pt->hi;
+		uint64_t chunk =
+			(sh->slot_bytes - sizeof(struct ps_msg)) / t->esz;
+
+		while (a < b) {
+			uint64_t c = b - a < chunk ? b - a : chunk;
+			struct ps_msg *m;
+			unsigned k;
+
+			ret = wrk_slot_get(ctx, sh, deadline, &k);
+			if (ret)
+				return ret;
+			m = (struct ps_msg *)(sh->stage +
+					      (size_t)k * sh->slot_bytes);
+			wrk_msg_init(m, t, s, 0, a, c, c * t->esz);
+			memcpy(m + 1,
+			       (const char *)delta + (a - start) * t->esz,
+			       c * t->esz);
+			ret = wrk_slot_send(ctx, sh, k, PS_PUSH,
+					    sizeof(*m) + c * t->esz, deadline);
+			if (ret)
+				return ret;
+			mask[s] = 1;
+			a += c;
+		}
+	}
+	ret = wrk_slots_drain(ctx, mask, deadline, "a push");
+	if (ret)
+		return ret;
+	ctx->st.pushes++;
+	ctx->st.bytes_pushed += count * t->esz;
+	return 0;
+}
+
+int rdps_push_sparse(struct rdps_table *t, const uint64_t *idx, size_t n,
+		     const void *delta)
+{
+	struct rdps_ctx *ctx;
+	uint64_t deadline;
+	uint8_t *mask;
+	int ret;
+
+	if (!t || (n && (!idx || !delta)))
+		return rdps_set_error(-EINVAL, "rdps_push_sparse: null "
+					       "argument");
+	ctx = t->ctx;
+	for (size_t i = 0; i < n; i++)
+		if (idx[i] >= t->n)
+			return rdps_set_error(-ERANGE,
+					      "sparse push: index %llu (entry "
+					      "%zu) outside table '%s' of %llu "
+					      "elements",
+					      (unsigned long long)idx[i], i,
+					      t->name,
+					      (unsigned long long)t->n);
+	if (!n)
+		return 0;
+	mask = wrk_scratch(ctx, ctx->nshards);
+	if (!mask)
+		return -ENOMEM;
+	memset(mask, 0, ctx->nshards);
+	deadline = wrk_deadline(ctx);
+	for (unsigned s = 0; s < ctx->nshards; s++) {
+		struct wrk_shard *sh = &ctx->sh[s];
+		struct wrk_part *pt = &t->part[s];
+		size_t pair = 8 + t->esz;
+		uint64_t chunk =
+			(sh->slot_bytes - sizeof(struct ps_msg)) / pair;
+		struct ps_msg *m = NULL;
+		uint64_t c = 0;
+		unsigned k = 0;
+		size_t i = 0;
+
+		for (;;) {
+			int flush = m && (c == chunk || i == n);
+
+			if (flush) {
+				wrk_msg_init(m, t, s, PS_F_SPARSE, 0, c,
+					     c * pair);
+				ret = wrk_slot_send(ctx, sh, k, PS_PUSH,
+						    sizeof(*m) + c * pair,
+						    deadline);
+				if (ret)
+					return ret;
+				mask[s] = 1;
+				m = NULL;
+				c = 0;
+			}
+			if (i == n)
+				break;
+			if (idx[i] < pt->lo || idx[i] >= pt->hi) {
+				i++;
+				continue;
+			}
+			if (!m) {
+				ret = wrk_slot_get(ctx, sh, deadline, &k);
+				if (ret)
+					return ret;
+				m = (struct ps_msg *)(sh->stage +
+						      (size_t)k *
+							      sh->slot_bytes);
+			}
+			{
+				char *p = (char *)(m + 1) + c * pair;
+				uint64_t be = rdps_htobe64(idx[i]);
+
+				memcpy(p, &be, 8);
+				memcpy(p + 8, (const char *)delta + i * t->esz,
+				       t->esz);
+			}
+			c++;
+			i++;
+		}
+	}
+	ret = wrk_slots_drain(ctx, mask, deadline, "a sparse push");
+	if (ret)
+		return ret;
+	ctx->st.pushes++;
+	ctx->st.bytes_pushed += n * t->esz;
+	return 0;
+}
+
+/* Clocks ----------------------------------------------------------------- */
+
+/* One 8-byte operation on the clock table: fetch-add when add, else read.
+ * The result lands in *res (in the small buffer). */
+static int wrk_clock_op(struct rdps_ctx *ctx, uint64_t off, int add,
+			uint64_t *res, uint64_t deadline, const char *what)
+{
+	struct wrk_shard *sh = &ctx->sh[0];
+	struct wrk_grp g = {0, 0, 0};
+	int ret;
+
+	if (sh->err)
+		return wrk_dead(ctx, sh);
+	if (add)
+		WRK_POST(ret, ctx, deadline,
+			 rdps_tp_atomic_fadd(sh->ep, 1, res, ctx->small_mr,
+					     sh->clock_key.addr + off,
+					     &sh->clock_key, (uintptr_t)&g, 0));
+	else
+		WRK_POST(ret, ctx, deadline,
+			 rdps_tp_get(sh->ep, res, 8, ctx->small_mr,
+				     sh->clock_key.addr + off, &sh->clock_key,
+				     (uintptr_t)&g, 0));
+	if (ret)
+		return wrk_post_fail(ctx, sh, ret, what);
+	g.left = 1;
+	return wrk_grp_wait(ctx, &g, deadline, what);
+}
+
+int rdps_clock(struct rdps_ctx *ctx)
+{
+	uint64_t *res, deadline, t0, c, t = ctx ? ctx->clock : 0;
+	struct wrk_grp g = {0, 0, 0};
+	unsigned attempt = 0;
+	int ret;
+
+	if (!ctx)
+		return rdps_set_error(-EINVAL, "rdps_clock: null context");
+	t0 = rdps_now_ns();
+	deadline = t0 + ctx->timeout_ns;
+	res = ctx->small;
+	/* (1) END(t) everywhere, queued at every shard before (2). */
+	for (unsigned s = 0; s < ctx->nshards; s++) {
+		struct wrk_shard *sh = &ctx->sh[s];
+
+		if (sh->err)
+			return wrk_dead(ctx, sh);
+		WRK_POST(ret, ctx, deadline,
+			 rdps_tp_put_imm(sh->ep, NULL, 0, ctx->small_mr, 0,
+					 NULL, PS_IMM(PS_END, t & PS_ARG_MASK),
+					 (uintptr_t)&g, 0));
+		if (ret) {
+			wrk_grp_wait(ctx, &g, deadline, "the clock's ends");
+			return wrk_post_fail(ctx, sh, ret, "a clock end");
+		}
+		g.left++;
+	}
+	ret = wrk_grp_wait(ctx, &g, deadline, "the clock's ends");
+	if (ret)
+		return ret;
+	/* (2) arrive. */
+	ret = wrk_clock_op(ctx, (t % ctx->k) * 8, 1, &res[0], deadline,
+			   "the clock fetch-add");
+	if (ret)
+		return ret;
+	if (ps_clock_last(res[0], t, ctx->k, ctx->workers))
+		ctx->last_arrivals++;
+	/* (3) */
+	ctx->clock = ++t;
+	ctx->st.clocks++;
+	/* (4) */
+	if (ctx->model != RDPS_MODEL_ASP && t - 1 >= ctx->slack) {
+		c = t - 1 - ctx->slack;
+		for (;;) {
+			ret = wrk_clock_op(ctx, (c % ctx->k) * 8, 0, &res[1],
+					   deadline, "a clock read");
+			if (ret)
+				goto out;
+			if (ps_clock_done(res[1], c, ctx->k, ctx->workers))
+				break;
+			if (rdps_now_ns() >= deadline) {
+				ret = rdps_set_error(
+					-ETIMEDOUT,
+					"timed out after %llu ms waiting for "
+					"all %u workers to finish clock %llu",
+					(unsigned long long)(ctx->timeout_ns /
+							     1000000),
+					ctx->workers, (unsigned long long)c);
+				goto out;
+			}
+			wrk_backoff(ctx, attempt++);
+		}
+	}
+	ret = 0;
+out:
+	ctx->st.clock_wait_ns += rdps_now_ns() - t0;
+	return ret;
+}
+
+int rdps_barrier(struct rdps_ctx *ctx)
+{
+	uint64_t *res, deadline, goal;
+	uint64_t off = offsetof(struct ps_clock_table, barrier);
+	unsigned attempt = 0;
+	int ret;
+
+	if (!ctx)
+		return rdps_set_error(-EINVAL, "rdps_barrier: null context");
+	deadline = wrk_deadline(ctx);
+	res = ctx->small;
+	ret = wrk_clock_op(ctx, off, 1, &res[2], deadline,
+			   "the barrier fetch-add");
+	if (ret)
+		return ret;
+	ctx->barriers++;
+	goal = (uint64_t)ctx->workers * ctx->barriers;
+	if (res[2] + 1 >= goal)
+		return 0;
+	for (;;) {
+		wrk_backoff(ctx, attempt++);
+		ret = wrk_clock_op(ctx, off, 0, &res[2], deadline,
+				   "a barrier read");
+		if (ret)
+			return ret;
+		if (res[2] >= goal)
+			break;
+		if (rdps_now_ns() >= deadline)
+			return rdps_set_error(
+				-ETIMEDOUT,
+				"timed out after %llu ms in "
+				"barrier %llu: not every worker "
+				"arrived",
+				(unsigned long long)(ctx->timeout_ns / 1000000),
+				(unsigned long long)ctx->barriers);
+	}
+	return 0;
+}

@@ -1,0 +1,668 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ps_worker.c - a test worker for whole parameter-server jobs, started by
+ * rdps-launch (which sets RDPS_SHARDS, RDPS_RANK, ... ; config.h's
+ * rdps_config_from_env reads them). Not a cmocka binary: it prints what
+ * went wrong on stderr, prefixed with its rank, and exits 1; rank 0 prints
+ * "OK" on stdout when the job's check passed.
+ *
+ * Modes (argv[1]):
+ *   sum N SEED            N random dense and sparse pushes per worker into
+ *                         a float64 SUM table; rank 0 checks the final
+ *                         values against every worker's regenerated deltas.
+ *   bsp ITERS SEED OUT    deterministic SGD-like float32 job with random
+ *                         per-worker delays (from SEED); rank 0 writes the
+ *                         final parameters' bytes to OUT.
+ *   ssp ITERS SEED        staleness bound, through the values pulled and
+ *                         through the clocks every worker publishes in a
+ *                         shared mapping (model and slack from the job).
+ *   asp ITERS             one worker stalls until the others finished all
+ *                         their clocks: under ASP they must not wait.
+ *   badinput              bad table opens and ranges fail with the right
+ *                         errno; the job keeps working afterwards.
+ *
+ * Delays (usleep) here simulate uneven work; they are never used to order
+ * anything.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "rdps/rdps.h"
+
+static struct rdps_config cfg;
+
+static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "ps_worker %d: ", cfg.rank);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	fflush(NULL);
+	_exit(1);
+}
+
+/* A library call that must succeed. */
+#define CHECK(call)                                                   \
+	do {                                                          \
+		int ret_ = (call);                                    \
+		if (ret_ < 0)                                         \
+			fail("line %d: %s: %s (%s)", __LINE__, #call, \
+			     strerror(-ret_), rdps_errmsg());         \
+	} while (0)
+
+/* A library call that must fail with -err. */
+#define EXPECT_ERR(err, call)                                               \
+	do {                                                                \
+		int ret_ = (call);                                          \
+		if (ret_ != -(err))                                         \
+			fail("line %d: %s returned %d (%s), want -%s",      \
+			     __LINE__, #call, ret_,                         \
+			     ret_ < 0 ? strerror(-ret_) : "success", #err); \
+		if (!*rdps_errmsg())                                        \
+			fail("line %d: %s failed without an rdps_errmsg",   \
+			     __LINE__, #call);                              \
+	} while (0)
+
+static uint64_t splitmix64(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+static uint64_t rnd(uint64_t *s, uint64_t n)
+{
+	return splitmix64(s) % n;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t arg_u64(const char *s, const char *what)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (errno || end == s || *end)
+		fail("bad %s '%s'", what, s);
+	return v;
+}
+
+static void *xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size);
+
+	if (!p)
+		fail("out of memory");
+	return p;
+}
+
+/* Every worker finishing the same number of extra clocks makes all earlier
+ * pushes visible to a pull: BSP needs none, SSP slack more. */
+static void drain(struct rdps_ctx *ctx)
+{
+	unsigned extra = cfg.model == RDPS_MODEL_SSP ? cfg.slack : 0;
+
+	for (unsigned i = 0; i < extra; i++)
+		CHECK(rdps_clock(ctx));
+}
+
+/* --- sum ---------------------------------------------------------------- */
+
+#define SUM_N 100003 /* not a multiple of 16: the last shard's tail */
+#define SUM_DENSE_MAX 256
+#define SUM_SPARSE_MAX 64
+#define SUM_CLOCK_EVERY 8
+
+/*
+ * One push of a worker's sequence. Deltas are multiples of 1/4 in
+ * [-8, 8]: sums of them are exact in float64 whatever the order.
+ * Sparse indices are distinct within a push.
+ */
+struct sum_push {
+	int sparse;
+	uint64_t start, count;
+	uint64_t idx[SUM_SPARSE_MAX];
+	double delta[SUM_DENSE_MAX];
+};
+
+static void sum_gen(uint64_t *rng, struct sum_push *p)
+{
+	p->sparse = (int)rnd(rng, 2);
+	if (p->sparse) {
+		p->count = 1 + rnd(rng, SUM_SPARSE_MAX);
+		for (uint64_t i = 0; i < p->count; i++) {
+			uint64_t x;
+			int dup;
+
+			do {
+				x = rnd(rng, SUM_N);
+				dup = 0;
+				for (uint64_t j = 0; j < i; j++)
+					dup |= p->idx[j] == x;
+			} while (dup);
+			p->idx[i] = x;
+		}
+	} else {
+		p->count = 1 + rnd(rng, SUM_DENSE_MAX);
+		p->start = rnd(rng, SUM_N - p->count + 1);
+	}
+	for (uint64_t i = 0; i < p->count; i++)
+		p->delta[i] = ((double)rnd(rng, 65) - 32.0) / 4.0;
+}
+
+static int mode_sum(struct rdps_ctx *ctx, int argc, char **argv)
+{
+	uint64_t n_push, seed, rng;
+	struct rdps_table *t;
+	struct sum_push p;
+	double *init = NULL, *final, *want;
+	struct rdps_stats st;
+
+	if (argc != 4)
+		fail("usage: sum N SEED");
+	n_push = arg_u64(argv[2], "push count");
+	seed = arg_u64(argv[3], "seed");
+	CHECK(rdps_table_open(ctx, "sum", SUM_N, RDPS_DTYPE_F64, RDPS_RULE_SUM,
+			      0.0, &t));
+	CHECK(rdps_barrier(ctx));
+	if (cfg.rank == 0) {
+		init = xcalloc(SUM_N, sizeof(double));
+		CHECK(rdps_pull(t, 0, SUM_N, init));
+	}
+	/* Nobody pushes before rank 0 has the initial values. */
+	CHECK(rdps_barrier(ctx));
+
+	rng = seed + (uint64_t)cfg.rank;
+	for (uint64_t i = 0; i < n_push; i++) {
+		sum_gen(&rng, &p);
+		if (p.sparse)
+			CHECK(rdps_push_sparse(t, p.idx, p.count, p.delta));
+		else
+			CHECK(rdps_push(t, p.start, p.count, p.delta));
+		if (i % SUM_CLOCK_EVERY == SUM_CLOCK_EVERY - 1)
+			CHECK(rdps_clock(ctx));
+	}
+	CHECK(rdps_clock(ctx));
+	drain(ctx);
+	CHECK(rdps_barrier(ctx));
+	rdps_ctx_stats(ctx, &st);
+	if (st.pushes < n_push)
+		fail("stats: %" PRIu64 " pushes counted, made %" PRIu64,
+		     st.pushes, n_push);
+	if (cfg.rank != 0) {
+		/* Keep the job up until rank 0 has pulled. */
+		CHECK(rdps_barrier(ctx));
+		return 0;
+	}
+
+	want = xcalloc(SUM_N, sizeof(double));
+	final = xcalloc(SUM_N, sizeof(double));
+	for (int w = 0; w < cfg.workers; w++) {
+		rng = seed + (uint64_t)w;
+		for (uint64_t i = 0; i < n_push; i++) {
+			sum_gen(&rng, &p);
+			for (uint64_t j = 0; j < p.count; j++)
+				want[p.sparse ? p.idx[j] : p.start + j] +=
+					p.delta[j];
+		}
+	}
+	for (int attempt = 0;; attempt++) {
+		uint64_t bad = SUM_N;
+
+		CHECK(rdps_pull(t, 0, SUM_N, final));
+		for (uint64_t i = 0; i < SUM_N && bad == SUM_N; i++)
+			if (final[i] - init[i] != want[i])
+				bad = i;
+		if (bad == SUM_N)
+			break;
+		/* ASP promises no freshness: give it time, then fail. */
+		if (cfg.model != RDPS_MODEL_ASP || attempt >= 500)
+			fail("sum: element %" PRIu64 " is %.17g - %.17g = "
+			     "%.17g, want %.17g (%d workers x %" PRIu64
+			     " pushes)",
+			     bad, final[bad], init[bad], final[bad] - init[bad],
+			     want[bad], cfg.workers, n_push);
+		usleep(10000);
+	}
+	/* A sparse pull of a few elements agrees with the dense one. */
+	{
+		uint64_t idx[4] = {0, SUM_N - 1, SUM_N / 2, 17};
+		double v[4];
+
+		CHECK(rdps_pull_sparse(t, idx, 4, v));
+		for (int i = 0; i < 4; i++)
+			if (v[i] != final[idx[i]])
+				fail("sparse pull of %" PRIu64 ": %.17g, dense "
+				     "pull said %.17g",
+				     idx[i], v[i], final[idx[i]]);
+	}
+	CHECK(rdps_barrier(ctx));
+	printf("OK sum: %d workers x %" PRIu64 " pushes\n", cfg.workers,
+	       n_push);
+	free(want);
+	free(final);
+	free(init);
+	return 0;
+}
+
+/* --- bsp ---------------------------------------------------------------- */
+
+#define BSP_N 4099
+#define BSP_DELAY_US 3000
+
+/* The data: a fixed target per worker (never from the delay seed). */
+static float bsp_target(int rank, uint64_t i)
+{
+	uint64_t s = ((uint64_t)rank << 32) ^ i ^ 0x5eedull;
+
+	return (float)((double)(splitmix64(&s) % 2001) / 1000.0 - 1.0);
+}
+
+static int mode_bsp(struct rdps_ctx *ctx, int argc, char **argv)
+{
+	uint64_t iters, delay_rng;
+	struct rdps_table *t;
+	float *param, *grad;
+	FILE *f;
+
+	if (argc != 5)
+		fail("usage: bsp ITERS SEED OUTFILE");
+	if (cfg.model != RDPS_MODEL_BSP)
+		fail("bsp mode needs the bsp model");
+	iters = arg_u64(argv[2], "iteration count");
+	delay_rng = arg_u64(argv[3], "seed") * 1000003u + (uint64_t)cfg.rank;
+	param = xcalloc(BSP_N, sizeof(float));
+	grad = xcalloc(BSP_N, sizeof(float));
+	CHECK(rdps_table_open(ctx, "w", BSP_N, RDPS_DTYPE_F32, RDPS_RULE_SGD,
+			      0.1, &t));
+	for (uint64_t it = 0; it < iters; it++) {
+		uint64_t idx[8];
+		float sg[8];
+
+		CHECK(rdps_pull(t, 0, BSP_N, param));
+		/* Gradient of 0.5 * (w - target)^2 plus a nonlinearity, so
+		 * the order of float operations matters. */
+		for (uint64_t i = 0; i < BSP_N; i++) {
+			float d = param[i] - bsp_target(cfg.rank, i);
+
+			grad[i] = d + 0.01f * d * d * d;
+		}
+		usleep((useconds_t)rnd(&delay_rng, BSP_DELAY_US));
+		CHECK(rdps_push(t, 0, BSP_N, grad));
+		/* A sparse push too: a few elements chosen by (rank, it). */
+		for (int i = 0; i < 8; i++) {
+			uint64_t s = it * 8 + (uint64_t)i + 1;
+
+			s ^= (uint64_t)cfg.rank << 40;
+			idx[i] = (splitmix64(&s) % (BSP_N / 8)) * 8 +
+				 (uint64_t)i;
+			sg[i] = param[idx[i]] * 0.5f + (float)cfg.rank;
+		}
+		CHECK(rdps_push_sparse(t, idx, 8, sg));
+		usleep((useconds_t)rnd(&delay_rng, BSP_DELAY_US / 3));
+		CHECK(rdps_clock(ctx));
+	}
+	if (rdps_ctx_clock(ctx) != iters)
+		fail("clock %" PRIu64 " after %" PRIu64 " iterations",
+		     rdps_ctx_clock(ctx), iters);
+	CHECK(rdps_pull(t, 0, BSP_N, param));
+	CHECK(rdps_barrier(ctx));
+	if (cfg.rank == 0) {
+		int nonzero = 0;
+
+		for (uint64_t i = 0; i < BSP_N; i++)
+			nonzero += param[i] != 0.0f;
+		if (nonzero < BSP_N / 2)
+			fail("bsp: only %d of %d parameters moved", nonzero,
+			     BSP_N);
+		f = fopen(argv[4], "wb");
+		if (!f)
+			fail("cannot write %s: %s", argv[4], strerror(errno));
+		if (fwrite(param, sizeof(float), BSP_N, f) != BSP_N ||
+		    fclose(f))
+			fail("writing %s: %s", argv[4], strerror(errno));
+		printf("OK bsp: %" PRIu64 " iterations, w[0] = %.9g\n", iters,
+		       (double)param[0]);
+	}
+	free(param);
+	free(grad);
+	return 0;
+}
+
+/* --- shared clock board (ssp, asp) ---------------------------------------- */
+
+/*
+ * done[j]: the clocks worker j has finished or is finishing, stored
+ * before it calls rdps_clock (so before its fetch-add). A mapping of
+ * /dev/shm named by the job token, created by whoever comes first.
+ */
+static volatile uint64_t *board_open(char *name, size_t len)
+{
+	size_t bytes = (size_t)cfg.workers * sizeof(uint64_t);
+	void *p;
+	int fd;
+
+	snprintf(name, len, "/rdps-test-board-%016" PRIx64, cfg.token);
+	fd = shm_open(name, O_RDWR | O_CREAT, 0600);
+	if (fd < 0)
+		fail("shm_open %s: %s", name, strerror(errno));
+	if (ftruncate(fd, (off_t)bytes))
+		fail("ftruncate %s: %s", name, strerror(errno));
+	p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (p == MAP_FAILED)
+		fail("mmap %s: %s", name, strerror(errno));
+	return p;
+}
+
+static uint64_t board_get(volatile uint64_t *b, int j)
+{
+	return __atomic_load_n(&b[j], __ATOMIC_SEQ_CST);
+}
+
+static void board_set(volatile uint64_t *b, int j, uint64_t v)
+{
+	__atomic_store_n(&b[j], v, __ATOMIC_SEQ_CST);
+}
+
+/* --- ssp ---------------------------------------------------------------- */
+
+#define SSP_STRIDE 16 /* element of worker j: j * 16, spread over shards */
+
+static int mode_ssp(struct rdps_ctx *ctx, int argc, char **argv)
+{
+	uint64_t iters, rng, n, one_idx;
+	unsigned s = cfg.model == RDPS_MODEL_BSP ? 0 : cfg.slack;
+	volatile uint64_t *board;
+	struct rdps_table *t;
+	struct rdps_stats st;
+	char name[64];
+	double *v, one = 1.0;
+
+	if (argc != 4)
+		fail("usage: ssp ITERS SEED");
+	if (cfg.model == RDPS_MODEL_ASP)
+		fail("ssp mode needs the bsp or ssp model");
+	if (cfg.workers < 2)
+		fail("ssp mode needs at least 2 workers");
+	iters = arg_u64(argv[2], "iteration count");
+	rng = arg_u64(argv[3], "seed") + (uint64_t)cfg.rank;
+	n = (uint64_t)cfg.workers * SSP_STRIDE;
+	v = xcalloc(n, sizeof(double));
+	board = board_open(name, sizeof(name));
+	CHECK(rdps_table_open(ctx, "ssp", n, RDPS_DTYPE_F64, RDPS_RULE_SUM, 0.0,
+			      &t));
+	one_idx = (uint64_t)cfg.rank * SSP_STRIDE;
+	for (uint64_t it = 0; it < iters; it++) {
+		uint64_t c = rdps_ctx_clock(ctx);
+
+		if (c != it)
+			fail("clock %" PRIu64 " in iteration %" PRIu64, c, it);
+		CHECK(rdps_pull(t, 0, n, v));
+		/*
+		 * Pulling at clock c: applied_clock >= c - s, so every
+		 * worker's pushes of clocks < c - s are in (one each), and
+		 * no worker can have pushed in clocks > c + s (it would have
+		 * needed this worker's clock c to be complete).
+		 */
+		for (int j = 0; j < cfg.workers; j++) {
+			double x = v[(uint64_t)j * SSP_STRIDE];
+			double lo = c > s ? (double)(c - s) : 0.0;
+			double hi = (double)(c + s + 1);
+
+			if (j == cfg.rank)
+				hi = (double)c; /* our own: at most c */
+			if (x < lo || x > hi)
+				fail("ssp: at clock %" PRIu64 " (slack %u) "
+				     "worker %d's count is %g, want %g .. %g",
+				     c, s, j, x, lo, hi);
+		}
+		/* Worker 0 runs flat out, the others are slow. */
+		if (cfg.rank != 0)
+			usleep((useconds_t)(500 + rnd(&rng, 2000)));
+		CHECK(rdps_push_sparse(t, &one_idx, 1, &one));
+		board_set(board, cfg.rank, c + 1);
+		CHECK(rdps_clock(ctx));
+		c = rdps_ctx_clock(ctx);
+		/* Back from rdps_clock at clock c: clock c - 1 - s is
+		 * complete, so everybody has at least started finishing
+		 * clock c - 1 - s, i.e. published done >= c - s. */
+		for (int j = 0; j < cfg.workers && c > s; j++)
+			if (board_get(board, j) < c - s)
+				fail("ssp: back from rdps_clock at clock "
+				     "%" PRIu64 " (slack %u) while worker %d "
+				     "has finished only %" PRIu64 " clocks",
+				     c, s, j, board_get(board, j));
+	}
+	drain(ctx);
+	CHECK(rdps_pull(t, 0, n, v));
+	for (int j = 0; j < cfg.workers; j++)
+		if (v[(uint64_t)j * SSP_STRIDE] != (double)iters)
+			fail("ssp: final count of worker %d is %g, want "
+			     "%" PRIu64,
+			     j, v[(uint64_t)j * SSP_STRIDE], iters);
+	rdps_ctx_stats(ctx, &st);
+	/* Worker 0 is fast: with more clocks than the slack it must have
+	 * been held back at least once. */
+	if (cfg.rank == 0 && iters > 4 * (s + 2) && st.clock_wait_ns == 0)
+		fail("ssp: the fast worker never waited in rdps_clock over "
+		     "%" PRIu64 " clocks (slack %u)",
+		     iters, s);
+	CHECK(rdps_barrier(ctx));
+	if (cfg.rank == 0) {
+		shm_unlink(name);
+		printf("OK ssp: %" PRIu64 " clocks, slack %u, fast worker "
+		       "waited %.1f ms\n",
+		       iters, s, (double)st.clock_wait_ns / 1e6);
+	}
+	free(v);
+	return 0;
+}
+
+/* --- asp ---------------------------------------------------------------- */
+
+#define ASP_N 64
+#define ASP_STALL_MIN_NS 200000000ull	/* the staller waits at least this */
+#define ASP_STALL_MAX_NS 20000000000ull /* and gives up after this */
+
+static int mode_asp(struct rdps_ctx *ctx, int argc, char **argv)
+{
+	int staller = cfg.workers - 1;
+	volatile uint64_t *board;
+	struct rdps_table *t;
+	struct rdps_stats st;
+	uint64_t iters, t0, stalled = 0;
+	double v[ASP_N], d[ASP_N];
+	char name[64];
+
+	if (argc != 3)
+		fail("usage: asp ITERS");
+	if (cfg.model != RDPS_MODEL_ASP)
+		fail("asp mode needs the asp model");
+	if (cfg.workers < 2)
+		fail("asp mode needs at least 2 workers");
+	iters = arg_u64(argv[2], "iteration count");
+	board = board_open(name, sizeof(name));
+	CHECK(rdps_table_open(ctx, "asp", ASP_N, RDPS_DTYPE_F64, RDPS_RULE_SUM,
+			      0.0, &t));
+	for (int i = 0; i < ASP_N; i++)
+		d[i] = 1.0;
+	for (uint64_t it = 0; it < iters; it++) {
+		CHECK(rdps_pull(t, 0, ASP_N, v));
+		CHECK(rdps_push(t, 0, ASP_N, d));
+		board_set(board, cfg.rank, it + 1);
+		CHECK(rdps_clock(ctx));
+		if (cfg.rank != staller || it != 0)
+			continue;
+		/*
+		 * The staller, after one clock: wait (at least 200 ms) until
+		 * every other worker has finished all of its clocks. Under
+		 * BSP or SSP they could not: this would time out.
+		 */
+		t0 = now_ns();
+		for (;;) {
+			int all = 1;
+
+			for (int j = 0; j < cfg.workers; j++)
+				if (j != staller && board_get(board, j) < iters)
+					all = 0;
+			stalled = now_ns() - t0;
+			if (all && stalled >= ASP_STALL_MIN_NS)
+				break;
+			if (stalled > ASP_STALL_MAX_NS)
+				fail("asp: the others did not finish %" PRIu64
+				     " clocks while worker %d stalled %.1f "
+				     "s: their rdps_clock blocks",
+				     iters, staller, (double)stalled / 1e9);
+			usleep(1000);
+		}
+	}
+	rdps_ctx_stats(ctx, &st);
+	if (st.clocks != iters)
+		fail("stats: %" PRIu64 " clocks, made %" PRIu64, st.clocks,
+		     iters);
+	/* The others ran while the staller was away: their time blocked
+	 * in rdps_clock must be far below the stall. */
+	if (cfg.rank != staller && st.clock_wait_ns > ASP_STALL_MIN_NS / 4)
+		fail("asp: worker %d blocked %.1f ms in rdps_clock; asp "
+		     "must not wait",
+		     cfg.rank, (double)st.clock_wait_ns / 1e6);
+	CHECK(rdps_barrier(ctx));
+	if (cfg.rank == 0) {
+		shm_unlink(name);
+		printf("OK asp: %" PRIu64 " clocks; worker 0 waited %.3f ms "
+		       "in rdps_clock\n",
+		       iters, (double)st.clock_wait_ns / 1e6);
+	}
+	return 0;
+}
+
+/* --- badinput ------------------------------------------------------------ */
+
+#define BAD_N 100
+
+static int mode_badinput(struct rdps_ctx *ctx, int argc, char **argv)
+{
+	static const char long_name[] = "a-table-name-of-32-characters-xx";
+	struct rdps_table *t, *t2 = NULL;
+	float v[BAD_N + 1], d[BAD_N];
+	uint64_t idx[2];
+	int n;
+
+	if (argc != 2)
+		fail("usage: badinput");
+	_Static_assert(sizeof(long_name) - 1 > RDPS_TABLE_NAME_MAX, "name");
+	CHECK(rdps_table_open(ctx, "bad", BAD_N, RDPS_DTYPE_F32, RDPS_RULE_SUM,
+			      0.0, &t));
+	/* The same name with another shape, type or rule. */
+	EXPECT_ERR(EINVAL,
+		   rdps_table_open(ctx, "bad", BAD_N + 1, RDPS_DTYPE_F32,
+				   RDPS_RULE_SUM, 0.0, &t2));
+	EXPECT_ERR(EINVAL, rdps_table_open(ctx, "bad", BAD_N, RDPS_DTYPE_F64,
+					   RDPS_RULE_SUM, 0.0, &t2));
+	EXPECT_ERR(EINVAL, rdps_table_open(ctx, "bad", BAD_N, RDPS_DTYPE_F32,
+					   RDPS_RULE_SGD, 0.1, &t2));
+	EXPECT_ERR(EINVAL,
+		   rdps_table_open(ctx, long_name, BAD_N, RDPS_DTYPE_F32,
+				   RDPS_RULE_SUM, 0.0, &t2));
+	EXPECT_ERR(EINVAL, rdps_table_open(ctx, "", BAD_N, RDPS_DTYPE_F32,
+					   RDPS_RULE_SUM, 0.0, &t2));
+	if (t2)
+		fail("a failed rdps_table_open set table_out");
+	/* Ranges. */
+	for (int i = 0; i < BAD_N; i++)
+		d[i] = 1.0f;
+	EXPECT_ERR(ERANGE, rdps_pull(t, BAD_N - 5, 10, v));
+	EXPECT_ERR(ERANGE, rdps_pull(t, BAD_N, 1, v));
+	EXPECT_ERR(ERANGE, rdps_pull(t, UINT64_MAX, 2, v));
+	EXPECT_ERR(ERANGE, rdps_push(t, BAD_N - 5, 10, d));
+	EXPECT_ERR(ERANGE, rdps_push(t, UINT64_MAX - 1, 4, d));
+	idx[0] = 3;
+	idx[1] = BAD_N;
+	EXPECT_ERR(ERANGE, rdps_pull_sparse(t, idx, 2, v));
+	EXPECT_ERR(ERANGE, rdps_push_sparse(t, idx, 2, d));
+	idx[1] = UINT64_MAX;
+	EXPECT_ERR(ERANGE, rdps_push_sparse(t, idx, 2, d));
+
+	/* The job still works: every worker adds 1 everywhere, and once to
+	 * element 7 with a sparse push. */
+	CHECK(rdps_push(t, 0, BAD_N, d));
+	idx[0] = 7;
+	CHECK(rdps_push_sparse(t, idx, 1, d));
+	CHECK(rdps_clock(ctx));
+	drain(ctx);
+	CHECK(rdps_barrier(ctx));
+	CHECK(rdps_pull(t, 0, BAD_N, v));
+	for (int i = 0; i < BAD_N; i++) {
+		float want = (float)cfg.workers * (i == 7 ? 2.0f : 1.0f);
+
+		if (v[i] != want)
+			fail("badinput: element %d is %g after the bad calls, "
+			     "want %g",
+			     i, (double)v[i], (double)want);
+	}
+	/* A second table opens fine, and the first by name again too. */
+	CHECK(rdps_table_open(ctx, "bad", BAD_N, RDPS_DTYPE_F32, RDPS_RULE_SUM,
+			      0.0, &t2));
+	n = rdps_pull(t2, 0, BAD_N, v);
+	CHECK(n);
+	if (v[7] != 2.0f * (float)cfg.workers)
+		fail("badinput: reopened table has %g at 7", (double)v[7]);
+	CHECK(rdps_barrier(ctx));
+	if (cfg.rank == 0)
+		printf("OK badinput\n");
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct rdps_ctx *ctx;
+	int rc = 1;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	rdps_config_default(&cfg);
+	if (rdps_config_from_env(&cfg))
+		fail("config from the environment: %s", rdps_errmsg());
+	if (argc < 2)
+		fail("usage: ps_worker sum|bsp|ssp|asp|badinput ARGS...");
+	CHECK(rdps_ctx_create(&cfg, &ctx));
+	if (!strcmp(argv[1], "sum"))
+		rc = mode_sum(ctx, argc, argv);
+	else if (!strcmp(argv[1], "bsp"))
+		rc = mode_bsp(ctx, argc, argv);
+	else if (!strcmp(argv[1], "ssp"))
+		rc = mode_ssp(ctx, argc, argv);
+	else if (!strcmp(argv[1], "asp"))
+		rc = mode_asp(ctx, argc, argv);
+	else if (!strcmp(argv[1], "badinput"))
+		rc = mode_badinput(ctx, argc, argv);
+	else
+		fail("unknown mode '%s'", argv[1]);
+	rdps_ctx_destroy(ctx);
+	return rc;
+}

@@ -1,0 +1,264 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_ps_logic.c - the pure logic of ps_proto.h, no transport: how a table
+ * is range-partitioned over the shards (ps_shard_range) and the clock table
+ * arithmetic (ps_clock_k, ps_clock_done, ps_clock_last), with values worked
+ * out by hand and a simulation of SSP workers against the arrival counters.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "ps_proto.h"
+
+/* Check the partition of n over nshards: contiguous, covers [0, n),
+ * interior boundaries 16-aligned, parts balanced to within one alignment
+ * step. */
+static void check_partition(uint64_t n, unsigned nshards)
+{
+	uint64_t prev_hi = 0, lo, hi;
+	uint64_t ideal = n / nshards;
+
+	for (unsigned s = 0; s < nshards; s++) {
+		ps_shard_range(n, nshards, s, &lo, &hi);
+		assert_int_equal(lo, prev_hi);
+		assert_true(lo <= hi);
+		assert_int_equal(lo % PS_ALIGN_ELEMS, 0);
+		if (s + 1 < nshards)
+			assert_int_equal(hi % PS_ALIGN_ELEMS, 0);
+		/* Each part is within 16 elements (plus rounding) of n/S. */
+		if (hi - lo > ideal)
+			assert_true(hi - lo - ideal <= PS_ALIGN_ELEMS + 1);
+		else
+			assert_true(ideal - (hi - lo) <= PS_ALIGN_ELEMS + 1);
+		prev_hi = hi;
+	}
+	assert_int_equal(prev_hi, n);
+}
+
+static void test_range_covers(void **state)
+{
+	static const uint64_t ns[] = {0,    1,	  15,	16,	17,	 31,
+				      32,   33,	  100,	255,	256,	 1000,
+				      1023, 1024, 4097, 100003, 1u << 20};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(ns) / sizeof(ns[0]); i++)
+		for (unsigned s = 1; s <= 17; s++)
+			check_partition(ns[i], s);
+	check_partition(1000000007ull, 64);
+	check_partition(1000000007ull, 4096);
+}
+
+static void expect_range(uint64_t n, unsigned nshards, unsigned s,
+			 uint64_t want_lo, uint64_t want_hi)
+{
+	uint64_t lo = 12345, hi = 67890;
+
+	ps_shard_range(n, nshards, s, &lo, &hi);
+	assert_int_equal(lo, want_lo);
+	assert_int_equal(hi, want_hi);
+}
+
+static void test_range_by_hand(void **state)
+{
+	(void)state;
+	/* 100 / 3: 33 -> 32, 66 -> 64. */
+	expect_range(100, 3, 0, 0, 32);
+	expect_range(100, 3, 1, 32, 64);
+	expect_range(100, 3, 2, 64, 100);
+	/* 1000 / 4: 250 -> 240, 500 -> 496, 750 -> 736. */
+	expect_range(1000, 4, 0, 0, 240);
+	expect_range(1000, 4, 1, 240, 496);
+	expect_range(1000, 4, 2, 496, 736);
+	expect_range(1000, 4, 3, 736, 1000);
+	/* One shard owns everything, aligned or not. */
+	expect_range(17, 1, 0, 0, 17);
+	expect_range(64, 2, 0, 0, 32);
+	expect_range(64, 2, 1, 32, 64);
+	/* 40 / 3: 13 -> 0, 26 -> 16: shard 0 owns nothing. */
+	expect_range(40, 3, 0, 0, 0);
+	expect_range(40, 3, 1, 0, 16);
+	expect_range(40, 3, 2, 16, 40);
+}
+
+static void test_range_tiny_and_empty(void **state)
+{
+	(void)state;
+	/* 5 elements on 8 shards: everything on the last one. */
+	for (unsigned s = 0; s < 7; s++)
+		expect_range(5, 8, s, 0, 0);
+	expect_range(5, 8, 7, 0, 5);
+	/* 15 elements on 2 shards: 7 rounds down to 0. */
+	expect_range(15, 2, 0, 0, 0);
+	expect_range(15, 2, 1, 0, 15);
+	/* n = 0: every shard owns nothing. */
+	for (unsigned s = 0; s < 4; s++)
+		expect_range(0, 4, s, 0, 0);
+	/* A shard index past the end owns nothing at n. */
+	expect_range(100, 3, 3, 100, 100);
+}
+
+static void test_range_huge(void **state)
+{
+	const uint64_t max = UINT64_MAX;
+
+	(void)state;
+	/* n * s would overflow 64 bits; the 128-bit product must not. */
+	expect_range(max, 3, 0, 0, 0x5555555555555550ull);
+	expect_range(max, 3, 1, 0x5555555555555550ull, 0xaaaaaaaaaaaaaaa0ull);
+	expect_range(max, 3, 2, 0xaaaaaaaaaaaaaaa0ull, max);
+	expect_range(max, 2, 0, 0, 0x7ffffffffffffff0ull);
+	expect_range(max, 2, 1, 0x7ffffffffffffff0ull, max);
+	check_partition(max, 7);
+	check_partition(max - 1, 4096);
+	check_partition(1ull << 63, 65535);
+}
+
+static void test_clock_k(void **state)
+{
+	(void)state;
+	assert_int_equal(ps_clock_k(0), 2);
+	assert_int_equal(ps_clock_k(1), 3);
+	assert_int_equal(ps_clock_k(62), 64);
+	assert_true(ps_clock_k(62) <= PS_CLOCK_K_MAX);
+}
+
+static void test_clock_by_hand(void **state)
+{
+	unsigned k;
+
+	(void)state;
+	/* BSP, one worker: K = 2; residue 0 holds clocks 0, 2, 4 ... */
+	k = ps_clock_k(0);
+	assert_true(ps_clock_done(1, 0, k, 1));
+	assert_false(ps_clock_done(0, 0, k, 1));
+	assert_false(ps_clock_done(1, 2, k, 1)); /* clock 2 needs 2 */
+	assert_true(ps_clock_done(2, 2, k, 1));
+	assert_true(ps_clock_last(0, 0, k, 1));
+	assert_true(ps_clock_last(0, 1, k, 1));
+	assert_true(ps_clock_last(1, 2, k, 1));
+	assert_false(ps_clock_last(0, 2, k, 1));
+
+	/* SSP slack 1, four workers: K = 3. Clock c is on arrive[c % 3],
+	 * lap c / 3, done at 4 * (lap + 1) arrivals. */
+	k = ps_clock_k(1);
+	assert_int_equal(k, 3);
+	assert_false(ps_clock_done(3, 0, k, 4));
+	assert_true(ps_clock_done(4, 0, k, 4));
+	assert_true(ps_clock_done(5, 0, k, 4)); /* lap 1 started */
+	assert_false(ps_clock_done(4, 3, k, 4));
+	assert_false(ps_clock_done(7, 3, k, 4));
+	assert_true(ps_clock_done(8, 3, k, 4));
+	assert_false(ps_clock_done(7, 5, k, 4));
+	assert_true(ps_clock_done(8, 5, k, 4));
+	assert_false(ps_clock_done(11, 6, k, 4));
+	assert_true(ps_clock_done(12, 6, k, 4));
+	assert_true(ps_clock_last(3, 0, k, 4));
+	assert_false(ps_clock_last(2, 0, k, 4));
+	assert_false(ps_clock_last(4, 0, k, 4));
+	assert_false(ps_clock_last(3, 3, k, 4));
+	assert_true(ps_clock_last(7, 3, k, 4));
+	assert_true(ps_clock_last(7, 4, k, 4));
+	assert_true(ps_clock_last(11, 6, k, 4));
+	assert_false(ps_clock_last(10, 6, k, 4));
+
+	/* No overflow for large clocks: lap 10^12 with 1000 workers. */
+	k = ps_clock_k(3);
+	assert_true(ps_clock_done(1000ull * 1000000000001ull,
+				  5ull * 1000000000000ull, k, 1000));
+	assert_false(ps_clock_done(1000ull * 1000000000001ull - 1,
+				   5ull * 1000000000000ull, k, 1000));
+}
+
+static uint64_t splitmix64(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+#define SIM_W_MAX 6
+
+/*
+ * W workers with slack s share arrive[K], K = ps_clock_k(s), in a random
+ * interleaving. A worker at clock t may finish it (fetch-add) only when
+ * its wait check passed (ps_clock_done of t - 1 - s, as rdps_clock does);
+ * the check and ps_clock_last must agree with the ground truth (fin[]) at
+ * every step, across many laps of the counters.
+ */
+static void simulate(unsigned workers, unsigned slack, uint64_t seed)
+{
+	uint64_t arrive[PS_CLOCK_K_MAX] = {0}, fin[SIM_W_MAX] = {0};
+	unsigned k = ps_clock_k(slack), lasts = 0;
+	uint64_t rng = seed, min_fin;
+
+	for (int step = 0; step < 20000; step++) {
+		unsigned w = (unsigned)(splitmix64(&rng) % workers);
+		uint64_t t = fin[w], old, c;
+		unsigned ahead = 0, truth;
+
+		/* The wait check before iteration t (rdps_clock step 4). */
+		if (t >= 1 + slack) {
+			c = t - 1 - slack;
+			truth = 1;
+			for (unsigned j = 0; j < workers; j++)
+				truth &= fin[j] > c;
+			assert_int_equal(
+				ps_clock_done(arrive[c % k], c, k, workers),
+				truth);
+			if (!truth)
+				continue; /* blocked */
+		}
+		/* Finish clock t. */
+		for (unsigned j = 0; j < workers; j++)
+			ahead += j != w && fin[j] > t;
+		old = arrive[t % k]++;
+		assert_int_equal(ps_clock_last(old, t, k, workers),
+				 ahead == workers - 1);
+		lasts += ps_clock_last(old, t, k, workers);
+		fin[w]++;
+		/* Nobody ever gets more than slack + 1 clocks ahead. */
+		min_fin = fin[0];
+		for (unsigned j = 1; j < workers; j++)
+			if (fin[j] < min_fin)
+				min_fin = fin[j];
+		for (unsigned j = 0; j < workers; j++)
+			assert_true(fin[j] - min_fin <= slack + 1);
+	}
+	/* Exactly one last arrival per completed clock. */
+	min_fin = fin[0];
+	for (unsigned j = 1; j < workers; j++)
+		if (fin[j] < min_fin)
+			min_fin = fin[j];
+	assert_int_equal(lasts, min_fin);
+	assert_true(min_fin > 3 * k); /* the counters went round laps */
+}
+
+static void test_clock_simulation(void **state)
+{
+	(void)state;
+	for (unsigned w = 1; w <= SIM_W_MAX; w++)
+		for (unsigned s = 0; s <= 4; s++)
+			simulate(w, s, 1000 * w + s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_range_covers),
+		cmocka_unit_test(test_range_by_hand),
+		cmocka_unit_test(test_range_tiny_and_empty),
+		cmocka_unit_test(test_range_huge),
+		cmocka_unit_test(test_clock_k),
+		cmocka_unit_test(test_clock_by_hand),
+		cmocka_unit_test(test_clock_simulation),
+	};
+
+	return cmocka_run_group_tests_name("ps_logic", tests, NULL, NULL);
+}
