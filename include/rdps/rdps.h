@@ -96,6 +96,17 @@ struct rdps_config {
 /* Fill cfg with defaults (model BSP, slack 0, adaptive polling, 30 s). */
 void rdps_config_default(struct rdps_config *cfg);
 
+/*
+ * Override fields of cfg from the environment, leaving the others alone:
+ * rank/workers from RDPS_RANK/RDPS_WORKERS, else SLURM_PROCID/SLURM_NTASKS,
+ * else OMPI_COMM_WORLD_RANK/OMPI_COMM_WORLD_SIZE; shards from RDPS_SHARDS
+ * (cfg->shards then points into the environment); model from RDPS_MODEL;
+ * slack from RDPS_SLACK; token from RDPS_TOKEN (decimal or 0x hex).
+ * -EINVAL with rdps_errmsg() naming the variable if a value is malformed;
+ * cfg is changed only on success.
+ */
+int rdps_config_from_env(struct rdps_config *cfg);
+
 /* Connect to every shard. -EINVAL (bad config, with rdps_errmsg()),
  * -ECONNREFUSED, -ETIMEDOUT, -EACCES (token), -EPROTO. */
 int rdps_ctx_create(const struct rdps_config *cfg, struct rdps_ctx **ctx_out);
