@@ -181,6 +181,33 @@ static void publish_applied(struct rdps_server *s, uint64_t c)
 
 /* Update rules ---------------------------------------------------------- */
 
+/*
+ * dst[i] += src[i] for dense deltas, 32 bytes at a time with the compiler's
+ * vector extension: -O2 leaves the plain loop scalar (it needs a scalar
+ * tail). Element-wise IEEE adds, so results are those of the plain loop.
+ * memcpy keeps the loads and stores free of alignment assumptions.
+ */
+#define DEFINE_ADD(sfx, type)                                         \
+	typedef type vec_##sfx __attribute__((vector_size(32)));      \
+	static void add_##sfx(type *dst, const type *src, uint64_t n) \
+	{                                                             \
+		const uint64_t w = sizeof(vec_##sfx) / sizeof(type);  \
+		uint64_t i = 0;                                       \
+		vec_##sfx a, b;                                       \
+                                                                      \
+		for (; i + w <= n; i += w) {                          \
+			memcpy(&a, dst + i, sizeof(a));               \
+			memcpy(&b, src + i, sizeof(b));               \
+			a += b;                                       \
+			memcpy(dst + i, &a, sizeof(a));               \
+		}                                                     \
+		for (; i < n; i++)                                    \
+			dst[i] += src[i];                             \
+	}
+
+DEFINE_ADD(f32, float)
+DEFINE_ADD(f64, double)
+
 /* d may be unaligned (sparse pairs), so values are copied out. */
 #define DEFINE_APPLY(sfx, type, sqrtfn)                                        \
 	static void apply_##sfx(struct srv_table *t, uint64_t off, uint64_t n, \
@@ -195,9 +222,7 @@ static void publish_applied(struct rdps_server *s, uint64_t c)
 		switch (t->rule) {                                             \
 		case PS_RULE_SUM:                                              \
 			if (stride == sizeof(type)) {                          \
-				const type *dv = d_;                           \
-				for (uint64_t i = 0; i < n; i++)               \
-					p[i] += dv[i];                         \
+				add_##sfx(p, d_, n);                           \
 				return;                                        \
 			}                                                      \
 			for (uint64_t i = 0; i < n; i++) {                     \
@@ -228,9 +253,7 @@ static void publish_applied(struct rdps_server *s, uint64_t c)
 		type v;                                                        \
                                                                                \
 		if (stride == sizeof(type)) {                                  \
-			const type *dv = d_;                                   \
-			for (uint64_t i = 0; i < n; i++)                       \
-				dst[i] += dv[i];                               \
+			add_##sfx(dst, d_, n);                                 \
 			return;                                                \
 		}                                                              \
 		for (uint64_t i = 0; i < n; i++) {                             \

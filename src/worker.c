@@ -247,17 +247,39 @@ static int wrk_timeout(const struct rdps_ctx *ctx, const char *what)
 			      what);
 }
 
+/*
+ * A post said -EAGAIN: make room. A full send or completion queue empties
+ * as completions are reaped, but a full immediate ring (shm) empties when
+ * the peer consumes it, which completes nothing here: so wait at most
+ * WRK_POST_WAIT_NS for a completion before the caller retries the post.
+ * 0 to retry, -ETIMEDOUT past the deadline, or another error.
+ */
+#define WRK_POST_WAIT_NS 1000000ull
+static int wrk_post_wait(struct rdps_ctx *ctx, uint64_t deadline)
+{
+	uint64_t now = rdps_now_ns();
+	uint64_t until = now + WRK_POST_WAIT_NS;
+	int ret;
+
+	if (until > deadline)
+		until = deadline;
+	ret = wrk_progress(ctx, until, 1);
+	if (ret == -ETIMEDOUT && until < deadline)
+		return 0;
+	return ret < 0 ? ret : 0;
+}
+
 /* Post with retry while the queues are full. */
-#define WRK_POST(ret, ctx, deadline, call)                          \
-	do {                                                        \
-		for (;;) {                                          \
-			(ret) = (call);                             \
-			if ((ret) != -EAGAIN)                       \
-				break;                              \
-			(ret) = wrk_progress((ctx), (deadline), 1); \
-			if ((ret) < 0)                              \
-				break;                              \
-		}                                                   \
+#define WRK_POST(ret, ctx, deadline, call)                        \
+	do {                                                      \
+		for (;;) {                                        \
+			(ret) = (call);                           \
+			if ((ret) != -EAGAIN)                     \
+				break;                            \
+			(ret) = wrk_post_wait((ctx), (deadline)); \
+			if ((ret) < 0)                            \
+				break;                            \
+		}                                                 \
 	} while (0)
 
 static int wrk_post_fail(struct rdps_ctx *ctx, struct wrk_shard *sh, int ret,
@@ -279,6 +301,13 @@ static int wrk_grp_wait(struct rdps_ctx *ctx, struct wrk_grp *g,
 {
 	int ret;
 
+	/* Transports that complete at post time (shm) need no blocking
+	 * wait: one plain poll spares rdps_tp_wait()'s clock readings. */
+	if (g->left > 0) {
+		ret = wrk_progress(ctx, deadline, 0);
+		if (ret < 0)
+			return ret;
+	}
 	while (g->left > 0) {
 		ret = wrk_progress(ctx, deadline, 1);
 		if (ret == -ETIMEDOUT) {
