@@ -17,16 +17,20 @@
 # (1e9 bytes/s); ucx_perftest's MB/s are MiB/s and are converted.
 #
 # With --rxe it runs scripts/bench-rxe.sh instead (the verbs transport on
-# rxe soft-RoCE in rxe-vm against perftest), passing the other options on.
+# rxe soft-RoCE in rxe-vm against perftest), with --ps scripts/bench-ps.sh
+# (the parameter server: pull, clock tick, push, round trip), passing the
+# other options on.
 set -u
 
 for a in "$@"; do
-	if [ "$a" = --rxe ]; then
+	if [ "$a" = --rxe ] || [ "$a" = --ps ]; then
 		args=()
 		for b in "$@"; do
-			[ "$b" = --rxe ] || args+=("$b")
+			[ "$b" = "$a" ] || args+=("$b")
 		done
-		exec "$(dirname "$0")/bench-rxe.sh" ${args[@]+"${args[@]}"}
+		sib=bench-rxe.sh
+		[ "$a" = --ps ] && sib=bench-ps.sh
+		exec "$(dirname "$0")/$sib" ${args[@]+"${args[@]}"}
 	fi
 done
 
@@ -51,6 +55,8 @@ Usage: scripts/bench.sh [options]
   -h        this help
   --rxe     instead: verbs over rxe soft-RoCE against perftest, in rxe-vm
             (scripts/bench-rxe.sh; see its -h for its options)
+  --ps      instead: the parameter server (pull, tick, push, round) via
+            rdps-launch + rdps-psbench (scripts/bench-ps.sh; see its -h)
 Needs ucx_perftest and iperf3: apt-get install ucx-utils iperf3
 EOF
 }

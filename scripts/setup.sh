@@ -2,7 +2,8 @@
 # Install what rdps needs on Debian 12 (run as root), skipping apt when all of
 # it is already there. Usage: scripts/setup.sh [--test] [--bench]
 #   (none)   compiler, cmake, pkg-config, rdma-core, hwloc, cmocka
-#   --test   also clang (fuzz/clang build) and clang-format (style check)
+#   --test   also clang (fuzz/clang build), clang-format (style check) and
+#            openmpi-bin (mpirun for the ps_mpirun cluster-launch test)
 #   --bench  also ucx-utils, iperf3 and perftest (side-by-side benchmarks)
 set -euo pipefail
 
@@ -10,9 +11,9 @@ pkgs=(build-essential cmake pkg-config libibverbs-dev librdmacm-dev
       libhwloc-dev libcmocka-dev)
 for arg in "$@"; do
 	case "$arg" in
-	--test) pkgs+=(clang clang-format) ;;
+	--test) pkgs+=(clang clang-format openmpi-bin) ;;
 	--bench) pkgs+=(ucx-utils iperf3 perftest) ;;
-	-h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,8p' "$0"; exit 0 ;;
 	*) echo "setup.sh: unknown option '$arg' (use --test, --bench)" >&2; exit 2 ;;
 	esac
 done

@@ -1,0 +1,290 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# bench-ps.sh - the parameter server side by side with its references, in
+# one run on this machine (scripts/bench.sh --ps runs it). Every rdps
+# number comes from rdps-psbench running as the one worker of an
+# rdps-launch job; the references are a single-thread memcpy (in the same
+# process as the pull, and rdps-perf --memcpy), one raw fetch-add round
+# trip (rdps-perf --local SCHEME -o fadd -s 8, the transport alone) and
+# iperf3 single stream on 127.0.0.1. Prints a table (metric, rdps,
+# reference, reference name, ratio rdps/reference, better, target, met)
+# and with -o also writes it as markdown. Installs nothing.
+#
+#   pull   dense pull of 1 MiB float32 over -S shards, median GB/s
+#   tick   rdps_clock() of one worker that never blocks (bsp, 1 worker:
+#          END to each shard, fetch-add, one read), median us
+#   push   dense push of 1 MiB float32 deltas, SUM rule, asp: rdps_push
+#          returns after every shard's credit, which a shard sends once it
+#          applied the delta, so the time is push + apply; median GB/s
+#   round  8 B push then 8 B pull, each waited for (asp), median us
+set -u
+
+prog=bench-ps.sh
+root=$(cd "$(dirname "$0")/.." && pwd)
+bindir=${RDPS_BINDIR:-}
+md_out=
+shards=4
+pull_iters=2000
+lat_iters=10000
+iperf_secs=3
+tcp_bw=1
+
+usage() {
+	cat <<USAGE
+Usage: scripts/bench-ps.sh [options]   (or scripts/bench.sh --ps [options])
+  -p DIR    directory with rdps-launch, rdps-psbench, rdps-perf and
+            rdps-server (\$RDPS_BINDIR, else build/tools)
+  -o FILE   also write the table as markdown to FILE
+  -S N      shards of the pull and push jobs ($shards)
+  -n N      pull and push iterations ($pull_iters; warm-up N/10)
+  -N N      tick and round iterations, and fadd's ($lat_iters)
+  -t SEC    iperf3 duration in seconds ($iperf_secs)
+  -T        skip the tcp pull/push throughput rows (and iperf3)
+  -h        this help
+Needs iperf3 for the tcp throughput rows: apt-get install iperf3
+USAGE
+}
+
+die() {
+	echo "$prog: $*" >&2
+	exit 1
+}
+
+while getopts "p:o:S:n:N:t:Th" opt; do
+	case $opt in
+	p) bindir=$OPTARG ;;
+	o) md_out=$OPTARG ;;
+	S) shards=$OPTARG ;;
+	n) pull_iters=$OPTARG ;;
+	N) lat_iters=$OPTARG ;;
+	t) iperf_secs=$OPTARG ;;
+	T) tcp_bw=0 ;;
+	h) usage; exit 0 ;;
+	*) usage >&2; exit 2 ;;
+	esac
+done
+shift $((OPTIND - 1))
+[ $# -eq 0 ] || die "unexpected argument '$1' (see -h)"
+for v in "$shards" "$pull_iters" "$lat_iters" "$iperf_secs"; do
+	case $v in
+	'' | *[!0-9]* | 0) die "bad number '$v': use a positive whole number" ;;
+	esac
+done
+
+if [ -z "$bindir" ]; then
+	for d in "$root/build/tools" /tmp/build-bench/tools /tmp/build-psb/tools; do
+		[ -x "$d/rdps-psbench" ] && bindir=$d && break
+	done
+fi
+for b in rdps-launch rdps-psbench rdps-perf rdps-server; do
+	[ -n "$bindir" ] && [ -x "$bindir/$b" ] ||
+		die "$b not found: build the tools (cmake -S . -B build &&" \
+			"cmake --build build) or give -p DIR"
+done
+launch=$bindir/rdps-launch
+psb=$bindir/rdps-psbench
+perf=$bindir/rdps-perf
+if [ $tcp_bw = 1 ] && ! command -v iperf3 >/dev/null 2>&1; then
+	die "missing iperf3: apt-get install iperf3 (or -T to skip tcp throughput)"
+fi
+if [ -n "$md_out" ]; then
+	: >"$md_out" 2>/dev/null || die "cannot write '$md_out'"
+fi
+
+tmp=$(mktemp -d /tmp/rdps-bench-ps.XXXXXX) || die "mktemp failed"
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do
+		kill "$p" 2>/dev/null
+	done
+	for p in "${pids[@]}"; do
+		wait "$p" 2>/dev/null
+	done
+	pids=()
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+port=$((20000 + $$ % 20000))
+failed=0
+
+# jget JSON KEY: a number field of a JSON line.
+jget() {
+	echo "$1" | sed -n "s/.*\"$2\":\([-0-9.e+]*\).*/\1/p"
+}
+
+# psb TRANSPORT SHARDS MODEL TEST [rdps-psbench options]: its JSON line.
+psb() {
+	local tp=$1 s=$2 m=$3 test=$4 out
+	shift 4
+	out=$(timeout 120 "$launch" -t "$tp" -s "$s" -w 1 -m "$m" -T 110 -- \
+		"$psb" --json "$test" "$@" 2>"$tmp/err") || {
+		echo "$prog: rdps-psbench $test on $tp failed:" \
+			"$(grep -v '^rdps-launch' "$tmp/err" | tail -1)" >&2
+		return 1
+	}
+	out=$(echo "$out" | grep '^{' | tail -1)
+	echo "$prog: $test $tp: $out" >&2
+	echo "$out"
+}
+
+# fadd SCHEME [rdps-perf options]: median us of one raw 8 B fetch-add
+# round trip (rdps-perf polls busily unless told -P).
+fadd() {
+	local out scheme=$1
+	shift
+	out=$(timeout 60 "$perf" --local "$scheme" -o fadd -s 8 -n "$lat_iters" \
+		-w $((lat_iters / 10)) --csv "$@" 2>"$tmp/err") || {
+		echo "$prog: rdps-perf --local $scheme fadd failed:" \
+			"$(tail -1 "$tmp/err")" >&2
+		return 1
+	}
+	echo "$out" | tail -1 | awk -F, '{ printf "%.4f", $6 }'
+}
+
+memcpy_bw() {
+	local out
+	out=$("$perf" --memcpy -s 1m -b 1 -n "$pull_iters" \
+		-w $((pull_iters / 10)) --csv 2>"$tmp/err") || {
+		echo "$prog: rdps-perf --memcpy failed: $(tail -1 "$tmp/err")" >&2
+		return 1
+	}
+	echo "$out" | tail -1 | awk -F, '{ printf "%.4f", $6 }'
+}
+
+# iperf3 single stream on 127.0.0.1: receiver GB/s.
+iperf() {
+	local spid out=""
+	port=$((port + 1))
+	iperf3 -s -1 -p "$port" >/dev/null 2>&1 &
+	spid=$!
+	pids+=("$spid")
+	for _ in 1 2 3 4 5 6 7 8 9 10; do
+		sleep 0.2
+		out=$(iperf3 -c 127.0.0.1 -p "$port" -t "$iperf_secs" -f g \
+			2>"$tmp/err") && break
+		out=""
+		kill -0 "$spid" 2>/dev/null || break
+	done
+	kill "$spid" 2>/dev/null
+	wait "$spid" 2>/dev/null
+	pids=()
+	[ -n "$out" ] || {
+		echo "$prog: iperf3 failed: $(tail -1 "$tmp/err")" >&2
+		return 1
+	}
+	echo "$out" | awk '/receiver/ {
+		for (i = 2; i <= NF; i++) if ($i ~ /bits\/sec/) { v = $(i-1); u = $i }
+	} END {
+		m = u ~ /^G/ ? 1 : u ~ /^M/ ? 1e-3 : u ~ /^K/ ? 1e-6 : 1e-9
+		printf "%.4f", v * m / 8
+	}'
+}
+
+rows=()
+# row METRIC UNIT RDPS REF REFNAME BETTER TARGET (as in bench.sh)
+row() {
+	local metric=$1 unit=$2 r=$3 ref=$4 name=$5 better=$6 target=$7
+	local ratio=n/a met=-
+	if [ -n "$r" ] && [ -n "$ref" ]; then
+		ratio=$(awk -v a="$r" -v b="$ref" \
+			'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')
+		if [ "$target" != "-" ] && [ "$ratio" != n/a ]; then
+			met=$(awk -v x="$ratio" -v t="$target" -v b="$better" \
+				'BEGIN { ok = b == "lower" ? x <= t : x >= t
+					 print ok ? "yes" : "no" }')
+		fi
+	fi
+	[ -n "$r" ] || { r=n/a; failed=1; }
+	[ -n "$ref" ] || { ref=n/a; failed=1; }
+	local tgt=-
+	[ "$target" = "-" ] || tgt=$([ "$better" = lower ] && echo "<= ${target}x" || echo ">= ${target}x")
+	rows+=("$metric ($unit)|$r|$ref|$name|$ratio|$better|$tgt|$met")
+	printf '%s: %-34s rdps %-10s %-30s %-10s ratio %s\n' "$prog" "$metric" \
+		"$r" "$name" "$ref" "$ratio" >&2
+}
+
+fmt4() { [ -n "$1" ] && awk -v x="$1" 'BEGIN { printf "%.4f", x }'; }
+
+start=$(date +%s)
+echo "$prog: tools in $bindir, $(nproc) cores" >&2
+pn=(-n "$pull_iters")
+ln=(-n "$lat_iters")
+
+# 1. pull against memcpy in the same process (and rdps-perf --memcpy).
+j=$(psb shm "$shards" bsp pull "${pn[@]}")
+row "shm pull 1 MiB, $shards shards" GB/s "$(fmt4 "$(jget "$j" gbps)")" \
+	"$(fmt4 "$(jget "$j" ref_gbps)")" "memcpy 1 MiB, same process" higher 0.8
+row "shm pull 1 MiB, $shards shards" GB/s "$(fmt4 "$(jget "$j" gbps)")" \
+	"$(memcpy_bw)" "rdps-perf --memcpy 1 MiB" higher -
+
+# 2. tick against one raw fetch-add round trip, shm and tcp.
+for tp in shm tcp; do
+	j=$(psb "$tp" 1 bsp tick "${ln[@]}")
+	tick=$(fmt4 "$(jget "$j" median_us)")
+	row "$tp clock tick, 1 worker" us "$tick" \
+		"$(fadd "$tp")" "rdps-perf --local $tp -o fadd" lower 2.5
+done
+# The shards of rdps-launch poll adaptively (spin 50 us, then sleep);
+# rdps-perf's default is busy. Like for like, without a target:
+row "tcp clock tick, 1 worker" us "$tick" "$(fadd tcp -P adaptive)" \
+	"rdps-perf --local tcp -o fadd -P adaptive" lower -
+
+# 3. push + apply against the issue's 5 GB/s.
+j=$(psb shm "$shards" asp push "${pn[@]}")
+row "shm push+apply 1 MiB, $shards shards" GB/s \
+	"$(fmt4 "$(jget "$j" gbps)")" 5 "bound: 5 GB/s" higher 1.0
+
+# 4. the smallest round: 8 B push then 8 B pull.
+j=$(psb shm 1 asp round "${ln[@]}")
+row "shm round 8 B push+pull" us "$(fmt4 "$(jget "$j" median_us)")" 5 \
+	"bound: 5 us" lower 1.0
+j=$(psb tcp 1 asp round "${ln[@]}")
+row "tcp round 8 B push+pull" us "$(fmt4 "$(jget "$j" median_us)")" 60 \
+	"bound: 60 us" lower 1.0
+
+# tcp throughput next to iperf3 (no issue target).
+if [ $tcp_bw = 1 ]; then
+	ip=$(iperf)
+	j=$(psb tcp "$shards" bsp pull "${pn[@]}")
+	row "tcp pull 1 MiB, $shards shards" GB/s \
+		"$(fmt4 "$(jget "$j" gbps)")" "$ip" "iperf3 1 stream 127.0.0.1" \
+		higher -
+	j=$(psb tcp "$shards" asp push "${pn[@]}")
+	row "tcp push+apply 1 MiB, $shards shards" GB/s \
+		"$(fmt4 "$(jget "$j" gbps)")" "$ip" "iperf3 1 stream 127.0.0.1" \
+		higher -
+fi
+
+secs=$(($(date +%s) - start))
+cols="metric|rdps|reference|reference name|ratio|better|target|met"
+{
+	echo "$cols"
+	printf '%s\n' "${rows[@]}"
+} | awk -F'|' '
+	{ for (i = 1; i <= NF; i++) { c[NR, i] = $i
+	  if (length($i) > w[i]) w[i] = length($i) } n = NR; nf = NF }
+	END { for (r = 1; r <= n; r++) { line = ""
+		for (i = 1; i <= nf; i++)
+			line = line (i < nf ? sprintf("%-*s  ", w[i], c[r, i]) : c[r, i])
+		print line } }'
+
+if [ -n "$md_out" ]; then
+	{
+		echo "| ${cols//|/ | } |"
+		echo "|---|--:|--:|---|--:|---|---|---|"
+		for r in "${rows[@]}"; do
+			echo "| ${r//|/ | } |"
+		done
+		echo
+		echo "Measured $(date -u +%Y-%m-%d) by \`scripts/bench.sh --ps\` in" \
+			"${secs} s on $(nproc) cores ($(uname -r)); one worker" \
+			"(rdps-psbench under rdps-launch), adaptive polling;" \
+			"pull/push $pull_iters x 1 MiB, tick/round/fadd $lat_iters" \
+			"iterations, medians. Ratio is rdps / reference."
+	} >"$md_out"
+	echo "$prog: wrote $md_out" >&2
+fi
+echo "$prog: done in ${secs} s" >&2
+exit $failed

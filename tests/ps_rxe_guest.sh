@@ -1,0 +1,140 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# ps_rxe_guest.sh LAUNCH SERVER WORKER DIR SUM_N BSP_ITERS - parameter-server
+# jobs over verbs on real soft-RoCE, run inside the rxe-vm VMs by
+# "rxe_run.sh --script" (see ps_rxe.sh, which starts it and checks DIR).
+# LAUNCH, SERVER, WORKER: rdps-launch, rdps-server, tests/ps_worker. The
+# jobs: "ps_worker sum SUM_N" (exactly-once sums, 3 workers), then
+# "ps_worker bsp BSP_ITERS" (4 workers), whose parameters go to DIR (in
+# the shared directory) as verbs.bin (one VM) or verbs2.bin (two VMs).
+#
+# One VM: rdps-launch --transport verbs --addr $RXE_IP runs the jobs, all
+# QPs on rxe0.
+# Two VMs: node 1 runs the two rdps-server shards of each job on fixed
+# ports of its address; node 0 runs the workers with RDPS_SHARDS pointing
+# there. They meet through files in DIR (the shared directory is the same
+# host directory in both VMs): node 1 writes JOB.s<I> (the shard's URL)
+# once shard I listens, node 0 starts the workers when both are there and
+# writes JOB.done (its status) when they finished; node 1 then stops its
+# shards. A side that cannot go on writes "abort" and exits 1; the other
+# side sees it and exits too; each gives up after a deadline, so a dead
+# peer fails the run instead of hanging it.
+set -u
+
+launch=$1 server=$2 worker=$3 dir=$4 sum_n=$5 bsp_iters=$6
+ip=${RXE_IP%/*}
+node=${RXE_NODE:-0}
+shards=2
+wait_s=90 # for the peer's files
+# The jobs: name, workers, worker arguments (@OUT@: the BSP output).
+jobs=("sum 3 sum $sum_n 1" "bsp 4 bsp $bsp_iters 5 @OUT@")
+
+[ -e /sys/class/infiniband/rxe0 ] || { echo "ps_rxe: no rxe0 in the VM"; exit 77; }
+# rxe_run.sh may try twice: keep the rendezvous files of the tries apart.
+dir=$dir/try${RXE_RUN_TRY:-1}
+[ -n "${RXE_PEER_IP:-}" ] || mkdir -p "$dir" || exit 1
+
+fails=0
+pids=()
+note() { echo "ps_rxe[n$node]: $*"; }
+
+# wait_for FILE [PID]: until FILE is non-empty (0); 1 at the deadline; 2 if
+# the other node aborted or process PID is gone.
+wait_for() {
+	local end=$((SECONDS + wait_s))
+
+	while [ ! -s "$1" ]; do
+		[ ! -e "$dir/abort" ] || return 2
+		[ -z "${2:-}" ] || kill -0 "$2" 2>/dev/null || return 2
+		((SECONDS < end)) || return 1
+		sleep 0.1
+	done
+}
+
+abort() {
+	note "$*"
+	echo "$*" >"$dir/abort"
+	[ -z "${pids[*]:-}" ] || kill -TERM "${pids[@]}" 2>/dev/null
+	wait
+	exit 1
+}
+
+if [ -z "${RXE_PEER_IP:-}" ]; then
+	for j in "${jobs[@]}"; do
+		read -ra a <<<"$j"
+		name=${a[0]} w=${a[1]}
+		args=("${a[@]:2}")
+		args=("${args[@]//@OUT@/$dir/verbs.bin}")
+		t0=$SECONDS
+		"$launch" --timeout 60 -t verbs -a "$ip" -s $shards -w "$w" \
+			-- "$worker" "${args[@]}"
+		rc=$?
+		note "job $name (verbs, $shards shards, $w workers): exit $rc, $((SECONDS - t0)) s"
+		((rc == 0)) || fails=$((fails + 1))
+	done
+	exit $((fails ? 1 : 0))
+fi
+
+if [ "$node" = 1 ]; then
+	mkdir -p "$dir" || exit 1
+	tok=1000
+	for j in "${jobs[@]}"; do
+		read -ra a <<<"$j"
+		name=${a[0]} w=${a[1]}
+		tok=$((tok + 1))
+		pids=()
+		for ((i = 0; i < shards; i++)); do
+			"$server" --listen "verbs://$ip:$((7480 + i))" --shard $i \
+				--shards $shards --workers "$w" --token $tok \
+				--report-fd 3 3>"$dir/$name.s$i.tmp" &
+			pids+=($!)
+		done
+		# Publish each URL only once complete: rename is atomic.
+		for ((i = 0; i < shards; i++)); do
+			wait_for "$dir/$name.s$i.tmp" "${pids[i]}" ||
+				abort "job $name: shard $i did not start"
+			mv "$dir/$name.s$i.tmp" "$dir/$name.s$i"
+		done
+		wait_for "$dir/$name.done" ||
+			abort "job $name: no word from node 0 (done) within $wait_s s"
+		kill -TERM "${pids[@]}" 2>/dev/null
+		for ((i = 0; i < shards; i++)); do
+			wait "${pids[i]}"
+			rc=$?
+			# 0: stopped cleanly by the SIGTERM above.
+			((rc == 0)) || { note "job $name: shard $i exit $rc"; fails=$((fails + 1)); }
+		done
+	done
+	exit $((fails ? 1 : 0))
+fi
+
+tok=1000
+for j in "${jobs[@]}"; do
+	read -ra a <<<"$j"
+	name=${a[0]} w=${a[1]}
+	args=("${a[@]:2}")
+	args=("${args[@]//@OUT@/$dir/verbs2.bin}")
+	tok=$((tok + 1))
+	t0=$SECONDS
+	urls=
+	for ((i = 0; i < shards; i++)); do
+		wait_for "$dir/$name.s$i" ||
+			abort "job $name: shard $i on node 1 did not come up within $wait_s s"
+		urls=$urls${urls:+,}$(cat "$dir/$name.s$i")
+	done
+	pids=()
+	for ((r = 0; r < w; r++)); do
+		RDPS_SHARDS=$urls RDPS_RANK=$r RDPS_WORKERS=$w RDPS_MODEL=bsp \
+			RDPS_SLACK=0 RDPS_TOKEN=$tok timeout 90 "$worker" "${args[@]}" &
+		pids+=($!)
+	done
+	rc=0
+	for p in "${pids[@]}"; do
+		wait "$p" || { s=$?; ((rc)) || rc=$s; }
+	done
+	echo "$rc" >"$dir/$name.done"
+	note "job $name (verbs, $shards shards on node 1 at $urls, $w workers here): exit $rc, $((SECONDS - t0)) s"
+	((rc == 0)) || fails=$((fails + 1))
+done
+exit $((fails ? 1 : 0))

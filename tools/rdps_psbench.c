@@ -1,0 +1,549 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * rdps_psbench.c - rdps-psbench, benchmarks of the parameter server's
+ * worker calls, run as a worker of a job started by rdps-launch:
+ *
+ *   rdps-launch -s 4 -w 1 -- rdps-psbench pull --size 1m
+ *
+ * Tests (one result line each, on stdout; progress on stderr):
+ *   pull   dense rdps_pull of SIZE bytes of float32 over every shard,
+ *          against a single-thread memcpy of SIZE bytes in this process;
+ *   tick   rdps_clock() when it does not block (one worker, or a slack
+ *          larger than the run), timed in batches of -b calls;
+ *   push   dense rdps_push of SIZE bytes of float32 deltas, SUM rule. With
+ *          ssp and asp a push returns after every shard's credit, which a
+ *          shard sends after it applied the delta: the time is push +
+ *          apply. bsp only stages deltas until the clock, so push refuses
+ *          bsp. The sum is checked with a pull at the end;
+ *   round  an 8-byte (-s) push then a pull of the same elements, each
+ *          waited for.
+ * Every worker of the job measures; rank 0 prints.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "config.h"
+#include "rdps/rdps.h"
+
+enum test { T_PULL, T_TICK, T_PUSH, T_ROUND };
+
+static const char *const test_names[] = {"pull", "tick", "push", "round"};
+
+struct opts {
+	enum test test;
+	size_t size; /* 0: the test's default */
+	uint64_t iters, warmup, batch;
+	int iters_given, warmup_given, batch_given;
+	int poll_mode;
+	int json;
+	const char *table;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: rdps-launch [launch options] -- rdps-psbench [options] "
+		"TEST\n"
+		"\n"
+		"Measure parameter server calls as a worker of an rdps-launch "
+		"job (it\n"
+		"reads RDPS_SHARDS, RDPS_RANK, RDPS_WORKERS, RDPS_MODEL, "
+		"RDPS_SLACK,\n"
+		"RDPS_TOKEN). Rank 0 prints one result line.\n"
+		"\n"
+		"Tests:\n"
+		"  pull    dense pull of SIZE bytes of float32 (1m), median "
+		"GB/s, next to\n"
+		"          a 1-thread memcpy of SIZE bytes in this process\n"
+		"  tick    rdps_clock() that does not block (run it with one "
+		"worker),\n"
+		"          median us per call over batches of -b calls\n"
+		"  push    dense push of SIZE bytes of float32 deltas (1m), "
+		"SUM rule,\n"
+		"          returned = applied (needs -m ssp or asp), median "
+		"GB/s\n"
+		"  round   push then pull of SIZE bytes (8), each waited for, "
+		"median us\n"
+		"\n"
+		"Options:\n"
+		"  -s, --size=SIZE      bytes, a multiple of 4 (pull, push: "
+		"1m; round: 8)\n"
+		"  -n, --iters=N        measured iterations (pull, push: "
+		"2000; tick,\n"
+		"                       round: 10000)\n"
+		"  -w, --warmup=N       warm-up iterations (n/10)\n"
+		"  -b, --batch=N        tick, round: calls per timed sample "
+		"(tick 100,\n"
+		"                       round 1)\n"
+		"  -P, --poll=MODE      worker polling: busy, adaptive or "
+		"event (adaptive)\n"
+		"  -T, --table=NAME     table name (psbench-TEST)\n"
+		"  -j, --json           one JSON object instead of a text "
+		"line\n"
+		"  -h, --help           this help\n");
+}
+
+static int parse_args(int argc, char **argv, struct opts *o)
+{
+	static const struct option long_opts[] = {
+		{"size", required_argument, NULL, 's'},
+		{"iters", required_argument, NULL, 'n'},
+		{"warmup", required_argument, NULL, 'w'},
+		{"batch", required_argument, NULL, 'b'},
+		{"poll", required_argument, NULL, 'P'},
+		{"table", required_argument, NULL, 'T'},
+		{"json", no_argument, NULL, 'j'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	enum rdps_tp_poll_mode pm;
+	unsigned i;
+	int ch;
+
+	memset(o, 0, sizeof(*o));
+	o->poll_mode = 1;
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, ":s:n:w:b:P:T:jh", long_opts,
+				 NULL)) != -1) {
+		switch (ch) {
+		case 's':
+			if (tool_parse_bytes(optarg, 4, 1u << 30, &o->size))
+				return -EINVAL;
+			if (o->size % 4) {
+				tool_err("bad size '%s': use a multiple of 4 "
+					 "bytes (float32 elements)",
+					 optarg);
+				return -EINVAL;
+			}
+			break;
+		case 'n':
+			if (tool_parse_count(optarg, "iteration count", 1,
+					     100000000, &o->iters))
+				return -EINVAL;
+			o->iters_given = 1;
+			break;
+		case 'w':
+			if (tool_parse_count(optarg, "warm-up count", 0,
+					     100000000, &o->warmup))
+				return -EINVAL;
+			o->warmup_given = 1;
+			break;
+		case 'b':
+			if (tool_parse_count(optarg, "batch", 1, 1000000,
+					     &o->batch))
+				return -EINVAL;
+			o->batch_given = 1;
+			break;
+		case 'P':
+			if (tool_parse_poll(optarg, &pm))
+				return -EINVAL;
+			o->poll_mode = pm == RDPS_TP_POLL_BUSY	  ? 0
+				       : pm == RDPS_TP_POLL_EVENT ? 2
+								  : 1;
+			break;
+		case 'T':
+			if (!*optarg || strlen(optarg) > RDPS_TABLE_NAME_MAX) {
+				tool_err("bad table name '%s': use 1 to %d "
+					 "characters",
+					 optarg, RDPS_TABLE_NAME_MAX);
+				return -EINVAL;
+			}
+			o->table = optarg;
+			break;
+		case 'j':
+			o->json = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case ':':
+			tool_err("option '%s' needs a value (see -h)",
+				 argv[optind - 1]);
+			return -EINVAL;
+		default:
+			tool_err("unknown option '%s' (see -h)",
+				 argv[optind - 1]);
+			return -EINVAL;
+		}
+	}
+	if (optind != argc - 1) {
+		tool_err(optind >= argc ? "which test? pull, tick, push or "
+					  "round (see -h)"
+					: "one test at a time (see -h)");
+		return -EINVAL;
+	}
+	for (i = 0; i < RDPS_ARRAY_SIZE(test_names); i++)
+		if (!strcmp(argv[optind], test_names[i]))
+			break;
+	if (i == RDPS_ARRAY_SIZE(test_names)) {
+		tool_err("unknown test '%s': use pull, tick, push or round",
+			 argv[optind]);
+		return -EINVAL;
+	}
+	o->test = (enum test)i;
+	if (!o->size)
+		o->size = o->test == T_ROUND ? 8 : 1u << 20;
+	if (!o->iters_given)
+		o->iters =
+			o->test == T_PULL || o->test == T_PUSH ? 2000 : 10000;
+	if (!o->warmup_given)
+		o->warmup = o->iters / 10;
+	if (!o->batch_given)
+		o->batch = o->test == T_TICK ? 100 : 1;
+	return 0;
+}
+
+/* What was measured, for printing. */
+struct result {
+	struct rdps_perf_result r; /* latency fields per call, us */
+	double gbps;		   /* pull, push: size / median */
+	int has_ref;
+	struct rdps_perf_result ref; /* pull: memcpy */
+	double ref_gbps;
+	int checked; /* push: the final sum matched */
+};
+
+/* The transport scheme of the first shard URL ("shm", "tcp", ...). */
+static void scheme_of(const char *shards, char *buf, size_t len)
+{
+	size_t n = strcspn(shards ? shards : "", ":");
+
+	if (!shards || !shards[n] || n >= len)
+		n = 0;
+	memcpy(buf, shards ? shards : "", n);
+	buf[n] = 0;
+	if (!n)
+		snprintf(buf, len, "?");
+}
+
+static double *samples_alloc(uint64_t n)
+{
+	double *s = malloc(n * sizeof(*s));
+
+	if (!s)
+		tool_err("out of memory for %llu samples",
+			 (unsigned long long)n);
+	return s;
+}
+
+/* Touch every page so page faults stay out of the timings. */
+static void *buf_alloc(size_t len, int c)
+{
+	void *p = NULL;
+
+	if (posix_memalign(&p, 4096, len ? len : 64)) {
+		tool_err("out of memory for %zu bytes", len);
+		return NULL;
+	}
+	memset(p, c, len);
+	return p;
+}
+
+/* The reference: memcpy through a volatile pointer, never elided. */
+static void *(*volatile memcpy_fn)(void *, const void *, size_t) = memcpy;
+
+static int run_memcpy(const struct opts *o, struct result *res)
+{
+	void *src = buf_alloc(o->size, 1), *dst = buf_alloc(o->size, 2);
+	double *s = samples_alloc(o->iters);
+	uint64_t t0;
+	int ret = 1;
+
+	if (!src || !dst || !s)
+		goto out;
+	for (uint64_t i = 0; i < o->warmup; i++)
+		memcpy_fn(dst, src, o->size);
+	for (uint64_t i = 0; i < o->iters; i++) {
+		t0 = rdps_now_ns();
+		memcpy_fn(dst, src, o->size);
+		s[i] = (rdps_now_ns() - t0) / 1e3;
+	}
+	rdps_perf_stats(s, o->iters, &res->ref);
+	res->ref_gbps = res->ref.median_us > 0
+				? o->size / (res->ref.median_us * 1e3)
+				: 0;
+	res->has_ref = 1;
+	ret = 0;
+out:
+	free(src);
+	free(dst);
+	free(s);
+	return ret;
+}
+
+/* Time iters calls (after warmup) of one step, batch calls per sample. */
+typedef int (*step_fn)(struct rdps_ctx *ctx, struct rdps_table *t,
+		       const struct opts *o, void *a, void *b);
+
+static int timed(struct rdps_ctx *ctx, struct rdps_table *t,
+		 const struct opts *o, step_fn fn, void *a, void *b,
+		 const char *what, struct result *res)
+{
+	uint64_t n = (o->iters + o->batch - 1) / o->batch, t0, last;
+	double *s = samples_alloc(n);
+	int ret;
+
+	if (!s)
+		return 1;
+	for (uint64_t i = 0; i < o->warmup; i++) {
+		rdps_clear_error();
+		ret = fn(ctx, t, o, a, b);
+		if (ret) {
+			free(s);
+			return tool_fail(ret, what);
+		}
+	}
+	rdps_clear_error();
+	last = rdps_now_ns();
+	for (uint64_t i = 0; i < n; i++) {
+		t0 = rdps_now_ns();
+		for (uint64_t j = 0; j < o->batch; j++) {
+			ret = fn(ctx, t, o, a, b);
+			if (ret) {
+				free(s);
+				return tool_fail(ret, what);
+			}
+		}
+		s[i] = (rdps_now_ns() - t0) / 1e3 / o->batch;
+		if (t0 - last > 1000000000ull) {
+			fprintf(stderr, "%s: %s %llu/%llu\n", tool_name,
+				test_names[o->test],
+				(unsigned long long)(i * o->batch),
+				(unsigned long long)o->iters);
+			last = t0;
+		}
+	}
+	rdps_perf_stats(s, n, &res->r);
+	res->r.iters = n * o->batch;
+	res->r.size = o->size;
+	res->gbps =
+		res->r.median_us > 0 ? o->size / (res->r.median_us * 1e3) : 0;
+	free(s);
+	return 0;
+}
+
+static int step_pull(struct rdps_ctx *ctx, struct rdps_table *t,
+		     const struct opts *o, void *dst, void *unused)
+{
+	return rdps_pull(t, 0, o->size / 4, dst);
+}
+
+static int step_push(struct rdps_ctx *ctx, struct rdps_table *t,
+		     const struct opts *o, void *delta, void *unused)
+{
+	return rdps_push(t, 0, o->size / 4, delta);
+}
+
+static int step_tick(struct rdps_ctx *ctx, struct rdps_table *t,
+		     const struct opts *o, void *a, void *b)
+{
+	return rdps_clock(ctx);
+}
+
+static int step_round(struct rdps_ctx *ctx, struct rdps_table *t,
+		      const struct opts *o, void *delta, void *dst)
+{
+	int ret = rdps_push(t, 0, o->size / 4, delta);
+
+	return ret ? ret : rdps_pull(t, 0, o->size / 4, dst);
+}
+
+/* push: each of the job's workers added warmup + iters ones to every
+ * element; pull them back once everyone is done. */
+static int check_sum(struct rdps_ctx *ctx, struct rdps_table *t,
+		     const struct opts *o, int workers, float *dst)
+{
+	double want = (double)(o->warmup + o->iters) * workers;
+	uint64_t n = o->size / 4;
+	int ret;
+
+	rdps_clear_error();
+	ret = rdps_barrier(ctx);
+	if (ret)
+		return tool_fail(ret, "barrier");
+	ret = rdps_pull(t, 0, n, dst);
+	if (ret)
+		return tool_fail(ret, "checking pull");
+	for (uint64_t i = 0; i < n; i++) {
+		if (fabs(dst[i] - want) > 0.5) {
+			tool_err("push check: element %llu is %g, expected "
+				 "%g: deltas were lost",
+				 (unsigned long long)i, dst[i], want);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static unsigned count_shards(const char *shards)
+{
+	unsigned n = 1;
+
+	for (; *shards; shards++)
+		n += *shards == ',';
+	return n;
+}
+
+static void print_result(const struct opts *o, const struct rdps_config *cfg,
+			 const char *scheme, const struct result *res)
+{
+	static const char *const models[] = {"bsp", "ssp", "asp"};
+	const char *model = (unsigned)cfg->model < 3 ? models[cfg->model] : "?";
+	int bw = o->test == T_PULL || o->test == T_PUSH;
+	size_t bytes = o->test == T_TICK ? 0 : o->size; /* tick moves none */
+
+	if (o->json) {
+		printf("{\"test\":\"%s\",\"transport\":\"%s\",\"shards\":%u,"
+		       "\"workers\":%d,\"model\":\"%s\",\"slack\":%u,"
+		       "\"bytes\":%zu,\"iters\":%llu,\"batch\":%llu,"
+		       "\"min_us\":%.4f,\"median_us\":%.4f,\"avg_us\":%.4f,"
+		       "\"p99_us\":%.4f,\"max_us\":%.4f",
+		       test_names[o->test], scheme, count_shards(cfg->shards),
+		       cfg->workers, model, cfg->slack, bytes,
+		       (unsigned long long)res->r.iters,
+		       (unsigned long long)o->batch, res->r.min_us,
+		       res->r.median_us, res->r.avg_us, res->r.p99_us,
+		       res->r.max_us);
+		if (bw)
+			printf(",\"gbps\":%.4f", res->gbps);
+		if (res->has_ref)
+			printf(",\"ref\":\"memcpy\",\"ref_median_us\":%.4f,"
+			       "\"ref_gbps\":%.4f,\"ratio\":%.4f",
+			       res->ref.median_us, res->ref_gbps,
+			       res->ref_gbps > 0 ? res->gbps / res->ref_gbps
+						 : 0);
+		if (o->test == T_PUSH)
+			printf(",\"applied\":true,\"checked\":%s",
+			       res->checked ? "true" : "false");
+		printf("}\n");
+		return;
+	}
+	printf("%-5s %-4s %7zu B  median %9.4f us", test_names[o->test], scheme,
+	       bytes, res->r.median_us);
+	if (bw)
+		printf("  %8.4f GB/s", res->gbps);
+	printf("  min %.4f  p99 %.4f  (%u shard(s), %d worker(s), %s, "
+	       "%llu iters",
+	       res->r.min_us, res->r.p99_us, count_shards(cfg->shards),
+	       cfg->workers, model, (unsigned long long)res->r.iters);
+	if (o->batch > 1)
+		printf(" in batches of %llu", (unsigned long long)o->batch);
+	printf(")");
+	if (res->has_ref)
+		printf("  memcpy %.4f GB/s  ratio %.2f", res->ref_gbps,
+		       res->ref_gbps > 0 ? res->gbps / res->ref_gbps : 0);
+	printf("\n");
+}
+
+int main(int argc, char **argv)
+{
+	struct rdps_config cfg;
+	struct rdps_ctx *ctx = NULL;
+	struct rdps_table *t = NULL;
+	struct result res;
+	struct opts o;
+	char scheme[16], name[RDPS_TABLE_NAME_MAX + 1];
+	void *a = NULL, *b = NULL;
+	uint64_t n;
+	int ret, rc = 1;
+
+	tool_name = "rdps-psbench";
+	if (parse_args(argc, argv, &o))
+		return 2;
+	memset(&res, 0, sizeof(res));
+	rdps_config_default(&cfg);
+	rdps_clear_error();
+	ret = rdps_config_from_env(&cfg);
+	if (ret)
+		return tool_fail(ret, "reading the environment");
+	if (!cfg.shards) {
+		tool_err("RDPS_SHARDS is not set: run under rdps-launch, e.g. "
+			 "rdps-launch -s 4 -w 1 -- rdps-psbench pull");
+		return 2;
+	}
+	cfg.poll_mode = o.poll_mode;
+	scheme_of(cfg.shards, scheme, sizeof(scheme));
+	if (o.test == T_PUSH && cfg.model == RDPS_MODEL_BSP) {
+		tool_err("push times applied deltas, and bsp applies them only "
+			 "at the clock: run it with rdps-launch -m ssp or asp");
+		return 2;
+	}
+	if (o.test == T_TICK && cfg.model != RDPS_MODEL_ASP &&
+	    cfg.workers > 1 &&
+	    (cfg.model == RDPS_MODEL_BSP || cfg.slack < o.warmup + o.iters + 1))
+		fprintf(stderr,
+			"%s: warning: tick with %d workers may block on the "
+			"others; the issue's tick is one worker's\n",
+			tool_name, cfg.workers);
+
+	/* The reference first, while nothing else of ours runs. */
+	if (o.test == T_PULL && cfg.rank == 0 && run_memcpy(&o, &res))
+		return 1;
+
+	rdps_clear_error();
+	ret = rdps_ctx_create(&cfg, &ctx);
+	if (ret)
+		return tool_fail(ret, "connecting to the shards");
+	if (o.table)
+		snprintf(name, sizeof(name), "%s", o.table);
+	else
+		snprintf(name, sizeof(name), "psbench-%s", test_names[o.test]);
+	n = o.size / 4;
+	if (o.test == T_ROUND || o.test == T_TICK)
+		n = n < 262144 ? 262144 : n;
+	rdps_clear_error();
+	ret = rdps_table_open(ctx, name, n, RDPS_DTYPE_F32, RDPS_RULE_SUM, 0,
+			      &t);
+	if (ret) {
+		rc = tool_fail(ret, "opening the table");
+		goto out;
+	}
+	a = buf_alloc(o.size, 0);
+	b = buf_alloc(o.size, 0);
+	if (!a || !b)
+		goto out;
+	for (uint64_t i = 0; i < o.size / 4; i++)
+		((float *)a)[i] = 1.0f;
+	rdps_clear_error();
+	ret = rdps_barrier(ctx);
+	if (ret) {
+		rc = tool_fail(ret, "barrier");
+		goto out;
+	}
+	switch (o.test) {
+	case T_PULL:
+		rc = timed(ctx, t, &o, step_pull, b, NULL, "pull", &res);
+		break;
+	case T_PUSH:
+		rc = timed(ctx, t, &o, step_push, a, NULL, "push", &res);
+		if (!rc) {
+			rc = check_sum(ctx, t, &o, cfg.workers, b);
+			res.checked = !rc;
+		}
+		break;
+	case T_TICK:
+		rc = timed(ctx, t, &o, step_tick, NULL, NULL, "clock", &res);
+		break;
+	case T_ROUND:
+		rc = timed(ctx, t, &o, step_round, a, b, "push then pull",
+			   &res);
+		break;
+	}
+	if (rc)
+		goto out;
+	if (cfg.rank == 0) {
+		print_result(&o, &cfg, scheme, &res);
+		fflush(stdout);
+	}
+	rc = 0;
+out:
+	free(a);
+	free(b);
+	rdps_ctx_destroy(ctx);
+	return rc;
+}
