@@ -23,6 +23,14 @@ void tool_err(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
+int tool_check_transport(const char *s)
+{
+	if (!strcmp(s, "shm") || !strcmp(s, "tcp") || !strcmp(s, "verbs"))
+		return 0;
+	tool_err("unknown transport '%s': use shm, tcp or verbs", s);
+	return -EINVAL;
+}
+
 void tool_place(struct rdps_tp *tp)
 {
 	int ret = rdps_tp_bind_poller(tp);

@@ -30,6 +30,10 @@ void tool_err(const char *fmt, ...) RDPS_PRINTF(1, 2);
  */
 int tool_fail(int ret, const char *what);
 
+/* 0 if s is a transport scheme this build knows (shm, tcp, verbs), else
+ * one line on stderr and -EINVAL. */
+int tool_check_transport(const char *s);
+
 /* Bind the calling thread where the transport placed its pollers (verbs:
  * the NIC's NUMA node) and say where on stderr; a failure is a warning. */
 void tool_place(struct rdps_tp *tp);

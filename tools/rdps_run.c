@@ -151,13 +151,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			o->shards = (unsigned)v;
 			break;
 		case 't':
-			if (strcmp(optarg, "shm") && strcmp(optarg, "tcp") &&
-			    strcmp(optarg, "verbs")) {
-				tool_err("unknown transport '%s': use shm, "
-					 "tcp or verbs",
-					 optarg);
+			if (tool_check_transport(optarg))
 				return -EINVAL;
-			}
 			o->transport = optarg;
 			break;
 		case 'a':
