@@ -54,6 +54,13 @@ struct wrk_part {
 	struct rdps_tp_rkey params;
 };
 
+/* A buffer of rdps_buf_alloc(): pulls land in it directly. */
+struct wrk_ubuf {
+	char *addr;
+	size_t len;
+	struct rdps_tp_mr *mr;
+};
+
 struct rdps_table {
 	struct rdps_ctx *ctx;
 	struct rdps_table *next;
@@ -86,6 +93,8 @@ struct rdps_ctx {
 	struct rdps_tp_mr *bounce_mr;
 	void *scratch; /* sparse bookkeeping, plain heap */
 	size_t scratch_len;
+	struct wrk_ubuf *ubuf; /* rdps_buf_alloc() buffers, unordered */
+	unsigned n_ubuf, cap_ubuf;
 
 	uint64_t clock, barriers, last_arrivals;
 	struct rdps_stats st;
@@ -427,6 +436,80 @@ static void *wrk_scratch(struct rdps_ctx *ctx, size_t len)
 	ctx->scratch = p;
 	ctx->scratch_len = len;
 	return p;
+}
+
+void *rdps_buf_alloc(struct rdps_ctx *ctx, size_t bytes)
+{
+	struct wrk_ubuf *u;
+	void *addr;
+	int ret;
+
+	if (!ctx) {
+		rdps_set_error(-EINVAL, "rdps_buf_alloc: null context");
+		return NULL;
+	}
+	if (!bytes || bytes > SIZE_MAX - WRK_PAGE) {
+		rdps_set_error(-EINVAL,
+			       "rdps_buf_alloc: bad size %zu: 1 byte or more, "
+			       "below SIZE_MAX - %u",
+			       bytes, WRK_PAGE);
+		return NULL;
+	}
+	if (ctx->n_ubuf == ctx->cap_ubuf) {
+		unsigned cap = ctx->cap_ubuf ? ctx->cap_ubuf * 2 : 8;
+
+		u = realloc(ctx->ubuf, cap * sizeof(*u));
+		if (!u) {
+			rdps_set_error(-ENOMEM, "out of memory");
+			return NULL;
+		}
+		ctx->ubuf = u;
+		ctx->cap_ubuf = cap;
+	}
+	u = &ctx->ubuf[ctx->n_ubuf];
+	memset(u, 0, sizeof(*u));
+	ret = wrk_mem_get(ctx, bytes, RDPS_TP_ACCESS_LOCAL, &addr, &u->len,
+			  &u->mr, "user buffer (rdps_buf_alloc)");
+	if (ret)
+		return NULL;
+	u->addr = addr;
+	ctx->n_ubuf++;
+	return addr;
+}
+
+void rdps_buf_free(struct rdps_ctx *ctx, void *buf)
+{
+	if (!ctx || !buf)
+		return;
+	for (unsigned i = 0; i < ctx->n_ubuf; i++) {
+		struct wrk_ubuf *u = &ctx->ubuf[i];
+		void *addr = u->addr;
+
+		if (addr != buf)
+			continue;
+		wrk_mem_put(ctx, &addr, &u->len, &u->mr);
+		ctx->ubuf[i] = ctx->ubuf[--ctx->n_ubuf];
+		return;
+	}
+	rdps_warn("rdps_buf_free: %p is not a buffer of rdps_buf_alloc() on "
+		  "this context; ignored",
+		  buf);
+}
+
+/* The rdps_buf_alloc() buffer holding [p, p + len), or NULL. */
+static const struct wrk_ubuf *wrk_ubuf_find(const struct rdps_ctx *ctx,
+					    const void *p, size_t len)
+{
+	uintptr_t a = (uintptr_t)p;
+
+	for (unsigned i = 0; i < ctx->n_ubuf; i++) {
+		const struct wrk_ubuf *u = &ctx->ubuf[i];
+		uintptr_t b = (uintptr_t)u->addr;
+
+		if (a >= b && len <= u->len && a - b <= u->len - len)
+			return u;
+	}
+	return NULL;
 }
 
 /* Sub-slots ------------------------------------------------------------- */
@@ -801,6 +884,13 @@ void rdps_ctx_destroy(struct rdps_ctx *ctx)
 
 		while (rdps_tp_poll(ctx->tp, comps, 32) > 0)
 			;
+		for (unsigned i = 0; i < ctx->n_ubuf; i++) {
+			struct wrk_ubuf *u = &ctx->ubuf[i];
+			void *addr = u->addr;
+
+			wrk_mem_put(ctx, &addr, &u->len, &u->mr);
+		}
+		ctx->n_ubuf = 0;
 		wrk_mem_put(ctx, &ctx->bounce, &ctx->bounce_len,
 			    &ctx->bounce_mr);
 		wrk_mem_put(ctx, &ctx->stage, &ctx->stage_len, &ctx->stage_mr);
@@ -811,6 +901,7 @@ void rdps_ctx_destroy(struct rdps_ctx *ctx)
 			rdps_warn("closing the transport failed: %s",
 				  strerror(-ret));
 	}
+	free(ctx->ubuf);
 	free(ctx->scratch);
 	free(ctx->sh);
 	free(ctx->shards_buf);
@@ -1169,7 +1260,8 @@ static uint64_t wrk_need(const struct rdps_ctx *ctx)
 }
 
 /* One contiguous read of a pull: bytes [roff, roff+len) of shard s's
- * params into bounce + boff. */
+ * params into base + boff (the bounce buffer, or the caller's dst when it
+ * is an rdps_buf_alloc() buffer). */
 struct wrk_run {
 	unsigned shard;
 	uint64_t roff, len, boff;
@@ -1177,11 +1269,12 @@ struct wrk_run {
 
 /*
  * Post the header read and the runs of every shard in want[] (header into
- * hdr[s]), wait, and clear want[s] for shards whose applied_clock is fresh
- * enough. Repeats until none is left.
+ * hdr[s], runs into base, which lies in mr), wait, and clear want[s] for
+ * shards whose applied_clock is fresh enough. Repeats until none is left.
  */
 static int wrk_pull_runs(struct rdps_table *t, const struct wrk_run *runs,
-			 size_t nruns, uint8_t *want, struct ps_dir_hdr *hdr)
+			 size_t nruns, uint8_t *want, struct ps_dir_hdr *hdr,
+			 char *base, struct rdps_tp_mr *mr)
 {
 	struct rdps_ctx *ctx = t->ctx;
 	uint64_t need = wrk_need(ctx), deadline = wrk_deadline(ctx);
@@ -1217,8 +1310,7 @@ static int wrk_pull_runs(struct rdps_table *t, const struct wrk_run *runs,
 				continue;
 			WRK_POST(ret, ctx, deadline,
 				 rdps_tp_get(ctx->sh[run->shard].ep,
-					     (char *)ctx->bounce + run->boff,
-					     run->len, ctx->bounce_mr,
+					     base + run->boff, run->len, mr,
 					     pt->params.addr + run->roff,
 					     &pt->params, (uintptr_t)&g, 0));
 			if (ret)
@@ -1286,6 +1378,7 @@ static int wrk_check_range(const struct rdps_table *t, uint64_t start,
 
 int rdps_pull(struct rdps_table *t, uint64_t start, uint64_t count, void *dst)
 {
+	const struct wrk_ubuf *ub;
 	struct rdps_ctx *ctx;
 	struct wrk_run *runs;
 	uint8_t *want;
@@ -1321,13 +1414,24 @@ int rdps_pull(struct rdps_table *t, uint64_t start, uint64_t count, void *dst)
 		want[s] = 1;
 		nruns++;
 	}
-	ret = wrk_bounce(ctx, off);
-	if (ret)
-		return ret;
-	ret = wrk_pull_runs(t, runs, nruns, want, wrk_hdrs(ctx));
-	if (ret)
-		return ret;
-	memcpy(dst, ctx->bounce, count * t->esz);
+	/* Straight into dst when it is registered (rdps_buf_alloc()); a
+	 * stale read is simply read again over it. */
+	ub = wrk_ubuf_find(ctx, dst, off);
+	if (ub) {
+		ret = wrk_pull_runs(t, runs, nruns, want, wrk_hdrs(ctx), dst,
+				    ub->mr);
+		if (ret)
+			return ret;
+	} else {
+		ret = wrk_bounce(ctx, off);
+		if (ret)
+			return ret;
+		ret = wrk_pull_runs(t, runs, nruns, want, wrk_hdrs(ctx),
+				    ctx->bounce, ctx->bounce_mr);
+		if (ret)
+			return ret;
+		memcpy(dst, ctx->bounce, count * t->esz);
+	}
 	ctx->st.pulls++;
 	ctx->st.bytes_pulled += count * t->esz;
 	return 0;
@@ -1435,7 +1539,8 @@ int rdps_pull_sparse(struct rdps_table *t, const uint64_t *idx, size_t n,
 	ret = wrk_bounce(ctx, bytes);
 	if (ret)
 		return ret;
-	ret = wrk_pull_runs(t, runs, nruns, want, wrk_hdrs(ctx));
+	ret = wrk_pull_runs(t, runs, nruns, want, wrk_hdrs(ctx), ctx->bounce,
+			    ctx->bounce_mr);
 	if (ret)
 		return ret;
 	for (size_t i = 0; i < n; i++)

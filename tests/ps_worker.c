@@ -175,6 +175,70 @@ static void sum_gen(uint64_t *rng, struct sum_push *p)
 		p->delta[i] = ((double)rnd(rng, 65) - 32.0) / 4.0;
 }
 
+/*
+ * Dense pulls into rdps_buf_alloc() memory (read straight into it) give
+ * the same bytes as pulls into malloc memory (staged): the whole table,
+ * ranges across and along shard bounds, random ranges at odd byte offsets
+ * in the buffer, and a range ending at the buffer's last byte.
+ */
+#define SUM_ZC_RANGES 64
+static void sum_check_zc(struct rdps_ctx *ctx, struct rdps_table *t,
+			 const double *final, uint64_t seed)
+{
+	static const uint64_t fixed[][2] = {
+		{0, SUM_N},	{SUM_N - 1, 1},	  {0, 1},
+		{33331, 2},	{33333, 33336},	  {49999, 2},
+		{50000, 1},	{49990, 50013},	  {66660, 9},
+		{1, SUM_N - 2}, {SUM_N - 17, 17},
+	};
+	const unsigned nfixed = sizeof(fixed) / sizeof(fixed[0]);
+	size_t len = SUM_N * sizeof(double) + 128;
+	uint64_t rng = seed ^ 0x2c0ffee;
+	char *zc, *zc2, *plain;
+
+	zc = rdps_buf_alloc(ctx, len);
+	zc2 = rdps_buf_alloc(ctx, 100);
+	if (!zc || !zc2)
+		fail("rdps_buf_alloc: %s", rdps_errmsg());
+	if ((uintptr_t)zc % 4096 || (uintptr_t)zc2 % 4096)
+		fail("rdps_buf_alloc: %p or %p is not page-aligned", zc, zc2);
+	for (size_t i = 0; i < len; i++)
+		if (zc[i])
+			fail("rdps_buf_alloc: byte %zu is not zero", i);
+	plain = xcalloc(len, 1);
+	for (unsigned r = 0; r < nfixed + SUM_ZC_RANGES; r++) {
+		uint64_t start, count, boff;
+
+		if (r < nfixed) {
+			start = fixed[r][0];
+			count = fixed[r][1];
+			boff = r % 2 ? 8 * r : r; /* odd and element offsets */
+		} else {
+			start = rnd(&rng, SUM_N);
+			count = 1 + rnd(&rng, SUM_N - start);
+			boff = rnd(&rng, 64);
+		}
+		if (r == nfixed + SUM_ZC_RANGES - 1)
+			boff = len - count * sizeof(double); /* at the end */
+		memset(zc + boff, 0xa5, count * sizeof(double));
+		CHECK(rdps_pull(t, start, count, zc + boff));
+		CHECK(rdps_pull(t, start, count, plain + boff));
+		if (memcmp(zc + boff, plain + boff, count * sizeof(double)) ||
+		    memcmp(zc + boff, final + start, count * sizeof(double)))
+			fail("pull of [%" PRIu64 ", +%" PRIu64 ") into "
+			     "rdps_buf_alloc memory at +%" PRIu64 " differs "
+			     "from the pull into malloc memory",
+			     start, count, boff);
+	}
+	/* A small second buffer, and one left for rdps_ctx_destroy. */
+	CHECK(rdps_pull(t, SUM_N - 12, 12, zc2 + 3));
+	if (memcmp(zc2 + 3, final + SUM_N - 12, 12 * sizeof(double)))
+		fail("pull into a second rdps_buf_alloc buffer differs");
+	rdps_buf_free(ctx, zc);
+	rdps_buf_free(ctx, NULL);
+	free(plain);
+}
+
 static int mode_sum(struct rdps_ctx *ctx, int argc, char **argv)
 {
 	uint64_t n_push, seed, rng;
@@ -249,6 +313,7 @@ static int mode_sum(struct rdps_ctx *ctx, int argc, char **argv)
 			     want[bad], cfg.workers, n_push);
 		usleep(10000);
 	}
+	sum_check_zc(ctx, t, final, seed);
 	/* A sparse pull of a few elements agrees with the dense one. */
 	{
 		uint64_t idx[4] = {0, SUM_N - 1, SUM_N / 2, 17};

@@ -6,8 +6,10 @@
  *   rdps-launch -s 4 -w 1 -- rdps-psbench pull --size 1m
  *
  * Tests (one result line each, on stdout; progress on stderr):
- *   pull   dense rdps_pull of SIZE bytes of float32 over every shard,
- *          against a single-thread memcpy of SIZE bytes in this process;
+ *   pull   dense rdps_pull of SIZE bytes of float32 over every shard into
+ *          a buffer of rdps_buf_alloc() (the zero-copy path: each shard's
+ *          range is read straight into it), against a single-thread
+ *          memcpy of SIZE bytes in this process;
  *   tick   rdps_clock() when it does not block (one worker, or a slack
  *          larger than the run), timed in batches of -b calls;
  *   push   dense rdps_push of SIZE bytes of float32 deltas, SUM rule. With
@@ -57,9 +59,11 @@ static void usage(FILE *f)
 		"RDPS_TOKEN). Rank 0 prints one result line.\n"
 		"\n"
 		"Tests:\n"
-		"  pull    dense pull of SIZE bytes of float32 (1m), median "
-		"GB/s, next to\n"
-		"          a 1-thread memcpy of SIZE bytes in this process\n"
+		"  pull    dense pull of SIZE bytes of float32 (1m) into an "
+		"rdps_buf_alloc()\n"
+		"          buffer (zero-copy), median GB/s, next to a "
+		"1-thread memcpy of\n"
+		"          SIZE bytes in this process\n"
 		"  tick    rdps_clock() that does not block (run it with one "
 		"worker),\n"
 		"          median us per call over batches of -b calls\n"
@@ -411,6 +415,8 @@ static void print_result(const struct opts *o, const struct rdps_config *cfg,
 		       res->r.max_us);
 		if (bw)
 			printf(",\"gbps\":%.4f", res->gbps);
+		if (o->test == T_PULL)
+			printf(",\"dst\":\"rdps_buf_alloc\"");
 		if (res->has_ref)
 			printf(",\"ref\":\"memcpy\",\"ref_median_us\":%.4f,"
 			       "\"ref_gbps\":%.4f,\"ratio\":%.4f",
@@ -434,6 +440,8 @@ static void print_result(const struct opts *o, const struct rdps_config *cfg,
 	if (o->batch > 1)
 		printf(" in batches of %llu", (unsigned long long)o->batch);
 	printf(")");
+	if (o->test == T_PULL)
+		printf("  dst rdps_buf_alloc");
 	if (res->has_ref)
 		printf("  memcpy %.4f GB/s  ratio %.2f", res->ref_gbps,
 		       res->ref_gbps > 0 ? res->gbps / res->ref_gbps : 0);
@@ -504,7 +512,18 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	a = buf_alloc(o.size, 0);
-	b = buf_alloc(o.size, 0);
+	if (o.test == T_PULL) {
+		/* Registered memory: the pull's zero-copy path. */
+		rdps_clear_error();
+		b = rdps_buf_alloc(ctx, o.size);
+		if (!b) {
+			tool_err("rdps_buf_alloc of %zu bytes failed: %s",
+				 o.size, rdps_errmsg());
+			goto out;
+		}
+	} else {
+		b = buf_alloc(o.size, 0);
+	}
 	if (!a || !b)
 		goto out;
 	for (uint64_t i = 0; i < o.size / 4; i++)
@@ -543,7 +562,10 @@ int main(int argc, char **argv)
 	rc = 0;
 out:
 	free(a);
-	free(b);
+	if (o.test == T_PULL)
+		rdps_buf_free(ctx, b);
+	else
+		free(b);
 	rdps_ctx_destroy(ctx);
 	return rc;
 }

@@ -110,8 +110,29 @@ int rdps_config_from_env(struct rdps_config *cfg);
 /* Connect to every shard. -EINVAL (bad config, with rdps_errmsg()),
  * -ECONNREFUSED, -ETIMEDOUT, -EACCES (token), -EPROTO. */
 int rdps_ctx_create(const struct rdps_config *cfg, struct rdps_ctx **ctx_out);
-/* Close the connections and free; NULL is fine. */
+/* Close the connections and free, including every buffer of
+ * rdps_buf_alloc() not freed yet; NULL is fine. */
 void rdps_ctx_destroy(struct rdps_ctx *ctx);
+
+/*
+ * A buffer of bytes (rounded up to whole pages) that the context's
+ * transport can move data into directly: allocated like the transport's
+ * own memory and registered once for local access (verbs: on the NIC's
+ * NUMA node). Page-aligned and zeroed. NULL with rdps_errmsg() on failure.
+ *
+ * A dense rdps_pull() whose [dst, dst + count * element size) lies inside
+ * one such buffer reads every shard's range straight into dst and skips
+ * the staging copy; pulls into other memory go through a staging buffer
+ * and a memcpy. Sparse pulls and pushes always stage (a push's message
+ * header must precede its payload), so the buffer is then plain memory.
+ * On a failed zero-copy pull dst may hold partial data.
+ *
+ * Each call registers memory, which is costly on verbs: allocate once
+ * and reuse. A buffer serves only the context it came from.
+ */
+void *rdps_buf_alloc(struct rdps_ctx *ctx, size_t bytes);
+/* Free a buffer of rdps_buf_alloc() on the same context; NULL is fine. */
+void rdps_buf_free(struct rdps_ctx *ctx, void *buf);
 
 /*
  * Create the table if it does not exist, else open it and check that n,
