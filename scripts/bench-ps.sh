@@ -92,22 +92,7 @@ if [ -n "$md_out" ]; then
 	: >"$md_out" 2>/dev/null || die "cannot write '$md_out'"
 fi
 
-tmp=$(mktemp -d /tmp/rdps-bench-ps.XXXXXX) || die "mktemp failed"
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do
-		kill "$p" 2>/dev/null
-	done
-	for p in "${pids[@]}"; do
-		wait "$p" 2>/dev/null
-	done
-	pids=()
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-port=$((20000 + $$ % 20000))
-failed=0
+. "$(dirname "$0")/bench-lib.sh"
 
 # jget JSON KEY: a number field of a JSON line.
 jget() {
@@ -143,67 +128,8 @@ fadd() {
 	echo "$out" | tail -1 | awk -F, '{ printf "%.4f", $6 }'
 }
 
-memcpy_bw() {
-	local out
-	out=$("$perf" --memcpy -s 1m -b 1 -n "$pull_iters" \
-		-w $((pull_iters / 10)) --csv 2>"$tmp/err") || {
-		echo "$prog: rdps-perf --memcpy failed: $(tail -1 "$tmp/err")" >&2
-		return 1
-	}
-	echo "$out" | tail -1 | awk -F, '{ printf "%.4f", $6 }'
-}
 
-# iperf3 single stream on 127.0.0.1: receiver GB/s.
-iperf() {
-	local spid out=""
-	port=$((port + 1))
-	iperf3 -s -1 -p "$port" >/dev/null 2>&1 &
-	spid=$!
-	pids+=("$spid")
-	for _ in 1 2 3 4 5 6 7 8 9 10; do
-		sleep 0.2
-		out=$(iperf3 -c 127.0.0.1 -p "$port" -t "$iperf_secs" -f g \
-			2>"$tmp/err") && break
-		out=""
-		kill -0 "$spid" 2>/dev/null || break
-	done
-	kill "$spid" 2>/dev/null
-	wait "$spid" 2>/dev/null
-	pids=()
-	[ -n "$out" ] || {
-		echo "$prog: iperf3 failed: $(tail -1 "$tmp/err")" >&2
-		return 1
-	}
-	echo "$out" | awk '/receiver/ {
-		for (i = 2; i <= NF; i++) if ($i ~ /bits\/sec/) { v = $(i-1); u = $i }
-	} END {
-		m = u ~ /^G/ ? 1 : u ~ /^M/ ? 1e-3 : u ~ /^K/ ? 1e-6 : 1e-9
-		printf "%.4f", v * m / 8
-	}'
-}
 
-rows=()
-# row METRIC UNIT RDPS REF REFNAME BETTER TARGET (as in bench.sh)
-row() {
-	local metric=$1 unit=$2 r=$3 ref=$4 name=$5 better=$6 target=$7
-	local ratio=n/a met=-
-	if [ -n "$r" ] && [ -n "$ref" ]; then
-		ratio=$(awk -v a="$r" -v b="$ref" \
-			'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')
-		if [ "$target" != "-" ] && [ "$ratio" != n/a ]; then
-			met=$(awk -v x="$ratio" -v t="$target" -v b="$better" \
-				'BEGIN { ok = b == "lower" ? x <= t : x >= t
-					 print ok ? "yes" : "no" }')
-		fi
-	fi
-	[ -n "$r" ] || { r=n/a; failed=1; }
-	[ -n "$ref" ] || { ref=n/a; failed=1; }
-	local tgt=-
-	[ "$target" = "-" ] || tgt=$([ "$better" = lower ] && echo "<= ${target}x" || echo ">= ${target}x")
-	rows+=("$metric ($unit)|$r|$ref|$name|$ratio|$better|$tgt|$met")
-	printf '%s: %-34s rdps %-10s %-30s %-10s ratio %s\n' "$prog" "$metric" \
-		"$r" "$name" "$ref" "$ratio" >&2
-}
 
 fmt4() { [ -n "$1" ] && awk -v x="$1" 'BEGIN { printf "%.4f", x }'; }
 
@@ -217,7 +143,7 @@ j=$(psb shm "$shards" bsp pull "${pn[@]}")
 row "shm pull 1 MiB, $shards shards" GB/s "$(fmt4 "$(jget "$j" gbps)")" \
 	"$(fmt4 "$(jget "$j" ref_gbps)")" "memcpy 1 MiB, same process" higher 0.8
 row "shm pull 1 MiB, $shards shards" GB/s "$(fmt4 "$(jget "$j" gbps)")" \
-	"$(memcpy_bw)" "rdps-perf --memcpy 1 MiB" higher -
+	"$(memcpy_bw "$pull_iters")" "rdps-perf --memcpy 1 MiB" higher -
 
 # 2. tick against one raw fetch-add round trip, shm and tcp.
 for tp in shm tcp; do
@@ -246,7 +172,7 @@ row "tcp round 8 B push+pull" us "$(fmt4 "$(jget "$j" median_us)")" 60 \
 
 # tcp throughput next to iperf3 (no issue target).
 if [ $tcp_bw = 1 ]; then
-	ip=$(iperf)
+	ip=$(iperf "$iperf_secs")
 	j=$(psb tcp "$shards" bsp pull "${pn[@]}")
 	row "tcp pull 1 MiB, $shards shards" GB/s \
 		"$(fmt4 "$(jget "$j" gbps)")" "$ip" "iperf3 1 stream 127.0.0.1" \
@@ -258,33 +184,10 @@ if [ $tcp_bw = 1 ]; then
 fi
 
 secs=$(($(date +%s) - start))
-cols="metric|rdps|reference|reference name|ratio|better|target|met"
-{
-	echo "$cols"
-	printf '%s\n' "${rows[@]}"
-} | awk -F'|' '
-	{ for (i = 1; i <= NF; i++) { c[NR, i] = $i
-	  if (length($i) > w[i]) w[i] = length($i) } n = NR; nf = NF }
-	END { for (r = 1; r <= n; r++) { line = ""
-		for (i = 1; i <= nf; i++)
-			line = line (i < nf ? sprintf("%-*s  ", w[i], c[r, i]) : c[r, i])
-		print line } }'
-
-if [ -n "$md_out" ]; then
-	{
-		echo "| ${cols//|/ | } |"
-		echo "|---|--:|--:|---|--:|---|---|---|"
-		for r in "${rows[@]}"; do
-			echo "| ${r//|/ | } |"
-		done
-		echo
-		echo "Measured $(date -u +%Y-%m-%d) by \`scripts/bench.sh --ps\` in" \
-			"${secs} s on $(nproc) cores ($(uname -r)); one worker" \
-			"(rdps-psbench under rdps-launch), adaptive polling;" \
-			"pull/push $pull_iters x 1 MiB, tick/round/fadd $lat_iters" \
-			"iterations, medians. Ratio is rdps / reference."
-	} >"$md_out"
-	echo "$prog: wrote $md_out" >&2
-fi
+print_tables "$md_out" "Measured $(date -u +%Y-%m-%d) by \`scripts/bench.sh --ps\` in \
+${secs} s on $(nproc) cores ($(uname -r)); one worker \
+(rdps-psbench under rdps-launch), adaptive polling; \
+pull/push $pull_iters x 1 MiB, tick/round/fadd $lat_iters \
+iterations, medians. Ratio is rdps / reference."
 echo "$prog: done in ${secs} s" >&2
 exit $failed

@@ -107,35 +107,7 @@ if [ -n "$md_out" ]; then
 	: >"$md_out" 2>/dev/null || die "cannot write '$md_out'"
 fi
 
-tmp=$(mktemp -d /tmp/rdps-bench.XXXXXX) || die "mktemp failed"
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do
-		kill "$p" 2>/dev/null
-	done
-	for p in "${pids[@]}"; do
-		wait "$p" 2>/dev/null
-	done
-	pids=()
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# Ports for the reference servers: spread by pid, away from the others.
-port=$((20000 + $$ % 20000))
-failed=0
-
-# Kill one background server and forget it.
-stop_server() {
-	kill "$1" 2>/dev/null
-	wait "$1" 2>/dev/null
-	local keep=() p
-	for p in "${pids[@]}"; do
-		[ "$p" = "$1" ] || keep+=("$p")
-	done
-	pids=("${keep[@]}")
-}
+. "$(dirname "$0")/bench-lib.sh"
 
 # rdps SCHEME OP SIZE [extra rdps-perf options]: median latency in us, or
 # GB/s with --bw. The average goes to stderr.
@@ -156,15 +128,6 @@ rdps() {
 	echo "$out" | tail -1 | awk -F, -v c=$col '{ printf "%.4f", $c }'
 }
 
-memcpy_bw() {
-	local out
-	out=$("$perf" --memcpy -s 1m -b 1 -n "$bw_iters" \
-		-w $((bw_iters / 10)) --csv 2>"$tmp/err") || {
-		echo "$prog: rdps-perf --memcpy failed: $(tail -1 "$tmp/err")" >&2
-		return 1
-	}
-	echo "$out" | tail -1 | awk -F, '{ printf "%.4f", $6 }'
-}
 
 # ucx TLS TEST SIZE [extra ucx_perftest options]: prints "lat_us gbps"
 # (median latency, overall bandwidth) of one client run against a fresh
@@ -197,32 +160,6 @@ ucx() {
 		awk -F, '{ printf "%.4f %.4f", $2, $6 * 1048576 / 1e9 }'
 }
 
-# iperf3 single stream on 127.0.0.1: receiver GB/s.
-iperf() {
-	local spid out=""
-	port=$((port + 1))
-	iperf3 -s -1 -p "$port" >/dev/null 2>&1 &
-	spid=$!
-	pids+=("$spid")
-	for _ in 1 2 3 4 5 6 7 8 9 10; do
-		sleep 0.2
-		out=$(iperf3 -c 127.0.0.1 -p "$port" -t "$iperf_secs" -f g \
-			2>"$tmp/err") && break
-		out=""
-		kill -0 "$spid" 2>/dev/null || break
-	done
-	stop_server "$spid"
-	[ -n "$out" ] || {
-		echo "$prog: iperf3 failed: $(tail -1 "$tmp/err")" >&2
-		return 1
-	}
-	echo "$out" | awk '/receiver/ {
-		for (i = 2; i <= NF; i++) if ($i ~ /bits\/sec/) { v = $(i-1); u = $i }
-	} END {
-		m = u ~ /^G/ ? 1 : u ~ /^M/ ? 1e-3 : u ~ /^K/ ? 1e-6 : 1e-9
-		printf "%.4f", v * m / 8
-	}'
-}
 
 # idle_cpu SCHEME MODE: % of one core an rdps-perf server with no client
 # uses over 3 s in poll mode MODE (the issue's bound: < 2%).
@@ -249,29 +186,6 @@ idle_cpu() {
 		'BEGIN { printf "%.2f", 100 * (b - a) / hz / 3 }'
 }
 
-rows=()
-# row METRIC UNIT RDPS REF REFNAME BETTER TARGET
-#   BETTER is "lower" or "higher"; TARGET a ratio bound or "-".
-row() {
-	local metric=$1 unit=$2 r=$3 ref=$4 name=$5 better=$6 target=$7
-	local ratio=n/a met=-
-	if [ -n "$r" ] && [ -n "$ref" ]; then
-		ratio=$(awk -v a="$r" -v b="$ref" \
-			'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')
-		if [ "$target" != "-" ] && [ "$ratio" != n/a ]; then
-			met=$(awk -v x="$ratio" -v t="$target" -v b="$better" \
-				'BEGIN { ok = b == "lower" ? x <= t : x >= t
-					 print ok ? "yes" : "no" }')
-		fi
-	fi
-	[ -n "$r" ] || { r=n/a; failed=1; }
-	[ -n "$ref" ] || { ref=n/a; failed=1; }
-	local tgt=-
-	[ "$target" = "-" ] || tgt=$([ "$better" = lower ] && echo "<= ${target}x" || echo ">= ${target}x")
-	rows+=("$metric ($unit)|$r|$ref|$name|$ratio|$better|$tgt|$met")
-	printf '%s: %-28s rdps %-10s %-26s %-10s ratio %s\n' "$prog" "$metric" \
-		"$r" "$name" "$ref" "$ratio" >&2
-}
 
 first() { echo "${1%% *}"; }
 second() { [ -n "$1" ] && echo "${1##* }"; }
@@ -293,7 +207,7 @@ u=$(ucx posix,self ucp_cswap 8)
 row "shm 8 B cas latency" us "$(rdps shm cas 8)" "$(first "$u")" \
 	"ucx ucp_cswap posix" lower 1.0
 shm_bw=$(rdps shm read 1m --bw "$outstanding")
-row "shm 1 MiB read bandwidth" GB/s "$shm_bw" "$(memcpy_bw)" \
+row "shm 1 MiB read bandwidth" GB/s "$shm_bw" "$(memcpy_bw "$bw_iters")" \
 	"memcpy 1 MiB, 1 thread" higher 0.9
 u=$(ucx posix,self ucp_get 1048576 -O "$outstanding")
 row "shm 1 MiB read bandwidth" GB/s "$shm_bw" "$(second "$u")" \
@@ -312,7 +226,7 @@ row "tcp 8 B fadd latency" us "$(rdps tcp fadd 8)" "$fadd_ref" \
 u=$(ucx tcp ucp_cswap 8)
 row "tcp 8 B cas latency" us "$(rdps tcp cas 8)" "$(first "$u")" \
 	"ucx ucp_cswap tcp" lower -
-ip=$(iperf)
+ip=$(iperf "$iperf_secs")
 row "tcp 1 MiB read bandwidth" GB/s \
 	"$(rdps tcp read 1m --bw "$outstanding")" "$ip" \
 	"iperf3 1 stream 127.0.0.1" higher 0.7
@@ -329,35 +243,10 @@ for m in adaptive event; do
 done
 
 secs=$(($(date +%s) - start))
-cols="metric|rdps|reference|reference name|ratio|better|target|met"
-
-# Plain table to stdout.
-{
-	echo "$cols"
-	printf '%s\n' "${rows[@]}"
-} | awk -F'|' '
-	{ for (i = 1; i <= NF; i++) { c[NR, i] = $i
-	  if (length($i) > w[i]) w[i] = length($i) } n = NR; nf = NF }
-	END { for (r = 1; r <= n; r++) { line = ""
-		for (i = 1; i <= nf; i++)
-			line = line (i < nf ? sprintf("%-*s  ", w[i], c[r, i]) : c[r, i])
-		print line } }'
-
-if [ -n "$md_out" ]; then
-	{
-		echo "| ${cols//|/ | } |"
-		echo "|---|--:|--:|---|--:|---|---|---|"
-		for r in "${rows[@]}"; do
-			echo "| ${r//|/ | } |"
-		done
-		echo
-		echo "Measured $(date -u +%Y-%m-%d) by \`scripts/bench.sh\` in ${secs} s on" \
-			"$(nproc) cores ($(uname -r)); ucx $(dpkg-query -W -f '${Version}' ucx-utils 2>/dev/null || echo '?')," \
-			"latency $lat_iters iterations, bandwidth $bw_iters x 1 MiB with" \
-			"$outstanding outstanding. Ratio is rdps / reference; latencies" \
-			"are medians (ucx_perftest: its 50.0 percentile)."
-	} >"$md_out"
-	echo "$prog: wrote $md_out" >&2
-fi
+print_tables "$md_out" "Measured $(date -u +%Y-%m-%d) by \`scripts/bench.sh\` in ${secs} s on \
+$(nproc) cores ($(uname -r)); ucx $(dpkg-query -W -f '${Version}' ucx-utils 2>/dev/null || echo '?'), \
+latency $lat_iters iterations, bandwidth $bw_iters x 1 MiB with \
+$outstanding outstanding. Ratio is rdps / reference; latencies \
+are medians (ucx_perftest: its 50.0 percentile)."
 echo "$prog: done in ${secs} s" >&2
 exit $failed
