@@ -103,8 +103,9 @@ jget() {
 psb() {
 	local tp=$1 s=$2 m=$3 test=$4 out
 	shift 4
-	out=$(timeout 120 "$launch" -t "$tp" -s "$s" -w 1 -m "$m" -T 110 -- \
-		"$psb" --json "$test" "$@" 2>"$tmp/err") || {
+	out=$(timeout 120 "$launch" -t "$tp" -s "$s" -w 1 -m "$m" -T 110 \
+		-P "${PSB_POLL:-adaptive}" -- "$psb" --json \
+		-P "${PSB_POLL:-adaptive}" "$test" "$@" 2>"$tmp/err") || {
 		echo "$prog: rdps-psbench $test on $tp failed:" \
 			"$(grep -v '^rdps-launch' "$tmp/err" | tail -1)" >&2
 		return 1
@@ -145,17 +146,15 @@ row "shm pull 1 MiB, $shards shards" GB/s "$(fmt4 "$(jget "$j" gbps)")" \
 row "shm pull 1 MiB, $shards shards" GB/s "$(fmt4 "$(jget "$j" gbps)")" \
 	"$(memcpy_bw "$pull_iters")" "rdps-perf --memcpy 1 MiB" higher -
 
-# 2. tick against one raw fetch-add round trip, shm and tcp.
+# 2. tick against one raw fetch-add round trip, shm and tcp. Latency
+# rows poll busily on both sides, as rdps-perf's reference does (one shard
+# and one worker: two busy processes on two cores).
 for tp in shm tcp; do
-	j=$(psb "$tp" 1 bsp tick "${ln[@]}")
+	j=$(PSB_POLL=busy psb "$tp" 1 bsp tick "${ln[@]}")
 	tick=$(fmt4 "$(jget "$j" median_us)")
 	row "$tp clock tick, 1 worker" us "$tick" \
 		"$(fadd "$tp")" "rdps-perf --local $tp -o fadd" lower 2.5
 done
-# The shards of rdps-launch poll adaptively (spin 50 us, then sleep);
-# rdps-perf's default is busy. Like for like, without a target:
-row "tcp clock tick, 1 worker" us "$tick" "$(fadd tcp -P adaptive)" \
-	"rdps-perf --local tcp -o fadd -P adaptive" lower -
 
 # 3. push + apply against the issue's 5 GB/s.
 j=$(psb shm "$shards" asp push "${pn[@]}")
@@ -163,10 +162,10 @@ row "shm push+apply 1 MiB, $shards shards" GB/s \
 	"$(fmt4 "$(jget "$j" gbps)")" 5 "bound: 5 GB/s" higher 1.0
 
 # 4. the smallest round: 8 B push then 8 B pull.
-j=$(psb shm 1 asp round "${ln[@]}")
+j=$(PSB_POLL=busy psb shm 1 asp round "${ln[@]}")
 row "shm round 8 B push+pull" us "$(fmt4 "$(jget "$j" median_us)")" 5 \
 	"bound: 5 us" lower 1.0
-j=$(psb tcp 1 asp round "${ln[@]}")
+j=$(PSB_POLL=busy psb tcp 1 asp round "${ln[@]}")
 row "tcp round 8 B push+pull" us "$(fmt4 "$(jget "$j" median_us)")" 60 \
 	"bound: 60 us" lower 1.0
 
@@ -186,7 +185,7 @@ fi
 secs=$(($(date +%s) - start))
 print_tables "$md_out" "Measured $(date -u +%Y-%m-%d) by \`scripts/bench.sh --ps\` in \
 ${secs} s on $(nproc) cores ($(uname -r)); one worker \
-(rdps-psbench under rdps-launch), adaptive polling; \
+(rdps-psbench under rdps-launch), adaptive polling (tick and round: busy on both sides, like the fadd reference); \
 pull/push $pull_iters x 1 MiB, tick/round/fadd $lat_iters \
 iterations, medians. Ratio is rdps / reference."
 echo "$prog: done in ${secs} s" >&2

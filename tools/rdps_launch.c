@@ -43,6 +43,7 @@ struct opts {
 	unsigned shards, workers;
 	const char *transport; /* shm, tcp or verbs */
 	const char *model;     /* bsp, ssp or asp */
+	const char *poll;      /* the shards' polling mode, NULL: theirs */
 	unsigned slack;
 	int slack_given;
 	const char *addr;
@@ -81,6 +82,9 @@ static void usage(FILE *f)
 		"  -a, --addr=IP        tcp and verbs: address the shards "
 		"listen on\n"
 		"                       (127.0.0.1)\n"
+		"  -P, --poll=MODE      the shards' polling: busy, adaptive "
+		"or event\n"
+		"                       (adaptive)\n"
 		"  -T, --timeout=SEC    kill the job after SEC seconds (0: "
 		"never) (0)\n"
 		"  -h, --help           this help\n"
@@ -105,6 +109,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{"slack", required_argument, NULL, 'k'},
 		{"addr", required_argument, NULL, 'a'},
 		{"timeout", required_argument, NULL, 'T'},
+		{"poll", required_argument, NULL, 'P'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -120,7 +125,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 
 	opterr = 0;
 	/* "+": stop at the first non-option, the command is not ours. */
-	while ((ch = getopt_long(argc, argv, "+:s:w:t:m:k:a:T:h", long_opts,
+	while ((ch = getopt_long(argc, argv, "+:s:w:t:m:k:a:P:T:h", long_opts,
 				 NULL)) != -1) {
 		switch (ch) {
 		case 's':
@@ -165,6 +170,14 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			}
 			o->addr = optarg;
 			break;
+		case 'P': {
+			enum rdps_tp_poll_mode pm;
+
+			if (tool_parse_poll(optarg, &pm))
+				return -EINVAL;
+			o->poll = optarg;
+			break;
+		}
 		case 'T':
 			if (tool_parse_count(optarg, "timeout", 0, 86400 * 7,
 					     &v))
@@ -310,6 +323,10 @@ static pid_t start_server(const char *path, const struct opts *o,
 	argv[n++] = token_s;
 	argv[n++] = "--report-fd";
 	argv[n++] = fd_s;
+	if (o->poll) {
+		argv[n++] = "--poll";
+		argv[n++] = o->poll;
+	}
 	argv[n] = NULL;
 
 	fflush(NULL);
