@@ -64,7 +64,7 @@
  *   pending deltas in worker order 0..W-1 with the table's rule, then
  *   publishes applied_clock = c + 1: deterministic results. A shard's
  *   completion queue is ordered per endpoint only (shm polls its rings in
- *   turn), so a PUSH of clock applied + 1 from a worker whose ENDs are
+ *   turn), so a PUSH of a clock > applied_clock from a worker whose ENDs are
  *   all in may come before another worker's END(c): the shard holds it,
  *   and that worker's later messages behind it, until applied_clock
  *   moves. Any other clock mismatch is refused (NACK EPROTO). SSP and ASP

@@ -491,8 +491,12 @@ static int handle_push(struct srv_worker *w, const struct ps_msg *m,
 			  w->rank, t->name, flags);
 		return -EINVAL;
 	}
-	if (bsp && clock == s->applied + 1 && clock == w->ends)
-		return SRV_DEFERRED; /* see handle_comp */
+	/* A worker may be ahead of this shard by more than one clock: its
+	 * own ENDs are in (clock == ends) but another worker's END of an
+	 * earlier clock may still wait in a ring polled after this one. Hold
+	 * it until applied reaches its clock (see handle_comp). */
+	if (bsp && clock > s->applied && clock == w->ends)
+		return SRV_DEFERRED;
 	if (bsp && clock != s->applied) {
 		rdps_warn("worker %u: bsp push to table '%s' for clock %" PRIu64
 			  " while the shard collects clock %" PRIu64
