@@ -25,12 +25,17 @@ void rdps_config_default(struct rdps_config *cfg)
 	cfg->timeout_ms = 30000;
 }
 
+static const char *const model_names[] = {"bsp", "ssp", "asp"};
+
+const char *rdps_model_name(unsigned model)
+{
+	return model < RDPS_ARRAY_SIZE(model_names) ? model_names[model] : "?";
+}
+
 int rdps_model_parse(const char *s, enum rdps_model *model_out)
 {
-	static const char *const names[] = {"bsp", "ssp", "asp"};
-
-	for (unsigned i = 0; s && i < RDPS_ARRAY_SIZE(names); i++) {
-		if (!strcasecmp(s, names[i])) {
+	for (unsigned i = 0; s && i < RDPS_ARRAY_SIZE(model_names); i++) {
+		if (!strcasecmp(s, model_names[i])) {
 			*model_out = (enum rdps_model)i;
 			return 0;
 		}

@@ -19,12 +19,11 @@
 #include <unistd.h>
 
 #include "rdps_impl.h"
+#include "config.h"
 #include "rendezvous.h"
 
 #define STOP_GRACE_MS 10000
 #define DEF_HELLO_TIMEOUT_MS 60000
-
-static const char *const model_names[] = {"bsp", "ssp", "asp"};
 
 /* Protocol ------------------------------------------------------------ */
 
@@ -157,11 +156,11 @@ int rdps_rdv_parse(const char *line, size_t len, struct rdps_rdv_msg *out)
 					      "want HELLO RANK SIZE SHARDS "
 					      "MODEL SLACK",
 					      (int)len, line);
-		for (v[3] = 0; v[3] < RDPS_ARRAY_SIZE(model_names); v[3]++)
-			if (strlen(model_names[v[3]]) == flen[4] &&
-			    !memcmp(model_names[v[3]], f[4], flen[4]))
+		for (v[3] = 0; v[3] < RDPS_MODEL_COUNT; v[3]++)
+			if (strlen(rdps_model_name(v[3])) == flen[4] &&
+			    !memcmp(rdps_model_name(v[3]), f[4], flen[4]))
 				break;
-		if (v[3] == RDPS_ARRAY_SIZE(model_names))
+		if (v[3] == RDPS_MODEL_COUNT)
 			return rdps_set_error(-EINVAL,
 					      "bad rendezvous HELLO model "
 					      "'%.*s': bsp, ssp or asp",
@@ -215,10 +214,10 @@ int rdps_rdv_format(const struct rdps_rdv_msg *m, char *buf, size_t len)
 
 	switch (m->op) {
 	case RDPS_RDV_HELLO:
-		if ((unsigned)m->model >= RDPS_ARRAY_SIZE(model_names))
+		if ((unsigned)m->model >= RDPS_MODEL_COUNT)
 			return -EINVAL;
 		n = snprintf(buf, len, "HELLO %u %u %u %s %u\n", m->rank,
-			     m->size, m->shards, model_names[m->model],
+			     m->size, m->shards, rdps_model_name(m->model),
 			     m->slack);
 		break;
 	case RDPS_RDV_WELCOME:
@@ -300,8 +299,7 @@ int rdps_rdv_job_init(struct rdps_rdv_job *job, unsigned size, unsigned shards,
 				      "workers",
 				      size, shards, RDPS_RDV_SHARDS_MAX,
 				      RDPS_RDV_WORKERS_MAX);
-	if ((unsigned)model >= RDPS_ARRAY_SIZE(model_names) ||
-	    slack > RDPS_RDV_SLACK_MAX)
+	if ((unsigned)model >= RDPS_MODEL_COUNT || slack > RDPS_RDV_SLACK_MAX)
 		return rdps_set_error(-EINVAL, "bad model or slack");
 	job->size = size;
 	job->shards = shards;
@@ -342,8 +340,9 @@ int rdps_rdv_job_hello(struct rdps_rdv_job *job, const struct rdps_rdv_msg *m)
 				      "rank %u uses model %s slack %u, rank 0 "
 				      "%s slack %u: give every rank the same "
 				      "--model and --slack",
-				      m->rank, model_names[m->model], m->slack,
-				      model_names[job->model], job->slack);
+				      m->rank, rdps_model_name(m->model),
+				      m->slack, rdps_model_name(job->model),
+				      job->slack);
 	if (m->rank >= job->size)
 		return rdps_set_error(-EINVAL, "rank %u is out of range 0..%u",
 				      m->rank, job->size - 1);

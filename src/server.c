@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "ps_proto.h"
 #include "rdps_impl.h"
 #include "server.h"
@@ -118,7 +119,6 @@ static inline uint16_t rdps_htobe16_(unsigned v)
 }
 #define rdps_be16toh_ rdps_htobe16_
 
-static const char *const model_names[] = {"bsp", "ssp", "asp"};
 static const char *const rule_names[] = {"sum", "sgd", "adagrad"};
 
 void rdps_server_cfg_default(struct rdps_server_cfg *cfg)
@@ -1234,7 +1234,7 @@ int rdps_server_create(const struct rdps_server_cfg *cfg,
 	rdps_info("shard %u of %u listening on %s: %u workers, %s slack %u, "
 		  "%zu-byte sub-slots",
 		  cfg->shard, cfg->nshards, s->url, cfg->workers,
-		  model_names[cfg->model], cfg->slack, s->slot_bytes);
+		  rdps_model_name(cfg->model), cfg->slack, s->slot_bytes);
 	*server_out = s;
 	return 0;
 

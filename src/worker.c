@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "config.h"
 #include "ps_proto.h"
 #include "rdps_impl.h"
 #include "transport.h"
@@ -793,7 +794,6 @@ static int wrk_check_dirs(struct rdps_ctx *ctx)
 	struct ps_dir_hdr *h;
 	struct wrk_grp g = {0, 0, 0};
 	uint64_t deadline = wrk_deadline(ctx);
-	static const char *const models[] = {"bsp", "ssp", "asp"};
 	int ret;
 
 	ret = wrk_bounce(ctx, ctx->nshards * sizeof(*h));
@@ -841,8 +841,8 @@ static int wrk_check_dirs(struct rdps_ctx *ctx)
 				-EINVAL,
 				"shard %u (%s) runs model %s, this worker "
 				"says %s",
-				s, sh->url, model < 3 ? models[model] : "?",
-				models[ctx->model]);
+				s, sh->url, rdps_model_name(model),
+				rdps_model_name(ctx->model));
 		if (slack != ctx->slack)
 			return rdps_set_error(-EINVAL,
 					      "shard %u (%s) runs slack %u, "

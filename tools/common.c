@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "common.h"
+#include "config.h"
 
 const char *tool_name = "rdps";
 
@@ -29,6 +30,15 @@ int tool_check_transport(const char *s)
 		return 0;
 	tool_err("unknown transport '%s': use shm, tcp or verbs", s);
 	return -EINVAL;
+}
+
+int tool_parse_model(const char *s, enum rdps_model *model_out)
+{
+	int ret = rdps_model_parse(s, model_out);
+
+	if (ret)
+		tool_err("%s", rdps_errmsg());
+	return ret;
 }
 
 void tool_place(struct rdps_tp *tp)

@@ -34,6 +34,10 @@ int tool_fail(int ret, const char *what);
  * one line on stderr and -EINVAL. */
 int tool_check_transport(const char *s);
 
+/* Parse a consistency model name (rdps_model_parse), or print one line on
+ * stderr and return -EINVAL. */
+int tool_parse_model(const char *s, enum rdps_model *model_out);
+
 /* Bind the calling thread where the transport placed its pollers (verbs:
  * the NIC's NUMA node) and say where on stderr; a failure is a warning. */
 void tool_place(struct rdps_tp *tp);

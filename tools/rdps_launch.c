@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "config.h"
 
 #define MAX_SHARDS 256
 #define MAX_WORKERS 1024
@@ -42,8 +43,8 @@
 struct opts {
 	unsigned shards, workers;
 	const char *transport; /* shm, tcp or verbs */
-	const char *model;     /* bsp, ssp or asp */
-	const char *poll;      /* the shards' polling mode, NULL: theirs */
+	enum rdps_model model;
+	const char *poll; /* the shards' polling mode, NULL: theirs */
 	unsigned slack;
 	int slack_given;
 	const char *addr;
@@ -120,7 +121,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	o->shards = DEF_SHARDS;
 	o->workers = DEF_WORKERS;
 	o->transport = "shm";
-	o->model = "bsp";
+	o->model = RDPS_MODEL_BSP;
 	o->addr = "127.0.0.1";
 
 	opterr = 0;
@@ -146,14 +147,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			o->transport = optarg;
 			break;
 		case 'm':
-			if (strcmp(optarg, "bsp") && strcmp(optarg, "ssp") &&
-			    strcmp(optarg, "asp")) {
-				tool_err("unknown model '%s': use bsp, ssp or "
-					 "asp",
-					 optarg);
+			if (tool_parse_model(optarg, &o->model))
 				return -EINVAL;
-			}
-			o->model = optarg;
 			break;
 		case 'k':
 			if (tool_parse_count(optarg, "slack", 0, 62, &v))
@@ -199,11 +194,11 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			return -EINVAL;
 		}
 	}
-	if (!strcmp(o->model, "ssp") && !o->slack_given)
+	if (o->model == RDPS_MODEL_SSP && !o->slack_given)
 		o->slack = DEF_SSP_SLACK;
-	if (o->slack_given && o->slack && strcmp(o->model, "ssp")) {
+	if (o->slack_given && o->slack && o->model != RDPS_MODEL_SSP) {
 		tool_err("--slack %u needs --model ssp (%s has no slack)",
-			 o->slack, o->model);
+			 o->slack, rdps_model_name(o->model));
 		return -EINVAL;
 	}
 	if (optind >= argc) {
@@ -314,8 +309,8 @@ static pid_t start_server(const char *path, const struct opts *o,
 	argv[n++] = "--workers";
 	argv[n++] = workers_s;
 	argv[n++] = "--model";
-	argv[n++] = o->model;
-	if (!strcmp(o->model, "ssp")) {
+	argv[n++] = rdps_model_name(o->model);
+	if (o->model == RDPS_MODEL_SSP) {
 		argv[n++] = "--slack";
 		argv[n++] = slack_s;
 	}
@@ -594,7 +589,8 @@ static int start_workers(const struct opts *o, uint64_t token, const char *urls)
 			if (setenv("RDPS_SHARDS", urls, 1) ||
 			    setenv("RDPS_RANK", rank_s, 1) ||
 			    setenv("RDPS_WORKERS", workers_s, 1) ||
-			    setenv("RDPS_MODEL", o->model, 1) ||
+			    setenv("RDPS_MODEL", rdps_model_name(o->model),
+				   1) ||
 			    setenv("RDPS_SLACK", slack_s, 1) ||
 			    setenv("RDPS_TOKEN", token_s, 1))
 				_exit(127);
@@ -653,7 +649,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	tool_err("%u worker%s running '%s' (model %s, slack %u)", o.workers,
-		 o.workers == 1 ? "" : "s", o.cmd[0], o.model, o.slack);
+		 o.workers == 1 ? "" : "s", o.cmd[0], rdps_model_name(o.model),
+		 o.slack);
 
 	while (live(workers, n_workers)) {
 		int sig;

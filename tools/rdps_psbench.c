@@ -396,8 +396,7 @@ static unsigned count_shards(const char *shards)
 static void print_result(const struct opts *o, const struct rdps_config *cfg,
 			 const char *scheme, const struct result *res)
 {
-	static const char *const models[] = {"bsp", "ssp", "asp"};
-	const char *model = (unsigned)cfg->model < 3 ? models[cfg->model] : "?";
+	const char *model = rdps_model_name(cfg->model);
 	int bw = o->test == T_PULL || o->test == T_PUSH;
 	size_t bytes = o->test == T_TICK ? 0 : o->size; /* tick moves none */
 

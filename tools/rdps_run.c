@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "config.h"
 #include "rendezvous.h"
 #include "server.h"
 
@@ -165,18 +166,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			o->addr = optarg;
 			break;
 		case 'm':
-			if (!strcmp(optarg, "bsp"))
-				o->model = RDPS_MODEL_BSP;
-			else if (!strcmp(optarg, "ssp"))
-				o->model = RDPS_MODEL_SSP;
-			else if (!strcmp(optarg, "asp"))
-				o->model = RDPS_MODEL_ASP;
-			else {
-				tool_err("unknown model '%s': use bsp, ssp or "
-					 "asp",
-					 optarg);
+			if (tool_parse_model(optarg, &o->model))
 				return -EINVAL;
-			}
 			break;
 		case 'k':
 			if (tool_parse_count(optarg, "slack", 0,
@@ -402,8 +393,6 @@ static int run_worker(const struct opts *o, struct rdps_rdv_client *c,
 		return 1;
 	}
 	if (pid == 0) {
-		static const char *const models[] = {"bsp", "ssp", "asp"};
-
 		signal(SIGINT, SIG_DFL);
 		signal(SIGTERM, SIG_DFL);
 		signal(SIGPIPE, SIG_DFL);
@@ -416,7 +405,7 @@ static int run_worker(const struct opts *o, struct rdps_rdv_client *c,
 			_exit(127);
 		snprintf(s, sizeof(s), "%u", workers);
 		if (setenv("RDPS_WORKERS", s, 1) ||
-		    setenv("RDPS_MODEL", models[o->model], 1))
+		    setenv("RDPS_MODEL", rdps_model_name(o->model), 1))
 			_exit(127);
 		snprintf(s, sizeof(s), "%u", o->slack);
 		if (setenv("RDPS_SLACK", s, 1))

@@ -73,20 +73,6 @@ struct opts {
 	int have_shard, have_shards, have_workers, have_slack;
 };
 
-static int parse_model(const char *s, enum rdps_model *out)
-{
-	static const char *const names[] = {"bsp", "ssp", "asp"};
-
-	for (unsigned i = 0; i < RDPS_ARRAY_SIZE(names); i++) {
-		if (!strcmp(s, names[i])) {
-			*out = (enum rdps_model)i;
-			return 0;
-		}
-	}
-	tool_err("bad model '%s': use bsp, ssp or asp", s);
-	return -EINVAL;
-}
-
 /* Returns 0, 1 (help or version printed) or -EINVAL (reported). */
 static int parse_args(int argc, char **argv, struct opts *o)
 {
@@ -142,7 +128,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			o->have_workers = 1;
 			break;
 		case 'm':
-			if (parse_model(optarg, &o->cfg.model))
+			if (tool_parse_model(optarg, &o->cfg.model))
 				return -EINVAL;
 			break;
 		case 'k':
