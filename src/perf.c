@@ -884,16 +884,9 @@ int rdps_perf_client_open(const char *url, const struct rdps_tp_cfg *cfg,
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return rdps_set_error(-ENOMEM, "out of memory");
-	rdps_clear_error();
 	ret = rdps_tp_open(url, cfg, &c->tp);
-	if (ret) {
-		if (!*rdps_errmsg())
-			rdps_set_error(ret,
-				       "cannot open the transport for "
-				       "'%s': %s",
-				       url, strerror(-ret));
+	if (ret)
 		goto err_free;
-	}
 	ret = region_open(
 		c->tp, 2 * PERF_R,
 		RDPS_TP_ACCESS_REMOTE_READ | RDPS_TP_ACCESS_REMOTE_WRITE, c);
@@ -971,16 +964,9 @@ int rdps_perf_server_open(const char *url, const struct rdps_tp_cfg *cfg,
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return rdps_set_error(-ENOMEM, "out of memory");
-	rdps_clear_error();
 	ret = rdps_tp_open(url, cfg, &s->c.tp);
-	if (ret) {
-		if (!*rdps_errmsg())
-			rdps_set_error(ret,
-				       "cannot open the transport for "
-				       "'%s': %s",
-				       url, strerror(-ret));
+	if (ret)
 		goto err_free;
-	}
 	ret = region_open(s->c.tp, PERF_R,
 			  RDPS_TP_ACCESS_REMOTE_READ |
 				  RDPS_TP_ACCESS_REMOTE_WRITE |

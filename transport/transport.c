@@ -61,14 +61,16 @@ const char *rdps_tp_names(void)
 	return names;
 }
 
-const struct rdps_tp_ops *rdps_tp_lookup(const char *url)
+/* The transport of url, or NULL with *err and rdps_errmsg() set. */
+static const struct rdps_tp_ops *tp_find(const char *url, int *err)
 {
 	size_t n;
 	const char *sep;
 
 	if (!url || !*url) {
-		rdps_set_error(-EINVAL, "empty transport url: use shm://NAME, "
-					"tcp://HOST:PORT or verbs://HOST:PORT");
+		*err = rdps_set_error(-EINVAL,
+				      "empty transport url: use shm://NAME, "
+				      "tcp://HOST:PORT or verbs://HOST:PORT");
 		return NULL;
 	}
 	sep = strstr(url, "://");
@@ -81,22 +83,30 @@ const struct rdps_tp_ops *rdps_tp_lookup(const char *url)
 	for (size_t i = 0; i < RDPS_ARRAY_SIZE(known_schemes); i++) {
 		if (strlen(known_schemes[i]) == n &&
 		    !strncmp(known_schemes[i], url, n)) {
-			rdps_set_error(-EPROTONOSUPPORT,
-				       "transport '%s' is not built into this "
-				       "rdps (built in: %s); rebuild with "
-				       "-DRDPS_TRANSPORT_%s=ON",
-				       known_schemes[i], rdps_tp_names(),
-				       i == 0	? "SHM"
-				       : i == 1 ? "TCP"
-						: "VERBS");
+			*err = rdps_set_error(
+				-EPROTONOSUPPORT,
+				"transport '%s' is not built into this "
+				"rdps (built in: %s); rebuild with "
+				"-DRDPS_TRANSPORT_%s=ON",
+				known_schemes[i], rdps_tp_names(),
+				i == 0	 ? "SHM"
+				: i == 1 ? "TCP"
+					 : "VERBS");
 			return NULL;
 		}
 	}
-	rdps_set_error(-EINVAL,
-		       "unknown transport in '%s': use shm://NAME, "
-		       "tcp://HOST:PORT or verbs://HOST:PORT",
-		       url);
+	*err = rdps_set_error(-EINVAL,
+			      "unknown transport in '%s': use shm://NAME, "
+			      "tcp://HOST:PORT or verbs://HOST:PORT",
+			      url);
 	return NULL;
+}
+
+const struct rdps_tp_ops *rdps_tp_lookup(const char *url)
+{
+	int err;
+
+	return tp_find(url, &err);
 }
 
 static int cfg_check(const struct rdps_tp_cfg *cfg)
@@ -122,14 +132,14 @@ static int cfg_check(const struct rdps_tp_cfg *cfg)
 int rdps_tp_open(const char *url, const struct rdps_tp_cfg *cfg,
 		 struct rdps_tp **tp_out)
 {
-	const struct rdps_tp_ops *ops = rdps_tp_lookup(url);
+	const struct rdps_tp_ops *ops;
 	struct rdps_tp_cfg def;
 	struct rdps_tp *tp;
 	int ret;
 
+	ops = tp_find(url, &ret);
 	if (!ops)
-		return strstr(rdps_errmsg(), "not built") ? -EPROTONOSUPPORT
-							  : -EINVAL;
+		return ret;
 	assert(ops->size == sizeof(*ops));
 	assert(ops->init && ops->fini && ops->listen && ops->accept &&
 	       ops->connect && ops->ep_close && ops->mem_reg &&
@@ -145,9 +155,15 @@ int rdps_tp_open(const char *url, const struct rdps_tp_cfg *cfg,
 	ret = cfg_check(cfg);
 	if (ret)
 		return ret;
+	rdps_clear_error();
 	ret = ops->init(cfg, &tp);
-	if (ret)
+	if (ret) {
+		/* Every failure leaves an explanation for the caller. */
+		if (!*rdps_errmsg())
+			rdps_set_error(ret, "cannot open the %s transport: %s",
+				       ops->name, strerror(-ret));
 		return ret;
+	}
 	tp->ops = ops;
 	tp->cfg = *cfg;
 	if (tp->place.reason == RDPS_NUMA_NONE)
