@@ -12,8 +12,9 @@
 # and with -o also writes it as markdown. Installs nothing.
 #
 #   pull   dense pull of 1 MiB float32 over -S shards, median GB/s
-#   tick   rdps_clock() of one worker that never blocks (bsp, 1 worker:
-#          END to each shard, fetch-add, one read), median us
+#   tick   rdps_clock() of one worker that never blocks (ssp, slack 1, one
+#          worker: END to the shard, fetch-add and one read in one round
+#          trip), median us
 #   push   dense push of 1 MiB float32 deltas, SUM rule, asp: rdps_push
 #          returns after every shard's credit, which a shard sends once it
 #          applied the delta, so the time is push + apply; median GB/s
@@ -150,7 +151,7 @@ row "shm pull 1 MiB, $shards shards" GB/s "$(fmt4 "$(jget "$j" gbps)")" \
 # rows poll busily on both sides, as rdps-perf's reference does (one shard
 # and one worker: two busy processes on two cores).
 for tp in shm tcp; do
-	j=$(PSB_POLL=busy psb "$tp" 1 bsp tick "${ln[@]}")
+	j=$(PSB_POLL=busy psb "$tp" 1 ssp tick "${ln[@]}")
 	tick=$(fmt4 "$(jget "$j" median_us)")
 	row "$tp clock tick, 1 worker" us "$tick" \
 		"$(fadd "$tp")" "rdps-perf --local $tp -o fadd" lower 2.5

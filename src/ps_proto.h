@@ -51,14 +51,15 @@
  *             has queued it).
  *
  * Clocks and consistency (a worker's clock t = iterations it completed)
- *   rdps_clock() at clock t: (1) PS_END(t) to every shard, and wait for
- *   those completions: the END is queued at each shard before (2)
- *   FETCH_ADD(arrive[t mod K], 1) on shard 0 makes it visible, so any
- *   message another worker sends after seeing clock t complete is queued
- *   at a shard after every END(t) (though not necessarily polled after:
- *   see below). (3) t = t + 1. (4) BSP/SSP: before going on,
+ *   rdps_clock() at clock t is one round trip: (1) PS_END(t) to every
+ *   shard, (2) FETCH_ADD(arrive[t mod K], 1) on shard 0 and, under SSP,
+ *   the first READ of (4) are posted together and waited for together.
+ *   A faster worker may therefore see clock t complete and send its next
+ *   PUSH before our END(t) reached a shard: see the hold-back below.
+ *   (3) t = t + 1. (4) BSP/SSP: before going on,
  *   READ arrive[c mod K] until ps_clock_done(c) for c = t - 1 - slack
- *   (nothing to wait for while t - 1 < slack); ASP never waits.
+ *   (nothing to wait for while t - 1 < slack; BSP skips it when the
+ *   fetch-add made this worker the last); ASP never waits.
  *   Shard side: BSP copies each PUSH of clock c into that worker's pending
  *   delta (credit at once) and, when the W-th END(c) arrives, applies the
  *   pending deltas in worker order 0..W-1 with the table's rule, then

@@ -1716,13 +1716,13 @@ int rdps_push_sparse(struct rdps_table *t, const uint64_t *idx, size_t n,
 
 /* Clocks ----------------------------------------------------------------- */
 
-/* One 8-byte operation on the clock table: fetch-add when add, else read.
- * The result lands in *res (in the small buffer). */
-static int wrk_clock_op(struct rdps_ctx *ctx, uint64_t off, int add,
-			uint64_t *res, uint64_t deadline, const char *what)
+/* Post one 8-byte operation on the clock table into g: fetch-add when add,
+ * else read. The result lands in *res (in the small buffer). */
+static int wrk_clock_post(struct rdps_ctx *ctx, struct wrk_grp *g, uint64_t off,
+			  int add, uint64_t *res, uint64_t deadline,
+			  const char *what)
 {
 	struct wrk_shard *sh = &ctx->sh[0];
-	struct wrk_grp g = {0, 0, 0};
 	int ret;
 
 	if (sh->err)
@@ -1731,69 +1731,100 @@ static int wrk_clock_op(struct rdps_ctx *ctx, uint64_t off, int add,
 		WRK_POST(ret, ctx, deadline,
 			 rdps_tp_atomic_fadd(sh->ep, 1, res, ctx->small_mr,
 					     sh->clock_key.addr + off,
-					     &sh->clock_key, (uintptr_t)&g, 0));
+					     &sh->clock_key, (uintptr_t)g, 0));
 	else
 		WRK_POST(ret, ctx, deadline,
 			 rdps_tp_get(sh->ep, res, 8, ctx->small_mr,
 				     sh->clock_key.addr + off, &sh->clock_key,
-				     (uintptr_t)&g, 0));
+				     (uintptr_t)g, 0));
 	if (ret)
 		return wrk_post_fail(ctx, sh, ret, what);
-	g.left = 1;
-	return wrk_grp_wait(ctx, &g, deadline, what);
+	g->left++;
+	return 0;
 }
 
+/* One 8-byte operation on the clock table, waited for. */
+static int wrk_clock_op(struct rdps_ctx *ctx, uint64_t off, int add,
+			uint64_t *res, uint64_t deadline, const char *what)
+{
+	struct wrk_grp g = {0, 0, 0};
+	int ret = wrk_clock_post(ctx, &g, off, add, res, deadline, what);
+
+	return ret ? ret : wrk_grp_wait(ctx, &g, deadline, what);
+}
+
+/*
+ * One tick is one round trip: END(t) to every shard, the fetch-add on
+ * clock t and, under SSP, the read of clock t-s's counter are posted
+ * together and waited for together.
+ *
+ * The worker need not see its ENDs land before its fetch-add: a shard
+ * applies no BSP push ahead of its applied_clock (so a faster worker's
+ * next push waits for our END), and a pull checks each shard's
+ * applied_clock before it trusts what it read. The counters are
+ * monotonic, so a slack read that races the fetch-adds of others can only
+ * be too old, and is then read again.
+ */
 int rdps_clock(struct rdps_ctx *ctx)
 {
 	uint64_t *res, deadline, t0, c, t = ctx ? ctx->clock : 0;
 	struct wrk_grp g = {0, 0, 0};
 	unsigned attempt = 0;
-	int ret;
+	int ret, check, read_posted = 0;
 
 	if (!ctx)
 		return rdps_set_error(-EINVAL, "rdps_clock: null context");
 	t0 = rdps_now_ns();
 	deadline = t0 + ctx->timeout_ns;
 	res = ctx->small;
-	/* (1) END(t) everywhere, queued at every shard before (2). */
+	check = ctx->model != RDPS_MODEL_ASP && t >= ctx->slack;
+	c = check ? t - ctx->slack : 0;
 	for (unsigned s = 0; s < ctx->nshards; s++) {
 		struct wrk_shard *sh = &ctx->sh[s];
 
-		if (sh->err)
-			return wrk_dead(ctx, sh);
+		if (sh->err) {
+			ret = wrk_dead(ctx, sh);
+			goto drain;
+		}
 		WRK_POST(ret, ctx, deadline,
 			 rdps_tp_put_imm(sh->ep, NULL, 0, ctx->small_mr, 0,
 					 NULL, PS_IMM(PS_END, t & PS_ARG_MASK),
 					 (uintptr_t)&g, 0));
 		if (ret) {
-			wrk_grp_wait(ctx, &g, deadline, "the clock's ends");
-			return wrk_post_fail(ctx, sh, ret, "a clock end");
+			ret = wrk_post_fail(ctx, sh, ret, "a clock end");
+			goto drain;
 		}
 		g.left++;
 	}
-	ret = wrk_grp_wait(ctx, &g, deadline, "the clock's ends");
+	ret = wrk_clock_post(ctx, &g, (t % ctx->k) * 8, 1, &res[0], deadline,
+			     "the clock fetch-add");
 	if (ret)
-		return ret;
-	/* (2) arrive. */
-	ret = wrk_clock_op(ctx, (t % ctx->k) * 8, 1, &res[0], deadline,
-			   "the clock fetch-add");
+		goto drain;
+	/* Under BSP (c == t) the fetch-add itself says whether we were last;
+	 * a read posted beside it could only see the count before it. */
+	if (check && c != t) {
+		ret = wrk_clock_post(ctx, &g, (c % ctx->k) * 8, 0, &res[1],
+				     deadline, "a clock read");
+		if (ret)
+			goto drain;
+		read_posted = 1;
+	}
+	ret = wrk_grp_wait(ctx, &g, deadline, "the clock's end and fetch-add");
 	if (ret)
-		return ret;
+		goto out;
 	if (ps_clock_last(res[0], t, ctx->k, ctx->workers))
 		ctx->last_arrivals++;
-	/* (3) */
-	ctx->clock = ++t;
+	ctx->clock = t + 1;
 	ctx->st.clocks++;
-	/* (4) */
-	if (ctx->model != RDPS_MODEL_ASP && t - 1 >= ctx->slack) {
-		c = t - 1 - ctx->slack;
-		for (;;) {
-			ret = wrk_clock_op(ctx, (c % ctx->k) * 8, 0, &res[1],
-					   deadline, "a clock read");
-			if (ret)
-				goto out;
-			if (ps_clock_done(res[1], c, ctx->k, ctx->workers))
-				break;
+	if (!check)
+		goto out;
+	if (c == t && ps_clock_last(res[0], t, ctx->k, ctx->workers))
+		goto out;
+	for (;;) {
+		if (read_posted &&
+		    ps_clock_done(res[1], c, ctx->k, ctx->workers))
+			break;
+		if (read_posted) {
 			if (rdps_now_ns() >= deadline) {
 				ret = rdps_set_error(
 					-ETIMEDOUT,
@@ -1806,8 +1837,18 @@ int rdps_clock(struct rdps_ctx *ctx)
 			}
 			wrk_backoff(ctx, attempt++);
 		}
+		ret = wrk_clock_op(ctx, (c % ctx->k) * 8, 0, &res[1], deadline,
+				   "a clock read");
+		if (ret)
+			goto out;
+		read_posted = 1;
 	}
 	ret = 0;
+	goto out;
+drain:
+	/* Operations already posted point at g. */
+	if (g.left)
+		wrk_grp_wait(ctx, &g, deadline, "the clock's ends");
 out:
 	ctx->st.clock_wait_ns += rdps_now_ns() - t0;
 	return ret;
