@@ -25,7 +25,7 @@ void rdps_config_default(struct rdps_config *cfg)
 	cfg->timeout_ms = 30000;
 }
 
-static const char *const model_names[] = {"bsp", "ssp", "asp"};
+static const char *const model_names[] = {"bsp", "ssp", "asp", "absp"};
 
 const char *rdps_model_name(unsigned model)
 {
@@ -41,8 +41,8 @@ int rdps_model_parse(const char *s, enum rdps_model *model_out)
 		}
 	}
 	return rdps_set_error(-EINVAL,
-			      "unknown consistency model '%s': use bsp, ssp "
-			      "or asp",
+			      "unknown consistency model '%s': use bsp, ssp, "
+			      "asp or absp",
 			      s ? s : "(null)");
 }
 
@@ -158,8 +158,8 @@ int rdps_config_from_env(struct rdps_config *cfg)
 	s = getenv("RDPS_MODEL");
 	if (s && rdps_model_parse(s, &tmp.model))
 		return rdps_set_error(-EINVAL,
-				      "bad RDPS_MODEL '%s': use bsp, ssp or "
-				      "asp",
+				      "bad RDPS_MODEL '%s': use bsp, ssp, asp "
+				      "or absp",
 				      s);
 	ret = env_int("RDPS_SLACK", PS_CLOCK_K_MAX - 2, &set, &slack);
 	if (ret)

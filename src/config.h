@@ -12,7 +12,7 @@
 int rdps_model_parse(const char *s, enum rdps_model *model_out);
 
 /* Models rdps_model_name() names: 0 .. RDPS_MODEL_COUNT-1. */
-#define RDPS_MODEL_COUNT 3
+#define RDPS_MODEL_COUNT 4
 
 /* "bsp", "ssp" or "asp"; "?" for anything else (e.g. a peer's bad value). */
 const char *rdps_model_name(unsigned model);

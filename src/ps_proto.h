@@ -51,29 +51,33 @@
  *             has queued it).
  *
  * Clocks and consistency (a worker's clock t = iterations it completed)
- *   rdps_clock() at clock t is one round trip: (1) PS_END(t) to every
- *   shard, (2) FETCH_ADD(arrive[t mod K], 1) on shard 0 and, under SSP,
- *   the first READ of (4) are posted together and waited for together.
- *   A faster worker may therefore see clock t complete and send its next
- *   PUSH before our END(t) reached a shard: see the hold-back below.
- *   (3) t = t + 1. (4) BSP/SSP: before going on,
- *   READ arrive[c mod K] until ps_clock_done(c) for c = t - 1 - slack
- *   (nothing to wait for while t - 1 < slack; BSP skips it when the
- *   fetch-add made this worker the last); ASP never waits.
- *   Shard side: BSP copies each PUSH of clock c into that worker's pending
- *   delta (credit at once) and, when the W-th END(c) arrives, applies the
- *   pending deltas in worker order 0..W-1 with the table's rule, then
- *   publishes applied_clock = c + 1: deterministic results. A shard's
- *   completion queue is ordered per endpoint only (shm polls its rings in
- *   turn), so a PUSH of a clock > applied_clock from a worker whose ENDs are
- *   all in may come before another worker's END(c): the shard holds it,
- *   and that worker's later messages behind it, until applied_clock
- *   moves. Any other clock mismatch is refused (NACK EPROTO). SSP and ASP
- *   apply a PUSH on arrival; applied_clock = min over workers of ENDs seen.
+ *   A push returns only after its shard took it in (SSP/ASP: applied;
+ *   BSP/A-BSP: copied into the pending delta), so once the arrival
+ *   counter of clock c is complete every update of clocks <= c is in.
+ *   rdps_clock() at clock t is one round trip: (1) BSP/A-BSP only:
+ *   PS_END(t) to every shard, (2) FETCH_ADD(arrive[t mod K], 1) on shard
+ *   0 and, under SSP, the first READ of (4) are posted together and
+ *   waited for together. A faster worker may therefore see clock t
+ *   complete and send its next PUSH before our END(t) reached a shard:
+ *   see the hold-back below. (3) t = t + 1. (4) BSP/A-BSP/SSP: before
+ *   going on, READ arrive[c mod K] until ps_clock_done(c) for
+ *   c = t - 1 - slack (nothing to wait for while t - 1 < slack; BSP skips
+ *   it when the fetch-add made this worker the last); ASP never waits.
+ *   Shard side: BSP and A-BSP copy each PUSH of clock c into that worker's
+ *   pending delta (credit at once) and, when the W-th END(c) arrives,
+ *   apply the pending deltas in worker order 0..W-1 with the table's
+ *   rule, then publish applied_clock = c + 1: deterministic results. A
+ *   shard's completion queue is ordered per endpoint only (shm polls its
+ *   rings in turn), so a PUSH of a clock > applied_clock from a worker
+ *   whose ENDs are all in may come before another worker's END(c): the
+ *   shard holds it, and that worker's later messages behind it, until
+ *   applied_clock moves. Any other clock mismatch is refused (NACK
+ *   EPROTO). SSP and ASP apply a PUSH on arrival and get no END (an END
+ *   that comes anyway moves applied_clock to the min over workers).
  *   A pull at clock t posts READ(dir header) then READ(params range) on
- *   the same endpoint (executed in order) and accepts the data only if
- *   applied_clock >= t (BSP), >= t - slack (SSP, when t > slack), any
- *   (ASP); otherwise it reads again.
+ *   the same endpoint (executed in order) and, under BSP/A-BSP, accepts
+ *   the data only if applied_clock >= t; otherwise it reads again. SSP
+ *   and ASP accept any: SSP's bound comes from (4) and the rule above.
  *
  * Values on the wire and in shard memory are the host's own float/double
  * representation (all peers of a job are little-endian x86-64 / arm64);
@@ -140,7 +144,12 @@ struct ps_welcome {
 };
 _Static_assert(sizeof(struct ps_welcome) == 64, "ps_welcome");
 
-enum ps_model_wire { PS_MODEL_BSP = 0, PS_MODEL_SSP = 1, PS_MODEL_ASP = 2 };
+enum ps_model_wire {
+	PS_MODEL_BSP = 0,
+	PS_MODEL_SSP = 1,
+	PS_MODEL_ASP = 2,
+	PS_MODEL_ABSP = 3,
+};
 
 /* Head of the directory region (64 B). */
 struct ps_dir_hdr {
@@ -224,7 +233,10 @@ _Static_assert(sizeof(struct ps_create) == 64, "ps_create");
 struct ps_clock_table {
 	uint64_t arrive[PS_CLOCK_K_MAX];
 	uint64_t barrier;
-	uint64_t pad[7];
+	/* A-BSP: round c is cut once cut > c; raised only by compare-swap
+	 * (rdps_cut), read by rdps_cut_poll. */
+	uint64_t cut;
+	uint64_t pad[6];
 };
 
 /* --- pure logic shared by both sides ------------------------------- */

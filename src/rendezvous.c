@@ -163,7 +163,7 @@ int rdps_rdv_parse(const char *line, size_t len, struct rdps_rdv_msg *out)
 		if (v[3] == RDPS_MODEL_COUNT)
 			return rdps_set_error(-EINVAL,
 					      "bad rendezvous HELLO model "
-					      "'%.*s': bsp, ssp or asp",
+					      "'%.*s': bsp, ssp, asp or absp",
 					      (int)flen[4], f[4]);
 		m.rank = (unsigned)v[0];
 		m.size = (unsigned)v[1];

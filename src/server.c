@@ -169,6 +169,13 @@ static void region_free(struct rdps_server *s, void **addr, size_t len,
 
 /* Clocks ---------------------------------------------------------------- */
 
+/* BSP and A-BSP close clocks alike: deltas applied in worker order. */
+static bool srv_bsp(const struct rdps_server *s)
+{
+	return s->cfg.model == RDPS_MODEL_BSP ||
+	       s->cfg.model == RDPS_MODEL_ABSP;
+}
+
 static void publish_applied(struct rdps_server *s, uint64_t c)
 {
 	s->applied = c;
@@ -427,7 +434,7 @@ static int handle_create(struct srv_worker *w, const struct ps_msg *m,
 			goto err;
 		}
 	}
-	if (s->cfg.model == RDPS_MODEL_BSP) {
+	if (srv_bsp(s)) {
 		t->pend = calloc(s->cfg.workers, sizeof(*t->pend));
 		if (!t->pend) {
 			ret = -ENOMEM;
@@ -473,7 +480,7 @@ static int handle_push(struct srv_worker *w, const struct ps_msg *m,
 	uint64_t count = rdps_be64toh(m->count_be);
 	uint64_t clock = rdps_be64toh(m->clock_be);
 	uint64_t bytes = rdps_be64toh(m->bytes_be);
-	bool bsp = s->cfg.model == RDPS_MODEL_BSP;
+	bool bsp = srv_bsp(s);
 	struct srv_table *t;
 	size_t pair;
 	int ret;
@@ -588,7 +595,7 @@ static void worker_release(struct srv_worker *w)
 		w->ep = NULL;
 	}
 	region_free(s, &w->slots, w->slots_len, &w->slots_mr);
-	if (s->cfg.model == RDPS_MODEL_BSP) {
+	if (srv_bsp(s)) {
 		/* Its pending deltas of the clock being collected die with
 		 * it: the clock cannot complete anyway. */
 		for (unsigned i = 0; i < PS_MAX_TABLES; i++) {
@@ -610,7 +617,7 @@ static void worker_release(struct srv_worker *w)
  * live worker has gone past a dead one. */
 static void bsp_check_stuck(struct rdps_server *s)
 {
-	if (s->cfg.model != RDPS_MODEL_BSP || !s->dead || s->bsp_stuck_logged)
+	if (!srv_bsp(s) || !s->dead || s->bsp_stuck_logged)
 		return;
 	for (unsigned r = 0; r < s->cfg.workers; r++) {
 		struct srv_worker *d = &s->w[r];
@@ -865,7 +872,7 @@ static void handle_end(struct srv_worker *w, uint32_t arg)
 			lo = s->w[r].ends;
 	if (lo > s->applied) {
 		/* In BSP lo moves by one: every END(applied) is in. */
-		if (s->cfg.model == RDPS_MODEL_BSP)
+		if (srv_bsp(s))
 			bsp_apply_pending(s);
 		publish_applied(s, lo);
 		s->replay = true;
@@ -1116,15 +1123,16 @@ static int check_cfg(const struct rdps_server_cfg *cfg)
 				      "worker count %u is out of range: use "
 				      "1..%u",
 				      cfg->workers, RDPS_SERVER_WORKERS_MAX);
-	if ((unsigned)cfg->model > RDPS_MODEL_ASP)
+	if ((unsigned)cfg->model >= RDPS_MODEL_COUNT)
+		return rdps_set_error(
+			-EINVAL, "unknown model %d: use bsp, ssp, asp or absp",
+			(int)cfg->model);
+	if ((cfg->model == RDPS_MODEL_BSP || cfg->model == RDPS_MODEL_ABSP) &&
+	    cfg->slack)
 		return rdps_set_error(-EINVAL,
-				      "unknown model %d: use bsp, ssp or asp",
-				      (int)cfg->model);
-	if (cfg->model == RDPS_MODEL_BSP && cfg->slack)
-		return rdps_set_error(-EINVAL,
-				      "bsp has no slack (got %u): use the ssp "
+				      "%s has no slack (got %u): use the ssp "
 				      "model for a slack",
-				      cfg->slack);
+				      rdps_model_name(cfg->model), cfg->slack);
 	if (ps_clock_k(cfg->slack) > PS_CLOCK_K_MAX)
 		return rdps_set_error(-EINVAL,
 				      "slack %u is too large: at most %d",

@@ -98,6 +98,9 @@ struct rdps_ctx {
 	unsigned n_ubuf, cap_ubuf;
 
 	uint64_t clock, barriers, last_arrivals;
+	/* A-BSP: the cut word as last read, and its read in flight. */
+	uint64_t cut_seen;
+	struct wrk_grp cut_grp;
 	struct rdps_stats st;
 	struct rdps_table *tables;
 };
@@ -635,14 +638,15 @@ static int wrk_check_cfg(const struct rdps_config *cfg, unsigned *nshards)
 		return rdps_set_error(-EINVAL,
 				      "rank %d out of range: must be 0 .. %d",
 				      cfg->rank, cfg->workers - 1);
-	if (cfg->model > RDPS_MODEL_ASP)
+	if ((unsigned)cfg->model >= RDPS_MODEL_COUNT)
 		return rdps_set_error(-EINVAL, "unknown model %d",
 				      (int)cfg->model);
-	if (cfg->model == RDPS_MODEL_BSP && cfg->slack)
+	if ((cfg->model == RDPS_MODEL_BSP || cfg->model == RDPS_MODEL_ABSP) &&
+	    cfg->slack)
 		return rdps_set_error(-EINVAL,
-				      "slack %u with model bsp: bsp has slack "
+				      "slack %u with model %s: it has slack "
 				      "0 (use ssp for bounded slack)",
-				      cfg->slack);
+				      cfg->slack, rdps_model_name(cfg->model));
 	if (cfg->slack > PS_CLOCK_K_MAX - 2)
 		return rdps_set_error(-EINVAL,
 				      "slack %u too large: at most %d (the "
@@ -1251,10 +1255,12 @@ static uint64_t wrk_need(const struct rdps_ctx *ctx)
 {
 	switch (ctx->model) {
 	case RDPS_MODEL_BSP:
+	case RDPS_MODEL_ABSP:
 		return ctx->clock;
-	case RDPS_MODEL_SSP:
-		return ctx->clock > ctx->slack ? ctx->clock - ctx->slack : 0;
 	default:
+		/* SSP needs no applied_clock: a push returns only after its
+		 * shard applied it, so once rdps_clock() saw clock c complete
+		 * (its slack read) every update of clocks <= c is in. */
 		return 0;
 	}
 }
@@ -1754,9 +1760,13 @@ static int wrk_clock_op(struct rdps_ctx *ctx, uint64_t off, int add,
 }
 
 /*
- * One tick is one round trip: END(t) to every shard, the fetch-add on
- * clock t and, under SSP, the read of clock t-s's counter are posted
- * together and waited for together.
+ * One tick is one round trip. Under SSP and ASP it is the fetch-add on
+ * clock t and (SSP) the read of clock t-s's counter, posted together: a
+ * push is applied before its credit returns, so the counters alone prove
+ * which updates are in, and the shards need no word from the worker.
+ * Under BSP and A-BSP the shards apply a clock's deltas together, in
+ * worker order, and learn that this worker finished clock t from an
+ * END(t), posted beside the fetch-add.
  *
  * The worker need not see its ENDs land before its fetch-add: a shard
  * applies no BSP push ahead of its applied_clock (so a faster worker's
@@ -1770,7 +1780,7 @@ int rdps_clock(struct rdps_ctx *ctx)
 	uint64_t *res, deadline, t0, c, t = ctx ? ctx->clock : 0;
 	struct wrk_grp g = {0, 0, 0};
 	unsigned attempt = 0;
-	int ret, check, read_posted = 0;
+	int ret, check, ends, read_posted = 0;
 
 	if (!ctx)
 		return rdps_set_error(-EINVAL, "rdps_clock: null context");
@@ -1779,7 +1789,8 @@ int rdps_clock(struct rdps_ctx *ctx)
 	res = ctx->small;
 	check = ctx->model != RDPS_MODEL_ASP && t >= ctx->slack;
 	c = check ? t - ctx->slack : 0;
-	for (unsigned s = 0; s < ctx->nshards; s++) {
+	ends = ctx->model == RDPS_MODEL_BSP || ctx->model == RDPS_MODEL_ABSP;
+	for (unsigned s = 0; ends && s < ctx->nshards; s++) {
 		struct wrk_shard *sh = &ctx->sh[s];
 
 		if (sh->err) {
@@ -1852,6 +1863,143 @@ drain:
 out:
 	ctx->st.clock_wait_ns += rdps_now_ns() - t0;
 	return ret;
+}
+
+/* A-BSP ------------------------------------------------------------------ */
+
+/* Landing spots in the small buffer: [0] fetch-add, [1] slack read,
+ * [2] barrier, [3] cut compare-swap, [4] cut read. */
+#define WRK_CUT_SWAP 3
+#define WRK_CUT_READ 4
+
+static int wrk_absp_only(const struct rdps_ctx *ctx, const char *fn)
+{
+	if (!ctx)
+		return rdps_set_error(-EINVAL, "%s: null context", fn);
+	if (ctx->model != RDPS_MODEL_ABSP)
+		return rdps_set_error(-EINVAL,
+				      "%s: the job runs model %s; cuts exist "
+				      "only under absp",
+				      fn, rdps_model_name(ctx->model));
+	return 0;
+}
+
+/* Take in a finished cut read; report its failure once. */
+static int wrk_cut_reap(struct rdps_ctx *ctx)
+{
+	uint64_t *res = ctx->small;
+	struct wrk_grp *g = &ctx->cut_grp;
+	int st;
+
+	if (g->left)
+		return 0;
+	st = g->status;
+	g->status = 0;
+	if (st) {
+		struct wrk_shard *sh = &ctx->sh[0];
+
+		if (st == RDPS_TP_WC_CONN_ERR || st == RDPS_TP_WC_FLUSH_ERR) {
+			sh->err = -ECONNRESET;
+			return wrk_dead(ctx, sh);
+		}
+		return rdps_set_error(-EPROTO,
+				      "reading the cut word on shard 0 (%s) "
+				      "failed: %s",
+				      sh->url, rdps_tp_status_str(st));
+	}
+	if (res[WRK_CUT_READ] > ctx->cut_seen)
+		ctx->cut_seen = res[WRK_CUT_READ];
+	return 0;
+}
+
+int rdps_cut(struct rdps_ctx *ctx)
+{
+	uint64_t *res, deadline, expect;
+	int ret = wrk_absp_only(ctx, "rdps_cut");
+
+	if (ret)
+		return ret;
+	res = ctx->small;
+	deadline = wrk_deadline(ctx);
+	/* Round c is cut once the word is above c; it only grows. */
+	expect = ctx->cut_seen < ctx->clock ? ctx->cut_seen : ctx->clock;
+	for (;;) {
+		struct wrk_shard *sh = &ctx->sh[0];
+		struct wrk_grp g = {0, 0, 0};
+
+		if (expect > ctx->clock) {
+			ctx->cut_seen = expect;
+			return 0;
+		}
+		if (sh->err)
+			return wrk_dead(ctx, sh);
+		WRK_POST(ret, ctx, deadline,
+			 rdps_tp_atomic_cswap(
+				 sh->ep, expect, ctx->clock + 1,
+				 &res[WRK_CUT_SWAP], ctx->small_mr,
+				 sh->clock_key.addr +
+					 offsetof(struct ps_clock_table, cut),
+				 &sh->clock_key, (uintptr_t)&g, 0));
+		if (ret)
+			return wrk_post_fail(ctx, sh, ret, "the cut");
+		g.left = 1;
+		ret = wrk_grp_wait(ctx, &g, deadline, "the cut");
+		if (ret)
+			return ret;
+		if (res[WRK_CUT_SWAP] == expect) {
+			ctx->cut_seen = ctx->clock + 1;
+			ctx->st.cuts++;
+			return 1;
+		}
+		expect = res[WRK_CUT_SWAP];
+	}
+}
+
+int rdps_cut_poll(struct rdps_ctx *ctx)
+{
+	struct wrk_shard *sh;
+	int ret = wrk_absp_only(ctx, "rdps_cut_poll");
+
+	if (ret)
+		return ret;
+	sh = &ctx->sh[0];
+	if (ctx->cut_grp.left) {
+		ret = wrk_progress(ctx, 0, 0);
+		if (ret < 0)
+			return ret;
+	}
+	if (ctx->cut_seen > ctx->clock)
+		return 1;
+	if (ctx->cut_grp.left)
+		return 0;
+	ret = wrk_cut_reap(ctx);
+	if (ret)
+		return ret;
+	if (ctx->cut_seen > ctx->clock)
+		return 1;
+	if (sh->err)
+		return wrk_dead(ctx, sh);
+	/* Post the next read; a full queue just means: not now. */
+	ret = rdps_tp_get(sh->ep, &((uint64_t *)ctx->small)[WRK_CUT_READ], 8,
+			  ctx->small_mr,
+			  sh->clock_key.addr +
+				  offsetof(struct ps_clock_table, cut),
+			  &sh->clock_key, (uintptr_t)&ctx->cut_grp, 0);
+	if (ret == -EAGAIN)
+		return 0;
+	if (ret)
+		return wrk_post_fail(ctx, sh, ret, "a cut read");
+	ctx->cut_grp.left = 1;
+	/* shm completes at post: take it in now. */
+	ret = wrk_progress(ctx, 0, 0);
+	if (ret < 0)
+		return ret;
+	if (!ctx->cut_grp.left) {
+		ret = wrk_cut_reap(ctx);
+		if (ret)
+			return ret;
+	}
+	return ctx->cut_seen > ctx->clock;
 }
 
 int rdps_barrier(struct rdps_ctx *ctx)

@@ -5,9 +5,10 @@
 # jobs over verbs on real soft-RoCE, run inside the rxe-vm VMs by
 # "rxe_run.sh --script" (see ps_rxe.sh, which starts it and checks DIR).
 # LAUNCH, SERVER, WORKER: rdps-launch, rdps-server, tests/ps_worker. The
-# jobs: "ps_worker sum SUM_N" (exactly-once sums, 3 workers), then
+# jobs: "ps_worker sum SUM_N" (exactly-once sums, 3 workers),
 # "ps_worker bsp BSP_ITERS" (4 workers), whose parameters go to DIR (in
-# the shared directory) as verbs.bin (one VM) or verbs2.bin (two VMs).
+# the shared directory) as verbs.bin (one VM) or verbs2.bin (two VMs),
+# then "ps_worker cut 20" (A-BSP cuts, 3 workers).
 #
 # One VM: rdps-launch --transport verbs --addr $RXE_IP runs the jobs, all
 # QPs on rxe0.
@@ -27,8 +28,9 @@ ip=${RXE_IP%/*}
 node=${RXE_NODE:-0}
 shards=2
 wait_s=90 # for the peer's files
-# The jobs: name, workers, worker arguments (@OUT@: the BSP output).
-jobs=("sum 3 sum $sum_n 1" "bsp 4 bsp $bsp_iters 5 @OUT@")
+# The jobs: name, workers, model, worker arguments (@OUT@: the BSP output).
+jobs=("sum 3 bsp sum $sum_n 1" "bsp 4 bsp bsp $bsp_iters 5 @OUT@"
+	"cut 3 absp cut 20")
 
 [ -e /sys/class/infiniband/rxe0 ] || { echo "ps_rxe: no rxe0 in the VM"; exit 77; }
 # rxe_run.sh may try twice: keep the rendezvous files of the tries apart.
@@ -63,12 +65,12 @@ abort() {
 if [ -z "${RXE_PEER_IP:-}" ]; then
 	for j in "${jobs[@]}"; do
 		read -ra a <<<"$j"
-		name=${a[0]} w=${a[1]}
-		args=("${a[@]:2}")
+		name=${a[0]} w=${a[1]} m=${a[2]}
+		args=("${a[@]:3}")
 		args=("${args[@]//@OUT@/$dir/verbs.bin}")
 		t0=$SECONDS
 		"$launch" --timeout 60 -t verbs -a "$ip" -s $shards -w "$w" \
-			-- "$worker" "${args[@]}"
+			-m "$m" -- "$worker" "${args[@]}"
 		rc=$?
 		note "job $name (verbs, $shards shards, $w workers): exit $rc, $((SECONDS - t0)) s"
 		((rc == 0)) || fails=$((fails + 1))
@@ -81,12 +83,12 @@ if [ "$node" = 1 ]; then
 	tok=1000
 	for j in "${jobs[@]}"; do
 		read -ra a <<<"$j"
-		name=${a[0]} w=${a[1]}
+		name=${a[0]} w=${a[1]} m=${a[2]}
 		tok=$((tok + 1))
 		pids=()
 		for ((i = 0; i < shards; i++)); do
 			"$server" --listen "verbs://$ip:$((7480 + i))" --shard $i \
-				--shards $shards --workers "$w" --token $tok \
+				--shards $shards --workers "$w" --model "$m" --token $tok \
 				--report-fd 3 3>"$dir/$name.s$i.tmp" &
 			pids+=($!)
 		done
@@ -112,8 +114,8 @@ fi
 tok=1000
 for j in "${jobs[@]}"; do
 	read -ra a <<<"$j"
-	name=${a[0]} w=${a[1]}
-	args=("${a[@]:2}")
+	name=${a[0]} w=${a[1]} m=${a[2]}
+	args=("${a[@]:3}")
 	args=("${args[@]//@OUT@/$dir/verbs2.bin}")
 	tok=$((tok + 1))
 	t0=$SECONDS
@@ -125,7 +127,7 @@ for j in "${jobs[@]}"; do
 	done
 	pids=()
 	for ((r = 0; r < w; r++)); do
-		RDPS_SHARDS=$urls RDPS_RANK=$r RDPS_WORKERS=$w RDPS_MODEL=bsp \
+		RDPS_SHARDS=$urls RDPS_RANK=$r RDPS_WORKERS=$w RDPS_MODEL=$m \
 			RDPS_SLACK=0 RDPS_TOKEN=$tok timeout 90 "$worker" "${args[@]}" &
 		pids+=($!)
 	done

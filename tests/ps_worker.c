@@ -20,6 +20,11 @@
  *                         their clocks: under ASP they must not wait.
  *   badinput              bad table opens and ranges fail with the right
  *                         errno; the job keeps working afterwards.
+ *   cut ROUNDS            A-BSP cuts: in round c worker c mod W cuts and
+ *                         must win; every other worker must see the cut
+ *                         by polling, then lose its own rdps_cut; no cut
+ *                         carries over to the next round; one winner per
+ *                         round, counted in a SUM table.
  *
  * Delays (usleep) here simulate uneven work; they are never used to order
  * anything.
@@ -31,6 +36,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -704,6 +710,85 @@ static int mode_badinput(struct rdps_ctx *ctx, int argc, char **argv)
 	return 0;
 }
 
+/* --- cut (A-BSP) --------------------------------------------------------- */
+
+static int mode_cut(struct rdps_ctx *ctx, int argc, char **argv)
+{
+	struct rdps_table *t;
+	struct rdps_stats st;
+	uint64_t rounds, polls = 0;
+	double *wins, one = 1.0;
+
+	if (argc != 3)
+		fail("usage: cut ROUNDS");
+	if (cfg.model != RDPS_MODEL_ABSP)
+		fail("cut mode needs the absp model");
+	rounds = arg_u64(argv[2], "round count");
+	wins = calloc(rounds ? rounds : 1, sizeof(*wins));
+	if (!wins)
+		fail("out of memory");
+	CHECK(rdps_table_open(ctx, "cut", rounds, RDPS_DTYPE_F64, RDPS_RULE_SUM,
+			      0.0, &t));
+	for (uint64_t c = 0; c < rounds; c++) {
+		int cutter = (int)(c % (uint64_t)cfg.workers), r;
+
+		/* Nobody cuts round c before everyone is past this check. */
+		r = rdps_cut_poll(ctx);
+		CHECK(r);
+		if (r)
+			fail("round %" PRIu64 ": cut seen before anyone cut "
+			     "(a cut carried over?)",
+			     c);
+		CHECK(rdps_barrier(ctx));
+		if (cfg.rank == cutter) {
+			r = rdps_cut(ctx);
+			CHECK(r);
+			if (r != 1)
+				fail("round %" PRIu64 ": the first rdps_cut "
+				     "returned %d, want 1",
+				     c, r);
+			CHECK(rdps_push(t, c, 1, &one));
+		} else {
+			/* Bounded by the test's timeout, not by a sleep. */
+			while (!(r = rdps_cut_poll(ctx))) {
+				polls++;
+				sched_yield(); /* share the VM's vCPUs */
+			}
+			CHECK(r);
+			r = rdps_cut(ctx);
+			CHECK(r);
+			if (r != 0)
+				fail("round %" PRIu64 ": rdps_cut after the "
+				     "cut returned %d, want 0",
+				     c, r);
+		}
+		CHECK(rdps_clock(ctx));
+	}
+	CHECK(rdps_barrier(ctx));
+	rdps_ctx_stats(ctx, &st);
+	{
+		uint64_t want = 0;
+
+		for (uint64_t c = 0; c < rounds; c++)
+			want += c % (uint64_t)cfg.workers == (uint64_t)cfg.rank;
+		if (st.cuts != want)
+			fail("stats: %" PRIu64 " cuts, want %" PRIu64, st.cuts,
+			     want);
+	}
+	if (cfg.rank == 0) {
+		CHECK(rdps_pull(t, 0, rounds, wins));
+		for (uint64_t c = 0; c < rounds; c++)
+			if (wins[c] != 1.0)
+				fail("round %" PRIu64 " has %g winners, want 1",
+				     c, wins[c]);
+		printf("OK cut: %" PRIu64 " rounds, one winner each (%" PRIu64
+		       " polls here before a cut)\n",
+		       rounds, polls);
+	}
+	free(wins);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct rdps_ctx *ctx;
@@ -714,7 +799,7 @@ int main(int argc, char **argv)
 	if (rdps_config_from_env(&cfg))
 		fail("config from the environment: %s", rdps_errmsg());
 	if (argc < 2)
-		fail("usage: ps_worker sum|bsp|ssp|asp|badinput ARGS...");
+		fail("usage: ps_worker sum|bsp|ssp|asp|badinput|cut ARGS...");
 	CHECK(rdps_ctx_create(&cfg, &ctx));
 	if (!strcmp(argv[1], "sum"))
 		rc = mode_sum(ctx, argc, argv);
@@ -726,6 +811,8 @@ int main(int argc, char **argv)
 		rc = mode_asp(ctx, argc, argv);
 	else if (!strcmp(argv[1], "badinput"))
 		rc = mode_badinput(ctx, argc, argv);
+	else if (!strcmp(argv[1], "cut"))
+		rc = mode_cut(ctx, argc, argv);
 	else
 		fail("unknown mode '%s'", argv[1]);
 	rdps_ctx_destroy(ctx);

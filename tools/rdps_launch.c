@@ -77,7 +77,7 @@ static void usage(FILE *f)
 		"  -s, --shards=N       server shards, 1 .. %d (%d)\n"
 		"  -w, --workers=N      worker processes, 1 .. %d (%d)\n"
 		"  -t, --transport=T    shm, tcp or verbs (shm)\n"
-		"  -m, --model=M        bsp, ssp or asp (bsp)\n"
+		"  -m, --model=M        bsp, ssp, asp or absp (bsp)\n"
 		"  -k, --slack=N        ssp only: clocks a worker may run "
 		"ahead (%d)\n"
 		"  -a, --addr=IP        tcp and verbs: address the shards "

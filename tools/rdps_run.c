@@ -68,7 +68,7 @@ static void usage(FILE *f)
 		"  -a, --addr=IP        tcp, verbs: address this shard listens "
 		"on (the\n"
 		"                       interface that reaches RDPS_ROOT)\n"
-		"  -m, --model=M        bsp, ssp or asp (bsp)\n"
+		"  -m, --model=M        bsp, ssp, asp or absp (bsp)\n"
 		"  -k, --slack=N        ssp only: clocks a worker may run "
 		"ahead (1)\n"
 		"  -r, --root=HOST:PORT the rendezvous (env RDPS_ROOT)\n"

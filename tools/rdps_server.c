@@ -46,7 +46,7 @@ static void usage(FILE *f)
 		"(required)\n"
 		"  -w, --workers=W      number of workers in the job, 1..%u "
 		"(required)\n"
-		"  -m, --model=MODEL    bsp, ssp or asp (bsp)\n"
+		"  -m, --model=MODEL    bsp, ssp, asp or absp (bsp)\n"
 		"  -k, --slack=N        ssp: clocks a worker may run ahead, "
 		"0..%d (0)\n"
 		"  -t, --token=T        job token, the same on every peer "

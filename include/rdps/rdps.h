@@ -65,6 +65,8 @@ enum rdps_model {
 	RDPS_MODEL_BSP = 0, /* bulk synchronous: slack 0, deterministic */
 	RDPS_MODEL_SSP,	    /* stale synchronous: bounded slack */
 	RDPS_MODEL_ASP,	    /* asynchronous: no clock checks */
+	RDPS_MODEL_ABSP,    /* aggressive BSP: BSP clocks, rounds can be cut
+			     * (rdps_cut) */
 };
 
 enum rdps_dtype {
@@ -163,6 +165,23 @@ int rdps_push_sparse(struct rdps_table *t, const uint64_t *idx, size_t n,
  * the model lets the next iteration start (BSP: everyone finished this
  * one; SSP: nobody is more than slack behind; ASP: never blocks). */
 int rdps_clock(struct rdps_ctx *ctx);
+
+/* A-BSP (RDPS_MODEL_ABSP; -EINVAL under other models). Clocks close as in
+ * BSP, and each round (this worker's clock c) has a cut word on shard 0.
+ *
+ * rdps_cut(): this worker finished its partition of round c: raise the cut
+ * with one compare-swap. Returns 1 if this call cut the round, 0 if another
+ * worker already had, or a negative errno.
+ *
+ * rdps_cut_poll(): has round c been cut? Never waits: returns 1 or 0 as
+ * the last completed 8-byte read of the cut word saw it, and keeps one read
+ * in flight (posted here, reaped on a later call), so calling it between
+ * mini-batches costs no round trip. Negative errno on failure. A worker
+ * that sees the cut pushes what it has processed so far and calls
+ * rdps_clock(); the cut of round c never carries over to round c + 1. */
+int rdps_cut(struct rdps_ctx *ctx);
+int rdps_cut_poll(struct rdps_ctx *ctx);
+
 /* Block until every worker has called rdps_barrier() as often. */
 int rdps_barrier(struct rdps_ctx *ctx);
 /* This worker's clock: iterations completed. */
@@ -173,6 +192,7 @@ struct rdps_stats {
 	uint64_t bytes_pulled, bytes_pushed;
 	uint64_t clock_wait_ns; /* time blocked in rdps_clock */
 	uint64_t pull_wait_ns;	/* time waiting for fresh enough data */
+	uint64_t cuts;		/* A-BSP: rounds this worker cut */
 };
 void rdps_ctx_stats(const struct rdps_ctx *ctx, struct rdps_stats *out);
 
