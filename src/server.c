@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "checkpoint.h"
 #include "config.h"
 #include "ps_proto.h"
 #include "rdps_impl.h"
@@ -129,6 +130,7 @@ void rdps_server_cfg_default(struct rdps_server_cfg *cfg)
 	cfg->model = RDPS_MODEL_BSP;
 	cfg->poll_mode = RDPS_TP_POLL_ADAPTIVE;
 	cfg->slot_bytes = PS_SLOT_BYTES_DEFAULT;
+	cfg->resume_clock = RDPS_SERVER_RESUME_NEWEST;
 }
 
 static size_t round_up(size_t x, size_t a)
@@ -351,17 +353,91 @@ static struct srv_table *table_find(struct rdps_server *s, const char *name)
 	return NULL;
 }
 
+/* A new table; its descriptor is published (ready) only by
+ * table_publish(), once its values are in place. */
+static int table_create(struct rdps_server *s, const char *name, uint64_t n,
+			uint32_t dtype, uint32_t rule, double lr,
+			struct srv_table **t_out)
+{
+	struct srv_table *t;
+	unsigned idx;
+	int ret;
+
+	for (idx = 0; idx < PS_MAX_TABLES && s->tables[idx].used; idx++)
+		;
+	if (idx == PS_MAX_TABLES)
+		return -ENOSPC;
+	t = &s->tables[idx];
+	memset(t, 0, sizeof(*t));
+	snprintf(t->name, sizeof(t->name), "%s", name);
+	t->n = n;
+	t->dtype = dtype;
+	t->rule = rule;
+	t->lr = lr;
+	t->esize = ps_dtype_size(dtype);
+	ps_shard_range(n, s->cfg.nshards, s->cfg.shard, &t->lo, &t->hi);
+	t->params_len = round_up((t->hi - t->lo) * t->esize, 64);
+	if (!t->params_len)
+		t->params_len = 64;
+	ret = region_new(s, t->params_len, RDPS_TP_ACCESS_REMOTE_READ,
+			 &t->params, &t->params_mr);
+	if (ret)
+		goto err;
+	if (rule == PS_RULE_ADAGRAD && t->hi > t->lo) {
+		t->acc = calloc(t->hi - t->lo, t->esize);
+		if (!t->acc) {
+			ret = -ENOMEM;
+			goto err;
+		}
+	}
+	if (srv_bsp(s)) {
+		t->pend = calloc(s->cfg.workers, sizeof(*t->pend));
+		if (!t->pend) {
+			ret = -ENOMEM;
+			goto err;
+		}
+	}
+	t->used = true;
+	*t_out = t;
+	return 0;
+
+err:
+	table_free(s, t);
+	return ret;
+}
+
+static void table_publish(struct rdps_server *s, struct srv_table *t)
+{
+	unsigned idx = (unsigned)(t - s->tables);
+	struct ps_table_desc *desc = &s->dir->tables[idx];
+	uint64_t lr_bits;
+
+	memcpy(&lr_bits, &t->lr, sizeof(lr_bits));
+	memcpy(desc->name, t->name, sizeof(desc->name));
+	desc->n_be = rdps_htobe64(t->n);
+	desc->lo_be = rdps_htobe64(t->lo);
+	desc->hi_be = rdps_htobe64(t->hi);
+	desc->dtype_be = rdps_htobe32(t->dtype);
+	desc->rule_be = rdps_htobe32(t->rule);
+	desc->lr_bits_be = rdps_htobe64(lr_bits);
+	rdps_tp_rkey_pack(t->params_mr, &desc->params);
+	__atomic_store_n(&desc->ready_be, rdps_htobe64(1), __ATOMIC_RELEASE);
+	s->st.tables++;
+	rdps_info("table '%s' (index %u): n %" PRIu64 " %s %s lr %g, this "
+		  "shard holds [%" PRIu64 ", %" PRIu64 ")",
+		  t->name, idx, t->n, t->dtype ? "f64" : "f32",
+		  rule_names[t->rule], t->lr, t->lo, t->hi);
+}
+
 static int handle_create(struct srv_worker *w, const struct ps_msg *m,
 			 const void *payload)
 {
 	struct rdps_server *s = w->s;
 	struct ps_create c;
 	struct srv_table *t;
-	struct ps_table_desc *desc;
 	uint64_t n, lr_bits;
 	uint32_t dtype, rule;
 	double lr;
-	unsigned idx;
 	int ret;
 
 	if (rdps_be64toh(m->bytes_be) != sizeof(c)) {
@@ -403,68 +479,17 @@ static int handle_create(struct srv_worker *w, const struct ps_msg *m,
 		}
 		return 0;
 	}
-	for (idx = 0; idx < PS_MAX_TABLES && s->tables[idx].used; idx++)
-		;
-	if (idx == PS_MAX_TABLES) {
+	ret = table_create(s, c.name, n, dtype, rule, lr, &t);
+	if (!ret)
+		table_publish(s, t);
+	else if (ret == -ENOSPC)
 		rdps_warn("worker %u: table '%s' refused: all %d tables in "
 			  "use",
 			  w->rank, c.name, PS_MAX_TABLES);
-		return -ENOSPC;
-	}
-	t = &s->tables[idx];
-	memset(t, 0, sizeof(*t));
-	memcpy(t->name, c.name, sizeof(t->name));
-	t->n = n;
-	t->dtype = dtype;
-	t->rule = rule;
-	t->lr = lr;
-	t->esize = ps_dtype_size(dtype);
-	ps_shard_range(n, s->cfg.nshards, s->cfg.shard, &t->lo, &t->hi);
-	t->params_len = round_up((t->hi - t->lo) * t->esize, 64);
-	if (!t->params_len)
-		t->params_len = 64;
-	ret = region_new(s, t->params_len, RDPS_TP_ACCESS_REMOTE_READ,
-			 &t->params, &t->params_mr);
-	if (ret)
-		goto err;
-	if (rule == PS_RULE_ADAGRAD && t->hi > t->lo) {
-		t->acc = calloc(t->hi - t->lo, t->esize);
-		if (!t->acc) {
-			ret = -ENOMEM;
-			goto err;
-		}
-	}
-	if (srv_bsp(s)) {
-		t->pend = calloc(s->cfg.workers, sizeof(*t->pend));
-		if (!t->pend) {
-			ret = -ENOMEM;
-			goto err;
-		}
-	}
-	t->used = true;
-
-	desc = &s->dir->tables[idx];
-	memcpy(desc->name, t->name, sizeof(desc->name));
-	desc->n_be = rdps_htobe64(n);
-	desc->lo_be = rdps_htobe64(t->lo);
-	desc->hi_be = rdps_htobe64(t->hi);
-	desc->dtype_be = rdps_htobe32(dtype);
-	desc->rule_be = rdps_htobe32(rule);
-	desc->lr_bits_be = rdps_htobe64(lr_bits);
-	rdps_tp_rkey_pack(t->params_mr, &desc->params);
-	__atomic_store_n(&desc->ready_be, rdps_htobe64(1), __ATOMIC_RELEASE);
-	s->st.tables++;
-	rdps_info("table '%s' (index %u): n %" PRIu64 " %s %s lr %g, this "
-		  "shard holds [%" PRIu64 ", %" PRIu64 ")",
-		  t->name, idx, n, dtype ? "f64" : "f32", rule_names[rule], lr,
-		  t->lo, t->hi);
-	return 0;
-
-err:
-	rdps_err("worker %u: cannot create table '%s' of %" PRIu64
-		 " elements: %s",
-		 w->rank, c.name, n, strerror(-ret));
-	table_free(s, t);
+	else if (ret)
+		rdps_err("worker %u: cannot create table '%s' of %" PRIu64
+			 " elements: %s",
+			 w->rank, c.name, n, strerror(-ret));
 	return ret;
 }
 
@@ -856,6 +881,197 @@ static int accept_all(struct rdps_server *s, int timeout_ms)
 
 /* Completions ----------------------------------------------------------- */
 
+/* Checkpoints ----------------------------------------------------------- */
+
+/* Write the tables as of applied clock c when c is due. Before c is
+ * published, so no worker runs past a clock this shard could not resume
+ * at: shards of a job are at most one checkpoint apart. A failure is
+ * logged and the job goes on (the previous checkpoint stays). */
+static void srv_checkpoint(struct rdps_server *s, uint64_t c)
+{
+	unsigned every = s->cfg.ckpt_every ? s->cfg.ckpt_every : 1;
+	struct ckpt *ck;
+	uint64_t t0;
+	int ret;
+
+	if (!s->cfg.ckpt_dir || c % every)
+		return;
+	ck = calloc(1, sizeof(*ck));
+	if (!ck) {
+		rdps_err("shard %u: no memory for the checkpoint of clock "
+			 "%" PRIu64,
+			 s->cfg.shard, c);
+		return;
+	}
+	ck->shard = s->cfg.shard;
+	ck->nshards = s->cfg.nshards;
+	ck->workers = s->cfg.workers;
+	ck->model = (unsigned)s->cfg.model;
+	ck->clock = c;
+	for (unsigned i = 0; i < PS_MAX_TABLES; i++) {
+		const struct srv_table *t = &s->tables[i];
+		struct ckpt_table *ct;
+
+		if (!t->used)
+			continue;
+		ct = &ck->t[ck->ntables++];
+		memcpy(ct->name, t->name, sizeof(ct->name));
+		ct->n = t->n;
+		ct->lo = t->lo;
+		ct->hi = t->hi;
+		ct->dtype = t->dtype;
+		ct->rule = t->rule;
+		ct->esize = t->esize;
+		ct->lr = t->lr;
+		ct->params = t->params;
+		ct->acc = t->acc;
+	}
+	t0 = rdps_now_ns();
+	ret = ckpt_write(s->cfg.ckpt_dir, ck);
+	if (ret)
+		rdps_err("shard %u: checkpoint of clock %" PRIu64
+			 " failed, the last good one stays: %s",
+			 s->cfg.shard, c, rdps_errmsg());
+	else
+		rdps_dbg("shard %u: checkpoint of clock %" PRIu64
+			 " (%u tables) written in %.1f ms",
+			 s->cfg.shard, c, ck->ntables,
+			 (double)(rdps_now_ns() - t0) / 1e6);
+	free(ck);
+}
+
+/* Load the checkpoint to resume from into s (tables, applied clock, clock
+ * table on shard 0). */
+static int srv_resume(struct rdps_server *s)
+{
+	const struct rdps_server_cfg *cfg = &s->cfg;
+	char path[2][4096];
+	void *buf[2] = {NULL, NULL};
+	struct ckpt *ck[2] = {NULL, NULL};
+	int pick = -1, ret = 0, rets[2];
+
+	for (int i = 0; i < 2; i++) {
+		ck[i] = calloc(1, sizeof(*ck[i]));
+		if (!ck[i]) {
+			ret = rdps_set_error(-ENOMEM, "out of memory");
+			goto out;
+		}
+		ret = ckpt_path(path[i], sizeof(path[i]), cfg->ckpt_dir,
+				cfg->shard, i);
+		if (ret)
+			goto out;
+		rets[i] = ckpt_load(path[i], &buf[i], ck[i]);
+		if (rets[i] && rets[i] != -ENOENT) {
+			/* A corrupt newest file may still leave .prev. */
+			rdps_warn("shard %u: %s", cfg->shard, rdps_errmsg());
+		}
+	}
+	for (int i = 0; i < 2; i++) {
+		if (rets[i])
+			continue;
+		if (cfg->resume_clock == RDPS_SERVER_RESUME_NEWEST
+			    ? pick < 0 || ck[i]->clock > ck[pick]->clock
+			    : ck[i]->clock == cfg->resume_clock)
+			pick = i;
+	}
+	if (pick < 0) {
+		if (cfg->resume_clock == RDPS_SERVER_RESUME_NEWEST)
+			ret = rdps_set_error(-ENOENT,
+					     "no usable checkpoint of shard %u "
+					     "in %s (see the messages above; "
+					     "start without resume to begin "
+					     "afresh)",
+					     cfg->shard, cfg->ckpt_dir);
+		else
+			ret = rdps_set_error(-ENOENT,
+					     "shard %u has no checkpoint of "
+					     "clock %" PRIu64 " in %s",
+					     cfg->shard, cfg->resume_clock,
+					     cfg->ckpt_dir);
+		goto out;
+	}
+	{
+		const struct ckpt *c = ck[pick];
+
+		if (c->shard != cfg->shard || c->nshards != cfg->nshards ||
+		    c->workers != cfg->workers ||
+		    c->model != (unsigned)cfg->model) {
+			ret = rdps_set_error(
+				-EINVAL,
+				"checkpoint %s is of shard %u of %u, %u "
+				"workers, model %s; this shard is %u of %u, "
+				"%u workers, model %s: resume with the job's "
+				"own layout",
+				path[pick], c->shard, c->nshards, c->workers,
+				rdps_model_name(c->model), cfg->shard,
+				cfg->nshards, cfg->workers,
+				rdps_model_name(cfg->model));
+			goto out;
+		}
+		for (unsigned i = 0; i < c->ntables; i++) {
+			const struct ckpt_table *ct = &c->t[i];
+			struct srv_table *t;
+			uint64_t lo, hi;
+
+			ps_shard_range(ct->n, cfg->nshards, cfg->shard, &lo,
+				       &hi);
+			if (ct->dtype > PS_DTYPE_F64 ||
+			    ct->rule > PS_RULE_ADAGRAD || lo != ct->lo ||
+			    hi != ct->hi ||
+			    ct->esize != ps_dtype_size(ct->dtype) ||
+			    !ct->acc !=
+				    (ct->rule != PS_RULE_ADAGRAD || lo == hi) ||
+			    table_find(s, ct->name)) {
+				ret = rdps_set_error(
+					-EINVAL,
+					"checkpoint %s: table '%s' does not "
+					"fit this shard (range, type, rule or "
+					"a duplicate name)",
+					path[pick], ct->name);
+				goto out;
+			}
+			ret = table_create(s, ct->name, ct->n, ct->dtype,
+					   ct->rule, ct->lr, &t);
+			if (ret) {
+				rdps_set_error(ret,
+					       "cannot create table '%s' of "
+					       "checkpoint %s: %s",
+					       ct->name, path[pick],
+					       strerror(-ret));
+				goto out;
+			}
+			memcpy(t->params, ct->params, (hi - lo) * t->esize);
+			if (t->acc)
+				memcpy(t->acc, ct->acc, (hi - lo) * t->esize);
+			table_publish(s, t);
+		}
+		/* The clock table as the job left clock c: W arrivals at
+		 * every clock below c, no barrier, round c not cut. */
+		if (s->clk) {
+			unsigned k = ps_clock_k(cfg->slack);
+
+			for (unsigned r = 0; r < k; r++)
+				s->clk->arrive[r] =
+					(uint64_t)cfg->workers *
+					(c->clock / k + (r < c->clock % k));
+			s->clk->barrier = 0;
+			s->clk->cut = c->clock;
+		}
+		for (unsigned r = 0; r < cfg->workers; r++)
+			s->w[r].ends = c->clock;
+		publish_applied(s, c->clock);
+		rdps_info("shard %u: resumed at clock %" PRIu64
+			  " from %s (%u tables)",
+			  cfg->shard, c->clock, path[pick], c->ntables);
+	}
+out:
+	for (int i = 0; i < 2; i++) {
+		free(buf[i]);
+		free(ck[i]);
+	}
+	return ret;
+}
+
 static void handle_end(struct srv_worker *w, uint32_t arg)
 {
 	struct rdps_server *s = w->s;
@@ -872,8 +1088,10 @@ static void handle_end(struct srv_worker *w, uint32_t arg)
 			lo = s->w[r].ends;
 	if (lo > s->applied) {
 		/* In BSP lo moves by one: every END(applied) is in. */
-		if (srv_bsp(s))
+		if (srv_bsp(s)) {
 			bsp_apply_pending(s);
+			srv_checkpoint(s, lo);
+		}
 		publish_applied(s, lo);
 		s->replay = true;
 	}
@@ -1133,6 +1351,16 @@ static int check_cfg(const struct rdps_server_cfg *cfg)
 				      "%s has no slack (got %u): use the ssp "
 				      "model for a slack",
 				      rdps_model_name(cfg->model), cfg->slack);
+	if (cfg->ckpt_dir && cfg->model != RDPS_MODEL_BSP &&
+	    cfg->model != RDPS_MODEL_ABSP)
+		return rdps_set_error(-EINVAL,
+				      "checkpoints need model bsp or absp: "
+				      "under %s a shard has no clock boundary "
+				      "to save at",
+				      rdps_model_name(cfg->model));
+	if (cfg->resume && !cfg->ckpt_dir)
+		return rdps_set_error(-EINVAL,
+				      "resume needs a checkpoint directory");
 	if (ps_clock_k(cfg->slack) > PS_CLOCK_K_MAX)
 		return rdps_set_error(-EINVAL,
 				      "slack %u is too large: at most %d",
@@ -1217,6 +1445,11 @@ int rdps_server_create(const struct rdps_server_cfg *cfg,
 		}
 		rdps_tp_rkey_pack(s->clk_mr, &s->clk_wire);
 	}
+	if (cfg->resume) {
+		ret = srv_resume(s);
+		if (ret)
+			goto err_free_regions;
+	}
 
 	s->wel_len = round_up((cfg->workers + SRV_REJECT_MAX) *
 				      sizeof(struct ps_welcome),
@@ -1247,6 +1480,9 @@ int rdps_server_create(const struct rdps_server_cfg *cfg,
 	return 0;
 
 err_free_regions:
+	for (unsigned i = 0; i < PS_MAX_TABLES; i++)
+		if (s->tables[i].used)
+			table_free(s, &s->tables[i]);
 	region_free(s, (void **)&s->wel, s->wel_len, &s->wel_mr);
 	region_free(s, (void **)&s->clk, s->clk_len, &s->clk_mr);
 	region_free(s, (void **)&s->dir, s->dir_len, &s->dir_mr);

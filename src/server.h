@@ -43,7 +43,18 @@ struct rdps_server_cfg {
 	 * slot_bytes); a multiple of 64 within [SLOT_MIN, SLOT_MAX].
 	 * 0: PS_SLOT_BYTES_DEFAULT. */
 	size_t slot_bytes;
+	/* Checkpoints (BSP and A-BSP only): with ckpt_dir set, the shard
+	 * writes its tables to ckpt_dir (checkpoint.h) whenever its
+	 * applied_clock reaches a multiple of ckpt_every (0: 1), before
+	 * publishing it. resume: start from the checkpoint of resume_clock
+	 * (RDPS_SERVER_RESUME_NEWEST: the newer of the two kept) instead of
+	 * empty tables; workers then start at that clock. */
+	const char *ckpt_dir;
+	unsigned ckpt_every;
+	int resume;
+	uint64_t resume_clock;
 };
+#define RDPS_SERVER_RESUME_NEWEST UINT64_MAX
 
 /* Defaults: shard 0 of 1, 1 worker, BSP, adaptive polling, default slots;
  * url NULL (must be set). */

@@ -862,6 +862,27 @@ static int wrk_check_dirs(struct rdps_ctx *ctx)
 			ctx->k = k;
 		}
 	}
+	/* A BSP job resumed from checkpoints starts where they left it:
+	 * every shard must have resumed at the same clock. */
+	if (ctx->model == RDPS_MODEL_BSP || ctx->model == RDPS_MODEL_ABSP) {
+		uint64_t c0 = rdps_be64toh(h[0].applied_clock_be);
+
+		for (unsigned s = 1; s < ctx->nshards; s++) {
+			uint64_t c = rdps_be64toh(h[s].applied_clock_be);
+
+			if (c != c0)
+				return rdps_set_error(
+					-EINVAL,
+					"shard 0 (%s) starts at clock %llu, "
+					"shard %u (%s) at %llu: resume every "
+					"shard at the same clock (rdps-launch "
+					"--resume picks the newest common one)",
+					ctx->sh[0].url, (unsigned long long)c0,
+					s, ctx->sh[s].url,
+					(unsigned long long)c);
+		}
+		ctx->clock = c0;
+	}
 	return 0;
 }
 

@@ -12,7 +12,8 @@
  *                         values against every worker's regenerated deltas.
  *   bsp ITERS SEED OUT    deterministic SGD-like float32 job with random
  *                         per-worker delays (from SEED); rank 0 writes the
- *                         final parameters' bytes to OUT.
+ *                         final parameters' bytes to OUT. Starts at the
+ *                         job's clock (a job resumed from checkpoints).
  *   ssp ITERS SEED        staleness bound, through the values pulled and
  *                         through the clocks every worker publishes in a
  *                         shared mapping (model and slack from the job).
@@ -371,7 +372,8 @@ static int mode_bsp(struct rdps_ctx *ctx, int argc, char **argv)
 	grad = xcalloc(BSP_N, sizeof(float));
 	CHECK(rdps_table_open(ctx, "w", BSP_N, RDPS_DTYPE_F32, RDPS_RULE_SGD,
 			      0.1, &t));
-	for (uint64_t it = 0; it < iters; it++) {
+	/* A resumed job starts at its checkpoint's clock. */
+	for (uint64_t it = rdps_ctx_clock(ctx); it < iters; it++) {
 		uint64_t idx[8];
 		float sg[8];
 

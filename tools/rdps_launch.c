@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "checkpoint.h"
 #include "common.h"
 #include "config.h"
 
@@ -49,8 +50,16 @@ struct opts {
 	int slack_given;
 	const char *addr;
 	unsigned timeout_s; /* 0: none */
+	const char *ckpt_dir;
+	unsigned ckpt_every;
+	int resume;
+	uint64_t resume_clock; /* found by resume_clock() */
 	char **cmd;
 };
+
+#define OPT_CKPT_DIR 0x100
+#define OPT_CKPT_EVERY 0x101
+#define OPT_RESUME 0x102
 
 struct proc {
 	pid_t pid; /* 0 once reaped */
@@ -88,6 +97,13 @@ static void usage(FILE *f)
 		"                       (adaptive)\n"
 		"  -T, --timeout=SEC    kill the job after SEC seconds (0: "
 		"never) (0)\n"
+		"      --checkpoint-dir=DIR  bsp/absp: the shards checkpoint "
+		"their tables in DIR\n"
+		"      --checkpoint-every=N  ... every N clocks (1)\n"
+		"      --resume         start from the newest clock every "
+		"shard has a\n"
+		"                       checkpoint of in --checkpoint-dir; "
+		"workers start there\n"
 		"  -h, --help           this help\n"
 		"\n"
 		"Exit status: 0 if every worker succeeded, else the first "
@@ -111,6 +127,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{"addr", required_argument, NULL, 'a'},
 		{"timeout", required_argument, NULL, 'T'},
 		{"poll", required_argument, NULL, 'P'},
+		{"checkpoint-dir", required_argument, NULL, OPT_CKPT_DIR},
+		{"checkpoint-every", required_argument, NULL, OPT_CKPT_EVERY},
+		{"resume", no_argument, NULL, OPT_RESUME},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -179,6 +198,23 @@ static int parse_args(int argc, char **argv, struct opts *o)
 				return -EINVAL;
 			o->timeout_s = (unsigned)v;
 			break;
+		case OPT_CKPT_DIR:
+			if (!*optarg) {
+				tool_err("empty --checkpoint-dir: name a "
+					 "directory");
+				return -EINVAL;
+			}
+			o->ckpt_dir = optarg;
+			break;
+		case OPT_CKPT_EVERY:
+			if (tool_parse_count(optarg, "checkpoint interval", 1,
+					     1u << 30, &v))
+				return -EINVAL;
+			o->ckpt_every = (unsigned)v;
+			break;
+		case OPT_RESUME:
+			o->resume = 1;
+			break;
 		case 'h':
 			usage(stdout);
 			return 1;
@@ -199,6 +235,18 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	if (o->slack_given && o->slack && o->model != RDPS_MODEL_SSP) {
 		tool_err("--slack %u needs --model ssp (%s has no slack)",
 			 o->slack, rdps_model_name(o->model));
+		return -EINVAL;
+	}
+	if ((o->resume || o->ckpt_every) && !o->ckpt_dir) {
+		tool_err("--resume and --checkpoint-every need "
+			 "--checkpoint-dir DIR");
+		return -EINVAL;
+	}
+	if (o->ckpt_dir && o->model != RDPS_MODEL_BSP &&
+	    o->model != RDPS_MODEL_ABSP) {
+		tool_err("--checkpoint-dir needs --model bsp or absp (%s has "
+			 "no clock boundary to save at)",
+			 rdps_model_name(o->model));
 		return -EINVAL;
 	}
 	if (optind >= argc) {
@@ -279,11 +327,71 @@ static void child_prep(pid_t parent)
 		_exit(127);
 }
 
+/*
+ * --resume: the newest clock of which every shard has a checkpoint (each
+ * keeps its newest two). 0 with o->resume_clock set, or -1 (reported).
+ */
+static int find_resume_clock(struct opts *o)
+{
+	uint64_t best = UINT64_MAX;
+	int found_any = 0;
+
+	/* Candidates: shard 0's clocks; keep the newest all others have. */
+	for (int c0 = 0; c0 < 2; c0++) {
+		char path[PATH_MAX];
+		struct ckpt *ck = calloc(1, sizeof(*ck));
+		void *buf = NULL;
+		uint64_t clock;
+		int all = 1;
+
+		if (!ck) {
+			tool_err("out of memory");
+			return -1;
+		}
+		if (ckpt_path(path, sizeof(path), o->ckpt_dir, 0, c0) ||
+		    ckpt_load(path, &buf, ck)) {
+			free(ck);
+			continue;
+		}
+		free(buf);
+		clock = ck->clock;
+		found_any = 1;
+		for (unsigned i = 1; all && i < o->shards; i++) {
+			int have = 0;
+
+			for (int p = 0; p < 2 && !have; p++) {
+				buf = NULL;
+				if (!ckpt_path(path, sizeof(path), o->ckpt_dir,
+					       i, p) &&
+				    !ckpt_load(path, &buf, ck) &&
+				    ck->clock == clock)
+					have = 1;
+				free(buf);
+			}
+			all = have;
+		}
+		free(ck);
+		if (all && (best == UINT64_MAX || clock > best))
+			best = clock;
+	}
+	if (best == UINT64_MAX) {
+		tool_err("--resume: %s in %s (start without --resume to "
+			 "begin afresh)",
+			 found_any ? "no clock has a checkpoint of every shard"
+				   : "no usable checkpoint of shard 0",
+			 o->ckpt_dir);
+		return -1;
+	}
+	o->resume_clock = best;
+	tool_err("resuming at clock %" PRIu64 " from %s", best, o->ckpt_dir);
+	return 0;
+}
+
 static pid_t start_server(const char *path, const struct opts *o,
 			  unsigned shard, uint64_t token, int report_fd)
 {
 	char url[URL_MAX], shard_s[16], shards_s[16], workers_s[16],
-		slack_s[16], token_s[32], fd_s[16];
+		slack_s[16], token_s[32], fd_s[16], every_s[16], resume_s[48];
 	const char *argv[32];
 	pid_t parent = getpid(), pid;
 	int n = 0;
@@ -321,6 +429,19 @@ static pid_t start_server(const char *path, const struct opts *o,
 	if (o->poll) {
 		argv[n++] = "--poll";
 		argv[n++] = o->poll;
+	}
+	if (o->ckpt_dir) {
+		argv[n++] = "--checkpoint-dir";
+		argv[n++] = o->ckpt_dir;
+		snprintf(every_s, sizeof(every_s), "%u",
+			 o->ckpt_every ? o->ckpt_every : 1);
+		argv[n++] = "--checkpoint-every";
+		argv[n++] = every_s;
+	}
+	if (o->resume) {
+		snprintf(resume_s, sizeof(resume_s), "--resume=%" PRIu64,
+			 o->resume_clock);
+		argv[n++] = resume_s;
 	}
 	argv[n] = NULL;
 
@@ -640,6 +761,8 @@ int main(int argc, char **argv)
 	if (o.timeout_s)
 		deadline = now_ms() + (uint64_t)o.timeout_s * 1000u;
 	token = job_token();
+	if (o.resume && find_resume_clock(&o))
+		return 1;
 	if (start_servers(&o, token, urls, sizeof(urls))) {
 		stop_all(&set);
 		return 1;

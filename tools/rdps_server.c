@@ -18,6 +18,9 @@
 
 #define OPT_REPORT_FD 0x100
 #define OPT_SLOT_BYTES 0x101
+#define OPT_CKPT_DIR 0x102
+#define OPT_CKPT_EVERY 0x103
+#define OPT_RESUME 0x104
 
 static volatile sig_atomic_t stop_flag;
 
@@ -55,6 +58,15 @@ static void usage(FILE *f)
 		"      --slot-bytes=B   bytes per push sub-slot, header "
 		"included, a multiple\n"
 		"                       of 64 in 4k..1g (%u)\n"
+		"      --checkpoint-dir=DIR  bsp/absp: write this shard's "
+		"tables to DIR at clock\n"
+		"                       boundaries (shard-I.ckpt, and the one "
+		"before as .prev)\n"
+		"      --checkpoint-every=N  every N clocks (1)\n"
+		"      --resume[=CLOCK] start from the checkpoint in "
+		"--checkpoint-dir of CLOCK\n"
+		"                       (default: the newest); workers start "
+		"at that clock\n"
 		"  -L, --log-level=LVL  error, warn, info, debug or trace "
 		"(warn; env RDPS_LOG_LEVEL)\n"
 		"      --report-fd=N    write the listening URL and a newline "
@@ -86,6 +98,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{"token", required_argument, NULL, 't'},
 		{"poll", required_argument, NULL, 'P'},
 		{"slot-bytes", required_argument, NULL, OPT_SLOT_BYTES},
+		{"checkpoint-dir", required_argument, NULL, OPT_CKPT_DIR},
+		{"checkpoint-every", required_argument, NULL, OPT_CKPT_EVERY},
+		{"resume", optional_argument, NULL, OPT_RESUME},
 		{"log-level", required_argument, NULL, 'L'},
 		{"report-fd", required_argument, NULL, OPT_REPORT_FD},
 		{"version", no_argument, NULL, 'V'},
@@ -160,6 +175,27 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			}
 			o->cfg.slot_bytes = b;
 			break;
+		case OPT_CKPT_DIR:
+			if (!*optarg) {
+				tool_err("empty --checkpoint-dir: name a "
+					 "directory");
+				return -EINVAL;
+			}
+			o->cfg.ckpt_dir = optarg;
+			break;
+		case OPT_CKPT_EVERY:
+			if (tool_parse_count(optarg, "checkpoint interval", 1,
+					     1u << 30, &v))
+				return -EINVAL;
+			o->cfg.ckpt_every = (unsigned)v;
+			break;
+		case OPT_RESUME:
+			o->cfg.resume = 1;
+			if (optarg && tool_parse_count(optarg, "resume clock",
+						       0, UINT64_MAX - 1,
+						       &o->cfg.resume_clock))
+				return -EINVAL;
+			break;
 		case 'L':
 			if (tool_set_log_level(optarg))
 				return -EINVAL;
@@ -210,6 +246,11 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		tool_err("--shard %u is out of range: with --shards %u use "
 			 "0..%u",
 			 o->cfg.shard, o->cfg.nshards, o->cfg.nshards - 1);
+		return -EINVAL;
+	}
+	if ((o->cfg.resume || o->cfg.ckpt_every) && !o->cfg.ckpt_dir) {
+		tool_err("--resume and --checkpoint-every need "
+			 "--checkpoint-dir DIR");
 		return -EINVAL;
 	}
 	if (o->have_slack && o->cfg.model != RDPS_MODEL_SSP) {

@@ -184,7 +184,9 @@ int rdps_cut_poll(struct rdps_ctx *ctx);
 
 /* Block until every worker has called rdps_barrier() as often. */
 int rdps_barrier(struct rdps_ctx *ctx);
-/* This worker's clock: iterations completed. */
+/* This worker's clock: iterations completed. A BSP or A-BSP job whose
+ * shards resumed from checkpoints (rdps-launch --resume) starts at their
+ * clock, not 0: start the iteration loop at rdps_ctx_clock(). */
 uint64_t rdps_ctx_clock(const struct rdps_ctx *ctx);
 
 struct rdps_stats {

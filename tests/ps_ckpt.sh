@@ -1,0 +1,106 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# ps_ckpt.sh RDPS_LAUNCH RDPS_SERVER PS_WORKER [TRANSPORT] - checkpoint and
+# resume. A BSP job (ps_worker bsp) runs with checkpoints; once shard 1
+# has checkpointed clock KILL_AT, it is killed with SIGKILL. The job must
+# stop with an error naming the lost shard; resumed with --resume it must
+# finish, and its final parameters must equal an uninterrupted run's, byte
+# for byte. Then rdps-server must refuse a corrupt checkpoint and one of
+# another job layout, naming the reason. Waiting here polls files
+# and process state; nothing sleeps to order events.
+set -u
+
+LAUNCH=${1:?usage: ps_ckpt.sh RDPS_LAUNCH RDPS_SERVER PS_WORKER [TRANSPORT]}
+SERVER=${2:?usage: ps_ckpt.sh RDPS_LAUNCH RDPS_SERVER PS_WORKER [TRANSPORT]}
+WORKER=${3:?usage: ps_ckpt.sh RDPS_LAUNCH RDPS_SERVER PS_WORKER [TRANSPORT]}
+TP=${4:-shm}
+ITERS=60
+KILL_AT=12
+SEED=11
+unset RDPS_LOG_LEVEL
+
+tmp=$(mktemp -d)
+job_pid=
+cleanup() {
+	[[ -n $job_pid ]] && kill -9 "$job_pid" 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}
+
+# ckpt_clock FILE: the clock in a checkpoint's header (be64 at byte 32).
+ckpt_clock() {
+	local hex
+	hex=$(od -An -tx1 -j32 -N8 "$1" 2>/dev/null | tr -d ' \n')
+	[[ ${#hex} == 16 ]] && echo $((16#$hex))
+}
+
+launch() {
+	"$LAUNCH" --timeout 50 -t "$TP" -s 2 -w 4 "$@"
+}
+
+# 1. The reference: no checkpoints, no failure.
+launch -- "$WORKER" bsp $ITERS $SEED "$tmp/ref.bin" >/dev/null 2>"$tmp/ref.err" ||
+	fail "reference job failed: $(tail -3 "$tmp/ref.err")"
+
+# 2. With checkpoints; SIGKILL shard 1 once it saved clock KILL_AT.
+mkdir "$tmp/ck"
+"$LAUNCH" --timeout 50 -t "$TP" -s 2 -w 4 --checkpoint-dir "$tmp/ck" \
+	-- "$WORKER" bsp $ITERS $SEED "$tmp/out.bin" >/dev/null \
+	2>"$tmp/killed.err" &
+job_pid=$!
+end=$((SECONDS + 40))
+victim=
+while :; do
+	c=$(ckpt_clock "$tmp/ck/shard-1.ckpt")
+	if [[ -n $c ]] && ((c >= KILL_AT)); then
+		victim=$(pgrep -f -- "--shard 1 --shards 2 .*--checkpoint-dir $tmp/ck")
+		break
+	fi
+	kill -0 "$job_pid" 2>/dev/null ||
+		fail "the job ended before shard 1 checkpointed clock $KILL_AT"
+	((SECONDS < end)) || fail "shard 1 never checkpointed clock $KILL_AT"
+	sleep 0.01
+done
+[[ -n $victim ]] || fail "cannot find shard 1's rdps-server process"
+kill -9 "$victim"
+wait "$job_pid"
+rc=$?
+job_pid=
+((rc != 0)) || fail "the job succeeded although shard 1 was killed"
+grep -q "shard 1" "$tmp/killed.err" ||
+	fail "no error names shard 1: $(tail -3 "$tmp/killed.err")"
+[[ -e $tmp/out.bin ]] && fail "the killed job wrote final parameters"
+
+# 3. Resume: the job finishes with the reference's parameters.
+launch --checkpoint-dir "$tmp/ck" --resume -- "$WORKER" bsp $ITERS $SEED \
+	"$tmp/out.bin" >/dev/null 2>"$tmp/resume.err" ||
+	fail "resumed job failed: $(tail -3 "$tmp/resume.err")"
+grep -q "resuming at clock" "$tmp/resume.err" ||
+	fail "rdps-launch did not say where it resumed"
+cmp -s "$tmp/ref.bin" "$tmp/out.bin" ||
+	fail "resumed parameters differ from the uninterrupted run's"
+at=$(sed -n 's/.*resuming at clock \([0-9]*\).*/\1/p' "$tmp/resume.err")
+
+# 4. Refusals, each one line from rdps-server, which then exits 1.
+refuse() {
+	local name=$1 pattern=$2 out
+	shift 2
+	out=$(timeout 10 "$SERVER" --listen "shm://ckpt-$$-$name" --shard 0 \
+		--shards 2 --model bsp --checkpoint-dir "$tmp/ck" "$@" 2>&1)
+	local rc=$?
+	((rc == 1)) || fail "$name: rdps-server exit $rc, want 1: $out"
+	[[ $out =~ $pattern ]] || fail "$name: '$out' does not match /$pattern/"
+}
+refuse layout "4 workers.*this shard is 0 of 2, 3 workers" --workers 3 --resume
+refuse noclock "no checkpoint of clock 99999" --workers 4 --resume=99999
+c0=$(ckpt_clock "$tmp/ck/shard-0.ckpt")
+printf '\x55' | dd of="$tmp/ck/shard-0.ckpt" bs=1 seek=200 conv=notrunc status=none
+refuse corrupt "checksum mismatch" --workers 4 --resume="$c0"
+echo "ps_ckpt ($TP): killed shard 1 once it saved clock >= $KILL_AT, resumed at $at," \
+	"parameters identical to the uninterrupted run; bad checkpoints refused"
