@@ -1,18 +1,41 @@
 #!/usr/bin/env bash
-# Quick-start demo: install what is missing, build, then run the embedded
-# default job: a local shm server plus rdps-perf measuring one-sided
-# read, write, fetch-add and compare-swap latency against it.
+# Quick-start demo: install what is missing, build, then train. First one
+# A-BSP job (a shm shard and 4 workers, worker 1 three times slower than
+# the others) printing a line per clock, then the experiment that trains
+# the same sparse logistic regression with BSP, SSP (slack 1, 3), ASP and
+# A-BSP and prints time to target loss, speedup against BSP and final
+# loss, with the loss curves plotted in $out/experiment.svg.
+#   scripts/demo.sh          small and quick (under a minute on 2 cores)
+#   scripts/demo.sh --full   the full experiment: both workloads, stragglers
+#                            none, 1:3x and random:0.1:3x (a few minutes)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+full=0
+case "${1:-}" in
+"") ;;
+--full) full=1 ;;
+-h | --help) sed -n '2,9p' "$0"; exit 0 ;;
+*) echo "demo.sh: unknown option '$1' (use --full)" >&2; exit 2 ;;
+esac
 ./scripts/setup.sh
 build=${RDPS_BUILD_DIR:-build}
+out=${RDPS_DEMO_OUT:-$build/demo}
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j"$(nproc)" >/dev/null
-echo "== rdps $(git describe --always 2>/dev/null || echo) demo: one-sided ops over shm (server process + client) =="
-for op in write read fadd cas; do
-	sizes=8
-	[ "$op" = read ] || [ "$op" = write ] && sizes=8,4k,1m
-	"$build/tools/rdps-perf" --local -o "$op" -s "$sizes" -n 10000 shm
-done
-echo "== bandwidth: 1 MiB reads, 16 outstanding =="
-"$build/tools/rdps-perf" --local -o read -s 1m -n 2000 --bw 16 shm
+tools=$build/tools
+# The demo's data: a quarter of the default, 6 epoch-equivalents.
+small=(--samples 100000 --epochs 6)
+
+echo "== rdps $(git describe --always 2>/dev/null || echo) demo: training on the parameter server =="
+echo "== one A-BSP job: 4 workers over shm, worker 1 is 3x slower (--stragglers 1:3x) =="
+"$tools/rdps-launch" -w 4 -m absp -- "$tools/rdps-train" run --workload lr \
+	"${small[@]}" --stragglers 1:3x
+if ((full)); then
+	echo "== the experiment: every model, both workloads, with and without stragglers =="
+	"$tools/rdps-train" experiment --out "$out" --json "$out/experiment.json"
+else
+	echo "== the experiment: BSP, SSP1, SSP3, ASP, A-BSP on lr with a 3x straggler =="
+	"$tools/rdps-train" experiment --workload lr --stragglers 1:3x \
+		"${small[@]}" --out "$out" --json "$out/experiment.json"
+fi
+echo "== open $out/experiment.svg for the loss curves =="

@@ -1,0 +1,140 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# train_cli.sh RDPS_LAUNCH RDPS_TRAIN - rdps-train's command line: bad
+# usage anywhere (exit 2, one line naming what and how to fix it), --help
+# of every subcommand, a malformed data file (exit 1, file:line:col), a
+# job trained from a generated file, and a small experiment whose CSV, SVG
+# and JSON are checked for their shape (not for timings: that is the
+# experiment's own table, not a test).
+set -u
+
+LAUNCH=${1:?usage: train_cli.sh RDPS_LAUNCH RDPS_TRAIN}
+TRAIN=${2:?}
+unset RDPS_LOG_LEVEL RDPS_SHARDS RDPS_RANK RDPS_WORKERS
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+fail() {
+	echo "FAIL: $*" >&2
+	fails=$((fails + 1))
+}
+
+run() {
+	timeout 120 "$@" >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	out=$(cat "$tmp/out")
+	err=$(cat "$tmp/err")
+}
+
+# usage NAME PATTERN ARGS...: exit 2, nothing on stdout, one line on
+# stderr starting "rdps-train: " and matching PATTERN.
+usage() {
+	local name=$1 pattern=$2 lines
+	shift 2
+	run "$TRAIN" "$@"
+	lines=$(wc -l <"$tmp/err")
+	((rc == 2)) || fail "$name: exit $rc, want 2 (rdps-train $*)"
+	[[ -s $tmp/out ]] && fail "$name: stdout not empty: '$out'"
+	if ((lines != 1)); then
+		fail "$name: $lines lines on stderr, want 1: '$err'"
+	elif [[ $err != "rdps-train: "* ]]; then
+		fail "$name: stderr does not start with 'rdps-train: ': '$err'"
+	elif ! [[ $err =~ $pattern ]]; then
+		fail "$name: stderr '$err' does not match /$pattern/"
+	fi
+}
+
+usage "no command" "which command" 
+usage "bad command" "unknown command 'train'" train
+usage "bad workload" "unknown workload 'svm'" run --workload svm
+usage "bad spec" "bad straggler item '1:3' in '1:3'.*W:Fx" run --stragglers 1:3
+usage "bad random spec" "P is a probability" run --stragglers random:2:3x
+usage "twice" "worker 1 is slowed twice" run --stragglers 1:2x,1:3x
+usage "bad batch" "bad mini-batch size '0'" run --batch 0
+usage "bad lr" "bad learning rate 'fast'" run --lr fast
+usage "bad option" "unknown option '--frobnicate'" run --frobnicate
+usage "missing value" "needs a value" run --epochs
+usage "stray argument" "unexpected argument 'extra'" run extra
+usage "nnz > features" "--nnz 50 is more than --features 10" run --features 10 --nnz 50
+usage "test without data" "--test needs --data" run --test x
+usage "no job" "RDPS_SHARDS is not set.*rdps-launch" run
+usage "exp bad spec" "bad straggler item" experiment --stragglers 2:x
+usage "exp spec worker" "names worker 7.*workers 0 .. 3" experiment --stragglers 7:2x
+usage "exp bad model" "bad model list 'bsp,fast'" experiment --models bsp,fast
+usage "exp bad transport" "unknown transport 'rdma'" experiment --transport rdma
+usage "exp data both" "add --workload" experiment --data x.txt
+usage "gen no out" "give -o FILE" gen
+
+for cmd in "" run experiment gen; do
+	run "$TRAIN" $cmd --help
+	((rc == 0)) || fail "$cmd --help: exit $rc"
+	[[ $out == Usage:* ]] || fail "$cmd --help: no usage on stdout"
+	[[ -s $tmp/err ]] && fail "$cmd --help: stderr '$err'"
+done
+grep -q -- "--stragglers" <("$TRAIN" run --help) || fail "run --help lacks --stragglers"
+grep -q -- "--json" <("$TRAIN" experiment --help) || fail "experiment --help lacks --json"
+
+# A worker's spec naming a worker the job lacks: exit 2 through the
+# launcher, with the reason.
+run "$LAUNCH" -w 2 -- "$TRAIN" run --stragglers 5:2x
+((rc == 2)) || fail "spec worker 5 of 2: exit $rc, want 2"
+[[ $err =~ "names worker 5, but the job has workers 0 .. 1" ]] || fail "spec worker 5: '$err'"
+
+# A malformed data file: exit 1, file:line:col.
+printf '+1 1:1 2:1\n-1 3:x\n' >"$tmp/bad.libsvm"
+run "$LAUNCH" -w 1 -- "$TRAIN" run --data "$tmp/bad.libsvm"
+((rc == 1)) || fail "bad data: exit $rc, want 1"
+[[ $err =~ "bad.libsvm:2:6: bad value 'x' of feature 3" ]] || fail "bad data: '$err'"
+
+# gen, then train from the file (held-out part of it), two workers.
+run "$TRAIN" gen --workload lr --samples 3000 --features 100 --nnz 5 \
+	-o "$tmp/lr.txt" --test-out "$tmp/lr-test.txt"
+((rc == 0)) || fail "gen: exit $rc: $err"
+[[ $(wc -l <"$tmp/lr.txt") == 3000 ]] || fail "gen: $(wc -l <"$tmp/lr.txt") lines, want 3000"
+run "$LAUNCH" -w 2 -m absp -- "$TRAIN" run --data "$tmp/lr.txt" --pace 1 --epochs 3
+((rc == 0)) || fail "run --data: exit $rc: $err"
+final=$(grep '^final clock' "$tmp/out")
+[[ $final =~ loss\ ([0-9.]+) ]] || fail "run --data: no final line: '$out'"
+awk -v l="${BASH_REMATCH[1]:-1}" 'BEGIN { exit !(l < 0.69) }' ||
+	fail "run --data: final loss ${BASH_REMATCH[1]:-?} not below ln 2"
+run "$TRAIN" gen --workload mf --samples 2000 --users 50 --items 40 -o "$tmp/mf.txt"
+run "$LAUNCH" -w 2 -m ssp -- "$TRAIN" run --workload mf --data "$tmp/mf.txt" --pace 1 -q --csv "$tmp/mf.csv"
+((rc == 0)) || fail "mf run --data: exit $rc: $err"
+[[ $(wc -l <"$tmp/mf.csv") -ge 2 ]] || fail "mf run: csv '$(cat "$tmp/mf.csv")'"
+
+# A small experiment: its outputs' shape.
+run "$TRAIN" experiment --workload lr --stragglers 1:2x --samples 6000 \
+	--features 200 --nnz 8 --test-samples 300 --epochs 2 --pace 1 \
+	--out "$tmp/exp" --json "$tmp/exp.json"
+((rc == 0)) || fail "experiment: exit $rc: $err"
+for m in BSP SSP1 SSP3 ASP A-BSP; do
+	grep -q "^$m " "$tmp/out" || fail "experiment: no table row for $m"
+done
+[[ $out =~ target\ loss ]] || fail "experiment: table states no target"
+python3 - "$tmp/exp.json" <<'PY' || fail "experiment: JSON rows wrong"
+import json, math, sys
+rows = json.load(open(sys.argv[1]))
+assert [r["model"] for r in rows] == ["BSP", "SSP1", "SSP3", "ASP", "A-BSP"], rows
+for r in rows:
+    assert set(r) == {"workload", "stragglers", "model", "time_to_target_s",
+                      "speedup_vs_bsp", "final_loss"}, r
+    assert r["workload"] == "lr" and r["stragglers"] == "1:2x", r
+    assert isinstance(r["final_loss"], float) and 0 < r["final_loss"] < 1, r
+assert rows[0]["speedup_vs_bsp"] == 1.0, rows[0]
+PY
+head -1 "$tmp/exp/experiment.csv" | grep -qx "workload,stragglers,model,time_s,clock,worker,loss" ||
+	fail "experiment: csv header '$(head -1 "$tmp/exp/experiment.csv")'"
+for m in BSP SSP1 SSP3 ASP A-BSP; do
+	grep -q "^lr,1:2x,$m," "$tmp/exp/experiment.csv" || fail "experiment: no csv rows of $m"
+done
+[[ $(grep -c '<polyline' "$tmp/exp/experiment.svg") == 5 ]] ||
+	fail "experiment: svg has $(grep -c '<polyline' "$tmp/exp/experiment.svg") curves, want 5"
+grep -q '</svg>' "$tmp/exp/experiment.svg" || fail "experiment: svg not closed"
+
+if ((fails)); then
+	echo "train_cli: $fails failure(s)" >&2
+	exit 1
+fi
+echo "train_cli: all cases passed"

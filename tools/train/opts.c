@@ -1,0 +1,310 @@
+/* SPDX-License-Identifier: MIT */
+/* opts.c - the workload options shared by rdps-train run and experiment. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "train.h"
+
+void trn_work_defaults(struct trn_work_opts *w, enum trn_kind kind)
+{
+	memset(w, 0, sizeof(*w));
+	w->kind = kind;
+	w->holdout = 0.1;
+	w->seed = 1;
+	w->epochs = 10;
+	w->clocks_per_epoch = 5;
+	w->batch = 100;
+	w->lrg.features = 5000;
+	w->lrg.nnz = 40;
+	w->lrg.scale = 3.0;
+	w->lrg.noise = 1.0;
+	w->mfg.users = 2000;
+	w->mfg.items = 2000;
+	w->mfg.rank = 10;
+	w->mfg.noise = 0.1;
+	if (kind == TRN_LR) {
+		w->samples = 400000;
+		w->test_samples = 5000;
+		w->lr = 1.0;
+	} else {
+		w->samples = 600000;
+		w->test_samples = 20000;
+		w->lr = 0.05;
+		w->l2 = 0.01;
+	}
+	w->init_sd = 0.1;
+}
+
+int trn_parse_kind(const char *s, enum trn_kind *out)
+{
+	if (!strcmp(s, "lr")) {
+		*out = TRN_LR;
+		return 0;
+	}
+	if (!strcmp(s, "mf")) {
+		*out = TRN_MF;
+		return 0;
+	}
+	tool_err("unknown workload '%s': use lr (sparse logistic regression) "
+		 "or mf (matrix factorization)",
+		 s);
+	return -EINVAL;
+}
+
+const char *trn_kind_name(enum trn_kind kind)
+{
+	return kind == TRN_LR ? "lr" : "mf";
+}
+
+void trn_prescan_kind(int argc, char **argv, enum trn_kind *out)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = NULL;
+		enum trn_kind k;
+
+		if (!strcmp(a, "--"))
+			break;
+		if (!strncmp(a, "--workload=", 11))
+			v = a + 11;
+		else if (!strcmp(a, "--workload") || !strcmp(a, "-W"))
+			v = i + 1 < argc ? argv[i + 1] : NULL;
+		else if (!strncmp(a, "-W", 2))
+			v = a + 2;
+		if (v && !strcmp(v, "lr"))
+			k = TRN_LR;
+		else if (v && !strcmp(v, "mf"))
+			k = TRN_MF;
+		else
+			continue;
+		*out = k;
+	}
+}
+
+int trn_parse_double(const char *s, const char *what, double lo, double hi,
+		     double *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (!*s || *end || errno || !isfinite(v) || v < lo || v > hi) {
+		tool_err("bad %s '%s': use a number from %g to %g", what, s, lo,
+			 hi);
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+static int count_u32(const char *s, const char *what, uint64_t lo, uint64_t hi,
+		     uint32_t *out)
+{
+	uint64_t v;
+
+	if (tool_parse_count(s, what, lo, hi, &v))
+		return -EINVAL;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+int trn_work_opt(int opt, const char *arg, struct trn_work_opts *w)
+{
+	double d;
+
+	switch (opt) {
+	case 'W':
+		/* trn_prescan_kind() already set the workload's defaults. */
+		return trn_parse_kind(arg, &w->kind);
+	case 'D':
+		w->data = arg;
+		return 0;
+	case 1000:
+		w->test = arg;
+		return 0;
+	case 1001:
+		return trn_parse_double(arg, "holdout fraction", 0.001, 0.9,
+					&w->holdout);
+	case 'N':
+		return tool_parse_count(arg, "sample count", 1, 100000000,
+					&w->samples);
+	case 1002:
+		return tool_parse_count(arg, "held-out sample count", 1,
+					10000000, &w->test_samples);
+	case 1003:
+		return count_u32(arg, "feature count", 1, TRN_LR_MAX_FEATURE,
+				 &w->lrg.features);
+	case 1004:
+		return count_u32(arg, "non-zeros per sample", 1, 4096,
+				 &w->lrg.nnz);
+	case 1005:
+		if (trn_parse_double(arg, "noise", 0, 1e6, &d))
+			return -EINVAL;
+		w->lrg.noise = w->mfg.noise = d;
+		return 0;
+	case 1006:
+		return count_u32(arg, "user count", 1, TRN_MF_MAX_ID + 1ull,
+				 &w->mfg.users);
+	case 1007:
+		return count_u32(arg, "item count", 1, TRN_MF_MAX_ID + 1ull,
+				 &w->mfg.items);
+	case 1008:
+		return count_u32(arg, "rank", 1, 256, &w->rank);
+	case 1012:
+		return count_u32(arg, "true rank", 1, 256, &w->mfg.rank);
+	case 1009:
+		return trn_parse_double(arg, "learning rate", 1e-9, 1e3,
+					&w->lr);
+	case 1010:
+		return trn_parse_double(arg, "l2 regularisation", 0, 1e3,
+					&w->l2);
+	case 'b':
+		return count_u32(arg, "mini-batch size", 1, 1000000, &w->batch);
+	case 'e':
+		return tool_parse_count(arg, "epoch count", 1, 100000,
+					&w->epochs);
+	case 1011:
+		return tool_parse_count(arg, "seed", 0, UINT64_MAX, &w->seed);
+	case 1013:
+		return count_u32(arg, "clocks per epoch", 1, 100000,
+				 &w->clocks_per_epoch);
+	default:
+		return 1;
+	}
+}
+
+int trn_work_check(const struct trn_work_opts *w)
+{
+	if (w->test && !w->data) {
+		tool_err("--test needs --data (the generator makes its own "
+			 "held-out samples)");
+		return -EINVAL;
+	}
+	if (!w->data && w->kind == TRN_LR && w->lrg.nnz > w->lrg.features) {
+		tool_err("--nnz %u is more than --features %u: a sample has "
+			 "at most every feature once",
+			 w->lrg.nnz, w->lrg.features);
+		return -EINVAL;
+	}
+	if (!w->data && w->kind == TRN_MF &&
+	    ((uint64_t)w->mfg.users + w->mfg.items) *
+			    (w->rank ? w->rank : w->mfg.rank) >
+		    (1ull << 26)) {
+		tool_err("(--users + --items) x --rank is more than 2^26 "
+			 "parameters: use fewer users, items or a lower "
+			 "rank");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+void trn_work_usage(FILE *f)
+{
+	struct trn_work_opts l, m;
+
+	trn_work_defaults(&l, TRN_LR);
+	trn_work_defaults(&m, TRN_MF);
+	fprintf(f,
+		"Workload and data:\n"
+		"  -W, --workload=lr|mf  sparse logistic regression or matrix "
+		"factorization\n"
+		"                        (lr); it sets the defaults below\n"
+		"  -D, --data=FILE       training data: LIBSVM text (lr) or "
+		"\"user item rating\"\n"
+		"                        lines (mf); default: the seeded "
+		"generator\n"
+		"      --test=FILE       held-out data (default: --holdout of "
+		"--data)\n"
+		"      --holdout=FRAC    fraction of --data held out (%g)\n"
+		"  -N, --samples=N       generator: training samples or "
+		"ratings (lr %" PRIu64 ",\n"
+		"                        mf %" PRIu64 ")\n"
+		"      --test-samples=N  generator: held-out ones (lr %" PRIu64
+		", mf %" PRIu64 ")\n"
+		"      --features=N      lr generator: features (%u)\n"
+		"      --nnz=N           lr generator: non-zeros per sample "
+		"(%u)\n"
+		"      --noise=X         generator noise: lr label noise "
+		"(%g), mf rating\n"
+		"                        noise (%g)\n"
+		"      --users=N, --items=N  mf generator (%u, %u)\n"
+		"      --true-rank=N     mf generator: rank of the hidden "
+		"factors (%u)\n"
+		"      --rank=N          mf model rank (the true rank)\n"
+		"      --seed=N          seed of data, partitions, "
+		"stragglers (%" PRIu64 ")\n"
+		"SGD:\n"
+		"      --lr=X            learning rate (lr %g, mf %g)\n"
+		"      --l2=X            mf L2 regularisation (%g)\n"
+		"  -b, --batch=N         mini-batch size (%u)\n"
+		"  -e, --epochs=N        epoch-equivalents to train: every "
+		"model processes\n"
+		"                        N x the training samples (%" PRIu64
+		")\n"
+		"      --clocks-per-epoch=K  an iteration (one clock) is 1/K "
+		"of a worker's\n"
+		"                        partition (%u)\n",
+		l.holdout, l.samples, m.samples, l.test_samples, m.test_samples,
+		l.lrg.features, l.lrg.nnz, l.lrg.noise, m.mfg.noise,
+		m.mfg.users, m.mfg.items, m.mfg.rank, l.seed, l.lr, m.lr, m.l2,
+		l.batch, l.epochs, l.clocks_per_epoch);
+}
+
+int trn_work_argv(const struct trn_work_opts *w, const char **argv, int max,
+		  char *buf, size_t buflen)
+{
+	size_t used = 0;
+	int n = 0;
+
+/* Append "--name" and its printf-formatted value. */
+#define ARG(name, ...)                                                 \
+	do {                                                           \
+		int k_;                                                \
+		if (n + 2 > max)                                       \
+			return -ENOSPC;                                \
+		argv[n++] = name;                                      \
+		k_ = snprintf(buf + used, buflen - used, __VA_ARGS__); \
+		if (k_ < 0 || (size_t)k_ >= buflen - used)             \
+			return -ENOSPC;                                \
+		argv[n++] = buf + used;                                \
+		used += (size_t)k_ + 1;                                \
+	} while (0)
+
+	ARG("--workload", "%s", trn_kind_name(w->kind));
+	if (w->data) {
+		ARG("--data", "%s", w->data);
+		if (w->test)
+			ARG("--test", "%s", w->test);
+		else
+			ARG("--holdout", "%.17g", w->holdout);
+	} else {
+		ARG("--samples", "%" PRIu64, w->samples);
+		ARG("--test-samples", "%" PRIu64, w->test_samples);
+		if (w->kind == TRN_LR) {
+			ARG("--features", "%u", w->lrg.features);
+			ARG("--nnz", "%u", w->lrg.nnz);
+			ARG("--noise", "%.17g", w->lrg.noise);
+		} else {
+			ARG("--users", "%u", w->mfg.users);
+			ARG("--items", "%u", w->mfg.items);
+			ARG("--true-rank", "%u", w->mfg.rank);
+			ARG("--noise", "%.17g", w->mfg.noise);
+		}
+	}
+	if (w->rank)
+		ARG("--rank", "%u", w->rank);
+	ARG("--lr", "%.17g", w->lr);
+	ARG("--l2", "%.17g", w->l2);
+	ARG("--batch", "%u", w->batch);
+	ARG("--epochs", "%" PRIu64, w->epochs);
+	ARG("--seed", "%" PRIu64, w->seed);
+	ARG("--clocks-per-epoch", "%u", w->clocks_per_epoch);
+#undef ARG
+	return n;
+}

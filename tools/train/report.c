@@ -1,0 +1,403 @@
+/* SPDX-License-Identifier: MIT */
+/* report.c - CSV, JSON, SVG and the table of rdps-train experiment. */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "report.h"
+
+void trn_result_free(struct trn_result *r)
+{
+	free(r->t);
+	free(r->loss);
+	free(r->clock);
+	r->t = r->loss = NULL;
+	r->clock = NULL;
+	r->n = 0;
+}
+
+int trn_result_load(struct trn_result *r, const char *path, char *err,
+		    size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	char line[256];
+	size_t cap = 0;
+	unsigned long ln = 0;
+
+	if (!f) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -errno;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		double t, loss;
+		unsigned long long c;
+		unsigned w;
+
+		ln++;
+		if (sscanf(line, "%lf,%llu,%u,%lf", &t, &c, &w, &loss) != 4 ||
+		    !isfinite(t)) {
+			snprintf(err, errlen,
+				 "%s:%lu: not a 'time_s,clock,worker,loss' row",
+				 path, ln);
+			fclose(f);
+			return -EPROTO;
+		}
+		if (r->n == cap) {
+			size_t nc = cap ? cap * 2 : 256;
+			double *a = realloc(r->t, nc * sizeof(*a));
+			double *b =
+				a ? realloc(r->loss, nc * sizeof(*b)) : NULL;
+			uint64_t *c2;
+
+			if (a)
+				r->t = a;
+			if (b)
+				r->loss = b;
+			c2 = b ? realloc(r->clock, nc * sizeof(*c2)) : NULL;
+			if (!c2) {
+				snprintf(err, errlen, "out of memory");
+				fclose(f);
+				return -ENOMEM;
+			}
+			r->clock = c2;
+			cap = nc;
+		}
+		r->t[r->n] = t;
+		r->loss[r->n] = loss;
+		r->clock[r->n] = c;
+		r->n++;
+	}
+	fclose(f);
+	return 0;
+}
+
+void trn_results_score(struct trn_result *r, size_t n, double frac)
+{
+	for (size_t i = 0; i < n; i++) {
+		r[i].target = r[i].ttt = r[i].speedup = r[i].final = NAN;
+		if (r[i].ok && r[i].n)
+			r[i].final = r[i].loss[r[i].n - 1];
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct trn_result *bsp = NULL;
+		double target;
+
+		for (size_t j = 0; j < n; j++)
+			if (r[j].group == r[i].group &&
+			    !strcmp(r[j].model, "BSP") && r[j].ok && r[j].n)
+				bsp = &r[j];
+		if (!bsp)
+			continue;
+		target = bsp->final + frac * (bsp->loss[0] - bsp->final);
+		r[i].target = target;
+		if (!r[i].ok)
+			continue;
+		for (size_t k = 0; k < r[i].n; k++) {
+			if (r[i].loss[k] <= target) {
+				r[i].ttt = r[i].t[k];
+				break;
+			}
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		for (size_t j = 0; j < n; j++)
+			if (r[j].group == r[i].group &&
+			    !strcmp(r[j].model, "BSP") && isfinite(r[j].ttt) &&
+			    isfinite(r[i].ttt) && r[i].ttt > 0)
+				r[i].speedup = r[j].ttt / r[i].ttt;
+	}
+}
+
+/* A CSV field: quoted when it holds a comma (straggler specs do). */
+static void csv_field(FILE *f, const char *s)
+{
+	if (strchr(s, ',') || strchr(s, '"')) {
+		fputc('"', f);
+		for (; *s; s++) {
+			if (*s == '"')
+				fputc('"', f);
+			fputc(*s, f);
+		}
+		fputc('"', f);
+	} else {
+		fputs(s, f);
+	}
+}
+
+int trn_report_csv(const char *path, const struct trn_result *r, size_t n)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f)
+		return -errno;
+	fprintf(f, "workload,stragglers,model,time_s,clock,worker,loss\n");
+	for (size_t i = 0; i < n; i++) {
+		for (size_t k = 0; k < r[i].n; k++) {
+			fprintf(f, "%s,", r[i].workload);
+			csv_field(f, r[i].stragglers);
+			fprintf(f, ",%s,%.4f,%" PRIu64 ",0,%.6f\n", r[i].model,
+				r[i].t[k], r[i].clock[k], r[i].loss[k]);
+		}
+	}
+	return fclose(f) ? -errno : 0;
+}
+
+static void json_num(FILE *f, double v, int prec)
+{
+	if (isfinite(v))
+		fprintf(f, "%.*f", prec, v);
+	else
+		fputs("null", f);
+}
+
+int trn_report_json(const char *path, const struct trn_result *r, size_t n)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f)
+		return -errno;
+	fprintf(f, "[");
+	for (size_t i = 0; i < n; i++) {
+		/* Spec texts are [0-9a-z:.,]: nothing to escape. */
+		fprintf(f,
+			"%s\n  {\"workload\": \"%s\", \"stragglers\": \"%s\", "
+			"\"model\": \"%s\", \"time_to_target_s\": ",
+			i ? "," : "", r[i].workload, r[i].stragglers,
+			r[i].model);
+		json_num(f, r[i].ttt, 4);
+		fprintf(f, ", \"speedup_vs_bsp\": ");
+		json_num(f, r[i].speedup, 4);
+		fprintf(f, ", \"final_loss\": ");
+		json_num(f, r[i].final, 6);
+		fprintf(f, "}");
+	}
+	fprintf(f, "\n]\n");
+	return fclose(f) ? -errno : 0;
+}
+
+static void fmt_num(char *buf, size_t len, double v, int prec, const char *unit)
+{
+	if (isfinite(v))
+		snprintf(buf, len, "%s%.*f%s",
+			 *unit == '%' && v >= 0 ? "+" : "", prec, v, unit);
+	else
+		snprintf(buf, len, "-");
+}
+
+void trn_report_table(FILE *f, const struct trn_result *r, size_t n)
+{
+	int group = -1;
+
+	for (size_t i = 0; i < n; i++) {
+		char ttt[32], sp[32], fin[32], vs[32];
+
+		if (r[i].group != group) {
+			group = r[i].group;
+			fprintf(f, "\n%s, stragglers %s: target loss ",
+				r[i].workload, r[i].stragglers);
+			if (isfinite(r[i].target))
+				fprintf(f, "%.6f", r[i].target);
+			else
+				fprintf(f, "- (no BSP run)");
+			fprintf(f, "\n%-6s %17s %15s %12s %13s %9s\n", "model",
+				"time_to_target_s", "speedup_vs_bsp",
+				"final_loss", "final_vs_bsp", "run_s");
+		}
+		fmt_num(ttt, sizeof(ttt), r[i].ttt, 2, "");
+		fmt_num(sp, sizeof(sp), r[i].speedup, 2, "x");
+		fmt_num(fin, sizeof(fin), r[i].final, 6, "");
+		vs[0] = '\0';
+		for (size_t j = 0; j < n; j++)
+			if (r[j].group == group && !strcmp(r[j].model, "BSP"))
+				fmt_num(vs, sizeof(vs),
+					100.0 * (r[i].final - r[j].final) /
+						r[j].final,
+					2, "%");
+		fprintf(f, "%-6s %17s %15s %12s %13s %9.1f%s\n", r[i].model,
+			ttt, sp, fin, vs[0] ? vs : "-", r[i].run_s,
+			r[i].ok ? "" : "  (failed)");
+	}
+}
+
+/* SVG ------------------------------------------------------------------- */
+
+static const char *const colors[] = {"#1f77b4", "#d62728", "#ff7f0e",
+				     "#2ca02c", "#9467bd", "#8c564b",
+				     "#e377c2", "#7f7f7f"};
+
+/* A "nice" tick step (1, 2 or 5 x 10^k) for about n ticks over span. */
+static double tick_step(double span, int n)
+{
+	double raw = span / n, p = pow(10, floor(log10(raw))), m = raw / p;
+
+	return (m < 1.5 ? 1 : m < 3.5 ? 2 : m < 7.5 ? 5 : 10) * p;
+}
+
+static void xml_text(FILE *f, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '<')
+			fputs("&lt;", f);
+		else if (*s == '>')
+			fputs("&gt;", f);
+		else if (*s == '&')
+			fputs("&amp;", f);
+		else
+			fputc(*s, f);
+	}
+}
+
+/* One chart at (x0, y0) of w x h for the runs of group g. */
+static void svg_panel(FILE *f, const struct trn_result *r, size_t n, int g,
+		      double x0, double y0, double w, double h)
+{
+	const double ml = 62, mr = 12, mt = 28, mb = 42;
+	double px = x0 + ml, py = y0 + mt, pw = w - ml - mr, ph = h - mt - mb;
+	double tmax = 0, lmin = INFINITY, lmax = -INFINITY, st, sl,
+	       target = NAN;
+	const struct trn_result *first = NULL;
+	int legend = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (r[i].group != g)
+			continue;
+		if (!first)
+			first = &r[i];
+		target = r[i].target;
+		for (size_t k = 0; k < r[i].n; k++) {
+			if (r[i].t[k] > tmax)
+				tmax = r[i].t[k];
+			if (isfinite(r[i].loss[k])) {
+				lmin = fmin(lmin, r[i].loss[k]);
+				lmax = fmax(lmax, r[i].loss[k]);
+			}
+		}
+	}
+	if (!first)
+		return;
+	if (!(tmax > 0))
+		tmax = 1;
+	if (!(lmax > lmin)) {
+		lmin = isfinite(lmin) ? lmin - 0.5 : 0;
+		lmax = lmin + 1;
+	}
+	st = tick_step(tmax, 6);
+	tmax = ceil(tmax / st) * st;
+	sl = tick_step(lmax - lmin, 5);
+	lmin = floor(lmin / sl) * sl;
+	lmax = ceil(lmax / sl) * sl;
+
+#define SX(t) (px + (t) / tmax * pw)
+#define SY(l) (py + ph - ((l)-lmin) / (lmax - lmin) * ph)
+	fprintf(f,
+		"<g>\n<text x=\"%.1f\" y=\"%.1f\" font-size=\"14\" "
+		"text-anchor=\"middle\">",
+		x0 + w / 2, y0 + 18);
+	xml_text(f, first->workload);
+	fprintf(f, ", stragglers ");
+	xml_text(f, first->stragglers);
+	fprintf(f, "</text>\n");
+	fprintf(f,
+		"<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" "
+		"fill=\"none\" stroke=\"#000\"/>\n",
+		px, py, pw, ph);
+	for (double t = 0; t <= tmax + st / 2; t += st) {
+		fprintf(f,
+			"<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
+			"stroke=\"#ddd\"/>\n<text x=\"%.1f\" y=\"%.1f\" "
+			"font-size=\"11\" text-anchor=\"middle\">%g</text>\n",
+			SX(t), py, SX(t), py + ph, SX(t), py + ph + 14, t);
+	}
+	for (double l = lmin; l <= lmax + sl / 2; l += sl) {
+		fprintf(f,
+			"<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
+			"stroke=\"#ddd\"/>\n<text x=\"%.1f\" y=\"%.1f\" "
+			"font-size=\"11\" text-anchor=\"end\">%.3g</text>\n",
+			px, SY(l), px + pw, SY(l), px - 4, SY(l) + 4, l);
+	}
+	fprintf(f,
+		"<text x=\"%.1f\" y=\"%.1f\" font-size=\"12\" "
+		"text-anchor=\"middle\">wall time (s)</text>\n"
+		"<text x=\"%.1f\" y=\"%.1f\" font-size=\"12\" "
+		"text-anchor=\"middle\" transform=\"rotate(-90 %.1f %.1f)\">"
+		"held-out loss</text>\n",
+		px + pw / 2, py + ph + 32, x0 + 14, py + ph / 2, x0 + 14,
+		py + ph / 2);
+	if (isfinite(target) && target >= lmin && target <= lmax)
+		fprintf(f,
+			"<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
+			"stroke=\"#000\" stroke-dasharray=\"4 3\"/>\n"
+			"<text x=\"%.1f\" y=\"%.1f\" font-size=\"10\" "
+			"text-anchor=\"end\">target</text>\n",
+			px, SY(target), px + pw, SY(target), px + pw - 2,
+			SY(target) - 3);
+	for (size_t i = 0; i < n; i++) {
+		const char *c = colors[legend % 8];
+
+		if (r[i].group != g)
+			continue;
+		if (r[i].n) {
+			fprintf(f,
+				"<polyline fill=\"none\" stroke=\"%s\" "
+				"stroke-width=\"1.5\" points=\"",
+				c);
+			for (size_t k = 0; k < r[i].n; k++)
+				if (isfinite(r[i].loss[k]))
+					fprintf(f, "%s%.1f,%.1f", k ? " " : "",
+						SX(r[i].t[k]),
+						SY(fmin(fmax(r[i].loss[k],
+							     lmin),
+							lmax)));
+			fprintf(f, "\"/>\n");
+		}
+		fprintf(f,
+			"<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
+			"stroke=\"%s\" stroke-width=\"2\"/>\n<text x=\"%.1f\" "
+			"y=\"%.1f\" font-size=\"11\">%s%s</text>\n",
+			px + pw - 80, py + 12 + 14 * legend, px + pw - 62,
+			py + 12 + 14 * legend, c, px + pw - 58,
+			py + 16 + 14 * legend, r[i].model,
+			r[i].ok ? "" : " (failed)");
+		legend++;
+	}
+	fprintf(f, "</g>\n");
+#undef SX
+#undef SY
+}
+
+int trn_report_svg(const char *path, const struct trn_result *r, size_t n,
+		   const char *title)
+{
+	const double pw = 460, ph = 320;
+	int groups = 0, cols, rows;
+	FILE *f;
+
+	for (size_t i = 0; i < n; i++)
+		if (r[i].group + 1 > groups)
+			groups = r[i].group + 1;
+	cols = groups < 3 ? (groups ? groups : 1) : 3;
+	rows = (groups + cols - 1) / cols;
+	if (!rows)
+		rows = 1;
+	f = fopen(path, "w");
+	if (!f)
+		return -errno;
+	fprintf(f,
+		"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+		"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" "
+		"height=\"%.0f\" viewBox=\"0 0 %.0f %.0f\" "
+		"font-family=\"sans-serif\">\n"
+		"<rect width=\"100%%\" height=\"100%%\" fill=\"#fff\"/>\n"
+		"<text x=\"10\" y=\"20\" font-size=\"13\">",
+		cols * pw, rows * ph + 30, cols * pw, rows * ph + 30);
+	xml_text(f, title);
+	fprintf(f, "</text>\n");
+	for (int g = 0; g < groups; g++)
+		svg_panel(f, r, n, g, (g % cols) * pw, 30 + (g / cols) * ph, pw,
+			  ph);
+	fprintf(f, "</svg>\n");
+	return fclose(f) ? -errno : 0;
+}
