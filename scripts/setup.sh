@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Install what rdps needs on Debian 12 (run as root), skipping apt when all of
-# it is already there. Usage: scripts/setup.sh [--test] [--bench]
+# it is already there. Usage: scripts/setup.sh [--test] [--bench] [--soak]
 #   (none)   compiler, cmake, pkg-config, rdma-core, hwloc, cmocka
 #   --test   also clang (fuzz/clang build), clang-format (style check) and
 #            openmpi-bin (mpirun for the ps_mpirun cluster-launch test)
 #   --bench  also ucx-utils, iperf3 and perftest (side-by-side benchmarks)
+#   --soak   also procps (pgrep finds the shards scripts/soak.sh samples;
+#            its leak check is gcc's LeakSanitizer, nothing to install)
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config libibverbs-dev librdmacm-dev
@@ -13,8 +15,9 @@ for arg in "$@"; do
 	case "$arg" in
 	--test) pkgs+=(clang clang-format openmpi-bin) ;;
 	--bench) pkgs+=(ucx-utils iperf3 perftest) ;;
-	-h|--help) sed -n '2,8p' "$0"; exit 0 ;;
-	*) echo "setup.sh: unknown option '$arg' (use --test, --bench)" >&2; exit 2 ;;
+	--soak) pkgs+=(procps) ;;
+	-h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+	*) echo "setup.sh: unknown option '$arg' (use --test, --bench, --soak)" >&2; exit 2 ;;
 	esac
 done
 

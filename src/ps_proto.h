@@ -45,6 +45,10 @@
  *   PS_CREATE ps_msg.table unused; payload struct ps_create. The shard
  *             creates the table if absent (or checks it matches) and
  *             publishes its ps_table_desc before the CREDIT.
+ *   PS_BYE    zero-length put_imm, imm PS_IMM(PS_BYE, 0): the worker is
+ *             done and closes (rdps_ctx_destroy). A worker whose
+ *             connection ends without one is counted dead (dir header
+ *             dead_count), which ends the waits of the others.
  *   PS_END    zero-length put_imm, imm PS_IMM(PS_END, clock & PS_ARG_MASK):
  *             this worker finished that clock. No sub-slot, no credit
  *             (its completion at the worker means the shard's transport
@@ -110,6 +114,7 @@ enum ps_kind {
 	PS_PUSH = 1,	 /* worker -> shard, sub-slot k */
 	PS_CREATE = 2,	 /* worker -> shard, sub-slot k */
 	PS_END = 3,	 /* worker -> shard, clock */
+	PS_BYE = 4,	 /* worker -> shard: leaving on purpose */
 	PS_CREDIT = 8,	 /* shard -> worker, sub-slot k handled */
 	PS_NACK = 9,	 /* shard -> worker, errno: message refused */
 	PS_WELCOME = 10, /* shard -> worker, status (0 or errno) */
@@ -168,7 +173,12 @@ struct ps_dir_hdr {
 	 * pull. Big-endian like the rest.
 	 */
 	uint64_t applied_clock_be;
-	uint64_t pad[3];
+	/* Workers this shard lost (connection broken or process gone) and
+	 * the rank of the first; workers waiting on a clock read them to
+	 * name the dead peer instead of waiting for it. */
+	uint32_t dead_count_be;
+	uint32_t dead_first_be;
+	uint64_t pad[2];
 };
 _Static_assert(sizeof(struct ps_dir_hdr) == 64, "ps_dir_hdr");
 

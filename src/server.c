@@ -37,7 +37,7 @@ enum srv_wr {
 /* A queued reply: an immediate, and whether it carries the welcome. */
 #define SRV_RING_WELCOME (1ull << 32)
 
-enum srv_wstate { SRV_W_NONE = 0, SRV_W_LIVE, SRV_W_DEAD };
+enum srv_wstate { SRV_W_NONE = 0, SRV_W_LIVE, SRV_W_DEAD, SRV_W_LEFT };
 
 struct srv_worker {
 	struct rdps_server *s;
@@ -104,9 +104,13 @@ struct rdps_server {
 	struct srv_worker *w;
 	struct srv_reject rejects[SRV_REJECT_MAX];
 	struct srv_table tables[PS_MAX_TABLES];
-	uint64_t applied; /* published applied_clock */
-	bool replay;	  /* applied moved: retry held-back messages */
-	unsigned live, dead;
+	uint64_t applied;	   /* published applied_clock */
+	bool replay;		   /* applied moved: retry held-back messages */
+	unsigned live, dead, left; /* left: said PS_BYE */
+	/* Endpoints to close once the completions in hand are handled:
+	 * a batch may still hold completions that point at them. */
+	struct rdps_tp_ep **doomed;
+	unsigned n_doomed, cap_doomed;
 	uint64_t last_accept_ns;
 	unsigned backlog; /* workers with replies not yet posted */
 	bool bsp_stuck_logged;
@@ -610,17 +614,47 @@ static int handle_push(struct srv_worker *w, const struct ps_msg *m,
 
 /* Worker lifecycle -------------------------------------------------------- */
 
-static void worker_release(struct srv_worker *w)
+/* Close ep after the current batch of completions (ep->user is cleared
+ * now, so the rest of the batch ignores it). */
+static void ep_close_later(struct rdps_server *s, struct rdps_tp_ep *ep)
+{
+	ep->user = NULL;
+	if (s->n_doomed == s->cap_doomed) {
+		unsigned cap = s->cap_doomed ? 2 * s->cap_doomed : 16;
+		struct rdps_tp_ep **d = realloc(s->doomed, cap * sizeof(*d));
+
+		if (!d) {
+			/* Leak the endpoint rather than free it under a
+			 * pending completion; it closes with the transport. */
+			rdps_err("shard %u: out of memory closing an endpoint",
+				 s->cfg.shard);
+			return;
+		}
+		s->doomed = d;
+		s->cap_doomed = cap;
+	}
+	s->doomed[s->n_doomed++] = ep;
+}
+
+static void ep_close_doomed(struct rdps_server *s)
+{
+	for (unsigned i = 0; i < s->n_doomed; i++)
+		rdps_tp_ep_close(s->doomed[i]);
+	s->n_doomed = 0;
+}
+
+/* Close w's endpoint and free its slots; drop its pending BSP deltas
+ * unless it left on purpose (they still count for the clock). */
+static void worker_release(struct srv_worker *w, bool drop_pending)
 {
 	struct rdps_server *s = w->s;
 
 	if (w->ep) {
-		w->ep->user = NULL;
-		rdps_tp_ep_close(w->ep);
+		ep_close_later(s, w->ep);
 		w->ep = NULL;
 	}
 	region_free(s, &w->slots, w->slots_len, &w->slots_mr);
-	if (srv_bsp(s)) {
+	if (drop_pending && srv_bsp(s)) {
 		/* Its pending deltas of the clock being collected die with
 		 * it: the clock cannot complete anyway. */
 		for (unsigned i = 0; i < PS_MAX_TABLES; i++) {
@@ -669,16 +703,35 @@ static void worker_dead(struct srv_worker *w, const char *why)
 
 	if (w->state != SRV_W_LIVE)
 		return;
-	rdps_warn("worker %u lost on shard %u after %" PRIu64
-		  " clocks: %s; endpoint closed",
+	rdps_warn("worker %u lost on shard %u (%" PRIu64
+		  " clocks ended here): %s; endpoint closed",
 		  w->rank, s->cfg.shard, w->ends, why);
 	w->state = SRV_W_DEAD;
 	s->live--;
 	s->dead++;
+	if (s->dead == 1)
+		s->dir->hdr.dead_first_be = rdps_htobe32(w->rank);
+	__atomic_store_n(&s->dir->hdr.dead_count_be, rdps_htobe32(s->dead),
+			 __ATOMIC_RELEASE);
 	s->st.workers_live = s->live;
 	s->st.workers_dead = s->dead;
-	worker_release(w);
+	worker_release(w, true);
 	bsp_check_stuck(s);
+}
+
+/* The worker said PS_BYE: it is done, not dead. */
+static void worker_left(struct srv_worker *w)
+{
+	struct rdps_server *s = w->s;
+
+	if (w->state != SRV_W_LIVE)
+		return;
+	rdps_info("worker %u left shard %u", w->rank, s->cfg.shard);
+	w->state = SRV_W_LEFT;
+	s->live--;
+	s->left++;
+	s->st.workers_live = s->live;
+	worker_release(w, false);
 }
 
 /* Post queued replies in order until the transport pushes back. */
@@ -827,8 +880,24 @@ static void accept_one(struct rdps_server *s, struct rdps_tp_ep *ep)
 
 	w = &s->w[rank];
 	w->slots_len = (size_t)PS_NSLOTS * s->slot_bytes;
-	ret = region_new(s, w->slots_len, RDPS_TP_ACCESS_REMOTE_WRITE,
-			 &w->slots, &w->slots_mr);
+	/* Least privilege: the slots take this worker's writes alone (its
+	 * endpoint's), another worker's writes with their key fail. */
+	ret = rdps_tp_mem_alloc(s->tp, w->slots_len, &w->slots);
+	if (!ret) {
+		ret = rdps_tp_mem_reg_ep(ep, w->slots, w->slots_len,
+					 RDPS_TP_ACCESS_REMOTE_WRITE,
+					 &w->slots_mr);
+		if (ret == -EOPNOTSUPP) {
+			rdps_warn("shard %u: %s; worker %u's slots take "
+				  "writes from any worker",
+				  s->cfg.shard, rdps_errmsg(), rank);
+			ret = rdps_tp_mem_reg(s->tp, w->slots, w->slots_len,
+					      RDPS_TP_ACCESS_REMOTE_WRITE,
+					      &w->slots_mr);
+		}
+		if (ret)
+			region_free(s, &w->slots, w->slots_len, &w->slots_mr);
+	}
 	if (ret) {
 		rdps_err("shard %u: no slot memory for worker %u (%zu bytes): "
 			 "%s",
@@ -1166,6 +1235,9 @@ static bool dispatch(struct srv_worker *w, uint32_t imm, uint32_t len)
 	case PS_END:
 		handle_end(w, PS_IMM_ARG(imm));
 		return false;
+	case PS_BYE:
+		worker_left(w);
+		return false;
 	case PS_PUSH:
 	case PS_CREATE:
 		return handle_msg(w, PS_IMM_KIND(imm), PS_IMM_ARG(imm), len);
@@ -1213,13 +1285,20 @@ static void handle_comp(struct rdps_server *s, const struct rdps_tp_comp *c)
 	struct srv_worker *w;
 	char why[96];
 
+	if (c->opcode == RDPS_TP_OP_DISCONNECT) {
+		w = c->ep ? c->ep->user : NULL;
+		if (w && w->state == SRV_W_LIVE)
+			worker_dead(w, "connection lost (the worker exited "
+				       "or died)");
+		return;
+	}
 	if (c->opcode != RDPS_TP_OP_RECV_IMM) {
 		uint32_t kind = (uint32_t)(c->wr_id >> 32);
 		uint32_t idx = (uint32_t)c->wr_id;
 
 		if (kind == SRV_WR_REJECT && idx < SRV_REJECT_MAX) {
 			if (s->rejects[idx].ep)
-				rdps_tp_ep_close(s->rejects[idx].ep);
+				ep_close_later(s, s->rejects[idx].ep);
 			s->rejects[idx].ep = NULL;
 			return;
 		}
@@ -1267,15 +1346,16 @@ int rdps_server_run(struct rdps_server *s, const volatile sig_atomic_t *stop)
 	int n, ret, wait_ms;
 
 	while (!(stop && *stop)) {
-		if (s->live == 0 && s->live + s->dead < s->cfg.workers) {
+		if (s->live == 0 &&
+		    s->live + s->dead + s->left < s->cfg.workers) {
 			/* Nothing to serve: sleep in accept itself. */
 			ret = accept_all(s, SRV_WAIT_MS_JOINING * 10);
 			wait_ms = 0;
-		} else if (s->live + s->dead < s->cfg.workers ||
+		} else if (s->live + s->dead + s->left < s->cfg.workers ||
 			   rdps_now_ns() - s->last_accept_ns >=
 				   SRV_ACCEPT_EVERY_NS) {
 			ret = accept_all(s, 0);
-			wait_ms = s->live + s->dead < s->cfg.workers
+			wait_ms = s->live + s->dead + s->left < s->cfg.workers
 					  ? SRV_WAIT_MS_JOINING
 					  : SRV_WAIT_MS_FULL;
 		} else {
@@ -1302,6 +1382,7 @@ int rdps_server_run(struct rdps_server *s, const volatile sig_atomic_t *stop)
 		while (n > 0) {
 			for (int i = 0; i < n; i++)
 				handle_comp(s, &comps[i]);
+			ep_close_doomed(s);
 			/* Drain what came meanwhile before waiting again. */
 			n = rdps_tp_poll(s->tp, comps, SRV_POLL_BATCH);
 			if (n < 0)
@@ -1517,7 +1598,9 @@ void rdps_server_destroy(struct rdps_server *s)
 		if (s->rejects[i].ep)
 			rdps_tp_ep_close(s->rejects[i].ep);
 	for (unsigned r = 0; r < s->cfg.workers; r++)
-		worker_release(&s->w[r]);
+		worker_release(&s->w[r], true);
+	ep_close_doomed(s);
+	free(s->doomed);
 	for (unsigned i = 0; i < PS_MAX_TABLES; i++)
 		if (s->tables[i].used)
 			table_free(s, &s->tables[i]);

@@ -172,6 +172,11 @@ static void wrk_dispatch(struct rdps_ctx *ctx, const struct rdps_tp_comp *c)
 {
 	struct wrk_shard *sh = c->ep ? c->ep->user : NULL;
 
+	if (c->opcode == RDPS_TP_OP_DISCONNECT) {
+		if (sh && !sh->err)
+			sh->err = -ECONNRESET;
+		return;
+	}
 	if (c->opcode == RDPS_TP_OP_RECV_IMM) {
 		if (!sh)
 			return;
@@ -886,6 +891,29 @@ static int wrk_check_dirs(struct rdps_ctx *ctx)
 	return 0;
 }
 
+/* Tell every shard this worker leaves on purpose (PS_BYE), so that its
+ * closing connection does not count as a death; waits a moment for the
+ * messages to go out. */
+static void wrk_say_bye(struct rdps_ctx *ctx)
+{
+	uint64_t deadline = rdps_now_ns() + 1000000000ull;
+	struct wrk_grp g = {0, 0, 0};
+
+	if (!ctx->tp || !ctx->small_mr)
+		return;
+	for (unsigned s = 0; s < ctx->nshards; s++) {
+		struct wrk_shard *sh = &ctx->sh[s];
+
+		if (!sh->ep || sh->err || !sh->welcomed || sh->welcome_status)
+			continue;
+		if (!rdps_tp_put_imm(sh->ep, NULL, 0, ctx->small_mr, 0, NULL,
+				     PS_IMM(PS_BYE, 0), (uintptr_t)&g, 0))
+			g.left++;
+	}
+	while (g.left > 0 && wrk_progress(ctx, deadline, 1) >= 0)
+		;
+}
+
 void rdps_ctx_destroy(struct rdps_ctx *ctx)
 {
 	struct rdps_table *t, *next;
@@ -899,6 +927,7 @@ void rdps_ctx_destroy(struct rdps_ctx *ctx)
 		free(t);
 	}
 	if (ctx->sh) {
+		wrk_say_bye(ctx);
 		for (unsigned s = 0; s < ctx->nshards; s++)
 			if (ctx->sh[s].ep)
 				rdps_tp_ep_close(ctx->sh[s].ep);
@@ -1269,6 +1298,28 @@ err:
 	return ret;
 }
 
+/* The error for a wait that a lost worker can never end, from shard s's
+ * header h; 0 while the shard has lost nobody. */
+static int wrk_lost_error(const struct rdps_ctx *ctx, unsigned s,
+			  const struct ps_dir_hdr *h, const char *what)
+{
+	uint32_t n = rdps_be32toh(h->dead_count_be);
+
+	if (!n)
+		return 0;
+	return rdps_set_error(-EPIPE,
+			      "%s cannot complete: worker %u is gone%s (shard "
+			      "%u lost its connection: the process exited or "
+			      "died); restart the job%s",
+			      what, rdps_be32toh(h->dead_first_be),
+			      n > 1 ? ", and others" : "", s,
+			      ctx->model == RDPS_MODEL_BSP ||
+					      ctx->model == RDPS_MODEL_ABSP
+				      ? " (rdps-launch --resume continues "
+					"from the last checkpoint)"
+				      : "");
+}
+
 /* Pulls ------------------------------------------------------------------ */
 
 /* The applied clock a pull at this worker's clock needs. */
@@ -1307,7 +1358,7 @@ static int wrk_pull_runs(struct rdps_table *t, const struct wrk_run *runs,
 	uint64_t need = wrk_need(ctx), deadline = wrk_deadline(ctx);
 	struct wrk_grp g;
 	uint64_t t0 = 0;
-	unsigned attempt = 0;
+	unsigned attempt = 0, fs = 0;
 	int ret, left;
 
 	for (;;) {
@@ -1325,8 +1376,10 @@ static int wrk_pull_runs(struct rdps_table *t, const struct wrk_run *runs,
 				 rdps_tp_get(sh->ep, &hdr[s], sizeof(hdr[s]),
 					     ctx->small_mr, sh->dir_key.addr,
 					     &sh->dir_key, (uintptr_t)&g, 0));
-			if (ret)
+			if (ret) {
+				fs = s;
 				goto post_fail;
+			}
 			g.left++;
 		}
 		for (r = 0; r < nruns; r++) {
@@ -1340,8 +1393,10 @@ static int wrk_pull_runs(struct rdps_table *t, const struct wrk_run *runs,
 					     base + run->boff, run->len, mr,
 					     pt->params.addr + run->roff,
 					     &pt->params, (uintptr_t)&g, 0));
-			if (ret)
+			if (ret) {
+				fs = run->shard;
 				goto post_fail;
+			}
 			g.left++;
 		}
 		ret = wrk_grp_wait(ctx, &g, deadline, "a pull");
@@ -1351,10 +1406,15 @@ static int wrk_pull_runs(struct rdps_table *t, const struct wrk_run *runs,
 		for (unsigned s = 0; s < ctx->nshards; s++) {
 			if (!want[s])
 				continue;
-			if (rdps_be64toh(hdr[s].applied_clock_be) >= need)
+			if (rdps_be64toh(hdr[s].applied_clock_be) >= need) {
 				want[s] = 0;
-			else
-				left++;
+				continue;
+			}
+			/* BSP: a lost worker's deltas never come. */
+			ret = wrk_lost_error(ctx, s, &hdr[s], "this pull");
+			if (ret)
+				return ret;
+			left++;
 		}
 		if (!left)
 			break;
@@ -1375,18 +1435,37 @@ static int wrk_pull_runs(struct rdps_table *t, const struct wrk_run *runs,
 	return 0;
 post_fail:
 	wrk_grp_wait(ctx, &g, deadline, "a pull");
-	for (unsigned s = 0; s < ctx->nshards; s++)
-		if (want[s] && ctx->sh[s].err)
-			return wrk_dead(ctx, &ctx->sh[s]);
-	return ret == -ETIMEDOUT ? wrk_timeout(ctx, "room to post a pull")
-				 : rdps_set_error(ret, "posting a pull: %s",
-						  strerror(-ret));
+	return wrk_post_fail(ctx, &ctx->sh[fs], ret, "a pull");
 }
 
 /* Header landing spots live in the small buffer after the clock words. */
 static struct ps_dir_hdr *wrk_hdrs(struct rdps_ctx *ctx)
 {
 	return (struct ps_dir_hdr *)((char *)ctx->small + 64);
+}
+
+/* While a wait drags on, ask shard 0 (every worker's peer) whether it
+ * lost a worker the wait depends on. */
+static int wrk_lost_check(struct rdps_ctx *ctx, unsigned attempt,
+			  uint64_t deadline, const char *what)
+{
+	struct wrk_shard *sh = &ctx->sh[0];
+	struct ps_dir_hdr *h = wrk_hdrs(ctx);
+	struct wrk_grp g = {0, 0, 0};
+	int ret;
+
+	if (attempt % 16 != 15)
+		return 0;
+	if (sh->err)
+		return wrk_dead(ctx, sh);
+	WRK_POST(ret, ctx, deadline,
+		 rdps_tp_get(sh->ep, h, sizeof(*h), ctx->small_mr,
+			     sh->dir_key.addr, &sh->dir_key, (uintptr_t)&g, 0));
+	if (ret)
+		return wrk_post_fail(ctx, sh, ret, "a directory read");
+	g.left = 1;
+	ret = wrk_grp_wait(ctx, &g, deadline, "a directory read");
+	return ret ? ret : wrk_lost_error(ctx, 0, h, what);
 }
 
 /* [start, start+count) must lie in the table: -ERANGE naming it if not. */
@@ -1801,7 +1880,7 @@ int rdps_clock(struct rdps_ctx *ctx)
 	uint64_t *res, deadline, t0, c, t = ctx ? ctx->clock : 0;
 	struct wrk_grp g = {0, 0, 0};
 	unsigned attempt = 0;
-	int ret, check, ends, read_posted = 0;
+	int ret, check, ends, lost = 0, read_posted = 0;
 
 	if (!ctx)
 		return rdps_set_error(-EINVAL, "rdps_clock: null context");
@@ -1868,12 +1947,20 @@ int rdps_clock(struct rdps_ctx *ctx)
 				goto out;
 			}
 			wrk_backoff(ctx, attempt++);
+			lost = wrk_lost_check(ctx, attempt, deadline,
+					      "this clock");
 		}
 		ret = wrk_clock_op(ctx, (c % ctx->k) * 8, 0, &res[1], deadline,
 				   "a clock read");
 		if (ret)
 			goto out;
 		read_posted = 1;
+		/* A worker that arrived and then left is no reason to fail:
+		 * the read after learning of it decides. */
+		if (lost && !ps_clock_done(res[1], c, ctx->k, ctx->workers)) {
+			ret = lost;
+			goto out;
+		}
 	}
 	ret = 0;
 	goto out;
@@ -2028,7 +2115,7 @@ int rdps_barrier(struct rdps_ctx *ctx)
 	uint64_t *res, deadline, goal;
 	uint64_t off = offsetof(struct ps_clock_table, barrier);
 	unsigned attempt = 0;
-	int ret;
+	int ret, lost;
 
 	if (!ctx)
 		return rdps_set_error(-EINVAL, "rdps_barrier: null context");
@@ -2044,10 +2131,13 @@ int rdps_barrier(struct rdps_ctx *ctx)
 		return 0;
 	for (;;) {
 		wrk_backoff(ctx, attempt++);
+		lost = wrk_lost_check(ctx, attempt, deadline, "the barrier");
 		ret = wrk_clock_op(ctx, off, 0, &res[2], deadline,
 				   "a barrier read");
 		if (ret)
 			return ret;
+		if (lost && res[2] < goal)
+			return lost;
 		if (res[2] >= goal)
 			break;
 		if (rdps_now_ns() >= deadline)

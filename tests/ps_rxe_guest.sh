@@ -75,6 +75,12 @@ if [ -z "${RXE_PEER_IP:-}" ]; then
 		note "job $name (verbs, $shards shards, $w workers): exit $rc, $((SECONDS - t0)) s"
 		((rc == 0)) || fails=$((fails + 1))
 	done
+	# kill -9 of a worker and of a shard: named, no hang (tests/ps_fail.sh).
+	t0=$SECONDS
+	PS_FAIL_REPS=1 bash "${dir%/try*}/ps_fail.sh" "$launch" "$worker" verbs "$ip"
+	rc=$?
+	note "failure detection (verbs): exit $rc, $((SECONDS - t0)) s"
+	((rc == 0)) || fails=$((fails + 1))
 	exit $((fails ? 1 : 0))
 fi
 

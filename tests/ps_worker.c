@@ -10,6 +10,10 @@
  *   sum N SEED            N random dense and sparse pushes per worker into
  *                         a float64 SUM table; rank 0 checks the final
  *                         values against every worker's regenerated deltas.
+ *   soak SECONDS SEED DELAY_US
+ *                         the sum job for SECONDS instead of N pushes,
+ *                         a random pause of up to DELAY_US before each
+ *                         push; same exact check (scripts/soak.sh).
  *   bsp ITERS SEED OUT    deterministic SGD-like float32 job with random
  *                         per-worker delays (from SEED); rank 0 writes the
  *                         final parameters' bytes to OUT. Starts at the
@@ -246,38 +250,20 @@ static void sum_check_zc(struct rdps_ctx *ctx, struct rdps_table *t,
 	free(plain);
 }
 
-static int mode_sum(struct rdps_ctx *ctx, int argc, char **argv)
+/*
+ * The end of a sum job, every worker having pushed its first n_push of
+ * sum_gen(seed + rank): make them visible, then rank 0 (which pulled init
+ * before anyone pushed) checks every element exactly, the zero-copy pulls
+ * and a sparse pull. Frees init.
+ */
+static int sum_finish(struct rdps_ctx *ctx, struct rdps_table *t, double *init,
+		      uint64_t n_push, uint64_t seed)
 {
-	uint64_t n_push, seed, rng;
-	struct rdps_table *t;
-	struct sum_push p;
-	double *init = NULL, *final, *want;
 	struct rdps_stats st;
+	struct sum_push p;
+	double *final, *want;
+	uint64_t rng;
 
-	if (argc != 4)
-		fail("usage: sum N SEED");
-	n_push = arg_u64(argv[2], "push count");
-	seed = arg_u64(argv[3], "seed");
-	CHECK(rdps_table_open(ctx, "sum", SUM_N, RDPS_DTYPE_F64, RDPS_RULE_SUM,
-			      0.0, &t));
-	CHECK(rdps_barrier(ctx));
-	if (cfg.rank == 0) {
-		init = xcalloc(SUM_N, sizeof(double));
-		CHECK(rdps_pull(t, 0, SUM_N, init));
-	}
-	/* Nobody pushes before rank 0 has the initial values. */
-	CHECK(rdps_barrier(ctx));
-
-	rng = seed + (uint64_t)cfg.rank;
-	for (uint64_t i = 0; i < n_push; i++) {
-		sum_gen(&rng, &p);
-		if (p.sparse)
-			CHECK(rdps_push_sparse(t, p.idx, p.count, p.delta));
-		else
-			CHECK(rdps_push(t, p.start, p.count, p.delta));
-		if (i % SUM_CLOCK_EVERY == SUM_CLOCK_EVERY - 1)
-			CHECK(rdps_clock(ctx));
-	}
 	CHECK(rdps_clock(ctx));
 	drain(ctx);
 	CHECK(rdps_barrier(ctx));
@@ -340,6 +326,127 @@ static int mode_sum(struct rdps_ctx *ctx, int argc, char **argv)
 	free(final);
 	free(init);
 	return 0;
+}
+
+static int mode_sum(struct rdps_ctx *ctx, int argc, char **argv)
+{
+	uint64_t n_push, seed, rng;
+	struct rdps_table *t;
+	struct sum_push p;
+	double *init = NULL;
+
+	if (argc != 4)
+		fail("usage: sum N SEED");
+	n_push = arg_u64(argv[2], "push count");
+	seed = arg_u64(argv[3], "seed");
+	CHECK(rdps_table_open(ctx, "sum", SUM_N, RDPS_DTYPE_F64, RDPS_RULE_SUM,
+			      0.0, &t));
+	CHECK(rdps_barrier(ctx));
+	if (cfg.rank == 0) {
+		init = xcalloc(SUM_N, sizeof(double));
+		CHECK(rdps_pull(t, 0, SUM_N, init));
+	}
+	/* Nobody pushes before rank 0 has the initial values. */
+	CHECK(rdps_barrier(ctx));
+
+	rng = seed + (uint64_t)cfg.rank;
+	for (uint64_t i = 0; i < n_push; i++) {
+		sum_gen(&rng, &p);
+		if (p.sparse)
+			CHECK(rdps_push_sparse(t, p.idx, p.count, p.delta));
+		else
+			CHECK(rdps_push(t, p.start, p.count, p.delta));
+		if (i % SUM_CLOCK_EVERY == SUM_CLOCK_EVERY - 1)
+			CHECK(rdps_clock(ctx));
+	}
+	return sum_finish(ctx, t, init, n_push, seed);
+}
+
+/* --- soak --------------------------------------------------------------- */
+
+#define SOAK_EPOCH_CLOCKS 16
+#define SOAK_REPORT_NS (10ull * 1000000000u)
+
+/*
+ * The sum job for a set time instead of a set count. Workers push in
+ * epochs of SOAK_EPOCH_CLOCKS clocks, each push after a random pause of
+ * 0..DELAY_US. After every epoch rank 0 raises a stop word (a SUM table
+ * of one element) once SECONDS have passed; everyone makes it visible
+ * (clock, drain, barrier) and reads it, so all stop after the same epoch
+ * with the same push count, and sum_finish() checks the sum exactly as in
+ * sum mode. Rank 0 prints a progress line every 10 s. Needs clocks that
+ * bound staleness: not ASP.
+ */
+static int mode_soak(struct rdps_ctx *ctx, int argc, char **argv)
+{
+	uint64_t seconds, seed, delay_us, rng, pause_rng, n_push = 0;
+	uint64_t t0 = now_ns(), next_report = t0 + SOAK_REPORT_NS;
+	struct rdps_table *t, *stop_t;
+	struct sum_push p;
+	double *init = NULL, stop = 0.0, one = 1.0;
+
+	if (argc != 5)
+		fail("usage: soak SECONDS SEED DELAY_US");
+	if (cfg.model == RDPS_MODEL_ASP)
+		fail("soak mode needs clocks that bound staleness: not asp");
+	seconds = arg_u64(argv[2], "duration");
+	seed = arg_u64(argv[3], "seed");
+	delay_us = arg_u64(argv[4], "delay");
+	CHECK(rdps_table_open(ctx, "sum", SUM_N, RDPS_DTYPE_F64, RDPS_RULE_SUM,
+			      0.0, &t));
+	CHECK(rdps_table_open(ctx, "soak_stop", 1, RDPS_DTYPE_F64,
+			      RDPS_RULE_SUM, 0.0, &stop_t));
+	CHECK(rdps_barrier(ctx));
+	if (cfg.rank == 0) {
+		init = xcalloc(SUM_N, sizeof(double));
+		CHECK(rdps_pull(t, 0, SUM_N, init));
+	}
+	CHECK(rdps_barrier(ctx));
+
+	rng = seed + (uint64_t)cfg.rank;
+	pause_rng = ~seed - (uint64_t)cfg.rank; /* not from the data's stream */
+	while (stop == 0.0) {
+		for (unsigned c = 0; c < SOAK_EPOCH_CLOCKS; c++) {
+			for (unsigned i = 0; i < SUM_CLOCK_EVERY; i++) {
+				if (delay_us)
+					usleep((useconds_t)rnd(&pause_rng,
+							       delay_us + 1));
+				sum_gen(&rng, &p);
+				if (p.sparse)
+					CHECK(rdps_push_sparse(
+						t, p.idx, p.count, p.delta));
+				else
+					CHECK(rdps_push(t, p.start, p.count,
+							p.delta));
+				n_push++;
+			}
+			CHECK(rdps_clock(ctx));
+		}
+		if (cfg.rank == 0) {
+			uint64_t now = now_ns();
+
+			if (now - t0 >= seconds * 1000000000u)
+				CHECK(rdps_push(stop_t, 0, 1, &one));
+			if (now >= next_report) {
+				printf("soak: %" PRIu64 " s, %" PRIu64
+				       " pushes per worker\n",
+				       (now - t0) / 1000000000u, n_push);
+				fflush(stdout);
+				next_report += SOAK_REPORT_NS;
+			}
+		}
+		CHECK(rdps_clock(ctx));
+		drain(ctx);
+		CHECK(rdps_barrier(ctx));
+		CHECK(rdps_pull(stop_t, 0, 1, &stop));
+	}
+	if (cfg.rank == 0) {
+		printf("soak: done after %" PRIu64 " s, %" PRIu64
+		       " pushes per worker\n",
+		       (now_ns() - t0) / 1000000000u, n_push);
+		fflush(stdout);
+	}
+	return sum_finish(ctx, t, init, n_push, seed);
 }
 
 /* --- bsp ---------------------------------------------------------------- */
@@ -801,7 +908,8 @@ int main(int argc, char **argv)
 	if (rdps_config_from_env(&cfg))
 		fail("config from the environment: %s", rdps_errmsg());
 	if (argc < 2)
-		fail("usage: ps_worker sum|bsp|ssp|asp|badinput|cut ARGS...");
+		fail("usage: ps_worker sum|bsp|ssp|asp|badinput|cut|soak "
+		     "ARGS...");
 	CHECK(rdps_ctx_create(&cfg, &ctx));
 	if (!strcmp(argv[1], "sum"))
 		rc = mode_sum(ctx, argc, argv);
@@ -815,6 +923,8 @@ int main(int argc, char **argv)
 		rc = mode_badinput(ctx, argc, argv);
 	else if (!strcmp(argv[1], "cut"))
 		rc = mode_cut(ctx, argc, argv);
+	else if (!strcmp(argv[1], "soak"))
+		rc = mode_soak(ctx, argc, argv);
 	else
 		fail("unknown mode '%s'", argv[1]);
 	rdps_ctx_destroy(ctx);

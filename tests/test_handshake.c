@@ -17,6 +17,11 @@
  *   rdps_tp_connect() must fail with -EPROTO and an rdps_errmsg() naming
  *   the version, leave no endpoint behind, and close its socket.
  *
+ * Also the job token and the user, from the connector's side: a listener
+ * answering with another job's token is refused (tcp, shm), and on shm
+ * (as root) a listener or peer of another user is refused before any
+ * memory changes hands.
+ *
  * The tcp hello is built from the layout in tcp/tcp.h. The shm hello is
  * private to transport/shm/shm_ep.c (struct shm_hello, native byte order,
  * 88 bytes); its layout is restated here as struct fake_shm_hello, and a
@@ -28,6 +33,7 @@
  */
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <grp.h>
 #include <dirent.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -565,6 +571,7 @@ enum fake_mode {
 	FAKE_GARBAGE,	     /* 56 random bytes */
 	FAKE_HANG_UP,	     /* read the hello, close without answering */
 	FAKE_HELLO_BACK,     /* a HELLO of our version instead of ACCEPT */
+	FAKE_OTHER_TOKEN,    /* ACCEPT of our version, another job token */
 };
 
 struct fake_arg {
@@ -626,6 +633,10 @@ static int fake_tcp_main(int ch, void *arg)
 	case FAKE_HELLO_BACK:
 		tcp_hello_raw(out, RDPS_TP_PROTO_VERSION, RDPS_TCP_HELLO, 0,
 			      TOKEN, 0);
+		break;
+	case FAKE_OTHER_TOKEN:
+		tcp_hello_raw(out, RDPS_TP_PROTO_VERSION, RDPS_TCP_ACCEPT, 0,
+			      TOKEN ^ 1, 0);
 		break;
 	}
 	ret = th_send(fd, out, sizeof(out));
@@ -749,6 +760,25 @@ static void t_tcp_connect_wrong_kind(void **state)
 	      "same version on both sides, yet the message blames the "
 	      "version: %s",
 	      err);
+}
+
+/*
+ * A listener of another job that says yes anyway: the connector checks
+ * the token of the accept too, so it neither sends requests to nor takes
+ * keys from a server of another job.
+ */
+static void t_tcp_connect_other_token(void **state)
+{
+	char url[64], err[512];
+	int ret;
+
+	(void)state;
+	ret = tcp_connect_fake(FAKE_OTHER_TOKEN, url, sizeof(url), err,
+			       sizeof(err));
+	CHECK(ret == -EACCES,
+	      "an accept with another job token: %d, want -EACCES (%s)", ret,
+	      err);
+	CHECK(strstr(err, "token"), "message does not say 'token': %s", err);
 }
 
 #endif /* RDPS_TRANSPORT_TCP */
@@ -959,9 +989,15 @@ static void t_shm_listener_survives_garbage(void **state)
 	check_fds(fds, "shm listener");
 }
 
+enum fake_shm_mode {
+	FAKE_SHM_NEWER,	      /* a hello of version + 1 */
+	FAKE_SHM_GARBAGE,     /* random bytes */
+	FAKE_SHM_OTHER_TOKEN, /* a hello of ours with another job token */
+};
+
 struct fake_shm_arg {
 	int lfd;
-	int garbage;
+	enum fake_shm_mode mode;
 };
 
 /* An shm "listener" of the next protocol version, in a child. */
@@ -1013,9 +1049,13 @@ static int fake_shm_main(int ch, void *arg)
 		n);
 	TH_CHILD_CHECK("fake shm listener", nfds == 2,
 		       "the connector attached %d descriptors, want 2", nfds);
-	if (a->garbage) {
+	if (a->mode == FAKE_SHM_GARBAGE) {
 		th_fill(&out, sizeof(out), 0x5eed, 0);
 		out.magic = 0;
+	} else if (a->mode == FAKE_SHM_OTHER_TOKEN) {
+		/* Says yes, but serves another job. */
+		fake_shm_hello_fill(&out, RDPS_TP_PROTO_VERSION);
+		out.token = TOKEN ^ 1;
 	} else {
 		/* A listener of the next version answers in its own. */
 		fake_shm_hello_fill(&out, RDPS_TP_PROTO_VERSION + 1);
@@ -1036,10 +1076,10 @@ static int fake_shm_main(int ch, void *arg)
 	return 0;
 }
 
-static int shm_connect_fake(int garbage, char *url, size_t url_len, char *err,
-			    size_t err_len)
+static int shm_connect_fake(enum fake_shm_mode mode, char *url, size_t url_len,
+			    char *err, size_t err_len)
 {
-	struct fake_shm_arg a = {.garbage = garbage};
+	struct fake_shm_arg a = {.mode = mode};
 	struct rdps_tp_ep *ep = NULL;
 	struct rdps_tp_cfg cfg;
 	struct sockaddr_un sa;
@@ -1082,7 +1122,8 @@ static void t_shm_connect_newer(void **state)
 	int ret;
 
 	(void)state;
-	ret = shm_connect_fake(0, url, sizeof(url), err, sizeof(err));
+	ret = shm_connect_fake(FAKE_SHM_NEWER, url, sizeof(url), err,
+			       sizeof(err));
 	CHECK(ret == -EPROTO,
 	      "connect to a version %u listener: %d, want "
 	      "-EPROTO (%s)",
@@ -1100,10 +1141,233 @@ static void t_shm_connect_garbage(void **state)
 	int ret;
 
 	(void)state;
-	ret = shm_connect_fake(1, url, sizeof(url), err, sizeof(err));
+	ret = shm_connect_fake(FAKE_SHM_GARBAGE, url, sizeof(url), err,
+			       sizeof(err));
 	CHECK(ret == -EPROTO, "garbage answer: %d, want -EPROTO (%s)", ret,
 	      err);
 	CHECK(*err, "no explanation for a garbage answer");
+}
+
+/* A listener of another job that says yes anyway is refused by the
+ * connector, which checks the token of the answer too. */
+static void t_shm_connect_other_token(void **state)
+{
+	char url[128], err[512];
+	int ret;
+
+	(void)state;
+	ret = shm_connect_fake(FAKE_SHM_OTHER_TOKEN, url, sizeof(url), err,
+			       sizeof(err));
+	CHECK(ret == -EACCES,
+	      "an answer with another job token: %d, want -EACCES (%s)", ret,
+	      err);
+	CHECK(strstr(err, "token"), "message does not say 'token': %s", err);
+}
+
+/* Another user for the tests below: the classic "nobody". */
+#define OTHER_UID 65534u
+
+struct other_user_arg {
+	char name[64];
+};
+
+static void become_other_user(const char *role)
+{
+	TH_CHILD_CHECK(role,
+		       !setgroups(0, NULL) && !setgid(OTHER_UID) &&
+			       !setuid(OTHER_UID),
+		       "cannot become uid %u: %s", OTHER_UID, strerror(errno));
+}
+
+/* A listener run by another user on the name a job wants (it may take any
+ * free abstract name): whoever connects must hang up on it without
+ * sending a byte or a descriptor, its heap least of all. */
+static int other_user_listener_main(int ch, void *arg)
+{
+	const struct other_user_arg *a = arg;
+	const char *role = "listener of another user";
+	union {
+		struct cmsghdr c;
+		char buf[CMSG_SPACE(8 * sizeof(int))];
+	} cm;
+	uint8_t in[256];
+	struct iovec iov = {.iov_base = in, .iov_len = sizeof(in)};
+	struct msghdr msg = {.msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = cm.buf,
+			     .msg_controllen = sizeof(cm.buf)};
+	struct sockaddr_un sa;
+	socklen_t sl = shm_addr(a->name, &sa);
+	struct pollfd pfd;
+	int lfd, fd;
+	ssize_t n;
+
+	become_other_user(role);
+	lfd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	TH_CHILD_CHECK(role,
+		       lfd >= 0 && !bind(lfd, (struct sockaddr *)&sa, sl) &&
+			       !listen(lfd, 4),
+		       "listen on shm://%s: %s", a->name, strerror(errno));
+	TH_CHILD_CHECK(role, !th_send(ch, "L", 1), "parent gone");
+	fd = fake_accept(lfd, role);
+	pfd = (struct pollfd){.fd = fd, .events = POLLIN};
+	TH_CHILD_CHECK(role, poll(&pfd, 1, WAIT_MS) == 1,
+		       "the connector neither sent nor hung up");
+	n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+	TH_CHILD_CHECK(role, n == 0 && !CMSG_FIRSTHDR(&msg),
+		       "the connector sent %zd bytes%s to a listener of "
+		       "another user",
+		       n, CMSG_FIRSTHDR(&msg) ? " and descriptors" : "");
+	close(fd);
+	return 0;
+}
+
+static void t_shm_connect_other_user(void **state)
+{
+	struct other_user_arg a;
+	struct rdps_tp_ep *ep = NULL;
+	struct rdps_tp_cfg cfg;
+	struct th_child lst;
+	struct rdps_tp *tp;
+	char url[128], ready;
+	int ret;
+
+	(void)state;
+	if (geteuid() != 0) {
+		print_message("skipped: needs root to run a listener as "
+			      "another user\n");
+		skip();
+		return;
+	}
+	memset(&a, 0, sizeof(a));
+	shm_name(a.name, sizeof(a.name));
+	snprintf(url, sizeof(url), "shm://%s", a.name);
+	ret = th_spawn(&lst, "listener of another user",
+		       other_user_listener_main, &a);
+	CHECK(!ret, "fork: %s", strerror(-ret));
+	ret = th_recv(lst.fd, &ready, 1, WAIT_MS);
+	CHECK(!ret, "the other user's listener did not start: %s",
+	      strerror(-ret));
+	test_cfg(&cfg);
+	ret = rdps_tp_open("shm", &cfg, &tp);
+	CHECK(!ret, "open shm: %s", rdps_errmsg());
+	rdps_clear_error();
+	ret = rdps_tp_connect(tp, url, peer_priv, sizeof(peer_priv), &ep,
+			      WAIT_MS);
+	CHECK(ret == -EACCES,
+	      "connect to a listener of uid %u: %d (%s), want -EACCES",
+	      OTHER_UID, ret, rdps_errmsg());
+	CHECK(strstr(rdps_errmsg(), "uid"), "message does not name the uid: %s",
+	      rdps_errmsg());
+	ret = rdps_tp_close(tp);
+	CHECK(!ret, "failed connect left the instance busy: %d", ret);
+	reap_ok(&lst);
+}
+
+struct other_user_rep {
+	int32_t got; /* bytes the listener answered with */
+	int32_t end; /* 0: end of file; -errno */
+};
+
+/* A connector run by another user with a hello right in every byte: the
+ * listener drops it unanswered (a same-user peer with this hello and no
+ * heap gets a refusal hello back). The name comes over the channel. */
+static int other_user_peer_main(int ch, void *arg)
+{
+	const char *role = "peer of another user";
+	struct fake_shm_hello h;
+	struct other_user_rep rep = {0};
+	struct other_user_arg a;
+	struct sockaddr_un sa;
+	struct pollfd pfd;
+	uint8_t ans[256];
+	socklen_t sl;
+	ssize_t n;
+	int fd, ret;
+
+	(void)arg;
+	become_other_user(role);
+	ret = th_recv(ch, &a, sizeof(a), CHILD_MS);
+	TH_CHILD_CHECK(role, !ret, "no name from the parent: %s",
+		       strerror(-ret));
+	a.name[sizeof(a.name) - 1] = '\0';
+	sl = shm_addr(a.name, &sa);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	TH_CHILD_CHECK(role,
+		       fd >= 0 && !connect(fd, (struct sockaddr *)&sa, sl),
+		       "connect to shm://%s: %s", a.name, strerror(errno));
+	fake_shm_hello_fill(&h, RDPS_TP_PROTO_VERSION);
+	h.heap_size = HEAP_SIZE;
+	h.ring_cap = 1024;
+	/* The listener may hang up before reading it: a broken pipe. */
+	n = send(fd, &h, sizeof(h), MSG_NOSIGNAL);
+	TH_CHILD_CHECK(role,
+		       n == (ssize_t)sizeof(h) || errno == EPIPE ||
+			       errno == ECONNRESET,
+		       "send: %s", strerror(errno));
+	pfd = (struct pollfd){.fd = fd, .events = POLLIN};
+	TH_CHILD_CHECK(role, poll(&pfd, 1, WAIT_MS) == 1,
+		       "the listener neither answered nor hung up");
+	n = recv(fd, ans, sizeof(ans), 0);
+	rep.got = n > 0 ? (int32_t)n : 0;
+	rep.end = n < 0 ? -errno : 0;
+	close(fd);
+	TH_CHILD_CHECK(role, !th_send(ch, &rep, sizeof(rep)), "parent gone");
+	return 0;
+}
+
+static void t_shm_listener_refuses_other_user(void **state)
+{
+	struct other_user_arg a;
+	struct other_user_rep rep;
+	struct th_child peer, other;
+	struct shm_side s;
+	uint64_t deadline;
+	int ret;
+
+	(void)state;
+	if (geteuid() != 0) {
+		print_message("skipped: needs root to run a peer as another "
+			      "user\n");
+		skip();
+		return;
+	}
+	peer_spawn(&peer);
+	ret = th_spawn(&other, "peer of another user", other_user_peer_main,
+		       NULL);
+	CHECK(!ret, "fork: %s", strerror(-ret));
+	shm_side_open(&s);
+	memset(&a, 0, sizeof(a));
+	snprintf(a.name, sizeof(a.name), "%s", s.name);
+	CHECK(!th_send(other.fd, &a, sizeof(a)), "the other user's peer is "
+						 "gone");
+	/* Serve in short slices until the peer reports what it got. */
+	deadline = th_now_ms() + WAIT_MS;
+	for (;;) {
+		struct pollfd pfd = {.fd = other.fd, .events = POLLIN};
+		struct rdps_tp_ep *ep = NULL;
+
+		if (poll(&pfd, 1, 0) > 0)
+			break;
+		CHECK(th_now_ms() < deadline,
+		      "no report from the other user's peer within %d ms",
+		      WAIT_MS);
+		ret = rdps_tp_accept(s.l, &ep, SLICE_MS);
+		CHECK(ret == -ETIMEDOUT,
+		      "accept returned %d with only a peer of another user "
+		      "there",
+		      ret);
+	}
+	ret = th_recv(other.fd, &rep, sizeof(rep), WAIT_MS);
+	CHECK(!ret, "no report from the other user's peer: %s", strerror(-ret));
+	/* A reset: the listener hung up with the hello unread. */
+	CHECK(rep.got == 0 && (rep.end == 0 || rep.end == -ECONNRESET),
+	      "a peer of uid %u got %d bytes back (end %d): it must be "
+	      "dropped unanswered",
+	      OTHER_UID, rep.got, rep.end);
+	reap_ok(&other);
+	expect_good_peer_accepted(&peer, s.l, s.url);
+	shm_side_close(&s);
 }
 
 #endif /* RDPS_TRANSPORT_SHM */
@@ -1120,6 +1384,7 @@ static void t_tcp_not_built(void **state)
 #define t_tcp_connect_newer_reject t_tcp_not_built
 #define t_tcp_connect_garbage t_tcp_not_built
 #define t_tcp_connect_wrong_kind t_tcp_not_built
+#define t_tcp_connect_other_token t_tcp_not_built
 #endif
 #ifndef RDPS_TRANSPORT_SHM
 static void t_shm_not_built(void **state)
@@ -1131,6 +1396,9 @@ static void t_shm_not_built(void **state)
 #define t_shm_listener_survives_garbage t_shm_not_built
 #define t_shm_connect_newer t_shm_not_built
 #define t_shm_connect_garbage t_shm_not_built
+#define t_shm_connect_other_token t_shm_not_built
+#define t_shm_connect_other_user t_shm_not_built
+#define t_shm_listener_refuses_other_user t_shm_not_built
 #endif
 
 static int case_setup(void **state)
@@ -1166,10 +1434,14 @@ int main(void)
 		HS_TEST(t_tcp_connect_newer_reject),
 		HS_TEST(t_tcp_connect_garbage),
 		HS_TEST(t_tcp_connect_wrong_kind),
+		HS_TEST(t_tcp_connect_other_token),
 		HS_TEST(t_shm_listener_refuses_version),
 		HS_TEST(t_shm_listener_survives_garbage),
 		HS_TEST(t_shm_connect_newer),
 		HS_TEST(t_shm_connect_garbage),
+		HS_TEST(t_shm_connect_other_token),
+		HS_TEST(t_shm_connect_other_user),
+		HS_TEST(t_shm_listener_refuses_other_user),
 	};
 
 	return cmocka_run_group_tests_name("handshake", tests, group_setup,

@@ -59,6 +59,7 @@ enum fake_res {
 	FR_CM_ID,
 	FR_QP,
 	FR_MR,
+	FR_MW,
 	FR_CM_EVENT, /* delivered by rdma_get_cm_event vs acked */
 	FR_NUM,
 };
@@ -72,6 +73,7 @@ static const char *const fake_res_name[FR_NUM] = {
 	"cm id",
 	"qp",
 	"mr",
+	"mw",
 	"cm event (get vs ack)",
 };
 
@@ -109,6 +111,9 @@ static struct {
 	int list_errno; /* != 0: rdma_get_devices returns NULL */
 	enum ibv_atomic_cap atomic_cap;
 	enum ibv_port_state port_state;
+	bool mw_ok; /* type 2B memory windows */
+	/* How a window bind completes: the fake completes it at once. */
+	enum ibv_wc_status bind_status;
 
 	/* Failure injection: errno to fail with, 0 = succeed. */
 	int err_alloc_pd, err_comp_ch, err_create_cq, err_cm_ch, err_reg_mr;
@@ -140,6 +145,9 @@ static struct {
 	struct ibv_send_wr last_wr;
 	struct ibv_sge last_sge;
 	int last_mr_access;
+	int n_bind;
+	struct ibv_send_wr last_bind;
+	uint32_t last_bind_qp;
 	uint8_t sent_pdata[FAKE_PDATA]; /* our hello, from rdma_connect */
 	uint8_t sent_pdata_len;
 	int n_reject;
@@ -357,6 +365,16 @@ static int fake_post_send(struct ibv_qp *qp, struct ibv_send_wr *wr,
 			cq_push(wr->wr_id, IBV_WC_WR_FLUSH_ERR, qp->qp_num);
 			continue;
 		}
+		if (wr->opcode == IBV_WR_BIND_MW) {
+			/* A bind is local work: done at once. */
+			fake.n_bind++;
+			fake.last_bind = *wr;
+			fake.last_bind_qp = qp->qp_num;
+			cq_push(wr->wr_id, fake.bind_status, qp->qp_num);
+			if (fake.bind_status != IBV_WC_SUCCESS)
+				qp_to_error(q);
+			continue;
+		}
 		if (q->sq_head - q->sq_tail >= FAKE_WQ) {
 			*bad = wr;
 			return ENOMEM;
@@ -367,6 +385,29 @@ static int fake_post_send(struct ibv_qp *qp, struct ibv_send_wr *wr,
 		};
 		q->sq_head++;
 	}
+	return 0;
+}
+
+static struct ibv_mw *fake_alloc_mw(struct ibv_pd *pd, enum ibv_mw_type type)
+{
+	struct ibv_mw *mw;
+
+	assert_int_equal(type, IBV_MW_TYPE_2);
+	mw = calloc(1, sizeof(*mw));
+	assert_non_null(mw);
+	mw->context = pd->context;
+	mw->pd = pd;
+	mw->type = type;
+	mw->rkey = 0x3000u + (uint32_t)fake.made[FR_MW] * 0x100u;
+	fake.made[FR_MW]++;
+	return mw;
+}
+
+static int fake_dealloc_mw(struct ibv_mw *mw)
+{
+	assert_non_null(mw);
+	free(mw);
+	fake.freed[FR_MW]++;
 	return 0;
 }
 
@@ -505,6 +546,10 @@ int __wrap_ibv_query_device(struct ibv_context *ctx,
 	attr->max_qp_rd_atom = 16;
 	attr->max_qp_init_rd_atom = 16;
 	attr->atomic_cap = fake.atomic_cap;
+	if (fake.mw_ok) {
+		attr->max_mw = 1024;
+		attr->device_cap_flags |= IBV_DEVICE_MEM_WINDOW_TYPE_2B;
+	}
 	return 0;
 }
 
@@ -958,6 +1003,8 @@ static int setup(void **state)
 	fake.ctx.ops.post_recv = fake_post_recv;
 	fake.ctx.ops.poll_cq = fake_poll_cq;
 	fake.ctx.ops.req_notify_cq = fake_req_notify_cq;
+	fake.ctx.ops.alloc_mw = fake_alloc_mw;
+	fake.ctx.ops.dealloc_mw = fake_dealloc_mw;
 	fake.n_devices = 1;
 	fake.atomic_cap = IBV_ATOMIC_HCA;
 	fake.port_state = IBV_PORT_ACTIVE;
@@ -1041,6 +1088,21 @@ static int poll_n(struct rdps_tp *tp, struct rdps_tp_comp *c, int want)
 		n += got;
 	}
 	return n;
+}
+
+/* The one DISCONNECT completion of a broken endpoint, then nothing. */
+static void expect_disconnect(struct rdps_tp *tp, struct rdps_tp_ep *ep)
+{
+	struct rdps_tp_comp c[8];
+	int n = poll_n(tp, c, 1);
+
+	CHECK(n == 1 && c[0].opcode == RDPS_TP_OP_DISCONNECT && c[0].ep == ep &&
+		      c[0].wr_id == 0 && c[0].status == RDPS_TP_WC_CONN_ERR,
+	      "want one DISCONNECT completion of the broken endpoint, got %d "
+	      "(opcode %d, status %s)",
+	      n, n ? c[0].opcode : -1,
+	      n ? rdps_tp_status_str(c[0].status) : "-");
+	assert_int_equal(rdps_tp_poll(tp, c, 8), 0);
 }
 
 /* A registered buffer and a remote key to aim at. */
@@ -1276,6 +1338,120 @@ static void test_reg_mr_memlock(void **state)
 	close_tp(tp);
 }
 
+/* 3b. Regions of one peer (mem_reg_ep): memory windows ----------------- */
+
+static void test_reg_ep_no_windows(void **state)
+{
+	static uint64_t buf[512];
+	struct rdps_tp_mr *mr = NULL;
+	struct rdps_tp_ep *ep;
+	struct rdps_tp *tp;
+	int ret;
+
+	(void)state;
+	tp = open_tp();
+	ep = connect_ep(tp);
+	ret = rdps_tp_mem_reg_ep(ep, buf, sizeof(buf),
+				 RDPS_TP_ACCESS_REMOTE_WRITE, &mr);
+	assert_int_equal(ret, -EOPNOTSUPP);
+	assert_null(mr);
+	CHECK_MSG("memory windows");
+	CHECK_MSG("fake0");
+	assert_int_equal(fake.made[FR_MR], fake.freed[FR_MR]);
+	/* Local access only: nothing to limit, no window needed. */
+	ret = rdps_tp_mem_reg_ep(ep, buf, sizeof(buf), RDPS_TP_ACCESS_LOCAL,
+				 &mr);
+	assert_int_equal(ret, 0);
+	assert_int_equal(fake.n_bind, 0);
+	rdps_tp_mem_dereg(mr);
+	rdps_tp_ep_close(ep);
+	close_tp(tp);
+}
+
+static void test_reg_ep_window(void **state)
+{
+	static uint64_t buf[512];
+	struct rdps_tp_rkey_wire w;
+	struct rdps_tp_comp c[2];
+	struct rdps_tp_mr *mr = NULL;
+	struct rdps_tp_ep *ep;
+	struct rdps_tp *tp;
+	struct bufs b;
+	int ret;
+
+	(void)state;
+	fake.mw_ok = true;
+	tp = open_tp();
+	bufs_reg(tp, &b, 0);
+	ep = connect_ep(tp);
+	ret = rdps_tp_mem_reg_ep(
+		ep, buf, sizeof(buf),
+		RDPS_TP_ACCESS_REMOTE_READ | RDPS_TP_ACCESS_REMOTE_WRITE, &mr);
+	CHECK(ret == 0, "mem_reg_ep: %d (%s)", ret, rdps_errmsg());
+	/* The region has local rights only; the window carries the remote
+	 * ones, bound on this endpoint's queue pair. */
+	assert_int_equal(fake.last_mr_access,
+			 IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_MW_BIND);
+	assert_int_equal(fake.n_bind, 1);
+	assert_int_equal(fake.last_bind_qp, fake.last_qp->qp.qp_num);
+	assert_true(fake.last_bind.send_flags & IBV_SEND_SIGNALED);
+	assert_int_equal(fake.last_bind.bind_mw.bind_info.mw_access_flags,
+			 IBV_ACCESS_REMOTE_READ | IBV_ACCESS_REMOTE_WRITE);
+	assert_int_equal(fake.last_bind.bind_mw.bind_info.addr, (uintptr_t)buf);
+	assert_int_equal(fake.last_bind.bind_mw.bind_info.length, sizeof(buf));
+	assert_ptr_equal(fake.last_bind.bind_mw.bind_info.mr->addr, buf);
+	/* Its key is the window's, as bound. */
+	rdps_tp_rkey_pack(mr, &w);
+	assert_int_equal(rdps_be32toh(w.rkey_be), fake.last_bind.bind_mw.rkey);
+	assert_int_not_equal(rdps_be32toh(w.rkey_be),
+			     fake.last_bind.bind_mw.bind_info.mr->rkey);
+	assert_int_equal(fake.made[FR_MW] - fake.freed[FR_MW], 1);
+	/* Closing the endpoint frees the window before the queue pair;
+	 * the region stays registered until mem_dereg. */
+	rdps_tp_ep_close(ep);
+	assert_int_equal(fake.made[FR_MW], fake.freed[FR_MW]);
+	assert_int_equal(fake.made[FR_MR] - fake.freed[FR_MR], 2);
+	rdps_tp_mem_dereg(mr);
+
+	/* The other order: deregistered while the endpoint lives. */
+	ep = connect_ep(tp);
+	ret = rdps_tp_mem_reg_ep(ep, buf, sizeof(buf),
+				 RDPS_TP_ACCESS_REMOTE_WRITE, &mr);
+	assert_int_equal(ret, 0);
+	rdps_tp_mem_dereg(mr);
+	assert_int_equal(fake.made[FR_MW], fake.freed[FR_MW]);
+	/* Posts are unaffected by the binds: completions as usual. */
+	ret = rdps_tp_put(ep, b.buf, 8, b.mr, b.rkey.addr, &b.rkey, 5, 0);
+	assert_int_equal(ret, 0);
+	fake_complete(IBV_WC_SUCCESS);
+	CHECK(poll_n(tp, c, 1) == 1 && c[0].wr_id == 5 &&
+		      c[0].status == RDPS_TP_WC_SUCCESS &&
+		      c[0].opcode == RDPS_TP_OP_WRITE,
+	      "put after two binds: wr_id %llu status %s opcode %d",
+	      (unsigned long long)c[0].wr_id, rdps_tp_status_str(c[0].status),
+	      c[0].opcode);
+
+	/* A failed bind: an error naming it, nothing left behind, and the
+	 * endpoint is broken like a verbs queue pair after any error. */
+	fake.bind_status = IBV_WC_MW_BIND_ERR;
+	mr = NULL;
+	ret = rdps_tp_mem_reg_ep(ep, buf, sizeof(buf),
+				 RDPS_TP_ACCESS_REMOTE_WRITE, &mr);
+	assert_int_equal(ret, -EIO);
+	assert_null(mr);
+	CHECK_MSG("memory window");
+	assert_int_equal(fake.made[FR_MW], fake.freed[FR_MW]);
+	assert_int_equal(fake.made[FR_MR] - fake.freed[FR_MR], 1);
+	ret = rdps_tp_put(ep, b.buf, 8, b.mr, b.rkey.addr, &b.rkey, 1, 0);
+	assert_int_equal(ret, -ENOTCONN);
+	ret = rdps_tp_mem_reg_ep(ep, buf, sizeof(buf),
+				 RDPS_TP_ACCESS_REMOTE_WRITE, &mr);
+	assert_int_equal(ret, -ENOTCONN);
+	rdps_tp_ep_close(ep);
+	rdps_tp_mem_dereg(b.mr);
+	close_tp(tp);
+}
+
 /* 4. A device without atomics ------------------------------------------ */
 
 static void test_no_atomics_device(void **state)
@@ -1471,7 +1647,7 @@ static void test_error_completions(void **state)
 		      "%s: flushed get: wr_id 0x%llx status %s opcode %d",
 		      ibv_wc_status_str(k->wc), (unsigned long long)c[1].wr_id,
 		      rdps_tp_status_str(c[1].status), c[1].opcode);
-		assert_int_equal(rdps_tp_poll(tp, c, 8), 0);
+		expect_disconnect(tp, ep);
 		/* Whatever the error, the queue pair is gone for good. */
 		ret = rdps_tp_put(ep, b.buf, 8, b.mr, b.rkey.addr, &b.rkey, 1,
 				  0);
@@ -1520,7 +1696,7 @@ static void test_post_after_qp_error(void **state)
 				   &b.rkey, 6, 0);
 	assert_int_equal(ret, -ENOTCONN);
 	assert_int_equal(fake.n_post_send, posts);
-	assert_int_equal(rdps_tp_poll(tp, c, 8), 0);
+	expect_disconnect(tp, ep);
 	rdps_tp_ep_close(ep);
 	rdps_tp_mem_dereg(b.mr);
 	close_tp(tp);
@@ -1547,8 +1723,24 @@ static void test_peer_disconnect_mid_run(void **state)
 	}
 	fake_complete(IBV_WC_SUCCESS);
 	ev_push(vep->id, NULL, RDMA_CM_EVENT_DISCONNECTED, 0, NULL, 0);
-	/* poll() alone notices it (it looks at rdma_cm now and then). */
-	assert_int_equal(poll_n(tp, c, 3), 3);
+	/* poll() alone notices it (it looks at rdma_cm now and then). The
+	 * DISCONNECT may come before or after the flushed puts. */
+	assert_int_equal(poll_n(tp, c, 4), 4);
+	{
+		int disc = 0, k = 0;
+
+		for (int i = 0; i < 4; i++) {
+			if (c[i].opcode == RDPS_TP_OP_DISCONNECT) {
+				assert_ptr_equal(c[i].ep, ep);
+				assert_int_equal(c[i].status,
+						 RDPS_TP_WC_CONN_ERR);
+				disc++;
+				continue;
+			}
+			c[k++] = c[i];
+		}
+		assert_int_equal(disc, 1);
+	}
 	assert_int_equal(c[0].wr_id, 1);
 	assert_int_equal(c[0].status, RDPS_TP_WC_SUCCESS);
 	for (int i = 1; i < 3; i++) {
@@ -1556,6 +1748,7 @@ static void test_peer_disconnect_mid_run(void **state)
 		assert_int_equal(c[i].status, RDPS_TP_WC_CONN_ERR);
 		assert_ptr_equal(c[i].ep, ep);
 	}
+	assert_int_equal(rdps_tp_poll(tp, c, 8), 0);
 	rdps_clear_error();
 	ret = rdps_tp_put(ep, b.buf, 8, b.mr, b.rkey.addr, &b.rkey, 9, 0);
 	assert_int_equal(ret, -ENOTCONN);
@@ -1846,6 +2039,8 @@ int main(void)
 		T(test_init_cm_channel_fails),
 		T(test_open_close_balances),
 		T(test_reg_mr_memlock),
+		T(test_reg_ep_no_windows),
+		T(test_reg_ep_window),
 		T(test_no_atomics_device),
 		T(test_peer_without_atomics),
 		T(test_error_completions),

@@ -152,7 +152,8 @@ enum tcmd {
 	T_LISTEN,    /* url, priv -> url (listener_url) */
 	T_ACCEPT,    /* a: count, b: timeout ms -> c: accepted, priv */
 	T_ALLOC,     /* a: len, access, b: fill seed -> idx, wire, c: addr */
-	T_REG,	     /* idx, access -> wire (register again after T_DEREG) */
+	T_REG,	     /* idx, access, a: 0 or 1 + endpoint index (mem_reg_ep)
+		      * -> wire (register again after T_DEREG) */
 	T_DEREG,     /* idx */
 	T_FILL,	     /* idx, a: off, b: len, c: seed */
 	T_HASH,	     /* idx, a: off, b: len -> c: hash */
@@ -160,12 +161,14 @@ enum tcmd {
 	T_WATCH,     /* idx, a: off, b: len: hash this range at each RECV_IMM */
 	T_IMM_WAIT,  /* a: count, b: timeout ms -> ret records as payload */
 	T_CLOSE_EPS, /* close every endpoint */
+	T_DISC_WAIT, /* a: count, b: timeout ms -> ret: DISCONNECTs polled */
 	T_EXIT,	     /* release everything, ret: rdps_tp_close() */
 };
 
 static const char *const tcmd_names[] = {
-	"?",	"hello", "listen", "accept", "alloc",	 "reg",	      "dereg",
-	"fill", "hash",	 "read",   "watch",  "imm_wait", "close_eps", "exit",
+	"?",	 "hello",    "listen",	  "accept",    "alloc",
+	"reg",	 "dereg",    "fill",	  "hash",      "read",
+	"watch", "imm_wait", "close_eps", "disc_wait", "exit",
 };
 
 struct tmsg {
@@ -216,6 +219,9 @@ struct tgt_state {
 	uint64_t w_off, w_len;
 	struct imm_rec imm[T_MAX_IMM];
 	int n_imm;
+	/* DISCONNECT completions: per endpoint index, and of closed ones. */
+	int disc[T_MAX_EP];
+	int n_disc;
 	char bad[256]; /* first unexpected event, reported at T_EXIT */
 };
 
@@ -224,6 +230,31 @@ static void tgt_take(struct tgt_state *s, const struct rdps_tp_comp *c, int n)
 	for (int i = 0; i < n; i++) {
 		struct imm_rec *r;
 
+		if (c[i].opcode == RDPS_TP_OP_DISCONNECT) {
+			int e = 0;
+
+			while (e < s->n_ep && s->ep[e] != c[i].ep)
+				e++;
+			if (e == s->n_ep || c[i].wr_id ||
+			    c[i].status != RDPS_TP_WC_CONN_ERR ||
+			    ++s->disc[e] > 1) {
+				if (!s->bad[0])
+					snprintf(
+						s->bad, sizeof(s->bad),
+						"bad DISCONNECT completion: "
+						"endpoint %s, wr_id %" PRIu64
+						", status %s, %s",
+						e == s->n_ep ? "unknown" : "ok",
+						c[i].wr_id,
+						rdps_tp_status_str(c[i].status),
+						e < s->n_ep && s->disc[e] > 1
+							? "a second one"
+							: "the first");
+				continue;
+			}
+			s->n_disc++;
+			continue;
+		}
 		if (c[i].opcode != RDPS_TP_OP_RECV_IMM) {
 			if (!s->bad[0])
 				snprintf(
@@ -256,6 +287,28 @@ static void tgt_take(struct tgt_state *s, const struct rdps_tp_comp *c, int n)
 			r->hash = th_hash(s->reg[s->w_idx].addr + s->w_off,
 					  s->w_len);
 	}
+}
+
+/* Take completions until *count reaches want or timeout_ms pass: 0, or
+ * rdps_tp_wait's error. Waits the way the instance's poll mode says. */
+static int tgt_wait_count(struct tgt_state *s, const int *count, uint64_t want,
+			  uint64_t timeout_ms)
+{
+	uint64_t deadline = th_now_ms() + timeout_ms;
+
+	while ((uint64_t)*count < want) {
+		struct rdps_tp_comp comps[32];
+		uint64_t now = th_now_ms();
+		int n;
+
+		if (now >= deadline)
+			break;
+		n = rdps_tp_wait(s->tp, comps, 32, (int)(deadline - now));
+		if (n < 0)
+			return n;
+		tgt_take(s, comps, n);
+	}
+	return 0;
 }
 
 static void tgt_progress(struct tgt_state *s)
@@ -307,7 +360,6 @@ static void tgt_handle(struct tgt_state *s, struct tmsg *m)
 	struct tgt_region *r;
 	uint8_t *payload = NULL;
 	size_t plen = 0;
-	uint64_t deadline;
 
 	m->ret = 0;
 	m->err[0] = '\0';
@@ -386,8 +438,18 @@ static void tgt_handle(struct tgt_state *s, struct tmsg *m)
 			break;
 		}
 		r = &s->reg[m->idx];
-		m->ret = rdps_tp_mem_reg(s->tp, r->addr, r->len, m->access,
-					 &r->mr);
+		if (m->a > (uint64_t)s->n_ep || (m->a && !s->ep[m->a - 1])) {
+			m->ret = -EINVAL;
+			snprintf(m->err, sizeof(m->err),
+				 "bad endpoint %" PRIu64, m->a - 1);
+			break;
+		}
+		if (m->a)
+			m->ret = rdps_tp_mem_reg_ep(s->ep[m->a - 1], r->addr,
+						    r->len, m->access, &r->mr);
+		else
+			m->ret = rdps_tp_mem_reg(s->tp, r->addr, r->len,
+						 m->access, &r->mr);
 		if (!m->ret)
 			rdps_tp_rkey_pack(r->mr, &m->wire);
 		break;
@@ -430,22 +492,7 @@ static void tgt_handle(struct tgt_state *s, struct tmsg *m)
 		break;
 	case T_IMM_WAIT:
 		/* Waits the way the instance's poll mode says. */
-		deadline = th_now_ms() + m->b;
-		while ((uint64_t)s->n_imm < m->a) {
-			struct rdps_tp_comp comps[32];
-			uint64_t now = th_now_ms();
-			int n;
-
-			if (now >= deadline)
-				break;
-			n = rdps_tp_wait(s->tp, comps, 32,
-					 (int)(deadline - now));
-			if (n < 0) {
-				m->ret = n;
-				break;
-			}
-			tgt_take(s, comps, n);
-		}
+		m->ret = tgt_wait_count(s, &s->n_imm, m->a, m->b);
 		if (m->ret)
 			break;
 		m->ret = s->n_imm < (int)m->a ? s->n_imm : (int)m->a;
@@ -456,6 +503,13 @@ static void tgt_handle(struct tgt_state *s, struct tmsg *m)
 		for (int i = 0; i < s->n_ep; i++)
 			rdps_tp_ep_close(s->ep[i]);
 		s->n_ep = 0;
+		memset(s->disc, 0, sizeof(s->disc));
+		break;
+	case T_DISC_WAIT:
+		/* Posts nothing: the endpoints only receive. */
+		m->ret = tgt_wait_count(s, &s->n_disc, m->a, m->b);
+		if (!m->ret)
+			m->ret = s->n_disc;
 		break;
 	case T_EXIT:
 		m->ret = tgt_release(s);
@@ -685,6 +739,21 @@ static void tgt_reg(struct tgt *t, int idx, unsigned access)
 
 	tgt_call(t, &m);
 	CHECK(m.ret == 0, "target: reg again: %d (%s)", m.ret, m.err);
+	t->wire[idx] = m.wire;
+}
+
+/* Register region idx again, for the peer of the target's endpoint ep (in
+ * accept order) alone; its new key replaces t->wire[idx]. */
+static void tgt_reg_ep(struct tgt *t, int idx, unsigned access, int ep)
+{
+	struct tmsg m = {.cmd = T_REG,
+			 .idx = (uint32_t)idx,
+			 .access = access,
+			 .a = (uint64_t)ep + 1};
+
+	tgt_call(t, &m);
+	CHECK(m.ret == 0, "target: mem_reg_ep for endpoint %d: %d (%s)", ep,
+	      m.ret, m.err);
 	t->wire[idx] = m.wire;
 }
 
@@ -1197,6 +1266,50 @@ static void t_private_data(void **state)
 	      "second connector: listener private data missing or changed");
 	rdps_tp_ep_close(ep2);
 	conn_close(&c);
+	tgt_stop(&t);
+}
+
+/* An endpoint that only receives learns that its peer left: one
+ * DISCONNECT completion for that endpoint, none for the one still open. */
+static void t_disconnect_notice(void **state)
+{
+	struct rdps_tp_ep *ep2;
+	struct conn c;
+	struct tgt t;
+	struct tmsg m;
+	int ret;
+
+	(void)state;
+	REQUIRE_TRANSPORT();
+	tgt_start(&t, NULL);
+	tgt_listen(&t);
+	conn_open_tp(&c, NULL, 4096);
+	conn_connect(&c, &t);
+	tgt_accept_begin(&t, 1, CONNECT_MS);
+	ret = rdps_tp_connect(c.tp, t.url, NULL, 0, &ep2, CONNECT_MS);
+	tgt_accept_end(&t, &m);
+	CHECK(ret == 0, "second connect: %d (%s)", ret, rdps_errmsg());
+	CHECK(m.ret == 0 && m.c == 1, "target: second accept: %d (%s)", m.ret,
+	      m.err);
+	rdps_tp_ep_close(ep2);
+	m = (struct tmsg){.cmd = T_DISC_WAIT, .a = 1, .b = 10000};
+	tgt_call(&t, &m);
+	CHECK(m.ret == 1,
+	      "the target polled %d DISCONNECT completions within 10 s of "
+	      "its peer closing one of two connections, want 1",
+	      m.ret);
+	/* The open connection stays quiet: still one after a while. */
+	m = (struct tmsg){.cmd = T_DISC_WAIT, .a = 2, .b = 300};
+	tgt_call(&t, &m);
+	CHECK(m.ret == 1,
+	      "%d DISCONNECT completions with one connection still open, "
+	      "want 1",
+	      m.ret);
+	conn_close(&c);
+	m = (struct tmsg){.cmd = T_DISC_WAIT, .a = 2, .b = 10000};
+	tgt_call(&t, &m);
+	CHECK(m.ret == 2,
+	      "%d DISCONNECT completions after both peers left, want 2", m.ret);
 	tgt_stop(&t);
 }
 
@@ -1723,15 +1836,30 @@ static void t_access_violations(void **state)
 		 K_STALE, RDPS_TP_WC_REM_ACCESS_ERR},
 		{"read with a deregistered key", 1, V_GET, R_ST, 0, 64, K_STALE,
 		 RDPS_TP_WC_REM_ACCESS_ERR},
+		{"fetch-add with a deregistered key", 1, V_FADD, R_ST, 8, 8,
+		 K_STALE, RDPS_TP_WC_REM_ACCESS_ERR},
 		{"write with the old key after the memory was registered "
 		 "again",
 		 2, V_PUT, R_ST, 0, 64, K_STALE, RDPS_TP_WC_REM_ACCESS_ERR},
+		{"read with the old key after the memory was registered "
+		 "again",
+		 2, V_GET, R_ST, 64, 64, K_STALE, RDPS_TP_WC_REM_ACCESS_ERR},
+		{"fetch-add with the old key after the memory was registered "
+		 "again",
+		 2, V_FADD, R_ST, 16, 8, K_STALE, RDPS_TP_WC_REM_ACCESS_ERR},
+		{"compare-swap with the old key after the memory was "
+		 "registered again",
+		 2, V_CSWAP, R_ST, 24, 8, K_STALE, RDPS_TP_WC_REM_ACCESS_ERR},
 		{"write with the new key (control)", 2, V_PUT, R_ST, 256, 64,
 		 K_LIVE, RDPS_TP_WC_SUCCESS},
+		{"read with the new key (control)", 2, V_GET, R_ST, 384, 64,
+		 K_LIVE, RDPS_TP_WC_SUCCESS},
+		{"fetch-add with the new key (control)", 2, V_FADD, R_ST, 512,
+		 8, K_LIVE, RDPS_TP_WC_SUCCESS},
 	};
 	static const unsigned access[R_COUNT] = {RDPS_TP_ACCESS_REMOTE_READ,
 						 RDPS_TP_ACCESS_REMOTE_WRITE,
-						 RW, ALL_ACCESS, RW};
+						 RW, ALL_ACCESS, ALL_ACCESS};
 	struct rdps_tp_rkey_wire stale;
 	uint8_t shadow[R_COUNT][4096];
 	uint32_t random_key;
@@ -1773,7 +1901,7 @@ static void t_access_violations(void **state)
 			if (phase == 1)
 				tgt_dereg(&t, reg[R_ST]);
 			else
-				tgt_reg(&t, reg[R_ST], RW);
+				tgt_reg(&t, reg[R_ST], ALL_ACCESS);
 		}
 		/* A fresh connection per case: on verbs an error completion
 		 * puts the queue pair in the error state. */
@@ -1823,9 +1951,28 @@ static void t_access_violations(void **state)
 		      cases[i].what, vop_names[cases[i].op],
 		      rdps_tp_status_str(comp.status),
 		      rdps_tp_status_str(cases[i].expect));
-		if (cases[i].expect == RDPS_TP_WC_SUCCESS)
-			memcpy(shadow[cases[i].reg] + cases[i].off, c.buf,
-			       cases[i].len);
+		if (cases[i].expect == RDPS_TP_WC_SUCCESS) {
+			uint8_t *sh = shadow[cases[i].reg] + cases[i].off;
+			uint64_t old, res;
+
+			if (cases[i].op == V_PUT) {
+				memcpy(sh, c.buf, cases[i].len);
+			} else if (cases[i].op == V_GET) {
+				CHECK(!memcmp(c.buf + 1024, sh, cases[i].len),
+				      "%s: the read returned other bytes than "
+				      "the region holds",
+				      cases[i].what);
+			} else {
+				memcpy(&old, sh, 8);
+				memcpy(&res, c.buf, 8);
+				CHECK(res == old,
+				      "%s: returned 0x%" PRIx64 ", the word "
+				      "held 0x%" PRIx64,
+				      cases[i].what, res, old);
+				old += 1;
+				memcpy(sh, &old, 8);
+			}
+		}
 		rdps_tp_ep_close(c.ep);
 		c.ep = NULL;
 		for (int k = 0; k < R_COUNT; k++)
@@ -1833,6 +1980,216 @@ static void t_access_violations(void **state)
 					  cases[i].what);
 	}
 	conn_close(&c);
+	tgt_stop(&t);
+}
+
+/*
+ * 5b. least privilege: a region registered for one endpoint's peer alone
+ * (mem_reg_ep). Through another endpoint of the same target its key is
+ * refused for every operation, target memory untouched; through its own
+ * endpoint everything works; an old key of it is refused after the memory
+ * was registered again, through the very endpoint it was made for.
+ */
+enum eop { E_PUT, E_PUT_IMM, E_GET, E_FADD, E_CSWAP, E_COUNT };
+
+static const char *const eop_names[E_COUNT] = {
+	"put", "put with immediate", "get", "fetch-add", "compare-swap"};
+
+#define EPR_LEN 4096
+#define EPR_SEED 0x5c0
+
+/* Post op on c at off of the region rk names and expect one completion
+ * with status st. A write sends 64 bytes of pattern, a read lands at
+ * c->buf + 1024; cmp is the compare-swap's compare value. */
+static void ep_op(struct conn *c, enum eop op, const struct rdps_tp_rkey *rk,
+		  uint64_t off, uint64_t cmp, int st, const char *what)
+{
+	static const uint8_t rdps_op[E_COUNT] = {
+		RDPS_TP_OP_WRITE, RDPS_TP_OP_WRITE_IMM, RDPS_TP_OP_READ,
+		RDPS_TP_OP_FADD, RDPS_TP_OP_CSWAP};
+	const size_t len = op <= E_GET ? 64 : 8;
+	uint64_t raddr = rk->addr + off;
+	struct rdps_tp_comp comp;
+	int ret;
+
+	th_fill(c->buf, 64, 0x5eed + off, 0);
+	switch (op) {
+	case E_PUT:
+		ret = rdps_tp_put(c->ep, c->buf, len, c->mr, raddr, rk, 7, 0);
+		break;
+	case E_PUT_IMM:
+		ret = rdps_tp_put_imm(c->ep, c->buf, len, c->mr, raddr, rk,
+				      0xe9, 7, 0);
+		break;
+	case E_GET:
+		ret = rdps_tp_get(c->ep, c->buf + 1024, len, c->mr, raddr, rk,
+				  7, 0);
+		break;
+	case E_FADD:
+		ret = rdps_tp_atomic_fadd(c->ep, 3, (uint64_t *)c->buf, c->mr,
+					  raddr, rk, 7, 0);
+		break;
+	default:
+		ret = rdps_tp_atomic_cswap(c->ep, cmp, ~cmp, (uint64_t *)c->buf,
+					   c->mr, raddr, rk, 7, 0);
+		break;
+	}
+	CHECK(ret == 0, "%s: the %s post returned %d (%s)", what, eop_names[op],
+	      ret, rdps_errmsg());
+	wait_comps(c->tp, &comp, 1, COMP_MS, what);
+	expect_comp(&comp, 7, rdps_op[op], st,
+		    st == RDPS_TP_WC_SUCCESS ? (long)len : -1, what);
+}
+
+/* What a successful ep_op() did to the region's shadow (the bytes at
+ * off); a read and the atomics' old values are checked against it. */
+static void ep_op_shadow(struct conn *c, enum eop op, uint8_t *shadow,
+			 uint64_t off, const char *what)
+{
+	uint64_t old, res;
+
+	if (op == E_PUT || op == E_PUT_IMM) {
+		memcpy(shadow + off, c->buf, 64);
+		return;
+	}
+	if (op == E_GET) {
+		CHECK(!memcmp(c->buf + 1024, shadow + off, 64),
+		      "%s: the read returned other bytes than the region "
+		      "holds",
+		      what);
+		return;
+	}
+	memcpy(&old, shadow + off, 8);
+	memcpy(&res, c->buf, 8);
+	CHECK(res == old,
+	      "%s: %s returned 0x%" PRIx64 ", the word held 0x%" PRIx64, what,
+	      eop_names[op], res, old);
+	old = op == E_FADD ? old + 3 : ~old;
+	memcpy(shadow + off, &old, 8);
+}
+
+static void t_ep_regions(void **state)
+{
+	uint8_t shadow[EPR_LEN];
+	struct rdps_tp_rkey_wire old_wire;
+	struct rdps_tp_rkey rk;
+	struct imm_rec rec;
+	struct conn a, b;
+	struct tgt t;
+	char what[160];
+	int idx, shared, n_acc = 0, a_ep, ret;
+	uint64_t cmp;
+
+	(void)state;
+	REQUIRE_TRANSPORT();
+	tgt_start(&t, NULL);
+	idx = tgt_alloc(&t, EPR_LEN, RDPS_TP_ACCESS_LOCAL, EPR_SEED);
+	/* A region of every peer: the control that b's endpoint works. */
+	shared = tgt_alloc(&t, EPR_LEN, RW, EPR_SEED + 1);
+	th_fill(shadow, EPR_LEN, EPR_SEED, 0);
+	tgt_listen(&t);
+	conn_open_tp(&a, NULL, EPR_LEN);
+	conn_open_tp(&b, NULL, EPR_LEN);
+	conn_connect(&a, &t);
+	a_ep = n_acc++;
+	tgt_dereg(&t, idx);
+	tgt_reg_ep(&t, idx, ALL_ACCESS, a_ep);
+
+	/* Another endpoint with a's key: refused, memory untouched. A fresh
+	 * connection per operation: on verbs the error breaks the queue
+	 * pair. */
+	for (int op = 0; op < E_COUNT; op++) {
+		conn_connect(&b, &t);
+		n_acc++;
+		snprintf(what, sizeof(what),
+			 "%s through another endpoint with the key of a "
+			 "region registered for one endpoint's peer",
+			 eop_names[op]);
+		put_sync(&b, b.buf, 64, b.rk[shared].addr + 64 * op,
+			 &b.rk[shared], "put to a region of every peer");
+		memcpy(&cmp, shadow + 8 * op, 8);
+		ep_op(&b, (enum eop)op, &b.rk[idx], op <= E_GET ? 128 : 8 * op,
+		      cmp, RDPS_TP_WC_REM_ACCESS_ERR, what);
+		rdps_tp_ep_close(b.ep);
+		b.ep = NULL;
+		tgt_expect_region(&t, idx, shadow, EPR_LEN, what);
+	}
+	CHECK(tgt_imm_wait(&t, &rec, 1, 0) == 0,
+	      "a refused put with immediate raised a RECV_IMM at the target");
+
+	/* Its own endpoint: everything works; a read through it sees the
+	 * region unchanged by the refused operations above. */
+	ret = rdps_tp_rkey_unpack(a.ep, &t.wire[idx], &a.rk[idx]);
+	CHECK(ret == 0, "rkey_unpack: %d (%s)", ret, rdps_errmsg());
+	get_sync(&a, a.buf, EPR_LEN, a.rk[idx].addr, &a.rk[idx],
+		 "read of the whole region through its endpoint");
+	CHECK(!memcmp(a.buf, shadow, EPR_LEN),
+	      "the region read through its own endpoint differs from what "
+	      "it held: a refused operation changed it");
+	for (int op = 0; op < E_COUNT; op++) {
+		uint64_t off = op <= E_GET ? 256 + 64 * (uint64_t)op
+					   : 8 * (uint64_t)op;
+
+		snprintf(what, sizeof(what),
+			 "%s through the endpoint the region is registered "
+			 "for",
+			 eop_names[op]);
+		memcpy(&cmp, shadow + off, 8);
+		ep_op(&a, (enum eop)op, &a.rk[idx], off, cmp,
+		      RDPS_TP_WC_SUCCESS, what);
+		ep_op_shadow(&a, (enum eop)op, shadow, off, what);
+	}
+	CHECK(tgt_imm_wait(&t, &rec, 1, COMP_MS) == 1 && rec.ep_ok &&
+		      rec.imm == 0xe9 && rec.len == 64,
+	      "the put with immediate through the region's endpoint raised "
+	      "no RECV_IMM of 64 bytes with immediate 0xe9 at the target");
+	tgt_expect_region(&t, idx, shadow, EPR_LEN,
+			  "after the operations through its endpoint");
+
+	/* Registered again for the same endpoint: the new key works, the
+	 * old one is refused there too. One round per kind of operation,
+	 * each on a fresh connection (the refusal breaks a verbs one). */
+	for (int op = 0; op < E_COUNT; op++) {
+		uint64_t off = op <= E_GET ? 1024 + 64 * (uint64_t)op
+					   : 8 * (uint64_t)op;
+
+		if (op) {
+			rdps_tp_ep_close(a.ep);
+			a.ep = NULL;
+			conn_connect(&a, &t);
+			a_ep = n_acc++;
+			tgt_dereg(&t, idx);
+			tgt_reg_ep(&t, idx, ALL_ACCESS, a_ep);
+		}
+		old_wire = t.wire[idx];
+		tgt_dereg(&t, idx);
+		tgt_reg_ep(&t, idx, ALL_ACCESS, a_ep);
+		ret = rdps_tp_rkey_unpack(a.ep, &t.wire[idx], &a.rk[idx]);
+		CHECK(ret == 0, "rkey_unpack: %d (%s)", ret, rdps_errmsg());
+		snprintf(what, sizeof(what),
+			 "%s with the new key after the region was "
+			 "registered again for its endpoint",
+			 eop_names[op]);
+		memcpy(&cmp, shadow + off, 8);
+		ep_op(&a, (enum eop)op, &a.rk[idx], off, cmp,
+		      RDPS_TP_WC_SUCCESS, what);
+		ep_op_shadow(&a, (enum eop)op, shadow, off, what);
+		ret = rdps_tp_rkey_unpack(a.ep, &old_wire, &rk);
+		CHECK(ret == 0, "rkey_unpack of the old key: %d (%s)", ret,
+		      rdps_errmsg());
+		snprintf(what, sizeof(what),
+			 "%s with the old key, through the same endpoint, "
+			 "after the region was registered again",
+			 eop_names[op]);
+		memcpy(&cmp, shadow + off, 8);
+		ep_op(&a, (enum eop)op, &rk, off, cmp,
+		      RDPS_TP_WC_REM_ACCESS_ERR, what);
+		tgt_expect_region(&t, idx, shadow, EPR_LEN, what);
+	}
+	conn_close(&a);
+	conn_close(&b);
+	/* The target closes its endpoints with the region still
+	 * registered for one of them, then deregisters it. */
 	tgt_stop(&t);
 }
 
@@ -2076,7 +2433,7 @@ static void t_peer_killed(void **state)
 	const size_t chunk = 65536;
 	const int window = 16;
 	struct rdps_tp_comp comps[32];
-	int outstanding = 0, posted = 0, ok_after = 0, errors = 0;
+	int outstanding = 0, posted = 0, ok_after = 0, errors = 0, disc = 0;
 	int failed = 0, enotconn = 0, last_ret = 0, idx, ret, st;
 	char why[96];
 	struct conn c;
@@ -2128,11 +2485,23 @@ static void t_peer_killed(void **state)
 		n = rdps_tp_wait(c.tp, comps, 32, 10);
 		CHECK(n >= 0, "rdps_tp_wait after the peer died: %d", n);
 		for (int i = 0; i < n; i++) {
-			outstanding--;
 			CHECK(comps[i].ep == c.ep,
 			      "completion names endpoint "
 			      "%p, not %p",
 			      (void *)comps[i].ep, (void *)c.ep);
+			if (comps[i].opcode == RDPS_TP_OP_DISCONNECT) {
+				CHECK(++disc == 1 && !comps[i].wr_id &&
+					      comps[i].status ==
+						      RDPS_TP_WC_CONN_ERR,
+				      "DISCONNECT %d, wr_id %" PRIu64
+				      ", status %s: want one, wr_id 0, "
+				      "connection lost",
+				      disc, comps[i].wr_id,
+				      rdps_tp_status_str(comps[i].status));
+				failed = 1;
+				continue;
+			}
+			outstanding--;
 			if (comps[i].status == RDPS_TP_WC_SUCCESS) {
 				CHECK(!failed,
 				      "get %" PRIu64 " completed successfully "
@@ -2686,9 +3055,10 @@ int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		CASE(t_put_get_sizes),	     CASE(t_rkey_wire),
-		CASE(t_private_data),	     CASE(t_write_imm),
-		CASE(t_fadd_many_peers),     CASE(t_cswap_race),
-		CASE(t_access_violations),   CASE(t_connect_refused),
+		CASE(t_private_data),	     CASE(t_disconnect_notice),
+		CASE(t_write_imm),	     CASE(t_fadd_many_peers),
+		CASE(t_cswap_race),	     CASE(t_access_violations),
+		CASE(t_ep_regions),	     CASE(t_connect_refused),
 		CASE(t_connect_timeout),     CASE(t_listen_in_use),
 		CASE(t_token_mismatch),	     CASE(t_proto_version_mismatch),
 		CASE(t_peer_killed),	     CASE(t_eagain_backpressure),

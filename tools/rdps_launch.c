@@ -39,6 +39,9 @@
 #define DEF_SSP_SLACK 1
 #define START_TIMEOUT_MS 30000 /* a shard must report its URL by then */
 #define GRACE_MS 3000	       /* SIGTERM, then SIGKILL after this */
+/* After the first failure, the others may still report why they cannot go
+ * on (e.g. which peer died) before they are stopped. */
+#define FAIL_GRACE_MS 5000
 #define URL_MAX 256
 
 struct opts {
@@ -110,8 +113,11 @@ static void usage(FILE *f)
 		"failing worker's\n"
 		"status (128+signal if killed); 124 on timeout; 2 on bad "
 		"usage. SIGINT and\n"
-		"SIGTERM are forwarded to the job. Diagnostics go to "
-		"stderr.\n",
+		"SIGTERM are forwarded to the job. When a worker fails, the "
+		"others get 5 s\n"
+		"to finish or say why they cannot (e.g. which peer died), then "
+		"the job is\n"
+		"stopped. Diagnostics go to stderr.\n",
 		MAX_SHARDS, DEF_SHARDS, MAX_WORKERS, DEF_WORKERS,
 		DEF_SSP_SLACK);
 }
@@ -585,11 +591,12 @@ static int reap_some(int *first_fail, int stopping)
 		if (is_worker) {
 			if (status == 0 || stopping)
 				continue;
-			if (*first_fail < 0) {
-				status_str(status, what, sizeof(what));
-				tool_err("worker %d %s", i, what);
+			/* Every failure is named: a crash after the first
+			 * failure is news too. */
+			status_str(status, what, sizeof(what));
+			tool_err("worker %d %s", i, what);
+			if (*first_fail < 0)
 				*first_fail = status_code(status);
-			}
 		} else if (!stopping && live(workers, n_workers)) {
 			status_str(status, what, sizeof(what));
 			tool_err("server %d (shard %d) %s while workers "
@@ -741,7 +748,7 @@ int main(int argc, char **argv)
 	char urls[MAX_SHARDS * URL_MAX];
 	struct opts o;
 	sigset_t set;
-	uint64_t deadline = 0, token;
+	uint64_t deadline = 0, fail_deadline = 0, token;
 	int ret, rc = -1;
 
 	tool_name = "rdps-launch";
@@ -776,13 +783,18 @@ int main(int argc, char **argv)
 		 o.slack);
 
 	while (live(workers, n_workers)) {
+		uint64_t until = deadline;
 		int sig;
 
-		if (reap_some(&rc, 0) >= 0)
-			break;
+		if (reap_some(&rc, 0) >= 0 && !fail_deadline)
+			fail_deadline = now_ms() + FAIL_GRACE_MS;
 		if (!live(workers, n_workers))
 			break;
-		sig = wait_event(&set, deadline);
+		if (fail_deadline && (!until || fail_deadline < until))
+			until = fail_deadline;
+		sig = wait_event(&set, until);
+		if (sig == 0 && fail_deadline && now_ms() >= fail_deadline)
+			break; /* the rest are stopped below */
 		if (sig == 0) {
 			tool_err("timed out after %u s: stopping the job",
 				 o.timeout_s);

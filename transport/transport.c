@@ -143,11 +143,11 @@ int rdps_tp_open(const char *url, const struct rdps_tp_cfg *cfg,
 	assert(ops->size == sizeof(*ops));
 	assert(ops->init && ops->fini && ops->listen && ops->accept &&
 	       ops->connect && ops->ep_close && ops->mem_reg &&
-	       ops->mem_dereg && ops->rkey_pack && ops->rkey_unpack &&
-	       ops->put && ops->get && ops->poll && ops->mem_alloc &&
-	       ops->mem_free && ops->listener_close && ops->listener_url &&
-	       ops->put_imm && ops->atomic_fadd && ops->atomic_cswap &&
-	       ops->wait_fd && ops->arm);
+	       ops->mem_reg_ep && ops->mem_dereg && ops->rkey_pack &&
+	       ops->rkey_unpack && ops->put && ops->get && ops->poll &&
+	       ops->mem_alloc && ops->mem_free && ops->listener_close &&
+	       ops->listener_url && ops->put_imm && ops->atomic_fadd &&
+	       ops->atomic_cswap && ops->wait_fd && ops->arm);
 	if (!cfg) {
 		rdps_tp_cfg_default(&def);
 		cfg = &def;
@@ -271,11 +271,8 @@ void rdps_tp_mem_free(struct rdps_tp *tp, void *addr, size_t len)
 		tp->ops->mem_free(tp, addr, len);
 }
 
-int rdps_tp_mem_reg(struct rdps_tp *tp, void *addr, size_t len, unsigned access,
-		    struct rdps_tp_mr **mr_out)
+static int mem_reg_check(void *addr, size_t len, unsigned access)
 {
-	int ret;
-
 	if (!addr || !len)
 		return rdps_set_error(-EINVAL,
 				      "cannot register an empty "
@@ -286,9 +283,30 @@ int rdps_tp_mem_reg(struct rdps_tp *tp, void *addr, size_t len, unsigned access,
 				 RDPS_TP_ACCESS_REMOTE_ATOMIC))
 		return rdps_set_error(-EINVAL, "unknown access bits 0x%x",
 				      access);
-	ret = tp->ops->mem_reg(tp, addr, len, access, mr_out);
+	return 0;
+}
+
+int rdps_tp_mem_reg(struct rdps_tp *tp, void *addr, size_t len, unsigned access,
+		    struct rdps_tp_mr **mr_out)
+{
+	int ret = mem_reg_check(addr, len, access);
+
+	if (!ret)
+		ret = tp->ops->mem_reg(tp, addr, len, access, mr_out);
 	if (!ret)
 		tp->n_mr++;
+	return ret;
+}
+
+int rdps_tp_mem_reg_ep(struct rdps_tp_ep *ep, void *addr, size_t len,
+		       unsigned access, struct rdps_tp_mr **mr_out)
+{
+	int ret = mem_reg_check(addr, len, access);
+
+	if (!ret)
+		ret = ep->tp->ops->mem_reg_ep(ep, addr, len, access, mr_out);
+	if (!ret)
+		ep->tp->n_mr++;
 	return ret;
 }
 
@@ -406,8 +424,9 @@ const char *rdps_tp_status_str(int status)
 
 const char *rdps_tp_opcode_str(int opcode)
 {
-	static const char *const names[] = {
-		"?", "read", "write", "write_imm", "fadd", "cswap", "recv_imm"};
+	static const char *const names[] = {"?",	 "read",      "write",
+					    "write_imm", "fadd",      "cswap",
+					    "recv_imm",	 "disconnect"};
 
 	return opcode > 0 && opcode < (int)RDPS_ARRAY_SIZE(names)
 		       ? names[opcode]
@@ -491,13 +510,16 @@ int rdps_url_parse(const char *url, int need_port, struct rdps_url *url_out)
 					      url);
 		memcpy(out->host, rest, n);
 	}
+	/* No brackets inside a host: rdps_url_format() could not write it
+	 * back ("tcp://a]:b:1" would become "tcp://[a]:b]:1"). */
 	for (const char *p = out->host; *p; p++) {
-		if (*p == '/' || *p == ' ' || (unsigned char)*p < 0x20)
+		if (*p == '/' || *p == ' ' || *p == '[' || *p == ']' ||
+		    (unsigned char)*p < 0x20)
 			return rdps_set_error(
 				-EINVAL,
 				"malformed url '%s': character "
 				"'%c' not allowed in host or name",
-				url, *p == ' ' ? ' ' : '?');
+				url, (unsigned char)*p < 0x20 ? '?' : *p);
 	}
 	if (colon) {
 		errno = 0;

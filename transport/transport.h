@@ -13,6 +13,8 @@
  *   - memory is registered with access flags; a registration has a remote
  *     key that packs into a fixed 24-byte big-endian wire form, which the
  *     peer unpacks against its endpoint;
+ *   - a registration serves every connected peer (mem_reg) or the peer of
+ *     one endpoint alone (mem_reg_ep, least privilege);
  *   - one-sided operations (read, write, write-with-immediate, fetch-add,
  *     compare-swap) are posted on an endpoint and never block; each
  *     produces one completion in the initiator's queue, unless posted
@@ -78,6 +80,15 @@ enum rdps_tp_opcode {
 	RDPS_TP_OP_FADD,
 	RDPS_TP_OP_CSWAP,
 	RDPS_TP_OP_RECV_IMM, /* at the target of a write-with-immediate */
+	/* The endpoint broke: its peer closed the connection, exited or
+	 * died, or the connection failed. Exactly one per endpoint, wr_id 0,
+	 * status RDPS_TP_WC_CONN_ERR, delivered even to an endpoint nobody
+	 * posts on (a shard learns that an idle worker died), within the
+	 * transport's liveness check (shm: a few polls or one arm; tcp: the
+	 * socket's end; verbs: the rdmacm DISCONNECTED event). Flushed
+	 * completions of operations still outstanding may come before or
+	 * after it. None after the endpoint is closed locally. */
+	RDPS_TP_OP_DISCONNECT,
 };
 
 /* Status of a completion; only SUCCESS means the operation took effect. */
@@ -268,6 +279,36 @@ struct rdps_tp_ops {
 	 * valid until mem_dereg. */
 	int (*mem_reg)(struct rdps_tp *tp, void *addr, size_t len,
 		       unsigned access, struct rdps_tp_mr **mr_out);
+	/*
+	 * Register [addr, addr+len) like mem_reg, but for remote access by
+	 * ep's peer alone: least privilege, e.g. one worker's update slot.
+	 * The key works for operations arriving through ep only; the same
+	 * key used through any other endpoint of this instance (another
+	 * worker that learnt or guessed it) fails with
+	 * RDPS_TP_WC_REM_ACCESS_ERR at that initiator, target memory
+	 * untouched. After ep_close the region has no remote access at all
+	 * but stays registered (locally usable, for any endpoint) until
+	 * mem_dereg: close and deregister in either order. The key is one
+	 * of tp's, so rkey_pack, mem_dereg and the stale-key rule apply as
+	 * for mem_reg.
+	 *
+	 * Blocks briefly (verbs: binds a memory window with one work request
+	 * on ep's queue pair and waits for its completion; completions of
+	 * other operations met meanwhile are kept for poll). Errors as
+	 * mem_reg, plus -ENOTCONN when ep is broken and -EOPNOTSUPP when the
+	 * device cannot scope a key to a connection (verbs without type 2
+	 * memory windows); rdps_errmsg() says which.
+	 *
+	 * Who enforces it: verbs, the NIC (a type 2 memory window bound to
+	 * ep's queue pair: the responder refuses the key on any other queue
+	 * pair); tcp, the target's progress thread (the key's endpoint is
+	 * checked on every request); shm, the initiator's own library
+	 * against the target's MR table: that stops a wrong key from a
+	 * correct peer but not a hostile process, which maps the whole heap
+	 * (see shm.h).
+	 */
+	int (*mem_reg_ep)(struct rdps_tp_ep *ep, void *addr, size_t len,
+			  unsigned access, struct rdps_tp_mr **mr_out);
 	/* Deregister: later remote operations with its key fail with
 	 * RDPS_TP_WC_REM_ACCESS_ERR, also after the same memory is
 	 * registered again (a new key). */
@@ -361,6 +402,10 @@ int rdps_tp_mem_alloc(struct rdps_tp *tp, size_t len, void **addr_out);
 void rdps_tp_mem_free(struct rdps_tp *tp, void *addr, size_t len);
 int rdps_tp_mem_reg(struct rdps_tp *tp, void *addr, size_t len, unsigned access,
 		    struct rdps_tp_mr **mr_out);
+/* A registration for ep's peer alone (ops->mem_reg_ep); it counts as one
+ * of ep->tp's registrations. */
+int rdps_tp_mem_reg_ep(struct rdps_tp_ep *ep, void *addr, size_t len,
+		       unsigned access, struct rdps_tp_mr **mr_out);
 void rdps_tp_mem_dereg(struct rdps_tp_mr *mr);
 
 /*

@@ -2,7 +2,8 @@
 /*
  * fuzz_wire.c - libFuzzer target over the tcp transport's decoders,
  * rdps_tcp_wire_decode() and rdps_tcp_hello_decode(), which see every byte
- * a peer sends before anything else does.
+ * a peer sends before anything else does, and tcp_rkey_unpack(), which
+ * reads the remote keys peers hand out inside their handshake blobs.
  *
  * Besides "no crash, no out-of-bounds read" (ASan), each input checks the
  * decoders' contract and aborts on a breach:
@@ -11,7 +12,12 @@
  *   - an accepted header obeys every limit tcp.h states and re-encodes to
  *     the very bytes it was decoded from (nothing is lost or invented);
  *   - an accepted hello has priv_len <= 32 and re-encodes to the same
- *     magic, version, kind, reason, token, priv_len and private data.
+ *     magic, version, kind, reason, token, priv_len and private data;
+ *   - an accepted remote key has a nonzero length, does not wrap around
+ *     the address space and carries a nonzero generation (key >> 16).
+ * Verdict (fuzz.h): accepted when the header or the hello decoder accepts
+ * the input at offset 0, refused when neither does and one of them says
+ * -EPROTO (the other may want more bytes).
  * Built with clang -fsanitize=fuzzer,address under RDPS_FUZZ; replay.c
  * feeds the seed corpus through the same function in ordinary builds.
  */
@@ -21,18 +27,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "tcp/tcp.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int fuzz_verdict;
 
 static void breach(const char *what, size_t size)
 {
-	fprintf(stderr, "fuzz_wire: contract breach on a %zu-byte input: %s\n",
-		size, what);
-	abort();
+	fuzz_breach("fuzz_wire", what, size);
 }
 
-static void fuzz_header(const uint8_t *data, size_t size)
+static int fuzz_header(const uint8_t *data, size_t size)
 {
 	struct rdps_tcp_msg m;
 	uint8_t again[RDPS_TCP_HDR_LEN];
@@ -44,14 +49,14 @@ static void fuzz_header(const uint8_t *data, size_t size)
 	if (ret == -EAGAIN) {
 		if (size >= RDPS_TCP_HDR_LEN)
 			breach("header: -EAGAIN on a full header", size);
-		return;
+		return ret;
 	}
 	if (size < RDPS_TCP_HDR_LEN)
 		breach("header: decoded a short buffer", size);
 	if (ret == -EPROTO) {
 		if (!why || !*why)
 			breach("header: -EPROTO without a reason", size);
-		return;
+		return ret;
 	}
 	if (ret != 0)
 		breach("header: unexpected return value", size);
@@ -79,9 +84,10 @@ static void fuzz_header(const uint8_t *data, size_t size)
 	rdps_tcp_wire_encode(&m, again);
 	if (memcmp(again, data, RDPS_TCP_HDR_LEN))
 		breach("header: re-encoding differs from the input", size);
+	return 0;
 }
 
-static void fuzz_hello(const uint8_t *data, size_t size)
+static int fuzz_hello(const uint8_t *data, size_t size)
 {
 	struct rdps_tcp_hello h;
 	uint8_t again[RDPS_TCP_HELLO_LEN];
@@ -92,14 +98,14 @@ static void fuzz_hello(const uint8_t *data, size_t size)
 	if (ret == -EAGAIN) {
 		if (size >= RDPS_TCP_HELLO_LEN)
 			breach("hello: -EAGAIN on a full hello", size);
-		return;
+		return ret;
 	}
 	if (size < RDPS_TCP_HELLO_LEN)
 		breach("hello: decoded a short buffer", size);
 	if (ret == -EPROTO) {
 		if (!why || !*why)
 			breach("hello: -EPROTO without a reason", size);
-		return;
+		return ret;
 	}
 	if (ret != 0)
 		breach("hello: unexpected return value", size);
@@ -113,12 +119,37 @@ static void fuzz_hello(const uint8_t *data, size_t size)
 	if (memcmp(again, data, 20) ||
 	    memcmp(again + 24, data + 24, h.priv_len))
 		breach("hello: re-encoding differs from the input", size);
+	return 0;
+}
+
+static void fuzz_rkey(const uint8_t *data, size_t size)
+{
+	struct rdps_tp_rkey_wire w;
+	struct rdps_tp_rkey k;
+
+	if (size < sizeof(w))
+		return;
+	memcpy(&w, data, sizeof(w));
+	if (tcp_rkey_unpack(NULL, &w, &k))
+		return;
+	if (!k.len || k.addr + k.len < k.addr || !(k.key >> 16))
+		breach("rkey: accepted a key that is empty, wraps or has "
+		       "generation 0",
+		       size);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	fuzz_header(data, size);
-	fuzz_hello(data, size);
+	int hdr = fuzz_header(data, size);
+	int hello = fuzz_hello(data, size);
+
+	if (!hdr || !hello)
+		fuzz_verdict = FUZZ_ACCEPT;
+	else if (hdr == -EPROTO || hello == -EPROTO)
+		fuzz_verdict = FUZZ_REJECT;
+	else
+		fuzz_verdict = FUZZ_NONE;
+	fuzz_rkey(data, size);
 	/* A stream holds several headers back to back: the second one
 	 * starts at an arbitrary, usually unaligned, offset. */
 	if (size > RDPS_TCP_HDR_LEN) {

@@ -5,8 +5,13 @@
  * ordinary ctest under any compiler. Each input is copied into a buffer of
  * exactly its size, so a sanitizer build catches reads past the end.
  *
- * Exit 0 when at least one input ran and none aborted; 1 on a read error
- * or an empty corpus (a wrong path must not pass as "nothing failed").
+ * Seeds named "ok-*" must be accepted by the parser under test and seeds
+ * named "bad-*" refused, as the target reports in fuzz_verdict (fuzz.h);
+ * other names only have to run without a breach.
+ *
+ * Exit 0 when at least one input ran, none aborted and every verdict
+ * matched; 1 on a wrong verdict, a read error or an empty corpus (a wrong
+ * path must not pass as "nothing failed").
  */
 #include <dirent.h>
 #include <errno.h>
@@ -16,7 +21,22 @@
 #include <string.h>
 #include <sys/stat.h>
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
+
+static unsigned n_checked, n_wrong;
+
+/* The verdict a seed's name asks for, FUZZ_NONE if it asks for none. */
+static int wanted_verdict(const char *path)
+{
+	const char *base = strrchr(path, '/');
+
+	base = base ? base + 1 : path;
+	if (!strncmp(base, "ok-", 3))
+		return FUZZ_ACCEPT;
+	if (!strncmp(base, "bad-", 4))
+		return FUZZ_REJECT;
+	return FUZZ_NONE;
+}
 
 static int replay_file(const char *path)
 {
@@ -24,6 +44,7 @@ static int replay_file(const char *path)
 	uint8_t *buf = NULL;
 	struct stat st;
 	size_t n;
+	int want;
 
 	if (!f || fstat(fileno(f), &st)) {
 		fprintf(stderr, "replay: %s: %s\n", path, strerror(errno));
@@ -44,8 +65,21 @@ static int replay_file(const char *path)
 		free(buf);
 		return -1;
 	}
+	fuzz_verdict = FUZZ_NONE;
 	LLVMFuzzerTestOneInput(buf, n);
 	free(buf);
+	want = wanted_verdict(path);
+	if (want != FUZZ_NONE) {
+		n_checked++;
+		if (fuzz_verdict != want) {
+			fprintf(stderr, "replay: %s: %s, want %s\n", path,
+				fuzz_verdict == FUZZ_ACCEPT   ? "accepted"
+				: fuzz_verdict == FUZZ_REJECT ? "refused"
+							      : "no verdict",
+				want == FUZZ_ACCEPT ? "accepted" : "refused");
+			n_wrong++;
+		}
+	}
 	return 0;
 }
 
@@ -105,6 +139,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "replay: no inputs found\n");
 		return 1;
 	}
-	printf("replay: %u inputs, no contract breach\n", count);
+	if (n_wrong) {
+		fprintf(stderr,
+			"replay: %u of %u seeds named ok-/bad- got "
+			"the wrong verdict\n",
+			n_wrong, n_checked);
+		return 1;
+	}
+	printf("replay: %u inputs, no contract breach, %u verdicts as "
+	       "named\n",
+	       count, n_checked);
 	return 0;
 }

@@ -26,6 +26,21 @@
  * its robust futex list, and the kernel rewrites the word to
  * FUTEX_OWNER_DIED when that thread dies, before the process counts as
  * exited. Posts compare one cached word and fail with -ENOTCONN.
+ *
+ * What shm can enforce. Access rights, bounds, revoked keys and regions
+ * scoped to one connection (mem_reg_ep: the MR table entry names the
+ * connection, by the id the target wrote into that connection's ring) are
+ * all checked by the initiator's own library, in shm_remote_check, since
+ * no one else sits on the path. That stops a wrong key from a correct
+ * peer, a bug or a stale key, exactly as a NIC would. It cannot stop a
+ * hostile process of the job: every peer maps the whole data part of the
+ * heap read-write, other peers' regions included, and can store to it
+ * directly. The boundary against other users and other jobs is the
+ * kernel's: the listener is an abstract unix socket, the heap travels only
+ * as a descriptor over it after the job token matched, and the memfd is
+ * created with mode 0600 and sealed against resizing. Per-peer isolation
+ * on one host would need one memfd per scoped region, mapped only by its
+ * peer.
  */
 #ifndef RDPS_SHM_H
 #define RDPS_SHM_H
@@ -41,7 +56,9 @@
 #include "transport.h"
 
 #define SHM_HEAP_MAGIC 0x5244505348454150ull /* "RDPSHEAP" */
-#define SHM_HEAP_VERSION 1
+/* 2: MR table entries name the connection a region is scoped to, and rings
+ * carry their connection's id. */
+#define SHM_HEAP_VERSION 2
 /* Registrations with remote access per instance; the table costs 32 B
  * each, sparse until used. */
 #define SHM_MRT_MAX 16384u
@@ -81,7 +98,9 @@ struct shm_mrt_ent {
 	uint32_t access;
 	uint64_t addr; /* owner's virtual address */
 	uint64_t len;
-	uint64_t pad;
+	/* 0: every peer; else the id of the one connection allowed (its
+	 * ring's conn word, see struct shm_ring), from mem_reg_ep */
+	uint64_t conn;
 };
 _Static_assert(sizeof(struct shm_mrt_ent) == 32, "mr table entry");
 
@@ -96,6 +115,10 @@ struct shm_ring {
 	_Alignas(SHM_CACHELINE) uint64_t tail;	 /* producer */
 	_Alignas(SHM_CACHELINE) uint64_t head;	 /* consumer */
 	_Alignas(SHM_CACHELINE) uint32_t closed; /* consumer, once */
+	/* consumer, before the handshake: the connection's id in the
+	 * consumer's instance, never reused; the producer reads it once and
+	 * names itself with it to regions scoped to one connection */
+	uint64_t conn;
 	/* producer: nonzero while inside a write or atomic on the consumer,
 	 * so that deregistration can wait for it (see shm_quiesce) */
 	_Alignas(SHM_CACHELINE) uint32_t busy;
@@ -127,6 +150,7 @@ struct shm_ep;
 
 struct shm_tp {
 	struct rdps_tp tp;
+	uint32_t n_disc; /* endpoints with disc_pending */
 
 	/* Completion queue: written by posts, read by poll. */
 	struct shm_cqe *cq;
@@ -144,6 +168,7 @@ struct shm_tp {
 	uint32_t cap_eps;
 	uint32_t rx_next; /* first endpoint the next poll scans */
 	uint32_t ring_cap;
+	uint64_t conn_seq; /* last connection id handed out */
 
 	/* Heap. */
 	int memfd;
@@ -182,6 +207,7 @@ struct shm_tp {
 struct shm_ep {
 	struct rdps_tp_ep ep;
 	struct shm_tp *tp;
+	bool disc_pending; /* a DISCONNECT completion is owed */
 
 	/* Hot: read by every post. */
 	bool dead;
@@ -194,6 +220,7 @@ struct shm_ep {
 	uint64_t peer_data_off;
 	const struct shm_mrt_ent *peer_mrt;
 	uint32_t peer_mrt_max;
+	uint64_t tx_conn; /* our connection's id at the peer (tx->conn) */
 	uint32_t sq_posted;
 	uint32_t sq_retired;
 	uint64_t tx_tail;
@@ -207,6 +234,7 @@ struct shm_ep {
 	uint32_t rx_mask;
 	size_t rx_off;
 	size_t rx_len;
+	uint64_t rx_conn; /* the connection's id here (rx->conn) */
 
 	int fd;	      /* the connection socket: handshake, then hang-up */
 	int peer_efd; /* the peer's wait fd */
@@ -293,10 +321,57 @@ int shm_mrt_init(struct shm_tp *tp);
 void shm_mrt_fini(struct shm_tp *tp);
 int shm_mem_reg(struct rdps_tp *tp, void *addr, size_t len, unsigned access,
 		struct rdps_tp_mr **mr_out);
+int shm_mem_reg_ep(struct rdps_tp_ep *ep, void *addr, size_t len,
+		   unsigned access, struct rdps_tp_mr **mr_out);
 void shm_mem_dereg(struct rdps_tp_mr *mr);
 void shm_rkey_pack(struct rdps_tp_mr *mr, struct rdps_tp_rkey_wire *w);
 int shm_rkey_unpack(struct rdps_tp_ep *ep, const struct rdps_tp_rkey_wire *w,
 		    struct rdps_tp_rkey *rkey_out);
+
+/* Handshake ------------------------------------------------------------ */
+
+#define SHM_HELLO_MAGIC 0x52445348u /* "RDSH" */
+
+/*
+ * Both sides send one. Native byte order: it never leaves the host.
+ * magic and version come first and stay there in every future version, so
+ * a mismatch is always reported as such.
+ */
+struct shm_hello {
+	uint32_t magic;
+	uint32_t version;
+	int32_t status; /* reply: 0, or the positive errno refusing the peer */
+	uint32_t pid;
+	uint64_t token;
+	uint64_t heap_base;
+	uint64_t heap_size;
+	uint64_t ring_off; /* the ring the receiver produces into */
+	uint32_t ring_cap;
+	uint32_t priv_len;
+	uint8_t priv[RDPS_TP_PRIV_MAX];
+};
+_Static_assert(sizeof(struct shm_hello) == 88, "shm hello");
+
+/*
+ * The checks of what a peer sends in the handshake, pure so that a fuzzer
+ * can drive them (tests/fuzz/fuzz_shm_hello.c); shm_ep.c applies them.
+ *
+ * shm_hello_parse: a received datagram of len bytes (trunc: the kernel cut
+ * it). 0 with *h the hello; -EPROTO for anything that is not a hello of our
+ * version. *h is written either way: zeroed, then magic and version when
+ * the magic is ours, so a caller can name the peer's version (0: unknown).
+ *
+ * shm_hello_geometry_check: the heap and ring sizes the hello announces,
+ * before the heap is mapped. shm_heap_hdr_check: the header of the mapped
+ * heap against the hello, so that the MR table [mrt_off, +mrt_max entries)
+ * and the ring [ring_off, +ring_bytes) lie inside the heap. Both 0 or
+ * -EPROTO.
+ */
+int shm_hello_parse(const void *buf, size_t len, int trunc,
+		    struct shm_hello *h);
+int shm_hello_geometry_check(const struct shm_hello *h, size_t page);
+int shm_heap_hdr_check(const struct shm_hello *h, const struct shm_hdr *hdr,
+		       size_t page, uint64_t ring_bytes);
 
 /* shm_ep.c */
 int shm_listen(struct rdps_tp *tp, const char *url, const void *priv,

@@ -70,6 +70,27 @@ static bool shm_rx_pending(struct shm_tp *tp)
 	return false;
 }
 
+/* One DISCONNECT completion per endpoint that broke (transport.h). */
+static int shm_disc_poll(struct shm_tp *tp, struct rdps_tp_comp *comps, int max)
+{
+	int n = 0;
+
+	for (uint32_t i = 0; i < tp->n_eps && n < max && tp->n_disc; i++) {
+		struct shm_ep *ep = tp->eps[i];
+
+		if (!ep->disc_pending)
+			continue;
+		ep->disc_pending = false;
+		tp->n_disc--;
+		comps[n++] = (struct rdps_tp_comp){
+			.ep = &ep->ep,
+			.status = RDPS_TP_WC_CONN_ERR,
+			.opcode = RDPS_TP_OP_DISCONNECT,
+		};
+	}
+	return n;
+}
+
 /* Posts notice dead peers by themselves; this is for endpoints nobody posts
  * on, and rate-limits the system calls to a few per second. */
 static void shm_poll_slow(struct shm_tp *tp)
@@ -98,6 +119,8 @@ int shm_poll(struct rdps_tp *tp_, struct rdps_tp_comp *comps, int max)
 		n += shm_rx_poll(tp, comps + n, max - n);
 	if (rdps_unlikely(!(++tp->poll_count % SHM_CHECK_EVERY)))
 		shm_poll_slow(tp);
+	if (rdps_unlikely(tp->n_disc) && n < max)
+		n += shm_disc_poll(tp, comps + n, max - n);
 	return n;
 }
 
@@ -122,7 +145,7 @@ int shm_arm(struct rdps_tp *tp_)
 	 * the reverse in shm_put_imm(): either the producer sees us asleep
 	 * or we see its entry. */
 	__atomic_store_n(&tp->hdr->sleeping, 1, __ATOMIC_SEQ_CST);
-	if (tp->cq_head != tp->cq_tail || shm_rx_pending(tp)) {
+	if (tp->cq_head != tp->cq_tail || tp->n_disc || shm_rx_pending(tp)) {
 		tp->armed = false;
 		__atomic_store_n(&tp->hdr->sleeping, 0, __ATOMIC_RELAXED);
 		return -EAGAIN;

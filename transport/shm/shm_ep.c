@@ -24,30 +24,9 @@
 
 #include "shm.h"
 
-#define SHM_HELLO_MAGIC 0x52445348u /* "RDSH" */
 #define SHM_SOCK_PREFIX "rdps-shm/"
 #define SHM_HELLO_WAIT_MAX_MS 2000
 #define SHM_HELLO_WAIT_MIN_MS 100
-
-/*
- * Both sides send one. Native byte order: it never leaves the host.
- * magic and version come first and stay there in every future version, so
- * a mismatch is always reported as such.
- */
-struct shm_hello {
-	uint32_t magic;
-	uint32_t version;
-	int32_t status; /* reply: 0, or the positive errno refusing the peer */
-	uint32_t pid;
-	uint64_t token;
-	uint64_t heap_base;
-	uint64_t heap_size;
-	uint64_t ring_off; /* the ring the receiver produces into */
-	uint32_t ring_cap;
-	uint32_t priv_len;
-	uint8_t priv[RDPS_TP_PRIV_MAX];
-};
-_Static_assert(sizeof(struct shm_hello) == 88, "shm hello");
 
 /* The peer's side of a handshake, once received and mapped. */
 struct shm_peer {
@@ -181,6 +160,24 @@ static void shm_ring_retire(struct shm_tp *tp, int fd, size_t off, size_t len,
 
 /* Hello exchange ---------------------------------------------------------- */
 
+/*
+ * The process at the other end of fd must run as our user (or root):
+ * abstract unix sockets have no file mode, so anyone on the host may
+ * listen on a free name or connect to ours, and a connector sends its
+ * heap with its first message. 0, or -EACCES with *uid_out the peer's uid
+ * (-errno if the kernel cannot tell).
+ */
+static int shm_peer_user_check(int fd, unsigned *uid_out)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len))
+		return -errno;
+	*uid_out = (unsigned)cr.uid;
+	return cr.uid == geteuid() || cr.uid == 0 ? 0 : -EACCES;
+}
+
 static int shm_send_hello(int fd, const struct shm_hello *h, const int *fds,
 			  int nfds)
 {
@@ -276,18 +273,25 @@ static int shm_recv_hello(int fd, uint64_t deadline, struct shm_peer *p)
 	memset(&p->h, 0, sizeof(p->h));
 	if (n == 0)
 		return -ECONNRESET;
-	if (n >= 8)
-		memcpy(&p->h, &in, 8);
-	if (n < 8 || p->h.magic != SHM_HELLO_MAGIC) {
-		p->h.version = 0;
+	return shm_hello_parse(&in, (size_t)n, msg.msg_flags & MSG_TRUNC,
+			       &p->h);
+}
+
+int shm_hello_parse(const void *buf, size_t len, int trunc, struct shm_hello *h)
+{
+	memset(h, 0, sizeof(*h));
+	if (len >= 8)
+		memcpy(h, buf, 8);
+	if (len < 8 || h->magic != SHM_HELLO_MAGIC) {
+		h->version = 0;
 		return -EPROTO;
 	}
-	if (p->h.version != RDPS_TP_PROTO_VERSION)
+	if (h->version != RDPS_TP_PROTO_VERSION)
 		return -EPROTO;
-	if (n != (ssize_t)sizeof(p->h) || (msg.msg_flags & MSG_TRUNC))
+	if (len != sizeof(*h) || trunc)
 		return -EPROTO;
-	memcpy(&p->h, &in, sizeof(p->h));
-	if (p->h.priv_len > RDPS_TP_PRIV_MAX)
+	memcpy(h, buf, sizeof(*h));
+	if (h->priv_len > RDPS_TP_PRIV_MAX)
 		return -EPROTO;
 	return 0;
 }
@@ -302,6 +306,33 @@ static void shm_peer_drop(struct shm_peer *p)
 		close(p->efd);
 	p->map = NULL;
 	p->memfd = p->efd = -1;
+}
+
+int shm_hello_geometry_check(const struct shm_hello *h, size_t page)
+{
+	if (h->heap_size < 2 * page || h->heap_size > SIZE_MAX ||
+	    h->heap_base % page || h->ring_cap < 2 ||
+	    h->ring_cap > SHM_RING_MAX || (h->ring_cap & (h->ring_cap - 1)))
+		return -EPROTO;
+	return 0;
+}
+
+int shm_heap_hdr_check(const struct shm_hello *h, const struct shm_hdr *hdr,
+		       size_t page, uint64_t ring_bytes)
+{
+	if (__atomic_load_n(&hdr->magic, __ATOMIC_ACQUIRE) != SHM_HEAP_MAGIC ||
+	    hdr->version != SHM_HEAP_VERSION ||
+	    hdr->heap_size != h->heap_size || hdr->data_off % page ||
+	    hdr->data_off >= h->heap_size || hdr->mrt_off < sizeof(*hdr) ||
+	    hdr->mrt_max > SHM_MRT_MAX || hdr->mrt_off > hdr->data_off ||
+	    /* no mrt_off + size: a huge mrt_off would wrap around */
+	    (uint64_t)hdr->mrt_max * sizeof(struct shm_mrt_ent) >
+		    hdr->data_off - hdr->mrt_off ||
+	    h->ring_off % page || h->ring_off < hdr->data_off ||
+	    h->ring_off > h->heap_size ||
+	    ring_bytes > h->heap_size - h->ring_off)
+		return -EPROTO;
+	return 0;
 }
 
 /*
@@ -329,9 +360,7 @@ static int shm_peer_map(struct shm_tp *tp, struct shm_peer *p, const char **why)
 		       "announced";
 		return -EPROTO;
 	}
-	if (h->heap_size < 2 * tp->page || h->heap_size > SIZE_MAX ||
-	    h->heap_base % tp->page || h->ring_cap < 2 ||
-	    h->ring_cap > SHM_RING_MAX || (h->ring_cap & (h->ring_cap - 1))) {
+	if (shm_hello_geometry_check(h, tp->page)) {
 		*why = "bad heap or ring geometry";
 		return -EPROTO;
 	}
@@ -344,16 +373,7 @@ static int shm_peer_map(struct shm_tp *tp, struct shm_peer *p, const char **why)
 	p->map = map;
 	p->hdr = hdr = map;
 	ring_bytes = shm_ring_bytes(tp, h->ring_cap);
-	if (__atomic_load_n(&hdr->magic, __ATOMIC_ACQUIRE) != SHM_HEAP_MAGIC ||
-	    hdr->version != SHM_HEAP_VERSION ||
-	    hdr->heap_size != h->heap_size || hdr->data_off % tp->page ||
-	    hdr->data_off >= h->heap_size || hdr->mrt_off < sizeof(*hdr) ||
-	    hdr->mrt_max > SHM_MRT_MAX ||
-	    hdr->mrt_off + (uint64_t)hdr->mrt_max * sizeof(struct shm_mrt_ent) >
-		    hdr->data_off ||
-	    h->ring_off % tp->page || h->ring_off < hdr->data_off ||
-	    h->ring_off > h->heap_size ||
-	    ring_bytes > h->heap_size - h->ring_off) {
+	if (shm_heap_hdr_check(h, hdr, tp->page, ring_bytes)) {
 		*why = "bad heap header";
 		return -EPROTO;
 	}
@@ -432,12 +452,14 @@ static int shm_ep_make(struct shm_tp *tp, int fd, struct shm_peer *p,
 	ep->peer_mrt = (const struct shm_mrt_ent *)(p->map + hdr->mrt_off);
 	ep->peer_mrt_max = hdr->mrt_max;
 	ep->tx = (struct shm_ring *)(p->map + p->h.ring_off);
+	ep->tx_conn = __atomic_load_n(&ep->tx->conn, __ATOMIC_ACQUIRE);
 	ep->tx_mask = p->h.ring_cap - 1;
 	ep->tx_tail = ep->tx_head = 0;
 	ep->rx = (struct shm_ring *)(tp->heap + rx_off);
 	ep->rx_mask = tp->ring_cap - 1;
 	ep->rx_off = rx_off;
 	ep->rx_len = shm_ring_bytes(tp, tp->ring_cap);
+	ep->rx_conn = ep->rx->conn;
 	ep->fd = fd;
 	ep->peer_efd = p->efd;
 	ep->peer_pid = (int)p->h.pid;
@@ -453,10 +475,19 @@ static int shm_ep_make(struct shm_tp *tp, int fd, struct shm_peer *p,
 
 static int shm_ring_new(struct shm_tp *tp, size_t *off_out)
 {
+	struct shm_ring *r;
+	int ret;
+
 	/* Rings of closed connections come back only here and at fini. */
 	shm_zombies_reap(tp, false);
-	return shm_heap_alloc(tp, shm_ring_bytes(tp, tp->ring_cap), true,
-			      off_out);
+	ret = shm_heap_alloc(tp, shm_ring_bytes(tp, tp->ring_cap), true,
+			     off_out);
+	if (ret)
+		return ret;
+	/* Before the hello that hands the ring to the peer. */
+	r = (struct shm_ring *)(tp->heap + *off_out);
+	__atomic_store_n(&r->conn, ++tp->conn_seq, __ATOMIC_RELEASE);
+	return 0;
 }
 
 /* Listener ---------------------------------------------------------------- */
@@ -560,8 +591,23 @@ static int shm_accept_one(struct shm_listener *l, int fd, uint64_t deadline,
 	const char *why = "";
 	int fds[2] = {tp->memfd, tp->efd};
 	size_t rx_off = 0;
+	unsigned uid = 0;
 	int ret;
 
+	ret = shm_peer_user_check(fd, &uid);
+	if (ret == -EACCES) {
+		rdps_warn("shm://%s: refused a peer running as uid %u (we run "
+			  "as uid %u): all shm peers of a job must run as one "
+			  "user",
+			  l->name, uid, (unsigned)geteuid());
+		goto refused;
+	}
+	if (ret) {
+		rdps_warn("shm://%s: dropped a peer whose user cannot be "
+			  "told: %s",
+			  l->name, strerror(-ret));
+		goto refused;
+	}
 	ret = shm_recv_hello(fd, deadline, &p);
 	if (ret == -EPROTO && p.h.version &&
 	    p.h.version != RDPS_TP_PROTO_VERSION) {
@@ -746,11 +792,31 @@ int shm_connect(struct rdps_tp *tp_, const char *url, const void *priv,
 	struct shm_hello h;
 	struct shm_ep *ep;
 	char name[128];
+	unsigned uid = 0;
 	int fd = -1, ret;
 
 	ret = shm_connect_sock(url, deadline, name, sizeof(name), &fd);
 	if (ret)
 		return ret;
+	/* Before our heap leaves with the hello. */
+	ret = shm_peer_user_check(fd, &uid);
+	if (ret && ret != -EACCES) {
+		ret = rdps_set_error(ret,
+				     "shm://%s: cannot tell which user serves "
+				     "it: %s",
+				     name, strerror(-ret));
+		goto err_close;
+	}
+	if (ret) {
+		ret = rdps_set_error(-EACCES,
+				     "shm://%s is served by uid %u, we run as "
+				     "uid %u: refusing to share our memory "
+				     "with another user (run the job as one "
+				     "user, or pick another name if that one "
+				     "was taken)",
+				     name, uid, (unsigned)geteuid());
+		goto err_close;
+	}
 	ret = shm_ring_new(tp, &rx_off);
 	if (ret)
 		goto err_close;
@@ -764,7 +830,8 @@ int shm_connect(struct rdps_tp *tp_, const char *url, const void *priv,
 		goto err_close;
 	}
 	ret = shm_recv_hello(fd, deadline, &p);
-	if (ret == -EPROTO && p.h.version) {
+	if (ret == -EPROTO && p.h.version &&
+	    p.h.version != RDPS_TP_PROTO_VERSION) {
 		ret = rdps_set_error(-EPROTO,
 				     "shm://%s speaks protocol version %u, we "
 				     "speak %u: run the same rdps on both "
@@ -849,6 +916,8 @@ static void shm_ep_mark_dead(struct shm_ep *ep)
 	if (ep->dead)
 		return;
 	ep->dead = true;
+	ep->disc_pending = true;
+	ep->tp->n_disc++;
 	/* A peer closing its end is ordinary; one dying is not. */
 	if (__atomic_load_n(&ep->tx->closed, __ATOMIC_RELAXED))
 		rdps_info("shm: peer pid %d closed the connection",
@@ -972,6 +1041,8 @@ void shm_ep_close(struct rdps_tp_ep *ep_)
 	tp->eps[ep->idx] = tp->eps[--tp->n_eps];
 	tp->eps[ep->idx]->idx = ep->idx;
 	shm_cq_forget_ep(tp, ep);
+	if (ep->disc_pending)
+		tp->n_disc--;
 	/* A dead peer or one that closed first will not write again. */
 	peer_done = __atomic_load_n(ep->peer_live, __ATOMIC_RELAXED) !=
 			    ep->peer_live_val ||

@@ -51,6 +51,14 @@ int shm_heap_init(struct shm_tp *tp, size_t size)
 				      "shm: memfd_create failed: %s (the shm "
 				      "transport needs Linux >= 3.17)",
 				      strerror(errno));
+	/* memfds are born 0777: reopening one through /proc/PID/fd takes
+	 * ptrace rights over us, and the mode is one more lock on that door
+	 * for other users. Peers get the descriptor itself, never a path. */
+	if (fchmod(tp->memfd, 0600)) {
+		ret = rdps_set_error(-errno, "shm: cannot chmod the heap: %s",
+				     strerror(errno));
+		goto err_close;
+	}
 	if (ftruncate(tp->memfd, (off_t)size)) {
 		ret = rdps_set_error(-errno,
 				     "shm: cannot size the heap to %zu bytes: "

@@ -4,7 +4,9 @@
  * access takes one entry of the MR table in the shared control area, which
  * is what peers check every operation against; the key carries the entry
  * index and a generation, so a key outlives neither its registration nor a
- * later reuse of the entry.
+ * later reuse of the entry. A registration for one endpoint's peer also
+ * names that connection in its entry (see shm.h for what that can and
+ * cannot stop).
  */
 #include <stdlib.h>
 
@@ -33,10 +35,10 @@ void shm_mrt_fini(struct shm_tp *tp)
 	tp->mrt_fifo = NULL;
 }
 
-int shm_mem_reg(struct rdps_tp *tp_, void *addr, size_t len, unsigned access,
-		struct rdps_tp_mr **mr_out)
+/* A registration for every peer (conn 0) or for one connection's. */
+static int shm_mr_new(struct shm_tp *tp, uint64_t conn, void *addr, size_t len,
+		      unsigned access, struct rdps_tp_mr **mr_out)
 {
-	struct shm_tp *tp = to_shm_tp(tp_);
 	uint8_t *p = addr;
 	struct shm_mrt_ent *e;
 	struct shm_mr *mr;
@@ -57,7 +59,7 @@ int shm_mem_reg(struct rdps_tp *tp_, void *addr, size_t len, unsigned access,
 	mr = calloc(1, sizeof(*mr));
 	if (!mr)
 		return rdps_set_error(-ENOMEM, "shm: out of memory");
-	mr->mr.tp = tp_;
+	mr->mr.tp = &tp->tp;
 	mr->mr.addr = addr;
 	mr->mr.len = len;
 	mr->mr.access = access;
@@ -74,12 +76,31 @@ int shm_mem_reg(struct rdps_tp *tp_, void *addr, size_t len, unsigned access,
 		__atomic_store_n(&e->addr, (uint64_t)(uintptr_t)addr,
 				 __ATOMIC_RELEASE);
 		__atomic_store_n(&e->len, (uint64_t)len, __ATOMIC_RELEASE);
+		__atomic_store_n(&e->conn, conn, __ATOMIC_RELEASE);
 		mr->idx = idx;
 		mr->key = (gen << SHM_KEY_IDX_BITS) | idx;
 		__atomic_store_n(&e->key, mr->key, __ATOMIC_RELEASE);
 	}
 	*mr_out = &mr->mr;
 	return 0;
+}
+
+int shm_mem_reg(struct rdps_tp *tp, void *addr, size_t len, unsigned access,
+		struct rdps_tp_mr **mr_out)
+{
+	return shm_mr_new(to_shm_tp(tp), 0, addr, len, access, mr_out);
+}
+
+int shm_mem_reg_ep(struct rdps_tp_ep *ep_, void *addr, size_t len,
+		   unsigned access, struct rdps_tp_mr **mr_out)
+{
+	struct shm_ep *ep = to_shm_ep(ep_);
+
+	/* After close the connection's id names nobody, so a broken one
+	 * could be served; refusing keeps the contract of all transports. */
+	if (ep->dead)
+		return shm_ep_broken(ep);
+	return shm_mr_new(ep->tp, ep->rx_conn, addr, len, access, mr_out);
 }
 
 void shm_mem_dereg(struct rdps_tp_mr *mr_)

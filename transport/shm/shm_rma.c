@@ -81,8 +81,9 @@ static inline int shm_local_check(const struct rdps_tp_mr *mr, const void *buf,
 
 /*
  * The target's side of a NIC: find the key's entry in the target's MR
- * table, read it under its key as a sequence lock, check access and range,
- * and translate raddr into our mapping of the target heap. The heap bound
+ * table, read it under its key as a sequence lock, check access, range and
+ * (for a region scoped to one connection) that this connection is the
+ * one, and translate raddr into our mapping of the target heap. The heap bound
  * is checked independently of the table so that nothing the target wrote
  * can make us touch memory outside the mapping.
  */
@@ -93,7 +94,7 @@ static inline int shm_remote_check(const struct shm_ep *ep,
 {
 	uint32_t key = rkey->key, idx = key & SHM_KEY_IDX_MASK, k;
 	const struct shm_mrt_ent *e;
-	uint64_t base, rlen, off;
+	uint64_t base, rlen, off, conn;
 	unsigned access;
 	int st;
 
@@ -107,8 +108,11 @@ static inline int shm_remote_check(const struct shm_ep *ep,
 	access = __atomic_load_n(&e->access, __ATOMIC_ACQUIRE);
 	base = __atomic_load_n(&e->addr, __ATOMIC_ACQUIRE);
 	rlen = __atomic_load_n(&e->len, __ATOMIC_ACQUIRE);
+	conn = __atomic_load_n(&e->conn, __ATOMIC_ACQUIRE);
 	k = __atomic_load_n(&e->key, __ATOMIC_RELAXED);
 	if (rdps_unlikely(k != key))
+		return RDPS_TP_WC_REM_ACCESS_ERR;
+	if (rdps_unlikely(conn && conn != ep->tx_conn))
 		return RDPS_TP_WC_REM_ACCESS_ERR;
 	st = rdps_tp_check_access(base, rlen, access, need, raddr, len);
 	if (rdps_unlikely(st))

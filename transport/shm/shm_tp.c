@@ -234,6 +234,7 @@ const struct rdps_tp_ops rdps_shm_ops = {
 	.mem_alloc = shm_mem_alloc,
 	.mem_free = shm_mem_free,
 	.mem_reg = shm_mem_reg,
+	.mem_reg_ep = shm_mem_reg_ep,
 	.mem_dereg = shm_mem_dereg,
 	.rkey_pack = shm_rkey_pack,
 	.rkey_unpack = shm_rkey_unpack,

@@ -182,6 +182,7 @@ struct tcp_ep {
 	struct rdps_tp_ep base;
 	struct tcp_tp *tp;
 	int fd;		    /* -1 once broken */
+	int disc_pending;   /* a DISCONNECT completion is owed */
 	uint32_t slot, gen; /* identity in tcp_tp.eps, for epoll events */
 	uint32_t events;    /* epoll mask currently registered */
 	int broken;
@@ -216,6 +217,7 @@ struct tcp_ep {
 struct tcp_mr {
 	struct rdps_tp_mr base;
 	uint32_t key;
+	uint32_t ep_gen; /* 0: every peer; else the tcp_ep.gen it serves */
 };
 
 struct tcp_mr_slot {
@@ -250,6 +252,7 @@ struct tcp_tp {
 	unsigned cq_resv; /* slots promised to outstanding operations */
 	int armed;
 	unsigned n_stalled;
+	unsigned n_disc; /* endpoints with disc_pending; read unlocked */
 
 	/* endpoints by slot, for epoll events that may outlive them */
 	struct tcp_ep **eps;
@@ -301,14 +304,16 @@ int tcp_mem_alloc(struct rdps_tp *tp, size_t len, void **addr_out);
 void tcp_mem_free(struct rdps_tp *tp, void *addr, size_t len);
 int tcp_mem_reg(struct rdps_tp *tp, void *addr, size_t len, unsigned access,
 		struct rdps_tp_mr **mr_out);
+int tcp_mem_reg_ep(struct rdps_tp_ep *ep, void *addr, size_t len,
+		   unsigned access, struct rdps_tp_mr **mr_out);
 void tcp_mem_dereg(struct rdps_tp_mr *mr);
 void tcp_rkey_pack(struct rdps_tp_mr *mr, struct rdps_tp_rkey_wire *w);
 int tcp_rkey_unpack(struct rdps_tp_ep *ep, const struct rdps_tp_rkey_wire *w,
 		    struct rdps_tp_rkey *rkey_out);
-/* Validate a remote access against the table (tp->lock held): returns an
- * enum rdps_tp_status. */
-int tcp_mr_check(struct tcp_tp *tp, uint32_t key, unsigned need, uint64_t raddr,
-		 uint64_t len);
+/* Validate a remote access arriving on ep against the table (tp->lock
+ * held): returns an enum rdps_tp_status. */
+int tcp_mr_check(const struct tcp_ep *ep, uint32_t key, unsigned need,
+		 uint64_t raddr, uint64_t len);
 void tcp_mr_fini(struct tcp_tp *tp);
 
 /* tcp_ep.c: connection management */

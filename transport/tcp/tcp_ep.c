@@ -224,6 +224,8 @@ void tcp_ep_close(struct rdps_tp_ep *base)
 			c->ep = NULL;
 	}
 	tp->eps[ep->slot] = NULL;
+	if (ep->disc_pending)
+		__atomic_store_n(&tp->n_disc, tp->n_disc - 1, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&tp->lock);
 
 	while ((t = ep->resp_free)) {
@@ -670,6 +672,14 @@ static int tcp_handshake(struct tcp_tp *tp, int fd, const char *url,
 			"%u instead of accept): is it an rdps tcp "
 			"listener?",
 			url, h.kind);
+	/* Both sides check: a listener of another job must not get our
+	 * requests (nor serve us its memory) just by saying yes. */
+	if (h.token != tp->token)
+		return rdps_set_error(-EACCES,
+				      "%s accepted us with another job token: "
+				      "it serves another job; give both sides "
+				      "the same token",
+				      url);
 	*h_out = h;
 	return 0;
 }

@@ -3,7 +3,9 @@
  * tcp_mr.c - memory registration of the tcp transport. A registration is a
  * slot in a table the progress thread consults for every remote request;
  * its key carries the slot's generation so a key outlives neither its
- * deregistration nor a later registration reusing the slot.
+ * deregistration nor a later registration reusing the slot. A registration
+ * of one endpoint's peer also records that endpoint's generation, which
+ * every request must arrive on.
  */
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -81,10 +83,10 @@ static int tcp_mr_grow(struct tcp_tp *tp)
 	return 0;
 }
 
-int tcp_mem_reg(struct rdps_tp *base, void *addr, size_t len, unsigned access,
-		struct rdps_tp_mr **mr_out)
+/* A registration for every peer (ep NULL) or for ep's alone. */
+static int tcp_mr_new(struct tcp_tp *tp, struct tcp_ep *ep, void *addr,
+		      size_t len, unsigned access, struct rdps_tp_mr **mr_out)
 {
-	struct tcp_tp *tp = to_tcp_tp(base);
 	struct tcp_mr *mr;
 	uint32_t idx;
 	int ret = 0;
@@ -99,7 +101,13 @@ int tcp_mem_reg(struct rdps_tp *base, void *addr, size_t len, unsigned access,
 		return rdps_set_error(-ENOMEM, "out of memory for a "
 					       "registration");
 	pthread_mutex_lock(&tp->lock);
-	if (tp->mr_free == TCP_NO_SLOT)
+	if (ep && ep->broken)
+		ret = rdps_set_error(-ENOTCONN,
+				     "tcp connection to %s is broken: no "
+				     "region can be registered for it; close "
+				     "it",
+				     ep->peer);
+	else if (tp->mr_free == TCP_NO_SLOT)
 		ret = tcp_mr_grow(tp);
 	if (ret) {
 		pthread_mutex_unlock(&tp->lock);
@@ -108,15 +116,29 @@ int tcp_mem_reg(struct rdps_tp *base, void *addr, size_t len, unsigned access,
 	}
 	idx = tp->mr_free;
 	tp->mr_free = tp->mrs[idx].next_free;
-	mr->base.tp = base;
+	mr->base.tp = &tp->base;
 	mr->base.addr = addr;
 	mr->base.len = len;
 	mr->base.access = access;
 	mr->key = (uint32_t)tp->mrs[idx].gen << 16 | idx;
+	mr->ep_gen = ep ? ep->gen : 0;
 	tp->mrs[idx].mr = mr;
 	pthread_mutex_unlock(&tp->lock);
 	*mr_out = &mr->base;
 	return 0;
+}
+
+int tcp_mem_reg(struct rdps_tp *base, void *addr, size_t len, unsigned access,
+		struct rdps_tp_mr **mr_out)
+{
+	return tcp_mr_new(to_tcp_tp(base), NULL, addr, len, access, mr_out);
+}
+
+int tcp_mem_reg_ep(struct rdps_tp_ep *ep, void *addr, size_t len,
+		   unsigned access, struct rdps_tp_mr **mr_out)
+{
+	return tcp_mr_new(to_tcp_ep(ep)->tp, to_tcp_ep(ep), addr, len, access,
+			  mr_out);
 }
 
 void tcp_mem_dereg(struct rdps_tp_mr *base)
@@ -153,9 +175,10 @@ void tcp_mr_fini(struct tcp_tp *tp)
 	tp->n_mrs_cap = 0;
 }
 
-int tcp_mr_check(struct tcp_tp *tp, uint32_t key, unsigned need, uint64_t raddr,
-		 uint64_t len)
+int tcp_mr_check(const struct tcp_ep *ep, uint32_t key, unsigned need,
+		 uint64_t raddr, uint64_t len)
 {
+	const struct tcp_tp *tp = ep->tp;
 	uint32_t idx = key & 0xffff;
 	struct tcp_mr *mr;
 
@@ -163,6 +186,10 @@ int tcp_mr_check(struct tcp_tp *tp, uint32_t key, unsigned need, uint64_t raddr,
 		return RDPS_TP_WC_REM_ACCESS_ERR;
 	mr = tp->mrs[idx].mr;
 	if (!mr || mr->key != key)
+		return RDPS_TP_WC_REM_ACCESS_ERR;
+	/* A region of one endpoint's peer: endpoint generations are never
+	 * reused, so a closed endpoint's region serves nobody. */
+	if (mr->ep_gen && mr->ep_gen != ep->gen)
 		return RDPS_TP_WC_REM_ACCESS_ERR;
 	return rdps_tp_check_access((uintptr_t)mr->base.addr, mr->base.len,
 				    mr->base.access, need, raddr, len);

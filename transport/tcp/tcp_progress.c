@@ -250,6 +250,17 @@ void tcp_ep_fail(struct tcp_ep *ep, int lvl, const char *why)
 	ep->rx_off = ep->rx_len = 0;
 	tcp_ep_free_tx(ep);
 	tcp_ep_flush_ops(ep, RDPS_TP_WC_CONN_ERR, &ep->base);
+	/* The user learns it even with nothing outstanding: poll hands out
+	 * a DISCONNECT completion (transport.h). */
+	ep->disc_pending = 1;
+	__atomic_store_n(&tp->n_disc, tp->n_disc + 1, __ATOMIC_RELEASE);
+	if (tp->armed) {
+		uint64_t one = 1;
+
+		tp->armed = 0;
+		if (write(tp->cq_fd, &one, sizeof(one)) < 0)
+			rdps_dbg("tcp cq eventfd write: %s", strerror(errno));
+	}
 }
 
 /* Serving the peer's requests ------------------------------------------- */
@@ -295,7 +306,7 @@ static void tcp_respond(struct tcp_ep *ep, const struct rdps_tcp_msg *req,
 
 static void tcp_serve_atomic(struct tcp_ep *ep, const struct rdps_tcp_msg *m)
 {
-	int st = tcp_mr_check(ep->tp, m->rkey, RDPS_TP_ACCESS_REMOTE_ATOMIC,
+	int st = tcp_mr_check(ep, m->rkey, RDPS_TP_ACCESS_REMOTE_ATOMIC,
 			      m->raddr, 8);
 	uint64_t old = 0;
 
@@ -321,7 +332,6 @@ static void tcp_serve_atomic(struct tcp_ep *ep, const struct rdps_tcp_msg *m)
 
 static void tcp_serve_request(struct tcp_ep *ep, const struct rdps_tcp_msg *m)
 {
-	struct tcp_tp *tp = ep->tp;
 	int st;
 
 	if (m->seq != ep->peer_seq) {
@@ -332,7 +342,7 @@ static void tcp_serve_request(struct tcp_ep *ep, const struct rdps_tcp_msg *m)
 	ep->rx_msg = *m;
 	switch (m->type) {
 	case RDPS_TCP_REQ_READ:
-		st = tcp_mr_check(tp, m->rkey, RDPS_TP_ACCESS_REMOTE_READ,
+		st = tcp_mr_check(ep, m->rkey, RDPS_TP_ACCESS_REMOTE_READ,
 				  m->raddr, m->op1);
 		if (st == RDPS_TP_WC_SUCCESS)
 			tcp_respond(ep, m, st, (void *)(uintptr_t)m->raddr,
@@ -344,7 +354,7 @@ static void tcp_serve_request(struct tcp_ep *ep, const struct rdps_tcp_msg *m)
 	case RDPS_TCP_REQ_WRITE_IMM:
 		/* Zero-length writes touch nothing, so no key is checked
 		 * (write-with-immediate of 0 bytes is a pure notification). */
-		st = m->len ? tcp_mr_check(tp, m->rkey,
+		st = m->len ? tcp_mr_check(ep, m->rkey,
 					   RDPS_TP_ACCESS_REMOTE_WRITE,
 					   m->raddr, m->len)
 			    : RDPS_TP_WC_SUCCESS;

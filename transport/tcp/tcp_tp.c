@@ -256,7 +256,8 @@ int tcp_tp_poll(struct rdps_tp *base, struct rdps_tp_comp *comps, int max)
 
 	if (!tp->user_progress) {
 		/* Cheap empty check: the common case while spinning. */
-		if (!__atomic_load_n(&tp->cq_used, __ATOMIC_ACQUIRE))
+		if (!__atomic_load_n(&tp->cq_used, __ATOMIC_ACQUIRE) &&
+		    !__atomic_load_n(&tp->n_disc, __ATOMIC_ACQUIRE))
 			return 0;
 		pthread_mutex_lock(&tp->lock);
 	} else if (pthread_mutex_trylock(&tp->lock) == 0) {
@@ -266,7 +267,8 @@ int tcp_tp_poll(struct rdps_tp *base, struct rdps_tp_comp *comps, int max)
 	} else {
 		/* The progress thread is at work: do not queue behind it
 		 * unless there is something to take. */
-		if (!__atomic_load_n(&tp->cq_used, __ATOMIC_ACQUIRE))
+		if (!__atomic_load_n(&tp->cq_used, __ATOMIC_ACQUIRE) &&
+		    !__atomic_load_n(&tp->n_disc, __ATOMIC_ACQUIRE))
 			return 0;
 		pthread_mutex_lock(&tp->lock);
 	}
@@ -278,6 +280,19 @@ int tcp_tp_poll(struct rdps_tp *base, struct rdps_tp_comp *comps, int max)
 		tp->cq_head = (tp->cq_head + 1) % tp->cq_ring;
 		__atomic_store_n(&tp->cq_used, tp->cq_used - 1,
 				 __ATOMIC_RELEASE);
+	}
+	for (uint32_t i = 0; n < max && tp->n_disc && i < tp->n_eps_cap; i++) {
+		struct tcp_ep *ep = tp->eps[i];
+
+		if (!ep || !ep->disc_pending)
+			continue;
+		ep->disc_pending = 0;
+		__atomic_store_n(&tp->n_disc, tp->n_disc - 1, __ATOMIC_RELEASE);
+		comps[n++] = (struct rdps_tp_comp){
+			.ep = &ep->base,
+			.status = RDPS_TP_WC_CONN_ERR,
+			.opcode = RDPS_TP_OP_DISCONNECT,
+		};
 	}
 	if (n && tp->n_stalled)
 		tcp_resume_stalled(tp);
@@ -297,7 +312,7 @@ int tcp_tp_arm(struct rdps_tp *base)
 	int ret = 0;
 
 	pthread_mutex_lock(&tp->lock);
-	if (tp->cq_used) {
+	if (tp->cq_used || tp->n_disc) {
 		ret = -EAGAIN;
 	} else {
 		/* Drop a stale wake-up; nonblocking, so EAGAIN is fine. */
@@ -326,6 +341,7 @@ const struct rdps_tp_ops rdps_tcp_ops = {
 	.mem_alloc = tcp_mem_alloc,
 	.mem_free = tcp_mem_free,
 	.mem_reg = tcp_mem_reg,
+	.mem_reg_ep = tcp_mem_reg_ep,
 	.mem_dereg = tcp_mem_dereg,
 	.rkey_pack = tcp_rkey_pack,
 	.rkey_unpack = tcp_rkey_unpack,

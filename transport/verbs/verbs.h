@@ -65,6 +65,17 @@ _Static_assert(sizeof(struct verbs_hello) == 16, "verbs hello wire form");
 
 #define VERBS_PDATA_MAX (sizeof(struct verbs_hello) + RDPS_TP_PRIV_MAX)
 
+/*
+ * Parse a hello (kind VERBS_MSG_HELLO) or reply (VERBS_MSG_REPLY) of len
+ * bytes of rdmacm private data, expecting our protocol version and job
+ * token: 0 with *h_out set (the peer's blob is the priv_len bytes after
+ * the header), else an enum verbs_reject_reason. Pure, for the fuzzer
+ * (tests/fuzz/fuzz_verbs_hello.c); verbs_cm.c calls it.
+ */
+int verbs_hello_parse(const void *buf, size_t len, uint8_t kind,
+		      uint8_t version, uint64_t token,
+		      struct verbs_hello *h_out);
+
 /* What an rdma_cm_id's context points at. */
 enum verbs_obj_kind {
 	VERBS_OBJ_LISTENER = 1,
@@ -74,6 +85,11 @@ enum verbs_obj_kind {
 /* Low 32 bits of a wr_id that is not a send slot. */
 #define VERBS_WRID_RECV 0xfffffff0u
 #define VERBS_WRID_DRAIN 0xfffffff1u
+#define VERBS_WRID_BIND 0xfffffff2u /* a memory window bind, mem_reg_ep */
+
+/* Send queue entries beyond sq_depth: the drain marker of ep_close and the
+ * window bind of mem_reg_ep (each waited for, so never more). */
+#define VERBS_SQ_EXTRA 2u
 
 #define VERBS_EP_MAX 65535u
 
@@ -112,7 +128,8 @@ struct verbs_ep {
 	struct rdma_cm_id *id;
 	enum verbs_ep_state state;
 	bool peer_gone; /* DISCONNECTED seen: flushes are connection errors */
-	bool atomic_ok; /* both devices do atomics */
+	bool disc_pending; /* a DISCONNECT completion is owed */
+	bool atomic_ok;	   /* both devices do atomics */
 	uint32_t max_inline;
 	uint64_t wrid_base; /* index and generation, shifted into place */
 
@@ -124,6 +141,12 @@ struct verbs_ep {
 	uint32_t sq_depth;
 	uint32_t unsig_run;  /* unsignaled posts since the last signaled one */
 	uint32_t sig_period; /* force a signal this often to free slots */
+
+	/* Registrations of this peer alone (mem_reg_ep): their windows are
+	 * bound to qp and die before it. */
+	struct verbs_mr *scoped;
+	bool bind_done;	 /* the bind work request completed... */
+	int bind_status; /* ...with this enum ibv_wc_status */
 
 	uint32_t rq_posted; /* receives posted for write-with-immediate */
 	uint32_t rq_pool;
@@ -166,6 +189,7 @@ struct verbs_tp {
 	int epoll_fd; /* the wait fd: completion channel + cm channel */
 	uint8_t port_num;
 	bool atomic_ok;
+	bool mw_ok;	       /* type 2 memory windows: mem_reg_ep */
 	uint8_t proto_version; /* RDPS_TP_PROTO_VERSION; tests may change it */
 	uint32_t max_rd_atom;
 	uint32_t max_init_rd_atom;
@@ -190,6 +214,7 @@ struct verbs_tp {
 	struct verbs_ep **eps;
 	uint16_t *gen;
 	uint32_t n_eps_slots;
+	uint32_t n_disc; /* endpoints with disc_pending */
 
 	uint64_t next_cm_check_ns;
 	uint32_t idle_polls;
@@ -230,6 +255,9 @@ void verbs_ep_destroy(struct verbs_ep *ep);
 int verbs_ep_qp_ready(struct verbs_ep *ep, uint8_t responder_resources,
 		      uint8_t initiator_depth);
 void verbs_ep_break(struct verbs_ep *ep, bool peer_gone);
+/* Deallocate the windows of ep's scoped registrations (verbs_mr.c). */
+void verbs_ep_unbind_all(struct verbs_ep *ep);
+void verbs_ep_disc_clear(struct verbs_ep *ep);
 void verbs_ep_repost_recv(struct verbs_ep *ep);
 void verbs_ep_close(struct rdps_tp_ep *ep);
 int verbs_put(struct rdps_tp_ep *ep, const void *lbuf, size_t len,
@@ -268,14 +296,27 @@ int verbs_connect(struct rdps_tp *tp, const char *url, const void *priv,
 /* verbs_mr.c */
 int verbs_mem_reg(struct rdps_tp *tp, void *addr, size_t len, unsigned access,
 		  struct rdps_tp_mr **mr_out);
+int verbs_mem_reg_ep(struct rdps_tp_ep *ep, void *addr, size_t len,
+		     unsigned access, struct rdps_tp_mr **mr_out);
 void verbs_mem_dereg(struct rdps_tp_mr *mr);
 void verbs_rkey_pack(struct rdps_tp_mr *mr, struct rdps_tp_rkey_wire *w);
 int verbs_rkey_unpack(struct rdps_tp_ep *ep, const struct rdps_tp_rkey_wire *w,
 		      struct rdps_tp_rkey *rkey_out);
 
+/*
+ * A registration. For every peer (mem_reg) it is one memory region with
+ * the remote rights asked for. For one endpoint's peer (mem_reg_ep) the
+ * region has local rights only and a type 2 memory window bound to that
+ * endpoint's queue pair carries the remote rights: a responder accepts a
+ * window's key on the queue pair it is bound to and nowhere else.
+ */
 struct verbs_mr {
 	struct rdps_tp_mr base;
 	struct ibv_mr *mr;
+	uint32_t rkey;		  /* what rkey_pack hands out */
+	struct ibv_mw *mw;	  /* NULL: none, or its endpoint closed */
+	struct verbs_ep *ep;	  /* the window's endpoint while bound */
+	struct verbs_mr *ep_next; /* in ep->scoped */
 };
 
 static inline struct verbs_mr *verbs_mr_of(struct rdps_tp_mr *mr)

@@ -268,24 +268,32 @@ static size_t verbs_hello_fill(struct verbs_tp *vtp, uint8_t *buf, uint8_t kind,
 	return sizeof(h) + priv_len;
 }
 
+int verbs_hello_parse(const void *buf, size_t len, uint8_t kind,
+		      uint8_t version, uint64_t token,
+		      struct verbs_hello *h_out)
+{
+	struct verbs_hello h;
+
+	if (len < sizeof(h))
+		return VERBS_REJ_MALFORMED;
+	memcpy(&h, buf, sizeof(h));
+	if (rdps_be32toh(h.magic_be) != VERBS_MAGIC || h.kind != kind ||
+	    h.priv_len > RDPS_TP_PRIV_MAX || sizeof(h) + h.priv_len > len)
+		return VERBS_REJ_MALFORMED;
+	if (h.version != version)
+		return VERBS_REJ_VERSION;
+	if (rdps_be64toh(h.token_be) != token)
+		return VERBS_REJ_TOKEN;
+	*h_out = h;
+	return 0;
+}
+
 /* Parse a hello or reply; 0 or an enum verbs_reject_reason. */
 static int verbs_hello_check(struct verbs_tp *vtp, const uint8_t *p, size_t n,
 			     uint8_t kind, struct verbs_hello *h_out)
 {
-	struct verbs_hello h;
-
-	if (n < sizeof(h))
-		return VERBS_REJ_MALFORMED;
-	memcpy(&h, p, sizeof(h));
-	if (rdps_be32toh(h.magic_be) != VERBS_MAGIC || h.kind != kind ||
-	    h.priv_len > RDPS_TP_PRIV_MAX || sizeof(h) + h.priv_len > n)
-		return VERBS_REJ_MALFORMED;
-	if (h.version != vtp->proto_version)
-		return VERBS_REJ_VERSION;
-	if (rdps_be64toh(h.token_be) != vtp->base.cfg.token)
-		return VERBS_REJ_TOKEN;
-	*h_out = h;
-	return 0;
+	return verbs_hello_parse(p, n, kind, vtp->proto_version,
+				 vtp->base.cfg.token, h_out);
 }
 
 static void verbs_copy_peer_priv(struct verbs_ep *ep, const uint8_t *pdata,

@@ -226,6 +226,15 @@ static int verbs_wc_to_comp(struct verbs_tp *vtp, const struct ibv_wc *wc,
 	}
 	if (low == VERBS_WRID_RECV)
 		return verbs_wc_recv(ep, wc, c);
+	if (rdps_unlikely(low == VERBS_WRID_BIND)) {
+		/* mem_reg_ep waits for this; a failed bind also put the queue
+		 * pair in error. */
+		ep->bind_done = true;
+		ep->bind_status = wc->status;
+		if (wc->status != IBV_WC_SUCCESS)
+			verbs_ep_break(ep, false);
+		return 0;
+	}
 	if (rdps_unlikely(low == VERBS_WRID_DRAIN)) {
 		/* Everything posted before the marker has completed; slots
 		 * still in the ring were unsignaled and succeeded. */
@@ -266,6 +275,28 @@ static inline void verbs_deliver(const struct rdps_tp_comp *c)
 		verbs_ep_repost_recv(verbs_ep_of(c->ep));
 }
 
+/* One DISCONNECT completion per endpoint that broke (transport.h). */
+static int verbs_disc_poll(struct verbs_tp *vtp, struct rdps_tp_comp *comps,
+			   int max)
+{
+	int n = 0;
+
+	for (uint32_t i = 0; i < vtp->n_eps_slots && vtp->n_disc && n < max;
+	     i++) {
+		struct verbs_ep *ep = vtp->eps[i];
+
+		if (!ep || !ep->disc_pending)
+			continue;
+		verbs_ep_disc_clear(ep);
+		comps[n++] = (struct rdps_tp_comp){
+			.ep = &ep->base,
+			.status = RDPS_TP_WC_CONN_ERR,
+			.opcode = RDPS_TP_OP_DISCONNECT,
+		};
+	}
+	return n;
+}
+
 int verbs_poll(struct rdps_tp *tp, struct rdps_tp_comp *comps, int max)
 {
 	struct verbs_tp *vtp = verbs_tp_of(tp);
@@ -293,6 +324,8 @@ int verbs_poll(struct rdps_tp *tp, struct rdps_tp_comp *comps, int max)
 		if (got < want)
 			break;
 	}
+	if (rdps_unlikely(vtp->n_disc) && n < max)
+		n += verbs_disc_poll(vtp, comps + n, max - n);
 	if (n)
 		return n;
 	/* Idle: look for disconnects now and then, so a dead peer's
@@ -309,6 +342,8 @@ int verbs_poll(struct rdps_tp *tp, struct rdps_tp_comp *comps, int max)
 			verbs_deliver(&comps[n++]);
 			vtp->cq_used--;
 		}
+		if (vtp->n_disc && n < max)
+			n += verbs_disc_poll(vtp, comps + n, max - n);
 	}
 	return n;
 }
@@ -333,7 +368,7 @@ int verbs_arm(struct rdps_tp *tp)
 		ibv_ack_cq_events(vtp->cq, vtp->cq_unacked);
 		vtp->cq_unacked = 0;
 	}
-	if (vtp->soft_tail != vtp->soft_head)
+	if (vtp->soft_tail != vtp->soft_head || vtp->n_disc)
 		return -EAGAIN;
 	ret = ibv_req_notify_cq(vtp->cq, 0);
 	if (ret)

@@ -147,7 +147,7 @@ int verbs_ep_init_qp(struct verbs_ep *ep)
 	struct ibv_qp_init_attr qia = {
 		.send_cq = vtp->cq,
 		.recv_cq = vtp->cq,
-		.cap = {.max_send_wr = ep->sq_depth + 1, /* + drain marker */
+		.cap = {.max_send_wr = ep->sq_depth + VERBS_SQ_EXTRA,
 			.max_recv_wr = ep->rq_pool,
 			.max_send_sge = 1,
 			.max_recv_sge = 1,
@@ -256,12 +256,24 @@ void verbs_ep_break(struct verbs_ep *ep, bool peer_gone)
 
 	if (peer_gone)
 		ep->peer_gone = true;
-	if (ep->state == VERBS_EP_CONNECTED)
+	if (ep->state == VERBS_EP_CONNECTED) {
 		ep->state = VERBS_EP_BROKEN;
+		/* Owed to the user: a DISCONNECT completion (transport.h). */
+		ep->disc_pending = true;
+		ep->vtp->n_disc++;
+	}
 	/* In error the device flushes every outstanding request into the
 	 * CQ, so callers see a completion for each. */
 	if (ep->qp && ibv_modify_qp(ep->qp, &attr, IBV_QP_STATE))
 		rdps_warn("cannot move qp 0x%x to error", ep->qp->qp_num);
+}
+
+void verbs_ep_disc_clear(struct verbs_ep *ep)
+{
+	if (!ep->disc_pending)
+		return;
+	ep->disc_pending = false;
+	ep->vtp->n_disc--;
 }
 
 void verbs_ep_destroy(struct verbs_ep *ep)
@@ -273,6 +285,10 @@ void verbs_ep_destroy(struct verbs_ep *ep)
 	if (!ep)
 		return;
 	vtp = ep->vtp;
+	verbs_ep_disc_clear(ep);
+	/* Windows bound to the queue pair go first: their regions lose
+	 * remote access and stay registered until mem_dereg. */
+	verbs_ep_unbind_all(ep);
 	if (ep->qp) {
 		ret = ibv_destroy_qp(ep->qp);
 		if (ret)
@@ -307,6 +323,7 @@ void verbs_ep_close(struct rdps_tp_ep *bep)
 	if (!ep->peer_gone && ep->state != VERBS_EP_CONNECTING)
 		rdma_disconnect(ep->id); /* tells the peer; errors are moot */
 	verbs_ep_break(ep, false);
+	verbs_ep_disc_clear(ep); /* closed here: nobody to tell */
 	ep->state = VERBS_EP_CLOSING;
 	/* A marker after everything else: when it completes, every earlier
 	 * request has, including unsignaled ones that raise no completion. */

@@ -116,14 +116,20 @@ static int verbs_query_caps(struct verbs_tp *vtp, const struct rdps_tp_cfg *cfg)
 		rdps_warn("device %s has no RDMA atomics: fetch-add and "
 			  "compare-swap will be refused",
 			  ibv_get_device_name(vtp->ctx->device));
+	/* Type 2 windows are bound to one queue pair: what mem_reg_ep
+	 * needs. Both 2A and 2B tie the window to the queue pair. */
+	vtp->mw_ok = attr.max_mw > 0 &&
+		     (attr.device_cap_flags & (IBV_DEVICE_MEM_WINDOW_TYPE_2A |
+					       IBV_DEVICE_MEM_WINDOW_TYPE_2B));
 	vtp->max_rd_atom = (uint32_t)attr.max_qp_rd_atom;
 	vtp->max_init_rd_atom = (uint32_t)attr.max_qp_init_rd_atom;
-	if (cfg->sq_depth + 1 > (unsigned)attr.max_qp_wr)
+	if (cfg->sq_depth + VERBS_SQ_EXTRA > (unsigned)attr.max_qp_wr)
 		return rdps_set_error(-EINVAL,
 				      "send queue depth %u is over the %d "
 				      "work requests device %s allows: lower "
 				      "sq_depth",
-				      cfg->sq_depth, attr.max_qp_wr - 1,
+				      cfg->sq_depth,
+				      attr.max_qp_wr - (int)VERBS_SQ_EXTRA,
 				      ibv_get_device_name(vtp->ctx->device));
 	vtp->cq_cap = cfg->cq_depth;
 	if (vtp->cq_cap > (unsigned)attr.max_cqe - 8) {
@@ -297,6 +303,7 @@ const struct rdps_tp_ops rdps_verbs_ops = {
 	.mem_alloc = verbs_mem_alloc,
 	.mem_free = verbs_mem_free,
 	.mem_reg = verbs_mem_reg,
+	.mem_reg_ep = verbs_mem_reg_ep,
 	.mem_dereg = verbs_mem_dereg,
 	.rkey_pack = verbs_rkey_pack,
 	.rkey_unpack = verbs_rkey_unpack,
