@@ -97,7 +97,7 @@
 #define PS_MAGIC_LISTENER 0x52445053u	   /* "RDPS" */
 #define PS_MAGIC_WORKER 0x52445057u	   /* "RDPW" */
 #define PS_DIR_MAGIC 0x7264707364697231ull /* "rdpsdir1" */
-#define PS_PROTO_VERSION 1
+#define PS_PROTO_VERSION 2
 
 #define PS_MAX_TABLES 64
 #define PS_NSLOTS 4			 /* sub-slots per worker per shard */
@@ -156,6 +156,9 @@ enum ps_model_wire {
 	PS_MODEL_ABSP = 3,
 };
 
+/* The shards' heartbeat interval (ps_dir_hdr.heartbeat). */
+#define PS_HEARTBEAT_MS 500
+
 /* Head of the directory region (64 B). */
 struct ps_dir_hdr {
 	uint64_t magic_be;   /* PS_DIR_MAGIC */
@@ -178,7 +181,12 @@ struct ps_dir_hdr {
 	 * name the dead peer instead of waiting for it. */
 	uint32_t dead_count_be;
 	uint32_t dead_first_be;
-	uint64_t pad[2];
+	/* Bumped by the shard's loop at least every heartbeat_ms while it
+	 * runs: a worker waiting on a shard whose count stands still for
+	 * two intervals reports it stopped or hung. */
+	uint64_t heartbeat_be;
+	uint32_t heartbeat_ms_be;
+	uint32_t pad;
 };
 _Static_assert(sizeof(struct ps_dir_hdr) == 64, "ps_dir_hdr");
 

@@ -107,6 +107,7 @@ struct rdps_server {
 	uint64_t applied;	   /* published applied_clock */
 	bool replay;		   /* applied moved: retry held-back messages */
 	unsigned live, dead, left; /* left: said PS_BYE */
+	uint64_t hb_next_ns;	   /* next heartbeat bump */
 	/* Endpoints to close once the completions in hand are handled:
 	 * a batch may still hold completions that point at them. */
 	struct rdps_tp_ep **doomed;
@@ -180,6 +181,19 @@ static bool srv_bsp(const struct rdps_server *s)
 {
 	return s->cfg.model == RDPS_MODEL_BSP ||
 	       s->cfg.model == RDPS_MODEL_ABSP;
+}
+
+/* The shard is alive: bump the directory's heartbeat when it is due. */
+static void srv_heartbeat(struct rdps_server *s)
+{
+	uint64_t now = rdps_now_ns(), hb;
+
+	if (now < s->hb_next_ns)
+		return;
+	s->hb_next_ns = now + PS_HEARTBEAT_MS * 1000000ull;
+	hb = rdps_be64toh(s->dir->hdr.heartbeat_be) + 1;
+	__atomic_store_n(&s->dir->hdr.heartbeat_be, rdps_htobe64(hb),
+			 __ATOMIC_RELAXED);
 }
 
 static void publish_applied(struct rdps_server *s, uint64_t c)
@@ -1346,6 +1360,7 @@ int rdps_server_run(struct rdps_server *s, const volatile sig_atomic_t *stop)
 	int n, ret, wait_ms;
 
 	while (!(stop && *stop)) {
+		srv_heartbeat(s);
 		if (s->live == 0 &&
 		    s->live + s->dead + s->left < s->cfg.workers) {
 			/* Nothing to serve: sleep in accept itself. */
@@ -1383,6 +1398,7 @@ int rdps_server_run(struct rdps_server *s, const volatile sig_atomic_t *stop)
 			for (int i = 0; i < n; i++)
 				handle_comp(s, &comps[i]);
 			ep_close_doomed(s);
+			srv_heartbeat(s);
 			/* Drain what came meanwhile before waiting again. */
 			n = rdps_tp_poll(s->tp, comps, SRV_POLL_BATCH);
 			if (n < 0)
@@ -1510,6 +1526,7 @@ int rdps_server_create(const struct rdps_server_cfg *cfg,
 	h->model_be = rdps_htobe32((uint32_t)cfg->model);
 	h->slack_be = rdps_htobe32(cfg->slack);
 	h->clock_k_be = rdps_htobe32(ps_clock_k(cfg->slack));
+	h->heartbeat_ms_be = rdps_htobe32(PS_HEARTBEAT_MS);
 	publish_applied(s, 0);
 
 	if (cfg->shard == 0) {

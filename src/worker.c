@@ -40,6 +40,7 @@ struct wrk_shard {
 	char *stage;		     /* nslots * slot_bytes, in ctx->stage */
 	int nack_err;		     /* first NACK errno not reported yet */
 	int err;		     /* sticky: the endpoint is unusable */
+	uint64_t hb_seen, hb_since;  /* its heartbeat, and since when (ns) */
 };
 
 /* A set of posted operations waited for together (wr_id = its address). */
@@ -524,6 +525,73 @@ static const struct wrk_ubuf *wrk_ubuf_find(const struct rdps_ctx *ctx,
 /* Sub-slots ------------------------------------------------------------- */
 
 /* Wait for a free sub-slot of sh whose staging buffer is idle. */
+/*
+ * A shard's heartbeat as just read in its directory header h: 0 while it
+ * moves, else the error for a shard whose count stood still for two of its
+ * intervals (stopped or hung: its connection may look fine).
+ */
+static int wrk_hb_check(struct rdps_ctx *ctx, struct wrk_shard *sh,
+			const struct ps_dir_hdr *h)
+{
+	uint64_t hb = rdps_be64toh(h->heartbeat_be), now = rdps_now_ns();
+	uint64_t ms = rdps_be32toh(h->heartbeat_ms_be);
+
+	(void)ctx;
+	if (!sh->hb_since || hb != sh->hb_seen) {
+		sh->hb_seen = hb;
+		sh->hb_since = now;
+		return 0;
+	}
+	if (!ms || now - sh->hb_since <= 2 * ms * 1000000ull)
+		return 0;
+	return rdps_set_error(
+		-EHOSTDOWN,
+		"shard %u (%s) shows no heartbeat for %llu ms "
+		"(two intervals are %llu ms): it is stopped or "
+		"hung; check the rdps-server process",
+		sh->idx, sh->url,
+		(unsigned long long)((now - sh->hb_since) / 1000000),
+		(unsigned long long)(2 * ms));
+}
+
+/* While a wait on shard sh drags on: read its header, check the beat. */
+static int wrk_hb_probe(struct rdps_ctx *ctx, struct wrk_shard *sh,
+			uint64_t deadline)
+{
+	struct ps_dir_hdr *h =
+		(struct ps_dir_hdr *)((char *)ctx->small + 64) + sh->idx;
+	struct wrk_grp g = {0, 0, 0};
+	int ret;
+
+	if (sh->err)
+		return wrk_dead(ctx, sh);
+	ret = rdps_tp_get(sh->ep, h, sizeof(*h), ctx->small_mr,
+			  sh->dir_key.addr, &sh->dir_key, (uintptr_t)&g, 0);
+	if (ret == -EAGAIN)
+		return 0; /* queue full: the wait goes on, probe later */
+	if (ret)
+		return wrk_post_fail(ctx, sh, ret, "a directory read");
+	g.left = 1;
+	ret = wrk_grp_wait(ctx, &g, deadline, "a directory read");
+	return ret ? ret : wrk_hb_check(ctx, sh, h);
+}
+
+/* One slice of a wait on shard sh: block for completions up to 100 ms,
+ * then look at its heartbeat. -ETIMEDOUT only at the deadline. */
+static int wrk_wait_on(struct rdps_ctx *ctx, struct wrk_shard *sh,
+		       uint64_t deadline)
+{
+	uint64_t until = rdps_now_ns() + 100000000ull;
+	int ret;
+
+	if (until > deadline)
+		until = deadline;
+	ret = wrk_progress(ctx, until, 1);
+	if (ret == -ETIMEDOUT && until < deadline)
+		return wrk_hb_probe(ctx, sh, deadline);
+	return ret;
+}
+
 static int wrk_slot_get(struct rdps_ctx *ctx, struct wrk_shard *sh,
 			uint64_t deadline, unsigned *k_out)
 {
@@ -536,7 +604,7 @@ static int wrk_slot_get(struct rdps_ctx *ctx, struct wrk_shard *sh,
 		k = (sh->head + sh->inflight) % sh->nslots;
 		if (sh->inflight < sh->nslots && !sh->put_busy[k])
 			break;
-		ret = wrk_progress(ctx, deadline, 1);
+		ret = wrk_wait_on(ctx, sh, deadline);
 		if (ret == -ETIMEDOUT)
 			return rdps_set_error(
 				-ETIMEDOUT,
@@ -584,7 +652,7 @@ static int wrk_slots_drain(struct rdps_ctx *ctx, const uint8_t *mask,
 		while (sh->inflight) {
 			if (sh->err)
 				return wrk_dead(ctx, sh);
-			ret = wrk_progress(ctx, deadline, 1);
+			ret = wrk_wait_on(ctx, sh, deadline);
 			if (ret == -ETIMEDOUT)
 				return rdps_set_error(
 					-ETIMEDOUT,
@@ -1412,6 +1480,8 @@ static int wrk_pull_runs(struct rdps_table *t, const struct wrk_run *runs,
 			}
 			/* BSP: a lost worker's deltas never come. */
 			ret = wrk_lost_error(ctx, s, &hdr[s], "this pull");
+			if (!ret)
+				ret = wrk_hb_check(ctx, &ctx->sh[s], &hdr[s]);
 			if (ret)
 				return ret;
 			left++;
@@ -1465,7 +1535,9 @@ static int wrk_lost_check(struct rdps_ctx *ctx, unsigned attempt,
 		return wrk_post_fail(ctx, sh, ret, "a directory read");
 	g.left = 1;
 	ret = wrk_grp_wait(ctx, &g, deadline, "a directory read");
-	return ret ? ret : wrk_lost_error(ctx, 0, h, what);
+	if (!ret)
+		ret = wrk_lost_error(ctx, 0, h, what);
+	return ret ? ret : wrk_hb_check(ctx, sh, h);
 }
 
 /* [start, start+count) must lie in the table: -ERANGE naming it if not. */
@@ -1880,7 +1952,7 @@ int rdps_clock(struct rdps_ctx *ctx)
 	uint64_t *res, deadline, t0, c, t = ctx ? ctx->clock : 0;
 	struct wrk_grp g = {0, 0, 0};
 	unsigned attempt = 0;
-	int ret, check, ends, lost = 0, read_posted = 0;
+	int ret, check, ends, lost = 0, read_posted = 0, waited = 0;
 
 	if (!ctx)
 		return rdps_set_error(-EINVAL, "rdps_clock: null context");
@@ -1920,6 +1992,14 @@ int rdps_clock(struct rdps_ctx *ctx)
 			goto drain;
 		read_posted = 1;
 	}
+	/* One plain poll first (shm completes at post): the time of a tick
+	 * that never blocks is not worth two clock readings. */
+	if (g.left) {
+		ret = wrk_progress(ctx, deadline, 0);
+		if (ret < 0)
+			goto drain;
+	}
+	waited = g.left > 0;
 	ret = wrk_grp_wait(ctx, &g, deadline, "the clock's end and fetch-add");
 	if (ret)
 		goto out;
@@ -1935,6 +2015,7 @@ int rdps_clock(struct rdps_ctx *ctx)
 		if (read_posted &&
 		    ps_clock_done(res[1], c, ctx->k, ctx->workers))
 			break;
+		waited = 1;
 		if (read_posted) {
 			if (rdps_now_ns() >= deadline) {
 				ret = rdps_set_error(
@@ -1969,7 +2050,8 @@ drain:
 	if (g.left)
 		wrk_grp_wait(ctx, &g, deadline, "the clock's ends");
 out:
-	ctx->st.clock_wait_ns += rdps_now_ns() - t0;
+	if (waited || ret)
+		ctx->st.clock_wait_ns += rdps_now_ns() - t0;
 	return ret;
 }
 

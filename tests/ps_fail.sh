@@ -7,7 +7,11 @@
 # SIGKILL:
 #   worker: a surviving worker must fail with an error naming the dead
 #           worker's rank (read from its RDPS_RANK);
-#   shard:  a worker must fail with an error naming shard 1.
+#   shard:  a worker must fail with an error naming shard 1;
+#   stop:   shard 1 gets SIGSTOP instead (its connections stay up): a
+#           worker must fail naming it for its missing heartbeat (shm and
+#           verbs, where reads need no shard CPU; over tcp a stopped shard
+#           answers nothing, so only the operation timeout catches it).
 # Either way the whole job must end by itself (no hang: each run is bounded
 # by rdps-launch --timeout, and a timeout fails the test). Repeated
 # PS_FAIL_REPS times per case (default 2; the issue's target is 20).
@@ -62,14 +66,19 @@ run_case() {
 	else
 		victim=$(pgrep -f -- "--shard 1 --shards 2 .*--checkpoint-dir $dir")
 		pattern="ps_worker [0-3]: .*shard 1 "
+		[[ $what == stop ]] && pattern="ps_worker [0-3]: .*shard 1 .*no heartbeat"
 	fi
 	[[ -n $victim ]] || fail "$what $rep: cannot find the process to kill"
 	t0=$(now_ms)
-	kill -9 "$victim"
+	if [[ $what == stop ]]; then
+		kill -STOP "$victim"
+	else
+		kill -9 "$victim"
+	fi
 	wait "$job_pid"
 	rc=$?
 	job_pid=
-	((rc != 0)) || fail "$what $rep: the job succeeded after a kill -9"
+	((rc != 0)) || fail "$what $rep: the job succeeded after a kill -9 or stop"
 	((rc != 124)) || fail "$what $rep: the job hung until rdps-launch's timeout"
 	grep -Eq "$pattern" "$dir/err" ||
 		fail "$what $rep: no worker named the dead $what (/$pattern/): $(tail -12 "$dir/err")"
@@ -82,5 +91,6 @@ run_case() {
 for ((r = 1; r <= REPS; r++)); do
 	run_case worker "$r"
 	run_case shard "$r"
+	[[ $TP == tcp ]] || run_case stop "$r"
 done
-echo "ps_fail ($TP): $REPS kills of a worker and of a shard each: always named, never hung"
+echo "ps_fail ($TP): $REPS kills of a worker and of a shard$([[ $TP == tcp ]] || echo ", and stops of a shard"): always named, never hung"
