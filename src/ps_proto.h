@@ -33,15 +33,16 @@
  *
  * Messages worker -> shard: the worker writes a ps_msg (+ payload) into a
  * free sub-slot k of its slot region and sends it with ONE put_imm, imm
- * PS_IMM(kind, k). The shard handles it on the RECV_IMM completion, then
- * returns the sub-slot with a zero-length put_imm: PS_IMM(PS_CREDIT, k)
- * when it was applied, PS_IMM(PS_NACK, errno) when it was refused (bad
- * table, range or size: the shard logs why and keeps serving everyone).
- * A shard handles one worker's messages in order, so either reply frees
- * that worker's oldest outstanding sub-slot.
- * Kinds:
- *   PS_PUSH   ps_msg.table, .start, .count, .clock; payload count values
- *             (dense) or count pairs {be64 index; value} (PS_F_SPARSE).
+ * PS_IMM(kind, k); or (PS_F_SPLIT, a push from rdps_buf_alloc() memory)
+ * the payload with a put and then the header alone with the put_imm, on
+ * the same endpoint, so the payload is in place before the immediate. The shard
+ * handles it on the RECV_IMM completion, then returns the sub-slot with a
+ * zero-length put_imm: PS_IMM(PS_CREDIT, k) when it was applied,
+ * PS_IMM(PS_NACK, errno) when it was refused (bad table, range or size: the
+ * shard logs why and keeps serving everyone). A shard handles one worker's
+ * messages in order, so either reply frees that worker's oldest outstanding
+ * sub-slot. Kinds: PS_PUSH   ps_msg.table, .start, .count, .clock; payload
+ * count values (dense) or count pairs {be64 index; value} (PS_F_SPARSE).
  *   PS_CREATE ps_msg.table unused; payload struct ps_create. The shard
  *             creates the table if absent (or checks it matches) and
  *             publishes its ps_table_desc before the CREDIT.
@@ -230,6 +231,9 @@ struct ps_msg {
 _Static_assert(sizeof(struct ps_msg) == 64, "ps_msg");
 
 #define PS_F_SPARSE 1u
+/* The payload came in an earlier write on the same connection; the
+ * write-with-immediate carries the header alone. */
+#define PS_F_SPLIT 2u
 
 /* PS_CREATE payload. */
 struct ps_create {

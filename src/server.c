@@ -535,7 +535,7 @@ static int handle_push(struct srv_worker *w, const struct ps_msg *m,
 		return -ENOENT;
 	}
 	t = &s->tables[tix];
-	if (flags & ~PS_F_SPARSE) {
+	if (flags & ~(PS_F_SPARSE | PS_F_SPLIT)) {
 		rdps_warn("worker %u: push to table '%s' with unknown flags "
 			  "0x%x: refused",
 			  w->rank, t->name, flags);
@@ -1215,7 +1215,10 @@ static bool handle_msg(struct srv_worker *w, uint32_t kind, uint32_t k,
 		ret = -EMSGSIZE;
 		goto reply;
 	}
-	if (len < sizeof(m) + bytes) {
+	/* Header and payload in one write, or (PS_F_SPLIT) the payload in
+	 * an earlier write on this connection, placed before this one. */
+	if (len < sizeof(m) + bytes &&
+	    !((rdps_be32toh(m.flags_be) & PS_F_SPLIT) && len >= sizeof(m))) {
 		rdps_warn("worker %u: message in sub-slot %u claims %" PRIu64
 			  " payload bytes but only %u bytes came with it "
 			  "(header and payload go in one write): refused",

@@ -524,7 +524,6 @@ static const struct wrk_ubuf *wrk_ubuf_find(const struct rdps_ctx *ctx,
 
 /* Sub-slots ------------------------------------------------------------- */
 
-/* Wait for a free sub-slot of sh whose staging buffer is idle. */
 /*
  * A shard's heartbeat as just read in its directory header h: 0 while it
  * moves, else the error for a shard whose count stood still for two of its
@@ -592,6 +591,7 @@ static int wrk_wait_on(struct rdps_ctx *ctx, struct wrk_shard *sh,
 	return ret;
 }
 
+/* Wait for a free sub-slot of sh whose staging buffer is idle. */
 static int wrk_slot_get(struct rdps_ctx *ctx, struct wrk_shard *sh,
 			uint64_t deadline, unsigned *k_out)
 {
@@ -1745,9 +1745,13 @@ static void wrk_msg_init(struct ps_msg *m, const struct rdps_table *t,
 	m->bytes_be = rdps_htobe64(bytes);
 }
 
+/* Below this a payload is copied into the header's write instead. */
+#define WRK_ZCOPY_MIN 4096
+
 int rdps_push(struct rdps_table *t, uint64_t start, uint64_t count,
 	      const void *delta)
 {
+	const struct wrk_ubuf *ub;
 	struct rdps_ctx *ctx;
 	uint64_t deadline;
 	uint8_t *mask;
@@ -1766,6 +1770,8 @@ int rdps_push(struct rdps_table *t, uint64_t start, uint64_t count,
 		return -ENOMEM;
 	memset(mask, 0, ctx->nshards);
 	deadline = wrk_deadline(ctx);
+	/* A delta in rdps_buf_alloc() memory goes straight to the slots. */
+	ub = wrk_ubuf_find(ctx, delta, count * t->esz);
 	for (unsigned s = 0; s < ctx->nshards; s++) {
 		struct wrk_shard *sh = &ctx->sh[s];
 		struct wrk_part *pt = &t->part[s];
@@ -1776,6 +1782,9 @@ int rdps_push(struct rdps_table *t, uint64_t start, uint64_t count,
 
 		while (a < b) {
 			uint64_t c = b - a < chunk ? b - a : chunk;
+			const char *src =
+				(const char *)delta + (a - start) * t->esz;
+			size_t len = c * t->esz;
 			struct ps_msg *m;
 			unsigned k;
 
@@ -1784,12 +1793,29 @@ int rdps_push(struct rdps_table *t, uint64_t start, uint64_t count,
 				return ret;
 			m = (struct ps_msg *)(sh->stage +
 					      (size_t)k * sh->slot_bytes);
-			wrk_msg_init(m, t, s, 0, a, c, c * t->esz);
-			memcpy(m + 1,
-			       (const char *)delta + (a - start) * t->esz,
-			       c * t->esz);
+			if (ub && len >= WRK_ZCOPY_MIN) {
+				/* Payload first, from the caller's memory;
+				 * the header's write-with-immediate after it
+				 * on the same endpoint lands last. */
+				wrk_msg_init(m, t, s, PS_F_SPLIT, a, c, len);
+				WRK_POST(
+					ret, ctx, deadline,
+					rdps_tp_put(sh->ep, src, len, ub->mr,
+						    sh->slots_key.addr +
+							    k * sh->slot_bytes +
+							    sizeof(*m),
+						    &sh->slots_key, 0,
+						    RDPS_TP_F_UNSIGNALED));
+				if (ret)
+					return wrk_post_fail(ctx, sh, ret,
+							     "a push payload");
+				len = 0;
+			} else {
+				wrk_msg_init(m, t, s, 0, a, c, len);
+				memcpy(m + 1, src, len);
+			}
 			ret = wrk_slot_send(ctx, sh, k, PS_PUSH,
-					    sizeof(*m) + c * t->esz, deadline);
+					    sizeof(*m) + len, deadline);
 			if (ret)
 				return ret;
 			mask[s] = 1;

@@ -8,7 +8,8 @@
 # jobs: "ps_worker sum SUM_N" (exactly-once sums, 3 workers),
 # "ps_worker bsp BSP_ITERS" (4 workers), whose parameters go to DIR (in
 # the shared directory) as verbs.bin (one VM) or verbs2.bin (two VMs),
-# then "ps_worker cut 20" (A-BSP cuts, 3 workers).
+# then "ps_worker cut 20" (A-BSP cuts, 3 workers) and "ps_worker zcopy 2"
+# (pushes from rdps_buf_alloc memory, payload and header in two writes).
 #
 # One VM: rdps-launch --transport verbs --addr $RXE_IP runs the jobs, all
 # QPs on rxe0.
@@ -30,7 +31,7 @@ shards=2
 wait_s=90 # for the peer's files
 # The jobs: name, workers, model, worker arguments (@OUT@: the BSP output).
 jobs=("sum 3 bsp sum $sum_n 1" "bsp 4 bsp bsp $bsp_iters 5 @OUT@"
-	"cut 3 absp cut 20")
+	"cut 3 absp cut 20" "zcopy 3 bsp zcopy 2")
 
 [ -e /sys/class/infiniband/rxe0 ] || { echo "ps_rxe: no rxe0 in the VM"; exit 77; }
 # rxe_run.sh may try twice: keep the rendezvous files of the tries apart.

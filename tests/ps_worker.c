@@ -25,6 +25,11 @@
  *                         their clocks: under ASP they must not wait.
  *   badinput              bad table opens and ranges fail with the right
  *                         errno; the job keeps working afterwards.
+ *   zcopy N               dense pushes of 1 MiB float32 from
+ *                         rdps_buf_alloc() memory (the zero-copy path:
+ *                         payload and header in two writes) and from
+ *                         plain memory, N of each per worker; rank 0 checks
+ *                         every element's exact sum.
  *   cut ROUNDS            A-BSP cuts: in round c worker c mod W cuts and
  *                         must win; every other worker must see the cut
  *                         by polling, then lose its own rdps_cut; no cut
@@ -819,6 +824,62 @@ static int mode_badinput(struct rdps_ctx *ctx, int argc, char **argv)
 	return 0;
 }
 
+/* --- zcopy ---------------------------------------------------------------- */
+
+#define ZC_N (1u << 18) /* 1 MiB of float32: several sub-slots a shard */
+
+static int mode_zcopy(struct rdps_ctx *ctx, int argc, char **argv)
+{
+	struct rdps_table *t;
+	float *reg, *plain, *got;
+	uint64_t n;
+
+	if (argc != 3)
+		fail("usage: zcopy N");
+	n = arg_u64(argv[2], "push count");
+	reg = rdps_buf_alloc(ctx, ZC_N * sizeof(float));
+	if (!reg)
+		fail("rdps_buf_alloc: %s", rdps_errmsg());
+	plain = xcalloc(ZC_N, sizeof(float));
+	/* Small whole numbers: every sum is exact in float32. */
+	for (uint32_t i = 0; i < ZC_N; i++) {
+		reg[i] = (float)((i + (uint32_t)cfg.rank) % 7);
+		plain[i] = (float)((i * 3u + (uint32_t)cfg.rank) % 5);
+	}
+	CHECK(rdps_table_open(ctx, "zcopy", ZC_N, RDPS_DTYPE_F32, RDPS_RULE_SUM,
+			      0.0, &t));
+	for (uint64_t i = 0; i < n; i++) {
+		CHECK(rdps_push(t, 0, ZC_N, reg));
+		CHECK(rdps_push(t, 0, ZC_N, plain));
+		CHECK(rdps_clock(ctx));
+	}
+	drain(ctx);
+	CHECK(rdps_barrier(ctx));
+	if (cfg.rank == 0) {
+		got = xcalloc(ZC_N, sizeof(float));
+		CHECK(rdps_pull(t, 0, ZC_N, got));
+		for (uint32_t i = 0; i < ZC_N; i++) {
+			double want = 0;
+
+			for (uint32_t r = 0; r < (uint32_t)cfg.workers; r++)
+				want += (double)((i + r) % 7) +
+					(double)((i * 3u + r) % 5);
+			want *= (double)n;
+			if ((double)got[i] != want)
+				fail("zcopy: element %u is %g, want %g", i,
+				     (double)got[i], want);
+		}
+		free(got);
+		printf("OK zcopy: %d workers x %" PRIu64 " x 2 pushes of "
+		       "1 MiB\n",
+		       cfg.workers, n);
+	}
+	CHECK(rdps_barrier(ctx));
+	rdps_buf_free(ctx, reg);
+	free(plain);
+	return 0;
+}
+
 /* --- cut (A-BSP) --------------------------------------------------------- */
 
 static int mode_cut(struct rdps_ctx *ctx, int argc, char **argv)
@@ -908,7 +969,7 @@ int main(int argc, char **argv)
 	if (rdps_config_from_env(&cfg))
 		fail("config from the environment: %s", rdps_errmsg());
 	if (argc < 2)
-		fail("usage: ps_worker sum|bsp|ssp|asp|badinput|cut|soak "
+		fail("usage: ps_worker sum|bsp|ssp|asp|badinput|cut|soak|zcopy "
 		     "ARGS...");
 	CHECK(rdps_ctx_create(&cfg, &ctx));
 	if (!strcmp(argv[1], "sum"))
@@ -923,6 +984,8 @@ int main(int argc, char **argv)
 		rc = mode_badinput(ctx, argc, argv);
 	else if (!strcmp(argv[1], "cut"))
 		rc = mode_cut(ctx, argc, argv);
+	else if (!strcmp(argv[1], "zcopy"))
+		rc = mode_zcopy(ctx, argc, argv);
 	else if (!strcmp(argv[1], "soak"))
 		rc = mode_soak(ctx, argc, argv);
 	else

@@ -12,7 +12,8 @@
  *          memcpy of SIZE bytes in this process;
  *   tick   rdps_clock() when it does not block (one worker, or a slack
  *          larger than the run), timed in batches of -b calls;
- *   push   dense rdps_push of SIZE bytes of float32 deltas, SUM rule. With
+ *   push   dense rdps_push of SIZE bytes of float32 deltas, SUM rule, from
+ *          rdps_buf_alloc() memory (the zero-copy path). With
  *          ssp and asp a push returns after every shard's credit, which a
  *          shard sends after it applied the delta: the time is push +
  *          apply. bsp only stages deltas until the clock, so push refuses
@@ -416,6 +417,8 @@ static void print_result(const struct opts *o, const struct rdps_config *cfg,
 			printf(",\"gbps\":%.4f", res->gbps);
 		if (o->test == T_PULL)
 			printf(",\"dst\":\"rdps_buf_alloc\"");
+		if (o->test == T_PUSH)
+			printf(",\"src\":\"rdps_buf_alloc\"");
 		if (res->has_ref)
 			printf(",\"ref\":\"memcpy\",\"ref_median_us\":%.4f,"
 			       "\"ref_gbps\":%.4f,\"ratio\":%.4f",
@@ -510,7 +513,16 @@ int main(int argc, char **argv)
 		rc = tool_fail(ret, "opening the table");
 		goto out;
 	}
-	a = buf_alloc(o.size, 0);
+	if (o.test == T_PUSH) {
+		/* Registered memory: the push's zero-copy path. */
+		rdps_clear_error();
+		a = rdps_buf_alloc(ctx, o.size);
+		if (!a)
+			tool_err("rdps_buf_alloc of %zu bytes failed: %s",
+				 o.size, rdps_errmsg());
+	} else {
+		a = buf_alloc(o.size, 0);
+	}
 	if (o.test == T_PULL) {
 		/* Registered memory: the pull's zero-copy path. */
 		rdps_clear_error();
@@ -560,7 +572,10 @@ int main(int argc, char **argv)
 	}
 	rc = 0;
 out:
-	free(a);
+	if (o.test == T_PUSH)
+		rdps_buf_free(ctx, a);
+	else
+		free(a);
 	if (o.test == T_PULL)
 		rdps_buf_free(ctx, b);
 	else
