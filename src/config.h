@@ -7,15 +7,23 @@
 
 #include "rdps/rdps.h"
 
-/* Parse "bsp", "ssp" or "asp" (any case); -EINVAL with rdps_errmsg() if
- * none of them. */
+/* Parse "bsp", "ssp", "asp" or "absp" (any case); -EINVAL with
+ * rdps_errmsg() if none of them. */
 int rdps_model_parse(const char *s, enum rdps_model *model_out);
 
 /* Models rdps_model_name() names: 0 .. RDPS_MODEL_COUNT-1. */
 #define RDPS_MODEL_COUNT 4
 
-/* "bsp", "ssp" or "asp"; "?" for anything else (e.g. a peer's bad value). */
+/* "bsp", "ssp", "asp" or "absp"; "?" for anything else (e.g. a peer's bad
+ * value). */
 const char *rdps_model_name(unsigned model);
+
+/* BSP and A-BSP: a clock closes on every shard at once, deltas applied in
+ * worker order (END messages, applied_clock, checkpoints, no slack). */
+static inline int rdps_model_in_order(enum rdps_model m)
+{
+	return m == RDPS_MODEL_BSP || m == RDPS_MODEL_ABSP;
+}
 
 /* rdps_config_from_env() is public: see rdps/rdps.h. */
 

@@ -179,8 +179,7 @@ static void region_free(struct rdps_server *s, void **addr, size_t len,
 /* BSP and A-BSP close clocks alike: deltas applied in worker order. */
 static bool srv_bsp(const struct rdps_server *s)
 {
-	return s->cfg.model == RDPS_MODEL_BSP ||
-	       s->cfg.model == RDPS_MODEL_ABSP;
+	return rdps_model_in_order(s->cfg.model);
 }
 
 /* The shard is alive: bump the directory's heartbeat when it is due. */
@@ -1445,14 +1444,12 @@ static int check_cfg(const struct rdps_server_cfg *cfg)
 		return rdps_set_error(
 			-EINVAL, "unknown model %d: use bsp, ssp, asp or absp",
 			(int)cfg->model);
-	if ((cfg->model == RDPS_MODEL_BSP || cfg->model == RDPS_MODEL_ABSP) &&
-	    cfg->slack)
+	if (rdps_model_in_order(cfg->model) && cfg->slack)
 		return rdps_set_error(-EINVAL,
 				      "%s has no slack (got %u): use the ssp "
 				      "model for a slack",
 				      rdps_model_name(cfg->model), cfg->slack);
-	if (cfg->ckpt_dir && cfg->model != RDPS_MODEL_BSP &&
-	    cfg->model != RDPS_MODEL_ABSP)
+	if (cfg->ckpt_dir && !rdps_model_in_order(cfg->model))
 		return rdps_set_error(-EINVAL,
 				      "checkpoints need model bsp or absp: "
 				      "under %s a shard has no clock boundary "

@@ -554,24 +554,38 @@ static int wrk_hb_check(struct rdps_ctx *ctx, struct wrk_shard *sh,
 }
 
 /* While a wait on shard sh drags on: read its header, check the beat. */
-static int wrk_hb_probe(struct rdps_ctx *ctx, struct wrk_shard *sh,
-			uint64_t deadline)
+/* Header landing spots live in the small buffer after the clock words. */
+static struct ps_dir_hdr *wrk_hdrs(struct rdps_ctx *ctx)
 {
-	struct ps_dir_hdr *h =
-		(struct ps_dir_hdr *)((char *)ctx->small + 64) + sh->idx;
+	return (struct ps_dir_hdr *)((char *)ctx->small + 64);
+}
+
+/* Read shard sh's directory header into its landing spot: *h_out. */
+static int wrk_hdr_read(struct rdps_ctx *ctx, struct wrk_shard *sh,
+			uint64_t deadline, struct ps_dir_hdr **h_out)
+{
+	struct ps_dir_hdr *h = wrk_hdrs(ctx) + sh->idx;
 	struct wrk_grp g = {0, 0, 0};
 	int ret;
 
 	if (sh->err)
 		return wrk_dead(ctx, sh);
-	ret = rdps_tp_get(sh->ep, h, sizeof(*h), ctx->small_mr,
-			  sh->dir_key.addr, &sh->dir_key, (uintptr_t)&g, 0);
-	if (ret == -EAGAIN)
-		return 0; /* queue full: the wait goes on, probe later */
+	WRK_POST(ret, ctx, deadline,
+		 rdps_tp_get(sh->ep, h, sizeof(*h), ctx->small_mr,
+			     sh->dir_key.addr, &sh->dir_key, (uintptr_t)&g, 0));
 	if (ret)
 		return wrk_post_fail(ctx, sh, ret, "a directory read");
 	g.left = 1;
-	ret = wrk_grp_wait(ctx, &g, deadline, "a directory read");
+	*h_out = h;
+	return wrk_grp_wait(ctx, &g, deadline, "a directory read");
+}
+
+static int wrk_hb_probe(struct rdps_ctx *ctx, struct wrk_shard *sh,
+			uint64_t deadline)
+{
+	struct ps_dir_hdr *h;
+	int ret = wrk_hdr_read(ctx, sh, deadline, &h);
+
 	return ret ? ret : wrk_hb_check(ctx, sh, h);
 }
 
@@ -714,8 +728,7 @@ static int wrk_check_cfg(const struct rdps_config *cfg, unsigned *nshards)
 	if ((unsigned)cfg->model >= RDPS_MODEL_COUNT)
 		return rdps_set_error(-EINVAL, "unknown model %d",
 				      (int)cfg->model);
-	if ((cfg->model == RDPS_MODEL_BSP || cfg->model == RDPS_MODEL_ABSP) &&
-	    cfg->slack)
+	if (rdps_model_in_order(cfg->model) && cfg->slack)
 		return rdps_set_error(-EINVAL,
 				      "slack %u with model %s: it has slack "
 				      "0 (use ssp for bounded slack)",
@@ -937,7 +950,7 @@ static int wrk_check_dirs(struct rdps_ctx *ctx)
 	}
 	/* A BSP job resumed from checkpoints starts where they left it:
 	 * every shard must have resumed at the same clock. */
-	if (ctx->model == RDPS_MODEL_BSP || ctx->model == RDPS_MODEL_ABSP) {
+	if (rdps_model_in_order(ctx->model)) {
 		uint64_t c0 = rdps_be64toh(h[0].applied_clock_be);
 
 		for (unsigned s = 1; s < ctx->nshards; s++) {
@@ -1381,8 +1394,7 @@ static int wrk_lost_error(const struct rdps_ctx *ctx, unsigned s,
 			      "died); restart the job%s",
 			      what, rdps_be32toh(h->dead_first_be),
 			      n > 1 ? ", and others" : "", s,
-			      ctx->model == RDPS_MODEL_BSP ||
-					      ctx->model == RDPS_MODEL_ABSP
+			      rdps_model_in_order(ctx->model)
 				      ? " (rdps-launch --resume continues "
 					"from the last checkpoint)"
 				      : "");
@@ -1508,33 +1520,18 @@ post_fail:
 	return wrk_post_fail(ctx, &ctx->sh[fs], ret, "a pull");
 }
 
-/* Header landing spots live in the small buffer after the clock words. */
-static struct ps_dir_hdr *wrk_hdrs(struct rdps_ctx *ctx)
-{
-	return (struct ps_dir_hdr *)((char *)ctx->small + 64);
-}
-
 /* While a wait drags on, ask shard 0 (every worker's peer) whether it
  * lost a worker the wait depends on. */
 static int wrk_lost_check(struct rdps_ctx *ctx, unsigned attempt,
 			  uint64_t deadline, const char *what)
 {
 	struct wrk_shard *sh = &ctx->sh[0];
-	struct ps_dir_hdr *h = wrk_hdrs(ctx);
-	struct wrk_grp g = {0, 0, 0};
+	struct ps_dir_hdr *h;
 	int ret;
 
 	if (attempt % 16 != 15)
 		return 0;
-	if (sh->err)
-		return wrk_dead(ctx, sh);
-	WRK_POST(ret, ctx, deadline,
-		 rdps_tp_get(sh->ep, h, sizeof(*h), ctx->small_mr,
-			     sh->dir_key.addr, &sh->dir_key, (uintptr_t)&g, 0));
-	if (ret)
-		return wrk_post_fail(ctx, sh, ret, "a directory read");
-	g.left = 1;
-	ret = wrk_grp_wait(ctx, &g, deadline, "a directory read");
+	ret = wrk_hdr_read(ctx, sh, deadline, &h);
 	if (!ret)
 		ret = wrk_lost_error(ctx, 0, h, what);
 	return ret ? ret : wrk_hb_check(ctx, sh, h);
@@ -1987,7 +1984,7 @@ int rdps_clock(struct rdps_ctx *ctx)
 	res = ctx->small;
 	check = ctx->model != RDPS_MODEL_ASP && t >= ctx->slack;
 	c = check ? t - ctx->slack : 0;
-	ends = ctx->model == RDPS_MODEL_BSP || ctx->model == RDPS_MODEL_ABSP;
+	ends = rdps_model_in_order(ctx->model);
 	for (unsigned s = 0; ends && s < ctx->nshards; s++) {
 		struct wrk_shard *sh = &ctx->sh[s];
 

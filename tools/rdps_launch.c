@@ -248,8 +248,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			 "--checkpoint-dir DIR");
 		return -EINVAL;
 	}
-	if (o->ckpt_dir && o->model != RDPS_MODEL_BSP &&
-	    o->model != RDPS_MODEL_ABSP) {
+	if (o->ckpt_dir && !rdps_model_in_order(o->model)) {
 		tool_err("--checkpoint-dir needs --model bsp or absp (%s has "
 			 "no clock boundary to save at)",
 			 rdps_model_name(o->model));
@@ -339,52 +338,45 @@ static void child_prep(pid_t parent)
  */
 static int find_resume_clock(struct opts *o)
 {
-	uint64_t best = UINT64_MAX;
-	int found_any = 0;
+	uint64_t have[MAX_SHARDS][2], best = UINT64_MAX;
+	struct ckpt *ck = calloc(1, sizeof(*ck));
 
-	/* Candidates: shard 0's clocks; keep the newest all others have. */
+	if (!ck) {
+		tool_err("out of memory");
+		return -1;
+	}
+	/* Each file read (and checked) once: its clock, or none. */
+	for (unsigned i = 0; i < o->shards; i++) {
+		for (int p = 0; p < 2; p++) {
+			char path[PATH_MAX];
+			void *buf = NULL;
+
+			have[i][p] = UINT64_MAX;
+			if (!ckpt_path(path, sizeof(path), o->ckpt_dir, i, p) &&
+			    !ckpt_load(path, &buf, ck))
+				have[i][p] = ck->clock;
+			free(buf);
+		}
+	}
+	free(ck);
+	/* Candidates: shard 0's clocks; the newest every other shard has. */
 	for (int c0 = 0; c0 < 2; c0++) {
-		char path[PATH_MAX];
-		struct ckpt *ck = calloc(1, sizeof(*ck));
-		void *buf = NULL;
-		uint64_t clock;
-		int all = 1;
+		uint64_t clock = have[0][c0];
+		unsigned i = 1;
 
-		if (!ck) {
-			tool_err("out of memory");
-			return -1;
-		}
-		if (ckpt_path(path, sizeof(path), o->ckpt_dir, 0, c0) ||
-		    ckpt_load(path, &buf, ck)) {
-			free(ck);
-			continue;
-		}
-		free(buf);
-		clock = ck->clock;
-		found_any = 1;
-		for (unsigned i = 1; all && i < o->shards; i++) {
-			int have = 0;
-
-			for (int p = 0; p < 2 && !have; p++) {
-				buf = NULL;
-				if (!ckpt_path(path, sizeof(path), o->ckpt_dir,
-					       i, p) &&
-				    !ckpt_load(path, &buf, ck) &&
-				    ck->clock == clock)
-					have = 1;
-				free(buf);
-			}
-			all = have;
-		}
-		free(ck);
-		if (all && (best == UINT64_MAX || clock > best))
+		while (clock != UINT64_MAX && i < o->shards &&
+		       (have[i][0] == clock || have[i][1] == clock))
+			i++;
+		if (clock != UINT64_MAX && i == o->shards &&
+		    (best == UINT64_MAX || clock > best))
 			best = clock;
 	}
 	if (best == UINT64_MAX) {
 		tool_err("--resume: %s in %s (start without --resume to "
 			 "begin afresh)",
-			 found_any ? "no clock has a checkpoint of every shard"
-				   : "no usable checkpoint of shard 0",
+			 have[0][0] != UINT64_MAX || have[0][1] != UINT64_MAX
+				 ? "no clock has a checkpoint of every shard"
+				 : "no usable checkpoint of shard 0",
 			 o->ckpt_dir);
 		return -1;
 	}

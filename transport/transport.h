@@ -181,6 +181,16 @@ struct rdps_tp_comp {
 	uint32_t imm; /* RECV_IMM: the immediate, host order */
 };
 
+/* The DISCONNECT completion of a broken endpoint (for transports). */
+static inline struct rdps_tp_comp rdps_tp_disconnect_comp(struct rdps_tp_ep *ep)
+{
+	return (struct rdps_tp_comp){
+		.ep = ep,
+		.status = RDPS_TP_WC_CONN_ERR,
+		.opcode = RDPS_TP_OP_DISCONNECT,
+	};
+}
+
 struct rdps_tp_ops;
 
 /* Generic objects; each transport embeds them first in its own structs and

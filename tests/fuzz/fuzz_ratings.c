@@ -59,48 +59,31 @@ static void check_ok(const struct trn_mf_data *d, const char *buf, size_t len,
 		breach("users or items is not the largest id + 1", size);
 }
 
+static int parse(const char *buf, size_t len, void *out, char *err,
+		 size_t errlen)
+{
+	return trn_ratings_parse(buf, len, "fuzz", out, err, errlen);
+}
+
+static void check(const void *out, const char *buf, size_t len, size_t size)
+{
+	check_ok(out, buf, len, size);
+}
+
+static void free_out(void *out)
+{
+	trn_mf_data_free(out);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const size_t errlens[] = {1, 2, 16, 256};
-	struct trn_mf_data out, zero;
-	size_t errlen, len;
-	char *buf, *err;
-	int ret;
+	static const struct fuzz_loader l = {
+		.target = "fuzz_ratings",
+		.out_size = sizeof(struct trn_mf_data),
+		.parse = parse,
+		.check_ok = check,
+		.free_out = free_out,
+	};
 
-	fuzz_verdict = FUZZ_NONE;
-	if (!size)
-		return 0;
-	errlen = errlens[data[0] % 4];
-	len = size - 1;
-	buf = malloc(len ? len : 1);
-	err = malloc(errlen);
-	if (!buf || !err) {
-		free(buf);
-		free(err);
-		return 0;
-	}
-	memcpy(buf, data + 1, len);
-	memset(err, 0x5a, errlen);
-	memset(&out, 0x5a, sizeof(out)); /* the parser must not trust it */
-	memset(&zero, 0, sizeof(zero));
-
-	ret = trn_ratings_parse(buf, len, "fuzz", &out, err, errlen);
-	if (ret > 0)
-		breach("returned a positive value", size);
-	if (ret) {
-		fuzz_verdict = FUZZ_REJECT;
-		if (memcmp(&out, &zero, sizeof(out)))
-			breach("failed without zeroing out", size);
-		if (!memchr(err, '\0', errlen))
-			breach("failed without a NUL-terminated message", size);
-		if (errlen >= 16 && strncmp(err, "fuzz:", 5))
-			breach("failed without \"NAME:\" in the message", size);
-	} else {
-		fuzz_verdict = FUZZ_ACCEPT;
-		check_ok(&out, buf, len, size);
-	}
-	trn_mf_data_free(&out);
-	free(err);
-	free(buf);
-	return 0;
+	return fuzz_loader_run(&l, data, size);
 }

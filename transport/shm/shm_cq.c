@@ -82,11 +82,7 @@ static int shm_disc_poll(struct shm_tp *tp, struct rdps_tp_comp *comps, int max)
 			continue;
 		ep->disc_pending = false;
 		tp->n_disc--;
-		comps[n++] = (struct rdps_tp_comp){
-			.ep = &ep->ep,
-			.status = RDPS_TP_WC_CONN_ERR,
-			.opcode = RDPS_TP_OP_DISCONNECT,
-		};
+		comps[n++] = rdps_tp_disconnect_comp(&ep->ep);
 	}
 	return n;
 }

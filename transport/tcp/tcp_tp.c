@@ -288,11 +288,7 @@ int tcp_tp_poll(struct rdps_tp *base, struct rdps_tp_comp *comps, int max)
 			continue;
 		ep->disc_pending = 0;
 		__atomic_store_n(&tp->n_disc, tp->n_disc - 1, __ATOMIC_RELEASE);
-		comps[n++] = (struct rdps_tp_comp){
-			.ep = &ep->base,
-			.status = RDPS_TP_WC_CONN_ERR,
-			.opcode = RDPS_TP_OP_DISCONNECT,
-		};
+		comps[n++] = rdps_tp_disconnect_comp(&ep->base);
 	}
 	if (n && tp->n_stalled)
 		tcp_resume_stalled(tp);

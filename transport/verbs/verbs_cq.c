@@ -288,11 +288,7 @@ static int verbs_disc_poll(struct verbs_tp *vtp, struct rdps_tp_comp *comps,
 		if (!ep || !ep->disc_pending)
 			continue;
 		verbs_ep_disc_clear(ep);
-		comps[n++] = (struct rdps_tp_comp){
-			.ep = &ep->base,
-			.status = RDPS_TP_WC_CONN_ERR,
-			.opcode = RDPS_TP_OP_DISCONNECT,
-		};
+		comps[n++] = rdps_tp_disconnect_comp(&ep->base);
 	}
 	return n;
 }
