@@ -46,6 +46,25 @@ int rdps_model_parse(const char *s, enum rdps_model *model_out)
 			      s ? s : "(null)");
 }
 
+int rdps_on_loss_parse(const char *s, enum rdps_on_loss *out)
+{
+	if (s && !strcasecmp(s, "fail"))
+		*out = RDPS_LOSS_FAIL;
+	else if (s && !strcasecmp(s, "continue"))
+		*out = RDPS_LOSS_CONTINUE;
+	else
+		return rdps_set_error(-EINVAL,
+				      "unknown on-worker-loss '%s': use fail "
+				      "or continue",
+				      s ? s : "(null)");
+	return 0;
+}
+
+const char *rdps_on_loss_name(unsigned v)
+{
+	return v == RDPS_LOSS_CONTINUE ? "continue" : "fail";
+}
+
 /* Parse an unsigned decimal or 0x-hex number of the whole string. */
 static int parse_u64(const char *s, int allow_hex, uint64_t *v_out)
 {
@@ -60,7 +79,9 @@ static int parse_u64(const char *s, int allow_hex, uint64_t *v_out)
 	if (allow_hex && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
 		base = 16;
 		s += 2;
-		if (!isxdigit((unsigned char)*s))
+		/* strtoull would take a second "0x" too. */
+		if (!isxdigit((unsigned char)*s) ||
+		    (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')))
 			return -EINVAL;
 	}
 	errno = 0;
@@ -176,6 +197,12 @@ int rdps_config_from_env(struct rdps_config *cfg)
 					      s);
 		tmp.token = v;
 	}
+	s = getenv("RDPS_ON_WORKER_LOSS");
+	if (s && rdps_on_loss_parse(s, &tmp.on_worker_loss))
+		return rdps_set_error(-EINVAL,
+				      "bad RDPS_ON_WORKER_LOSS '%s': use fail "
+				      "or continue",
+				      s);
 	*cfg = tmp;
 	return 0;
 }

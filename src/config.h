@@ -18,6 +18,10 @@ int rdps_model_parse(const char *s, enum rdps_model *model_out);
  * value). */
 const char *rdps_model_name(unsigned model);
 
+/* "fail" or "continue" (any case) into *out; -EINVAL with rdps_errmsg(). */
+int rdps_on_loss_parse(const char *s, enum rdps_on_loss *out);
+const char *rdps_on_loss_name(unsigned v);
+
 /* BSP and A-BSP: a clock closes on every shard at once, deltas applied in
  * worker order (END messages, applied_clock, checkpoints, no slack). */
 static inline int rdps_model_in_order(enum rdps_model m)

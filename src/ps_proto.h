@@ -28,8 +28,12 @@
  *     struct ps_clock_table; no CPU ever writes it after creation.
  *
  * Worker regions
- *   reply (REMOTE_WRITE, the shards): struct ps_welcome per shard, at
- *     offset shard * sizeof(struct ps_welcome).
+ *   reply (REMOTE_WRITE|REMOTE_READ, the shards): struct ps_welcome per
+ *     shard, at offset shard * sizeof(struct ps_welcome), then the pulse
+ *     (ps_pulse_off): a u64 that a thread of the worker bumps every
+ *     PS_PULSE_MS. Each shard reads it every PS_HEARTBEAT_MS; a worker
+ *     whose pulse stands still (or whose read goes unanswered) for two
+ *     heartbeat intervals is stopped or hung: the shard counts it dead.
  *
  * Messages worker -> shard: the worker writes a ps_msg (+ payload) into a
  * free sub-slot k of its slot region and sends it with ONE put_imm, imm
@@ -48,8 +52,10 @@
  *             publishes its ps_table_desc before the CREDIT.
  *   PS_BYE    zero-length put_imm, imm PS_IMM(PS_BYE, 0): the worker is
  *             done and closes (rdps_ctx_destroy). A worker whose
- *             connection ends without one is counted dead (dir header
- *             dead_count), which ends the waits of the others.
+ *             connection ends without one, or whose pulse stops, is
+ *             counted dead (dir header dead_count, dead_map), which ends
+ *             the waits of the others, or (on_worker_loss continue, SSP
+ *             and ASP) lets them go on without it: see "Lost workers".
  *   PS_END    zero-length put_imm, imm PS_IMM(PS_END, clock & PS_ARG_MASK):
  *             this worker finished that clock. No sub-slot, no credit
  *             (its completion at the worker means the shard's transport
@@ -84,6 +90,23 @@
  *   the data only if applied_clock >= t; otherwise it reads again. SSP
  *   and ASP accept any: SSP's bound comes from (4) and the rule above.
  *
+ * Lost workers (rdps_config.on_worker_loss = continue; SSP and ASP only)
+ *   Shard 0 sets a worker's bit in its dead_map only after it closed the
+ *   worker's endpoint: from then on nothing of that worker reaches the
+ *   clock table. In this mode every worker also fetch-adds its own word
+ *   wclock[rank] (resp. wbar[rank]) right after arrive[] (resp. barrier),
+ *   on the same endpoint, so wclock[w] > c proves w's arrival at c is
+ *   counted. A worker waiting on clock c that finds dead workers on shard
+ *   0 reads dead_map and wclock[]: once every worker is either dead or
+ *   past c, no other arrival at round c/K can come, and it raises
+ *   arrive[c mod K] from the value v it read to W * (c/K + 1) with one
+ *   compare-swap. The swap fails if anything moved since v, which is then
+ *   read again: so the dead workers' missing arrivals are made up exactly
+ *   once, by whichever waiter gets there first, and a dead worker that had
+ *   arrived (its wclock fetch-add lost with it) is never counted twice.
+ *   The barrier word is made up the same way. A dead worker's pushes are
+ *   whole or absent (a shard applies a message only once it is complete).
+ *
  * Values on the wire and in shard memory are the host's own float/double
  * representation (all peers of a job are little-endian x86-64 / arm64);
  * indices, counts and header words are big-endian.
@@ -98,7 +121,7 @@
 #define PS_MAGIC_LISTENER 0x52445053u	   /* "RDPS" */
 #define PS_MAGIC_WORKER 0x52445057u	   /* "RDPW" */
 #define PS_DIR_MAGIC 0x7264707364697231ull /* "rdpsdir1" */
-#define PS_PROTO_VERSION 2
+#define PS_PROTO_VERSION 3
 
 #define PS_MAX_TABLES 64
 #define PS_NSLOTS 4			 /* sub-slots per worker per shard */
@@ -157,8 +180,11 @@ enum ps_model_wire {
 	PS_MODEL_ABSP = 3,
 };
 
-/* The shards' heartbeat interval (ps_dir_hdr.heartbeat). */
+/* The shards' heartbeat interval (ps_dir_hdr.heartbeat), also the period
+ * at which a shard reads every worker's pulse. */
 #define PS_HEARTBEAT_MS 500
+/* How often a worker bumps its pulse: well inside the interval. */
+#define PS_PULSE_MS (PS_HEARTBEAT_MS / 4)
 
 /* Head of the directory region (64 B). */
 struct ps_dir_hdr {
@@ -210,10 +236,17 @@ struct ps_table_desc {
 };
 _Static_assert(sizeof(struct ps_table_desc) == 128, "ps_table_desc");
 
+/* Ranks travel as be16 and the dead map has a bit per rank. */
+#define PS_WORKERS_MAX 4096u
+
 /* The directory region: what a worker reads to find tables. */
 struct ps_dir {
 	struct ps_dir_hdr hdr;
 	struct ps_table_desc tables[PS_MAX_TABLES];
+	/* Bit w (word w / 64, bit w % 64, big-endian words): worker w is
+	 * dead on this shard; set after its endpoint was closed, never
+	 * cleared. */
+	uint64_t dead_map_be[PS_WORKERS_MAX / 64];
 };
 
 /* Header of a message in a sub-slot (64 B), payload right after. */
@@ -248,8 +281,12 @@ _Static_assert(sizeof(struct ps_create) == 64, "ps_create");
 
 /*
  * Clock table (shard 0): arrive[r] counts workers that finished a clock c
- * with c mod K == r; monotonic, changed only by fetch-add. barrier counts
- * rdps_barrier() calls. K >= slack + 2.
+ * with c mod K == r; monotonic, changed only by fetch-add (and by the
+ * compare-swap that makes up for lost workers). barrier counts
+ * rdps_barrier() calls. K >= slack + 2. Right after the struct: wclock[W]
+ * then wbar[W] (ps_wclock_off, ps_wbar_off), one word per worker, which
+ * it fetch-adds after arrive[] resp. barrier when on_worker_loss is
+ * continue (else they stay 0).
  */
 #define PS_CLOCK_K_MAX 64
 struct ps_clock_table {
@@ -262,6 +299,52 @@ struct ps_clock_table {
 };
 
 /* --- pure logic shared by both sides ------------------------------- */
+
+/* Offsets of worker w's words in the clock table region, and its size. */
+static inline uint64_t ps_wclock_off(unsigned w)
+{
+	return sizeof(struct ps_clock_table) + 8ull * w;
+}
+
+static inline uint64_t ps_wbar_off(unsigned workers, unsigned w)
+{
+	return sizeof(struct ps_clock_table) + 8ull * (workers + w);
+}
+
+static inline uint64_t ps_clock_region_len(unsigned workers)
+{
+	return sizeof(struct ps_clock_table) + 16ull * workers;
+}
+
+/* Offset of the pulse in a worker's reply region, and its size. */
+static inline uint64_t ps_pulse_off(unsigned nshards)
+{
+	return (uint64_t)nshards * 64; /* sizeof(struct ps_welcome) */
+}
+
+static inline uint64_t ps_reply_len(unsigned nshards)
+{
+	return ps_pulse_off(nshards) + 64;
+}
+
+static inline int ps_dead_bit(const uint64_t *map_be, unsigned w)
+{
+	return (int)(__builtin_bswap64(map_be[w / 64]) >> (w % 64) & 1);
+}
+
+/*
+ * Lost workers: can a round of a counter be made up? Every worker w
+ * must be dead in map_be or have a word words[w] >= need (its arrival is
+ * counted). Returns -1 when it can, else the lowest rank still awaited.
+ */
+static inline int ps_makeup_wait(const uint64_t *map_be, const uint64_t *words,
+				 unsigned workers, uint64_t need)
+{
+	for (unsigned w = 0; w < workers; w++)
+		if (!ps_dead_bit(map_be, w) && words[w] < need)
+			return (int)w;
+	return -1;
+}
 
 static inline uint64_t ps_align_down(uint64_t x)
 {

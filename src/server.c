@@ -18,6 +18,9 @@
 #include "rdps_impl.h"
 #include "server.h"
 
+_Static_assert(RDPS_SERVER_WORKERS_MAX <= PS_WORKERS_MAX,
+	       "the dead map needs a bit per worker");
+
 #define SRV_POLL_BATCH 32
 #define SRV_REJECT_MAX 16     /* refused peers waiting for their welcome */
 #define SRV_RING 16	      /* replies queued per worker (>= NSLOTS + 1) */
@@ -31,6 +34,7 @@
 enum srv_wr {
 	SRV_WR_REPLY = 1,  /* credit, nack or welcome to worker idx */
 	SRV_WR_REJECT = 2, /* refusing welcome to rejects[idx] */
+	SRV_WR_PULSE = 3,  /* read of worker idx's pulse */
 };
 #define SRV_WR(kind, idx) (((uint64_t)(kind) << 32) | (uint32_t)(idx))
 
@@ -52,6 +56,12 @@ struct srv_worker {
 	uint64_t ring[SRV_RING];
 	unsigned ring_head, ring_tail; /* replies not yet posted */
 	bool stall_logged;
+	bool dead_published; /* in dead_map (its endpoint is closed) */
+	/* Its pulse: reads in flight, the value last seen and since when,
+	 * when the read in flight was posted (ns). has_pulse: its reply
+	 * region holds one. */
+	bool has_pulse, pulse_busy;
+	uint64_t pulse_seen, pulse_since, pulse_posted;
 	/* BSP: received messages held back, in order: {imm, len}. */
 	uint64_t hold[SRV_HOLD];
 	unsigned hold_head, hold_tail;
@@ -97,7 +107,8 @@ struct rdps_server {
 	size_t clk_len;
 	struct rdps_tp_mr *clk_mr;
 	struct rdps_tp_rkey_wire clk_wire;
-	/* Welcome sources: one per worker, then one per reject. */
+	/* Welcome sources: one per worker, then one per reject; then a
+	 * pulse landing spot (u64) per worker (srv_pulses). */
 	struct ps_welcome *wel;
 	size_t wel_len;
 	struct rdps_tp_mr *wel_mr;
@@ -108,6 +119,8 @@ struct rdps_server {
 	bool replay;		   /* applied moved: retry held-back messages */
 	unsigned live, dead, left; /* left: said PS_BYE */
 	uint64_t hb_next_ns;	   /* next heartbeat bump */
+	uint64_t pulse_next_ns;	   /* next round of pulse reads */
+	uint64_t pulse_last_ns;	   /* when the last round ran */
 	/* Endpoints to close once the completions in hand are handled:
 	 * a batch may still hold completions that point at them. */
 	struct rdps_tp_ep **doomed;
@@ -193,6 +206,11 @@ static void srv_heartbeat(struct rdps_server *s)
 	hb = rdps_be64toh(s->dir->hdr.heartbeat_be) + 1;
 	__atomic_store_n(&s->dir->hdr.heartbeat_be, rdps_htobe64(hb),
 			 __ATOMIC_RELAXED);
+}
+
+static uint64_t *srv_pulses(struct rdps_server *s)
+{
+	return (uint64_t *)(s->wel + s->cfg.workers + SRV_REJECT_MAX);
 }
 
 static void publish_applied(struct rdps_server *s, uint64_t c)
@@ -649,11 +667,34 @@ static void ep_close_later(struct rdps_server *s, struct rdps_tp_ep *ep)
 	s->doomed[s->n_doomed++] = ep;
 }
 
+/*
+ * Close the doomed endpoints, then publish the workers that died with
+ * them: only now can nothing of theirs reach our memory any more (an
+ * operation still queued in the transport dies with the endpoint), which
+ * is what lets the others make up for their clocks (ps_proto.h).
+ */
 static void ep_close_doomed(struct rdps_server *s)
 {
+	struct ps_dir_hdr *h = &s->dir->hdr;
+	unsigned n = rdps_be32toh(h->dead_count_be);
+
 	for (unsigned i = 0; i < s->n_doomed; i++)
 		rdps_tp_ep_close(s->doomed[i]);
 	s->n_doomed = 0;
+	for (unsigned r = 0; r < s->cfg.workers && n < s->dead; r++) {
+		struct srv_worker *w = &s->w[r];
+		uint64_t *m = &s->dir->dead_map_be[r / 64];
+
+		if (w->state != SRV_W_DEAD || w->dead_published)
+			continue;
+		w->dead_published = true;
+		if (!n++)
+			h->dead_first_be = rdps_htobe32(r);
+		__atomic_store_n(m, rdps_htobe64(rdps_be64toh(*m) | 1ull << r % 64),
+				 __ATOMIC_RELEASE);
+		__atomic_store_n(&h->dead_count_be, rdps_htobe32(n),
+				 __ATOMIC_RELEASE);
+	}
 }
 
 /* Close w's endpoint and free its slots; drop its pending BSP deltas
@@ -716,16 +757,16 @@ static void worker_dead(struct srv_worker *w, const char *why)
 
 	if (w->state != SRV_W_LIVE)
 		return;
-	rdps_warn("worker %u lost on shard %u (%" PRIu64
-		  " clocks ended here): %s; endpoint closed",
-		  w->rank, s->cfg.shard, w->ends, why);
+	if (srv_bsp(s))
+		rdps_warn("worker %u lost on shard %u (%" PRIu64
+			  " clocks ended here): %s; endpoint closed",
+			  w->rank, s->cfg.shard, w->ends, why);
+	else
+		rdps_warn("worker %u lost on shard %u: %s; endpoint closed",
+			  w->rank, s->cfg.shard, why);
 	w->state = SRV_W_DEAD;
 	s->live--;
 	s->dead++;
-	if (s->dead == 1)
-		s->dir->hdr.dead_first_be = rdps_htobe32(w->rank);
-	__atomic_store_n(&s->dir->hdr.dead_count_be, rdps_htobe32(s->dead),
-			 __ATOMIC_RELEASE);
 	s->st.workers_live = s->live;
 	s->st.workers_dead = s->dead;
 	worker_release(w, true);
@@ -745,6 +786,86 @@ static void worker_left(struct srv_worker *w)
 	s->left++;
 	s->st.workers_live = s->live;
 	worker_release(w, false);
+}
+
+/*
+ * Every heartbeat interval, read each live worker's pulse (ps_proto.h). A
+ * worker whose pulse stood still, or whose read went unanswered (tcp: its
+ * process is stopped), for two intervals is stopped or hung: counted dead
+ * like one whose connection broke. A shard that was itself away longer
+ * than half an interval past a round (a long checkpoint) has seen nothing
+ * and starts over.
+ */
+#define SRV_PULSE_LATE_NS (2ull * PS_HEARTBEAT_MS * 1000000ull)
+static void srv_pulse(struct rdps_server *s)
+{
+	uint64_t now = rdps_now_ns();
+	/* Rounds run within a loop slice (100 ms) of their time. */
+	bool away = s->pulse_last_ns &&
+		    now - s->pulse_last_ns > 3ull * PS_HEARTBEAT_MS * 500000ull;
+
+	if (now < s->pulse_next_ns)
+		return;
+	s->pulse_next_ns = now + PS_HEARTBEAT_MS * 1000000ull;
+	s->pulse_last_ns = now;
+	for (unsigned r = 0; r < s->cfg.workers; r++) {
+		struct srv_worker *w = &s->w[r];
+		char why[128];
+		int ret;
+
+		if (w->state != SRV_W_LIVE || !w->has_pulse)
+			continue;
+		if (away) {
+			w->pulse_since = now;
+			w->pulse_posted = now;
+		}
+		if (w->pulse_busy) {
+			if (now - w->pulse_posted <= SRV_PULSE_LATE_NS)
+				continue;
+			snprintf(why, sizeof(why),
+				 "its pulse read got no answer for %llu ms: "
+				 "the process is stopped or hung",
+				 (unsigned long long)((now - w->pulse_posted) /
+						      1000000));
+			worker_dead(w, why);
+			continue;
+		}
+		ret = rdps_tp_get(w->ep, &srv_pulses(s)[r], 8, s->wel_mr,
+				  w->reply.addr + ps_pulse_off(s->cfg.nshards),
+				  &w->reply, SRV_WR(SRV_WR_PULSE, r), 0);
+		if (ret == -EAGAIN)
+			continue; /* queues full: next round */
+		if (ret) {
+			snprintf(why, sizeof(why), "pulse read not posted: %s",
+				 strerror(-ret));
+			worker_dead(w, why);
+			continue;
+		}
+		w->pulse_busy = true;
+		w->pulse_posted = now;
+	}
+}
+
+/* A pulse read of w came back with v. */
+static void srv_pulse_seen(struct srv_worker *w, uint64_t v)
+{
+	uint64_t now = rdps_now_ns();
+	char why[128];
+
+	w->pulse_busy = false;
+	if (v != w->pulse_seen || !w->pulse_since) {
+		w->pulse_seen = v;
+		w->pulse_since = now;
+		return;
+	}
+	if (now - w->pulse_since <= SRV_PULSE_LATE_NS)
+		return;
+	snprintf(why, sizeof(why),
+		 "its pulse stood still for %llu ms (two heartbeats are %u "
+		 "ms): the process is stopped or hung",
+		 (unsigned long long)((now - w->pulse_since) / 1000000),
+		 2 * PS_HEARTBEAT_MS);
+	worker_dead(w, why);
 }
 
 /* Post queued replies in order until the transport pushes back. */
@@ -921,6 +1042,10 @@ static void accept_one(struct rdps_server *s, struct rdps_tp_ep *ep)
 	w->ep = ep;
 	w->reply = reply;
 	w->state = SRV_W_LIVE;
+	/* Workers before protocol 3 have no pulse after their welcomes. */
+	w->has_pulse = reply.len >= ps_reply_len(s->cfg.nshards);
+	w->pulse_busy = false;
+	w->pulse_since = 0;
 	w->ring_head = w->ring_tail = 0;
 	ep->user = w;
 	s->live++;
@@ -1138,6 +1263,12 @@ static int srv_resume(struct rdps_server *s)
 					(c->clock / k + (r < c->clock % k));
 			s->clk->barrier = 0;
 			s->clk->cut = c->clock;
+			/* wclock[], then wbar[] (ps_wclock_off). */
+			for (unsigned r = 0; r < cfg->workers; r++) {
+				((uint64_t *)(s->clk + 1))[r] = c->clock;
+				((uint64_t *)(s->clk + 1))[cfg->workers + r] =
+					0;
+			}
 		}
 		for (unsigned r = 0; r < cfg->workers; r++)
 			s->w[r].ends = c->clock;
@@ -1318,9 +1449,23 @@ static void handle_comp(struct rdps_server *s, const struct rdps_tp_comp *c)
 			s->rejects[idx].ep = NULL;
 			return;
 		}
-		if (kind != SRV_WR_REPLY || idx >= s->cfg.workers)
+		if (idx >= s->cfg.workers)
 			return;
 		w = &s->w[idx];
+		if (kind == SRV_WR_PULSE && w->state == SRV_W_LIVE &&
+		    (!c->ep || c->ep == w->ep)) {
+			if (c->status == RDPS_TP_WC_SUCCESS) {
+				srv_pulse_seen(w, srv_pulses(s)[idx]);
+			} else {
+				snprintf(why, sizeof(why),
+					 "pulse read failed: %s",
+					 rdps_tp_status_str(c->status));
+				worker_dead(w, why);
+			}
+			return;
+		}
+		if (kind != SRV_WR_REPLY)
+			return;
 		if (c->status != RDPS_TP_WC_SUCCESS && w->state == SRV_W_LIVE &&
 		    (!c->ep || c->ep == w->ep)) {
 			snprintf(why, sizeof(why), "reply failed: %s",
@@ -1363,6 +1508,7 @@ int rdps_server_run(struct rdps_server *s, const volatile sig_atomic_t *stop)
 
 	while (!(stop && *stop)) {
 		srv_heartbeat(s);
+		srv_pulse(s);
 		if (s->live == 0 &&
 		    s->live + s->dead + s->left < s->cfg.workers) {
 			/* Nothing to serve: sleep in accept itself. */
@@ -1389,6 +1535,8 @@ int rdps_server_run(struct rdps_server *s, const volatile sig_atomic_t *stop)
 		for (unsigned r = 0; s->backlog && r < s->cfg.workers; r++)
 			if (s->w[r].ring_head != s->w[r].ring_tail)
 				worker_flush(&s->w[r]);
+		/* No completion in hand here: close what died meanwhile. */
+		ep_close_doomed(s);
 		n = rdps_tp_wait(s->tp, comps, SRV_POLL_BATCH, wait_ms);
 		if (n < 0) {
 			return rdps_set_error(n,
@@ -1530,7 +1678,8 @@ int rdps_server_create(const struct rdps_server_cfg *cfg,
 	publish_applied(s, 0);
 
 	if (cfg->shard == 0) {
-		s->clk_len = round_up(sizeof(struct ps_clock_table), 4096);
+		s->clk_len =
+			round_up(ps_clock_region_len(cfg->workers), 4096);
 		ret = region_new(s, s->clk_len,
 				 RDPS_TP_ACCESS_REMOTE_ATOMIC |
 					 RDPS_TP_ACCESS_REMOTE_READ,
@@ -1550,7 +1699,8 @@ int rdps_server_create(const struct rdps_server_cfg *cfg,
 	}
 
 	s->wel_len = round_up((cfg->workers + SRV_REJECT_MAX) *
-				      sizeof(struct ps_welcome),
+					      sizeof(struct ps_welcome) +
+				      8ull * cfg->workers,
 			      4096);
 	ret = region_new(s, s->wel_len, RDPS_TP_ACCESS_LOCAL, (void **)&s->wel,
 			 &s->wel_mr);

@@ -6,7 +6,9 @@
  * table. The layout and protocol are ps_proto.h's.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,8 +21,18 @@
 #include "transport.h"
 
 #define WRK_PAGE 4096u
+/* Landing spots in the small buffer (more at rdps_cut): */
+#define WRK_OWN 5    /* fetch-add of this worker's own clock word */
+#define WRK_MAKEUP 6 /* wrk_makeup's compare-swap */
 /* wr_id of a push's put_imm: odd, so it never looks like a group pointer. */
 #define WRK_WR_PUSH(shard, k) ((((uint64_t)(shard) << 8 | (k)) << 1) | 1)
+
+/* A set of posted operations waited for together (wr_id = its address). */
+struct wrk_grp {
+	int left;
+	int status; /* first failure, enum rdps_tp_status */
+	unsigned shard;
+};
 
 struct wrk_shard {
 	unsigned idx;
@@ -41,13 +53,10 @@ struct wrk_shard {
 	int nack_err;		     /* first NACK errno not reported yet */
 	int err;		     /* sticky: the endpoint is unusable */
 	uint64_t hb_seen, hb_since;  /* its heartbeat, and since when (ns) */
-};
-
-/* A set of posted operations waited for together (wr_id = its address). */
-struct wrk_grp {
-	int left;
-	int status; /* first failure, enum rdps_tp_status */
-	unsigned shard;
+	/* The directory-header read in flight (it may outlive the wait
+	 * that posted it when the shard does not answer), and its post. */
+	struct wrk_grp hdr_grp;
+	uint64_t hdr_posted;
 };
 
 struct wrk_part {
@@ -99,6 +108,14 @@ struct rdps_ctx {
 	unsigned n_ubuf, cap_ubuf;
 
 	uint64_t clock, barriers, last_arrivals;
+	enum rdps_on_loss on_loss;
+	unsigned dead_seen; /* shard 0's dead_count as last read */
+	/* The pulse thread: bumps the u64 after the welcomes in the reply
+	 * region every PS_PULSE_MS until pulse_stop. */
+	pthread_t pulse_thr;
+	pthread_mutex_t pulse_mu;
+	pthread_cond_t pulse_cv;
+	int pulse_on, pulse_stop;
 	/* A-BSP: the cut word as last read, and its read in flight. */
 	uint64_t cut_seen;
 	struct wrk_grp cut_grp;
@@ -560,24 +577,56 @@ static struct ps_dir_hdr *wrk_hdrs(struct rdps_ctx *ctx)
 	return (struct ps_dir_hdr *)((char *)ctx->small + 64);
 }
 
-/* Read shard sh's directory header into its landing spot: *h_out. */
+/*
+ * Read shard sh's directory header into its landing spot: *h_out. A shard
+ * that leaves the read unanswered for two heartbeats is stopped (over tcp
+ * its process serves reads): -EHOSTDOWN. The read then stays posted, and
+ * the next call waits for it instead of posting another.
+ */
+#define WRK_HDR_LATE_NS (2ull * PS_HEARTBEAT_MS * 1000000ull)
 static int wrk_hdr_read(struct rdps_ctx *ctx, struct wrk_shard *sh,
 			uint64_t deadline, struct ps_dir_hdr **h_out)
 {
 	struct ps_dir_hdr *h = wrk_hdrs(ctx) + sh->idx;
-	struct wrk_grp g = {0, 0, 0};
+	struct wrk_grp *g = &sh->hdr_grp;
+	uint64_t by;
 	int ret;
 
 	if (sh->err)
 		return wrk_dead(ctx, sh);
-	WRK_POST(ret, ctx, deadline,
-		 rdps_tp_get(sh->ep, h, sizeof(*h), ctx->small_mr,
-			     sh->dir_key.addr, &sh->dir_key, (uintptr_t)&g, 0));
-	if (ret)
-		return wrk_post_fail(ctx, sh, ret, "a directory read");
-	g.left = 1;
+	if (!g->left) {
+		*g = (struct wrk_grp){0, 0, sh->idx};
+		WRK_POST(ret, ctx, deadline,
+			 rdps_tp_get(sh->ep, h, sizeof(*h), ctx->small_mr,
+				     sh->dir_key.addr, &sh->dir_key,
+				     (uintptr_t)g, 0));
+		if (ret)
+			return wrk_post_fail(ctx, sh, ret, "a directory read");
+		g->left = 1;
+		sh->hdr_posted = rdps_now_ns();
+	}
+	by = sh->hdr_posted + WRK_HDR_LATE_NS;
+	while (g->left > 0) {
+		ret = wrk_progress(ctx, by < deadline ? by : deadline, 1);
+		if (ret == -ETIMEDOUT && by < deadline)
+			return rdps_set_error(
+				-EHOSTDOWN,
+				"shard %u (%s) left a directory read "
+				"unanswered for %llu ms (two heartbeats): it "
+				"is stopped or hung; check the rdps-server "
+				"process",
+				sh->idx, sh->url,
+				(unsigned long long)((rdps_now_ns() -
+						      sh->hdr_posted) /
+						     1000000));
+		if (ret == -ETIMEDOUT)
+			return wrk_timeout(ctx, "a directory read");
+		if (ret < 0)
+			return ret;
+	}
 	*h_out = h;
-	return wrk_grp_wait(ctx, &g, deadline, "a directory read");
+	/* Done: this only looks at its status. */
+	return wrk_grp_wait(ctx, g, deadline, "a directory read");
 }
 
 static int wrk_hb_probe(struct rdps_ctx *ctx, struct wrk_shard *sh,
@@ -748,6 +797,20 @@ static int wrk_check_cfg(const struct rdps_config *cfg, unsigned *nshards)
 		return rdps_set_error(-EINVAL,
 				      "bad timeout_ms %d: 0 (default) or more",
 				      cfg->timeout_ms);
+	if (cfg->on_worker_loss != RDPS_LOSS_FAIL &&
+	    cfg->on_worker_loss != RDPS_LOSS_CONTINUE)
+		return rdps_set_error(-EINVAL,
+				      "bad on_worker_loss %d: 0 fail, 1 "
+				      "continue",
+				      (int)cfg->on_worker_loss);
+	if (cfg->on_worker_loss == RDPS_LOSS_CONTINUE &&
+	    rdps_model_in_order(cfg->model))
+		return rdps_set_error(-EINVAL,
+				      "on_worker_loss continue with model %s: "
+				      "its results need every worker's "
+				      "updates; use ssp or asp, or resume "
+				      "from a checkpoint instead",
+				      rdps_model_name(cfg->model));
 	for (p = cfg->shards;; p = comma + 1) {
 		comma = strchr(p, ',');
 		len = comma ? (size_t)(comma - p) : strlen(p);
@@ -868,13 +931,15 @@ static int wrk_welcome(struct rdps_ctx *ctx, struct wrk_shard *sh)
 				      "shard %u (%s) sent a malformed key in "
 				      "its welcome",
 				      sh->idx, sh->url);
-	if (sh->idx == 0 && sh->clock_key.len < sizeof(struct ps_clock_table))
-		return rdps_set_error(-EPROTO,
-				      "shard 0 (%s) sent a clock table key of "
-				      "%llu bytes, expected %zu",
-				      sh->url,
-				      (unsigned long long)sh->clock_key.len,
-				      sizeof(struct ps_clock_table));
+	if (sh->idx == 0 &&
+	    sh->clock_key.len < ps_clock_region_len(ctx->workers))
+		return rdps_set_error(
+			-EPROTO,
+			"shard 0 (%s) sent a clock table key of %llu bytes, "
+			"expected %llu for %u workers",
+			sh->url, (unsigned long long)sh->clock_key.len,
+			(unsigned long long)ps_clock_region_len(ctx->workers),
+			ctx->workers);
 	return 0;
 }
 
@@ -975,6 +1040,74 @@ static int wrk_check_dirs(struct rdps_ctx *ctx)
 /* Tell every shard this worker leaves on purpose (PS_BYE), so that its
  * closing connection does not count as a death; waits a moment for the
  * messages to go out. */
+/* The pulse (ps_proto.h): proof to the shards that this process runs. */
+static void *wrk_pulse_main(void *arg)
+{
+	struct rdps_ctx *ctx = arg;
+	uint64_t *pulse =
+		(uint64_t *)((char *)ctx->reply + ps_pulse_off(ctx->nshards));
+	struct timespec ts;
+
+	pthread_mutex_lock(&ctx->pulse_mu);
+	while (!ctx->pulse_stop) {
+		__atomic_fetch_add(pulse, 1, __ATOMIC_RELAXED);
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += PS_PULSE_MS * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&ctx->pulse_cv, &ctx->pulse_mu, &ts);
+	}
+	pthread_mutex_unlock(&ctx->pulse_mu);
+	return NULL;
+}
+
+static int wrk_pulse_start(struct rdps_ctx *ctx)
+{
+	pthread_condattr_t ca;
+	sigset_t all, old;
+	int ret;
+
+	if (pthread_condattr_init(&ca))
+		return rdps_set_error(-ENOMEM, "out of memory");
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	ret = pthread_cond_init(&ctx->pulse_cv, &ca);
+	pthread_condattr_destroy(&ca);
+	if (ret)
+		return rdps_set_error(-ret, "cannot create the pulse: %s",
+				      strerror(ret));
+	pthread_mutex_init(&ctx->pulse_mu, NULL);
+	/* The application's signals go to its own threads. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	ret = pthread_create(&ctx->pulse_thr, NULL, wrk_pulse_main, ctx);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (ret) {
+		pthread_cond_destroy(&ctx->pulse_cv);
+		pthread_mutex_destroy(&ctx->pulse_mu);
+		return rdps_set_error(-ret,
+				      "cannot start the pulse thread: %s",
+				      strerror(ret));
+	}
+	ctx->pulse_on = 1;
+	return 0;
+}
+
+static void wrk_pulse_stop(struct rdps_ctx *ctx)
+{
+	if (!ctx->pulse_on)
+		return;
+	pthread_mutex_lock(&ctx->pulse_mu);
+	ctx->pulse_stop = 1;
+	pthread_cond_signal(&ctx->pulse_cv);
+	pthread_mutex_unlock(&ctx->pulse_mu);
+	pthread_join(ctx->pulse_thr, NULL);
+	pthread_cond_destroy(&ctx->pulse_cv);
+	pthread_mutex_destroy(&ctx->pulse_mu);
+	ctx->pulse_on = 0;
+}
+
 static void wrk_say_bye(struct rdps_ctx *ctx)
 {
 	uint64_t deadline = rdps_now_ns() + 1000000000ull;
@@ -1009,6 +1142,9 @@ void rdps_ctx_destroy(struct rdps_ctx *ctx)
 	}
 	if (ctx->sh) {
 		wrk_say_bye(ctx);
+		/* After the bye: a shard must not take the silence for a
+		 * stopped process. */
+		wrk_pulse_stop(ctx);
 		for (unsigned s = 0; s < ctx->nshards; s++)
 			if (ctx->sh[s].ep)
 				rdps_tp_ep_close(ctx->sh[s].ep);
@@ -1036,6 +1172,7 @@ void rdps_ctx_destroy(struct rdps_ctx *ctx)
 			rdps_warn("closing the transport failed: %s",
 				  strerror(-ret));
 	}
+	wrk_pulse_stop(ctx);
 	free(ctx->ubuf);
 	free(ctx->scratch);
 	free(ctx->sh);
@@ -1067,6 +1204,7 @@ int rdps_ctx_create(const struct rdps_config *cfg, struct rdps_ctx **ctx_out)
 	ctx->rank = (unsigned)cfg->rank;
 	ctx->model = cfg->model;
 	ctx->slack = cfg->slack;
+	ctx->on_loss = cfg->on_worker_loss;
 	ctx->timeout_ns =
 		(uint64_t)(cfg->timeout_ms ? cfg->timeout_ms : 30000) *
 		1000000ull;
@@ -1095,9 +1233,15 @@ int rdps_ctx_create(const struct rdps_config *cfg, struct rdps_ctx **ctx_out)
 		wrk_wrap(ret, "opening the transport for %s", ctx->sh[0].url);
 		goto err;
 	}
-	ret = wrk_mem_get(ctx, nshards * sizeof(struct ps_welcome),
-			  RDPS_TP_ACCESS_REMOTE_WRITE, &ctx->reply,
-			  &ctx->reply_len, &ctx->reply_mr, "reply region");
+	ret = wrk_mem_get(ctx, ps_reply_len(nshards),
+			  RDPS_TP_ACCESS_REMOTE_WRITE |
+				  RDPS_TP_ACCESS_REMOTE_READ,
+			  &ctx->reply, &ctx->reply_len, &ctx->reply_mr,
+			  "reply region");
+	if (ret)
+		goto err;
+	/* Beating before the first shard can look. */
+	ret = wrk_pulse_start(ctx);
 	if (ret)
 		goto err;
 	ret = wrk_mem_get(ctx, 64 + nshards * sizeof(struct ps_dir_hdr),
@@ -1390,8 +1534,9 @@ static int wrk_lost_error(const struct rdps_ctx *ctx, unsigned s,
 		return 0;
 	return rdps_set_error(-EPIPE,
 			      "%s cannot complete: worker %u is gone%s (shard "
-			      "%u lost its connection: the process exited or "
-			      "died); restart the job%s",
+			      "%u lost its connection or its pulse: the "
+			      "process exited, died or stopped); restart the "
+			      "job%s",
 			      what, rdps_be32toh(h->dead_first_be),
 			      n > 1 ? ", and others" : "", s,
 			      rdps_model_in_order(ctx->model)
@@ -1520,21 +1665,122 @@ post_fail:
 	return wrk_post_fail(ctx, &ctx->sh[fs], ret, "a pull");
 }
 
-/* While a wait drags on, ask shard 0 (every worker's peer) whether it
- * lost a worker the wait depends on. */
+/*
+ * A round of a counter on the clock table that a wait needs: the counter
+ * at off, complete at goal; a worker's own word (words_off + 8 * rank)
+ * reaches need once its arrival is counted (ps_proto.h, "Lost workers").
+ */
+struct wrk_round {
+	uint64_t off, goal, words_off, need;
+	const char *what; /* "this clock", "the barrier" */
+	uint64_t no;	  /* the clock, or the barrier (from 1) */
+};
+
+static int wrk_makeup(struct rdps_ctx *ctx, const struct wrk_round *rd,
+		      uint64_t seen, uint64_t deadline);
+
+/*
+ * While a wait on round rd drags on, ask shard 0 (every worker's peer)
+ * whether it lost a worker the wait depends on: an error naming it, or,
+ * on_worker_loss continue, make up for it. seen: the counter as last read.
+ */
 static int wrk_lost_check(struct rdps_ctx *ctx, unsigned attempt,
-			  uint64_t deadline, const char *what)
+			  uint64_t deadline, const struct wrk_round *rd,
+			  uint64_t seen)
 {
 	struct wrk_shard *sh = &ctx->sh[0];
 	struct ps_dir_hdr *h;
 	int ret;
 
+	/* Once a worker is lost for good, every round needs making up:
+	 * no need to look at the header first. */
+	if (ctx->on_loss == RDPS_LOSS_CONTINUE && ctx->dead_seen)
+		return wrk_makeup(ctx, rd, seen, deadline);
 	if (attempt % 16 != 15)
 		return 0;
 	ret = wrk_hdr_read(ctx, sh, deadline, &h);
-	if (!ret)
-		ret = wrk_lost_error(ctx, 0, h, what);
-	return ret ? ret : wrk_hb_check(ctx, sh, h);
+	if (ret)
+		return ret;
+	ret = wrk_hb_check(ctx, sh, h);
+	if (ret)
+		return ret;
+	if (ctx->on_loss != RDPS_LOSS_CONTINUE)
+		return wrk_lost_error(ctx, 0, h, rd->what);
+	ctx->dead_seen = rdps_be32toh(h->dead_count_be);
+	if (ctx->dead_seen)
+		return wrk_makeup(ctx, rd, seen, deadline);
+	return 0;
+}
+
+/*
+ * on_worker_loss continue, shard 0 has lost workers: read its dead map
+ * and the workers' own words; once every worker is dead or counted in
+ * round rd, raise the counter from seen to the goal with one
+ * compare-swap (a failed swap means it moved: the caller reads again).
+ * 0 either way, or an error.
+ */
+static int wrk_makeup(struct rdps_ctx *ctx, const struct wrk_round *rd,
+		      uint64_t seen, uint64_t deadline)
+{
+	struct wrk_shard *sh = &ctx->sh[0];
+	size_t map_len = (ctx->workers + 63) / 64 * 8;
+	struct wrk_grp g = {0, 0, 0};
+	uint64_t *res = ctx->small, *map, *words;
+	int ret, who;
+
+	if (seen >= rd->goal)
+		return 0;
+	ret = wrk_bounce(ctx, map_len + 8ull * ctx->workers);
+	if (ret)
+		return ret;
+	map = ctx->bounce;
+	words = (uint64_t *)((char *)ctx->bounce + map_len);
+	if (sh->err)
+		return wrk_dead(ctx, sh);
+	WRK_POST(ret, ctx, deadline,
+		 rdps_tp_get(sh->ep, map, map_len, ctx->bounce_mr,
+			     sh->dir_key.addr +
+				     offsetof(struct ps_dir, dead_map_be),
+			     &sh->dir_key, (uintptr_t)&g, 0));
+	if (ret)
+		return wrk_post_fail(ctx, sh, ret, "a dead-map read");
+	g.left++;
+	WRK_POST(ret, ctx, deadline,
+		 rdps_tp_get(sh->ep, words, 8ull * ctx->workers,
+			     ctx->bounce_mr, sh->clock_key.addr + rd->words_off,
+			     &sh->clock_key, (uintptr_t)&g, 0));
+	if (ret) {
+		wrk_grp_wait(ctx, &g, deadline, "a dead-map read");
+		return wrk_post_fail(ctx, sh, ret, "a clock-word read");
+	}
+	g.left++;
+	ret = wrk_grp_wait(ctx, &g, deadline, "the lost workers' words");
+	if (ret)
+		return ret;
+	who = ps_makeup_wait(map, words, ctx->workers, rd->need);
+	if (who >= 0)
+		return 0; /* a live worker is still on its way */
+	WRK_POST(ret, ctx, deadline,
+		 rdps_tp_atomic_cswap(sh->ep, seen, rd->goal, &res[WRK_MAKEUP],
+				      ctx->small_mr, sh->clock_key.addr + rd->off,
+				      &sh->clock_key, (uintptr_t)&g, 0));
+	if (ret)
+		return wrk_post_fail(ctx, sh, ret, "a make-up swap");
+	g.left = 1;
+	ret = wrk_grp_wait(ctx, &g, deadline, "a make-up swap");
+	if (ret)
+		return ret;
+	if (res[WRK_MAKEUP] == seen) {
+		if (!ctx->st.made_up)
+			rdps_warn("worker %u: going on without the lost "
+				  "worker(s) (on_worker_loss continue): made "
+				  "up their arrival at %s %llu",
+				  ctx->rank,
+				  rd->what[4] == 'c' ? "clock" : "barrier",
+				  (unsigned long long)rd->no);
+		ctx->st.made_up++;
+	}
+	return 0;
 }
 
 /* [start, start+count) must lie in the table: -ERANGE naming it if not. */
@@ -1974,6 +2220,7 @@ int rdps_clock(struct rdps_ctx *ctx)
 {
 	uint64_t *res, deadline, t0, c, t = ctx ? ctx->clock : 0;
 	struct wrk_grp g = {0, 0, 0};
+	struct wrk_round rd;
 	unsigned attempt = 0;
 	int ret, check, ends, lost = 0, read_posted = 0, waited = 0;
 
@@ -2006,6 +2253,14 @@ int rdps_clock(struct rdps_ctx *ctx)
 			     "the clock fetch-add");
 	if (ret)
 		goto drain;
+	/* After it, on the same endpoint: wclock > t proves our arrival. */
+	if (ctx->on_loss == RDPS_LOSS_CONTINUE) {
+		ret = wrk_clock_post(ctx, &g, ps_wclock_off(ctx->rank), 1,
+				     &res[WRK_OWN], deadline,
+				     "the clock-word fetch-add");
+		if (ret)
+			goto drain;
+	}
 	/* Under BSP (c == t) the fetch-add itself says whether we were last;
 	 * a read posted beside it could only see the count before it. */
 	if (check && c != t) {
@@ -2034,6 +2289,9 @@ int rdps_clock(struct rdps_ctx *ctx)
 		goto out;
 	if (c == t && ps_clock_last(res[0], t, ctx->k, ctx->workers))
 		goto out;
+	rd = (struct wrk_round){(c % ctx->k) * 8,
+				(uint64_t)ctx->workers * (c / ctx->k + 1),
+				ps_wclock_off(0), c + 1, "this clock", c};
 	for (;;) {
 		if (read_posted &&
 		    ps_clock_done(res[1], c, ctx->k, ctx->workers))
@@ -2051,8 +2309,8 @@ int rdps_clock(struct rdps_ctx *ctx)
 				goto out;
 			}
 			wrk_backoff(ctx, attempt++);
-			lost = wrk_lost_check(ctx, attempt, deadline,
-					      "this clock");
+			lost = wrk_lost_check(ctx, attempt, deadline, &rd,
+					      res[1]);
 		}
 		ret = wrk_clock_op(ctx, (c % ctx->k) * 8, 0, &res[1], deadline,
 				   "a clock read");
@@ -2081,7 +2339,8 @@ out:
 /* A-BSP ------------------------------------------------------------------ */
 
 /* Landing spots in the small buffer: [0] fetch-add, [1] slack read,
- * [2] barrier, [3] cut compare-swap, [4] cut read. */
+ * [2] barrier, [3] cut compare-swap, [4] cut read, [5] own-word
+ * fetch-add, [6] make-up compare-swap (wrk_makeup). */
 #define WRK_CUT_SWAP 3
 #define WRK_CUT_READ 4
 
@@ -2219,6 +2478,8 @@ int rdps_barrier(struct rdps_ctx *ctx)
 {
 	uint64_t *res, deadline, goal;
 	uint64_t off = offsetof(struct ps_clock_table, barrier);
+	struct wrk_grp g = {0, 0, 0};
+	struct wrk_round rd;
 	unsigned attempt = 0;
 	int ret, lost;
 
@@ -2226,17 +2487,30 @@ int rdps_barrier(struct rdps_ctx *ctx)
 		return rdps_set_error(-EINVAL, "rdps_barrier: null context");
 	deadline = wrk_deadline(ctx);
 	res = ctx->small;
-	ret = wrk_clock_op(ctx, off, 1, &res[2], deadline,
-			   "the barrier fetch-add");
+	ret = wrk_clock_post(ctx, &g, off, 1, &res[2], deadline,
+			     "the barrier fetch-add");
+	if (!ret && ctx->on_loss == RDPS_LOSS_CONTINUE)
+		ret = wrk_clock_post(ctx, &g, ps_wbar_off(ctx->workers, ctx->rank),
+				     1, &res[WRK_OWN], deadline,
+				     "the barrier-word fetch-add");
+	if (g.left) {
+		int wret = wrk_grp_wait(ctx, &g, deadline,
+					"the barrier fetch-add");
+
+		if (!ret)
+			ret = wret;
+	}
 	if (ret)
 		return ret;
 	ctx->barriers++;
 	goal = (uint64_t)ctx->workers * ctx->barriers;
 	if (res[2] + 1 >= goal)
 		return 0;
+	rd = (struct wrk_round){off, goal, ps_wbar_off(ctx->workers, 0),
+				ctx->barriers, "the barrier", ctx->barriers};
 	for (;;) {
 		wrk_backoff(ctx, attempt++);
-		lost = wrk_lost_check(ctx, attempt, deadline, "the barrier");
+		lost = wrk_lost_check(ctx, attempt, deadline, &rd, res[2]);
 		ret = wrk_clock_op(ctx, off, 0, &res[2], deadline,
 				   "a barrier read");
 		if (ret)

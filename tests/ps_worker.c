@@ -30,6 +30,17 @@
  *                         payload and header in two writes) and from
  *                         plain memory, N of each per worker; rank 0 checks
  *                         every element's exact sum.
+ *   lose ITERS AT kill|stop
+ *                         a lost worker: the last rank pushes +1 to its
+ *                         element in iterations 0..AT, then kills or stops
+ *                         itself (SIGKILL/SIGSTOP) before finishing clock
+ *                         AT. The others push +1 to theirs every
+ *                         iteration, check the SSP bound on each other
+ *                         and, with RDPS_ON_WORKER_LOSS=continue, must
+ *                         finish: final counts exact (ITERS each, AT + 1
+ *                         for the lost one), and the rounds made up for it
+ *                         counted exactly once (rank 0). Without it they
+ *                         fail in rdps_clock naming the lost worker.
  *   cut ROUNDS            A-BSP cuts: in round c worker c mod W cuts and
  *                         must win; every other worker must see the cut
  *                         by polling, then lose its own rdps_cut; no cut
@@ -42,6 +53,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -669,6 +681,99 @@ static int mode_ssp(struct rdps_ctx *ctx, int argc, char **argv)
 	return 0;
 }
 
+/* --- lose --------------------------------------------------------------- */
+
+static int mode_lose(struct rdps_ctx *ctx, int argc, char **argv)
+{
+	int victim = cfg.workers - 1, stop;
+	unsigned s = cfg.model == RDPS_MODEL_SSP ? cfg.slack : 0;
+	uint64_t iters, at, n, one_idx, rng, made = 0, want;
+	volatile uint64_t *board;
+	struct rdps_table *t;
+	struct rdps_stats st;
+	char name[64];
+	double *v, one = 1.0;
+
+	if (argc != 5 || (strcmp(argv[4], "kill") && strcmp(argv[4], "stop")))
+		fail("usage: lose ITERS AT kill|stop");
+	if (cfg.workers < 2)
+		fail("lose mode needs at least 2 workers");
+	iters = arg_u64(argv[2], "iteration count");
+	at = arg_u64(argv[3], "iteration of the loss");
+	if (at >= iters)
+		fail("lose: AT (%" PRIu64 ") must be below ITERS (%" PRIu64 ")",
+		     at, iters);
+	stop = !strcmp(argv[4], "stop");
+	rng = 77 + (uint64_t)cfg.rank;
+	n = (uint64_t)cfg.workers * SSP_STRIDE;
+	v = xcalloc(n, sizeof(double));
+	board = board_open(name, sizeof(name));
+	CHECK(rdps_table_open(ctx, "lose", n, RDPS_DTYPE_F64, RDPS_RULE_SUM,
+			      0.0, &t));
+	one_idx = (uint64_t)cfg.rank * SSP_STRIDE;
+	for (uint64_t it = 0; it < iters; it++) {
+		uint64_t c = rdps_ctx_clock(ctx);
+
+		CHECK(rdps_pull(t, 0, n, v));
+		/* The SSP bound (see ssp mode) still holds among the
+		 * workers that are left. */
+		for (int j = 0; j < cfg.workers && cfg.model == RDPS_MODEL_SSP;
+		     j++) {
+			double x = v[(uint64_t)j * SSP_STRIDE];
+			double lo = c > s ? (double)(c - s) : 0.0;
+
+			if (j == victim)
+				lo = lo < (double)(at + 1) ? lo
+							   : (double)(at + 1);
+			if (x < lo || x > (double)(c + s + 1))
+				fail("lose: at clock %" PRIu64 " worker %d's "
+				     "count is %g, want %g .. %g",
+				     c, j, x, lo, (double)(c + s + 1));
+		}
+		CHECK(rdps_push_sparse(t, &one_idx, 1, &one));
+		if (cfg.rank == victim && it == at) {
+			board_set(board, victim, at + 1);
+			fflush(NULL);
+			raise(stop ? SIGSTOP : SIGKILL);
+			/* Woken up after all: the shards dropped us. */
+		}
+		if (cfg.rank != 0)
+			usleep((useconds_t)(200 + rnd(&rng, 800)));
+		CHECK(rdps_clock(ctx));
+	}
+	drain(ctx);
+	CHECK(rdps_barrier(ctx));
+	rdps_ctx_stats(ctx, &st);
+	board_set(board, cfg.rank, st.made_up);
+	CHECK(rdps_barrier(ctx));
+	CHECK(rdps_pull(t, 0, n, v));
+	for (int j = 0; j < cfg.workers; j++) {
+		double want_j = j == victim ? (double)(at + 1) : (double)iters;
+
+		if (v[(uint64_t)j * SSP_STRIDE] != want_j)
+			fail("lose: final count of worker %d is %g, want %g", j,
+			     v[(uint64_t)j * SSP_STRIDE], want_j);
+	}
+	if (cfg.rank == 0) {
+		/* Clocks at..iters-1 lack the lost worker and are waited on
+		 * (SSP: up to clock iters - 1 with the drain); ASP waits on
+		 * none. Plus the first closing barrier. */
+		want = (cfg.model == RDPS_MODEL_SSP ? iters - at : 0) + 1;
+		for (int j = 0; j < victim; j++)
+			made += board_get(board, j);
+		if (made != want)
+			fail("lose: the workers made up %" PRIu64 " rounds for "
+			     "the lost worker, want exactly %" PRIu64,
+			     made, want);
+		shm_unlink(name);
+		printf("OK lose: %" PRIu64 " clocks, worker %d lost at clock "
+		       "%" PRIu64 " (%s), %" PRIu64 " rounds made up\n",
+		       iters, victim, at, stop ? "stopped" : "killed", made);
+	}
+	free(v);
+	return 0;
+}
+
 /* --- asp ---------------------------------------------------------------- */
 
 #define ASP_N 64
@@ -969,8 +1074,8 @@ int main(int argc, char **argv)
 	if (rdps_config_from_env(&cfg))
 		fail("config from the environment: %s", rdps_errmsg());
 	if (argc < 2)
-		fail("usage: ps_worker sum|bsp|ssp|asp|badinput|cut|soak|zcopy "
-		     "ARGS...");
+		fail("usage: ps_worker sum|bsp|ssp|asp|badinput|cut|soak|zcopy|"
+		     "lose ARGS...");
 	CHECK(rdps_ctx_create(&cfg, &ctx));
 	if (!strcmp(argv[1], "sum"))
 		rc = mode_sum(ctx, argc, argv);
@@ -984,6 +1089,8 @@ int main(int argc, char **argv)
 		rc = mode_badinput(ctx, argc, argv);
 	else if (!strcmp(argv[1], "cut"))
 		rc = mode_cut(ctx, argc, argv);
+	else if (!strcmp(argv[1], "lose"))
+		rc = mode_lose(ctx, argc, argv);
 	else if (!strcmp(argv[1], "zcopy"))
 		rc = mode_zcopy(ctx, argc, argv);
 	else if (!strcmp(argv[1], "soak"))

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <cmocka.h>
 
@@ -248,6 +249,155 @@ static void test_clock_simulation(void **state)
 			simulate(w, s, 1000 * w + s);
 }
 
+/*
+ * Lost workers (ps_proto.h): the same interleaving with the two
+ * fetch-adds of a tick as separate steps (arrive[], then the worker's own
+ * word), workers that die at any step (also between the two), shard 0
+ * publishing each death some steps later, and waiters that make up for
+ * the dead as worker.c does, one remote operation per step: read the
+ * counter (seen), read the dead map, read the words, ps_makeup_wait,
+ * compare-swap seen -> goal. Checked at every passed wait: every live
+ * worker arrived, and the clock's real arrivals plus what was made up is
+ * exactly W. And the live workers never get stuck.
+ */
+#define SIM_LOSS_CLOCKS 200
+enum sim_phase { SIM_RUN, SIM_OWN, SIM_WAIT, SIM_MAP, SIM_WORDS, SIM_CAS };
+static unsigned long sim_made_total, sim_died_between;
+
+static void simulate_loss(unsigned workers, unsigned slack, uint64_t seed)
+{
+	uint64_t arrive[PS_CLOCK_K_MAX] = {0}, fin[SIM_W_MAX] = {0};
+	uint64_t words[SIM_W_MAX] = {0}, snap[SIM_W_MAX], seen[SIM_W_MAX];
+	uint64_t map = 0, map_snap[SIM_W_MAX], map_be;
+	unsigned arrivals[SIM_LOSS_CLOCKS + 8] = {0};
+	unsigned made[SIM_LOSS_CLOCKS + 8] = {0};
+	int phase[SIM_W_MAX] = {0}, dead[SIM_W_MAX] = {0};
+	int publish_in[SIM_W_MAX];
+	unsigned k = ps_clock_k(slack), nlive = workers;
+	uint64_t rng = seed;
+	long step;
+
+	for (unsigned j = 0; j < workers; j++)
+		publish_in[j] = -1;
+	for (step = 0; step < 4000000; step++) {
+		unsigned w = (unsigned)(splitmix64(&rng) % workers), done = 1;
+		uint64_t t = fin[w], c = t >= 1 + slack ? t - 1 - slack : 0;
+		uint64_t goal = (uint64_t)workers * (c / k + 1);
+
+		for (unsigned j = 0; j < workers; j++) {
+			if (publish_in[j] > 0 && !--publish_in[j])
+				map |= 1ull << j; /* shard 0 closed it */
+			done &= dead[j] || fin[j] >= SIM_LOSS_CLOCKS;
+		}
+		if (done)
+			break;
+		/* Now and then a death, at whatever step it is in. */
+		if (nlive > 1 && splitmix64(&rng) % 3000 == 0) {
+			unsigned d = (unsigned)(splitmix64(&rng) % workers);
+
+			if (!dead[d]) {
+				sim_died_between += phase[d] == SIM_OWN;
+				dead[d] = 1;
+				nlive--;
+				publish_in[d] = 1 + (int)(splitmix64(&rng) % 50);
+			}
+		}
+		if (dead[w] || fin[w] >= SIM_LOSS_CLOCKS)
+			continue;
+		switch (phase[w]) {
+		case SIM_RUN:
+			if (t >= 1 + slack &&
+			    !ps_clock_done(arrive[c % k], c, k, workers)) {
+				seen[w] = arrive[c % k];
+				phase[w] = SIM_WAIT;
+				break;
+			}
+			if (t >= 1 + slack) {
+				for (unsigned j = 0; j < workers; j++)
+					assert_true(dead[j] || fin[j] > c);
+				assert_int_equal(arrivals[c] + made[c],
+						 workers);
+			}
+			arrive[t % k]++;
+			arrivals[t]++;
+			fin[w]++;
+			phase[w] = SIM_OWN;
+			break;
+		case SIM_OWN:
+			words[w]++;
+			phase[w] = SIM_RUN;
+			break;
+		case SIM_WAIT:
+			seen[w] = arrive[c % k];
+			if (ps_clock_done(seen[w], c, k, workers))
+				phase[w] = SIM_RUN;
+			else if (map)
+				phase[w] = SIM_MAP;
+			break;
+		case SIM_MAP:
+			map_snap[w] = map;
+			phase[w] = SIM_WORDS;
+			break;
+		case SIM_WORDS:
+			memcpy(snap, words, sizeof(snap));
+			map_be = __builtin_bswap64(map_snap[w]);
+			phase[w] = ps_makeup_wait(&map_be, snap, workers,
+						  c + 1) < 0
+					   ? SIM_CAS
+					   : SIM_WAIT;
+			break;
+		case SIM_CAS:
+			if (arrive[c % k] == seen[w] && seen[w] < goal) {
+				made[c] += (unsigned)(goal - seen[w]);
+				sim_made_total += goal - seen[w];
+				arrive[c % k] = goal;
+			}
+			phase[w] = SIM_WAIT;
+			break;
+		}
+	}
+	/* Everyone left got through every clock: nobody was stuck. */
+	for (unsigned j = 0; j < workers; j++)
+		assert_true(dead[j] || fin[j] == SIM_LOSS_CLOCKS);
+	assert_true(nlive >= 1);
+}
+
+static void test_clock_loss_simulation(void **state)
+{
+	(void)state;
+	for (unsigned w = 2; w <= SIM_W_MAX; w++)
+		for (unsigned s = 0; s <= 3; s++)
+			for (uint64_t seed = 0; seed < 8; seed++)
+				simulate_loss(w, s, 7919 * w + 31 * s + seed);
+	/* The runs did lose workers, also between a tick's two
+	 * fetch-adds, and made up for them. */
+	assert_true(sim_made_total > 100);
+	assert_true(sim_died_between > 0);
+}
+
+/* The dead map's bits, and who a make-up still waits for. */
+static void test_makeup_wait(void **state)
+{
+	uint64_t map[2] = {0, 0}, words[70] = {0};
+
+	(void)state;
+	map[0] = __builtin_bswap64(1ull << 3);
+	map[1] = __builtin_bswap64(1ull << (65 - 64));
+	assert_true(ps_dead_bit(map, 3));
+	assert_false(ps_dead_bit(map, 2));
+	assert_true(ps_dead_bit(map, 65));
+	assert_false(ps_dead_bit(map, 64));
+	for (unsigned w = 0; w < 70; w++)
+		words[w] = 5;
+	words[3] = 0;  /* dead, never mind */
+	words[65] = 1; /* dead too */
+	assert_int_equal(ps_makeup_wait(map, words, 70, 5), -1);
+	assert_int_equal(ps_makeup_wait(map, words, 70, 6), 0);
+	words[64] = 4; /* live and behind */
+	assert_int_equal(ps_makeup_wait(map, words, 70, 5), 64);
+	assert_int_equal(ps_makeup_wait(map, words, 64, 5), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -258,6 +408,8 @@ int main(void)
 		cmocka_unit_test(test_clock_k),
 		cmocka_unit_test(test_clock_by_hand),
 		cmocka_unit_test(test_clock_simulation),
+		cmocka_unit_test(test_clock_loss_simulation),
+		cmocka_unit_test(test_makeup_wait),
 	};
 
 	return cmocka_run_group_tests_name("ps_logic", tests, NULL, NULL);

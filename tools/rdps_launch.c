@@ -3,11 +3,12 @@
  * rdps_launch.c - rdps-launch, starts a whole local job: S rdps-server
  * shards (the binary next to this one) and W worker processes running the
  * given command with the job's environment (RDPS_SHARDS, RDPS_RANK,
- * RDPS_WORKERS, RDPS_MODEL, RDPS_SLACK, RDPS_TOKEN).
+ * RDPS_WORKERS, RDPS_MODEL, RDPS_SLACK, RDPS_TOKEN, RDPS_ON_WORKER_LOSS).
  *
- * Exit status: 0 when every worker exited 0; else the first failing
- * worker's status (128 + signal if it was killed), and it is named on
- * stderr. 124 on --timeout, 128 + signal when interrupted, 1 when a shard
+ * Exit status: 0 when every worker exited 0 (with --on-worker-loss
+ * continue: when the workers that were not lost did); else the first
+ * failing worker's status (128 + signal if it was killed), and it is named
+ * on stderr. 124 on --timeout, 128 + signal when interrupted, 1 when a shard
  * failed on its own, 2 for bad usage.
  *
  * Children get PR_SET_PDEATHSIG, so a killed launcher takes its job down.
@@ -57,12 +58,14 @@ struct opts {
 	unsigned ckpt_every;
 	int resume;
 	uint64_t resume_clock; /* found by resume_clock() */
+	enum rdps_on_loss on_loss;
 	char **cmd;
 };
 
 #define OPT_CKPT_DIR 0x100
 #define OPT_CKPT_EVERY 0x101
 #define OPT_RESUME 0x102
+#define OPT_ON_LOSS 0x103
 
 struct proc {
 	pid_t pid; /* 0 once reaped */
@@ -72,6 +75,10 @@ struct proc {
 static struct proc servers[MAX_SHARDS];
 static struct proc workers[MAX_WORKERS];
 static unsigned n_servers, n_workers;
+/* --on-worker-loss continue: failed workers do not fail the job. */
+static int go_on;
+static unsigned n_lost, n_ok;
+static int lost_code = -1;
 
 static void usage(FILE *f)
 {
@@ -107,6 +114,11 @@ static void usage(FILE *f)
 		"shard has a\n"
 		"                       checkpoint of in --checkpoint-dir; "
 		"workers start there\n"
+		"      --on-worker-loss=fail|continue\n"
+		"                       ssp/asp: when a worker dies or stops, "
+		"the others go\n"
+		"                       on without it (continue) or fail "
+		"naming it (fail)\n"
 		"  -h, --help           this help\n"
 		"\n"
 		"Exit status: 0 if every worker succeeded, else the first "
@@ -117,7 +129,10 @@ static void usage(FILE *f)
 		"others get 5 s\n"
 		"to finish or say why they cannot (e.g. which peer died), then "
 		"the job is\n"
-		"stopped. Diagnostics go to stderr.\n",
+		"stopped; with --on-worker-loss continue they go on, and the "
+		"job succeeds\n"
+		"if the workers that were not lost do. Diagnostics go to "
+		"stderr.\n",
 		MAX_SHARDS, DEF_SHARDS, MAX_WORKERS, DEF_WORKERS,
 		DEF_SSP_SLACK);
 }
@@ -136,6 +151,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{"checkpoint-dir", required_argument, NULL, OPT_CKPT_DIR},
 		{"checkpoint-every", required_argument, NULL, OPT_CKPT_EVERY},
 		{"resume", no_argument, NULL, OPT_RESUME},
+		{"on-worker-loss", required_argument, NULL, OPT_ON_LOSS},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -221,6 +237,14 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case OPT_RESUME:
 			o->resume = 1;
 			break;
+		case OPT_ON_LOSS:
+			if (rdps_on_loss_parse(optarg, &o->on_loss)) {
+				tool_err("bad --on-worker-loss '%s': use fail "
+					 "or continue",
+					 optarg);
+				return -EINVAL;
+			}
+			break;
 		case 'h':
 			usage(stdout);
 			return 1;
@@ -241,6 +265,14 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	if (o->slack_given && o->slack && o->model != RDPS_MODEL_SSP) {
 		tool_err("--slack %u needs --model ssp (%s has no slack)",
 			 o->slack, rdps_model_name(o->model));
+		return -EINVAL;
+	}
+	if (o->on_loss == RDPS_LOSS_CONTINUE &&
+	    rdps_model_in_order(o->model)) {
+		tool_err("--on-worker-loss continue needs --model ssp or asp "
+			 "(%s results need every worker; use "
+			 "--checkpoint-dir and --resume instead)",
+			 rdps_model_name(o->model));
 		return -EINVAL;
 	}
 	if ((o->resume || o->ckpt_every) && !o->ckpt_dir) {
@@ -581,11 +613,24 @@ static int reap_some(int *first_fail, int stopping)
 		if (i < 0)
 			continue;
 		if (is_worker) {
+			n_ok += status == 0;
 			if (status == 0 || stopping)
 				continue;
 			/* Every failure is named: a crash after the first
 			 * failure is news too. */
 			status_str(status, what, sizeof(what));
+			if (go_on) {
+				tool_err("worker %d %s: the job goes on "
+					 "without it (--on-worker-loss "
+					 "continue)",
+					 i, what);
+				if (lost_code < 0)
+					lost_code = status_code(status);
+				/* Nobody left to go on: that fails. */
+				if (++n_lost == n_workers && *first_fail < 0)
+					*first_fail = lost_code;
+				continue;
+			}
 			tool_err("worker %d %s", i, what);
 			if (*first_fail < 0)
 				*first_fail = status_code(status);
@@ -602,6 +647,48 @@ static int reap_some(int *first_fail, int stopping)
 	return *first_fail;
 }
 
+/* Is pid stopped (SIGSTOP, a debugger)? From /proc/PID/stat's state. */
+static int proc_stopped(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	return p && p[1] == ' ' && (p[2] == 'T' || p[2] == 't');
+}
+
+/*
+ * --on-worker-loss continue: once some workers finished and every worker
+ * still there is stopped, nobody will ever wake them for this job (the
+ * shards counted them lost): kill them, so they are reaped as lost.
+ */
+static void kill_stopped_leftovers(void)
+{
+	unsigned left = live(workers, n_workers);
+
+	if (!go_on || !n_ok || !left)
+		return;
+	for (unsigned i = 0; i < n_workers; i++)
+		if (workers[i].pid > 0 && !proc_stopped(workers[i].pid))
+			return;
+	for (unsigned i = 0; i < n_workers; i++) {
+		if (workers[i].pid <= 0)
+			continue;
+		tool_err("worker %u is stopped and the others are done: "
+			 "killing it",
+			 i);
+		kill(workers[i].pid, SIGKILL);
+	}
+}
+
 /* SIGTERM everyone left, SIGKILL after the grace period, reap all. */
 static void stop_all(const sigset_t *set)
 {
@@ -610,6 +697,9 @@ static void stop_all(const sigset_t *set)
 
 	kill_all(workers, n_workers, SIGTERM);
 	kill_all(servers, n_servers, SIGTERM);
+	/* A stopped process gets its SIGTERM only once it runs. */
+	kill_all(workers, n_workers, SIGCONT);
+	kill_all(servers, n_servers, SIGCONT);
 	while (live(workers, n_workers) || live(servers, n_servers)) {
 		int sig;
 
@@ -712,7 +802,9 @@ static int start_workers(const struct opts *o, uint64_t token, const char *urls)
 			    setenv("RDPS_MODEL", rdps_model_name(o->model),
 				   1) ||
 			    setenv("RDPS_SLACK", slack_s, 1) ||
-			    setenv("RDPS_TOKEN", token_s, 1))
+			    setenv("RDPS_TOKEN", token_s, 1) ||
+			    setenv("RDPS_ON_WORKER_LOSS",
+				   rdps_on_loss_name(o->on_loss), 1))
 				_exit(127);
 			execvp(o->cmd[0], o->cmd);
 			fprintf(stderr, "rdps-launch: cannot run '%s': %s\n",
@@ -760,6 +852,7 @@ int main(int argc, char **argv)
 	if (o.timeout_s)
 		deadline = now_ms() + (uint64_t)o.timeout_s * 1000u;
 	token = job_token();
+	go_on = o.on_loss == RDPS_LOSS_CONTINUE;
 	if (o.resume && find_resume_clock(&o))
 		return 1;
 	if (start_servers(&o, token, urls, sizeof(urls))) {
@@ -770,9 +863,9 @@ int main(int argc, char **argv)
 		stop_all(&set);
 		return 1;
 	}
-	tool_err("%u worker%s running '%s' (model %s, slack %u)", o.workers,
+	tool_err("%u worker%s running '%s' (model %s, slack %u%s)", o.workers,
 		 o.workers == 1 ? "" : "s", o.cmd[0], rdps_model_name(o.model),
-		 o.slack);
+		 o.slack, go_on ? ", going on without lost workers" : "");
 
 	while (live(workers, n_workers)) {
 		uint64_t until = deadline;
@@ -784,7 +877,14 @@ int main(int argc, char **argv)
 			break;
 		if (fail_deadline && (!until || fail_deadline < until))
 			until = fail_deadline;
+		kill_stopped_leftovers();
+		/* Look again for stopped leftovers in a while. */
+		if (go_on && n_ok && (!until || now_ms() + 500 < until))
+			until = now_ms() + 500;
 		sig = wait_event(&set, until);
+		if (sig == 0 && go_on && n_ok && until != deadline &&
+		    until != fail_deadline)
+			continue;
 		if (sig == 0 && fail_deadline && now_ms() >= fail_deadline)
 			break; /* the rest are stopped below */
 		if (sig == 0) {
@@ -807,7 +907,11 @@ int main(int argc, char **argv)
 	stop_all(&set);
 	if (rc < 0)
 		rc = 0;
-	if (rc == 0)
+	if (rc == 0 && n_lost)
+		tool_err("%u of %u workers succeeded; %u lost (the job went on "
+			 "without them)",
+			 o.workers - n_lost, o.workers, n_lost);
+	else if (rc == 0)
 		tool_err("all %u workers succeeded", o.workers);
 	return rc;
 }

@@ -93,6 +93,15 @@ struct rdps_config {
 	uint64_t token; /* job token, the same on servers and workers */
 	int poll_mode;	/* 0 busy, 1 adaptive (default), 2 event */
 	int timeout_ms; /* connect and wait limit; 0: 30000 */
+	/* What a wait does once a worker of the job is lost (its process
+	 * died, or it stopped: no pulse for two heartbeats): */
+	enum rdps_on_loss {
+		RDPS_LOSS_FAIL = 0, /* fail, naming it (default) */
+		/* SSP and ASP only: go on without it. Its arrivals are made
+		 * up (ps_proto.h), its pushes are in whole or not at all.
+		 * Costs one more fetch-add per clock and per barrier. */
+		RDPS_LOSS_CONTINUE = 1,
+	} on_worker_loss;
 };
 
 /* Fill cfg with defaults (model BSP, slack 0, adaptive polling, 30 s). */
@@ -103,7 +112,8 @@ void rdps_config_default(struct rdps_config *cfg);
  * rank/workers from RDPS_RANK/RDPS_WORKERS, else SLURM_PROCID/SLURM_NTASKS,
  * else OMPI_COMM_WORLD_RANK/OMPI_COMM_WORLD_SIZE; shards from RDPS_SHARDS
  * (cfg->shards then points into the environment); model from RDPS_MODEL;
- * slack from RDPS_SLACK; token from RDPS_TOKEN (decimal or 0x hex).
+ * slack from RDPS_SLACK; token from RDPS_TOKEN (decimal or 0x hex);
+ * on_worker_loss from RDPS_ON_WORKER_LOSS (fail or continue).
  * -EINVAL with rdps_errmsg() naming the variable if a value is malformed;
  * cfg is changed only on success.
  */
@@ -195,6 +205,9 @@ struct rdps_stats {
 	uint64_t clock_wait_ns; /* time blocked in rdps_clock */
 	uint64_t pull_wait_ns;	/* time waiting for fresh enough data */
 	uint64_t cuts;		/* A-BSP: rounds this worker cut */
+	/* on_worker_loss continue: rounds (clocks, barriers) this worker
+	 * completed for lost workers. */
+	uint64_t made_up;
 };
 void rdps_ctx_stats(const struct rdps_ctx *ctx, struct rdps_stats *out);
 
