@@ -53,7 +53,7 @@
  *   PS_BYE    zero-length put_imm, imm PS_IMM(PS_BYE, 0): the worker is
  *             done and closes (rdps_ctx_destroy). A worker whose
  *             connection ends without one, or whose pulse stops, is
- *             counted dead (dir header dead_count, dead_map), which ends
+ *             counted dead (dir header dead_count, gone_map), which ends
  *             the waits of the others, or (on_worker_loss continue, SSP
  *             and ASP) lets them go on without it: see "Lost workers".
  *   PS_END    zero-length put_imm, imm PS_IMM(PS_END, clock & PS_ARG_MASK):
@@ -91,21 +91,23 @@
  *   and ASP accept any: SSP's bound comes from (4) and the rule above.
  *
  * Lost workers (rdps_config.on_worker_loss = continue; SSP and ASP only)
- *   Shard 0 sets a worker's bit in its dead_map only after it closed the
- *   worker's endpoint: from then on nothing of that worker reaches the
- *   clock table. In this mode every worker also fetch-adds its own word
- *   wclock[rank] (resp. wbar[rank]) right after arrive[] (resp. barrier),
- *   on the same endpoint, so wclock[w] > c proves w's arrival at c is
- *   counted. A worker waiting on clock c that finds dead workers on shard
- *   0 reads dead_map and wclock[]: once every worker is either dead or
- *   past c, no other arrival at round c/K can come, and it raises
- *   arrive[c mod K] from the value v it read to W * (c/K + 1) with one
- *   compare-swap. The swap fails if anything moved since v, which is then
- *   read again: so the dead workers' missing arrivals are made up exactly
- *   once, by whichever waiter gets there first, and a dead worker that had
- *   arrived (its wclock fetch-add lost with it) is never counted twice.
- *   The barrier word is made up the same way. A dead worker's pushes are
- *   whole or absent (a shard applies a message only once it is complete).
+ *   Shard 0 sets a worker's bit in its gone_map (dead, or left with
+ *   PS_BYE) only after it closed the worker's endpoint: from then on
+ *   nothing of that worker reaches the clock table. In this mode every
+ *   worker also fetch-adds its own word wclock[rank] (resp. wbar[rank])
+ *   right after arrive[] (resp. barrier), on the same endpoint, so
+ *   wclock[w] > c proves w's arrival at c is counted. A worker waiting on
+ *   clock c that finds gone workers on shard 0 (gone_count) reads
+ *   gone_map and wclock[]: once every worker is gone or past c, no other
+ *   arrival at round c/K can come, and it raises arrive[c mod K] from the
+ *   value v it read to W * (c/K + 1) with one compare-swap. The swap fails
+ *   if anything moved since v, which is then read again: so the gone
+ *   workers' missing arrivals are made up exactly once, by whichever
+ *   waiter gets there first; a dead worker that had arrived (its wclock
+ *   fetch-add lost with it) is never counted twice, and a worker that
+ *   left after its last clock is never missing. The barrier word is made
+ *   up the same way. A dead worker's pushes are whole or absent (a shard
+ *   applies a message only once it is complete).
  *
  * Values on the wire and in shard memory are the host's own float/double
  * representation (all peers of a job are little-endian x86-64 / arm64);
@@ -208,12 +210,14 @@ struct ps_dir_hdr {
 	 * name the dead peer instead of waiting for it. */
 	uint32_t dead_count_be;
 	uint32_t dead_first_be;
-	/* Bumped by the shard's loop at least every heartbeat_ms while it
-	 * runs: a worker waiting on a shard whose count stands still for
-	 * two intervals reports it stopped or hung. */
-	uint64_t heartbeat_be;
+	/* Bumped (native, only a change counts) by a thread of the shard
+	 * at least every heartbeat_ms while its process runs: a worker
+	 * waiting on a shard whose count stands still for two intervals
+	 * reports it stopped or hung. */
+	uint64_t heartbeat;
 	uint32_t heartbeat_ms_be;
-	uint32_t pad;
+	/* Workers in gone_map: dead, or left (PS_BYE), endpoint closed. */
+	uint32_t gone_count_be;
 };
 _Static_assert(sizeof(struct ps_dir_hdr) == 64, "ps_dir_hdr");
 
@@ -244,9 +248,9 @@ struct ps_dir {
 	struct ps_dir_hdr hdr;
 	struct ps_table_desc tables[PS_MAX_TABLES];
 	/* Bit w (word w / 64, bit w % 64, big-endian words): worker w is
-	 * dead on this shard; set after its endpoint was closed, never
-	 * cleared. */
-	uint64_t dead_map_be[PS_WORKERS_MAX / 64];
+	 * gone from this shard (dead, or left with PS_BYE); set after its
+	 * endpoint was closed, never cleared. */
+	uint64_t gone_map_be[PS_WORKERS_MAX / 64];
 };
 
 /* Header of a message in a sub-slot (64 B), payload right after. */
@@ -327,21 +331,21 @@ static inline uint64_t ps_reply_len(unsigned nshards)
 	return ps_pulse_off(nshards) + 64;
 }
 
-static inline int ps_dead_bit(const uint64_t *map_be, unsigned w)
+static inline int ps_gone_bit(const uint64_t *map_be, unsigned w)
 {
 	return (int)(__builtin_bswap64(map_be[w / 64]) >> (w % 64) & 1);
 }
 
 /*
  * Lost workers: can a round of a counter be made up? Every worker w
- * must be dead in map_be or have a word words[w] >= need (its arrival is
+ * must be gone in map_be or have a word words[w] >= need (its arrival is
  * counted). Returns -1 when it can, else the lowest rank still awaited.
  */
 static inline int ps_makeup_wait(const uint64_t *map_be, const uint64_t *words,
 				 unsigned workers, uint64_t need)
 {
 	for (unsigned w = 0; w < workers; w++)
-		if (!ps_dead_bit(map_be, w) && words[w] < need)
+		if (!ps_gone_bit(map_be, w) && words[w] < need)
 			return (int)w;
 	return -1;
 }

@@ -15,6 +15,7 @@
 #include "checkpoint.h"
 #include "config.h"
 #include "ps_proto.h"
+#include "pulse.h"
 #include "rdps_impl.h"
 #include "server.h"
 
@@ -56,7 +57,7 @@ struct srv_worker {
 	uint64_t ring[SRV_RING];
 	unsigned ring_head, ring_tail; /* replies not yet posted */
 	bool stall_logged;
-	bool dead_published; /* in dead_map (its endpoint is closed) */
+	bool gone_published; /* in gone_map (its endpoint is closed) */
 	/* Its pulse: reads in flight, the value last seen and since when,
 	 * when the read in flight was posted (ns). has_pulse: its reply
 	 * region holds one. */
@@ -118,9 +119,9 @@ struct rdps_server {
 	uint64_t applied;	   /* published applied_clock */
 	bool replay;		   /* applied moved: retry held-back messages */
 	unsigned live, dead, left; /* left: said PS_BYE */
-	uint64_t hb_next_ns;	   /* next heartbeat bump */
-	uint64_t pulse_next_ns;	   /* next round of pulse reads */
-	uint64_t pulse_last_ns;	   /* when the last round ran */
+	struct rdps_pulse heartbeat; /* bumps dir->hdr.heartbeat */
+	uint64_t pulse_next_ns;	     /* next round of pulse reads */
+	uint64_t pulse_last_ns;	     /* when the last round ran */
 	/* Endpoints to close once the completions in hand are handled:
 	 * a batch may still hold completions that point at them. */
 	struct rdps_tp_ep **doomed;
@@ -193,19 +194,6 @@ static void region_free(struct rdps_server *s, void **addr, size_t len,
 static bool srv_bsp(const struct rdps_server *s)
 {
 	return rdps_model_in_order(s->cfg.model);
-}
-
-/* The shard is alive: bump the directory's heartbeat when it is due. */
-static void srv_heartbeat(struct rdps_server *s)
-{
-	uint64_t now = rdps_now_ns(), hb;
-
-	if (now < s->hb_next_ns)
-		return;
-	s->hb_next_ns = now + PS_HEARTBEAT_MS * 1000000ull;
-	hb = rdps_be64toh(s->dir->hdr.heartbeat_be) + 1;
-	__atomic_store_n(&s->dir->hdr.heartbeat_be, rdps_htobe64(hb),
-			 __ATOMIC_RELAXED);
 }
 
 static uint64_t *srv_pulses(struct rdps_server *s)
@@ -676,23 +664,31 @@ static void ep_close_later(struct rdps_server *s, struct rdps_tp_ep *ep)
 static void ep_close_doomed(struct rdps_server *s)
 {
 	struct ps_dir_hdr *h = &s->dir->hdr;
-	unsigned n = rdps_be32toh(h->dead_count_be);
+	unsigned dead = rdps_be32toh(h->dead_count_be);
+	unsigned gone = rdps_be32toh(h->gone_count_be);
 
 	for (unsigned i = 0; i < s->n_doomed; i++)
 		rdps_tp_ep_close(s->doomed[i]);
 	s->n_doomed = 0;
-	for (unsigned r = 0; r < s->cfg.workers && n < s->dead; r++) {
+	for (unsigned r = 0; r < s->cfg.workers && gone < s->dead + s->left;
+	     r++) {
 		struct srv_worker *w = &s->w[r];
-		uint64_t *m = &s->dir->dead_map_be[r / 64];
+		uint64_t *m = &s->dir->gone_map_be[r / 64];
 
-		if (w->state != SRV_W_DEAD || w->dead_published)
+		if ((w->state != SRV_W_DEAD && w->state != SRV_W_LEFT) ||
+		    w->gone_published)
 			continue;
-		w->dead_published = true;
-		if (!n++)
-			h->dead_first_be = rdps_htobe32(r);
-		__atomic_store_n(m, rdps_htobe64(rdps_be64toh(*m) | 1ull << r % 64),
+		w->gone_published = true;
+		__atomic_store_n(
+			m, rdps_htobe64(rdps_be64toh(*m) | 1ull << r % 64),
+			__ATOMIC_RELEASE);
+		__atomic_store_n(&h->gone_count_be, rdps_htobe32(++gone),
 				 __ATOMIC_RELEASE);
-		__atomic_store_n(&h->dead_count_be, rdps_htobe32(n),
+		if (w->state != SRV_W_DEAD)
+			continue;
+		if (!dead++)
+			h->dead_first_be = rdps_htobe32(r);
+		__atomic_store_n(&h->dead_count_be, rdps_htobe32(dead),
 				 __ATOMIC_RELEASE);
 	}
 }
@@ -1507,7 +1503,6 @@ int rdps_server_run(struct rdps_server *s, const volatile sig_atomic_t *stop)
 	int n, ret, wait_ms;
 
 	while (!(stop && *stop)) {
-		srv_heartbeat(s);
 		srv_pulse(s);
 		if (s->live == 0 &&
 		    s->live + s->dead + s->left < s->cfg.workers) {
@@ -1548,7 +1543,6 @@ int rdps_server_run(struct rdps_server *s, const volatile sig_atomic_t *stop)
 			for (int i = 0; i < n; i++)
 				handle_comp(s, &comps[i]);
 			ep_close_doomed(s);
-			srv_heartbeat(s);
 			/* Drain what came meanwhile before waiting again. */
 			n = rdps_tp_poll(s->tp, comps, SRV_POLL_BATCH);
 			if (n < 0)
@@ -1676,10 +1670,13 @@ int rdps_server_create(const struct rdps_server_cfg *cfg,
 	h->clock_k_be = rdps_htobe32(ps_clock_k(cfg->slack));
 	h->heartbeat_ms_be = rdps_htobe32(PS_HEARTBEAT_MS);
 	publish_applied(s, 0);
+	/* A thread, not the loop: a long checkpoint write is no hang. */
+	ret = rdps_pulse_start(&s->heartbeat, &h->heartbeat, PS_PULSE_MS);
+	if (ret)
+		goto err_free_regions;
 
 	if (cfg->shard == 0) {
-		s->clk_len =
-			round_up(ps_clock_region_len(cfg->workers), 4096);
+		s->clk_len = round_up(ps_clock_region_len(cfg->workers), 4096);
 		ret = region_new(s, s->clk_len,
 				 RDPS_TP_ACCESS_REMOTE_ATOMIC |
 					 RDPS_TP_ACCESS_REMOTE_READ,
@@ -1728,6 +1725,7 @@ int rdps_server_create(const struct rdps_server_cfg *cfg,
 	return 0;
 
 err_free_regions:
+	rdps_pulse_stop(&s->heartbeat);
 	for (unsigned i = 0; i < PS_MAX_TABLES; i++)
 		if (s->tables[i].used)
 			table_free(s, &s->tables[i]);
@@ -1768,6 +1766,7 @@ void rdps_server_destroy(struct rdps_server *s)
 		worker_release(&s->w[r], true);
 	ep_close_doomed(s);
 	free(s->doomed);
+	rdps_pulse_stop(&s->heartbeat);
 	for (unsigned i = 0; i < PS_MAX_TABLES; i++)
 		if (s->tables[i].used)
 			table_free(s, &s->tables[i]);

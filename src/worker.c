@@ -6,9 +6,7 @@
  * table. The layout and protocol are ps_proto.h's.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +15,7 @@
 
 #include "config.h"
 #include "ps_proto.h"
+#include "pulse.h"
 #include "rdps_impl.h"
 #include "transport.h"
 
@@ -108,14 +107,13 @@ struct rdps_ctx {
 	unsigned n_ubuf, cap_ubuf;
 
 	uint64_t clock, barriers, last_arrivals;
+	/* A wait gave up with operations in flight that point at its
+	 * (gone) group: no completion may be dispatched any more. */
+	int broken;
 	enum rdps_on_loss on_loss;
-	unsigned dead_seen; /* shard 0's dead_count as last read */
-	/* The pulse thread: bumps the u64 after the welcomes in the reply
-	 * region every PS_PULSE_MS until pulse_stop. */
-	pthread_t pulse_thr;
-	pthread_mutex_t pulse_mu;
-	pthread_cond_t pulse_cv;
-	int pulse_on, pulse_stop;
+	unsigned gone_seen; /* shard 0's gone_count as last read */
+	/* Bumps the u64 after the welcomes in the reply region. */
+	struct rdps_pulse pulse;
 	/* A-BSP: the cut word as last read, and its read in flight. */
 	uint64_t cut_seen;
 	struct wrk_grp cut_grp;
@@ -249,6 +247,14 @@ static int wrk_progress(struct rdps_ctx *ctx, uint64_t deadline, int block)
 	uint64_t now;
 	int n, ms = 0;
 
+	/* Completions may point at the groups of waits that gave up. */
+	if (ctx->broken)
+		return rdps_set_error(ctx->broken,
+				      "this context gave up on operations that "
+				      "never completed (%s): destroy it and "
+				      "start over",
+				      strerror(-ctx->broken));
+
 	if (block) {
 		now = rdps_now_ns();
 		/* Past the deadline still polls once: what completed counts. */
@@ -331,7 +337,13 @@ static int wrk_post_fail(struct rdps_ctx *ctx, struct wrk_shard *sh, int ret,
 			      what, sh->idx, sh->url, strerror(-ret));
 }
 
-/* Wait until every operation of g completed; report the first failure. */
+static int wrk_probe_all(struct rdps_ctx *ctx, uint64_t deadline);
+
+/*
+ * Wait until every operation of g completed; report the first failure.
+ * Every 100 ms without a completion, look at every shard's heartbeat: a
+ * stopped shard ends the wait with its name, not at the deadline.
+ */
 static int wrk_grp_wait(struct rdps_ctx *ctx, struct wrk_grp *g,
 			uint64_t deadline, const char *what)
 {
@@ -345,18 +357,30 @@ static int wrk_grp_wait(struct rdps_ctx *ctx, struct wrk_grp *g,
 			return ret;
 	}
 	while (g->left > 0) {
-		ret = wrk_progress(ctx, deadline, 1);
-		if (ret == -ETIMEDOUT) {
+		uint64_t until = rdps_now_ns() + 100000000ull;
+
+		if (until > deadline)
+			until = deadline;
+		ret = wrk_progress(ctx, until, 1);
+		if (ret == -ETIMEDOUT && until < deadline)
+			ret = wrk_probe_all(ctx, deadline);
+		else if (ret == -ETIMEDOUT)
+			ret = wrk_timeout(ctx, what);
+		if (ret < 0) {
 			/* Operations still posted point at g: drain them
-			 * before g goes out of scope. */
+			 * before g goes out of scope, else nothing may
+			 * dispatch completions any more. */
 			uint64_t grace = rdps_now_ns() + 1000000000ull;
 
-			while (g->left > 0 && wrk_progress(ctx, grace, 1) >= 0)
+			/* (A stopped shard will not answer them.) */
+			while (g->left > 0 && !ctx->broken &&
+			       ret != -EHOSTDOWN &&
+			       wrk_progress(ctx, grace, 1) >= 0)
 				;
-			return wrk_timeout(ctx, what);
-		}
-		if (ret < 0)
+			if (g->left > 0)
+				ctx->broken = ret;
 			return ret;
+		}
 	}
 	if (g->status) {
 		struct wrk_shard *sh = &ctx->sh[g->shard];
@@ -549,7 +573,7 @@ static const struct wrk_ubuf *wrk_ubuf_find(const struct rdps_ctx *ctx,
 static int wrk_hb_check(struct rdps_ctx *ctx, struct wrk_shard *sh,
 			const struct ps_dir_hdr *h)
 {
-	uint64_t hb = rdps_be64toh(h->heartbeat_be), now = rdps_now_ns();
+	uint64_t hb = h->heartbeat, now = rdps_now_ns();
 	uint64_t ms = rdps_be32toh(h->heartbeat_ms_be);
 
 	(void)ctx;
@@ -636,6 +660,17 @@ static int wrk_hb_probe(struct rdps_ctx *ctx, struct wrk_shard *sh,
 	int ret = wrk_hdr_read(ctx, sh, deadline, &h);
 
 	return ret ? ret : wrk_hb_check(ctx, sh, h);
+}
+
+static int wrk_probe_all(struct rdps_ctx *ctx, uint64_t deadline)
+{
+	for (unsigned s = 0; s < ctx->nshards; s++) {
+		int ret = wrk_hb_probe(ctx, &ctx->sh[s], deadline);
+
+		if (ret)
+			return ret;
+	}
+	return 0;
 }
 
 /* One slice of a wait on shard sh: block for completions up to 100 ms,
@@ -1040,80 +1075,14 @@ static int wrk_check_dirs(struct rdps_ctx *ctx)
 /* Tell every shard this worker leaves on purpose (PS_BYE), so that its
  * closing connection does not count as a death; waits a moment for the
  * messages to go out. */
-/* The pulse (ps_proto.h): proof to the shards that this process runs. */
-static void *wrk_pulse_main(void *arg)
-{
-	struct rdps_ctx *ctx = arg;
-	uint64_t *pulse =
-		(uint64_t *)((char *)ctx->reply + ps_pulse_off(ctx->nshards));
-	struct timespec ts;
-
-	pthread_mutex_lock(&ctx->pulse_mu);
-	while (!ctx->pulse_stop) {
-		__atomic_fetch_add(pulse, 1, __ATOMIC_RELAXED);
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_nsec += PS_PULSE_MS * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&ctx->pulse_cv, &ctx->pulse_mu, &ts);
-	}
-	pthread_mutex_unlock(&ctx->pulse_mu);
-	return NULL;
-}
-
-static int wrk_pulse_start(struct rdps_ctx *ctx)
-{
-	pthread_condattr_t ca;
-	sigset_t all, old;
-	int ret;
-
-	if (pthread_condattr_init(&ca))
-		return rdps_set_error(-ENOMEM, "out of memory");
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	ret = pthread_cond_init(&ctx->pulse_cv, &ca);
-	pthread_condattr_destroy(&ca);
-	if (ret)
-		return rdps_set_error(-ret, "cannot create the pulse: %s",
-				      strerror(ret));
-	pthread_mutex_init(&ctx->pulse_mu, NULL);
-	/* The application's signals go to its own threads. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	ret = pthread_create(&ctx->pulse_thr, NULL, wrk_pulse_main, ctx);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (ret) {
-		pthread_cond_destroy(&ctx->pulse_cv);
-		pthread_mutex_destroy(&ctx->pulse_mu);
-		return rdps_set_error(-ret,
-				      "cannot start the pulse thread: %s",
-				      strerror(ret));
-	}
-	ctx->pulse_on = 1;
-	return 0;
-}
-
-static void wrk_pulse_stop(struct rdps_ctx *ctx)
-{
-	if (!ctx->pulse_on)
-		return;
-	pthread_mutex_lock(&ctx->pulse_mu);
-	ctx->pulse_stop = 1;
-	pthread_cond_signal(&ctx->pulse_cv);
-	pthread_mutex_unlock(&ctx->pulse_mu);
-	pthread_join(ctx->pulse_thr, NULL);
-	pthread_cond_destroy(&ctx->pulse_cv);
-	pthread_mutex_destroy(&ctx->pulse_mu);
-	ctx->pulse_on = 0;
-}
-
 static void wrk_say_bye(struct rdps_ctx *ctx)
 {
 	uint64_t deadline = rdps_now_ns() + 1000000000ull;
 	struct wrk_grp g = {0, 0, 0};
 
-	if (!ctx->tp || !ctx->small_mr)
+	/* A broken context leaves as if dead: the shards must not take it
+	 * for a worker that finished. */
+	if (!ctx->tp || !ctx->small_mr || ctx->broken)
 		return;
 	for (unsigned s = 0; s < ctx->nshards; s++) {
 		struct wrk_shard *sh = &ctx->sh[s];
@@ -1144,7 +1113,7 @@ void rdps_ctx_destroy(struct rdps_ctx *ctx)
 		wrk_say_bye(ctx);
 		/* After the bye: a shard must not take the silence for a
 		 * stopped process. */
-		wrk_pulse_stop(ctx);
+		rdps_pulse_stop(&ctx->pulse);
 		for (unsigned s = 0; s < ctx->nshards; s++)
 			if (ctx->sh[s].ep)
 				rdps_tp_ep_close(ctx->sh[s].ep);
@@ -1172,7 +1141,7 @@ void rdps_ctx_destroy(struct rdps_ctx *ctx)
 			rdps_warn("closing the transport failed: %s",
 				  strerror(-ret));
 	}
-	wrk_pulse_stop(ctx);
+	rdps_pulse_stop(&ctx->pulse);
 	free(ctx->ubuf);
 	free(ctx->scratch);
 	free(ctx->sh);
@@ -1233,15 +1202,17 @@ int rdps_ctx_create(const struct rdps_config *cfg, struct rdps_ctx **ctx_out)
 		wrk_wrap(ret, "opening the transport for %s", ctx->sh[0].url);
 		goto err;
 	}
-	ret = wrk_mem_get(ctx, ps_reply_len(nshards),
-			  RDPS_TP_ACCESS_REMOTE_WRITE |
-				  RDPS_TP_ACCESS_REMOTE_READ,
-			  &ctx->reply, &ctx->reply_len, &ctx->reply_mr,
-			  "reply region");
+	ret = wrk_mem_get(
+		ctx, ps_reply_len(nshards),
+		RDPS_TP_ACCESS_REMOTE_WRITE | RDPS_TP_ACCESS_REMOTE_READ,
+		&ctx->reply, &ctx->reply_len, &ctx->reply_mr, "reply region");
 	if (ret)
 		goto err;
 	/* Beating before the first shard can look. */
-	ret = wrk_pulse_start(ctx);
+	ret = rdps_pulse_start(
+		&ctx->pulse,
+		(uint64_t *)((char *)ctx->reply + ps_pulse_off(nshards)),
+		PS_PULSE_MS);
 	if (ret)
 		goto err;
 	ret = wrk_mem_get(ctx, 64 + nshards * sizeof(struct ps_dir_hdr),
@@ -1692,9 +1663,9 @@ static int wrk_lost_check(struct rdps_ctx *ctx, unsigned attempt,
 	struct ps_dir_hdr *h;
 	int ret;
 
-	/* Once a worker is lost for good, every round needs making up:
+	/* Once a worker is gone for good, any round may need making up:
 	 * no need to look at the header first. */
-	if (ctx->on_loss == RDPS_LOSS_CONTINUE && ctx->dead_seen)
+	if (ctx->on_loss == RDPS_LOSS_CONTINUE && ctx->gone_seen)
 		return wrk_makeup(ctx, rd, seen, deadline);
 	if (attempt % 16 != 15)
 		return 0;
@@ -1706,8 +1677,8 @@ static int wrk_lost_check(struct rdps_ctx *ctx, unsigned attempt,
 		return ret;
 	if (ctx->on_loss != RDPS_LOSS_CONTINUE)
 		return wrk_lost_error(ctx, 0, h, rd->what);
-	ctx->dead_seen = rdps_be32toh(h->dead_count_be);
-	if (ctx->dead_seen)
+	ctx->gone_seen = rdps_be32toh(h->gone_count_be);
+	if (ctx->gone_seen)
 		return wrk_makeup(ctx, rd, seen, deadline);
 	return 0;
 }
@@ -1740,15 +1711,15 @@ static int wrk_makeup(struct rdps_ctx *ctx, const struct wrk_round *rd,
 	WRK_POST(ret, ctx, deadline,
 		 rdps_tp_get(sh->ep, map, map_len, ctx->bounce_mr,
 			     sh->dir_key.addr +
-				     offsetof(struct ps_dir, dead_map_be),
+				     offsetof(struct ps_dir, gone_map_be),
 			     &sh->dir_key, (uintptr_t)&g, 0));
 	if (ret)
 		return wrk_post_fail(ctx, sh, ret, "a dead-map read");
 	g.left++;
 	WRK_POST(ret, ctx, deadline,
-		 rdps_tp_get(sh->ep, words, 8ull * ctx->workers,
-			     ctx->bounce_mr, sh->clock_key.addr + rd->words_off,
-			     &sh->clock_key, (uintptr_t)&g, 0));
+		 rdps_tp_get(sh->ep, words, 8ull * ctx->workers, ctx->bounce_mr,
+			     sh->clock_key.addr + rd->words_off, &sh->clock_key,
+			     (uintptr_t)&g, 0));
 	if (ret) {
 		wrk_grp_wait(ctx, &g, deadline, "a dead-map read");
 		return wrk_post_fail(ctx, sh, ret, "a clock-word read");
@@ -1762,7 +1733,8 @@ static int wrk_makeup(struct rdps_ctx *ctx, const struct wrk_round *rd,
 		return 0; /* a live worker is still on its way */
 	WRK_POST(ret, ctx, deadline,
 		 rdps_tp_atomic_cswap(sh->ep, seen, rd->goal, &res[WRK_MAKEUP],
-				      ctx->small_mr, sh->clock_key.addr + rd->off,
+				      ctx->small_mr,
+				      sh->clock_key.addr + rd->off,
 				      &sh->clock_key, (uintptr_t)&g, 0));
 	if (ret)
 		return wrk_post_fail(ctx, sh, ret, "a make-up swap");
@@ -2289,9 +2261,10 @@ int rdps_clock(struct rdps_ctx *ctx)
 		goto out;
 	if (c == t && ps_clock_last(res[0], t, ctx->k, ctx->workers))
 		goto out;
-	rd = (struct wrk_round){(c % ctx->k) * 8,
-				(uint64_t)ctx->workers * (c / ctx->k + 1),
-				ps_wclock_off(0), c + 1, "this clock", c};
+	rd = (struct wrk_round){
+		(c % ctx->k) * 8, (uint64_t)ctx->workers * (c / ctx->k + 1),
+		ps_wclock_off(0), c + 1,
+		"this clock",	  c};
 	for (;;) {
 		if (read_posted &&
 		    ps_clock_done(res[1], c, ctx->k, ctx->workers))
@@ -2490,9 +2463,9 @@ int rdps_barrier(struct rdps_ctx *ctx)
 	ret = wrk_clock_post(ctx, &g, off, 1, &res[2], deadline,
 			     "the barrier fetch-add");
 	if (!ret && ctx->on_loss == RDPS_LOSS_CONTINUE)
-		ret = wrk_clock_post(ctx, &g, ps_wbar_off(ctx->workers, ctx->rank),
-				     1, &res[WRK_OWN], deadline,
-				     "the barrier-word fetch-add");
+		ret = wrk_clock_post(
+			ctx, &g, ps_wbar_off(ctx->workers, ctx->rank), 1,
+			&res[WRK_OWN], deadline, "the barrier-word fetch-add");
 	if (g.left) {
 		int wret = wrk_grp_wait(ctx, &g, deadline,
 					"the barrier fetch-add");
@@ -2506,8 +2479,9 @@ int rdps_barrier(struct rdps_ctx *ctx)
 	goal = (uint64_t)ctx->workers * ctx->barriers;
 	if (res[2] + 1 >= goal)
 		return 0;
-	rd = (struct wrk_round){off, goal, ps_wbar_off(ctx->workers, 0),
-				ctx->barriers, "the barrier", ctx->barriers};
+	rd = (struct wrk_round){
+		off,	       goal,	      ps_wbar_off(ctx->workers, 0),
+		ctx->barriers, "the barrier", ctx->barriers};
 	for (;;) {
 		wrk_backoff(ctx, attempt++);
 		lost = wrk_lost_check(ctx, attempt, deadline, &rd, res[2]);

@@ -10,8 +10,10 @@
 #   shard:  a worker must fail with an error naming shard 1;
 #   stop:   shard 1 gets SIGSTOP instead (its connections stay up): a
 #           worker must fail naming it for its missing heartbeat (shm and
-#           verbs, where reads need no shard CPU; over tcp a stopped shard
-#           answers nothing, so only the operation timeout catches it).
+#           verbs, where reads need no shard CPU) or for leaving a header
+#           read unanswered (tcp, where they do);
+#   wstop:  worker 2 gets SIGSTOP: the shards find its pulse missing and
+#           the others must fail naming it.
 # Either way the whole job must end by itself (no hang: each run is bounded
 # by rdps-launch --timeout, and a timeout fails the test). Repeated
 # PS_FAIL_REPS times per case (default 2; the issue's target is 20).
@@ -56,7 +58,7 @@ run_case() {
 		((SECONDS < end)) || fail "$what $rep: no progress within 40 s"
 		sleep 0.01
 	done
-	if [[ $what == worker ]]; then
+	if [[ $what == worker || $what == wstop ]]; then
 		for p in $(pgrep -f -- "$WORKER bsp 100000 $rep $dir/out.bin"); do
 			rank=$(tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null |
 				sed -n 's/^RDPS_RANK=//p')
@@ -66,11 +68,11 @@ run_case() {
 	else
 		victim=$(pgrep -f -- "--shard 1 --shards 2 .*--checkpoint-dir $dir")
 		pattern="ps_worker [0-3]: .*shard 1 "
-		[[ $what == stop ]] && pattern="ps_worker [0-3]: .*shard 1 .*no heartbeat"
+		[[ $what == stop ]] && pattern="ps_worker [0-3]: .*shard 1 .*(no heartbeat|unanswered)"
 	fi
 	[[ -n $victim ]] || fail "$what $rep: cannot find the process to kill"
 	t0=$(now_ms)
-	if [[ $what == stop ]]; then
+	if [[ $what == stop || $what == wstop ]]; then
 		kill -STOP "$victim"
 	else
 		kill -9 "$victim"
@@ -82,6 +84,8 @@ run_case() {
 	((rc != 124)) || fail "$what $rep: the job hung until rdps-launch's timeout"
 	grep -Eq "$pattern" "$dir/err" ||
 		fail "$what $rep: no worker named the dead $what (/$pattern/): $(tail -12 "$dir/err")"
+	[[ $what != wstop ]] || grep -Eq "worker 2 lost on shard [01] .*its pulse" "$dir/err" ||
+		fail "wstop $rep: no shard found worker 2's pulse missing: $(tail -12 "$dir/err")"
 	t0=$(($(now_ms) - t0))
 	echo "$what $rep: job ended $t0 ms after the kill, dead $what named"
 	# Slow to end: show who waited (rdps-launch stops stragglers after 5 s).
@@ -91,6 +95,7 @@ run_case() {
 for ((r = 1; r <= REPS; r++)); do
 	run_case worker "$r"
 	run_case shard "$r"
-	[[ $TP == tcp ]] || run_case stop "$r"
+	run_case stop "$r"
+	run_case wstop "$r"
 done
-echo "ps_fail ($TP): $REPS kills of a worker and of a shard$([[ $TP == tcp ]] || echo ", and stops of a shard"): always named, never hung"
+echo "ps_fail ($TP): $REPS kills of a worker and of a shard, and stops of each: always named, never hung"

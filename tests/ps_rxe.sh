@@ -24,8 +24,8 @@ export RDPS_RXE_TIMEOUT=${RDPS_RXE_TIMEOUT:-150}
 
 tmp=$(mktemp -d "$share/ps_rxe.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
-# The failure-detection test runs in the VM too (one VM: verbs).
-cp "$here/ps_fail.sh" "$tmp/" || exit 1
+# The failure-detection tests run in the VM too (one VM: verbs).
+cp "$here/ps_fail.sh" "$here/ps_lose.sh" "$tmp/" || exit 1
 
 t0=$SECONDS
 bash "$here/rxe_run.sh" "$vm" "$nodes" --script "$here/ps_rxe_guest.sh" \

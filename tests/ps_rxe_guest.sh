@@ -9,7 +9,8 @@
 # "ps_worker bsp BSP_ITERS" (4 workers), whose parameters go to DIR (in
 # the shared directory) as verbs.bin (one VM) or verbs2.bin (two VMs),
 # then "ps_worker cut 20" (A-BSP cuts, 3 workers) and "ps_worker zcopy 2"
-# (pushes from rdps_buf_alloc memory, payload and header in two writes).
+# (pushes from rdps_buf_alloc memory, payload and header in two writes);
+# one VM also runs tests/ps_fail.sh and tests/ps_lose.sh over verbs.
 #
 # One VM: rdps-launch --transport verbs --addr $RXE_IP runs the jobs, all
 # QPs on rxe0.
@@ -81,6 +82,12 @@ if [ -z "${RXE_PEER_IP:-}" ]; then
 	PS_FAIL_REPS=1 bash "${dir%/try*}/ps_fail.sh" "$launch" "$worker" verbs "$ip"
 	rc=$?
 	note "failure detection (verbs): exit $rc, $((SECONDS - t0)) s"
+	((rc == 0)) || fails=$((fails + 1))
+	# A lost worker: SSP/ASP go on without it (tests/ps_lose.sh).
+	t0=$SECONDS
+	bash "${dir%/try*}/ps_lose.sh" "$launch" "$worker" verbs "$ip"
+	rc=$?
+	note "lost workers (verbs): exit $rc, $((SECONDS - t0)) s"
 	((rc == 0)) || fails=$((fails + 1))
 	exit $((fails ? 1 : 0))
 fi

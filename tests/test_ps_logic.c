@@ -299,7 +299,8 @@ static void simulate_loss(unsigned workers, unsigned slack, uint64_t seed)
 				sim_died_between += phase[d] == SIM_OWN;
 				dead[d] = 1;
 				nlive--;
-				publish_in[d] = 1 + (int)(splitmix64(&rng) % 50);
+				publish_in[d] =
+					1 + (int)(splitmix64(&rng) % 50);
 			}
 		}
 		if (dead[w] || fin[w] >= SIM_LOSS_CLOCKS)
@@ -383,10 +384,10 @@ static void test_makeup_wait(void **state)
 	(void)state;
 	map[0] = __builtin_bswap64(1ull << 3);
 	map[1] = __builtin_bswap64(1ull << (65 - 64));
-	assert_true(ps_dead_bit(map, 3));
-	assert_false(ps_dead_bit(map, 2));
-	assert_true(ps_dead_bit(map, 65));
-	assert_false(ps_dead_bit(map, 64));
+	assert_true(ps_gone_bit(map, 3));
+	assert_false(ps_gone_bit(map, 2));
+	assert_true(ps_gone_bit(map, 65));
+	assert_false(ps_gone_bit(map, 64));
 	for (unsigned w = 0; w < 70; w++)
 		words[w] = 5;
 	words[3] = 0;  /* dead, never mind */

@@ -267,8 +267,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			 o->slack, rdps_model_name(o->model));
 		return -EINVAL;
 	}
-	if (o->on_loss == RDPS_LOSS_CONTINUE &&
-	    rdps_model_in_order(o->model)) {
+	if (o->on_loss == RDPS_LOSS_CONTINUE && rdps_model_in_order(o->model)) {
 		tool_err("--on-worker-loss continue needs --model ssp or asp "
 			 "(%s results need every worker; use "
 			 "--checkpoint-dir and --resume instead)",
@@ -665,6 +664,17 @@ static int proc_stopped(pid_t pid)
 	return p && p[1] == ' ' && (p[2] == 'T' || p[2] == 't');
 }
 
+/* Are all the workers still there stopped (and is there one)? */
+static int leftovers_stopped(void)
+{
+	if (!live(workers, n_workers))
+		return 0;
+	for (unsigned i = 0; i < n_workers; i++)
+		if (workers[i].pid > 0 && !proc_stopped(workers[i].pid))
+			return 0;
+	return 1;
+}
+
 /*
  * --on-worker-loss continue: once some workers finished and every worker
  * still there is stopped, nobody will ever wake them for this job (the
@@ -672,13 +682,8 @@ static int proc_stopped(pid_t pid)
  */
 static void kill_stopped_leftovers(void)
 {
-	unsigned left = live(workers, n_workers);
-
-	if (!go_on || !n_ok || !left)
+	if (!go_on || !n_ok || !leftovers_stopped())
 		return;
-	for (unsigned i = 0; i < n_workers; i++)
-		if (workers[i].pid > 0 && !proc_stopped(workers[i].pid))
-			return;
 	for (unsigned i = 0; i < n_workers; i++) {
 		if (workers[i].pid <= 0)
 			continue;
@@ -878,12 +883,15 @@ int main(int argc, char **argv)
 		if (fail_deadline && (!until || fail_deadline < until))
 			until = fail_deadline;
 		kill_stopped_leftovers();
+		/* After a failure, stopped workers will not say more. */
+		if (fail_deadline && leftovers_stopped())
+			break;
 		/* Look again for stopped leftovers in a while. */
-		if (go_on && n_ok && (!until || now_ms() + 500 < until))
+		if (((go_on && n_ok) || fail_deadline) &&
+		    (!until || now_ms() + 500 < until))
 			until = now_ms() + 500;
 		sig = wait_event(&set, until);
-		if (sig == 0 && go_on && n_ok && until != deadline &&
-		    until != fail_deadline)
+		if (sig == 0 && until != deadline && until != fail_deadline)
 			continue;
 		if (sig == 0 && fail_deadline && now_ms() >= fail_deadline)
 			break; /* the rest are stopped below */

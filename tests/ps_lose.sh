@@ -1,0 +1,57 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# ps_lose.sh RDPS_LAUNCH PS_WORKER TRANSPORT [ADDR] - jobs that lose a
+# worker (ps_worker lose: the last of 4 workers kills or stops itself at
+# clock 10 of 60; 2 shards):
+#   ssp kill, ssp stop, asp kill with --on-worker-loss continue: the job
+#     succeeds; the survivors' counts are exact, the lost worker's pushes
+#     are in, and each round it missed was made up exactly once (checked by
+#     ps_worker); a stopped worker is found by its missing pulse;
+#   ssp kill without it: the survivors fail naming the lost worker.
+# Each run is bounded by rdps-launch --timeout; a timeout fails the test.
+# ADDR: the address for tcp/verbs shards (default 127.0.0.1).
+set -u
+
+LAUNCH=${1:?usage: ps_lose.sh RDPS_LAUNCH PS_WORKER TRANSPORT [ADDR]}
+WORKER=${2:?usage: ps_lose.sh RDPS_LAUNCH PS_WORKER TRANSPORT [ADDR]}
+TP=${3:?usage: ps_lose.sh RDPS_LAUNCH PS_WORKER TRANSPORT [ADDR]}
+ADDR=${4:-127.0.0.1}
+unset RDPS_LOG_LEVEL
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}
+
+# run MODEL HOW ON_LOSS: one job; sets rc, and the output in $tmp/out, err.
+run() {
+	"$LAUNCH" --timeout 60 -t "$TP" -a "$ADDR" -s 2 -w 4 -m "$1" \
+		--on-worker-loss "$3" -- "$WORKER" lose 60 10 "$2" \
+		>"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	((rc != 124)) || fail "$1 $2 $3: the job hung until rdps-launch's timeout: $(tail -8 "$tmp/err")"
+}
+
+for c in "ssp kill" "ssp stop" "asp kill"; do
+	set -- $c
+	run "$1" "$2" continue
+	((rc == 0)) || fail "$1 $2: the job failed (rc $rc) instead of going on without worker 3: $(tail -8 "$tmp/err")"
+	grep -q "^OK lose" "$tmp/out" || fail "$1 $2: rank 0 did not check the result"
+	grep -q "worker 3 .*the job goes on without it" "$tmp/err" ||
+		fail "$1 $2: rdps-launch did not name the lost worker"
+	if [[ $2 == stop ]]; then
+		grep -Eq "worker 3 lost on shard [01]: its pulse" "$tmp/err" ||
+			fail "$1 stop: no shard found worker 3's pulse missing: $(tail -8 "$tmp/err")"
+	fi
+	echo "$1 $2, continue: $(cat "$tmp/out")"
+done
+run ssp kill fail
+((rc != 0)) || fail "ssp kill, fail: the job succeeded without worker 3"
+grep -Eq "ps_worker [0-2]: .*worker 3 is gone" "$tmp/err" ||
+	fail "ssp kill, fail: no survivor named worker 3: $(tail -8 "$tmp/err")"
+echo "ssp kill, fail: the survivors named worker 3"
+echo "ps_lose ($TP): lost workers made up for, or named"
