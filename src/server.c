@@ -20,7 +20,7 @@
 #include "server.h"
 
 _Static_assert(RDPS_SERVER_WORKERS_MAX <= PS_WORKERS_MAX,
-	       "the dead map needs a bit per worker");
+	       "the gone map needs a bit per worker");
 
 #define SRV_POLL_BATCH 32
 #define SRV_REJECT_MAX 16     /* refused peers waiting for their welcome */

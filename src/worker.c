@@ -1663,29 +1663,27 @@ static int wrk_lost_check(struct rdps_ctx *ctx, unsigned attempt,
 	struct ps_dir_hdr *h;
 	int ret;
 
+	if (attempt % 16 == 15) {
+		ret = wrk_hdr_read(ctx, sh, deadline, &h);
+		if (ret)
+			return ret;
+		ret = wrk_hb_check(ctx, sh, h);
+		if (ret)
+			return ret;
+		if (ctx->on_loss != RDPS_LOSS_CONTINUE)
+			return wrk_lost_error(ctx, 0, h, rd->what);
+		ctx->gone_seen = rdps_be32toh(h->gone_count_be);
+	}
 	/* Once a worker is gone for good, any round may need making up:
 	 * no need to look at the header first. */
 	if (ctx->on_loss == RDPS_LOSS_CONTINUE && ctx->gone_seen)
-		return wrk_makeup(ctx, rd, seen, deadline);
-	if (attempt % 16 != 15)
-		return 0;
-	ret = wrk_hdr_read(ctx, sh, deadline, &h);
-	if (ret)
-		return ret;
-	ret = wrk_hb_check(ctx, sh, h);
-	if (ret)
-		return ret;
-	if (ctx->on_loss != RDPS_LOSS_CONTINUE)
-		return wrk_lost_error(ctx, 0, h, rd->what);
-	ctx->gone_seen = rdps_be32toh(h->gone_count_be);
-	if (ctx->gone_seen)
 		return wrk_makeup(ctx, rd, seen, deadline);
 	return 0;
 }
 
 /*
- * on_worker_loss continue, shard 0 has lost workers: read its dead map
- * and the workers' own words; once every worker is dead or counted in
+ * on_worker_loss continue, shard 0 has gone workers: read its gone map
+ * and the workers' own words; once every worker is gone or counted in
  * round rd, raise the counter from seen to the goal with one
  * compare-swap (a failed swap means it moved: the caller reads again).
  * 0 either way, or an error.
@@ -1714,14 +1712,14 @@ static int wrk_makeup(struct rdps_ctx *ctx, const struct wrk_round *rd,
 				     offsetof(struct ps_dir, gone_map_be),
 			     &sh->dir_key, (uintptr_t)&g, 0));
 	if (ret)
-		return wrk_post_fail(ctx, sh, ret, "a dead-map read");
+		return wrk_post_fail(ctx, sh, ret, "a gone-map read");
 	g.left++;
 	WRK_POST(ret, ctx, deadline,
 		 rdps_tp_get(sh->ep, words, 8ull * ctx->workers, ctx->bounce_mr,
 			     sh->clock_key.addr + rd->words_off, &sh->clock_key,
 			     (uintptr_t)&g, 0));
 	if (ret) {
-		wrk_grp_wait(ctx, &g, deadline, "a dead-map read");
+		wrk_grp_wait(ctx, &g, deadline, "a gone-map read");
 		return wrk_post_fail(ctx, sh, ret, "a clock-word read");
 	}
 	g.left++;

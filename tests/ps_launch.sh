@@ -59,6 +59,9 @@ expect_usage_error "unknown option" "unknown option" --frobnicate -- true
 expect_usage_error "missing value" "needs a value" -s
 expect_usage_error "missing command" "missing command" -s 1
 expect_usage_error "missing command after --" "missing command" --
+expect_usage_error "bad loss policy" "on-worker-loss 'maybe'" --on-worker-loss maybe -- true
+expect_usage_error "continue under bsp" "needs --model ssp or asp" --on-worker-loss continue -- true
+expect_usage_error "continue under absp" "needs --model ssp or asp" -m absp --on-worker-loss continue -- true
 
 run --help
 ((rc == 0)) || fail "--help: exit status $rc"
@@ -67,8 +70,8 @@ grep -q -- "--workers" "$tmp/out" || fail "--help does not list --workers"
 [[ -s $tmp/err ]] && fail "--help: stderr not empty: '$err'"
 
 # The environment of every worker.
-envcmd='echo "$RDPS_RANK $RDPS_WORKERS $RDPS_MODEL $RDPS_SLACK $RDPS_TOKEN $RDPS_SHARDS"'
-run -s 2 -w 3 -m ssp --slack 3 -- sh -c "$envcmd"
+envcmd='echo "$RDPS_RANK $RDPS_WORKERS $RDPS_MODEL $RDPS_SLACK $RDPS_TOKEN $RDPS_SHARDS $RDPS_ON_WORKER_LOSS"'
+run -s 2 -w 3 -m ssp --slack 3 --on-worker-loss continue -- sh -c "$envcmd"
 ((rc == 0)) || fail "env job: exit status $rc: $err"
 if [[ $(wc -l <"$tmp/out") != 3 ]]; then
 	fail "env job: want 3 lines, got '$out'"
@@ -76,7 +79,7 @@ else
 	sort -n "$tmp/out" >"$tmp/sorted"
 	n=0
 	token=
-	while read -r rank workers model slack tok shards; do
+	while read -r rank workers model slack tok shards loss; do
 		((rank == n)) || fail "env: rank $rank, want $n"
 		[[ $workers == 3 && $model == ssp && $slack == 3 ]] ||
 			fail "env: '$workers $model $slack', want '3 ssp 3'"
@@ -86,12 +89,13 @@ else
 		token=$tok
 		[[ $shards =~ ^shm://[^,]+-s0,shm://[^,]+-s1$ ]] ||
 			fail "env: shards '$shards'"
+		[[ $loss == continue ]] || fail "env: on worker loss '$loss'"
 		n=$((n + 1))
 	done <"$tmp/sorted"
 fi
 run -s 2 -w 1 -t tcp -- sh -c "$envcmd"
 ((rc == 0)) || fail "tcp env job: exit status $rc: $err"
-[[ $out =~ \ tcp://127\.0\.0\.1:[1-9][0-9]*,tcp://127\.0\.0\.1:[1-9][0-9]*$ ]] ||
+[[ $out =~ \ tcp://127\.0\.0\.1:[1-9][0-9]*,tcp://127\.0\.0\.1:[1-9][0-9]*\ fail$ ]] ||
 	fail "tcp env job: shards in '$out'"
 run -w 1 -- sh -c "$envcmd"
 [[ $out =~ ^0\ 1\ bsp\ 0\  ]] || fail "defaults: '$out', want '0 1 bsp 0 ...'"

@@ -164,6 +164,8 @@ usage_err "no shards" "missing --shards" "$RUN" -- true
 usage_err "no command" "missing command" "$RUN" -s 1
 usage_err "bad model" "model 'xsp'" "$RUN" -s 1 -m xsp -- true
 usage_err "unknown option" "unknown option" "$RUN" --frob -- true
+usage_err "bad loss policy" "on-worker-loss 'maybe'" "$RUN" -s 1 --on-worker-loss maybe -- true
+usage_err "continue under bsp" "needs --model ssp or asp" "$RUN" -s 1 --on-worker-loss continue -- true
 "$RUN" --help >"$tmp/out" 2>"$tmp/err" && grep -q "^Usage: rdps-run" "$tmp/out" ||
 	fail "--help"
 

@@ -41,6 +41,24 @@ int tool_parse_model(const char *s, enum rdps_model *model_out)
 	return ret;
 }
 
+int tool_parse_on_loss(const char *s, enum rdps_on_loss *out)
+{
+	if (!rdps_on_loss_parse(s, out))
+		return 0;
+	tool_err("bad --on-worker-loss '%s': use fail or continue", s);
+	return -EINVAL;
+}
+
+int tool_check_on_loss(enum rdps_on_loss loss, enum rdps_model model)
+{
+	if (loss != RDPS_LOSS_CONTINUE || !rdps_model_in_order(model))
+		return 0;
+	tool_err("--on-worker-loss continue needs --model ssp or asp (%s "
+		 "results need every worker; checkpoint and resume instead)",
+		 rdps_model_name(model));
+	return -EINVAL;
+}
+
 void tool_place(struct rdps_tp *tp)
 {
 	int ret = rdps_tp_bind_poller(tp);

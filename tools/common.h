@@ -38,6 +38,12 @@ int tool_check_transport(const char *s);
  * stderr and return -EINVAL. */
 int tool_parse_model(const char *s, enum rdps_model *model_out);
 
+/* --on-worker-loss: parse "fail" or "continue" into *out, and check it
+ * against the model (continue needs ssp or asp); else one line on stderr
+ * and -EINVAL. */
+int tool_parse_on_loss(const char *s, enum rdps_on_loss *out);
+int tool_check_on_loss(enum rdps_on_loss loss, enum rdps_model model);
+
 /* Bind the calling thread where the transport placed its pollers (verbs:
  * the NIC's NUMA node) and say where on stderr; a failure is a warning. */
 void tool_place(struct rdps_tp *tp);

@@ -238,12 +238,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			o->resume = 1;
 			break;
 		case OPT_ON_LOSS:
-			if (rdps_on_loss_parse(optarg, &o->on_loss)) {
-				tool_err("bad --on-worker-loss '%s': use fail "
-					 "or continue",
-					 optarg);
+			if (tool_parse_on_loss(optarg, &o->on_loss))
 				return -EINVAL;
-			}
 			break;
 		case 'h':
 			usage(stdout);
@@ -267,13 +263,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			 o->slack, rdps_model_name(o->model));
 		return -EINVAL;
 	}
-	if (o->on_loss == RDPS_LOSS_CONTINUE && rdps_model_in_order(o->model)) {
-		tool_err("--on-worker-loss continue needs --model ssp or asp "
-			 "(%s results need every worker; use "
-			 "--checkpoint-dir and --resume instead)",
-			 rdps_model_name(o->model));
+	if (tool_check_on_loss(o->on_loss, o->model))
 		return -EINVAL;
-	}
 	if ((o->resume || o->ckpt_every) && !o->ckpt_dir) {
 		tool_err("--resume and --checkpoint-every need "
 			 "--checkpoint-dir DIR");

@@ -31,6 +31,7 @@
 #include "server.h"
 
 #define OPT_TIMEOUT 0x100
+#define OPT_ON_LOSS 0x101
 #define DEF_TIMEOUT_S 60
 #define URL_MAX 300
 
@@ -39,6 +40,7 @@ struct opts {
 	int rank, size; /* -1: from the environment */
 	const char *transport, *addr, *root;
 	enum rdps_model model;
+	enum rdps_on_loss on_loss;
 	int slack_given;
 	char **cmd;
 };
@@ -80,6 +82,13 @@ static void usage(FILE *f)
 		"                       OMPI_COMM_WORLD_SIZE)\n"
 		"      --timeout=SEC    every rank must reach the rendezvous "
 		"within SEC (%d)\n"
+		"      --on-worker-loss=fail|continue\n"
+		"                       ssp/asp: when a worker dies or stops, "
+		"the others go\n"
+		"                       on without it (RDPS_ON_WORKER_LOSS; "
+		"the cluster\n"
+		"                       launcher must not kill the job on one "
+		"bad exit)\n"
 		"  -L, --log-level=LVL  error, warn, info, debug or trace "
 		"(warn)\n"
 		"  -h, --help           this help\n"
@@ -127,6 +136,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{"rank", required_argument, NULL, OPT_RANK},
 		{"size", required_argument, NULL, OPT_SIZE},
 		{"timeout", required_argument, NULL, OPT_TIMEOUT},
+		{"on-worker-loss", required_argument, NULL, OPT_ON_LOSS},
 		{"log-level", required_argument, NULL, 'L'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -194,6 +204,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
 				return -EINVAL;
 			o->timeout_s = (unsigned)v;
 			break;
+		case OPT_ON_LOSS:
+			if (tool_parse_on_loss(optarg, &o->on_loss))
+				return -EINVAL;
+			break;
 		case 'L':
 			if (tool_set_log_level(optarg))
 				return -EINVAL;
@@ -222,6 +236,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		tool_err("--slack %u needs --model ssp", o->slack);
 		return -EINVAL;
 	}
+	if (tool_check_on_loss(o->on_loss, o->model))
+		return -EINVAL;
 	if (optind >= argc) {
 		tool_err("missing command: rdps-run --shards S -- CMD "
 			 "[ARGS...]");
@@ -411,7 +427,9 @@ static int run_worker(const struct opts *o, struct rdps_rdv_client *c,
 		if (setenv("RDPS_SLACK", s, 1))
 			_exit(127);
 		snprintf(s, sizeof(s), "%" PRIu64, token);
-		if (setenv("RDPS_TOKEN", s, 1))
+		if (setenv("RDPS_TOKEN", s, 1) ||
+		    setenv("RDPS_ON_WORKER_LOSS", rdps_on_loss_name(o->on_loss),
+			   1))
 			_exit(127);
 		execvp(o->cmd[0], o->cmd);
 		fprintf(stderr, "rdps-run: cannot run '%s': %s\n", o->cmd[0],

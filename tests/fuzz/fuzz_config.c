@@ -14,7 +14,8 @@
  *     clock window, shards NULL or the non-empty RDPS_SHARDS itself,
  *     poll_mode and timeout_ms untouched; rank, workers, slack and token
  *     equal what strtoull makes of the variables that were set (rank and
- *     size from the first pair present: RDPS_, SLURM_, OMPI_).
+ *     size from the first pair present: RDPS_, SLURM_, OMPI_);
+ *     on_worker_loss continue exactly when RDPS_ON_WORKER_LOSS says so.
  * Verdict (fuzz.h): whether rdps_config_from_env() accepted the input.
  */
 #include <ctype.h>
@@ -22,6 +23,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "config.h"
 #include "fuzz.h"
@@ -42,6 +44,7 @@ enum {
 	V_SLACK,
 	V_TOKEN,
 	V_LOG_LEVEL, /* not read by rdps_config_from_env: parsed directly */
+	V_ON_LOSS,
 	V_COUNT,
 };
 
@@ -49,7 +52,7 @@ static const char *const vars[V_COUNT] = {
 	"RDPS_RANK",	"RDPS_WORKERS",		"SLURM_PROCID",
 	"SLURM_NTASKS", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE",
 	"RDPS_SHARDS",	"RDPS_MODEL",		"RDPS_SLACK",
-	"RDPS_TOKEN",	"RDPS_LOG_LEVEL",
+	"RDPS_TOKEN",	"RDPS_LOG_LEVEL",	"RDPS_ON_WORKER_LOSS",
 };
 
 #define VAL_MAX 1024
@@ -124,6 +127,10 @@ static void check_ok(const struct rdps_config *before,
 		breach("token differs from RDPS_TOKEN", size);
 	if (!val[V_TOKEN] && c->token != before->token)
 		breach("token changed without RDPS_TOKEN", size);
+	if (val[V_ON_LOSS] ? (int)c->on_worker_loss !=
+				     !strcasecmp(val[V_ON_LOSS], "continue")
+			   : c->on_worker_loss != before->on_worker_loss)
+		breach("on_worker_loss differs from RDPS_ON_WORKER_LOSS", size);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
