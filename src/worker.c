@@ -92,7 +92,9 @@ struct rdps_ctx {
 	void *reply;
 	size_t reply_len;
 	struct rdps_tp_mr *reply_mr;
-	void *small; /* 64 B of clock words, then a header per shard */
+	/* 64 B of clock words, then a header per shard for pulls, then
+	 * one per shard for heartbeat probes (wrk_hdrs, wrk_probe_hdr). */
+	void *small;
 	size_t small_len;
 	struct rdps_tp_mr *small_mr;
 	void *stage; /* push staging: every shard's sub-slots */
@@ -594,11 +596,19 @@ static int wrk_hb_check(struct rdps_ctx *ctx, struct wrk_shard *sh,
 		(unsigned long long)(2 * ms));
 }
 
-/* While a wait on shard sh drags on: read its header, check the beat. */
-/* Header landing spots live in the small buffer after the clock words. */
+/* Header landing spots of pulls live in the small buffer after the clock
+ * words. */
 static struct ps_dir_hdr *wrk_hdrs(struct rdps_ctx *ctx)
 {
 	return (struct ps_dir_hdr *)((char *)ctx->small + 64);
+}
+
+/* Those of heartbeat probes come after: a probe in the middle of a pull
+ * must not overwrite the header the pull read before its data (a newer
+ * applied_clock would vouch for older data). */
+static struct ps_dir_hdr *wrk_probe_hdr(struct rdps_ctx *ctx, unsigned s)
+{
+	return wrk_hdrs(ctx) + ctx->nshards + s;
 }
 
 /*
@@ -611,7 +621,7 @@ static struct ps_dir_hdr *wrk_hdrs(struct rdps_ctx *ctx)
 static int wrk_hdr_read(struct rdps_ctx *ctx, struct wrk_shard *sh,
 			uint64_t deadline, struct ps_dir_hdr **h_out)
 {
-	struct ps_dir_hdr *h = wrk_hdrs(ctx) + sh->idx;
+	struct ps_dir_hdr *h = wrk_probe_hdr(ctx, sh->idx);
 	struct wrk_grp *g = &sh->hdr_grp;
 	uint64_t by;
 	int ret;
@@ -1215,7 +1225,7 @@ int rdps_ctx_create(const struct rdps_config *cfg, struct rdps_ctx **ctx_out)
 		PS_PULSE_MS);
 	if (ret)
 		goto err;
-	ret = wrk_mem_get(ctx, 64 + nshards * sizeof(struct ps_dir_hdr),
+	ret = wrk_mem_get(ctx, 64 + 2 * nshards * sizeof(struct ps_dir_hdr),
 			  RDPS_TP_ACCESS_LOCAL, &ctx->small, &ctx->small_len,
 			  &ctx->small_mr, "clock buffer");
 	if (ret)
