@@ -150,6 +150,7 @@ void rdps_server_cfg_default(struct rdps_server_cfg *cfg)
 	cfg->poll_mode = RDPS_TP_POLL_ADAPTIVE;
 	cfg->slot_bytes = PS_SLOT_BYTES_DEFAULT;
 	cfg->resume_clock = RDPS_SERVER_RESUME_NEWEST;
+	cfg->heartbeat_ms = PS_HEARTBEAT_MS;
 }
 
 static size_t round_up(size_t x, size_t a)
@@ -792,17 +793,15 @@ static void worker_left(struct srv_worker *w)
  * than half an interval past a round (a long checkpoint) has seen nothing
  * and starts over.
  */
-#define SRV_PULSE_LATE_NS (2ull * PS_HEARTBEAT_MS * 1000000ull)
 static void srv_pulse(struct rdps_server *s)
 {
-	uint64_t now = rdps_now_ns();
+	uint64_t now = rdps_now_ns(), period = s->cfg.heartbeat_ms * 1000000ull;
 	/* Rounds run within a loop slice (100 ms) of their time. */
-	bool away = s->pulse_last_ns &&
-		    now - s->pulse_last_ns > 3ull * PS_HEARTBEAT_MS * 500000ull;
+	bool away = s->pulse_last_ns && now - s->pulse_last_ns > period * 3 / 2;
 
-	if (now < s->pulse_next_ns)
+	if (!period || now < s->pulse_next_ns)
 		return;
-	s->pulse_next_ns = now + PS_HEARTBEAT_MS * 1000000ull;
+	s->pulse_next_ns = now + period;
 	s->pulse_last_ns = now;
 	for (unsigned r = 0; r < s->cfg.workers; r++) {
 		struct srv_worker *w = &s->w[r];
@@ -816,7 +815,7 @@ static void srv_pulse(struct rdps_server *s)
 			w->pulse_posted = now;
 		}
 		if (w->pulse_busy) {
-			if (now - w->pulse_posted <= SRV_PULSE_LATE_NS)
+			if (now - w->pulse_posted <= 2 * period)
 				continue;
 			snprintf(why, sizeof(why),
 				 "its pulse read got no answer for %llu ms: "
@@ -846,6 +845,7 @@ static void srv_pulse(struct rdps_server *s)
 static void srv_pulse_seen(struct srv_worker *w, uint64_t v)
 {
 	uint64_t now = rdps_now_ns();
+	unsigned ms = w->s->cfg.heartbeat_ms;
 	char why[128];
 
 	w->pulse_busy = false;
@@ -854,13 +854,13 @@ static void srv_pulse_seen(struct srv_worker *w, uint64_t v)
 		w->pulse_since = now;
 		return;
 	}
-	if (now - w->pulse_since <= SRV_PULSE_LATE_NS)
+	if (now - w->pulse_since <= 2 * ms * 1000000ull)
 		return;
 	snprintf(why, sizeof(why),
 		 "its pulse stood still for %llu ms (two heartbeats are %u "
 		 "ms): the process is stopped or hung",
 		 (unsigned long long)((now - w->pulse_since) / 1000000),
-		 2 * PS_HEARTBEAT_MS);
+		 2 * ms);
 	worker_dead(w, why);
 }
 
@@ -1612,6 +1612,15 @@ static int check_cfg(const struct rdps_server_cfg *cfg)
 				      "multiple of 64 from %u to %u bytes",
 				      cfg->slot_bytes, RDPS_SERVER_SLOT_MIN,
 				      RDPS_SERVER_SLOT_MAX);
+	if (cfg->heartbeat_ms &&
+	    (cfg->heartbeat_ms < RDPS_SERVER_HEARTBEAT_MIN ||
+	     cfg->heartbeat_ms > RDPS_SERVER_HEARTBEAT_MAX))
+		return rdps_set_error(-EINVAL,
+				      "heartbeat %u ms is out of range: use "
+				      "%u..%u ms, or 0 for no liveness checks",
+				      cfg->heartbeat_ms,
+				      RDPS_SERVER_HEARTBEAT_MIN,
+				      RDPS_SERVER_HEARTBEAT_MAX);
 	return 0;
 }
 
@@ -1668,7 +1677,7 @@ int rdps_server_create(const struct rdps_server_cfg *cfg,
 	h->model_be = rdps_htobe32((uint32_t)cfg->model);
 	h->slack_be = rdps_htobe32(cfg->slack);
 	h->clock_k_be = rdps_htobe32(ps_clock_k(cfg->slack));
-	h->heartbeat_ms_be = rdps_htobe32(PS_HEARTBEAT_MS);
+	h->heartbeat_ms_be = rdps_htobe32(cfg->heartbeat_ms);
 	publish_applied(s, 0);
 	/* A thread, not the loop: a long checkpoint write is no hang. */
 	ret = rdps_pulse_start(&s->heartbeat, &h->heartbeat, PS_PULSE_MS);

@@ -53,7 +53,15 @@ struct rdps_server_cfg {
 	unsigned ckpt_every;
 	int resume;
 	uint64_t resume_clock;
+	/* Liveness (ps_proto.h): the period of the shard's heartbeat as
+	 * published to workers and of its reads of every worker's pulse;
+	 * a peer still for two periods is stopped or hung. 0: no liveness
+	 * checks (a stopped peer is then caught by the operation timeout).
+	 * Default PS_HEARTBEAT_MS (500). */
+	unsigned heartbeat_ms;
 };
+#define RDPS_SERVER_HEARTBEAT_MIN 250	 /* ms; pulses come every 125 */
+#define RDPS_SERVER_HEARTBEAT_MAX 600000 /* ms */
 #define RDPS_SERVER_RESUME_NEWEST UINT64_MAX
 
 /* Defaults: shard 0 of 1, 1 worker, BSP, adaptive polling, default slots;

@@ -52,6 +52,7 @@ struct wrk_shard {
 	int nack_err;		     /* first NACK errno not reported yet */
 	int err;		     /* sticky: the endpoint is unusable */
 	uint64_t hb_seen, hb_since;  /* its heartbeat, and since when (ns) */
+	unsigned hb_ms;		     /* its period (0: no liveness checks) */
 	/* The directory-header read in flight (it may outlive the wait
 	 * that posted it when the shard does not answer), and its post. */
 	struct wrk_grp hdr_grp;
@@ -617,7 +618,6 @@ static struct ps_dir_hdr *wrk_probe_hdr(struct rdps_ctx *ctx, unsigned s)
  * its process serves reads): -EHOSTDOWN. The read then stays posted, and
  * the next call waits for it instead of posting another.
  */
-#define WRK_HDR_LATE_NS (2ull * PS_HEARTBEAT_MS * 1000000ull)
 static int wrk_hdr_read(struct rdps_ctx *ctx, struct wrk_shard *sh,
 			uint64_t deadline, struct ps_dir_hdr **h_out)
 {
@@ -639,7 +639,8 @@ static int wrk_hdr_read(struct rdps_ctx *ctx, struct wrk_shard *sh,
 		g->left = 1;
 		sh->hdr_posted = rdps_now_ns();
 	}
-	by = sh->hdr_posted + WRK_HDR_LATE_NS;
+	by = sh->hb_ms ? sh->hdr_posted + 2ull * sh->hb_ms * 1000000ull
+		       : deadline;
 	while (g->left > 0) {
 		ret = wrk_progress(ctx, by < deadline ? by : deadline, 1);
 		if (ret == -ETIMEDOUT && by < deadline)
@@ -1048,6 +1049,7 @@ static int wrk_check_dirs(struct rdps_ctx *ctx)
 					      "shard %u (%s) runs slack %u, "
 					      "this worker says %u",
 					      s, sh->url, slack, ctx->slack);
+		sh->hb_ms = rdps_be32toh(h[s].heartbeat_ms_be);
 		if (s == 0) {
 			if (k < ps_clock_k(ctx->slack) || k > PS_CLOCK_K_MAX)
 				return rdps_set_error(

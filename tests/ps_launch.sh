@@ -62,6 +62,8 @@ expect_usage_error "missing command after --" "missing command" --
 expect_usage_error "bad loss policy" "on-worker-loss 'maybe'" --on-worker-loss maybe -- true
 expect_usage_error "continue under bsp" "needs --model ssp or asp" --on-worker-loss continue -- true
 expect_usage_error "continue under absp" "needs --model ssp or asp" -m absp --on-worker-loss continue -- true
+expect_usage_error "heartbeat too short" "too short" --heartbeat-ms 100 -- true
+expect_usage_error "heartbeat too long" "heartbeat" --heartbeat-ms 9999999 -- true
 
 run --help
 ((rc == 0)) || fail "--help: exit status $rc"

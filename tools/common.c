@@ -10,6 +10,7 @@
 
 #include "common.h"
 #include "config.h"
+#include "server.h"
 
 const char *tool_name = "rdps";
 
@@ -57,6 +58,22 @@ int tool_check_on_loss(enum rdps_on_loss loss, enum rdps_model model)
 		 "results need every worker; checkpoint and resume instead)",
 		 rdps_model_name(model));
 	return -EINVAL;
+}
+
+int tool_parse_heartbeat(const char *s, unsigned *ms_out)
+{
+	uint64_t v;
+
+	if (tool_parse_count(s, "heartbeat", 0, RDPS_SERVER_HEARTBEAT_MAX, &v))
+		return -EINVAL;
+	if (v && v < RDPS_SERVER_HEARTBEAT_MIN) {
+		tool_err("heartbeat %s ms is too short: at least %u ms (or 0 "
+			 "for no liveness checks)",
+			 s, RDPS_SERVER_HEARTBEAT_MIN);
+		return -EINVAL;
+	}
+	*ms_out = (unsigned)v;
+	return 0;
 }
 
 void tool_place(struct rdps_tp *tp)

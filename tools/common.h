@@ -44,6 +44,10 @@ int tool_parse_model(const char *s, enum rdps_model *model_out);
 int tool_parse_on_loss(const char *s, enum rdps_on_loss *out);
 int tool_check_on_loss(enum rdps_on_loss loss, enum rdps_model model);
 
+/* --heartbeat-ms: 0 (no liveness checks) or RDPS_SERVER_HEARTBEAT_MIN ..
+ * _MAX milliseconds; else one line on stderr and -EINVAL. */
+int tool_parse_heartbeat(const char *s, unsigned *ms_out);
+
 /* Bind the calling thread where the transport placed its pollers (verbs:
  * the NIC's NUMA node) and say where on stderr; a failure is a warning. */
 void tool_place(struct rdps_tp *tp);

@@ -59,6 +59,7 @@ struct opts {
 	int resume;
 	uint64_t resume_clock; /* found by resume_clock() */
 	enum rdps_on_loss on_loss;
+	const char *heartbeat; /* --heartbeat-ms for the shards, checked */
 	char **cmd;
 };
 
@@ -66,6 +67,7 @@ struct opts {
 #define OPT_CKPT_EVERY 0x101
 #define OPT_RESUME 0x102
 #define OPT_ON_LOSS 0x103
+#define OPT_HEARTBEAT 0x104
 
 struct proc {
 	pid_t pid; /* 0 once reaped */
@@ -119,6 +121,11 @@ static void usage(FILE *f)
 		"the others go\n"
 		"                       on without it (continue) or fail "
 		"naming it (fail)\n"
+		"      --heartbeat-ms=MS  the shards' liveness period: a "
+		"worker "
+		"or shard\n"
+		"                       still for two is lost (500; 0: no "
+		"checks)\n"
 		"  -h, --help           this help\n"
 		"\n"
 		"Exit status: 0 if every worker succeeded, else the first "
@@ -152,6 +159,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{"checkpoint-every", required_argument, NULL, OPT_CKPT_EVERY},
 		{"resume", no_argument, NULL, OPT_RESUME},
 		{"on-worker-loss", required_argument, NULL, OPT_ON_LOSS},
+		{"heartbeat-ms", required_argument, NULL, OPT_HEARTBEAT},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -241,6 +249,14 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			if (tool_parse_on_loss(optarg, &o->on_loss))
 				return -EINVAL;
 			break;
+		case OPT_HEARTBEAT: {
+			unsigned ms;
+
+			if (tool_parse_heartbeat(optarg, &ms))
+				return -EINVAL;
+			o->heartbeat = optarg;
+			break;
+		}
 		case 'h':
 			usage(stdout);
 			return 1;
@@ -462,6 +478,10 @@ static pid_t start_server(const char *path, const struct opts *o,
 		snprintf(resume_s, sizeof(resume_s), "--resume=%" PRIu64,
 			 o->resume_clock);
 		argv[n++] = resume_s;
+	}
+	if (o->heartbeat) {
+		argv[n++] = "--heartbeat-ms";
+		argv[n++] = o->heartbeat;
 	}
 	argv[n] = NULL;
 

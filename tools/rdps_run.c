@@ -32,6 +32,7 @@
 
 #define OPT_TIMEOUT 0x100
 #define OPT_ON_LOSS 0x101
+#define OPT_HEARTBEAT 0x102
 #define DEF_TIMEOUT_S 60
 #define URL_MAX 300
 
@@ -41,7 +42,8 @@ struct opts {
 	const char *transport, *addr, *root;
 	enum rdps_model model;
 	enum rdps_on_loss on_loss;
-	int slack_given;
+	unsigned heartbeat_ms;
+	int slack_given, heartbeat_given;
 	char **cmd;
 };
 
@@ -89,6 +91,10 @@ static void usage(FILE *f)
 		"the cluster\n"
 		"                       launcher must not kill the job on one "
 		"bad exit)\n"
+		"      --heartbeat-ms=MS  shards: liveness period, a peer "
+		"still "
+		"for two is\n"
+		"                       lost (500; 0: no checks)\n"
 		"  -L, --log-level=LVL  error, warn, info, debug or trace "
 		"(warn)\n"
 		"  -h, --help           this help\n"
@@ -137,6 +143,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{"size", required_argument, NULL, OPT_SIZE},
 		{"timeout", required_argument, NULL, OPT_TIMEOUT},
 		{"on-worker-loss", required_argument, NULL, OPT_ON_LOSS},
+		{"heartbeat-ms", required_argument, NULL, OPT_HEARTBEAT},
 		{"log-level", required_argument, NULL, 'L'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -207,6 +214,11 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case OPT_ON_LOSS:
 			if (tool_parse_on_loss(optarg, &o->on_loss))
 				return -EINVAL;
+			break;
+		case OPT_HEARTBEAT:
+			if (tool_parse_heartbeat(optarg, &o->heartbeat_ms))
+				return -EINVAL;
+			o->heartbeat_given = 1;
 			break;
 		case 'L':
 			if (tool_set_log_level(optarg))
@@ -347,6 +359,8 @@ static int run_shard(const struct opts *o, struct rdps_rdv_client *c,
 	cfg.model = o->model;
 	cfg.slack = o->model == RDPS_MODEL_SSP ? o->slack : 0;
 	cfg.token = token;
+	if (o->heartbeat_given)
+		cfg.heartbeat_ms = o->heartbeat_ms;
 	rdps_clear_error();
 	ret = rdps_server_create(&cfg, &s);
 	if (ret)

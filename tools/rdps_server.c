@@ -21,6 +21,7 @@
 #define OPT_CKPT_DIR 0x102
 #define OPT_CKPT_EVERY 0x103
 #define OPT_RESUME 0x104
+#define OPT_HEARTBEAT 0x105
 
 static volatile sig_atomic_t stop_flag;
 
@@ -69,6 +70,10 @@ static void usage(FILE *f)
 		"at that clock\n"
 		"  -L, --log-level=LVL  error, warn, info, debug or trace "
 		"(warn; env RDPS_LOG_LEVEL)\n"
+		"      --heartbeat-ms=MS  liveness period: a worker still for "
+		"two "
+		"is lost,\n"
+		"                       %u..%u, 0: no checks (%u)\n"
 		"      --report-fd=N    write the listening URL and a newline "
 		"to fd N\n"
 		"  -V, --version        print the version\n"
@@ -76,7 +81,8 @@ static void usage(FILE *f)
 		"\n"
 		"Stops cleanly on SIGINT or SIGTERM. Logs go to stderr.\n",
 		rdps_tp_names(), RDPS_SERVER_WORKERS_MAX, PS_CLOCK_K_MAX - 2,
-		PS_SLOT_BYTES_DEFAULT);
+		PS_SLOT_BYTES_DEFAULT, RDPS_SERVER_HEARTBEAT_MIN,
+		RDPS_SERVER_HEARTBEAT_MAX, PS_HEARTBEAT_MS);
 }
 
 struct opts {
@@ -103,6 +109,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{"resume", optional_argument, NULL, OPT_RESUME},
 		{"log-level", required_argument, NULL, 'L'},
 		{"report-fd", required_argument, NULL, OPT_REPORT_FD},
+		{"heartbeat-ms", required_argument, NULL, OPT_HEARTBEAT},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -198,6 +205,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case 'L':
 			if (tool_set_log_level(optarg))
+				return -EINVAL;
+			break;
+		case OPT_HEARTBEAT:
+			if (tool_parse_heartbeat(optarg, &o->cfg.heartbeat_ms))
 				return -EINVAL;
 			break;
 		case OPT_REPORT_FD:
