@@ -94,9 +94,10 @@
  *   Shard 0 sets a worker's bit in its gone_map (dead, or left with
  *   PS_BYE) only after it closed the worker's endpoint: from then on
  *   nothing of that worker reaches the clock table. In this mode every
- *   worker also fetch-adds its own word wclock[rank] (resp. wbar[rank])
- *   right after arrive[] (resp. barrier), on the same endpoint, so
- *   wclock[w] > c proves w's arrival at c is counted. A worker waiting on
+ *   worker also fetch-adds its own word wclock[rank] (SSP only: ASP never
+ *   waits on a clock) resp. wbar[rank] right after arrive[] resp.
+ *   barrier, on the same endpoint, so wclock[w] > c proves w's arrival at
+ *   c is counted. A worker waiting on
  *   clock c that finds gone workers on shard 0 (gone_count) reads
  *   gone_map and wclock[]: once every worker is gone or past c, no other
  *   arrival at round c/K can come, and it raises arrive[c mod K] from the
@@ -290,7 +291,9 @@ _Static_assert(sizeof(struct ps_create) == 64, "ps_create");
  * rdps_barrier() calls. K >= slack + 2. Right after the struct: wclock[W]
  * then wbar[W] (ps_wclock_off, ps_wbar_off), one word per worker, which
  * it fetch-adds after arrive[] resp. barrier when on_worker_loss is
- * continue (else they stay 0).
+ * continue; else they stay 0 until it leaves (rdps_ctx_destroy), when it
+ * adds its clock and its barrier count once, before PS_BYE: a worker
+ * waiting on a round that one never reached can then name it.
  */
 #define PS_CLOCK_K_MAX 64
 struct ps_clock_table {

@@ -1259,12 +1259,8 @@ static int srv_resume(struct rdps_server *s)
 					(c->clock / k + (r < c->clock % k));
 			s->clk->barrier = 0;
 			s->clk->cut = c->clock;
-			/* wclock[], then wbar[] (ps_wclock_off). */
-			for (unsigned r = 0; r < cfg->workers; r++) {
-				((uint64_t *)(s->clk + 1))[r] = c->clock;
-				((uint64_t *)(s->clk + 1))[cfg->workers + r] =
-					0;
-			}
+			/* wclock[] and wbar[] (ps_wclock_off) stay 0: only
+			 * the clocks a worker finishes from here count. */
 		}
 		for (unsigned r = 0; r < cfg->workers; r++)
 			s->w[r].ends = c->clock;

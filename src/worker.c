@@ -110,6 +110,7 @@ struct rdps_ctx {
 	unsigned n_ubuf, cap_ubuf;
 
 	uint64_t clock, barriers, last_arrivals;
+	int ready; /* rdps_ctx_create() succeeded */
 	/* A wait gave up with operations in flight that point at its
 	 * (gone) group: no completion may be dispatched any more. */
 	int broken;
@@ -1096,6 +1097,27 @@ static void wrk_say_bye(struct rdps_ctx *ctx)
 	 * for a worker that finished. */
 	if (!ctx->tp || !ctx->small_mr || ctx->broken)
 		return;
+	/* Default (fail) mode: leave the clocks and barriers we finished in
+	 * our own words (zero until now), before the bye on the same
+	 * endpoint; a worker waiting on one we never reach can then say
+	 * that we left (wrk_left_error). continue keeps them all along. */
+	if (ctx->ready && ctx->on_loss == RDPS_LOSS_FAIL && !ctx->sh[0].err) {
+		struct wrk_shard *sh = &ctx->sh[0];
+		uint64_t *res = ctx->small;
+
+		if (!rdps_tp_atomic_fadd(
+			    sh->ep, ctx->clock, &res[WRK_OWN], ctx->small_mr,
+			    sh->clock_key.addr + ps_wclock_off(ctx->rank),
+			    &sh->clock_key, (uintptr_t)&g, 0))
+			g.left++;
+		if (!rdps_tp_atomic_fadd(
+			    sh->ep, ctx->barriers, &res[WRK_MAKEUP],
+			    ctx->small_mr,
+			    sh->clock_key.addr +
+				    ps_wbar_off(ctx->workers, ctx->rank),
+			    &sh->clock_key, (uintptr_t)&g, 0))
+			g.left++;
+	}
 	for (unsigned s = 0; s < ctx->nshards; s++) {
 		struct wrk_shard *sh = &ctx->sh[s];
 
@@ -1281,6 +1303,7 @@ int rdps_ctx_create(const struct rdps_config *cfg, struct rdps_ctx **ctx_out)
 	ret = wrk_check_dirs(ctx);
 	if (ret)
 		goto err;
+	ctx->ready = 1;
 	*ctx_out = ctx;
 	return 0;
 err:
@@ -1657,69 +1680,31 @@ struct wrk_round {
 	uint64_t off, goal, words_off, need;
 	const char *what; /* "this clock", "the barrier" */
 	uint64_t no;	  /* the clock, or the barrier (from 1) */
+	int barrier;	  /* a barrier, not a clock */
 };
 
-static int wrk_makeup(struct rdps_ctx *ctx, const struct wrk_round *rd,
-		      uint64_t seen, uint64_t deadline);
-
 /*
- * While a wait on round rd drags on, ask shard 0 (every worker's peer)
- * whether it lost a worker the wait depends on: an error naming it, or,
- * on_worker_loss continue, make up for it. seen: the counter as last read.
+ * Read shard 0's gone map and the workers' own words of round rd's kind
+ * into the bounce buffer: *map_out (big-endian words), *words_out.
  */
-static int wrk_lost_check(struct rdps_ctx *ctx, unsigned attempt,
-			  uint64_t deadline, const struct wrk_round *rd,
-			  uint64_t seen)
-{
-	struct wrk_shard *sh = &ctx->sh[0];
-	struct ps_dir_hdr *h;
-	int ret;
-
-	if (attempt % 16 == 15) {
-		ret = wrk_hdr_read(ctx, sh, deadline, &h);
-		if (ret)
-			return ret;
-		ret = wrk_hb_check(ctx, sh, h);
-		if (ret)
-			return ret;
-		if (ctx->on_loss != RDPS_LOSS_CONTINUE)
-			return wrk_lost_error(ctx, 0, h, rd->what);
-		ctx->gone_seen = rdps_be32toh(h->gone_count_be);
-	}
-	/* Once a worker is gone for good, any round may need making up:
-	 * no need to look at the header first. */
-	if (ctx->on_loss == RDPS_LOSS_CONTINUE && ctx->gone_seen)
-		return wrk_makeup(ctx, rd, seen, deadline);
-	return 0;
-}
-
-/*
- * on_worker_loss continue, shard 0 has gone workers: read its gone map
- * and the workers' own words; once every worker is gone or counted in
- * round rd, raise the counter from seen to the goal with one
- * compare-swap (a failed swap means it moved: the caller reads again).
- * 0 either way, or an error.
- */
-static int wrk_makeup(struct rdps_ctx *ctx, const struct wrk_round *rd,
-		      uint64_t seen, uint64_t deadline)
+static int wrk_read_gone(struct rdps_ctx *ctx, const struct wrk_round *rd,
+			 uint64_t deadline, uint64_t **map_out,
+			 uint64_t **words_out)
 {
 	struct wrk_shard *sh = &ctx->sh[0];
 	size_t map_len = (ctx->workers + 63) / 64 * 8;
 	struct wrk_grp g = {0, 0, 0};
-	uint64_t *res = ctx->small, *map, *words;
-	int ret, who;
+	int ret;
 
-	if (seen >= rd->goal)
-		return 0;
 	ret = wrk_bounce(ctx, map_len + 8ull * ctx->workers);
 	if (ret)
 		return ret;
-	map = ctx->bounce;
-	words = (uint64_t *)((char *)ctx->bounce + map_len);
+	*map_out = ctx->bounce;
+	*words_out = (uint64_t *)((char *)ctx->bounce + map_len);
 	if (sh->err)
 		return wrk_dead(ctx, sh);
 	WRK_POST(ret, ctx, deadline,
-		 rdps_tp_get(sh->ep, map, map_len, ctx->bounce_mr,
+		 rdps_tp_get(sh->ep, *map_out, map_len, ctx->bounce_mr,
 			     sh->dir_key.addr +
 				     offsetof(struct ps_dir, gone_map_be),
 			     &sh->dir_key, (uintptr_t)&g, 0));
@@ -1727,15 +1712,61 @@ static int wrk_makeup(struct rdps_ctx *ctx, const struct wrk_round *rd,
 		return wrk_post_fail(ctx, sh, ret, "a gone-map read");
 	g.left++;
 	WRK_POST(ret, ctx, deadline,
-		 rdps_tp_get(sh->ep, words, 8ull * ctx->workers, ctx->bounce_mr,
-			     sh->clock_key.addr + rd->words_off, &sh->clock_key,
-			     (uintptr_t)&g, 0));
+		 rdps_tp_get(sh->ep, *words_out, 8ull * ctx->workers,
+			     ctx->bounce_mr, sh->clock_key.addr + rd->words_off,
+			     &sh->clock_key, (uintptr_t)&g, 0));
 	if (ret) {
 		wrk_grp_wait(ctx, &g, deadline, "a gone-map read");
 		return wrk_post_fail(ctx, sh, ret, "a clock-word read");
 	}
 	g.left++;
-	ret = wrk_grp_wait(ctx, &g, deadline, "the lost workers' words");
+	return wrk_grp_wait(ctx, &g, deadline, "the gone workers' words");
+}
+
+/*
+ * Default (fail) mode, shard 0 has gone workers but lost none: one that
+ * left (rdps_ctx_destroy) before round rd, its words show, ends the wait
+ * with its name. 0 while none did.
+ */
+static int wrk_left_error(struct rdps_ctx *ctx, const struct wrk_round *rd,
+			  uint64_t deadline)
+{
+	uint64_t *map, *words;
+	int ret = wrk_read_gone(ctx, rd, deadline, &map, &words);
+
+	if (ret)
+		return ret;
+	for (unsigned w = 0; w < ctx->workers; w++) {
+		if (!ps_gone_bit(map, w) || words[w] >= rd->need)
+			continue;
+		return rdps_set_error(
+			-EPIPE,
+			"%s cannot complete: worker %u left the job "
+			"(rdps_ctx_destroy) after %llu %s; see its own output "
+			"for why",
+			rd->what, w, (unsigned long long)words[w],
+			rd->barrier ? "barriers" : "clocks");
+	}
+	return 0;
+}
+
+/*
+ * on_worker_loss continue, shard 0 has gone workers: once every worker is
+ * gone or counted in round rd (wrk_read_gone), raise the counter from
+ * seen to the goal with one compare-swap (a failed swap means it moved:
+ * the caller reads again). 0 either way, or an error.
+ */
+static int wrk_makeup(struct rdps_ctx *ctx, const struct wrk_round *rd,
+		      uint64_t seen, uint64_t deadline)
+{
+	struct wrk_shard *sh = &ctx->sh[0];
+	struct wrk_grp g = {0, 0, 0};
+	uint64_t *res = ctx->small, *map, *words;
+	int ret, who;
+
+	if (seen >= rd->goal)
+		return 0;
+	ret = wrk_read_gone(ctx, rd, deadline, &map, &words);
 	if (ret)
 		return ret;
 	who = ps_makeup_wait(map, words, ctx->workers, rd->need);
@@ -1757,11 +1788,45 @@ static int wrk_makeup(struct rdps_ctx *ctx, const struct wrk_round *rd,
 			rdps_warn("worker %u: going on without the lost "
 				  "worker(s) (on_worker_loss continue): made "
 				  "up their arrival at %s %llu",
-				  ctx->rank,
-				  rd->what[4] == 'c' ? "clock" : "barrier",
+				  ctx->rank, rd->barrier ? "barrier" : "clock",
 				  (unsigned long long)rd->no);
 		ctx->st.made_up++;
 	}
+	return 0;
+}
+
+/*
+ * While a wait on round rd drags on, ask shard 0 (every worker's peer)
+ * whether it lost a worker the wait depends on: an error naming it, or,
+ * on_worker_loss continue, make up for it. seen: the counter as last read.
+ */
+static int wrk_lost_check(struct rdps_ctx *ctx, unsigned attempt,
+			  uint64_t deadline, const struct wrk_round *rd,
+			  uint64_t seen)
+{
+	struct wrk_shard *sh = &ctx->sh[0];
+	struct ps_dir_hdr *h;
+	int ret;
+
+	if (attempt % 16 == 15) {
+		ret = wrk_hdr_read(ctx, sh, deadline, &h);
+		if (ret)
+			return ret;
+		ret = wrk_hb_check(ctx, sh, h);
+		if (ret)
+			return ret;
+		ctx->gone_seen = rdps_be32toh(h->gone_count_be);
+		if (ctx->on_loss != RDPS_LOSS_CONTINUE) {
+			ret = wrk_lost_error(ctx, 0, h, rd->what);
+			if (ret || !ctx->gone_seen)
+				return ret;
+			return wrk_left_error(ctx, rd, deadline);
+		}
+	}
+	/* Once a worker is gone for good, any round may need making up:
+	 * no need to look at the header first. */
+	if (ctx->on_loss == RDPS_LOSS_CONTINUE && ctx->gone_seen)
+		return wrk_makeup(ctx, rd, seen, deadline);
 	return 0;
 }
 
@@ -2235,8 +2300,10 @@ int rdps_clock(struct rdps_ctx *ctx)
 			     "the clock fetch-add");
 	if (ret)
 		goto drain;
-	/* After it, on the same endpoint: wclock > t proves our arrival. */
-	if (ctx->on_loss == RDPS_LOSS_CONTINUE) {
+	/* After it, on the same endpoint: wclock > t proves our arrival.
+	 * (ASP never waits on a clock, so never makes one up.) */
+	if (ctx->on_loss == RDPS_LOSS_CONTINUE &&
+	    ctx->model == RDPS_MODEL_SSP) {
 		ret = wrk_clock_post(ctx, &g, ps_wclock_off(ctx->rank), 1,
 				     &res[WRK_OWN], deadline,
 				     "the clock-word fetch-add");
@@ -2271,10 +2338,13 @@ int rdps_clock(struct rdps_ctx *ctx)
 		goto out;
 	if (c == t && ps_clock_last(res[0], t, ctx->k, ctx->workers))
 		goto out;
-	rd = (struct wrk_round){
-		(c % ctx->k) * 8, (uint64_t)ctx->workers * (c / ctx->k + 1),
-		ps_wclock_off(0), c + 1,
-		"this clock",	  c};
+	rd = (struct wrk_round){(c % ctx->k) * 8,
+				(uint64_t)ctx->workers * (c / ctx->k + 1),
+				ps_wclock_off(0),
+				c + 1,
+				"this clock",
+				c,
+				0};
 	for (;;) {
 		if (read_posted &&
 		    ps_clock_done(res[1], c, ctx->k, ctx->workers))
@@ -2489,9 +2559,13 @@ int rdps_barrier(struct rdps_ctx *ctx)
 	goal = (uint64_t)ctx->workers * ctx->barriers;
 	if (res[2] + 1 >= goal)
 		return 0;
-	rd = (struct wrk_round){
-		off,	       goal,	      ps_wbar_off(ctx->workers, 0),
-		ctx->barriers, "the barrier", ctx->barriers};
+	rd = (struct wrk_round){off,
+				goal,
+				ps_wbar_off(ctx->workers, 0),
+				ctx->barriers,
+				"the barrier",
+				ctx->barriers,
+				1};
 	for (;;) {
 		wrk_backoff(ctx, attempt++);
 		lost = wrk_lost_check(ctx, attempt, deadline, &rd, res[2]);

@@ -2,13 +2,15 @@
 # SPDX-License-Identifier: MIT
 #
 # ps_lose.sh RDPS_LAUNCH PS_WORKER TRANSPORT [ADDR] - jobs that lose a
-# worker (ps_worker lose: the last of 4 workers kills or stops itself at
-# clock 10 of 60; 2 shards):
-#   ssp kill, ssp stop, asp kill with --on-worker-loss continue: the job
+# worker (ps_worker lose: the last of 4 workers kills or stops itself, or
+# leaves with rdps_ctx_destroy, at clock 10 of 60; 2 shards):
+#   ssp kill, ssp stop, asp kill, ssp leave with --on-worker-loss
+#     continue: the job
 #     succeeds; the survivors' counts are exact, the lost worker's pushes
 #     are in, and each round it missed was made up exactly once (checked by
 #     ps_worker); a stopped worker is found by its missing pulse;
 #   ssp kill without it: the survivors fail naming the lost worker;
+#   bsp leave (the default, fail): the survivors fail saying it left;
 #   ssp stop with --heartbeat-ms 2000: found only after two of those
 #     periods (4 s), where the default took less.
 # The stopped worker is found by the shards after two heartbeats of pulse
@@ -50,12 +52,12 @@ still_ms() {
 		"$tmp/err" | sort -n | tail -1
 }
 
-for c in "ssp kill" "ssp stop" "asp kill"; do
+for c in "ssp kill" "ssp stop" "asp kill" "ssp leave"; do
 	set -- $c
 	run "$1" "$2" continue
 	((rc == 0)) || fail "$1 $2: the job failed (rc $rc) instead of going on without worker 3: $(tail -8 "$tmp/err")"
 	grep -q "^OK lose" "$tmp/out" || fail "$1 $2: rank 0 did not check the result"
-	grep -q "worker 3 .*the job goes on without it" "$tmp/err" ||
+	[[ $2 == leave ]] || grep -q "worker 3 .*the job goes on without it" "$tmp/err" ||
 		fail "$1 $2: rdps-launch did not name the lost worker"
 	if [[ $2 == stop ]]; then
 		default_ms=$(still_ms)
@@ -75,4 +77,9 @@ run ssp kill fail
 grep -Eq "ps_worker [0-2]: .*worker 3 is gone" "$tmp/err" ||
 	fail "ssp kill, fail: no survivor named worker 3: $(tail -8 "$tmp/err")"
 echo "ssp kill, fail: the survivors named worker 3"
+run bsp leave fail
+((rc != 0)) || fail "bsp leave, fail: the job succeeded without worker 3's clocks"
+grep -Eq "ps_worker [0-2]: .*worker 3 left the job \(rdps_ctx_destroy\) after 10 clocks" "$tmp/err" ||
+	fail "bsp leave, fail: no survivor said worker 3 left: $(tail -8 "$tmp/err")"
+echo "bsp leave, fail: the survivors said worker 3 left after 10 clocks"
 echo "ps_lose ($TP): lost workers made up for, or named"

@@ -30,11 +30,12 @@
  *                         payload and header in two writes) and from
  *                         plain memory, N of each per worker; rank 0 checks
  *                         every element's exact sum.
- *   lose ITERS AT kill|stop
+ *   lose ITERS AT kill|stop|leave
  *                         a lost worker: the last rank pushes +1 to its
  *                         element in iterations 0..AT, then kills or stops
- *                         itself (SIGKILL/SIGSTOP) before finishing clock
- *                         AT. The others push +1 to theirs every
+ *                         itself (SIGKILL/SIGSTOP), or leaves the job
+ *                         (rdps_ctx_destroy, exit 0), before finishing
+ *                         clock AT. The others push +1 to theirs every
  *                         iteration, check the SSP bound on each other
  *                         and, with RDPS_ON_WORKER_LOSS=continue, must
  *                         finish: final counts exact (ITERS each, AT + 1
@@ -694,8 +695,9 @@ static int mode_lose(struct rdps_ctx *ctx, int argc, char **argv)
 	char name[64];
 	double *v, one = 1.0;
 
-	if (argc != 5 || (strcmp(argv[4], "kill") && strcmp(argv[4], "stop")))
-		fail("usage: lose ITERS AT kill|stop");
+	if (argc != 5 || (strcmp(argv[4], "kill") && strcmp(argv[4], "stop") &&
+			  strcmp(argv[4], "leave")))
+		fail("usage: lose ITERS AT kill|stop|leave");
 	if (cfg.workers < 2)
 		fail("lose mode needs at least 2 workers");
 	iters = arg_u64(argv[2], "iteration count");
@@ -734,6 +736,10 @@ static int mode_lose(struct rdps_ctx *ctx, int argc, char **argv)
 		if (cfg.rank == victim && it == at) {
 			board_set(board, victim, at + 1);
 			fflush(NULL);
+			if (!strcmp(argv[4], "leave")) {
+				rdps_ctx_destroy(ctx);
+				_exit(0);
+			}
 			raise(stop ? SIGSTOP : SIGKILL);
 			/* Woken up after all: the shards dropped us. */
 		}
@@ -768,7 +774,7 @@ static int mode_lose(struct rdps_ctx *ctx, int argc, char **argv)
 		shm_unlink(name);
 		printf("OK lose: %" PRIu64 " clocks, worker %d lost at clock "
 		       "%" PRIu64 " (%s), %" PRIu64 " rounds made up\n",
-		       iters, victim, at, stop ? "stopped" : "killed", made);
+		       iters, victim, at, argv[4], made);
 	}
 	free(v);
 	return 0;

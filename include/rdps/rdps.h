@@ -99,7 +99,8 @@ struct rdps_config {
 		RDPS_LOSS_FAIL = 0, /* fail, naming it (default) */
 		/* SSP and ASP only: go on without it. Its arrivals are made
 		 * up (ps_proto.h), its pushes are in whole or not at all.
-		 * Costs one more fetch-add per clock and per barrier. */
+		 * Costs one more fetch-add per barrier, and per clock
+		 * under SSP. */
 		RDPS_LOSS_CONTINUE = 1,
 	} on_worker_loss;
 };
