@@ -42,6 +42,13 @@
  *                         for the lost one), and the rounds made up for it
  *                         counted exactly once (rank 0). Without it they
  *                         fail in rdps_clock naming the lost worker.
+ *   stopshard             one worker, tcp: it stops shard 1 (SIGSTOP, found
+ *                         by its command line and the job token) in the
+ *                         middle of a job; a pull must then fail naming
+ *                         shard 1 within a few heartbeats, the next call
+ *                         at once (the context gave up on reads that never
+ *                         completed), and rdps_ctx_destroy must return;
+ *                         then the shard gets SIGCONT.
  *   cut ROUNDS            A-BSP cuts: in round c worker c mod W cuts and
  *                         must win; every other worker must see the cut
  *                         by polling, then lose its own rdps_cut; no cut
@@ -51,6 +58,7 @@
  * Delays (usleep) here simulate uneven work; they are never used to order
  * anything.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -780,6 +788,114 @@ static int mode_lose(struct rdps_ctx *ctx, int argc, char **argv)
 	return 0;
 }
 
+/* --- stopshard ---------------------------------------------------------- */
+
+/* The pid of this job's rdps-server for shard s: its command line has
+ * "--shard S" and "--token TOKEN". 0 if none. */
+static pid_t find_shard(unsigned s)
+{
+	char want_shard[16], want_tok[32], path[300], buf[4096];
+	struct dirent *e;
+	pid_t found = 0;
+	DIR *d = opendir("/proc");
+
+	snprintf(want_shard, sizeof(want_shard), "%u", s);
+	snprintf(want_tok, sizeof(want_tok), "%" PRIu64, cfg.token);
+	while (d && (e = readdir(d)) && !found) {
+		int fd, shard_ok = 0, tok_ok = 0;
+		ssize_t n;
+
+		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/cmdline", e->d_name);
+		fd = open(path, O_RDONLY);
+		if (fd < 0)
+			continue;
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		for (char *a = buf, *next; a < buf + n; a = next) {
+			next = a + strlen(a) + 1;
+			if (next >= buf + n)
+				break;
+			shard_ok |= !strcmp(a, "--shard") &&
+				    !strcmp(next, want_shard);
+			tok_ok |= !strcmp(a, "--token") &&
+				  !strcmp(next, want_tok);
+		}
+		if (shard_ok && tok_ok && strstr(buf, "rdps-server"))
+			found = (pid_t)atoi(e->d_name);
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+static int mode_stopshard(struct rdps_ctx *ctx, int argc, char **argv)
+{
+	enum { N = 4096 };
+	struct rdps_table *t;
+	float v[N], one[N];
+	uint64_t t0, ms;
+	pid_t shard;
+	int ret;
+
+	(void)argv;
+	if (argc != 2)
+		fail("usage: stopshard");
+	if (cfg.workers != 1 || !strstr(cfg.shards, "tcp://") ||
+	    !strchr(cfg.shards, ','))
+		fail("stopshard needs one worker and 2+ shards over tcp");
+	for (int i = 0; i < N; i++)
+		one[i] = 1.0f;
+	CHECK(rdps_table_open(ctx, "stop", N, RDPS_DTYPE_F32, RDPS_RULE_SUM,
+			      0.0, &t));
+	CHECK(rdps_push(t, 0, N, one));
+	CHECK(rdps_pull(t, 0, N, v));
+	if (v[N - 1] != 1.0f)
+		fail("stopshard: pulled %g, want 1", (double)v[N - 1]);
+	shard = find_shard(1);
+	if (!shard)
+		fail("stopshard: cannot find shard 1's rdps-server");
+	if (kill(shard, SIGSTOP))
+		fail("stopshard: SIGSTOP %d: %s", (int)shard, strerror(errno));
+	/* Reads of a stopped tcp shard go unanswered: named, not a 30 s
+	 * timeout. */
+	t0 = now_ns();
+	ret = rdps_pull(t, 0, N, v);
+	ms = (now_ns() - t0) / 1000000;
+	if (ret != -EHOSTDOWN || !strstr(rdps_errmsg(), "shard 1"))
+		fail("stopshard: the pull gave %d (%s), want -EHOSTDOWN naming "
+		     "shard 1",
+		     ret, rdps_errmsg());
+	if (ms > 10000)
+		fail("stopshard: the pull took %" PRIu64 " ms to fail", ms);
+	/* Its reads are still posted: the context must refuse to go on,
+	 * at once, rather than wait again or touch the gone wait. */
+	t0 = now_ns();
+	ret = rdps_push(t, 0, N, one);
+	if (ret >= 0 || !strstr(rdps_errmsg(), "destroy it"))
+		fail("stopshard: a push after that gave %d (%s), want the "
+		     "context refused",
+		     ret, rdps_errmsg());
+	if (now_ns() - t0 > 100000000ull)
+		fail("stopshard: the refused push took %" PRIu64 " ms",
+		     (now_ns() - t0) / 1000000);
+	ret = rdps_clock(ctx);
+	if (ret >= 0 || !strstr(rdps_errmsg(), "destroy it"))
+		fail("stopshard: a clock after that gave %d (%s)", ret,
+		     rdps_errmsg());
+	rdps_ctx_destroy(ctx);
+	kill(shard, SIGCONT);
+	printf("OK stopshard: shard 1 named after %" PRIu64 " ms, then "
+	       "refused at once\n",
+	       ms);
+	fflush(NULL);
+	_exit(0);
+}
+
 /* --- asp ---------------------------------------------------------------- */
 
 #define ASP_N 64
@@ -1081,7 +1197,7 @@ int main(int argc, char **argv)
 		fail("config from the environment: %s", rdps_errmsg());
 	if (argc < 2)
 		fail("usage: ps_worker sum|bsp|ssp|asp|badinput|cut|soak|zcopy|"
-		     "lose ARGS...");
+		     "lose|stopshard ARGS...");
 	CHECK(rdps_ctx_create(&cfg, &ctx));
 	if (!strcmp(argv[1], "sum"))
 		rc = mode_sum(ctx, argc, argv);
@@ -1097,6 +1213,8 @@ int main(int argc, char **argv)
 		rc = mode_cut(ctx, argc, argv);
 	else if (!strcmp(argv[1], "lose"))
 		rc = mode_lose(ctx, argc, argv);
+	else if (!strcmp(argv[1], "stopshard"))
+		rc = mode_stopshard(ctx, argc, argv);
 	else if (!strcmp(argv[1], "zcopy"))
 		rc = mode_zcopy(ctx, argc, argv);
 	else if (!strcmp(argv[1], "soak"))
