@@ -833,6 +833,26 @@ static pid_t find_shard(unsigned s)
 	return found;
 }
 
+/* Is pid stopped yet? (SIGSTOP takes effect after kill() returns.) */
+static int proc_stopped(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	return p && p[1] == ' ' && (p[2] == 'T' || p[2] == 't');
+}
+
 static int mode_stopshard(struct rdps_ctx *ctx, int argc, char **argv)
 {
 	enum { N = 4096 };
@@ -861,6 +881,14 @@ static int mode_stopshard(struct rdps_ctx *ctx, int argc, char **argv)
 		fail("stopshard: cannot find shard 1's rdps-server");
 	if (kill(shard, SIGSTOP))
 		fail("stopshard: SIGSTOP %d: %s", (int)shard, strerror(errno));
+	t0 = now_ns();
+	while (!proc_stopped(shard)) {
+		if (now_ns() - t0 > 5000000000ull)
+			fail("stopshard: shard 1 (pid %d) not stopped after 5 "
+			     "s",
+			     (int)shard);
+		sched_yield();
+	}
 	/* Reads of a stopped tcp shard go unanswered: named, not a 30 s
 	 * timeout. */
 	t0 = now_ns();
