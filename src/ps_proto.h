@@ -31,9 +31,11 @@
  *   reply (REMOTE_WRITE|REMOTE_READ, the shards): struct ps_welcome per
  *     shard, at offset shard * sizeof(struct ps_welcome), then the pulse
  *     (ps_pulse_off): a u64 that a thread of the worker bumps every
- *     PS_PULSE_MS. Each shard reads it every PS_HEARTBEAT_MS; a worker
- *     whose pulse stands still (or whose read goes unanswered) for two
- *     heartbeat intervals is stopped or hung: the shard counts it dead.
+ *     PS_PULSE_MS. Each shard reads it every heartbeat interval (its
+ *     heartbeat_ms: rdps-server --heartbeat-ms, PS_HEARTBEAT_MS by
+ *     default, 0 = no liveness checks); a worker whose pulse stands
+ *     still (or whose read goes unanswered) for two intervals is stopped
+ *     or hung: the shard counts it dead.
  *
  * Messages worker -> shard: the worker writes a ps_msg (+ payload) into a
  * free sub-slot k of its slot region and sends it with ONE put_imm, imm
@@ -183,10 +185,11 @@ enum ps_model_wire {
 	PS_MODEL_ABSP = 3,
 };
 
-/* The shards' heartbeat interval (ps_dir_hdr.heartbeat), also the period
- * at which a shard reads every worker's pulse. */
+/* The shards' default heartbeat interval (ps_dir_hdr.heartbeat_ms), also
+ * the period at which a shard reads every worker's pulse. */
 #define PS_HEARTBEAT_MS 500
-/* How often a worker bumps its pulse: well inside the interval. */
+/* How often a worker bumps its pulse (and a shard its heartbeat): well
+ * inside the shortest interval (RDPS_SERVER_HEARTBEAT_MIN, 250 ms). */
 #define PS_PULSE_MS (PS_HEARTBEAT_MS / 4)
 
 /* Head of the directory region (64 B). */
