@@ -1088,6 +1088,34 @@ static int wrk_check_dirs(struct rdps_ctx *ctx)
 /* Tell every shard this worker leaves on purpose (PS_BYE), so that its
  * closing connection does not count as a death; waits a moment for the
  * messages to go out. */
+/* Post one 8-byte operation on the clock table of shard 0 at off into g:
+ * fetch-add of add, or a read when add is 0. The result lands in *res (in
+ * the small buffer). */
+static int wrk_clock_post(struct rdps_ctx *ctx, struct wrk_grp *g, uint64_t off,
+			  uint64_t add, uint64_t *res, uint64_t deadline,
+			  const char *what)
+{
+	struct wrk_shard *sh = &ctx->sh[0];
+	int ret;
+
+	if (sh->err)
+		return wrk_dead(ctx, sh);
+	if (add)
+		WRK_POST(ret, ctx, deadline,
+			 rdps_tp_atomic_fadd(sh->ep, add, res, ctx->small_mr,
+					     sh->clock_key.addr + off,
+					     &sh->clock_key, (uintptr_t)g, 0));
+	else
+		WRK_POST(ret, ctx, deadline,
+			 rdps_tp_get(sh->ep, res, 8, ctx->small_mr,
+				     sh->clock_key.addr + off, &sh->clock_key,
+				     (uintptr_t)g, 0));
+	if (ret)
+		return wrk_post_fail(ctx, sh, ret, what);
+	g->left++;
+	return 0;
+}
+
 static void wrk_say_bye(struct rdps_ctx *ctx)
 {
 	uint64_t deadline = rdps_now_ns() + 1000000000ull;
@@ -1101,23 +1129,15 @@ static void wrk_say_bye(struct rdps_ctx *ctx)
 	 * our own words (zero until now), before the bye on the same
 	 * endpoint; a worker waiting on one we never reach can then say
 	 * that we left (wrk_left_error). continue keeps them all along. */
-	if (ctx->ready && ctx->on_loss == RDPS_LOSS_FAIL && !ctx->sh[0].err) {
-		struct wrk_shard *sh = &ctx->sh[0];
-		uint64_t *res = ctx->small;
-
-		if (!rdps_tp_atomic_fadd(
-			    sh->ep, ctx->clock, &res[WRK_OWN], ctx->small_mr,
-			    sh->clock_key.addr + ps_wclock_off(ctx->rank),
-			    &sh->clock_key, (uintptr_t)&g, 0))
-			g.left++;
-		if (!rdps_tp_atomic_fadd(
-			    sh->ep, ctx->barriers, &res[WRK_MAKEUP],
-			    ctx->small_mr,
-			    sh->clock_key.addr +
-				    ps_wbar_off(ctx->workers, ctx->rank),
-			    &sh->clock_key, (uintptr_t)&g, 0))
-			g.left++;
-	}
+	if (ctx->ready && ctx->on_loss == RDPS_LOSS_FAIL && !ctx->sh[0].err &&
+	    (wrk_clock_post(ctx, &g, ps_wclock_off(ctx->rank), ctx->clock,
+			    (uint64_t *)ctx->small + WRK_OWN, deadline,
+			    "the clock-word fetch-add") ||
+	     wrk_clock_post(ctx, &g, ps_wbar_off(ctx->workers, ctx->rank),
+			    ctx->barriers, (uint64_t *)ctx->small + WRK_MAKEUP,
+			    deadline, "the barrier-word fetch-add")))
+		rdps_dbg("worker %u: leaving without our counts: %s", ctx->rank,
+			 rdps_errmsg());
 	for (unsigned s = 0; s < ctx->nshards; s++) {
 		struct wrk_shard *sh = &ctx->sh[s];
 
@@ -1175,7 +1195,6 @@ void rdps_ctx_destroy(struct rdps_ctx *ctx)
 			rdps_warn("closing the transport failed: %s",
 				  strerror(-ret));
 	}
-	rdps_pulse_stop(&ctx->pulse);
 	free(ctx->ubuf);
 	free(ctx->scratch);
 	free(ctx->sh);
@@ -2209,33 +2228,6 @@ int rdps_push_sparse(struct rdps_table *t, const uint64_t *idx, size_t n,
 }
 
 /* Clocks ----------------------------------------------------------------- */
-
-/* Post one 8-byte operation on the clock table into g: fetch-add when add,
- * else read. The result lands in *res (in the small buffer). */
-static int wrk_clock_post(struct rdps_ctx *ctx, struct wrk_grp *g, uint64_t off,
-			  int add, uint64_t *res, uint64_t deadline,
-			  const char *what)
-{
-	struct wrk_shard *sh = &ctx->sh[0];
-	int ret;
-
-	if (sh->err)
-		return wrk_dead(ctx, sh);
-	if (add)
-		WRK_POST(ret, ctx, deadline,
-			 rdps_tp_atomic_fadd(sh->ep, 1, res, ctx->small_mr,
-					     sh->clock_key.addr + off,
-					     &sh->clock_key, (uintptr_t)g, 0));
-	else
-		WRK_POST(ret, ctx, deadline,
-			 rdps_tp_get(sh->ep, res, 8, ctx->small_mr,
-				     sh->clock_key.addr + off, &sh->clock_key,
-				     (uintptr_t)g, 0));
-	if (ret)
-		return wrk_post_fail(ctx, sh, ret, what);
-	g->left++;
-	return 0;
-}
 
 /* One 8-byte operation on the clock table, waited for. */
 static int wrk_clock_op(struct rdps_ctx *ctx, uint64_t off, int add,

@@ -74,6 +74,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common.h"
 #include "config.h"
 #include "rdps/rdps.h"
 
@@ -833,26 +834,6 @@ static pid_t find_shard(unsigned s)
 	return found;
 }
 
-/* Is pid stopped yet? (SIGSTOP takes effect after kill() returns.) */
-static int proc_stopped(pid_t pid)
-{
-	char path[64], buf[512], *p;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	return p && p[1] == ' ' && (p[2] == 'T' || p[2] == 't');
-}
-
 static int mode_stopshard(struct rdps_ctx *ctx, int argc, char **argv)
 {
 	enum { N = 4096 };
@@ -882,7 +863,8 @@ static int mode_stopshard(struct rdps_ctx *ctx, int argc, char **argv)
 	if (kill(shard, SIGSTOP))
 		fail("stopshard: SIGSTOP %d: %s", (int)shard, strerror(errno));
 	t0 = now_ns();
-	while (!proc_stopped(shard)) {
+	/* SIGSTOP takes effect after kill() returns. */
+	while (!tool_proc_stopped(shard)) {
 		if (now_ns() - t0 > 5000000000ull)
 			fail("stopshard: shard 1 (pid %d) not stopped after 5 "
 			     "s",
@@ -1214,41 +1196,48 @@ static int mode_cut(struct rdps_ctx *ctx, int argc, char **argv)
 	return 0;
 }
 
+static const struct {
+	const char *name;
+	int (*run)(struct rdps_ctx *ctx, int argc, char **argv);
+} modes[] = {
+	{"sum", mode_sum},	     {"bsp", mode_bsp},
+	{"ssp", mode_ssp},	     {"asp", mode_asp},
+	{"badinput", mode_badinput}, {"cut", mode_cut},
+	{"lose", mode_lose},	     {"stopshard", mode_stopshard},
+	{"zcopy", mode_zcopy},	     {"soak", mode_soak},
+};
+
+static void usage_fail(void)
+{
+	fprintf(stderr, "ps_worker %d: usage: ps_worker", cfg.rank);
+	for (size_t i = 0; i < RDPS_ARRAY_SIZE(modes); i++)
+		fprintf(stderr, "%c%s", i ? '|' : ' ', modes[i].name);
+	fprintf(stderr, " ARGS...\n");
+	_exit(1);
+}
+
 int main(int argc, char **argv)
 {
 	struct rdps_ctx *ctx;
-	int rc = 1;
+	size_t i;
+	int rc;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	rdps_config_default(&cfg);
 	if (rdps_config_from_env(&cfg))
 		fail("config from the environment: %s", rdps_errmsg());
 	if (argc < 2)
-		fail("usage: ps_worker sum|bsp|ssp|asp|badinput|cut|soak|zcopy|"
-		     "lose|stopshard ARGS...");
+		usage_fail();
+	for (i = 0; i < RDPS_ARRAY_SIZE(modes); i++)
+		if (!strcmp(argv[1], modes[i].name))
+			break;
+	if (i == RDPS_ARRAY_SIZE(modes)) {
+		fprintf(stderr, "ps_worker %d: unknown mode '%s'\n", cfg.rank,
+			argv[1]);
+		usage_fail();
+	}
 	CHECK(rdps_ctx_create(&cfg, &ctx));
-	if (!strcmp(argv[1], "sum"))
-		rc = mode_sum(ctx, argc, argv);
-	else if (!strcmp(argv[1], "bsp"))
-		rc = mode_bsp(ctx, argc, argv);
-	else if (!strcmp(argv[1], "ssp"))
-		rc = mode_ssp(ctx, argc, argv);
-	else if (!strcmp(argv[1], "asp"))
-		rc = mode_asp(ctx, argc, argv);
-	else if (!strcmp(argv[1], "badinput"))
-		rc = mode_badinput(ctx, argc, argv);
-	else if (!strcmp(argv[1], "cut"))
-		rc = mode_cut(ctx, argc, argv);
-	else if (!strcmp(argv[1], "lose"))
-		rc = mode_lose(ctx, argc, argv);
-	else if (!strcmp(argv[1], "stopshard"))
-		rc = mode_stopshard(ctx, argc, argv);
-	else if (!strcmp(argv[1], "zcopy"))
-		rc = mode_zcopy(ctx, argc, argv);
-	else if (!strcmp(argv[1], "soak"))
-		rc = mode_soak(ctx, argc, argv);
-	else
-		fail("unknown mode '%s'", argv[1]);
+	rc = modes[i].run(ctx, argc, argv);
 	rdps_ctx_destroy(ctx);
 	return rc;
 }

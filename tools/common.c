@@ -76,6 +76,23 @@ int tool_parse_heartbeat(const char *s, unsigned *ms_out)
 	return 0;
 }
 
+int tool_proc_stopped(int pid)
+{
+	char path[64], buf[512], *p;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	p = strrchr(buf, ')'); /* the name in parentheses may hold anything */
+	return p && p[1] == ' ' && (p[2] == 'T' || p[2] == 't');
+}
+
 void tool_place(struct rdps_tp *tp)
 {
 	int ret = rdps_tp_bind_poller(tp);

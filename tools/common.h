@@ -48,6 +48,10 @@ int tool_check_on_loss(enum rdps_on_loss loss, enum rdps_model model);
  * _MAX milliseconds; else one line on stderr and -EINVAL. */
 int tool_parse_heartbeat(const char *s, unsigned *ms_out);
 
+/* Is process pid stopped (SIGSTOP, a debugger), from /proc/PID/stat? 0
+ * also when it cannot be read. */
+int tool_proc_stopped(int pid);
+
 /* Bind the calling thread where the transport placed its pollers (verbs:
  * the NIC's NUMA node) and say where on stderr; a failure is a warning. */
 void tool_place(struct rdps_tp *tp);

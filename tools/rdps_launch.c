@@ -657,31 +657,13 @@ static int reap_some(int *first_fail, int stopping)
 	return *first_fail;
 }
 
-/* Is pid stopped (SIGSTOP, a debugger)? From /proc/PID/stat's state. */
-static int proc_stopped(pid_t pid)
-{
-	char path[64], buf[512], *p;
-	FILE *f;
-	size_t n;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "r");
-	if (!f)
-		return 0;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	return p && p[1] == ' ' && (p[2] == 'T' || p[2] == 't');
-}
-
 /* Are all the workers still there stopped (and is there one)? */
 static int leftovers_stopped(void)
 {
 	if (!live(workers, n_workers))
 		return 0;
 	for (unsigned i = 0; i < n_workers; i++)
-		if (workers[i].pid > 0 && !proc_stopped(workers[i].pid))
+		if (workers[i].pid > 0 && !tool_proc_stopped(workers[i].pid))
 			return 0;
 	return 1;
 }
