@@ -21,7 +21,7 @@ void rdps_config_default(struct rdps_config *cfg)
 	cfg->model = RDPS_MODEL_BSP;
 	cfg->slack = 0;
 	cfg->token = 0;
-	cfg->poll_mode = 1;
+	cfg->poll_mode = RDPS_POLL_ADAPTIVE;
 	cfg->timeout_ms = 30000;
 }
 

@@ -835,11 +835,11 @@ static int wrk_check_cfg(const struct rdps_config *cfg, unsigned *nshards)
 				      "clock table has %d residues)",
 				      cfg->slack, PS_CLOCK_K_MAX - 2,
 				      PS_CLOCK_K_MAX);
-	if (cfg->poll_mode < 0 || cfg->poll_mode > 2)
+	if ((unsigned)cfg->poll_mode > RDPS_POLL_EVENT)
 		return rdps_set_error(-EINVAL,
-				      "bad poll_mode %d: 0 busy, 1 adaptive, "
-				      "2 event",
-				      cfg->poll_mode);
+				      "bad poll_mode %d: RDPS_POLL_BUSY, "
+				      "RDPS_POLL_ADAPTIVE or RDPS_POLL_EVENT",
+				      (int)cfg->poll_mode);
 	if (cfg->timeout_ms < 0)
 		return rdps_set_error(-EINVAL,
 				      "bad timeout_ms %d: 0 (default) or more",
@@ -1248,7 +1248,10 @@ int rdps_ctx_create(const struct rdps_config *cfg, struct rdps_ctx **ctx_out)
 	}
 
 	rdps_tp_cfg_default(&tcfg);
-	tcfg.poll_mode = (enum rdps_tp_poll_mode)cfg->poll_mode;
+	tcfg.poll_mode = cfg->poll_mode == RDPS_POLL_BUSY ? RDPS_TP_POLL_BUSY
+			 : cfg->poll_mode == RDPS_POLL_EVENT
+				 ? RDPS_TP_POLL_EVENT
+				 : RDPS_TP_POLL_ADAPTIVE;
 	tcfg.token = cfg->token;
 	ret = rdps_tp_open(ctx->sh[0].url, &tcfg, &ctx->tp);
 	if (ret) {
@@ -1330,7 +1333,7 @@ err:
 	return ret;
 }
 
-uint64_t rdps_ctx_clock(const struct rdps_ctx *ctx)
+uint64_t rdps_clock_now(const struct rdps_ctx *ctx)
 {
 	return ctx ? ctx->clock : 0;
 }

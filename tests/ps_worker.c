@@ -507,7 +507,7 @@ static int mode_bsp(struct rdps_ctx *ctx, int argc, char **argv)
 	CHECK(rdps_table_open(ctx, "w", BSP_N, RDPS_DTYPE_F32, RDPS_RULE_SGD,
 			      0.1, &t));
 	/* A resumed job starts at its checkpoint's clock. */
-	for (uint64_t it = rdps_ctx_clock(ctx); it < iters; it++) {
+	for (uint64_t it = rdps_clock_now(ctx); it < iters; it++) {
 		uint64_t idx[8];
 		float sg[8];
 
@@ -534,9 +534,9 @@ static int mode_bsp(struct rdps_ctx *ctx, int argc, char **argv)
 		usleep((useconds_t)rnd(&delay_rng, BSP_DELAY_US / 3));
 		CHECK(rdps_clock(ctx));
 	}
-	if (rdps_ctx_clock(ctx) != iters)
+	if (rdps_clock_now(ctx) != iters)
 		fail("clock %" PRIu64 " after %" PRIu64 " iterations",
-		     rdps_ctx_clock(ctx), iters);
+		     rdps_clock_now(ctx), iters);
 	CHECK(rdps_pull(t, 0, BSP_N, param));
 	CHECK(rdps_barrier(ctx));
 	if (cfg.rank == 0) {
@@ -626,7 +626,7 @@ static int mode_ssp(struct rdps_ctx *ctx, int argc, char **argv)
 			      &t));
 	one_idx = (uint64_t)cfg.rank * SSP_STRIDE;
 	for (uint64_t it = 0; it < iters; it++) {
-		uint64_t c = rdps_ctx_clock(ctx);
+		uint64_t c = rdps_clock_now(ctx);
 
 		if (c != it)
 			fail("clock %" PRIu64 " in iteration %" PRIu64, c, it);
@@ -655,7 +655,7 @@ static int mode_ssp(struct rdps_ctx *ctx, int argc, char **argv)
 		CHECK(rdps_push_sparse(t, &one_idx, 1, &one));
 		board_set(board, cfg.rank, c + 1);
 		CHECK(rdps_clock(ctx));
-		c = rdps_ctx_clock(ctx);
+		c = rdps_clock_now(ctx);
 		/* Back from rdps_clock at clock c: clock c - 1 - s is
 		 * complete, so everybody has at least started finishing
 		 * clock c - 1 - s, i.e. published done >= c - s. */
@@ -723,7 +723,7 @@ static int mode_lose(struct rdps_ctx *ctx, int argc, char **argv)
 			      0.0, &t));
 	one_idx = (uint64_t)cfg.rank * SSP_STRIDE;
 	for (uint64_t it = 0; it < iters; it++) {
-		uint64_t c = rdps_ctx_clock(ctx);
+		uint64_t c = rdps_clock_now(ctx);
 
 		CHECK(rdps_pull(t, 0, n, v));
 		/* The SSP bound (see ssp mode) still holds among the

@@ -42,7 +42,7 @@ struct opts {
 	size_t size; /* 0: the test's default */
 	uint64_t iters, warmup, batch;
 	int iters_given, warmup_given, batch_given;
-	int poll_mode;
+	enum rdps_poll_mode poll_mode;
 	int json;
 	const char *table;
 };
@@ -111,7 +111,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	int ch;
 
 	memset(o, 0, sizeof(*o));
-	o->poll_mode = 1;
+	o->poll_mode = RDPS_POLL_ADAPTIVE;
 	opterr = 0;
 	while ((ch = getopt_long(argc, argv, ":s:n:w:b:P:T:jh", long_opts,
 				 NULL)) != -1) {
@@ -147,9 +147,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case 'P':
 			if (tool_parse_poll(optarg, &pm))
 				return -EINVAL;
-			o->poll_mode = pm == RDPS_TP_POLL_BUSY	  ? 0
-				       : pm == RDPS_TP_POLL_EVENT ? 2
-								  : 1;
+			o->poll_mode = pm == RDPS_TP_POLL_BUSY ? RDPS_POLL_BUSY
+				       : pm == RDPS_TP_POLL_EVENT
+					       ? RDPS_POLL_EVENT
+					       : RDPS_POLL_ADAPTIVE;
 			break;
 		case 'T':
 			if (!*optarg || strlen(optarg) > RDPS_TABLE_NAME_MAX) {

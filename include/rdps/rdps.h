@@ -82,6 +82,23 @@ enum rdps_rule {
 
 #define RDPS_TABLE_NAME_MAX 31
 
+/* How a worker waits for completions. */
+enum rdps_poll_mode {
+	RDPS_POLL_BUSY = 0, /* spin: lowest latency, a whole core per worker */
+	RDPS_POLL_ADAPTIVE, /* spin a little, then sleep (default) */
+	RDPS_POLL_EVENT,    /* sleep on the completion channel at once */
+};
+
+/* What a wait does once a worker of the job is lost (its process died, or
+ * it stopped: no pulse for two heartbeats). */
+enum rdps_on_loss {
+	RDPS_LOSS_FAIL = 0, /* fail, naming it (default) */
+	/* SSP and ASP only: go on without it. Its arrivals are made up
+	 * (ps_proto.h), its pushes are in whole or not at all. Costs one
+	 * more fetch-add per barrier, and per clock under SSP. */
+	RDPS_LOSS_CONTINUE = 1,
+};
+
 struct rdps_config {
 	/* Shard URLs, comma-separated, in shard order:
 	 * "shm://job-s0,shm://job-s1" or "tcp://h1:7000,tcp://h2:7000". */
@@ -91,18 +108,9 @@ struct rdps_config {
 	enum rdps_model model;
 	unsigned slack; /* SSP: clocks a worker may run ahead */
 	uint64_t token; /* job token, the same on servers and workers */
-	int poll_mode;	/* 0 busy, 1 adaptive (default), 2 event */
-	int timeout_ms; /* connect and wait limit; 0: 30000 */
-	/* What a wait does once a worker of the job is lost (its process
-	 * died, or it stopped: no pulse for two heartbeats): */
-	enum rdps_on_loss {
-		RDPS_LOSS_FAIL = 0, /* fail, naming it (default) */
-		/* SSP and ASP only: go on without it. Its arrivals are made
-		 * up (ps_proto.h), its pushes are in whole or not at all.
-		 * Costs one more fetch-add per barrier, and per clock
-		 * under SSP. */
-		RDPS_LOSS_CONTINUE = 1,
-	} on_worker_loss;
+	enum rdps_poll_mode poll_mode;	  /* default RDPS_POLL_ADAPTIVE */
+	int timeout_ms;			  /* connect and wait limit; 0: 30000 */
+	enum rdps_on_loss on_worker_loss; /* default RDPS_LOSS_FAIL */
 };
 
 /* Fill cfg with defaults (model BSP, slack 0, adaptive polling, 30 s). */
@@ -195,10 +203,11 @@ int rdps_cut_poll(struct rdps_ctx *ctx);
 
 /* Block until every worker has called rdps_barrier() as often. */
 int rdps_barrier(struct rdps_ctx *ctx);
-/* This worker's clock: iterations completed. A BSP or A-BSP job whose
- * shards resumed from checkpoints (rdps-launch --resume) starts at their
- * clock, not 0: start the iteration loop at rdps_ctx_clock(). */
-uint64_t rdps_ctx_clock(const struct rdps_ctx *ctx);
+/* Read this worker's clock (iterations completed; rdps_clock() is what
+ * advances it). A BSP or A-BSP job whose shards resumed from checkpoints
+ * (rdps-launch --resume) starts at their clock, not 0: start the iteration
+ * loop at rdps_clock_now(). Never blocks, never fails; 0 for NULL. */
+uint64_t rdps_clock_now(const struct rdps_ctx *ctx);
 
 struct rdps_stats {
 	uint64_t pulls, pushes, clocks;

@@ -51,7 +51,7 @@ struct run_opts {
 	const char *csv;
 	int quiet;
 	int check_once;
-	int poll_mode;
+	enum rdps_poll_mode poll_mode;
 };
 
 /* What one worker trains on. */
@@ -129,7 +129,7 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
 	memset(o, 0, sizeof(*o));
 	trn_prescan_kind(argc, argv, &kind);
 	trn_work_defaults(&o->w, kind);
-	o->poll_mode = 1;
+	o->poll_mode = RDPS_POLL_ADAPTIVE;
 	snprintf(o->spec_text, sizeof(o->spec_text), "none");
 	optind = 0;
 	opterr = 0;
@@ -165,9 +165,10 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
 
 			if (tool_parse_poll(optarg, &pm))
 				return 2;
-			o->poll_mode = pm == RDPS_TP_POLL_BUSY	  ? 0
-				       : pm == RDPS_TP_POLL_EVENT ? 2
-								  : 1;
+			o->poll_mode = pm == RDPS_TP_POLL_BUSY ? RDPS_POLL_BUSY
+				       : pm == RDPS_TP_POLL_EVENT
+					       ? RDPS_POLL_EVENT
+					       : RDPS_POLL_ADAPTIVE;
 			break;
 		}
 		case 'q':
