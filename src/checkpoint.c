@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
-#include "rdps_impl.h"
+#include "rdps_base.h"
 
 #define FNV_OFFSET 0xcbf29ce484222325ull
 #define FNV_PRIME 0x100000001b3ull

@@ -10,7 +10,7 @@
 
 #include "config.h"
 #include "ps_proto.h"
-#include "rdps_impl.h"
+#include "rdps_base.h"
 
 void rdps_config_default(struct rdps_config *cfg)
 {

@@ -8,7 +8,7 @@
 #include <time.h>
 
 #include "pulse.h"
-#include "rdps_impl.h"
+#include "rdps_base.h"
 
 static void *pulse_main(void *arg)
 {

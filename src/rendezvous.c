@@ -18,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "rdps_impl.h"
+#include "rdps_base.h"
 #include "config.h"
 #include "rendezvous.h"
 

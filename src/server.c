@@ -16,7 +16,7 @@
 #include "config.h"
 #include "ps_proto.h"
 #include "pulse.h"
-#include "rdps_impl.h"
+#include "rdps_base.h"
 #include "server.h"
 
 _Static_assert(RDPS_SERVER_WORKERS_MAX <= PS_WORKERS_MAX,

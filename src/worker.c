@@ -16,7 +16,7 @@
 #include "config.h"
 #include "ps_proto.h"
 #include "pulse.h"
-#include "rdps_impl.h"
+#include "rdps_base.h"
 #include "transport.h"
 
 #define WRK_PAGE 4096u
@@ -248,8 +248,7 @@ static void wrk_dispatch(struct rdps_ctx *ctx, const struct rdps_tp_comp *c)
 static int wrk_progress(struct rdps_ctx *ctx, uint64_t deadline, int block)
 {
 	struct rdps_tp_comp comps[32];
-	uint64_t now;
-	int n, ms = 0;
+	int n;
 
 	/* Completions may point at the groups of waits that gave up. */
 	if (ctx->broken)
@@ -260,11 +259,9 @@ static int wrk_progress(struct rdps_ctx *ctx, uint64_t deadline, int block)
 				      strerror(-ctx->broken));
 
 	if (block) {
-		now = rdps_now_ns();
 		/* Past the deadline still polls once: what completed counts. */
-		ms = now < deadline ? (int)((deadline - now + 999999) / 1000000)
-				    : 0;
-		n = rdps_tp_wait(ctx->tp, comps, RDPS_ARRAY_SIZE(comps), ms);
+		n = rdps_tp_wait(ctx->tp, comps, RDPS_ARRAY_SIZE(comps),
+				 rdps_ms_left(deadline));
 	} else {
 		n = rdps_tp_poll(ctx->tp, comps, RDPS_ARRAY_SIZE(comps));
 	}
@@ -1279,12 +1276,9 @@ int rdps_ctx_create(const struct rdps_config *cfg, struct rdps_ctx **ctx_out)
 
 	deadline = wrk_deadline(ctx);
 	for (unsigned s = 0; s < nshards; s++) {
-		uint64_t now = rdps_now_ns();
-		int ms = now < deadline
-				 ? (int)((deadline - now + 999999) / 1000000)
-				 : 1;
+		int ms = rdps_ms_left(deadline);
 
-		ret = wrk_connect(ctx, &ctx->sh[s], ms);
+		ret = wrk_connect(ctx, &ctx->sh[s], ms ? ms : 1);
 		if (ret)
 			goto err;
 	}

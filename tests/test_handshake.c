@@ -50,7 +50,7 @@
 
 #include <cmocka.h>
 
-#include "rdps_impl.h"
+#include "rdps_base.h"
 #include "test_check.h"
 #include "tp_harness.h"
 #include "transport.h"

@@ -11,7 +11,7 @@
 #include <cmocka.h>
 
 #include "numa.h"
-#include "rdps_impl.h"
+#include "rdps_base.h"
 
 #ifndef RDPS_TEST_DATA
 #error "RDPS_TEST_DATA must name tests/data"

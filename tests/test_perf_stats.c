@@ -20,7 +20,7 @@
 #include <cmocka.h>
 
 #include "perf.h"
-#include "rdps_impl.h"
+#include "rdps_base.h"
 #include "test_check.h"
 
 struct want {

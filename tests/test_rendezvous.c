@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "rdps_impl.h"
+#include "rdps_base.h"
 #include "rendezvous.h"
 
 static int parse(const char *line, struct rdps_rdv_msg *m)

@@ -16,7 +16,7 @@
 
 #include <cmocka.h>
 
-#include "rdps_impl.h"
+#include "rdps_base.h"
 #include "test_check.h"
 #include "transport.h"
 

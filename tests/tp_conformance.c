@@ -49,7 +49,7 @@
 #include <infiniband/verbs.h>
 #endif
 
-#include "rdps_impl.h"
+#include "rdps_base.h"
 #include "test_check.h"
 #include "tp_harness.h"
 #include "transport.h"

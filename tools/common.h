@@ -16,7 +16,7 @@
 #include <stdio.h>
 
 #include "perf.h"
-#include "rdps_impl.h"
+#include "rdps_base.h"
 
 /* The tool's name for messages; set it first thing in main(). */
 extern const char *tool_name;

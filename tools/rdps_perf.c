@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * rdps_perf.c - rdps-perf, the perftest-style microbenchmark of the rdps
- * transports. Parses options and prints; the measuring is in src/perf.c.
+ * transports. Parses options and prints; the measuring is in src/perf/perf.c.
  */
 #include <errno.h>
 #include <getopt.h>

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rdps_impl.h"
+#include "rdps_base.h"
 #include "transport.h"
 
 #ifdef RDPS_TRANSPORT_SHM

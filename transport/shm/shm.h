@@ -52,7 +52,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "rdps_impl.h"
+#include "rdps_base.h"
 #include "transport.h"
 
 #define SHM_HEAP_MAGIC 0x5244505348454150ull /* "RDPSHEAP" */

@@ -37,23 +37,6 @@ struct shm_peer {
 	const struct shm_hdr *hdr;
 };
 
-static uint64_t shm_deadline(int timeout_ms)
-{
-	return timeout_ms < 0 ? UINT64_MAX
-			      : rdps_now_ns() + (uint64_t)timeout_ms * 1000000;
-}
-
-/* Milliseconds left until deadline for poll(): -1 for none. */
-static int shm_left_ms(uint64_t deadline)
-{
-	uint64_t now;
-
-	if (deadline == UINT64_MAX)
-		return -1;
-	now = rdps_now_ns();
-	return now >= deadline ? 0 : (int)((deadline - now + 999999) / 1000000);
-}
-
 static int shm_sockaddr(const char *url, struct sockaddr_un *sa,
 			socklen_t *len_out, char *name, size_t name_len)
 {
@@ -232,7 +215,7 @@ static int shm_recv_hello(int fd, uint64_t deadline, struct shm_peer *p)
 	for (;;) {
 		struct pollfd pfd = {.fd = fd, .events = POLLIN};
 
-		ret = poll(&pfd, 1, shm_left_ms(deadline));
+		ret = poll(&pfd, 1, rdps_ms_left(deadline));
 		if (ret < 0 && errno == EINTR)
 			continue;
 		if (ret < 0)
@@ -676,14 +659,14 @@ int shm_accept(struct rdps_tp_listener *l_, struct rdps_tp_ep **ep_out,
 	       int timeout_ms)
 {
 	struct shm_listener *l = to_shm_listener(l_);
-	uint64_t deadline = shm_deadline(timeout_ms);
+	uint64_t deadline = rdps_deadline(timeout_ms);
 	struct shm_ep *ep;
 	int ret, fd;
 
 	for (;;) {
 		struct pollfd pfd = {.fd = l->fd, .events = POLLIN};
 		uint64_t hello_by;
-		int left = shm_left_ms(deadline);
+		int left = rdps_ms_left(deadline);
 
 		ret = poll(&pfd, 1, left);
 		if (ret < 0 && errno == EINTR)
@@ -712,7 +695,7 @@ int shm_accept(struct rdps_tp_listener *l_, struct rdps_tp_ep **ep_out,
 			left = SHM_HELLO_WAIT_MAX_MS;
 		if (left < SHM_HELLO_WAIT_MIN_MS)
 			left = SHM_HELLO_WAIT_MIN_MS;
-		hello_by = shm_deadline(left);
+		hello_by = rdps_deadline(left);
 		ret = shm_accept_one(l, fd, hello_by, &ep);
 		if (!ret) {
 			*ep_out = &ep->ep;
@@ -750,7 +733,7 @@ static int shm_connect_sock(const char *url, uint64_t deadline, char *name,
 			 * will accept, so wait like a TCP SYN would. */
 			struct timespec ts = {0, 1000000};
 
-			if (shm_left_ms(deadline) == 0) {
+			if (rdps_ms_left(deadline) == 0) {
 				ret = rdps_set_error(-ETIMEDOUT,
 						     "shm://%s accepts no "
 						     "connection: raise the "
@@ -784,7 +767,7 @@ int shm_connect(struct rdps_tp *tp_, const char *url, const void *priv,
 		size_t priv_len, struct rdps_tp_ep **ep_out, int timeout_ms)
 {
 	struct shm_tp *tp = to_shm_tp(tp_);
-	uint64_t deadline = shm_deadline(timeout_ms);
+	uint64_t deadline = rdps_deadline(timeout_ms);
 	struct shm_peer p = {.memfd = -1, .efd = -1};
 	int fds[2] = {tp->memfd, tp->efd};
 	size_t rx_off = 0, rx_len = shm_ring_bytes(tp, tp->ring_cap);

@@ -34,7 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "rdps_impl.h"
+#include "rdps_base.h"
 #include "transport.h"
 
 /* Wire format ---------------------------------------------------------- */

@@ -44,25 +44,6 @@ struct tcp_listener {
 	struct tcp_pending pend[TCP_MAX_PENDING];
 };
 
-static uint64_t deadline_of(int timeout_ms)
-{
-	return timeout_ms < 0 ? UINT64_MAX
-			      : rdps_now_ns() + (uint64_t)timeout_ms * 1000000u;
-}
-
-/* Milliseconds until deadline for poll(), rounded up, -1 for never. */
-static int ms_until(uint64_t deadline)
-{
-	uint64_t now = rdps_now_ns(), ms;
-
-	if (deadline == UINT64_MAX)
-		return -1;
-	if (now >= deadline)
-		return 0;
-	ms = (deadline - now + 999999) / 1000000;
-	return ms > INT32_MAX ? INT32_MAX : (int)ms;
-}
-
 static void tcp_sockaddr_str(const struct sockaddr *sa, socklen_t len,
 			     char *buf, size_t size)
 {
@@ -465,7 +446,7 @@ int tcp_accept(struct rdps_tp_listener *base, struct rdps_tp_ep **ep_out,
 	       int timeout_ms)
 {
 	struct tcp_listener *l = container_of(base, struct tcp_listener, base);
-	uint64_t deadline = deadline_of(timeout_ms);
+	uint64_t deadline = rdps_deadline(timeout_ms);
 	struct pollfd pfd[1 + TCP_MAX_PENDING];
 
 	for (;;) {
@@ -490,7 +471,7 @@ int tcp_accept(struct rdps_tp_listener *base, struct rdps_tp_ep **ep_out,
 				wake = l->pend[i].deadline;
 		}
 		n = poll(pfd, (nfds_t)(1 + n_pend),
-			 timeout_ms == 0 ? 0 : ms_until(wake));
+			 timeout_ms == 0 ? 0 : rdps_ms_left(wake));
 		if (n < 0 && errno != EINTR)
 			return rdps_set_error(-errno, "tcp accept: poll: %s",
 					      strerror(errno));
@@ -560,7 +541,7 @@ static int tcp_try_connect(const struct addrinfo *a, uint64_t deadline)
 	}
 	pfd = (struct pollfd){.fd = fd, .events = POLLOUT};
 	do {
-		n = poll(&pfd, 1, ms_until(deadline));
+		n = poll(&pfd, 1, rdps_ms_left(deadline));
 	} while (n < 0 && errno == EINTR);
 	if (n == 0) {
 		err = -ETIMEDOUT;
@@ -604,7 +585,7 @@ static int tcp_xfer(int fd, void *buf, size_t len, int out, uint64_t deadline)
 			return -ECONNRESET;
 		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
 			return -errno;
-		n = poll(&pfd, 1, ms_until(deadline));
+		n = poll(&pfd, 1, rdps_ms_left(deadline));
 		if (n == 0)
 			return -ETIMEDOUT;
 		if (n < 0 && errno != EINTR)
@@ -690,7 +671,7 @@ int tcp_connect(struct rdps_tp *base, const char *url, const void *priv,
 	struct tcp_tp *tp = to_tcp_tp(base);
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
 				 .ai_flags = AI_NUMERICSERV};
-	uint64_t deadline = deadline_of(timeout_ms);
+	uint64_t deadline = rdps_deadline(timeout_ms);
 	struct addrinfo *ai, *a;
 	struct rdps_tcp_hello h;
 	struct rdps_url u;

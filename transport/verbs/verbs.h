@@ -26,7 +26,7 @@
 #include <rdma/rdma_cma.h>
 #include <stdbool.h>
 
-#include "rdps_impl.h"
+#include "rdps_base.h"
 #include "transport.h"
 
 #define VERBS_MAGIC 0x52445053u /* "RDPS" */

@@ -199,23 +199,6 @@ int verbs_cm_progress(struct verbs_tp *vtp, int timeout_ms)
 	return n;
 }
 
-static int verbs_ms_left(uint64_t deadline)
-{
-	uint64_t now = rdps_now_ns();
-
-	if (deadline == UINT64_MAX)
-		return -1;
-	if (now >= deadline)
-		return 0;
-	return (int)((deadline - now + 999999) / 1000000);
-}
-
-static uint64_t verbs_deadline(int timeout_ms)
-{
-	return timeout_ms < 0 ? UINT64_MAX
-			      : rdps_now_ns() + (uint64_t)timeout_ms * 1000000;
-}
-
 static int verbs_parse(const char *url, int passive, struct rdps_url *u,
 		       struct addrinfo **ai_out)
 {
@@ -441,7 +424,7 @@ static int verbs_cm_next(struct verbs_ep *ep, uint64_t deadline)
 			ep->cm.got = false;
 			return 0;
 		}
-		ms = verbs_ms_left(deadline);
+		ms = rdps_ms_left(deadline);
 		if (!ms)
 			return -ETIMEDOUT;
 		verbs_cm_progress(ep->vtp, ms);
@@ -532,7 +515,7 @@ int verbs_accept(struct rdps_tp_listener *bl, struct rdps_tp_ep **ep_out,
 {
 	struct verbs_listener *l =
 		container_of(bl, struct verbs_listener, base);
-	uint64_t deadline = verbs_deadline(timeout_ms), hs;
+	uint64_t deadline = rdps_deadline(timeout_ms), hs;
 	struct verbs_conn_req *r;
 	struct verbs_ep *ep = NULL;
 	int ret, ms;
@@ -542,7 +525,7 @@ int verbs_accept(struct rdps_tp_listener *bl, struct rdps_tp_ep **ep_out,
 		while ((r = verbs_req_pop(l))) {
 			/* A handshake once begun gets time to finish even
 			 * under a short (or zero) accept timeout. */
-			hs = verbs_deadline(VERBS_HANDSHAKE_MS);
+			hs = rdps_deadline(VERBS_HANDSHAKE_MS);
 			ret = verbs_accept_one(
 				l, r, hs > deadline ? hs : deadline, &ep);
 			free(r);
@@ -551,7 +534,7 @@ int verbs_accept(struct rdps_tp_listener *bl, struct rdps_tp_ep **ep_out,
 				return 0;
 			}
 		}
-		ms = verbs_ms_left(deadline);
+		ms = rdps_ms_left(deadline);
 		if (!ms)
 			return -ETIMEDOUT;
 		verbs_cm_progress(l->vtp, ms);
@@ -659,7 +642,7 @@ static int verbs_connect_step(struct verbs_ep *ep, const char *url,
 
 static int verbs_resolve_ms(uint64_t deadline)
 {
-	int ms = verbs_ms_left(deadline);
+	int ms = rdps_ms_left(deadline);
 
 	return ms < 0 || ms > VERBS_RESOLVE_MS ? VERBS_RESOLVE_MS : ms ? ms : 1;
 }
@@ -668,7 +651,7 @@ int verbs_connect(struct rdps_tp *tp, const char *url, const void *priv,
 		  size_t priv_len, struct rdps_tp_ep **ep_out, int timeout_ms)
 {
 	struct verbs_tp *vtp = verbs_tp_of(tp);
-	uint64_t deadline = verbs_deadline(timeout_ms);
+	uint64_t deadline = rdps_deadline(timeout_ms);
 	uint8_t buf[VERBS_PDATA_MAX];
 	struct rdma_conn_param param = {.retry_count = VERBS_RETRY,
 					.rnr_retry_count = VERBS_RNR_RETRY};

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rdps_impl.h"
+#include "rdps_base.h"
 #include "perf.h"
 
 #define PERF_R ((size_t)RDPS_PERF_REGION)

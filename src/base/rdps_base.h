@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * rdps_impl.h - private umbrella header of the rdps library: logging,
- * error recording, small helpers shared by src/ and transport/.
+ * rdps_base.h - the bottom layer (src/base/): logging, per-thread error
+ * text, time and deadlines, byte order. Every other layer includes it;
+ * it includes nothing of theirs (only the public rdps.h, for the log
+ * levels and rdps_errmsg()). NUMA placement is numa.h beside it.
  */
-#ifndef RDPS_IMPL_H
-#define RDPS_IMPL_H
+#ifndef RDPS_BASE_H
+#define RDPS_BASE_H
 
 #include <errno.h>
 #include <stdint.h>
@@ -68,6 +70,14 @@ void rdps_clear_error(void);
 /* Monotonic clock in nanoseconds. */
 uint64_t rdps_now_ns(void);
 
+/* The rdps_now_ns() value timeout_ms from now; UINT64_MAX (never) for a
+ * negative timeout_ms. */
+uint64_t rdps_deadline(int timeout_ms);
+
+/* Milliseconds left until deadline, rounded up, for poll(2) and
+ * rdps_tp_wait(): 0 once it has passed, -1 for UINT64_MAX (never). */
+int rdps_ms_left(uint64_t deadline);
+
 static inline uint64_t rdps_htobe64(uint64_t v)
 {
 	return __builtin_bswap64(v);
@@ -79,4 +89,4 @@ static inline uint32_t rdps_htobe32(uint32_t v)
 }
 #define rdps_be32toh rdps_htobe32
 
-#endif /* RDPS_IMPL_H */
+#endif /* RDPS_BASE_H */

@@ -7,7 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "rdps_impl.h"
+#include "rdps_base.h"
 
 static int log_level_from_env(void);
 
@@ -100,12 +100,4 @@ void rdps_clear_error(void)
 const char *rdps_errmsg(void)
 {
 	return errmsg_buf;
-}
-
-uint64_t rdps_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }

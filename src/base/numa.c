@@ -6,7 +6,7 @@
 #include <sys/mman.h>
 
 #include "numa.h"
-#include "rdps_impl.h"
+#include "rdps_base.h"
 
 #ifdef RDPS_WITH_HWLOC
 #include <hwloc.h>
