@@ -1,0 +1,3 @@
+/* SPDX-License-Identifier: MIT */
+/* Must not compile: src/perf/ sees the transport, not the parameter server. */
+#include "ps_proto.h"

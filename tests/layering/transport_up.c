@@ -1,0 +1,3 @@
+/* SPDX-License-Identifier: MIT */
+/* Must not compile: transport/ sees no parameter-server header. */
+#include "ps_proto.h"
