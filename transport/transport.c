@@ -394,6 +394,50 @@ int rdps_tp_check_access(uint64_t base, uint64_t rlen, unsigned access,
 	return RDPS_TP_WC_SUCCESS;
 }
 
+void rdps_tp_rkey_encode(const struct rdps_tp_mr *mr, uint32_t key,
+			 struct rdps_tp_rkey_wire *w)
+{
+	w->addr_be = rdps_htobe64((uint64_t)(uintptr_t)mr->addr);
+	w->len_be = rdps_htobe64((uint64_t)mr->len);
+	w->rkey_be = rdps_htobe32(key);
+	w->pad = 0;
+}
+
+int rdps_tp_rkey_decode(const char *tp_name, const struct rdps_tp_rkey_wire *w,
+			rdps_tp_rkey_check_fn *check,
+			struct rdps_tp_rkey *rkey_out)
+{
+	struct rdps_tp_rkey k = {
+		.addr = rdps_be64toh(w->addr_be),
+		.len = rdps_be64toh(w->len_be),
+		.key = rdps_be32toh(w->rkey_be),
+	};
+	const char *why = NULL;
+
+	/* Keys travel inside messages a peer wrote: check every field the
+	 * target's checks rely on before it is used for an operation. */
+	if (w->pad)
+		why = "its pad is not zero";
+	else if (!k.len)
+		why = "its length is 0, and no registration is empty";
+	else if (k.addr + k.len < k.addr)
+		why = "its region wraps around the address space";
+	else if (check)
+		why = check(k.key);
+	if (why)
+		return rdps_set_error(-EINVAL,
+				      "malformed %s remote key (addr 0x%llx "
+				      "len %llu key 0x%x pad 0x%x): %s; pass "
+				      "on the 24 bytes rdps_tp_rkey_pack "
+				      "produced, unchanged, to an endpoint of "
+				      "the same transport",
+				      tp_name, (unsigned long long)k.addr,
+				      (unsigned long long)k.len, k.key,
+				      rdps_be32toh(w->pad), why);
+	*rkey_out = k;
+	return 0;
+}
+
 int rdps_tp_no_listener_url(struct rdps_tp_listener *l, char *buf, size_t len)
 {
 	(void)l;

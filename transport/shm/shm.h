@@ -313,20 +313,17 @@ int shm_heap_alloc(struct shm_tp *tp, size_t len, bool internal,
 		   size_t *off_out);
 int shm_heap_release(struct shm_tp *tp, size_t off, size_t len, bool internal);
 bool shm_heap_user_range(struct shm_tp *tp, const uint8_t *p, size_t len);
-int shm_mem_alloc(struct rdps_tp *tp, size_t len, void **addr_out);
-void shm_mem_free(struct rdps_tp *tp, void *addr, size_t len);
+rdps_tp_mem_alloc_fn shm_mem_alloc;
+rdps_tp_mem_free_fn shm_mem_free;
 
 /* shm_mr.c */
 int shm_mrt_init(struct shm_tp *tp);
 void shm_mrt_fini(struct shm_tp *tp);
-int shm_mem_reg(struct rdps_tp *tp, void *addr, size_t len, unsigned access,
-		struct rdps_tp_mr **mr_out);
-int shm_mem_reg_ep(struct rdps_tp_ep *ep, void *addr, size_t len,
-		   unsigned access, struct rdps_tp_mr **mr_out);
-void shm_mem_dereg(struct rdps_tp_mr *mr);
-void shm_rkey_pack(struct rdps_tp_mr *mr, struct rdps_tp_rkey_wire *w);
-int shm_rkey_unpack(struct rdps_tp_ep *ep, const struct rdps_tp_rkey_wire *w,
-		    struct rdps_tp_rkey *rkey_out);
+rdps_tp_mem_reg_fn shm_mem_reg;
+rdps_tp_mem_reg_ep_fn shm_mem_reg_ep;
+rdps_tp_mem_dereg_fn shm_mem_dereg;
+rdps_tp_rkey_pack_fn shm_rkey_pack;
+rdps_tp_rkey_unpack_fn shm_rkey_unpack;
 
 /* Handshake ------------------------------------------------------------ */
 
@@ -374,44 +371,28 @@ int shm_heap_hdr_check(const struct shm_hello *h, const struct shm_hdr *hdr,
 		       size_t page, uint64_t ring_bytes);
 
 /* shm_ep.c */
-int shm_listen(struct rdps_tp *tp, const char *url, const void *priv,
-	       size_t priv_len, struct rdps_tp_listener **l_out);
-int shm_listener_url(struct rdps_tp_listener *l, char *buf, size_t len);
-int shm_accept(struct rdps_tp_listener *l, struct rdps_tp_ep **ep_out,
-	       int timeout_ms);
-void shm_listener_close(struct rdps_tp_listener *l);
-int shm_connect(struct rdps_tp *tp, const char *url, const void *priv,
-		size_t priv_len, struct rdps_tp_ep **ep_out, int timeout_ms);
-void shm_ep_close(struct rdps_tp_ep *ep);
+rdps_tp_listen_fn shm_listen;
+rdps_tp_listener_url_fn shm_listener_url;
+rdps_tp_accept_fn shm_accept;
+rdps_tp_listener_close_fn shm_listener_close;
+rdps_tp_connect_fn shm_connect;
+rdps_tp_ep_close_fn shm_ep_close;
 int shm_ep_broken(struct shm_ep *ep);
 void shm_check_peers(struct shm_tp *tp, bool sockets);
 void shm_zombies_reap(struct shm_tp *tp, bool all);
 void shm_quiesce(struct shm_tp *tp);
 
 /* shm_rma.c */
-int shm_put(struct rdps_tp_ep *ep, const void *lbuf, size_t len,
-	    struct rdps_tp_mr *lmr, uint64_t raddr,
-	    const struct rdps_tp_rkey *rkey, uint64_t wr_id, unsigned flags);
-int shm_put_imm(struct rdps_tp_ep *ep, const void *lbuf, size_t len,
-		struct rdps_tp_mr *lmr, uint64_t raddr,
-		const struct rdps_tp_rkey *rkey, uint32_t imm, uint64_t wr_id,
-		unsigned flags);
-int shm_get(struct rdps_tp_ep *ep, void *lbuf, size_t len,
-	    struct rdps_tp_mr *lmr, uint64_t raddr,
-	    const struct rdps_tp_rkey *rkey, uint64_t wr_id, unsigned flags);
-int shm_atomic_fadd(struct rdps_tp_ep *ep, uint64_t add, uint64_t *res,
-		    struct rdps_tp_mr *res_mr, uint64_t raddr,
-		    const struct rdps_tp_rkey *rkey, uint64_t wr_id,
-		    unsigned flags);
-int shm_atomic_cswap(struct rdps_tp_ep *ep, uint64_t cmp, uint64_t swp,
-		     uint64_t *res, struct rdps_tp_mr *res_mr, uint64_t raddr,
-		     const struct rdps_tp_rkey *rkey, uint64_t wr_id,
-		     unsigned flags);
+rdps_tp_put_fn shm_put;
+rdps_tp_put_imm_fn shm_put_imm;
+rdps_tp_get_fn shm_get;
+rdps_tp_atomic_fadd_fn shm_atomic_fadd;
+rdps_tp_atomic_cswap_fn shm_atomic_cswap;
 
 /* shm_cq.c */
-int shm_poll(struct rdps_tp *tp, struct rdps_tp_comp *comps, int max);
-int shm_wait_fd(struct rdps_tp *tp);
-int shm_arm(struct rdps_tp *tp);
+rdps_tp_poll_fn shm_poll;
+rdps_tp_wait_fd_fn shm_wait_fd;
+rdps_tp_arm_fn shm_arm;
 void shm_cq_forget_ep(struct shm_tp *tp, struct shm_ep *ep);
 
 #endif /* RDPS_SHM_H */

@@ -118,34 +118,16 @@ void shm_mem_dereg(struct rdps_tp_mr *mr_)
 	free(mr);
 }
 
-void shm_rkey_pack(struct rdps_tp_mr *mr_, struct rdps_tp_rkey_wire *w)
+void shm_rkey_pack(struct rdps_tp_mr *mr, struct rdps_tp_rkey_wire *w)
 {
-	struct shm_mr *mr = to_shm_mr(mr_);
-
-	w->addr_be = rdps_htobe64((uint64_t)(uintptr_t)mr_->addr);
-	w->len_be = rdps_htobe64((uint64_t)mr_->len);
-	w->rkey_be = rdps_htobe32(mr->key);
-	w->pad = 0;
+	rdps_tp_rkey_encode(mr, to_shm_mr(mr)->key, w);
 }
 
+/* Any key word: 0 is the key of a region without remote access, refused
+ * per operation like any other that the target's table does not hold. */
 int shm_rkey_unpack(struct rdps_tp_ep *ep, const struct rdps_tp_rkey_wire *w,
 		    struct rdps_tp_rkey *rkey_out)
 {
-	uint64_t addr = rdps_be64toh(w->addr_be);
-	uint64_t len = rdps_be64toh(w->len_be);
-
 	(void)ep;
-	if (!len || w->pad || addr + len < addr)
-		return rdps_set_error(-EINVAL,
-				      "malformed shm remote key (addr 0x%llx "
-				      "len %llu pad 0x%x): pass the 24 bytes "
-				      "rdps_tp_rkey_pack produced, unchanged",
-				      (unsigned long long)addr,
-				      (unsigned long long)len, w->pad);
-	rkey_out->addr = addr;
-	rkey_out->len = len;
-	rkey_out->key = rdps_be32toh(w->rkey_be);
-	rkey_out->pad = 0;
-	rkey_out->priv = 0;
-	return 0;
+	return rdps_tp_rkey_decode("shm", w, NULL, rkey_out);
 }

@@ -295,21 +295,18 @@ int tcp_cq_has_room_imm(struct tcp_tp *tp);
 void tcp_cq_push(struct tcp_tp *tp, const struct rdps_tp_comp *c,
 		 uint32_t release);
 void tcp_tp_progress_events(struct tcp_tp *tp, int timeout_ms);
-int tcp_tp_poll(struct rdps_tp *tp, struct rdps_tp_comp *comps, int max);
-int tcp_tp_wait_fd(struct rdps_tp *tp);
-int tcp_tp_arm(struct rdps_tp *tp);
+rdps_tp_poll_fn tcp_tp_poll;
+rdps_tp_wait_fd_fn tcp_tp_wait_fd;
+rdps_tp_arm_fn tcp_tp_arm;
 
 /* tcp_mr.c */
-int tcp_mem_alloc(struct rdps_tp *tp, size_t len, void **addr_out);
-void tcp_mem_free(struct rdps_tp *tp, void *addr, size_t len);
-int tcp_mem_reg(struct rdps_tp *tp, void *addr, size_t len, unsigned access,
-		struct rdps_tp_mr **mr_out);
-int tcp_mem_reg_ep(struct rdps_tp_ep *ep, void *addr, size_t len,
-		   unsigned access, struct rdps_tp_mr **mr_out);
-void tcp_mem_dereg(struct rdps_tp_mr *mr);
-void tcp_rkey_pack(struct rdps_tp_mr *mr, struct rdps_tp_rkey_wire *w);
-int tcp_rkey_unpack(struct rdps_tp_ep *ep, const struct rdps_tp_rkey_wire *w,
-		    struct rdps_tp_rkey *rkey_out);
+rdps_tp_mem_alloc_fn tcp_mem_alloc;
+rdps_tp_mem_free_fn tcp_mem_free;
+rdps_tp_mem_reg_fn tcp_mem_reg;
+rdps_tp_mem_reg_ep_fn tcp_mem_reg_ep;
+rdps_tp_mem_dereg_fn tcp_mem_dereg;
+rdps_tp_rkey_pack_fn tcp_rkey_pack;
+rdps_tp_rkey_unpack_fn tcp_rkey_unpack;
 /* Validate a remote access arriving on ep against the table (tp->lock
  * held): returns an enum rdps_tp_status. */
 int tcp_mr_check(const struct tcp_ep *ep, uint32_t key, unsigned need,
@@ -317,15 +314,12 @@ int tcp_mr_check(const struct tcp_ep *ep, uint32_t key, unsigned need,
 void tcp_mr_fini(struct tcp_tp *tp);
 
 /* tcp_ep.c: connection management */
-int tcp_listen(struct rdps_tp *tp, const char *url, const void *priv,
-	       size_t priv_len, struct rdps_tp_listener **l_out);
-int tcp_listener_url(struct rdps_tp_listener *l, char *buf, size_t len);
-int tcp_accept(struct rdps_tp_listener *l, struct rdps_tp_ep **ep_out,
-	       int timeout_ms);
-void tcp_listener_close(struct rdps_tp_listener *l);
-int tcp_connect(struct rdps_tp *tp, const char *url, const void *priv,
-		size_t priv_len, struct rdps_tp_ep **ep_out, int timeout_ms);
-void tcp_ep_close(struct rdps_tp_ep *ep);
+rdps_tp_listen_fn tcp_listen;
+rdps_tp_listener_url_fn tcp_listener_url;
+rdps_tp_accept_fn tcp_accept;
+rdps_tp_listener_close_fn tcp_listener_close;
+rdps_tp_connect_fn tcp_connect;
+rdps_tp_ep_close_fn tcp_ep_close;
 /* Endpoint by epoll cookie, NULL if it has been closed since. */
 struct tcp_ep *tcp_ep_lookup(struct tcp_tp *tp, uint64_t cookie);
 
@@ -345,23 +339,10 @@ void tcp_tx_detach(struct tcp_ep *ep, uint64_t lo, uint64_t hi, int all);
 void tcp_rx_forget(struct tcp_ep *ep, uint64_t lo, uint64_t hi);
 
 /* tcp_post.c: one-sided operations */
-int tcp_put(struct rdps_tp_ep *ep, const void *lbuf, size_t len,
-	    struct rdps_tp_mr *lmr, uint64_t raddr,
-	    const struct rdps_tp_rkey *rkey, uint64_t wr_id, unsigned flags);
-int tcp_put_imm(struct rdps_tp_ep *ep, const void *lbuf, size_t len,
-		struct rdps_tp_mr *lmr, uint64_t raddr,
-		const struct rdps_tp_rkey *rkey, uint32_t imm, uint64_t wr_id,
-		unsigned flags);
-int tcp_get(struct rdps_tp_ep *ep, void *lbuf, size_t len,
-	    struct rdps_tp_mr *lmr, uint64_t raddr,
-	    const struct rdps_tp_rkey *rkey, uint64_t wr_id, unsigned flags);
-int tcp_atomic_fadd(struct rdps_tp_ep *ep, uint64_t add, uint64_t *res,
-		    struct rdps_tp_mr *res_mr, uint64_t raddr,
-		    const struct rdps_tp_rkey *rkey, uint64_t wr_id,
-		    unsigned flags);
-int tcp_atomic_cswap(struct rdps_tp_ep *ep, uint64_t cmp, uint64_t swp,
-		     uint64_t *res, struct rdps_tp_mr *res_mr, uint64_t raddr,
-		     const struct rdps_tp_rkey *rkey, uint64_t wr_id,
-		     unsigned flags);
+rdps_tp_put_fn tcp_put;
+rdps_tp_put_imm_fn tcp_put_imm;
+rdps_tp_get_fn tcp_get;
+rdps_tp_atomic_fadd_fn tcp_atomic_fadd;
+rdps_tp_atomic_cswap_fn tcp_atomic_cswap;
 
 #endif /* RDPS_TCP_H */

@@ -291,31 +291,13 @@ void verbs_mem_dereg(struct rdps_tp_mr *mr)
 
 void verbs_rkey_pack(struct rdps_tp_mr *mr, struct rdps_tp_rkey_wire *w)
 {
-	struct verbs_mr *vmr = verbs_mr_of(mr);
-
-	w->addr_be = rdps_htobe64((uint64_t)(uintptr_t)mr->addr);
-	w->len_be = rdps_htobe64((uint64_t)mr->len);
-	w->rkey_be = rdps_htobe32(vmr->rkey);
-	w->pad = 0;
+	rdps_tp_rkey_encode(mr, verbs_mr_of(mr)->rkey, w);
 }
 
+/* Any key word: the NIC's rkeys have no structure to check. */
 int verbs_rkey_unpack(struct rdps_tp_ep *ep, const struct rdps_tp_rkey_wire *w,
 		      struct rdps_tp_rkey *rkey_out)
 {
-	uint64_t addr = rdps_be64toh(w->addr_be);
-	uint64_t len = rdps_be64toh(w->len_be);
-
 	(void)ep;
-	if (w->pad || !len || addr + len < addr)
-		return rdps_set_error(-EINVAL,
-				      "malformed remote key (addr 0x%llx len "
-				      "%llu): the peer sent a corrupt key",
-				      (unsigned long long)addr,
-				      (unsigned long long)len);
-	rkey_out->addr = addr;
-	rkey_out->len = len;
-	rkey_out->key = rdps_be32toh(w->rkey_be);
-	rkey_out->pad = 0;
-	rkey_out->priv = 0;
-	return 0;
+	return rdps_tp_rkey_decode("verbs", w, NULL, rkey_out);
 }
