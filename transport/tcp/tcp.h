@@ -288,16 +288,54 @@ static inline struct tcp_mr *to_tcp_mr(struct rdps_tp_mr *mr)
 	return container_of(mr, struct tcp_mr, base);
 }
 
-/* tcp_tp.c: completion ring; all with tp->lock held. */
-/* Room for one more post's completion / for a peer's RECV_IMM. */
+/*
+ * Validate a remote access arriving on ep against the registration table
+ * (tp->lock held): returns an enum rdps_tp_status. Beside the table's
+ * layout, and inline, because the progress thread runs it for every
+ * request it serves while tcp_mr.c only fills the table.
+ */
+static inline int tcp_mr_check(const struct tcp_ep *ep, uint32_t key,
+			       unsigned need, uint64_t raddr, uint64_t len)
+{
+	const struct tcp_tp *tp = ep->tp;
+	uint32_t idx = key & 0xffff;
+	struct tcp_mr *mr;
+
+	if (idx >= tp->n_mrs_cap)
+		return RDPS_TP_WC_REM_ACCESS_ERR;
+	mr = tp->mrs[idx].mr;
+	if (!mr || mr->key != key)
+		return RDPS_TP_WC_REM_ACCESS_ERR;
+	/* A region of one endpoint's peer: endpoint generations are never
+	 * reused, so a closed endpoint's region serves nobody. */
+	if (mr->ep_gen && mr->ep_gen != ep->gen)
+		return RDPS_TP_WC_REM_ACCESS_ERR;
+	return rdps_tp_check_access((uintptr_t)mr->base.addr, mr->base.len,
+				    mr->base.access, need, raddr, len);
+}
+
+/* tcp_cq.c: the completion ring and the wait fd. */
+/* Allocate the ring (2 * cq_depth entries) and the wait fd; fini frees
+ * what init got, also after a failed init. */
+int tcp_cq_init(struct tcp_tp *tp);
+void tcp_cq_fini(struct tcp_tp *tp);
+/* The rest with tp->lock held. Room for one more post's completion / for a
+ * peer's RECV_IMM. */
 int tcp_cq_has_room(struct tcp_tp *tp);
 int tcp_cq_has_room_imm(struct tcp_tp *tp);
+/* Queue c; release: send-queue slots its endpoint gets back when polled.
+ * Wakes an armed waiter. */
 void tcp_cq_push(struct tcp_tp *tp, const struct rdps_tp_comp *c,
 		 uint32_t release);
+/* Move up to max queued completions, then owed DISCONNECTs, into comps. */
+int tcp_cq_take(struct tcp_tp *tp, struct rdps_tp_comp *comps, int max);
+rdps_tp_wait_fd_fn tcp_cq_wait_fd;
+rdps_tp_arm_fn tcp_cq_arm; /* takes tp->lock */
+
+/* tcp_tp.c: the instance and who drives progress. */
+/* Serve whatever epoll reports within timeout_ms, with tp->lock held. */
 void tcp_tp_progress_events(struct tcp_tp *tp, int timeout_ms);
 rdps_tp_poll_fn tcp_tp_poll;
-rdps_tp_wait_fd_fn tcp_tp_wait_fd;
-rdps_tp_arm_fn tcp_tp_arm;
 
 /* tcp_mr.c */
 rdps_tp_mem_alloc_fn tcp_mem_alloc;
@@ -307,10 +345,6 @@ rdps_tp_mem_reg_ep_fn tcp_mem_reg_ep;
 rdps_tp_mem_dereg_fn tcp_mem_dereg;
 rdps_tp_rkey_pack_fn tcp_rkey_pack;
 rdps_tp_rkey_unpack_fn tcp_rkey_unpack;
-/* Validate a remote access arriving on ep against the table (tp->lock
- * held): returns an enum rdps_tp_status. */
-int tcp_mr_check(const struct tcp_ep *ep, uint32_t key, unsigned need,
-		 uint64_t raddr, uint64_t len);
 void tcp_mr_fini(struct tcp_tp *tp);
 
 /* tcp_ep.c: connection management */

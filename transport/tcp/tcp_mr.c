@@ -175,26 +175,6 @@ void tcp_mr_fini(struct tcp_tp *tp)
 	tp->n_mrs_cap = 0;
 }
 
-int tcp_mr_check(const struct tcp_ep *ep, uint32_t key, unsigned need,
-		 uint64_t raddr, uint64_t len)
-{
-	const struct tcp_tp *tp = ep->tp;
-	uint32_t idx = key & 0xffff;
-	struct tcp_mr *mr;
-
-	if (idx >= tp->n_mrs_cap)
-		return RDPS_TP_WC_REM_ACCESS_ERR;
-	mr = tp->mrs[idx].mr;
-	if (!mr || mr->key != key)
-		return RDPS_TP_WC_REM_ACCESS_ERR;
-	/* A region of one endpoint's peer: endpoint generations are never
-	 * reused, so a closed endpoint's region serves nobody. */
-	if (mr->ep_gen && mr->ep_gen != ep->gen)
-		return RDPS_TP_WC_REM_ACCESS_ERR;
-	return rdps_tp_check_access((uintptr_t)mr->base.addr, mr->base.len,
-				    mr->base.access, need, raddr, len);
-}
-
 void tcp_rkey_pack(struct rdps_tp_mr *base, struct rdps_tp_rkey_wire *w)
 {
 	rdps_tp_rkey_encode(base, to_tcp_mr(base)->key, w);
