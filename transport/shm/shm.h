@@ -351,7 +351,7 @@ _Static_assert(sizeof(struct shm_hello) == 88, "shm hello");
 
 /*
  * The checks of what a peer sends in the handshake, pure so that a fuzzer
- * can drive them (tests/fuzz/fuzz_shm_hello.c); shm_ep.c applies them.
+ * can drive them (tests/fuzz/fuzz_shm_hello.c); shm_listen.c applies them.
  *
  * shm_hello_parse: a received datagram of len bytes (trunc: the kernel cut
  * it). 0 with *h the hello; -EPROTO for anything that is not a hello of our
@@ -370,17 +370,52 @@ int shm_hello_geometry_check(const struct shm_hello *h, size_t page);
 int shm_heap_hdr_check(const struct shm_hello *h, const struct shm_hdr *hdr,
 		       size_t page, uint64_t ring_bytes);
 
-/* shm_ep.c */
+/* shm_listen.c: listeners, the handshake, connect */
 rdps_tp_listen_fn shm_listen;
 rdps_tp_listener_url_fn shm_listener_url;
 rdps_tp_accept_fn shm_accept;
 rdps_tp_listener_close_fn shm_listener_close;
 rdps_tp_connect_fn shm_connect;
+
+/* shm_ep.c: the endpoint object */
+
+/* The peer's side of a handshake, once received and mapped. */
+struct shm_peer {
+	struct shm_hello h;
+	int memfd;
+	int efd;
+	uint8_t *map;
+	const struct shm_hdr *hdr;
+};
+
+/* A new inbound ring in our heap, with a fresh connection id, for the
+ * hello that hands it to a peer; *off_out its heap offset. */
+int shm_ring_new(struct shm_tp *tp, size_t *off_out);
+/* Build the endpoint over fd, p and our ring at rx_off; takes p's mapping
+ * and wake fd on success (the caller still owns fd and the ring on
+ * failure). -ECONNRESET if the peer died during the handshake. */
+int shm_ep_make(struct shm_tp *tp, int fd, struct shm_peer *p, size_t rx_off,
+		struct shm_ep **ep_out);
 rdps_tp_ep_close_fn shm_ep_close;
+
+/* shm_live.c: liveness of peers and of this process */
+
+/* Start / stop the thread whose robust futex list holds our live word. */
+int shm_live_start(struct shm_tp *tp);
+void shm_live_stop(struct shm_tp *tp);
+/* Mark ep broken (a DISCONNECT completion is owed) and return -ENOTCONN
+ * with rdps_errmsg() set, for a post or registration on it. */
 int shm_ep_broken(struct shm_ep *ep);
+/* Notice departed peers without a post: liveness words always, sockets
+ * (and zombie rings) when sockets is set. */
 void shm_check_peers(struct shm_tp *tp, bool sockets);
+/* Give up an inbound ring and its socket fd (-1: none): at once when
+ * peer_done or the peer's end is closed, else kept as a zombie until it
+ * is. */
+void shm_ring_retire(struct shm_tp *tp, int fd, size_t off, size_t len,
+		     bool peer_done);
+/* Free the zombie rings whose peers hung up (all: every one, at fini). */
 void shm_zombies_reap(struct shm_tp *tp, bool all);
-void shm_quiesce(struct shm_tp *tp);
 
 /* shm_rma.c */
 rdps_tp_put_fn shm_put;

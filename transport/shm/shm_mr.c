@@ -6,9 +6,14 @@
  * index and a generation, so a key outlives neither its registration nor a
  * later reuse of the entry. A registration for one endpoint's peer also
  * names that connection in its entry (see shm.h for what that can and
- * cannot stop).
+ * cannot stop). Deregistration revokes the key and then waits until no
+ * peer can still be writing through it (shm_quiesce).
  */
+#include <linux/membarrier.h>
+#include <sched.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "shm.h"
 
@@ -101,6 +106,53 @@ int shm_mem_reg_ep(struct rdps_tp_ep *ep_, void *addr, size_t len,
 	if (ep->dead)
 		return shm_ep_broken(ep);
 	return shm_mr_new(ep->tp, ep->rx_conn, addr, len, access, mr_out);
+}
+
+/* Wait until a peer that may be inside a write or atomic on us is out. */
+static void shm_quiesce_ring(const struct shm_ring *r, const struct shm_ep *ep)
+{
+	uint64_t t0 = 0, now;
+
+	while (__atomic_load_n(&r->busy, __ATOMIC_SEQ_CST)) {
+		/* A peer that died inside an operation never leaves it. */
+		if (ep && __atomic_load_n(ep->peer_live, __ATOMIC_RELAXED) !=
+				  ep->peer_live_val)
+			return;
+		now = rdps_now_ns();
+		if (!t0) {
+			t0 = now;
+		} else if (now - t0 > SHM_QUIESCE_NS) {
+			rdps_warn("shm: a peer%s stays inside a remote write "
+				  "for over %llu ms (stopped?): deregistering "
+				  "anyway",
+				  ep ? "" : " of a closed connection",
+				  SHM_QUIESCE_NS / 1000000);
+			return;
+		}
+		sched_yield();
+	}
+}
+
+/*
+ * Called after a key was revoked: returns once no peer can still be writing
+ * through it. Each connection's busy word is written by its peer alone and
+ * read here only, so the hot path shares no cache line with anyone.
+ */
+static void shm_quiesce(struct shm_tp *tp)
+{
+	/* Every peer that registered for expedited barriers runs a full
+	 * fence now: its busy store is visible to us below, or its key load
+	 * comes after our cleared key. */
+	if (syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) &&
+	    syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) &&
+	    shm_asym_fence)
+		rdps_warn("shm: membarrier failed: %s", strerror(errno));
+	for (uint32_t i = 0; i < tp->n_eps; i++)
+		shm_quiesce_ring(tp->eps[i]->rx, tp->eps[i]);
+	for (size_t i = 0; i < tp->n_zombies; i++)
+		shm_quiesce_ring((const struct shm_ring *)(tp->heap +
+							   tp->zombies[i].off),
+				 NULL);
 }
 
 void shm_mem_dereg(struct rdps_tp_mr *mr_)
