@@ -343,14 +343,14 @@ static int wait_on_fd(struct rdps_tp *tp, int timeout_ms)
 int rdps_tp_wait(struct rdps_tp *tp, struct rdps_tp_comp *comps, int max,
 		 int timeout_ms)
 {
-	uint64_t start = rdps_now_ns(), now, spin_end, deadline;
+	uint64_t start, now, spin_end, deadline;
 	int n, ret;
 
 	n = tp->ops->poll(tp, comps, max);
 	if (n || timeout_ms == 0)
 		return n;
-	deadline = timeout_ms < 0 ? UINT64_MAX
-				  : start + (uint64_t)timeout_ms * 1000000ull;
+	deadline = rdps_deadline(timeout_ms);
+	start = rdps_now_ns();
 	spin_end = tp->cfg.poll_mode == RDPS_TP_POLL_BUSY ? deadline
 		   : tp->cfg.poll_mode == RDPS_TP_POLL_ADAPTIVE
 			   ? start + (uint64_t)tp->cfg.spin_us * 1000ull
@@ -368,10 +368,7 @@ int rdps_tp_wait(struct rdps_tp *tp, struct rdps_tp_comp *comps, int max,
 			return 0;
 		if (now < spin_end)
 			continue;
-		ret = wait_on_fd(tp, deadline == UINT64_MAX
-					     ? -1
-					     : (int)((deadline - now + 999999) /
-						     1000000));
+		ret = wait_on_fd(tp, rdps_ms_left(deadline));
 		if (ret)
 			return ret;
 	}

@@ -436,7 +436,7 @@ static void tcp_accept_new(struct tcp_listener *l)
 		p = &l->pend[l->n_pend++];
 		p->fd = fd;
 		p->got = 0;
-		p->deadline = rdps_now_ns() + TCP_HELLO_TIMEOUT_MS * 1000000ull;
+		p->deadline = rdps_deadline(TCP_HELLO_TIMEOUT_MS);
 		tcp_sockaddr_str((struct sockaddr *)&ss, sl, p->peer,
 				 sizeof(p->peer));
 	}

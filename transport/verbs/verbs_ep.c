@@ -332,7 +332,7 @@ void verbs_ep_close(struct rdps_tp_ep *bep)
 			  ep->qp->qp_num);
 		ep->drain_done = true;
 	}
-	deadline = rdps_now_ns() + VERBS_DRAIN_MS * 1000000ull;
+	deadline = rdps_deadline(VERBS_DRAIN_MS);
 	for (;;) {
 		verbs_cq_reap(vtp);
 		if (verbs_ep_drained(ep))

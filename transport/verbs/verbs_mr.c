@@ -169,7 +169,7 @@ static int verbs_mw_bind(struct verbs_ep *ep, struct verbs_mr *vmr,
 				      "qp 0x%x refused to bind a memory "
 				      "window: %s",
 				      ep->qp->qp_num, strerror(ret));
-	deadline = rdps_now_ns() + VERBS_BIND_MS * 1000000ull;
+	deadline = rdps_deadline(VERBS_BIND_MS);
 	while (!ep->bind_done) {
 		if (verbs_cq_reap(ep->vtp))
 			continue;
