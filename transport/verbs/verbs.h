@@ -255,8 +255,10 @@ void verbs_ep_destroy(struct verbs_ep *ep);
 int verbs_ep_qp_ready(struct verbs_ep *ep, uint8_t responder_resources,
 		      uint8_t initiator_depth);
 void verbs_ep_break(struct verbs_ep *ep, bool peer_gone);
-/* Deallocate the windows of ep's scoped registrations (verbs_mr.c). */
-void verbs_ep_unbind_all(struct verbs_ep *ep);
+/* Take a registration scoped to an endpoint off that endpoint's list and
+ * free its memory window: no queue pair accepts its key any more. Nothing
+ * done if it has no window (any more). */
+void verbs_ep_unbind(struct verbs_mr *vmr);
 void verbs_ep_disc_clear(struct verbs_ep *ep);
 void verbs_ep_repost_recv(struct verbs_ep *ep);
 rdps_tp_ep_close_fn verbs_ep_close;

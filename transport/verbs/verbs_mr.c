@@ -108,36 +108,6 @@ err_free:
 	return ret;
 }
 
-/* Take vmr off its endpoint's list and free its window: no queue pair
- * accepts its key any more. */
-static void verbs_mw_free(struct verbs_mr *vmr)
-{
-	struct verbs_mr **pp;
-	int ret;
-
-	if (!vmr->mw)
-		return;
-	for (pp = &vmr->ep->scoped; *pp; pp = &(*pp)->ep_next) {
-		if (*pp == vmr) {
-			*pp = vmr->ep_next;
-			break;
-		}
-	}
-	ret = ibv_dealloc_mw(vmr->mw);
-	if (ret)
-		rdps_warn("cannot free the memory window over %p+%zu: %s",
-			  vmr->base.addr, vmr->base.len, strerror(ret));
-	vmr->mw = NULL;
-	vmr->ep = NULL;
-	vmr->ep_next = NULL;
-}
-
-void verbs_ep_unbind_all(struct verbs_ep *ep)
-{
-	while (ep->scoped)
-		verbs_mw_free(ep->scoped);
-}
-
 /*
  * Bind vmr's window to ep's queue pair with the remote rights in access,
  * and wait for the bind to complete (other completions met meanwhile go
@@ -281,7 +251,7 @@ void verbs_mem_dereg(struct rdps_tp_mr *mr)
 		return;
 	vmr = verbs_mr_of(mr);
 	/* A window must go before the region it is bound to. */
-	verbs_mw_free(vmr);
+	verbs_ep_unbind(vmr);
 	ret = ibv_dereg_mr(vmr->mr);
 	if (ret)
 		rdps_warn("cannot deregister %p+%zu: %s", mr->addr, mr->len,
