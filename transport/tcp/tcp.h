@@ -324,9 +324,13 @@ void tcp_cq_fini(struct tcp_tp *tp);
 int tcp_cq_has_room(struct tcp_tp *tp);
 int tcp_cq_has_room_imm(struct tcp_tp *tp);
 /* Queue c; release: send-queue slots its endpoint gets back when polled.
- * Wakes an armed waiter. */
+ * Wakes an armed waiter (tcp_cq_wake). */
 void tcp_cq_push(struct tcp_tp *tp, const struct rdps_tp_comp *c,
 		 uint32_t release);
+/* Wake an armed waiter: a completion or a DISCONNECT is there to take. */
+void tcp_cq_wake(struct tcp_tp *tp);
+/* Queued completions of ep, which is being closed, lose their ep. */
+void tcp_cq_forget_ep(struct tcp_tp *tp, const struct rdps_tp_ep *ep);
 /* Move up to max queued completions, then owed DISCONNECTs, into comps. */
 int tcp_cq_take(struct tcp_tp *tp, struct rdps_tp_comp *comps, int max);
 rdps_tp_wait_fd_fn tcp_cq_wait_fd;
@@ -365,8 +369,10 @@ void tcp_tx_enqueue(struct tcp_ep *ep, struct tcp_txe *t);
 /* Break the connection: log why at lvl (info if nothing was lost), fail
  * every outstanding operation with RDPS_TP_WC_CONN_ERR. */
 void tcp_ep_fail(struct tcp_ep *ep, int lvl, const char *why);
-void tcp_ep_flush_ops(struct tcp_ep *ep, int status, struct rdps_tp_ep *who);
-void tcp_ep_free_tx(struct tcp_ep *ep);
+/* Stop all traffic of ep: its socket leaves epoll and is closed, a stalled
+ * receive is dropped, queued sends are freed, and every outstanding
+ * operation completes with status and ep field who (close: NULL). */
+void tcp_ep_shut(struct tcp_ep *ep, int status, struct rdps_tp_ep *who);
 void tcp_ep_set_events(struct tcp_ep *ep, uint32_t events);
 void tcp_op_complete_ready(struct tcp_ep *ep);
 void tcp_tx_detach(struct tcp_ep *ep, uint64_t lo, uint64_t hi, int all);

@@ -63,21 +63,39 @@ int tcp_cq_has_room_imm(struct tcp_tp *tp)
 	return tp->cq_used + tp->cq_resv < tp->cq_ring;
 }
 
+void tcp_cq_wake(struct tcp_tp *tp)
+{
+	uint64_t one = 1;
+
+	if (!tp->armed)
+		return;
+	tp->armed = 0;
+	/* Cannot fail short of a counter overflow, which a reader resets
+	 * long before. */
+	if (write(tp->cq_fd, &one, sizeof(one)) < 0)
+		rdps_dbg("tcp cq eventfd write: %s", strerror(errno));
+}
+
 void tcp_cq_push(struct tcp_tp *tp, const struct rdps_tp_comp *c,
 		 uint32_t release)
 {
 	unsigned idx = (tp->cq_head + tp->cq_used) % tp->cq_ring;
-	uint64_t one = 1;
 
 	tp->cq[idx] = *c;
 	tp->cq_rel[idx] = release;
 	__atomic_store_n(&tp->cq_used, tp->cq_used + 1, __ATOMIC_RELEASE);
-	if (tp->armed) {
-		tp->armed = 0;
-		/* Cannot fail short of a counter overflow, which a reader
-		 * resets long before. */
-		if (write(tp->cq_fd, &one, sizeof(one)) < 0)
-			rdps_dbg("tcp cq eventfd write: %s", strerror(errno));
+	tcp_cq_wake(tp);
+}
+
+/* Completions already queued must not point at freed memory. */
+void tcp_cq_forget_ep(struct tcp_tp *tp, const struct rdps_tp_ep *ep)
+{
+	for (unsigned i = 0; i < tp->cq_used; i++) {
+		struct rdps_tp_comp *c =
+			&tp->cq[(tp->cq_head + i) % tp->cq_ring];
+
+		if (c->ep == ep)
+			c->ep = NULL;
 	}
 }
 
