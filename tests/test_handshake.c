@@ -23,7 +23,7 @@
  * memory changes hands.
  *
  * The tcp hello is built from the layout in tcp/tcp.h. The shm hello is
- * private to transport/shm/shm_ep.c (struct shm_hello, native byte order,
+ * private to transport/shm/ (struct shm_hello in shm.h, native byte order,
  * 88 bytes); its layout is restated here as struct fake_shm_hello, and a
  * change there must be mirrored.
  *
@@ -787,9 +787,9 @@ static void t_tcp_connect_other_token(void **state)
 
 /* shm ------------------------------------------------------------------- */
 
-#define SHM_HELLO_MAGIC_RAW 0x52445348u /* "RDSH", shm_ep.c */
+#define SHM_HELLO_MAGIC_RAW 0x52445348u /* "RDSH", shm.h */
 
-/* struct shm_hello of transport/shm/shm_ep.c: native byte order. */
+/* struct shm_hello of transport/shm/shm.h: native byte order. */
 struct fake_shm_hello {
 	uint32_t magic;
 	uint32_t version;
@@ -812,7 +812,7 @@ static void shm_name(char *buf, size_t len)
 	snprintf(buf, len, "rdps-hs-%d-%d", (int)getpid(), seq++);
 }
 
-/* The abstract address shm_ep.c derives from shm://NAME. */
+/* The abstract address shm_listen.c derives from shm://NAME. */
 static socklen_t shm_addr(const char *name, struct sockaddr_un *sa)
 {
 	int n;

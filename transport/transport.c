@@ -343,14 +343,14 @@ static int wait_on_fd(struct rdps_tp *tp, int timeout_ms)
 int rdps_tp_wait(struct rdps_tp *tp, struct rdps_tp_comp *comps, int max,
 		 int timeout_ms)
 {
-	uint64_t start = rdps_now_ns(), now, spin_end, deadline;
+	uint64_t start, now, spin_end, deadline;
 	int n, ret;
 
 	n = tp->ops->poll(tp, comps, max);
 	if (n || timeout_ms == 0)
 		return n;
-	deadline = timeout_ms < 0 ? UINT64_MAX
-				  : start + (uint64_t)timeout_ms * 1000000ull;
+	deadline = rdps_deadline(timeout_ms);
+	start = rdps_now_ns();
 	spin_end = tp->cfg.poll_mode == RDPS_TP_POLL_BUSY ? deadline
 		   : tp->cfg.poll_mode == RDPS_TP_POLL_ADAPTIVE
 			   ? start + (uint64_t)tp->cfg.spin_us * 1000ull
@@ -368,10 +368,7 @@ int rdps_tp_wait(struct rdps_tp *tp, struct rdps_tp_comp *comps, int max,
 			return 0;
 		if (now < spin_end)
 			continue;
-		ret = wait_on_fd(tp, deadline == UINT64_MAX
-					     ? -1
-					     : (int)((deadline - now + 999999) /
-						     1000000));
+		ret = wait_on_fd(tp, rdps_ms_left(deadline));
 		if (ret)
 			return ret;
 	}
@@ -392,6 +389,50 @@ int rdps_tp_check_access(uint64_t base, uint64_t rlen, unsigned access,
 	if (raddr < base || len > rlen || raddr - base > rlen - len)
 		return RDPS_TP_WC_REM_ACCESS_ERR;
 	return RDPS_TP_WC_SUCCESS;
+}
+
+void rdps_tp_rkey_encode(const struct rdps_tp_mr *mr, uint32_t key,
+			 struct rdps_tp_rkey_wire *w)
+{
+	w->addr_be = rdps_htobe64((uint64_t)(uintptr_t)mr->addr);
+	w->len_be = rdps_htobe64((uint64_t)mr->len);
+	w->rkey_be = rdps_htobe32(key);
+	w->pad = 0;
+}
+
+int rdps_tp_rkey_decode(const char *tp_name, const struct rdps_tp_rkey_wire *w,
+			rdps_tp_rkey_check_fn *check,
+			struct rdps_tp_rkey *rkey_out)
+{
+	struct rdps_tp_rkey k = {
+		.addr = rdps_be64toh(w->addr_be),
+		.len = rdps_be64toh(w->len_be),
+		.key = rdps_be32toh(w->rkey_be),
+	};
+	const char *why = NULL;
+
+	/* Keys travel inside messages a peer wrote: check every field the
+	 * target's checks rely on before it is used for an operation. */
+	if (w->pad)
+		why = "its pad is not zero";
+	else if (!k.len)
+		why = "its length is 0, and no registration is empty";
+	else if (k.addr + k.len < k.addr)
+		why = "its region wraps around the address space";
+	else if (check)
+		why = check(k.key);
+	if (why)
+		return rdps_set_error(-EINVAL,
+				      "malformed %s remote key (addr 0x%llx "
+				      "len %llu key 0x%x pad 0x%x): %s; pass "
+				      "on the 24 bytes rdps_tp_rkey_pack "
+				      "produced, unchanged, to an endpoint of "
+				      "the same transport",
+				      tp_name, (unsigned long long)k.addr,
+				      (unsigned long long)k.len, k.key,
+				      rdps_be32toh(w->pad), why);
+	*rkey_out = k;
+	return 0;
 }
 
 int rdps_tp_no_listener_url(struct rdps_tp_listener *l, char *buf, size_t len)

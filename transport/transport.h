@@ -230,155 +230,199 @@ struct rdps_tp_mr {
 };
 
 /*
+ * Op signatures. Each transport declares its ops with these types
+ * ("rdps_tp_put_fn shm_put;") instead of restating the prototypes, and
+ * struct rdps_tp_ops holds pointers to them.
+ */
+
+/* Lifecycle ------------------------------------------------------------ */
+
+/* Create an instance with a validated copy of cfg. The transport allocates
+ * its own struct and returns the embedded rdps_tp. */
+typedef int rdps_tp_init_fn(const struct rdps_tp_cfg *cfg,
+			    struct rdps_tp **tp_out);
+/* Destroy an instance with no endpoints, listeners or registrations left
+ * (the generic layer checks, returning -EBUSY). */
+typedef void rdps_tp_fini_fn(struct rdps_tp *tp);
+
+/* Start listening on url (its scheme is this transport's). Every
+ * connecting peer gets priv (at most RDPS_TP_PRIV_MAX bytes, copied) in its
+ * ep->peer_priv: the place for the keys a server hands out, as rdmacm
+ * private data. Port 0 picks a free port; listener_url() tells the real
+ * address. -EADDRINUSE if taken, -EINVAL for a malformed URL. */
+typedef int rdps_tp_listen_fn(struct rdps_tp *tp, const char *url,
+			      const void *priv, size_t priv_len,
+			      struct rdps_tp_listener **l_out);
+/* Write the listener's connectable URL into buf (NUL-terminated). */
+typedef int rdps_tp_listener_url_fn(struct rdps_tp_listener *l, char *buf,
+				    size_t len);
+/* Wait up to timeout_ms (-1 forever, 0 poll) for one peer, do the
+ * handshake (protocol version, token) and return its endpoint. -ETIMEDOUT
+ * if none came; a peer failing the handshake is refused and logged, and
+ * accept keeps waiting. */
+typedef int rdps_tp_accept_fn(struct rdps_tp_listener *l,
+			      struct rdps_tp_ep **ep_out, int timeout_ms);
+typedef void rdps_tp_listener_close_fn(struct rdps_tp_listener *l);
+
+/* Connect to url within timeout_ms, sending priv (at most RDPS_TP_PRIV_MAX
+ * bytes) to the accepting side's ep->peer_priv. -ECONNREFUSED (nobody
+ * listens), -ETIMEDOUT, -EPROTO (protocol version mismatch), -EACCES
+ * (token mismatch), -EINVAL (malformed URL), -ENOBUFS (cq_depth has no
+ * room for another endpoint, see cfg). */
+typedef int rdps_tp_connect_fn(struct rdps_tp *tp, const char *url,
+			       const void *priv, size_t priv_len,
+			       struct rdps_tp_ep **ep_out, int timeout_ms);
+/* Close an endpoint. Outstanding operations complete with
+ * RDPS_TP_WC_FLUSH_ERR and ep == NULL in the completion. */
+typedef void rdps_tp_ep_close_fn(struct rdps_tp_ep *ep);
+
+/* Memory --------------------------------------------------------------- */
+
+/* Allocate len bytes (page-aligned, zeroed) that can be registered for
+ * remote access: on shm this memory lives in the shared heap (remote access
+ * to other memory is refused), on verbs on the NIC's NUMA node. */
+typedef int rdps_tp_mem_alloc_fn(struct rdps_tp *tp, size_t len,
+				 void **addr_out);
+typedef void rdps_tp_mem_free_fn(struct rdps_tp *tp, void *addr, size_t len);
+/* Register [addr, addr+len) with access bits. The memory must stay valid
+ * until mem_dereg. */
+typedef int rdps_tp_mem_reg_fn(struct rdps_tp *tp, void *addr, size_t len,
+			       unsigned access, struct rdps_tp_mr **mr_out);
+/*
+ * Register [addr, addr+len) like mem_reg, but for remote access by ep's
+ * peer alone: least privilege, e.g. one worker's update slot. The key works
+ * for operations arriving through ep only; the same key used through any
+ * other endpoint of this instance (another worker that learnt or guessed
+ * it) fails with RDPS_TP_WC_REM_ACCESS_ERR at that initiator, target memory
+ * untouched. After ep_close the region has no remote access at all but
+ * stays registered (locally usable, for any endpoint) until mem_dereg:
+ * close and deregister in either order. The key is one of tp's, so
+ * rkey_pack, mem_dereg and the stale-key rule apply as for mem_reg.
+ *
+ * Blocks briefly (verbs: binds a memory window with one work request on
+ * ep's queue pair and waits for its completion; completions of other
+ * operations met meanwhile are kept for poll). Errors as mem_reg, plus
+ * -ENOTCONN when ep is broken and -EOPNOTSUPP when the device cannot scope
+ * a key to a connection (verbs without type 2 memory windows);
+ * rdps_errmsg() says which.
+ *
+ * Who enforces it: verbs, the NIC (a type 2 memory window bound to ep's
+ * queue pair: the responder refuses the key on any other queue pair); tcp,
+ * the target's progress thread (the key's endpoint is checked on every
+ * request); shm, the initiator's own library against the target's MR
+ * table: that stops a wrong key from a correct peer but not a hostile
+ * process, which maps the whole heap (see shm.h).
+ */
+typedef int rdps_tp_mem_reg_ep_fn(struct rdps_tp_ep *ep, void *addr, size_t len,
+				  unsigned access, struct rdps_tp_mr **mr_out);
+/* Deregister: later remote operations with its key fail with
+ * RDPS_TP_WC_REM_ACCESS_ERR, also after the same memory is registered
+ * again (a new key). */
+typedef void rdps_tp_mem_dereg_fn(struct rdps_tp_mr *mr);
+/* Pack the remote key of mr (never fails for a live mr). Transports
+ * implement it with rdps_tp_rkey_encode(). */
+typedef void rdps_tp_rkey_pack_fn(struct rdps_tp_mr *mr,
+				  struct rdps_tp_rkey_wire *w);
+/* Unpack a peer's key for use on ep; -EINVAL if malformed. The key is not
+ * checked against the peer here: that happens per operation at the
+ * target, as on a NIC. Transports implement it with rdps_tp_rkey_decode();
+ * ep may be NULL there (the fuzzers pass none). */
+typedef int rdps_tp_rkey_unpack_fn(struct rdps_tp_ep *ep,
+				   const struct rdps_tp_rkey_wire *w,
+				   struct rdps_tp_rkey *rkey_out);
+
+/* One-sided operations ---------------------------------------------------
+ * lbuf must lie in lmr (any registration, local access suffices). raddr is
+ * the target's virtual address, inside rkey's region. Return 0 when
+ * posted, -EAGAIN when sq_depth operations are outstanding on ep or the
+ * completion queue is full (poll, retry); an operation is outstanding
+ * until its completion is polled, an unsignaled one until a later
+ * completion of the same endpoint is, as with a verbs send queue;
+ * -ENOTCONN when the endpoint is known to be broken. */
+typedef int rdps_tp_put_fn(struct rdps_tp_ep *ep, const void *lbuf, size_t len,
+			   struct rdps_tp_mr *lmr, uint64_t raddr,
+			   const struct rdps_tp_rkey *rkey, uint64_t wr_id,
+			   unsigned flags);
+/* Write, then deliver imm to the target as a RECV_IMM completion. len may
+ * be 0 (then raddr and rkey are not used). */
+typedef int rdps_tp_put_imm_fn(struct rdps_tp_ep *ep, const void *lbuf,
+			       size_t len, struct rdps_tp_mr *lmr,
+			       uint64_t raddr, const struct rdps_tp_rkey *rkey,
+			       uint32_t imm, uint64_t wr_id, unsigned flags);
+typedef int rdps_tp_get_fn(struct rdps_tp_ep *ep, void *lbuf, size_t len,
+			   struct rdps_tp_mr *lmr, uint64_t raddr,
+			   const struct rdps_tp_rkey *rkey, uint64_t wr_id,
+			   unsigned flags);
+/* *res gets the old value; res must be 8-aligned inside res_mr. */
+typedef int rdps_tp_atomic_fadd_fn(struct rdps_tp_ep *ep, uint64_t add,
+				   uint64_t *res, struct rdps_tp_mr *res_mr,
+				   uint64_t raddr,
+				   const struct rdps_tp_rkey *rkey,
+				   uint64_t wr_id, unsigned flags);
+typedef int rdps_tp_atomic_cswap_fn(struct rdps_tp_ep *ep, uint64_t cmp,
+				    uint64_t swp, uint64_t *res,
+				    struct rdps_tp_mr *res_mr, uint64_t raddr,
+				    const struct rdps_tp_rkey *rkey,
+				    uint64_t wr_id, unsigned flags);
+
+/* Completions ---------------------------------------------------------- */
+
+/* Move up to max completions into comps without blocking; returns how
+ * many. Also drives progress for transports that need it. */
+typedef int rdps_tp_poll_fn(struct rdps_tp *tp, struct rdps_tp_comp *comps,
+			    int max);
+/* A file descriptor that becomes readable after arm() when a new
+ * completion may be available (eventfd, completion channel). */
+typedef int rdps_tp_wait_fd_fn(struct rdps_tp *tp);
+/* Arm the wait fd: 0 if armed (sleep on it), -EAGAIN if completions are
+ * already pending (poll instead). Also clears a past wake-up. */
+typedef int rdps_tp_arm_fn(struct rdps_tp *tp);
+
+/* Bind the calling thread to tp->place (0 or -errno). */
+typedef int rdps_tp_bind_poller_fn(struct rdps_tp *tp);
+
+/*
  * The ops table. Mandatory: everything but the ones marked optional;
- * missing optional ops point at rdps_tp_no_* stubs (-EOPNOTSUPP).
+ * missing optional ops point at rdps_tp_no_* stubs (-EOPNOTSUPP). The
+ * contract of each op is at its _fn type above.
  */
 struct rdps_tp_ops {
 	size_t size;	  /* sizeof(struct rdps_tp_ops), first */
 	const char *name; /* URL scheme: "shm", "tcp", "verbs" */
 	unsigned caps;	  /* enum rdps_tp_cap bits */
 
-	/* Lifecycle -------------------------------------------------------- */
+	/* Lifecycle */
+	rdps_tp_init_fn *init;
+	rdps_tp_fini_fn *fini;
+	rdps_tp_listen_fn *listen;
+	rdps_tp_listener_url_fn *listener_url;
+	rdps_tp_accept_fn *accept;
+	rdps_tp_listener_close_fn *listener_close;
+	rdps_tp_connect_fn *connect;
+	rdps_tp_ep_close_fn *ep_close;
 
-	/* Create an instance with a validated copy of cfg. The transport
-	 * allocates its own struct and returns the embedded rdps_tp. */
-	int (*init)(const struct rdps_tp_cfg *cfg, struct rdps_tp **tp_out);
-	/* Destroy an instance with no endpoints, listeners or registrations
-	 * left (the generic layer checks, returning -EBUSY). */
-	void (*fini)(struct rdps_tp *tp);
+	/* Memory */
+	rdps_tp_mem_alloc_fn *mem_alloc;
+	rdps_tp_mem_free_fn *mem_free;
+	rdps_tp_mem_reg_fn *mem_reg;
+	rdps_tp_mem_reg_ep_fn *mem_reg_ep;
+	rdps_tp_mem_dereg_fn *mem_dereg;
+	rdps_tp_rkey_pack_fn *rkey_pack;
+	rdps_tp_rkey_unpack_fn *rkey_unpack;
 
-	/* Start listening on url (its scheme is this transport's). Every
-	 * connecting peer gets priv (at most RDPS_TP_PRIV_MAX bytes, copied)
-	 * in its ep->peer_priv: the place for the keys a server hands out,
-	 * as rdmacm private data. Port 0
-	 * picks a free port; listener_url() tells the real address.
-	 * -EADDRINUSE if taken, -EINVAL for a malformed URL. */
-	int (*listen)(struct rdps_tp *tp, const char *url, const void *priv,
-		      size_t priv_len, struct rdps_tp_listener **l_out);
-	/* Write the listener's connectable URL into buf (NUL-terminated). */
-	int (*listener_url)(struct rdps_tp_listener *l, char *buf, size_t len);
-	/* Wait up to timeout_ms (-1 forever, 0 poll) for one peer, do the
-	 * handshake (protocol version, token) and return its endpoint.
-	 * -ETIMEDOUT if none came; a peer failing the handshake is refused
-	 * and logged, and accept keeps waiting. */
-	int (*accept)(struct rdps_tp_listener *l, struct rdps_tp_ep **ep_out,
-		      int timeout_ms);
-	void (*listener_close)(struct rdps_tp_listener *l);
+	/* One-sided operations */
+	rdps_tp_put_fn *put;
+	rdps_tp_put_imm_fn *put_imm;
+	rdps_tp_get_fn *get;
+	rdps_tp_atomic_fadd_fn *atomic_fadd;
+	rdps_tp_atomic_cswap_fn *atomic_cswap;
 
-	/* Connect to url within timeout_ms, sending priv (at most
-	 * RDPS_TP_PRIV_MAX bytes) to the accepting side's ep->peer_priv.
-	 * -ECONNREFUSED (nobody listens), -ETIMEDOUT, -EPROTO (protocol version
-	 * mismatch), -EACCES (token mismatch), -EINVAL (malformed URL),
-	 * -ENOBUFS (cq_depth has no room for another endpoint, see cfg). */
-	int (*connect)(struct rdps_tp *tp, const char *url, const void *priv,
-		       size_t priv_len, struct rdps_tp_ep **ep_out,
-		       int timeout_ms);
-	/* Close an endpoint. Outstanding operations complete with
-	 * RDPS_TP_WC_FLUSH_ERR and ep == NULL in the completion. */
-	void (*ep_close)(struct rdps_tp_ep *ep);
+	/* Completions */
+	rdps_tp_poll_fn *poll;
+	rdps_tp_wait_fd_fn *wait_fd;
+	rdps_tp_arm_fn *arm;
 
-	/* Memory ----------------------------------------------------------- */
-
-	/* Allocate len bytes (page-aligned, zeroed) that can be registered
-	 * for remote access: on shm this memory lives in the shared heap
-	 * (remote access to other memory is refused), on verbs on the NIC's
-	 * NUMA node. */
-	int (*mem_alloc)(struct rdps_tp *tp, size_t len, void **addr_out);
-	void (*mem_free)(struct rdps_tp *tp, void *addr, size_t len);
-	/* Register [addr, addr+len) with access bits. The memory must stay
-	 * valid until mem_dereg. */
-	int (*mem_reg)(struct rdps_tp *tp, void *addr, size_t len,
-		       unsigned access, struct rdps_tp_mr **mr_out);
-	/*
-	 * Register [addr, addr+len) like mem_reg, but for remote access by
-	 * ep's peer alone: least privilege, e.g. one worker's update slot.
-	 * The key works for operations arriving through ep only; the same
-	 * key used through any other endpoint of this instance (another
-	 * worker that learnt or guessed it) fails with
-	 * RDPS_TP_WC_REM_ACCESS_ERR at that initiator, target memory
-	 * untouched. After ep_close the region has no remote access at all
-	 * but stays registered (locally usable, for any endpoint) until
-	 * mem_dereg: close and deregister in either order. The key is one
-	 * of tp's, so rkey_pack, mem_dereg and the stale-key rule apply as
-	 * for mem_reg.
-	 *
-	 * Blocks briefly (verbs: binds a memory window with one work request
-	 * on ep's queue pair and waits for its completion; completions of
-	 * other operations met meanwhile are kept for poll). Errors as
-	 * mem_reg, plus -ENOTCONN when ep is broken and -EOPNOTSUPP when the
-	 * device cannot scope a key to a connection (verbs without type 2
-	 * memory windows); rdps_errmsg() says which.
-	 *
-	 * Who enforces it: verbs, the NIC (a type 2 memory window bound to
-	 * ep's queue pair: the responder refuses the key on any other queue
-	 * pair); tcp, the target's progress thread (the key's endpoint is
-	 * checked on every request); shm, the initiator's own library
-	 * against the target's MR table: that stops a wrong key from a
-	 * correct peer but not a hostile process, which maps the whole heap
-	 * (see shm.h).
-	 */
-	int (*mem_reg_ep)(struct rdps_tp_ep *ep, void *addr, size_t len,
-			  unsigned access, struct rdps_tp_mr **mr_out);
-	/* Deregister: later remote operations with its key fail with
-	 * RDPS_TP_WC_REM_ACCESS_ERR, also after the same memory is
-	 * registered again (a new key). */
-	void (*mem_dereg)(struct rdps_tp_mr *mr);
-	/* Pack the remote key of mr (never fails for a live mr). */
-	void (*rkey_pack)(struct rdps_tp_mr *mr, struct rdps_tp_rkey_wire *w);
-	/* Unpack a peer's key for use on ep; -EINVAL if malformed. The key
-	 * is not checked against the peer here: that happens per operation
-	 * at the target, as on a NIC. */
-	int (*rkey_unpack)(struct rdps_tp_ep *ep,
-			   const struct rdps_tp_rkey_wire *w,
-			   struct rdps_tp_rkey *rkey_out);
-
-	/* One-sided operations --------------------------------------------
-	 * lbuf must lie in lmr (any registration, local access suffices).
-	 * raddr is the target's virtual address, inside rkey's region.
-	 * Return 0 when posted, -EAGAIN when sq_depth operations are
-	 * outstanding on ep or the completion queue is full (poll, retry);
-	 * an operation is outstanding until its completion is polled, an
-	 * unsignaled one until a later completion of the same endpoint is,
-	 * as with a verbs send queue;
-	 * -ENOTCONN when the endpoint is known to be broken. */
-	int (*put)(struct rdps_tp_ep *ep, const void *lbuf, size_t len,
-		   struct rdps_tp_mr *lmr, uint64_t raddr,
-		   const struct rdps_tp_rkey *rkey, uint64_t wr_id,
-		   unsigned flags);
-	/* Write, then deliver imm to the target as a RECV_IMM completion.
-	 * len may be 0 (then raddr and rkey are not used). */
-	int (*put_imm)(struct rdps_tp_ep *ep, const void *lbuf, size_t len,
-		       struct rdps_tp_mr *lmr, uint64_t raddr,
-		       const struct rdps_tp_rkey *rkey, uint32_t imm,
-		       uint64_t wr_id, unsigned flags);
-	int (*get)(struct rdps_tp_ep *ep, void *lbuf, size_t len,
-		   struct rdps_tp_mr *lmr, uint64_t raddr,
-		   const struct rdps_tp_rkey *rkey, uint64_t wr_id,
-		   unsigned flags);
-	/* *res gets the old value; res must be 8-aligned inside res_mr. */
-	int (*atomic_fadd)(struct rdps_tp_ep *ep, uint64_t add, uint64_t *res,
-			   struct rdps_tp_mr *res_mr, uint64_t raddr,
-			   const struct rdps_tp_rkey *rkey, uint64_t wr_id,
-			   unsigned flags);
-	int (*atomic_cswap)(struct rdps_tp_ep *ep, uint64_t cmp, uint64_t swp,
-			    uint64_t *res, struct rdps_tp_mr *res_mr,
-			    uint64_t raddr, const struct rdps_tp_rkey *rkey,
-			    uint64_t wr_id, unsigned flags);
-
-	/* Completions ------------------------------------------------------ */
-
-	/* Move up to max completions into comps without blocking; returns
-	 * how many. Also drives progress for transports that need it. */
-	int (*poll)(struct rdps_tp *tp, struct rdps_tp_comp *comps, int max);
-	/* A file descriptor that becomes readable after arm() when a new
-	 * completion may be available (eventfd, completion channel). */
-	int (*wait_fd)(struct rdps_tp *tp);
-	/* Arm the wait fd: 0 if armed (sleep on it), -EAGAIN if completions
-	 * are already pending (poll instead). Also clears a past wake-up. */
-	int (*arm)(struct rdps_tp *tp);
-
-	/* Optional: bind the calling thread to tp->place (0 or -errno). */
-	int (*bind_poller)(struct rdps_tp *tp);
+	rdps_tp_bind_poller_fn *bind_poller; /* optional */
 };
 
 /* Registry and generic layer (transport.c) ---------------------------- */
@@ -508,7 +552,30 @@ static inline int rdps_tp_poll(struct rdps_tp *tp, struct rdps_tp_comp *comps,
 #endif
 
 /* Stubs for optional ops. */
-int rdps_tp_no_listener_url(struct rdps_tp_listener *l, char *buf, size_t len);
+rdps_tp_listener_url_fn rdps_tp_no_listener_url;
+
+/*
+ * The remote-key codec, one for all transports; each transport's
+ * rkey_pack and rkey_unpack are these with what is its own.
+ *
+ * rdps_tp_rkey_encode: the wire form of mr's region with key, the 32-bit
+ * key word the transport hands out for it (verbs: the NIC's rkey; shm and
+ * tcp: their table index and generation).
+ *
+ * rdps_tp_rkey_decode: validate w and unpack it. -EINVAL, *rkey_out
+ * untouched and rdps_errmsg() naming the bad field when w has a non-zero
+ * pad, a length of 0 or a region that wraps around the address space, or
+ * when check (may be NULL: every key word is acceptable) refuses the key
+ * word. tp_name names the transport in that message.
+ */
+void rdps_tp_rkey_encode(const struct rdps_tp_mr *mr, uint32_t key,
+			 struct rdps_tp_rkey_wire *w);
+/* Hook of rdps_tp_rkey_decode: NULL if key can be one this transport hands
+ * out, else what is wrong with it (a static string). */
+typedef const char *rdps_tp_rkey_check_fn(uint32_t key);
+int rdps_tp_rkey_decode(const char *tp_name, const struct rdps_tp_rkey_wire *w,
+			rdps_tp_rkey_check_fn *check,
+			struct rdps_tp_rkey *rkey_out);
 
 /*
  * Check a remote access against a registration the way a NIC does:

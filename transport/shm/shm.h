@@ -313,20 +313,17 @@ int shm_heap_alloc(struct shm_tp *tp, size_t len, bool internal,
 		   size_t *off_out);
 int shm_heap_release(struct shm_tp *tp, size_t off, size_t len, bool internal);
 bool shm_heap_user_range(struct shm_tp *tp, const uint8_t *p, size_t len);
-int shm_mem_alloc(struct rdps_tp *tp, size_t len, void **addr_out);
-void shm_mem_free(struct rdps_tp *tp, void *addr, size_t len);
+rdps_tp_mem_alloc_fn shm_mem_alloc;
+rdps_tp_mem_free_fn shm_mem_free;
 
 /* shm_mr.c */
 int shm_mrt_init(struct shm_tp *tp);
 void shm_mrt_fini(struct shm_tp *tp);
-int shm_mem_reg(struct rdps_tp *tp, void *addr, size_t len, unsigned access,
-		struct rdps_tp_mr **mr_out);
-int shm_mem_reg_ep(struct rdps_tp_ep *ep, void *addr, size_t len,
-		   unsigned access, struct rdps_tp_mr **mr_out);
-void shm_mem_dereg(struct rdps_tp_mr *mr);
-void shm_rkey_pack(struct rdps_tp_mr *mr, struct rdps_tp_rkey_wire *w);
-int shm_rkey_unpack(struct rdps_tp_ep *ep, const struct rdps_tp_rkey_wire *w,
-		    struct rdps_tp_rkey *rkey_out);
+rdps_tp_mem_reg_fn shm_mem_reg;
+rdps_tp_mem_reg_ep_fn shm_mem_reg_ep;
+rdps_tp_mem_dereg_fn shm_mem_dereg;
+rdps_tp_rkey_pack_fn shm_rkey_pack;
+rdps_tp_rkey_unpack_fn shm_rkey_unpack;
 
 /* Handshake ------------------------------------------------------------ */
 
@@ -354,7 +351,7 @@ _Static_assert(sizeof(struct shm_hello) == 88, "shm hello");
 
 /*
  * The checks of what a peer sends in the handshake, pure so that a fuzzer
- * can drive them (tests/fuzz/fuzz_shm_hello.c); shm_ep.c applies them.
+ * can drive them (tests/fuzz/fuzz_shm_hello.c); shm_listen.c applies them.
  *
  * shm_hello_parse: a received datagram of len bytes (trunc: the kernel cut
  * it). 0 with *h the hello; -EPROTO for anything that is not a hello of our
@@ -373,45 +370,64 @@ int shm_hello_geometry_check(const struct shm_hello *h, size_t page);
 int shm_heap_hdr_check(const struct shm_hello *h, const struct shm_hdr *hdr,
 		       size_t page, uint64_t ring_bytes);
 
-/* shm_ep.c */
-int shm_listen(struct rdps_tp *tp, const char *url, const void *priv,
-	       size_t priv_len, struct rdps_tp_listener **l_out);
-int shm_listener_url(struct rdps_tp_listener *l, char *buf, size_t len);
-int shm_accept(struct rdps_tp_listener *l, struct rdps_tp_ep **ep_out,
-	       int timeout_ms);
-void shm_listener_close(struct rdps_tp_listener *l);
-int shm_connect(struct rdps_tp *tp, const char *url, const void *priv,
-		size_t priv_len, struct rdps_tp_ep **ep_out, int timeout_ms);
-void shm_ep_close(struct rdps_tp_ep *ep);
+/* shm_listen.c: listeners, the handshake, connect */
+rdps_tp_listen_fn shm_listen;
+rdps_tp_listener_url_fn shm_listener_url;
+rdps_tp_accept_fn shm_accept;
+rdps_tp_listener_close_fn shm_listener_close;
+rdps_tp_connect_fn shm_connect;
+
+/* shm_ep.c: the endpoint object */
+
+/* The peer's side of a handshake, once received and mapped. */
+struct shm_peer {
+	struct shm_hello h;
+	int memfd;
+	int efd;
+	uint8_t *map;
+	const struct shm_hdr *hdr;
+};
+
+/* A new inbound ring in our heap, with a fresh connection id, for the
+ * hello that hands it to a peer; *off_out its heap offset. */
+int shm_ring_new(struct shm_tp *tp, size_t *off_out);
+/* Build the endpoint over fd, p and our ring at rx_off; takes p's mapping
+ * and wake fd on success (the caller still owns fd and the ring on
+ * failure). -ECONNRESET if the peer died during the handshake. */
+int shm_ep_make(struct shm_tp *tp, int fd, struct shm_peer *p, size_t rx_off,
+		struct shm_ep **ep_out);
+rdps_tp_ep_close_fn shm_ep_close;
+
+/* shm_live.c: liveness of peers and of this process */
+
+/* Start / stop the thread whose robust futex list holds our live word. */
+int shm_live_start(struct shm_tp *tp);
+void shm_live_stop(struct shm_tp *tp);
+/* Mark ep broken (a DISCONNECT completion is owed) and return -ENOTCONN
+ * with rdps_errmsg() set, for a post or registration on it. */
 int shm_ep_broken(struct shm_ep *ep);
+/* Notice departed peers without a post: liveness words always, sockets
+ * (and zombie rings) when sockets is set. */
 void shm_check_peers(struct shm_tp *tp, bool sockets);
+/* Give up an inbound ring and its socket fd (-1: none): at once when
+ * peer_done or the peer's end is closed, else kept as a zombie until it
+ * is. */
+void shm_ring_retire(struct shm_tp *tp, int fd, size_t off, size_t len,
+		     bool peer_done);
+/* Free the zombie rings whose peers hung up (all: every one, at fini). */
 void shm_zombies_reap(struct shm_tp *tp, bool all);
-void shm_quiesce(struct shm_tp *tp);
 
 /* shm_rma.c */
-int shm_put(struct rdps_tp_ep *ep, const void *lbuf, size_t len,
-	    struct rdps_tp_mr *lmr, uint64_t raddr,
-	    const struct rdps_tp_rkey *rkey, uint64_t wr_id, unsigned flags);
-int shm_put_imm(struct rdps_tp_ep *ep, const void *lbuf, size_t len,
-		struct rdps_tp_mr *lmr, uint64_t raddr,
-		const struct rdps_tp_rkey *rkey, uint32_t imm, uint64_t wr_id,
-		unsigned flags);
-int shm_get(struct rdps_tp_ep *ep, void *lbuf, size_t len,
-	    struct rdps_tp_mr *lmr, uint64_t raddr,
-	    const struct rdps_tp_rkey *rkey, uint64_t wr_id, unsigned flags);
-int shm_atomic_fadd(struct rdps_tp_ep *ep, uint64_t add, uint64_t *res,
-		    struct rdps_tp_mr *res_mr, uint64_t raddr,
-		    const struct rdps_tp_rkey *rkey, uint64_t wr_id,
-		    unsigned flags);
-int shm_atomic_cswap(struct rdps_tp_ep *ep, uint64_t cmp, uint64_t swp,
-		     uint64_t *res, struct rdps_tp_mr *res_mr, uint64_t raddr,
-		     const struct rdps_tp_rkey *rkey, uint64_t wr_id,
-		     unsigned flags);
+rdps_tp_put_fn shm_put;
+rdps_tp_put_imm_fn shm_put_imm;
+rdps_tp_get_fn shm_get;
+rdps_tp_atomic_fadd_fn shm_atomic_fadd;
+rdps_tp_atomic_cswap_fn shm_atomic_cswap;
 
 /* shm_cq.c */
-int shm_poll(struct rdps_tp *tp, struct rdps_tp_comp *comps, int max);
-int shm_wait_fd(struct rdps_tp *tp);
-int shm_arm(struct rdps_tp *tp);
+rdps_tp_poll_fn shm_poll;
+rdps_tp_wait_fd_fn shm_wait_fd;
+rdps_tp_arm_fn shm_arm;
 void shm_cq_forget_ep(struct shm_tp *tp, struct shm_ep *ep);
 
 #endif /* RDPS_SHM_H */

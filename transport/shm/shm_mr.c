@@ -6,9 +6,14 @@
  * index and a generation, so a key outlives neither its registration nor a
  * later reuse of the entry. A registration for one endpoint's peer also
  * names that connection in its entry (see shm.h for what that can and
- * cannot stop).
+ * cannot stop). Deregistration revokes the key and then waits until no
+ * peer can still be writing through it (shm_quiesce).
  */
+#include <linux/membarrier.h>
+#include <sched.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "shm.h"
 
@@ -103,6 +108,53 @@ int shm_mem_reg_ep(struct rdps_tp_ep *ep_, void *addr, size_t len,
 	return shm_mr_new(ep->tp, ep->rx_conn, addr, len, access, mr_out);
 }
 
+/* Wait until a peer that may be inside a write or atomic on us is out. */
+static void shm_quiesce_ring(const struct shm_ring *r, const struct shm_ep *ep)
+{
+	uint64_t t0 = 0, now;
+
+	while (__atomic_load_n(&r->busy, __ATOMIC_SEQ_CST)) {
+		/* A peer that died inside an operation never leaves it. */
+		if (ep && __atomic_load_n(ep->peer_live, __ATOMIC_RELAXED) !=
+				  ep->peer_live_val)
+			return;
+		now = rdps_now_ns();
+		if (!t0) {
+			t0 = now;
+		} else if (now - t0 > SHM_QUIESCE_NS) {
+			rdps_warn("shm: a peer%s stays inside a remote write "
+				  "for over %llu ms (stopped?): deregistering "
+				  "anyway",
+				  ep ? "" : " of a closed connection",
+				  SHM_QUIESCE_NS / 1000000);
+			return;
+		}
+		sched_yield();
+	}
+}
+
+/*
+ * Called after a key was revoked: returns once no peer can still be writing
+ * through it. Each connection's busy word is written by its peer alone and
+ * read here only, so the hot path shares no cache line with anyone.
+ */
+static void shm_quiesce(struct shm_tp *tp)
+{
+	/* Every peer that registered for expedited barriers runs a full
+	 * fence now: its busy store is visible to us below, or its key load
+	 * comes after our cleared key. */
+	if (syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) &&
+	    syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0) &&
+	    shm_asym_fence)
+		rdps_warn("shm: membarrier failed: %s", strerror(errno));
+	for (uint32_t i = 0; i < tp->n_eps; i++)
+		shm_quiesce_ring(tp->eps[i]->rx, tp->eps[i]);
+	for (size_t i = 0; i < tp->n_zombies; i++)
+		shm_quiesce_ring((const struct shm_ring *)(tp->heap +
+							   tp->zombies[i].off),
+				 NULL);
+}
+
 void shm_mem_dereg(struct rdps_tp_mr *mr_)
 {
 	struct shm_mr *mr = to_shm_mr(mr_);
@@ -118,34 +170,16 @@ void shm_mem_dereg(struct rdps_tp_mr *mr_)
 	free(mr);
 }
 
-void shm_rkey_pack(struct rdps_tp_mr *mr_, struct rdps_tp_rkey_wire *w)
+void shm_rkey_pack(struct rdps_tp_mr *mr, struct rdps_tp_rkey_wire *w)
 {
-	struct shm_mr *mr = to_shm_mr(mr_);
-
-	w->addr_be = rdps_htobe64((uint64_t)(uintptr_t)mr_->addr);
-	w->len_be = rdps_htobe64((uint64_t)mr_->len);
-	w->rkey_be = rdps_htobe32(mr->key);
-	w->pad = 0;
+	rdps_tp_rkey_encode(mr, to_shm_mr(mr)->key, w);
 }
 
+/* Any key word: 0 is the key of a region without remote access, refused
+ * per operation like any other that the target's table does not hold. */
 int shm_rkey_unpack(struct rdps_tp_ep *ep, const struct rdps_tp_rkey_wire *w,
 		    struct rdps_tp_rkey *rkey_out)
 {
-	uint64_t addr = rdps_be64toh(w->addr_be);
-	uint64_t len = rdps_be64toh(w->len_be);
-
 	(void)ep;
-	if (!len || w->pad || addr + len < addr)
-		return rdps_set_error(-EINVAL,
-				      "malformed shm remote key (addr 0x%llx "
-				      "len %llu pad 0x%x): pass the 24 bytes "
-				      "rdps_tp_rkey_pack produced, unchanged",
-				      (unsigned long long)addr,
-				      (unsigned long long)len, w->pad);
-	rkey_out->addr = addr;
-	rkey_out->len = len;
-	rkey_out->key = rdps_be32toh(w->rkey_be);
-	rkey_out->pad = 0;
-	rkey_out->priv = 0;
-	return 0;
+	return rdps_tp_rkey_decode("shm", w, NULL, rkey_out);
 }

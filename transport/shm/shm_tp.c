@@ -1,114 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * shm_tp.c - the shm transport instance: heap, completion queue, wake fd,
- * the liveness thread, and the ops table.
+ * shm_tp.c - the shm transport instance: it sets up and tears down the
+ * heap, the completion queue, the wake fd and the liveness thread, and
+ * holds the ops table.
  */
 #include <linux/membarrier.h>
 #include <pthread.h>
-#include <semaphore.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "shm.h"
-
-struct shm_live_arg {
-	struct shm_tp *tp;
-	sem_t ready;
-};
-
-/*
- * The liveness thread only sleeps. Its robust futex list holds the header's
- * live word, so when the process dies (any signal, kill -9 included) the
- * kernel marks the word FUTEX_OWNER_DIED while tearing the thread down,
- * before a parent's waitpid() can return. A thread of its own is needed
- * because the robust list of any other thread belongs to libc.
- */
-static void *shm_live_main(void *arg)
-{
-	struct shm_live_arg *a = arg;
-	struct shm_tp *tp = a->tp;
-	uint64_t v;
-
-	__atomic_store_n(&tp->hdr->live, (uint32_t)gettid(), __ATOMIC_RELEASE);
-	if (syscall(SYS_set_robust_list, &tp->rl_head, sizeof(tp->rl_head)))
-		rdps_info("shm: set_robust_list failed (%s): peers will notice "
-			  "our death only by socket hang-up",
-			  strerror(errno));
-	sem_post(&a->ready);
-	while (read(tp->live_efd, &v, sizeof(v)) < 0 && errno == EINTR)
-		;
-	return NULL;
-}
-
-static int shm_live_start(struct shm_tp *tp)
-{
-	struct shm_live_arg a = {.tp = tp};
-	struct shm_hdr *hdr = tp->hdr;
-	sigset_t all, old;
-	pthread_attr_t attr;
-	int ret;
-
-	hdr->live_ent.next = &tp->rl_head.list;
-	tp->rl_head.list.next = &hdr->live_ent;
-	tp->rl_head.futex_offset = (long)(offsetof(struct shm_hdr, live) -
-					  offsetof(struct shm_hdr, live_ent));
-	tp->rl_head.list_op_pending = NULL;
-
-	tp->live_efd = eventfd(0, EFD_CLOEXEC);
-	if (tp->live_efd < 0)
-		return rdps_set_error(-errno, "shm: eventfd: %s",
-				      strerror(errno));
-	if (sem_init(&a.ready, 0, 0)) {
-		ret = rdps_set_error(-errno, "shm: sem_init: %s",
-				     strerror(errno));
-		goto err_close;
-	}
-	pthread_attr_init(&attr);
-	pthread_attr_setstacksize(&attr, 256 << 10);
-	/* The thread must never take the application's signals. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	ret = -pthread_create(&tp->live_thr, &attr, shm_live_main, &a);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	pthread_attr_destroy(&attr);
-	if (ret) {
-		ret = rdps_set_error(ret, "shm: cannot start a thread: %s",
-				     strerror(-ret));
-		goto err_sem;
-	}
-	while (sem_wait(&a.ready) && errno == EINTR)
-		;
-	sem_destroy(&a.ready);
-	tp->live_thr_started = true;
-	return 0;
-
-err_sem:
-	sem_destroy(&a.ready);
-err_close:
-	close(tp->live_efd);
-	tp->live_efd = -1;
-	return ret;
-}
-
-static void shm_live_stop(struct shm_tp *tp)
-{
-	uint64_t one = 1;
-
-	if (tp->live_thr_started) {
-		if (write(tp->live_efd, &one, sizeof(one)) < 0)
-			rdps_warn("shm: cannot stop the liveness thread: %s",
-				  strerror(errno));
-		else
-			pthread_join(tp->live_thr, NULL);
-		tp->live_thr_started = false;
-	}
-	if (tp->live_efd >= 0)
-		close(tp->live_efd);
-	tp->live_efd = -1;
-}
 
 static uint32_t shm_pow2(uint32_t v)
 {

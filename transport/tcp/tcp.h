@@ -288,44 +288,76 @@ static inline struct tcp_mr *to_tcp_mr(struct rdps_tp_mr *mr)
 	return container_of(mr, struct tcp_mr, base);
 }
 
-/* tcp_tp.c: completion ring; all with tp->lock held. */
-/* Room for one more post's completion / for a peer's RECV_IMM. */
+/*
+ * Validate a remote access arriving on ep against the registration table
+ * (tp->lock held): returns an enum rdps_tp_status. Beside the table's
+ * layout, and inline, because the progress thread runs it for every
+ * request it serves while tcp_mr.c only fills the table.
+ */
+static inline int tcp_mr_check(const struct tcp_ep *ep, uint32_t key,
+			       unsigned need, uint64_t raddr, uint64_t len)
+{
+	const struct tcp_tp *tp = ep->tp;
+	uint32_t idx = key & 0xffff;
+	struct tcp_mr *mr;
+
+	if (idx >= tp->n_mrs_cap)
+		return RDPS_TP_WC_REM_ACCESS_ERR;
+	mr = tp->mrs[idx].mr;
+	if (!mr || mr->key != key)
+		return RDPS_TP_WC_REM_ACCESS_ERR;
+	/* A region of one endpoint's peer: endpoint generations are never
+	 * reused, so a closed endpoint's region serves nobody. */
+	if (mr->ep_gen && mr->ep_gen != ep->gen)
+		return RDPS_TP_WC_REM_ACCESS_ERR;
+	return rdps_tp_check_access((uintptr_t)mr->base.addr, mr->base.len,
+				    mr->base.access, need, raddr, len);
+}
+
+/* tcp_cq.c: the completion ring and the wait fd. */
+/* Allocate the ring (2 * cq_depth entries) and the wait fd; fini frees
+ * what init got, also after a failed init. */
+int tcp_cq_init(struct tcp_tp *tp);
+void tcp_cq_fini(struct tcp_tp *tp);
+/* The rest with tp->lock held. Room for one more post's completion / for a
+ * peer's RECV_IMM. */
 int tcp_cq_has_room(struct tcp_tp *tp);
 int tcp_cq_has_room_imm(struct tcp_tp *tp);
+/* Queue c; release: send-queue slots its endpoint gets back when polled.
+ * Wakes an armed waiter (tcp_cq_wake). */
 void tcp_cq_push(struct tcp_tp *tp, const struct rdps_tp_comp *c,
 		 uint32_t release);
+/* Wake an armed waiter: a completion or a DISCONNECT is there to take. */
+void tcp_cq_wake(struct tcp_tp *tp);
+/* Queued completions of ep, which is being closed, lose their ep. */
+void tcp_cq_forget_ep(struct tcp_tp *tp, const struct rdps_tp_ep *ep);
+/* Move up to max queued completions, then owed DISCONNECTs, into comps. */
+int tcp_cq_take(struct tcp_tp *tp, struct rdps_tp_comp *comps, int max);
+rdps_tp_wait_fd_fn tcp_cq_wait_fd;
+rdps_tp_arm_fn tcp_cq_arm; /* takes tp->lock */
+
+/* tcp_tp.c: the instance and who drives progress. */
+/* Serve whatever epoll reports within timeout_ms, with tp->lock held. */
 void tcp_tp_progress_events(struct tcp_tp *tp, int timeout_ms);
-int tcp_tp_poll(struct rdps_tp *tp, struct rdps_tp_comp *comps, int max);
-int tcp_tp_wait_fd(struct rdps_tp *tp);
-int tcp_tp_arm(struct rdps_tp *tp);
+rdps_tp_poll_fn tcp_tp_poll;
 
 /* tcp_mr.c */
-int tcp_mem_alloc(struct rdps_tp *tp, size_t len, void **addr_out);
-void tcp_mem_free(struct rdps_tp *tp, void *addr, size_t len);
-int tcp_mem_reg(struct rdps_tp *tp, void *addr, size_t len, unsigned access,
-		struct rdps_tp_mr **mr_out);
-int tcp_mem_reg_ep(struct rdps_tp_ep *ep, void *addr, size_t len,
-		   unsigned access, struct rdps_tp_mr **mr_out);
-void tcp_mem_dereg(struct rdps_tp_mr *mr);
-void tcp_rkey_pack(struct rdps_tp_mr *mr, struct rdps_tp_rkey_wire *w);
-int tcp_rkey_unpack(struct rdps_tp_ep *ep, const struct rdps_tp_rkey_wire *w,
-		    struct rdps_tp_rkey *rkey_out);
-/* Validate a remote access arriving on ep against the table (tp->lock
- * held): returns an enum rdps_tp_status. */
-int tcp_mr_check(const struct tcp_ep *ep, uint32_t key, unsigned need,
-		 uint64_t raddr, uint64_t len);
+rdps_tp_mem_alloc_fn tcp_mem_alloc;
+rdps_tp_mem_free_fn tcp_mem_free;
+rdps_tp_mem_reg_fn tcp_mem_reg;
+rdps_tp_mem_reg_ep_fn tcp_mem_reg_ep;
+rdps_tp_mem_dereg_fn tcp_mem_dereg;
+rdps_tp_rkey_pack_fn tcp_rkey_pack;
+rdps_tp_rkey_unpack_fn tcp_rkey_unpack;
 void tcp_mr_fini(struct tcp_tp *tp);
 
 /* tcp_ep.c: connection management */
-int tcp_listen(struct rdps_tp *tp, const char *url, const void *priv,
-	       size_t priv_len, struct rdps_tp_listener **l_out);
-int tcp_listener_url(struct rdps_tp_listener *l, char *buf, size_t len);
-int tcp_accept(struct rdps_tp_listener *l, struct rdps_tp_ep **ep_out,
-	       int timeout_ms);
-void tcp_listener_close(struct rdps_tp_listener *l);
-int tcp_connect(struct rdps_tp *tp, const char *url, const void *priv,
-		size_t priv_len, struct rdps_tp_ep **ep_out, int timeout_ms);
-void tcp_ep_close(struct rdps_tp_ep *ep);
+rdps_tp_listen_fn tcp_listen;
+rdps_tp_listener_url_fn tcp_listener_url;
+rdps_tp_accept_fn tcp_accept;
+rdps_tp_listener_close_fn tcp_listener_close;
+rdps_tp_connect_fn tcp_connect;
+rdps_tp_ep_close_fn tcp_ep_close;
 /* Endpoint by epoll cookie, NULL if it has been closed since. */
 struct tcp_ep *tcp_ep_lookup(struct tcp_tp *tp, uint64_t cookie);
 
@@ -337,31 +369,20 @@ void tcp_tx_enqueue(struct tcp_ep *ep, struct tcp_txe *t);
 /* Break the connection: log why at lvl (info if nothing was lost), fail
  * every outstanding operation with RDPS_TP_WC_CONN_ERR. */
 void tcp_ep_fail(struct tcp_ep *ep, int lvl, const char *why);
-void tcp_ep_flush_ops(struct tcp_ep *ep, int status, struct rdps_tp_ep *who);
-void tcp_ep_free_tx(struct tcp_ep *ep);
+/* Stop all traffic of ep: its socket leaves epoll and is closed, a stalled
+ * receive is dropped, queued sends are freed, and every outstanding
+ * operation completes with status and ep field who (close: NULL). */
+void tcp_ep_shut(struct tcp_ep *ep, int status, struct rdps_tp_ep *who);
 void tcp_ep_set_events(struct tcp_ep *ep, uint32_t events);
 void tcp_op_complete_ready(struct tcp_ep *ep);
 void tcp_tx_detach(struct tcp_ep *ep, uint64_t lo, uint64_t hi, int all);
 void tcp_rx_forget(struct tcp_ep *ep, uint64_t lo, uint64_t hi);
 
 /* tcp_post.c: one-sided operations */
-int tcp_put(struct rdps_tp_ep *ep, const void *lbuf, size_t len,
-	    struct rdps_tp_mr *lmr, uint64_t raddr,
-	    const struct rdps_tp_rkey *rkey, uint64_t wr_id, unsigned flags);
-int tcp_put_imm(struct rdps_tp_ep *ep, const void *lbuf, size_t len,
-		struct rdps_tp_mr *lmr, uint64_t raddr,
-		const struct rdps_tp_rkey *rkey, uint32_t imm, uint64_t wr_id,
-		unsigned flags);
-int tcp_get(struct rdps_tp_ep *ep, void *lbuf, size_t len,
-	    struct rdps_tp_mr *lmr, uint64_t raddr,
-	    const struct rdps_tp_rkey *rkey, uint64_t wr_id, unsigned flags);
-int tcp_atomic_fadd(struct rdps_tp_ep *ep, uint64_t add, uint64_t *res,
-		    struct rdps_tp_mr *res_mr, uint64_t raddr,
-		    const struct rdps_tp_rkey *rkey, uint64_t wr_id,
-		    unsigned flags);
-int tcp_atomic_cswap(struct rdps_tp_ep *ep, uint64_t cmp, uint64_t swp,
-		     uint64_t *res, struct rdps_tp_mr *res_mr, uint64_t raddr,
-		     const struct rdps_tp_rkey *rkey, uint64_t wr_id,
-		     unsigned flags);
+rdps_tp_put_fn tcp_put;
+rdps_tp_put_imm_fn tcp_put_imm;
+rdps_tp_get_fn tcp_get;
+rdps_tp_atomic_fadd_fn tcp_atomic_fadd;
+rdps_tp_atomic_cswap_fn tcp_atomic_cswap;
 
 #endif /* RDPS_TCP_H */

@@ -186,24 +186,8 @@ void tcp_ep_close(struct rdps_tp_ep *base)
 	struct tcp_txe *t;
 
 	pthread_mutex_lock(&tp->lock);
-	if (ep->fd >= 0) {
-		epoll_ctl(tp->epfd, EPOLL_CTL_DEL, ep->fd, NULL);
-		close(ep->fd);
-		ep->fd = -1;
-	}
-	if (ep->rx_state == TCP_RX_STALLED)
-		tp->n_stalled--;
-	ep->rx_state = TCP_RX_HDR;
-	tcp_ep_free_tx(ep);
-	tcp_ep_flush_ops(ep, RDPS_TP_WC_FLUSH_ERR, NULL);
-	/* Completions already queued must not point at freed memory. */
-	for (unsigned i = 0; i < tp->cq_used; i++) {
-		struct rdps_tp_comp *c =
-			&tp->cq[(tp->cq_head + i) % tp->cq_ring];
-
-		if (c->ep == base)
-			c->ep = NULL;
-	}
+	tcp_ep_shut(ep, RDPS_TP_WC_FLUSH_ERR, NULL);
+	tcp_cq_forget_ep(tp, base);
 	tp->eps[ep->slot] = NULL;
 	if (ep->disc_pending)
 		__atomic_store_n(&tp->n_disc, tp->n_disc - 1, __ATOMIC_RELEASE);
@@ -436,7 +420,7 @@ static void tcp_accept_new(struct tcp_listener *l)
 		p = &l->pend[l->n_pend++];
 		p->fd = fd;
 		p->got = 0;
-		p->deadline = rdps_now_ns() + TCP_HELLO_TIMEOUT_MS * 1000000ull;
+		p->deadline = rdps_deadline(TCP_HELLO_TIMEOUT_MS);
 		tcp_sockaddr_str((struct sockaddr *)&ss, sl, p->peer,
 				 sizeof(p->peer));
 	}

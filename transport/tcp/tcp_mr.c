@@ -175,49 +175,22 @@ void tcp_mr_fini(struct tcp_tp *tp)
 	tp->n_mrs_cap = 0;
 }
 
-int tcp_mr_check(const struct tcp_ep *ep, uint32_t key, unsigned need,
-		 uint64_t raddr, uint64_t len)
-{
-	const struct tcp_tp *tp = ep->tp;
-	uint32_t idx = key & 0xffff;
-	struct tcp_mr *mr;
-
-	if (idx >= tp->n_mrs_cap)
-		return RDPS_TP_WC_REM_ACCESS_ERR;
-	mr = tp->mrs[idx].mr;
-	if (!mr || mr->key != key)
-		return RDPS_TP_WC_REM_ACCESS_ERR;
-	/* A region of one endpoint's peer: endpoint generations are never
-	 * reused, so a closed endpoint's region serves nobody. */
-	if (mr->ep_gen && mr->ep_gen != ep->gen)
-		return RDPS_TP_WC_REM_ACCESS_ERR;
-	return rdps_tp_check_access((uintptr_t)mr->base.addr, mr->base.len,
-				    mr->base.access, need, raddr, len);
-}
-
 void tcp_rkey_pack(struct rdps_tp_mr *base, struct rdps_tp_rkey_wire *w)
 {
-	w->addr_be = rdps_htobe64((uintptr_t)base->addr);
-	w->len_be = rdps_htobe64(base->len);
-	w->rkey_be = rdps_htobe32(to_tcp_mr(base)->key);
-	w->pad = 0;
+	rdps_tp_rkey_encode(base, to_tcp_mr(base)->key, w);
+}
+
+/* Slot generations start at 1 and skip 0 on wrap-around (tcp_mem_dereg). */
+static const char *tcp_rkey_check(uint32_t key)
+{
+	return key >> 16 ? NULL
+			 : "its slot generation is 0, which tcp never hands "
+			   "out";
 }
 
 int tcp_rkey_unpack(struct rdps_tp_ep *ep, const struct rdps_tp_rkey_wire *w,
 		    struct rdps_tp_rkey *rkey_out)
 {
-	struct rdps_tp_rkey k = {0};
-
-	k.addr = rdps_be64toh(w->addr_be);
-	k.len = rdps_be64toh(w->len_be);
-	k.key = rdps_be32toh(w->rkey_be);
-	if (w->pad || !k.len || k.addr + k.len < k.addr || !(k.key >> 16))
-		return rdps_set_error(-EINVAL,
-				      "malformed tcp remote key (addr 0x%llx "
-				      "len %llu key 0x%x): pass the 24 bytes "
-				      "rkey_pack produced, unchanged",
-				      (unsigned long long)k.addr,
-				      (unsigned long long)k.len, k.key);
-	*rkey_out = k;
-	return 0;
+	(void)ep;
+	return rdps_tp_rkey_decode("tcp", w, tcp_rkey_check, rkey_out);
 }

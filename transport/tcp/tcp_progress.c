@@ -81,7 +81,8 @@ void tcp_op_complete_ready(struct tcp_ep *ep)
 		tcp_op_finish(ep, ep->ops[ep->op_head].status, &ep->base);
 }
 
-void tcp_ep_flush_ops(struct tcp_ep *ep, int status, struct rdps_tp_ep *who)
+static void tcp_ep_flush_ops(struct tcp_ep *ep, int status,
+			     struct rdps_tp_ep *who)
 {
 	while (ep->op_count)
 		tcp_op_finish(ep, status, who);
@@ -107,7 +108,7 @@ static void tcp_tx_pop(struct tcp_ep *ep)
 	}
 }
 
-void tcp_ep_free_tx(struct tcp_ep *ep)
+static void tcp_ep_free_tx(struct tcp_ep *ep)
 {
 	while (ep->tx_head)
 		tcp_tx_pop(ep);
@@ -228,6 +229,23 @@ void tcp_rx_forget(struct tcp_ep *ep, uint64_t lo, uint64_t hi)
 
 /* Connection loss ---------------------------------------------------------- */
 
+void tcp_ep_shut(struct tcp_ep *ep, int status, struct rdps_tp_ep *who)
+{
+	struct tcp_tp *tp = ep->tp;
+
+	if (ep->fd >= 0) {
+		epoll_ctl(tp->epfd, EPOLL_CTL_DEL, ep->fd, NULL);
+		close(ep->fd);
+		ep->fd = -1;
+	}
+	if (ep->rx_state == TCP_RX_STALLED)
+		tp->n_stalled--;
+	ep->rx_state = TCP_RX_HDR;
+	ep->rx_off = ep->rx_len = 0;
+	tcp_ep_free_tx(ep);
+	tcp_ep_flush_ops(ep, status, who);
+}
+
 void tcp_ep_fail(struct tcp_ep *ep, int lvl, const char *why)
 {
 	struct tcp_tp *tp = ep->tp;
@@ -239,28 +257,12 @@ void tcp_ep_fail(struct tcp_ep *ep, int lvl, const char *why)
 	rdps_log(lvl, "tcp connection with %s broken: %s (%u operations fail)",
 		 ep->peer, why, ep->op_count);
 	ep->broken = 1;
-	if (ep->fd >= 0) {
-		epoll_ctl(tp->epfd, EPOLL_CTL_DEL, ep->fd, NULL);
-		close(ep->fd);
-		ep->fd = -1;
-	}
-	if (ep->rx_state == TCP_RX_STALLED)
-		tp->n_stalled--;
-	ep->rx_state = TCP_RX_HDR;
-	ep->rx_off = ep->rx_len = 0;
-	tcp_ep_free_tx(ep);
-	tcp_ep_flush_ops(ep, RDPS_TP_WC_CONN_ERR, &ep->base);
+	tcp_ep_shut(ep, RDPS_TP_WC_CONN_ERR, &ep->base);
 	/* The user learns it even with nothing outstanding: poll hands out
 	 * a DISCONNECT completion (transport.h). */
 	ep->disc_pending = 1;
 	__atomic_store_n(&tp->n_disc, tp->n_disc + 1, __ATOMIC_RELEASE);
-	if (tp->armed) {
-		uint64_t one = 1;
-
-		tp->armed = 0;
-		if (write(tp->cq_fd, &one, sizeof(one)) < 0)
-			rdps_dbg("tcp cq eventfd write: %s", strerror(errno));
-	}
+	tcp_cq_wake(tp);
 }
 
 /* Serving the peer's requests ------------------------------------------- */

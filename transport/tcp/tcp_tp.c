@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tcp_tp.c - tcp transport instance: the progress thread, the completion
- * ring and its wait fd, and the ops table.
+ * tcp_tp.c - tcp transport instance: who drives progress (the progress
+ * thread, or a busy-polling user inside poll) and the ops table.
  */
 #include <poll.h>
 #include <signal.h>
@@ -17,42 +17,6 @@
 /* While the user thread busy-polls the sockets itself, the progress thread
  * keeps off them and checks back this often (ns). */
 #define TCP_NAP_NS 1000000ull
-
-int tcp_cq_has_room(struct tcp_tp *tp)
-{
-	return tp->cq_used + tp->cq_resv < tp->cq_depth;
-}
-
-/*
- * A peer's immediate may use the ring's second half. Were it held to
- * cq_depth like a post, a ring fully reserved by our own outstanding
- * operations would stall the connection whose later bytes carry the
- * responses that release those reservations: a deadlock. Since posts keep
- * used + reserved <= cq_depth, a stall now implies cq_used > 0, which the
- * user's next poll drains.
- */
-int tcp_cq_has_room_imm(struct tcp_tp *tp)
-{
-	return tp->cq_used + tp->cq_resv < tp->cq_ring;
-}
-
-void tcp_cq_push(struct tcp_tp *tp, const struct rdps_tp_comp *c,
-		 uint32_t release)
-{
-	unsigned idx = (tp->cq_head + tp->cq_used) % tp->cq_ring;
-	uint64_t one = 1;
-
-	tp->cq[idx] = *c;
-	tp->cq_rel[idx] = release;
-	__atomic_store_n(&tp->cq_used, tp->cq_used + 1, __ATOMIC_RELEASE);
-	if (tp->armed) {
-		tp->armed = 0;
-		/* Cannot fail short of a counter overflow, which a reader
-		 * resets long before. */
-		if (write(tp->cq_fd, &one, sizeof(one)) < 0)
-			rdps_dbg("tcp cq eventfd write: %s", strerror(errno));
-	}
-}
 
 static void tcp_tp_handle(struct tcp_tp *tp, const struct epoll_event *evs,
 			  int n)
@@ -142,18 +106,9 @@ static int tcp_init(const struct rdps_tp_cfg *cfg, struct rdps_tp **tp_out)
 	 * responses saves the progress thread's wake-up on the hot path. */
 	tp->user_progress = cfg->poll_mode == RDPS_TP_POLL_BUSY;
 	tp->mr_free = TCP_NO_SLOT;
-	tp->cq_ring = 2 * tp->cq_depth;
-	tp->cq = calloc(tp->cq_ring, sizeof(*tp->cq));
-	tp->cq_rel = calloc(tp->cq_ring, sizeof(*tp->cq_rel));
-	if (!tp->cq || !tp->cq_rel) {
-		free(tp->cq_rel);
-		free(tp->cq);
-		ret = rdps_set_error(-ENOMEM,
-				     "out of memory for a %u-entry "
-				     "completion queue",
-				     tp->cq_depth);
+	ret = tcp_cq_init(tp);
+	if (ret)
 		goto err_free_tp;
-	}
 	ret = pthread_mutex_init(&tp->lock, NULL);
 	if (ret) {
 		ret = rdps_set_error(-ret, "tcp: mutex init: %s",
@@ -174,16 +129,10 @@ static int tcp_init(const struct rdps_tp_cfg *cfg, struct rdps_tp **tp_out)
 				     strerror(errno));
 		goto err_close_ep;
 	}
-	tp->cq_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (tp->cq_fd < 0) {
-		ret = rdps_set_error(-errno, "tcp: eventfd: %s",
-				     strerror(errno));
-		goto err_close_wake;
-	}
 	if (epoll_ctl(tp->epfd, EPOLL_CTL_ADD, tp->wake_fd, &ev)) {
 		ret = rdps_set_error(-errno, "tcp: epoll_ctl: %s",
 				     strerror(errno));
-		goto err_close_cq;
+		goto err_close_wake;
 	}
 	ret = pthread_create(&tp->thread, NULL, tcp_progress_thread, tp);
 	if (ret) {
@@ -191,13 +140,11 @@ static int tcp_init(const struct rdps_tp_cfg *cfg, struct rdps_tp **tp_out)
 				     "tcp: cannot start the progress "
 				     "thread: %s (thread limit?)",
 				     strerror(ret));
-		goto err_close_cq;
+		goto err_close_wake;
 	}
 	*tp_out = &tp->base;
 	return 0;
 
-err_close_cq:
-	close(tp->cq_fd);
 err_close_wake:
 	close(tp->wake_fd);
 err_close_ep:
@@ -205,8 +152,7 @@ err_close_ep:
 err_destroy_lock:
 	pthread_mutex_destroy(&tp->lock);
 err_free_cq:
-	free(tp->cq);
-	free(tp->cq_rel);
+	tcp_cq_fini(tp);
 err_free_tp:
 	free(tp);
 	return ret;
@@ -222,14 +168,12 @@ static void tcp_fini(struct rdps_tp *base)
 		rdps_warn("tcp: cannot wake the progress thread: %s",
 			  strerror(errno));
 	pthread_join(tp->thread, NULL);
-	close(tp->cq_fd);
 	close(tp->wake_fd);
 	close(tp->epfd);
 	pthread_mutex_destroy(&tp->lock);
 	tcp_mr_fini(tp);
 	free(tp->eps);
-	free(tp->cq);
-	free(tp->cq_rel);
+	tcp_cq_fini(tp);
 	free(tp);
 }
 
@@ -272,52 +216,11 @@ int tcp_tp_poll(struct rdps_tp *base, struct rdps_tp_comp *comps, int max)
 			return 0;
 		pthread_mutex_lock(&tp->lock);
 	}
-	while (n < max && tp->cq_used) {
-		if (tp->cq_rel[tp->cq_head] && tp->cq[tp->cq_head].ep)
-			to_tcp_ep(tp->cq[tp->cq_head].ep)->sq_busy -=
-				tp->cq_rel[tp->cq_head];
-		comps[n++] = tp->cq[tp->cq_head];
-		tp->cq_head = (tp->cq_head + 1) % tp->cq_ring;
-		__atomic_store_n(&tp->cq_used, tp->cq_used - 1,
-				 __ATOMIC_RELEASE);
-	}
-	for (uint32_t i = 0; n < max && tp->n_disc && i < tp->n_eps_cap; i++) {
-		struct tcp_ep *ep = tp->eps[i];
-
-		if (!ep || !ep->disc_pending)
-			continue;
-		ep->disc_pending = 0;
-		__atomic_store_n(&tp->n_disc, tp->n_disc - 1, __ATOMIC_RELEASE);
-		comps[n++] = rdps_tp_disconnect_comp(&ep->base);
-	}
+	n = tcp_cq_take(tp, comps, max);
 	if (n && tp->n_stalled)
 		tcp_resume_stalled(tp);
 	pthread_mutex_unlock(&tp->lock);
 	return n;
-}
-
-int tcp_tp_wait_fd(struct rdps_tp *base)
-{
-	return to_tcp_tp(base)->cq_fd;
-}
-
-int tcp_tp_arm(struct rdps_tp *base)
-{
-	struct tcp_tp *tp = to_tcp_tp(base);
-	uint64_t v;
-	int ret = 0;
-
-	pthread_mutex_lock(&tp->lock);
-	if (tp->cq_used || tp->n_disc) {
-		ret = -EAGAIN;
-	} else {
-		/* Drop a stale wake-up; nonblocking, so EAGAIN is fine. */
-		if (read(tp->cq_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-			rdps_dbg("tcp cq eventfd read: %s", strerror(errno));
-		tp->armed = 1;
-	}
-	pthread_mutex_unlock(&tp->lock);
-	return ret;
 }
 
 const struct rdps_tp_ops rdps_tcp_ops = {
@@ -347,6 +250,6 @@ const struct rdps_tp_ops rdps_tcp_ops = {
 	.atomic_fadd = tcp_atomic_fadd,
 	.atomic_cswap = tcp_atomic_cswap,
 	.poll = tcp_tp_poll,
-	.wait_fd = tcp_tp_wait_fd,
-	.arm = tcp_tp_arm,
+	.wait_fd = tcp_cq_wait_fd,
+	.arm = tcp_cq_arm,
 };

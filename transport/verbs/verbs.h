@@ -233,9 +233,9 @@ static inline struct verbs_ep *verbs_ep_of(struct rdps_tp_ep *ep)
 /* verbs_cq.c */
 int verbs_cq_create(struct verbs_tp *vtp);
 void verbs_cq_destroy(struct verbs_tp *vtp);
-int verbs_poll(struct rdps_tp *tp, struct rdps_tp_comp *comps, int max);
-int verbs_wait_fd(struct rdps_tp *tp);
-int verbs_arm(struct rdps_tp *tp);
+rdps_tp_poll_fn verbs_poll;
+rdps_tp_wait_fd_fn verbs_wait_fd;
+rdps_tp_arm_fn verbs_arm;
 /* Queue a completion in the software queue (space is accounted for). */
 void verbs_soft_push(struct verbs_tp *vtp, const struct rdps_tp_comp *c);
 /* Completions already queued for a closing endpoint lose their ep pointer,
@@ -255,53 +255,36 @@ void verbs_ep_destroy(struct verbs_ep *ep);
 int verbs_ep_qp_ready(struct verbs_ep *ep, uint8_t responder_resources,
 		      uint8_t initiator_depth);
 void verbs_ep_break(struct verbs_ep *ep, bool peer_gone);
-/* Deallocate the windows of ep's scoped registrations (verbs_mr.c). */
-void verbs_ep_unbind_all(struct verbs_ep *ep);
+/* Take a registration scoped to an endpoint off that endpoint's list and
+ * free its memory window: no queue pair accepts its key any more. Nothing
+ * done if it has no window (any more). */
+void verbs_ep_unbind(struct verbs_mr *vmr);
 void verbs_ep_disc_clear(struct verbs_ep *ep);
 void verbs_ep_repost_recv(struct verbs_ep *ep);
-void verbs_ep_close(struct rdps_tp_ep *ep);
-int verbs_put(struct rdps_tp_ep *ep, const void *lbuf, size_t len,
-	      struct rdps_tp_mr *lmr, uint64_t raddr,
-	      const struct rdps_tp_rkey *rkey, uint64_t wr_id, unsigned flags);
-int verbs_put_imm(struct rdps_tp_ep *ep, const void *lbuf, size_t len,
-		  struct rdps_tp_mr *lmr, uint64_t raddr,
-		  const struct rdps_tp_rkey *rkey, uint32_t imm, uint64_t wr_id,
-		  unsigned flags);
-int verbs_get(struct rdps_tp_ep *ep, void *lbuf, size_t len,
-	      struct rdps_tp_mr *lmr, uint64_t raddr,
-	      const struct rdps_tp_rkey *rkey, uint64_t wr_id, unsigned flags);
-int verbs_atomic_fadd(struct rdps_tp_ep *ep, uint64_t add, uint64_t *res,
-		      struct rdps_tp_mr *res_mr, uint64_t raddr,
-		      const struct rdps_tp_rkey *rkey, uint64_t wr_id,
-		      unsigned flags);
-int verbs_atomic_cswap(struct rdps_tp_ep *ep, uint64_t cmp, uint64_t swp,
-		       uint64_t *res, struct rdps_tp_mr *res_mr, uint64_t raddr,
-		       const struct rdps_tp_rkey *rkey, uint64_t wr_id,
-		       unsigned flags);
+rdps_tp_ep_close_fn verbs_ep_close;
+rdps_tp_put_fn verbs_put;
+rdps_tp_put_imm_fn verbs_put_imm;
+rdps_tp_get_fn verbs_get;
+rdps_tp_atomic_fadd_fn verbs_atomic_fadd;
+rdps_tp_atomic_cswap_fn verbs_atomic_cswap;
 
 /* verbs_cm.c */
 int verbs_cm_create(struct verbs_tp *vtp);
 void verbs_cm_destroy(struct verbs_tp *vtp);
 /* Handle every pending cm event; wait up to timeout_ms for the first. */
 int verbs_cm_progress(struct verbs_tp *vtp, int timeout_ms);
-int verbs_listen(struct rdps_tp *tp, const char *url, const void *priv,
-		 size_t priv_len, struct rdps_tp_listener **l_out);
-int verbs_listener_url(struct rdps_tp_listener *l, char *buf, size_t len);
-int verbs_accept(struct rdps_tp_listener *l, struct rdps_tp_ep **ep_out,
-		 int timeout_ms);
-void verbs_listener_close(struct rdps_tp_listener *l);
-int verbs_connect(struct rdps_tp *tp, const char *url, const void *priv,
-		  size_t priv_len, struct rdps_tp_ep **ep_out, int timeout_ms);
+rdps_tp_listen_fn verbs_listen;
+rdps_tp_listener_url_fn verbs_listener_url;
+rdps_tp_accept_fn verbs_accept;
+rdps_tp_listener_close_fn verbs_listener_close;
+rdps_tp_connect_fn verbs_connect;
 
 /* verbs_mr.c */
-int verbs_mem_reg(struct rdps_tp *tp, void *addr, size_t len, unsigned access,
-		  struct rdps_tp_mr **mr_out);
-int verbs_mem_reg_ep(struct rdps_tp_ep *ep, void *addr, size_t len,
-		     unsigned access, struct rdps_tp_mr **mr_out);
-void verbs_mem_dereg(struct rdps_tp_mr *mr);
-void verbs_rkey_pack(struct rdps_tp_mr *mr, struct rdps_tp_rkey_wire *w);
-int verbs_rkey_unpack(struct rdps_tp_ep *ep, const struct rdps_tp_rkey_wire *w,
-		      struct rdps_tp_rkey *rkey_out);
+rdps_tp_mem_reg_fn verbs_mem_reg;
+rdps_tp_mem_reg_ep_fn verbs_mem_reg_ep;
+rdps_tp_mem_dereg_fn verbs_mem_dereg;
+rdps_tp_rkey_pack_fn verbs_rkey_pack;
+rdps_tp_rkey_unpack_fn verbs_rkey_unpack;
 
 /*
  * A registration. For every peer (mem_reg) it is one memory region with

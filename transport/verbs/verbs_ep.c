@@ -276,6 +276,36 @@ void verbs_ep_disc_clear(struct verbs_ep *ep)
 	ep->vtp->n_disc--;
 }
 
+/* Take vmr off its endpoint's list and free its window: no queue pair
+ * accepts its key any more. */
+void verbs_ep_unbind(struct verbs_mr *vmr)
+{
+	struct verbs_mr **pp;
+	int ret;
+
+	if (!vmr->mw)
+		return;
+	for (pp = &vmr->ep->scoped; *pp; pp = &(*pp)->ep_next) {
+		if (*pp == vmr) {
+			*pp = vmr->ep_next;
+			break;
+		}
+	}
+	ret = ibv_dealloc_mw(vmr->mw);
+	if (ret)
+		rdps_warn("cannot free the memory window over %p+%zu: %s",
+			  vmr->base.addr, vmr->base.len, strerror(ret));
+	vmr->mw = NULL;
+	vmr->ep = NULL;
+	vmr->ep_next = NULL;
+}
+
+static void verbs_ep_unbind_all(struct verbs_ep *ep)
+{
+	while (ep->scoped)
+		verbs_ep_unbind(ep->scoped);
+}
+
 void verbs_ep_destroy(struct verbs_ep *ep)
 {
 	struct verbs_tp *vtp;
@@ -332,7 +362,7 @@ void verbs_ep_close(struct rdps_tp_ep *bep)
 			  ep->qp->qp_num);
 		ep->drain_done = true;
 	}
-	deadline = rdps_now_ns() + VERBS_DRAIN_MS * 1000000ull;
+	deadline = rdps_deadline(VERBS_DRAIN_MS);
 	for (;;) {
 		verbs_cq_reap(vtp);
 		if (verbs_ep_drained(ep))

@@ -108,36 +108,6 @@ err_free:
 	return ret;
 }
 
-/* Take vmr off its endpoint's list and free its window: no queue pair
- * accepts its key any more. */
-static void verbs_mw_free(struct verbs_mr *vmr)
-{
-	struct verbs_mr **pp;
-	int ret;
-
-	if (!vmr->mw)
-		return;
-	for (pp = &vmr->ep->scoped; *pp; pp = &(*pp)->ep_next) {
-		if (*pp == vmr) {
-			*pp = vmr->ep_next;
-			break;
-		}
-	}
-	ret = ibv_dealloc_mw(vmr->mw);
-	if (ret)
-		rdps_warn("cannot free the memory window over %p+%zu: %s",
-			  vmr->base.addr, vmr->base.len, strerror(ret));
-	vmr->mw = NULL;
-	vmr->ep = NULL;
-	vmr->ep_next = NULL;
-}
-
-void verbs_ep_unbind_all(struct verbs_ep *ep)
-{
-	while (ep->scoped)
-		verbs_mw_free(ep->scoped);
-}
-
 /*
  * Bind vmr's window to ep's queue pair with the remote rights in access,
  * and wait for the bind to complete (other completions met meanwhile go
@@ -169,7 +139,7 @@ static int verbs_mw_bind(struct verbs_ep *ep, struct verbs_mr *vmr,
 				      "qp 0x%x refused to bind a memory "
 				      "window: %s",
 				      ep->qp->qp_num, strerror(ret));
-	deadline = rdps_now_ns() + VERBS_BIND_MS * 1000000ull;
+	deadline = rdps_deadline(VERBS_BIND_MS);
 	while (!ep->bind_done) {
 		if (verbs_cq_reap(ep->vtp))
 			continue;
@@ -281,7 +251,7 @@ void verbs_mem_dereg(struct rdps_tp_mr *mr)
 		return;
 	vmr = verbs_mr_of(mr);
 	/* A window must go before the region it is bound to. */
-	verbs_mw_free(vmr);
+	verbs_ep_unbind(vmr);
 	ret = ibv_dereg_mr(vmr->mr);
 	if (ret)
 		rdps_warn("cannot deregister %p+%zu: %s", mr->addr, mr->len,
@@ -291,31 +261,13 @@ void verbs_mem_dereg(struct rdps_tp_mr *mr)
 
 void verbs_rkey_pack(struct rdps_tp_mr *mr, struct rdps_tp_rkey_wire *w)
 {
-	struct verbs_mr *vmr = verbs_mr_of(mr);
-
-	w->addr_be = rdps_htobe64((uint64_t)(uintptr_t)mr->addr);
-	w->len_be = rdps_htobe64((uint64_t)mr->len);
-	w->rkey_be = rdps_htobe32(vmr->rkey);
-	w->pad = 0;
+	rdps_tp_rkey_encode(mr, verbs_mr_of(mr)->rkey, w);
 }
 
+/* Any key word: the NIC's rkeys have no structure to check. */
 int verbs_rkey_unpack(struct rdps_tp_ep *ep, const struct rdps_tp_rkey_wire *w,
 		      struct rdps_tp_rkey *rkey_out)
 {
-	uint64_t addr = rdps_be64toh(w->addr_be);
-	uint64_t len = rdps_be64toh(w->len_be);
-
 	(void)ep;
-	if (w->pad || !len || addr + len < addr)
-		return rdps_set_error(-EINVAL,
-				      "malformed remote key (addr 0x%llx len "
-				      "%llu): the peer sent a corrupt key",
-				      (unsigned long long)addr,
-				      (unsigned long long)len);
-	rkey_out->addr = addr;
-	rkey_out->len = len;
-	rkey_out->key = rdps_be32toh(w->rkey_be);
-	rkey_out->pad = 0;
-	rkey_out->priv = 0;
-	return 0;
+	return rdps_tp_rkey_decode("verbs", w, NULL, rkey_out);
 }
