@@ -278,3 +278,37 @@ int job_opts_check(struct job_opts *j)
 	}
 	return 0;
 }
+
+void job_env_init(struct job_env *e, const struct job_opts *j, const char *urls,
+		  unsigned workers, uint64_t token)
+{
+	const char *env[] = {
+		"RDPS_SHARDS",
+		urls,
+		"RDPS_RANK",
+		e->rank,
+		"RDPS_WORKERS",
+		e->workers,
+		"RDPS_MODEL",
+		rdps_model_name(j->model),
+		"RDPS_SLACK",
+		e->slack,
+		"RDPS_TOKEN",
+		e->token,
+		"RDPS_ON_WORKER_LOSS",
+		rdps_on_loss_name(j->on_loss),
+		NULL,
+	};
+
+	_Static_assert(sizeof(env) == sizeof(e->env), "job_env.env size");
+	memcpy(e->env, env, sizeof(env));
+	snprintf(e->rank, sizeof(e->rank), "0");
+	snprintf(e->workers, sizeof(e->workers), "%u", workers);
+	snprintf(e->slack, sizeof(e->slack), "%u", j->slack);
+	snprintf(e->token, sizeof(e->token), "%" PRIu64, token);
+}
+
+void job_env_rank(struct job_env *e, unsigned rank)
+{
+	snprintf(e->rank, sizeof(e->rank), "%u", rank);
+}

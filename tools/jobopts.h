@@ -60,4 +60,18 @@ struct tool_optset job_optset(struct job_opts *j, unsigned tool);
  */
 int job_opts_check(struct job_opts *j);
 
+/*
+ * A worker's environment, which rdps_config_from_env() reads: RDPS_SHARDS
+ * (urls, kept by pointer), RDPS_RANK, RDPS_WORKERS, RDPS_MODEL, RDPS_SLACK,
+ * RDPS_TOKEN and RDPS_ON_WORKER_LOSS as name, value pairs in env, for
+ * struct tool_spawn. Set the rank with job_env_rank() per worker.
+ */
+struct job_env {
+	char rank[16], workers[16], slack[16], token[32];
+	const char *env[15];
+};
+void job_env_init(struct job_env *e, const struct job_opts *j, const char *urls,
+		  unsigned workers, uint64_t token);
+void job_env_rank(struct job_env *e, unsigned rank);
+
 #endif /* RDPS_TOOLS_JOBOPTS_H */

@@ -523,41 +523,22 @@ out:
 
 static int start_workers(const struct opts *o, uint64_t token, const char *urls)
 {
-	char rank_s[16], workers_s[16], slack_s[16], token_s[32];
-	const char *env[] = {
-		"RDPS_SHARDS",
-		urls,
-		"RDPS_RANK",
-		rank_s,
-		"RDPS_WORKERS",
-		workers_s,
-		"RDPS_MODEL",
-		rdps_model_name(o->job.model),
-		"RDPS_SLACK",
-		slack_s,
-		"RDPS_TOKEN",
-		token_s,
-		"RDPS_ON_WORKER_LOSS",
-		rdps_on_loss_name(o->job.on_loss),
-		NULL,
-	};
+	struct job_env env;
 	struct tool_spawn sp = {
 		.path = o->cmd[0],
 		.argv = o->cmd,
 		.search = 1,
-		.env = env,
+		.env = env.env,
 		.keep_fd = -1,
 		.out_fd = -1,
 		.die_with_parent = 1,
 	};
 
-	snprintf(workers_s, sizeof(workers_s), "%u", o->job.workers);
-	snprintf(slack_s, sizeof(slack_s), "%u", o->job.slack);
-	snprintf(token_s, sizeof(token_s), "%" PRIu64, token);
+	job_env_init(&env, &o->job, urls, o->job.workers, token);
 	for (unsigned i = 0; i < o->job.workers; i++) {
 		pid_t pid;
 
-		snprintf(rank_s, sizeof(rank_s), "%u", i);
+		job_env_rank(&env, i);
 		pid = tool_spawn(&sp);
 		if (pid < 0)
 			return -1;

@@ -315,32 +315,14 @@ static int run_shard(const struct opts *o, struct rdps_rdv_client *c,
 static int run_worker(const struct opts *o, struct rdps_rdv_client *c,
 		      uint64_t token)
 {
-	char urls[RDPS_RDV_SHARDS_MAX * URL_MAX], rank_s[16], workers_s[16],
-		slack_s[16], token_s[32];
-	unsigned workers = (unsigned)o->size - o->job.shards;
-	const char *env[] = {
-		"RDPS_SHARDS",
-		urls,
-		"RDPS_RANK",
-		rank_s,
-		"RDPS_WORKERS",
-		workers_s,
-		"RDPS_MODEL",
-		rdps_model_name(o->job.model),
-		"RDPS_SLACK",
-		slack_s,
-		"RDPS_TOKEN",
-		token_s,
-		"RDPS_ON_WORKER_LOSS",
-		rdps_on_loss_name(o->job.on_loss),
-		NULL,
-	};
+	char urls[RDPS_RDV_SHARDS_MAX * URL_MAX];
+	struct job_env env;
 	sigset_t sigs, old;
 	struct tool_spawn sp = {
 		.path = o->cmd[0],
 		.argv = o->cmd,
 		.search = 1,
-		.env = env,
+		.env = env.env,
 		.keep_fd = -1,
 		.out_fd = -1,
 		.die_with_parent = 1,
@@ -354,11 +336,9 @@ static int run_worker(const struct opts *o, struct rdps_rdv_client *c,
 			   (int)o->timeout_s * 1000);
 	if (ret)
 		return tool_fail(ret, "rendezvous");
-	snprintf(rank_s, sizeof(rank_s), "%u",
-		 (unsigned)o->rank - o->job.shards);
-	snprintf(workers_s, sizeof(workers_s), "%u", workers);
-	snprintf(slack_s, sizeof(slack_s), "%u", o->job.slack);
-	snprintf(token_s, sizeof(token_s), "%" PRIu64, token);
+	job_env_init(&env, &o->job, urls, (unsigned)o->size - o->job.shards,
+		     token);
+	job_env_rank(&env, (unsigned)o->rank - o->job.shards);
 	/* Signals wait until child_pid is known, so they reach the child. */
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGINT);
