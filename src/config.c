@@ -149,25 +149,38 @@ static int env_pair(const char *rname, const char *sname, int *found, int *rank,
 	return 0;
 }
 
-int rdps_config_from_env(struct rdps_config *cfg)
+int rdps_cluster_rank(int *rank_out, int *size_out)
 {
 	static const char *const pairs[][2] = {
-		{"RDPS_RANK", "RDPS_WORKERS"},
 		{"SLURM_PROCID", "SLURM_NTASKS"},
 		{"OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"},
 	};
+	int found, ret;
+
+	for (unsigned i = 0; i < RDPS_ARRAY_SIZE(pairs); i++) {
+		ret = env_pair(pairs[i][0], pairs[i][1], &found, rank_out,
+			       size_out);
+		if (ret || found)
+			return ret ? ret : 1;
+	}
+	return 0;
+}
+
+int rdps_config_from_env(struct rdps_config *cfg)
+{
 	struct rdps_config tmp = *cfg;
 	const char *s;
 	uint64_t v;
 	int found = 0, set, ret;
 	long slack;
 
-	for (unsigned i = 0; i < RDPS_ARRAY_SIZE(pairs) && !found; i++) {
-		ret = env_pair(pairs[i][0], pairs[i][1], &found, &tmp.rank,
-			       &tmp.workers);
-		if (ret)
-			return ret;
-	}
+	/* Ours first: rdps-launch and rdps-run set them over the cluster's. */
+	ret = env_pair("RDPS_RANK", "RDPS_WORKERS", &found, &tmp.rank,
+		       &tmp.workers);
+	if (!ret && !found)
+		ret = rdps_cluster_rank(&tmp.rank, &tmp.workers);
+	if (ret < 0)
+		return ret;
 	s = getenv("RDPS_SHARDS");
 	if (s) {
 		if (!*s)

@@ -7,6 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "common.h"
 #include "config.h"
@@ -74,6 +78,35 @@ int tool_parse_heartbeat(const char *s, unsigned *ms_out)
 	}
 	*ms_out = (unsigned)v;
 	return 0;
+}
+
+uint64_t tool_job_token(void)
+{
+	uint64_t t = 0;
+
+	if (getrandom(&t, sizeof(t), 0) != sizeof(t))
+		t = ((uint64_t)getpid() << 32) ^ (uint64_t)time(NULL) ^
+		    rdps_now_ns();
+	return t ? t : 1;
+}
+
+int tool_status_code(int status)
+{
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return 1;
+}
+
+void tool_status_str(int status, char *buf, size_t len)
+{
+	if (WIFSIGNALED(status))
+		snprintf(buf, len, "was killed by signal %d (%s)",
+			 WTERMSIG(status), strsignal(WTERMSIG(status)));
+	else
+		snprintf(buf, len, "exited with status %d",
+			 tool_status_code(status));
 }
 
 int tool_proc_stopped(int pid)

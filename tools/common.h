@@ -48,6 +48,15 @@ int tool_check_on_loss(enum rdps_on_loss loss, enum rdps_model model);
  * _MAX milliseconds; else one line on stderr and -EINVAL. */
 int tool_parse_heartbeat(const char *s, unsigned *ms_out);
 
+/* A random job token, never 0 (getrandom, else the pid and the clocks). */
+uint64_t tool_job_token(void);
+
+/* A wait status as an exit code: the code, or 128 + the signal. */
+int tool_status_code(int status);
+/* A wait status as text: "exited with status N" or "was killed by signal
+ * N (Name)". */
+void tool_status_str(int status, char *buf, size_t len);
+
 /* Is process pid stopped (SIGSTOP, a debugger), from /proc/PID/stat? 0
  * also when it cannot be read. */
 int tool_proc_stopped(int pid);

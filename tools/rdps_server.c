@@ -4,7 +4,6 @@
  * then runs the shard of src/server.c until SIGINT or SIGTERM.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -12,16 +11,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "common.h"
+#include "jobopts.h"
 #include "ps_proto.h"
 #include "server.h"
-
-#define OPT_REPORT_FD 0x100
-#define OPT_SLOT_BYTES 0x101
-#define OPT_CKPT_DIR 0x102
-#define OPT_CKPT_EVERY 0x103
-#define OPT_RESUME 0x104
-#define OPT_HEARTBEAT 0x105
 
 static volatile sig_atomic_t stop_flag;
 
@@ -31,7 +23,7 @@ static void on_signal(int sig)
 	stop_flag = 1;
 }
 
-static void usage(FILE *f)
+static void server_head(FILE *f)
 {
 	fprintf(f,
 		"Usage: rdps-server --listen URL --shard I --shards S "
@@ -42,198 +34,162 @@ static void usage(FILE *f)
 		"shm://NAME, tcp://HOST:PORT or verbs://HOST:PORT (built in: "
 		"%s);\n"
 		"port 0 picks a free port (see --report-fd).\n"
-		"\n"
-		"Options:\n"
-		"  -l, --listen=URL     where workers connect (required)\n"
-		"  -i, --shard=I        this shard's index, 0..S-1 (required)\n"
-		"  -s, --shards=S       number of shards in the job "
-		"(required)\n"
-		"  -w, --workers=W      number of workers in the job, 1..%u "
-		"(required)\n"
-		"  -m, --model=MODEL    bsp, ssp, asp or absp (bsp)\n"
-		"  -k, --slack=N        ssp: clocks a worker may run ahead, "
-		"0..%d (0)\n"
-		"  -t, --token=T        job token, the same on every peer "
-		"(0)\n"
-		"  -P, --poll=MODE      busy, adaptive or event (adaptive)\n"
-		"      --slot-bytes=B   bytes per push sub-slot, header "
-		"included, a multiple\n"
-		"                       of 64 in 4k..1g (%u)\n"
-		"      --checkpoint-dir=DIR  bsp/absp: write this shard's "
-		"tables to DIR at clock\n"
-		"                       boundaries (shard-I.ckpt, and the one "
-		"before as .prev)\n"
-		"      --checkpoint-every=N  every N clocks (1)\n"
-		"      --resume[=CLOCK] start from the checkpoint in "
-		"--checkpoint-dir of CLOCK\n"
-		"                       (default: the newest); workers start "
-		"at that clock\n"
-		"  -L, --log-level=LVL  error, warn, info, debug or trace "
-		"(warn; env RDPS_LOG_LEVEL)\n"
-		"      --heartbeat-ms=MS  liveness period: a worker still for "
-		"two "
-		"is lost,\n"
-		"                       %u..%u, 0: no checks (%u)\n"
-		"      --report-fd=N    write the listening URL and a newline "
-		"to fd N\n"
-		"  -V, --version        print the version\n"
-		"  -h, --help           this help\n"
-		"\n"
-		"Stops cleanly on SIGINT or SIGTERM. Logs go to stderr.\n",
-		rdps_tp_names(), RDPS_SERVER_WORKERS_MAX, PS_CLOCK_K_MAX - 2,
-		PS_SLOT_BYTES_DEFAULT, RDPS_SERVER_HEARTBEAT_MIN,
-		RDPS_SERVER_HEARTBEAT_MAX, PS_HEARTBEAT_MS);
+		"\n",
+		rdps_tp_names());
+}
+
+static void server_tail(FILE *f)
+{
+	fprintf(f,
+		"\nStops cleanly on SIGINT or SIGTERM. Logs go to stderr.\n");
 }
 
 struct opts {
-	struct rdps_server_cfg cfg;
+	struct job_opts job;
+	struct rdps_server_cfg cfg; /* the job's options go here at the end */
 	int report_fd;
-	int have_shard, have_shards, have_workers, have_slack;
+	int have_shard;
+};
+
+static int set_listen(void *ctx, const char *arg)
+{
+	struct opts *o = ctx;
+
+	o->cfg.url = arg;
+	return 0;
+}
+
+static int set_shard(void *ctx, const char *arg)
+{
+	struct opts *o = ctx;
+	uint64_t v;
+
+	if (tool_parse_count(arg, "shard index", 0, 65534, &v))
+		return -EINVAL;
+	o->cfg.shard = (unsigned)v;
+	o->have_shard = 1;
+	return 0;
+}
+
+static int set_slot_bytes(void *ctx, const char *arg)
+{
+	struct opts *o = ctx;
+	size_t b;
+
+	if (tool_parse_bytes(arg, RDPS_SERVER_SLOT_MIN, RDPS_SERVER_SLOT_MAX,
+			     &b))
+		return -EINVAL;
+	if (b % 64) {
+		tool_err("bad slot size '%s': use a multiple of 64 bytes", arg);
+		return -EINVAL;
+	}
+	o->cfg.slot_bytes = b;
+	return 0;
+}
+
+static void show_slot_bytes(const void *ctx, char *buf, size_t len)
+{
+	(void)ctx;
+	snprintf(buf, len, ", a multiple of 64 in 4k..1g (%u)",
+		 PS_SLOT_BYTES_DEFAULT);
+}
+
+static int set_resume(void *ctx, const char *arg)
+{
+	struct opts *o = ctx;
+
+	o->job.resume = 1;
+	if (arg && tool_parse_count(arg, "resume clock", 0, UINT64_MAX - 1,
+				    &o->cfg.resume_clock))
+		return -EINVAL;
+	return 0;
+}
+
+static int set_report_fd(void *ctx, const char *arg)
+{
+	struct opts *o = ctx;
+	uint64_t v;
+
+	if (tool_parse_count(arg, "report fd", 0, 65535, &v))
+		return -EINVAL;
+	o->report_fd = (int)v;
+	return 0;
+}
+
+static int set_version(void *ctx, const char *arg)
+{
+	(void)ctx;
+	(void)arg;
+	printf("rdps-server %s (transports %s)\n", rdps_version(),
+	       rdps_tp_names());
+	return 1;
+}
+
+static const struct tool_opt server_table[] = {
+	{.name = "listen",
+	 .key = 'l',
+	 .arg = "URL",
+	 .help = "where workers connect",
+	 .def = "required",
+	 .set = set_listen},
+	{.name = "shard",
+	 .key = 'i',
+	 .arg = "I",
+	 .help = "this shard's index, 0..S-1",
+	 .def = "required",
+	 .set = set_shard},
+	{.name = "slot-bytes",
+	 .arg = "B",
+	 .help = "bytes per push sub-slot, header included",
+	 .show = show_slot_bytes,
+	 .set = set_slot_bytes},
+	{.name = "resume",
+	 .arg = "CLOCK",
+	 .arg_optional = 1,
+	 .help = "start from the checkpoint in --checkpoint-dir of CLOCK "
+		 "(default: the newest); workers start at that clock",
+	 .set = set_resume},
+	{.name = "report-fd",
+	 .arg = "N",
+	 .help = "write the listening URL and a newline to fd N",
+	 .set = set_report_fd},
+	{.name = "version",
+	 .key = 'V',
+	 .help = "print the version",
+	 .set = set_version},
 };
 
 /* Returns 0, 1 (help or version printed) or -EINVAL (reported). */
 static int parse_args(int argc, char **argv, struct opts *o)
 {
-	static const struct option long_opts[] = {
-		{"listen", required_argument, NULL, 'l'},
-		{"shard", required_argument, NULL, 'i'},
-		{"shards", required_argument, NULL, 's'},
-		{"workers", required_argument, NULL, 'w'},
-		{"model", required_argument, NULL, 'm'},
-		{"slack", required_argument, NULL, 'k'},
-		{"token", required_argument, NULL, 't'},
-		{"poll", required_argument, NULL, 'P'},
-		{"slot-bytes", required_argument, NULL, OPT_SLOT_BYTES},
-		{"checkpoint-dir", required_argument, NULL, OPT_CKPT_DIR},
-		{"checkpoint-every", required_argument, NULL, OPT_CKPT_EVERY},
-		{"resume", optional_argument, NULL, OPT_RESUME},
-		{"log-level", required_argument, NULL, 'L'},
-		{"report-fd", required_argument, NULL, OPT_REPORT_FD},
-		{"heartbeat-ms", required_argument, NULL, OPT_HEARTBEAT},
-		{"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	struct tool_optset sets[] = {
+		TOOL_OPTSET(server_table, 2,
+			    o), /* --listen and --shard first */
+		job_optset(&o->job, JOB_TOOL_SERVER),
+		TOOL_OPTSET(server_table + 2, RDPS_ARRAY_SIZE(server_table) - 2,
+			    o),
 	};
-	uint64_t v;
-	size_t b;
-	int ch;
+	const struct tool_cmd cmd = {
+		.name = "rdps-server",
+		.head = server_head,
+		.tail = server_tail,
+		.sets = sets,
+		.nsets = RDPS_ARRAY_SIZE(sets),
+	};
+	struct job_opts *j = &o->job;
+	int ret;
 
 	memset(o, 0, sizeof(*o));
 	rdps_server_cfg_default(&o->cfg);
 	o->report_fd = -1;
-	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":l:i:s:w:m:k:t:P:L:Vh", long_opts,
-				 NULL)) != -1) {
-		switch (ch) {
-		case 'l':
-			o->cfg.url = optarg;
-			break;
-		case 'i':
-			if (tool_parse_count(optarg, "shard index", 0, 65534,
-					     &v))
-				return -EINVAL;
-			o->cfg.shard = (unsigned)v;
-			o->have_shard = 1;
-			break;
-		case 's':
-			if (tool_parse_count(optarg, "shard count", 1, 65535,
-					     &v))
-				return -EINVAL;
-			o->cfg.nshards = (unsigned)v;
-			o->have_shards = 1;
-			break;
-		case 'w':
-			if (tool_parse_count(optarg, "worker count", 1,
-					     RDPS_SERVER_WORKERS_MAX, &v))
-				return -EINVAL;
-			o->cfg.workers = (unsigned)v;
-			o->have_workers = 1;
-			break;
-		case 'm':
-			if (tool_parse_model(optarg, &o->cfg.model))
-				return -EINVAL;
-			break;
-		case 'k':
-			if (tool_parse_count(optarg, "slack", 0,
-					     PS_CLOCK_K_MAX - 2, &v))
-				return -EINVAL;
-			o->cfg.slack = (unsigned)v;
-			o->have_slack = 1;
-			break;
-		case 't':
-			if (tool_parse_count(optarg, "token", 0, UINT64_MAX,
-					     &v))
-				return -EINVAL;
-			o->cfg.token = v;
-			break;
-		case 'P':
-			if (tool_parse_poll(optarg, &o->cfg.poll_mode))
-				return -EINVAL;
-			break;
-		case OPT_SLOT_BYTES:
-			if (tool_parse_bytes(optarg, RDPS_SERVER_SLOT_MIN,
-					     RDPS_SERVER_SLOT_MAX, &b))
-				return -EINVAL;
-			if (b % 64) {
-				tool_err("bad slot size '%s': use a multiple "
-					 "of 64 bytes",
-					 optarg);
-				return -EINVAL;
-			}
-			o->cfg.slot_bytes = b;
-			break;
-		case OPT_CKPT_DIR:
-			if (!*optarg) {
-				tool_err("empty --checkpoint-dir: name a "
-					 "directory");
-				return -EINVAL;
-			}
-			o->cfg.ckpt_dir = optarg;
-			break;
-		case OPT_CKPT_EVERY:
-			if (tool_parse_count(optarg, "checkpoint interval", 1,
-					     1u << 30, &v))
-				return -EINVAL;
-			o->cfg.ckpt_every = (unsigned)v;
-			break;
-		case OPT_RESUME:
-			o->cfg.resume = 1;
-			if (optarg && tool_parse_count(optarg, "resume clock",
-						       0, UINT64_MAX - 1,
-						       &o->cfg.resume_clock))
-				return -EINVAL;
-			break;
-		case 'L':
-			if (tool_set_log_level(optarg))
-				return -EINVAL;
-			break;
-		case OPT_HEARTBEAT:
-			if (tool_parse_heartbeat(optarg, &o->cfg.heartbeat_ms))
-				return -EINVAL;
-			break;
-		case OPT_REPORT_FD:
-			if (tool_parse_count(optarg, "report fd", 0, 65535, &v))
-				return -EINVAL;
-			o->report_fd = (int)v;
-			break;
-		case 'V':
-			printf("rdps-server %s (transports %s)\n",
-			       rdps_version(), rdps_tp_names());
-			return 1;
-		case 'h':
-			usage(stdout);
-			return 1;
-		case ':':
-			tool_err("option '%s' needs a value (see rdps-server "
-				 "--help)",
-				 argv[optind - 1]);
-			return -EINVAL;
-		default:
-			tool_err("unknown option '%s' (see rdps-server --help)",
-				 argv[optind - 1]);
-			return -EINVAL;
-		}
-	}
+	job_opts_init(j);
+	j->shards_max = 65535;
+	j->shards_required = 1;
+	j->workers_max = RDPS_SERVER_WORKERS_MAX;
+	j->workers_required = 1;
+	ret = tool_opts_parse(&cmd, argc, argv);
+	if (ret)
+		return ret;
 	if (optind < argc) {
 		tool_err("unexpected argument '%s': the URL goes with "
 			 "--listen",
@@ -245,29 +201,32 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			 "tcp://0.0.0.0:7000");
 		return -EINVAL;
 	}
-	if (!o->have_shard || !o->have_shards || !o->have_workers) {
+	if (!o->have_shard || !j->shards_given || !j->workers_given) {
 		tool_err("missing %s: every shard needs --shard I --shards S "
 			 "--workers W",
-			 !o->have_shard	   ? "--shard"
-			 : !o->have_shards ? "--shards"
-					   : "--workers");
+			 !o->have_shard	    ? "--shard"
+			 : !j->shards_given ? "--shards"
+					    : "--workers");
 		return -EINVAL;
 	}
-	if (o->cfg.shard >= o->cfg.nshards) {
+	if (o->cfg.shard >= j->shards) {
 		tool_err("--shard %u is out of range: with --shards %u use "
 			 "0..%u",
-			 o->cfg.shard, o->cfg.nshards, o->cfg.nshards - 1);
+			 o->cfg.shard, j->shards, j->shards - 1);
 		return -EINVAL;
 	}
-	if ((o->cfg.resume || o->cfg.ckpt_every) && !o->cfg.ckpt_dir) {
-		tool_err("--resume and --checkpoint-every need "
-			 "--checkpoint-dir DIR");
+	if (job_opts_check(j))
 		return -EINVAL;
-	}
-	if (o->have_slack && o->cfg.model != RDPS_MODEL_SSP) {
-		tool_err("--slack only goes with --model ssp");
-		return -EINVAL;
-	}
+	o->cfg.nshards = j->shards;
+	o->cfg.workers = j->workers;
+	o->cfg.model = j->model;
+	o->cfg.slack = j->slack;
+	o->cfg.token = j->token;
+	o->cfg.poll_mode = j->poll;
+	o->cfg.ckpt_dir = j->ckpt_dir;
+	o->cfg.ckpt_every = j->ckpt_every;
+	o->cfg.resume = j->resume;
+	o->cfg.heartbeat_ms = j->heartbeat_ms;
 	return 0;
 }
 

@@ -14,9 +14,9 @@
  * every transport and with any stragglers (deterministic), so the target
  * only depends on the workload and its options.
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
@@ -25,11 +25,11 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include "common.h"
+#include "jobopts.h"
 #include "report.h"
+#include "spawn.h"
 #include "train.h"
 
 #define MAX_SPECS 8
@@ -49,21 +49,24 @@ static const struct model_def models_all[] = {
 
 struct exp_opts {
 	int kinds[2]; /* lr, mf: 1 if run */
+	int kinds_given;
 	char specs[MAX_SPECS][256];
 	unsigned nspecs;
 	int models[N_MODELS];
-	const char *transport, *addr, *out, *json;
-	unsigned workers, shards;
+	struct job_opts job; /* workers, shards, transport, addr */
+	const char *out, *json;
 	double frac, pace;
 	uint64_t run_timeout;
 	struct trn_work_opts work[2];
-	/* work options as given, re-applied to each workload */
+	/* work options as given, checked on probe, re-applied to each
+	 * workload */
+	struct trn_work_opts probe;
 	int wopt[MAX_ARGS];
 	const char *warg[MAX_ARGS];
 	unsigned nwopt;
 };
 
-static void exp_usage(FILE *f)
+static void exp_head(FILE *f)
 {
 	fprintf(f, "Usage: rdps-train experiment [--workload lr|mf] "
 		   "[--stragglers SPEC]\n"
@@ -87,28 +90,12 @@ static void exp_usage(FILE *f)
 		   "with --json, and prints the table. Target loss: BSP final "
 		   "+ FRAC x (BSP\n"
 		   "initial - BSP final).\n"
-		   "\n"
-		   "Experiment:\n"
-		   "  -W, --workload=lr|mf  only this workload (both); may be "
-		   "repeated\n"
-		   "  -S, --stragglers=SPEC straggler spec, may be repeated: "
-		   "W:Fx, random:P:Fx,\n"
-		   "                        joined by commas, or none\n"
-		   "  -t, --transport=T     shm, tcp or verbs (shm)\n"
-		   "  -a, --addr=IP         tcp, verbs: the shards' address "
-		   "(127.0.0.1)\n"
-		   "  -w, --workers=N       workers per job (4)\n"
-		   "  -s, --shards=N        shards per job (1)\n"
-		   "  -m, --models=LIST     among bsp,ssp1,ssp3,asp,absp (all; "
-		   "bsp always runs)\n"
-		   "      --target-frac=F   target loss fraction (0.05)\n"
-		   "      --pace=X          workers' pace (see rdps-train run "
-		   "--help)\n"
-		   "  -o, --out=DIR         output directory (rdps-train-out)\n"
-		   "  -j, --json=FILE       also write the rows as JSON\n"
-		   "      --run-timeout=S   stop a run after S seconds (600)\n"
-		   "  -h, --help            this help\n"
 		   "\n");
+}
+
+static void exp_tail(FILE *f)
+{
+	fputc('\n', f);
 	trn_work_usage(f);
 }
 
@@ -150,151 +137,202 @@ bad:
 	return -EINVAL;
 }
 
+static int set_workload(void *ctx, const char *arg)
+{
+	struct exp_opts *o = ctx;
+	enum trn_kind k;
+
+	if (trn_parse_kind(arg, &k))
+		return -EINVAL;
+	if (!o->kinds_given)
+		o->kinds[0] = o->kinds[1] = 0;
+	o->kinds_given = 1;
+	o->kinds[k] = 1;
+	return 0;
+}
+
+static int set_stragglers(void *ctx, const char *arg)
+{
+	struct exp_opts *o = ctx;
+	struct trn_spec sp;
+	char err[512];
+
+	if (trn_spec_parse(arg, &sp, err, sizeof(err))) {
+		tool_err("%s", err);
+		return -EINVAL;
+	}
+	if (o->nspecs == MAX_SPECS) {
+		tool_err("too many --stragglers: at most %d", MAX_SPECS);
+		return -EINVAL;
+	}
+	trn_spec_str(&sp, o->specs[o->nspecs], sizeof(o->specs[0]));
+	o->nspecs++;
+	return 0;
+}
+
+static int set_models(void *ctx, const char *arg)
+{
+	struct exp_opts *o = ctx;
+
+	return parse_models(arg, o->models);
+}
+
+static int set_frac(void *ctx, const char *arg)
+{
+	struct exp_opts *o = ctx;
+
+	return trn_parse_double(arg, "target fraction", 0, 0.99, &o->frac);
+}
+
+static int set_pace(void *ctx, const char *arg)
+{
+	struct exp_opts *o = ctx;
+
+	return trn_parse_double(arg, "pace", 1, 100, &o->pace);
+}
+
+static int set_out(void *ctx, const char *arg)
+{
+	struct exp_opts *o = ctx;
+
+	o->out = arg;
+	return 0;
+}
+
+static int set_json(void *ctx, const char *arg)
+{
+	struct exp_opts *o = ctx;
+
+	o->json = arg;
+	return 0;
+}
+
+static int set_run_timeout(void *ctx, const char *arg)
+{
+	struct exp_opts *o = ctx;
+
+	return tool_parse_count(arg, "run timeout", 1, 86400, &o->run_timeout);
+}
+
+/* The first two come before the job options in the help, the rest after. */
+static const struct tool_opt exp_table[] = {
+	{.name = "workload",
+	 .key = 'W',
+	 .arg = "lr|mf",
+	 .help = "only this workload; may be repeated",
+	 .def = "both",
+	 .set = set_workload},
+	{.name = "stragglers",
+	 .key = 'S',
+	 .arg = "SPEC",
+	 .help = "straggler spec, may be repeated: W:Fx, random:P:Fx, joined "
+		 "by commas, or none",
+	 .set = set_stragglers},
+	{.name = "models",
+	 .key = 'm',
+	 .arg = "LIST",
+	 .help = "among bsp,ssp1,ssp3,asp,absp",
+	 .def = "all; bsp always runs",
+	 .set = set_models},
+	{.name = "target-frac",
+	 .arg = "F",
+	 .help = "target loss fraction",
+	 .def = "0.05",
+	 .set = set_frac},
+	{.name = "pace",
+	 .arg = "X",
+	 .help = "workers' pace (see rdps-train run --help)",
+	 .set = set_pace},
+	{.name = "out",
+	 .key = 'o',
+	 .arg = "DIR",
+	 .help = "output directory",
+	 .def = "rdps-train-out",
+	 .set = set_out},
+	{.name = "json",
+	 .key = 'j',
+	 .arg = "FILE",
+	 .help = "also write the rows as JSON",
+	 .set = set_json},
+	{.name = "run-timeout",
+	 .arg = "S",
+	 .help = "stop a run after S seconds",
+	 .def = "600",
+	 .set = set_run_timeout},
+};
+
+/* A workload option (TRN_WORK_LONGOPTS): checked now, applied per
+ * workload once all are parsed. */
+static int exp_work_opt(void *ctx, int key, const char *arg)
+{
+	struct exp_opts *o = ctx;
+
+	if (trn_work_opt(key, arg, &o->probe))
+		return -EINVAL;
+	if (o->nwopt == MAX_ARGS) {
+		tool_err("too many options");
+		return -EINVAL;
+	}
+	o->wopt[o->nwopt] = key;
+	o->warg[o->nwopt++] = arg;
+	return 0;
+}
+
 static int exp_parse(int argc, char **argv, struct exp_opts *o)
 {
-	static const struct option long_opts[] = {
-		TRN_WORK_LONGOPTS /* the workload options, then ours */
-		{"stragglers", required_argument, NULL, 'S'},
-		{"transport", required_argument, NULL, 't'},
-		{"addr", required_argument, NULL, 'a'},
-		{"workers", required_argument, NULL, 'w'},
-		{"shards", required_argument, NULL, 's'},
-		{"models", required_argument, NULL, 'm'},
-		{"target-frac", required_argument, NULL, 4000},
-		{"pace", required_argument, NULL, 4001},
-		{"out", required_argument, NULL, 'o'},
-		{"json", required_argument, NULL, 'j'},
-		{"run-timeout", required_argument, NULL, 4002},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	static const struct option work_all[] = {TRN_WORK_LONGOPTS};
+	/* --workload picks the workloads here (exp_table); the others are
+	 * the workload options. */
+	struct option work[RDPS_ARRAY_SIZE(work_all) - 1];
+	const struct tool_optset sets[] = {
+		TOOL_OPTSET(exp_table, 2, o),
+		job_optset(&o->job, JOB_TOOL_EXPERIMENT),
+		TOOL_OPTSET(exp_table + 2, RDPS_ARRAY_SIZE(exp_table) - 2, o),
+		{.ctx = o,
+		 .raw = work,
+		 .nraw = RDPS_ARRAY_SIZE(work),
+		 .raw_set = exp_work_opt},
 	};
-	struct trn_work_opts probe;
-	int ch, kinds_given = 0, r;
+	const struct tool_cmd cmd = {
+		.name = "rdps-train experiment",
+		.head = exp_head,
+		.title = "Experiment:",
+		.tail = exp_tail,
+		.sets = sets,
+		.nsets = RDPS_ARRAY_SIZE(sets),
+	};
+	size_t nwork = 0;
 	char err[512];
-	uint64_t v;
+	int ret;
 
+	for (size_t i = 0; i < RDPS_ARRAY_SIZE(work_all); i++)
+		if (work_all[i].val != 'W')
+			work[nwork++] = work_all[i];
+	assert(nwork == RDPS_ARRAY_SIZE(work));
 	memset(o, 0, sizeof(*o));
-	o->transport = "shm";
-	o->addr = "127.0.0.1";
+	job_opts_init(&o->job);
+	o->job.transport = "shm";
+	o->job.addr = "127.0.0.1";
+	o->job.workers = 4;
+	o->job.workers_max = 256;
+	o->job.shards = 1;
+	o->job.shards_max = 64;
 	o->out = "rdps-train-out";
-	o->workers = 4;
-	o->shards = 1;
 	o->frac = 0.05;
 	o->run_timeout = 600;
 	for (size_t i = 0; i < N_MODELS; i++)
 		o->models[i] = 1;
-	trn_work_defaults(&probe, TRN_LR);
-	optind = 0;
-	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":W:D:N:b:e:S:t:a:w:s:m:o:j:h",
-				 long_opts, NULL)) != -1) {
-		if (ch == 'W') {
-			enum trn_kind k;
-
-			if (trn_parse_kind(optarg, &k))
-				return 2;
-			if (!kinds_given)
-				o->kinds[0] = o->kinds[1] = 0;
-			kinds_given = 1;
-			o->kinds[k] = 1;
-			continue;
-		}
-		/* Checked now, applied per workload below. */
-		r = trn_work_opt(ch, optarg, &probe);
-		if (r < 0)
-			return 2;
-		if (r == 0) {
-			if (o->nwopt == MAX_ARGS) {
-				tool_err("too many options");
-				return 2;
-			}
-			o->wopt[o->nwopt] = ch;
-			o->warg[o->nwopt++] = optarg;
-			continue;
-		}
-		switch (ch) {
-		case 'S': {
-			struct trn_spec sp;
-
-			if (trn_spec_parse(optarg, &sp, err, sizeof(err))) {
-				tool_err("%s", err);
-				return 2;
-			}
-			if (o->nspecs == MAX_SPECS) {
-				tool_err("too many --stragglers: at most %d",
-					 MAX_SPECS);
-				return 2;
-			}
-			trn_spec_str(&sp, o->specs[o->nspecs],
-				     sizeof(o->specs[0]));
-			o->nspecs++;
-			break;
-		}
-		case 't':
-			if (tool_check_transport(optarg))
-				return 2;
-			o->transport = optarg;
-			break;
-		case 'a':
-			o->addr = optarg;
-			break;
-		case 'w':
-			if (tool_parse_count(optarg, "worker count", 1, 256,
-					     &v))
-				return 2;
-			o->workers = (unsigned)v;
-			break;
-		case 's':
-			if (tool_parse_count(optarg, "shard count", 1, 64, &v))
-				return 2;
-			o->shards = (unsigned)v;
-			break;
-		case 'm':
-			if (parse_models(optarg, o->models))
-				return 2;
-			break;
-		case 4000:
-			if (trn_parse_double(optarg, "target fraction", 0, 0.99,
-					     &o->frac))
-				return 2;
-			break;
-		case 4001:
-			if (trn_parse_double(optarg, "pace", 1, 100, &o->pace))
-				return 2;
-			break;
-		case 'o':
-			o->out = optarg;
-			break;
-		case 'j':
-			o->json = optarg;
-			break;
-		case 4002:
-			if (tool_parse_count(optarg, "run timeout", 1, 86400,
-					     &o->run_timeout))
-				return 2;
-			break;
-		case 'h':
-			exp_usage(stdout);
-			return 1;
-		case ':':
-			tool_err("option '%s' needs a value (see rdps-train "
-				 "experiment --help)",
-				 argv[optind - 1]);
-			return 2;
-		default:
-			tool_err("unknown option '%s' (see rdps-train "
-				 "experiment --help)",
-				 argv[optind - 1]);
-			return 2;
-		}
-	}
+	trn_work_defaults(&o->probe, TRN_LR);
+	ret = tool_opts_parse(&cmd, argc, argv);
+	if (ret)
+		return ret > 0 ? 1 : 2;
 	if (optind < argc) {
 		tool_err("unexpected argument '%s' (see rdps-train experiment "
 			 "--help)",
 			 argv[optind]);
 		return 2;
 	}
-	if (!kinds_given)
+	if (!o->kinds_given)
 		o->kinds[0] = o->kinds[1] = 1;
 	if (!o->nspecs) {
 		snprintf(o->specs[0], sizeof(o->specs[0]), "none");
@@ -306,7 +344,7 @@ static int exp_parse(int argc, char **argv, struct exp_opts *o)
 		struct trn_spec sp;
 
 		trn_spec_parse(o->specs[i], &sp, err, sizeof(err));
-		if (trn_spec_check(&sp, o->workers, err, sizeof(err))) {
+		if (trn_spec_check(&sp, o->job.workers, err, sizeof(err))) {
 			tool_err("%s", err);
 			return 2;
 		}
@@ -326,69 +364,28 @@ static int exp_parse(int argc, char **argv, struct exp_opts *o)
 	return 0;
 }
 
-/* A binary next to this one. */
-static int sibling(const char *name, char *buf, size_t len)
-{
-	char self[PATH_MAX], *slash;
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-
-	if (n < 0) {
-		tool_err("cannot find myself (/proc/self/exe): %s",
-			 strerror(errno));
-		return -errno;
-	}
-	self[n] = '\0';
-	if (!name) {
-		snprintf(buf, len, "%s", self);
-		return 0;
-	}
-	slash = strrchr(self, '/');
-	if (slash)
-		*slash = '\0';
-	if ((size_t)snprintf(buf, len, "%s/%s", self, name) >= len)
-		return -ENAMETOOLONG;
-	if (access(buf, X_OK)) {
-		tool_err("cannot run %s: %s (build the %s target)", buf,
-			 strerror(errno), name);
-		return -ENOENT;
-	}
-	return 0;
-}
-
 /* Run argv with stdout and stderr into log; its exit code (128 + signal
  * when killed), or -1 if it could not start. */
 static int spawn(const char *const *argv, const char *log)
 {
-	int fd, status;
+	struct tool_spawn sp = {
+		.path = argv[0],
+		.argv = (char *const *)argv,
+		.keep_fd = -1,
+	};
+	int status;
 	pid_t pid;
 
-	fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0) {
+	sp.out_fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (sp.out_fd < 0) {
 		tool_err("cannot create %s: %s", log, strerror(errno));
 		return -1;
 	}
-	fflush(NULL);
-	pid = fork();
-	if (pid < 0) {
-		tool_err("fork: %s", strerror(errno));
-		close(fd);
+	pid = tool_spawn(&sp);
+	close(sp.out_fd);
+	if (pid < 0 || tool_wait(pid, &status))
 		return -1;
-	}
-	if (pid == 0) {
-		dup2(fd, STDOUT_FILENO);
-		dup2(fd, STDERR_FILENO);
-		execv(argv[0], (char *const *)argv);
-		fprintf(stderr, "cannot run %s: %s\n", argv[0],
-			strerror(errno));
-		_exit(127);
-	}
-	close(fd);
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return -1;
-	if (WIFEXITED(status))
-		return WEXITSTATUS(status);
-	return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+	return tool_status_code(status);
 }
 
 /* The last line of a log, for a failed run. */
@@ -439,8 +436,8 @@ static int run_one(const struct exp_opts *o, const char *launch,
 		return -1;
 	}
 	unlink(csv);
-	snprintf(workers_s, sizeof(workers_s), "%u", o->workers);
-	snprintf(shards_s, sizeof(shards_s), "%u", o->shards);
+	snprintf(workers_s, sizeof(workers_s), "%u", o->job.workers);
+	snprintf(shards_s, sizeof(shards_s), "%u", o->job.shards);
 	snprintf(slack_s, sizeof(slack_s), "%u", md->slack);
 	snprintf(timeout_s, sizeof(timeout_s), "%" PRIu64, o->run_timeout);
 	argv[n++] = launch;
@@ -451,10 +448,10 @@ static int run_one(const struct exp_opts *o, const char *launch,
 	argv[n++] = "-s";
 	argv[n++] = shards_s;
 	argv[n++] = "-t";
-	argv[n++] = o->transport;
-	if (strcmp(o->transport, "shm")) {
+	argv[n++] = o->job.transport;
+	if (strcmp(o->job.transport, "shm")) {
 		argv[n++] = "-a";
-		argv[n++] = o->addr;
+		argv[n++] = o->job.addr;
 	}
 	argv[n++] = "-m";
 	argv[n++] = md->launch;
@@ -532,8 +529,8 @@ int trn_cmd_experiment(int argc, char **argv)
 	r = exp_parse(argc, argv, &o);
 	if (r)
 		return r == 1 ? 0 : r;
-	if (sibling("rdps-launch", launch, sizeof(launch)) ||
-	    sibling(NULL, self, sizeof(self)))
+	if (tool_sibling("rdps-launch", launch, sizeof(launch)) ||
+	    tool_sibling(NULL, self, sizeof(self)))
 		return 1;
 	snprintf(runs, sizeof(runs), "%s/runs", o.out);
 	r = mkdir_p(runs);
@@ -553,7 +550,7 @@ int trn_cmd_experiment(int argc, char **argv)
 	fprintf(stderr,
 		"rdps-train experiment: %d runs; %u workers, %u shard(s), "
 		"%s; logs in %s\n",
-		total, o.workers, o.shards, o.transport, runs);
+		total, o.job.workers, o.job.shards, o.job.transport, runs);
 	for (int k = 0; k < 2; k++) {
 		if (!o.kinds[k])
 			continue;
@@ -581,7 +578,7 @@ int trn_cmd_experiment(int argc, char **argv)
 		 "rdps-train: held-out loss against wall time; %u workers, %u "
 		 "shard(s), %s; every model %" PRIu64
 		 " epoch-equivalents; dashed: target",
-		 o.workers, o.shards, o.transport,
+		 o.job.workers, o.job.shards, o.job.transport,
 		 o.kinds[0] ? o.work[0].epochs : o.work[1].epochs);
 	snprintf(path, sizeof(path), "%s/experiment.csv", o.out);
 	r = trn_report_csv(path, res, (size_t)total);
@@ -604,7 +601,7 @@ int trn_cmd_experiment(int argc, char **argv)
 	}
 	printf("rdps-train experiment: %u workers, %u shard(s), transport "
 	       "%s, pace %s\n",
-	       o.workers, o.shards, o.transport,
+	       o.job.workers, o.job.shards, o.job.transport,
 	       o.pace > 0 ? "given" : "1.25 x workers / cores");
 	for (int k = 0; k < 2; k++)
 		if (o.kinds[k])
