@@ -37,33 +37,40 @@ static struct srv_slice slice(uint32_t dtype, uint32_t rule, double lr,
 	return sl;
 }
 
+/* Element i of an f32 (esize 4) or f64 array, widened. */
+static double elem(const void *a, size_t i, size_t esize)
+{
+	float f;
+	double d;
+
+	if (esize == 4) {
+		memcpy(&f, (const char *)a + i * 4, 4);
+		return f;
+	}
+	memcpy(&d, (const char *)a + i * 8, 8);
+	return d;
+}
+
 /* Bit-exact: the rules are plain IEEE arithmetic, and BSP's promise is the
  * same bits on every run. */
+static void check_bits(const void *got, const void *want, size_t n,
+		       size_t esize)
+{
+	for (size_t i = 0; i < n; i++)
+		if (memcmp((const char *)got + i * esize,
+			   (const char *)want + i * esize, esize))
+			fail_msg("element %zu: got %.17g, want %.17g", i,
+				 elem(got, i, esize), elem(want, i, esize));
+}
+
 static void check_f32(const float *got, const float *want, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		uint32_t g, w;
-
-		memcpy(&g, &got[i], 4);
-		memcpy(&w, &want[i], 4);
-		if (g != w)
-			fail_msg("element %zu: got %.9g (0x%08x), want %.9g "
-				 "(0x%08x)",
-				 i, got[i], g, want[i], w);
-	}
+	check_bits(got, want, n, sizeof(float));
 }
 
 static void check_f64(const double *got, const double *want, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		uint64_t g, w;
-
-		memcpy(&g, &got[i], 8);
-		memcpy(&w, &want[i], 8);
-		if (g != w)
-			fail_msg("element %zu: got %.17g, want %.17g", i,
-				 got[i], want[i]);
-	}
+	check_bits(got, want, n, sizeof(double));
 }
 
 static void check_near(double got, double want, double tol)
