@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * server.h - one parameter server shard (private API; rdps-server is its
- * command-line front end).
+ * command-line front end). Implemented in src/server/, whose files
+ * server/server_impl.h lists.
  *
  * A shard listens on one URL, accepts the job's W workers, owns the
  * elements [lo, hi) of every table (ps_shard_range) and applies the deltas
