@@ -2,8 +2,16 @@
 /*
  * push.c - pushes: deltas cut into sub-slot messages per shard, sent with
  * write-with-immediate, then waited for until every shard applied them.
+ *
+ * Read top-down as a push runs: for each shard, take a sub-slot
+ * (slot.c), stage a chunk of the delta in it and send it; then wait for
+ * every shard's credits (wrk_slots_drain). The steps come before their
+ * caller, in call order.
  */
 #include "worker.h"
+
+/* Below this a payload is copied into the header's write instead. */
+#define WRK_ZCOPY_MIN 4096
 
 static void wrk_msg_init(struct ps_msg *m, const struct rdps_table *t,
 			 unsigned s, uint32_t flags, uint64_t start,
@@ -19,8 +27,71 @@ static void wrk_msg_init(struct ps_msg *m, const struct rdps_table *t,
 	m->bytes_be = rdps_htobe64(bytes);
 }
 
-/* Below this a payload is copied into the header's write instead. */
-#define WRK_ZCOPY_MIN 4096
+/*
+ * Send elements [a, a+c) of a dense push to shard s, from src, in one
+ * sub-slot message. ub: the rdps_buf_alloc() buffer holding the delta, or
+ * NULL.
+ */
+static int wrk_push_chunk(struct rdps_table *t, unsigned s,
+			  const struct wrk_ubuf *ub, const char *src,
+			  uint64_t a, uint64_t c, uint64_t deadline)
+{
+	struct rdps_ctx *ctx = t->ctx;
+	struct wrk_shard *sh = &ctx->sh[s];
+	size_t len = c * t->esz;
+	struct ps_msg *m;
+	unsigned k;
+	int ret;
+
+	ret = wrk_slot_get(ctx, sh, deadline, &k);
+	if (ret)
+		return ret;
+	m = (struct ps_msg *)(sh->stage + (size_t)k * sh->slot_bytes);
+	if (ub && len >= WRK_ZCOPY_MIN) {
+		/* Payload first, from the caller's memory; the header's
+		 * write-with-immediate after it on the same endpoint lands
+		 * last. */
+		wrk_msg_init(m, t, s, PS_F_SPLIT, a, c, len);
+		WRK_POST(ret, ctx, deadline,
+			 rdps_tp_put(sh->ep, src, len, ub->mr,
+				     sh->slots_key.addr + k * sh->slot_bytes +
+					     sizeof(*m),
+				     &sh->slots_key, 0, RDPS_TP_F_UNSIGNALED));
+		if (ret)
+			return wrk_post_fail(ctx, sh, ret, "a push payload");
+		len = 0;
+	} else {
+		wrk_msg_init(m, t, s, 0, a, c, len);
+		memcpy(m + 1, src, len);
+	}
+	return wrk_slot_send(ctx, sh, k, PS_PUSH, sizeof(*m) + len, deadline);
+}
+
+/* Send shard s's part of a dense push of [start, start+count), in chunks
+ * of one sub-slot each. 1 if it sent any, 0 if none, or an error. */
+static int wrk_push_shard(struct rdps_table *t, unsigned s, uint64_t start,
+			  uint64_t count, const void *delta,
+			  const struct wrk_ubuf *ub, uint64_t deadline)
+{
+	struct wrk_shard *sh = &t->ctx->sh[s];
+	struct wrk_part *pt = &t->part[s];
+	uint64_t a = start > pt->lo ? start : pt->lo;
+	uint64_t b = start + count < pt->hi ? start + count : pt->hi;
+	uint64_t chunk = (sh->slot_bytes - sizeof(struct ps_msg)) / t->esz;
+	int ret, sent = 0;
+
+	while (a < b) {
+		uint64_t c = b - a < chunk ? b - a : chunk;
+		const char *src = (const char *)delta + (a - start) * t->esz;
+
+		ret = wrk_push_chunk(t, s, ub, src, a, c, deadline);
+		if (ret)
+			return ret;
+		sent = 1;
+		a += c;
+	}
+	return sent;
+}
 
 int rdps_push(struct rdps_table *t, uint64_t start, uint64_t count,
 	      const void *delta)
@@ -47,54 +118,10 @@ int rdps_push(struct rdps_table *t, uint64_t start, uint64_t count,
 	/* A delta in rdps_buf_alloc() memory goes straight to the slots. */
 	ub = wrk_ubuf_find(ctx, delta, count * t->esz);
 	for (unsigned s = 0; s < ctx->nshards; s++) {
-		struct wrk_shard *sh = &ctx->sh[s];
-		struct wrk_part *pt = &t->part[s];
-		uint64_t a = start > pt->lo ? start : pt->lo;
-		uint64_t b = start + count < pt->hi ? start + count : pt->hi;
-		uint64_t chunk =
-			(sh->slot_bytes - sizeof(struct ps_msg)) / t->esz;
-
-		while (a < b) {
-			uint64_t c = b - a < chunk ? b - a : chunk;
-			const char *src =
-				(const char *)delta + (a - start) * t->esz;
-			size_t len = c * t->esz;
-			struct ps_msg *m;
-			unsigned k;
-
-			ret = wrk_slot_get(ctx, sh, deadline, &k);
-			if (ret)
-				return ret;
-			m = (struct ps_msg *)(sh->stage +
-					      (size_t)k * sh->slot_bytes);
-			if (ub && len >= WRK_ZCOPY_MIN) {
-				/* Payload first, from the caller's memory;
-				 * the header's write-with-immediate after it
-				 * on the same endpoint lands last. */
-				wrk_msg_init(m, t, s, PS_F_SPLIT, a, c, len);
-				WRK_POST(
-					ret, ctx, deadline,
-					rdps_tp_put(sh->ep, src, len, ub->mr,
-						    sh->slots_key.addr +
-							    k * sh->slot_bytes +
-							    sizeof(*m),
-						    &sh->slots_key, 0,
-						    RDPS_TP_F_UNSIGNALED));
-				if (ret)
-					return wrk_post_fail(ctx, sh, ret,
-							     "a push payload");
-				len = 0;
-			} else {
-				wrk_msg_init(m, t, s, 0, a, c, len);
-				memcpy(m + 1, src, len);
-			}
-			ret = wrk_slot_send(ctx, sh, k, PS_PUSH,
-					    sizeof(*m) + len, deadline);
-			if (ret)
-				return ret;
-			mask[s] = 1;
-			a += c;
-		}
+		ret = wrk_push_shard(t, s, start, count, delta, ub, deadline);
+		if (ret < 0)
+			return ret;
+		mask[s] = (uint8_t)ret;
 	}
 	ret = wrk_slots_drain(ctx, mask, deadline, "a push");
 	if (ret)
@@ -102,6 +129,63 @@ int rdps_push(struct rdps_table *t, uint64_t start, uint64_t count,
 	ctx->st.pushes++;
 	ctx->st.bytes_pushed += count * t->esz;
 	return 0;
+}
+
+/* Sparse pushes ----------------------------------------------------------- */
+
+/*
+ * Send shard s's entries of a sparse push (the indices in its range, each
+ * as a big-endian index followed by its delta), as many per sub-slot as
+ * fit. 1 if it sent any, 0 if none, or an error.
+ */
+static int wrk_push_sparse_shard(struct rdps_table *t, unsigned s,
+				 const uint64_t *idx, size_t n,
+				 const void *delta, uint64_t deadline)
+{
+	struct rdps_ctx *ctx = t->ctx;
+	struct wrk_shard *sh = &ctx->sh[s];
+	struct wrk_part *pt = &t->part[s];
+	size_t pair = 8 + t->esz, i = 0;
+	uint64_t chunk = (sh->slot_bytes - sizeof(struct ps_msg)) / pair;
+	struct ps_msg *m = NULL;
+	uint64_t c = 0;
+	unsigned k = 0;
+	int ret, sent = 0;
+
+	for (;;) {
+		if (m && (c == chunk || i == n)) {
+			wrk_msg_init(m, t, s, PS_F_SPARSE, 0, c, c * pair);
+			ret = wrk_slot_send(ctx, sh, k, PS_PUSH,
+					    sizeof(*m) + c * pair, deadline);
+			if (ret)
+				return ret;
+			sent = 1;
+			m = NULL;
+			c = 0;
+		}
+		if (i == n)
+			return sent;
+		if (idx[i] < pt->lo || idx[i] >= pt->hi) {
+			i++;
+			continue;
+		}
+		if (!m) {
+			ret = wrk_slot_get(ctx, sh, deadline, &k);
+			if (ret)
+				return ret;
+			m = (struct ps_msg *)(sh->stage +
+					      (size_t)k * sh->slot_bytes);
+		}
+		{
+			char *p = (char *)(m + 1) + c * pair;
+			uint64_t be = rdps_htobe64(idx[i]);
+
+			memcpy(p, &be, 8);
+			memcpy(p + 8, (const char *)delta + i * t->esz, t->esz);
+		}
+		c++;
+		i++;
+	}
 }
 
 int rdps_push_sparse(struct rdps_table *t, const uint64_t *idx, size_t n,
@@ -116,15 +200,9 @@ int rdps_push_sparse(struct rdps_table *t, const uint64_t *idx, size_t n,
 		return rdps_set_error(-EINVAL, "rdps_push_sparse: null "
 					       "argument");
 	ctx = t->ctx;
-	for (size_t i = 0; i < n; i++)
-		if (idx[i] >= t->n)
-			return rdps_set_error(-ERANGE,
-					      "sparse push: index %llu (entry "
-					      "%zu) outside table '%s' of %llu "
-					      "elements",
-					      (unsigned long long)idx[i], i,
-					      t->name,
-					      (unsigned long long)t->n);
+	ret = wrk_check_idx(t, idx, n, "sparse push");
+	if (ret)
+		return ret;
 	if (!n)
 		return 0;
 	mask = wrk_scratch(ctx, ctx->nshards);
@@ -133,56 +211,10 @@ int rdps_push_sparse(struct rdps_table *t, const uint64_t *idx, size_t n,
 	memset(mask, 0, ctx->nshards);
 	deadline = wrk_deadline(ctx);
 	for (unsigned s = 0; s < ctx->nshards; s++) {
-		struct wrk_shard *sh = &ctx->sh[s];
-		struct wrk_part *pt = &t->part[s];
-		size_t pair = 8 + t->esz;
-		uint64_t chunk =
-			(sh->slot_bytes - sizeof(struct ps_msg)) / pair;
-		struct ps_msg *m = NULL;
-		uint64_t c = 0;
-		unsigned k = 0;
-		size_t i = 0;
-
-		for (;;) {
-			int flush = m && (c == chunk || i == n);
-
-			if (flush) {
-				wrk_msg_init(m, t, s, PS_F_SPARSE, 0, c,
-					     c * pair);
-				ret = wrk_slot_send(ctx, sh, k, PS_PUSH,
-						    sizeof(*m) + c * pair,
-						    deadline);
-				if (ret)
-					return ret;
-				mask[s] = 1;
-				m = NULL;
-				c = 0;
-			}
-			if (i == n)
-				break;
-			if (idx[i] < pt->lo || idx[i] >= pt->hi) {
-				i++;
-				continue;
-			}
-			if (!m) {
-				ret = wrk_slot_get(ctx, sh, deadline, &k);
-				if (ret)
-					return ret;
-				m = (struct ps_msg *)(sh->stage +
-						      (size_t)k *
-							      sh->slot_bytes);
-			}
-			{
-				char *p = (char *)(m + 1) + c * pair;
-				uint64_t be = rdps_htobe64(idx[i]);
-
-				memcpy(p, &be, 8);
-				memcpy(p + 8, (const char *)delta + i * t->esz,
-				       t->esz);
-			}
-			c++;
-			i++;
-		}
+		ret = wrk_push_sparse_shard(t, s, idx, n, delta, deadline);
+		if (ret < 0)
+			return ret;
+		mask[s] = (uint8_t)ret;
 	}
 	ret = wrk_slots_drain(ctx, mask, deadline, "a sparse push");
 	if (ret)
