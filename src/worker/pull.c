@@ -178,6 +178,21 @@ static int wrk_pull_runs(struct rdps_table *t, const struct wrk_pull *p)
 	return 0;
 }
 
+/* Pull through the bounce buffer (grown to bytes): the caller copies out
+ * of ctx->bounce. */
+static int wrk_pull_bounce(struct rdps_table *t, struct wrk_pull *p,
+			   uint64_t bytes)
+{
+	struct rdps_ctx *ctx = t->ctx;
+	int ret = wrk_bounce(ctx, bytes);
+
+	if (ret)
+		return ret;
+	p->base = ctx->bounce;
+	p->mr = ctx->bounce_mr;
+	return wrk_pull_runs(t, p);
+}
+
 /* Dense pull: one run per shard that holds part of [start, start+count),
  * landing at its offset in the destination. Returns the bytes to read. */
 static uint64_t wrk_dense_plan(const struct rdps_table *t, uint64_t start,
@@ -240,12 +255,7 @@ int rdps_pull(struct rdps_table *t, uint64_t start, uint64_t count, void *dst)
 		if (ret)
 			return ret;
 	} else {
-		ret = wrk_bounce(ctx, off);
-		if (ret)
-			return ret;
-		p.base = ctx->bounce;
-		p.mr = ctx->bounce_mr;
-		ret = wrk_pull_runs(t, &p);
+		ret = wrk_pull_bounce(t, &p, off);
 		if (ret)
 			return ret;
 		memcpy(dst, ctx->bounce, count * t->esz);
@@ -367,12 +377,7 @@ int rdps_pull_sparse(struct rdps_table *t, const uint64_t *idx, size_t n,
 	}
 	qsort(si, n, sizeof(*si), wrk_sidx_cmp);
 	bytes = wrk_sparse_plan(t, si, n, runs, boff, p.want, &p.nruns);
-	ret = wrk_bounce(ctx, bytes);
-	if (ret)
-		return ret;
-	p.base = ctx->bounce;
-	p.mr = ctx->bounce_mr;
-	ret = wrk_pull_runs(t, &p);
+	ret = wrk_pull_bounce(t, &p, bytes);
 	if (ret)
 		return ret;
 	for (size_t i = 0; i < n; i++)

@@ -93,6 +93,30 @@ static int wrk_push_shard(struct rdps_table *t, unsigned s, uint64_t start,
 	return sent;
 }
 
+/* A zeroed byte per shard in the scratch: the shards a push sent to. */
+static uint8_t *wrk_push_mask(struct rdps_ctx *ctx)
+{
+	uint8_t *mask = wrk_scratch(ctx, ctx->nshards);
+
+	if (mask)
+		memset(mask, 0, ctx->nshards);
+	return mask;
+}
+
+/* Wait until the shards in mask applied the push (what), then count its
+ * bytes. */
+static int wrk_push_end(struct rdps_ctx *ctx, const uint8_t *mask,
+			uint64_t deadline, const char *what, uint64_t bytes)
+{
+	int ret = wrk_slots_drain(ctx, mask, deadline, what);
+
+	if (ret)
+		return ret;
+	ctx->st.pushes++;
+	ctx->st.bytes_pushed += bytes;
+	return 0;
+}
+
 int rdps_push(struct rdps_table *t, uint64_t start, uint64_t count,
 	      const void *delta)
 {
@@ -110,10 +134,9 @@ int rdps_push(struct rdps_table *t, uint64_t start, uint64_t count,
 		return ret;
 	if (!count)
 		return 0;
-	mask = wrk_scratch(ctx, ctx->nshards);
+	mask = wrk_push_mask(ctx);
 	if (!mask)
 		return -ENOMEM;
-	memset(mask, 0, ctx->nshards);
 	deadline = wrk_deadline(ctx);
 	/* A delta in rdps_buf_alloc() memory goes straight to the slots. */
 	ub = wrk_ubuf_find(ctx, delta, count * t->esz);
@@ -123,12 +146,7 @@ int rdps_push(struct rdps_table *t, uint64_t start, uint64_t count,
 			return ret;
 		mask[s] = (uint8_t)ret;
 	}
-	ret = wrk_slots_drain(ctx, mask, deadline, "a push");
-	if (ret)
-		return ret;
-	ctx->st.pushes++;
-	ctx->st.bytes_pushed += count * t->esz;
-	return 0;
+	return wrk_push_end(ctx, mask, deadline, "a push", count * t->esz);
 }
 
 /* Sparse pushes ----------------------------------------------------------- */
@@ -205,10 +223,9 @@ int rdps_push_sparse(struct rdps_table *t, const uint64_t *idx, size_t n,
 		return ret;
 	if (!n)
 		return 0;
-	mask = wrk_scratch(ctx, ctx->nshards);
+	mask = wrk_push_mask(ctx);
 	if (!mask)
 		return -ENOMEM;
-	memset(mask, 0, ctx->nshards);
 	deadline = wrk_deadline(ctx);
 	for (unsigned s = 0; s < ctx->nshards; s++) {
 		ret = wrk_push_sparse_shard(t, s, idx, n, delta, deadline);
@@ -216,10 +233,5 @@ int rdps_push_sparse(struct rdps_table *t, const uint64_t *idx, size_t n,
 			return ret;
 		mask[s] = (uint8_t)ret;
 	}
-	ret = wrk_slots_drain(ctx, mask, deadline, "a sparse push");
-	if (ret)
-		return ret;
-	ctx->st.pushes++;
-	ctx->st.bytes_pushed += n * t->esz;
-	return 0;
+	return wrk_push_end(ctx, mask, deadline, "a sparse push", n * t->esz);
 }
