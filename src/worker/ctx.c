@@ -26,7 +26,9 @@ static int wrk_wrap(int ret, const char *fmt, ...)
 	return rdps_set_error(ret, "%s: %s", pre, why);
 }
 
-static int wrk_check_cfg(const struct rdps_config *cfg, unsigned *nshards)
+/* The shard list: comma-separated urls of one transport. *nshards_out,
+ * their number. */
+static int wrk_check_shards(const char *shards, unsigned *nshards)
 {
 	struct rdps_url u0, u;
 	const char *p, *comma;
@@ -35,6 +37,39 @@ static int wrk_check_cfg(const struct rdps_config *cfg, unsigned *nshards)
 	size_t len;
 	int ret;
 
+	for (p = shards;; p = comma + 1) {
+		comma = strchr(p, ',');
+		len = comma ? (size_t)(comma - p) : strlen(p);
+		if (!len || len >= sizeof(url))
+			return rdps_set_error(-EINVAL,
+					      "bad shard list '%s': shard %u's "
+					      "url is %s",
+					      shards, n,
+					      len ? "too long" : "empty");
+		memcpy(url, p, len);
+		url[len] = '\0';
+		ret = rdps_url_parse(url, 0, n ? &u : &u0);
+		if (ret)
+			return wrk_wrap(ret, "bad shard %u in the shard list",
+					n);
+		if (n && strcmp(u.scheme, u0.scheme))
+			return rdps_set_error(-EINVAL,
+					      "shard %u's url '%s' uses scheme "
+					      "'%s' but shard 0 uses '%s': all "
+					      "shards must share one transport",
+					      n, url, u.scheme, u0.scheme);
+		n++;
+		if (!comma)
+			break;
+	}
+	if (n > 0xffff)
+		return rdps_set_error(-EINVAL, "too many shards (%u)", n);
+	*nshards = n;
+	return 0;
+}
+
+static int wrk_check_cfg(const struct rdps_config *cfg, unsigned *nshards)
+{
 	if (!cfg->shards || !*cfg->shards)
 		return rdps_set_error(-EINVAL,
 				      "no shards given: set shards (or "
@@ -89,35 +124,7 @@ static int wrk_check_cfg(const struct rdps_config *cfg, unsigned *nshards)
 				      "updates; use ssp or asp, or resume "
 				      "from a checkpoint instead",
 				      rdps_model_name(cfg->model));
-	for (p = cfg->shards;; p = comma + 1) {
-		comma = strchr(p, ',');
-		len = comma ? (size_t)(comma - p) : strlen(p);
-		if (!len || len >= sizeof(url))
-			return rdps_set_error(-EINVAL,
-					      "bad shard list '%s': shard %u's "
-					      "url is %s",
-					      cfg->shards, n,
-					      len ? "too long" : "empty");
-		memcpy(url, p, len);
-		url[len] = '\0';
-		ret = rdps_url_parse(url, 0, n ? &u : &u0);
-		if (ret)
-			return wrk_wrap(ret, "bad shard %u in the shard list",
-					n);
-		if (n && strcmp(u.scheme, u0.scheme))
-			return rdps_set_error(-EINVAL,
-					      "shard %u's url '%s' uses scheme "
-					      "'%s' but shard 0 uses '%s': all "
-					      "shards must share one transport",
-					      n, url, u.scheme, u0.scheme);
-		n++;
-		if (!comma)
-			break;
-	}
-	if (n > 0xffff)
-		return rdps_set_error(-EINVAL, "too many shards (%u)", n);
-	*nshards = n;
-	return 0;
+	return wrk_check_shards(cfg->shards, nshards);
 }
 
 static int wrk_connect(struct rdps_ctx *ctx, struct wrk_shard *sh, int ms)
@@ -221,6 +228,76 @@ static int wrk_welcome(struct rdps_ctx *ctx, struct wrk_shard *sh)
 	return 0;
 }
 
+/* Shard s's directory header h against this worker's job; takes in its
+ * heartbeat period and (shard 0) the clock table's K. */
+static int wrk_check_dir(struct rdps_ctx *ctx, unsigned s,
+			 const struct ps_dir_hdr *h)
+{
+	struct wrk_shard *sh = &ctx->sh[s];
+	unsigned model = rdps_be32toh(h->model_be);
+	unsigned workers = rdps_be32toh(h->workers_be);
+	unsigned slack = rdps_be32toh(h->slack_be);
+	unsigned k = rdps_be32toh(h->clock_k_be);
+
+	if (rdps_be64toh(h->magic_be) != PS_DIR_MAGIC ||
+	    rdps_be32toh(h->version_be) != PS_PROTO_VERSION)
+		return rdps_set_error(-EPROTO,
+				      "shard %u (%s): bad directory "
+				      "magic or version %u (want %d)",
+				      s, sh->url, rdps_be32toh(h->version_be),
+				      PS_PROTO_VERSION);
+	if (workers != ctx->workers)
+		return rdps_set_error(-EINVAL,
+				      "shard %u (%s) runs a job of %u "
+				      "workers, this worker says %u",
+				      s, sh->url, workers, ctx->workers);
+	if (model != (unsigned)ctx->model)
+		return rdps_set_error(
+			-EINVAL,
+			"shard %u (%s) runs model %s, this worker "
+			"says %s",
+			s, sh->url, rdps_model_name(model),
+			rdps_model_name(ctx->model));
+	if (slack != ctx->slack)
+		return rdps_set_error(-EINVAL,
+				      "shard %u (%s) runs slack %u, "
+				      "this worker says %u",
+				      s, sh->url, slack, ctx->slack);
+	sh->hb_ms = rdps_be32toh(h->heartbeat_ms_be);
+	if (s == 0) {
+		if (k < ps_clock_k(ctx->slack) || k > PS_CLOCK_K_MAX)
+			return rdps_set_error(-EPROTO,
+					      "shard 0 (%s): clock table K %u "
+					      "invalid for slack %u",
+					      sh->url, k, ctx->slack);
+		ctx->k = k;
+	}
+	return 0;
+}
+
+/* A BSP job resumed from checkpoints starts where they left it: every
+ * shard must have resumed at the same clock (h: every shard's header). */
+static int wrk_check_start(struct rdps_ctx *ctx, const struct ps_dir_hdr *h)
+{
+	uint64_t c0 = rdps_be64toh(h[0].applied_clock_be);
+
+	for (unsigned s = 1; s < ctx->nshards; s++) {
+		uint64_t c = rdps_be64toh(h[s].applied_clock_be);
+
+		if (c != c0)
+			return rdps_set_error(
+				-EINVAL,
+				"shard 0 (%s) starts at clock %llu, "
+				"shard %u (%s) at %llu: resume every "
+				"shard at the same clock (rdps-launch "
+				"--resume picks the newest common one)",
+				ctx->sh[0].url, (unsigned long long)c0, s,
+				ctx->sh[s].url, (unsigned long long)c);
+	}
+	ctx->clock = c0;
+	return 0;
+}
+
 /* Read every shard's directory header and check it against the config. */
 static int wrk_check_dirs(struct rdps_ctx *ctx)
 {
@@ -249,70 +326,12 @@ static int wrk_check_dirs(struct rdps_ctx *ctx)
 	if (ret)
 		return ret;
 	for (unsigned s = 0; s < ctx->nshards; s++) {
-		struct wrk_shard *sh = &ctx->sh[s];
-		unsigned model = rdps_be32toh(h[s].model_be);
-		unsigned workers = rdps_be32toh(h[s].workers_be);
-		unsigned slack = rdps_be32toh(h[s].slack_be);
-		unsigned k = rdps_be32toh(h[s].clock_k_be);
-
-		if (rdps_be64toh(h[s].magic_be) != PS_DIR_MAGIC ||
-		    rdps_be32toh(h[s].version_be) != PS_PROTO_VERSION)
-			return rdps_set_error(-EPROTO,
-					      "shard %u (%s): bad directory "
-					      "magic or version %u (want %d)",
-					      s, sh->url,
-					      rdps_be32toh(h[s].version_be),
-					      PS_PROTO_VERSION);
-		if (workers != ctx->workers)
-			return rdps_set_error(-EINVAL,
-					      "shard %u (%s) runs a job of %u "
-					      "workers, this worker says %u",
-					      s, sh->url, workers,
-					      ctx->workers);
-		if (model != (unsigned)ctx->model)
-			return rdps_set_error(
-				-EINVAL,
-				"shard %u (%s) runs model %s, this worker "
-				"says %s",
-				s, sh->url, rdps_model_name(model),
-				rdps_model_name(ctx->model));
-		if (slack != ctx->slack)
-			return rdps_set_error(-EINVAL,
-					      "shard %u (%s) runs slack %u, "
-					      "this worker says %u",
-					      s, sh->url, slack, ctx->slack);
-		sh->hb_ms = rdps_be32toh(h[s].heartbeat_ms_be);
-		if (s == 0) {
-			if (k < ps_clock_k(ctx->slack) || k > PS_CLOCK_K_MAX)
-				return rdps_set_error(
-					-EPROTO,
-					"shard 0 (%s): clock table K %u "
-					"invalid for slack %u",
-					sh->url, k, ctx->slack);
-			ctx->k = k;
-		}
+		ret = wrk_check_dir(ctx, s, &h[s]);
+		if (ret)
+			return ret;
 	}
-	/* A BSP job resumed from checkpoints starts where they left it:
-	 * every shard must have resumed at the same clock. */
-	if (rdps_model_in_order(ctx->model)) {
-		uint64_t c0 = rdps_be64toh(h[0].applied_clock_be);
-
-		for (unsigned s = 1; s < ctx->nshards; s++) {
-			uint64_t c = rdps_be64toh(h[s].applied_clock_be);
-
-			if (c != c0)
-				return rdps_set_error(
-					-EINVAL,
-					"shard 0 (%s) starts at clock %llu, "
-					"shard %u (%s) at %llu: resume every "
-					"shard at the same clock (rdps-launch "
-					"--resume picks the newest common one)",
-					ctx->sh[0].url, (unsigned long long)c0,
-					s, ctx->sh[s].url,
-					(unsigned long long)c);
-		}
-		ctx->clock = c0;
-	}
+	if (rdps_model_in_order(ctx->model))
+		return wrk_check_start(ctx, h);
 	return 0;
 }
 
@@ -405,25 +424,13 @@ void rdps_ctx_destroy(struct rdps_ctx *ctx)
 	free(ctx);
 }
 
-int rdps_ctx_create(const struct rdps_config *cfg, struct rdps_ctx **ctx_out)
+/* Fill a new context from cfg (checked): the job, and each shard's url
+ * (pointing into ctx->shards_buf). */
+static int wrk_ctx_init(struct rdps_ctx *ctx, const struct rdps_config *cfg,
+			unsigned nshards)
 {
-	struct rdps_tp_cfg tcfg;
-	struct rdps_ctx *ctx;
-	unsigned nshards;
-	uint64_t deadline;
-	size_t stage_len = 0;
 	char *p;
-	int ret;
 
-	if (!cfg || !ctx_out)
-		return rdps_set_error(-EINVAL, "rdps_ctx_create: null "
-					       "argument");
-	ret = wrk_check_cfg(cfg, &nshards);
-	if (ret)
-		return ret;
-	ctx = calloc(1, sizeof(*ctx));
-	if (!ctx)
-		return rdps_set_error(-ENOMEM, "out of memory");
 	ctx->nshards = nshards;
 	ctx->workers = (unsigned)cfg->workers;
 	ctx->rank = (unsigned)cfg->rank;
@@ -435,10 +442,8 @@ int rdps_ctx_create(const struct rdps_config *cfg, struct rdps_ctx **ctx_out)
 		1000000ull;
 	ctx->shards_buf = strdup(cfg->shards);
 	ctx->sh = calloc(nshards, sizeof(*ctx->sh));
-	if (!ctx->shards_buf || !ctx->sh) {
-		ret = rdps_set_error(-ENOMEM, "out of memory");
-		goto err;
-	}
+	if (!ctx->shards_buf || !ctx->sh)
+		return rdps_set_error(-ENOMEM, "out of memory");
 	p = ctx->shards_buf;
 	for (unsigned s = 0; s < nshards; s++) {
 		char *comma = strchr(p, ',');
@@ -449,6 +454,16 @@ int rdps_ctx_create(const struct rdps_config *cfg, struct rdps_ctx **ctx_out)
 		ctx->sh[s].url = p;
 		p = comma ? comma + 1 : p;
 	}
+	return 0;
+}
+
+/* Open the transport and the memory needed before connecting: the reply
+ * region (with the pulse beating in it) and the small buffer. */
+static int wrk_ctx_open(struct rdps_ctx *ctx, const struct rdps_config *cfg)
+{
+	unsigned nshards = ctx->nshards;
+	struct rdps_tp_cfg tcfg;
+	int ret;
 
 	rdps_tp_cfg_default(&tcfg);
 	tcfg.poll_mode = cfg->poll_mode == RDPS_POLL_BUSY ? RDPS_TP_POLL_BUSY
@@ -457,80 +472,121 @@ int rdps_ctx_create(const struct rdps_config *cfg, struct rdps_ctx **ctx_out)
 				 : RDPS_TP_POLL_ADAPTIVE;
 	tcfg.token = cfg->token;
 	ret = rdps_tp_open(ctx->sh[0].url, &tcfg, &ctx->tp);
-	if (ret) {
-		wrk_wrap(ret, "opening the transport for %s", ctx->sh[0].url);
-		goto err;
-	}
+	if (ret)
+		return wrk_wrap(ret, "opening the transport for %s",
+				ctx->sh[0].url);
 	ret = wrk_mem_get(
 		ctx, ps_reply_len(nshards),
 		RDPS_TP_ACCESS_REMOTE_WRITE | RDPS_TP_ACCESS_REMOTE_READ,
 		&ctx->reply, &ctx->reply_len, &ctx->reply_mr, "reply region");
 	if (ret)
-		goto err;
+		return ret;
 	/* Beating before the first shard can look. */
 	ret = rdps_pulse_start(
 		&ctx->pulse,
 		(uint64_t *)((char *)ctx->reply + ps_pulse_off(nshards)),
 		PS_PULSE_MS);
 	if (ret)
-		goto err;
-	ret = wrk_mem_get(ctx, 64 + 2 * nshards * sizeof(struct ps_dir_hdr),
-			  RDPS_TP_ACCESS_LOCAL, &ctx->small, &ctx->small_len,
-			  &ctx->small_mr, "clock buffer");
-	if (ret)
-		goto err;
+		return ret;
+	return wrk_mem_get(ctx, 64 + 2 * nshards * sizeof(struct ps_dir_hdr),
+			   RDPS_TP_ACCESS_LOCAL, &ctx->small, &ctx->small_len,
+			   &ctx->small_mr, "clock buffer");
+}
 
-	deadline = wrk_deadline(ctx);
-	for (unsigned s = 0; s < nshards; s++) {
+/* Wait for shard sh's welcome immediate, then take in its welcome. */
+static int wrk_await_welcome(struct rdps_ctx *ctx, struct wrk_shard *sh,
+			     uint64_t deadline)
+{
+	int ret;
+
+	while (!sh->welcomed) {
+		if (sh->err)
+			return wrk_dead(ctx, sh);
+		ret = wrk_progress(ctx, deadline, 1);
+		if (ret == -ETIMEDOUT)
+			return rdps_set_error(-ETIMEDOUT,
+					      "timed out waiting for the "
+					      "welcome of shard %u (%s)",
+					      sh->idx, sh->url);
+		if (ret < 0)
+			return ret;
+	}
+	return wrk_welcome(ctx, sh);
+}
+
+/* Connect to every shard, then wait for every welcome, in shard order. */
+static int wrk_ctx_join(struct rdps_ctx *ctx)
+{
+	uint64_t deadline = wrk_deadline(ctx);
+	int ret;
+
+	for (unsigned s = 0; s < ctx->nshards; s++) {
 		int ms = rdps_ms_left(deadline);
 
 		ret = wrk_connect(ctx, &ctx->sh[s], ms ? ms : 1);
 		if (ret)
-			goto err;
+			return ret;
 	}
-	for (unsigned s = 0; s < nshards; s++) {
-		struct wrk_shard *sh = &ctx->sh[s];
-
-		while (!sh->welcomed) {
-			if (sh->err) {
-				ret = wrk_dead(ctx, sh);
-				goto err;
-			}
-			ret = wrk_progress(ctx, deadline, 1);
-			if (ret == -ETIMEDOUT) {
-				ret = rdps_set_error(
-					-ETIMEDOUT,
-					"timed out waiting for the welcome of "
-					"shard %u (%s)",
-					s, sh->url);
-				goto err;
-			}
-			if (ret < 0)
-				goto err;
-		}
-		ret = wrk_welcome(ctx, sh);
+	for (unsigned s = 0; s < ctx->nshards; s++) {
+		ret = wrk_await_welcome(ctx, &ctx->sh[s], deadline);
 		if (ret)
-			goto err;
-		stage_len += sh->nslots * sh->slot_bytes;
+			return ret;
 	}
+	return 0;
+}
+
+/* The push staging area: every shard's sub-slots, as its welcome said. */
+static int wrk_stage_init(struct rdps_ctx *ctx)
+{
+	size_t stage_len = 0;
+	char *p;
+	int ret;
+
+	for (unsigned s = 0; s < ctx->nshards; s++)
+		stage_len += ctx->sh[s].nslots * ctx->sh[s].slot_bytes;
 	ret = wrk_mem_get(ctx, stage_len, RDPS_TP_ACCESS_LOCAL, &ctx->stage,
 			  &ctx->stage_len, &ctx->stage_mr, "push staging area");
 	if (ret)
-		goto err;
+		return ret;
 	p = ctx->stage;
-	for (unsigned s = 0; s < nshards; s++) {
+	for (unsigned s = 0; s < ctx->nshards; s++) {
 		ctx->sh[s].stage = p;
 		p += ctx->sh[s].nslots * ctx->sh[s].slot_bytes;
 	}
-	ret = wrk_check_dirs(ctx);
+	return 0;
+}
+
+int rdps_ctx_create(const struct rdps_config *cfg, struct rdps_ctx **ctx_out)
+{
+	struct rdps_ctx *ctx;
+	unsigned nshards;
+	int ret;
+
+	if (!cfg || !ctx_out)
+		return rdps_set_error(-EINVAL, "rdps_ctx_create: null "
+					       "argument");
+	ret = wrk_check_cfg(cfg, &nshards);
 	if (ret)
-		goto err;
+		return ret;
+	ctx = calloc(1, sizeof(*ctx));
+	if (!ctx)
+		return rdps_set_error(-ENOMEM, "out of memory");
+	ret = wrk_ctx_init(ctx, cfg, nshards);
+	if (!ret)
+		ret = wrk_ctx_open(ctx, cfg);
+	if (!ret)
+		ret = wrk_ctx_join(ctx);
+	if (!ret)
+		ret = wrk_stage_init(ctx);
+	if (!ret)
+		ret = wrk_check_dirs(ctx);
+	if (ret) {
+		rdps_ctx_destroy(ctx);
+		return ret;
+	}
 	ctx->ready = 1;
 	*ctx_out = ctx;
 	return 0;
-err:
-	rdps_ctx_destroy(ctx);
-	return ret;
 }
 
 uint64_t rdps_clock_now(const struct rdps_ctx *ctx)

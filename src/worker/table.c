@@ -11,6 +11,78 @@
 static const char *const rule_names[] = {"sum", "sgd", "adagrad"};
 static const char *const dtype_names[] = {"f32", "f64"};
 
+/* Fill shard s's part of t from its directory d, from the entry named
+ * t->name, after checking it against t and the rule. */
+static int wrk_match_part(struct rdps_ctx *ctx, struct rdps_table *t,
+			  unsigned s, const struct ps_dir *d,
+			  enum rdps_rule rule)
+{
+	struct wrk_part *pt = &t->part[s];
+	struct wrk_shard *sh = &ctx->sh[s];
+	const struct ps_table_desc *td = NULL;
+	uint64_t n, lo, hi, elo, ehi;
+	unsigned dtype, r, i;
+	int ret;
+
+	for (i = 0; i < PS_MAX_TABLES; i++) {
+		if (rdps_be64toh(d->tables[i].ready_be) == 1 &&
+		    !strncmp(d->tables[i].name, t->name,
+			     sizeof(d->tables[i].name))) {
+			td = &d->tables[i];
+			break;
+		}
+	}
+	if (!td)
+		return rdps_set_error(-EPROTO,
+				      "shard %u (%s) acknowledged "
+				      "table '%s' but its directory "
+				      "does not list it",
+				      s, sh->url, t->name);
+	n = rdps_be64toh(td->n_be);
+	dtype = rdps_be32toh(td->dtype_be);
+	r = rdps_be32toh(td->rule_be);
+	if (n != t->n)
+		return rdps_set_error(-EINVAL,
+				      "table '%s' exists with %llu "
+				      "elements, not %llu",
+				      t->name, (unsigned long long)n,
+				      (unsigned long long)t->n);
+	if (dtype != (unsigned)t->dtype)
+		return rdps_set_error(
+			-EINVAL, "table '%s' exists with dtype %s, not %s",
+			t->name, dtype < 2 ? dtype_names[dtype] : "?",
+			dtype_names[t->dtype]);
+	if (r != (unsigned)rule)
+		return rdps_set_error(
+			-EINVAL, "table '%s' exists with rule %s, not %s",
+			t->name, r < 3 ? rule_names[r] : "?", rule_names[rule]);
+	lo = rdps_be64toh(td->lo_be);
+	hi = rdps_be64toh(td->hi_be);
+	ps_shard_range(t->n, ctx->nshards, s, &elo, &ehi);
+	if (lo != elo || hi != ehi)
+		return rdps_set_error(
+			-EPROTO,
+			"shard %u (%s) holds [%llu, %llu) of table "
+			"'%s', expected [%llu, %llu)",
+			s, sh->url, (unsigned long long)lo,
+			(unsigned long long)hi, t->name,
+			(unsigned long long)elo, (unsigned long long)ehi);
+	pt->index = i;
+	pt->lo = lo;
+	pt->hi = hi;
+	memset(&pt->params, 0, sizeof(pt->params));
+	if (hi > lo) {
+		ret = rdps_tp_rkey_unpack(sh->ep, &td->params, &pt->params);
+		if (ret || pt->params.len < (hi - lo) * t->esz)
+			return rdps_set_error(
+				-EPROTO,
+				"shard %u (%s): bad params key for "
+				"table '%s'",
+				s, sh->url, t->name);
+	}
+	return 0;
+}
+
 /* Read every shard's directory and fill t->part from the entry named
  * t->name. */
 static int wrk_find_table(struct rdps_ctx *ctx, struct rdps_table *t,
@@ -43,91 +115,76 @@ static int wrk_find_table(struct rdps_ctx *ctx, struct rdps_table *t,
 	if (ret)
 		return ret;
 	for (unsigned s = 0; s < ctx->nshards; s++) {
-		struct ps_dir *d =
-			(struct ps_dir *)((char *)ctx->bounce + s * dsz);
-		struct wrk_shard *sh = &ctx->sh[s];
-		struct ps_table_desc *td = NULL;
-		uint64_t n, lo, hi, elo, ehi;
-		unsigned dtype, r, i;
-
-		for (i = 0; i < PS_MAX_TABLES; i++) {
-			if (rdps_be64toh(d->tables[i].ready_be) == 1 &&
-			    !strncmp(d->tables[i].name, t->name,
-				     sizeof(d->tables[i].name))) {
-				td = &d->tables[i];
-				break;
-			}
-		}
-		if (!td)
-			return rdps_set_error(-EPROTO,
-					      "shard %u (%s) acknowledged "
-					      "table '%s' but its directory "
-					      "does not list it",
-					      s, sh->url, t->name);
-		n = rdps_be64toh(td->n_be);
-		dtype = rdps_be32toh(td->dtype_be);
-		r = rdps_be32toh(td->rule_be);
-		if (n != t->n)
-			return rdps_set_error(-EINVAL,
-					      "table '%s' exists with %llu "
-					      "elements, not %llu",
-					      t->name, (unsigned long long)n,
-					      (unsigned long long)t->n);
-		if (dtype != (unsigned)t->dtype)
-			return rdps_set_error(
-				-EINVAL,
-				"table '%s' exists with dtype %s, not %s",
-				t->name, dtype < 2 ? dtype_names[dtype] : "?",
-				dtype_names[t->dtype]);
-		if (r != (unsigned)rule)
-			return rdps_set_error(
-				-EINVAL,
-				"table '%s' exists with rule %s, not %s",
-				t->name, r < 3 ? rule_names[r] : "?",
-				rule_names[rule]);
-		lo = rdps_be64toh(td->lo_be);
-		hi = rdps_be64toh(td->hi_be);
-		ps_shard_range(t->n, ctx->nshards, s, &elo, &ehi);
-		if (lo != elo || hi != ehi)
-			return rdps_set_error(
-				-EPROTO,
-				"shard %u (%s) holds [%llu, %llu) of table "
-				"'%s', expected [%llu, %llu)",
-				s, sh->url, (unsigned long long)lo,
-				(unsigned long long)hi, t->name,
-				(unsigned long long)elo,
-				(unsigned long long)ehi);
-		t->part[s].index = i;
-		t->part[s].lo = lo;
-		t->part[s].hi = hi;
-		memset(&t->part[s].params, 0, sizeof(t->part[s].params));
-		if (hi > lo) {
-			ret = rdps_tp_rkey_unpack(sh->ep, &td->params,
-						  &t->part[s].params);
-			if (ret || t->part[s].params.len < (hi - lo) * t->esz)
-				return rdps_set_error(
-					-EPROTO,
-					"shard %u (%s): bad params key for "
-					"table '%s'",
-					s, sh->url, t->name);
-		}
+		ret = wrk_match_part(
+			ctx, t, s,
+			(struct ps_dir *)((char *)ctx->bounce + s * dsz), rule);
+		if (ret)
+			return ret;
 	}
 	return 0;
 }
 
-int rdps_table_open(struct rdps_ctx *ctx, const char *name, uint64_t n,
-		    enum rdps_dtype dtype, enum rdps_rule rule, double lr,
-		    struct rdps_table **table_out)
+/* Stage the creation of table t (rule, learning rate bits) in a sub-slot
+ * of sh and send it. */
+static int wrk_send_create(struct rdps_table *t, struct wrk_shard *sh,
+			   enum rdps_rule rule, uint64_t bits,
+			   uint64_t deadline)
 {
-	struct rdps_table *t;
-	uint64_t deadline, bits;
-	size_t len;
+	struct rdps_ctx *ctx = t->ctx;
+	struct ps_msg *m;
+	struct ps_create *c;
+	unsigned k;
 	int ret;
 
-	if (!ctx || !name || !table_out)
-		return rdps_set_error(-EINVAL, "rdps_table_open: null "
-					       "argument");
-	len = strlen(name);
+	ret = wrk_slot_get(ctx, sh, deadline, &k);
+	if (ret)
+		return ret;
+	m = (struct ps_msg *)(sh->stage + (size_t)k * sh->slot_bytes);
+	c = (struct ps_create *)(m + 1);
+	memset(m, 0, sizeof(*m) + sizeof(*c));
+	m->kind_be = rdps_htobe32(PS_CREATE);
+	m->clock_be = rdps_htobe64(ctx->clock);
+	m->bytes_be = rdps_htobe64(sizeof(*c));
+	memcpy(c->name, t->name, strlen(t->name));
+	c->n_be = rdps_htobe64(t->n);
+	c->dtype_be = rdps_htobe32((uint32_t)t->dtype);
+	c->rule_be = rdps_htobe32((uint32_t)rule);
+	c->lr_bits_be = rdps_htobe64(bits);
+	return wrk_slot_send(ctx, sh, k, PS_CREATE, sizeof(*m) + sizeof(*c),
+			     deadline);
+}
+
+/* Create t on every shard and wait for their answers; a shard that has
+ * it already checks its parameters. */
+static int wrk_create_all(struct rdps_table *t, enum rdps_rule rule, double lr)
+{
+	struct rdps_ctx *ctx = t->ctx;
+	uint64_t deadline = wrk_deadline(ctx), bits;
+	int ret;
+
+	memcpy(&bits, &lr, sizeof(bits));
+	for (unsigned s = 0; s < ctx->nshards; s++) {
+		ret = wrk_send_create(t, &ctx->sh[s], rule, bits, deadline);
+		if (ret)
+			return ret;
+	}
+	ret = wrk_slots_drain(ctx, NULL, deadline, "the table creation");
+	if (ret == -EINVAL) {
+		/* Most likely the table exists with other parameters: the
+		 * directory names the difference. */
+		char why[512];
+
+		snprintf(why, sizeof(why), "%s", rdps_errmsg());
+		if (wrk_find_table(ctx, t, rule) != -EINVAL)
+			rdps_set_error(ret, "%s", why);
+	}
+	return ret;
+}
+
+/* The arguments of rdps_table_open() (name of len characters). */
+static int wrk_table_args(const char *name, size_t len, uint64_t n,
+			  enum rdps_dtype dtype, enum rdps_rule rule)
+{
 	if (!len || len > RDPS_TABLE_NAME_MAX)
 		return rdps_set_error(-EINVAL,
 				      "bad table name '%s': 1 to %d characters",
@@ -141,6 +198,24 @@ int rdps_table_open(struct rdps_ctx *ctx, const char *name, uint64_t n,
 	if (rule > RDPS_RULE_ADAGRAD)
 		return rdps_set_error(-EINVAL, "table '%s': unknown rule %d",
 				      name, (int)rule);
+	return 0;
+}
+
+int rdps_table_open(struct rdps_ctx *ctx, const char *name, uint64_t n,
+		    enum rdps_dtype dtype, enum rdps_rule rule, double lr,
+		    struct rdps_table **table_out)
+{
+	struct rdps_table *t;
+	size_t len;
+	int ret;
+
+	if (!ctx || !name || !table_out)
+		return rdps_set_error(-EINVAL, "rdps_table_open: null "
+					       "argument");
+	len = strlen(name);
+	ret = wrk_table_args(name, len, n, dtype, rule);
+	if (ret)
+		return ret;
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return rdps_set_error(-ENOMEM, "out of memory");
@@ -154,58 +229,18 @@ int rdps_table_open(struct rdps_ctx *ctx, const char *name, uint64_t n,
 	t->n = n;
 	t->dtype = dtype;
 	t->esz = ps_dtype_size((uint32_t)dtype);
-
-	deadline = wrk_deadline(ctx);
-	memcpy(&bits, &lr, sizeof(bits));
-	for (unsigned s = 0; s < ctx->nshards; s++) {
-		struct wrk_shard *sh = &ctx->sh[s];
-		struct ps_msg *m;
-		struct ps_create *c;
-		unsigned k;
-
-		ret = wrk_slot_get(ctx, sh, deadline, &k);
-		if (ret)
-			goto err;
-		m = (struct ps_msg *)(sh->stage + (size_t)k * sh->slot_bytes);
-		c = (struct ps_create *)(m + 1);
-		memset(m, 0, sizeof(*m) + sizeof(*c));
-		m->kind_be = rdps_htobe32(PS_CREATE);
-		m->clock_be = rdps_htobe64(ctx->clock);
-		m->bytes_be = rdps_htobe64(sizeof(*c));
-		memcpy(c->name, name, len);
-		c->n_be = rdps_htobe64(n);
-		c->dtype_be = rdps_htobe32((uint32_t)dtype);
-		c->rule_be = rdps_htobe32((uint32_t)rule);
-		c->lr_bits_be = rdps_htobe64(bits);
-		ret = wrk_slot_send(ctx, sh, k, PS_CREATE,
-				    sizeof(*m) + sizeof(*c), deadline);
-		if (ret)
-			goto err;
+	ret = wrk_create_all(t, rule, lr);
+	if (!ret)
+		ret = wrk_find_table(ctx, t, rule);
+	if (ret) {
+		free(t->part);
+		free(t);
+		return ret;
 	}
-	ret = wrk_slots_drain(ctx, NULL, deadline, "the table creation");
-	if (ret == -EINVAL) {
-		/* Most likely the table exists with other parameters: the
-		 * directory names the difference. */
-		char why[512];
-
-		snprintf(why, sizeof(why), "%s", rdps_errmsg());
-		if (wrk_find_table(ctx, t, rule) != -EINVAL)
-			rdps_set_error(ret, "%s", why);
-		goto err;
-	}
-	if (ret)
-		goto err;
-	ret = wrk_find_table(ctx, t, rule);
-	if (ret)
-		goto err;
 	t->next = ctx->tables;
 	ctx->tables = t;
 	*table_out = t;
 	return 0;
-err:
-	free(t->part);
-	free(t);
-	return ret;
 }
 
 int wrk_check_range(const struct rdps_table *t, uint64_t start, uint64_t count,
