@@ -243,8 +243,8 @@ int wrk_post_fail(struct rdps_ctx *ctx, struct wrk_shard *sh, int ret,
  * (naming what and the shard). Every 100 ms without a completion, look at
  * every shard's heartbeat: a stopped shard ends the wait with its name
  * (-EHOSTDOWN), not at the deadline. On an error with operations of g
- * still posted, drains them for up to 1 s; if some remain, the context is
- * broken (ctx->broken), since they point at g.
+ * still posted, drains them for up to 1 s (not from a stopped shard); if
+ * some remain, the context is broken (ctx->broken), since they point at g.
  */
 int wrk_grp_wait(struct rdps_ctx *ctx, struct wrk_grp *g, uint64_t deadline,
 		 const char *what);
