@@ -46,7 +46,7 @@ static int wrk_push_chunk(struct rdps_table *t, unsigned s,
 	ret = wrk_slot_get(ctx, sh, deadline, &k);
 	if (ret)
 		return ret;
-	m = (struct ps_msg *)(sh->stage + (size_t)k * sh->slot_bytes);
+	m = wrk_slot_msg(sh, k);
 	if (ub && len >= WRK_ZCOPY_MIN) {
 		/* Payload first, from the caller's memory; the header's
 		 * write-with-immediate after it on the same endpoint lands
@@ -191,8 +191,7 @@ static int wrk_push_sparse_shard(struct rdps_table *t, unsigned s,
 			ret = wrk_slot_get(ctx, sh, deadline, &k);
 			if (ret)
 				return ret;
-			m = (struct ps_msg *)(sh->stage +
-					      (size_t)k * sh->slot_bytes);
+			m = wrk_slot_msg(sh, k);
 		}
 		{
 			char *p = (char *)(m + 1) + c * pair;

@@ -52,7 +52,7 @@ int wrk_slot_get(struct rdps_ctx *ctx, struct wrk_shard *sh, uint64_t deadline,
 int wrk_slot_send(struct rdps_ctx *ctx, struct wrk_shard *sh, unsigned k,
 		  uint32_t kind, size_t len, uint64_t deadline)
 {
-	char *buf = sh->stage + (size_t)k * sh->slot_bytes;
+	char *buf = (char *)wrk_slot_msg(sh, k);
 	int ret;
 
 	WRK_POST(ret, ctx, deadline,

@@ -139,7 +139,7 @@ static int wrk_send_create(struct rdps_table *t, struct wrk_shard *sh,
 	ret = wrk_slot_get(ctx, sh, deadline, &k);
 	if (ret)
 		return ret;
-	m = (struct ps_msg *)(sh->stage + (size_t)k * sh->slot_bytes);
+	m = wrk_slot_msg(sh, k);
 	c = (struct ps_create *)(m + 1);
 	memset(m, 0, sizeof(*m) + sizeof(*c));
 	m->kind_be = rdps_htobe32(PS_CREATE);

@@ -193,6 +193,13 @@ static inline struct ps_dir_hdr *wrk_probe_hdr(struct rdps_ctx *ctx, unsigned s)
 	return wrk_hdrs(ctx) + ctx->nshards + s;
 }
 
+/* The staging buffer of sub-slot k of sh, where its message is built. */
+static inline struct ps_msg *wrk_slot_msg(const struct wrk_shard *sh,
+					  unsigned k)
+{
+	return (struct ps_msg *)(sh->stage + (size_t)k * sh->slot_bytes);
+}
+
 /* The rdps_buf_alloc() buffer holding [p, p + len), or NULL. */
 static inline const struct wrk_ubuf *wrk_ubuf_find(const struct rdps_ctx *ctx,
 						   const void *p, size_t len)
