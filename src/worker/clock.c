@@ -1,0 +1,293 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * clock.c - clocks and barriers: fetch-adds and reads on shard 0's clock
+ * table (rdps_clock, rdps_barrier); under BSP and A-BSP, an END per shard.
+ *
+ * Read top-down as a tick runs: post the tick (ENDs, fetch-add, own word,
+ * slack read), wait for it, then, while clock t - slack is not complete,
+ * read its counter again (wrk_slack_wait). The steps come before their
+ * caller, in call order.
+ */
+#include "worker.h"
+
+int wrk_clock_post(struct rdps_ctx *ctx, struct wrk_grp *g, uint64_t off,
+		   uint64_t add, uint64_t *res, uint64_t deadline,
+		   const char *what)
+{
+	struct wrk_shard *sh = &ctx->sh[0];
+	int ret;
+
+	if (sh->err)
+		return wrk_dead(ctx, sh);
+	if (add)
+		WRK_POST(ret, ctx, deadline,
+			 rdps_tp_atomic_fadd(sh->ep, add, res, ctx->small_mr,
+					     sh->clock_key.addr + off,
+					     &sh->clock_key, (uintptr_t)g, 0));
+	else
+		WRK_POST(ret, ctx, deadline,
+			 rdps_tp_get(sh->ep, res, 8, ctx->small_mr,
+				     sh->clock_key.addr + off, &sh->clock_key,
+				     (uintptr_t)g, 0));
+	if (ret)
+		return wrk_post_fail(ctx, sh, ret, what);
+	g->left++;
+	return 0;
+}
+
+/* One 8-byte operation on the clock table, waited for. */
+static int wrk_clock_op(struct rdps_ctx *ctx, uint64_t off, int add,
+			uint64_t *res, uint64_t deadline, const char *what)
+{
+	struct wrk_grp g = {0, 0, 0};
+	int ret = wrk_clock_post(ctx, &g, off, add, res, deadline, what);
+
+	return ret ? ret : wrk_grp_wait(ctx, &g, deadline, what);
+}
+
+/* Under BSP and A-BSP: an END(t) to every shard, into g. */
+static int wrk_clock_ends(struct rdps_ctx *ctx, struct wrk_grp *g, uint64_t t,
+			  uint64_t deadline)
+{
+	int ret;
+
+	for (unsigned s = 0; s < ctx->nshards; s++) {
+		struct wrk_shard *sh = &ctx->sh[s];
+
+		if (sh->err)
+			return wrk_dead(ctx, sh);
+		WRK_POST(ret, ctx, deadline,
+			 rdps_tp_put_imm(sh->ep, NULL, 0, ctx->small_mr, 0,
+					 NULL, PS_IMM(PS_END, t & PS_ARG_MASK),
+					 (uintptr_t)g, 0));
+		if (ret)
+			return wrk_post_fail(ctx, sh, ret, "a clock end");
+		g->left++;
+	}
+	return 0;
+}
+
+/*
+ * Post the tick of clock t into g: the ENDs (BSP, A-BSP), the fetch-add,
+ * this worker's own word (SSP, on_worker_loss continue), and when check
+ * and c != t the read of clock c's counter (then *read_posted).
+ */
+static int wrk_tick_post(struct rdps_ctx *ctx, struct wrk_grp *g, uint64_t t,
+			 uint64_t c, int check, uint64_t deadline,
+			 int *read_posted)
+{
+	uint64_t *res = ctx->small;
+	int ret = 0;
+
+	if (rdps_model_in_order(ctx->model))
+		ret = wrk_clock_ends(ctx, g, t, deadline);
+	if (ret)
+		return ret;
+	ret = wrk_clock_post(ctx, g, (t % ctx->k) * 8, 1, &res[WRK_FADD],
+			     deadline, "the clock fetch-add");
+	if (ret)
+		return ret;
+	/* After it, on the same endpoint: wclock > t proves our arrival.
+	 * (ASP never waits on a clock, so never makes one up.) */
+	if (ctx->on_loss == RDPS_LOSS_CONTINUE &&
+	    ctx->model == RDPS_MODEL_SSP) {
+		ret = wrk_clock_post(ctx, g, ps_wclock_off(ctx->rank), 1,
+				     &res[WRK_OWN], deadline,
+				     "the clock-word fetch-add");
+		if (ret)
+			return ret;
+	}
+	/* Under BSP (c == t) the fetch-add itself says whether we were last;
+	 * a read posted beside it could only see the count before it. */
+	if (check && c != t) {
+		ret = wrk_clock_post(ctx, g, (c % ctx->k) * 8, 0,
+				     &res[WRK_SLACK], deadline, "a clock read");
+		if (ret)
+			return ret;
+		*read_posted = 1;
+	}
+	return 0;
+}
+
+/*
+ * Wait until every worker finished clock c: read its counter again, with
+ * back-off, until it is complete; a read posted with the tick
+ * (read_posted) is looked at first. While it drags on, look for lost
+ * workers (wrk_lost_check). *waited is set once it had to read again.
+ */
+static int wrk_slack_wait(struct rdps_ctx *ctx, uint64_t c, int read_posted,
+			  uint64_t deadline, int *waited)
+{
+	uint64_t *res = ctx->small;
+	struct wrk_round rd = {(c % ctx->k) * 8,
+			       (uint64_t)ctx->workers * (c / ctx->k + 1),
+			       ps_wclock_off(0),
+			       c + 1,
+			       "this clock",
+			       c,
+			       0};
+	unsigned attempt = 0;
+	int ret, lost = 0;
+
+	for (;;) {
+		if (read_posted &&
+		    ps_clock_done(res[WRK_SLACK], c, ctx->k, ctx->workers))
+			return 0;
+		*waited = 1;
+		if (read_posted) {
+			if (rdps_now_ns() >= deadline)
+				return rdps_set_error(
+					-ETIMEDOUT,
+					"timed out after %llu ms waiting for "
+					"all %u workers to finish clock %llu",
+					(unsigned long long)(ctx->timeout_ns /
+							     1000000),
+					ctx->workers, (unsigned long long)c);
+			wrk_backoff(ctx, attempt++);
+			lost = wrk_lost_check(ctx, attempt, deadline, &rd,
+					      res[WRK_SLACK]);
+		}
+		ret = wrk_clock_op(ctx, (c % ctx->k) * 8, 0, &res[WRK_SLACK],
+				   deadline, "a clock read");
+		if (ret)
+			return ret;
+		read_posted = 1;
+		/* A worker that arrived and then left is no reason to fail:
+		 * the read after learning of it decides. */
+		if (lost &&
+		    !ps_clock_done(res[WRK_SLACK], c, ctx->k, ctx->workers))
+			return lost;
+	}
+}
+
+/*
+ * One tick is one round trip. Under SSP and ASP it is the fetch-add on
+ * clock t and (SSP) the read of clock t-s's counter, posted together: a
+ * push is applied before its credit returns, so the counters alone prove
+ * which updates are in, and the shards need no word from the worker.
+ * Under BSP and A-BSP the shards apply a clock's deltas together, in
+ * worker order, and learn that this worker finished clock t from an
+ * END(t), posted beside the fetch-add.
+ *
+ * The worker need not see its ENDs land before its fetch-add: a shard
+ * applies no BSP push ahead of its applied_clock (so a faster worker's
+ * next push waits for our END), and a pull checks each shard's
+ * applied_clock before it trusts what it read. The counters are
+ * monotonic, so a slack read that races the fetch-adds of others can only
+ * be too old, and is then read again.
+ */
+int rdps_clock(struct rdps_ctx *ctx)
+{
+	uint64_t *res, deadline, t0, c, t = ctx ? ctx->clock : 0;
+	struct wrk_grp g = {0, 0, 0};
+	int ret, check, read_posted = 0, waited;
+
+	if (!ctx)
+		return rdps_set_error(-EINVAL, "rdps_clock: null context");
+	t0 = rdps_now_ns();
+	deadline = t0 + ctx->timeout_ns;
+	res = ctx->small;
+	check = ctx->model != RDPS_MODEL_ASP && t >= ctx->slack;
+	c = check ? t - ctx->slack : 0;
+	ret = wrk_tick_post(ctx, &g, t, c, check, deadline, &read_posted);
+	/* One plain poll first (shm completes at post): the time of a tick
+	 * that never blocks is not worth two clock readings. */
+	if (!ret && g.left)
+		ret = wrk_progress(ctx, deadline, 0);
+	if (ret < 0) {
+		/* Operations already posted point at g. */
+		if (g.left)
+			wrk_grp_wait(ctx, &g, deadline, "the clock's ends");
+		ctx->st.clock_wait_ns += rdps_now_ns() - t0;
+		return ret;
+	}
+	waited = g.left > 0;
+	ret = wrk_grp_wait(ctx, &g, deadline, "the clock's end and fetch-add");
+	if (ret)
+		goto out;
+	if (ps_clock_last(res[WRK_FADD], t, ctx->k, ctx->workers))
+		ctx->last_arrivals++;
+	ctx->clock = t + 1;
+	ctx->st.clocks++;
+	if (check &&
+	    !(c == t && ps_clock_last(res[WRK_FADD], t, ctx->k, ctx->workers)))
+		ret = wrk_slack_wait(ctx, c, read_posted, deadline, &waited);
+out:
+	if (waited || ret)
+		ctx->st.clock_wait_ns += rdps_now_ns() - t0;
+	return ret;
+}
+
+/*
+ * Wait until all workers arrived at the barrier counted at off (goal),
+ * re-reading it with back-off; while it drags on, look for lost workers.
+ */
+static int wrk_barrier_wait(struct rdps_ctx *ctx, uint64_t off, uint64_t goal,
+			    uint64_t deadline)
+{
+	uint64_t *res = ctx->small;
+	struct wrk_round rd = {off,
+			       goal,
+			       ps_wbar_off(ctx->workers, 0),
+			       ctx->barriers,
+			       "the barrier",
+			       ctx->barriers,
+			       1};
+	unsigned attempt = 0;
+	int ret, lost;
+
+	for (;;) {
+		wrk_backoff(ctx, attempt++);
+		lost = wrk_lost_check(ctx, attempt, deadline, &rd,
+				      res[WRK_BARRIER]);
+		ret = wrk_clock_op(ctx, off, 0, &res[WRK_BARRIER], deadline,
+				   "a barrier read");
+		if (ret)
+			return ret;
+		if (lost && res[WRK_BARRIER] < goal)
+			return lost;
+		if (res[WRK_BARRIER] >= goal)
+			return 0;
+		if (rdps_now_ns() >= deadline)
+			return rdps_set_error(
+				-ETIMEDOUT,
+				"timed out after %llu ms in "
+				"barrier %llu: not every worker "
+				"arrived",
+				(unsigned long long)(ctx->timeout_ns / 1000000),
+				(unsigned long long)ctx->barriers);
+	}
+}
+
+int rdps_barrier(struct rdps_ctx *ctx)
+{
+	uint64_t *res, deadline, goal;
+	uint64_t off = offsetof(struct ps_clock_table, barrier);
+	struct wrk_grp g = {0, 0, 0};
+	int ret;
+
+	if (!ctx)
+		return rdps_set_error(-EINVAL, "rdps_barrier: null context");
+	deadline = wrk_deadline(ctx);
+	res = ctx->small;
+	ret = wrk_clock_post(ctx, &g, off, 1, &res[WRK_BARRIER], deadline,
+			     "the barrier fetch-add");
+	if (!ret && ctx->on_loss == RDPS_LOSS_CONTINUE)
+		ret = wrk_clock_post(
+			ctx, &g, ps_wbar_off(ctx->workers, ctx->rank), 1,
+			&res[WRK_OWN], deadline, "the barrier-word fetch-add");
+	if (g.left) {
+		int wret = wrk_grp_wait(ctx, &g, deadline,
+					"the barrier fetch-add");
+
+		if (!ret)
+			ret = wret;
+	}
+	if (ret)
+		return ret;
+	ctx->barriers++;
+	goal = (uint64_t)ctx->workers * ctx->barriers;
+	if (res[WRK_BARRIER] + 1 >= goal)
+		return 0;
+	return wrk_barrier_wait(ctx, off, goal, deadline);
+}
