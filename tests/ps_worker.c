@@ -79,6 +79,8 @@
 #include "rdps/rdps.h"
 
 static struct rdps_config cfg;
+/* The shared clock board's /dev/shm name once this worker opened it. */
+static char board_name[64];
 
 static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void fail(const char *fmt, ...)
@@ -90,6 +92,11 @@ static void fail(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
+	/* Rank 0 unlinks the board only when the job passed: a failing job
+	 * (on purpose in ps_lose) would leave it in /dev/shm. The others
+	 * keep their mappings; the name is gone for good either way. */
+	if (board_name[0])
+		shm_unlink(board_name);
 	fflush(NULL);
 	_exit(1);
 }
@@ -578,6 +585,7 @@ static volatile uint64_t *board_open(char *name, size_t len)
 	fd = shm_open(name, O_RDWR | O_CREAT, 0600);
 	if (fd < 0)
 		fail("shm_open %s: %s", name, strerror(errno));
+	snprintf(board_name, sizeof(board_name), "%s", name);
 	if (ftruncate(fd, (off_t)bytes))
 		fail("ftruncate %s: %s", name, strerror(errno));
 	p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
