@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * ps_proto.h - the parameter server's memory layout and protocol, shared by
- * the shard (server.c) and the worker client (worker.c). Everything a peer
- * reads or writes remotely is defined here: fixed-size, big-endian fields,
+ * the shard (src/server/) and the worker client (src/worker/). Everything a
+ * peer reads or writes remotely is defined here: fixed-size, big-endian fields,
  * sizes checked by _Static_assert. See DESIGN.md for the why.
  *
  * A job: S shards (rdps-server), W workers. Shard 0 also hosts the clock

@@ -254,7 +254,7 @@ static void test_clock_simulation(void **state)
  * fetch-adds of a tick as separate steps (arrive[], then the worker's own
  * word), workers that die at any step (also between the two), shard 0
  * publishing each death some steps later, and waiters that make up for
- * the dead as worker.c does, one remote operation per step: read the
+ * the dead as src/worker/loss.c does, one remote operation per step: read the
  * counter (seen), read the dead map, read the words, ps_makeup_wait,
  * compare-swap seen -> goal. Checked at every passed wait: every live
  * worker arrived, and the clock's real arrivals plus what was made up is
