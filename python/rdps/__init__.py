@@ -180,6 +180,11 @@ class Context:
         return self._c.workers
 
     @property
+    def model(self) -> str:
+        """The consistency model: "bsp", "ssp", "asp" or "absp"."""
+        return {v: k for k, v in MODELS.items()}[self._c.model]
+
+    @property
     def clock_now(self) -> int:
         """Iterations this worker completed (rdps_clock_now()); a job
         resumed from checkpoints starts at their clock: begin the loop

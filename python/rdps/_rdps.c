@@ -72,7 +72,7 @@ struct py_ctx {
 	int busy;      /* a call is in flight (one thread at a time) */
 	int broken;    /* interrupted: the waiter may still be in C */
 	unsigned bufs; /* live buffers over the context's memory */
-	int workers, rank;
+	int workers, rank, model;
 	struct waiter *w; /* started at the first clock or barrier */
 };
 
@@ -329,6 +329,7 @@ static PyObject *ctx_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 		return NULL;
 	c->workers = cfg.workers;
 	c->rank = cfg.rank;
+	c->model = cfg.model;
 	Py_BEGIN_ALLOW_THREADS;
 	ret = rdps_ctx_create(&cfg, &c->ctx);
 	Py_END_ALLOW_THREADS;
@@ -486,6 +487,11 @@ static PyObject *ctx_get_rank(struct py_ctx *c, void *unused)
 	return PyLong_FromLong(c->rank);
 }
 
+static PyObject *ctx_get_model(struct py_ctx *c, void *unused)
+{
+	return PyLong_FromLong(c->model);
+}
+
 static PyObject *ctx_get_closed(struct py_ctx *c, void *unused)
 {
 	return PyBool_FromLong(c->closed || c->broken || !c->ctx);
@@ -508,6 +514,7 @@ static PyGetSetDef ctx_getset[] = {
 	{"workers", (getter)ctx_get_workers, NULL, NULL, NULL},
 	{"rank", (getter)ctx_get_rank, NULL, NULL, NULL},
 	{"closed", (getter)ctx_get_closed, NULL, NULL, NULL},
+	{"model", (getter)ctx_get_model, NULL, NULL, NULL},
 	{NULL, NULL, NULL, NULL, NULL},
 };
 
