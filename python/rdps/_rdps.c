@@ -25,14 +25,20 @@
  * slices of WAIT_SLICE_MS, checking for signals between slices. On
  * KeyboardInterrupt the context is marked broken (every later call raises
  * rdps.Error EINTR) and is destroyed by whoever finishes last: the waiter
- * when its call returns, or close(). Pulls and pushes run in the calling
- * thread: they wait only for data already on its way.
+ * when its call returns, or close(). The hand-off costs two thread
+ * wake-ups (a few microseconds) per call, so a clock under ASP (which
+ * never waits) runs in the caller, and interruptible=False runs both in
+ * the caller: then Ctrl-C takes effect when the wait ends (the peers
+ * arrive, a lost peer is detected within two heartbeats, or the timeout).
+ * Pulls and pushes run in the calling thread: they wait only for data
+ * already on its way.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 #include <time.h>
@@ -60,7 +66,7 @@ struct waiter {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct rdps_ctx *ctx;
-	enum waiter_job job; /* posted by the caller, JOB_NONE once done */
+	_Atomic int job; /* posted by the caller, JOB_NONE once done */
 	int ret;
 	int orphaned; /* the owner is gone: clean up after the job */
 	char err[256];
@@ -73,6 +79,7 @@ struct py_ctx {
 	int broken;    /* interrupted: the waiter may still be in C */
 	unsigned bufs; /* live buffers over the context's memory */
 	int workers, rank, model;
+	int inline_waits; /* 1: clock and barrier in the caller's thread */
 	struct waiter *w; /* started at the first clock or barrier */
 };
 
@@ -139,24 +146,23 @@ static void *waiter_main(void *arg)
 {
 	struct waiter *w = arg;
 
-	pthread_mutex_lock(&w->mu);
 	for (;;) {
-		enum waiter_job job;
-		int ret;
+		int job, ret;
 
-		while (w->job == JOB_NONE)
+		pthread_mutex_lock(&w->mu);
+		while (atomic_load(&w->job) == JOB_NONE)
 			pthread_cond_wait(&w->cv, &w->mu);
-		job = w->job;
-		if (job == JOB_EXIT)
-			break;
 		pthread_mutex_unlock(&w->mu);
+		job = atomic_load(&w->job);
+		if (job == JOB_EXIT)
+			return NULL;
 		ret = job == JOB_CLOCK ? rdps_clock(w->ctx)
 				       : rdps_barrier(w->ctx);
-		pthread_mutex_lock(&w->mu);
 		w->ret = ret;
 		snprintf(w->err, sizeof(w->err), "%s",
 			 ret < 0 ? rdps_errmsg() : "");
-		w->job = JOB_NONE;
+		pthread_mutex_lock(&w->mu);
+		atomic_store(&w->job, JOB_NONE);
 		pthread_cond_broadcast(&w->cv);
 		if (w->orphaned) {
 			/* No array can be left: each holds its context. */
@@ -165,9 +171,8 @@ static void *waiter_main(void *arg)
 			waiter_free(w);
 			return NULL;
 		}
+		pthread_mutex_unlock(&w->mu);
 	}
-	pthread_mutex_unlock(&w->mu);
-	return NULL;
 }
 
 /* Start the waiter, or -1 with the exception set. */
@@ -207,11 +212,11 @@ static int waiter_stop(struct py_ctx *c)
 		return 0;
 	c->w = NULL;
 	pthread_mutex_lock(&w->mu);
-	orphaned = w->job != JOB_NONE;
+	orphaned = atomic_load(&w->job) != JOB_NONE;
 	if (orphaned)
 		w->orphaned = 1;
 	else
-		w->job = JOB_EXIT;
+		atomic_store(&w->job, JOB_EXIT);
 	pthread_cond_signal(&w->cv);
 	pthread_mutex_unlock(&w->mu);
 	if (orphaned) {
@@ -225,18 +230,34 @@ static int waiter_stop(struct py_ctx *c)
 	return 0;
 }
 
-/* Run job on the waiter, waiting in slices and checking for signals. */
+/* Run job on the waiter, waiting in slices and checking for signals; or
+ * in this thread when the context was made with interruptible=False, or
+ * for a clock under ASP, which never waits. */
 static PyObject *waiter_run(struct py_ctx *c, enum waiter_job job)
 {
 	struct waiter *w;
 	int done = 0, ret = 0;
 
-	if (ctx_usable(c) || (!c->w && waiter_start(c)))
+	if (ctx_usable(c))
+		return NULL;
+	if (c->inline_waits ||
+	    (job == JOB_CLOCK && c->model == RDPS_MODEL_ASP)) {
+		c->busy = 1;
+		Py_BEGIN_ALLOW_THREADS;
+		ret = job == JOB_CLOCK ? rdps_clock(c->ctx)
+				       : rdps_barrier(c->ctx);
+		Py_END_ALLOW_THREADS;
+		c->busy = 0;
+		if (ret < 0)
+			return raise_rdps(ret);
+		return PyLong_FromLong(ret);
+	}
+	if (!c->w && waiter_start(c))
 		return NULL;
 	w = c->w;
 	c->busy = 1;
 	pthread_mutex_lock(&w->mu);
-	w->job = job;
+	atomic_store(&w->job, job);
 	pthread_cond_signal(&w->cv);
 	pthread_mutex_unlock(&w->mu);
 	while (!done) {
@@ -250,10 +271,10 @@ static PyObject *waiter_run(struct py_ctx *c, enum waiter_job job)
 			ts.tv_nsec -= 1000000000L;
 		}
 		pthread_mutex_lock(&w->mu);
-		while (w->job != JOB_NONE &&
+		while (atomic_load(&w->job) != JOB_NONE &&
 		       pthread_cond_timedwait(&w->cv, &w->mu, &ts) == 0)
 			;
-		done = w->job == JOB_NONE;
+		done = atomic_load(&w->job) == JOB_NONE;
 		ret = w->ret;
 		pthread_mutex_unlock(&w->mu);
 		Py_END_ALLOW_THREADS;
@@ -286,18 +307,19 @@ static PyObject *ctx_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 {
 	const char *shards = NULL;
 	int rank = -1, workers = -1, model = -1, poll = -1, timeout = -1;
-	int loss = -1, from_env = 1;
+	int loss = -1, from_env = 1, interruptible = 1;
 	long long slack = -1;
 	PyObject *token = Py_None;
 	struct rdps_config cfg;
 	struct py_ctx *c;
 	int ret;
 
-	/* Positional, in struct rdps_config's order, then from_env; -1 or
-	 * None: not given. rdps/__init__.py maps the keywords. */
-	if (!PyArg_ParseTuple(args, "ziiiLOiiip", &shards, &rank, &workers,
+	/* Positional, in struct rdps_config's order, then from_env and
+	 * interruptible; -1 or None: not given. rdps/__init__.py maps the
+	 * keywords. */
+	if (!PyArg_ParseTuple(args, "ziiiLOiiipp", &shards, &rank, &workers,
 			      &model, &slack, &token, &poll, &timeout, &loss,
-			      &from_env))
+			      &from_env, &interruptible))
 		return NULL;
 	rdps_config_default(&cfg);
 	if (from_env && (ret = rdps_config_from_env(&cfg)) < 0)
@@ -330,6 +352,7 @@ static PyObject *ctx_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 	c->workers = cfg.workers;
 	c->rank = cfg.rank;
 	c->model = cfg.model;
+	c->inline_waits = !interruptible;
 	Py_BEGIN_ALLOW_THREADS;
 	ret = rdps_ctx_create(&cfg, &c->ctx);
 	Py_END_ALLOW_THREADS;
