@@ -16,8 +16,8 @@ ModelTable backs every parameter with a slice of one ctx.array()
 pull, updates the model in place. Optimizer pushes either the local
 update of a torch optimizer since the last sync (averaged over the
 workers, into a "sum" table) or, with no torch optimizer, the gradients
-summed since the last sync (into an "sgd" or "adagrad" table, whose rule
-applies them), then clocks and pulls. It works under every model: BSP
+summed since the last sync (into an "sgd" table, whose rule applies
+them), then clocks and pulls. It works under every model: BSP
 and A-BSP wait at the clock for the round, SSP for the slack, ASP not.
 RoundLoop hands out mini-batches of this worker's samples and, under
 A-BSP, checks the cut between mini-batches: the first worker through its
@@ -46,7 +46,10 @@ class ModelTable:
     All parameters must share one dtype (float32 or float64). Rank 0's
     initial values become everyone's: the constructor pushes them from
     rank 0, clocks and waits at a barrier, then pulls (so it costs one
-    clock). rule and lr are the table's (see Context.table).
+    clock). rule and lr are the table's (see Context.table): "sum" (the
+    Optimizer pushes local updates) or "sgd" with lr > 0 (it pushes
+    gradients; the initial values go in as -values / lr, so they are
+    rank 0's up to rounding). "adagrad" cannot take initial values.
     """
 
     def __init__(self, ctx: rdps.Context, model: torch.nn.Module,
@@ -60,6 +63,10 @@ class ModelTable:
             raise TypeError(f"model: parameters of dtypes {sorted(map(str, dts))}"
                             "; one of float32 or float64 is needed")
         dt = _NP[params[0].dtype]
+        if rule not in ("sum", "sgd") or (rule == "sgd" and not lr > 0):
+            raise ValueError(f"rule: {rule!r} with lr {lr}: the initial "
+                             "values are pushed through the rule, so use "
+                             '"sum", or "sgd" with lr > 0')
         self.ctx = ctx
         self.params = params
         self.n = sum(p.numel() for p in params)
@@ -76,7 +83,11 @@ class ModelTable:
                 self.slices.append((off, k))
                 off += k
         if ctx.rank == 0:
-            self.table.push(self.flat)
+            # Through the table's rule: "sum" adds the values, "sgd"
+            # subtracts lr times them (exact up to rounding; every worker
+            # pulls the same result).
+            self.table.push(self.flat if rule == "sum" else
+                            self.flat * self.flat.dtype.type(-1.0 / lr))
         ctx.clock()
         ctx.barrier()
         self.pull()
@@ -101,7 +112,7 @@ class Optimizer:
     (the parameters move locally); sync() pushes (params - params at the
     last sync) / workers into the "sum" table, so the shards average the
     workers' updates. local None: step() adds the gradients up and sync()
-    pushes their sum, which the table's "sgd" or "adagrad" rule applies.
+    pushes their sum, which the table's "sgd" rule applies.
     """
 
     def __init__(self, params: ModelTable,
