@@ -342,7 +342,7 @@ class Table:
             if out.size != count:
                 raise ValueError(f"out: {out.size} elements, the pull reads "
                                  f"{count}")
-        self._t.pull(start, count, out)
+        self._t.dense(True, start, count, out)
         return out
 
     def push(self, delta: numpy.ndarray, start: int = 0) -> None:
@@ -351,7 +351,7 @@ class Table:
         rule applies it. Releases the GIL."""
         _vec("delta", delta, self.dtype, False)
         start, count = self._range(start, delta.size)
-        self._t.push(start, count, delta)
+        self._t.dense(False, start, count, delta)
 
     def pull_sparse(self, idx: numpy.ndarray,
                     out: Optional[numpy.ndarray] = None) -> numpy.ndarray:
@@ -364,7 +364,7 @@ class Table:
             if out.size != idx.size:
                 raise ValueError(f"out: {out.size} elements for {idx.size} "
                                  "indices")
-        self._t.pull_sparse(idx, out)
+        self._t.sparse(True, idx, out)
         return out
 
     def push_sparse(self, idx: numpy.ndarray, delta: numpy.ndarray) -> None:
@@ -374,5 +374,5 @@ class Table:
         if delta.size != idx.size:
             raise ValueError(f"delta: {delta.size} values for {idx.size} "
                              "indices")
-        self._t.push_sparse(idx, delta)
+        self._t.sparse(False, idx, delta)
 

@@ -577,15 +577,16 @@ static int get_buf(PyObject *o, Py_buffer *v, size_t need, int writable,
 	return 0;
 }
 
-/* pull(start, count, out) and push(start, count, delta). */
-static PyObject *table_dense(struct py_table *t, PyObject *args, int pull)
+/* dense(pull, start, count, buf): rdps_pull into buf when pull, else
+ * rdps_push from it. */
+static PyObject *table_dense(struct py_table *t, PyObject *args)
 {
 	unsigned long long start, count;
 	PyObject *o;
 	Py_buffer v;
-	int ret;
+	int pull, ret;
 
-	if (!PyArg_ParseTuple(args, "KKO", &start, &count, &o))
+	if (!PyArg_ParseTuple(args, "pKKO", &pull, &start, &count, &o))
 		return NULL;
 	if (count > SIZE_MAX / 8) {
 		PyErr_SetString(PyExc_ValueError, "count too large");
@@ -607,25 +608,16 @@ static PyObject *table_dense(struct py_table *t, PyObject *args, int pull)
 	Py_RETURN_NONE;
 }
 
-static PyObject *table_pull(struct py_table *t, PyObject *args)
-{
-	return table_dense(t, args, 1);
-}
-
-static PyObject *table_push(struct py_table *t, PyObject *args)
-{
-	return table_dense(t, args, 0);
-}
-
-/* pull_sparse(idx, vals) and push_sparse(idx, vals); idx is uint64. */
-static PyObject *table_sparse(struct py_table *t, PyObject *args, int pull)
+/* sparse(pull, idx, vals): rdps_pull_sparse or rdps_push_sparse; idx
+ * holds uint64 indices. */
+static PyObject *table_sparse(struct py_table *t, PyObject *args)
 {
 	PyObject *io, *vo;
 	Py_buffer iv, vv;
 	size_t n;
-	int ret;
+	int pull, ret;
 
-	if (!PyArg_ParseTuple(args, "OO", &io, &vo))
+	if (!PyArg_ParseTuple(args, "pOO", &pull, &io, &vo))
 		return NULL;
 	if (ctx_usable(t->owner))
 		return NULL;
@@ -649,21 +641,9 @@ static PyObject *table_sparse(struct py_table *t, PyObject *args, int pull)
 	Py_RETURN_NONE;
 }
 
-static PyObject *table_pull_sparse(struct py_table *t, PyObject *args)
-{
-	return table_sparse(t, args, 1);
-}
-
-static PyObject *table_push_sparse(struct py_table *t, PyObject *args)
-{
-	return table_sparse(t, args, 0);
-}
-
 static PyMethodDef table_methods[] = {
-	{"pull", (PyCFunction)table_pull, METH_VARARGS, NULL},
-	{"push", (PyCFunction)table_push, METH_VARARGS, NULL},
-	{"pull_sparse", (PyCFunction)table_pull_sparse, METH_VARARGS, NULL},
-	{"push_sparse", (PyCFunction)table_push_sparse, METH_VARARGS, NULL},
+	{"dense", (PyCFunction)table_dense, METH_VARARGS, NULL},
+	{"sparse", (PyCFunction)table_sparse, METH_VARARGS, NULL},
 	{NULL, NULL, 0, NULL},
 };
 
