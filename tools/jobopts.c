@@ -2,7 +2,11 @@
 /* jobopts.c - the table of a job's options and their setters. */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "jobopts.h"
 #include "ps_proto.h"
@@ -279,6 +283,35 @@ int job_opts_check(struct job_opts *j)
 	return 0;
 }
 
+/*
+ * The Python package of this build (python/rdps beside tools/ in the build
+ * tree) first on PYTHONPATH, before what the caller had, so a worker's
+ * `import rdps` finds the build that runs the job with no install step.
+ * 0 when there is none (an installed tool): PYTHONPATH is left alone.
+ */
+static int job_env_pythonpath(char *buf, size_t len)
+{
+	char self[PATH_MAX], pkg[PATH_MAX + 32], *slash;
+	const char *old = getenv("PYTHONPATH");
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	if (n <= 0)
+		return 0;
+	self[n] = '\0';
+	slash = strrchr(self, '/');
+	if (slash)
+		*slash = '\0';
+	snprintf(pkg, sizeof(pkg), "%s/../python/rdps/__init__.py", self);
+	if (access(pkg, R_OK) || !realpath(pkg, self))
+		return 0;
+	/* self is now .../python/rdps/__init__.py: keep .../python. */
+	for (int i = 0; i < 2 && (slash = strrchr(self, '/')); i++)
+		*slash = '\0';
+	return (size_t)snprintf(buf, len, "%s%s%s", self,
+				old && *old ? ":" : "",
+				old && *old ? old : "") < len;
+}
+
 void job_env_init(struct job_env *e, const struct job_opts *j, const char *urls,
 		  unsigned workers, uint64_t token)
 {
@@ -297,6 +330,8 @@ void job_env_init(struct job_env *e, const struct job_opts *j, const char *urls,
 		e->token,
 		"RDPS_ON_WORKER_LOSS",
 		rdps_on_loss_name(j->on_loss),
+		"PYTHONPATH",
+		e->pythonpath,
 		NULL,
 	};
 
@@ -306,6 +341,8 @@ void job_env_init(struct job_env *e, const struct job_opts *j, const char *urls,
 	snprintf(e->workers, sizeof(e->workers), "%u", workers);
 	snprintf(e->slack, sizeof(e->slack), "%u", j->slack);
 	snprintf(e->token, sizeof(e->token), "%" PRIu64, token);
+	if (!job_env_pythonpath(e->pythonpath, sizeof(e->pythonpath)))
+		e->env[14] = NULL;
 }
 
 void job_env_rank(struct job_env *e, unsigned rank)

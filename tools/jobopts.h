@@ -10,6 +10,7 @@
 #ifndef RDPS_TOOLS_JOBOPTS_H
 #define RDPS_TOOLS_JOBOPTS_H
 
+#include <limits.h>
 #include <stdint.h>
 
 #include "common.h"
@@ -64,11 +65,14 @@ int job_opts_check(struct job_opts *j);
  * A worker's environment, which rdps_config_from_env() reads: RDPS_SHARDS
  * (urls, kept by pointer), RDPS_RANK, RDPS_WORKERS, RDPS_MODEL, RDPS_SLACK,
  * RDPS_TOKEN and RDPS_ON_WORKER_LOSS as name, value pairs in env, for
- * struct tool_spawn. Set the rank with job_env_rank() per worker.
+ * struct tool_spawn; and PYTHONPATH with this build's python/ (the rdps
+ * package) prepended, when the tool runs from a build tree that has it.
+ * Set the rank with job_env_rank() per worker.
  */
 struct job_env {
 	char rank[16], workers[16], slack[16], token[32];
-	const char *env[15];
+	char pythonpath[2 * PATH_MAX];
+	const char *env[17];
 };
 void job_env_init(struct job_env *e, const struct job_opts *j, const char *urls,
 		  unsigned workers, uint64_t token);

@@ -1,0 +1,749 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * _rdps.c - the CPython extension under the rdps package: one object per
+ * public handle (struct rdps_ctx, struct rdps_table, an rdps_buf_alloc()
+ * buffer), each call straight onto include/rdps/rdps.h and nothing else.
+ *
+ * Why an extension module and not ctypes over a shared library: a call
+ * here costs a fraction of a microsecond, where ctypes' argument
+ * conversion costs about a microsecond per call, which is the whole
+ * budget Python may add to an 8-byte pull; the GIL is released around
+ * exactly the C call; buffers are taken through the buffer protocol (so
+ * numpy arrays, torch tensors' numpy views, bytearrays all work, with no
+ * numpy C API and so no numpy ABI to match); and the project keeps its
+ * static libraries (built position-independent for this module) rather
+ * than growing a shared librdps with an ABI to keep.
+ *
+ * The argument checks that name the argument (dtype, shape, range, a
+ * closed context) are in rdps/__init__.py; this layer re-checks only what
+ * keeps memory safe (buffer sizes, writability) and raises ValueError.
+ *
+ * Ctrl-C: rdps_clock() and rdps_barrier() may wait for other workers for
+ * up to the context's timeout, and a C wait cannot be abandoned half way
+ * (the tick's fetch-add is already posted). So those two run on a waiter
+ * thread of the context while the calling thread waits on a condition in
+ * slices of WAIT_SLICE_MS, checking for signals between slices. On
+ * KeyboardInterrupt the context is marked broken (every later call raises
+ * rdps.Error EINTR) and is destroyed by whoever finishes last: the waiter
+ * when its call returns, or close(). The hand-off costs two thread
+ * wake-ups (a few microseconds) per call, so a clock under ASP (which
+ * never waits) runs in the caller, and interruptible=False runs both in
+ * the caller: then Ctrl-C takes effect when the wait ends (the peers
+ * arrive, a lost peer is detected within two heartbeats, or the timeout).
+ * Pulls and pushes run in the calling thread: they wait only for data
+ * already on its way.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+
+#include <rdps/rdps.h>
+
+#define WAIT_SLICE_MS 50
+
+static PyObject *rdps_error_type; /* rdps.Error, a subclass of OSError */
+
+enum waiter_job {
+	JOB_NONE = 0,
+	JOB_CLOCK,
+	JOB_BARRIER,
+	JOB_EXIT,
+};
+
+/*
+ * The waiter thread and what it shares with the caller, in memory of its
+ * own: after an interrupt the Python object may die while the waiter is
+ * still in C, and then the waiter destroys the context and frees this.
+ */
+struct waiter {
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct rdps_ctx *ctx;
+	_Atomic int job; /* posted by the caller, JOB_NONE once done */
+	int ret;
+	int orphaned; /* the owner is gone: clean up after the job */
+	char err[256];
+};
+
+struct py_ctx {
+	PyObject_HEAD struct rdps_ctx *ctx;
+	int closed;    /* close() called: no more calls */
+	int busy;      /* a call is in flight (one thread at a time) */
+	int broken;    /* interrupted: the waiter may still be in C */
+	unsigned bufs; /* live buffers over the context's memory */
+	int workers, rank, model;
+	int inline_waits; /* 1: clock and barrier in the caller's thread */
+	struct waiter *w; /* started at the first clock or barrier */
+};
+
+struct py_table {
+	PyObject_HEAD struct py_ctx *owner;
+	struct rdps_table *t;
+	int esize;
+};
+
+struct py_buf {
+	PyObject_HEAD struct py_ctx *owner;
+	void *mem;
+	Py_ssize_t len;
+};
+
+static PyTypeObject ctx_type, table_type, buf_type;
+
+/* rdps.Error(errno, text): text from rdps_errmsg() or the waiter's copy. */
+static PyObject *raise_err(int ret, const char *msg)
+{
+	PyObject *e = PyObject_CallFunction(rdps_error_type, "is", -ret,
+					    msg && *msg ? msg : strerror(-ret));
+
+	if (e) {
+		PyErr_SetObject(rdps_error_type, e);
+		Py_DECREF(e);
+	}
+	return NULL;
+}
+
+static PyObject *raise_rdps(int ret)
+{
+	return raise_err(ret, rdps_errmsg());
+}
+
+/* Can a call start? Sets the exception if not. */
+static int ctx_usable(struct py_ctx *c)
+{
+	if (c->broken) {
+		raise_err(-EINTR, "the context was interrupted in a wait "
+				  "(Ctrl-C); close it");
+		return -1;
+	}
+	if (c->closed || !c->ctx) {
+		raise_err(-EBADF, "the context is closed");
+		return -1;
+	}
+	if (c->busy) {
+		raise_err(-EBUSY, "the context is in use by another thread "
+				  "(use one context per thread)");
+		return -1;
+	}
+	return 0;
+}
+
+static void waiter_free(struct waiter *w)
+{
+	pthread_mutex_destroy(&w->mu);
+	pthread_cond_destroy(&w->cv);
+	PyMem_RawFree(w);
+}
+
+static void *waiter_main(void *arg)
+{
+	struct waiter *w = arg;
+
+	for (;;) {
+		int job, ret;
+
+		pthread_mutex_lock(&w->mu);
+		while (atomic_load(&w->job) == JOB_NONE)
+			pthread_cond_wait(&w->cv, &w->mu);
+		pthread_mutex_unlock(&w->mu);
+		job = atomic_load(&w->job);
+		if (job == JOB_EXIT)
+			return NULL;
+		ret = job == JOB_CLOCK ? rdps_clock(w->ctx)
+				       : rdps_barrier(w->ctx);
+		w->ret = ret;
+		snprintf(w->err, sizeof(w->err), "%s",
+			 ret < 0 ? rdps_errmsg() : "");
+		pthread_mutex_lock(&w->mu);
+		atomic_store(&w->job, JOB_NONE);
+		pthread_cond_broadcast(&w->cv);
+		if (w->orphaned) {
+			/* No array can be left: each holds its context. */
+			pthread_mutex_unlock(&w->mu);
+			rdps_ctx_destroy(w->ctx);
+			waiter_free(w);
+			return NULL;
+		}
+		pthread_mutex_unlock(&w->mu);
+	}
+}
+
+/* Start the waiter, or -1 with the exception set. */
+static int waiter_start(struct py_ctx *c)
+{
+	struct waiter *w = PyMem_RawCalloc(1, sizeof(*w));
+	int err;
+
+	if (!w) {
+		PyErr_NoMemory();
+		return -1;
+	}
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv, NULL);
+	w->ctx = c->ctx;
+	err = pthread_create(&w->thread, NULL, waiter_main, w);
+	if (err) {
+		waiter_free(w);
+		raise_err(-err, "cannot start the context's waiter thread");
+		return -1;
+	}
+	c->w = w;
+	return 0;
+}
+
+/*
+ * Stop the waiter. If it is still in C (interrupted), it is detached and
+ * destroys the context itself when that call returns: 1, and the context
+ * is no longer ours. Else it is joined and freed: 0.
+ */
+static int waiter_stop(struct py_ctx *c)
+{
+	struct waiter *w = c->w;
+	int orphaned;
+
+	if (!w)
+		return 0;
+	c->w = NULL;
+	pthread_mutex_lock(&w->mu);
+	orphaned = atomic_load(&w->job) != JOB_NONE;
+	if (orphaned)
+		w->orphaned = 1;
+	else
+		atomic_store(&w->job, JOB_EXIT);
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	if (orphaned) {
+		pthread_detach(w->thread);
+		return 1;
+	}
+	Py_BEGIN_ALLOW_THREADS;
+	pthread_join(w->thread, NULL);
+	Py_END_ALLOW_THREADS;
+	waiter_free(w);
+	return 0;
+}
+
+/* Run job on the waiter, waiting in slices and checking for signals; or
+ * in this thread when the context was made with interruptible=False, or
+ * for a clock under ASP, which never waits. */
+static PyObject *waiter_run(struct py_ctx *c, enum waiter_job job)
+{
+	struct waiter *w;
+	int done = 0, ret = 0;
+
+	if (ctx_usable(c))
+		return NULL;
+	if (c->inline_waits ||
+	    (job == JOB_CLOCK && c->model == RDPS_MODEL_ASP)) {
+		c->busy = 1;
+		Py_BEGIN_ALLOW_THREADS;
+		ret = job == JOB_CLOCK ? rdps_clock(c->ctx)
+				       : rdps_barrier(c->ctx);
+		Py_END_ALLOW_THREADS;
+		c->busy = 0;
+		if (ret < 0)
+			return raise_rdps(ret);
+		return PyLong_FromLong(ret);
+	}
+	if (!c->w && waiter_start(c))
+		return NULL;
+	w = c->w;
+	c->busy = 1;
+	pthread_mutex_lock(&w->mu);
+	atomic_store(&w->job, job);
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	while (!done) {
+		struct timespec ts;
+
+		Py_BEGIN_ALLOW_THREADS;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += WAIT_SLICE_MS * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_mutex_lock(&w->mu);
+		while (atomic_load(&w->job) != JOB_NONE &&
+		       pthread_cond_timedwait(&w->cv, &w->mu, &ts) == 0)
+			;
+		done = atomic_load(&w->job) == JOB_NONE;
+		ret = w->ret;
+		pthread_mutex_unlock(&w->mu);
+		Py_END_ALLOW_THREADS;
+		if (!done && PyErr_CheckSignals()) {
+			/* The waiter still owns the C context. */
+			c->broken = 1;
+			return NULL;
+		}
+	}
+	c->busy = 0;
+	if (ret < 0)
+		return raise_err(ret, w->err);
+	return PyLong_FromLong(ret);
+}
+
+/* Destroy the C context once nothing can touch it: no array over its
+ * memory, and no waiter still inside a call. */
+static void ctx_release(struct py_ctx *c)
+{
+	if (!c->ctx || c->bufs)
+		return;
+	if (!waiter_stop(c))
+		rdps_ctx_destroy(c->ctx);
+	c->ctx = NULL;
+}
+
+/* ---- Context ---------------------------------------------------------- */
+
+static PyObject *ctx_new(PyTypeObject *type, PyObject *args, PyObject *kw)
+{
+	const char *shards = NULL;
+	int rank = -1, workers = -1, model = -1, poll = -1, timeout = -1;
+	int loss = -1, from_env = 1, interruptible = 1;
+	long long slack = -1;
+	PyObject *token = Py_None;
+	struct rdps_config cfg;
+	struct py_ctx *c;
+	int ret;
+
+	/* Positional, in struct rdps_config's order, then from_env and
+	 * interruptible; -1 or None: not given. rdps/__init__.py maps the
+	 * keywords. */
+	if (!PyArg_ParseTuple(args, "ziiiLOiiipp", &shards, &rank, &workers,
+			      &model, &slack, &token, &poll, &timeout, &loss,
+			      &from_env, &interruptible))
+		return NULL;
+	rdps_config_default(&cfg);
+	if (from_env && (ret = rdps_config_from_env(&cfg)) < 0)
+		return raise_rdps(ret);
+	if (token != Py_None) {
+		cfg.token = PyLong_AsUnsignedLongLong(token);
+		if (PyErr_Occurred())
+			return NULL;
+	}
+	if (shards)
+		cfg.shards = shards;
+	if (rank >= 0)
+		cfg.rank = rank;
+	if (workers >= 0)
+		cfg.workers = workers;
+	if (model >= 0)
+		cfg.model = (enum rdps_model)model;
+	if (slack >= 0)
+		cfg.slack = (unsigned)slack;
+	if (poll >= 0)
+		cfg.poll_mode = (enum rdps_poll_mode)poll;
+	if (timeout >= 0)
+		cfg.timeout_ms = timeout;
+	if (loss >= 0)
+		cfg.on_worker_loss = (enum rdps_on_loss)loss;
+
+	c = (struct py_ctx *)type->tp_alloc(type, 0);
+	if (!c)
+		return NULL;
+	c->workers = cfg.workers;
+	c->rank = cfg.rank;
+	c->model = cfg.model;
+	c->inline_waits = !interruptible;
+	Py_BEGIN_ALLOW_THREADS;
+	ret = rdps_ctx_create(&cfg, &c->ctx);
+	Py_END_ALLOW_THREADS;
+	if (ret < 0) {
+		c->ctx = NULL;
+		raise_rdps(ret);
+		Py_DECREF(c);
+		return NULL;
+	}
+	return (PyObject *)c;
+}
+
+static void ctx_dealloc(struct py_ctx *c)
+{
+	ctx_release(c);
+	Py_TYPE(c)->tp_free((PyObject *)c);
+}
+
+static PyObject *ctx_close(struct py_ctx *c, PyObject *unused)
+{
+	if (c->busy && !c->broken)
+		return raise_err(-EBUSY, "close() while another thread is in "
+					 "a call on this context");
+	c->closed = 1;
+	ctx_release(c);
+	Py_RETURN_NONE;
+}
+
+static PyObject *ctx_clock(struct py_ctx *c, PyObject *unused)
+{
+	return waiter_run(c, JOB_CLOCK);
+}
+
+static PyObject *ctx_barrier(struct py_ctx *c, PyObject *unused)
+{
+	return waiter_run(c, JOB_BARRIER);
+}
+
+static PyObject *ctx_cut_common(struct py_ctx *c, int (*fn)(struct rdps_ctx *))
+{
+	int ret;
+
+	if (ctx_usable(c))
+		return NULL;
+	ret = fn(c->ctx);
+	if (ret < 0)
+		return raise_rdps(ret);
+	return PyBool_FromLong(ret);
+}
+
+static PyObject *ctx_cut(struct py_ctx *c, PyObject *unused)
+{
+	return ctx_cut_common(c, rdps_cut);
+}
+
+static PyObject *ctx_cut_poll(struct py_ctx *c, PyObject *unused)
+{
+	return ctx_cut_common(c, rdps_cut_poll);
+}
+
+static PyObject *ctx_clock_now(struct py_ctx *c, PyObject *unused)
+{
+	if (ctx_usable(c))
+		return NULL;
+	return PyLong_FromUnsignedLongLong(rdps_clock_now(c->ctx));
+}
+
+static PyObject *ctx_stats(struct py_ctx *c, PyObject *unused)
+{
+	struct rdps_stats s;
+
+	if (ctx_usable(c))
+		return NULL;
+	rdps_ctx_stats(c->ctx, &s);
+	return Py_BuildValue(
+		"{sKsKsKsKsKsKsKsKsK}", "pulls", (unsigned long long)s.pulls,
+		"pushes", (unsigned long long)s.pushes, "clocks",
+		(unsigned long long)s.clocks, "bytes_pulled",
+		(unsigned long long)s.bytes_pulled, "bytes_pushed",
+		(unsigned long long)s.bytes_pushed, "clock_wait_ns",
+		(unsigned long long)s.clock_wait_ns, "pull_wait_ns",
+		(unsigned long long)s.pull_wait_ns, "cuts",
+		(unsigned long long)s.cuts, "made_up",
+		(unsigned long long)s.made_up);
+}
+
+static PyObject *ctx_table_open(struct py_ctx *c, PyObject *args)
+{
+	const char *name;
+	unsigned long long n;
+	int dtype, rule, ret;
+	double lr;
+	struct py_table *t;
+	struct rdps_table *h;
+
+	if (!PyArg_ParseTuple(args, "sKiid", &name, &n, &dtype, &rule, &lr))
+		return NULL;
+	if (ctx_usable(c))
+		return NULL;
+	c->busy = 1;
+	Py_BEGIN_ALLOW_THREADS;
+	ret = rdps_table_open(c->ctx, name, n, (enum rdps_dtype)dtype,
+			      (enum rdps_rule)rule, lr, &h);
+	Py_END_ALLOW_THREADS;
+	c->busy = 0;
+	if (ret < 0)
+		return raise_rdps(ret);
+	t = PyObject_New(struct py_table, &table_type);
+	if (!t)
+		return NULL;
+	Py_INCREF(c);
+	t->owner = c;
+	t->t = h;
+	t->esize = dtype == RDPS_DTYPE_F64 ? 8 : 4;
+	return (PyObject *)t;
+}
+
+static PyObject *ctx_buf_alloc(struct py_ctx *c, PyObject *args)
+{
+	Py_ssize_t len;
+	struct py_buf *b;
+	void *mem;
+
+	if (!PyArg_ParseTuple(args, "n", &len))
+		return NULL;
+	if (len <= 0) {
+		PyErr_SetString(PyExc_ValueError, "nbytes must be positive");
+		return NULL;
+	}
+	if (ctx_usable(c))
+		return NULL;
+	mem = rdps_buf_alloc(c->ctx, (size_t)len);
+	if (!mem)
+		return raise_err(-ENOMEM, rdps_errmsg());
+	b = PyObject_New(struct py_buf, &buf_type);
+	if (!b) {
+		rdps_buf_free(c->ctx, mem);
+		return NULL;
+	}
+	Py_INCREF(c);
+	b->owner = c;
+	b->mem = mem;
+	b->len = len;
+	c->bufs++;
+	return (PyObject *)b;
+}
+
+static PyObject *ctx_get_workers(struct py_ctx *c, void *unused)
+{
+	return PyLong_FromLong(c->workers);
+}
+
+static PyObject *ctx_get_rank(struct py_ctx *c, void *unused)
+{
+	return PyLong_FromLong(c->rank);
+}
+
+static PyObject *ctx_get_model(struct py_ctx *c, void *unused)
+{
+	return PyLong_FromLong(c->model);
+}
+
+static PyObject *ctx_get_closed(struct py_ctx *c, void *unused)
+{
+	return PyBool_FromLong(c->closed || c->broken || !c->ctx);
+}
+
+static PyMethodDef ctx_methods[] = {
+	{"close", (PyCFunction)ctx_close, METH_NOARGS, NULL},
+	{"clock", (PyCFunction)ctx_clock, METH_NOARGS, NULL},
+	{"barrier", (PyCFunction)ctx_barrier, METH_NOARGS, NULL},
+	{"cut", (PyCFunction)ctx_cut, METH_NOARGS, NULL},
+	{"cut_poll", (PyCFunction)ctx_cut_poll, METH_NOARGS, NULL},
+	{"clock_now", (PyCFunction)ctx_clock_now, METH_NOARGS, NULL},
+	{"stats", (PyCFunction)ctx_stats, METH_NOARGS, NULL},
+	{"table_open", (PyCFunction)ctx_table_open, METH_VARARGS, NULL},
+	{"buf_alloc", (PyCFunction)ctx_buf_alloc, METH_VARARGS, NULL},
+	{NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef ctx_getset[] = {
+	{"workers", (getter)ctx_get_workers, NULL, NULL, NULL},
+	{"rank", (getter)ctx_get_rank, NULL, NULL, NULL},
+	{"closed", (getter)ctx_get_closed, NULL, NULL, NULL},
+	{"model", (getter)ctx_get_model, NULL, NULL, NULL},
+	{NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject ctx_type = {
+	PyVarObject_HEAD_INIT(NULL, 0).tp_name = "rdps._rdps.Ctx",
+	.tp_basicsize = sizeof(struct py_ctx),
+	.tp_flags = Py_TPFLAGS_DEFAULT,
+	.tp_doc = "A connected struct rdps_ctx (use rdps.Context).",
+	.tp_new = ctx_new,
+	.tp_dealloc = (destructor)ctx_dealloc,
+	.tp_methods = ctx_methods,
+	.tp_getset = ctx_getset,
+};
+
+/* ---- Table ------------------------------------------------------------ */
+
+static void table_dealloc(struct py_table *t)
+{
+	Py_DECREF(t->owner);
+	PyObject_Free(t);
+}
+
+/* A C-contiguous buffer of at least need bytes, writable if asked. */
+static int get_buf(PyObject *o, Py_buffer *v, size_t need, int writable,
+		   const char *what)
+{
+	if (PyObject_GetBuffer(
+		    o, v, PyBUF_C_CONTIGUOUS | (writable ? PyBUF_WRITABLE : 0)))
+		return -1;
+	if ((size_t)v->len < need) {
+		PyErr_Format(PyExc_ValueError,
+			     "%s holds %zd bytes, the call needs %zu", what,
+			     v->len, need);
+		PyBuffer_Release(v);
+		return -1;
+	}
+	return 0;
+}
+
+/* dense(pull, start, count, buf): rdps_pull into buf when pull, else
+ * rdps_push from it. */
+static PyObject *table_dense(struct py_table *t, PyObject *args)
+{
+	unsigned long long start, count;
+	PyObject *o;
+	Py_buffer v;
+	int pull, ret;
+
+	if (!PyArg_ParseTuple(args, "pKKO", &pull, &start, &count, &o))
+		return NULL;
+	if (count > SIZE_MAX / 8) {
+		PyErr_SetString(PyExc_ValueError, "count too large");
+		return NULL;
+	}
+	if (ctx_usable(t->owner))
+		return NULL;
+	if (get_buf(o, &v, count * t->esize, pull, pull ? "out" : "delta"))
+		return NULL;
+	t->owner->busy = 1;
+	Py_BEGIN_ALLOW_THREADS;
+	ret = pull ? rdps_pull(t->t, start, count, v.buf)
+		   : rdps_push(t->t, start, count, v.buf);
+	Py_END_ALLOW_THREADS;
+	t->owner->busy = 0;
+	PyBuffer_Release(&v);
+	if (ret < 0)
+		return raise_rdps(ret);
+	Py_RETURN_NONE;
+}
+
+/* sparse(pull, idx, vals): rdps_pull_sparse or rdps_push_sparse; idx
+ * holds uint64 indices. */
+static PyObject *table_sparse(struct py_table *t, PyObject *args)
+{
+	PyObject *io, *vo;
+	Py_buffer iv, vv;
+	size_t n;
+	int pull, ret;
+
+	if (!PyArg_ParseTuple(args, "pOO", &pull, &io, &vo))
+		return NULL;
+	if (ctx_usable(t->owner))
+		return NULL;
+	if (get_buf(io, &iv, 0, 0, "idx"))
+		return NULL;
+	n = (size_t)iv.len / sizeof(uint64_t);
+	if (get_buf(vo, &vv, n * t->esize, pull, pull ? "out" : "delta")) {
+		PyBuffer_Release(&iv);
+		return NULL;
+	}
+	t->owner->busy = 1;
+	Py_BEGIN_ALLOW_THREADS;
+	ret = pull ? rdps_pull_sparse(t->t, iv.buf, n, vv.buf)
+		   : rdps_push_sparse(t->t, iv.buf, n, vv.buf);
+	Py_END_ALLOW_THREADS;
+	t->owner->busy = 0;
+	PyBuffer_Release(&vv);
+	PyBuffer_Release(&iv);
+	if (ret < 0)
+		return raise_rdps(ret);
+	Py_RETURN_NONE;
+}
+
+static PyMethodDef table_methods[] = {
+	{"dense", (PyCFunction)table_dense, METH_VARARGS, NULL},
+	{"sparse", (PyCFunction)table_sparse, METH_VARARGS, NULL},
+	{NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject table_type = {
+	PyVarObject_HEAD_INIT(NULL, 0).tp_name = "rdps._rdps.Table",
+	.tp_basicsize = sizeof(struct py_table),
+	.tp_flags = Py_TPFLAGS_DEFAULT,
+	.tp_doc = "An open struct rdps_table (use rdps.Context.table).",
+	.tp_dealloc = (destructor)table_dealloc,
+	.tp_methods = table_methods,
+};
+
+/* ---- Buffer: rdps_buf_alloc() memory through the buffer protocol ------ */
+
+static void buf_dealloc(struct py_buf *b)
+{
+	struct py_ctx *c = b->owner;
+
+	if (c->ctx && !c->broken)
+		rdps_buf_free(c->ctx, b->mem);
+	c->bufs--;
+	if (c->closed)
+		ctx_release(c);
+	Py_DECREF(c);
+	PyObject_Free(b);
+}
+
+static int buf_getbuffer(struct py_buf *b, Py_buffer *view, int flags)
+{
+	return PyBuffer_FillInfo(view, (PyObject *)b, b->mem, b->len, 0, flags);
+}
+
+static PyObject *buf_address(struct py_buf *b, PyObject *unused)
+{
+	return PyLong_FromVoidPtr(b->mem);
+}
+
+static PyBufferProcs buf_as_buffer = {
+	.bf_getbuffer = (getbufferproc)buf_getbuffer,
+};
+
+static PyMethodDef buf_methods[] = {
+	{"address", (PyCFunction)buf_address, METH_NOARGS, NULL},
+	{NULL, NULL, 0, NULL},
+};
+
+static Py_ssize_t buf_length(struct py_buf *b)
+{
+	return b->len;
+}
+
+static PySequenceMethods buf_as_seq = {
+	.sq_length = (lenfunc)buf_length,
+};
+
+static PyTypeObject buf_type = {
+	PyVarObject_HEAD_INIT(NULL, 0).tp_name = "rdps._rdps.Buffer",
+	.tp_basicsize = sizeof(struct py_buf),
+	.tp_flags = Py_TPFLAGS_DEFAULT,
+	.tp_doc = "Registered memory of rdps_buf_alloc(); keeps its context "
+		  "alive.",
+	.tp_dealloc = (destructor)buf_dealloc,
+	.tp_methods = buf_methods,
+	.tp_as_buffer = &buf_as_buffer,
+	.tp_as_sequence = &buf_as_seq,
+};
+
+/* ---- Module ----------------------------------------------------------- */
+
+static struct PyModuleDef rdps_module = {
+	PyModuleDef_HEAD_INIT,
+	.m_name = "rdps._rdps",
+	.m_doc = "The C calls under the rdps package (include/rdps/rdps.h).",
+	.m_size = -1,
+};
+
+PyMODINIT_FUNC PyInit__rdps(void);
+PyMODINIT_FUNC PyInit__rdps(void)
+{
+	PyObject *m;
+
+	if (PyType_Ready(&ctx_type) || PyType_Ready(&table_type) ||
+	    PyType_Ready(&buf_type))
+		return NULL;
+	m = PyModule_Create(&rdps_module);
+	if (!m)
+		return NULL;
+	rdps_error_type = PyErr_NewExceptionWithDoc(
+		"rdps.Error",
+		"A failed rdps call: errno is the negative return value's "
+		"magnitude, strerror rdps_errmsg()'s text.",
+		PyExc_OSError, NULL);
+	if (!rdps_error_type ||
+	    PyModule_AddObjectRef(m, "Error", rdps_error_type) ||
+	    PyModule_AddObjectRef(m, "Ctx", (PyObject *)&ctx_type) ||
+	    PyModule_AddObjectRef(m, "Table", (PyObject *)&table_type) ||
+	    PyModule_AddObjectRef(m, "Buffer", (PyObject *)&buf_type) ||
+	    PyModule_AddIntConstant(m, "WAIT_SLICE_MS", WAIT_SLICE_MS)) {
+		Py_DECREF(m);
+		return NULL;
+	}
+	return m;
+}

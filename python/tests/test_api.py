@@ -1,0 +1,145 @@
+# SPDX-License-Identifier: MIT
+"""The rdps package's API in one worker of a job (ctest py_api runs it
+under rdps-launch -w 1 -s 2): zero copy lands in registered memory, and
+every error path raises what help(rdps) promises, naming the argument."""
+import errno
+
+import numpy
+import pytest
+
+import rdps
+
+N = 100
+
+
+@pytest.fixture(scope="module")
+def ctx():
+    with rdps.Context() as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def t(ctx):
+    return ctx.table("api", N)
+
+
+def test_zero_copy_pull_lands_in_registered_memory(ctx, t):
+    a = ctx.array(N)
+    base = a  # down to the rdps_buf_alloc() buffer under the array
+    while not isinstance(base, rdps._rdps.Buffer):
+        base = base.base
+    lo = base.address()
+    t.push(numpy.arange(N, dtype=numpy.float32))
+    ctx.clock()
+    out = t.pull(out=a)
+    assert out is a
+    assert lo <= out.ctypes.data and out.ctypes.data + out.nbytes <= lo + len(base)
+    assert (a == numpy.arange(N)).all()
+    st = ctx.stats()
+    assert st["pulls"] >= 1 and st["bytes_pulled"] >= N * 4
+    # A pull into part of the buffer is zero copy too, and lands there.
+    part = t.pull(10, 20, out=a[50:70])
+    assert (part == numpy.arange(10, 30)).all() and (a[50:70] == part).all()
+
+
+def test_array_shape_and_dtype(ctx):
+    a = ctx.array((3, 4), dtype=numpy.float64)
+    assert a.shape == (3, 4) and a.dtype == numpy.float64 and not a.any()
+    with pytest.raises(TypeError, match="dtype"):
+        ctx.array(4, dtype=numpy.int32)
+    with pytest.raises(ValueError, match=r"shape\[1\]"):
+        ctx.array((3, 0))
+
+
+@pytest.mark.parametrize("call, exc, word", [
+    (lambda t: t.pull(out=numpy.zeros(N, numpy.float64)), TypeError, "out"),
+    (lambda t: t.pull(out=numpy.zeros(N - 1, numpy.float32)), ValueError,
+     "out"),
+    (lambda t: t.pull(out=numpy.zeros((N, 2), numpy.float32)[:, 0]),
+     ValueError, "C-contiguous"),
+    (lambda t: t.pull(out=[0.0] * N), TypeError, "out"),
+    (lambda t: t.pull(90, 20), ValueError, "range"),
+    (lambda t: t.pull(-1), ValueError, "start"),
+    (lambda t: t.pull(0, "5"), TypeError, "count"),
+    (lambda t: t.push(numpy.zeros(N, numpy.float64)), TypeError, "delta"),
+    (lambda t: t.push(numpy.zeros(N, numpy.float32), start=1), ValueError,
+     "range"),
+    (lambda t: t.push([1.0]), TypeError, "delta"),
+    (lambda t: t.pull_sparse(numpy.array([N], numpy.uint64)), ValueError,
+     "idx"),
+    (lambda t: t.pull_sparse(numpy.array([-1])), ValueError, "idx"),
+    (lambda t: t.pull_sparse(numpy.array([0.5])), TypeError, "idx"),
+    (lambda t: t.pull_sparse(numpy.array([1, 2], numpy.uint64),
+                             out=numpy.zeros(3, numpy.float32)), ValueError,
+     "out"),
+    (lambda t: t.push_sparse(numpy.array([1, 2], numpy.uint64),
+                             numpy.zeros(1, numpy.float32)), ValueError,
+     "delta"),
+])
+def test_bad_arguments_raise_naming_them(t, call, exc, word):
+    with pytest.raises(exc, match=word):
+        call(t)
+
+
+def test_bad_table_arguments(ctx):
+    for kw, exc, word in [
+            (dict(name="", n=1), ValueError, "name"),
+            (dict(name="x" * 32, n=1), ValueError, "name"),
+            (dict(name="x", n=0), ValueError, "n"),
+            (dict(name="x", n=1, dtype=numpy.int64), TypeError, "dtype"),
+            (dict(name="x", n=1, rule="max"), ValueError, "rule"),
+            (dict(name="x", n=1, lr=-1.0), ValueError, "lr")]:
+        with pytest.raises(exc, match=word):
+            ctx.table(**kw)
+
+
+def test_c_errors_raise_rdps_error_with_errmsg(ctx, t):
+    # Reopening with another size fails in rdps_table_open: -EINVAL, and
+    # rdps_errmsg() names the difference.
+    with pytest.raises(rdps.Error) as e:
+        ctx.table("api", N + 1)
+    assert isinstance(e.value, OSError) and e.value.errno == errno.EINVAL
+    assert "api" in e.value.strerror
+    # cut() outside A-BSP is -EINVAL from the library.
+    with pytest.raises(rdps.Error) as e:
+        ctx.cut()
+    assert e.value.errno == errno.EINVAL
+
+
+def test_bad_context_arguments():
+    with pytest.raises(ValueError, match="model"):
+        rdps.Context(model="fast")
+    with pytest.raises(ValueError, match="rank"):
+        rdps.Context(rank=-2)
+    with pytest.raises(TypeError, match="shards"):
+        rdps.Context(shards=5)
+    with pytest.raises(rdps.Error) as e:  # nothing listens there
+        rdps.Context(shards="shm://rdps-py-nobody-s0", rank=0, workers=1,
+                     timeout_ms=300)
+    assert e.value.errno != 0 and e.value.strerror
+
+
+def test_closed_context_raises_and_keeps_arrays_valid(ctx):
+    c = ctx  # last: it closes the module's context
+    tt = c.table("closing", 8)
+    a = c.array(8)
+    c.close()
+    c.close()  # idempotent
+    assert c.closed
+    for call in (c.clock, c.barrier, c.stats, lambda: tt.pull(),
+                 lambda: tt.push(numpy.zeros(8, numpy.float32)),
+                 lambda: c.array(4), lambda: c.table("x", 1)):
+        with pytest.raises(rdps.Error) as e:
+            call()
+        assert e.value.errno == errno.EBADF and "closed" in e.value.strerror
+    a[:] = 1.0  # still this array's memory until the array goes
+    assert a.sum() == 8.0
+
+
+def test_help_is_useful():
+    doc = rdps.__doc__
+    for word in ("rdps-launch", "Context", "zero copy", "Ctrl-C", "GIL"):
+        assert word.lower() in doc.lower()
+    for f in (rdps.Context.table, rdps.Table.pull, rdps.Context.array,
+              rdps.Context.clock):
+        assert f.__doc__ and f.__annotations__
