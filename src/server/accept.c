@@ -2,7 +2,8 @@
 /*
  * accept.c - accepting peers: a worker's hello checked, its slots
  * registered and its welcome queued; a refused peer gets a welcome with an
- * errno and is closed once that is written.
+ * errno and is closed once that is written, or after one handshake
+ * deadline (RDPS_TP_HELLO_MS) if the write does not complete.
  */
 #include <errno.h>
 #include <string.h>
@@ -16,7 +17,9 @@ static void srv_refuse(struct rdps_server *s, struct rdps_tp_ep *ep,
 	struct ps_welcome *wm;
 	int ret;
 
-	for (i = 0; i < SRV_REJECT_MAX && s->rejects[i].ep; i++)
+	for (i = 0;
+	     i < SRV_REJECT_MAX && (s->rejects[i].ep || s->rejects[i].closing);
+	     i++)
 		;
 	if (i == SRV_REJECT_MAX || !reply) {
 		rdps_tp_ep_close(ep);
@@ -37,14 +40,37 @@ static void srv_refuse(struct rdps_server *s, struct rdps_tp_ep *ep,
 	}
 	ep->user = NULL;
 	s->rejects[i].ep = ep;
+	s->rejects[i].deadline = rdps_deadline(RDPS_TP_HELLO_MS);
 }
 
-/* The refusing welcome rejects[idx] was written: close its endpoint. */
 void srv_reject_sent(struct rdps_server *s, unsigned idx)
 {
 	if (s->rejects[idx].ep)
 		srv_ep_close_later(s, s->rejects[idx].ep);
 	s->rejects[idx].ep = NULL;
+	s->rejects[idx].closing = false;
+}
+
+/* A refused peer whose refusal is not written by its deadline does not
+ * take it (over tcp a write completes when the peer answers): close it,
+ * or it would keep an endpoint and the memory behind it as long as it
+ * likes. The slot stays taken until the write's flush completion. */
+static void srv_reject_expire(struct rdps_server *s)
+{
+	uint64_t now = rdps_now_ns();
+
+	for (unsigned i = 0; i < SRV_REJECT_MAX; i++) {
+		struct srv_reject *r = &s->rejects[i];
+
+		if (!r->ep || now < r->deadline)
+			continue;
+		rdps_warn("shard %u: closed a refused peer that did not take "
+			  "its refusal within %d ms",
+			  s->cfg.shard, RDPS_TP_HELLO_MS);
+		srv_ep_close_later(s, r->ep);
+		r->ep = NULL;
+		r->closing = true;
+	}
 }
 
 /* A peer's hello: 0 with it in *h and its reply region in *reply, or
@@ -201,6 +227,7 @@ int srv_accept_all(struct rdps_server *s, int timeout_ms)
 	int ret;
 
 	s->last_accept_ns = rdps_now_ns();
+	srv_reject_expire(s);
 	for (;;) {
 		ret = rdps_tp_accept(s->lst, &ep, timeout_ms);
 		if (ret == -ETIMEDOUT || ret == -EAGAIN || ret == -EINTR)

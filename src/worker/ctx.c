@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "worker.h"
 
@@ -127,7 +128,61 @@ static int wrk_check_cfg(const struct rdps_config *cfg, unsigned *nshards)
 	return wrk_check_shards(cfg->shards, nshards);
 }
 
-static int wrk_connect(struct rdps_ctx *ctx, struct wrk_shard *sh, int ms)
+/* Pauses between connects to a shard that dropped us: from the first to
+ * the longest, doubling. */
+#define WRK_RETRY_FIRST_NS 5000000ull
+#define WRK_RETRY_MAX_NS 500000000ull
+
+/*
+ * Connect to sh by the deadline. A shard that dropped our connection for
+ * newer ones (-EBUSY: peers that never finish their handshake fill its
+ * listener) or closed it before answering (-ECONNRESET) is tried again
+ * after a pause that doubles, so a flood of idle connections delays a
+ * worker rather than keeping it out; the error of the last try is the one
+ * reported.
+ */
+static int wrk_connect_ep(struct rdps_ctx *ctx, struct wrk_shard *sh,
+			  const struct ps_whello *wh, uint64_t deadline)
+{
+	uint64_t t0 = rdps_now_ns(), pause = WRK_RETRY_FIRST_NS;
+	unsigned tries = 0;
+	int ret;
+
+	for (;;) {
+		int ms = rdps_ms_left(deadline);
+		struct timespec ts;
+
+		ret = rdps_tp_connect(ctx->tp, sh->url, wh, sizeof(*wh),
+				      &sh->ep, ms ? ms : 1);
+		tries++;
+		if (!ret || (ret != -EBUSY && ret != -ECONNRESET) ||
+		    rdps_now_ns() + pause >= deadline)
+			break;
+		rdps_dbg("worker %u: shard %u: %s; trying again", ctx->rank,
+			 sh->idx, rdps_errmsg());
+		ts.tv_sec = (time_t)(pause / 1000000000ull);
+		ts.tv_nsec = (long)(pause % 1000000000ull);
+		nanosleep(&ts, NULL);
+		pause = pause * 2 < WRK_RETRY_MAX_NS ? pause * 2
+						     : WRK_RETRY_MAX_NS;
+	}
+	if (ret && tries > 1)
+		return wrk_wrap(
+			ret,
+			"connecting to shard %u (gave up after %u "
+			"tries in %llu ms)",
+			sh->idx, tries,
+			(unsigned long long)((rdps_now_ns() - t0) / 1000000));
+	if (ret)
+		return wrk_wrap(ret, "connecting to shard %u", sh->idx);
+	if (tries > 1)
+		rdps_info("worker %u: connected to shard %u at try %u",
+			  ctx->rank, sh->idx, tries);
+	return 0;
+}
+
+static int wrk_connect(struct rdps_ctx *ctx, struct wrk_shard *sh,
+		       uint64_t deadline)
 {
 	struct ps_whello wh;
 	struct ps_lhello lh;
@@ -138,9 +193,9 @@ static int wrk_connect(struct rdps_ctx *ctx, struct wrk_shard *sh, int ms)
 	wh.rank_be = __builtin_bswap16((uint16_t)ctx->rank);
 	wh.workers_be = __builtin_bswap16((uint16_t)ctx->workers);
 	rdps_tp_rkey_pack(ctx->reply_mr, &wh.reply);
-	ret = rdps_tp_connect(ctx->tp, sh->url, &wh, sizeof(wh), &sh->ep, ms);
+	ret = wrk_connect_ep(ctx, sh, &wh, deadline);
 	if (ret)
-		return wrk_wrap(ret, "connecting to shard %u", sh->idx);
+		return ret;
 	sh->ep->user = sh;
 	if (sh->ep->peer_priv_len < sizeof(lh))
 		return rdps_set_error(-EPROTO,
@@ -521,9 +576,7 @@ static int wrk_ctx_join(struct rdps_ctx *ctx)
 	int ret;
 
 	for (unsigned s = 0; s < ctx->nshards; s++) {
-		int ms = rdps_ms_left(deadline);
-
-		ret = wrk_connect(ctx, &ctx->sh[s], ms ? ms : 1);
+		ret = wrk_connect(ctx, &ctx->sh[s], deadline);
 		if (ret)
 			return ret;
 	}
