@@ -76,20 +76,14 @@ static void srv_reject_expire(struct rdps_server *s)
 /* A peer's hello: 0 with it in *h and its reply region in *reply, or
  * -EPROTO when the peer is no rdps worker (ep is then closed). */
 static int srv_hello_read(struct rdps_server *s, struct rdps_tp_ep *ep,
-			  struct ps_whello *h, struct rdps_tp_rkey *reply)
+			  struct ps_whello_info *h, struct rdps_tp_rkey *reply)
 {
-	if (ep->peer_priv_len < sizeof(*h)) {
-		rdps_warn("shard %u: refused a peer that sent %u bytes of "
-			  "hello, not %zu: not an rdps worker?",
-			  s->cfg.shard, ep->peer_priv_len, sizeof(*h));
-		rdps_tp_ep_close(ep);
-		return -EPROTO;
-	}
-	memcpy(h, ep->peer_priv, sizeof(*h));
-	if (rdps_be32toh(h->magic_be) != PS_MAGIC_WORKER) {
-		rdps_warn("shard %u: refused a peer with hello magic 0x%08x: "
-			  "not an rdps worker",
-			  s->cfg.shard, rdps_be32toh(h->magic_be));
+	char why[160];
+
+	if (ps_whello_parse(ep->peer_priv, ep->peer_priv_len, h, why,
+			    sizeof(why))) {
+		rdps_warn("shard %u: refused a peer that %s", s->cfg.shard,
+			  why);
 		rdps_tp_ep_close(ep);
 		return -EPROTO;
 	}
@@ -105,27 +99,20 @@ static int srv_hello_read(struct rdps_server *s, struct rdps_tp_ep *ep,
 
 /* Whether the job has room for the worker of hello h: 0, or the errno
  * its refusing welcome carries. */
-static int srv_hello_status(struct rdps_server *s, const struct ps_whello *h)
+static int srv_hello_status(struct rdps_server *s,
+			    const struct ps_whello_info *h)
 {
-	unsigned rank = srv_be16toh(h->rank_be);
-	unsigned workers = srv_be16toh(h->workers_be);
+	char why[160];
 
-	if (workers != s->cfg.workers) {
-		rdps_warn("shard %u: refused worker %u: it counts %u workers, "
-			  "this shard %u (start everyone with the same count)",
-			  s->cfg.shard, rank, workers, s->cfg.workers);
+	if (ps_whello_fits(h, s->cfg.workers, why, sizeof(why))) {
+		rdps_warn("shard %u: refused %s", s->cfg.shard, why);
 		return EINVAL;
 	}
-	if (rank >= s->cfg.workers) {
-		rdps_warn("shard %u: refused worker rank %u: ranks are 0..%u",
-			  s->cfg.shard, rank, s->cfg.workers - 1);
-		return EINVAL;
-	}
-	if (s->w[rank].state != SRV_W_NONE) {
+	if (s->w[h->rank].state != SRV_W_NONE) {
 		rdps_warn("shard %u: refused a second worker with rank %u "
 			  "(%s)",
-			  s->cfg.shard, rank,
-			  s->w[rank].state == SRV_W_LIVE
+			  s->cfg.shard, h->rank,
+			  s->w[h->rank].state == SRV_W_LIVE
 				  ? "already connected"
 				  : "it was lost before");
 		return EEXIST;
@@ -200,7 +187,7 @@ static void srv_welcome(struct rdps_server *s, struct srv_worker *w,
 
 static void srv_accept_one(struct rdps_server *s, struct rdps_tp_ep *ep)
 {
-	struct ps_whello h;
+	struct ps_whello_info h;
 	struct rdps_tp_rkey reply;
 	struct srv_worker *w;
 	int status;
@@ -213,7 +200,7 @@ static void srv_accept_one(struct rdps_server *s, struct rdps_tp_ep *ep)
 		srv_refuse(s, ep, &reply, status);
 		return;
 	}
-	w = &s->w[srv_be16toh(h.rank_be)];
+	w = &s->w[h.rank];
 	if (srv_slots_new(s, w, ep)) {
 		srv_refuse(s, ep, &reply, ENOMEM);
 		return;

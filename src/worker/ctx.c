@@ -184,8 +184,9 @@ static int wrk_connect_ep(struct rdps_ctx *ctx, struct wrk_shard *sh,
 static int wrk_connect(struct rdps_ctx *ctx, struct wrk_shard *sh,
 		       uint64_t deadline)
 {
+	struct ps_lhello_info lh;
 	struct ps_whello wh;
-	struct ps_lhello lh;
+	char why[200];
 	int ret;
 
 	memset(&wh, 0, sizeof(wh));
@@ -197,28 +198,11 @@ static int wrk_connect(struct rdps_ctx *ctx, struct wrk_shard *sh,
 	if (ret)
 		return ret;
 	sh->ep->user = sh;
-	if (sh->ep->peer_priv_len < sizeof(lh))
-		return rdps_set_error(-EPROTO,
-				      "shard %u (%s) sent %u bytes of hello, "
-				      "expected %zu: is it an rdps-server?",
-				      sh->idx, sh->url, sh->ep->peer_priv_len,
-				      sizeof(lh));
-	memcpy(&lh, sh->ep->peer_priv, sizeof(lh));
-	if (rdps_be32toh(lh.magic_be) != PS_MAGIC_LISTENER)
-		return rdps_set_error(-EPROTO,
-				      "shard %u (%s) sent a bad hello magic "
-				      "0x%x: is it an rdps-server?",
-				      sh->idx, sh->url,
-				      rdps_be32toh(lh.magic_be));
-	if (__builtin_bswap16(lh.shard_be) != sh->idx ||
-	    __builtin_bswap16(lh.nshards_be) != ctx->nshards)
-		return rdps_set_error(
-			-EINVAL,
-			"url %s is shard %u of %u but is listed as shard %u of "
-			"%u: list the shard urls in shard order",
-			sh->url, __builtin_bswap16(lh.shard_be),
-			__builtin_bswap16(lh.nshards_be), sh->idx,
-			ctx->nshards);
+	ret = ps_lhello_parse(sh->ep->peer_priv, sh->ep->peer_priv_len, sh->idx,
+			      ctx->nshards, &lh, why, sizeof(why));
+	if (ret)
+		return rdps_set_error(ret, "shard %u (%s) %s", sh->idx, sh->url,
+				      why);
 	ret = rdps_tp_rkey_unpack(sh->ep, &lh.dir, &sh->dir_key);
 	if (ret)
 		return rdps_set_error(-EPROTO,
@@ -230,7 +214,8 @@ static int wrk_connect(struct rdps_ctx *ctx, struct wrk_shard *sh,
 
 static int wrk_welcome(struct rdps_ctx *ctx, struct wrk_shard *sh)
 {
-	struct ps_welcome w;
+	struct ps_welcome_info w;
+	char why[200];
 	int ret;
 
 	if (sh->welcome_status) {
@@ -247,22 +232,15 @@ static int wrk_welcome(struct rdps_ctx *ctx, struct wrk_shard *sh)
 				  "the shard's"
 				: "see the shard");
 	}
-	memcpy(&w, (char *)ctx->reply + sh->idx * sizeof(w), sizeof(w));
-	if (rdps_be32toh(w.status_be))
-		return rdps_set_error(-(int)rdps_be32toh(w.status_be),
-				      "shard %u (%s) refused this worker: %s",
-				      sh->idx, sh->url,
-				      strerror((int)rdps_be32toh(w.status_be)));
-	sh->nslots = rdps_be32toh(w.nslots_be);
-	sh->slot_bytes = rdps_be64toh(w.slot_bytes_be);
-	if (sh->nslots < 1 || sh->nslots > PS_NSLOTS ||
-	    sh->slot_bytes < sizeof(struct ps_msg) + 64 ||
-	    sh->slot_bytes > (1ull << 30))
-		return rdps_set_error(-EPROTO,
-				      "shard %u (%s) sent a bad welcome (%u "
-				      "sub-slots of %llu bytes)",
-				      sh->idx, sh->url, sh->nslots,
-				      (unsigned long long)sh->slot_bytes);
+	ret = ps_welcome_parse((char *)ctx->reply +
+				       sh->idx * sizeof(struct ps_welcome),
+			       sizeof(struct ps_welcome), sh->idx, ctx->workers,
+			       &w, why, sizeof(why));
+	if (ret)
+		return rdps_set_error(ret, "shard %u (%s) %s", sh->idx, sh->url,
+				      why);
+	sh->nslots = w.nslots;
+	sh->slot_bytes = w.slot_bytes;
 	ret = rdps_tp_rkey_unpack(sh->ep, &w.slots, &sh->slots_key);
 	if (!ret && sh->idx == 0)
 		ret = rdps_tp_rkey_unpack(sh->ep, &w.clock, &sh->clock_key);
@@ -271,15 +249,6 @@ static int wrk_welcome(struct rdps_ctx *ctx, struct wrk_shard *sh)
 				      "shard %u (%s) sent a malformed key in "
 				      "its welcome",
 				      sh->idx, sh->url);
-	if (sh->idx == 0 &&
-	    sh->clock_key.len < ps_clock_region_len(ctx->workers))
-		return rdps_set_error(
-			-EPROTO,
-			"shard 0 (%s) sent a clock table key of %llu bytes, "
-			"expected %llu for %u workers",
-			sh->url, (unsigned long long)sh->clock_key.len,
-			(unsigned long long)ps_clock_region_len(ctx->workers),
-			ctx->workers);
 	return 0;
 }
 
