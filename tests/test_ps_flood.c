@@ -17,7 +17,12 @@
  *   (RDPS_TP_MAX_RD_ATOMIC) and grow by less than 16 MiB (VmRSS);
  *
  *   tcp_refused_closed: a peer refused for a bad rank that never answers
- *   its refusal is closed within a handshake deadline (RDPS_TP_HELLO_MS).
+ *   its refusal is closed within a handshake deadline (RDPS_TP_HELLO_MS);
+ *
+ *   tcp_busy_named: a listener that is always saturated (a hand-made one
+ *   answering every hello with "busy") makes the worker try again until
+ *   its timeout and then say that the shard is busy, not that it might be
+ *   no rdps listener.
  *
  * Children are forked before the test process opens a transport instance
  * (tp_conformance.c's rule) and report by exit status.
@@ -439,7 +444,75 @@ static void t_tcp_refused_closed(void **state)
 	shard_stop(&sh);
 }
 
+/* A listener that answers every connection with a busy refusal. */
+static void busy_listener_main(int lfd)
+{
+	for (;;) {
+		struct rdps_tcp_hello h = {.version = RDPS_TP_PROTO_VERSION,
+					   .kind = RDPS_TCP_REJECT,
+					   .reason = RDPS_TCP_REJ_BUSY};
+		uint8_t buf[RDPS_TCP_HELLO_LEN];
+		int fd = accept(lfd, NULL, NULL);
+
+		if (fd < 0)
+			_exit(errno == EINTR ? 0 : 5);
+		rdps_tcp_hello_encode(&h, buf);
+		if (send(fd, buf, sizeof(buf), MSG_NOSIGNAL) !=
+		    (ssize_t)sizeof(buf))
+			_exit(6);
+		close(fd);
+	}
+}
+
+static void t_tcp_busy_named(void **state)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t sl = sizeof(sa);
+	struct rdps_config cfg;
+	struct rdps_ctx *ctx = NULL;
+	char url[64];
+	int lfd, ret;
+
+	(void)state;
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(lfd >= 0);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(lfd, 16), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
+	shard_pid = fork();
+	assert_true(shard_pid >= 0);
+	if (shard_pid == 0)
+		busy_listener_main(lfd);
+	close(lfd);
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:%d", ntohs(sa.sin_port));
+
+	rdps_config_default(&cfg);
+	cfg.shards = url;
+	cfg.rank = 0;
+	cfg.workers = 1;
+	cfg.token = TOKEN;
+	cfg.timeout_ms = 1000;
+	ret = rdps_ctx_create(&cfg, &ctx);
+	print_message("worker against a saturated listener: %s\n",
+		      rdps_errmsg());
+	CHECK(ret == -EBUSY, "want -EBUSY after the timeout, got %d", ret);
+	CHECK(strstr(rdps_errmsg(), "busy") &&
+		      strstr(rdps_errmsg(), "gave up after") &&
+		      !strstr(rdps_errmsg(), "listener?"),
+	      "the error does not say the shard is busy and that we tried "
+	      "again: %s",
+	      rdps_errmsg());
+	rdps_ctx_destroy(ctx);
+}
+
 #else
+
+static void t_tcp_busy_named(void **state)
+{
+	(void)state;
+	skip();
+}
 
 static void t_tcp_idle_1000(void **state)
 {
@@ -534,10 +607,9 @@ static int case_teardown(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		FLOOD_TEST(t_tcp_idle_1000),
-		FLOOD_TEST(t_shm_idle_200),
-		FLOOD_TEST(t_tcp_read_flood),
-		FLOOD_TEST(t_tcp_refused_closed),
+		FLOOD_TEST(t_tcp_idle_1000),  FLOOD_TEST(t_shm_idle_200),
+		FLOOD_TEST(t_tcp_read_flood), FLOOD_TEST(t_tcp_refused_closed),
+		FLOOD_TEST(t_tcp_busy_named),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
