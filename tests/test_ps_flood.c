@@ -219,10 +219,23 @@ static int hung_up_within(int fd, int ms)
 	return (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
 }
 
-static void close_all(int *fds, unsigned n)
+/* A real worker joins shard sh past the n idle connections fds, which
+ * are then closed, and the shard is stopped. */
+static void join_past_idle(struct shard *sh, int *fds, unsigned n)
 {
+	double ms = 0;
+	int ret = worker_join(sh->url, &ms);
+
+	print_message("%.3s: a worker's join past %u idle connections took "
+		      "%.1f ms (%s)\n",
+		      sh->url, n, ms, ret ? "failed" : "joined");
+	CHECK(ret == 0,
+	      "the worker did not join past %u idle connections within its "
+	      "%d ms: %s",
+	      n, JOIN_MS, strerror(-ret));
 	for (unsigned i = 0; i < n; i++)
 		close(fds[i]);
+	shard_stop(sh);
 }
 
 #ifdef RDPS_TRANSPORT_TCP
@@ -254,8 +267,7 @@ static void t_tcp_idle_1000(void **state)
 {
 	static int fds[TCP_IDLE];
 	struct shard sh;
-	double ms = 0;
-	int port, ret;
+	int port;
 
 	(void)state;
 	nofile_at_least(TCP_IDLE + 256);
@@ -263,16 +275,7 @@ static void t_tcp_idle_1000(void **state)
 	port = tcp_port_of(sh.url);
 	for (unsigned i = 0; i < TCP_IDLE; i++)
 		fds[i] = raw_tcp_connect(port);
-	ret = worker_join(sh.url, &ms);
-	print_message("tcp: a worker's join past %u idle connections "
-		      "took %.1f ms (%s)\n",
-		      TCP_IDLE, ms, ret ? "failed" : "joined");
-	CHECK(ret == 0,
-	      "the worker did not join past %u idle connections "
-	      "within its %d ms: %s",
-	      TCP_IDLE, JOIN_MS, strerror(-ret));
-	close_all(fds, TCP_IDLE);
-	shard_stop(&sh);
+	join_past_idle(&sh, fds, TCP_IDLE);
 }
 
 /* Speak the tcp handshake as a worker of rank/workers; returns the fd. */
@@ -559,8 +562,6 @@ static void t_shm_idle_200(void **state)
 	static int fds[SHM_IDLE];
 	char url[64], name[48];
 	struct shard sh;
-	double ms = 0;
-	int ret;
 
 	(void)state;
 	nofile_at_least(SHM_IDLE + 256);
@@ -569,16 +570,7 @@ static void t_shm_idle_200(void **state)
 	shard_start(&sh, url, PS_HEARTBEAT_MS);
 	for (unsigned i = 0; i < SHM_IDLE; i++)
 		fds[i] = raw_shm_connect(name);
-	ret = worker_join(sh.url, &ms);
-	print_message("shm: a worker's join past %u idle connections "
-		      "took %.1f ms (%s)\n",
-		      SHM_IDLE, ms, ret ? "failed" : "joined");
-	CHECK(ret == 0,
-	      "the worker did not join past %u idle connections "
-	      "within its %d ms: %s",
-	      SHM_IDLE, JOIN_MS, strerror(-ret));
-	close_all(fds, SHM_IDLE);
-	shard_stop(&sh);
+	join_past_idle(&sh, fds, SHM_IDLE);
 }
 
 #else
