@@ -119,6 +119,7 @@
 #ifndef RDPS_PS_PROTO_H
 #define RDPS_PS_PROTO_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "transport.h"
@@ -403,5 +404,57 @@ static inline unsigned ps_dtype_size(uint32_t dtype)
 {
 	return dtype == PS_DTYPE_F64 ? 8 : 4;
 }
+
+/* Parsing the handshake (src/ps_proto.c) -------------------------------
+ *
+ * Pure functions over bytes a peer sent, for the shard (a worker's hello)
+ * and the worker (a shard's hello and welcome), fuzzed by
+ * tests/fuzz/fuzz_ps_hello.c. Each takes (buf, len) and trusts nothing in
+ * it; on failure it zeroes *out and writes why (NUL-terminated, cut to
+ * why_len) as the detail after "shard N (URL) " or "refused a peer: ".
+ * Remote keys are passed on in wire form: the caller unpacks them with its
+ * transport's rkey_unpack.
+ */
+
+/* A worker's hello, as the shard reads it. */
+struct ps_whello_info {
+	unsigned rank, workers;
+	struct rdps_tp_rkey_wire reply; /* its reply region */
+};
+
+/* 0, or -EPROTO: not an rdps worker (short, bad magic). */
+int ps_whello_parse(const void *buf, size_t len, struct ps_whello_info *out,
+		    char *why, size_t why_len);
+/* Does a worker of hello h belong to a job of `workers`? 0, or -EINVAL
+ * (another worker count, rank out of range): refuse it with EINVAL. */
+int ps_whello_fits(const struct ps_whello_info *h, unsigned workers, char *why,
+		   size_t why_len);
+
+/* A shard's hello, as a worker reads it. */
+struct ps_lhello_info {
+	unsigned shard, nshards;
+	struct rdps_tp_rkey_wire dir; /* its directory */
+};
+
+/* Of the shard listed as shard of nshards: 0, -EPROTO (not an rdps
+ * shard), -EINVAL (another shard index or count: listed out of order). */
+int ps_lhello_parse(const void *buf, size_t len, unsigned shard,
+		    unsigned nshards, struct ps_lhello_info *out, char *why,
+		    size_t why_len);
+
+/* A shard's welcome, as a worker reads it. */
+struct ps_welcome_info {
+	unsigned nslots;
+	uint64_t slot_bytes;
+	struct rdps_tp_rkey_wire slots, clock;
+};
+
+/* Of shard `shard` to a worker of a job of `workers`: 0; -errno (1..4095)
+ * when the shard refused the worker with that errno; -EPROTO when the
+ * welcome is malformed (status, sub-slots, or on shard 0 a clock table
+ * smaller than ps_clock_region_len(workers)). */
+int ps_welcome_parse(const void *buf, size_t len, unsigned shard,
+		     unsigned workers, struct ps_welcome_info *out, char *why,
+		     size_t why_len);
 
 #endif /* RDPS_PS_PROTO_H */

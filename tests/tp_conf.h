@@ -278,5 +278,7 @@ void tc_kid_reap_ok(struct th_child *k);
 
 /* shm: remote access only to memory from mem_alloc (the shared heap). */
 void t_shm_reg_outside_heap(void **state);
+/* tcp: RDPS_TP_MAX_RD_ATOMIC, kept by the initiator, enforced by the target. */
+void t_tcp_rd_atomic_bound(void **state);
 
 #endif /* RDPS_TP_CONF_H */

@@ -1962,6 +1962,9 @@ int main(int argc, char **argv)
 #ifdef TP_CASES_SHM
 		CASE(t_shm_reg_outside_heap),
 #endif
+#ifdef TP_CASES_TCP
+		CASE(t_tcp_rd_atomic_bound),
+#endif
 	};
 
 	static const struct th_role roles[] = {

@@ -5,6 +5,8 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,7 +43,55 @@ static void server_head(FILE *f)
 static void server_tail(FILE *f)
 {
 	fprintf(f,
+		"\nWith token 0 (the default) it listens on shm or loopback "
+		"only: token 0 is no\n"
+		"secret, and anyone who reaches a tcp or verbs port could join "
+		"the job and\n"
+		"read or change its tables. To listen beyond this host give "
+		"every shard and\n"
+		"worker the same --token (rdps-launch and rdps-run make one "
+		"up); the server\n"
+		"does not invent one, as the shards and workers of a job must "
+		"all share it.\n"
 		"\nStops cleanly on SIGINT or SIGTERM. Logs go to stderr.\n");
+}
+
+/* Does host name only this machine's loopback (every address it has)? */
+static int host_is_loopback(const char *host)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai, *a;
+	int loop = 1;
+
+	if (!strcmp(host, "*") || getaddrinfo(host, NULL, &hints, &ai))
+		return 0;
+	for (a = ai; a; a = a->ai_next) {
+		const struct sockaddr_in *v4 = (const void *)a->ai_addr;
+		const struct sockaddr_in6 *v6 = (const void *)a->ai_addr;
+
+		if (a->ai_family == AF_INET)
+			loop &= (ntohl(v4->sin_addr.s_addr) >> 24) == 127;
+		else if (a->ai_family == AF_INET6)
+			loop &= IN6_IS_ADDR_LOOPBACK(&v6->sin6_addr);
+		else
+			loop = 0;
+	}
+	freeaddrinfo(ai);
+	return loop;
+}
+
+/* Token 0 beyond loopback: refused (--help says why). */
+static int check_token(const struct rdps_server_cfg *cfg)
+{
+	struct rdps_url u;
+
+	if (cfg->token || rdps_url_parse(cfg->url, 0, &u) ||
+	    !strcmp(u.scheme, "shm") || host_is_loopback(u.host))
+		return 0; /* a malformed url is reported where it is used */
+	tool_err("refusing to listen on %s with token 0: anyone who reaches "
+		 "it could join the job; give every shard and worker the same "
+		 "--token T, or listen on 127.0.0.1",
+		 cfg->url);
+	return -EINVAL;
 }
 
 struct opts {
@@ -227,7 +277,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	o->cfg.ckpt_every = j->ckpt_every;
 	o->cfg.resume = j->resume;
 	o->cfg.heartbeat_ms = j->heartbeat_ms;
-	return 0;
+	return check_token(&o->cfg);
 }
 
 int main(int argc, char **argv)

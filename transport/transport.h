@@ -54,6 +54,32 @@ extern "C" {
 
 #define RDPS_TP_PROTO_VERSION 1
 
+/*
+ * Reads and atomics one endpoint may have outstanding at a time, as an RC
+ * QP's max_rd_atomic bounds them: what a target holds for one peer (its
+ * responses not yet sent, and their copies) is bounded by this, not by
+ * what the peer chooses to send. tcp enforces it on both sides: a post of
+ * a read or atomic beyond it gets -EAGAIN (poll, retry), and a target
+ * disconnects a peer that has more outstanding, with the reason logged
+ * (the peer then sees RDPS_TP_WC_CONN_ERR). verbs queues such posts in
+ * the NIC (the device's own max_rd_atomic) and shm serves every operation
+ * in the post, so neither returns -EAGAIN for it.
+ */
+#define RDPS_TP_MAX_RD_ATOMIC 128
+
+/*
+ * Handshakes at listeners: a connected peer that has not finished its
+ * handshake (sent its hello) gets this long before it is dropped, and a
+ * listener holds at most RDPS_TP_MAX_PENDING of them, all served at once
+ * (none waits for another's hello); a connection beyond that bound pushes
+ * out the oldest, which is told the listener is busy (connect then fails
+ * with -EBUSY; a caller may retry). So peers that never speak keep nobody
+ * out: to push out a real peer they must open RDPS_TP_MAX_PENDING new
+ * connections while its hello is on its way.
+ */
+#define RDPS_TP_HELLO_MS 2000
+#define RDPS_TP_MAX_PENDING 256
+
 /* Remote access rights of a registration (local access is always granted). */
 enum rdps_tp_access {
 	RDPS_TP_ACCESS_LOCAL = 0,
@@ -268,7 +294,9 @@ typedef void rdps_tp_listener_close_fn(struct rdps_tp_listener *l);
  * bytes) to the accepting side's ep->peer_priv. -ECONNREFUSED (nobody
  * listens), -ETIMEDOUT, -EPROTO (protocol version mismatch), -EACCES
  * (token mismatch), -EINVAL (malformed URL), -ENOBUFS (cq_depth has no
- * room for another endpoint, see cfg). */
+ * room for another endpoint, see cfg), -EBUSY (the listener dropped us
+ * for newer connections, RDPS_TP_MAX_PENDING) or -ECONNRESET (it closed
+ * the connection before answering): both worth a retry. */
 typedef int rdps_tp_connect_fn(struct rdps_tp *tp, const char *url,
 			       const void *priv, size_t priv_len,
 			       struct rdps_tp_ep **ep_out, int timeout_ms);
@@ -334,7 +362,8 @@ typedef int rdps_tp_rkey_unpack_fn(struct rdps_tp_ep *ep,
 /* One-sided operations ---------------------------------------------------
  * lbuf must lie in lmr (any registration, local access suffices). raddr is
  * the target's virtual address, inside rkey's region. Return 0 when
- * posted, -EAGAIN when sq_depth operations are outstanding on ep or the
+ * posted, -EAGAIN when sq_depth operations are outstanding on ep (a read
+ * or atomic also: RDPS_TP_MAX_RD_ATOMIC of them, tcp) or the
  * completion queue is full (poll, retry); an operation is outstanding
  * until its completion is polled, an unsignaled one until a later
  * completion of the same endpoint is, as with a verbs send queue;

@@ -2,7 +2,8 @@
 /*
  * accept.c - accepting peers: a worker's hello checked, its slots
  * registered and its welcome queued; a refused peer gets a welcome with an
- * errno and is closed once that is written.
+ * errno and is closed once that is written, or after one handshake
+ * deadline (RDPS_TP_HELLO_MS) if the write does not complete.
  */
 #include <errno.h>
 #include <string.h>
@@ -16,7 +17,9 @@ static void srv_refuse(struct rdps_server *s, struct rdps_tp_ep *ep,
 	struct ps_welcome *wm;
 	int ret;
 
-	for (i = 0; i < SRV_REJECT_MAX && s->rejects[i].ep; i++)
+	for (i = 0;
+	     i < SRV_REJECT_MAX && (s->rejects[i].ep || s->rejects[i].closing);
+	     i++)
 		;
 	if (i == SRV_REJECT_MAX || !reply) {
 		rdps_tp_ep_close(ep);
@@ -37,33 +40,50 @@ static void srv_refuse(struct rdps_server *s, struct rdps_tp_ep *ep,
 	}
 	ep->user = NULL;
 	s->rejects[i].ep = ep;
+	s->rejects[i].deadline = rdps_deadline(RDPS_TP_HELLO_MS);
 }
 
-/* The refusing welcome rejects[idx] was written: close its endpoint. */
 void srv_reject_sent(struct rdps_server *s, unsigned idx)
 {
 	if (s->rejects[idx].ep)
 		srv_ep_close_later(s, s->rejects[idx].ep);
 	s->rejects[idx].ep = NULL;
+	s->rejects[idx].closing = false;
+}
+
+/* A refused peer whose refusal is not written by its deadline does not
+ * take it (over tcp a write completes when the peer answers): close it,
+ * or it would keep an endpoint and the memory behind it as long as it
+ * likes. The slot stays taken until the write's flush completion. */
+static void srv_reject_expire(struct rdps_server *s)
+{
+	uint64_t now = rdps_now_ns();
+
+	for (unsigned i = 0; i < SRV_REJECT_MAX; i++) {
+		struct srv_reject *r = &s->rejects[i];
+
+		if (!r->ep || now < r->deadline)
+			continue;
+		rdps_warn("shard %u: closed a refused peer that did not take "
+			  "its refusal within %d ms",
+			  s->cfg.shard, RDPS_TP_HELLO_MS);
+		srv_ep_close_later(s, r->ep);
+		r->ep = NULL;
+		r->closing = true;
+	}
 }
 
 /* A peer's hello: 0 with it in *h and its reply region in *reply, or
  * -EPROTO when the peer is no rdps worker (ep is then closed). */
 static int srv_hello_read(struct rdps_server *s, struct rdps_tp_ep *ep,
-			  struct ps_whello *h, struct rdps_tp_rkey *reply)
+			  struct ps_whello_info *h, struct rdps_tp_rkey *reply)
 {
-	if (ep->peer_priv_len < sizeof(*h)) {
-		rdps_warn("shard %u: refused a peer that sent %u bytes of "
-			  "hello, not %zu: not an rdps worker?",
-			  s->cfg.shard, ep->peer_priv_len, sizeof(*h));
-		rdps_tp_ep_close(ep);
-		return -EPROTO;
-	}
-	memcpy(h, ep->peer_priv, sizeof(*h));
-	if (rdps_be32toh(h->magic_be) != PS_MAGIC_WORKER) {
-		rdps_warn("shard %u: refused a peer with hello magic 0x%08x: "
-			  "not an rdps worker",
-			  s->cfg.shard, rdps_be32toh(h->magic_be));
+	char why[160];
+
+	if (ps_whello_parse(ep->peer_priv, ep->peer_priv_len, h, why,
+			    sizeof(why))) {
+		rdps_warn("shard %u: refused a peer that %s", s->cfg.shard,
+			  why);
 		rdps_tp_ep_close(ep);
 		return -EPROTO;
 	}
@@ -79,27 +99,20 @@ static int srv_hello_read(struct rdps_server *s, struct rdps_tp_ep *ep,
 
 /* Whether the job has room for the worker of hello h: 0, or the errno
  * its refusing welcome carries. */
-static int srv_hello_status(struct rdps_server *s, const struct ps_whello *h)
+static int srv_hello_status(struct rdps_server *s,
+			    const struct ps_whello_info *h)
 {
-	unsigned rank = srv_be16toh(h->rank_be);
-	unsigned workers = srv_be16toh(h->workers_be);
+	char why[160];
 
-	if (workers != s->cfg.workers) {
-		rdps_warn("shard %u: refused worker %u: it counts %u workers, "
-			  "this shard %u (start everyone with the same count)",
-			  s->cfg.shard, rank, workers, s->cfg.workers);
+	if (ps_whello_fits(h, s->cfg.workers, why, sizeof(why))) {
+		rdps_warn("shard %u: refused %s", s->cfg.shard, why);
 		return EINVAL;
 	}
-	if (rank >= s->cfg.workers) {
-		rdps_warn("shard %u: refused worker rank %u: ranks are 0..%u",
-			  s->cfg.shard, rank, s->cfg.workers - 1);
-		return EINVAL;
-	}
-	if (s->w[rank].state != SRV_W_NONE) {
+	if (s->w[h->rank].state != SRV_W_NONE) {
 		rdps_warn("shard %u: refused a second worker with rank %u "
 			  "(%s)",
-			  s->cfg.shard, rank,
-			  s->w[rank].state == SRV_W_LIVE
+			  s->cfg.shard, h->rank,
+			  s->w[h->rank].state == SRV_W_LIVE
 				  ? "already connected"
 				  : "it was lost before");
 		return EEXIST;
@@ -174,7 +187,7 @@ static void srv_welcome(struct rdps_server *s, struct srv_worker *w,
 
 static void srv_accept_one(struct rdps_server *s, struct rdps_tp_ep *ep)
 {
-	struct ps_whello h;
+	struct ps_whello_info h;
 	struct rdps_tp_rkey reply;
 	struct srv_worker *w;
 	int status;
@@ -187,7 +200,7 @@ static void srv_accept_one(struct rdps_server *s, struct rdps_tp_ep *ep)
 		srv_refuse(s, ep, &reply, status);
 		return;
 	}
-	w = &s->w[srv_be16toh(h.rank_be)];
+	w = &s->w[h.rank];
 	if (srv_slots_new(s, w, ep)) {
 		srv_refuse(s, ep, &reply, ENOMEM);
 		return;
@@ -201,6 +214,7 @@ int srv_accept_all(struct rdps_server *s, int timeout_ms)
 	int ret;
 
 	s->last_accept_ns = rdps_now_ns();
+	srv_reject_expire(s);
 	for (;;) {
 		ret = rdps_tp_accept(s->lst, &ep, timeout_ms);
 		if (ret == -ETIMEDOUT || ret == -EAGAIN || ret == -EINTR)

@@ -83,9 +83,13 @@ struct srv_worker {
 };
 
 /* A peer refused at accept: it gets a welcome with an errno, then is
- * closed once that write completed. */
+ * closed once that write completed, or at deadline if it has not (a
+ * peer that never acknowledges it must not keep its connection). */
 struct srv_reject {
 	struct rdps_tp_ep *ep;
+	uint64_t deadline; /* ns */
+	bool closing;	   /* closed at deadline; its write's completion,
+			    * a flush, is still to come */
 };
 
 struct srv_table {
@@ -274,7 +278,8 @@ void srv_pulse_seen(struct srv_worker *w, uint64_t v);
  * workers, refuse the others. 0, or the listener's fatal -errno. */
 int srv_accept_all(struct rdps_server *s, int timeout_ms);
 
-/* The refusing welcome rejects[idx] was written: close its endpoint. */
+/* The refusing welcome rejects[idx] was written (or flushed): close its
+ * endpoint, free its slot. */
 void srv_reject_sent(struct rdps_server *s, unsigned idx);
 
 /* resume.c --------------------------------------------------------------- */

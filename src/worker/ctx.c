@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "worker.h"
 
@@ -127,10 +128,65 @@ static int wrk_check_cfg(const struct rdps_config *cfg, unsigned *nshards)
 	return wrk_check_shards(cfg->shards, nshards);
 }
 
-static int wrk_connect(struct rdps_ctx *ctx, struct wrk_shard *sh, int ms)
+/* Pauses between connects to a shard that dropped us: from the first to
+ * the longest, doubling. */
+#define WRK_RETRY_FIRST_NS 5000000ull
+#define WRK_RETRY_MAX_NS 500000000ull
+
+/*
+ * Connect to sh by the deadline. A shard that dropped our connection for
+ * newer ones (-EBUSY: peers that never finish their handshake fill its
+ * listener) or closed it before answering (-ECONNRESET) is tried again
+ * after a pause that doubles, so a flood of idle connections delays a
+ * worker rather than keeping it out; the error of the last try is the one
+ * reported.
+ */
+static int wrk_connect_ep(struct rdps_ctx *ctx, struct wrk_shard *sh,
+			  const struct ps_whello *wh, uint64_t deadline)
 {
+	uint64_t t0 = rdps_now_ns(), pause = WRK_RETRY_FIRST_NS;
+	unsigned tries = 0;
+	int ret;
+
+	for (;;) {
+		int ms = rdps_ms_left(deadline);
+		struct timespec ts;
+
+		ret = rdps_tp_connect(ctx->tp, sh->url, wh, sizeof(*wh),
+				      &sh->ep, ms ? ms : 1);
+		tries++;
+		if (!ret || (ret != -EBUSY && ret != -ECONNRESET) ||
+		    rdps_now_ns() + pause >= deadline)
+			break;
+		rdps_dbg("worker %u: shard %u: %s; trying again", ctx->rank,
+			 sh->idx, rdps_errmsg());
+		ts.tv_sec = (time_t)(pause / 1000000000ull);
+		ts.tv_nsec = (long)(pause % 1000000000ull);
+		nanosleep(&ts, NULL);
+		pause = pause * 2 < WRK_RETRY_MAX_NS ? pause * 2
+						     : WRK_RETRY_MAX_NS;
+	}
+	if (ret && tries > 1)
+		return wrk_wrap(
+			ret,
+			"connecting to shard %u (gave up after %u "
+			"tries in %llu ms)",
+			sh->idx, tries,
+			(unsigned long long)((rdps_now_ns() - t0) / 1000000));
+	if (ret)
+		return wrk_wrap(ret, "connecting to shard %u", sh->idx);
+	if (tries > 1)
+		rdps_info("worker %u: connected to shard %u at try %u",
+			  ctx->rank, sh->idx, tries);
+	return 0;
+}
+
+static int wrk_connect(struct rdps_ctx *ctx, struct wrk_shard *sh,
+		       uint64_t deadline)
+{
+	struct ps_lhello_info lh;
 	struct ps_whello wh;
-	struct ps_lhello lh;
+	char why[200];
 	int ret;
 
 	memset(&wh, 0, sizeof(wh));
@@ -138,32 +194,15 @@ static int wrk_connect(struct rdps_ctx *ctx, struct wrk_shard *sh, int ms)
 	wh.rank_be = __builtin_bswap16((uint16_t)ctx->rank);
 	wh.workers_be = __builtin_bswap16((uint16_t)ctx->workers);
 	rdps_tp_rkey_pack(ctx->reply_mr, &wh.reply);
-	ret = rdps_tp_connect(ctx->tp, sh->url, &wh, sizeof(wh), &sh->ep, ms);
+	ret = wrk_connect_ep(ctx, sh, &wh, deadline);
 	if (ret)
-		return wrk_wrap(ret, "connecting to shard %u", sh->idx);
+		return ret;
 	sh->ep->user = sh;
-	if (sh->ep->peer_priv_len < sizeof(lh))
-		return rdps_set_error(-EPROTO,
-				      "shard %u (%s) sent %u bytes of hello, "
-				      "expected %zu: is it an rdps-server?",
-				      sh->idx, sh->url, sh->ep->peer_priv_len,
-				      sizeof(lh));
-	memcpy(&lh, sh->ep->peer_priv, sizeof(lh));
-	if (rdps_be32toh(lh.magic_be) != PS_MAGIC_LISTENER)
-		return rdps_set_error(-EPROTO,
-				      "shard %u (%s) sent a bad hello magic "
-				      "0x%x: is it an rdps-server?",
-				      sh->idx, sh->url,
-				      rdps_be32toh(lh.magic_be));
-	if (__builtin_bswap16(lh.shard_be) != sh->idx ||
-	    __builtin_bswap16(lh.nshards_be) != ctx->nshards)
-		return rdps_set_error(
-			-EINVAL,
-			"url %s is shard %u of %u but is listed as shard %u of "
-			"%u: list the shard urls in shard order",
-			sh->url, __builtin_bswap16(lh.shard_be),
-			__builtin_bswap16(lh.nshards_be), sh->idx,
-			ctx->nshards);
+	ret = ps_lhello_parse(sh->ep->peer_priv, sh->ep->peer_priv_len, sh->idx,
+			      ctx->nshards, &lh, why, sizeof(why));
+	if (ret)
+		return rdps_set_error(ret, "shard %u (%s) %s", sh->idx, sh->url,
+				      why);
 	ret = rdps_tp_rkey_unpack(sh->ep, &lh.dir, &sh->dir_key);
 	if (ret)
 		return rdps_set_error(-EPROTO,
@@ -175,7 +214,8 @@ static int wrk_connect(struct rdps_ctx *ctx, struct wrk_shard *sh, int ms)
 
 static int wrk_welcome(struct rdps_ctx *ctx, struct wrk_shard *sh)
 {
-	struct ps_welcome w;
+	struct ps_welcome_info w;
+	char why[200];
 	int ret;
 
 	if (sh->welcome_status) {
@@ -192,22 +232,15 @@ static int wrk_welcome(struct rdps_ctx *ctx, struct wrk_shard *sh)
 				  "the shard's"
 				: "see the shard");
 	}
-	memcpy(&w, (char *)ctx->reply + sh->idx * sizeof(w), sizeof(w));
-	if (rdps_be32toh(w.status_be))
-		return rdps_set_error(-(int)rdps_be32toh(w.status_be),
-				      "shard %u (%s) refused this worker: %s",
-				      sh->idx, sh->url,
-				      strerror((int)rdps_be32toh(w.status_be)));
-	sh->nslots = rdps_be32toh(w.nslots_be);
-	sh->slot_bytes = rdps_be64toh(w.slot_bytes_be);
-	if (sh->nslots < 1 || sh->nslots > PS_NSLOTS ||
-	    sh->slot_bytes < sizeof(struct ps_msg) + 64 ||
-	    sh->slot_bytes > (1ull << 30))
-		return rdps_set_error(-EPROTO,
-				      "shard %u (%s) sent a bad welcome (%u "
-				      "sub-slots of %llu bytes)",
-				      sh->idx, sh->url, sh->nslots,
-				      (unsigned long long)sh->slot_bytes);
+	ret = ps_welcome_parse((char *)ctx->reply +
+				       sh->idx * sizeof(struct ps_welcome),
+			       sizeof(struct ps_welcome), sh->idx, ctx->workers,
+			       &w, why, sizeof(why));
+	if (ret)
+		return rdps_set_error(ret, "shard %u (%s) %s", sh->idx, sh->url,
+				      why);
+	sh->nslots = w.nslots;
+	sh->slot_bytes = w.slot_bytes;
 	ret = rdps_tp_rkey_unpack(sh->ep, &w.slots, &sh->slots_key);
 	if (!ret && sh->idx == 0)
 		ret = rdps_tp_rkey_unpack(sh->ep, &w.clock, &sh->clock_key);
@@ -216,15 +249,6 @@ static int wrk_welcome(struct rdps_ctx *ctx, struct wrk_shard *sh)
 				      "shard %u (%s) sent a malformed key in "
 				      "its welcome",
 				      sh->idx, sh->url);
-	if (sh->idx == 0 &&
-	    sh->clock_key.len < ps_clock_region_len(ctx->workers))
-		return rdps_set_error(
-			-EPROTO,
-			"shard 0 (%s) sent a clock table key of %llu bytes, "
-			"expected %llu for %u workers",
-			sh->url, (unsigned long long)sh->clock_key.len,
-			(unsigned long long)ps_clock_region_len(ctx->workers),
-			ctx->workers);
 	return 0;
 }
 
@@ -521,9 +545,7 @@ static int wrk_ctx_join(struct rdps_ctx *ctx)
 	int ret;
 
 	for (unsigned s = 0; s < ctx->nshards; s++) {
-		int ms = rdps_ms_left(deadline);
-
-		ret = wrk_connect(ctx, &ctx->sh[s], ms ? ms : 1);
+		ret = wrk_connect(ctx, &ctx->sh[s], deadline);
 		if (ret)
 			return ret;
 	}

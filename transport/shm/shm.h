@@ -242,12 +242,22 @@ struct shm_ep {
 	uint32_t idx; /* in tp->eps */
 };
 
+/* A connection accepted whose hello has not come yet. */
+struct shm_pending {
+	int fd;
+	uint64_t deadline; /* ns: dropped then (RDPS_TP_HELLO_MS) */
+};
+
 struct shm_listener {
 	struct rdps_tp_listener l;
 	int fd;
 	char name[128];
 	uint32_t priv_len;
 	uint8_t priv[RDPS_TP_PRIV_MAX];
+	/* Handshakes in progress, served together: a silent peer holds up
+	 * nobody (transport.h, RDPS_TP_MAX_PENDING). */
+	int n_pend;
+	struct shm_pending pend[RDPS_TP_MAX_PENDING];
 };
 
 struct shm_mr {

@@ -22,8 +22,6 @@
 #include "shm.h"
 
 #define SHM_SOCK_PREFIX "rdps-shm/"
-#define SHM_HELLO_WAIT_MAX_MS 2000
-#define SHM_HELLO_WAIT_MIN_MS 100
 
 static int shm_sockaddr(const char *url, struct sockaddr_un *sa,
 			socklen_t *len_out, char *name, size_t name_len)
@@ -381,6 +379,8 @@ void shm_listener_close(struct rdps_tp_listener *l_)
 {
 	struct shm_listener *l = to_shm_listener(l_);
 
+	while (l->n_pend)
+		close(l->pend[--l->n_pend].fd);
 	close(l->fd);
 	free(l);
 }
@@ -492,55 +492,124 @@ err_drop:
 	return ret;
 }
 
-int shm_accept(struct rdps_tp_listener *l_, struct rdps_tp_ep **ep_out,
-	       int timeout_ms)
+/* Pending handshakes --------------------------------------------------- */
+
+static void shm_pending_drop(struct shm_listener *l, int i)
 {
-	struct shm_listener *l = to_shm_listener(l_);
-	uint64_t deadline = rdps_deadline(timeout_ms);
-	struct shm_ep *ep;
-	int ret, fd;
+	close(l->pend[i].fd);
+	l->pend[i] = l->pend[--l->n_pend];
+}
 
+/* Make room for a new connection: the oldest unfinished handshake goes,
+ * told that the listener is busy so that a real peer retries. */
+static void shm_pending_evict(struct shm_listener *l)
+{
+	int old = 0;
+
+	for (int i = 1; i < l->n_pend; i++)
+		if (l->pend[i].deadline < l->pend[old].deadline)
+			old = i;
+	rdps_dbg("shm://%s: %d peers in the handshake; dropped the oldest",
+		 l->name, l->n_pend);
+	shm_refuse(l->pend[old].fd, EBUSY);
+	shm_pending_drop(l, old);
+}
+
+/* Take every connection the kernel holds into the pending set. 0, or a
+ * -errno when the listener cannot accept at all. */
+static int shm_accept_new(struct shm_listener *l)
+{
 	for (;;) {
-		struct pollfd pfd = {.fd = l->fd, .events = POLLIN};
-		uint64_t hello_by;
-		int left = rdps_ms_left(deadline);
+		int fd = accept4(l->fd, NULL, NULL,
+				 SOCK_CLOEXEC | SOCK_NONBLOCK);
 
-		ret = poll(&pfd, 1, left);
-		if (ret < 0 && errno == EINTR)
-			continue;
-		if (ret < 0)
-			return rdps_set_error(-errno, "shm: poll: %s",
-					      strerror(errno));
-		if (!ret)
-			return rdps_set_error(-ETIMEDOUT,
-					      "no peer connected to shm://%s "
-					      "within %d ms",
-					      l->name, timeout_ms);
-		fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		if (fd < 0) {
-			if (errno == EAGAIN || errno == EINTR ||
-			    errno == ECONNABORTED)
+			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return 0;
+			/* Out of descriptors: the connection waiting is
+			 * likelier a real peer than the oldest silent one. */
+			if ((errno == EMFILE || errno == ENFILE) && l->n_pend) {
+				shm_pending_evict(l);
+				continue;
+			}
 			return rdps_set_error(-errno,
 					      "shm://%s: accept: %s (raise "
 					      "the open file limit?)",
 					      l->name, strerror(errno));
 		}
-		/* A connector sends its hello right away: bound the wait so
-		 * one stuck peer cannot hold up the others. */
-		if (left < 0 || left > SHM_HELLO_WAIT_MAX_MS)
-			left = SHM_HELLO_WAIT_MAX_MS;
-		if (left < SHM_HELLO_WAIT_MIN_MS)
-			left = SHM_HELLO_WAIT_MIN_MS;
-		hello_by = rdps_deadline(left);
-		ret = shm_accept_one(l, fd, hello_by, &ep);
-		if (!ret) {
-			*ep_out = &ep->ep;
-			return 0;
-		}
-		if (ret < 0)
-			return ret;
+		if (l->n_pend == RDPS_TP_MAX_PENDING)
+			shm_pending_evict(l);
+		l->pend[l->n_pend++] = (struct shm_pending){
+			.fd = fd, .deadline = rdps_deadline(RDPS_TP_HELLO_MS)};
 	}
+}
+
+/*
+ * Every pending connection waits in one poll() with the listener, so each
+ * handshake runs when its hello arrives (a connector sends it at once)
+ * and none waits for another's: the hello is then read without waiting.
+ */
+int shm_accept(struct rdps_tp_listener *l_, struct rdps_tp_ep **ep_out,
+	       int timeout_ms)
+{
+	struct shm_listener *l = to_shm_listener(l_);
+	uint64_t deadline = rdps_deadline(timeout_ms);
+	struct pollfd pfd[1 + RDPS_TP_MAX_PENDING];
+	struct shm_ep *ep;
+	int ret, n;
+
+	for (;;) {
+		uint64_t wake = deadline, now = rdps_now_ns();
+
+		for (int i = l->n_pend; i-- > 0;) {
+			if (now >= l->pend[i].deadline) {
+				rdps_warn("shm://%s: dropped a peer that sent "
+					  "no hello within %d ms",
+					  l->name, RDPS_TP_HELLO_MS);
+				shm_pending_drop(l, i);
+			}
+		}
+		pfd[0] = (struct pollfd){.fd = l->fd, .events = POLLIN};
+		for (int i = 0; i < l->n_pend; i++) {
+			pfd[1 + i] = (struct pollfd){.fd = l->pend[i].fd,
+						     .events = POLLIN};
+			if (l->pend[i].deadline < wake)
+				wake = l->pend[i].deadline;
+		}
+		n = poll(pfd, (nfds_t)(1 + l->n_pend),
+			 timeout_ms == 0 ? 0 : rdps_ms_left(wake));
+		if (n < 0 && errno != EINTR)
+			return rdps_set_error(-errno, "shm: poll: %s",
+					      strerror(errno));
+		/* Highest index first: taking one moves the last entry into
+		 * its place, and that one was looked at already. */
+		for (int i = n > 0 ? l->n_pend : 0; i-- > 0;) {
+			int fd = l->pend[i].fd;
+
+			if (!pfd[1 + i].revents)
+				continue;
+			l->pend[i] = l->pend[--l->n_pend];
+			ret = shm_accept_one(l, fd, rdps_now_ns(), &ep);
+			if (!ret) {
+				*ep_out = &ep->ep;
+				return 0;
+			}
+			if (ret < 0)
+				return ret;
+		}
+		if (n > 0 && (pfd[0].revents & POLLIN)) {
+			ret = shm_accept_new(l);
+			if (ret)
+				return ret;
+		}
+		if (timeout_ms == 0 || rdps_now_ns() >= deadline)
+			break;
+	}
+	return rdps_set_error(-ETIMEDOUT,
+			      "no peer connected to shm://%s within %d ms",
+			      l->name, timeout_ms);
 }
 
 /* Connect ----------------------------------------------------------------- */
@@ -674,14 +743,23 @@ int shm_connect(struct rdps_tp *tp_, const char *url, const void *priv,
 		goto err_retire;
 	}
 	if (ret) {
-		ret = rdps_set_error(-ECONNREFUSED,
-				     "shm://%s closed the connection during "
-				     "the handshake: %s",
+		ret = rdps_set_error(-ECONNRESET,
+				     "shm://%s closed the connection before "
+				     "answering our handshake (%s): it was "
+				     "stopping or dropped us",
 				     name, strerror(-ret));
 		goto err_retire;
 	}
 	if (p.h.status) {
-		if (p.h.status == EACCES)
+		if (p.h.status == EBUSY)
+			ret = rdps_set_error(-EBUSY,
+					     "shm://%s is busy: it holds %d "
+					     "connections that have not sent "
+					     "their hello (idle or hostile "
+					     "peers) and dropped ours for a "
+					     "newer one",
+					     name, RDPS_TP_MAX_PENDING);
+		else if (p.h.status == EACCES)
 			ret = rdps_set_error(-EACCES,
 					     "shm://%s refused us: job token "
 					     "mismatch; use the same token on "

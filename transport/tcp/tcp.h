@@ -116,6 +116,9 @@ enum rdps_tcp_reject {
 	RDPS_TCP_REJ_VERSION,
 	RDPS_TCP_REJ_TOKEN,
 	RDPS_TCP_REJ_MALFORMED,
+	/* The listener holds its bound of unfinished handshakes and let a
+	 * newer connection push ours out: try again later. */
+	RDPS_TCP_REJ_BUSY,
 };
 
 struct rdps_tcp_hello {
@@ -155,6 +158,7 @@ struct tcp_txe {
 	size_t sent;  /* bytes of header + payload already sent */
 	void *bounce; /* owned copy of the payload, see tcp_tx_detach() */
 	uint8_t is_resp;
+	uint8_t rd_atomic; /* a response to a READ or an atomic */
 	uint8_t queued;
 	uint8_t hdr[RDPS_TCP_HDR_LEN];
 };
@@ -198,6 +202,10 @@ struct tcp_ep {
 	unsigned unsig_done; /* unsignaled ops finished since the last push */
 	uint64_t next_seq;   /* next request sequence number */
 	uint64_t peer_seq;   /* next request sequence expected from the peer */
+	/* RDPS_TP_MAX_RD_ATOMIC on both sides: reads and atomics we posted
+	 * whose response has not come, and the peer's whose response we
+	 * have not sent yet (never more than the peer's rd_out). */
+	unsigned rd_out, rd_served;
 
 	/* send queue */
 	struct tcp_txe *tx_head, *tx_tail;
@@ -272,6 +280,16 @@ struct tcp_tp {
 /* A peer cannot have more requests outstanding than the largest sq_depth
  * the contract allows; more pending responses means a broken peer. */
 #define TCP_MAX_RESP 65536u
+
+#define TCP_STR_(x) #x
+#define TCP_STR(x) TCP_STR_(x)
+
+/* Requests that RDPS_TP_MAX_RD_ATOMIC bounds: those answered with data. */
+static inline int tcp_type_rd_atomic(uint8_t type)
+{
+	return type == RDPS_TCP_REQ_READ || type == RDPS_TCP_REQ_FADD ||
+	       type == RDPS_TCP_REQ_CSWAP;
+}
 
 static inline struct tcp_tp *to_tcp_tp(struct rdps_tp *tp)
 {

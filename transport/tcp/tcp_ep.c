@@ -20,10 +20,10 @@
 
 #include "tcp.h"
 
-/* A connected peer gets this long to send its hello. */
-#define TCP_HELLO_TIMEOUT_MS 5000
-/* Connections accepted but still in the handshake. */
-#define TCP_MAX_PENDING 32
+/* A connected peer gets this long to send its hello (transport.h). */
+#define TCP_HELLO_TIMEOUT_MS RDPS_TP_HELLO_MS
+/* Connections accepted but still in the handshake (transport.h). */
+#define TCP_MAX_PENDING RDPS_TP_MAX_PENDING
 
 struct tcp_pending {
 	int fd;
@@ -283,7 +283,9 @@ int tcp_listen(struct rdps_tp *tp, const char *url, const void *priv,
 				       u.port, strerror(-ret));
 		goto err_close;
 	}
-	if (listen(l->fd, 128)) {
+	/* The kernel's own queue before accept: a short one drops the SYN of
+	 * a real peer behind a burst of others for a second or more. */
+	if (listen(l->fd, SOMAXCONN)) {
 		ret = rdps_set_error(-errno, "cannot listen on tcp %s:%d: %s",
 				     u.host, u.port, strerror(errno));
 		goto err_close;
@@ -393,6 +395,22 @@ static int tcp_pending_finish(struct tcp_listener *l, int i,
 	return 0;
 }
 
+/* Make room for a new connection: the oldest unfinished handshake goes,
+ * told that the listener is busy so that a real peer retries. */
+static void tcp_pending_evict(struct tcp_listener *l)
+{
+	int old = 0;
+
+	for (int i = 1; i < l->n_pend; i++)
+		if (l->pend[i].deadline < l->pend[old].deadline)
+			old = i;
+	rdps_dbg("tcp: %d peers in the handshake; dropped the oldest, %s",
+		 l->n_pend, l->pend[old].peer);
+	tcp_send_hello(l->pend[old].fd, RDPS_TCP_REJECT, RDPS_TCP_REJ_BUSY, 0,
+		       NULL, 0);
+	tcp_pending_drop(l, old);
+}
+
 static void tcp_accept_new(struct tcp_listener *l)
 {
 	for (;;) {
@@ -403,20 +421,20 @@ static void tcp_accept_new(struct tcp_listener *l)
 		struct tcp_pending *p;
 
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK &&
-			    errno != EINTR && errno != ECONNABORTED)
-				rdps_warn("tcp accept: %s", strerror(errno));
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
+			/* Out of descriptors: the connection waiting is
+			 * likelier a real peer than the oldest silent one. */
+			if ((errno == EMFILE || errno == ENFILE) && l->n_pend) {
+				tcp_pending_evict(l);
+				continue;
+			}
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				rdps_warn("tcp accept: %s", strerror(errno));
 			return;
 		}
-		if (l->n_pend == TCP_MAX_PENDING) {
-			rdps_warn("tcp: %d peers in the handshake already; "
-				  "dropping another",
-				  TCP_MAX_PENDING);
-			close(fd);
-			continue;
-		}
+		if (l->n_pend == TCP_MAX_PENDING)
+			tcp_pending_evict(l);
 		p = &l->pend[l->n_pend++];
 		p->fd = fd;
 		p->got = 0;
@@ -602,12 +620,16 @@ static int tcp_handshake(struct tcp_tp *tp, int fd, const char *url,
 				      "answer the handshake within %d ms: is "
 				      "an rdps server accepting there?",
 				      url, timeout_ms);
+	if (ret == -ECONNRESET || ret == -EPIPE)
+		return rdps_set_error(-ECONNRESET,
+				      "%s closed the connection before "
+				      "answering our handshake: it was "
+				      "stopping, is no rdps tcp listener, or "
+				      "dropped us",
+				      url);
 	if (ret)
-		return rdps_set_error(ret,
-				      "%s closed the connection during the "
-				      "handshake (%s): is it an rdps tcp "
-				      "listener?",
-				      url, strerror(-ret));
+		return rdps_set_error(ret, "%s: the handshake failed: %s", url,
+				      strerror(-ret));
 	if (rdps_tcp_hello_decode(buf, sizeof(buf), &h, &why))
 		return rdps_set_error(-EPROTO, "%s is no rdps tcp peer: %s",
 				      url, why);
@@ -622,6 +644,14 @@ static int tcp_handshake(struct tcp_tp *tp, int fd, const char *url,
 				      "(it speaks %u): run the same rdps "
 				      "version on both sides",
 				      url, RDPS_TP_PROTO_VERSION, h.version);
+	if (h.kind == RDPS_TCP_REJECT && h.reason == RDPS_TCP_REJ_BUSY)
+		return rdps_set_error(
+			-EBUSY,
+			"%s is busy: it holds %d connections "
+			"that have not finished their handshake "
+			"(idle or hostile peers) and dropped ours "
+			"for a newer one",
+			url, TCP_MAX_PENDING);
 	if (h.kind == RDPS_TCP_REJECT)
 		return rdps_set_error(-EPROTO, "%s refused our handshake", url);
 	if (h.version != RDPS_TP_PROTO_VERSION)

@@ -74,8 +74,9 @@ static int tcp_post(struct tcp_ep *ep, const struct tcp_post_args *a)
 		pthread_mutex_unlock(&tp->lock);
 		return -ENOTCONN;
 	}
-	if (rdps_unlikely(ep->sq_busy >= tp->sq_depth ||
-			  !tcp_cq_has_room(tp))) {
+	if (rdps_unlikely(ep->sq_busy >= tp->sq_depth || !tcp_cq_has_room(tp) ||
+			  (tcp_type_rd_atomic(a->type) &&
+			   ep->rd_out >= RDPS_TP_MAX_RD_ATOMIC))) {
 		pthread_mutex_unlock(&tp->lock);
 		return -EAGAIN;
 	}
@@ -97,6 +98,7 @@ static int tcp_post(struct tcp_ep *ep, const struct tcp_post_args *a)
 	}
 	op->type = a->type;
 	op->seq = ep->next_seq++;
+	ep->rd_out += (unsigned)tcp_type_rd_atomic(a->type);
 	m = (struct rdps_tcp_msg){
 		.type = a->type,
 		.len = is_write ? (uint32_t)a->len : 0,

@@ -56,6 +56,8 @@ static void tcp_op_finish(struct tcp_ep *ep, int status, struct rdps_tp_ep *who)
 
 	ep->op_head = (ep->op_head + 1) % tp->sq_depth;
 	ep->op_count--;
+	if (tcp_type_rd_atomic(op->type))
+		ep->rd_out--;
 	tp->cq_resv--;
 	if (status != RDPS_TP_WC_SUCCESS || op->signaled) {
 		struct rdps_tp_comp c = {
@@ -102,6 +104,8 @@ static void tcp_tx_pop(struct tcp_ep *ep)
 	free(t->bounce);
 	t->bounce = NULL;
 	if (t->is_resp) {
+		if (t->rd_atomic)
+			ep->rd_served--;
 		t->next = ep->resp_free;
 		ep->resp_free = t;
 		ep->n_resp--;
@@ -278,6 +282,7 @@ static void tcp_respond(struct tcp_ep *ep, const struct rdps_tcp_msg *req,
 		.seq = req->seq,
 		.op1 = op1,
 	};
+	int rd_atomic = tcp_type_rd_atomic(req->type);
 	struct tcp_txe *t;
 
 	if (ep->n_resp >= TCP_MAX_RESP) {
@@ -301,8 +306,10 @@ static void tcp_respond(struct tcp_ep *ep, const struct rdps_tcp_msg *req,
 	t->plen = plen;
 	t->bounce = NULL;
 	t->is_resp = 1;
+	t->rd_atomic = (uint8_t)rd_atomic;
 	rdps_tcp_wire_encode(&m, t->hdr);
 	ep->n_resp++;
+	ep->rd_served += (unsigned)rd_atomic;
 	tcp_tx_enqueue(ep, t);
 }
 
@@ -338,6 +345,21 @@ static void tcp_serve_request(struct tcp_ep *ep, const struct rdps_tcp_msg *m)
 
 	if (m->seq != ep->peer_seq) {
 		tcp_ep_fail(ep, RDPS_LOG_ERROR, "request out of sequence");
+		return;
+	}
+	if (tcp_type_rd_atomic(m->type) &&
+	    ep->rd_served >= RDPS_TP_MAX_RD_ATOMIC) {
+		/* Its own posts would have got -EAGAIN: a peer past the
+		 * bound is flooding us, and each response held costs memory
+		 * (a copy of the data once that is written to). Checked
+		 * before an atomic changes anything. */
+		tcp_ep_fail(
+			ep, RDPS_LOG_ERROR,
+			"peer has more reads and atomics outstanding "
+			"than the " TCP_STR(
+				RDPS_TP_MAX_RD_ATOMIC) " allowed "
+						       "(RDPS_TP_MAX_RD_ATOMIC)"
+						       "; disconnected");
 		return;
 	}
 	ep->peer_seq++;
