@@ -337,6 +337,76 @@ static void test_spec(void **state)
 	spec_bad("1:3x;2:2x", "bad straggler item");
 }
 
+/* The power-law generator: the same stream whatever range is asked,
+ * popularity skewed as r^-s, popular ids spread over the range, values 1
+ * with binary; a bad exponent refused. */
+static void test_generator_zipf(void **state)
+{
+	struct trn_lr_gen g = {.features = 1000,
+			       .nnz = 10,
+			       .scale = 3,
+			       .noise = 0.5,
+			       .zipf = 1.1,
+			       .binary = 1,
+			       .seed = 7};
+	struct trn_mf_gen mg = {.users = 500,
+				.items = 400,
+				.rank = 4,
+				.noise = 0.1,
+				.zipf = 1.1,
+				.seed = 7};
+	struct trn_lr_data a, b;
+	struct trn_mf_data ma;
+	uint32_t *cnt = calloc(1001, sizeof(*cnt)), top = 0, low = 0;
+	uint32_t *uc = calloc(500, sizeof(*uc)), utop = 0;
+
+	(void)state;
+	assert_non_null(cnt);
+	assert_non_null(uc);
+	CHECK(trn_lr_generate(&g, 0, 2000, &a, err, sizeof(err)) == 0, "%s",
+	      err);
+	CHECK(trn_lr_generate(&g, 1000, 5, &b, err, sizeof(err)) == 0, "%s",
+	      err);
+	for (size_t i = 0; i < 5 * 10; i++)
+		CHECK(a.idx[a.off[1000] + i] == b.idx[i], "pair %zu differs",
+		      i);
+	for (size_t i = 0; i < a.n; i++)
+		for (size_t j = a.off[i]; j < a.off[i + 1]; j++) {
+			CHECK(a.val[j] == 1.0f, "binary value %g", a.val[j]);
+			CHECK(j == a.off[i] || a.idx[j] > a.idx[j - 1],
+			      "sample %zu: features not distinct ascending", i);
+			cnt[a.idx[j]]++;
+		}
+	for (uint32_t f = 1; f <= 1000; f++) {
+		if (cnt[f] > top)
+			top = cnt[f];
+		low += f <= 100 ? cnt[f] : 0;
+	}
+	/* Rank 1 has weight 1 / sum r^-1.1 (about 1/5.6) per draw, 10
+	 * draws a sample: in most samples. Uniform would give 1%. */
+	CHECK(top > 1000, "top feature in %u of 2000 samples", top);
+	/* Spread: the lowest tenth of the ids is not where the mass is. */
+	CHECK(low < 20000 / 3, "ids 1..100 hold %u of 20000", low);
+	trn_lr_data_free(&a);
+	trn_lr_data_free(&b);
+	CHECK(trn_mf_generate(&mg, 0, 5000, &ma, err, sizeof(err)) == 0, "%s",
+	      err);
+	for (size_t i = 0; i < ma.n; i++) {
+		CHECK(ma.user[i] < 500 && ma.item[i] < 400, "id out of range");
+		uc[ma.user[i]]++;
+	}
+	for (uint32_t u = 0; u < 500; u++)
+		utop = uc[u] > utop ? uc[u] : utop;
+	CHECK(utop > 500, "top user has %u of 5000 ratings", utop);
+	trn_mf_data_free(&ma);
+	g.zipf = 4.5;
+	CHECK(trn_lr_generate(&g, 0, 1, &a, err, sizeof(err)) == -EINVAL &&
+		      strstr(err, "bad popularity exponent 4.5"),
+	      "zipf 4.5: %s", err);
+	free(cnt);
+	free(uc);
+}
+
 /* One SGD step lowers the loss of the samples it saw, and the delta is
  * exactly the change of the local model. */
 static void test_model_steps(void **state)
@@ -374,6 +444,12 @@ static void test_model_steps(void **state)
 	for (uint64_t i = 0; i < m.n; i++)
 		CHECK(dense[i] == m.w[i], "delta %g != w %g at %llu", dense[i],
 		      m.w[i], (unsigned long long)i);
+	/* Adagrad from zero: every coordinate's first step is lr x the
+	 * sign of its negative gradient, whatever its size. */
+	for (uint64_t i = 0; i < m.n; i++)
+		CHECK(dense[i] == 0 || fabsf(fabsf(dense[i]) - 0.5f) < 1e-6f,
+		      "first step %g at %llu, want 0 or +-0.5", dense[i],
+		      (unsigned long long)i);
 	CHECK(trn_model_take(&m, idx, val, dense) == 0, "delta not reset");
 	/* One sample: sparse, its 5 features and the bias. */
 	assert_int_equal(trn_model_step_lr(&m, &d, ids, 1), 0);
@@ -406,6 +482,7 @@ int main(void)
 		cmocka_unit_test(test_ratings_good_file),
 		cmocka_unit_test(test_ratings_errors),
 		cmocka_unit_test(test_generators),
+		cmocka_unit_test(test_generator_zipf),
 		cmocka_unit_test(test_spec),
 		cmocka_unit_test(test_model_steps),
 	};

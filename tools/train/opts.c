@@ -31,7 +31,7 @@ void trn_work_defaults(struct trn_work_opts *w, enum trn_kind kind)
 	if (kind == TRN_LR) {
 		w->samples = 400000;
 		w->test_samples = 5000;
-		w->lr = 1.0;
+		w->lr = 0.5;
 	} else {
 		w->samples = 600000;
 		w->test_samples = 20000;
@@ -174,6 +174,15 @@ int trn_work_opt(int opt, const char *arg, struct trn_work_opts *w)
 	case 1013:
 		return count_u32(arg, "clocks per epoch", 1, 100000,
 				 &w->clocks_per_epoch);
+	case 1014:
+		if (trn_parse_double(arg, "popularity exponent --zipf", 0,
+				     TRN_ZIPF_MAX, &d))
+			return -EINVAL;
+		w->lrg.zipf = w->mfg.zipf = d;
+		return 0;
+	case 1015:
+		w->lrg.binary = 1;
+		return 0;
 	default:
 		return 1;
 	}
@@ -233,6 +242,14 @@ void trn_work_usage(FILE *f)
 		"      --noise=X         generator noise: lr label noise "
 		"(%g), mf rating\n"
 		"                        noise (%g)\n"
+		"      --zipf=S          generator: power-law popularity of "
+		"lr features and\n"
+		"                        mf users and items, rank r drawn "
+		"as r^-S, as in real\n"
+		"                        sparse data (0: uniform)\n"
+		"      --binary          lr generator: feature values 1, as "
+		"in Dorothea or\n"
+		"                        Criteo (+-1/sqrt(nnz))\n"
 		"      --users=N, --items=N  mf generator (%u, %u)\n"
 		"      --true-rank=N     mf generator: rank of the hidden "
 		"factors (%u)\n"
@@ -290,11 +307,17 @@ int trn_work_argv(const struct trn_work_opts *w, const char **argv, int max,
 			ARG("--features", "%u", w->lrg.features);
 			ARG("--nnz", "%u", w->lrg.nnz);
 			ARG("--noise", "%.17g", w->lrg.noise);
+			ARG("--zipf", "%.17g", w->lrg.zipf);
+			if (w->lrg.binary && n + 1 > max)
+				return -ENOSPC;
+			if (w->lrg.binary)
+				argv[n++] = "--binary";
 		} else {
 			ARG("--users", "%u", w->mfg.users);
 			ARG("--items", "%u", w->mfg.items);
 			ARG("--true-rank", "%u", w->mfg.rank);
 			ARG("--noise", "%.17g", w->mfg.noise);
+			ARG("--zipf", "%.17g", w->mfg.zipf);
 		}
 	}
 	if (w->rank)

@@ -72,7 +72,9 @@ const char *trn_kind_name(enum trn_kind kind);
 	{"epochs", required_argument, NULL, 'e'},            \
 	{"seed", required_argument, NULL, 1011},             \
 	{"clocks-per-epoch", required_argument, NULL, 1013}, \
-	{"true-rank", required_argument, NULL, 1012},
+	{"true-rank", required_argument, NULL, 1012},        \
+	{"zipf", required_argument, NULL, 1014},             \
+	{"binary", no_argument, NULL, 1015},
 /* clang-format on */
 int trn_work_opt(int opt, const char *arg, struct trn_work_opts *w);
 /* Cross-option checks after parsing (prints the error). */
