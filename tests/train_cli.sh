@@ -119,7 +119,8 @@ rows = json.load(open(sys.argv[1]))
 assert [r["model"] for r in rows] == ["BSP", "SSP1", "SSP3", "ASP", "A-BSP"], rows
 for r in rows:
     assert set(r) == {"workload", "stragglers", "model", "time_to_target_s",
-                      "speedup_vs_bsp", "final_loss"}, r
+                      "speedup_vs_bsp", "final_loss", "verdict"}, r
+    assert r["verdict"] == "ok", r
     assert r["workload"] == "lr" and r["stragglers"] == "1:2x", r
     assert isinstance(r["final_loss"], float) and 0 < r["final_loss"] < 1, r
 assert rows[0]["speedup_vs_bsp"] == 1.0, rows[0]
@@ -132,6 +133,34 @@ done
 [[ $(grep -c '<polyline' "$tmp/exp/experiment.svg") == 5 ]] ||
 	fail "experiment: svg has $(grep -c '<polyline' "$tmp/exp/experiment.svg") curves, want 5"
 grep -q '</svg>' "$tmp/exp/experiment.svg" || fail "experiment: svg not closed"
+
+# A run that diverges is reported, not ranked: a learning rate of 1000
+# sends the loss far above ln 2. Verdict in the table, the JSON and the
+# SVG legend, no time to target or speedup, exit 1 unless --keep-going.
+div_args=(experiment --workload lr --stragglers none --models bsp,asp
+	--samples 6000 --features 200 --nnz 8 --test-samples 300 --epochs 2
+	--pace 1 --lr 1000 --out "$tmp/div" --json "$tmp/div.json")
+run "$TRAIN" "${div_args[@]}"
+((rc == 1)) || fail "diverged experiment: exit $rc, want 1"
+[[ $err =~ "rdps-train: 2 run(s) diverged (verdict in the table): lower --lr, or give --keep-going" ]] ||
+	fail "diverged experiment: stderr '$err'"
+for m in BSP ASP; do
+	[[ $out =~ $m\ +-\ +-\ +[0-9.]+\ +-\ +[0-9.]+\ +diverged\ \(lower\ --lr\) ]] ||
+		fail "diverged experiment: no diverged row for $m: '$out'"
+done
+python3 - "$tmp/div.json" <<'PY' || fail "diverged experiment: JSON rows wrong"
+import json, sys
+rows = json.load(open(sys.argv[1]))
+assert [r["model"] for r in rows] == ["BSP", "ASP"], rows
+for r in rows:
+    assert r["verdict"] == "diverged" and r["hint"] == "lower --lr", r
+    assert r["speedup_vs_bsp"] is None and r["time_to_target_s"] is None, r
+    assert r["final_loss"] > 0.7, r
+PY
+[[ $(grep -c '(diverged: lower --lr)</text>' "$tmp/div/experiment.svg") == 2 ]] ||
+	fail "diverged experiment: svg legend does not mark both runs"
+run "$TRAIN" "${div_args[@]}" --keep-going
+((rc == 0)) || fail "diverged experiment --keep-going: exit $rc, want 0"
 
 if ((fails)); then
 	echo "train_cli: $fails failure(s)" >&2

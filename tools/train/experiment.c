@@ -57,6 +57,7 @@ struct exp_opts {
 	const char *out, *json;
 	double frac, pace;
 	uint64_t run_timeout;
+	int keep_going; /* exit 0 even if a run diverged */
 	struct trn_work_opts work[2];
 	/* work options as given, checked on probe, re-applied to each
 	 * workload */
@@ -86,10 +87,15 @@ static void exp_head(FILE *f)
 		   "one chart per workload and stragglers, every model on it), "
 		   "the JSON rows\n"
 		   "{workload, stragglers, model, time_to_target_s, "
-		   "speedup_vs_bsp, final_loss}\n"
-		   "with --json, and prints the table. Target loss: BSP final "
-		   "+ FRAC x (BSP\n"
-		   "initial - BSP final).\n"
+		   "speedup_vs_bsp, final_loss,\n"
+		   "verdict} with --json, and prints the table. Target loss: "
+		   "BSP final + FRAC x\n"
+		   "(BSP initial - BSP final). A run whose loss turns NaN or "
+		   "inf, or ends not\n"
+		   "below where it started, is \"diverged\": reported, never "
+		   "ranked (no time to\n"
+		   "target, no speedup), and the exit status is 1 unless "
+		   "--keep-going.\n"
 		   "\n");
 }
 
@@ -214,6 +220,15 @@ static int set_run_timeout(void *ctx, const char *arg)
 	return tool_parse_count(arg, "run timeout", 1, 86400, &o->run_timeout);
 }
 
+static int set_keep_going(void *ctx, const char *arg)
+{
+	struct exp_opts *o = ctx;
+
+	(void)arg;
+	o->keep_going = 1;
+	return 0;
+}
+
 /* The first two come before the job options in the help, the rest after. */
 static const struct tool_opt exp_table[] = {
 	{.name = "workload",
@@ -259,6 +274,10 @@ static const struct tool_opt exp_table[] = {
 	 .help = "stop a run after S seconds",
 	 .def = "600",
 	 .set = set_run_timeout},
+	{.name = "keep-going",
+	 .help = "exit 0 even if a run diverged (its verdict is still "
+		 "reported)",
+	 .set = set_keep_going},
 };
 
 /* A workload option (TRN_WORK_LONGOPTS): checked now, applied per
@@ -524,6 +543,7 @@ int trn_cmd_experiment(int argc, char **argv)
 	char launch[PATH_MAX], self[PATH_MAX], runs[PATH_MAX], path[PATH_MAX];
 	char title[512];
 	int total = 0, idx = 0, group = 0, fails = 0, r, rc = 0;
+	size_t diverged;
 	uint64_t t0 = rdps_now_ns();
 
 	r = exp_parse(argc, argv, &o);
@@ -572,7 +592,7 @@ int trn_cmd_experiment(int argc, char **argv)
 			}
 		}
 	}
-	trn_results_score(res, (size_t)total, o.frac);
+	diverged = trn_results_score(res, (size_t)total, o.frac);
 
 	snprintf(title, sizeof(title),
 		 "rdps-train: held-out loss against wall time; %u workers, %u "
@@ -623,8 +643,14 @@ int trn_cmd_experiment(int argc, char **argv)
 	fprintf(stderr, "rdps-train experiment: %d runs in %.0f s%s\n", total,
 		(double)(rdps_now_ns() - t0) / 1e9,
 		fails ? ", some FAILED (see above)" : "");
+	if (diverged)
+		tool_err("%zu run(s) diverged (verdict in the table): lower "
+			 "--lr%s",
+			 diverged,
+			 o.keep_going ? ""
+				      : ", or give --keep-going to exit 0");
 	for (int i = 0; i < total; i++)
 		trn_result_free(&res[i]);
 	free(res);
-	return fails ? 1 : rc;
+	return fails || (diverged && !o.keep_going) ? 1 : rc;
 }

@@ -74,26 +74,66 @@ int trn_result_load(struct trn_result *r, const char *path, char *err,
 	return 0;
 }
 
-void trn_results_score(struct trn_result *r, size_t n, double frac)
+const char *trn_result_verdict(const struct trn_result *r)
 {
+	return !r->ok ? "failed" : r->diverged ? "diverged" : "ok";
+}
+
+/*
+ * Any loss NaN or inf, or the last not below the initial one: the lower
+ * of the run's first evaluation and its group's BSP's (an ASP run's first
+ * evaluation may come after other workers' pushes; BSP's first is the
+ * model's starting point, the same for every model of the group).
+ */
+static int result_diverged(const struct trn_result *r,
+			   const struct trn_result *all, size_t n)
+{
+	double initial;
+
+	if (!r->n)
+		return 0;
+	initial = r->loss[0];
+	for (size_t j = 0; j < n; j++)
+		if (all[j].group == r->group && !strcmp(all[j].model, "BSP") &&
+		    all[j].ok && all[j].n && all[j].loss[0] < initial)
+			initial = all[j].loss[0];
+	for (size_t k = 0; k < r->n; k++)
+		if (!isfinite(r->loss[k]))
+			return 1;
+	return !(r->loss[r->n - 1] < initial);
+}
+
+/* The group's BSP run if it finished and converged. */
+static const struct trn_result *group_bsp(const struct trn_result *r, size_t n,
+					  int group)
+{
+	for (size_t j = 0; j < n; j++)
+		if (r[j].group == group && !strcmp(r[j].model, "BSP") &&
+		    r[j].ok && r[j].n && !r[j].diverged)
+			return &r[j];
+	return NULL;
+}
+
+size_t trn_results_score(struct trn_result *r, size_t n, double frac)
+{
+	size_t diverged = 0;
+
 	for (size_t i = 0; i < n; i++) {
 		r[i].target = r[i].ttt = r[i].speedup = r[i].final = NAN;
+		r[i].diverged = r[i].ok && result_diverged(&r[i], r, n);
+		diverged += (size_t)r[i].diverged;
 		if (r[i].ok && r[i].n)
 			r[i].final = r[i].loss[r[i].n - 1];
 	}
 	for (size_t i = 0; i < n; i++) {
-		const struct trn_result *bsp = NULL;
+		const struct trn_result *bsp = group_bsp(r, n, r[i].group);
 		double target;
 
-		for (size_t j = 0; j < n; j++)
-			if (r[j].group == r[i].group &&
-			    !strcmp(r[j].model, "BSP") && r[j].ok && r[j].n)
-				bsp = &r[j];
 		if (!bsp)
 			continue;
 		target = bsp->final + frac * (bsp->loss[0] - bsp->final);
 		r[i].target = target;
-		if (!r[i].ok)
+		if (!r[i].ok || r[i].diverged)
 			continue;
 		for (size_t k = 0; k < r[i].n; k++) {
 			if (r[i].loss[k] <= target) {
@@ -103,12 +143,13 @@ void trn_results_score(struct trn_result *r, size_t n, double frac)
 		}
 	}
 	for (size_t i = 0; i < n; i++) {
-		for (size_t j = 0; j < n; j++)
-			if (r[j].group == r[i].group &&
-			    !strcmp(r[j].model, "BSP") && isfinite(r[j].ttt) &&
-			    isfinite(r[i].ttt) && r[i].ttt > 0)
-				r[i].speedup = r[j].ttt / r[i].ttt;
+		const struct trn_result *bsp = group_bsp(r, n, r[i].group);
+
+		if (bsp && isfinite(bsp->ttt) && isfinite(r[i].ttt) &&
+		    r[i].ttt > 0)
+			r[i].speedup = bsp->ttt / r[i].ttt;
 	}
+	return diverged;
 }
 
 /* A CSV field: quoted when it holds a comma (straggler specs do). */
@@ -172,6 +213,9 @@ int trn_report_json(const char *path, const struct trn_result *r, size_t n)
 		json_num(f, r[i].speedup, 4);
 		fprintf(f, ", \"final_loss\": ");
 		json_num(f, r[i].final, 6);
+		fprintf(f, ", \"verdict\": \"%s\"", trn_result_verdict(&r[i]));
+		if (r[i].diverged)
+			fprintf(f, ", \"hint\": \"lower --lr\"");
 		fprintf(f, "}");
 	}
 	fprintf(f, "\n]\n");
@@ -193,6 +237,7 @@ void trn_report_table(FILE *f, const struct trn_result *r, size_t n)
 
 	for (size_t i = 0; i < n; i++) {
 		char ttt[32], sp[32], fin[32], vs[32];
+		const struct trn_result *bsp;
 
 		if (r[i].group != group) {
 			group = r[i].group;
@@ -201,24 +246,25 @@ void trn_report_table(FILE *f, const struct trn_result *r, size_t n)
 			if (isfinite(r[i].target))
 				fprintf(f, "%.6f", r[i].target);
 			else
-				fprintf(f, "- (no BSP run)");
-			fprintf(f, "\n%-6s %17s %15s %12s %13s %9s\n", "model",
-				"time_to_target_s", "speedup_vs_bsp",
-				"final_loss", "final_vs_bsp", "run_s");
+				fprintf(f, "- (no converged BSP run)");
+			fprintf(f, "\n%-6s %17s %15s %12s %13s %9s  %s\n",
+				"model", "time_to_target_s", "speedup_vs_bsp",
+				"final_loss", "final_vs_bsp", "run_s",
+				"verdict");
 		}
 		fmt_num(ttt, sizeof(ttt), r[i].ttt, 2, "");
 		fmt_num(sp, sizeof(sp), r[i].speedup, 2, "x");
 		fmt_num(fin, sizeof(fin), r[i].final, 6, "");
 		vs[0] = '\0';
-		for (size_t j = 0; j < n; j++)
-			if (r[j].group == group && !strcmp(r[j].model, "BSP"))
-				fmt_num(vs, sizeof(vs),
-					100.0 * (r[i].final - r[j].final) /
-						r[j].final,
-					2, "%");
-		fprintf(f, "%-6s %17s %15s %12s %13s %9.1f%s\n", r[i].model,
+		bsp = group_bsp(r, n, group);
+		if (bsp && !r[i].diverged)
+			fmt_num(vs, sizeof(vs),
+				100.0 * (r[i].final - bsp->final) / bsp->final,
+				2, "%");
+		fprintf(f, "%-6s %17s %15s %12s %13s %9.1f  %s%s\n", r[i].model,
 			ttt, sp, fin, vs[0] ? vs : "-", r[i].run_s,
-			r[i].ok ? "" : "  (failed)");
+			trn_result_verdict(&r[i]),
+			r[i].diverged ? " (lower --lr)" : "");
 	}
 }
 
@@ -250,6 +296,14 @@ static void xml_text(FILE *f, const char *s)
 	}
 }
 
+/* What the legend adds to a run's model name. */
+static const char *legend_note(const struct trn_result *r)
+{
+	return !r->ok	     ? " (failed)"
+	       : r->diverged ? " (diverged: lower --lr)"
+			     : "";
+}
+
 /* One chart at (x0, y0) of w x h for the runs of group g. */
 static void svg_panel(FILE *f, const struct trn_result *r, size_t n, int g,
 		      double x0, double y0, double w, double h)
@@ -259,7 +313,13 @@ static void svg_panel(FILE *f, const struct trn_result *r, size_t n, int g,
 	double tmax = 0, lmin = INFINITY, lmax = -INFINITY, st, sl,
 	       target = NAN;
 	const struct trn_result *first = NULL;
-	int legend = 0;
+	int legend = 0, all_diverged = 1;
+	size_t lab, lab_max = 0;
+	double lx;
+
+	for (size_t i = 0; i < n; i++)
+		if (r[i].group == g && !r[i].diverged)
+			all_diverged = 0;
 
 	for (size_t i = 0; i < n; i++) {
 		if (r[i].group != g)
@@ -267,9 +327,16 @@ static void svg_panel(FILE *f, const struct trn_result *r, size_t n, int g,
 		if (!first)
 			first = &r[i];
 		target = r[i].target;
+		lab = strlen(r[i].model) + strlen(legend_note(&r[i]));
+		if (lab > lab_max)
+			lab_max = lab;
 		for (size_t k = 0; k < r[i].n; k++) {
 			if (r[i].t[k] > tmax)
 				tmax = r[i].t[k];
+			/* A diverged curve is drawn clipped: its losses do
+			 * not set the scale unless every run diverged. */
+			if (r[i].diverged && !all_diverged)
+				continue;
 			if (isfinite(r[i].loss[k])) {
 				lmin = fmin(lmin, r[i].loss[k]);
 				lmax = fmax(lmax, r[i].loss[k]);
@@ -284,6 +351,8 @@ static void svg_panel(FILE *f, const struct trn_result *r, size_t n, int g,
 		lmin = isfinite(lmin) ? lmin - 0.5 : 0;
 		lmax = lmin + 1;
 	}
+	/* The legend's line, then its text: about 6.5 px a character. */
+	lx = px + pw - 28 - 6.5 * (double)lab_max;
 	st = tick_step(tmax, 6);
 	tmax = ceil(tmax / st) * st;
 	sl = tick_step(lmax - lmin, 5);
@@ -357,10 +426,9 @@ static void svg_panel(FILE *f, const struct trn_result *r, size_t n, int g,
 			"<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
 			"stroke=\"%s\" stroke-width=\"2\"/>\n<text x=\"%.1f\" "
 			"y=\"%.1f\" font-size=\"11\">%s%s</text>\n",
-			px + pw - 80, py + 12 + 14 * legend, px + pw - 62,
-			py + 12 + 14 * legend, c, px + pw - 58,
-			py + 16 + 14 * legend, r[i].model,
-			r[i].ok ? "" : " (failed)");
+			lx, py + 12 + 14 * legend, lx + 18,
+			py + 12 + 14 * legend, c, lx + 22,
+			py + 16 + 14 * legend, r[i].model, legend_note(&r[i]));
 		legend++;
 	}
 	fprintf(f, "</g>\n");

@@ -26,7 +26,12 @@ struct trn_result {
 	double ttt;	/* time to target, s (NaN: never reached) */
 	double speedup; /* BSP's ttt / ttt (NaN: unknown) */
 	double final;	/* last loss (NaN: no curve) */
+	int diverged;	/* a loss NaN or inf, or the last not below the
+			 * initial one: reported, never ranked */
 };
+
+/* "ok", "diverged" or "failed" (the run did not finish). */
+const char *trn_result_verdict(const struct trn_result *r);
 
 /* Read a run's "time_s,clock,worker,loss" file into r (appends). 0 or a
  * negative errno (err explains). */
@@ -35,10 +40,12 @@ int trn_result_load(struct trn_result *r, const char *path, char *err,
 void trn_result_free(struct trn_result *r);
 
 /*
- * Fill target, ttt, speedup and final of every run of each group from its
- * BSP run: target = bsp_final + frac * (bsp_initial - bsp_final).
+ * Fill diverged, target, ttt, speedup and final of every run of each group
+ * from its BSP run: target = bsp_final + frac * (bsp_initial - bsp_final).
+ * A diverged run gets no time to target and no speedup; a group whose BSP
+ * run diverged or failed gets no target. Returns the diverged runs.
  */
-void trn_results_score(struct trn_result *r, size_t n, double frac);
+size_t trn_results_score(struct trn_result *r, size_t n, double frac);
 
 int trn_report_csv(const char *path, const struct trn_result *r, size_t n);
 int trn_report_json(const char *path, const struct trn_result *r, size_t n);
