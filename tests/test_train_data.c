@@ -22,6 +22,7 @@
 #include <cmocka.h>
 
 #include "data.h"
+#include "lasso.h"
 #include "model.h"
 #include "spec.h"
 #include "test_check.h"
@@ -31,6 +32,11 @@
 #endif
 
 static char err[512];
+
+static void check_close(double got, double want)
+{
+	CHECK(fabs(got - want) < 1e-12, "got %.17g, want %.17g", got, want);
+}
 
 /* Parse s (as file "mem"): the return code; err holds the message.
  * lr_len: the length of the input when it holds a NUL (0: strlen). */
@@ -472,6 +478,121 @@ static void test_model_steps(void **state)
 	trn_mf_data_free(&md);
 }
 
+/*
+ * Frank-Wolfe on LASSO by hand: A = I (2 x 2), y = (1, 0), m = 2. At
+ * x = 0 the residual is (-1, 0), f = 1/4, g = (-1/2, 0), the gap 1/2 t.
+ * Radius 1: the atom +e1, q = (1, 0), gamma = 1: x = (1, 0), f = 0, gap
+ * 0. Radius 0.5: gamma would be 2, clipped to 1: x = (0.5, 0), residual
+ * (-0.5, 0), f = 1/16, g1 = -1/4, gap -1/8 + 1/8 = 0 (the optimum on
+ * the ball's boundary).
+ */
+static void test_lasso_step(void **state)
+{
+	static const char text[] = "1 1:1\n0 2:1\n";
+	struct trn_lr_data d;
+	struct trn_lasso p;
+	double x[3] = {0, 0, 0}, r[2], q[2];
+
+	(void)state;
+	assert_int_equal(trn_libsvm_parse_real(text, strlen(text), "mem", &d,
+					       err, sizeof(err)),
+			 0);
+	assert_int_equal(trn_lasso_init(&p, &d, 1.0), 0);
+	check_close(p.f0, 0.25);
+	trn_lasso_residual(&p, x, r);
+	check_close(r[0], -1);
+	check_close(trn_lasso_objective(&p, r), 0.25);
+	check_close(trn_lasso_grad(&p, r, 1), -0.5);
+	check_close(trn_lasso_grad(&p, r, 2), 0);
+	check_close(trn_lasso_gap(&p, x, r), 0.5);
+	check_close(trn_lasso_step(&p, x, r, 1, -0.5, q), 1);
+	check_close(x[1], 1);
+	check_close(x[2], 0);
+	check_close(trn_lasso_objective(&p, r), 0);
+	check_close(trn_lasso_gap(&p, x, r), 0);
+	/* At the optimum no step helps. */
+	check_close(trn_lasso_step(&p, x, r, 2, 0, q), 0);
+	trn_lasso_fini(&p);
+
+	assert_int_equal(trn_lasso_init(&p, &d, 0.5), 0);
+	x[1] = 0;
+	trn_lasso_residual(&p, x, r);
+	check_close(trn_lasso_step(&p, x, r, 1, -0.5, q), 1);
+	check_close(x[1], 0.5);
+	check_close(r[0], -0.5);
+	check_close(trn_lasso_objective(&p, r), 0.0625);
+	check_close(trn_lasso_gap(&p, x, r), 0);
+	trn_lasso_fini(&p);
+	trn_lr_data_free(&d);
+	/* Real targets: a label of 2.5 is fine here, not for lr. */
+	assert_int_equal(trn_libsvm_parse_real("2.5 3:1\n", 8, "mem", &d, err,
+					       sizeof(err)),
+			 0);
+	CHECK(d.y[0] == 2.5f && d.dim == 4, "real label %g", d.y[0]);
+	trn_lr_data_free(&d);
+	CHECK(trn_libsvm_parse_real("inf 3:1\n", 8, "mem", &d, err,
+				    sizeof(err)) == -EINVAL &&
+		      strstr(err, "mem:1:1: bad label 'inf'"),
+	      "%s", err);
+}
+
+/* The seed's generated problem: serial Frank-Wolfe (the best atom over
+ * all columns each step) takes the gap down 10x in 200 steps, and the
+ * objective never rises. */
+static void test_lasso_converges(void **state)
+{
+	struct trn_lasso_gen g = {.samples = 200,
+				  .features = 1000,
+				  .density = 0.05,
+				  .support = 20,
+				  .noise = 0.1,
+				  .seed = 5};
+	struct trn_lr_data d;
+	struct trn_lasso p;
+	double l1, *x, *r, *q, gap0, f = INFINITY;
+
+	(void)state;
+	CHECK(trn_lasso_generate(&g, &d, &l1, err, sizeof(err)) == 0, "%s",
+	      err);
+	CHECK(d.n == 200 && d.dim == 1001 && d.nnz == 200 * 50, "shape");
+	assert_int_equal(trn_lasso_init(&p, &d, l1), 0);
+	x = calloc(d.dim, sizeof(*x));
+	r = malloc(d.n * sizeof(*r));
+	q = malloc(d.n * sizeof(*q));
+	assert_true(x && r && q);
+	trn_lasso_residual(&p, x, r);
+	gap0 = trn_lasso_gap(&p, x, r);
+	for (int it = 0; it < 200; it++) {
+		uint32_t best = 1;
+		double gb = 0, fn;
+
+		for (uint32_t j = 1; j < d.dim; j++) {
+			double gj = trn_lasso_grad(&p, r, j);
+
+			if (fabs(gj) > fabs(gb)) {
+				gb = gj;
+				best = j;
+			}
+		}
+		trn_lasso_step(&p, x, r, best, gb, q);
+		fn = trn_lasso_objective(&p, r);
+		CHECK(fn <= f + 1e-12, "objective rose %g -> %g at %d", f, fn,
+		      it);
+		f = fn;
+	}
+	CHECK(trn_lasso_gap(&p, x, r) < gap0 / 10, "gap %g -> %g", gap0,
+	      trn_lasso_gap(&p, x, r));
+	free(x);
+	free(r);
+	free(q);
+	trn_lasso_fini(&p);
+	trn_lr_data_free(&d);
+	g.density = 2;
+	CHECK(trn_lasso_generate(&g, &d, NULL, err, sizeof(err)) == -EINVAL &&
+		      strstr(err, "bad density 2"),
+	      "%s", err);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -485,6 +606,8 @@ int main(void)
 		cmocka_unit_test(test_generator_zipf),
 		cmocka_unit_test(test_spec),
 		cmocka_unit_test(test_model_steps),
+		cmocka_unit_test(test_lasso_step),
+		cmocka_unit_test(test_lasso_converges),
 	};
 
 	return cmocka_run_group_tests_name("train_data", tests, NULL, NULL);

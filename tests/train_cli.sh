@@ -125,7 +125,7 @@ for r in rows:
     assert isinstance(r["final_loss"], float) and 0 < r["final_loss"] < 1, r
 assert rows[0]["speedup_vs_bsp"] == 1.0, rows[0]
 PY
-head -1 "$tmp/exp/experiment.csv" | grep -qx "workload,stragglers,model,time_s,clock,worker,loss" ||
+head -1 "$tmp/exp/experiment.csv" | grep -qx "workload,stragglers,model,time_s,clock,worker,loss,gap" ||
 	fail "experiment: csv header '$(head -1 "$tmp/exp/experiment.csv")'"
 for m in BSP SSP1 SSP3 ASP A-BSP; do
 	grep -q "^lr,1:2x,$m," "$tmp/exp/experiment.csv" || fail "experiment: no csv rows of $m"

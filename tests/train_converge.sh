@@ -7,7 +7,9 @@
 # features whose popularity follows r^-1.1 (a few features in most
 # samples, as in Criteo or kdd: plain SGD at the old default diverged on
 # such data), mf with power-law users and items. Each job's held-out loss
-# at the end must be below 0.8 x its first evaluation.
+# at the end must be below 0.8 x the starting one: BSP's first evaluation
+# (the model before any push; under SSP and ASP rank 0's first
+# evaluation may already see other workers' pushes).
 set -u
 
 LAUNCH=${1:?usage: train_converge.sh RDPS_LAUNCH RDPS_TRAIN}
@@ -17,12 +19,14 @@ unset RDPS_LOG_LEVEL RDPS_SHARDS RDPS_RANK RDPS_WORKERS
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fails=0
+start=1
 fail() {
 	echo "FAIL: $*" >&2
 	fails=$((fails + 1))
 }
 
-# converge NAME MODEL ARGS...: a 3-worker job; its first and last loss.
+# converge NAME MODEL ARGS...: a 3-worker job; its last loss against
+# $start (set from the first evaluation of the bsp job, run first).
 converge() {
 	local name=$1 model=$2 csv=$tmp/$1.csv first last
 	shift 2
@@ -31,7 +35,8 @@ converge() {
 		fail "$name: job failed: $(tail -2 "$tmp/err")"
 		return
 	fi
-	first=$(head -1 "$csv" | cut -d, -f4)
+	[[ $model == bsp ]] && start=$(head -1 "$csv" | cut -d, -f4)
+	first=$start
 	last=$(tail -1 "$csv" | cut -d, -f4)
 	if awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < 0.8 * a) }'; then
 		echo "train_converge $name: loss $first -> $last"

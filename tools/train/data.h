@@ -74,10 +74,17 @@ int trn_libsvm_parse(const char *buf, size_t len, const char *name,
 int trn_ratings_parse(const char *buf, size_t len, const char *name,
 		      struct trn_mf_data *out, char *err, size_t errlen);
 
+/* LIBSVM text for regression (lasso): the same, but LABEL is the target,
+ * any finite number, stored in y. */
+int trn_libsvm_parse_real(const char *buf, size_t len, const char *name,
+			  struct trn_lr_data *out, char *err, size_t errlen);
+
 /* Read the file at path (at most 1 GiB) and parse it as above; a file
  * that cannot be read gives "PATH: why (how to fix)". */
 int trn_libsvm_load(const char *path, struct trn_lr_data *out, char *err,
 		    size_t errlen);
+int trn_libsvm_load_real(const char *path, struct trn_lr_data *out, char *err,
+			 size_t errlen);
 int trn_ratings_load(const char *path, struct trn_mf_data *out, char *err,
 		     size_t errlen);
 
@@ -132,5 +139,27 @@ struct trn_mf_gen {
 };
 int trn_mf_generate(const struct trn_mf_gen *g, uint64_t first, size_t count,
 		    struct trn_mf_data *out, char *err, size_t errlen);
+
+/*
+ * Synthetic LASSO regression, as in the Frank-Wolfe seed's experiments:
+ * a samples x features design A with round(density x features) distinct
+ * N(0, 1) entries a row (feature indices from 1, as LIBSVM), a hidden x*
+ * with support N(0, 1) non-zeros, and targets y = A x* + noise x N(0, 1).
+ * The whole set at once (every worker needs every row: it owns columns).
+ * *l1_out, if not NULL, gets ||x*||_1, the natural L1 radius.
+ */
+#define TRN_LASSO_MAX_SAMPLES 1000000u
+/* The state (key and x) is one dense f64 push, which must fit one push
+ * chunk (a 1 MiB sub-slot) to be one keep-if-better block. */
+#define TRN_LASSO_MAX_FEATURES 120000u
+struct trn_lasso_gen {
+	uint32_t samples, features;
+	double density; /* 1e-4 .. 1 */
+	uint32_t support;
+	double noise;
+	uint64_t seed;
+};
+int trn_lasso_generate(const struct trn_lasso_gen *g, struct trn_lr_data *out,
+		       double *l1_out, char *err, size_t errlen);
 
 #endif /* RDPS_TRAIN_DATA_H */

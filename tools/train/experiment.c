@@ -48,7 +48,7 @@ static const struct model_def models_all[] = {
 #define N_MODELS (sizeof(models_all) / sizeof(models_all[0]))
 
 struct exp_opts {
-	int kinds[2]; /* lr, mf: 1 if run */
+	int kinds[TRN_NKINDS]; /* lr, mf, lasso: 1 if run */
 	int kinds_given;
 	char specs[MAX_SPECS][256];
 	unsigned nspecs;
@@ -58,7 +58,7 @@ struct exp_opts {
 	double frac, pace;
 	uint64_t run_timeout;
 	int keep_going; /* exit 0 even if a run diverged */
-	struct trn_work_opts work[2];
+	struct trn_work_opts work[TRN_NKINDS];
 	/* work options as given, checked on probe, re-applied to each
 	 * workload */
 	struct trn_work_opts probe;
@@ -69,7 +69,7 @@ struct exp_opts {
 
 static void exp_head(FILE *f)
 {
-	fprintf(f, "Usage: rdps-train experiment [--workload lr|mf] "
+	fprintf(f, "Usage: rdps-train experiment [--workload lr|mf|lasso] "
 		   "[--stragglers SPEC]\n"
 		   "                             [--transport URL-SCHEME] "
 		   "[--json FILE] [options]\n"
@@ -77,15 +77,17 @@ static void exp_head(FILE *f)
 		   "Train with BSP, SSP (slack 1 and 3), ASP and A-BSP, each "
 		   "as one rdps-launch\n"
 		   "job, for every workload and straggler spec given (default: "
-		   "both workloads;\n"
-		   "stragglers none, 1:3x and random:0.1:3x). Every model "
-		   "processes the same\n"
-		   "epoch-equivalents. Writes DIR/experiment.csv (workload, "
-		   "stragglers, model,\n"
-		   "time_s, clock, worker, loss), DIR/experiment.svg (loss "
-		   "against wall time,\n"
-		   "one chart per workload and stragglers, every model on it), "
-		   "the JSON rows\n"
+		   "lr, mf and\n"
+		   "lasso; stragglers none, 1:3x and random:0.1:3x). Every "
+		   "model processes the\n"
+		   "same epoch-equivalents (lasso: supersteps). Writes "
+		   "DIR/experiment.csv\n"
+		   "(workload, stragglers, model, time_s, clock, worker, loss, "
+		   "gap: lasso's\n"
+		   "duality gap), DIR/experiment.svg (loss against wall time, "
+		   "one chart per\n"
+		   "workload and stragglers, every model on it; lasso also its "
+		   "gap), the JSON rows\n"
 		   "{workload, stragglers, model, time_to_target_s, "
 		   "speedup_vs_bsp, final_loss,\n"
 		   "verdict} with --json, and prints the table. Target loss: "
@@ -151,7 +153,7 @@ static int set_workload(void *ctx, const char *arg)
 	if (trn_parse_kind(arg, &k))
 		return -EINVAL;
 	if (!o->kinds_given)
-		o->kinds[0] = o->kinds[1] = 0;
+		memset(o->kinds, 0, sizeof(o->kinds));
 	o->kinds_given = 1;
 	o->kinds[k] = 1;
 	return 0;
@@ -233,9 +235,9 @@ static int set_keep_going(void *ctx, const char *arg)
 static const struct tool_opt exp_table[] = {
 	{.name = "workload",
 	 .key = 'W',
-	 .arg = "lr|mf",
+	 .arg = "lr|mf|lasso",
 	 .help = "only this workload; may be repeated",
-	 .def = "both",
+	 .def = "all three",
 	 .set = set_workload},
 	{.name = "stragglers",
 	 .key = 'S',
@@ -352,7 +354,15 @@ static int exp_parse(int argc, char **argv, struct exp_opts *o)
 		return 2;
 	}
 	if (!o->kinds_given)
-		o->kinds[0] = o->kinds[1] = 1;
+		for (int k = 0; k < TRN_NKINDS; k++)
+			o->kinds[k] = 1;
+	if (o->kinds[TRN_LASSO] && o->job.shards != 1) {
+		tool_err(
+			"--workload lasso runs on one shard, not %u: drop "
+			"--shards, or pick the other workloads with --workload",
+			o->job.shards);
+		return 2;
+	}
 	if (!o->nspecs) {
 		snprintf(o->specs[0], sizeof(o->specs[0]), "none");
 		snprintf(o->specs[1], sizeof(o->specs[1]), "1:3x");
@@ -368,14 +378,15 @@ static int exp_parse(int argc, char **argv, struct exp_opts *o)
 			return 2;
 		}
 	}
-	for (int k = 0; k < 2; k++) {
+	for (int k = 0; k < TRN_NKINDS; k++) {
 		trn_work_defaults(&o->work[k], (enum trn_kind)k);
 		for (unsigned i = 0; i < o->nwopt; i++)
 			trn_work_opt(o->wopt[i], o->warg[i], &o->work[k]);
 		if (o->kinds[k] && trn_work_check(&o->work[k]))
 			return 2;
 	}
-	if (o->work[0].data && o->kinds[0] && o->kinds[1]) {
+	if (o->work[0].data &&
+	    o->kinds[TRN_LR] + o->kinds[TRN_MF] + o->kinds[TRN_LASSO] > 1) {
 		tool_err("--data names one workload's file: add --workload lr "
 			 "or --workload mf");
 		return 2;
@@ -559,7 +570,7 @@ int trn_cmd_experiment(int argc, char **argv)
 			 strerror(-r));
 		return 1;
 	}
-	for (int k = 0; k < 2; k++)
+	for (int k = 0; k < TRN_NKINDS; k++)
 		for (size_t m = 0; m < N_MODELS; m++)
 			total += o.kinds[k] && o.models[m] ? (int)o.nspecs : 0;
 	res = calloc((size_t)total, sizeof(*res));
@@ -571,7 +582,7 @@ int trn_cmd_experiment(int argc, char **argv)
 		"rdps-train experiment: %d runs; %u workers, %u shard(s), "
 		"%s; logs in %s\n",
 		total, o.job.workers, o.job.shards, o.job.transport, runs);
-	for (int k = 0; k < 2; k++) {
+	for (int k = 0; k < TRN_NKINDS; k++) {
 		if (!o.kinds[k])
 			continue;
 		for (unsigned s = 0; s < o.nspecs; s++, group++) {
@@ -595,11 +606,9 @@ int trn_cmd_experiment(int argc, char **argv)
 	diverged = trn_results_score(res, (size_t)total, o.frac);
 
 	snprintf(title, sizeof(title),
-		 "rdps-train: held-out loss against wall time; %u workers, %u "
-		 "shard(s), %s; every model %" PRIu64
-		 " epoch-equivalents; dashed: target",
-		 o.job.workers, o.job.shards, o.job.transport,
-		 o.kinds[0] ? o.work[0].epochs : o.work[1].epochs);
+		 "rdps-train: loss against wall time; %u workers, %u shard(s), "
+		 "%s; dashed: target",
+		 o.job.workers, o.job.shards, o.job.transport);
 	snprintf(path, sizeof(path), "%s/experiment.csv", o.out);
 	r = trn_report_csv(path, res, (size_t)total);
 	if (r) {
@@ -623,8 +632,16 @@ int trn_cmd_experiment(int argc, char **argv)
 	       "%s, pace %s\n",
 	       o.job.workers, o.job.shards, o.job.transport,
 	       o.pace > 0 ? "given" : "1.25 x workers / cores");
-	for (int k = 0; k < 2; k++)
-		if (o.kinds[k])
+	for (int k = 0; k < TRN_NKINDS; k++)
+		if (o.kinds[k] && k == TRN_LASSO)
+			printf("lasso: every model runs %" PRIu64
+			       " Frank-Wolfe supersteps (clocks)%s; loss is "
+			       "the "
+			       "objective, the duality gap is in the CSV and "
+			       "the plot\n",
+			       o.work[k].epochs * o.work[k].clocks_per_epoch,
+			       o.work[k].data ? "" : ", generated data");
+		else if (o.kinds[k])
 			printf("%s: every model processes %" PRIu64
 			       " epoch-equivalents (%" PRIu64
 			       " clocks of whole iterations)%s\n",

@@ -24,7 +24,9 @@
 
 #include "data.h"
 
-enum trn_kind { TRN_LR = 0, TRN_MF };
+/* The workloads; TRN_LASSO is Frank-Wolfe, not SGD (lasso.h). */
+enum trn_kind { TRN_LR = 0, TRN_MF, TRN_LASSO };
+#define TRN_NKINDS 3
 
 struct trn_model {
 	enum trn_kind kind;

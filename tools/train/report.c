@@ -13,10 +13,31 @@ void trn_result_free(struct trn_result *r)
 {
 	free(r->t);
 	free(r->loss);
+	free(r->gap);
 	free(r->clock);
-	r->t = r->loss = NULL;
+	r->t = r->loss = r->gap = NULL;
 	r->clock = NULL;
 	r->n = 0;
+}
+
+static int grow_d(double **a, size_t n)
+{
+	double *p = realloc(*a, n * sizeof(*p));
+
+	if (!p)
+		return -ENOMEM;
+	*a = p;
+	return 0;
+}
+
+static int grow_u64(uint64_t **a, size_t n)
+{
+	uint64_t *p = realloc(*a, n * sizeof(*p));
+
+	if (!p)
+		return -ENOMEM;
+	*a = p;
+	return 0;
 }
 
 int trn_result_load(struct trn_result *r, const char *path, char *err,
@@ -32,41 +53,38 @@ int trn_result_load(struct trn_result *r, const char *path, char *err,
 		return -errno;
 	}
 	while (fgets(line, sizeof(line), f)) {
-		double t, loss;
+		double t, loss, gap;
 		unsigned long long c;
 		unsigned w;
+		int k = sscanf(line, "%lf,%llu,%u,%lf,%lf", &t, &c, &w, &loss,
+			       &gap);
 
 		ln++;
-		if (sscanf(line, "%lf,%llu,%u,%lf", &t, &c, &w, &loss) != 4 ||
-		    !isfinite(t)) {
+		if ((k != 4 && k != 5) || !isfinite(t) ||
+		    (r->n && (k == 5) != !!r->gap)) {
 			snprintf(err, errlen,
-				 "%s:%lu: not a 'time_s,clock,worker,loss' row",
+				 "%s:%lu: not a 'time_s,clock,worker,loss"
+				 "[,gap]' row like the others",
 				 path, ln);
 			fclose(f);
 			return -EPROTO;
 		}
 		if (r->n == cap) {
 			size_t nc = cap ? cap * 2 : 256;
-			double *a = realloc(r->t, nc * sizeof(*a));
-			double *b =
-				a ? realloc(r->loss, nc * sizeof(*b)) : NULL;
-			uint64_t *c2;
 
-			if (a)
-				r->t = a;
-			if (b)
-				r->loss = b;
-			c2 = b ? realloc(r->clock, nc * sizeof(*c2)) : NULL;
-			if (!c2) {
+			if (grow_d(&r->t, nc) || grow_d(&r->loss, nc) ||
+			    (k == 5 && grow_d(&r->gap, nc)) ||
+			    grow_u64(&r->clock, nc)) {
 				snprintf(err, errlen, "out of memory");
 				fclose(f);
 				return -ENOMEM;
 			}
-			r->clock = c2;
 			cap = nc;
 		}
 		r->t[r->n] = t;
 		r->loss[r->n] = loss;
+		if (k == 5)
+			r->gap[r->n] = gap;
 		r->clock[r->n] = c;
 		r->n++;
 	}
@@ -174,13 +192,16 @@ int trn_report_csv(const char *path, const struct trn_result *r, size_t n)
 
 	if (!f)
 		return -errno;
-	fprintf(f, "workload,stragglers,model,time_s,clock,worker,loss\n");
+	fprintf(f, "workload,stragglers,model,time_s,clock,worker,loss,gap\n");
 	for (size_t i = 0; i < n; i++) {
 		for (size_t k = 0; k < r[i].n; k++) {
 			fprintf(f, "%s,", r[i].workload);
 			csv_field(f, r[i].stragglers);
-			fprintf(f, ",%s,%.4f,%" PRIu64 ",0,%.6f\n", r[i].model,
+			fprintf(f, ",%s,%.4f,%" PRIu64 ",0,%.9g,", r[i].model,
 				r[i].t[k], r[i].clock[k], r[i].loss[k]);
+			if (r[i].gap)
+				fprintf(f, "%.9g", r[i].gap[k]);
+			fputc('\n', f);
 		}
 	}
 	return fclose(f) ? -errno : 0;
@@ -304,9 +325,16 @@ static const char *legend_note(const struct trn_result *r)
 			     : "";
 }
 
-/* One chart at (x0, y0) of w x h for the runs of group g. */
+/* The curve a panel draws: the loss, or lasso's duality gap. */
+static const double *panel_vals(const struct trn_result *r, int gap)
+{
+	return gap ? r->gap : r->loss;
+}
+
+/* One chart at (x0, y0) of w x h for the runs of group g: their losses,
+ * or (gap) their duality gaps. */
 static void svg_panel(FILE *f, const struct trn_result *r, size_t n, int g,
-		      double x0, double y0, double w, double h)
+		      int gap, double x0, double y0, double w, double h)
 {
 	const double ml = 62, mr = 12, mt = 28, mb = 42;
 	double px = x0 + ml, py = y0 + mt, pw = w - ml - mr, ph = h - mt - mb;
@@ -326,7 +354,8 @@ static void svg_panel(FILE *f, const struct trn_result *r, size_t n, int g,
 			continue;
 		if (!first)
 			first = &r[i];
-		target = r[i].target;
+		if (!gap)
+			target = r[i].target;
 		lab = strlen(r[i].model) + strlen(legend_note(&r[i]));
 		if (lab > lab_max)
 			lab_max = lab;
@@ -337,9 +366,10 @@ static void svg_panel(FILE *f, const struct trn_result *r, size_t n, int g,
 			 * not set the scale unless every run diverged. */
 			if (r[i].diverged && !all_diverged)
 				continue;
-			if (isfinite(r[i].loss[k])) {
-				lmin = fmin(lmin, r[i].loss[k]);
-				lmax = fmax(lmax, r[i].loss[k]);
+			if (panel_vals(&r[i], gap) &&
+			    isfinite(panel_vals(&r[i], gap)[k])) {
+				lmin = fmin(lmin, panel_vals(&r[i], gap)[k]);
+				lmax = fmax(lmax, panel_vals(&r[i], gap)[k]);
 			}
 		}
 	}
@@ -368,7 +398,7 @@ static void svg_panel(FILE *f, const struct trn_result *r, size_t n, int g,
 	xml_text(f, first->workload);
 	fprintf(f, ", stragglers ");
 	xml_text(f, first->stragglers);
-	fprintf(f, "</text>\n");
+	fprintf(f, "%s</text>\n", gap ? ": duality gap" : "");
 	fprintf(f,
 		"<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" "
 		"fill=\"none\" stroke=\"#000\"/>\n",
@@ -392,9 +422,12 @@ static void svg_panel(FILE *f, const struct trn_result *r, size_t n, int g,
 		"text-anchor=\"middle\">wall time (s)</text>\n"
 		"<text x=\"%.1f\" y=\"%.1f\" font-size=\"12\" "
 		"text-anchor=\"middle\" transform=\"rotate(-90 %.1f %.1f)\">"
-		"held-out loss</text>\n",
+		"%s</text>\n",
 		px + pw / 2, py + ph + 32, x0 + 14, py + ph / 2, x0 + 14,
-		py + ph / 2);
+		py + ph / 2,
+		gap				    ? "duality gap"
+		: !strcmp(first->workload, "lasso") ? "objective"
+						    : "held-out loss");
 	if (isfinite(target) && target >= lmin && target <= lmax)
 		fprintf(f,
 			"<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
@@ -408,17 +441,18 @@ static void svg_panel(FILE *f, const struct trn_result *r, size_t n, int g,
 
 		if (r[i].group != g)
 			continue;
-		if (r[i].n) {
+		if (r[i].n && panel_vals(&r[i], gap)) {
+			const double *v = panel_vals(&r[i], gap);
+
 			fprintf(f,
 				"<polyline fill=\"none\" stroke=\"%s\" "
 				"stroke-width=\"1.5\" points=\"",
 				c);
 			for (size_t k = 0; k < r[i].n; k++)
-				if (isfinite(r[i].loss[k]))
+				if (isfinite(v[k]))
 					fprintf(f, "%s%.1f,%.1f", k ? " " : "",
 						SX(r[i].t[k]),
-						SY(fmin(fmax(r[i].loss[k],
-							     lmin),
+						SY(fmin(fmax(v[k], lmin),
 							lmax)));
 			fprintf(f, "\"/>\n");
 		}
@@ -440,19 +474,31 @@ int trn_report_svg(const char *path, const struct trn_result *r, size_t n,
 		   const char *title)
 {
 	const double pw = 460, ph = 320;
-	int groups = 0, cols, rows;
+	int groups = 0, panels, cols, rows, p = 0;
+	char *has_gap;
 	FILE *f;
 
 	for (size_t i = 0; i < n; i++)
 		if (r[i].group + 1 > groups)
 			groups = r[i].group + 1;
-	cols = groups < 3 ? (groups ? groups : 1) : 3;
-	rows = (groups + cols - 1) / cols;
+	has_gap = calloc((size_t)groups + 1, 1);
+	if (!has_gap)
+		return -ENOMEM;
+	panels = groups;
+	for (size_t i = 0; i < n; i++)
+		if (r[i].gap && !has_gap[r[i].group]) {
+			has_gap[r[i].group] = 1;
+			panels++;
+		}
+	cols = panels < 3 ? (panels ? panels : 1) : 3;
+	rows = (panels + cols - 1) / cols;
 	if (!rows)
 		rows = 1;
 	f = fopen(path, "w");
-	if (!f)
+	if (!f) {
+		free(has_gap);
 		return -errno;
+	}
 	fprintf(f,
 		"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
 		"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" "
@@ -464,8 +510,10 @@ int trn_report_svg(const char *path, const struct trn_result *r, size_t n,
 	xml_text(f, title);
 	fprintf(f, "</text>\n");
 	for (int g = 0; g < groups; g++)
-		svg_panel(f, r, n, g, (g % cols) * pw, 30 + (g / cols) * ph, pw,
-			  ph);
+		for (int gap = 0; gap <= has_gap[g]; gap++, p++)
+			svg_panel(f, r, n, g, gap, (p % cols) * pw,
+				  30 + (p / cols) * ph, pw, ph);
+	free(has_gap);
 	fprintf(f, "</svg>\n");
 	return fclose(f) ? -errno : 0;
 }

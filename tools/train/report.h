@@ -20,6 +20,7 @@ struct trn_result {
 	int ok;			/* the run finished and wrote its curve */
 	size_t n;		/* curve points (rank 0's evaluations) */
 	double *t, *loss;
+	double *gap; /* lasso: duality gap per point (NULL: none) */
 	uint64_t *clock;
 	double run_s;	/* wall time of the whole launch */
 	double target;	/* the group's target loss (NaN: none) */
@@ -33,8 +34,9 @@ struct trn_result {
 /* "ok", "diverged" or "failed" (the run did not finish). */
 const char *trn_result_verdict(const struct trn_result *r);
 
-/* Read a run's "time_s,clock,worker,loss" file into r (appends). 0 or a
- * negative errno (err explains). */
+/* Read a run's "time_s,clock,worker,loss[,gap]" file into r (appends;
+ * every row has the gap or none does). 0 or a negative errno (err
+ * explains). */
 int trn_result_load(struct trn_result *r, const char *path, char *err,
 		    size_t errlen);
 void trn_result_free(struct trn_result *r);

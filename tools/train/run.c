@@ -197,7 +197,7 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
 	return trn_work_check(&o->w) ? 2 : 0;
 }
 
-static uint64_t cpu_ns(void)
+uint64_t trn_cpu_ns(void)
 {
 	struct timespec ts;
 
@@ -205,7 +205,7 @@ static uint64_t cpu_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static void sleep_ns(uint64_t ns)
+void trn_sleep_ns(uint64_t ns)
 {
 	struct timespec ts = {(time_t)(ns / 1000000000ull),
 			      (long)(ns % 1000000000ull)};
@@ -500,7 +500,7 @@ static int iterate(struct worker *wk, double factor, uint64_t *done,
 			if (ret)
 				return ret;
 		}
-		c0 = cpu_ns();
+		c0 = trn_cpu_ns();
 		if (wk->m.kind == TRN_LR) {
 			ret = trn_model_step_lr(&wk->m, &wk->d.lr_train,
 						wk->ids, b);
@@ -511,12 +511,12 @@ static int iterate(struct worker *wk, double factor, uint64_t *done,
 		} else {
 			trn_model_step_mf(&wk->m, &wk->d.mf_train, wk->ids, b);
 		}
-		target +=
-			(uint64_t)(wk->pace * factor * (double)(cpu_ns() - c0));
+		target += (uint64_t)(wk->pace * factor *
+				     (double)(trn_cpu_ns() - c0));
 		el = rdps_now_ns() - t_start;
 		/* Sleep off the debt in pieces of at least 0.2 ms. */
 		if (target > el + 200000)
-			sleep_ns(target - el);
+			trn_sleep_ns(target - el);
 		*done += b;
 		if (absp && *done < n) {
 			rdps_clear_error();
@@ -881,9 +881,22 @@ static int run_job(const struct run_opts *o)
 		       o->spec_text, wk.pace, o->w.epochs);
 		fflush(stdout);
 	}
-	rc = worker_setup(&wk);
-	if (!rc)
-		rc = worker_loop(&wk);
+	if (o->w.kind == TRN_LASSO) {
+		struct trn_lasso_args la = {
+			.cfg = &wk.cfg,
+			.w = &o->w,
+			.spec = &o->spec,
+			.pace = wk.pace,
+			.csv_fd = wk.csv_fd,
+			.quiet = o->quiet,
+		};
+
+		rc = trn_lasso_run(&la);
+	} else {
+		rc = worker_setup(&wk);
+		if (!rc)
+			rc = worker_loop(&wk);
+	}
 	if (wk.csv_fd >= 0)
 		close(wk.csv_fd);
 	rdps_buf_free(wk.ctx, wk.pulled);
