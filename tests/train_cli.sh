@@ -104,10 +104,10 @@ run "$LAUNCH" -w 2 -m ssp -- "$TRAIN" run --workload mf --data "$tmp/mf.txt" --p
 ((rc == 0)) || fail "mf run --data: exit $rc: $err"
 [[ $(wc -l <"$tmp/mf.csv") -ge 2 ]] || fail "mf run: csv '$(cat "$tmp/mf.csv")'"
 
-# A small experiment: its outputs' shape.
+# A small experiment, each cell repeated twice: its outputs' shape.
 run "$TRAIN" experiment --workload lr --stragglers 1:2x --samples 6000 \
 	--features 200 --nnz 8 --test-samples 300 --epochs 2 --pace 1 \
-	--out "$tmp/exp" --json "$tmp/exp.json"
+	--repeats 2 --out "$tmp/exp" --json "$tmp/exp.json"
 ((rc == 0)) || fail "experiment: exit $rc: $err"
 for m in BSP SSP1 SSP3 ASP A-BSP; do
 	grep -q "^$m " "$tmp/out" || fail "experiment: no table row for $m"
@@ -118,20 +118,34 @@ import json, math, sys
 rows = json.load(open(sys.argv[1]))
 assert [r["model"] for r in rows] == ["BSP", "SSP1", "SSP3", "ASP", "A-BSP"], rows
 for r in rows:
-    assert set(r) == {"workload", "stragglers", "model", "time_to_target_s",
-                      "speedup_vs_bsp", "final_loss", "verdict"}, r
-    assert r["verdict"] == "ok", r
+    assert set(r) == {"workload", "stragglers", "model", "repeats",
+                      "time_to_target_s", "time_to_target_s_range",
+                      "speedup_vs_bsp", "final_loss", "final_loss_range",
+                      "verdict"}, r
+    assert r["verdict"] == "ok" and r["repeats"] == 2, r
+    lo, hi = r["final_loss_range"]
+    assert lo <= r["final_loss"] <= hi, r
+    if r["time_to_target_s"] is not None:
+        lo, hi = r["time_to_target_s_range"]
+        assert lo <= r["time_to_target_s"] <= hi, r
     assert r["workload"] == "lr" and r["stragglers"] == "1:2x", r
     assert isinstance(r["final_loss"], float) and 0 < r["final_loss"] < 1, r
 assert rows[0]["speedup_vs_bsp"] == 1.0, rows[0]
 PY
-head -1 "$tmp/exp/experiment.csv" | grep -qx "workload,stragglers,model,time_s,clock,worker,loss,gap" ||
+head -1 "$tmp/exp/experiment.csv" | grep -qx "workload,stragglers,model,time_s,clock,worker,loss,gap,repeat" ||
 	fail "experiment: csv header '$(head -1 "$tmp/exp/experiment.csv")'"
 for m in BSP SSP1 SSP3 ASP A-BSP; do
-	grep -q "^lr,1:2x,$m," "$tmp/exp/experiment.csv" || fail "experiment: no csv rows of $m"
+	for rep in 0 1; do
+		grep -q "^lr,1:2x,$m,.*,$rep\$" "$tmp/exp/experiment.csv" ||
+			fail "experiment: no csv rows of $m repeat $rep"
+	done
+	grep -Eq "^$m +[0-9.]+( \[[0-9.]+, [0-9.]+\])? .* [0-9.]+ \[[0-9.]+, [0-9.]+\] " "$tmp/out" ||
+		fail "experiment: $m's row shows no median [min, max]"
 done
-[[ $(grep -c '<polyline' "$tmp/exp/experiment.svg") == 5 ]] ||
-	fail "experiment: svg has $(grep -c '<polyline' "$tmp/exp/experiment.svg") curves, want 5"
+[[ $(grep -c '<polyline' "$tmp/exp/experiment.svg") == 10 ]] ||
+	fail "experiment: svg has $(grep -c '<polyline' "$tmp/exp/experiment.svg") curves, want 10"
+[[ $(grep -c 'stroke-width="2"/>' "$tmp/exp/experiment.svg") == 5 ]] ||
+	fail "experiment: svg legend is not one entry per model"
 grep -q '</svg>' "$tmp/exp/experiment.svg" || fail "experiment: svg not closed"
 
 # A run that diverges is reported, not ranked: a learning rate of 1000
@@ -139,7 +153,7 @@ grep -q '</svg>' "$tmp/exp/experiment.svg" || fail "experiment: svg not closed"
 # SVG legend, no time to target or speedup, exit 1 unless --keep-going.
 div_args=(experiment --workload lr --stragglers none --models bsp,asp
 	--samples 6000 --features 200 --nnz 8 --test-samples 300 --epochs 2
-	--pace 1 --lr 1000 --out "$tmp/div" --json "$tmp/div.json")
+	--pace 1 --lr 1000 --repeats 1 --out "$tmp/div" --json "$tmp/div.json")
 run "$TRAIN" "${div_args[@]}"
 ((rc == 1)) || fail "diverged experiment: exit $rc, want 1"
 [[ $err =~ "rdps-train: 2 run(s) diverged (verdict in the table): lower --lr, or give --keep-going" ]] ||

@@ -57,7 +57,8 @@ struct exp_opts {
 	const char *out, *json;
 	double frac, pace;
 	uint64_t run_timeout;
-	int keep_going; /* exit 0 even if a run diverged */
+	uint64_t repeats; /* runs of every cell, repeats 0 .. repeats - 1 */
+	int keep_going;	  /* exit 0 even if a run diverged */
 	struct trn_work_opts work[TRN_NKINDS];
 	/* work options as given, checked on probe, re-applied to each
 	 * workload */
@@ -222,6 +223,13 @@ static int set_run_timeout(void *ctx, const char *arg)
 	return tool_parse_count(arg, "run timeout", 1, 86400, &o->run_timeout);
 }
 
+static int set_repeats(void *ctx, const char *arg)
+{
+	struct exp_opts *o = ctx;
+
+	return tool_parse_count(arg, "repeat count", 1, 20, &o->repeats);
+}
+
 static int set_keep_going(void *ctx, const char *arg)
 {
 	struct exp_opts *o = ctx;
@@ -276,6 +284,14 @@ static const struct tool_opt exp_table[] = {
 	 .help = "stop a run after S seconds",
 	 .def = "600",
 	 .set = set_run_timeout},
+	{.name = "repeats",
+	 .key = 'R',
+	 .arg = "R",
+	 .help = "runs of every (workload, stragglers, model) cell, with "
+		 "other sample orders and straggler draws (--repeat); the "
+		 "table shows their median and range",
+	 .def = "3",
+	 .set = set_repeats},
 	{.name = "keep-going",
 	 .help = "exit 0 even if a run diverged (its verdict is still "
 		 "reported)",
@@ -341,6 +357,7 @@ static int exp_parse(int argc, char **argv, struct exp_opts *o)
 	o->out = "rdps-train-out";
 	o->frac = 0.05;
 	o->run_timeout = 600;
+	o->repeats = 3;
 	for (size_t i = 0; i < N_MODELS; i++)
 		o->models[i] = 1;
 	trn_work_defaults(&o->probe, TRN_LR);
@@ -449,6 +466,7 @@ static int run_one(const struct exp_opts *o, const char *launch,
 		   const struct model_def *md, const char *dir,
 		   struct trn_result *res, int idx, int total)
 {
+	struct trn_work_opts w = o->work[k];
 	const char *argv[MAX_ARGS + 48];
 	char buf[4096], workers_s[16], shards_s[16], slack_s[16], timeout_s[24];
 	char pace_s[32], sname[300], csv[PATH_MAX], log[PATH_MAX], err[512];
@@ -456,12 +474,13 @@ static int run_one(const struct exp_opts *o, const char *launch,
 	int n = 0, m, rc;
 
 	spec_file(spec, sname, sizeof(sname));
-	if ((size_t)snprintf(csv, sizeof(csv), "%s/%s-%s-%s.csv", dir,
-			     trn_kind_name(k), sname,
-			     md->name) >= sizeof(csv) ||
-	    (size_t)snprintf(log, sizeof(log), "%s/%s-%s-%s.log", dir,
-			     trn_kind_name(k), sname,
-			     md->name) >= sizeof(log)) {
+	w.repeat = (uint32_t)res->rep;
+	if ((size_t)snprintf(csv, sizeof(csv), "%s/%s-%s-%s-r%d.csv", dir,
+			     trn_kind_name(k), sname, md->name,
+			     res->rep) >= sizeof(csv) ||
+	    (size_t)snprintf(log, sizeof(log), "%s/%s-%s-%s-r%d.log", dir,
+			     trn_kind_name(k), sname, md->name,
+			     res->rep) >= sizeof(log)) {
 		tool_err("--out directory name too long");
 		return -1;
 	}
@@ -492,7 +511,7 @@ static int run_one(const struct exp_opts *o, const char *launch,
 	argv[n++] = "--";
 	argv[n++] = self;
 	argv[n++] = "run";
-	m = trn_work_argv(&o->work[k], argv + n, MAX_ARGS, buf, sizeof(buf));
+	m = trn_work_argv(&w, argv + n, MAX_ARGS, buf, sizeof(buf));
 	if (m < 0) {
 		tool_err("options too long");
 		return -1;
@@ -509,8 +528,8 @@ static int run_one(const struct exp_opts *o, const char *launch,
 	}
 	argv[n] = NULL;
 
-	fprintf(stderr, "[%d/%d] %s, stragglers %s, %s ...", idx, total,
-		trn_kind_name(k), spec, md->name);
+	fprintf(stderr, "[%d/%d] %s, stragglers %s, %s, repeat %d ...", idx,
+		total, trn_kind_name(k), spec, md->name, res->rep);
 	t0 = rdps_now_ns();
 	rc = spawn(argv, log);
 	res->run_s = (double)(rdps_now_ns() - t0) / 1e9;
@@ -572,7 +591,9 @@ int trn_cmd_experiment(int argc, char **argv)
 	}
 	for (int k = 0; k < TRN_NKINDS; k++)
 		for (size_t m = 0; m < N_MODELS; m++)
-			total += o.kinds[k] && o.models[m] ? (int)o.nspecs : 0;
+			total += o.kinds[k] && o.models[m]
+					 ? (int)(o.nspecs * o.repeats)
+					 : 0;
 	res = calloc((size_t)total, sizeof(*res));
 	if (!res) {
 		tool_err("out of memory");
@@ -587,19 +608,24 @@ int trn_cmd_experiment(int argc, char **argv)
 			continue;
 		for (unsigned s = 0; s < o.nspecs; s++, group++) {
 			for (size_t m = 0; m < N_MODELS; m++) {
-				struct trn_result *x = &res[idx];
-
 				if (!o.models[m])
 					continue;
-				x->workload = trn_kind_name((enum trn_kind)k);
-				x->stragglers = o.specs[s];
-				x->model = models_all[m].name;
-				x->group = group;
-				idx++;
-				if (run_one(&o, launch, self, (enum trn_kind)k,
-					    o.specs[s], &models_all[m], runs, x,
-					    idx, total))
-					fails++;
+				for (int rep = 0; rep < (int)o.repeats; rep++) {
+					struct trn_result *x = &res[idx];
+
+					x->workload =
+						trn_kind_name((enum trn_kind)k);
+					x->stragglers = o.specs[s];
+					x->model = models_all[m].name;
+					x->group = group;
+					x->rep = rep;
+					idx++;
+					if (run_one(&o, launch, self,
+						    (enum trn_kind)k,
+						    o.specs[s], &models_all[m],
+						    runs, x, idx, total))
+						fails++;
+				}
 			}
 		}
 	}

@@ -394,7 +394,7 @@ static int lasso_loop(struct lasso_worker *lw)
 		if (c >= clocks)
 			break;
 		ret = lasso_scan(lw,
-				 trn_spec_factor(a->spec, a->w->seed,
+				 trn_spec_factor(a->spec, trn_run_seed(a->w),
 						 (unsigned)lw->cfg.rank, c),
 				 &j, &g);
 		if (!ret && j)

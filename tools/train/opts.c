@@ -102,6 +102,12 @@ void trn_prescan_kind(int argc, char **argv, enum trn_kind *out)
 	}
 }
 
+uint64_t trn_run_seed(const struct trn_work_opts *w)
+{
+	/* Repeat 0 keeps --seed: the runs of before repeats existed. */
+	return w->seed ^ ((uint64_t)w->repeat * 0x9e3779b97f4a7c15ull);
+}
+
 int trn_parse_double(const char *s, const char *what, double lo, double hi,
 		     double *out)
 {
@@ -208,6 +214,8 @@ int trn_work_opt(int opt, const char *arg, struct trn_work_opts *w)
 	case 1018:
 		return trn_parse_double(arg, "L1 radius", 1e-9, 1e9,
 					&w->radius);
+	case 1019:
+		return count_u32(arg, "repeat index", 0, 1000, &w->repeat);
 	default:
 		return 1;
 	}
@@ -316,6 +324,9 @@ void trn_work_usage(FILE *f)
 		"      --rank=N          mf model rank (the true rank)\n"
 		"      --seed=N          seed of data, partitions, "
 		"stragglers (%" PRIu64 ")\n"
+		"      --repeat=K        repeat K of a run: other sample "
+		"orders and straggler\n"
+		"                        draws, the same data (0)\n"
 		"SGD:\n"
 		"      --lr=X            learning rate (lr %g, mf %g)\n"
 		"      --l2=X            mf L2 regularisation (%g)\n"
@@ -398,6 +409,8 @@ int trn_work_argv(const struct trn_work_opts *w, const char **argv, int max,
 	ARG("--batch", "%u", w->batch);
 	ARG("--epochs", "%" PRIu64, w->epochs);
 	ARG("--seed", "%" PRIu64, w->seed);
+	if (w->repeat)
+		ARG("--repeat", "%u", w->repeat);
 	ARG("--clocks-per-epoch", "%u", w->clocks_per_epoch);
 #undef ARG
 	return n;

@@ -192,7 +192,8 @@ int trn_report_csv(const char *path, const struct trn_result *r, size_t n)
 
 	if (!f)
 		return -errno;
-	fprintf(f, "workload,stragglers,model,time_s,clock,worker,loss,gap\n");
+	fprintf(f, "workload,stragglers,model,time_s,clock,worker,loss,gap,"
+		   "repeat\n");
 	for (size_t i = 0; i < n; i++) {
 		for (size_t k = 0; k < r[i].n; k++) {
 			fprintf(f, "%s,", r[i].workload);
@@ -201,7 +202,7 @@ int trn_report_csv(const char *path, const struct trn_result *r, size_t n)
 				r[i].t[k], r[i].clock[k], r[i].loss[k]);
 			if (r[i].gap)
 				fprintf(f, "%.9g", r[i].gap[k]);
-			fputc('\n', f);
+			fprintf(f, ",%d\n", r[i].rep);
 		}
 	}
 	return fclose(f) ? -errno : 0;
@@ -215,27 +216,127 @@ static void json_num(FILE *f, double v, int prec)
 		fputs("null", f);
 }
 
+/* The runs of one (group, model) cell: their median and range. */
+struct cell {
+	int nrun, nreach; /* runs; runs that reached the target */
+	int failed, diverged;
+	double ttt_med, ttt_min, ttt_max, fin_med, fin_min, fin_max;
+	double run_s; /* wall time of all its runs */
+};
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Median, min and max of v[0..k) (sorted here); NaN when k is 0. */
+static void spread(double *v, int k, double *med, double *lo, double *hi)
+{
+	*med = *lo = *hi = NAN;
+	if (!k)
+		return;
+	qsort(v, (size_t)k, sizeof(*v), cmp_double);
+	*lo = v[0];
+	*hi = v[k - 1];
+	*med = k % 2 ? v[k / 2] : (v[k / 2 - 1] + v[k / 2]) / 2;
+}
+
+static void cell_of(const struct trn_result *r, size_t n, int group,
+		    const char *model, struct cell *c)
+{
+	double ttt[64], fin[64];
+	int nf = 0;
+
+	memset(c, 0, sizeof(*c));
+	for (size_t i = 0; i < n; i++) {
+		if (r[i].group != group || strcmp(r[i].model, model) ||
+		    c->nrun == 64)
+			continue;
+		c->nrun++;
+		c->run_s += r[i].run_s;
+		c->failed |= !r[i].ok;
+		c->diverged |= r[i].diverged;
+		if (isfinite(r[i].ttt))
+			ttt[c->nreach++] = r[i].ttt;
+		if (isfinite(r[i].final))
+			fin[nf++] = r[i].final;
+	}
+	spread(ttt, c->nreach, &c->ttt_med, &c->ttt_min, &c->ttt_max);
+	spread(fin, nf, &c->fin_med, &c->fin_min, &c->fin_max);
+	/* A failed or diverged cell is reported, not ranked. */
+	if (c->failed || c->diverged)
+		c->ttt_med = c->ttt_min = c->ttt_max = NAN;
+}
+
+static const char *cell_verdict(const struct cell *c)
+{
+	return c->failed ? "failed" : c->diverged ? "diverged" : "ok";
+}
+
+/* BSP's median time to target over the model's: NaN unless both are. */
+static double cell_speedup(const struct trn_result *r, size_t n, int group,
+			   const struct cell *c)
+{
+	struct cell b;
+
+	cell_of(r, n, group, "BSP", &b);
+	if (!isfinite(b.ttt_med) || !isfinite(c->ttt_med) || !(c->ttt_med > 0))
+		return NAN;
+	return b.ttt_med / c->ttt_med;
+}
+
+/* Is r[i] the first run of its cell (the one that speaks for it)? */
+static int cell_first(const struct trn_result *r, size_t i)
+{
+	for (size_t j = 0; j < i; j++)
+		if (r[j].group == r[i].group && !strcmp(r[j].model, r[i].model))
+			return 0;
+	return 1;
+}
+
+static void json_range(FILE *f, const char *name, double lo, double hi,
+		       int prec)
+{
+	fprintf(f, ", \"%s\": [", name);
+	json_num(f, lo, prec);
+	fputs(", ", f);
+	json_num(f, hi, prec);
+	fputc(']', f);
+}
+
 int trn_report_json(const char *path, const struct trn_result *r, size_t n)
 {
 	FILE *f = fopen(path, "w");
+	int rows = 0;
 
 	if (!f)
 		return -errno;
 	fprintf(f, "[");
 	for (size_t i = 0; i < n; i++) {
+		struct cell c;
+
+		if (!cell_first(r, i))
+			continue;
+		cell_of(r, n, r[i].group, r[i].model, &c);
 		/* Spec texts are [0-9a-z:.,]: nothing to escape. */
 		fprintf(f,
 			"%s\n  {\"workload\": \"%s\", \"stragglers\": \"%s\", "
-			"\"model\": \"%s\", \"time_to_target_s\": ",
-			i ? "," : "", r[i].workload, r[i].stragglers,
-			r[i].model);
-		json_num(f, r[i].ttt, 4);
+			"\"model\": \"%s\", \"repeats\": %d, "
+			"\"time_to_target_s\": ",
+			rows++ ? "," : "", r[i].workload, r[i].stragglers,
+			r[i].model, c.nrun);
+		json_num(f, c.ttt_med, 4);
+		json_range(f, "time_to_target_s_range", c.ttt_min, c.ttt_max,
+			   4);
 		fprintf(f, ", \"speedup_vs_bsp\": ");
-		json_num(f, r[i].speedup, 4);
+		json_num(f, cell_speedup(r, n, r[i].group, &c), 4);
 		fprintf(f, ", \"final_loss\": ");
-		json_num(f, r[i].final, 6);
-		fprintf(f, ", \"verdict\": \"%s\"", trn_result_verdict(&r[i]));
-		if (r[i].diverged)
+		json_num(f, c.fin_med, 6);
+		json_range(f, "final_loss_range", c.fin_min, c.fin_max, 6);
+		fprintf(f, ", \"verdict\": \"%s\"", cell_verdict(&c));
+		if (c.diverged && !c.failed)
 			fprintf(f, ", \"hint\": \"lower --lr\"");
 		fprintf(f, "}");
 	}
@@ -252,14 +353,29 @@ static void fmt_num(char *buf, size_t len, double v, int prec, const char *unit)
 		snprintf(buf, len, "-");
 }
 
+/* "median [min, max]", or the median alone for one run. */
+static void fmt_spread(char *buf, size_t len, double med, double lo, double hi,
+		       int prec, int nrun)
+{
+	if (!isfinite(med))
+		snprintf(buf, len, "-");
+	else if (nrun < 2)
+		snprintf(buf, len, "%.*f", prec, med);
+	else
+		snprintf(buf, len, "%.*f [%.*f, %.*f]", prec, med, prec, lo,
+			 prec, hi);
+}
+
 void trn_report_table(FILE *f, const struct trn_result *r, size_t n)
 {
 	int group = -1;
 
 	for (size_t i = 0; i < n; i++) {
-		char ttt[32], sp[32], fin[32], vs[32];
-		const struct trn_result *bsp;
+		char ttt[64], sp[32], fin[80], vs[32];
+		struct cell c, b;
 
+		if (!cell_first(r, i))
+			continue;
 		if (r[i].group != group) {
 			group = r[i].group;
 			fprintf(f, "\n%s, stragglers %s: target loss ",
@@ -268,24 +384,31 @@ void trn_report_table(FILE *f, const struct trn_result *r, size_t n)
 				fprintf(f, "%.6f", r[i].target);
 			else
 				fprintf(f, "- (no converged BSP run)");
-			fprintf(f, "\n%-6s %17s %15s %12s %13s %9s  %s\n",
-				"model", "time_to_target_s", "speedup_vs_bsp",
-				"final_loss", "final_vs_bsp", "run_s",
-				"verdict");
+			fprintf(f,
+				"; median [min, max] of the repeats\n%-6s %22s "
+				"%8s %32s %8s %7s  %s\n",
+				"model", "time_to_target_s", "speedup",
+				"final_loss", "vs_bsp", "run_s", "verdict");
 		}
-		fmt_num(ttt, sizeof(ttt), r[i].ttt, 2, "");
-		fmt_num(sp, sizeof(sp), r[i].speedup, 2, "x");
-		fmt_num(fin, sizeof(fin), r[i].final, 6, "");
+		cell_of(r, n, group, r[i].model, &c);
+		cell_of(r, n, group, "BSP", &b);
+		fmt_spread(ttt, sizeof(ttt), c.ttt_med, c.ttt_min, c.ttt_max, 2,
+			   c.nrun);
+		if (isfinite(c.ttt_med) && c.nreach < c.nrun)
+			snprintf(ttt + strlen(ttt), sizeof(ttt) - strlen(ttt),
+				 " %d/%d", c.nreach, c.nrun);
+		fmt_num(sp, sizeof(sp), cell_speedup(r, n, group, &c), 2, "x");
+		fmt_spread(fin, sizeof(fin), c.fin_med, c.fin_min, c.fin_max, 6,
+			   c.nrun);
 		vs[0] = '\0';
-		bsp = group_bsp(r, n, group);
-		if (bsp && !r[i].diverged)
+		if (!c.diverged && !b.diverged && isfinite(b.fin_med))
 			fmt_num(vs, sizeof(vs),
-				100.0 * (r[i].final - bsp->final) / bsp->final,
-				2, "%");
-		fprintf(f, "%-6s %17s %15s %12s %13s %9.1f  %s%s\n", r[i].model,
-			ttt, sp, fin, vs[0] ? vs : "-", r[i].run_s,
-			trn_result_verdict(&r[i]),
-			r[i].diverged ? " (lower --lr)" : "");
+				100.0 * (c.fin_med - b.fin_med) / b.fin_med, 2,
+				"%");
+		fprintf(f, "%-6s %22s %8s %32s %8s %7.1f  %s%s\n", r[i].model,
+			ttt, sp, fin, vs[0] ? vs : "-", c.run_s,
+			cell_verdict(&c),
+			c.diverged && !c.failed ? " (lower --lr)" : "");
 	}
 }
 
@@ -317,11 +440,11 @@ static void xml_text(FILE *f, const char *s)
 	}
 }
 
-/* What the legend adds to a run's model name. */
-static const char *legend_note(const struct trn_result *r)
+/* What the legend adds to a cell's model name. */
+static const char *legend_note(const struct cell *c)
 {
-	return !r->ok	     ? " (failed)"
-	       : r->diverged ? " (diverged: lower --lr)"
+	return c->failed     ? " (failed)"
+	       : c->diverged ? " (diverged: lower --lr)"
 			     : "";
 }
 
@@ -343,6 +466,7 @@ static void svg_panel(FILE *f, const struct trn_result *r, size_t n, int g,
 	const struct trn_result *first = NULL;
 	int legend = 0, all_diverged = 1;
 	size_t lab, lab_max = 0;
+	struct cell cl;
 	double lx;
 
 	for (size_t i = 0; i < n; i++)
@@ -356,7 +480,8 @@ static void svg_panel(FILE *f, const struct trn_result *r, size_t n, int g,
 			first = &r[i];
 		if (!gap)
 			target = r[i].target;
-		lab = strlen(r[i].model) + strlen(legend_note(&r[i]));
+		cell_of(r, n, g, r[i].model, &cl);
+		lab = strlen(r[i].model) + strlen(legend_note(&cl));
 		if (lab > lab_max)
 			lab_max = lab;
 		for (size_t k = 0; k < r[i].n; k++) {
@@ -437,17 +562,24 @@ static void svg_panel(FILE *f, const struct trn_result *r, size_t n, int g,
 			px, SY(target), px + pw, SY(target), px + pw - 2,
 			SY(target) - 3);
 	for (size_t i = 0; i < n; i++) {
-		const char *c = colors[legend % 8];
+		const char *c;
 
 		if (r[i].group != g)
 			continue;
+		/* Repeats share their cell's colour, drawn lighter: the
+		 * spread of the curves shows the spread of the runs. */
+		if (!cell_first(r, i))
+			legend--;
+		c = colors[legend % 8];
 		if (r[i].n && panel_vals(&r[i], gap)) {
 			const double *v = panel_vals(&r[i], gap);
 
 			fprintf(f,
 				"<polyline fill=\"none\" stroke=\"%s\" "
-				"stroke-width=\"1.5\" points=\"",
-				c);
+				"stroke-width=\"%s\" stroke-opacity=\"%s\" "
+				"points=\"",
+				c, r[i].rep ? "1" : "1.5",
+				r[i].rep ? "0.45" : "1");
 			for (size_t k = 0; k < r[i].n; k++)
 				if (isfinite(v[k]))
 					fprintf(f, "%s%.1f,%.1f", k ? " " : "",
@@ -456,14 +588,18 @@ static void svg_panel(FILE *f, const struct trn_result *r, size_t n, int g,
 							lmax)));
 			fprintf(f, "\"/>\n");
 		}
+		legend++;
+		if (!cell_first(r, i))
+			continue;
+		cell_of(r, n, g, r[i].model, &cl);
 		fprintf(f,
 			"<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
 			"stroke=\"%s\" stroke-width=\"2\"/>\n<text x=\"%.1f\" "
 			"y=\"%.1f\" font-size=\"11\">%s%s</text>\n",
-			lx, py + 12 + 14 * legend, lx + 18,
-			py + 12 + 14 * legend, c, lx + 22,
-			py + 16 + 14 * legend, r[i].model, legend_note(&r[i]));
-		legend++;
+			lx, py + 12 + 14 * (legend - 1), lx + 18,
+			py + 12 + 14 * (legend - 1), c, lx + 22,
+			py + 16 + 14 * (legend - 1), r[i].model,
+			legend_note(&cl));
 	}
 	fprintf(f, "</g>\n");
 #undef SX

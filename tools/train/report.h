@@ -17,6 +17,7 @@ struct trn_result {
 	const char *stragglers; /* canonical spec text, "none" */
 	const char *model;	/* "BSP", "SSP1", "SSP3", "ASP", "A-BSP" */
 	int group;		/* runs of one (workload, stragglers) */
+	int rep;		/* repeat of its (group, model) cell, from 0 */
 	int ok;			/* the run finished and wrote its curve */
 	size_t n;		/* curve points (rank 0's evaluations) */
 	double *t, *loss;

@@ -462,7 +462,7 @@ static int next_sample(struct worker *wk, uint32_t *id_out)
 	uint64_t pass = wk->pos / n;
 
 	if (at == 0)
-		shuffle(wk->order, n, wk->o->w.seed ^ 0x4f524452ull,
+		shuffle(wk->order, n, trn_run_seed(&wk->o->w) ^ 0x4f524452ull,
 			wk->cfg.rank, pass);
 	if (wk->count) {
 		uint32_t k = wk->order[at];
@@ -797,7 +797,7 @@ static int worker_loop(struct worker *wk)
 
 			wk->quota = n * (c % k + 1) / k - n * (c % k) / k;
 		}
-		factor = trn_spec_factor(&o->spec, o->w.seed,
+		factor = trn_spec_factor(&o->spec, trn_run_seed(&o->w),
 					 (unsigned)wk->cfg.rank, c);
 		ret = iterate(wk, factor, &done, &busy);
 		if (ret)

@@ -42,7 +42,13 @@ struct trn_work_opts {
 	uint64_t epochs;
 	uint32_t clocks_per_epoch; /* an iteration is 1/this of a pass */
 	uint64_t seed;
+	uint32_t repeat; /* a repeat of the run: other sample orders and
+			  * straggler draws, the same data */
 };
+
+/* The seed of a run's sample order and straggler draws: --seed, moved
+ * by --repeat (the data keeps --seed). */
+uint64_t trn_run_seed(const struct trn_work_opts *w);
 
 /* Defaults of a workload. */
 void trn_work_defaults(struct trn_work_opts *w, enum trn_kind kind);
@@ -83,7 +89,8 @@ const char *trn_kind_name(enum trn_kind kind);
 	{"binary", no_argument, NULL, 1015},                 \
 	{"density", required_argument, NULL, 1016},          \
 	{"support", required_argument, NULL, 1017},          \
-	{"radius", required_argument, NULL, 1018},
+	{"radius", required_argument, NULL, 1018},           \
+	{"repeat", required_argument, NULL, 1019},
 /* clang-format on */
 int trn_work_opt(int opt, const char *arg, struct trn_work_opts *w);
 /* Cross-option checks after parsing (prints the error). */
