@@ -23,6 +23,7 @@
 
 #include "data.h"
 #include "lasso.h"
+#include "load.h"
 #include "model.h"
 #include "spec.h"
 #include "test_check.h"
@@ -287,6 +288,43 @@ static void spec_bad(const char *s, const char *want)
 	CHECK(strstr(err, want) != NULL, "spec '%s': error '%s' lacks '%s'", s,
 	      err, want);
 	CHECK(!strchr(err, '\n'), "error has a newline");
+}
+
+/* load:T:D parses, prints back, sets no slowdown factor; its draws
+ * pick every worker of the job and only them. */
+static void test_spec_load(void **state)
+{
+	struct trn_spec sp;
+	unsigned seen[3] = {0, 0, 0};
+	char buf[64];
+	double t, d;
+
+	(void)state;
+	assert_int_equal(
+		trn_spec_parse("load:2:0.5,1:3x", &sp, err, sizeof(err)), 0);
+	assert_int_equal(trn_spec_load(&sp, &t, &d), 1);
+	CHECK(t == 2 && d == 0.5, "load %g:%g", t, d);
+	trn_spec_str(&sp, buf, sizeof(buf));
+	CHECK(!strcmp(buf, "load:2:0.5,1:3x"), "'%s'", buf);
+	CHECK(trn_spec_factor(&sp, 1, 0, 5) == 1.0 &&
+		      trn_spec_factor(&sp, 1, 1, 5) == 3.0,
+	      "factors");
+	assert_int_equal(trn_spec_check(&sp, 2, err, sizeof(err)), 0);
+	assert_int_equal(trn_spec_parse("1:3x", &sp, err, sizeof(err)), 0);
+	assert_int_equal(trn_spec_load(&sp, &t, &d), 0);
+	spec_bad("load:1:2", "(T is seconds from 0.01 to 3600, D seconds in");
+	spec_bad("load:0:0", "(T is seconds");
+	spec_bad("load:1", "(T is seconds");
+	spec_bad("load:1:x", "(T is seconds");
+	for (uint64_t k = 1; k <= 300; k++) {
+		unsigned w = trn_load_pick(9, k, 3);
+
+		assert_true(w < 3);
+		seen[w]++;
+		assert_int_equal(w, trn_load_pick(9, k, 3));
+	}
+	CHECK(seen[0] > 60 && seen[1] > 60 && seen[2] > 60, "draws %u %u %u",
+	      seen[0], seen[1], seen[2]);
 }
 
 static void test_spec(void **state)
@@ -605,6 +643,7 @@ int main(void)
 		cmocka_unit_test(test_generators),
 		cmocka_unit_test(test_generator_zipf),
 		cmocka_unit_test(test_spec),
+		cmocka_unit_test(test_spec_load),
 		cmocka_unit_test(test_model_steps),
 		cmocka_unit_test(test_lasso_step),
 		cmocka_unit_test(test_lasso_converges),

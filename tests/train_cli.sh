@@ -82,6 +82,32 @@ run "$LAUNCH" -w 2 -- "$TRAIN" run --stragglers 5:2x
 ((rc == 2)) || fail "spec worker 5 of 2: exit $rc, want 2"
 [[ $err =~ "names worker 5, but the job has workers 0 .. 1" ]] || fail "spec worker 5: '$err'"
 
+usage "bad load" "bad straggler item 'load:1:2'.*D seconds in" run --stragglers load:1:2
+usage "two loads" "two load items" run --stragglers load:1:0.5,load:2:1
+usage "bad zipf" "bad popularity exponent --zipf '5'" run --zipf 5
+
+# Stragglers from real contention: every 0.05 s one worker's core gets a
+# CPU hog for 0.03 s. Every worker reports its core and its hogs; the hogs
+# ran (CPU burnt) and the job still trains; the hog threads end with it.
+run "$LAUNCH" -w 3 -m bsp -- "$TRAIN" run --samples 60000 --features 500 \
+	--test-samples 500 --epochs 6 --stragglers load:0.05:0.03
+((rc == 0)) || fail "load: exit $rc: $err"
+hogs=0 cpu=0
+for r in 0 1 2; do
+	line=$(grep "^rdps-train: load: worker $r on core " <<<"$err")
+	if [[ $line =~ core\ ([0-9]+):\ ([0-9]+)\ hogs\ of\ 0.03\ s,\ ([0-9.]+)\ s\ CPU$ ]]; then
+		hogs=$((hogs + BASH_REMATCH[2]))
+		cpu=$(awk -v a="$cpu" -v b="${BASH_REMATCH[3]}" 'BEGIN { print a + b }')
+	else
+		fail "load: worker $r: no load line: '$line'"
+	fi
+done
+final=$(grep '^final clock' <<<"$out")
+echo "train_cli load: $hogs hogs, $cpu s CPU; $final"
+((hogs >= 3)) || fail "load: $hogs hogs in the whole job, want at least 3"
+awk -v c="$cpu" 'BEGIN { exit !(c > 0.01) }' || fail "load: the hogs burnt $cpu s CPU"
+[[ $final =~ loss\ 0\.[0-5] ]] || fail "load: did not train: '$final'"
+
 # A malformed data file: exit 1, file:line:col.
 printf '+1 1:1 2:1\n-1 3:x\n' >"$tmp/bad.libsvm"
 run "$LAUNCH" -w 1 -- "$TRAIN" run --data "$tmp/bad.libsvm"

@@ -40,6 +40,7 @@
 
 #include "common.h"
 #include "config.h"
+#include "load.h"
 #include "rng.h"
 #include "train.h"
 
@@ -89,7 +90,11 @@ static void run_usage(FILE *f)
 		   "F times slower),\n"
 		   "                         random:P:Fx (each iteration, "
 		   "probability P), joined\n"
-		   "                         by commas, or none (none)\n"
+		   "                         by commas, or none (none);\n"
+		   "                         load:T:D: every T s a CPU hog "
+		   "for D s on the core\n"
+		   "                         of a random worker (workers "
+		   "then pinned to cores)\n"
 		   "      --pace=X           each worker busy at most 1/X of "
 		   "the time, so that W\n"
 		   "                         workers on fewer cores act as W "
@@ -834,6 +839,8 @@ static int worker_loop(struct worker *wk)
 static int run_job(const struct run_opts *o)
 {
 	struct worker wk;
+	struct trn_load load = {.running = 0};
+	double load_t, load_d;
 	char err[512];
 	int ret, rc = 1;
 
@@ -881,6 +888,17 @@ static int run_job(const struct run_opts *o)
 		       o->spec_text, wk.pace, o->w.epochs);
 		fflush(stdout);
 	}
+	if (trn_spec_load(&o->spec, &load_t, &load_d)) {
+		ret = trn_load_start(&load, load_t, load_d, trn_run_seed(&o->w),
+				     (unsigned)wk.cfg.rank,
+				     (unsigned)wk.cfg.workers);
+		if (ret) {
+			tool_err("cannot start the load:%g:%g hog: %s", load_t,
+				 load_d, strerror(-ret));
+			rc = 1;
+			goto out;
+		}
+	}
 	if (o->w.kind == TRN_LASSO) {
 		struct trn_lasso_args la = {
 			.cfg = &wk.cfg,
@@ -897,6 +915,14 @@ static int run_job(const struct run_opts *o)
 		if (!rc)
 			rc = worker_loop(&wk);
 	}
+	if (load.running) {
+		trn_load_stop(&load);
+		fprintf(stderr,
+			"rdps-train: load: worker %d on core %d: %u hogs of "
+			"%g s, %.2f s CPU\n",
+			wk.cfg.rank, load.cpu, load.hogs, load_d, load.hog_cpu);
+	}
+out:
 	if (wk.csv_fd >= 0)
 		close(wk.csv_fd);
 	rdps_buf_free(wk.ctx, wk.pulled);
