@@ -86,8 +86,9 @@ enum rdps_rule {
 	 * the held param[i] (lower is better; NaN never wins), else it is
 	 * dropped whole. Tables start at 0, so keys are measured from the
 	 * starting point (e.g. objective - initial objective). A sparse pair
-	 * is a block of one. The decision is a shard's: a block must not
-	 * span shards (open such a table on a one-shard job). BSP: a
+	 * is a block of one. The decision is a shard's, per message: a
+	 * block must neither span shards (open such a table on a one-shard
+	 * job) nor exceed one push chunk (a 1 MiB sub-slot). BSP: a
 	 * worker's pushes of one clock form one block, its touched range,
 	 * tried at the clock's end in worker order. */
 	RDPS_RULE_PUT_IF_BETTER,
