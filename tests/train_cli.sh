@@ -66,6 +66,8 @@ usage "exp bad model" "bad model list 'bsp,fast'" experiment --models bsp,fast
 usage "exp bad transport" "unknown transport 'rdma'" experiment --transport rdma
 usage "exp data both" "add --workload" experiment --data x.txt
 usage "gen no out" "give -o FILE" gen
+usage "exp repeats" "bad repeat count .0.: use a whole number in 1 .. 20" experiment --repeats 0
+usage "exp lasso shards" "--workload lasso runs on one shard, not 3" experiment -s 3
 
 for cmd in "" run experiment gen; do
 	run "$TRAIN" $cmd --help
