@@ -141,6 +141,15 @@ for m in BSP SSP1 SSP3 ASP A-BSP; do
 	grep -q "^$m " "$tmp/out" || fail "experiment: no table row for $m"
 done
 [[ $out =~ target\ loss ]] || fail "experiment: table states no target"
+# The claims block: a persistent straggler (1:2x) tests the two A-BSP
+# claims on lr; no transient spec, so the SSP claim is not tested.
+claim_re='^  (holds|does not hold|not decided) +'
+grep -Eq "$claim_re""A-BSP faster than BSP, persistent straggler .*: lr, stragglers 1:2x: A-BSP [0-9.e-]+ s, BSP [0-9.e-]+ s: [0-9.]+x$" <<<"$out" ||
+	fail "experiment: no A-BSP vs BSP claim: '$out'"
+grep -Eq "$claim_re""A-BSP faster than SSP and ASP, gradient descent .*: lr, stragglers 1:2x: A-BSP " <<<"$out" ||
+	fail "experiment: no A-BSP vs SSP/ASP claim"
+grep -Eq "^  not tested +SSP faster than BSP, transient stragglers .*: no run of that kind$" <<<"$out" ||
+	fail "experiment: the SSP claim is not 'not tested'"
 python3 - "$tmp/exp.json" <<'PY' || fail "experiment: JSON rows wrong"
 import json, math, sys
 rows = json.load(open(sys.argv[1]))
@@ -201,6 +210,11 @@ for r in rows:
 PY
 [[ $(grep -c '(diverged: lower --lr)</text>' "$tmp/div/experiment.svg") == 2 ]] ||
 	fail "diverged experiment: svg legend does not mark both runs"
+# One panel: the SVG is still wide enough for its title (7 px a char).
+svg_w=$(grep -o '<svg [^>]*width="[0-9]*"' "$tmp/div/experiment.svg" | grep -o '[0-9]*"$' | tr -d '"')
+title=$(grep -o '<text x="10" y="20" font-size="13">[^<]*' "$tmp/div/experiment.svg" | sed 's/.*>//')
+((${svg_w:-0} >= 7 * ${#title})) ||
+	fail "diverged experiment: svg ${svg_w:-?} px wide for a title of ${#title} chars"
 run "$TRAIN" "${div_args[@]}" --keep-going
 ((rc == 0)) || fail "diverged experiment --keep-going: exit $rc, want 0"
 

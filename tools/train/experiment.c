@@ -680,6 +680,7 @@ int trn_cmd_experiment(int argc, char **argv)
 	       "clock) at or below it\n",
 	       o.frac);
 	trn_report_table(stdout, res, (size_t)total);
+	trn_report_claims(stdout, res, (size_t)total);
 	printf("\ncurves: %s/experiment.csv  plot: %s/experiment.svg%s%s\n",
 	       o.out, o.out, o.json ? "  json: " : "", o.json ? o.json : "");
 	fflush(stdout);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "report.h"
+#include "spec.h"
 
 void trn_result_free(struct trn_result *r)
 {
@@ -412,6 +413,115 @@ void trn_report_table(FILE *f, const struct trn_result *r, size_t n)
 	}
 }
 
+/* Claims ---------------------------------------------------------------- */
+
+enum { SPEC_NONE, SPEC_PERSISTENT, SPEC_TRANSIENT };
+
+/* A spec with a W:Fx item is persistent; one of random: or load: items
+ * only is transient. */
+static int spec_kind(const char *text)
+{
+	struct trn_spec sp;
+	char err[256];
+	int transient = 0;
+
+	if (trn_spec_parse(text, &sp, err, sizeof(err)))
+		return SPEC_NONE;
+	for (unsigned i = 0; i < sp.n; i++) {
+		if (!sp.item[i].random && !sp.item[i].load)
+			return SPEC_PERSISTENT;
+		transient = 1;
+	}
+	return transient ? SPEC_TRANSIENT : SPEC_NONE;
+}
+
+/* The cell's median time to target if it was ranked, else NaN. */
+static double cell_ttt(const struct trn_result *r, size_t n, int group,
+		       const char *model)
+{
+	struct cell c;
+
+	cell_of(r, n, group, model, &c);
+	return c.nrun && !c.failed && !c.diverged ? c.ttt_med : NAN;
+}
+
+static void claim_line(FILE *f, int holds, const char *claim,
+		       const struct trn_result *g, const char *numbers)
+{
+	fprintf(f, "  %-13s %s: %s, stragglers %s: %s\n",
+		holds < 0 ? "not decided"
+		: holds	  ? "holds"
+			  : "does not hold",
+		claim, g->workload, g->stragglers, numbers);
+}
+
+void trn_report_claims(FILE *f, const struct trn_result *r, size_t n)
+{
+	static const char *const what[3] = {
+		"A-BSP faster than BSP, persistent straggler (A-BSP paper: up "
+		"to 2.36x)",
+		"A-BSP faster than SSP and ASP, gradient descent (A-BSP paper)",
+		"SSP faster than BSP, transient stragglers (Flink seed)",
+	};
+	int tested[3] = {0, 0, 0};
+
+	fprintf(f, "\nclaims, from the medians above (time to target):\n");
+	for (size_t i = 0; i < n; i++) {
+		int g = r[i].group, kind = spec_kind(r[i].stragglers);
+		int gd = strcmp(r[i].workload, "lasso") != 0;
+		double bsp = cell_ttt(r, n, g, "BSP");
+		double absp = cell_ttt(r, n, g, "A-BSP");
+		double ssp1 = cell_ttt(r, n, g, "SSP1");
+		double ssp3 = cell_ttt(r, n, g, "SSP3");
+		double asp = cell_ttt(r, n, g, "ASP");
+		char num[160];
+
+		if (i && r[i - 1].group == g)
+			continue; /* one look per group */
+		if (kind == SPEC_PERSISTENT) {
+			snprintf(num, sizeof(num),
+				 "A-BSP %.3g s, BSP %.3g s: %.2fx", absp, bsp,
+				 bsp / absp);
+			claim_line(f,
+				   isnan(absp) || isnan(bsp) ? -1 : absp < bsp,
+				   what[0], &r[i], num);
+			tested[0] = 1;
+		}
+		if (kind != SPEC_NONE && gd) {
+			double best = fmin(fmin(ssp1, ssp3), asp);
+
+			snprintf(num, sizeof(num),
+				 "A-BSP %.3g s, SSP1 %.3g s, SSP3 %.3g s, "
+				 "ASP %.3g s",
+				 absp, ssp1, ssp3, asp);
+			claim_line(f,
+				   isnan(absp) || isnan(ssp1) || isnan(ssp3) ||
+						   isnan(asp)
+					   ? -1
+					   : absp < best,
+				   what[1], &r[i], num);
+			tested[1] = 1;
+		}
+		if (kind == SPEC_TRANSIENT) {
+			double best = fmin(ssp1, ssp3);
+
+			snprintf(num, sizeof(num),
+				 "SSP1 %.3g s, SSP3 %.3g s, BSP %.3g s", ssp1,
+				 ssp3, bsp);
+			claim_line(f,
+				   isnan(bsp) || (isnan(ssp1) && isnan(ssp3))
+					   ? -1
+					   : best < bsp,
+				   what[2], &r[i], num);
+			tested[2] = 1;
+		}
+	}
+	for (int k = 0; k < 3; k++)
+		if (!tested[k])
+			fprintf(f, "  %-13s %s: no run of that kind\n",
+				"not tested", what[k]);
+}
+
 /* SVG ------------------------------------------------------------------- */
 
 static const char *const colors[] = {"#1f77b4", "#d62728", "#ff7f0e",
@@ -611,6 +721,7 @@ int trn_report_svg(const char *path, const struct trn_result *r, size_t n,
 {
 	const double pw = 460, ph = 320;
 	int groups = 0, panels, cols, rows, p = 0;
+	double width;
 	char *has_gap;
 	FILE *f;
 
@@ -628,6 +739,9 @@ int trn_report_svg(const char *path, const struct trn_result *r, size_t n,
 		}
 	cols = panels < 3 ? (panels ? panels : 1) : 3;
 	rows = (panels + cols - 1) / cols;
+	/* Wide enough for the title (about 7 px a character at 13 px):
+	 * one panel alone is narrower than it. */
+	width = fmax(cols * pw, 20 + 7.0 * (double)strlen(title));
 	if (!rows)
 		rows = 1;
 	f = fopen(path, "w");
@@ -642,7 +756,7 @@ int trn_report_svg(const char *path, const struct trn_result *r, size_t n,
 		"font-family=\"sans-serif\">\n"
 		"<rect width=\"100%%\" height=\"100%%\" fill=\"#fff\"/>\n"
 		"<text x=\"10\" y=\"20\" font-size=\"13\">",
-		cols * pw, rows * ph + 30, cols * pw, rows * ph + 30);
+		width, rows * ph + 30, width, rows * ph + 30);
 	xml_text(f, title);
 	fprintf(f, "</text>\n");
 	for (int g = 0; g < groups; g++)

@@ -55,5 +55,14 @@ int trn_report_json(const char *path, const struct trn_result *r, size_t n);
 int trn_report_svg(const char *path, const struct trn_result *r, size_t n,
 		   const char *title);
 void trn_report_table(FILE *f, const struct trn_result *r, size_t n);
+/*
+ * The seeds' claims checked against the cells' medians, one line each:
+ * "holds", "does not hold" (with the numbers), "not decided" (a cell
+ * diverged or failed) or "not tested" (no group of that kind): A-BSP
+ * faster than BSP with a persistent straggler (W:Fx), A-BSP faster than
+ * SSP and ASP on the gradient-descent workloads (lr, mf) with stragglers,
+ * SSP faster than BSP with transient stragglers (random:, load:).
+ */
+void trn_report_claims(FILE *f, const struct trn_result *r, size_t n);
 
 #endif /* RDPS_TRAIN_REPORT_H */
