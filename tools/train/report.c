@@ -569,7 +569,7 @@ static const double *panel_vals(const struct trn_result *r, int gap)
 static void svg_panel(FILE *f, const struct trn_result *r, size_t n, int g,
 		      int gap, double x0, double y0, double w, double h)
 {
-	const double ml = 62, mr = 12, mt = 28, mb = 42;
+	const double ml = 62, mr = 22, mt = 28, mb = 42;
 	double px = x0 + ml, py = y0 + mt, pw = w - ml - mr, ph = h - mt - mb;
 	double tmax = 0, lmin = INFINITY, lmax = -INFINITY, st, sl,
 	       target = NAN;
