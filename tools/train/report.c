@@ -458,8 +458,7 @@ static void claim_line(FILE *f, int holds, const char *claim,
 void trn_report_claims(FILE *f, const struct trn_result *r, size_t n)
 {
 	static const char *const what[3] = {
-		"A-BSP faster than BSP, persistent straggler (A-BSP paper: up "
-		"to 2.36x)",
+		"A-BSP faster than BSP, persistent straggler (A-BSP: <= 2.36x)",
 		"A-BSP faster than SSP and ASP, gradient descent (A-BSP paper)",
 		"SSP faster than BSP, transient stragglers (Flink seed)",
 	};
