@@ -227,7 +227,14 @@ struct ps_dir_hdr {
 _Static_assert(sizeof(struct ps_dir_hdr) == 64, "ps_dir_hdr");
 
 enum ps_dtype_wire { PS_DTYPE_F32 = 0, PS_DTYPE_F64 = 1 };
-enum ps_rule_wire { PS_RULE_SUM = 0, PS_RULE_SGD = 1, PS_RULE_ADAGRAD = 2 };
+enum ps_rule_wire {
+	PS_RULE_SUM = 0,
+	PS_RULE_SGD = 1,
+	PS_RULE_ADAGRAD = 2,
+	PS_RULE_PUT = 3,	   /* overwrite */
+	PS_RULE_PUT_IF_BETTER = 4, /* overwrite a block if its key is lower */
+};
+#define PS_RULE_MAX PS_RULE_PUT_IF_BETTER
 
 /* One table in the directory (128 B). ready_be is written last (release):
  * 0 = free slot, 1 = the rest is valid. */

@@ -68,7 +68,7 @@ set(RDPS_PS_MATRIX
   # (--on-worker-loss continue), exact counts; without it, named.
   "lose            | ssp,asp,bsp | shm tcp | 240 | | sh ps_lose.sh @LAUNCH@ @WORKER@ @TP@"
   # BSP is deterministic: bit-identical parameters across runs and over
-  # shm and tcp.
+  # shm and tcp, for deltas (SGD), puts and keep-if-better blocks.
   "bsp_identical   | bsp   | shm+tcp | 60  |      | sh ps_bsp.sh @LAUNCH@ @WORKER@"
   # Over verbs on soft-RoCE, one VM boot running several jobs
   # (tests/ps_rxe_guest.sh through rxe_run.sh --script): ps_worker sum,

@@ -14,10 +14,16 @@
  *                         the sum job for SECONDS instead of N pushes,
  *                         a random pause of up to DELAY_US before each
  *                         push; same exact check (scripts/soak.sh).
- *   bsp ITERS SEED OUT    deterministic SGD-like float32 job with random
+ *   bsp ITERS SEED OUT [RULE]
+ *                         deterministic SGD-like float32 job with random
  *                         per-worker delays (from SEED); rank 0 writes the
  *                         final parameters' bytes to OUT. Starts at the
  *                         job's clock (a job resumed from checkpoints).
+ *                         RULE put or put-if-better: the table has that
+ *                         rule, and each worker puts values derived from
+ *                         what it pulled over an overlapping range of its
+ *                         own (put) or the whole table (put-if-better),
+ *                         so the result depends on the worker order.
  *   ssp ITERS SEED        staleness bound, through the values pulled and
  *                         through the clocks every worker publishes in a
  *                         shared mapping (model and slack from the job).
@@ -498,21 +504,32 @@ static float bsp_target(int rank, uint64_t i)
 
 static int mode_bsp(struct rdps_ctx *ctx, int argc, char **argv)
 {
-	uint64_t iters, delay_rng;
+	enum rdps_rule rule = RDPS_RULE_SGD;
+	uint64_t iters, delay_rng, lo = 0, cnt = BSP_N;
 	struct rdps_table *t;
 	float *param, *grad;
 	FILE *f;
 
-	if (argc != 5)
-		fail("usage: bsp ITERS SEED OUTFILE");
+	if (argc != 5 && argc != 6)
+		fail("usage: bsp ITERS SEED OUTFILE [put|put-if-better]");
 	if (cfg.model != RDPS_MODEL_BSP)
 		fail("bsp mode needs the bsp model");
+	if (argc == 6 && !strcmp(argv[5], "put"))
+		rule = RDPS_RULE_PUT;
+	else if (argc == 6 && !strcmp(argv[5], "put-if-better"))
+		rule = RDPS_RULE_PUT_IF_BETTER;
+	else if (argc == 6)
+		fail("bsp: unknown rule '%s'", argv[5]);
+	if (rule == RDPS_RULE_PUT) {
+		/* Overlapping ranges: worker r puts [r N/8, r N/8 + N/2). */
+		lo = (uint64_t)cfg.rank * BSP_N / 8 % BSP_N;
+		cnt = BSP_N - lo < BSP_N / 2 ? BSP_N - lo : BSP_N / 2;
+	}
 	iters = arg_u64(argv[2], "iteration count");
 	delay_rng = arg_u64(argv[3], "seed") * 1000003u + (uint64_t)cfg.rank;
 	param = xcalloc(BSP_N, sizeof(float));
 	grad = xcalloc(BSP_N, sizeof(float));
-	CHECK(rdps_table_open(ctx, "w", BSP_N, RDPS_DTYPE_F32, RDPS_RULE_SGD,
-			      0.1, &t));
+	CHECK(rdps_table_open(ctx, "w", BSP_N, RDPS_DTYPE_F32, rule, 0.1, &t));
 	/* A resumed job starts at its checkpoint's clock. */
 	for (uint64_t it = rdps_clock_now(ctx); it < iters; it++) {
 		uint64_t idx[8];
@@ -525,9 +542,15 @@ static int mode_bsp(struct rdps_ctx *ctx, int argc, char **argv)
 			float d = param[i] - bsp_target(cfg.rank, i);
 
 			grad[i] = d + 0.01f * d * d * d;
+			/* A put: the next value itself, below the held one
+			 * about half the time (put-if-better's keys). */
+			if (rule != RDPS_RULE_SGD)
+				grad[i] = param[i] - 0.1f * grad[i] +
+					  0.05f * bsp_target(cfg.rank,
+							     i + 7 * it);
 		}
 		usleep((useconds_t)rnd(&delay_rng, BSP_DELAY_US));
-		CHECK(rdps_push(t, 0, BSP_N, grad));
+		CHECK(rdps_push(t, lo, cnt, grad + lo));
 		/* A sparse push too: a few elements chosen by (rank, it). */
 		for (int i = 0; i < 8; i++) {
 			uint64_t s = it * 8 + (uint64_t)i + 1;

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_apply.c - a shard's update rules and BSP pending deltas
- * (src/server/apply.h), no transport: SUM, SGD and Adagrad on f32 and f64
- * against values worked out by hand, values stride bytes apart and
- * unaligned as in sparse pairs, Adagrad's accumulator, and the pending
- * deltas applied in worker order whatever order the pushes arrived in.
+ * (src/server/apply.h), no transport: SUM, SGD, Adagrad, PUT and
+ * PUT_IF_BETTER on f32 and f64 against values worked out by hand, values
+ * stride bytes apart and unaligned as in sparse pairs, Adagrad's
+ * accumulator, and the pending deltas and puts applied in worker order
+ * whatever order the pushes arrived in.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -332,6 +333,143 @@ static void test_pend_order_f64(void **state)
 	}
 }
 
+/* PUT overwrites, strided values too; PUT_IF_BETTER replaces a block
+ * only if its key (first value) is at most the held one, NaN never. */
+static void test_put_f32(void **state)
+{
+	unsigned char pairs[1 + 2 * 12];
+	unsigned char *b = pairs + 1;
+	float p[4] = {1, 2, 3, 4};
+	static const float v[2] = {-7, 0.5f};
+	static const float want1[4] = {1, -7, 0.5f, 4};
+	static const float want2[4] = {1, -7, -7, 0.5f};
+	struct srv_slice sl = slice(PS_DTYPE_F32, PS_RULE_PUT, 0, p, NULL, 4);
+
+	(void)state;
+	srv_apply(&sl, 1, 2, v, 4);
+	check_f32(p, want1, 4);
+	for (unsigned i = 0; i < 2; i++)
+		put_pair(b, 12, i, &v[i], 4);
+	srv_apply(&sl, 2, 2, b + 8, 12);
+	check_f32(p, want2, 4);
+}
+
+static void test_put_if_better_f64(void **state)
+{
+	double p[4] = {0, 10, 20, 30};
+	static const double worse[3] = {0.5, 1, 2}, better[3] = {-1, 11, 21};
+	static const double tie[2] = {-1, 99}, nan_key[2] = {NAN, 5};
+	static const double want1[4] = {-1, 11, 21, 30};
+	static const double want2[4] = {-1, 99, 21, 30};
+	struct srv_slice sl =
+		slice(PS_DTYPE_F64, PS_RULE_PUT_IF_BETTER, 0, p, NULL, 4);
+	static const double start[4] = {0, 10, 20, 30};
+
+	(void)state;
+	srv_apply(&sl, 0, 3, worse, 8); /* key 0.5 > 0: dropped whole */
+	check_f64(p, start, 4);
+	srv_apply(&sl, 0, 3, better, 8); /* key -1 <= 0: replaces all 3 */
+	check_f64(p, want1, 4);
+	srv_apply(&sl, 0, 2, tie, 8); /* -1 <= -1: a tie wins */
+	check_f64(p, want2, 4);
+	srv_apply(&sl, 0, 2, nan_key, 8);
+	check_f64(p, want2, 4);
+	srv_apply(&sl, 0, 0, better, 8); /* an empty block: nothing */
+	check_f64(p, want2, 4);
+}
+
+/*
+ * BSP puts land at the clock's end in worker order, whatever the arrival
+ * order: worker 0 puts [0, 3) = 1, 2, 3, worker 1 puts element 1 = 20
+ * then element 1 again = 21 (its last wins), worker 2 puts element 2 =
+ * 30 and element 0 = 40 as sparse pairs. Expected 40, 21, 30, and
+ * element 3 (never put) keeps its 9; element 1 keeps worker 1's 21 though
+ * it lies inside worker 2's touched range [0, 3), whose buffer holds 0
+ * there: only marked elements are put.
+ */
+static void test_pend_put_order(void **state)
+{
+	static const float w0[3] = {1, 2, 3}, w1a = 20, w1b = 21;
+	static const float w2[2] = {30, 40};
+	static const float want[4] = {40, 21, 30, 9};
+	unsigned char pair[2 * 12];
+
+	(void)state;
+	put_pair(pair, 12, 0, &w2[0], 4);
+	put_pair(pair, 12, 1, &w2[1], 4);
+	for (size_t o = 0; o < NELEM(orders); o++) {
+		float p[4] = {0, 0, 0, 9};
+		struct srv_slice sl =
+			slice(PS_DTYPE_F32, PS_RULE_PUT, 0, p, NULL, 4);
+		struct srv_pend pend[3] = {{NULL, 0, 0}};
+
+		for (int k = 0; k < 3; k++) {
+			unsigned w = orders[o][k];
+
+			if (w == 0) {
+				srv_pend_add(&pend[0], &sl, 0, 3, w0, 4);
+			} else if (w == 1) {
+				srv_pend_add(&pend[1], &sl, 1, 1, &w1a, 4);
+				srv_pend_add(&pend[1], &sl, 1, 1, &w1b, 4);
+			} else {
+				srv_pend_add(&pend[2], &sl, 2, 1, pair + 8, 12);
+				srv_pend_add(&pend[2], &sl, 0, 1, pair + 20,
+					     12);
+			}
+		}
+		for (int i = 0; i < 4; i++)
+			assert_true(p[i] == (i == 3 ? 9.0f : 0.0f));
+		srv_pend_apply(&sl, pend, 3);
+		check_f32(p, want, 4);
+		/* Emptied: values and marks zero, a second apply is a no-op. */
+		for (int w = 0; w < 3; w++)
+			for (int i = 0; i < 4 * 4 + 4; i++)
+				assert_int_equal(
+					((unsigned char *)pend[w].buf)[i], 0);
+		p[1] = 5;
+		srv_pend_apply(&sl, pend, 3);
+		assert_true(p[1] == 5.0f);
+		for (int w = 0; w < 3; w++)
+			free(pend[w].buf);
+	}
+}
+
+/*
+ * Keep-if-better under BSP: each worker's clock is one block keyed by its
+ * first element, tried in worker order against what the earlier ones
+ * left. Held key 0; worker 0 offers key -2 (wins: -2 <= 0), worker 1 key
+ * -1 (loses to -2), worker 2 key -3 (wins). Expected: worker 2's block.
+ * Worker 2 leaves element 2 unpushed: it keeps worker 0's value.
+ */
+static void test_pend_put_if_better(void **state)
+{
+	static const double b0[3] = {-2, 1, 1}, b1[3] = {-1, 2, 2};
+	static const double b2[2] = {-3, 3};
+	static const double want[3] = {-3, 3, 1};
+
+	(void)state;
+	for (size_t o = 0; o < NELEM(orders); o++) {
+		double p[3] = {0, 0, 0};
+		struct srv_slice sl = slice(PS_DTYPE_F64, PS_RULE_PUT_IF_BETTER,
+					    0, p, NULL, 3);
+		struct srv_pend pend[3] = {{NULL, 0, 0}};
+
+		for (int k = 0; k < 3; k++) {
+			unsigned w = orders[o][k];
+
+			srv_pend_add(&pend[w], &sl, 0, w == 2 ? 2 : 3,
+				     w == 0   ? b0
+				     : w == 1 ? b1
+					      : b2,
+				     8);
+		}
+		srv_pend_apply(&sl, pend, 3);
+		check_f64(p, want, 3);
+		for (int w = 0; w < 3; w++)
+			free(pend[w].buf);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -346,6 +484,10 @@ int main(void)
 		cmocka_unit_test(test_pend_add),
 		cmocka_unit_test(test_pend_order_f32),
 		cmocka_unit_test(test_pend_order_f64),
+		cmocka_unit_test(test_put_f32),
+		cmocka_unit_test(test_put_if_better_f64),
+		cmocka_unit_test(test_pend_put_order),
+		cmocka_unit_test(test_pend_put_if_better),
 	};
 
 	return cmocka_run_group_tests_name("apply", tests, NULL, NULL);

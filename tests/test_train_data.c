@@ -22,6 +22,8 @@
 #include <cmocka.h>
 
 #include "data.h"
+#include "lasso.h"
+#include "load.h"
 #include "model.h"
 #include "spec.h"
 #include "test_check.h"
@@ -31,6 +33,11 @@
 #endif
 
 static char err[512];
+
+static void check_close(double got, double want)
+{
+	CHECK(fabs(got - want) < 1e-12, "got %.17g, want %.17g", got, want);
+}
 
 /* Parse s (as file "mem"): the return code; err holds the message.
  * lr_len: the length of the input when it holds a NUL (0: strlen). */
@@ -283,6 +290,43 @@ static void spec_bad(const char *s, const char *want)
 	CHECK(!strchr(err, '\n'), "error has a newline");
 }
 
+/* load:T:D parses, prints back, sets no slowdown factor; its draws
+ * pick every worker of the job and only them. */
+static void test_spec_load(void **state)
+{
+	struct trn_spec sp;
+	unsigned seen[3] = {0, 0, 0};
+	char buf[64];
+	double t, d;
+
+	(void)state;
+	assert_int_equal(
+		trn_spec_parse("load:2:0.5,1:3x", &sp, err, sizeof(err)), 0);
+	assert_int_equal(trn_spec_load(&sp, &t, &d), 1);
+	CHECK(t == 2 && d == 0.5, "load %g:%g", t, d);
+	trn_spec_str(&sp, buf, sizeof(buf));
+	CHECK(!strcmp(buf, "load:2:0.5,1:3x"), "'%s'", buf);
+	CHECK(trn_spec_factor(&sp, 1, 0, 5) == 1.0 &&
+		      trn_spec_factor(&sp, 1, 1, 5) == 3.0,
+	      "factors");
+	assert_int_equal(trn_spec_check(&sp, 2, err, sizeof(err)), 0);
+	assert_int_equal(trn_spec_parse("1:3x", &sp, err, sizeof(err)), 0);
+	assert_int_equal(trn_spec_load(&sp, &t, &d), 0);
+	spec_bad("load:1:2", "(T is seconds from 0.01 to 3600, D seconds in");
+	spec_bad("load:0:0", "(T is seconds");
+	spec_bad("load:1", "(T is seconds");
+	spec_bad("load:1:x", "(T is seconds");
+	for (uint64_t k = 1; k <= 300; k++) {
+		unsigned w = trn_load_pick(9, k, 3);
+
+		assert_true(w < 3);
+		seen[w]++;
+		assert_int_equal(w, trn_load_pick(9, k, 3));
+	}
+	CHECK(seen[0] > 60 && seen[1] > 60 && seen[2] > 60, "draws %u %u %u",
+	      seen[0], seen[1], seen[2]);
+}
+
 static void test_spec(void **state)
 {
 	struct trn_spec sp;
@@ -337,6 +381,76 @@ static void test_spec(void **state)
 	spec_bad("1:3x;2:2x", "bad straggler item");
 }
 
+/* The power-law generator: the same stream whatever range is asked,
+ * popularity skewed as r^-s, popular ids spread over the range, values 1
+ * with binary; a bad exponent refused. */
+static void test_generator_zipf(void **state)
+{
+	struct trn_lr_gen g = {.features = 1000,
+			       .nnz = 10,
+			       .scale = 3,
+			       .noise = 0.5,
+			       .zipf = 1.1,
+			       .binary = 1,
+			       .seed = 7};
+	struct trn_mf_gen mg = {.users = 500,
+				.items = 400,
+				.rank = 4,
+				.noise = 0.1,
+				.zipf = 1.1,
+				.seed = 7};
+	struct trn_lr_data a, b;
+	struct trn_mf_data ma;
+	uint32_t *cnt = calloc(1001, sizeof(*cnt)), top = 0, low = 0;
+	uint32_t *uc = calloc(500, sizeof(*uc)), utop = 0;
+
+	(void)state;
+	assert_non_null(cnt);
+	assert_non_null(uc);
+	CHECK(trn_lr_generate(&g, 0, 2000, &a, err, sizeof(err)) == 0, "%s",
+	      err);
+	CHECK(trn_lr_generate(&g, 1000, 5, &b, err, sizeof(err)) == 0, "%s",
+	      err);
+	for (size_t i = 0; i < 5 * 10; i++)
+		CHECK(a.idx[a.off[1000] + i] == b.idx[i], "pair %zu differs",
+		      i);
+	for (size_t i = 0; i < a.n; i++)
+		for (size_t j = a.off[i]; j < a.off[i + 1]; j++) {
+			CHECK(a.val[j] == 1.0f, "binary value %g", a.val[j]);
+			CHECK(j == a.off[i] || a.idx[j] > a.idx[j - 1],
+			      "sample %zu: features not distinct ascending", i);
+			cnt[a.idx[j]]++;
+		}
+	for (uint32_t f = 1; f <= 1000; f++) {
+		if (cnt[f] > top)
+			top = cnt[f];
+		low += f <= 100 ? cnt[f] : 0;
+	}
+	/* Rank 1 has weight 1 / sum r^-1.1 (about 1/5.6) per draw, 10
+	 * draws a sample: in most samples. Uniform would give 1%. */
+	CHECK(top > 1000, "top feature in %u of 2000 samples", top);
+	/* Spread: the lowest tenth of the ids is not where the mass is. */
+	CHECK(low < 20000 / 3, "ids 1..100 hold %u of 20000", low);
+	trn_lr_data_free(&a);
+	trn_lr_data_free(&b);
+	CHECK(trn_mf_generate(&mg, 0, 5000, &ma, err, sizeof(err)) == 0, "%s",
+	      err);
+	for (size_t i = 0; i < ma.n; i++) {
+		CHECK(ma.user[i] < 500 && ma.item[i] < 400, "id out of range");
+		uc[ma.user[i]]++;
+	}
+	for (uint32_t u = 0; u < 500; u++)
+		utop = uc[u] > utop ? uc[u] : utop;
+	CHECK(utop > 500, "top user has %u of 5000 ratings", utop);
+	trn_mf_data_free(&ma);
+	g.zipf = 4.5;
+	CHECK(trn_lr_generate(&g, 0, 1, &a, err, sizeof(err)) == -EINVAL &&
+		      strstr(err, "bad popularity exponent 4.5"),
+	      "zipf 4.5: %s", err);
+	free(cnt);
+	free(uc);
+}
+
 /* One SGD step lowers the loss of the samples it saw, and the delta is
  * exactly the change of the local model. */
 static void test_model_steps(void **state)
@@ -374,6 +488,12 @@ static void test_model_steps(void **state)
 	for (uint64_t i = 0; i < m.n; i++)
 		CHECK(dense[i] == m.w[i], "delta %g != w %g at %llu", dense[i],
 		      m.w[i], (unsigned long long)i);
+	/* Adagrad from zero: every coordinate's first step is lr x the
+	 * sign of its negative gradient, whatever its size. */
+	for (uint64_t i = 0; i < m.n; i++)
+		CHECK(dense[i] == 0 || fabsf(fabsf(dense[i]) - 0.5f) < 1e-6f,
+		      "first step %g at %llu, want 0 or +-0.5", dense[i],
+		      (unsigned long long)i);
 	CHECK(trn_model_take(&m, idx, val, dense) == 0, "delta not reset");
 	/* One sample: sparse, its 5 features and the bias. */
 	assert_int_equal(trn_model_step_lr(&m, &d, ids, 1), 0);
@@ -396,6 +516,121 @@ static void test_model_steps(void **state)
 	trn_mf_data_free(&md);
 }
 
+/*
+ * Frank-Wolfe on LASSO by hand: A = I (2 x 2), y = (1, 0), m = 2. At
+ * x = 0 the residual is (-1, 0), f = 1/4, g = (-1/2, 0), the gap 1/2 t.
+ * Radius 1: the atom +e1, q = (1, 0), gamma = 1: x = (1, 0), f = 0, gap
+ * 0. Radius 0.5: gamma would be 2, clipped to 1: x = (0.5, 0), residual
+ * (-0.5, 0), f = 1/16, g1 = -1/4, gap -1/8 + 1/8 = 0 (the optimum on
+ * the ball's boundary).
+ */
+static void test_lasso_step(void **state)
+{
+	static const char text[] = "1 1:1\n0 2:1\n";
+	struct trn_lr_data d;
+	struct trn_lasso p;
+	double x[3] = {0, 0, 0}, r[2], q[2];
+
+	(void)state;
+	assert_int_equal(trn_libsvm_parse_real(text, strlen(text), "mem", &d,
+					       err, sizeof(err)),
+			 0);
+	assert_int_equal(trn_lasso_init(&p, &d, 1.0), 0);
+	check_close(p.f0, 0.25);
+	trn_lasso_residual(&p, x, r);
+	check_close(r[0], -1);
+	check_close(trn_lasso_objective(&p, r), 0.25);
+	check_close(trn_lasso_grad(&p, r, 1), -0.5);
+	check_close(trn_lasso_grad(&p, r, 2), 0);
+	check_close(trn_lasso_gap(&p, x, r), 0.5);
+	check_close(trn_lasso_step(&p, x, r, 1, -0.5, q), 1);
+	check_close(x[1], 1);
+	check_close(x[2], 0);
+	check_close(trn_lasso_objective(&p, r), 0);
+	check_close(trn_lasso_gap(&p, x, r), 0);
+	/* At the optimum no step helps. */
+	check_close(trn_lasso_step(&p, x, r, 2, 0, q), 0);
+	trn_lasso_fini(&p);
+
+	assert_int_equal(trn_lasso_init(&p, &d, 0.5), 0);
+	x[1] = 0;
+	trn_lasso_residual(&p, x, r);
+	check_close(trn_lasso_step(&p, x, r, 1, -0.5, q), 1);
+	check_close(x[1], 0.5);
+	check_close(r[0], -0.5);
+	check_close(trn_lasso_objective(&p, r), 0.0625);
+	check_close(trn_lasso_gap(&p, x, r), 0);
+	trn_lasso_fini(&p);
+	trn_lr_data_free(&d);
+	/* Real targets: a label of 2.5 is fine here, not for lr. */
+	assert_int_equal(trn_libsvm_parse_real("2.5 3:1\n", 8, "mem", &d, err,
+					       sizeof(err)),
+			 0);
+	CHECK(d.y[0] == 2.5f && d.dim == 4, "real label %g", d.y[0]);
+	trn_lr_data_free(&d);
+	CHECK(trn_libsvm_parse_real("inf 3:1\n", 8, "mem", &d, err,
+				    sizeof(err)) == -EINVAL &&
+		      strstr(err, "mem:1:1: bad label 'inf'"),
+	      "%s", err);
+}
+
+/* The seed's generated problem: serial Frank-Wolfe (the best atom over
+ * all columns each step) takes the gap down 10x in 200 steps, and the
+ * objective never rises. */
+static void test_lasso_converges(void **state)
+{
+	struct trn_lasso_gen g = {.samples = 200,
+				  .features = 1000,
+				  .density = 0.05,
+				  .support = 20,
+				  .noise = 0.1,
+				  .seed = 5};
+	struct trn_lr_data d;
+	struct trn_lasso p;
+	double l1, *x, *r, *q, gap0, f = INFINITY;
+
+	(void)state;
+	CHECK(trn_lasso_generate(&g, &d, &l1, err, sizeof(err)) == 0, "%s",
+	      err);
+	CHECK(d.n == 200 && d.dim == 1001 && d.nnz == 200 * 50, "shape");
+	assert_int_equal(trn_lasso_init(&p, &d, l1), 0);
+	x = calloc(d.dim, sizeof(*x));
+	r = malloc(d.n * sizeof(*r));
+	q = malloc(d.n * sizeof(*q));
+	assert_true(x && r && q);
+	trn_lasso_residual(&p, x, r);
+	gap0 = trn_lasso_gap(&p, x, r);
+	for (int it = 0; it < 200; it++) {
+		uint32_t best = 1;
+		double gb = 0, fn;
+
+		for (uint32_t j = 1; j < d.dim; j++) {
+			double gj = trn_lasso_grad(&p, r, j);
+
+			if (fabs(gj) > fabs(gb)) {
+				gb = gj;
+				best = j;
+			}
+		}
+		trn_lasso_step(&p, x, r, best, gb, q);
+		fn = trn_lasso_objective(&p, r);
+		CHECK(fn <= f + 1e-12, "objective rose %g -> %g at %d", f, fn,
+		      it);
+		f = fn;
+	}
+	CHECK(trn_lasso_gap(&p, x, r) < gap0 / 10, "gap %g -> %g", gap0,
+	      trn_lasso_gap(&p, x, r));
+	free(x);
+	free(r);
+	free(q);
+	trn_lasso_fini(&p);
+	trn_lr_data_free(&d);
+	g.density = 2;
+	CHECK(trn_lasso_generate(&g, &d, NULL, err, sizeof(err)) == -EINVAL &&
+		      strstr(err, "bad density 2"),
+	      "%s", err);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -406,8 +641,12 @@ int main(void)
 		cmocka_unit_test(test_ratings_good_file),
 		cmocka_unit_test(test_ratings_errors),
 		cmocka_unit_test(test_generators),
+		cmocka_unit_test(test_generator_zipf),
 		cmocka_unit_test(test_spec),
+		cmocka_unit_test(test_spec_load),
 		cmocka_unit_test(test_model_steps),
+		cmocka_unit_test(test_lasso_step),
+		cmocka_unit_test(test_lasso_converges),
 	};
 
 	return cmocka_run_group_tests_name("train_data", tests, NULL, NULL);

@@ -66,6 +66,8 @@ usage "exp bad model" "bad model list 'bsp,fast'" experiment --models bsp,fast
 usage "exp bad transport" "unknown transport 'rdma'" experiment --transport rdma
 usage "exp data both" "add --workload" experiment --data x.txt
 usage "gen no out" "give -o FILE" gen
+usage "exp repeats" "bad repeat count .0.: use a whole number in 1 .. 20" experiment --repeats 0
+usage "exp lasso shards" "--workload lasso runs on one shard, not 3" experiment -s 3
 
 for cmd in "" run experiment gen; do
 	run "$TRAIN" $cmd --help
@@ -81,6 +83,32 @@ grep -q -- "--json" <("$TRAIN" experiment --help) || fail "experiment --help lac
 run "$LAUNCH" -w 2 -- "$TRAIN" run --stragglers 5:2x
 ((rc == 2)) || fail "spec worker 5 of 2: exit $rc, want 2"
 [[ $err =~ "names worker 5, but the job has workers 0 .. 1" ]] || fail "spec worker 5: '$err'"
+
+usage "bad load" "bad straggler item 'load:1:2'.*D seconds in" run --stragglers load:1:2
+usage "two loads" "two load items" run --stragglers load:1:0.5,load:2:1
+usage "bad zipf" "bad popularity exponent --zipf '5'" run --zipf 5
+
+# Stragglers from real contention: every 0.05 s one worker's core gets a
+# CPU hog for 0.03 s. Every worker reports its core and its hogs; the hogs
+# ran (CPU burnt) and the job still trains; the hog threads end with it.
+run "$LAUNCH" -w 3 -m bsp -- "$TRAIN" run --samples 60000 --features 500 \
+	--test-samples 500 --epochs 6 --stragglers load:0.05:0.03
+((rc == 0)) || fail "load: exit $rc: $err"
+hogs=0 cpu=0
+for r in 0 1 2; do
+	line=$(grep "^rdps-train: load: worker $r on core " <<<"$err")
+	if [[ $line =~ core\ ([0-9]+):\ ([0-9]+)\ hogs\ of\ 0.03\ s,\ ([0-9.]+)\ s\ CPU$ ]]; then
+		hogs=$((hogs + BASH_REMATCH[2]))
+		cpu=$(awk -v a="$cpu" -v b="${BASH_REMATCH[3]}" 'BEGIN { print a + b }')
+	else
+		fail "load: worker $r: no load line: '$line'"
+	fi
+done
+final=$(grep '^final clock' <<<"$out")
+echo "train_cli load: $hogs hogs, $cpu s CPU; $final"
+((hogs >= 3)) || fail "load: $hogs hogs in the whole job, want at least 3"
+awk -v c="$cpu" 'BEGIN { exit !(c > 0.01) }' || fail "load: the hogs burnt $cpu s CPU"
+[[ $final =~ loss\ 0\.[0-5] ]] || fail "load: did not train: '$final'"
 
 # A malformed data file: exit 1, file:line:col.
 printf '+1 1:1 2:1\n-1 3:x\n' >"$tmp/bad.libsvm"
@@ -104,34 +132,91 @@ run "$LAUNCH" -w 2 -m ssp -- "$TRAIN" run --workload mf --data "$tmp/mf.txt" --p
 ((rc == 0)) || fail "mf run --data: exit $rc: $err"
 [[ $(wc -l <"$tmp/mf.csv") -ge 2 ]] || fail "mf run: csv '$(cat "$tmp/mf.csv")'"
 
-# A small experiment: its outputs' shape.
+# A small experiment, each cell repeated twice: its outputs' shape.
 run "$TRAIN" experiment --workload lr --stragglers 1:2x --samples 6000 \
 	--features 200 --nnz 8 --test-samples 300 --epochs 2 --pace 1 \
-	--out "$tmp/exp" --json "$tmp/exp.json"
+	--repeats 2 --out "$tmp/exp" --json "$tmp/exp.json"
 ((rc == 0)) || fail "experiment: exit $rc: $err"
 for m in BSP SSP1 SSP3 ASP A-BSP; do
 	grep -q "^$m " "$tmp/out" || fail "experiment: no table row for $m"
 done
 [[ $out =~ target\ loss ]] || fail "experiment: table states no target"
+# The claims block: a persistent straggler (1:2x) tests the two A-BSP
+# claims on lr; no transient spec, so the SSP claim is not tested.
+claim_re='^  (holds|does not hold|not decided) +'
+grep -Eq "$claim_re""A-BSP faster than BSP, persistent straggler .*: lr, stragglers 1:2x: A-BSP [0-9.e-]+ s, BSP [0-9.e-]+ s: [0-9.]+x$" <<<"$out" ||
+	fail "experiment: no A-BSP vs BSP claim: '$out'"
+grep -Eq "$claim_re""A-BSP faster than SSP and ASP, gradient descent .*: lr, stragglers 1:2x: A-BSP " <<<"$out" ||
+	fail "experiment: no A-BSP vs SSP/ASP claim"
+grep -Eq "^  not tested +SSP faster than BSP, transient stragglers .*: no run of that kind$" <<<"$out" ||
+	fail "experiment: the SSP claim is not 'not tested'"
 python3 - "$tmp/exp.json" <<'PY' || fail "experiment: JSON rows wrong"
 import json, math, sys
 rows = json.load(open(sys.argv[1]))
 assert [r["model"] for r in rows] == ["BSP", "SSP1", "SSP3", "ASP", "A-BSP"], rows
 for r in rows:
-    assert set(r) == {"workload", "stragglers", "model", "time_to_target_s",
-                      "speedup_vs_bsp", "final_loss"}, r
+    assert set(r) == {"workload", "stragglers", "model", "repeats",
+                      "time_to_target_s", "time_to_target_s_range",
+                      "speedup_vs_bsp", "final_loss", "final_loss_range",
+                      "verdict"}, r
+    assert r["verdict"] == "ok" and r["repeats"] == 2, r
+    lo, hi = r["final_loss_range"]
+    assert lo <= r["final_loss"] <= hi, r
+    if r["time_to_target_s"] is not None:
+        lo, hi = r["time_to_target_s_range"]
+        assert lo <= r["time_to_target_s"] <= hi, r
     assert r["workload"] == "lr" and r["stragglers"] == "1:2x", r
     assert isinstance(r["final_loss"], float) and 0 < r["final_loss"] < 1, r
 assert rows[0]["speedup_vs_bsp"] == 1.0, rows[0]
 PY
-head -1 "$tmp/exp/experiment.csv" | grep -qx "workload,stragglers,model,time_s,clock,worker,loss" ||
+head -1 "$tmp/exp/experiment.csv" | grep -qx "workload,stragglers,model,time_s,clock,worker,loss,gap,repeat" ||
 	fail "experiment: csv header '$(head -1 "$tmp/exp/experiment.csv")'"
 for m in BSP SSP1 SSP3 ASP A-BSP; do
-	grep -q "^lr,1:2x,$m," "$tmp/exp/experiment.csv" || fail "experiment: no csv rows of $m"
+	for rep in 0 1; do
+		grep -q "^lr,1:2x,$m,.*,$rep\$" "$tmp/exp/experiment.csv" ||
+			fail "experiment: no csv rows of $m repeat $rep"
+	done
+	grep -Eq "^$m +[0-9.]+( \[[0-9.]+, [0-9.]+\])? .* [0-9.]+ \[[0-9.]+, [0-9.]+\] " "$tmp/out" ||
+		fail "experiment: $m's row shows no median [min, max]"
 done
-[[ $(grep -c '<polyline' "$tmp/exp/experiment.svg") == 5 ]] ||
-	fail "experiment: svg has $(grep -c '<polyline' "$tmp/exp/experiment.svg") curves, want 5"
+[[ $(grep -c '<polyline' "$tmp/exp/experiment.svg") == 10 ]] ||
+	fail "experiment: svg has $(grep -c '<polyline' "$tmp/exp/experiment.svg") curves, want 10"
+[[ $(grep -c 'stroke-width="2"/>' "$tmp/exp/experiment.svg") == 5 ]] ||
+	fail "experiment: svg legend is not one entry per model"
 grep -q '</svg>' "$tmp/exp/experiment.svg" || fail "experiment: svg not closed"
+
+# A run that diverges is reported, not ranked: a learning rate of 1000
+# sends the loss far above ln 2. Verdict in the table, the JSON and the
+# SVG legend, no time to target or speedup, exit 1 unless --keep-going.
+div_args=(experiment --workload lr --stragglers none --models bsp,asp
+	--samples 6000 --features 200 --nnz 8 --test-samples 300 --epochs 2
+	--pace 1 --lr 1000 --repeats 1 --out "$tmp/div" --json "$tmp/div.json")
+run "$TRAIN" "${div_args[@]}"
+((rc == 1)) || fail "diverged experiment: exit $rc, want 1"
+[[ $err =~ "rdps-train: 2 run(s) diverged (verdict in the table): lower --lr, or give --keep-going" ]] ||
+	fail "diverged experiment: stderr '$err'"
+for m in BSP ASP; do
+	[[ $out =~ $m\ +-\ +-\ +[0-9.]+\ +-\ +[0-9.]+\ +diverged\ \(lower\ --lr\) ]] ||
+		fail "diverged experiment: no diverged row for $m: '$out'"
+done
+python3 - "$tmp/div.json" <<'PY' || fail "diverged experiment: JSON rows wrong"
+import json, sys
+rows = json.load(open(sys.argv[1]))
+assert [r["model"] for r in rows] == ["BSP", "ASP"], rows
+for r in rows:
+    assert r["verdict"] == "diverged" and r["hint"] == "lower --lr", r
+    assert r["speedup_vs_bsp"] is None and r["time_to_target_s"] is None, r
+    assert r["final_loss"] > 0.7, r
+PY
+[[ $(grep -c '(diverged: lower --lr)</text>' "$tmp/div/experiment.svg") == 2 ]] ||
+	fail "diverged experiment: svg legend does not mark both runs"
+# One panel: the SVG is still wide enough for its title (7 px a char).
+svg_w=$(grep -o '<svg [^>]*width="[0-9]*"' "$tmp/div/experiment.svg" | grep -o '[0-9]*"$' | tr -d '"')
+title=$(grep -o '<text x="10" y="20" font-size="13">[^<]*' "$tmp/div/experiment.svg" | sed 's/.*>//')
+((${svg_w:-0} >= 7 * ${#title})) ||
+	fail "diverged experiment: svg ${svg_w:-?} px wide for a title of ${#title} chars"
+run "$TRAIN" "${div_args[@]}" --keep-going
+((rc == 0)) || fail "diverged experiment --keep-going: exit $rc, want 0"
 
 if ((fails)); then
 	echo "train_cli: $fails failure(s)" >&2

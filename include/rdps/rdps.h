@@ -78,6 +78,20 @@ enum rdps_rule {
 	RDPS_RULE_SUM = 0, /* param += delta */
 	RDPS_RULE_SGD,	   /* param -= lr * delta (delta is a gradient) */
 	RDPS_RULE_ADAGRAD, /* param -= lr * g / sqrt(eps + sum g^2) */
+	/* param = value (overwrite). BSP: a clock's puts land at its end in
+	 * worker order, so the highest-ranked writer of an element wins. */
+	RDPS_RULE_PUT,
+	/* Keep-if-better: a push of [i, i + n) is a block whose first value
+	 * is its key; it replaces the n values only if its key is at most
+	 * the held param[i] (lower is better; NaN never wins), else it is
+	 * dropped whole. Tables start at 0, so keys are measured from the
+	 * starting point (e.g. objective - initial objective). A sparse pair
+	 * is a block of one. The decision is a shard's, per message: a
+	 * block must neither span shards (open such a table on a one-shard
+	 * job) nor exceed one push chunk (a 1 MiB sub-slot). BSP: a
+	 * worker's pushes of one clock form one block, its touched range,
+	 * tried at the clock's end in worker order. */
+	RDPS_RULE_PUT_IF_BETTER,
 };
 
 #define RDPS_TABLE_NAME_MAX 31

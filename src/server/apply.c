@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -86,7 +87,32 @@ SRV_DEFINE_ADD(f64, double)
 				p[i] -= lr * v / sqrtfn(acc[i] + (type)1e-8);  \
 			}                                                      \
 			return;                                                \
+		case PS_RULE_PUT_IF_BETTER:                                    \
+			if (!n)                                                \
+				return;                                        \
+			memcpy(&v, d, sizeof(v));                              \
+			if (!(v <= p[0]))                                      \
+				return;                                        \
+			__attribute__((fallthrough));                          \
+		case PS_RULE_PUT:                                              \
+			for (uint64_t i = 0; i < n; i++)                       \
+				memcpy(&p[i], d + i * stride, sizeof(v));      \
+			return;                                                \
 		}                                                              \
+	}                                                                      \
+                                                                               \
+	/* The put rules' pending values: the marked ones of [off, off+n). */  \
+	static void srv_put_marked_##sfx(const struct srv_slice *sl,           \
+					 uint64_t off, uint64_t n,             \
+					 const type *b, const uint8_t *mark)   \
+	{                                                                      \
+		type *p = (type *)sl->params + off;                            \
+                                                                               \
+		if (sl->rule == PS_RULE_PUT_IF_BETTER && !(b[0] <= p[0]))      \
+			return;                                                \
+		for (uint64_t i = 0; i < n; i++)                               \
+			if (mark[i])                                           \
+				p[i] = b[i];                                   \
 	}
 
 SRV_DEFINE_APPLY(f32, float, sqrtf)
@@ -101,17 +127,32 @@ void srv_apply(const struct srv_slice *sl, uint64_t off, uint64_t n,
 		srv_apply_f32(sl, off, n, d, stride);
 }
 
+static bool srv_rule_puts(uint32_t rule)
+{
+	return rule == PS_RULE_PUT || rule == PS_RULE_PUT_IF_BETTER;
+}
+
 int srv_pend_add(struct srv_pend *pd, const struct srv_slice *sl, uint64_t off,
 		 uint64_t n, const void *d, size_t stride)
 {
+	bool puts = srv_rule_puts(sl->rule);
+
 	if (!pd->buf) {
-		pd->buf = calloc(sl->len, sl->esize);
+		pd->buf = calloc(sl->len, sl->esize + (puts ? 1 : 0));
 		if (!pd->buf)
 			return -ENOMEM;
 		pd->dlo = sl->len;
 		pd->dhi = 0;
 	}
-	if (sl->dtype == PS_DTYPE_F64)
+	if (puts) {
+		unsigned char *b = (unsigned char *)pd->buf + off * sl->esize;
+		const unsigned char *src = d;
+
+		for (uint64_t i = 0; i < n; i++)
+			memcpy(b + i * sl->esize, src + i * stride, sl->esize);
+		memset((unsigned char *)pd->buf + sl->len * sl->esize + off, 1,
+		       n);
+	} else if (sl->dtype == PS_DTYPE_F64)
 		srv_accum_f64((double *)pd->buf + off, d, n, stride);
 	else
 		srv_accum_f32((float *)pd->buf + off, d, n, stride);
@@ -132,7 +173,22 @@ void srv_pend_apply(const struct srv_slice *sl, struct srv_pend *pend,
 		if (!b || pd->dlo >= pd->dhi)
 			continue;
 		b += pd->dlo * sl->esize;
-		srv_apply(sl, pd->dlo, pd->dhi - pd->dlo, b, sl->esize);
+		if (srv_rule_puts(sl->rule)) {
+			uint8_t *mark = (uint8_t *)pd->buf +
+					sl->len * sl->esize + pd->dlo;
+
+			if (sl->dtype == PS_DTYPE_F64)
+				srv_put_marked_f64(sl, pd->dlo,
+						   pd->dhi - pd->dlo,
+						   (const double *)b, mark);
+			else
+				srv_put_marked_f32(sl, pd->dlo,
+						   pd->dhi - pd->dlo,
+						   (const float *)b, mark);
+			memset(mark, 0, pd->dhi - pd->dlo);
+		} else {
+			srv_apply(sl, pd->dlo, pd->dhi - pd->dlo, b, sl->esize);
+		}
 		memset(b, 0, (pd->dhi - pd->dlo) * sl->esize);
 		pd->dlo = sl->len;
 		pd->dhi = 0;

@@ -150,7 +150,7 @@ static int srv_ckpt_tables(struct rdps_server *s, const struct ckpt *c,
 		uint64_t lo, hi;
 
 		ps_shard_range(ct->n, cfg->nshards, cfg->shard, &lo, &hi);
-		if (ct->dtype > PS_DTYPE_F64 || ct->rule > PS_RULE_ADAGRAD ||
+		if (ct->dtype > PS_DTYPE_F64 || ct->rule > PS_RULE_MAX ||
 		    lo != ct->lo || hi != ct->hi ||
 		    ct->esize != ps_dtype_size(ct->dtype) ||
 		    !ct->acc != (ct->rule != PS_RULE_ADAGRAD || lo == hi) ||

@@ -13,7 +13,8 @@
 
 #include "server/server_impl.h"
 
-static const char *const srv_rule_names[] = {"sum", "sgd", "adagrad"};
+static const char *const srv_rule_names[] = {"sum", "sgd", "adagrad", "put",
+					     "put-if-better"};
 
 void srv_table_free(struct rdps_server *s, struct srv_table *t)
 {
@@ -142,10 +143,10 @@ int srv_handle_create(struct srv_worker *w, const struct ps_msg *m,
 	lr_bits = rdps_be64toh(c.lr_bits_be);
 	memcpy(&lr, &lr_bits, sizeof(lr));
 	if (n == 0 || n > (UINT64_MAX >> 8) || dtype > PS_DTYPE_F64 ||
-	    rule > PS_RULE_ADAGRAD || !isfinite(lr)) {
+	    rule > PS_RULE_MAX || !isfinite(lr)) {
 		rdps_warn("worker %u: create table '%s' with n %" PRIu64
 			  " dtype %u rule %u lr %g: refused (n must be > 0, "
-			  "dtype 0..1, rule 0..2, lr finite)",
+			  "dtype 0..1, rule 0..4, lr finite)",
 			  w->rank, c.name, n, dtype, rule, lr);
 		return -EINVAL;
 	}

@@ -8,7 +8,8 @@
 
 #include "worker.h"
 
-static const char *const rule_names[] = {"sum", "sgd", "adagrad"};
+static const char *const rule_names[] = {"sum", "sgd", "adagrad", "put",
+					 "put-if-better"};
 static const char *const dtype_names[] = {"f32", "f64"};
 
 /* Fill shard s's part of t from its directory d, from the entry named
@@ -55,7 +56,7 @@ static int wrk_match_part(struct rdps_ctx *ctx, struct rdps_table *t,
 	if (r != (unsigned)rule)
 		return rdps_set_error(
 			-EINVAL, "table '%s' exists with rule %s, not %s",
-			t->name, r < 3 ? rule_names[r] : "?", rule_names[rule]);
+			t->name, r < 5 ? rule_names[r] : "?", rule_names[rule]);
 	lo = rdps_be64toh(td->lo_be);
 	hi = rdps_be64toh(td->hi_be);
 	ps_shard_range(t->n, ctx->nshards, s, &elo, &ehi);
@@ -195,7 +196,7 @@ static int wrk_table_args(const char *name, size_t len, uint64_t n,
 	if (dtype > RDPS_DTYPE_F64)
 		return rdps_set_error(-EINVAL, "table '%s': unknown dtype %d",
 				      name, (int)dtype);
-	if (rule > RDPS_RULE_ADAGRAD)
+	if (rule > RDPS_RULE_PUT_IF_BETTER)
 		return rdps_set_error(-EINVAL, "table '%s': unknown rule %d",
 				      name, (int)rule);
 	return 0;

@@ -260,8 +260,9 @@ static int lr_start(struct trn_lr_data *d)
 	return 0;
 }
 
-int trn_libsvm_parse(const char *buf, size_t len, const char *name,
-		     struct trn_lr_data *out, char *err, size_t errlen)
+/* real: any finite label (regression), else 1, +1, -1 or 0. */
+static int libsvm_parse(const char *buf, size_t len, const char *name, int real,
+			struct trn_lr_data *out, char *err, size_t errlen)
 {
 	struct trn_lr_data d;
 	struct scan s;
@@ -280,11 +281,14 @@ int trn_libsvm_parse(const char *buf, size_t len, const char *name,
 		double v;
 
 		if (parse_num(buf + s.tok, n, &v) ||
-		    (v != 1 && v != -1 && v != 0)) {
+		    (!real && v != 1 && v != -1 && v != 0) ||
+		    (real && fabs(v) > FLT_MAX)) {
 			ret = scan_fail(
 				&s, s.tok, -EINVAL,
-				"bad label '%s' (a line starts with "
-				"the label 1, +1, -1 or 0)",
+				real ? "bad label '%s' (a line starts with "
+				       "its target, a finite number)"
+				     : "bad label '%s' (a line starts with "
+				       "the label 1, +1, -1 or 0)",
 				shown(buf + s.tok, n, show, sizeof(show)));
 			goto fail;
 		}
@@ -294,7 +298,7 @@ int trn_libsvm_parse(const char *buf, size_t len, const char *name,
 					"out of memory after %zu samples", d.n);
 			goto fail;
 		}
-		d.y[d.n] = v > 0 ? 1.0f : -1.0f;
+		d.y[d.n] = real ? (float)v : v > 0 ? 1.0f : -1.0f;
 		while ((n = scan_token(&s))) {
 			const char *p = buf + s.tok;
 			const char *colon = memchr(p, ':', n);
@@ -531,8 +535,20 @@ static int read_file(const char *path, char **buf_out, size_t *len_out,
 	return 0;
 }
 
-int trn_libsvm_load(const char *path, struct trn_lr_data *out, char *err,
-		    size_t errlen)
+int trn_libsvm_parse(const char *buf, size_t len, const char *name,
+		     struct trn_lr_data *out, char *err, size_t errlen)
+{
+	return libsvm_parse(buf, len, name, 0, out, err, errlen);
+}
+
+int trn_libsvm_parse_real(const char *buf, size_t len, const char *name,
+			  struct trn_lr_data *out, char *err, size_t errlen)
+{
+	return libsvm_parse(buf, len, name, 1, out, err, errlen);
+}
+
+static int libsvm_load(const char *path, int real, struct trn_lr_data *out,
+		       char *err, size_t errlen)
 {
 	char *buf;
 	size_t len;
@@ -542,9 +558,21 @@ int trn_libsvm_load(const char *path, struct trn_lr_data *out, char *err,
 	ret = read_file(path, &buf, &len, err, errlen);
 	if (ret)
 		return ret;
-	ret = trn_libsvm_parse(buf, len, path, out, err, errlen);
+	ret = libsvm_parse(buf, len, path, real, out, err, errlen);
 	free(buf);
 	return ret;
+}
+
+int trn_libsvm_load(const char *path, struct trn_lr_data *out, char *err,
+		    size_t errlen)
+{
+	return libsvm_load(path, 0, out, err, errlen);
+}
+
+int trn_libsvm_load_real(const char *path, struct trn_lr_data *out, char *err,
+			 size_t errlen)
+{
+	return libsvm_load(path, 1, out, err, errlen);
 }
 
 int trn_ratings_load(const char *path, struct trn_mf_data *out, char *err,
@@ -580,14 +608,116 @@ static int gen_fail(char *err, size_t errlen, int ret, const char *fmt, ...)
 }
 
 /* Stream tags of trn_rng_seed(seed, tag, i). */
-enum { GEN_LR_W = 1, GEN_LR_X, GEN_MF_U, GEN_MF_V, GEN_MF_R };
+enum {
+	GEN_LR_W = 1,
+	GEN_LR_X,
+	GEN_MF_U,
+	GEN_MF_V,
+	GEN_MF_R,
+	GEN_POP_LR,
+	GEN_POP_USER,
+	GEN_POP_ITEM,
+	GEN_LASSO_X,
+	GEN_LASSO_A
+};
 
 #define GEN_NNZ_MAX 4096u
+
+/* Popularity of n ids: uniform (cdf NULL) or a power law (data.h). */
+struct gen_pop {
+	double *cdf; /* n cumulative weights of ranks 1 .. n */
+	uint64_t n, a, c;
+};
+
+static uint64_t gen_gcd(uint64_t a, uint64_t b)
+{
+	while (b) {
+		uint64_t t = a % b;
+
+		a = b;
+		b = t;
+	}
+	return a;
+}
+
+static int gen_pop_init(struct gen_pop *p, uint64_t n, double s, uint64_t seed,
+			uint64_t tag)
+{
+	struct trn_rng r;
+	double sum = 0;
+
+	memset(p, 0, sizeof(*p));
+	p->n = n;
+	if (s == 0)
+		return 0;
+	p->cdf = malloc(n * sizeof(*p->cdf));
+	if (!p->cdf)
+		return -ENOMEM;
+	for (uint64_t k = 0; k < n; k++) {
+		sum += pow((double)(k + 1), -s);
+		p->cdf[k] = sum;
+	}
+	/* rank -> (rank x a + c) mod n is a bijection when gcd(a, n) = 1. */
+	trn_rng_seed(&r, seed, tag, 0);
+	p->a = 1 + trn_rng_below(&r, n);
+	while (gen_gcd(p->a, n) != 1)
+		p->a++;
+	p->c = trn_rng_below(&r, n);
+	return 0;
+}
+
+/* One id in [0, n); uniform draws stay those of the plain generator. */
+static uint64_t gen_pop_draw(const struct gen_pop *p, struct trn_rng *r)
+{
+	double u;
+	uint64_t lo = 0, hi;
+
+	if (!p->cdf)
+		return trn_rng_below(r, p->n);
+	u = trn_rng_unif(r) * p->cdf[p->n - 1];
+	hi = p->n - 1;
+	while (lo < hi) {
+		uint64_t mid = (lo + hi) / 2;
+
+		if (p->cdf[mid] > u)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return (uint64_t)(((unsigned __int128)lo * p->a + p->c) % p->n);
+}
+
+/* Insert f into the ascending pick[0..k) unless it is there: 1 if
+ * inserted, 0 if a duplicate. */
+static uint32_t gen_insert(uint32_t *pick, uint32_t k, uint32_t f)
+{
+	uint32_t lo = 0, hi = k;
+
+	while (lo < hi) {
+		uint32_t mid = (lo + hi) / 2;
+
+		if (pick[mid] < f)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < k && pick[lo] == f)
+		return 0;
+	memmove(pick + lo + 1, pick + lo, (k - lo) * sizeof(*pick));
+	pick[lo] = f;
+	return 1;
+}
+
+static int gen_zipf_bad(double s)
+{
+	return !(s >= 0 && s <= TRN_ZIPF_MAX);
+}
 
 int trn_lr_generate(const struct trn_lr_gen *g, uint64_t first, size_t count,
 		    struct trn_lr_data *out, char *err, size_t errlen)
 {
 	struct trn_lr_data d;
+	struct gen_pop pop;
 	uint32_t *pick = NULL;
 	double *w = NULL, xs;
 	int ret = -ENOMEM;
@@ -606,10 +736,19 @@ int trn_lr_generate(const struct trn_lr_gen *g, uint64_t first, size_t count,
 	    !isfinite(g->scale))
 		return gen_fail(err, errlen, -EINVAL,
 				"bad scale or noise: scale > 0, noise >= 0");
+	if (gen_zipf_bad(g->zipf))
+		return gen_fail(err, errlen, -EINVAL,
+				"bad popularity exponent %g: use 0 (uniform) "
+				".. %g",
+				g->zipf, TRN_ZIPF_MAX);
 	if (count > SIZE_MAX / 2 / g->nnz)
 		return gen_fail(err, errlen, -ENOMEM, "too many samples");
 	if (lr_start(&d))
 		return gen_fail(err, errlen, -ENOMEM, "out of memory");
+	if (gen_pop_init(&pop, g->features, g->zipf, g->seed, GEN_POP_LR)) {
+		trn_lr_data_free(&d);
+		return gen_fail(err, errlen, -ENOMEM, "out of memory");
+	}
 	w = malloc(((size_t)g->features + 1) * sizeof(*w));
 	pick = malloc(g->nnz * sizeof(*pick));
 	if (!w || !pick || lr_reserve(&d, count * g->nnz))
@@ -635,35 +774,27 @@ int trn_lr_generate(const struct trn_lr_gen *g, uint64_t first, size_t count,
 	for (size_t i = 0; i < count; i++) {
 		struct trn_rng r;
 		double m = 0;
-		uint32_t k = 0;
+		uint32_t k = 0, tries = 0;
 
 		trn_rng_seed(&r, g->seed, GEN_LR_X, first + i);
 		/* nnz distinct features, kept sorted by insertion. */
 		while (k < g->nnz) {
 			uint32_t f =
-				1 + (uint32_t)trn_rng_below(&r, g->features);
-			uint32_t lo = 0, hi = k;
+				1 +
+				(uint32_t)(tries++ < 64 * g->nnz
+						   ? gen_pop_draw(&pop, &r)
+						   : trn_rng_below(
+							     &r, g->features));
 
-			while (lo < hi) {
-				uint32_t mid = (lo + hi) / 2;
-
-				if (pick[mid] < f)
-					lo = mid + 1;
-				else
-					hi = mid;
-			}
-			if (lo < k && pick[lo] == f)
-				continue;
-			memmove(pick + lo + 1, pick + lo,
-				(k - lo) * sizeof(*pick));
-			pick[lo] = f;
-			k++;
+			k += gen_insert(pick, k, f);
 		}
 		for (k = 0; k < g->nnz; k++) {
 			float v = (float)(trn_rng_u64(&r) >> 63 ? xs : -xs);
 
+			if (g->binary)
+				v = (float)xs;
 			d.idx[d.nnz + k] = pick[k];
-			d.val[d.nnz + k] = v;
+			d.val[d.nnz + k] = g->binary ? 1.0f : v;
 			m += w[pick[k]] * v;
 		}
 		m += g->noise * trn_rng_normal(&r);
@@ -675,11 +806,13 @@ int trn_lr_generate(const struct trn_lr_gen *g, uint64_t first, size_t count,
 	d.dim = g->features + 1;
 	free(w);
 	free(pick);
+	free(pop.cdf);
 	*out = d;
 	return 0;
 fail:
 	free(w);
 	free(pick);
+	free(pop.cdf);
 	trn_lr_data_free(&d);
 	return gen_fail(err, errlen, ret, "out of memory for %zu samples",
 			count);
@@ -701,6 +834,7 @@ int trn_mf_generate(const struct trn_mf_gen *g, uint64_t first, size_t count,
 		    struct trn_mf_data *out, char *err, size_t errlen)
 {
 	struct trn_mf_data d;
+	struct gen_pop pu = {0}, pi = {0};
 	float *u = NULL, *v = NULL;
 
 	memset(out, 0, sizeof(*out));
@@ -716,6 +850,11 @@ int trn_mf_generate(const struct trn_mf_gen *g, uint64_t first, size_t count,
 	if (!(g->noise >= 0) || !isfinite(g->noise))
 		return gen_fail(err, errlen, -EINVAL,
 				"bad noise: use a number >= 0");
+	if (gen_zipf_bad(g->zipf))
+		return gen_fail(err, errlen, -EINVAL,
+				"bad popularity exponent %g: use 0 (uniform) "
+				".. %g",
+				g->zipf, TRN_ZIPF_MAX);
 	if (((uint64_t)g->users + g->items) * g->rank > (1ull << 26))
 		return gen_fail(err, errlen, -EINVAL,
 				"(users + items) x rank = %llu is more than "
@@ -724,7 +863,9 @@ int trn_mf_generate(const struct trn_mf_gen *g, uint64_t first, size_t count,
 					g->rank);
 	u = malloc((size_t)g->users * g->rank * sizeof(*u));
 	v = malloc((size_t)g->items * g->rank * sizeof(*v));
-	if (!u || !v || mf_reserve(&d, count ? count : 1))
+	if (!u || !v || mf_reserve(&d, count ? count : 1) ||
+	    gen_pop_init(&pu, g->users, g->zipf, g->seed, GEN_POP_USER) ||
+	    gen_pop_init(&pi, g->items, g->zipf, g->seed, GEN_POP_ITEM))
 		goto fail;
 	for (uint32_t i = 0; i < g->users; i++)
 		mf_row(g->seed, GEN_MF_U, i, g->rank, u + (size_t)i * g->rank);
@@ -736,8 +877,8 @@ int trn_mf_generate(const struct trn_mf_gen *g, uint64_t first, size_t count,
 		double dot = 0;
 
 		trn_rng_seed(&r, g->seed, GEN_MF_R, first + i);
-		a = (uint32_t)trn_rng_below(&r, g->users);
-		b = (uint32_t)trn_rng_below(&r, g->items);
+		a = (uint32_t)gen_pop_draw(&pu, &r);
+		b = (uint32_t)gen_pop_draw(&pi, &r);
 		for (uint32_t f = 0; f < g->rank; f++)
 			dot += (double)u[(size_t)a * g->rank + f] *
 			       v[(size_t)b * g->rank + f];
@@ -750,12 +891,120 @@ int trn_mf_generate(const struct trn_mf_gen *g, uint64_t first, size_t count,
 	d.items = g->items;
 	free(u);
 	free(v);
+	free(pu.cdf);
+	free(pi.cdf);
 	*out = d;
 	return 0;
 fail:
 	free(u);
 	free(v);
+	free(pu.cdf);
+	free(pi.cdf);
 	trn_mf_data_free(&d);
 	return gen_fail(err, errlen, -ENOMEM, "out of memory for %zu ratings",
 			count);
+}
+
+int trn_lasso_generate(const struct trn_lasso_gen *g, struct trn_lr_data *out,
+		       double *l1_out, char *err, size_t errlen)
+{
+	struct trn_lr_data d;
+	uint32_t *pick = NULL, per_row;
+	double *xs = NULL, l1 = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (!g->samples || g->samples > TRN_LASSO_MAX_SAMPLES || !g->features ||
+	    g->features > TRN_LASSO_MAX_FEATURES)
+		return gen_fail(err, errlen, -EINVAL,
+				"bad lasso size %u x %u: use 1 .. %u samples "
+				"and 1 .. %u features",
+				g->samples, g->features, TRN_LASSO_MAX_SAMPLES,
+				TRN_LASSO_MAX_FEATURES);
+	if (!(g->density >= 1e-4 && g->density <= 1))
+		return gen_fail(err, errlen, -EINVAL,
+				"bad density %g: use 1e-4 .. 1", g->density);
+	if (!g->support || g->support > g->features)
+		return gen_fail(err, errlen, -EINVAL,
+				"bad support %u: use 1 .. the feature count %u",
+				g->support, g->features);
+	if (!(g->noise >= 0) || !isfinite(g->noise))
+		return gen_fail(err, errlen, -EINVAL,
+				"bad noise: use a number >= 0");
+	per_row = (uint32_t)lround(g->density * g->features);
+	if (!per_row)
+		per_row = 1;
+	if (lr_start(&d))
+		return gen_fail(err, errlen, -ENOMEM, "out of memory");
+	xs = calloc((size_t)g->features + 1, sizeof(*xs));
+	pick = malloc(per_row * sizeof(*pick));
+	if (!xs || !pick || lr_reserve(&d, (size_t)g->samples * per_row))
+		goto fail;
+	{
+		size_t cn = d.cap_n;
+
+		if (grow((void **)&d.off, &cn, (size_t)g->samples + 1,
+			 sizeof(*d.off)))
+			goto fail;
+		cn = d.cap_n;
+		if (grow((void **)&d.y, &cn, (size_t)g->samples + 1,
+			 sizeof(*d.y)))
+			goto fail;
+		d.cap_n = cn;
+	}
+	/* The hidden x*: support distinct features, N(0, 1) values. */
+	{
+		struct trn_rng r;
+		uint32_t k = 0;
+
+		trn_rng_seed(&r, g->seed, GEN_LASSO_X, 0);
+		while (k < g->support) {
+			uint32_t f =
+				1 + (uint32_t)trn_rng_below(&r, g->features);
+
+			if (xs[f] != 0)
+				continue;
+			xs[f] = trn_rng_normal(&r);
+			if (xs[f] == 0)
+				continue;
+			l1 += fabs(xs[f]);
+			k++;
+		}
+	}
+	for (uint32_t i = 0; i < g->samples; i++) {
+		struct trn_rng r;
+		double b = 0;
+		uint32_t k = 0;
+
+		trn_rng_seed(&r, g->seed, GEN_LASSO_A, i);
+		while (k < per_row) {
+			uint32_t f =
+				1 + (uint32_t)trn_rng_below(&r, g->features);
+
+			k += gen_insert(pick, k, f);
+		}
+		for (k = 0; k < per_row; k++) {
+			float v = (float)trn_rng_normal(&r);
+
+			d.idx[d.nnz + k] = pick[k];
+			d.val[d.nnz + k] = v;
+			b += (double)v * xs[pick[k]];
+		}
+		d.y[i] = (float)(b + g->noise * trn_rng_normal(&r));
+		d.nnz += per_row;
+		d.off[i + 1] = d.nnz;
+		d.n++;
+	}
+	d.dim = g->features + 1;
+	free(xs);
+	free(pick);
+	*out = d;
+	if (l1_out)
+		*l1_out = l1;
+	return 0;
+fail:
+	free(xs);
+	free(pick);
+	trn_lr_data_free(&d);
+	return gen_fail(err, errlen, -ENOMEM, "out of memory for %u samples",
+			g->samples);
 }

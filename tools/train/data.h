@@ -74,10 +74,17 @@ int trn_libsvm_parse(const char *buf, size_t len, const char *name,
 int trn_ratings_parse(const char *buf, size_t len, const char *name,
 		      struct trn_mf_data *out, char *err, size_t errlen);
 
+/* LIBSVM text for regression (lasso): the same, but LABEL is the target,
+ * any finite number, stored in y. */
+int trn_libsvm_parse_real(const char *buf, size_t len, const char *name,
+			  struct trn_lr_data *out, char *err, size_t errlen);
+
 /* Read the file at path (at most 1 GiB) and parse it as above; a file
  * that cannot be read gives "PATH: why (how to fix)". */
 int trn_libsvm_load(const char *path, struct trn_lr_data *out, char *err,
 		    size_t errlen);
+int trn_libsvm_load_real(const char *path, struct trn_lr_data *out, char *err,
+			 size_t errlen);
 int trn_ratings_load(const char *path, struct trn_mf_data *out, char *err,
 		     size_t errlen);
 
@@ -89,12 +96,25 @@ void trn_mf_data_free(struct trn_mf_data *d);
  * over features 1..features, no bias); sample i (of an endless stream,
  * the same for a seed whatever the range asked) has nnz distinct features
  * with values +-1/sqrt(nnz), and label sign(w*.x + noise * N(0, 1)).
+ * binary: values 1 as in Dorothea, kdd or Criteo (the label is that of
+ * the values +1/sqrt(nnz)).
+ *
+ * Feature popularity: uniform when zipf is 0; else a power law as in real
+ * sparse data (rcv1, news20, Criteo): the feature of popularity rank r
+ * (from 1) is drawn with probability proportional to r^-zipf, and ranks
+ * are spread over the indices by a seeded affine bijection, so the
+ * popular features are not all at the low indices (one shard's range).
+ * A sample whose nnz distinct features the power law cannot find in
+ * 64 x nnz draws takes the rest uniformly.
  */
+#define TRN_ZIPF_MAX 4.0
 struct trn_lr_gen {
 	uint32_t features; /* 1 .. TRN_LR_MAX_FEATURE */
 	uint32_t nnz;	   /* non-zeros per sample, 1 .. features */
 	double scale;	   /* spread of w* (> 0) */
 	double noise;	   /* label noise (>= 0) */
+	double zipf;	   /* popularity exponent, 0 .. TRN_ZIPF_MAX */
+	int binary;	   /* values 1 (the label then sees +1/sqrt(nnz)) */
 	uint64_t seed;
 };
 /* Samples [first, first + count) of the stream into *out (emptied first).
@@ -105,16 +125,41 @@ int trn_lr_generate(const struct trn_lr_gen *g, uint64_t first, size_t count,
 /*
  * Synthetic matrix factorization: hidden factors U* (users x rank) and V*
  * (items x rank) with N(0, 1/sqrt(rank)) entries; rating i (of an endless
- * stream) is a uniformly random (user, item) pair rated U*u.V*v + noise *
- * N(0, 1).
+ * stream) is a random (user, item) pair rated U*u.V*v + noise * N(0, 1).
+ * The user and the item are uniform when zipf is 0, else drawn by the
+ * power law of trn_lr_gen (a few users rate much, a few items are rated
+ * much).
  */
 struct trn_mf_gen {
 	uint32_t users, items; /* 1 .. TRN_MF_MAX_ID + 1 */
 	uint32_t rank;	       /* 1 .. 256 */
 	double noise;	       /* >= 0 */
+	double zipf;	       /* 0 .. TRN_ZIPF_MAX */
 	uint64_t seed;
 };
 int trn_mf_generate(const struct trn_mf_gen *g, uint64_t first, size_t count,
 		    struct trn_mf_data *out, char *err, size_t errlen);
+
+/*
+ * Synthetic LASSO regression, as in the Frank-Wolfe seed's experiments:
+ * a samples x features design A with round(density x features) distinct
+ * N(0, 1) entries a row (feature indices from 1, as LIBSVM), a hidden x*
+ * with support N(0, 1) non-zeros, and targets y = A x* + noise x N(0, 1).
+ * The whole set at once (every worker needs every row: it owns columns).
+ * *l1_out, if not NULL, gets ||x*||_1, the natural L1 radius.
+ */
+#define TRN_LASSO_MAX_SAMPLES 1000000u
+/* The state (key and x) is one dense f64 push, which must fit one push
+ * chunk (a 1 MiB sub-slot) to be one keep-if-better block. */
+#define TRN_LASSO_MAX_FEATURES 120000u
+struct trn_lasso_gen {
+	uint32_t samples, features;
+	double density; /* 1e-4 .. 1 */
+	uint32_t support;
+	double noise;
+	uint64_t seed;
+};
+int trn_lasso_generate(const struct trn_lasso_gen *g, struct trn_lr_data *out,
+		       double *l1_out, char *err, size_t errlen);
 
 #endif /* RDPS_TRAIN_DATA_H */

@@ -48,7 +48,7 @@ static const struct model_def models_all[] = {
 #define N_MODELS (sizeof(models_all) / sizeof(models_all[0]))
 
 struct exp_opts {
-	int kinds[2]; /* lr, mf: 1 if run */
+	int kinds[TRN_NKINDS]; /* lr, mf, lasso: 1 if run */
 	int kinds_given;
 	char specs[MAX_SPECS][256];
 	unsigned nspecs;
@@ -57,7 +57,9 @@ struct exp_opts {
 	const char *out, *json;
 	double frac, pace;
 	uint64_t run_timeout;
-	struct trn_work_opts work[2];
+	uint64_t repeats; /* runs of every cell, repeats 0 .. repeats - 1 */
+	int keep_going;	  /* exit 0 even if a run diverged */
+	struct trn_work_opts work[TRN_NKINDS];
 	/* work options as given, checked on probe, re-applied to each
 	 * workload */
 	struct trn_work_opts probe;
@@ -68,7 +70,7 @@ struct exp_opts {
 
 static void exp_head(FILE *f)
 {
-	fprintf(f, "Usage: rdps-train experiment [--workload lr|mf] "
+	fprintf(f, "Usage: rdps-train experiment [--workload lr|mf|lasso] "
 		   "[--stragglers SPEC]\n"
 		   "                             [--transport URL-SCHEME] "
 		   "[--json FILE] [options]\n"
@@ -76,20 +78,27 @@ static void exp_head(FILE *f)
 		   "Train with BSP, SSP (slack 1 and 3), ASP and A-BSP, each "
 		   "as one rdps-launch\n"
 		   "job, for every workload and straggler spec given (default: "
-		   "both workloads;\n"
-		   "stragglers none, 1:3x and random:0.1:3x). Every model "
-		   "processes the same\n"
-		   "epoch-equivalents. Writes DIR/experiment.csv (workload, "
-		   "stragglers, model,\n"
-		   "time_s, clock, worker, loss), DIR/experiment.svg (loss "
-		   "against wall time,\n"
-		   "one chart per workload and stragglers, every model on it), "
-		   "the JSON rows\n"
+		   "lr, mf and\n"
+		   "lasso; stragglers none, 1:3x and random:0.1:3x). Every "
+		   "model processes the\n"
+		   "same epoch-equivalents (lasso: supersteps). Writes "
+		   "DIR/experiment.csv\n"
+		   "(workload, stragglers, model, time_s, clock, worker, loss, "
+		   "gap: lasso's\n"
+		   "duality gap), DIR/experiment.svg (loss against wall time, "
+		   "one chart per\n"
+		   "workload and stragglers, every model on it; lasso also its "
+		   "gap), the JSON rows\n"
 		   "{workload, stragglers, model, time_to_target_s, "
-		   "speedup_vs_bsp, final_loss}\n"
-		   "with --json, and prints the table. Target loss: BSP final "
-		   "+ FRAC x (BSP\n"
-		   "initial - BSP final).\n"
+		   "speedup_vs_bsp, final_loss,\n"
+		   "verdict} with --json, and prints the table. Target loss: "
+		   "BSP final + FRAC x\n"
+		   "(BSP initial - BSP final). A run whose loss turns NaN or "
+		   "inf, or ends not\n"
+		   "below where it started, is \"diverged\": reported, never "
+		   "ranked (no time to\n"
+		   "target, no speedup), and the exit status is 1 unless "
+		   "--keep-going.\n"
 		   "\n");
 }
 
@@ -145,7 +154,7 @@ static int set_workload(void *ctx, const char *arg)
 	if (trn_parse_kind(arg, &k))
 		return -EINVAL;
 	if (!o->kinds_given)
-		o->kinds[0] = o->kinds[1] = 0;
+		memset(o->kinds, 0, sizeof(o->kinds));
 	o->kinds_given = 1;
 	o->kinds[k] = 1;
 	return 0;
@@ -214,13 +223,29 @@ static int set_run_timeout(void *ctx, const char *arg)
 	return tool_parse_count(arg, "run timeout", 1, 86400, &o->run_timeout);
 }
 
+static int set_repeats(void *ctx, const char *arg)
+{
+	struct exp_opts *o = ctx;
+
+	return tool_parse_count(arg, "repeat count", 1, 20, &o->repeats);
+}
+
+static int set_keep_going(void *ctx, const char *arg)
+{
+	struct exp_opts *o = ctx;
+
+	(void)arg;
+	o->keep_going = 1;
+	return 0;
+}
+
 /* The first two come before the job options in the help, the rest after. */
 static const struct tool_opt exp_table[] = {
 	{.name = "workload",
 	 .key = 'W',
-	 .arg = "lr|mf",
+	 .arg = "lr|mf|lasso",
 	 .help = "only this workload; may be repeated",
-	 .def = "both",
+	 .def = "all three",
 	 .set = set_workload},
 	{.name = "stragglers",
 	 .key = 'S',
@@ -259,6 +284,18 @@ static const struct tool_opt exp_table[] = {
 	 .help = "stop a run after S seconds",
 	 .def = "600",
 	 .set = set_run_timeout},
+	{.name = "repeats",
+	 .key = 'R',
+	 .arg = "R",
+	 .help = "runs of every (workload, stragglers, model) cell, with "
+		 "other sample orders and straggler draws (--repeat); the "
+		 "table shows their median and range",
+	 .def = "3",
+	 .set = set_repeats},
+	{.name = "keep-going",
+	 .help = "exit 0 even if a run diverged (its verdict is still "
+		 "reported)",
+	 .set = set_keep_going},
 };
 
 /* A workload option (TRN_WORK_LONGOPTS): checked now, applied per
@@ -320,6 +357,7 @@ static int exp_parse(int argc, char **argv, struct exp_opts *o)
 	o->out = "rdps-train-out";
 	o->frac = 0.05;
 	o->run_timeout = 600;
+	o->repeats = 3;
 	for (size_t i = 0; i < N_MODELS; i++)
 		o->models[i] = 1;
 	trn_work_defaults(&o->probe, TRN_LR);
@@ -333,7 +371,15 @@ static int exp_parse(int argc, char **argv, struct exp_opts *o)
 		return 2;
 	}
 	if (!o->kinds_given)
-		o->kinds[0] = o->kinds[1] = 1;
+		for (int k = 0; k < TRN_NKINDS; k++)
+			o->kinds[k] = 1;
+	if (o->kinds[TRN_LASSO] && o->job.shards != 1) {
+		tool_err(
+			"--workload lasso runs on one shard, not %u: drop "
+			"--shards, or pick the other workloads with --workload",
+			o->job.shards);
+		return 2;
+	}
 	if (!o->nspecs) {
 		snprintf(o->specs[0], sizeof(o->specs[0]), "none");
 		snprintf(o->specs[1], sizeof(o->specs[1]), "1:3x");
@@ -349,14 +395,15 @@ static int exp_parse(int argc, char **argv, struct exp_opts *o)
 			return 2;
 		}
 	}
-	for (int k = 0; k < 2; k++) {
+	for (int k = 0; k < TRN_NKINDS; k++) {
 		trn_work_defaults(&o->work[k], (enum trn_kind)k);
 		for (unsigned i = 0; i < o->nwopt; i++)
 			trn_work_opt(o->wopt[i], o->warg[i], &o->work[k]);
 		if (o->kinds[k] && trn_work_check(&o->work[k]))
 			return 2;
 	}
-	if (o->work[0].data && o->kinds[0] && o->kinds[1]) {
+	if (o->work[0].data &&
+	    o->kinds[TRN_LR] + o->kinds[TRN_MF] + o->kinds[TRN_LASSO] > 1) {
 		tool_err("--data names one workload's file: add --workload lr "
 			 "or --workload mf");
 		return 2;
@@ -419,6 +466,7 @@ static int run_one(const struct exp_opts *o, const char *launch,
 		   const struct model_def *md, const char *dir,
 		   struct trn_result *res, int idx, int total)
 {
+	struct trn_work_opts w = o->work[k];
 	const char *argv[MAX_ARGS + 48];
 	char buf[4096], workers_s[16], shards_s[16], slack_s[16], timeout_s[24];
 	char pace_s[32], sname[300], csv[PATH_MAX], log[PATH_MAX], err[512];
@@ -426,12 +474,13 @@ static int run_one(const struct exp_opts *o, const char *launch,
 	int n = 0, m, rc;
 
 	spec_file(spec, sname, sizeof(sname));
-	if ((size_t)snprintf(csv, sizeof(csv), "%s/%s-%s-%s.csv", dir,
-			     trn_kind_name(k), sname,
-			     md->name) >= sizeof(csv) ||
-	    (size_t)snprintf(log, sizeof(log), "%s/%s-%s-%s.log", dir,
-			     trn_kind_name(k), sname,
-			     md->name) >= sizeof(log)) {
+	w.repeat = (uint32_t)res->rep;
+	if ((size_t)snprintf(csv, sizeof(csv), "%s/%s-%s-%s-r%d.csv", dir,
+			     trn_kind_name(k), sname, md->name,
+			     res->rep) >= sizeof(csv) ||
+	    (size_t)snprintf(log, sizeof(log), "%s/%s-%s-%s-r%d.log", dir,
+			     trn_kind_name(k), sname, md->name,
+			     res->rep) >= sizeof(log)) {
 		tool_err("--out directory name too long");
 		return -1;
 	}
@@ -462,7 +511,7 @@ static int run_one(const struct exp_opts *o, const char *launch,
 	argv[n++] = "--";
 	argv[n++] = self;
 	argv[n++] = "run";
-	m = trn_work_argv(&o->work[k], argv + n, MAX_ARGS, buf, sizeof(buf));
+	m = trn_work_argv(&w, argv + n, MAX_ARGS, buf, sizeof(buf));
 	if (m < 0) {
 		tool_err("options too long");
 		return -1;
@@ -479,8 +528,8 @@ static int run_one(const struct exp_opts *o, const char *launch,
 	}
 	argv[n] = NULL;
 
-	fprintf(stderr, "[%d/%d] %s, stragglers %s, %s ...", idx, total,
-		trn_kind_name(k), spec, md->name);
+	fprintf(stderr, "[%d/%d] %s, stragglers %s, %s, repeat %d ...", idx,
+		total, trn_kind_name(k), spec, md->name, res->rep);
 	t0 = rdps_now_ns();
 	rc = spawn(argv, log);
 	res->run_s = (double)(rdps_now_ns() - t0) / 1e9;
@@ -524,6 +573,7 @@ int trn_cmd_experiment(int argc, char **argv)
 	char launch[PATH_MAX], self[PATH_MAX], runs[PATH_MAX], path[PATH_MAX];
 	char title[512];
 	int total = 0, idx = 0, group = 0, fails = 0, r, rc = 0;
+	size_t diverged;
 	uint64_t t0 = rdps_now_ns();
 
 	r = exp_parse(argc, argv, &o);
@@ -539,9 +589,11 @@ int trn_cmd_experiment(int argc, char **argv)
 			 strerror(-r));
 		return 1;
 	}
-	for (int k = 0; k < 2; k++)
+	for (int k = 0; k < TRN_NKINDS; k++)
 		for (size_t m = 0; m < N_MODELS; m++)
-			total += o.kinds[k] && o.models[m] ? (int)o.nspecs : 0;
+			total += o.kinds[k] && o.models[m]
+					 ? (int)(o.nspecs * o.repeats)
+					 : 0;
 	res = calloc((size_t)total, sizeof(*res));
 	if (!res) {
 		tool_err("out of memory");
@@ -551,35 +603,38 @@ int trn_cmd_experiment(int argc, char **argv)
 		"rdps-train experiment: %d runs; %u workers, %u shard(s), "
 		"%s; logs in %s\n",
 		total, o.job.workers, o.job.shards, o.job.transport, runs);
-	for (int k = 0; k < 2; k++) {
+	for (int k = 0; k < TRN_NKINDS; k++) {
 		if (!o.kinds[k])
 			continue;
 		for (unsigned s = 0; s < o.nspecs; s++, group++) {
 			for (size_t m = 0; m < N_MODELS; m++) {
-				struct trn_result *x = &res[idx];
-
 				if (!o.models[m])
 					continue;
-				x->workload = trn_kind_name((enum trn_kind)k);
-				x->stragglers = o.specs[s];
-				x->model = models_all[m].name;
-				x->group = group;
-				idx++;
-				if (run_one(&o, launch, self, (enum trn_kind)k,
-					    o.specs[s], &models_all[m], runs, x,
-					    idx, total))
-					fails++;
+				for (int rep = 0; rep < (int)o.repeats; rep++) {
+					struct trn_result *x = &res[idx];
+
+					x->workload =
+						trn_kind_name((enum trn_kind)k);
+					x->stragglers = o.specs[s];
+					x->model = models_all[m].name;
+					x->group = group;
+					x->rep = rep;
+					idx++;
+					if (run_one(&o, launch, self,
+						    (enum trn_kind)k,
+						    o.specs[s], &models_all[m],
+						    runs, x, idx, total))
+						fails++;
+				}
 			}
 		}
 	}
-	trn_results_score(res, (size_t)total, o.frac);
+	diverged = trn_results_score(res, (size_t)total, o.frac);
 
 	snprintf(title, sizeof(title),
-		 "rdps-train: held-out loss against wall time; %u workers, %u "
-		 "shard(s), %s; every model %" PRIu64
-		 " epoch-equivalents; dashed: target",
-		 o.job.workers, o.job.shards, o.job.transport,
-		 o.kinds[0] ? o.work[0].epochs : o.work[1].epochs);
+		 "rdps-train: loss against wall time; %u workers, %u shard(s), "
+		 "%s; dashed: target",
+		 o.job.workers, o.job.shards, o.job.transport);
 	snprintf(path, sizeof(path), "%s/experiment.csv", o.out);
 	r = trn_report_csv(path, res, (size_t)total);
 	if (r) {
@@ -603,8 +658,16 @@ int trn_cmd_experiment(int argc, char **argv)
 	       "%s, pace %s\n",
 	       o.job.workers, o.job.shards, o.job.transport,
 	       o.pace > 0 ? "given" : "1.25 x workers / cores");
-	for (int k = 0; k < 2; k++)
-		if (o.kinds[k])
+	for (int k = 0; k < TRN_NKINDS; k++)
+		if (o.kinds[k] && k == TRN_LASSO)
+			printf("lasso: every model runs %" PRIu64
+			       " Frank-Wolfe supersteps (clocks)%s; loss is "
+			       "the "
+			       "objective, the duality gap is in the CSV and "
+			       "the plot\n",
+			       o.work[k].epochs * o.work[k].clocks_per_epoch,
+			       o.work[k].data ? "" : ", generated data");
+		else if (o.kinds[k])
 			printf("%s: every model processes %" PRIu64
 			       " epoch-equivalents (%" PRIu64
 			       " clocks of whole iterations)%s\n",
@@ -617,14 +680,21 @@ int trn_cmd_experiment(int argc, char **argv)
 	       "clock) at or below it\n",
 	       o.frac);
 	trn_report_table(stdout, res, (size_t)total);
+	trn_report_claims(stdout, res, (size_t)total);
 	printf("\ncurves: %s/experiment.csv  plot: %s/experiment.svg%s%s\n",
 	       o.out, o.out, o.json ? "  json: " : "", o.json ? o.json : "");
 	fflush(stdout);
 	fprintf(stderr, "rdps-train experiment: %d runs in %.0f s%s\n", total,
 		(double)(rdps_now_ns() - t0) / 1e9,
 		fails ? ", some FAILED (see above)" : "");
+	if (diverged)
+		tool_err("%zu run(s) diverged (verdict in the table): lower "
+			 "--lr%s",
+			 diverged,
+			 o.keep_going ? ""
+				      : ", or give --keep-going to exit 0");
 	for (int i = 0; i < total; i++)
 		trn_result_free(&res[i]);
 	free(res);
-	return fails ? 1 : rc;
+	return fails || (diverged && !o.keep_going) ? 1 : rc;
 }

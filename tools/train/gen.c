@@ -30,7 +30,8 @@ static void gen_usage(FILE *f)
 		   "  -h, --help            this help\n");
 }
 
-static int write_lr(const char *path, const struct trn_lr_data *d)
+/* real: the labels as numbers (lasso's targets), else +1 / -1. */
+static int write_lr(const char *path, const struct trn_lr_data *d, int real)
 {
 	FILE *f = fopen(path, "w");
 
@@ -39,7 +40,10 @@ static int write_lr(const char *path, const struct trn_lr_data *d)
 		return 1;
 	}
 	for (size_t i = 0; i < d->n; i++) {
-		fprintf(f, "%s", d->y[i] > 0 ? "+1" : "-1");
+		if (real)
+			fprintf(f, "%.9g", d->y[i]);
+		else
+			fprintf(f, "%s", d->y[i] > 0 ? "+1" : "-1");
 		for (size_t j = d->off[i]; j < d->off[i + 1]; j++)
 			fprintf(f, " %u:%.9g", d->idx[j], d->val[j]);
 		fputc('\n', f);
@@ -76,7 +80,21 @@ static int gen_one(const struct trn_work_opts *w, uint64_t first,
 	char err[256];
 	int rc;
 
-	if (w->kind == TRN_LR) {
+	if (w->kind == TRN_LASSO) {
+		struct trn_lasso_gen g = w->lag;
+		struct trn_lr_data d;
+
+		g.samples = (uint32_t)count;
+		g.features = w->lrg.features;
+		g.noise = w->lrg.noise;
+		g.seed = w->seed;
+		if (trn_lasso_generate(&g, &d, NULL, err, sizeof(err))) {
+			tool_err("%s", err);
+			return 1;
+		}
+		rc = write_lr(path, &d, 1);
+		trn_lr_data_free(&d);
+	} else if (w->kind == TRN_LR) {
 		struct trn_lr_gen g = w->lrg;
 		struct trn_lr_data d;
 
@@ -85,7 +103,7 @@ static int gen_one(const struct trn_work_opts *w, uint64_t first,
 			tool_err("%s", err);
 			return 1;
 		}
-		rc = write_lr(path, &d);
+		rc = write_lr(path, &d, 0);
 		trn_lr_data_free(&d);
 	} else {
 		struct trn_mf_gen g = w->mfg;
@@ -166,6 +184,10 @@ int trn_cmd_gen(int argc, char **argv)
 		return 2;
 	if (gen_one(&w, 0, w.samples, out))
 		return 1;
+	if (test_out && w.kind == TRN_LASSO) {
+		tool_err("--test-out: lasso has no held-out set; drop it");
+		return 2;
+	}
 	if (test_out && gen_one(&w, w.samples, w.test_samples, test_out))
 		return 1;
 	return 0;

@@ -31,7 +31,17 @@ int trn_model_init_lr(struct trn_model *m, uint32_t dim, double lr)
 	m->row_len = 1;
 	m->rows = dim;
 	m->lr = lr;
-	return model_alloc(m);
+	if (model_alloc(m))
+		return -ENOMEM;
+	m->g2 = calloc(dim, sizeof(*m->g2));
+	m->grad = malloc(dim * sizeof(*m->grad));
+	m->bmark = calloc(dim, 1);
+	m->batch_f = malloc(dim * sizeof(*m->batch_f));
+	if (!m->g2 || !m->grad || !m->bmark || !m->batch_f) {
+		trn_model_fini(m);
+		return -ENOMEM;
+	}
+	return 0;
 }
 
 int trn_model_init_mf(struct trn_model *m, uint32_t users, uint32_t items,
@@ -77,6 +87,10 @@ void trn_model_fini(struct trn_model *m)
 	free(m->mark);
 	free(m->touched);
 	free(m->margin);
+	free(m->g2);
+	free(m->grad);
+	free(m->bmark);
+	free(m->batch_f);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -107,7 +121,8 @@ int trn_model_step_lr(struct trn_model *m, const struct trn_lr_data *d,
 		      const uint32_t *ids, size_t b)
 {
 	float *w = m->w, *dl = m->delta;
-	double scale;
+	double *g = m->grad;
+	uint32_t nb = 0;
 
 	if (!b)
 		return 0;
@@ -119,7 +134,7 @@ int trn_model_step_lr(struct trn_model *m, const struct trn_lr_data *d,
 		m->margin = p;
 		m->margin_cap = b;
 	}
-	/* The gradient at the batch's starting point, then the step. */
+	/* The gradient at the batch's starting point. */
 	for (size_t k = 0; k < b; k++) {
 		size_t i = ids[k];
 		double s = w[0];
@@ -128,27 +143,43 @@ int trn_model_step_lr(struct trn_model *m, const struct trn_lr_data *d,
 			s += (double)w[d->idx[j]] * d->val[j];
 		m->margin[k] = sigmoid(s) - (d->y[i] > 0);
 	}
-	/* Features are summed over the batch, as b steps of plain SGD
-	 * would be: in sparse data they rarely share a sample. The bias is
-	 * in every sample, so its gradient is averaged, or the batch would
-	 * take b steps along it at once. */
-	scale = -m->lr;
-	touch(m, 0);
+	/* Summed per feature, averaged for the bias (in every sample);
+	 * a feature's first contribution lists it. */
+	g[0] = 0;
+	m->batch_f[nb++] = 0;
 	for (size_t k = 0; k < b; k++) {
 		size_t i = ids[k];
-		float g = (float)(scale * m->margin[k]);
-		float g0 = g / (float)b;
 
-		w[0] += g0;
-		dl[0] += g0;
+		g[0] += m->margin[k] / (double)b;
 		for (size_t j = d->off[i]; j < d->off[i + 1]; j++) {
 			uint32_t f = d->idx[j];
-			float u = g * d->val[j];
 
-			w[f] += u;
-			dl[f] += u;
-			touch(m, f);
+			if (!m->bmark[f]) {
+				m->bmark[f] = 1;
+				g[f] = 0;
+				m->batch_f[nb++] = f;
+			}
+			g[f] += m->margin[k] * d->val[j];
 		}
+	}
+	/* Adagrad per coordinate: a feature in most samples gets a batch
+	 * gradient up to b times a rare one's, and one learning rate for
+	 * both either diverges on the first or crawls on the second
+	 * (power-law data). Dividing by the root of the feature's summed
+	 * squared gradients makes every step at most lr. */
+	for (uint32_t q = 0; q < nb; q++) {
+		uint32_t f = m->batch_f[q];
+		double gf = g[f];
+		float u;
+
+		m->bmark[f] = 0;
+		if (gf == 0)
+			continue;
+		m->g2[f] += gf * gf;
+		u = (float)(-m->lr * gf / sqrt(m->g2[f] + 1e-12));
+		w[f] += u;
+		dl[f] += u;
+		touch(m, f);
 	}
 	return 0;
 }

@@ -4,7 +4,8 @@
  * copy of the model, with the delta since the last push kept aside:
  *
  *   lr  sparse logistic regression: dim weights (weight 0 the bias), loss
- *       the mean log-loss log(1 + exp(-y w.x)) on held-out samples;
+ *       the mean log-loss log(1 + exp(-y w.x)) on held-out samples,
+ *       mini-batch steps by per-coordinate Adagrad;
  *   mf  matrix factorization: (users + items) x rank factors, user rows
  *       first, loss the RMSE of u.v against held-out ratings. SGD with L2
  *       regularisation l2.
@@ -23,7 +24,9 @@
 
 #include "data.h"
 
-enum trn_kind { TRN_LR = 0, TRN_MF };
+/* The workloads; TRN_LASSO is Frank-Wolfe, not SGD (lasso.h). */
+enum trn_kind { TRN_LR = 0, TRN_MF, TRN_LASSO };
+#define TRN_NKINDS 3
 
 struct trn_model {
 	enum trn_kind kind;
@@ -40,6 +43,10 @@ struct trn_model {
 	uint32_t ntouched;
 	double *margin; /* lr: per-sample scratch of a batch */
 	size_t margin_cap;
+	double *g2;	   /* lr: Adagrad's summed squared gradients */
+	double *grad;	   /* lr: the batch gradient (scratch) */
+	uint8_t *bmark;	   /* lr: features in the batch (scratch) */
+	uint32_t *batch_f; /* lr: their list */
 };
 
 /* lr over dim features; mf over users x items with rank (init N(0,
@@ -53,10 +60,12 @@ void trn_model_fini(struct trn_model *m);
 /* w = init + table, where table holds the pulled values. */
 void trn_model_set(struct trn_model *m, const float *table);
 
-/* One mini-batch of SGD over samples ids[0..b) of d (lr) or ratings (mf),
+/* One mini-batch over samples ids[0..b) of d (lr) or ratings (mf),
  * updating w and delta. lr: the gradient at the batch's start, summed over
- * the batch for the features and averaged for the bias (-ENOMEM for its
- * scratch); mf: one step per rating. */
+ * the batch for the features and averaged for the bias, applied by
+ * per-coordinate Adagrad (w_f -= lr g_f / sqrt(sum of g_f^2 over this
+ * worker's batches)), so no step exceeds lr whatever a feature's
+ * popularity (-ENOMEM for its scratch); mf: one SGD step per rating. */
 int trn_model_step_lr(struct trn_model *m, const struct trn_lr_data *d,
 		      const uint32_t *ids, size_t b);
 void trn_model_step_mf(struct trn_model *m, const struct trn_mf_data *d,

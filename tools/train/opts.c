@@ -28,10 +28,20 @@ void trn_work_defaults(struct trn_work_opts *w, enum trn_kind kind)
 	w->mfg.items = 2000;
 	w->mfg.rank = 10;
 	w->mfg.noise = 0.1;
-	if (kind == TRN_LR) {
+	w->lag.density = 0.01;
+	w->lag.support = 100;
+	if (kind == TRN_LASSO) {
+		/* The seed's generated problems: 1000 x 10000, sparse. One
+		 * clock is one Frank-Wolfe superstep. */
+		w->samples = 1000;
+		w->lrg.features = 10000;
+		w->lrg.noise = 0.1;
+		w->epochs = 300;
+		w->clocks_per_epoch = 1;
+	} else if (kind == TRN_LR) {
 		w->samples = 400000;
 		w->test_samples = 5000;
-		w->lr = 1.0;
+		w->lr = 0.5;
 	} else {
 		w->samples = 600000;
 		w->test_samples = 20000;
@@ -51,15 +61,19 @@ int trn_parse_kind(const char *s, enum trn_kind *out)
 		*out = TRN_MF;
 		return 0;
 	}
-	tool_err("unknown workload '%s': use lr (sparse logistic regression) "
-		 "or mf (matrix factorization)",
+	if (!strcmp(s, "lasso")) {
+		*out = TRN_LASSO;
+		return 0;
+	}
+	tool_err("unknown workload '%s': use lr (sparse logistic regression), "
+		 "mf (matrix factorization) or lasso (Frank-Wolfe)",
 		 s);
 	return -EINVAL;
 }
 
 const char *trn_kind_name(enum trn_kind kind)
 {
-	return kind == TRN_LR ? "lr" : "mf";
+	return kind == TRN_LR ? "lr" : kind == TRN_MF ? "mf" : "lasso";
 }
 
 void trn_prescan_kind(int argc, char **argv, enum trn_kind *out)
@@ -80,10 +94,18 @@ void trn_prescan_kind(int argc, char **argv, enum trn_kind *out)
 			k = TRN_LR;
 		else if (v && !strcmp(v, "mf"))
 			k = TRN_MF;
+		else if (v && !strcmp(v, "lasso"))
+			k = TRN_LASSO;
 		else
 			continue;
 		*out = k;
 	}
+}
+
+uint64_t trn_run_seed(const struct trn_work_opts *w)
+{
+	/* Repeat 0 keeps --seed: the runs of before repeats existed. */
+	return w->seed ^ ((uint64_t)w->repeat * 0x9e3779b97f4a7c15ull);
 }
 
 int trn_parse_double(const char *s, const char *what, double lo, double hi,
@@ -174,6 +196,26 @@ int trn_work_opt(int opt, const char *arg, struct trn_work_opts *w)
 	case 1013:
 		return count_u32(arg, "clocks per epoch", 1, 100000,
 				 &w->clocks_per_epoch);
+	case 1014:
+		if (trn_parse_double(arg, "popularity exponent --zipf", 0,
+				     TRN_ZIPF_MAX, &d))
+			return -EINVAL;
+		w->lrg.zipf = w->mfg.zipf = d;
+		return 0;
+	case 1015:
+		w->lrg.binary = 1;
+		return 0;
+	case 1016:
+		return trn_parse_double(arg, "lasso density", 1e-4, 1,
+					&w->lag.density);
+	case 1017:
+		return count_u32(arg, "lasso support", 1,
+				 TRN_LASSO_MAX_FEATURES, &w->lag.support);
+	case 1018:
+		return trn_parse_double(arg, "L1 radius", 1e-9, 1e9,
+					&w->radius);
+	case 1019:
+		return count_u32(arg, "repeat index", 0, 1000, &w->repeat);
 	default:
 		return 1;
 	}
@@ -181,6 +223,11 @@ int trn_work_opt(int opt, const char *arg, struct trn_work_opts *w)
 
 int trn_work_check(const struct trn_work_opts *w)
 {
+	if (w->kind == TRN_LASSO && w->test) {
+		tool_err("--test: lasso minimises its objective on --data "
+			 "itself; drop --test");
+		return -EINVAL;
+	}
 	if (w->test && !w->data) {
 		tool_err("--test needs --data (the generator makes its own "
 			 "held-out samples)");
@@ -190,6 +237,18 @@ int trn_work_check(const struct trn_work_opts *w)
 		tool_err("--nnz %u is more than --features %u: a sample has "
 			 "at most every feature once",
 			 w->lrg.nnz, w->lrg.features);
+		return -EINVAL;
+	}
+	if (!w->data && w->kind == TRN_LASSO &&
+	    (w->samples > TRN_LASSO_MAX_SAMPLES ||
+	     w->lrg.features > TRN_LASSO_MAX_FEATURES ||
+	     w->lag.support > w->lrg.features)) {
+		tool_err("lasso generator: --samples %" PRIu64
+			 " (at most %u), --features %u (at most %u), "
+			 "--support %u (at most --features): lower the one "
+			 "out of range",
+			 w->samples, TRN_LASSO_MAX_SAMPLES, w->lrg.features,
+			 TRN_LASSO_MAX_FEATURES, w->lag.support);
 		return -EINVAL;
 	}
 	if (!w->data && w->kind == TRN_MF &&
@@ -206,19 +265,24 @@ int trn_work_check(const struct trn_work_opts *w)
 
 void trn_work_usage(FILE *f)
 {
-	struct trn_work_opts l, m;
+	struct trn_work_opts l, m, a;
 
 	trn_work_defaults(&l, TRN_LR);
 	trn_work_defaults(&m, TRN_MF);
+	trn_work_defaults(&a, TRN_LASSO);
 	fprintf(f,
 		"Workload and data:\n"
-		"  -W, --workload=lr|mf  sparse logistic regression or matrix "
-		"factorization\n"
-		"                        (lr); it sets the defaults below\n"
-		"  -D, --data=FILE       training data: LIBSVM text (lr) or "
-		"\"user item rating\"\n"
-		"                        lines (mf); default: the seeded "
-		"generator\n"
+		"  -W, --workload=lr|mf|lasso  sparse logistic regression, "
+		"matrix\n"
+		"                        factorization or LASSO by Frank-Wolfe "
+		"(lr); it sets\n"
+		"                        the defaults below\n"
+		"  -D, --data=FILE       training data: LIBSVM text (lr; lasso "
+		"with real\n"
+		"                        targets) or \"user item rating\" "
+		"lines "
+		"(mf); default:\n"
+		"                        the seeded generator\n"
 		"      --test=FILE       held-out data (default: --holdout of "
 		"--data)\n"
 		"      --holdout=FRAC    fraction of --data held out (%g)\n"
@@ -233,12 +297,36 @@ void trn_work_usage(FILE *f)
 		"      --noise=X         generator noise: lr label noise "
 		"(%g), mf rating\n"
 		"                        noise (%g)\n"
+		"      --zipf=S          generator: power-law popularity of "
+		"lr features and\n"
+		"                        mf users and items, rank r drawn "
+		"as r^-S, as in real\n"
+		"                        sparse data (0: uniform)\n"
+		"      --binary          lr generator: feature values 1, as "
+		"in Dorothea or\n"
+		"                        Criteo (+-1/sqrt(nnz))\n"
+		"Lasso (min |Ax - y|^2 / 2m, |x|_1 <= radius; one clock is one "
+		"Frank-Wolfe\n"
+		"superstep, --epochs x --clocks-per-epoch of them: %" PRIu64
+		"):\n"
+		"  -N, --features, --noise  the generator's rows (%" PRIu64
+		"), columns (%u)\n"
+		"                        and target noise (%g)\n"
+		"      --density=X       generator: non-zeros of A per entry "
+		"(%g)\n"
+		"      --support=N       generator: non-zeros of the hidden "
+		"x* (%u)\n"
+		"      --radius=T        L1 radius (generator: |x*|_1, a file: "
+		"1)\n"
 		"      --users=N, --items=N  mf generator (%u, %u)\n"
 		"      --true-rank=N     mf generator: rank of the hidden "
 		"factors (%u)\n"
 		"      --rank=N          mf model rank (the true rank)\n"
 		"      --seed=N          seed of data, partitions, "
 		"stragglers (%" PRIu64 ")\n"
+		"      --repeat=K        repeat K of a run: other sample "
+		"orders and straggler\n"
+		"                        draws, the same data (0)\n"
 		"SGD:\n"
 		"      --lr=X            learning rate (lr %g, mf %g)\n"
 		"      --l2=X            mf L2 regularisation (%g)\n"
@@ -252,8 +340,10 @@ void trn_work_usage(FILE *f)
 		"                        partition (%u)\n",
 		l.holdout, l.samples, m.samples, l.test_samples, m.test_samples,
 		l.lrg.features, l.lrg.nnz, l.lrg.noise, m.mfg.noise,
-		m.mfg.users, m.mfg.items, m.mfg.rank, l.seed, l.lr, m.lr, m.l2,
-		l.batch, l.epochs, l.clocks_per_epoch);
+		a.epochs * a.clocks_per_epoch, a.samples, a.lrg.features,
+		a.lrg.noise, a.lag.density, a.lag.support, m.mfg.users,
+		m.mfg.items, m.mfg.rank, l.seed, l.lr, m.lr, m.l2, l.batch,
+		l.epochs, l.clocks_per_epoch);
 }
 
 int trn_work_argv(const struct trn_work_opts *w, const char **argv, int max,
@@ -285,25 +375,42 @@ int trn_work_argv(const struct trn_work_opts *w, const char **argv, int max,
 			ARG("--holdout", "%.17g", w->holdout);
 	} else {
 		ARG("--samples", "%" PRIu64, w->samples);
-		ARG("--test-samples", "%" PRIu64, w->test_samples);
-		if (w->kind == TRN_LR) {
+		if (w->kind != TRN_LASSO)
+			ARG("--test-samples", "%" PRIu64, w->test_samples);
+		if (w->kind == TRN_LASSO) {
+			ARG("--features", "%u", w->lrg.features);
+			ARG("--noise", "%.17g", w->lrg.noise);
+			ARG("--density", "%.17g", w->lag.density);
+			ARG("--support", "%u", w->lag.support);
+		} else if (w->kind == TRN_LR) {
 			ARG("--features", "%u", w->lrg.features);
 			ARG("--nnz", "%u", w->lrg.nnz);
 			ARG("--noise", "%.17g", w->lrg.noise);
+			ARG("--zipf", "%.17g", w->lrg.zipf);
+			if (w->lrg.binary && n + 1 > max)
+				return -ENOSPC;
+			if (w->lrg.binary)
+				argv[n++] = "--binary";
 		} else {
 			ARG("--users", "%u", w->mfg.users);
 			ARG("--items", "%u", w->mfg.items);
 			ARG("--true-rank", "%u", w->mfg.rank);
 			ARG("--noise", "%.17g", w->mfg.noise);
+			ARG("--zipf", "%.17g", w->mfg.zipf);
 		}
 	}
 	if (w->rank)
 		ARG("--rank", "%u", w->rank);
-	ARG("--lr", "%.17g", w->lr);
+	if (w->radius > 0)
+		ARG("--radius", "%.17g", w->radius);
+	if (w->kind != TRN_LASSO)
+		ARG("--lr", "%.17g", w->lr);
 	ARG("--l2", "%.17g", w->l2);
 	ARG("--batch", "%u", w->batch);
 	ARG("--epochs", "%" PRIu64, w->epochs);
 	ARG("--seed", "%" PRIu64, w->seed);
+	if (w->repeat)
+		ARG("--repeat", "%u", w->repeat);
 	ARG("--clocks-per-epoch", "%u", w->clocks_per_epoch);
 #undef ARG
 	return n;

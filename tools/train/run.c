@@ -40,6 +40,7 @@
 
 #include "common.h"
 #include "config.h"
+#include "load.h"
 #include "rng.h"
 #include "train.h"
 
@@ -89,7 +90,11 @@ static void run_usage(FILE *f)
 		   "F times slower),\n"
 		   "                         random:P:Fx (each iteration, "
 		   "probability P), joined\n"
-		   "                         by commas, or none (none)\n"
+		   "                         by commas, or none (none);\n"
+		   "                         load:T:D: every T s a CPU hog "
+		   "for D s on the core\n"
+		   "                         of a random worker (workers "
+		   "then pinned to cores)\n"
 		   "      --pace=X           each worker busy at most 1/X of "
 		   "the time, so that W\n"
 		   "                         workers on fewer cores act as W "
@@ -197,7 +202,7 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
 	return trn_work_check(&o->w) ? 2 : 0;
 }
 
-static uint64_t cpu_ns(void)
+uint64_t trn_cpu_ns(void)
 {
 	struct timespec ts;
 
@@ -205,7 +210,7 @@ static uint64_t cpu_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static void sleep_ns(uint64_t ns)
+void trn_sleep_ns(uint64_t ns)
 {
 	struct timespec ts = {(time_t)(ns / 1000000000ull),
 			      (long)(ns % 1000000000ull)};
@@ -462,7 +467,7 @@ static int next_sample(struct worker *wk, uint32_t *id_out)
 	uint64_t pass = wk->pos / n;
 
 	if (at == 0)
-		shuffle(wk->order, n, wk->o->w.seed ^ 0x4f524452ull,
+		shuffle(wk->order, n, trn_run_seed(&wk->o->w) ^ 0x4f524452ull,
 			wk->cfg.rank, pass);
 	if (wk->count) {
 		uint32_t k = wk->order[at];
@@ -500,7 +505,7 @@ static int iterate(struct worker *wk, double factor, uint64_t *done,
 			if (ret)
 				return ret;
 		}
-		c0 = cpu_ns();
+		c0 = trn_cpu_ns();
 		if (wk->m.kind == TRN_LR) {
 			ret = trn_model_step_lr(&wk->m, &wk->d.lr_train,
 						wk->ids, b);
@@ -511,12 +516,12 @@ static int iterate(struct worker *wk, double factor, uint64_t *done,
 		} else {
 			trn_model_step_mf(&wk->m, &wk->d.mf_train, wk->ids, b);
 		}
-		target +=
-			(uint64_t)(wk->pace * factor * (double)(cpu_ns() - c0));
+		target += (uint64_t)(wk->pace * factor *
+				     (double)(trn_cpu_ns() - c0));
 		el = rdps_now_ns() - t_start;
 		/* Sleep off the debt in pieces of at least 0.2 ms. */
 		if (target > el + 200000)
-			sleep_ns(target - el);
+			trn_sleep_ns(target - el);
 		*done += b;
 		if (absp && *done < n) {
 			rdps_clear_error();
@@ -797,7 +802,7 @@ static int worker_loop(struct worker *wk)
 
 			wk->quota = n * (c % k + 1) / k - n * (c % k) / k;
 		}
-		factor = trn_spec_factor(&o->spec, o->w.seed,
+		factor = trn_spec_factor(&o->spec, trn_run_seed(&o->w),
 					 (unsigned)wk->cfg.rank, c);
 		ret = iterate(wk, factor, &done, &busy);
 		if (ret)
@@ -834,6 +839,8 @@ static int worker_loop(struct worker *wk)
 static int run_job(const struct run_opts *o)
 {
 	struct worker wk;
+	struct trn_load load = {.running = 0};
+	double load_t, load_d;
 	char err[512];
 	int ret, rc = 1;
 
@@ -881,9 +888,41 @@ static int run_job(const struct run_opts *o)
 		       o->spec_text, wk.pace, o->w.epochs);
 		fflush(stdout);
 	}
-	rc = worker_setup(&wk);
-	if (!rc)
-		rc = worker_loop(&wk);
+	if (trn_spec_load(&o->spec, &load_t, &load_d)) {
+		ret = trn_load_start(&load, load_t, load_d, trn_run_seed(&o->w),
+				     (unsigned)wk.cfg.rank,
+				     (unsigned)wk.cfg.workers);
+		if (ret) {
+			tool_err("cannot start the load:%g:%g hog: %s", load_t,
+				 load_d, strerror(-ret));
+			rc = 1;
+			goto out;
+		}
+	}
+	if (o->w.kind == TRN_LASSO) {
+		struct trn_lasso_args la = {
+			.cfg = &wk.cfg,
+			.w = &o->w,
+			.spec = &o->spec,
+			.pace = wk.pace,
+			.csv_fd = wk.csv_fd,
+			.quiet = o->quiet,
+		};
+
+		rc = trn_lasso_run(&la);
+	} else {
+		rc = worker_setup(&wk);
+		if (!rc)
+			rc = worker_loop(&wk);
+	}
+	if (load.running) {
+		trn_load_stop(&load);
+		fprintf(stderr,
+			"rdps-train: load: worker %d on core %d: %u hogs of "
+			"%g s, %.2f s CPU\n",
+			wk.cfg.rank, load.cpu, load.hogs, load_d, load.hog_cpu);
+	}
+out:
 	if (wk.csv_fd >= 0)
 		close(wk.csv_fd);
 	rdps_buf_free(wk.ctx, wk.pulled);

@@ -12,7 +12,9 @@
 #define SPEC_HOW                                                           \
 	"write W:Fx (worker W is F times slower, e.g. 1:3x), random:P:Fx " \
 	"(each iteration each worker is F times slower with probability "  \
-	"P, e.g. random:0.1:3x) or none; join several with commas"
+	"P, e.g. random:0.1:3x), load:T:D (every T s a CPU hog for D s "   \
+	"beside a random worker, e.g. load:2:1) or none; join several "    \
+	"with commas"
 
 /* A number filling [p, p + n) exactly. */
 static int num(const char *p, size_t n, double *v)
@@ -54,6 +56,22 @@ static int parse_item(const char *s, const char *p, size_t n,
 	if (!c1)
 		return item_fail(s, p, n, "", err, errlen);
 	k = (size_t)(c1 - p);
+	if (k == 4 && !memcmp(p, "load", 4)) {
+		const char *q = c1 + 1;
+		size_t rest = n - k - 1;
+
+		c2 = memchr(q, ':', rest);
+		it->load = 1;
+		if (!c2 || num(q, (size_t)(c2 - q), &it->t) ||
+		    num(c2 + 1, rest - (size_t)(c2 - q) - 1, &it->d) ||
+		    !(it->t >= 0.01 && it->t <= 3600) || !(it->d > 0) ||
+		    it->d > it->t)
+			return item_fail(s, p, n,
+					 " (T is seconds from 0.01 to 3600, "
+					 "D seconds in (0, T])",
+					 err, errlen);
+		return 0;
+	}
 	if (k == 6 && !memcmp(p, "random", 6)) {
 		const char *q = c1 + 1;
 		size_t rest = n - k - 1;
@@ -118,7 +136,15 @@ int trn_spec_parse(const char *s, struct trn_spec *out, char *err,
 		if (parse_item(s, p, n, it, err, errlen))
 			return -EINVAL;
 		for (unsigned i = 0; i < sp.n; i++) {
-			if (!it->random && !sp.item[i].random &&
+			if (it->load && sp.item[i].load) {
+				snprintf(err, errlen,
+					 "two load items in '%s': give one "
+					 "load:T:D",
+					 s);
+				return -EINVAL;
+			}
+			if (!it->random && !it->load && !sp.item[i].random &&
+			    !sp.item[i].load &&
 			    sp.item[i].worker == it->worker) {
 				snprintf(err, errlen,
 					 "worker %u is slowed twice in '%s': "
@@ -140,7 +166,8 @@ int trn_spec_check(const struct trn_spec *sp, unsigned workers, char *err,
 		   size_t errlen)
 {
 	for (unsigned i = 0; i < sp->n; i++) {
-		if (!sp->item[i].random && sp->item[i].worker >= workers) {
+		if (!sp->item[i].random && !sp->item[i].load &&
+		    sp->item[i].worker >= workers) {
 			snprintf(err, errlen,
 				 "straggler %u:%gx names worker %u, but the "
 				 "job has workers 0 .. %u: pick one of those",
@@ -160,7 +187,9 @@ double trn_spec_factor(const struct trn_spec *sp, uint64_t seed,
 	for (unsigned i = 0; i < sp->n; i++) {
 		const struct trn_spec_item *it = &sp->item[i];
 
-		if (!it->random) {
+		if (it->load) {
+			continue; /* real contention, not a factor */
+		} else if (!it->random) {
 			if (it->worker == worker)
 				f *= it->f;
 		} else {
@@ -173,6 +202,17 @@ double trn_spec_factor(const struct trn_spec *sp, uint64_t seed,
 		}
 	}
 	return f;
+}
+
+int trn_spec_load(const struct trn_spec *sp, double *t_out, double *d_out)
+{
+	for (unsigned i = 0; i < sp->n; i++)
+		if (sp->item[i].load) {
+			*t_out = sp->item[i].t;
+			*d_out = sp->item[i].d;
+			return 1;
+		}
+	return 0;
 }
 
 void trn_spec_str(const struct trn_spec *sp, char *buf, size_t len)
@@ -190,7 +230,10 @@ void trn_spec_str(const struct trn_spec *sp, char *buf, size_t len)
 		const struct trn_spec_item *it = &sp->item[i];
 		int n;
 
-		if (it->random)
+		if (it->load)
+			n = snprintf(buf + used, len - used, "%sload:%g:%g",
+				     i ? "," : "", it->t, it->d);
+		else if (it->random)
 			n = snprintf(buf + used, len - used, "%srandom:%g:%gx",
 				     i ? "," : "", it->p, it->f);
 		else

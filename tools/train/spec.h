@@ -6,6 +6,9 @@
  *   W:Fx           worker W is persistently F times slower (1:3x)
  *   random:P:Fx    every worker, every iteration, with probability P, runs
  *                  F times slower for that iteration (random:0.1:3x)
+ *   load:T:D       real contention, not sleep: every T seconds a CPU hog
+ *                  runs for D seconds beside one worker drawn at random,
+ *                  on that worker's core (load.c; load:2:1)
  *
  * Several items are joined by commas ("1:3x,random:0.05:2x"); the factors
  * that apply to a worker's iteration multiply. F is a number from 1 to 100
@@ -23,7 +26,9 @@
 #define TRN_SPEC_FMAX 100.0
 
 struct trn_spec_item {
-	int random;	 /* 1: random:P:Fx, 0: W:Fx */
+	int random; /* 1: random:P:Fx, 0: W:Fx (or load) */
+	int load;   /* 1: load:T:D (t, d in seconds) */
+	double t, d;
 	unsigned worker; /* W:Fx */
 	double p;	 /* random: probability */
 	double f;	 /* slowdown factor, >= 1 */
@@ -47,6 +52,8 @@ int trn_spec_check(const struct trn_spec *sp, unsigned workers, char *err,
  * apply, 1.0 if none. */
 double trn_spec_factor(const struct trn_spec *sp, uint64_t seed,
 		       unsigned worker, uint64_t iter);
+/* load:T:D of sp: 1 with *t_out and *d_out set, 0 if none. */
+int trn_spec_load(const struct trn_spec *sp, double *t_out, double *d_out);
 /* The canonical text of sp ("none", "1:3x,random:0.1:3x"). */
 void trn_spec_str(const struct trn_spec *sp, char *buf, size_t len);
 
