@@ -999,9 +999,12 @@ static int mode_asp(struct rdps_ctx *ctx, int argc, char **argv)
 	if (st.clocks != iters)
 		fail("stats: %" PRIu64 " clocks, made %" PRIu64, st.clocks,
 		     iters);
-	/* The others ran while the staller was away: their time blocked
-	 * in rdps_clock must be far below the stall. */
-	if (cfg.rank != staller && st.clock_wait_ns > ASP_STALL_MIN_NS / 4)
+	/* The others ran while the staller was away: a clock that waited
+	 * for the staller would have blocked for its whole stall, so their
+	 * time blocked in rdps_clock stays below it. (A quarter of it, as
+	 * before, was a timing bound: 200 tcp clocks on a loaded 2-core box
+	 * came to 57 ms in one run of 25.) */
+	if (cfg.rank != staller && st.clock_wait_ns >= ASP_STALL_MIN_NS)
 		fail("asp: worker %d blocked %.1f ms in rdps_clock; asp "
 		     "must not wait",
 		     cfg.rank, (double)st.clock_wait_ns / 1e6);
