@@ -385,6 +385,7 @@ void rdps_ctx_destroy(struct rdps_ctx *ctx)
 		free(t->part);
 		free(t);
 	}
+	wrk_emb_free_all(ctx);
 	if (ctx->sh) {
 		wrk_say_bye(ctx);
 		/* After the bye: a shard must not take the silence for a

@@ -22,6 +22,10 @@
  *   loss.c   lost and departed workers: the errors naming them, and the
  *            make-up under on_worker_loss continue
  *   cut.c    A-BSP cuts
+ *   emb_table.c  embedding tables: rdps_emb_open(), their directory
+ *            entries
+ *   emb_pull.c   embedding pulls: buckets, then rows, one-sided
+ *   emb_push.c   embedding pushes: duplicates summed, {key, row} pairs
  *
  * Threads: a context and its tables belong to one thread at a time; no
  * function here takes a lock. Errors: every int function returns 0 (or a
@@ -116,6 +120,23 @@ struct rdps_table {
 	struct wrk_part *part; /* per shard */
 };
 
+/* Shard s's part of an embedding table, from its directory entry. */
+struct wrk_emb_part {
+	uint32_t index; /* in the shard's emb[] */
+	uint64_t nbuckets;
+	struct rdps_tp_rkey index_key, rows_key;
+};
+
+struct rdps_emb {
+	struct rdps_ctx *ctx;
+	struct rdps_emb *next;
+	char name[RDPS_TABLE_NAME_MAX + 1];
+	struct rdps_emb_cfg cfg;
+	size_t vbytes;		   /* dim values */
+	uint64_t row_bytes;	   /* ps_emb_row_bytes() */
+	struct wrk_emb_part *part; /* per shard */
+};
+
 struct rdps_ctx {
 	char *shards_buf;
 	unsigned nshards, workers, rank, slack, k;
@@ -157,6 +178,7 @@ struct rdps_ctx {
 	struct wrk_grp cut_grp;
 	struct rdps_stats st;
 	struct rdps_table *tables;
+	struct rdps_emb *embs;
 };
 
 /*
@@ -348,6 +370,23 @@ int wrk_check_range(const struct rdps_table *t, uint64_t start, uint64_t count,
  * first bad index and its entry if not. */
 int wrk_check_idx(const struct rdps_table *t, const uint64_t *idx, size_t n,
 		  const char *what);
+
+/* Pulls (pull.c) ----------------------------------------------------------- */
+
+/* The applied clock a pull at this worker's clock needs from a shard's
+ * directory header (BSP, A-BSP: the clock; SSP, ASP: 0). */
+uint64_t wrk_need(const struct rdps_ctx *ctx);
+
+/* Embedding tables (emb_table.c) ----------------------------------------- */
+
+/* Free every embedding table handle of ctx (rdps_ctx_destroy). */
+void wrk_emb_free_all(struct rdps_ctx *ctx);
+
+/* Read shard s's whole index (rows 0) or row region (rows 1) of e into
+ * dst (len bytes; -ENOSPC if too small): *len_out bytes. For tests that
+ * compare layouts (BSP identity) and for diagnostics; blocks. */
+int wrk_emb_read_raw(struct rdps_emb *e, unsigned s, int rows, void *dst,
+		     size_t len, size_t *len_out);
 
 /* Clock table (clock.c) --------------------------------------------------- */
 
