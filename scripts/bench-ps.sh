@@ -20,6 +20,11 @@
 #          applied the delta, so the time is push + apply; median GB/s,
 #          over 1, 2 and -S shards (the target on 2: the box's 2 cores)
 #   round  8 B push then 8 B pull, each waited for (asp), median us
+#   emb    embedding pull of 1, 64, 1024 and 4096 keys of dim 16 and 64
+#          from a table of 65536 keys on 2 shards (asp), shm and tcp:
+#          Mkeys/s at the median, and the round trips per pull the library
+#          counted (2: buckets, then rows); then 64 keys of dim 16 with two
+#          more workers pushing rows all along (shards busy applying)
 set -u
 
 prog=bench-ps.sh
@@ -102,10 +107,12 @@ jget() {
 }
 
 # psb TRANSPORT SHARDS MODEL TEST [rdps-psbench options]: its JSON line.
+# PSB_WORKERS: workers of the job (1).
 psb() {
 	local tp=$1 s=$2 m=$3 test=$4 out
 	shift 4
-	out=$(timeout 120 "$launch" -t "$tp" -s "$s" -w 1 -m "$m" -T 110 \
+	out=$(timeout 120 "$launch" -t "$tp" -s "$s" -w "${PSB_WORKERS:-1}" \
+		-m "$m" -T 110 \
 		-P "${PSB_POLL:-adaptive}" -- "$psb" --json \
 		-P "${PSB_POLL:-adaptive}" "$test" "$@" 2>"$tmp/err") || {
 		echo "$prog: rdps-psbench $test on $tp failed:" \
@@ -190,6 +197,26 @@ if [ $tcp_bw = 1 ]; then
 		"$(fmt4 "$(jget "$j" gbps)")" "$ip" "iperf3 1 stream 127.0.0.1" \
 		higher -
 fi
+
+# 5. embedding pulls: keys/s next to the round trips counted (no
+# reference of the same kind here: the two-sided lookup is not built yet).
+emb_row() {
+	local tp=$1 k=$2 d=$3 busy=$4 j kps rt
+	j=$(psb "$tp" 2 asp emb -k "$k" -d "$d" -n 1000) || j=
+	kps=$(awk -v x="$(jget "$j" keys_per_s)" 'BEGIN { if (x != "") printf "%.3f", x / 1e6 }')
+	rt=$(jget "$j" round_trips)
+	[ -n "$kps" ] && [ -n "$rt" ] || failed=1
+	rows+=("$tp emb pull $k keys dim $d$busy (Mkeys/s)|${kps:-n/a}|${rt:-n/a}|round trips per pull|n/a|higher|-|-")
+	echo "$prog: emb $tp $k x $d$busy: ${kps:-n/a} Mkeys/s, ${rt:-n/a} round trips" >&2
+}
+for tp in shm tcp; do
+	for d in 16 64; do
+		for k in 1 64 1024 4096; do
+			emb_row "$tp" "$k" "$d" ""
+		done
+	done
+	PSB_WORKERS=3 emb_row "$tp" 64 16 ", 2 workers pushing"
+done
 
 secs=$(($(date +%s) - start))
 print_tables "$md_out" "Measured $(date -u +%Y-%m-%d) by \`scripts/bench.sh --ps\` in \
