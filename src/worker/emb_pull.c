@@ -66,6 +66,17 @@ static int wrk_emb_get(struct rdps_ctx *ctx, struct wrk_grp *g, unsigned s,
 	return 0;
 }
 
+/* The end of a round: every READ posted in g completed; counted. */
+static int wrk_emb_wait(struct rdps_ctx *ctx, struct wrk_grp *g,
+			uint64_t deadline)
+{
+	int ret = wrk_grp_wait(ctx, g, deadline, "an embedding pull");
+
+	if (!ret)
+		ctx->st.emb_round_trips++;
+	return ret;
+}
+
 /* BSP, A-BSP: which shards' headers show the clock this pull needs. The
  * others are read again; a lost worker or stopped shard is the error. */
 static int wrk_emb_fresh(struct wrk_emb_pull *p)
@@ -187,10 +198,9 @@ static int wrk_emb_round_buckets(struct wrk_emb_pull *p, struct wrk_grp *g)
 				return ret;
 		}
 	}
-	ret = wrk_grp_wait(ctx, g, p->deadline, "an embedding pull");
+	ret = wrk_emb_wait(ctx, g, p->deadline);
 	if (ret)
 		return ret;
-	ctx->st.emb_round_trips++;
 	ret = wrk_emb_fresh(p);
 	for (size_t i = 0; !ret && i < p->n; i++)
 		if (p->ks[i].state == WRK_EMB_BUCKETS &&
@@ -223,10 +233,9 @@ static int wrk_emb_round_rows(struct wrk_emb_pull *p, struct wrk_grp *g)
 		if (ret)
 			return ret;
 	}
-	ret = wrk_grp_wait(ctx, g, p->deadline, "an embedding pull");
+	ret = wrk_emb_wait(ctx, g, p->deadline);
 	if (ret)
 		return ret;
-	ctx->st.emb_round_trips++;
 	for (size_t i = 0; i < p->n; i++) {
 		struct wrk_emb_key *k = &p->ks[i];
 		const char *row = p->rw + i * e->row_bytes;
