@@ -79,10 +79,10 @@ set(RDPS_PS_MATRIX
   # index and rows on every run, over shm and tcp.
   "emb_once        | bsp   | shm tcp | 60  |      | emb -s 2 -w 8 -- once 40 1"
   "emb_once_asp    | asp   | shm tcp | 60  |      | emb -s 3 -w 8 -- once 40 2"
-  "emb_once_ssp    | ssp:1 | shm     | 60  |      | emb -s 2 -w 4 -- once 40 3"
+  "emb_once_ssp    | ssp:1 | shm tcp | 60  |      | emb -s 2 -w 4 -- once 40 3"
   "emb_torn        | asp   | shm tcp | 60  |      | emb -s 1 -w 2 -- torn 20000"
-  "emb_full        | bsp   | shm     | 60  |      | emb -s 1 -w 1 -- full"
-  "emb_full_asp    | asp   | tcp     | 60  |      | emb -s 1 -w 1 -- full"
+  "emb_full        | bsp   | shm tcp | 60  |      | emb -s 1 -w 1 -- full"
+  "emb_full_asp    | asp   | shm tcp | 60  |      | emb -s 1 -w 1 -- full"
   "emb_bsp_identical | bsp | shm+tcp | 90  |      | sh ps_emb_bsp.sh @LAUNCH@ @EMB@"
   # Over verbs on soft-RoCE, one VM boot running several jobs
   # (tests/ps_rxe_guest.sh through rxe_run.sh --script): ps_worker sum,
