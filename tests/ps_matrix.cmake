@@ -84,6 +84,9 @@ set(RDPS_PS_MATRIX
   "emb_full        | bsp   | shm tcp | 60  |      | emb -s 1 -w 1 -- full"
   "emb_full_asp    | asp   | shm tcp | 60  |      | emb -s 1 -w 1 -- full"
   "emb_bsp_identical | bsp | shm+tcp | 90  |      | sh ps_emb_bsp.sh @LAUNCH@ @EMB@"
+  # The same over verbs on soft-RoCE in one VM (exactly-once, torn reads,
+  # BSP index and rows identical to shm's and tcp's on the host).
+  "emb_verbs_rxe   | bsp,asp | rxe  | 420 | verbs,rxe | sh ps_emb_rxe.sh @RXE_VM@ @LAUNCH@ @EMB@ @BUILD@"
   # Over verbs on soft-RoCE, one VM boot running several jobs
   # (tests/ps_rxe_guest.sh through rxe_run.sh --script): ps_worker sum,
   # cut and zcopy, and BSP parameters bit-identical to the same job's over
