@@ -364,6 +364,25 @@ _Static_assert(sizeof(struct ps_emb_desc) == 192, "ps_emb_desc");
  * PS_PUSH of {be64 key; dim values} pairs to embedding table ps_msg.table. */
 #define PS_F_EMB 4u
 
+/*
+ * With PS_F_EMB on a PS_PUSH: not a push but a two-sided lookup, the
+ * design of ps-lite and BytePS, kept as the baseline that rdps-psbench
+ * compares the one-sided pull with. Payload: struct ps_emb_lookup, then
+ * ps_msg.count be64 keys. The shard's CPU looks each key up (absent keys:
+ * their initial value) and writes the count rows' values, one after the
+ * other, to dst_addr in the worker's region dst with one put, then sends
+ * the credit on the same endpoint, so the rows are in place when the
+ * credit arrives. At most slot_bytes of rows per message.
+ */
+#define PS_F_LOOKUP 8u
+
+struct ps_emb_lookup {
+	struct rdps_tp_rkey_wire dst;
+	uint64_t dst_addr_be;
+	uint64_t pad[4];
+};
+_Static_assert(sizeof(struct ps_emb_lookup) == 64, "ps_emb_lookup");
+
 /* PS_CREATE payload of an embedding table (PS_F_EMB). */
 struct ps_emb_create {
 	char name[32];

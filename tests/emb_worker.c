@@ -12,8 +12,10 @@
  *                   table; rank 0 regenerates every worker's keys and
  *                   checks each row exactly (applied once per push, the
  *                   duplicates summed), that never-pushed keys read as
- *                   their initial value (misses counted), and that a
- *                   pull costs 2 round trips (1 when no key is present).
+ *                   their initial value (misses counted), that a
+ *                   pull costs 2 round trips (1 when no key is present),
+ *                   and that the two-sided baseline (wrk_emb_lookup)
+ *                   returns the same rows.
  *   torn N          2 workers, asp: rank 1 pushes +1 to every value of 4
  *                   hot rows (dim 64) N times; rank 0 pulls them while
  *                   that runs, until it has seen N, and fails on any row
@@ -210,6 +212,16 @@ static int mode_once(struct rdps_ctx *ctx, int argc, char **argv)
 		if (st1.emb_misses != st0.emb_misses)
 			fail("%" PRIu64 " pushed keys read as absent",
 			     st1.emb_misses - st0.emb_misses);
+		/* The two-sided baseline returns the same rows. */
+		{
+			double *two = xcalloc(m * ONCE_DIM, sizeof(double));
+
+			CHECK(wrk_emb_lookup(e, k, m, two));
+			if (memcmp(two, got, m * ONCE_DIM * sizeof(double)))
+				fail("the two-sided lookup differs from the "
+				     "pull");
+			free(two);
+		}
 		if (st1.emb_torn_retries == st0.emb_torn_retries &&
 		    st1.emb_round_trips - st0.emb_round_trips != 2)
 			fail("a pull of %zu keys took %" PRIu64 " round "

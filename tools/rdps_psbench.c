@@ -38,6 +38,7 @@
 #include "common.h"
 #include "config.h"
 #include "rdps/rdps.h"
+#include "worker/worker.h" /* wrk_emb_lookup: the two-sided baseline */
 
 enum test { T_PULL, T_TICK, T_PUSH, T_ROUND, T_EMB };
 
@@ -53,6 +54,7 @@ struct opts {
 	int json;
 	const char *table;
 	uint64_t keys, dim; /* emb */
+	int two_sided;	    /* emb: the baseline lookup instead */
 };
 
 static void usage(FILE *f)
@@ -103,6 +105,10 @@ static void usage(FILE *f)
 		"  -T, --table=NAME     table name (psbench-TEST)\n"
 		"  -k, --keys=N         emb: keys per pull (64)\n"
 		"  -d, --dim=N          emb: values per row (16)\n"
+		"  -2, --two-sided      emb: the two-sided lookup (the "
+		"shard's CPU finds\n"
+		"                       the rows and writes them back) "
+		"instead\n"
 		"  -j, --json           one JSON object instead of a text "
 		"line\n"
 		"  -h, --help           this help\n");
@@ -120,6 +126,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{"json", no_argument, NULL, 'j'},
 		{"keys", required_argument, NULL, 'k'},
 		{"dim", required_argument, NULL, 'd'},
+		{"two-sided", no_argument, NULL, '2'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -130,7 +137,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	memset(o, 0, sizeof(*o));
 	o->poll_mode = RDPS_POLL_ADAPTIVE;
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":s:n:w:b:P:T:k:d:jh", long_opts,
+	while ((ch = getopt_long(argc, argv, ":s:n:w:b:P:T:k:d:2jh", long_opts,
 				 NULL)) != -1) {
 		switch (ch) {
 		case 's':
@@ -180,6 +187,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case 'j':
 			o->json = 1;
+			break;
+		case '2':
+			o->two_sided = 1;
 			break;
 		case 'k':
 			if (tool_parse_count(optarg, "key count", 1, 65536,
@@ -414,6 +424,8 @@ static int step_emb(struct rdps_ctx *ctx, struct rdps_table *t,
 	struct emb_bench *eb = bench;
 	const uint64_t *k = eb->keys + (eb->next++ % EMB_SETS) * o->keys;
 
+	if (o->two_sided)
+		return wrk_emb_lookup(eb->e, k, o->keys, dst);
 	return rdps_emb_pull(eb->e, k, o->keys, dst);
 }
 
@@ -511,10 +523,18 @@ static int run_emb(struct rdps_ctx *ctx, struct rdps_table *t,
 	if (!rc) {
 		double pulls = (double)(st1.emb_pulls - st0.emb_pulls);
 
+		/* The two-sided lookup is one message and its credit per
+		 * shard, all in flight together: one round trip, by
+		 * construction (the library counts only one-sided pulls). */
 		res->rtt_per_pull =
-			(st1.emb_round_trips - st0.emb_round_trips) / pulls;
-		res->torn_per_pull =
-			(st1.emb_torn_retries - st0.emb_torn_retries) / pulls;
+			o->two_sided
+				? 1.0
+				: (st1.emb_round_trips - st0.emb_round_trips) /
+					  pulls;
+		res->torn_per_pull = o->two_sided ? 0.0
+						  : (st1.emb_torn_retries -
+						     st0.emb_torn_retries) /
+							    pulls;
 		res->kps = res->r.median_us > 0
 				   ? o->keys / (res->r.median_us * 1e-6)
 				   : 0;
@@ -584,15 +604,18 @@ static void print_result(const struct opts *o, const struct rdps_config *cfg,
 	if (o->test == T_EMB) {
 		printf(o->json ? "{\"test\":\"emb\",\"transport\":\"%s\","
 				 "\"shards\":%u,\"workers\":%d,\"model\":"
-				 "\"%s\",\"keys\":%llu,\"dim\":%llu,"
+				 "\"%s\",\"lookup\":\"%s\",\"keys\":%llu,"
+				 "\"dim\":%llu,"
 				 "\"median_us\":%.4f,\"p99_us\":%.4f,"
 				 "\"keys_per_s\":%.0f,\"round_trips\":%.3f,"
 				 "\"torn\":%.4f}\n"
-			       : "emb   %-4s %u shard(s) %d worker(s) %s  keys "
+			       : "emb   %-4s %u shard(s) %d worker(s) %s %s  "
+				 "keys "
 				 "%5llu dim %3llu  median %9.4f us  p99 "
 				 "%9.4f us  %11.0f keys/s  %.3f round "
 				 "trips/pull  %.4f torn/pull\n",
 		       scheme, count_shards(cfg->shards), cfg->workers, model,
+		       o->two_sided ? "two-sided" : "one-sided",
 		       (unsigned long long)o->keys, (unsigned long long)o->dim,
 		       res->r.median_us, res->r.p99_us, res->kps,
 		       res->rtt_per_pull, res->torn_per_pull);

@@ -252,6 +252,8 @@ int srv_emb_handle_push(struct srv_worker *w, const struct ps_msg *m,
 		return -ENOENT;
 	}
 	t = &s->emb[tix];
+	if (flags & PS_F_LOOKUP)
+		return srv_emb_lookup(w, t, m, payload);
 	if (flags & ~(PS_F_EMB | PS_F_SPLIT)) {
 		rdps_warn("worker %u: push to embedding table '%s' with "
 			  "unknown flags 0x%x: refused",

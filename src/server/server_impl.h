@@ -23,6 +23,7 @@
  *               undo), the rule applied to a row under its checksum
  *   emb_push.c  a push to an embedding table: inserts all or nothing and
  *               apply, or (BSP) the per-worker sums applied at clock end
+ *   emb_lookup.c  the two-sided lookup, a benchmark baseline
  *
  * Threads: everything here runs on the thread of rdps_server_run() (or
  * create/destroy), except the heartbeat thread, which only bumps
@@ -161,6 +162,10 @@ struct rdps_server {
 	struct srv_reject rejects[SRV_REJECT_MAX];
 	struct srv_table tables[PS_MAX_TABLES];
 	struct srv_emb emb[PS_EMB_MAX];
+	/* Two-sided lookups (PS_F_LOOKUP): per worker, PS_NSLOTS *
+	 * slot_bytes of registered rows to put, allocated on first use. */
+	void **lk_buf;
+	struct rdps_tp_mr **lk_mr;
 	uint64_t applied;	   /* published applied_clock */
 	bool replay;		   /* applied moved: retry held-back messages */
 	unsigned live, dead, left; /* left: said PS_BYE */
@@ -295,6 +300,17 @@ void srv_emb_apply_pending(struct rdps_server *s);
 
 /* Free a map's memory. */
 void srv_emb_map_free(struct srv_emb_map *m);
+
+/* emb_lookup.c ----------------------------------------------------------- */
+
+/* A PS_PUSH with PS_F_EMB | PS_F_LOOKUP in sub-slot k of w: look the keys
+ * of embedding table t up and put their rows to the worker. 0 or -errno
+ * for the nack (logged). */
+int srv_emb_lookup(struct srv_worker *w, struct srv_emb *t,
+		   const struct ps_msg *m, const unsigned char *payload);
+
+/* Free the lookup buffers (destroy). */
+void srv_emb_lookup_free(struct rdps_server *s);
 
 /* clock.c ---------------------------------------------------------------- */
 

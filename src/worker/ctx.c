@@ -410,6 +410,7 @@ void rdps_ctx_destroy(struct rdps_ctx *ctx)
 		ctx->n_ubuf = 0;
 		wrk_mem_put(ctx, &ctx->bounce, &ctx->bounce_len,
 			    &ctx->bounce_mr);
+		wrk_mem_put(ctx, &ctx->lk, &ctx->lk_len, &ctx->lk_mr);
 		wrk_mem_put(ctx, &ctx->stage, &ctx->stage_len, &ctx->stage_mr);
 		wrk_mem_put(ctx, &ctx->small, &ctx->small_len, &ctx->small_mr);
 		wrk_mem_put(ctx, &ctx->reply, &ctx->reply_len, &ctx->reply_mr);

@@ -26,6 +26,7 @@
  *            entries
  *   emb_pull.c   embedding pulls: buckets, then rows, one-sided
  *   emb_push.c   embedding pushes: duplicates summed, {key, row} pairs
+ *   emb_lookup.c the two-sided lookup, a benchmark baseline
  *
  * Threads: a context and its tables belong to one thread at a time; no
  * function here takes a lock. Errors: every int function returns 0 (or a
@@ -159,6 +160,9 @@ struct rdps_ctx {
 	void *bounce; /* pull landing area, grown on demand */
 	size_t bounce_len;
 	struct rdps_tp_mr *bounce_mr;
+	void *lk; /* two-sided lookups' landing area (REMOTE_WRITE) */
+	size_t lk_len;
+	struct rdps_tp_mr *lk_mr;
 	void *scratch; /* sparse bookkeeping, plain heap */
 	size_t scratch_len;
 	struct wrk_ubuf *ubuf; /* rdps_buf_alloc() buffers, unordered */
@@ -387,6 +391,17 @@ void wrk_emb_free_all(struct rdps_ctx *ctx);
  * compare layouts (BSP identity) and for diagnostics; blocks. */
 int wrk_emb_read_raw(struct rdps_emb *e, unsigned s, int rows, void *dst,
 		     size_t len, size_t *len_out);
+
+/*
+ * The two-sided lookup (emb_lookup.c, ps_proto.h PS_F_LOOKUP): the rows of
+ * keys[0..n) into dst as rdps_emb_pull() gives them, but each shard's CPU
+ * looks the keys up and writes the rows back: one message and its credit
+ * per shard and slot-full of keys. A baseline for rdps-psbench only (no
+ * freshness check, no torn-read check: the shard's CPU copies whole
+ * rows). Blocks; 0 or -errno with the error set.
+ */
+int wrk_emb_lookup(struct rdps_emb *e, const uint64_t *keys, size_t n,
+		   void *dst);
 
 /* Clock table (clock.c) --------------------------------------------------- */
 
