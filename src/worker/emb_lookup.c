@@ -37,13 +37,9 @@ static int wrk_emb_lk_send(struct rdps_emb *e, unsigned s, const uint64_t *keys,
 		return ret;
 	m = wrk_slot_msg(sh, k);
 	lk = (struct ps_emb_lookup *)(m + 1);
-	memset(m, 0, sizeof(*m) + sizeof(*lk));
-	m->kind_be = rdps_htobe32(PS_PUSH);
-	m->flags_be = rdps_htobe32(PS_F_EMB | PS_F_LOOKUP);
-	m->table_be = rdps_htobe32(e->part[s].index);
-	m->count_be = rdps_htobe64(c);
-	m->clock_be = rdps_htobe64(ctx->clock);
-	m->bytes_be = rdps_htobe64(bytes);
+	wrk_msg_head(m, PS_PUSH, PS_F_EMB | PS_F_LOOKUP, e->part[s].index, c,
+		     ctx->clock, bytes);
+	memset(lk, 0, sizeof(*lk));
 	rdps_tp_rkey_pack(ctx->lk_mr, &lk->dst);
 	lk->dst_addr_be = rdps_htobe64((uint64_t)(uintptr_t)ctx->lk + off);
 	for (size_t i = 0; i < c; i++) {

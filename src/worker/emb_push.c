@@ -62,13 +62,8 @@ static int wrk_emb_send(struct rdps_emb *e, unsigned s, unsigned k, size_t c,
 	struct ps_msg *m = wrk_slot_msg(sh, k);
 	size_t bytes = c * (8 + e->vbytes);
 
-	memset(m, 0, sizeof(*m));
-	m->kind_be = rdps_htobe32(PS_PUSH);
-	m->flags_be = rdps_htobe32(PS_F_EMB);
-	m->table_be = rdps_htobe32(e->part[s].index);
-	m->count_be = rdps_htobe64(c);
-	m->clock_be = rdps_htobe64(ctx->clock);
-	m->bytes_be = rdps_htobe64(bytes);
+	wrk_msg_head(m, PS_PUSH, PS_F_EMB, e->part[s].index, c, ctx->clock,
+		     bytes);
 	return wrk_slot_send(ctx, sh, k, PS_PUSH, sizeof(*m) + bytes, deadline);
 }
 

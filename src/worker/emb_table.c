@@ -93,11 +93,8 @@ static int wrk_emb_send_create(struct rdps_emb *e, struct wrk_shard *sh,
 		return ret;
 	m = wrk_slot_msg(sh, k);
 	c = (struct ps_emb_create *)(m + 1);
-	memset(m, 0, sizeof(*m) + sizeof(*c));
-	m->kind_be = rdps_htobe32(PS_CREATE);
-	m->flags_be = rdps_htobe32(PS_F_EMB);
-	m->clock_be = rdps_htobe64(ctx->clock);
-	m->bytes_be = rdps_htobe64(sizeof(*c));
+	wrk_msg_head(m, PS_CREATE, PS_F_EMB, 0, 0, ctx->clock, sizeof(*c));
+	memset(c, 0, sizeof(*c));
 	memcpy(c->name, e->name, strlen(e->name));
 	c->dim_be = rdps_htobe32(e->cfg.dim);
 	c->dtype_be = rdps_htobe32((uint32_t)e->cfg.dtype);

@@ -358,6 +358,12 @@ int wrk_slot_get(struct rdps_ctx *ctx, struct wrk_shard *sh, uint64_t deadline,
 int wrk_slot_send(struct rdps_ctx *ctx, struct wrk_shard *sh, unsigned k,
 		  uint32_t kind, size_t len, uint64_t deadline);
 
+/* Fill the header of a message staged in a sub-slot: kind, flags, table
+ * index, count, the worker's clock, payload bytes; the rest zero. */
+void wrk_msg_head(struct ps_msg *m, uint32_t kind, uint32_t flags,
+		  uint32_t table, uint64_t count, uint64_t clock,
+		  uint64_t bytes);
+
 /* Wait until every message sent to the shards in mask (NULL: all) got its
  * reply; the first NACK becomes the return value (each shard's is cleared,
  * naming what). */
