@@ -285,8 +285,10 @@ int rdps_emb_open(struct rdps_ctx *ctx, const char *name,
  * dtype, row i at dst + i * dim. Keys may repeat and come in any order.
  * Waits, as rdps_pull() does, until the shards hold what the model
  * requires for this worker's clock. A row caught while the shard rewrote
- * it is read again; a torn row is never returned. dst is plain memory
- * (rows land in a staging buffer and are checked there before the copy).
+ * it is read again; a torn row is never returned. dst is plain memory:
+ * rows land in a staging buffer and are checked there before the copy
+ * (landing in an rdps_buf_alloc() buffer would split each row's READ in
+ * two, head and values, and a pull pays per READ, not per byte).
  * -EPROTO when a shard's index or row is corrupt (its bytes never check
  * out), with rdps_errmsg() naming the shard and the key.
  */
