@@ -124,14 +124,19 @@
  *     holds PS_EMB_SLOTS {be64 key; be64 meta} slots; meta = 1 << 63 |
  *     check << 32 | row, where check is 31 bits of a hash of (key, row,
  *     bucket). A slot is written once (key, then meta, release) and never
- *     moved or cleared while workers may read it, so no bucket-wide
- *     version is needed: a slot whose check does not match was read while
- *     it was being written (the READ is not atomic, its words may come
- *     from before and after) and is read again; one that stays wrong, or
+ *     moved (no cuckoo displacement), so no bucket-wide version is
+ *     needed: a slot whose check does not match was read while it was
+ *     being written (the READ is not atomic, its words may come from
+ *     before and after) and is read again; one that stays wrong, or
  *     names a row >= capacity, is a corrupt bucket: an error, never a
- *     crash. With nbuckets >= capacity the slots are at most 1/4 full, so
- *     two choices of 4 slots almost never overflow; an insert that finds
- *     both candidates full fails like a full table (-ENOSPC).
+ *     crash. A slot is cleared only to undo the inserts of a message
+ *     refused as a whole (SSP, ASP): a reader that found it reads the row
+ *     at the key's initial value, or, once the row went to another key,
+ *     sees that key in the row and looks its own up again. With nbuckets
+ *     >= capacity the slots are at most 1/4 full, so two choices of 4
+ *     slots almost never overflow; an insert that finds both candidates
+ *     full fails like a full table (-ENOSPC; under BSP, found at clock
+ *     end, it is logged and the table refuses pushes from then on).
  *   rows (REMOTE_READ, everyone): capacity rows of ps_emb_row_bytes(dim,
  *     dtype) bytes: struct ps_emb_row (32 B: be64 key, be64 version, be64
  *     check) then the dim values. Rows are handed out in insert order.
