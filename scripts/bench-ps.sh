@@ -20,6 +20,12 @@
 #          applied the delta, so the time is push + apply; median GB/s,
 #          over 1, 2 and -S shards (the target on 2: the box's 2 cores)
 #   round  8 B push then 8 B pull, each waited for (asp), median us
+#   emb    embedding pull of 1, 64, 1024 and 4096 keys of dim 16 and 64
+#          from a table of 65536 keys on 2 shards (asp), shm and tcp:
+#          Mkeys/s at the median next to the two-sided lookup's, and the
+#          round trips per pull the library counted (2: buckets, then
+#          rows); then 64 keys of dim 16 with two more workers pushing rows
+#          all along (shards busy applying): target one-sided >= 2x
 set -u
 
 prog=bench-ps.sh
@@ -102,10 +108,12 @@ jget() {
 }
 
 # psb TRANSPORT SHARDS MODEL TEST [rdps-psbench options]: its JSON line.
+# PSB_WORKERS: workers of the job (1).
 psb() {
 	local tp=$1 s=$2 m=$3 test=$4 out
 	shift 4
-	out=$(timeout 120 "$launch" -t "$tp" -s "$s" -w 1 -m "$m" -T 110 \
+	out=$(timeout 120 "$launch" -t "$tp" -s "$s" -w "${PSB_WORKERS:-1}" \
+		-m "$m" -T 110 \
 		-P "${PSB_POLL:-adaptive}" -- "$psb" --json \
 		-P "${PSB_POLL:-adaptive}" "$test" "$@" 2>"$tmp/err") || {
 		echo "$prog: rdps-psbench $test on $tp failed:" \
@@ -190,6 +198,28 @@ if [ $tcp_bw = 1 ]; then
 		"$(fmt4 "$(jget "$j" gbps)")" "$ip" "iperf3 1 stream 127.0.0.1" \
 		higher -
 fi
+
+# 5. embedding pulls, one-sided, next to the two-sided lookup (the
+# worker sends the keys, the shard's CPU looks them up and writes the rows
+# back: ps-lite's and BytePS's design) over the same transport.
+emb_row() {
+	local tp=$1 k=$2 d=$3 busy=$4 j1 j2 r1 r2 rt
+	j1=$(psb "$tp" 2 asp emb -k "$k" -d "$d" -n 1000) || j1=
+	j2=$(psb "$tp" 2 asp emb -2 -k "$k" -d "$d" -n 1000) || j2=
+	r1=$(awk -v x="$(jget "$j1" keys_per_s)" 'BEGIN { if (x != "") printf "%.4f", x / 1e6 }')
+	r2=$(awk -v x="$(jget "$j2" keys_per_s)" 'BEGIN { if (x != "") printf "%.4f", x / 1e6 }')
+	rt=$(jget "$j1" round_trips)
+	row "$tp emb pull $k x $d$busy, $rt round trips" Mkeys/s "$r1" "$r2" \
+		"two-sided lookup, same transport" higher "${emb_tgt:--}"
+}
+for tp in shm tcp; do
+	for d in 16 64; do
+		for k in 1 64 1024 4096; do
+			emb_row "$tp" "$k" "$d" ""
+		done
+	done
+	PSB_WORKERS=3 emb_tgt=2.0 emb_row "$tp" 64 16 ", shards busy"
+done
 
 secs=$(($(date +%s) - start))
 print_tables "$md_out" "Measured $(date -u +%Y-%m-%d) by \`scripts/bench.sh --ps\` in \

@@ -112,6 +112,71 @@
  *   up the same way. A dead worker's pushes are whole or absent (a shard
  *   applies a message only once it is complete).
  *
+ * Embedding tables (rdps_emb_open; src/emb_codec.h holds the pure logic
+ * both sides share: hashes, initial values, checksums, decoders)
+ *   Rows of dim values (f32 or f64) addressed by any 64-bit key. A key
+ *   lives on shard mix64(key) mod S (the splitmix64 finalizer: sequential
+ *   ids spread evenly). Each shard holds, per table, up to capacity rows:
+ *   index (REMOTE_READ, everyone): nbuckets (a power of two >= capacity)
+ *     struct ps_emb_bucket of 64 B, one READ each. A key has two candidate
+ *     buckets, ps_emb_bucket_of(key, 0 / 1, nbuckets), two independent
+ *     hashes (the second moved off the first if they collide). A bucket
+ *     holds PS_EMB_SLOTS {be64 key; be64 meta} slots; meta = 1 << 63 |
+ *     check << 32 | row, where check is 31 bits of a hash of (key, row,
+ *     bucket). A slot is written once (key, then meta, release) and never
+ *     moved (no cuckoo displacement), so no bucket-wide version is
+ *     needed: a slot whose check does not match was read while it was
+ *     being written (the READ is not atomic, its words may come from
+ *     before and after) and is read again; one that stays wrong, or
+ *     names a row >= capacity, is a corrupt bucket: an error, never a
+ *     crash. A slot is cleared only to undo the inserts of a message
+ *     refused as a whole (SSP, ASP): a reader that found it reads the row
+ *     at the key's initial value, or, once the row went to another key,
+ *     sees that key in the row and looks its own up again. With nbuckets
+ *     >= capacity the slots are at most 1/4 full, so two choices of 4
+ *     slots almost never overflow; an insert that finds both candidates
+ *     full fails like a full table (-ENOSPC; under BSP, found at clock
+ *     end, it is logged and the table refuses pushes from then on).
+ *   rows (REMOTE_READ, everyone): capacity rows of ps_emb_row_bytes(dim,
+ *     dtype) bytes: struct ps_emb_row (32 B: be64 key, be64 version, be64
+ *     check) then the dim values. Rows are handed out in insert order.
+ *     check = ps_emb_row_sum(key, version, values): a reader accepts a row
+ *     only if its key and check match what it read. We chose a checksum
+ *     (Pilaf) over a version per cache line (FaRM): FaRM's check relies on
+ *     the NIC writing each cache line of a READ atomically, which tcp
+ *     (the target's memcpy) and shm (the initiator's memcpy) do not give;
+ *     a checksum over the bytes as read catches any mix of two versions
+ *     on every transport, at the price of hashing dim values per row read
+ *     (a few ns for dim 64). Adagrad's sums of squares live in the shard's
+ *     private memory: workers never read them.
+ *   The shard's CPU is the only writer of index and rows. A row update
+ *   writes the new values in place, then version + 1 and the new check.
+ *   An insert writes the whole row (initial values, version 0, check),
+ *   then the slot (key, then meta, release).
+ *   Pull of n keys (src/worker/emb_pull.c): round trip 1 READs both
+ *   candidate buckets of every key, on every shard, all posted before the
+ *   first is awaited (BSP and A-BSP also read the shard's directory
+ *   header first on the same endpoint and accept only applied_clock >=
+ *   this worker's clock, as dense pulls do); round trip 2 READs the rows
+ *   found. A key found in neither bucket is absent: its value is the
+ *   initial value ps_emb_init_value(init, scale, seed, key, j), computed
+ *   by the worker with the function the shard uses when it inserts the
+ *   key, so a pull never inserts and the shard's CPU does nothing for it.
+ *   A torn bucket or row is read again (counted in the stats).
+ *   Push (src/worker/emb_push.c): the worker sums duplicate keys of one
+ *   call, then sends each shard its {be64 key; dim values} pairs through
+ *   the sub-slots as PS_PUSH with PS_F_EMB (ps_msg.table: the index in
+ *   the directory's emb[] array, .count: pairs). The shard
+ *   (src/server/emb_push.c) inserts unseen keys (all of one message or
+ *   none: a table at capacity is NACK ENOSPC, which the worker reports
+ *   naming the table and its capacity) and applies the table's rule to
+ *   each row. BSP and A-BSP: each worker's pairs of the clock are summed
+ *   per key (first-seen order) and applied at clock end in worker order
+ *   0..W-1, inserts included, so rows and index are identical across runs
+ *   and transports; the capacity is reserved at push time so the NACK
+ *   still reaches the pushing worker.
+ *   Embedding tables are not in checkpoints yet.
+ *
  * Values on the wire and in shard memory are the host's own float/double
  * representation (all peers of a job are little-endian x86-64 / arm64);
  * indices, counts and header words are big-endian.
@@ -127,7 +192,7 @@
 #define PS_MAGIC_LISTENER 0x52445053u	   /* "RDPS" */
 #define PS_MAGIC_WORKER 0x52445057u	   /* "RDPW" */
 #define PS_DIR_MAGIC 0x7264707364697231ull /* "rdpsdir1" */
-#define PS_PROTO_VERSION 3
+#define PS_PROTO_VERSION 4
 
 #define PS_MAX_TABLES 64
 #define PS_NSLOTS 4			 /* sub-slots per worker per shard */
@@ -255,6 +320,115 @@ _Static_assert(sizeof(struct ps_table_desc) == 128, "ps_table_desc");
 /* Ranks travel as be16 and the dead map has a bit per rank. */
 #define PS_WORKERS_MAX 4096u
 
+/* Embedding tables (see "Embedding tables" above) ------------------------ */
+
+#define PS_EMB_MAX 16	    /* embedding tables per job */
+#define PS_EMB_SLOTS 4	    /* slots per 64-B bucket */
+#define PS_EMB_DIM_MAX 4096 /* values per row */
+#define PS_EMB_META_VALID (1ull << 63)
+
+enum ps_emb_init_wire {
+	PS_EMB_INIT_ZERO = 0,
+	PS_EMB_INIT_UNIFORM = 1, /* uniform in [-scale, scale) */
+	PS_EMB_INIT_NORMAL = 2,	 /* normal, mean 0, deviation scale */
+};
+
+struct ps_emb_slot {
+	uint64_t key_be;
+	uint64_t meta_be; /* 0: empty; else VALID | check31 << 32 | row */
+};
+
+struct ps_emb_bucket {
+	struct ps_emb_slot slot[PS_EMB_SLOTS];
+};
+_Static_assert(sizeof(struct ps_emb_bucket) == 64, "ps_emb_bucket");
+
+/* Head of a row; the dim values follow. */
+struct ps_emb_row {
+	uint64_t key_be;
+	uint64_t version_be; /* updates applied to the row */
+	uint64_t check_be;   /* ps_emb_row_sum(key, version, values) */
+	uint64_t pad;
+};
+_Static_assert(sizeof(struct ps_emb_row) == 32, "ps_emb_row");
+
+/* One embedding table in the directory (192 B). ready_be is written last
+ * (release): 0 = free, 1 = the rest is valid. */
+struct ps_emb_desc {
+	uint64_t ready_be;
+	char name[32];
+	uint32_t dim_be;
+	uint32_t dtype_be; /* enum ps_dtype_wire */
+	uint32_t rule_be;  /* enum ps_rule_wire */
+	uint32_t init_be;  /* enum ps_emb_init_wire */
+	uint64_t lr_bits_be;
+	uint64_t seed_be;
+	uint64_t scale_bits_be; /* the init's scale, a double's bits */
+	uint64_t capacity_be;	/* rows on this shard */
+	uint64_t nbuckets_be;	/* a power of two >= capacity */
+	uint64_t row_bytes_be;	/* ps_emb_row_bytes(dim, dtype) */
+	struct rdps_tp_rkey_wire index;
+	struct rdps_tp_rkey_wire rows;
+	uint8_t pad[40];
+};
+_Static_assert(sizeof(struct ps_emb_desc) == 192, "ps_emb_desc");
+
+/* Message flag: a PS_CREATE whose payload is a struct ps_emb_create, or a
+ * PS_PUSH of {be64 key; dim values} pairs to embedding table ps_msg.table. */
+#define PS_F_EMB 4u
+
+/*
+ * With PS_F_EMB on a PS_PUSH: not a push but a two-sided lookup, the
+ * design of ps-lite and BytePS, kept as the baseline that rdps-psbench
+ * compares the one-sided pull with. Payload: struct ps_emb_lookup, then
+ * ps_msg.count be64 keys. The shard's CPU looks each key up (absent keys:
+ * their initial value) and writes the count rows' values, one after the
+ * other, to dst_addr in the worker's region dst with one put, then sends
+ * the credit on the same endpoint, so the rows are in place when the
+ * credit arrives. At most slot_bytes of rows per message.
+ */
+#define PS_F_LOOKUP 8u
+
+struct ps_emb_lookup {
+	struct rdps_tp_rkey_wire dst;
+	uint64_t dst_addr_be;
+	uint64_t pad[4];
+};
+_Static_assert(sizeof(struct ps_emb_lookup) == 64, "ps_emb_lookup");
+
+/* PS_CREATE payload of an embedding table (PS_F_EMB). */
+struct ps_emb_create {
+	char name[32];
+	uint32_t dim_be;
+	uint32_t dtype_be;
+	uint32_t rule_be;
+	uint32_t init_be;
+	uint64_t lr_bits_be;
+	uint64_t seed_be;
+	uint64_t scale_bits_be;
+	uint64_t capacity_be;
+	uint64_t pad[2];
+};
+_Static_assert(sizeof(struct ps_emb_create) == 96, "ps_emb_create");
+
+/* Bytes of one row: its head, then dim values, padded to 8 bytes. */
+static inline uint64_t ps_emb_row_bytes(uint32_t dim, uint32_t dtype)
+{
+	uint64_t v = (uint64_t)dim * (dtype == PS_DTYPE_F64 ? 8 : 4);
+
+	return sizeof(struct ps_emb_row) + (v + 7) / 8 * 8;
+}
+
+/* The index's buckets for a capacity: the power of two >= capacity. */
+static inline uint64_t ps_emb_nbuckets(uint64_t capacity)
+{
+	uint64_t nb = 2;
+
+	while (nb < capacity)
+		nb <<= 1;
+	return nb;
+}
+
 /* The directory region: what a worker reads to find tables. */
 struct ps_dir {
 	struct ps_dir_hdr hdr;
@@ -263,6 +437,8 @@ struct ps_dir {
 	 * gone from this shard (dead, or left with PS_BYE); set after its
 	 * endpoint was closed, never cleared. */
 	uint64_t gone_map_be[PS_WORKERS_MAX / 64];
+	/* Embedding tables, published like tables[] (ready last). */
+	struct ps_emb_desc emb[PS_EMB_MAX];
 };
 
 /* Header of a message in a sub-slot (64 B), payload right after. */

@@ -28,7 +28,9 @@
 #               "sh SCRIPT ARGS": bash tests/SCRIPT ARGS, where @LAUNCH@,
 #               @SERVER@, @WORKER@, @TP@, @RXE_VM@ and @BUILD@ stand for
 #               rdps-launch, rdps-server, ps_worker, the transport, the
-#               rxe-vm script and the build tree.
+#               rxe-vm script and the build tree (@EMB@: emb_worker).
+#               "emb LAUNCH-OPTIONS -- ARGS": a job row whose workers are
+#               tests/emb_worker.c (embedding tables).
 #
 # Each job is a few seconds at most on an idle box; the 60 s limits leave
 # room for sanitizers and a loaded 2-core machine. ps_sum_long_shm (10^5
@@ -70,6 +72,21 @@ set(RDPS_PS_MATRIX
   # BSP is deterministic: bit-identical parameters across runs and over
   # shm and tcp, for deltas (SGD), puts and keep-if-better blocks.
   "bsp_identical   | bsp   | shm+tcp | 60  |      | sh ps_bsp.sh @LAUNCH@ @WORKER@"
+  # Embedding tables: exactly-once apply of 8 workers' overlapping
+  # power-law keys (duplicates summed), round trips counted; a reader
+  # racing the shard's rewrites never gets a torn row; a full table
+  # refuses whole, naming itself and its capacity; BSP leaves the same
+  # index and rows on every run, over shm and tcp.
+  "emb_once        | bsp   | shm tcp | 60  |      | emb -s 2 -w 8 -- once 40 1"
+  "emb_once_asp    | asp   | shm tcp | 60  |      | emb -s 3 -w 8 -- once 40 2"
+  "emb_once_ssp    | ssp:1 | shm tcp | 60  |      | emb -s 2 -w 4 -- once 40 3"
+  "emb_torn        | asp   | shm tcp | 60  |      | emb -s 1 -w 2 -- torn 20000"
+  "emb_full        | bsp   | shm tcp | 60  |      | emb -s 1 -w 1 -- full"
+  "emb_full_asp    | asp   | shm tcp | 60  |      | emb -s 1 -w 1 -- full"
+  "emb_bsp_identical | bsp | shm+tcp | 90  |      | sh ps_emb_bsp.sh @LAUNCH@ @EMB@"
+  # The same over verbs on soft-RoCE in one VM (exactly-once, torn reads,
+  # BSP index and rows identical to shm's and tcp's on the host).
+  "emb_verbs_rxe   | bsp,asp | rxe  | 420 | verbs,rxe | sh ps_emb_rxe.sh @RXE_VM@ @LAUNCH@ @EMB@ @BUILD@"
   # Over verbs on soft-RoCE, one VM boot running several jobs
   # (tests/ps_rxe_guest.sh through rxe_run.sh --script): ps_worker sum,
   # cut and zcopy, and BSP parameters bit-identical to the same job's over
@@ -86,6 +103,11 @@ set(RDPS_PS_MATRIX
 function(rdps_ps_matrix_test NAME TP MODEL TIMEOUT LABELS COMMAND)
   separate_arguments(_cmd UNIX_COMMAND "${COMMAND}")
   list(POP_FRONT _cmd _kind)
+  set(_worker ps_worker)
+  if(_kind STREQUAL "emb")
+    set(_worker emb_worker)
+    set(_kind job)
+  endif()
   if(_kind STREQUAL "job")
     list(FIND _cmd "--" _sep)
     if(_sep LESS 0)
@@ -104,7 +126,7 @@ function(rdps_ps_matrix_test NAME TP MODEL TIMEOUT LABELS COMMAND)
     endif()
     math(EXPR _launch_timeout "${TIMEOUT} - 5")
     set(_argv $<TARGET_FILE:rdps-launch> --timeout ${_launch_timeout}
-              --transport ${TP} ${_opts} -- $<TARGET_FILE:ps_worker> ${_args})
+              --transport ${TP} ${_opts} -- $<TARGET_FILE:${_worker}> ${_args})
   elseif(_kind STREQUAL "sh")
     list(POP_FRONT _cmd _script)
     set(_argv bash ${CMAKE_CURRENT_SOURCE_DIR}/${_script})
@@ -112,6 +134,7 @@ function(rdps_ps_matrix_test NAME TP MODEL TIMEOUT LABELS COMMAND)
       string(REPLACE "@LAUNCH@" "$<TARGET_FILE:rdps-launch>" _a "${_a}")
       string(REPLACE "@SERVER@" "$<TARGET_FILE:rdps-server>" _a "${_a}")
       string(REPLACE "@WORKER@" "$<TARGET_FILE:ps_worker>" _a "${_a}")
+      string(REPLACE "@EMB@" "$<TARGET_FILE:emb_worker>" _a "${_a}")
       string(REPLACE "@TP@" "${TP}" _a "${_a}")
       string(REPLACE "@RXE_VM@" "${_rxe_vm_arg}" _a "${_a}")
       string(REPLACE "@BUILD@" "${CMAKE_BINARY_DIR}" _a "${_a}")

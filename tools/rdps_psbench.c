@@ -19,7 +19,13 @@
  *          apply. bsp only stages deltas until the clock, so push refuses
  *          bsp. The sum is checked with a pull at the end;
  *   round  an 8-byte (-s) push then a pull of the same elements, each
- *          waited for.
+ *          waited for;
+ *   emb    rdps_emb_pull of --keys keys of --dim float32 values from an
+ *          embedding table filled with 65536 keys: keys/s, latency, and
+ *          the round trips per pull counted by the library. With more
+ *          than one worker (asp) the others push gradient rows for
+ *          random keys all along: the shards are busy applying while
+ *          rank 0 pulls.
  * Every worker of the job measures; rank 0 prints.
  */
 #include <errno.h>
@@ -32,10 +38,12 @@
 #include "common.h"
 #include "config.h"
 #include "rdps/rdps.h"
+#include "worker/worker.h" /* wrk_emb_lookup: the two-sided baseline */
 
-enum test { T_PULL, T_TICK, T_PUSH, T_ROUND };
+enum test { T_PULL, T_TICK, T_PUSH, T_ROUND, T_EMB };
 
-static const char *const test_names[] = {"pull", "tick", "push", "round"};
+static const char *const test_names[] = {"pull", "tick", "push", "round",
+					 "emb"};
 
 struct opts {
 	enum test test;
@@ -45,6 +53,8 @@ struct opts {
 	enum rdps_poll_mode poll_mode;
 	int json;
 	const char *table;
+	uint64_t keys, dim; /* emb */
+	int two_sided;	    /* emb: the baseline lookup instead */
 };
 
 static void usage(FILE *f)
@@ -74,6 +84,11 @@ static void usage(FILE *f)
 		"GB/s\n"
 		"  round   push then pull of SIZE bytes (8), each waited for, "
 		"median us\n"
+		"  emb     embedding pull of --keys keys of --dim float32 "
+		"(64, 16) from\n"
+		"          65536 keys: keys/s, median us, round trips per "
+		"pull; other\n"
+		"          workers (asp) keep the shards busy with pushes\n"
 		"\n"
 		"Options:\n"
 		"  -s, --size=SIZE      bytes, a multiple of 4 (pull, push: "
@@ -88,6 +103,12 @@ static void usage(FILE *f)
 		"  -P, --poll=MODE      worker polling: busy, adaptive or "
 		"event (adaptive)\n"
 		"  -T, --table=NAME     table name (psbench-TEST)\n"
+		"  -k, --keys=N         emb: keys per pull (64)\n"
+		"  -d, --dim=N          emb: values per row (16)\n"
+		"  -2, --two-sided      emb: the two-sided lookup (the "
+		"shard's CPU finds\n"
+		"                       the rows and writes them back) "
+		"instead\n"
 		"  -j, --json           one JSON object instead of a text "
 		"line\n"
 		"  -h, --help           this help\n");
@@ -103,6 +124,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{"poll", required_argument, NULL, 'P'},
 		{"table", required_argument, NULL, 'T'},
 		{"json", no_argument, NULL, 'j'},
+		{"keys", required_argument, NULL, 'k'},
+		{"dim", required_argument, NULL, 'd'},
+		{"two-sided", no_argument, NULL, '2'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -113,7 +137,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	memset(o, 0, sizeof(*o));
 	o->poll_mode = RDPS_POLL_ADAPTIVE;
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":s:n:w:b:P:T:jh", long_opts,
+	while ((ch = getopt_long(argc, argv, ":s:n:w:b:P:T:k:d:2jh", long_opts,
 				 NULL)) != -1) {
 		switch (ch) {
 		case 's':
@@ -164,6 +188,18 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case 'j':
 			o->json = 1;
 			break;
+		case '2':
+			o->two_sided = 1;
+			break;
+		case 'k':
+			if (tool_parse_count(optarg, "key count", 1, 65536,
+					     &o->keys))
+				return -EINVAL;
+			break;
+		case 'd':
+			if (tool_parse_count(optarg, "dim", 1, 4096, &o->dim))
+				return -EINVAL;
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -178,8 +214,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		}
 	}
 	if (optind != argc - 1) {
-		tool_err(optind >= argc ? "which test? pull, tick, push or "
-					  "round (see -h)"
+		tool_err(optind >= argc ? "which test? pull, tick, push, "
+					  "round or emb (see -h)"
 					: "one test at a time (see -h)");
 		return -EINVAL;
 	}
@@ -187,7 +223,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		if (!strcmp(argv[optind], test_names[i]))
 			break;
 	if (i == RDPS_ARRAY_SIZE(test_names)) {
-		tool_err("unknown test '%s': use pull, tick, push or round",
+		tool_err("unknown test '%s': use pull, tick, push, round or "
+			 "emb",
 			 argv[optind]);
 		return -EINVAL;
 	}
@@ -201,6 +238,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		o->warmup = o->iters / 10;
 	if (!o->batch_given)
 		o->batch = o->test == T_TICK ? 100 : 1;
+	if (!o->keys)
+		o->keys = 64;
+	if (!o->dim)
+		o->dim = 16;
 	return 0;
 }
 
@@ -212,6 +253,7 @@ struct result {
 	struct rdps_perf_result ref; /* pull: memcpy */
 	double ref_gbps;
 	int checked; /* push: the final sum matched */
+	double rtt_per_pull, torn_per_pull, kps; /* emb */
 };
 
 /* The transport scheme of the first shard URL ("shm", "tcp", ...). */
@@ -359,6 +401,163 @@ static int step_round(struct rdps_ctx *ctx, struct rdps_table *t,
 	return ret ? ret : rdps_pull(t, 0, o->size / 4, dst);
 }
 
+/* emb ------------------------------------------------------------------- */
+
+#define EMB_POOL 65536u /* keys in the table */
+#define EMB_SETS 64	/* distinct key sets pulled in turn */
+
+/* The pool's key i: spread over 64 bits like hashed feature ids. */
+static uint64_t emb_key(uint64_t i)
+{
+	return (i + 1) * 0x9e3779b97f4a7c15ull;
+}
+
+struct emb_bench {
+	struct rdps_emb *e;
+	uint64_t *keys; /* EMB_SETS sets of o->keys keys */
+	uint64_t next;
+};
+
+static int step_emb(struct rdps_ctx *ctx, struct rdps_table *t,
+		    const struct opts *o, void *bench, void *dst)
+{
+	struct emb_bench *eb = bench;
+	const uint64_t *k = eb->keys + (eb->next++ % EMB_SETS) * o->keys;
+
+	if (o->two_sided)
+		return wrk_emb_lookup(eb->e, k, o->keys, dst);
+	return rdps_emb_pull(eb->e, k, o->keys, dst);
+}
+
+/* Fill the table: every key of the pool once (rank 0). */
+static int emb_fill(struct emb_bench *eb, const struct opts *o)
+{
+	uint64_t keys[1024];
+	float *g = calloc(1024 * o->dim, sizeof(float));
+	int ret = 0;
+
+	if (!g)
+		return -ENOMEM;
+	for (uint64_t a = 0; a < EMB_POOL && !ret; a += 1024) {
+		for (unsigned i = 0; i < 1024; i++)
+			keys[i] = emb_key(a + i);
+		ret = rdps_emb_push(eb->e, keys, 1024, g);
+	}
+	free(g);
+	return ret;
+}
+
+/* Ranks > 0 under asp: push 64 random rows at a time until rank 0 says
+ * stop (a 1 in the dense table t, read every 16 pushes). */
+static int emb_busy(struct rdps_ctx *ctx, struct rdps_table *t,
+		    struct emb_bench *eb, const struct opts *o)
+{
+	uint64_t keys[64], s = 0x5eed, pushes = 0;
+	float *g = calloc(64 * o->dim, sizeof(float)), stop = 0;
+	int ret = 0;
+
+	if (!g)
+		return -ENOMEM;
+	for (uint64_t i = 0; i < 64 * o->dim; i++)
+		g[i] = 1e-3f;
+	while (!ret && stop == 0) {
+		for (unsigned i = 0; i < 64; i++) {
+			s = s * 6364136223846793005ull + 1442695040888963407ull;
+			keys[i] = emb_key((s >> 33) % EMB_POOL);
+		}
+		ret = rdps_emb_push(eb->e, keys, 64, g);
+		if (!ret && ++pushes % 16 == 0)
+			ret = rdps_pull(t, 0, 1, &stop);
+	}
+	free(g);
+	fprintf(stderr, "%s: rank busy: %llu pushes of 64 rows\n", tool_name,
+		(unsigned long long)pushes);
+	return ret;
+}
+
+static int run_emb(struct rdps_ctx *ctx, struct rdps_table *t,
+		   const struct opts *o, const struct rdps_config *cfg,
+		   struct result *res)
+{
+	struct rdps_emb_cfg ec;
+	struct emb_bench eb = {0};
+	struct rdps_stats st0, st1;
+	float one = 1.0f, *dst = NULL;
+	uint64_t s = 1;
+	int ret, rc = 1;
+
+	rdps_emb_cfg_default(&ec);
+	ec.dim = (unsigned)o->dim;
+	ec.capacity = EMB_POOL;
+	rdps_clear_error();
+	ret = rdps_emb_open(ctx, o->table ? o->table : "psbench-emb", &ec,
+			    &eb.e);
+	if (ret)
+		return tool_fail(ret, "opening the embedding table");
+	if (cfg->rank == 0 && (ret = emb_fill(&eb, o)))
+		return tool_fail(ret, "filling the embedding table");
+	ret = rdps_barrier(ctx);
+	if (ret)
+		return tool_fail(ret, "barrier");
+	if (cfg->rank != 0) {
+		ret = cfg->model == RDPS_MODEL_ASP ? emb_busy(ctx, t, &eb, o)
+						   : 0;
+		if (ret)
+			return tool_fail(ret, "busy pushes");
+		ret = rdps_barrier(ctx);
+		return ret ? tool_fail(ret, "barrier") : 0;
+	}
+	eb.keys = calloc(EMB_SETS * o->keys, sizeof(*eb.keys));
+	dst = calloc(o->keys * o->dim, sizeof(float));
+	if (!eb.keys || !dst) {
+		tool_err("out of memory");
+		goto out;
+	}
+	for (uint64_t i = 0; i < EMB_SETS * o->keys; i++) {
+		s = s * 6364136223846793005ull + 1442695040888963407ull;
+		eb.keys[i] = emb_key((s >> 33) % EMB_POOL);
+	}
+	rdps_ctx_stats(ctx, &st0);
+	rc = timed(ctx, t, o, step_emb, &eb, dst, "embedding pull", res);
+	rdps_ctx_stats(ctx, &st1);
+	if (!rc) {
+		double pulls = (double)(st1.emb_pulls - st0.emb_pulls);
+
+		/* The two-sided lookup is one message and its credit per
+		 * shard, all in flight together: one round trip, by
+		 * construction (the library counts only one-sided pulls). */
+		res->rtt_per_pull =
+			o->two_sided
+				? 1.0
+				: (st1.emb_round_trips - st0.emb_round_trips) /
+					  pulls;
+		res->torn_per_pull = o->two_sided ? 0.0
+						  : (st1.emb_torn_retries -
+						     st0.emb_torn_retries) /
+							    pulls;
+		res->kps = res->r.median_us > 0
+				   ? o->keys / (res->r.median_us * 1e-6)
+				   : 0;
+		if (st1.emb_misses != st0.emb_misses) {
+			tool_err("emb: %llu keys of the filled table read as "
+				 "absent",
+				 (unsigned long long)(st1.emb_misses -
+						      st0.emb_misses));
+			rc = 1;
+		}
+	}
+	/* Tell the busy ranks to stop, then meet them. */
+	ret = rdps_push(t, 0, 1, &one);
+	if (!ret)
+		ret = rdps_barrier(ctx);
+	if (ret && !rc)
+		rc = tool_fail(ret, "stopping the busy workers");
+out:
+	free(eb.keys);
+	free(dst);
+	return rc;
+}
+
 /* push: each of the job's workers added warmup + iters ones to every
  * element; pull them back once everyone is done. */
 static int check_sum(struct rdps_ctx *ctx, struct rdps_table *t,
@@ -402,6 +601,26 @@ static void print_result(const struct opts *o, const struct rdps_config *cfg,
 	int bw = o->test == T_PULL || o->test == T_PUSH;
 	size_t bytes = o->test == T_TICK ? 0 : o->size; /* tick moves none */
 
+	if (o->test == T_EMB) {
+		printf(o->json ? "{\"test\":\"emb\",\"transport\":\"%s\","
+				 "\"shards\":%u,\"workers\":%d,\"model\":"
+				 "\"%s\",\"lookup\":\"%s\",\"keys\":%llu,"
+				 "\"dim\":%llu,"
+				 "\"median_us\":%.4f,\"p99_us\":%.4f,"
+				 "\"keys_per_s\":%.0f,\"round_trips\":%.3f,"
+				 "\"torn\":%.4f}\n"
+			       : "emb   %-4s %u shard(s) %d worker(s) %s %s  "
+				 "keys "
+				 "%5llu dim %3llu  median %9.4f us  p99 "
+				 "%9.4f us  %11.0f keys/s  %.3f round "
+				 "trips/pull  %.4f torn/pull\n",
+		       scheme, count_shards(cfg->shards), cfg->workers, model,
+		       o->two_sided ? "two-sided" : "one-sided",
+		       (unsigned long long)o->keys, (unsigned long long)o->dim,
+		       res->r.median_us, res->r.p99_us, res->kps,
+		       res->rtt_per_pull, res->torn_per_pull);
+		return;
+	}
 	if (o->json) {
 		printf("{\"test\":\"%s\",\"transport\":\"%s\",\"shards\":%u,"
 		       "\"workers\":%d,\"model\":\"%s\",\"slack\":%u,"
@@ -507,6 +726,8 @@ int main(int argc, char **argv)
 	n = o.size / 4;
 	if (o.test == T_ROUND || o.test == T_TICK)
 		n = n < 262144 ? 262144 : n;
+	if (o.test == T_EMB)
+		n = 16; /* the busy workers' stop flag */
 	rdps_clear_error();
 	ret = rdps_table_open(ctx, name, n, RDPS_DTYPE_F32, RDPS_RULE_SUM, 0,
 			      &t);
@@ -563,6 +784,9 @@ int main(int argc, char **argv)
 	case T_ROUND:
 		rc = timed(ctx, t, &o, step_round, a, b, "push then pull",
 			   &res);
+		break;
+	case T_EMB:
+		rc = run_emb(ctx, t, &o, &cfg, &res);
 		break;
 	}
 	if (rc)

@@ -232,8 +232,96 @@ struct rdps_stats {
 	/* on_worker_loss continue: rounds (clocks, barriers) this worker
 	 * completed for lost workers. */
 	uint64_t made_up;
+	/* Embedding tables (rdps_emb_*): pulls and pushes, rows returned
+	 * by pulls (found or initial), rows pushed (after duplicates of a
+	 * call were summed), keys a pull found in no bucket (returned as
+	 * their initial value), re-reads of a bucket or row caught while
+	 * the shard wrote it, and the pulls' round trips (2 per pull with
+	 * no re-read, 1 when no key is present). */
+	uint64_t emb_pulls, emb_pushes;
+	uint64_t emb_rows_pulled, emb_rows_pushed;
+	uint64_t emb_misses, emb_torn_retries, emb_round_trips;
 };
 void rdps_ctx_stats(const struct rdps_ctx *ctx, struct rdps_stats *out);
+
+/* Embedding tables -----------------------------------------------------
+ *
+ * Rows of dim values addressed by arbitrary 64-bit keys (hashed feature
+ * ids of click-through and recommendation models), for tables too sparse
+ * and too large to index 0..n. A key's row lives on one shard (a hash of
+ * the key); workers look rows up with one-sided reads only: a pull of n
+ * keys costs two round trips whatever n (buckets, then rows) and no work
+ * for the shard's CPU. A key never pushed reads as its initial value,
+ * computed by the worker; a pull never inserts. Pushes insert unseen keys
+ * and apply the rule on the shard. The consistency model is the
+ * context's, as for dense tables (BSP: identical rows on every run and
+ * transport). Not yet in checkpoints.
+ */
+
+struct rdps_emb;
+
+enum rdps_emb_init {
+	RDPS_EMB_INIT_ZERO = 0, /* every value 0 */
+	RDPS_EMB_INIT_UNIFORM,	/* uniform in [-init_scale, init_scale) */
+	RDPS_EMB_INIT_NORMAL,	/* normal, mean 0, deviation init_scale */
+};
+
+struct rdps_emb_cfg {
+	unsigned dim; /* values per row, 1 .. 4096 */
+	enum rdps_dtype dtype;
+	enum rdps_rule rule; /* SUM, SGD or ADAGRAD (per-row state) */
+	double lr;	     /* SGD and Adagrad */
+	uint64_t capacity;   /* rows each shard can hold, >= 1 */
+	enum rdps_emb_init init;
+	double init_scale;
+	/* The initial row of a key is a function of (seed, key) only,
+	 * the same on every worker and shard. */
+	uint64_t seed;
+};
+
+/* dim 16, f32, SGD, lr 0.01, capacity 65536, init zero, scale 0.01, seed 1. */
+void rdps_emb_cfg_default(struct rdps_emb_cfg *cfg);
+
+/*
+ * Create the embedding table name (1 .. RDPS_TABLE_NAME_MAX characters,
+ * its own name space, apart from dense tables) on every shard, or open it
+ * and check that every field of cfg matches (-EINVAL naming the
+ * difference). Each shard reserves capacity rows plus an index of about
+ * 64 B per row of capacity. -EINVAL for a bad cfg, -ENOSPC when the
+ * shards hold their maximum of embedding tables. The handle lives until
+ * rdps_ctx_destroy().
+ */
+int rdps_emb_open(struct rdps_ctx *ctx, const char *name,
+		  const struct rdps_emb_cfg *cfg, struct rdps_emb **emb_out);
+
+/*
+ * Pull the rows of keys[0..n) into dst: n * dim values of the table's
+ * dtype, row i at dst + i * dim. Keys may repeat and come in any order.
+ * Waits, as rdps_pull() does, until the shards hold what the model
+ * requires for this worker's clock. A row caught while the shard rewrote
+ * it is read again; a torn row is never returned. dst is plain memory:
+ * rows land in a staging buffer and are checked there before the copy
+ * (landing in an rdps_buf_alloc() buffer would split each row's READ in
+ * two, head and values, and a pull pays per READ, not per byte).
+ * -EPROTO when a shard's index or row is corrupt (its bytes never check
+ * out), with rdps_errmsg() naming the shard and the key.
+ */
+int rdps_emb_pull(struct rdps_emb *emb, const uint64_t *keys, size_t n,
+		  void *dst);
+
+/*
+ * Push gradient rows: grads + i * dim (dim values of the dtype) for
+ * keys[i]. Rows of the same key within one call are summed first, in
+ * call order. The shards insert unseen keys (at their initial value) and
+ * apply the rule to each row. Returns once every shard took its rows in.
+ * -ENOSPC when a shard's part of the table is full, naming the table and
+ * its capacity (nothing of that shard's message is applied).
+ */
+int rdps_emb_push(struct rdps_emb *emb, const uint64_t *keys, size_t n,
+		  const void *grads);
+
+/* The table's dim; 0 for NULL. */
+unsigned rdps_emb_dim(const struct rdps_emb *emb);
 
 #ifdef __cplusplus
 }

@@ -27,6 +27,7 @@ static void srv_bsp_apply_pending(struct rdps_server *s)
 		if (t->used && t->pend)
 			srv_pend_apply(&t->sl, t->pend, s->cfg.workers);
 	}
+	srv_emb_apply_pending(s);
 }
 
 /* BSP cannot complete a clock without every worker: say so once, when a

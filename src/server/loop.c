@@ -345,6 +345,10 @@ static void srv_regions_free(struct rdps_server *s)
 	for (unsigned i = 0; i < PS_MAX_TABLES; i++)
 		if (s->tables[i].used)
 			srv_table_free(s, &s->tables[i]);
+	for (unsigned i = 0; i < PS_EMB_MAX; i++)
+		if (s->emb[i].used)
+			srv_emb_free(s, &s->emb[i]);
+	srv_emb_lookup_free(s);
 	srv_region_free(s, (void **)&s->wel, s->wel_len, &s->wel_mr);
 	srv_region_free(s, (void **)&s->clk, s->clk_len, &s->clk_mr);
 	srv_region_free(s, (void **)&s->dir, s->dir_len, &s->dir_mr);

@@ -68,16 +68,20 @@ static bool srv_handle_msg(struct srv_worker *w, uint32_t kind, uint32_t k,
 	struct rdps_server *s = w->s;
 	const unsigned char *slot;
 	struct ps_msg m;
+	uint32_t emb;
 	int ret;
 
 	ret = srv_msg_check(w, kind, k, len, &m, &slot);
 	if (ret)
 		goto reply;
+	emb = rdps_be32toh(m.flags_be) & PS_F_EMB;
 	if (kind == PS_CREATE) {
 		s->st.creates++;
-		ret = srv_handle_create(w, &m, slot + sizeof(m));
+		ret = emb ? srv_emb_handle_create(w, &m, slot + sizeof(m))
+			  : srv_handle_create(w, &m, slot + sizeof(m));
 	} else {
-		ret = srv_handle_push(w, &m, slot + sizeof(m));
+		ret = emb ? srv_emb_handle_push(w, &m, slot + sizeof(m))
+			  : srv_handle_push(w, &m, slot + sizeof(m));
 		if (ret == SRV_DEFERRED)
 			return true;
 		s->st.pushes++;

@@ -10,6 +10,28 @@
 
 #include "server/server_impl.h"
 
+int srv_push_clock_check(struct srv_worker *w, uint64_t clock, const char *what)
+{
+	struct rdps_server *s = w->s;
+
+	if (!srv_bsp(s))
+		return 0;
+	/* A worker may be ahead of this shard by more than one clock: its
+	 * own ENDs are in (clock == ends) but another worker's END of an
+	 * earlier clock may still wait in a ring polled after this one. Hold
+	 * it until applied reaches its clock (see srv_recv). */
+	if (clock > s->applied && clock == w->ends)
+		return SRV_DEFERRED;
+	if (clock != s->applied) {
+		rdps_warn("worker %u: bsp push to table '%s' for clock %" PRIu64
+			  " while the shard collects clock %" PRIu64
+			  ": refused",
+			  w->rank, what, clock, s->applied);
+		return -EPROTO;
+	}
+	return 0;
+}
+
 /*
  * The header checks that do not depend on the push's shape: its table,
  * its flags and, in BSP, its clock. 0 with *t_out set, SRV_DEFERRED, or
@@ -22,8 +44,8 @@ static int srv_push_check(struct srv_worker *w, const struct ps_msg *m,
 	uint32_t tix = rdps_be32toh(m->table_be);
 	uint32_t flags = rdps_be32toh(m->flags_be);
 	uint64_t clock = rdps_be64toh(m->clock_be);
-	bool bsp = srv_bsp(s);
 	struct srv_table *t;
+	int ret;
 
 	if (tix >= PS_MAX_TABLES || !s->tables[tix].used) {
 		rdps_warn("worker %u: push to table %u, which does not exist "
@@ -38,19 +60,9 @@ static int srv_push_check(struct srv_worker *w, const struct ps_msg *m,
 			  w->rank, t->name, flags);
 		return -EINVAL;
 	}
-	/* A worker may be ahead of this shard by more than one clock: its
-	 * own ENDs are in (clock == ends) but another worker's END of an
-	 * earlier clock may still wait in a ring polled after this one. Hold
-	 * it until applied reaches its clock (see srv_recv). */
-	if (bsp && clock > s->applied && clock == w->ends)
-		return SRV_DEFERRED;
-	if (bsp && clock != s->applied) {
-		rdps_warn("worker %u: bsp push to table '%s' for clock %" PRIu64
-			  " while the shard collects clock %" PRIu64
-			  ": refused",
-			  w->rank, t->name, clock, s->applied);
-		return -EPROTO;
-	}
+	ret = srv_push_clock_check(w, clock, t->name);
+	if (ret)
+		return ret;
 	*t_out = t;
 	return 0;
 }

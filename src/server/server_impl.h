@@ -17,6 +17,13 @@
  *   accept.c    accepting and refusing peers
  *   resume.c    writing checkpoints and resuming from one
  *   loop.c      create, destroy, the event loop and its completions
+ *   emb_table.c embedding tables: create, describe, publish; PS_CREATE
+ *               with PS_F_EMB
+ *   emb_index.c an embedding table's index and rows: find, insert (and
+ *               undo), the rule applied to a row under its checksum
+ *   emb_push.c  a push to an embedding table: inserts all or nothing and
+ *               apply, or (BSP) the per-worker sums applied at clock end
+ *   emb_lookup.c  the two-sided lookup, a benchmark baseline
  *
  * Threads: everything here runs on the thread of rdps_server_run() (or
  * create/destroy), except the heartbeat thread, which only bumps
@@ -104,6 +111,39 @@ struct srv_table {
 	struct srv_pend *pend; /* BSP: one per worker */
 };
 
+/*
+ * Keys in first-seen order, each with vbytes of values (0: a set), and a
+ * hash index over them (hix: entry + 1, 0 = free). Embedding tables' BSP
+ * sums and reservations (emb_push.c).
+ */
+struct srv_emb_map {
+	uint64_t *keys;
+	unsigned char *vals;
+	uint32_t *hix;
+	size_t n, cap, hcap, vbytes;
+};
+
+/* An embedding table on this shard (ps_proto.h, "Embedding tables"). */
+struct srv_emb {
+	bool used;
+	bool overflowed; /* a BSP insert found both buckets full */
+	char name[32];
+	uint32_t dim, dtype, rule, init;
+	double lr, scale;
+	uint64_t seed, capacity, nbuckets, row_bytes;
+	size_t vbytes;		     /* dim values */
+	struct ps_emb_bucket *index; /* nbuckets, registered */
+	size_t index_len;
+	struct rdps_tp_mr *index_mr;
+	unsigned char *rows; /* capacity rows, registered */
+	size_t rows_len;
+	struct rdps_tp_mr *rows_mr;
+	void *acc;		  /* Adagrad: capacity * dim sums of squares */
+	uint64_t nrows;		  /* rows handed out */
+	struct srv_emb_map *pend; /* BSP: per worker, key -> summed grads */
+	struct srv_emb_map reserved; /* BSP: new keys of the clock */
+};
+
 struct rdps_server {
 	struct rdps_server_cfg cfg;
 	char url[300];
@@ -125,6 +165,11 @@ struct rdps_server {
 	struct srv_worker *w;
 	struct srv_reject rejects[SRV_REJECT_MAX];
 	struct srv_table tables[PS_MAX_TABLES];
+	struct srv_emb emb[PS_EMB_MAX];
+	/* Two-sided lookups (PS_F_LOOKUP): per worker, PS_NSLOTS *
+	 * slot_bytes of registered rows to put, allocated on first use. */
+	void **lk_buf;
+	struct rdps_tp_mr **lk_mr;
 	uint64_t applied;	   /* published applied_clock */
 	bool replay;		   /* applied moved: retry held-back messages */
 	unsigned live, dead, left; /* left: said PS_BYE */
@@ -213,6 +258,63 @@ int srv_handle_create(struct srv_worker *w, const struct ps_msg *m,
  * against the sub-slot). */
 int srv_handle_push(struct srv_worker *w, const struct ps_msg *m,
 		    const unsigned char *payload);
+
+/* push.c (BSP clock check, shared with emb_push.c) ---------------------- */
+
+/* BSP/A-BSP: is a push of w at clock fine now (0), to hold back
+ * (SRV_DEFERRED), or refused (-EPROTO, logged naming table what)? 0 for
+ * the other models. */
+int srv_push_clock_check(struct srv_worker *w, uint64_t clock,
+			 const char *what);
+
+/* emb_table.c ------------------------------------------------------------ */
+
+/* A PS_CREATE with PS_F_EMB from w: create and publish the embedding
+ * table, or accept an identical one. 0 or -errno for the nack (logged). */
+int srv_emb_handle_create(struct srv_worker *w, const struct ps_msg *m,
+			  const void *payload);
+
+/* Free everything of embedding table t and mark it unused. */
+void srv_emb_free(struct rdps_server *s, struct srv_emb *t);
+
+/* emb_index.c ------------------------------------------------------------ */
+
+/* The row of key in t, or -1. */
+int64_t srv_emb_find(const struct srv_emb *t, uint64_t key);
+
+/* Insert key (absent): its row at the initial value, then its slot.
+ * 0 with *row_out, or -ENOSPC (no row left, or both buckets full). */
+int srv_emb_insert(struct srv_emb *t, uint64_t key, uint32_t *row_out);
+
+/* Undo the insert of key, the last row handed out (a refused message). */
+void srv_emb_uninsert(struct srv_emb *t, uint64_t key);
+
+/* Apply t's rule with grad (dim values, any alignment) to row, then
+ * publish its new version and check. */
+void srv_emb_update(struct srv_emb *t, uint32_t row, const void *grad);
+
+/* emb_push.c ------------------------------------------------------------- */
+
+/* A PS_PUSH with PS_F_EMB from w (as srv_handle_push). */
+int srv_emb_handle_push(struct srv_worker *w, const struct ps_msg *m,
+			const unsigned char *payload);
+
+/* BSP: a clock closed: apply every worker's sums in worker order. */
+void srv_emb_apply_pending(struct rdps_server *s);
+
+/* Free a map's memory. */
+void srv_emb_map_free(struct srv_emb_map *m);
+
+/* emb_lookup.c ----------------------------------------------------------- */
+
+/* A PS_PUSH with PS_F_EMB | PS_F_LOOKUP in sub-slot k of w: look the keys
+ * of embedding table t up and put their rows to the worker. 0 or -errno
+ * for the nack (logged). */
+int srv_emb_lookup(struct srv_worker *w, struct srv_emb *t,
+		   const struct ps_msg *m, const unsigned char *payload);
+
+/* Free the lookup buffers (destroy). */
+void srv_emb_lookup_free(struct rdps_server *s);
 
 /* clock.c ---------------------------------------------------------------- */
 

@@ -409,6 +409,7 @@ void rdps_ctx_destroy(struct rdps_ctx *ctx)
 		free(t->part);
 		free(t);
 	}
+	wrk_emb_free_all(ctx);
 	if (ctx->sh) {
 		wrk_say_bye(ctx);
 		/* After the bye: a shard must not take the silence for a
@@ -433,6 +434,7 @@ void rdps_ctx_destroy(struct rdps_ctx *ctx)
 		ctx->n_ubuf = 0;
 		wrk_mem_put(ctx, &ctx->bounce, &ctx->bounce_len,
 			    &ctx->bounce_mr);
+		wrk_mem_put(ctx, &ctx->lk, &ctx->lk_len, &ctx->lk_mr);
 		wrk_mem_put(ctx, &ctx->stage, &ctx->stage_len, &ctx->stage_mr);
 		wrk_mem_put(ctx, &ctx->small, &ctx->small_len, &ctx->small_mr);
 		wrk_mem_put(ctx, &ctx->reply, &ctx->reply_len, &ctx->reply_mr);

@@ -31,8 +31,7 @@ struct wrk_pull {
 	struct rdps_tp_mr *mr;
 };
 
-/* The applied clock a pull at this worker's clock needs. */
-static uint64_t wrk_need(const struct rdps_ctx *ctx)
+uint64_t wrk_need(const struct rdps_ctx *ctx)
 {
 	switch (ctx->model) {
 	case RDPS_MODEL_BSP:

@@ -17,14 +17,9 @@ static void wrk_msg_init(struct ps_msg *m, const struct rdps_table *t,
 			 unsigned s, uint32_t flags, uint64_t start,
 			 uint64_t count, uint64_t bytes)
 {
-	memset(m, 0, sizeof(*m));
-	m->kind_be = rdps_htobe32(PS_PUSH);
-	m->flags_be = rdps_htobe32(flags);
-	m->table_be = rdps_htobe32(t->part[s].index);
+	wrk_msg_head(m, PS_PUSH, flags, t->part[s].index, count, t->ctx->clock,
+		     bytes);
 	m->start_be = rdps_htobe64(start);
-	m->count_be = rdps_htobe64(count);
-	m->clock_be = rdps_htobe64(t->ctx->clock);
-	m->bytes_be = rdps_htobe64(bytes);
 }
 
 /*

@@ -67,6 +67,19 @@ int wrk_slot_send(struct rdps_ctx *ctx, struct wrk_shard *sh, unsigned k,
 	return 0;
 }
 
+void wrk_msg_head(struct ps_msg *m, uint32_t kind, uint32_t flags,
+		  uint32_t table, uint64_t count, uint64_t clock,
+		  uint64_t bytes)
+{
+	memset(m, 0, sizeof(*m));
+	m->kind_be = rdps_htobe32(kind);
+	m->flags_be = rdps_htobe32(flags);
+	m->table_be = rdps_htobe32(table);
+	m->count_be = rdps_htobe64(count);
+	m->clock_be = rdps_htobe64(clock);
+	m->bytes_be = rdps_htobe64(bytes);
+}
+
 /* Wait until every message sent to the shards in mask got its reply; a
  * NACK becomes the return value. */
 int wrk_slots_drain(struct rdps_ctx *ctx, const uint8_t *mask,

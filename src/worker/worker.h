@@ -22,6 +22,11 @@
  *   loss.c   lost and departed workers: the errors naming them, and the
  *            make-up under on_worker_loss continue
  *   cut.c    A-BSP cuts
+ *   emb_table.c  embedding tables: rdps_emb_open(), their directory
+ *            entries
+ *   emb_pull.c   embedding pulls: buckets, then rows, one-sided
+ *   emb_push.c   embedding pushes: duplicates summed, {key, row} pairs
+ *   emb_lookup.c the two-sided lookup, a benchmark baseline
  *
  * Threads: a context and its tables belong to one thread at a time; no
  * function here takes a lock. Errors: every int function returns 0 (or a
@@ -116,6 +121,23 @@ struct rdps_table {
 	struct wrk_part *part; /* per shard */
 };
 
+/* Shard s's part of an embedding table, from its directory entry. */
+struct wrk_emb_part {
+	uint32_t index; /* in the shard's emb[] */
+	uint64_t nbuckets;
+	struct rdps_tp_rkey index_key, rows_key;
+};
+
+struct rdps_emb {
+	struct rdps_ctx *ctx;
+	struct rdps_emb *next;
+	char name[RDPS_TABLE_NAME_MAX + 1];
+	struct rdps_emb_cfg cfg;
+	size_t vbytes;		   /* dim values */
+	uint64_t row_bytes;	   /* ps_emb_row_bytes() */
+	struct wrk_emb_part *part; /* per shard */
+};
+
 struct rdps_ctx {
 	char *shards_buf;
 	unsigned nshards, workers, rank, slack, k;
@@ -138,6 +160,9 @@ struct rdps_ctx {
 	void *bounce; /* pull landing area, grown on demand */
 	size_t bounce_len;
 	struct rdps_tp_mr *bounce_mr;
+	void *lk; /* two-sided lookups' landing area (REMOTE_WRITE) */
+	size_t lk_len;
+	struct rdps_tp_mr *lk_mr;
 	void *scratch; /* sparse bookkeeping, plain heap */
 	size_t scratch_len;
 	struct wrk_ubuf *ubuf; /* rdps_buf_alloc() buffers, unordered */
@@ -157,6 +182,7 @@ struct rdps_ctx {
 	struct wrk_grp cut_grp;
 	struct rdps_stats st;
 	struct rdps_table *tables;
+	struct rdps_emb *embs;
 };
 
 /*
@@ -332,6 +358,12 @@ int wrk_slot_get(struct rdps_ctx *ctx, struct wrk_shard *sh, uint64_t deadline,
 int wrk_slot_send(struct rdps_ctx *ctx, struct wrk_shard *sh, unsigned k,
 		  uint32_t kind, size_t len, uint64_t deadline);
 
+/* Fill the header of a message staged in a sub-slot: kind, flags, table
+ * index, count, the worker's clock, payload bytes; the rest zero. */
+void wrk_msg_head(struct ps_msg *m, uint32_t kind, uint32_t flags,
+		  uint32_t table, uint64_t count, uint64_t clock,
+		  uint64_t bytes);
+
 /* Wait until every message sent to the shards in mask (NULL: all) got its
  * reply; the first NACK becomes the return value (each shard's is cleared,
  * naming what). */
@@ -348,6 +380,34 @@ int wrk_check_range(const struct rdps_table *t, uint64_t start, uint64_t count,
  * first bad index and its entry if not. */
 int wrk_check_idx(const struct rdps_table *t, const uint64_t *idx, size_t n,
 		  const char *what);
+
+/* Pulls (pull.c) ----------------------------------------------------------- */
+
+/* The applied clock a pull at this worker's clock needs from a shard's
+ * directory header (BSP, A-BSP: the clock; SSP, ASP: 0). */
+uint64_t wrk_need(const struct rdps_ctx *ctx);
+
+/* Embedding tables (emb_table.c) ----------------------------------------- */
+
+/* Free every embedding table handle of ctx (rdps_ctx_destroy). */
+void wrk_emb_free_all(struct rdps_ctx *ctx);
+
+/* Read shard s's whole index (rows 0) or row region (rows 1) of e into
+ * dst (len bytes; -ENOSPC if too small): *len_out bytes. For tests that
+ * compare layouts (BSP identity) and for diagnostics; blocks. */
+int wrk_emb_read_raw(struct rdps_emb *e, unsigned s, int rows, void *dst,
+		     size_t len, size_t *len_out);
+
+/*
+ * The two-sided lookup (emb_lookup.c, ps_proto.h PS_F_LOOKUP): the rows of
+ * keys[0..n) into dst as rdps_emb_pull() gives them, but each shard's CPU
+ * looks the keys up and writes the rows back: one message and its credit
+ * per shard and slot-full of keys. A baseline for rdps-psbench only (no
+ * freshness check, no torn-read check: the shard's CPU copies whole
+ * rows). Blocks; 0 or -errno with the error set.
+ */
+int wrk_emb_lookup(struct rdps_emb *e, const uint64_t *keys, size_t n,
+		   void *dst);
 
 /* Clock table (clock.c) --------------------------------------------------- */
 

@@ -1,0 +1,378 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * emb_pull.c - an embedding pull, one-sided (ps_proto.h, "Embedding
+ * tables"): a round of READs of both candidate buckets of every key that
+ * needs them, on every shard at once; then a round of READs of the rows
+ * found. Keys found nowhere take their initial value here. A bucket or a
+ * row caught half written is read again in a later round; the pull is
+ * over when every key has its row.
+ *
+ * Read top-down as a pull runs: the rounds come first, then the loop
+ * that chooses the next round, then rdps_emb_pull().
+ */
+#include "emb_codec.h"
+#include "worker.h"
+
+/* A bucket that stays torn this many reads is corrupt, not busy: its
+ * slots are written once. */
+#define WRK_EMB_TORN_MAX 64
+
+enum wrk_emb_state { WRK_EMB_BUCKETS, WRK_EMB_ROW, WRK_EMB_DONE };
+
+/* One key of a pull. */
+struct wrk_emb_key {
+	uint32_t shard;
+	uint32_t state; /* enum wrk_emb_state */
+	uint32_t row;
+	uint32_t torn; /* bucket reads found torn */
+};
+
+/* A pull in progress: keys[n] into dst; buckets land in bk (128 B per
+ * key), rows in rw (row_bytes per key), both in ctx->bounce. */
+struct wrk_emb_pull {
+	struct rdps_emb *e;
+	const uint64_t *keys;
+	size_t n;
+	char *dst;
+	struct wrk_emb_key *ks;
+	uint8_t *want;	/* per shard: keys of this round read its buckets */
+	uint8_t *fresh; /* per shard: its header allowed the bucket reads */
+	char *bk, *rw;
+	uint64_t need, deadline;
+};
+
+/* A post to shard s failed with ret: wait for what g holds, then the
+ * error. */
+static int wrk_emb_post_fail(struct rdps_ctx *ctx, struct wrk_grp *g,
+			     unsigned s, int ret, uint64_t deadline)
+{
+	wrk_grp_wait(ctx, g, deadline, "an embedding pull");
+	return wrk_post_fail(ctx, &ctx->sh[s], ret, "an embedding pull");
+}
+
+/* Post a READ of len bytes at raddr of key into local dst, counted in g. */
+static int wrk_emb_get(struct rdps_ctx *ctx, struct wrk_grp *g, unsigned s,
+		       void *dst, uint64_t len, uint64_t raddr,
+		       struct rdps_tp_rkey *key, uint64_t deadline)
+{
+	int ret;
+
+	WRK_POST(ret, ctx, deadline,
+		 rdps_tp_get(ctx->sh[s].ep, dst, len, ctx->bounce_mr, raddr,
+			     key, (uintptr_t)g, 0));
+	if (ret)
+		return wrk_emb_post_fail(ctx, g, s, ret, deadline);
+	g->left++;
+	return 0;
+}
+
+/* The end of a round: every READ posted in g completed; counted. */
+static int wrk_emb_wait(struct rdps_ctx *ctx, struct wrk_grp *g,
+			uint64_t deadline)
+{
+	int ret = wrk_grp_wait(ctx, g, deadline, "an embedding pull");
+
+	if (!ret)
+		ctx->st.emb_round_trips++;
+	return ret;
+}
+
+/* BSP, A-BSP: which shards' headers show the clock this pull needs. The
+ * others are read again; a lost worker or stopped shard is the error. */
+static int wrk_emb_fresh(struct wrk_emb_pull *p)
+{
+	const uint8_t *want = p->want;
+	struct rdps_ctx *ctx = p->e->ctx;
+	struct ps_dir_hdr *hdr = wrk_hdrs(ctx);
+	int ret;
+
+	for (unsigned s = 0; s < ctx->nshards; s++) {
+		p->fresh[s] = 1;
+		if (!p->need || !want[s] ||
+		    rdps_be64toh(hdr[s].applied_clock_be) >= p->need)
+			continue;
+		p->fresh[s] = 0;
+		ret = wrk_lost_error(ctx, s, &hdr[s], "this pull");
+		if (!ret)
+			ret = wrk_hb_check(ctx, &ctx->sh[s], &hdr[s]);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* The key i found in neither bucket: its initial value. */
+static void wrk_emb_absent(struct wrk_emb_pull *p, size_t i)
+{
+	const struct rdps_emb_cfg *c = &p->e->cfg;
+
+	ps_emb_init_row((uint32_t)c->init, c->init_scale, c->seed, p->keys[i],
+			c->dim, (uint32_t)c->dtype, p->dst + i * p->e->vbytes);
+	p->ks[i].state = WRK_EMB_DONE;
+	p->e->ctx->st.emb_misses++;
+}
+
+/* Decode key i's two buckets as read: on to its row, absent, or read
+ * again (torn). -EPROTO for a corrupt bucket. */
+static int wrk_emb_decode(struct wrk_emb_pull *p, size_t i)
+{
+	struct rdps_emb *e = p->e;
+	struct wrk_emb_key *k = &p->ks[i];
+	struct wrk_emb_part *pt = &e->part[k->shard];
+	int r[2];
+
+	for (int c = 0; c < 2; c++) {
+		r[c] = ps_emb_bucket_find(
+			p->bk + i * 128 + c * 64, 64,
+			ps_emb_bucket_of(p->keys[i], c, pt->nbuckets),
+			p->keys[i], e->cfg.capacity, &k->row);
+		if (r[c] == 1) {
+			k->state = WRK_EMB_ROW;
+			return 0;
+		}
+	}
+	if (r[0] == -EPROTO || r[1] == -EPROTO ||
+	    ((r[0] == -EAGAIN || r[1] == -EAGAIN) &&
+	     ++k->torn >= WRK_EMB_TORN_MAX))
+		return rdps_set_error(-EPROTO,
+				      "embedding table '%s': the index on "
+				      "shard %u (%s) is corrupt (a bucket of "
+				      "key %llu never checks out)",
+				      e->name, k->shard,
+				      e->ctx->sh[k->shard].url,
+				      (unsigned long long)p->keys[i]);
+	if (r[0] == -EAGAIN || r[1] == -EAGAIN) {
+		e->ctx->st.emb_torn_retries++;
+		return 0;
+	}
+	wrk_emb_absent(p, i);
+	return 0;
+}
+
+/* One round: READ the header (BSP) and both candidate buckets of every
+ * key still looking, all shards at once; decode what came back. */
+static int wrk_emb_round_buckets(struct wrk_emb_pull *p, struct wrk_grp *g)
+{
+	struct rdps_emb *e = p->e;
+	struct rdps_ctx *ctx = e->ctx;
+	uint8_t *want = p->want;
+	int ret;
+
+	memset(want, 0, ctx->nshards);
+	for (size_t i = 0; i < p->n; i++)
+		if (p->ks[i].state == WRK_EMB_BUCKETS)
+			want[p->ks[i].shard] = 1;
+	for (unsigned s = 0; p->need && s < ctx->nshards; s++) {
+		struct wrk_shard *sh = &ctx->sh[s];
+
+		if (!want[s])
+			continue;
+		if (sh->err)
+			return wrk_dead(ctx, sh);
+		WRK_POST(ret, ctx, p->deadline,
+			 rdps_tp_get(sh->ep, &wrk_hdrs(ctx)[s],
+				     sizeof(struct ps_dir_hdr), ctx->small_mr,
+				     sh->dir_key.addr, &sh->dir_key,
+				     (uintptr_t)g, 0));
+		if (ret)
+			return wrk_emb_post_fail(ctx, g, s, ret, p->deadline);
+		g->left++;
+	}
+	for (size_t i = 0; i < p->n; i++) {
+		struct wrk_emb_key *k = &p->ks[i];
+		struct wrk_emb_part *pt = &e->part[k->shard];
+
+		if (k->state != WRK_EMB_BUCKETS)
+			continue;
+		if (ctx->sh[k->shard].err)
+			return wrk_dead(ctx, &ctx->sh[k->shard]);
+		for (int c = 0; c < 2; c++) {
+			uint64_t b =
+				ps_emb_bucket_of(p->keys[i], c, pt->nbuckets);
+
+			ret = wrk_emb_get(ctx, g, k->shard,
+					  p->bk + i * 128 + c * 64, 64,
+					  pt->index_key.addr + b * 64,
+					  &pt->index_key, p->deadline);
+			if (ret)
+				return ret;
+		}
+	}
+	ret = wrk_emb_wait(ctx, g, p->deadline);
+	if (ret)
+		return ret;
+	ret = wrk_emb_fresh(p);
+	for (size_t i = 0; !ret && i < p->n; i++)
+		if (p->ks[i].state == WRK_EMB_BUCKETS &&
+		    p->fresh[p->ks[i].shard])
+			ret = wrk_emb_decode(p, i);
+	return ret;
+}
+
+/* One round: READ the row of every key whose bucket named one; check
+ * each (a torn row is read again next round, a reused one looked up
+ * again) and copy its values out. */
+static int wrk_emb_round_rows(struct wrk_emb_pull *p, struct wrk_grp *g)
+{
+	struct rdps_emb *e = p->e;
+	struct rdps_ctx *ctx = e->ctx;
+	int ret;
+
+	for (size_t i = 0; i < p->n; i++) {
+		struct wrk_emb_key *k = &p->ks[i];
+		struct wrk_emb_part *pt = &e->part[k->shard];
+
+		if (k->state != WRK_EMB_ROW)
+			continue;
+		if (ctx->sh[k->shard].err)
+			return wrk_dead(ctx, &ctx->sh[k->shard]);
+		ret = wrk_emb_get(ctx, g, k->shard, p->rw + i * e->row_bytes,
+				  e->row_bytes,
+				  pt->rows_key.addr + k->row * e->row_bytes,
+				  &pt->rows_key, p->deadline);
+		if (ret)
+			return ret;
+	}
+	ret = wrk_emb_wait(ctx, g, p->deadline);
+	if (ret)
+		return ret;
+	for (size_t i = 0; i < p->n; i++) {
+		struct wrk_emb_key *k = &p->ks[i];
+		const char *row = p->rw + i * e->row_bytes;
+
+		if (k->state != WRK_EMB_ROW)
+			continue;
+		ret = ps_emb_row_verify(row, e->row_bytes, p->keys[i],
+					e->cfg.dim, (uint32_t)e->cfg.dtype);
+		if (ret == -EPROTO)
+			return rdps_set_error(ret,
+					      "embedding table '%s': bad row "
+					      "size on shard %u",
+					      e->name, k->shard);
+		if (ret) {
+			/* Torn: read it again. Another key's: the slot
+			 * was undone, look the key up again. */
+			ctx->st.emb_torn_retries++;
+			if (ret == -ESTALE)
+				k->state = WRK_EMB_BUCKETS;
+			continue;
+		}
+		memcpy(p->dst + i * e->vbytes, row + sizeof(struct ps_emb_row),
+		       e->vbytes);
+		k->state = WRK_EMB_DONE;
+	}
+	return 0;
+}
+
+/* How far the pull has to go: 2 per key looking for its bucket, 1 per
+ * key waiting for its row. */
+static size_t wrk_emb_left(const struct wrk_emb_pull *p, size_t *nb_out)
+{
+	size_t left = 0, nb = 0;
+
+	for (size_t i = 0; i < p->n; i++) {
+		nb += p->ks[i].state == WRK_EMB_BUCKETS;
+		left += p->ks[i].state == WRK_EMB_BUCKETS ? 2
+			: p->ks[i].state == WRK_EMB_ROW	  ? 1
+							  : 0;
+	}
+	*nb_out = nb;
+	return left;
+}
+
+/* Rounds until every key is done: buckets while any key needs them
+ * (first round: all), then rows. With nothing torn and the shards fresh:
+ * two rounds, one when no key is present. A round that moved no key on
+ * (a stale shard, torn reads) backs off before the next. */
+static int wrk_emb_rounds(struct wrk_emb_pull *p)
+{
+	struct rdps_ctx *ctx = p->e->ctx;
+	unsigned attempt = 0;
+	uint64_t t0 = 0;
+	size_t nb, left = wrk_emb_left(p, &nb), now;
+	int ret;
+
+	while (left) {
+		struct wrk_grp g = {0, 0, 0};
+
+		ret = nb ? wrk_emb_round_buckets(p, &g)
+			 : wrk_emb_round_rows(p, &g);
+		if (ret)
+			return ret;
+		now = wrk_emb_left(p, &nb);
+		if (now < left) {
+			left = now;
+			continue;
+		}
+		if (!t0)
+			t0 = rdps_now_ns();
+		if (rdps_now_ns() >= p->deadline) {
+			ctx->st.pull_wait_ns += rdps_now_ns() - t0;
+			if (nb)
+				return rdps_set_error(
+					-ETIMEDOUT,
+					"embedding table '%s': timed out "
+					"waiting for the shards to apply "
+					"clock %llu",
+					p->e->name,
+					(unsigned long long)p->need);
+			return rdps_set_error(
+				-EPROTO,
+				"embedding table '%s': a row never checked "
+				"out within the timeout (corrupt, or "
+				"rewritten without pause)",
+				p->e->name);
+		}
+		wrk_backoff(ctx, attempt++);
+	}
+	if (t0)
+		ctx->st.pull_wait_ns += rdps_now_ns() - t0;
+	return 0;
+}
+
+int rdps_emb_pull(struct rdps_emb *e, const uint64_t *keys, size_t n, void *dst)
+{
+	struct wrk_emb_pull p;
+	struct rdps_ctx *ctx;
+	size_t per;
+	int ret;
+
+	if (!e || (n && (!keys || !dst)))
+		return rdps_set_error(-EINVAL, "rdps_emb_pull: null argument");
+	if (!n)
+		return 0;
+	ctx = e->ctx;
+	per = 128 + e->row_bytes;
+	if (n > SIZE_MAX / 2 / per)
+		return rdps_set_error(
+			-EINVAL, "rdps_emb_pull: %zu keys are too many", n);
+	memset(&p, 0, sizeof(p));
+	p.e = e;
+	p.keys = keys;
+	p.n = n;
+	p.dst = dst;
+	p.need = wrk_need(ctx);
+	p.deadline = wrk_deadline(ctx);
+	ret = wrk_bounce(ctx, n * per);
+	if (ret)
+		return ret;
+	p.bk = ctx->bounce;
+	p.rw = p.bk + n * 128;
+	p.ks = wrk_scratch(ctx, n * sizeof(*p.ks) + 2 * ctx->nshards);
+	if (!p.ks)
+		return -ENOMEM;
+	p.want = (uint8_t *)(p.ks + n);
+	p.fresh = p.want + ctx->nshards;
+	for (size_t i = 0; i < n; i++) {
+		p.ks[i].shard = ps_emb_shard(keys[i], ctx->nshards);
+		p.ks[i].state = WRK_EMB_BUCKETS;
+		p.ks[i].torn = 0;
+	}
+	ret = wrk_emb_rounds(&p);
+	if (ret)
+		return ret;
+	ctx->st.emb_pulls++;
+	ctx->st.emb_rows_pulled += n;
+	ctx->st.bytes_pulled += n * e->vbytes;
+	return 0;
+}

@@ -1,0 +1,474 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * emb_worker.c - the test worker of whole jobs with embedding tables,
+ * started by rdps-launch like tests/ps_worker.c (rows "emb ..." of
+ * tests/ps_matrix.cmake). Prints what went wrong on stderr, prefixed with
+ * its rank, and exits 1; rank 0 prints "OK ..." when the job's check
+ * passed.
+ *
+ * Modes (argv[1]):
+ *   once N SEED     every worker pushes N calls of 64 power-law keys
+ *                   (duplicates within a call included) to a float64 SUM
+ *                   table; rank 0 regenerates every worker's keys and
+ *                   checks each row exactly (applied once per push, the
+ *                   duplicates summed), that never-pushed keys read as
+ *                   their initial value (misses counted), that a
+ *                   pull costs 2 round trips (1 when no key is present),
+ *                   and that the two-sided baseline (wrk_emb_lookup)
+ *                   returns the same rows.
+ *   torn N          2 workers, asp: rank 1 pushes +1 to every value of 4
+ *                   hot rows (dim 64) N times; rank 0 pulls them while
+ *                   that runs, until it has seen N, and fails on any row
+ *                   whose values differ (a torn row).
+ *   full            1 shard: a table of capacity 8 refuses a push that
+ *                   would overflow it, all or nothing, with an error
+ *                   naming the table and its capacity; bad opens refused.
+ *   bsp ITERS SEED OUT
+ *                   Adagrad, normal initial values, uneven delays from
+ *                   SEED; rank 0 writes every shard's raw index and rows
+ *                   to OUT (tests/ps_emb_bsp.sh compares runs).
+ *
+ * Delays (usleep) simulate uneven work; they never order anything.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "emb_codec.h"
+#include "rdps/rdps.h"
+#include "worker/worker.h"
+
+static struct rdps_config cfg;
+
+static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "emb_worker %d: ", cfg.rank);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	fflush(NULL);
+	_exit(1);
+}
+
+#define CHECK(call)                                                   \
+	do {                                                          \
+		int ret_ = (call);                                    \
+		if (ret_ < 0)                                         \
+			fail("line %d: %s: %s (%s)", __LINE__, #call, \
+			     strerror(-ret_), rdps_errmsg());         \
+	} while (0)
+
+static uint64_t rng_next(uint64_t *s)
+{
+	*s += 0x9e3779b97f4a7c15ull;
+	return ps_emb_mix64(*s);
+}
+
+/* A power-law id: log-uniform over 1 .. 2^span, spread over 64 bits
+ * (and now and then the edge keys 0 and ~0). */
+static uint64_t plaw_key(uint64_t *s, unsigned span)
+{
+	uint64_t r = rng_next(s);
+	double u = (double)(r >> 11) * 0x1p-53;
+	uint64_t id;
+
+	if ((r & 1023) == 0)
+		return (r >> 10) & 1 ? UINT64_MAX : 0;
+	id = (uint64_t)exp2(u * span);
+	return id * 0x9e3779b97f4a7c15ull + 1;
+}
+
+static uint64_t arg_u64(const char *s, const char *what)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (errno || end == s || *end)
+		fail("bad %s '%s'", what, s);
+	return v;
+}
+
+static void *xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size);
+
+	if (!p)
+		fail("out of memory");
+	return p;
+}
+
+/* --- once ---------------------------------------------------------------- */
+
+#define ONCE_KEYS 64
+#define ONCE_DIM 3
+#define ONCE_SPAN 12
+
+/* Worker w's call it: its keys and gradient rows (exact in float64). */
+static void once_gen(uint64_t seed, unsigned w, uint64_t it, uint64_t *keys,
+		     double *g)
+{
+	uint64_t s = seed * 1000003 + w * 7919 + it * 104729;
+
+	for (unsigned i = 0; i < ONCE_KEYS; i++) {
+		keys[i] = plaw_key(&s, ONCE_SPAN);
+		g[i * ONCE_DIM] = 1.0;
+		g[i * ONCE_DIM + 1] = w + 1.0;
+		g[i * ONCE_DIM + 2] = (double)(keys[i] & 0xff);
+	}
+}
+
+struct once_want {
+	uint64_t key;
+	double v[ONCE_DIM];
+};
+
+static int once_cmp(const void *a_, const void *b_)
+{
+	const struct once_want *a = a_, *b = b_;
+
+	return a->key < b->key ? -1 : a->key > b->key;
+}
+
+static int mode_once(struct rdps_ctx *ctx, int argc, char **argv)
+{
+	struct rdps_emb_cfg ec;
+	struct rdps_emb *e;
+	uint64_t n, seed, keys[ONCE_KEYS];
+	double g[ONCE_KEYS * ONCE_DIM];
+	struct once_want *want;
+	size_t nw = 0, m = 0;
+	struct rdps_stats st0, st1;
+
+	if (argc != 4)
+		fail("usage: once N SEED");
+	n = arg_u64(argv[2], "N");
+	seed = arg_u64(argv[3], "SEED");
+	rdps_emb_cfg_default(&ec);
+	ec.dim = ONCE_DIM;
+	ec.dtype = RDPS_DTYPE_F64;
+	ec.rule = RDPS_RULE_SUM;
+	ec.capacity = 8192;
+	CHECK(rdps_emb_open(ctx, "once", &ec, &e));
+	for (uint64_t it = 0; it < n; it++) {
+		once_gen(seed, (unsigned)cfg.rank, it, keys, g);
+		CHECK(rdps_emb_push(e, keys, ONCE_KEYS, g));
+		if (cfg.model != RDPS_MODEL_ASP && it % 4 == 3)
+			CHECK(rdps_clock(ctx));
+	}
+	CHECK(rdps_clock(ctx));
+	CHECK(rdps_barrier(ctx));
+	if (cfg.rank != 0) {
+		CHECK(rdps_barrier(ctx));
+		return 0;
+	}
+	want = xcalloc(n * ONCE_KEYS * (size_t)cfg.workers, sizeof(*want));
+	for (int w = 0; w < cfg.workers; w++)
+		for (uint64_t it = 0; it < n; it++) {
+			once_gen(seed, (unsigned)w, it, keys, g);
+			for (unsigned i = 0; i < ONCE_KEYS; i++) {
+				want[nw].key = keys[i];
+				memcpy(want[nw].v, g + i * ONCE_DIM,
+				       sizeof(want[nw].v));
+				nw++;
+			}
+		}
+	qsort(want, nw, sizeof(*want), once_cmp);
+	for (size_t i = 0; i < nw; i++) {
+		if (m && want[m - 1].key == want[i].key) {
+			for (int j = 0; j < ONCE_DIM; j++)
+				want[m - 1].v[j] += want[i].v[j];
+			continue;
+		}
+		want[m++] = want[i];
+	}
+	{
+		uint64_t *k = xcalloc(m, 8);
+		double *got = xcalloc(m * ONCE_DIM, sizeof(double));
+
+		for (size_t i = 0; i < m; i++)
+			k[i] = want[i].key;
+		rdps_ctx_stats(ctx, &st0);
+		CHECK(rdps_emb_pull(e, k, m, got));
+		rdps_ctx_stats(ctx, &st1);
+		for (size_t i = 0; i < m; i++)
+			for (int j = 0; j < ONCE_DIM; j++)
+				if (got[i * ONCE_DIM + j] != want[i].v[j])
+					fail("key %" PRIu64 " value %d: %g, "
+					     "want %g",
+					     k[i], j, got[i * ONCE_DIM + j],
+					     want[i].v[j]);
+		if (st1.emb_misses != st0.emb_misses)
+			fail("%" PRIu64 " pushed keys read as absent",
+			     st1.emb_misses - st0.emb_misses);
+		/* The two-sided baseline returns the same rows. */
+		{
+			double *two = xcalloc(m * ONCE_DIM, sizeof(double));
+
+			CHECK(wrk_emb_lookup(e, k, m, two));
+			if (memcmp(two, got, m * ONCE_DIM * sizeof(double)))
+				fail("the two-sided lookup differs from the "
+				     "pull");
+			free(two);
+		}
+		if (st1.emb_torn_retries == st0.emb_torn_retries &&
+		    st1.emb_round_trips - st0.emb_round_trips != 2)
+			fail("a pull of %zu keys took %" PRIu64 " round "
+			     "trips, want 2",
+			     m, st1.emb_round_trips - st0.emb_round_trips);
+		/* Keys never pushed: 0 (init zero), one round trip. */
+		for (size_t i = 0; i < m && i < 100; i++)
+			k[i] = 0x5eed000000000000ull + i * 2 + 1;
+		rdps_ctx_stats(ctx, &st0);
+		CHECK(rdps_emb_pull(e, k, m < 100 ? m : 100, got));
+		rdps_ctx_stats(ctx, &st1);
+		for (size_t i = 0; i < (m < 100 ? m : 100) * ONCE_DIM; i++)
+			if (got[i] != 0.0)
+				fail("a never-pushed key reads %g", got[i]);
+		if (st1.emb_misses - st0.emb_misses != (m < 100 ? m : 100) ||
+		    st1.emb_round_trips - st0.emb_round_trips != 1)
+			fail("absent keys: %" PRIu64 " misses, %" PRIu64
+			     " round trips",
+			     st1.emb_misses - st0.emb_misses,
+			     st1.emb_round_trips - st0.emb_round_trips);
+		printf("OK once: %zu distinct keys of %zu pushed rows exact, "
+		       "%" PRIu64 " rows pushed here\n",
+		       m, nw, st1.emb_rows_pushed);
+		free(k);
+		free(got);
+	}
+	free(want);
+	CHECK(rdps_barrier(ctx));
+	return 0;
+}
+
+/* --- torn ---------------------------------------------------------------- */
+
+#define TORN_DIM 64
+#define TORN_HOT 4
+
+static int mode_torn(struct rdps_ctx *ctx, int argc, char **argv)
+{
+	static const uint64_t hot[TORN_HOT] = {11, 22, 33, 44};
+	float g[TORN_HOT * TORN_DIM], got[TORN_HOT * TORN_DIM];
+	struct rdps_emb_cfg ec;
+	struct rdps_emb *e;
+	struct rdps_stats st;
+	uint64_t n, pulls = 0;
+	float seen = 0;
+
+	if (argc != 3)
+		fail("usage: torn N");
+	if (cfg.workers != 2 || cfg.model != RDPS_MODEL_ASP)
+		fail("torn mode needs 2 workers and the asp model");
+	n = arg_u64(argv[2], "N");
+	rdps_emb_cfg_default(&ec);
+	ec.dim = TORN_DIM;
+	ec.rule = RDPS_RULE_SUM;
+	ec.capacity = 64;
+	CHECK(rdps_emb_open(ctx, "torn", &ec, &e));
+	CHECK(rdps_barrier(ctx));
+	if (cfg.rank == 1) {
+		for (size_t i = 0; i < TORN_HOT * TORN_DIM; i++)
+			g[i] = 1.0f;
+		for (uint64_t it = 0; it < n; it++)
+			CHECK(rdps_emb_push(e, hot, TORN_HOT, g));
+		CHECK(rdps_barrier(ctx));
+		return 0;
+	}
+	while (seen < (float)n) {
+		CHECK(rdps_emb_pull(e, hot, TORN_HOT, got));
+		pulls++;
+		for (unsigned r = 0; r < TORN_HOT; r++) {
+			const float *row = got + r * TORN_DIM;
+
+			for (unsigned j = 1; j < TORN_DIM; j++)
+				if (row[j] != row[0])
+					fail("pull %" PRIu64
+					     ": torn row of key "
+					     "%" PRIu64
+					     ": value 0 is %g, value "
+					     "%u is %g",
+					     pulls, hot[r], row[0], j, row[j]);
+			if (row[0] > (float)n || row[0] < 0)
+				fail("key %" PRIu64 " reads %g of %" PRIu64,
+				     hot[r], row[0], n);
+		}
+		seen = got[0];
+	}
+	rdps_ctx_stats(ctx, &st);
+	CHECK(rdps_barrier(ctx));
+	printf("OK torn: %" PRIu64 " pulls raced %" PRIu64 " pushes, no torn "
+	       "row returned (%" PRIu64 " torn reads read again)\n",
+	       pulls, n, st.emb_torn_retries);
+	return 0;
+}
+
+/* --- full ---------------------------------------------------------------- */
+
+static int mode_full(struct rdps_ctx *ctx, int argc, char **argv)
+{
+	struct rdps_emb_cfg ec, bad;
+	struct rdps_emb *e, *e2;
+	uint64_t keys[20];
+	float g[20 * 4], got[20 * 4];
+	int ret;
+
+	(void)argv;
+	if (argc != 2 || cfg.workers != 1)
+		fail("usage: full (one worker, one shard)");
+	rdps_emb_cfg_default(&ec);
+	ec.dim = 4;
+	ec.rule = RDPS_RULE_SUM;
+	ec.capacity = 8;
+	CHECK(rdps_emb_open(ctx, "full8", &ec, &e));
+	bad = ec;
+	bad.dim = 5;
+	ret = rdps_emb_open(ctx, "full8", &bad, &e2);
+	if (ret != -EINVAL || !strstr(rdps_errmsg(), "full8"))
+		fail("reopen with another dim: %d (%s)", ret, rdps_errmsg());
+	bad.dim = 0;
+	if (rdps_emb_open(ctx, "zero", &bad, &e2) != -EINVAL ||
+	    !strstr(rdps_errmsg(), "dim 0"))
+		fail("dim 0 accepted or not named: %s", rdps_errmsg());
+	for (unsigned i = 0; i < 20; i++)
+		keys[i] = 1000 + i;
+	for (unsigned i = 0; i < 20 * 4; i++)
+		g[i] = 1.0f;
+	/* 20 new keys into 8 rows: refused whole. */
+	ret = rdps_emb_push(e, keys, 20, g);
+	if (ret != -ENOSPC || !strstr(rdps_errmsg(), "'full8'") ||
+	    !strstr(rdps_errmsg(), "8 rows per shard"))
+		fail("overflowing push: %d (%s)", ret, rdps_errmsg());
+	fprintf(stderr, "emb_worker 0: expected error: %s\n", rdps_errmsg());
+	CHECK(rdps_clock(ctx));
+	CHECK(rdps_emb_pull(e, keys, 20, got));
+	for (unsigned i = 0; i < 20 * 4; i++)
+		if (got[i] != 0.0f)
+			fail("a refused push was applied in part");
+	/* 8 fit; a 9th new key does not; an old one still does. */
+	CHECK(rdps_emb_push(e, keys, 8, g));
+	CHECK(rdps_clock(ctx));
+	ret = rdps_emb_push(e, keys + 8, 1, g);
+	if (ret != -ENOSPC)
+		fail("9th key into 8 rows: %d", ret);
+	CHECK(rdps_emb_push(e, keys, 1, g));
+	CHECK(rdps_clock(ctx));
+	CHECK(rdps_emb_pull(e, keys, 9, got));
+	if (got[0] != 2.0f || got[4] != 1.0f || got[7 * 4] != 1.0f ||
+	    got[8 * 4] != 0.0f)
+		fail("after the refusals: %g %g %g %g", got[0], got[4], got[28],
+		     got[32]);
+	printf("OK full: overflow refused whole, naming table and capacity\n");
+	return 0;
+}
+
+/* --- bsp ----------------------------------------------------------------- */
+
+#define BSP_DIM 8
+#define BSP_KEYS 32
+
+static void bsp_dump(struct rdps_emb *e, const char *out)
+{
+	size_t cap = (size_t)1 << 24, len;
+	char *buf = xcalloc(cap, 1);
+	FILE *f = fopen(out, "wb");
+
+	if (!f)
+		fail("cannot write %s", out);
+	for (unsigned s = 0; s < e->ctx->nshards; s++) {
+		for (int rows = 0; rows < 2; rows++) {
+			CHECK(wrk_emb_read_raw(e, s, rows, buf, cap, &len));
+			if (fwrite(buf, 1, len, f) != len)
+				fail("short write to %s", out);
+		}
+	}
+	if (fclose(f))
+		fail("cannot write %s", out);
+	free(buf);
+}
+
+static int mode_bsp(struct rdps_ctx *ctx, int argc, char **argv)
+{
+	float got[BSP_KEYS * BSP_DIM], g[BSP_KEYS * BSP_DIM];
+	uint64_t keys[BSP_KEYS], iters, seed, ks, ds;
+	struct rdps_emb_cfg ec;
+	struct rdps_emb *e;
+
+	if (argc != 5)
+		fail("usage: bsp ITERS SEED OUT");
+	if (cfg.model != RDPS_MODEL_BSP)
+		fail("bsp mode needs the bsp model");
+	iters = arg_u64(argv[2], "ITERS");
+	seed = arg_u64(argv[3], "SEED");
+	ds = seed * 31 + (uint64_t)cfg.rank;
+	rdps_emb_cfg_default(&ec);
+	ec.dim = BSP_DIM;
+	ec.rule = RDPS_RULE_ADAGRAD;
+	ec.lr = 0.05;
+	ec.init = RDPS_EMB_INIT_NORMAL;
+	ec.init_scale = 0.1;
+	ec.seed = 42;
+	ec.capacity = 1024;
+	CHECK(rdps_emb_open(ctx, "bspemb", &ec, &e));
+	for (uint64_t it = rdps_clock_now(ctx); it < iters; it++) {
+		ks = 77 + (uint64_t)cfg.rank * 1009 + it * 31;
+		for (unsigned i = 0; i < BSP_KEYS; i++)
+			keys[i] = plaw_key(&ks, 9);
+		usleep((useconds_t)(rng_next(&ds) % 2000));
+		CHECK(rdps_emb_pull(e, keys, BSP_KEYS, got));
+		for (unsigned i = 0; i < BSP_KEYS * BSP_DIM; i++)
+			g[i] = 0.5f * got[i] + 0.01f * (float)(i % 7);
+		CHECK(rdps_emb_push(e, keys, BSP_KEYS, g));
+		CHECK(rdps_clock(ctx));
+	}
+	CHECK(rdps_barrier(ctx));
+	if (cfg.rank == 0)
+		bsp_dump(e, argv[4]);
+	CHECK(rdps_barrier(ctx));
+	if (cfg.rank == 0)
+		printf("OK bsp: %" PRIu64 " clocks\n", iters);
+	return 0;
+}
+
+static const struct {
+	const char *name;
+	int (*run)(struct rdps_ctx *ctx, int argc, char **argv);
+} modes[] = {
+	{"once", mode_once},
+	{"torn", mode_torn},
+	{"full", mode_full},
+	{"bsp", mode_bsp},
+};
+
+int main(int argc, char **argv)
+{
+	struct rdps_ctx *ctx;
+	size_t i;
+	int rc;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	rdps_config_default(&cfg);
+	if (rdps_config_from_env(&cfg))
+		fail("config from the environment: %s", rdps_errmsg());
+	for (i = 0; argc >= 2 && i < sizeof(modes) / sizeof(modes[0]); i++)
+		if (!strcmp(argv[1], modes[i].name))
+			break;
+	if (argc < 2 || i == sizeof(modes) / sizeof(modes[0]))
+		fail("usage: emb_worker once|torn|full|bsp ARGS...");
+	CHECK(rdps_ctx_create(&cfg, &ctx));
+	rc = modes[i].run(ctx, argc, argv);
+	rdps_ctx_destroy(ctx);
+	return rc;
+}

@@ -1,0 +1,257 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_emb.c - embedding tables without a transport: the shared pure logic
+ * (src/emb_codec.h: placement, bucket hashes, initial values, decoders of
+ * remote bytes) and the shard's index and rows (src/server/emb_index.c)
+ * on plain memory: what the shard writes, the worker's decoders read back;
+ * a row torn between two versions, a reused row and corrupt buckets are
+ * caught, never returned and never a crash.
+ */
+#include <errno.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "emb_codec.h"
+#include "server/server_impl.h"
+
+/* A table of capacity rows of dim f32 on plain memory. */
+static struct srv_emb *emb_new(uint64_t capacity, uint32_t dim, uint32_t rule)
+{
+	struct srv_emb *t = calloc(1, sizeof(*t));
+
+	assert_non_null(t);
+	t->used = true;
+	t->dim = dim;
+	t->dtype = PS_DTYPE_F32;
+	t->rule = rule;
+	t->lr = 0.5;
+	t->init = PS_EMB_INIT_UNIFORM;
+	t->scale = 0.25;
+	t->seed = 9;
+	t->capacity = capacity;
+	t->nbuckets = ps_emb_nbuckets(capacity);
+	t->row_bytes = ps_emb_row_bytes(dim, t->dtype);
+	t->vbytes = dim * 4;
+	t->index = calloc(t->nbuckets, sizeof(*t->index));
+	t->rows = calloc(capacity, t->row_bytes);
+	assert_non_null(t->index);
+	assert_non_null(t->rows);
+	if (rule == PS_RULE_ADAGRAD) {
+		t->acc = calloc(capacity, t->vbytes);
+		assert_non_null(t->acc);
+	}
+	return t;
+}
+
+static void emb_free(struct srv_emb *t)
+{
+	free(t->index);
+	free(t->rows);
+	free(t->acc);
+	free(t);
+}
+
+/* What a worker's pull finds for key in t's memory: 1 and *row, 0. */
+static int emb_lookup(const struct srv_emb *t, uint64_t key, uint32_t *row)
+{
+	for (int c = 0; c < 2; c++) {
+		uint64_t b = ps_emb_bucket_of(key, c, t->nbuckets);
+		int r = ps_emb_bucket_find(&t->index[b], 64, b, key,
+					   t->capacity, row);
+
+		assert_true(r == 0 || r == 1);
+		if (r == 1)
+			return 1;
+	}
+	return 0;
+}
+
+static void test_placement_even(void **state)
+{
+	unsigned count[7] = {0};
+
+	(void)state;
+	for (uint64_t k = 0; k < 70000; k++)
+		count[ps_emb_shard(k, 7)]++;
+	for (int s = 0; s < 7; s++)
+		assert_in_range(count[s], 9500, 10500);
+	for (uint64_t k = 0; k < 10000; k++) {
+		uint64_t b0 = ps_emb_bucket_of(k, 0, 64);
+		uint64_t b1 = ps_emb_bucket_of(k, 1, 64);
+
+		assert_true(b0 < 64 && b1 < 64 && b0 != b1);
+	}
+	assert_int_equal(ps_emb_nbuckets(1), 2);
+	assert_int_equal(ps_emb_nbuckets(1000), 1024);
+}
+
+static void test_init_values(void **state)
+{
+	double sum = 0, sq = 0;
+	float row[5], again[5];
+
+	(void)state;
+	assert_true(ps_emb_init_value(PS_EMB_INIT_ZERO, 1, 1, 7, 0) == 0.0);
+	for (uint64_t k = 0; k < 20000; k++) {
+		double u = ps_emb_init_value(PS_EMB_INIT_UNIFORM, 0.5, 3, k, 1);
+		double n = ps_emb_init_value(PS_EMB_INIT_NORMAL, 2.0, 3, k, 1);
+
+		assert_true(u >= -0.5 && u < 0.5);
+		assert_true(isfinite(n));
+		sum += n;
+		sq += n * n;
+	}
+	assert_true(fabs(sum / 20000) < 0.1);
+	assert_true(fabs(sqrt(sq / 20000) - 2.0) < 0.1);
+	/* A function of (seed, key, j): the same twice, other with a seed. */
+	ps_emb_init_row(PS_EMB_INIT_NORMAL, 1, 5, 77, 5, PS_DTYPE_F32, row);
+	ps_emb_init_row(PS_EMB_INIT_NORMAL, 1, 5, 77, 5, PS_DTYPE_F32, again);
+	assert_memory_equal(row, again, sizeof(row));
+	ps_emb_init_row(PS_EMB_INIT_NORMAL, 1, 6, 77, 5, PS_DTYPE_F32, again);
+	assert_memory_not_equal(row, again, sizeof(row));
+}
+
+/* The shard's inserts, as the worker's decoders read them back. */
+static void test_insert_find(void **state)
+{
+	struct srv_emb *t = emb_new(500, 3, PS_RULE_SGD);
+	uint32_t row;
+	float init[3];
+
+	(void)state;
+	for (uint64_t k = 0; k < 500; k++) {
+		uint64_t key = k * 0x9e3779b97f4a7c15ull;
+
+		assert_int_equal(srv_emb_insert(t, key, &row), 0);
+		assert_int_equal(row, k);
+	}
+	for (uint64_t k = 0; k < 500; k++) {
+		uint64_t key = k * 0x9e3779b97f4a7c15ull;
+		const unsigned char *r;
+
+		assert_int_equal(srv_emb_find(t, key), k);
+		assert_int_equal(emb_lookup(t, key, &row), 1);
+		assert_int_equal(row, k);
+		r = t->rows + row * t->row_bytes;
+		assert_int_equal(ps_emb_row_verify(r, t->row_bytes, key, 3,
+						   PS_DTYPE_F32),
+				 0);
+		/* Inserted at the initial value the worker computes. */
+		ps_emb_init_row(t->init, t->scale, t->seed, key, 3,
+				PS_DTYPE_F32, init);
+		assert_memory_equal(r + 32, init, sizeof(init));
+	}
+	assert_int_equal(emb_lookup(t, 12345, &row), 0);
+	/* Full: no row left. */
+	assert_int_equal(srv_emb_insert(t, 12345, &row), -ENOSPC);
+	/* An undone insert is gone and frees its row. */
+	srv_emb_uninsert(t, 499 * 0x9e3779b97f4a7c15ull);
+	assert_int_equal(t->nrows, 499);
+	assert_int_equal(emb_lookup(t, 499 * 0x9e3779b97f4a7c15ull, &row), 0);
+	emb_free(t);
+}
+
+/* A row caught between two versions never checks out; a reused row is
+ * told apart (look the key up again). */
+static void test_torn_row(void **state)
+{
+	struct srv_emb *t = emb_new(4, 64, PS_RULE_ADAGRAD);
+	size_t rb = t->row_bytes;
+	unsigned char *old = malloc(rb), *mix = malloc(rb);
+	float g[64];
+	uint32_t row;
+
+	(void)state;
+	assert_non_null(old);
+	assert_non_null(mix);
+	for (int j = 0; j < 64; j++)
+		g[j] = 0.125f * (float)(j + 1);
+	assert_int_equal(srv_emb_insert(t, 42, &row), 0);
+	memcpy(old, t->rows, rb);
+	srv_emb_update(t, row, g);
+	assert_int_equal(ps_emb_row_verify(t->rows, rb, 42, 64, PS_DTYPE_F32),
+			 0);
+	assert_memory_not_equal(old + 32, t->rows + 32, rb - 32);
+	/* Any cut between the old and the new bytes, head from either. */
+	for (size_t cut = 32; cut < rb; cut += 4) {
+		memcpy(mix, old, rb);
+		memcpy(mix + cut, t->rows + cut, rb - cut);
+		assert_int_equal(
+			ps_emb_row_verify(mix, rb, 42, 64, PS_DTYPE_F32),
+			-EAGAIN);
+		memcpy(mix, t->rows, rb);
+		memcpy(mix + cut, old + cut, rb - cut);
+		assert_int_equal(
+			ps_emb_row_verify(mix, rb, 42, 64, PS_DTYPE_F32),
+			-EAGAIN);
+	}
+	assert_int_equal(ps_emb_row_verify(t->rows, rb, 43, 64, PS_DTYPE_F32),
+			 -ESTALE);
+	assert_int_equal(
+		ps_emb_row_verify(t->rows, rb - 8, 42, 64, PS_DTYPE_F32),
+		-EPROTO);
+	assert_int_equal(ps_emb_row_verify(t->rows, rb, 42, 0, PS_DTYPE_F32),
+			 -EPROTO);
+	free(old);
+	free(mix);
+	emb_free(t);
+}
+
+/* Buckets from remote bytes: half-written slots, corrupt rows, junk. */
+static void test_bucket_decode(void **state)
+{
+	struct ps_emb_bucket bk;
+	uint64_t s = 1;
+	uint32_t row = 7777;
+
+	(void)state;
+	memset(&bk, 0, sizeof(bk));
+	bk.slot[2].key_be = rdps_htobe64(99);
+	bk.slot[2].meta_be = rdps_htobe64(ps_emb_slot_meta(99, 5, 3));
+	assert_int_equal(ps_emb_bucket_find(&bk, 64, 3, 99, 10, &row), 1);
+	assert_int_equal(row, 5);
+	assert_int_equal(ps_emb_bucket_find(&bk, 64, 3, 98, 10, &row), 0);
+	/* The slot read for another bucket does not check out. */
+	assert_int_equal(ps_emb_bucket_find(&bk, 64, 4, 99, 10, &row), -EAGAIN);
+	/* Key not yet written (meta is): torn, read again. */
+	bk.slot[2].key_be = 0;
+	assert_int_equal(ps_emb_bucket_find(&bk, 64, 3, 99, 10, &row), -EAGAIN);
+	/* A slot that checks out but names a row past the capacity. */
+	bk.slot[2].key_be = rdps_htobe64(99);
+	assert_int_equal(ps_emb_bucket_find(&bk, 64, 3, 99, 5, &row), -EPROTO);
+	assert_int_equal(ps_emb_bucket_find(&bk, 63, 3, 99, 10, &row), -EPROTO);
+	/* Junk: only the stated results, a found row within capacity. */
+	for (int i = 0; i < 100000; i++) {
+		uint64_t w[8];
+		int r;
+
+		for (int j = 0; j < 8; j++) {
+			s += 0x9e3779b97f4a7c15ull;
+			w[j] = ps_emb_mix64(s);
+		}
+		row = UINT32_MAX;
+		r = ps_emb_bucket_find(w, 64, 1, w[0], 1000, &row);
+		assert_true(r == 0 || r == -EAGAIN || r == -EPROTO ||
+			    (r == 1 && row < 1000));
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_placement_even),
+		cmocka_unit_test(test_init_values),
+		cmocka_unit_test(test_insert_find),
+		cmocka_unit_test(test_torn_row),
+		cmocka_unit_test(test_bucket_decode),
+	};
+
+	return cmocka_run_group_tests_name("emb", tests, NULL, NULL);
+}
