@@ -12,8 +12,10 @@ held-out loss matches the C trainer's:
 
 The same seeded streams (tools/train/rng.h) pick each worker's partition
 and the order of every pass; an iteration (1/K of the partition) runs
-mini-batch SGD on the pulled model (features' gradients summed over the
-batch, the bias's averaged), pushes the change divided by the workers
+mini-batch steps on the pulled model (features' gradients summed over the
+batch, the bias's averaged; each coordinate stepped by per-coordinate
+Adagrad: lr * g / sqrt(sum of its squared gradients), the sums kept by
+the worker for the whole run), pushes the change divided by the workers
 and clocks. Rank 0 prints "clock,loss" each clock; --expect LOSS exits 1
 unless the final loss is within --tol (1e-6) of LOSS.
 """
@@ -93,7 +95,7 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--clocks-per-epoch", type=int, default=5)
     ap.add_argument("--batch", type=int, default=100)
-    ap.add_argument("--lr", type=float, default=1.0)
+    ap.add_argument("--lr", type=float, default=0.5)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--expect", type=float)
     ap.add_argument("--tol", type=float, default=1e-6)
@@ -108,6 +110,7 @@ def main() -> int:
         part, order, pos = perm[lo:hi], list(range(hi - lo)), 0
         table = ctx.table("model", n)
         w, delta = ctx.array(n), numpy.zeros(n, numpy.float32)
+        g2 = numpy.zeros(n)  # Adagrad's summed squared gradients
         ctx.barrier()
         for c in range(a.epochs * K):
             table.pull(out=w)
@@ -126,12 +129,18 @@ def main() -> int:
                 s = margins(w, idx, val)
                 sig = numpy.where(s >= 0, 1 / (1 + numpy.exp(-s)),
                                   numpy.exp(s) / (1 + numpy.exp(s)))
-                g = (-a.lr * (sig - (y > 0))).astype(numpy.float32)
-                g0 = g / numpy.float32(len(ids))
-                u = (g[:, None] * val).reshape(-1)
-                for arr in (w, delta):  # float32 adds in the C order
-                    numpy.add.at(arr, numpy.zeros(len(ids), int), g0)
-                    numpy.add.at(arr, idx.reshape(-1), u)
+                m = sig - (y > 0)
+                g = numpy.zeros(n)  # double sums in the C order
+                numpy.add.at(g, numpy.zeros(len(ids), int), m / len(ids))
+                numpy.add.at(g, idx.reshape(-1),
+                             (m[:, None] * val).reshape(-1))
+                f = numpy.unique(numpy.concatenate(([0], idx.reshape(-1))))
+                f = f[g[f] != 0]
+                g2[f] += g[f] * g[f]
+                u = (-a.lr * g[f] / numpy.sqrt(g2[f] + 1e-12)).astype(
+                    numpy.float32)
+                w[f] += u
+                delta[f] += u
             table.push(delta * numpy.float32(1.0 / W))
             delta[:] = 0
             ctx.clock()
