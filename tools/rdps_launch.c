@@ -150,12 +150,6 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		return ret;
 	if (job_opts_check(&o->job))
 		return -EINVAL;
-	if (o->job.ckpt_dir && !rdps_model_in_order(o->job.model)) {
-		tool_err("--checkpoint-dir needs --model bsp or absp (%s has "
-			 "no clock boundary to save at)",
-			 rdps_model_name(o->job.model));
-		return -EINVAL;
-	}
 	if (optind >= argc) {
 		tool_err("missing command: rdps-launch [options] -- CMD "
 			 "[ARGS...]");
@@ -574,6 +568,8 @@ int main(int argc, char **argv)
 		deadline = tool_now_ms() + (uint64_t)o.timeout_s * 1000u;
 	token = tool_job_token();
 	go_on = o.job.on_loss == RDPS_LOSS_CONTINUE;
+	if (job_ckpt_dir_ready(&o.job))
+		return 2;
 	if (o.job.resume && find_resume_clock(&o))
 		return 1;
 	if (start_servers(&o, token, urls, sizeof(urls))) {

@@ -5,17 +5,32 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "checkpoint.h"
 #include "server/server_impl.h"
 
+/* A checkpoint that failed fails the shard: a job that goes on without
+ * them could not resume where the user expects, and would say so only
+ * after the crash it was meant for. The text is kept here because the
+ * loop may set other errors before it returns. */
+static int srv_ckpt_fail(struct rdps_server *s, int ret, uint64_t c,
+			 const char *why)
+{
+	snprintf(s->ckpt_msg, sizeof(s->ckpt_msg),
+		 "shard %u: the checkpoint of clock %" PRIu64
+		 " cannot be written, stopping (the last good one stays): %s",
+		 s->cfg.shard, c, why);
+	s->ckpt_err = ret;
+	return ret;
+}
+
 /* Write the tables as of applied clock c when c is due. Before c is
  * published, so no worker runs past a clock this shard could not resume
- * at: shards of a job are at most one checkpoint apart. A failure is
- * logged and the job goes on (the previous checkpoint stays). */
-void srv_checkpoint(struct rdps_server *s, uint64_t c)
+ * at: shards of a job are at most one checkpoint apart. */
+int srv_checkpoint(struct rdps_server *s, uint64_t c)
 {
 	unsigned every = s->cfg.ckpt_every ? s->cfg.ckpt_every : 1;
 	struct ckpt *ck;
@@ -23,14 +38,10 @@ void srv_checkpoint(struct rdps_server *s, uint64_t c)
 	int ret;
 
 	if (!s->cfg.ckpt_dir || c % every)
-		return;
+		return 0;
 	ck = calloc(1, sizeof(*ck));
-	if (!ck) {
-		rdps_err("shard %u: no memory for the checkpoint of clock "
-			 "%" PRIu64,
-			 s->cfg.shard, c);
-		return;
-	}
+	if (!ck)
+		return srv_ckpt_fail(s, -ENOMEM, c, "out of memory");
 	ck->shard = s->cfg.shard;
 	ck->nshards = s->cfg.nshards;
 	ck->workers = s->cfg.workers;
@@ -57,15 +68,14 @@ void srv_checkpoint(struct rdps_server *s, uint64_t c)
 	t0 = rdps_now_ns();
 	ret = ckpt_write(s->cfg.ckpt_dir, ck);
 	if (ret)
-		rdps_err("shard %u: checkpoint of clock %" PRIu64
-			 " failed, the last good one stays: %s",
-			 s->cfg.shard, c, rdps_errmsg());
+		srv_ckpt_fail(s, ret, c, rdps_errmsg());
 	else
 		rdps_dbg("shard %u: checkpoint of clock %" PRIu64
 			 " (%u tables) written in %.1f ms",
 			 s->cfg.shard, c, ck->ntables,
 			 (double)(rdps_now_ns() - t0) / 1e6);
 	free(ck);
+	return ret;
 }
 
 /*
