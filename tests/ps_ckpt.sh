@@ -102,5 +102,32 @@ refuse noclock "no checkpoint of clock 99999" --workers 4 --resume=99999
 c0=$(ckpt_clock "$tmp/ck/shard-0.ckpt")
 printf '\x55' | dd of="$tmp/ck/shard-0.ckpt" bs=1 seek=200 conv=notrunc status=none
 refuse corrupt "checksum mismatch" --workers 4 --resume="$c0"
+
+# 5. rdps-launch --resume refusals name what is wrong and how to fix it.
+launch_refuse() {
+	local name=$1 pattern=$2 out rc
+	shift 2
+	out=$(launch "$@" -- "$WORKER" bsp $ITERS $SEED "$tmp/x.bin" 2>&1 >/dev/null)
+	rc=$?
+	((rc == 1)) || fail "$name: rdps-launch exit $rc, want 1: $out"
+	(($(wc -l <<<"$out") == 1)) || fail "$name: not one line: $out"
+	[[ $out =~ $pattern ]] || fail "$name: '$out' does not match /$pattern/"
+}
+# Files of two runs in one directory: each shard's clocks, and why.
+launch --checkpoint-dir "$tmp/other" -- "$WORKER" bsp 3 $SEED "$tmp/o3.bin" \
+	>/dev/null 2>"$tmp/other.err" ||
+	fail "short job failed: $(tail -3 "$tmp/other.err")"
+mkdir "$tmp/mixed"
+cp "$tmp/other/shard-0.ckpt" "$tmp/other/shard-0.ckpt.prev" "$tmp/mixed"
+cp "$tmp/ck/shard-1.ckpt" "$tmp/ck/shard-1.ckpt.prev" "$tmp/mixed"
+launch_refuse mixed "no clock has a checkpoint of every shard in $tmp/mixed: shard 0 has 3 and 2, shard 1 has [0-9]+ and [0-9]+; .*different runs \\(give each job its own --checkpoint-dir" \
+	--checkpoint-dir "$tmp/mixed" --resume
+# The newest file corrupt (step 4) and the .prev one too: both named.
+printf '\x55' | dd of="$tmp/ck/shard-0.ckpt.prev" bs=1 seek=200 conv=notrunc status=none
+launch_refuse corrupt2 "no usable checkpoint of shard 0: checkpoint $tmp/ck/shard-0.ckpt: checksum mismatch.*; checkpoint $tmp/ck/shard-0.ckpt.prev: checksum mismatch.*restore good copies" \
+	--checkpoint-dir "$tmp/ck" --resume
+refuse corrupt2 "no usable checkpoint of shard 0: checkpoint $tmp/ck/shard-0.ckpt: checksum mismatch.*; checkpoint $tmp/ck/shard-0.ckpt.prev: checksum mismatch.*restore good copies" \
+	--workers 4 --resume
 echo "ps_ckpt ($TP): killed shard 1 once it saved clock >= $KILL_AT, resumed at $at," \
-	"parameters identical to the uninterrupted run; bad checkpoints refused"
+	"parameters identical to the uninterrupted run; bad checkpoints refused," \
+	"mixed and corrupt directories named"

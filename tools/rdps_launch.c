@@ -159,59 +159,130 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	return 0;
 }
 
+/* One checkpoint file as --resume sees it. */
+struct ck_file {
+	uint64_t clock;		  /* UINT64_MAX: not usable */
+	char why[PATH_MAX + 256]; /* why not, naming the file */
+};
+
+/* Load and check file p of shard i: of this job's layout? */
+static void ck_file_read(const struct opts *o, unsigned i, int p,
+			 struct ckpt *ck, struct ck_file *f)
+{
+	char path[PATH_MAX];
+	void *buf = NULL;
+	int ret;
+
+	f->clock = UINT64_MAX;
+	rdps_clear_error();
+	ret = ckpt_path(path, sizeof(path), o->job.ckpt_dir, i, p);
+	if (!ret)
+		ret = ckpt_load(path, &buf, ck);
+	if (ret == -ENOENT)
+		snprintf(f->why, sizeof(f->why), "%s is not there", path);
+	else if (ret)
+		snprintf(f->why, sizeof(f->why), "%s", rdps_errmsg());
+	else if (ck->shard != i || ck->nshards != o->job.shards ||
+		 ck->workers != o->job.workers ||
+		 ck->model != (unsigned)o->job.model)
+		snprintf(f->why, sizeof(f->why),
+			 "%s is of shard %u of %u, %u workers, model %s, not "
+			 "of this job (%u shards, %u workers, %s)",
+			 path, ck->shard, ck->nshards, ck->workers,
+			 rdps_model_name(ck->model), o->job.shards,
+			 o->job.workers, rdps_model_name(o->job.model));
+	else
+		f->clock = ck->clock;
+	free(buf);
+}
+
+/* No clock common to all shards: the clocks each has, for the message. */
+static void ck_list_clocks(const struct opts *o, struct ck_file (*f)[2],
+			   char *buf, size_t len)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (unsigned i = 0; i < o->job.shards && used + 64 < len; i++) {
+		int n = snprintf(buf + used, len - used, "%sshard %u has",
+				 i ? ", " : "", i);
+
+		used += (size_t)n;
+		for (int p = 0; p < 2; p++)
+			if (f[i][p].clock != UINT64_MAX)
+				used += (size_t)snprintf(
+					buf + used, len - used, " %s%" PRIu64,
+					p && f[i][0].clock != UINT64_MAX
+						? "and "
+						: "",
+					f[i][p].clock);
+		if (i + 1 < o->job.shards && used + 64 >= len)
+			snprintf(buf + used, len - used, ", ...");
+	}
+}
+
 /*
  * --resume: the newest clock of which every shard has a checkpoint (each
- * keeps its newest two). 0 with o->resume_clock set, or -1 (reported).
+ * keeps its newest two). 0 with o->resume_clock set, or -1 (reported: a
+ * shard with no usable file names both files and why; no common clock
+ * lists each shard's clocks, which only files of different runs give).
  */
 static int find_resume_clock(struct opts *o)
 {
-	uint64_t have[MAX_SHARDS][2], best = UINT64_MAX;
+	struct ck_file(*f)[2] = calloc(o->job.shards, sizeof(*f));
 	struct ckpt *ck = calloc(1, sizeof(*ck));
+	uint64_t best = UINT64_MAX;
+	char list[512];
+	int ret = -1;
 
-	if (!ck) {
+	if (!f || !ck) {
 		tool_err("out of memory");
-		return -1;
+		goto out;
 	}
-	/* Each file read (and checked) once: its clock, or none. */
+	/* Each file read (and checked) once: its clock, or why not. */
+	for (unsigned i = 0; i < o->job.shards; i++)
+		for (int p = 0; p < 2; p++)
+			ck_file_read(o, i, p, ck, &f[i][p]);
 	for (unsigned i = 0; i < o->job.shards; i++) {
-		for (int p = 0; p < 2; p++) {
-			char path[PATH_MAX];
-			void *buf = NULL;
-
-			have[i][p] = UINT64_MAX;
-			if (!ckpt_path(path, sizeof(path), o->job.ckpt_dir, i,
-				       p) &&
-			    !ckpt_load(path, &buf, ck))
-				have[i][p] = ck->clock;
-			free(buf);
-		}
+		if (f[i][0].clock != UINT64_MAX || f[i][1].clock != UINT64_MAX)
+			continue;
+		tool_err("--resume: no usable checkpoint of shard %u: %s; %s "
+			 "(restore good copies of them, or start without "
+			 "--resume to begin afresh)",
+			 i, f[i][0].why, f[i][1].why);
+		goto out;
 	}
-	free(ck);
 	/* Candidates: shard 0's clocks; the newest every other shard has. */
 	for (int c0 = 0; c0 < 2; c0++) {
-		uint64_t clock = have[0][c0];
+		uint64_t clock = f[0][c0].clock;
 		unsigned i = 1;
 
 		while (clock != UINT64_MAX && i < o->job.shards &&
-		       (have[i][0] == clock || have[i][1] == clock))
+		       (f[i][0].clock == clock || f[i][1].clock == clock))
 			i++;
 		if (clock != UINT64_MAX && i == o->job.shards &&
 		    (best == UINT64_MAX || clock > best))
 			best = clock;
 	}
 	if (best == UINT64_MAX) {
-		tool_err("--resume: %s in %s (start without --resume to "
-			 "begin afresh)",
-			 have[0][0] != UINT64_MAX || have[0][1] != UINT64_MAX
-				 ? "no clock has a checkpoint of every shard"
-				 : "no usable checkpoint of shard 0",
-			 o->job.ckpt_dir);
-		return -1;
+		ck_list_clocks(o, f, list, sizeof(list));
+		tool_err(
+			"--resume: no clock has a checkpoint of every shard in "
+			"%s: %s; one job's shards are at most one clock apart, "
+			"so these files come from different runs (give each "
+			"job its own --checkpoint-dir, or start without "
+			"--resume)",
+			o->job.ckpt_dir, list);
+		goto out;
 	}
 	o->resume_clock = best;
 	tool_err("resuming at clock %" PRIu64 " from %s", best,
 		 o->job.ckpt_dir);
-	return 0;
+	ret = 0;
+out:
+	free(f);
+	free(ck);
+	return ret;
 }
 
 static pid_t start_server(const char *path, const struct opts *o,

@@ -81,13 +81,15 @@ int srv_checkpoint(struct rdps_server *s, uint64_t c)
 /*
  * Load both checkpoints of this shard kept in ckpt_dir (newest and .prev)
  * into ck[] and buf[] and pick the one cfg asks for: its index, or -errno
- * with rdps_errmsg(). A file that does not load is skipped (logged).
+ * with rdps_errmsg() (naming both files and why neither is usable). A
+ * file that does not load is skipped (logged).
  */
 static int srv_ckpt_pick(struct rdps_server *s, char path[2][4096],
 			 void *buf[2], struct ckpt *ck[2])
 {
 	const struct rdps_server_cfg *cfg = &s->cfg;
 	int pick = -1, ret, rets[2];
+	char why[2][512];
 
 	for (int i = 0; i < 2; i++) {
 		ck[i] = calloc(1, sizeof(*ck[i]));
@@ -98,9 +100,14 @@ static int srv_ckpt_pick(struct rdps_server *s, char path[2][4096],
 		if (ret)
 			return ret;
 		rets[i] = ckpt_load(path[i], &buf[i], ck[i]);
+		if (rets[i] == -ENOENT)
+			snprintf(why[i], sizeof(why[i]), "%s is not there",
+				 path[i]);
+		else if (rets[i])
+			snprintf(why[i], sizeof(why[i]), "%s", rdps_errmsg());
 		if (rets[i] && rets[i] != -ENOENT) {
 			/* A corrupt newest file may still leave .prev. */
-			rdps_warn("shard %u: %s", cfg->shard, rdps_errmsg());
+			rdps_warn("shard %u: %s", cfg->shard, why[i]);
 		}
 	}
 	for (int i = 0; i < 2; i++) {
@@ -115,11 +122,10 @@ static int srv_ckpt_pick(struct rdps_server *s, char path[2][4096],
 		return pick;
 	if (cfg->resume_clock == RDPS_SERVER_RESUME_NEWEST)
 		return rdps_set_error(-ENOENT,
-				      "no usable checkpoint of shard %u "
-				      "in %s (see the messages above; "
-				      "start without resume to begin "
-				      "afresh)",
-				      cfg->shard, cfg->ckpt_dir);
+				      "no usable checkpoint of shard %u: %s; "
+				      "%s (restore good copies of them, or "
+				      "start without resume to begin afresh)",
+				      cfg->shard, why[0], why[1]);
 	return rdps_set_error(-ENOENT,
 			      "shard %u has no checkpoint of "
 			      "clock %" PRIu64 " in %s",
