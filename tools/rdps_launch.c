@@ -35,7 +35,12 @@
 #define DEF_WORKERS 2
 #define DEF_SSP_SLACK 1
 #define START_TIMEOUT_MS 30000 /* a shard must report its URL by then */
-#define GRACE_MS 3000	       /* SIGTERM, then SIGKILL after this */
+/* SIGTERM, then SIGKILL after --grace seconds. An rdps process exits in
+ * milliseconds on SIGTERM; what takes longer is an exit check such as
+ * LeakSanitizer's, which on a loaded machine took more than the 3 s this
+ * once was. Only a process that ignores SIGTERM waits the whole grace. */
+#define DEF_GRACE_S 10
+#define MAX_GRACE_S 3600
 /* After the first failure, the others may still report why they cannot go
  * on (e.g. which peer died) before they are stopped. */
 #define FAIL_GRACE_MS 5000
@@ -44,6 +49,7 @@
 struct opts {
 	struct job_opts job;
 	unsigned timeout_s;    /* 0: none */
+	unsigned grace_s;      /* SIGTERM to SIGKILL when stopping */
 	uint64_t resume_clock; /* found by find_resume_clock() */
 	char **cmd;
 };
@@ -98,6 +104,17 @@ static int set_timeout(void *ctx, const char *arg)
 	return 0;
 }
 
+static int set_grace(void *ctx, const char *arg)
+{
+	struct opts *o = ctx;
+	uint64_t v;
+
+	if (tool_parse_count(arg, "grace", 0, MAX_GRACE_S, &v))
+		return -EINVAL;
+	o->grace_s = (unsigned)v;
+	return 0;
+}
+
 static int set_resume(void *ctx, const char *arg)
 {
 	struct opts *o = ctx;
@@ -114,6 +131,13 @@ static const struct tool_opt launch_table[] = {
 	 .help = "kill the job after SEC seconds (0: never)",
 	 .def = "0",
 	 .set = set_timeout},
+	{.name = "grace",
+	 .arg = "SEC",
+	 .help = "when stopping the job (a failure, --timeout, a signal), "
+		 "SIGKILL what SIGTERM did not end after SEC seconds; raise it "
+		 "when exit checks (LeakSanitizer) need longer",
+	 .def = "10",
+	 .set = set_grace},
 	{.name = "resume",
 	 .help = "start from the newest clock every shard has a checkpoint of "
 		 "in --checkpoint-dir; workers start there",
@@ -138,6 +162,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 
 	memset(o, 0, sizeof(*o));
 	job_opts_init(&o->job);
+	o->grace_s = DEF_GRACE_S;
 	o->job.shards = DEF_SHARDS;
 	o->job.shards_max = MAX_SHARDS;
 	o->job.workers = DEF_WORKERS;
@@ -496,10 +521,10 @@ static void kill_stopped_leftovers(void)
 	}
 }
 
-/* SIGTERM everyone left, SIGKILL after the grace period, reap all. */
-static void stop_all(const sigset_t *set)
+/* SIGTERM everyone left, SIGKILL after grace_s, reap all. */
+static void stop_all(const sigset_t *set, unsigned grace_s)
 {
-	uint64_t deadline = tool_now_ms() + GRACE_MS;
+	uint64_t deadline = tool_now_ms() + 1000ull * grace_s;
 	int dummy = 0, killed = 0;
 
 	tool_procs_kill(workers, n_workers, SIGTERM);
@@ -517,8 +542,9 @@ static void stop_all(const sigset_t *set)
 			break;
 		sig = tool_wait_signal(set, killed ? 0 : deadline);
 		if (sig == 0 && !killed) {
-			tool_err("job did not stop within %d ms: SIGKILL",
-				 GRACE_MS);
+			tool_err("job did not stop within %u s of SIGTERM "
+				 "(--grace): SIGKILL",
+				 grace_s);
 			tool_procs_kill(workers, n_workers, SIGKILL);
 			tool_procs_kill(servers, n_servers, SIGKILL);
 			killed = 1;
@@ -644,11 +670,11 @@ int main(int argc, char **argv)
 	if (o.job.resume && find_resume_clock(&o))
 		return 1;
 	if (start_servers(&o, token, urls, sizeof(urls))) {
-		stop_all(&set);
+		stop_all(&set, o.grace_s);
 		return 1;
 	}
 	if (start_workers(&o, token, urls)) {
-		stop_all(&set);
+		stop_all(&set, o.grace_s);
 		return 1;
 	}
 	tool_err("%u worker%s running '%s' (model %s, slack %u%s)",
@@ -696,7 +722,7 @@ int main(int argc, char **argv)
 	}
 	if (rc < 0)
 		reap_some(&rc, 0);
-	stop_all(&set);
+	stop_all(&set, o.grace_s);
 	if (rc < 0)
 		rc = 0;
 	if (rc == 0 && n_lost)
