@@ -18,25 +18,7 @@ WORKER=${3:?usage: ckpt_dir.sh RDPS_LAUNCH RDPS_SERVER PS_WORKER [TRANSPORT]}
 TP=${4:-shm}
 unset RDPS_LOG_LEVEL
 
-tmp=$(mktemp -d)
-job_pid=
-cleanup() {
-	[[ -n $job_pid ]] && kill -9 "$job_pid" 2>/dev/null
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-fail() {
-	echo "FAIL: $*" >&2
-	exit 1
-}
-
-# ckpt_clock FILE: the clock in a checkpoint's header (be64 at byte 32).
-ckpt_clock() {
-	local hex
-	hex=$(od -An -tx1 -j32 -N8 "$1" 2>/dev/null | tr -d ' \n')
-	[[ ${#hex} == 16 ]] && echo $((16#$hex))
-}
+source "$(dirname "${BASH_SOURCE[0]}")/ckpt_lib.sh"
 
 launch() {
 	"$LAUNCH" --timeout 40 -t "$TP" -s 2 -w 2 "$@"
@@ -81,15 +63,7 @@ mkdir "$tmp/ck"
 launch --checkpoint-dir "$tmp/ck" -- "$WORKER" bsp 100000 1 "$tmp/o.bin" \
 	>/dev/null 2>"$tmp/mid.err" &
 job_pid=$!
-end=$((SECONDS + 30))
-while :; do
-	c=$(ckpt_clock "$tmp/ck/shard-0.ckpt")
-	[[ -n $c ]] && ((c >= 3)) && break
-	kill -0 "$job_pid" 2>/dev/null ||
-		fail "the job ended before checkpointing: $(tail -3 "$tmp/mid.err")"
-	((SECONDS < end)) || fail "shard 0 never checkpointed clock 3"
-	sleep 0.01
-done
+wait_ckpt "$tmp/ck" 0 3
 mv "$tmp/ck" "$tmp/ck.old"
 touch "$tmp/ck"
 wait "$job_pid"

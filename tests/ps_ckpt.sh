@@ -20,25 +20,7 @@ KILL_AT=12
 SEED=11
 unset RDPS_LOG_LEVEL
 
-tmp=$(mktemp -d)
-job_pid=
-cleanup() {
-	[[ -n $job_pid ]] && kill -9 "$job_pid" 2>/dev/null
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-fail() {
-	echo "FAIL: $*" >&2
-	exit 1
-}
-
-# ckpt_clock FILE: the clock in a checkpoint's header (be64 at byte 32).
-ckpt_clock() {
-	local hex
-	hex=$(od -An -tx1 -j32 -N8 "$1" 2>/dev/null | tr -d ' \n')
-	[[ ${#hex} == 16 ]] && echo $((16#$hex))
-}
+source "$(dirname "${BASH_SOURCE[0]}")/ckpt_lib.sh"
 
 launch() {
 	"$LAUNCH" --timeout 50 -t "$TP" -s 2 -w 4 "$@"
@@ -54,25 +36,7 @@ mkdir "$tmp/ck"
 	-- "$WORKER" bsp $ITERS $SEED "$tmp/out.bin" >/dev/null \
 	2>"$tmp/killed.err" &
 job_pid=$!
-end=$((SECONDS + 40))
-victim=
-while :; do
-	c=$(ckpt_clock "$tmp/ck/shard-1.ckpt")
-	if [[ -n $c ]] && ((c >= KILL_AT)); then
-		victim=$(pgrep -f -- "--shard 1 --shards 2 .*--checkpoint-dir $tmp/ck")
-		break
-	fi
-	kill -0 "$job_pid" 2>/dev/null ||
-		fail "the job ended before shard 1 checkpointed clock $KILL_AT"
-	((SECONDS < end)) || fail "shard 1 never checkpointed clock $KILL_AT"
-	sleep 0.01
-done
-[[ -n $victim ]] || fail "cannot find shard 1's rdps-server process"
-kill -9 "$victim"
-wait "$job_pid"
-rc=$?
-job_pid=
-((rc != 0)) || fail "the job succeeded although shard 1 was killed"
+kill_shard_at "$tmp/ck" 1 2 $KILL_AT
 grep -q "shard 1" "$tmp/killed.err" ||
 	fail "no error names shard 1: $(tail -3 "$tmp/killed.err")"
 [[ -e $tmp/out.bin ]] && fail "the killed job wrote final parameters"

@@ -22,26 +22,8 @@ FINAL=$((EPOCHS * K))
 KILL_AT=10
 unset RDPS_LOG_LEVEL
 
-tmp=$(mktemp -d)
+source "$(dirname "${BASH_SOURCE[0]}")/ckpt_lib.sh"
 mkdir "$tmp/ref" "$tmp/ck"
-job_pid=
-cleanup() {
-	[[ -n $job_pid ]] && kill -9 "$job_pid" 2>/dev/null
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-fail() {
-	echo "FAIL: $*" >&2
-	exit 1
-}
-
-# ckpt_clock FILE: the clock in a checkpoint's header (be64 at byte 32).
-ckpt_clock() {
-	local hex
-	hex=$(od -An -tx1 -j32 -N8 "$1" 2>/dev/null | tr -d ' \n')
-	[[ ${#hex} == 16 ]] && echo $((16#$hex))
-}
 
 # train CKPT-DIR SAVE [LAUNCH-OPTIONS]: one job of 2 shards, 2 workers.
 train() {
@@ -61,25 +43,7 @@ c=$(ckpt_clock "$tmp/ref/shard-0.ckpt")
 # 2. SIGKILL shard 1 once it saved clock KILL_AT.
 train "$tmp/ck" "$tmp/out.bin" >/dev/null 2>"$tmp/killed.err" &
 job_pid=$!
-end=$((SECONDS + 60))
-victim=
-while :; do
-	c=$(ckpt_clock "$tmp/ck/shard-1.ckpt")
-	if [[ -n $c ]] && ((c >= KILL_AT)); then
-		victim=$(pgrep -f -- "--shard 1 --shards 2 .*--checkpoint-dir $tmp/ck")
-		break
-	fi
-	kill -0 "$job_pid" 2>/dev/null ||
-		fail "the job ended before shard 1 checkpointed clock $KILL_AT"
-	((SECONDS < end)) || fail "shard 1 never checkpointed clock $KILL_AT"
-	sleep 0.01
-done
-[[ -n $victim ]] || fail "cannot find shard 1's rdps-server process"
-kill -9 "$victim"
-wait "$job_pid"
-rc=$?
-job_pid=
-((rc != 0)) || fail "the job succeeded although shard 1 was killed"
+kill_shard_at "$tmp/ck" 1 2 $KILL_AT
 [[ -e $tmp/out.bin ]] && fail "the killed job saved final parameters"
 
 # 3. Resume: on from the resumed clock to the same final clock and bytes.
