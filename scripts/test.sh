@@ -48,6 +48,7 @@ tree_procs() {
 		[ "$p" = "$$" ] || [ "$p" = "$BASHPID" ] && continue
 		in_tree "$p" "$1" && echo "$p $(tr '\0' ' ' <"/proc/$p/cmdline")"
 	done
+	return 0 # set -e: a process not of the tree is no error
 }
 # tree_sockets DIR: the new sockets (stdin: "name inode") that a process
 # of DIR holds; a machine shared with other jobs has theirs too.
@@ -62,6 +63,7 @@ tree_sockets() {
 			break
 		done
 	done
+	return 0
 }
 leftovers_snapshot() {
 	rdps_shm_files >"$1.shm"
