@@ -154,10 +154,11 @@ static int wrk_slack_wait(struct rdps_ctx *ctx, uint64_t c, int read_posted,
 			       "this clock",
 			       c,
 			       0};
-	struct wrk_errtext et = {.saved = 0};
+	struct wrk_errtext et; /* only .saved set: no 512-byte clear */
 	unsigned attempt = 0;
 	int ret, lost = 0;
 
+	et.saved = 0;
 	for (;;) {
 		if (read_posted &&
 		    ps_clock_done(res[WRK_SLACK], c, ctx->k, ctx->workers))
@@ -263,10 +264,11 @@ static int wrk_barrier_wait(struct rdps_ctx *ctx, uint64_t off, uint64_t goal,
 			       "the barrier",
 			       ctx->barriers,
 			       1};
-	struct wrk_errtext et = {.saved = 0};
+	struct wrk_errtext et; /* only .saved set: no 512-byte clear */
 	unsigned attempt = 0;
 	int ret, lost;
 
+	et.saved = 0;
 	for (;;) {
 		wrk_backoff(ctx, attempt++);
 		wrk_err_save(&et);
