@@ -85,8 +85,9 @@ const char *rdps_server_url(const struct rdps_server *s);
 /*
  * Serve: accept workers, handle their messages, apply updates and publish
  * clocks until *stop becomes non-zero (checked at least every 100 ms; a
- * signal handler may set it) or a fatal transport error. Returns 0 when
- * stopped, else -errno (rdps_errmsg() says why). A misbehaving or dead
+ * signal handler may set it), a fatal transport error or a checkpoint
+ * that cannot be written (the clock it was for is not published). Returns
+ * 0 when stopped, else -errno (rdps_errmsg() says why). A misbehaving or dead
  * worker is never fatal: it is logged and refused or dropped. stop may be
  * NULL (then only a fatal error ends the loop). May be called again after
  * it returned 0.

@@ -20,25 +20,7 @@ KILL_AT=12
 SEED=11
 unset RDPS_LOG_LEVEL
 
-tmp=$(mktemp -d)
-job_pid=
-cleanup() {
-	[[ -n $job_pid ]] && kill -9 "$job_pid" 2>/dev/null
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-fail() {
-	echo "FAIL: $*" >&2
-	exit 1
-}
-
-# ckpt_clock FILE: the clock in a checkpoint's header (be64 at byte 32).
-ckpt_clock() {
-	local hex
-	hex=$(od -An -tx1 -j32 -N8 "$1" 2>/dev/null | tr -d ' \n')
-	[[ ${#hex} == 16 ]] && echo $((16#$hex))
-}
+source "$(dirname "${BASH_SOURCE[0]}")/ckpt_lib.sh"
 
 launch() {
 	"$LAUNCH" --timeout 50 -t "$TP" -s 2 -w 4 "$@"
@@ -54,25 +36,7 @@ mkdir "$tmp/ck"
 	-- "$WORKER" bsp $ITERS $SEED "$tmp/out.bin" >/dev/null \
 	2>"$tmp/killed.err" &
 job_pid=$!
-end=$((SECONDS + 40))
-victim=
-while :; do
-	c=$(ckpt_clock "$tmp/ck/shard-1.ckpt")
-	if [[ -n $c ]] && ((c >= KILL_AT)); then
-		victim=$(pgrep -f -- "--shard 1 --shards 2 .*--checkpoint-dir $tmp/ck")
-		break
-	fi
-	kill -0 "$job_pid" 2>/dev/null ||
-		fail "the job ended before shard 1 checkpointed clock $KILL_AT"
-	((SECONDS < end)) || fail "shard 1 never checkpointed clock $KILL_AT"
-	sleep 0.01
-done
-[[ -n $victim ]] || fail "cannot find shard 1's rdps-server process"
-kill -9 "$victim"
-wait "$job_pid"
-rc=$?
-job_pid=
-((rc != 0)) || fail "the job succeeded although shard 1 was killed"
+kill_shard_at "$tmp/ck" 1 2 $KILL_AT
 grep -q "shard 1" "$tmp/killed.err" ||
 	fail "no error names shard 1: $(tail -3 "$tmp/killed.err")"
 [[ -e $tmp/out.bin ]] && fail "the killed job wrote final parameters"
@@ -102,5 +66,32 @@ refuse noclock "no checkpoint of clock 99999" --workers 4 --resume=99999
 c0=$(ckpt_clock "$tmp/ck/shard-0.ckpt")
 printf '\x55' | dd of="$tmp/ck/shard-0.ckpt" bs=1 seek=200 conv=notrunc status=none
 refuse corrupt "checksum mismatch" --workers 4 --resume="$c0"
+
+# 5. rdps-launch --resume refusals name what is wrong and how to fix it.
+launch_refuse() {
+	local name=$1 pattern=$2 out rc
+	shift 2
+	out=$(launch "$@" -- "$WORKER" bsp $ITERS $SEED "$tmp/x.bin" 2>&1 >/dev/null)
+	rc=$?
+	((rc == 1)) || fail "$name: rdps-launch exit $rc, want 1: $out"
+	(($(wc -l <<<"$out") == 1)) || fail "$name: not one line: $out"
+	[[ $out =~ $pattern ]] || fail "$name: '$out' does not match /$pattern/"
+}
+# Files of two runs in one directory: each shard's clocks, and why.
+launch --checkpoint-dir "$tmp/other" -- "$WORKER" bsp 3 $SEED "$tmp/o3.bin" \
+	>/dev/null 2>"$tmp/other.err" ||
+	fail "short job failed: $(tail -3 "$tmp/other.err")"
+mkdir "$tmp/mixed"
+cp "$tmp/other/shard-0.ckpt" "$tmp/other/shard-0.ckpt.prev" "$tmp/mixed"
+cp "$tmp/ck/shard-1.ckpt" "$tmp/ck/shard-1.ckpt.prev" "$tmp/mixed"
+launch_refuse mixed "no clock has a checkpoint of every shard in $tmp/mixed: shard 0 has 3 and 2, shard 1 has [0-9]+ and [0-9]+; .*different runs \\(give each job its own --checkpoint-dir" \
+	--checkpoint-dir "$tmp/mixed" --resume
+# The newest file corrupt (step 4) and the .prev one too: both named.
+printf '\x55' | dd of="$tmp/ck/shard-0.ckpt.prev" bs=1 seek=200 conv=notrunc status=none
+launch_refuse corrupt2 "no usable checkpoint of shard 0: checkpoint $tmp/ck/shard-0.ckpt: checksum mismatch.*; checkpoint $tmp/ck/shard-0.ckpt.prev: checksum mismatch.*restore good copies" \
+	--checkpoint-dir "$tmp/ck" --resume
+refuse corrupt2 "no usable checkpoint of shard 0: checkpoint $tmp/ck/shard-0.ckpt: checksum mismatch.*; checkpoint $tmp/ck/shard-0.ckpt.prev: checksum mismatch.*restore good copies" \
+	--workers 4 --resume
 echo "ps_ckpt ($TP): killed shard 1 once it saved clock >= $KILL_AT, resumed at $at," \
-	"parameters identical to the uninterrupted run; bad checkpoints refused"
+	"parameters identical to the uninterrupted run; bad checkpoints refused," \
+	"mixed and corrupt directories named"

@@ -55,6 +55,8 @@ expect_usage_error "bad model" "model 'xsp'" -m xsp -- true
 expect_usage_error "slack without ssp" "ssp" --slack 2 -- true
 expect_usage_error "slack too big" "slack" -m ssp --slack 99 -- true
 expect_usage_error "bad timeout" "timeout" --timeout soon -- true
+expect_usage_error "bad grace" "grace" --grace 1s -- true
+expect_usage_error "grace too long" "grace" --grace 3601 -- true
 expect_usage_error "unknown option" "unknown option" --frobnicate -- true
 expect_usage_error "missing value" "needs a value" -s
 expect_usage_error "missing command" "missing command" -s 1
@@ -128,6 +130,12 @@ run -w 2 -- sh -c 'if [ "$RDPS_RANK" = 0 ]; then kill -9 $$; fi; exec sleep 60'
 run --timeout 1 -w 2 -- sleep 60
 ((rc == 124)) || fail "timeout: exit status $rc, want 124"
 [[ $err =~ "timed out after 1 s" ]] || fail "timeout: stderr '$err'"
+# --grace: a worker that ignores SIGTERM (inherited through exec) is
+# killed once the grace is over, and the launcher says so.
+run --timeout 1 --grace 1 -w 1 -- sh -c 'trap "" TERM; exec sleep 60'
+((rc == 124)) || fail "grace: exit status $rc, want 124"
+[[ $err =~ "job did not stop within 1 s of SIGTERM (--grace): SIGKILL" ]] ||
+	fail "grace: stderr '$err'"
 
 # SIGTERM is forwarded: the workers are gone when the launcher returns.
 coproc JOB { exec "$LAUNCH" -w 2 -- sh -c 'echo "ready $$"; exec sleep 60' 2>"$tmp/err"; }

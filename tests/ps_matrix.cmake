@@ -63,6 +63,13 @@ set(RDPS_PS_MATRIX
   "stopshard       | ssp   | tcp     | 60  |      | job -s 2 -w 1 -- stopshard"
   # kill -9 of a shard mid-job, resume from checkpoints: identical bytes.
   "ckpt_resume     | bsp   | shm tcp | 120 |      | sh ps_ckpt.sh @LAUNCH@ @SERVER@ @WORKER@ @TP@"
+  # --checkpoint-dir made if missing, refused at start if unusable; an
+  # unwritable checkpoint mid-job fails the job naming the file.
+  "ckpt_dir        | bsp   | shm tcp | 120 |      | sh ckpt_dir.sh @LAUNCH@ @SERVER@ @WORKER@ @TP@"
+  # rdps-train killed (a shard, kill -9) and resumed: on from the shards'
+  # clock to the same final clock and parameters; a finished job resumed
+  # does no clock.
+  "train_resume    | bsp   | shm tcp | 120 |      | sh train_resume.sh @LAUNCH@ @TP@"
   # kill -9 of a worker, then of a shard, and SIGSTOP of each: named by
   # the others, no hang.
   "fail            | bsp   | shm tcp | 240 |      | sh ps_fail.sh @LAUNCH@ @WORKER@ @TP@"

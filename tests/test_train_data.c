@@ -159,6 +159,9 @@ static void test_libsvm_errors(void **state)
 	lr_len = 0;
 	lr_bad("1\t1:1\t\t2:x", "mem:1:10: bad value 'x'");
 	lr_bad("1 qid:3 1:1\n", "mem:1:3: bad feature index 'qid'");
+	/* CR-only line ends: text, but one long line; say how to convert. */
+	lr_bad("1 1:1\r-1 2:1\r", "mem:1:6: carriage return inside a line: "
+				  "the lines end in CR only");
 }
 
 /* The length is the limit, not the NUL: "1 1:12345" cut at 7 bytes. */
@@ -222,6 +225,32 @@ static void test_ratings_errors(void **state)
 	mf_bad("1 2 3 t\n", "mem:1:7: bad timestamp 't'");
 	mf_bad("1 2 3\n-1 2 3\n", "mem:2:1: bad user id '-1'");
 	mf_bad("1 2 3\x7f\n", "mem:1:6: unexpected byte 0x7f");
+	mf_bad("1 2 3\r4 5 6\r", "mem:1:6: carriage return inside a line");
+}
+
+/* A file with no sample (empty, or only comments) is refused by name:
+ * an empty buffer is a valid empty set, an empty data file a mistake. */
+static void test_empty_files(void **state)
+{
+	struct trn_lr_data d;
+	struct trn_mf_data m;
+
+	(void)state;
+	CHECK(trn_libsvm_load(TRAIN_DATA "/comments-only.txt", &d, err,
+			      sizeof(err)) == -EINVAL,
+	      "a LIBSVM file with no sample loaded");
+	CHECK(strstr(err, "comments-only.txt: no samples in it (the file is "
+			  "empty") != NULL &&
+		      strstr(err, "LABEL INDEX:VALUE"),
+	      "empty LIBSVM file: error '%s'", err);
+	CHECK(d.n == 0 && d.y == NULL, "output not empty after refusal");
+	CHECK(trn_ratings_load(TRAIN_DATA "/comments-only.txt", &m, err,
+			       sizeof(err)) == -EINVAL,
+	      "a ratings file with no rating loaded");
+	CHECK(strstr(err, "comments-only.txt: no ratings in it") != NULL &&
+		      strstr(err, "USER ITEM RATING"),
+	      "empty ratings file: error '%s'", err);
+	CHECK(m.n == 0 && m.user == NULL, "output not empty after refusal");
 }
 
 static void test_generators(void **state)
@@ -640,6 +669,7 @@ int main(void)
 		cmocka_unit_test(test_libsvm_bounds),
 		cmocka_unit_test(test_ratings_good_file),
 		cmocka_unit_test(test_ratings_errors),
+		cmocka_unit_test(test_empty_files),
 		cmocka_unit_test(test_generators),
 		cmocka_unit_test(test_generator_zipf),
 		cmocka_unit_test(test_spec),

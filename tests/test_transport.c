@@ -92,6 +92,11 @@ static void test_url_parse_bad(void **state)
 		{"shm://a/b", 0, "slash in a name"},
 		{"abcdefghijklmnop://h:1", 1, "16-character scheme"},
 		{"averyveryverylongscheme://h:1", 1, "scheme too long"},
+		{"tcp://host: 7000", 1, "space before the port"},
+		{"tcp://host:+7000", 1, "sign before the port"},
+		{"tcp://host:007000", 1, "six digits of port"},
+		{"tcp://127.0.0.1:7000/extra?x=1", 1, "path and query"},
+		{"tcp://127.0.0.1:7000#x", 1, "fragment"},
 	};
 
 	(void)state;
@@ -114,6 +119,70 @@ static void test_url_parse_bad(void **state)
 	CHECK(rdps_url_parse(NULL, 0, &(struct rdps_url){0}) == -EINVAL,
 	      "a NULL url is not refused");
 	CHECK(rdps_errmsg()[0] != '\0', "NULL url: rdps_errmsg() is empty");
+}
+
+/* Each refusal names what is wrong, not a neighbour of it. */
+static void test_url_parse_messages(void **state)
+{
+	static const struct {
+		const char *url;
+		const char *want, *not_want;
+	} cases[] = {
+		{"tcp://127.0.0.1:7000/extra?x=1",
+		 "'/extra?x=1' after the address: an rdps url has no path",
+		 "port"},
+		{"tcp://host: 7000", "port ' 7000' is not a number", NULL},
+		{"tcp://host:+7000", "port '+7000' is not a number", NULL},
+		{"tcp://host:70000", "port '70000' is not a number 0..65535",
+		 NULL},
+		{"verbs://", "nothing after '://'", NULL},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+		struct rdps_url u;
+
+		rdps_clear_error();
+		CHECK(rdps_url_parse(cases[i].url, 1, &u) == -EINVAL,
+		      "'%s' accepted", cases[i].url);
+		CHECK(strstr(rdps_errmsg(), cases[i].want) != NULL,
+		      "'%s': message '%s' lacks '%s'", cases[i].url,
+		      rdps_errmsg(), cases[i].want);
+		CHECK(!cases[i].not_want ||
+			      !strstr(rdps_errmsg(), cases[i].not_want),
+		      "'%s': message '%s' blames the %s", cases[i].url,
+		      rdps_errmsg(), cases[i].not_want);
+	}
+}
+
+/* A malformed url is refused as such before the transport opens: a
+ * device or socket error would send the user looking for the wrong
+ * thing (rdps-server -l verbs:// said no RDMA device). */
+static void test_open_malformed_url(void **state)
+{
+	static const char *const urls[] = {"verbs://", "tcp://", "shm://",
+					   "tcp://h:1/x"};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(urls) / sizeof(*urls); i++) {
+		struct rdps_tp *tp = NULL;
+		int ret;
+
+		if (!rdps_tp_lookup(urls[i]) &&
+		    strstr(rdps_errmsg(), "not built into"))
+			continue;
+		rdps_clear_error();
+		ret = rdps_tp_open(urls[i], NULL, &tp);
+		CHECK(ret == -EINVAL && !tp,
+		      "rdps_tp_open('%s') returned %d, want -EINVAL", urls[i],
+		      ret);
+		CHECK(strstr(rdps_errmsg(), "malformed url") != NULL,
+		      "rdps_tp_open('%s'): '%s' does not call the url "
+		      "malformed",
+		      urls[i], rdps_errmsg());
+		if (tp)
+			rdps_tp_close(tp);
+	}
 }
 
 /* transport.h: "Out-parameters are set only on success." */
@@ -494,6 +563,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_url_parse_good),
 		cmocka_unit_test(test_url_parse_bad),
 		cmocka_unit_test(test_url_parse_keeps_out_on_error),
+		cmocka_unit_test(test_url_parse_messages),
+		cmocka_unit_test(test_open_malformed_url),
 		cmocka_unit_test(test_lookup),
 		cmocka_unit_test(test_check_access),
 		cmocka_unit_test(test_cfg_default),

@@ -115,6 +115,16 @@ printf '+1 1:1 2:1\n-1 3:x\n' >"$tmp/bad.libsvm"
 run "$LAUNCH" -w 1 -- "$TRAIN" run --data "$tmp/bad.libsvm"
 ((rc == 1)) || fail "bad data: exit $rc, want 1"
 [[ $err =~ "bad.libsvm:2:6: bad value 'x' of feature 3" ]] || fail "bad data: '$err'"
+# An empty file and CR-only line ends: named, with the fix.
+: >"$tmp/empty.libsvm"
+run "$LAUNCH" -w 1 -- "$TRAIN" run --data "$tmp/empty.libsvm"
+((rc == 1)) || fail "empty data: exit $rc, want 1"
+[[ $err =~ "empty.libsvm: no samples in it (the file is empty" ]] || fail "empty data: '$err'"
+printf '+1 1:1\r-1 2:1\r' >"$tmp/cr.libsvm"
+run "$LAUNCH" -w 1 -- "$TRAIN" run --data "$tmp/cr.libsvm"
+((rc == 1)) || fail "CR-only data: exit $rc, want 1"
+[[ $err =~ "cr.libsvm:1:7: carriage return inside a line: the lines end in CR only" ]] ||
+	fail "CR-only data: '$err'"
 
 # gen, then train from the file (held-out part of it), two workers.
 run "$TRAIN" gen --workload lr --samples 3000 --features 100 --nnz 5 \

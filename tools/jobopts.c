@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /* jobopts.c - the table of a job's options and their setters. */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "jobopts.h"
@@ -235,8 +237,9 @@ static const struct tool_opt job_table[] = {
 	 "the shards' polling: busy, adaptive or event", "adaptive", NULL,
 	 set_poll, JOB_TOOL_LAUNCH | JOB_TOOL_SERVER},
 	{"checkpoint-dir", 0, "DIR", 0,
-	 "bsp/absp: the shards write their tables to DIR at clock boundaries "
-	 "(shard-I.ckpt, and the one before as .prev)", NULL, NULL,
+	 "bsp/absp: the shards write their tables to DIR (made if missing) at "
+	 "clock boundaries (shard-I.ckpt, and the one before as .prev); a "
+	 "checkpoint that cannot be written fails the job", NULL, NULL,
 	 set_ckpt_dir, JOB_TOOL_LAUNCH | JOB_TOOL_SERVER},
 	{"checkpoint-every", 0, "N", 0, "... every N clocks", "1", NULL,
 	 set_ckpt_every, JOB_TOOL_LAUNCH | JOB_TOOL_SERVER},
@@ -280,6 +283,77 @@ int job_opts_check(struct job_opts *j)
 			 "--checkpoint-dir DIR");
 		return -EINVAL;
 	}
+	if (j->ckpt_dir && !rdps_model_in_order(j->model)) {
+		tool_err("--checkpoint-dir needs --model bsp or absp (%s has "
+			 "no clock boundary to save at)",
+			 rdps_model_name(j->model));
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* mkdir -p: every missing directory of path, 0 or -errno. */
+static int job_mkdir_p(const char *path)
+{
+	char buf[PATH_MAX];
+	size_t len = strlen(path);
+
+	if (len >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, path, len + 1);
+	for (size_t i = 1; i <= len; i++) {
+		if (buf[i] != '/' && buf[i] != '\0')
+			continue;
+		buf[i] = '\0';
+		if (mkdir(buf, 0777) && errno != EEXIST)
+			return -errno;
+		buf[i] = path[i];
+	}
+	return 0;
+}
+
+int job_ckpt_dir_ready(const struct job_opts *j)
+{
+	char probe[PATH_MAX];
+	struct stat st;
+	int fd, ret;
+
+	if (!j->ckpt_dir)
+		return 0;
+	/* Resuming reads what is there: a missing directory is a typo,
+	 * not something to create. */
+	ret = j->resume ? 0 : job_mkdir_p(j->ckpt_dir);
+	if (!ret && stat(j->ckpt_dir, &st))
+		ret = -errno;
+	if (!ret && !S_ISDIR(st.st_mode))
+		ret = -ENOTDIR;
+	if (ret == -ENOTDIR) {
+		tool_err("--checkpoint-dir %s: a file is in the way (the path "
+			 "or one of its parents is not a directory): name a "
+			 "directory",
+			 j->ckpt_dir);
+		return -EINVAL;
+	}
+	if (ret) {
+		tool_err("--checkpoint-dir %s: %s: %s", j->ckpt_dir,
+			 j->resume ? "cannot resume from it"
+				   : "cannot create it",
+			 strerror(-ret));
+		return -EINVAL;
+	}
+	/* Writable (a read-only mount, another user's directory)? A job
+	 * that finds out at its first clock has worked for nothing. */
+	snprintf(probe, sizeof(probe), "%s/.rdps-probe-%d", j->ckpt_dir,
+		 (int)getpid());
+	fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		tool_err("--checkpoint-dir %s: cannot write in it: %s: name a "
+			 "writable directory",
+			 j->ckpt_dir, strerror(errno));
+		return -EINVAL;
+	}
+	close(fd);
+	unlink(probe);
 	return 0;
 }
 

@@ -56,10 +56,18 @@ struct tool_optset job_optset(struct job_opts *j, unsigned tool);
 /*
  * The checks across options once all are parsed: the ssp slack default,
  * --slack only with ssp, --on-worker-loss continue only with ssp or asp,
- * --resume and --checkpoint-every only with --checkpoint-dir. 0 or
+ * --resume and --checkpoint-every only with --checkpoint-dir, which only
+ * bsp and absp take. 0 or
  * -EINVAL after one line on stderr.
  */
 int job_opts_check(struct job_opts *j);
+
+/*
+ * --checkpoint-dir ready to write in: created with its parents (mkdir -p)
+ * unless --resume (which needs it there), a directory, and writable. 0 or
+ * -EINVAL after one line on stderr naming the directory and the reason.
+ */
+int job_ckpt_dir_ready(const struct job_opts *j);
 
 /*
  * A worker's environment, which rdps_config_from_env() reads: RDPS_SHARDS

@@ -35,7 +35,12 @@
 #define DEF_WORKERS 2
 #define DEF_SSP_SLACK 1
 #define START_TIMEOUT_MS 30000 /* a shard must report its URL by then */
-#define GRACE_MS 3000	       /* SIGTERM, then SIGKILL after this */
+/* SIGTERM, then SIGKILL after --grace seconds. An rdps process exits in
+ * milliseconds on SIGTERM; what takes longer is an exit check such as
+ * LeakSanitizer's, which on a loaded machine took more than the 3 s this
+ * once was. Only a process that ignores SIGTERM waits the whole grace. */
+#define DEF_GRACE_S 10
+#define MAX_GRACE_S 3600
 /* After the first failure, the others may still report why they cannot go
  * on (e.g. which peer died) before they are stopped. */
 #define FAIL_GRACE_MS 5000
@@ -44,6 +49,7 @@
 struct opts {
 	struct job_opts job;
 	unsigned timeout_s;    /* 0: none */
+	unsigned grace_s;      /* SIGTERM to SIGKILL when stopping */
 	uint64_t resume_clock; /* found by find_resume_clock() */
 	char **cmd;
 };
@@ -98,6 +104,17 @@ static int set_timeout(void *ctx, const char *arg)
 	return 0;
 }
 
+static int set_grace(void *ctx, const char *arg)
+{
+	struct opts *o = ctx;
+	uint64_t v;
+
+	if (tool_parse_count(arg, "grace", 0, MAX_GRACE_S, &v))
+		return -EINVAL;
+	o->grace_s = (unsigned)v;
+	return 0;
+}
+
 static int set_resume(void *ctx, const char *arg)
 {
 	struct opts *o = ctx;
@@ -114,6 +131,13 @@ static const struct tool_opt launch_table[] = {
 	 .help = "kill the job after SEC seconds (0: never)",
 	 .def = "0",
 	 .set = set_timeout},
+	{.name = "grace",
+	 .arg = "SEC",
+	 .help = "when stopping the job (a failure, --timeout, a signal), "
+		 "SIGKILL what SIGTERM did not end after SEC seconds; raise it "
+		 "when exit checks (LeakSanitizer) need longer",
+	 .def = "10",
+	 .set = set_grace},
 	{.name = "resume",
 	 .help = "start from the newest clock every shard has a checkpoint of "
 		 "in --checkpoint-dir; workers start there",
@@ -138,6 +162,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 
 	memset(o, 0, sizeof(*o));
 	job_opts_init(&o->job);
+	o->grace_s = DEF_GRACE_S;
 	o->job.shards = DEF_SHARDS;
 	o->job.shards_max = MAX_SHARDS;
 	o->job.workers = DEF_WORKERS;
@@ -150,12 +175,6 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		return ret;
 	if (job_opts_check(&o->job))
 		return -EINVAL;
-	if (o->job.ckpt_dir && !rdps_model_in_order(o->job.model)) {
-		tool_err("--checkpoint-dir needs --model bsp or absp (%s has "
-			 "no clock boundary to save at)",
-			 rdps_model_name(o->job.model));
-		return -EINVAL;
-	}
 	if (optind >= argc) {
 		tool_err("missing command: rdps-launch [options] -- CMD "
 			 "[ARGS...]");
@@ -165,59 +184,130 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	return 0;
 }
 
+/* One checkpoint file as --resume sees it. */
+struct ck_file {
+	uint64_t clock;		  /* UINT64_MAX: not usable */
+	char why[PATH_MAX + 256]; /* why not, naming the file */
+};
+
+/* Load and check file p of shard i: of this job's layout? */
+static void ck_file_read(const struct opts *o, unsigned i, int p,
+			 struct ckpt *ck, struct ck_file *f)
+{
+	char path[PATH_MAX];
+	void *buf = NULL;
+	int ret;
+
+	f->clock = UINT64_MAX;
+	rdps_clear_error();
+	ret = ckpt_path(path, sizeof(path), o->job.ckpt_dir, i, p);
+	if (!ret)
+		ret = ckpt_load(path, &buf, ck);
+	if (ret == -ENOENT)
+		snprintf(f->why, sizeof(f->why), "%s is not there", path);
+	else if (ret)
+		snprintf(f->why, sizeof(f->why), "%s", rdps_errmsg());
+	else if (ck->shard != i || ck->nshards != o->job.shards ||
+		 ck->workers != o->job.workers ||
+		 ck->model != (unsigned)o->job.model)
+		snprintf(f->why, sizeof(f->why),
+			 "%s is of shard %u of %u, %u workers, model %s, not "
+			 "of this job (%u shards, %u workers, %s)",
+			 path, ck->shard, ck->nshards, ck->workers,
+			 rdps_model_name(ck->model), o->job.shards,
+			 o->job.workers, rdps_model_name(o->job.model));
+	else
+		f->clock = ck->clock;
+	free(buf);
+}
+
+/* No clock common to all shards: the clocks each has, for the message. */
+static void ck_list_clocks(const struct opts *o, struct ck_file (*f)[2],
+			   char *buf, size_t len)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (unsigned i = 0; i < o->job.shards && used + 64 < len; i++) {
+		int n = snprintf(buf + used, len - used, "%sshard %u has",
+				 i ? ", " : "", i);
+
+		used += (size_t)n;
+		for (int p = 0; p < 2; p++)
+			if (f[i][p].clock != UINT64_MAX)
+				used += (size_t)snprintf(
+					buf + used, len - used, " %s%" PRIu64,
+					p && f[i][0].clock != UINT64_MAX
+						? "and "
+						: "",
+					f[i][p].clock);
+		if (i + 1 < o->job.shards && used + 64 >= len)
+			snprintf(buf + used, len - used, ", ...");
+	}
+}
+
 /*
  * --resume: the newest clock of which every shard has a checkpoint (each
- * keeps its newest two). 0 with o->resume_clock set, or -1 (reported).
+ * keeps its newest two). 0 with o->resume_clock set, or -1 (reported: a
+ * shard with no usable file names both files and why; no common clock
+ * lists each shard's clocks, which only files of different runs give).
  */
 static int find_resume_clock(struct opts *o)
 {
-	uint64_t have[MAX_SHARDS][2], best = UINT64_MAX;
+	struct ck_file(*f)[2] = calloc(o->job.shards, sizeof(*f));
 	struct ckpt *ck = calloc(1, sizeof(*ck));
+	uint64_t best = UINT64_MAX;
+	char list[512];
+	int ret = -1;
 
-	if (!ck) {
+	if (!f || !ck) {
 		tool_err("out of memory");
-		return -1;
+		goto out;
 	}
-	/* Each file read (and checked) once: its clock, or none. */
+	/* Each file read (and checked) once: its clock, or why not. */
+	for (unsigned i = 0; i < o->job.shards; i++)
+		for (int p = 0; p < 2; p++)
+			ck_file_read(o, i, p, ck, &f[i][p]);
 	for (unsigned i = 0; i < o->job.shards; i++) {
-		for (int p = 0; p < 2; p++) {
-			char path[PATH_MAX];
-			void *buf = NULL;
-
-			have[i][p] = UINT64_MAX;
-			if (!ckpt_path(path, sizeof(path), o->job.ckpt_dir, i,
-				       p) &&
-			    !ckpt_load(path, &buf, ck))
-				have[i][p] = ck->clock;
-			free(buf);
-		}
+		if (f[i][0].clock != UINT64_MAX || f[i][1].clock != UINT64_MAX)
+			continue;
+		tool_err("--resume: no usable checkpoint of shard %u: %s; %s "
+			 "(restore good copies of them, or start without "
+			 "--resume to begin afresh)",
+			 i, f[i][0].why, f[i][1].why);
+		goto out;
 	}
-	free(ck);
 	/* Candidates: shard 0's clocks; the newest every other shard has. */
 	for (int c0 = 0; c0 < 2; c0++) {
-		uint64_t clock = have[0][c0];
+		uint64_t clock = f[0][c0].clock;
 		unsigned i = 1;
 
 		while (clock != UINT64_MAX && i < o->job.shards &&
-		       (have[i][0] == clock || have[i][1] == clock))
+		       (f[i][0].clock == clock || f[i][1].clock == clock))
 			i++;
 		if (clock != UINT64_MAX && i == o->job.shards &&
 		    (best == UINT64_MAX || clock > best))
 			best = clock;
 	}
 	if (best == UINT64_MAX) {
-		tool_err("--resume: %s in %s (start without --resume to "
-			 "begin afresh)",
-			 have[0][0] != UINT64_MAX || have[0][1] != UINT64_MAX
-				 ? "no clock has a checkpoint of every shard"
-				 : "no usable checkpoint of shard 0",
-			 o->job.ckpt_dir);
-		return -1;
+		ck_list_clocks(o, f, list, sizeof(list));
+		tool_err(
+			"--resume: no clock has a checkpoint of every shard in "
+			"%s: %s; one job's shards are at most one clock apart, "
+			"so these files come from different runs (give each "
+			"job its own --checkpoint-dir, or start without "
+			"--resume)",
+			o->job.ckpt_dir, list);
+		goto out;
 	}
 	o->resume_clock = best;
 	tool_err("resuming at clock %" PRIu64 " from %s", best,
 		 o->job.ckpt_dir);
-	return 0;
+	ret = 0;
+out:
+	free(f);
+	free(ck);
+	return ret;
 }
 
 static pid_t start_server(const char *path, const struct opts *o,
@@ -431,10 +521,10 @@ static void kill_stopped_leftovers(void)
 	}
 }
 
-/* SIGTERM everyone left, SIGKILL after the grace period, reap all. */
-static void stop_all(const sigset_t *set)
+/* SIGTERM everyone left, SIGKILL after grace_s, reap all. */
+static void stop_all(const sigset_t *set, unsigned grace_s)
 {
-	uint64_t deadline = tool_now_ms() + GRACE_MS;
+	uint64_t deadline = tool_now_ms() + 1000ull * grace_s;
 	int dummy = 0, killed = 0;
 
 	tool_procs_kill(workers, n_workers, SIGTERM);
@@ -452,8 +542,9 @@ static void stop_all(const sigset_t *set)
 			break;
 		sig = tool_wait_signal(set, killed ? 0 : deadline);
 		if (sig == 0 && !killed) {
-			tool_err("job did not stop within %d ms: SIGKILL",
-				 GRACE_MS);
+			tool_err("job did not stop within %u s of SIGTERM "
+				 "(--grace): SIGKILL",
+				 grace_s);
 			tool_procs_kill(workers, n_workers, SIGKILL);
 			tool_procs_kill(servers, n_servers, SIGKILL);
 			killed = 1;
@@ -574,14 +665,16 @@ int main(int argc, char **argv)
 		deadline = tool_now_ms() + (uint64_t)o.timeout_s * 1000u;
 	token = tool_job_token();
 	go_on = o.job.on_loss == RDPS_LOSS_CONTINUE;
+	if (job_ckpt_dir_ready(&o.job))
+		return 2;
 	if (o.job.resume && find_resume_clock(&o))
 		return 1;
 	if (start_servers(&o, token, urls, sizeof(urls))) {
-		stop_all(&set);
+		stop_all(&set, o.grace_s);
 		return 1;
 	}
 	if (start_workers(&o, token, urls)) {
-		stop_all(&set);
+		stop_all(&set, o.grace_s);
 		return 1;
 	}
 	tool_err("%u worker%s running '%s' (model %s, slack %u%s)",
@@ -629,7 +722,7 @@ int main(int argc, char **argv)
 	}
 	if (rc < 0)
 		reap_some(&rc, 0);
-	stop_all(&set);
+	stop_all(&set, o.grace_s);
 	if (rc < 0)
 		rc = 0;
 	if (rc == 0 && n_lost)

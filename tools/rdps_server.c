@@ -265,7 +265,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			 o->cfg.shard, j->shards, j->shards - 1);
 		return -EINVAL;
 	}
-	if (job_opts_check(j))
+	if (job_opts_check(j) || job_ckpt_dir_ready(j))
 		return -EINVAL;
 	o->cfg.nshards = j->shards;
 	o->cfg.workers = j->workers;

@@ -76,9 +76,18 @@ static const struct rdps_tp_ops *tp_find(const char *url, int *err)
 	sep = strstr(url, "://");
 	n = sep ? (size_t)(sep - url) : strlen(url);
 	for (size_t i = 0; registry[i]; i++) {
-		if (strlen(registry[i]->name) == n &&
-		    !strncmp(registry[i]->name, url, n))
-			return registry[i];
+		struct rdps_url u;
+
+		if (strlen(registry[i]->name) != n ||
+		    strncmp(registry[i]->name, url, n))
+			continue;
+		/* A malformed url is named before the transport opens
+		 * (and blames a device or a socket): "verbs://" is a typo,
+		 * not a missing NIC. A bare scheme only picks the
+		 * transport. */
+		if (sep && (*err = rdps_url_parse(url, 0, &u)))
+			return NULL;
+		return registry[i];
 	}
 	for (size_t i = 0; i < RDPS_ARRAY_SIZE(known_schemes); i++) {
 		if (strlen(known_schemes[i]) == n &&
@@ -492,10 +501,9 @@ int rdps_url_format(char *buf, size_t len, const char *scheme, const char *host,
 int rdps_url_parse(const char *url, int need_port, struct rdps_url *url_out)
 {
 	struct rdps_url tmp, *out = &tmp;
-	const char *sep, *rest, *colon;
+	const char *sep, *rest, *colon, *tail;
 	size_t n;
-	char *end;
-	long port;
+	long port = -1;
 
 	memset(out, 0, sizeof(*out));
 	out->port = -1;
@@ -520,6 +528,14 @@ int rdps_url_parse(const char *url, int need_port, struct rdps_url *url_out)
 				      "malformed url '%s': nothing after "
 				      "'://' (give HOST:PORT or NAME)",
 				      url);
+	tail = rest + strcspn(rest, "/?#");
+	if (*tail)
+		return rdps_set_error(-EINVAL,
+				      "malformed url '%s': '%s' after the "
+				      "address: an rdps url has no path, "
+				      "query or fragment (use %s://HOST:PORT "
+				      "or shm://NAME)",
+				      url, tail, out->scheme);
 	if (rest[0] == '[') { /* [v6addr]:port */
 		const char *close = strchr(rest, ']');
 
@@ -563,13 +579,17 @@ int rdps_url_parse(const char *url, int need_port, struct rdps_url *url_out)
 				url, (unsigned char)*p < 0x20 ? '?' : *p);
 	}
 	if (colon) {
-		errno = 0;
-		port = strtol(colon + 1, &end, 10);
-		if (!colon[1] || *end || errno || port < 0 || port > 65535)
-			return rdps_set_error(-EINVAL,
-					      "malformed url '%s': port must "
-					      "be a number 0..65535",
-					      url);
+		/* Digits only: strtol() would take " 7000" and "+7000". */
+		n = strspn(colon + 1, "0123456789");
+		if (n && n <= 5 && !colon[1 + n])
+			port = strtol(colon + 1, NULL, 10);
+		if (port < 0 || port > 65535)
+			return rdps_set_error(
+				-EINVAL,
+				"malformed url '%s': port '%s' "
+				"is not a number 0..65535 (digits "
+				"only)",
+				url, colon + 1);
 		out->port = (int)port;
 	} else if (need_port) {
 		return rdps_set_error(

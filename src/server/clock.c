@@ -73,7 +73,10 @@ void srv_handle_end(struct srv_worker *w, uint32_t arg)
 		/* In BSP lo moves by one: every END(applied) is in. */
 		if (srv_bsp(s)) {
 			srv_bsp_apply_pending(s);
-			srv_checkpoint(s, lo);
+			/* Unsaved, c is not published: the job resumes
+			 * at a clock every shard saved. */
+			if (srv_checkpoint(s, lo))
+				return;
 		}
 		srv_publish_applied(s, lo);
 		s->replay = true;

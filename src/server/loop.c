@@ -178,6 +178,8 @@ int rdps_server_run(struct rdps_server *s, const volatile sig_atomic_t *stop)
 		ret = srv_drain(s, comps, n, stop);
 		if (ret)
 			return ret;
+		if (s->ckpt_err)
+			return rdps_set_error(s->ckpt_err, "%s", s->ckpt_msg);
 	}
 	return 0;
 }

@@ -5,17 +5,32 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "checkpoint.h"
 #include "server/server_impl.h"
 
+/* A checkpoint that failed fails the shard: a job that goes on without
+ * them could not resume where the user expects, and would say so only
+ * after the crash it was meant for. The text is kept here because the
+ * loop may set other errors before it returns. */
+static int srv_ckpt_fail(struct rdps_server *s, int ret, uint64_t c,
+			 const char *why)
+{
+	snprintf(s->ckpt_msg, sizeof(s->ckpt_msg),
+		 "shard %u: the checkpoint of clock %" PRIu64
+		 " cannot be written, stopping (the last good one stays): %s",
+		 s->cfg.shard, c, why);
+	s->ckpt_err = ret;
+	return ret;
+}
+
 /* Write the tables as of applied clock c when c is due. Before c is
  * published, so no worker runs past a clock this shard could not resume
- * at: shards of a job are at most one checkpoint apart. A failure is
- * logged and the job goes on (the previous checkpoint stays). */
-void srv_checkpoint(struct rdps_server *s, uint64_t c)
+ * at: shards of a job are at most one checkpoint apart. */
+int srv_checkpoint(struct rdps_server *s, uint64_t c)
 {
 	unsigned every = s->cfg.ckpt_every ? s->cfg.ckpt_every : 1;
 	struct ckpt *ck;
@@ -23,14 +38,10 @@ void srv_checkpoint(struct rdps_server *s, uint64_t c)
 	int ret;
 
 	if (!s->cfg.ckpt_dir || c % every)
-		return;
+		return 0;
 	ck = calloc(1, sizeof(*ck));
-	if (!ck) {
-		rdps_err("shard %u: no memory for the checkpoint of clock "
-			 "%" PRIu64,
-			 s->cfg.shard, c);
-		return;
-	}
+	if (!ck)
+		return srv_ckpt_fail(s, -ENOMEM, c, "out of memory");
 	ck->shard = s->cfg.shard;
 	ck->nshards = s->cfg.nshards;
 	ck->workers = s->cfg.workers;
@@ -57,27 +68,28 @@ void srv_checkpoint(struct rdps_server *s, uint64_t c)
 	t0 = rdps_now_ns();
 	ret = ckpt_write(s->cfg.ckpt_dir, ck);
 	if (ret)
-		rdps_err("shard %u: checkpoint of clock %" PRIu64
-			 " failed, the last good one stays: %s",
-			 s->cfg.shard, c, rdps_errmsg());
+		srv_ckpt_fail(s, ret, c, rdps_errmsg());
 	else
 		rdps_dbg("shard %u: checkpoint of clock %" PRIu64
 			 " (%u tables) written in %.1f ms",
 			 s->cfg.shard, c, ck->ntables,
 			 (double)(rdps_now_ns() - t0) / 1e6);
 	free(ck);
+	return ret;
 }
 
 /*
  * Load both checkpoints of this shard kept in ckpt_dir (newest and .prev)
  * into ck[] and buf[] and pick the one cfg asks for: its index, or -errno
- * with rdps_errmsg(). A file that does not load is skipped (logged).
+ * with rdps_errmsg() (naming both files and why neither is usable). A
+ * file that does not load is skipped (logged).
  */
 static int srv_ckpt_pick(struct rdps_server *s, char path[2][4096],
 			 void *buf[2], struct ckpt *ck[2])
 {
 	const struct rdps_server_cfg *cfg = &s->cfg;
 	int pick = -1, ret, rets[2];
+	char why[2][512];
 
 	for (int i = 0; i < 2; i++) {
 		ck[i] = calloc(1, sizeof(*ck[i]));
@@ -88,9 +100,14 @@ static int srv_ckpt_pick(struct rdps_server *s, char path[2][4096],
 		if (ret)
 			return ret;
 		rets[i] = ckpt_load(path[i], &buf[i], ck[i]);
+		if (rets[i] == -ENOENT)
+			snprintf(why[i], sizeof(why[i]), "%s is not there",
+				 path[i]);
+		else if (rets[i])
+			snprintf(why[i], sizeof(why[i]), "%s", rdps_errmsg());
 		if (rets[i] && rets[i] != -ENOENT) {
 			/* A corrupt newest file may still leave .prev. */
-			rdps_warn("shard %u: %s", cfg->shard, rdps_errmsg());
+			rdps_warn("shard %u: %s", cfg->shard, why[i]);
 		}
 	}
 	for (int i = 0; i < 2; i++) {
@@ -105,11 +122,10 @@ static int srv_ckpt_pick(struct rdps_server *s, char path[2][4096],
 		return pick;
 	if (cfg->resume_clock == RDPS_SERVER_RESUME_NEWEST)
 		return rdps_set_error(-ENOENT,
-				      "no usable checkpoint of shard %u "
-				      "in %s (see the messages above; "
-				      "start without resume to begin "
-				      "afresh)",
-				      cfg->shard, cfg->ckpt_dir);
+				      "no usable checkpoint of shard %u: %s; "
+				      "%s (restore good copies of them, or "
+				      "start without resume to begin afresh)",
+				      cfg->shard, why[0], why[1]);
 	return rdps_set_error(-ENOENT,
 			      "shard %u has no checkpoint of "
 			      "clock %" PRIu64 " in %s",

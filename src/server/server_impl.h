@@ -183,6 +183,10 @@ struct rdps_server {
 	uint64_t last_accept_ns;
 	unsigned backlog; /* workers with replies not yet posted */
 	bool bsp_stuck_logged;
+	/* A checkpoint that could not be written ends the shard:
+	 * rdps_server_run() returns ckpt_err with ckpt_msg. */
+	int ckpt_err;
+	char ckpt_msg[512];
 	struct rdps_server_stats st;
 };
 
@@ -387,8 +391,10 @@ void srv_reject_sent(struct rdps_server *s, unsigned idx);
 /* resume.c --------------------------------------------------------------- */
 
 /* Write the tables as of applied clock c if a checkpoint is due at c.
- * Blocks on the file system; a failure is logged, not returned. */
-void srv_checkpoint(struct rdps_server *s, uint64_t c);
+ * Blocks on the file system. 0, or -errno after setting s->ckpt_err and
+ * s->ckpt_msg (naming the file and the reason): the caller must not
+ * publish c, and rdps_server_run() then fails the shard. */
+int srv_checkpoint(struct rdps_server *s, uint64_t c);
 
 /* Load the checkpoint cfg asks for: tables, applied clock, every
  * worker's ends, the clock table on shard 0. 0 or -errno with

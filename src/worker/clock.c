@@ -8,6 +8,8 @@
  * read its counter again (wrk_slack_wait). The steps come before their
  * caller, in call order.
  */
+#include <stdio.h>
+
 #include "worker.h"
 
 int wrk_clock_post(struct rdps_ctx *ctx, struct wrk_grp *g, uint64_t off,
@@ -110,6 +112,32 @@ static int wrk_tick_post(struct rdps_ctx *ctx, struct wrk_grp *g, uint64_t t,
 }
 
 /*
+ * The error text as a wait found it. A loss check sets its text, but the
+ * read after it decides (the lost worker may have arrived first): a wait
+ * that then succeeds puts the text back, so rdps_errmsg() never describes
+ * a failure that did not happen.
+ */
+struct wrk_errtext {
+	char s[512];
+	int saved;
+};
+
+static void wrk_err_save(struct wrk_errtext *e)
+{
+	if (!e->saved)
+		snprintf(e->s, sizeof(e->s), "%s", rdps_errmsg());
+	e->saved = 1;
+}
+
+/* 0, with the text as it was before the first loss check. */
+static int wrk_err_restore(const struct wrk_errtext *e)
+{
+	if (e->saved && strcmp(e->s, rdps_errmsg()))
+		rdps_set_error(0, "%s", e->s);
+	return 0;
+}
+
+/*
  * Wait until every worker finished clock c: read its counter again, with
  * back-off, until it is complete; a read posted with the tick
  * (read_posted) is looked at first. While it drags on, look for lost
@@ -126,13 +154,15 @@ static int wrk_slack_wait(struct rdps_ctx *ctx, uint64_t c, int read_posted,
 			       "this clock",
 			       c,
 			       0};
+	struct wrk_errtext et; /* only .saved set: no 512-byte clear */
 	unsigned attempt = 0;
 	int ret, lost = 0;
 
+	et.saved = 0;
 	for (;;) {
 		if (read_posted &&
 		    ps_clock_done(res[WRK_SLACK], c, ctx->k, ctx->workers))
-			return 0;
+			return wrk_err_restore(&et);
 		*waited = 1;
 		if (read_posted) {
 			if (rdps_now_ns() >= deadline)
@@ -144,6 +174,7 @@ static int wrk_slack_wait(struct rdps_ctx *ctx, uint64_t c, int read_posted,
 							     1000000),
 					ctx->workers, (unsigned long long)c);
 			wrk_backoff(ctx, attempt++);
+			wrk_err_save(&et);
 			lost = wrk_lost_check(ctx, attempt, deadline, &rd,
 					      res[WRK_SLACK]);
 		}
@@ -233,11 +264,14 @@ static int wrk_barrier_wait(struct rdps_ctx *ctx, uint64_t off, uint64_t goal,
 			       "the barrier",
 			       ctx->barriers,
 			       1};
+	struct wrk_errtext et; /* only .saved set: no 512-byte clear */
 	unsigned attempt = 0;
 	int ret, lost;
 
+	et.saved = 0;
 	for (;;) {
 		wrk_backoff(ctx, attempt++);
+		wrk_err_save(&et);
 		lost = wrk_lost_check(ctx, attempt, deadline, &rd,
 				      res[WRK_BARRIER]);
 		ret = wrk_clock_op(ctx, off, 0, &res[WRK_BARRIER], deadline,
@@ -247,7 +281,7 @@ static int wrk_barrier_wait(struct rdps_ctx *ctx, uint64_t off, uint64_t goal,
 		if (lost && res[WRK_BARRIER] < goal)
 			return lost;
 		if (res[WRK_BARRIER] >= goal)
-			return 0;
+			return wrk_err_restore(&et);
 		if (rdps_now_ns() >= deadline)
 			return rdps_set_error(
 				-ETIMEDOUT,

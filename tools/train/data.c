@@ -90,6 +90,16 @@ static int scan_line(struct scan *s, int *ret)
 				s->le = i;
 				break;
 			}
+			if (c == '\r') {
+				/* Text all the same: say how to convert. */
+				*ret = scan_fail(
+					s, i, -EINVAL,
+					"carriage return inside a line: "
+					"the lines end in CR only (old "
+					"Mac text; convert them to LF, "
+					"e.g. tr '\\r' '\\n' <in >out)");
+				return 0;
+			}
 			if ((c < 0x20 && c != '\t') || c == 0x7f) {
 				*ret = scan_fail(s, i, -EINVAL,
 						 "unexpected byte 0x%02x (the "
@@ -535,6 +545,18 @@ static int read_file(const char *path, char **buf_out, size_t *len_out,
 	return 0;
 }
 
+/* A file that parses to nothing is a mistake (a wrong path, a failed
+ * export), not a data set: say so before someone divides by its size. */
+static int no_samples(const char *path, const char *what, const char *line,
+		      char *err, size_t errlen)
+{
+	snprintf(err, errlen,
+		 "%s: no %s in it (the file is empty or has only blank and "
+		 "comment lines): give lines of %s",
+		 path, what, line);
+	return -EINVAL;
+}
+
 int trn_libsvm_parse(const char *buf, size_t len, const char *name,
 		     struct trn_lr_data *out, char *err, size_t errlen)
 {
@@ -560,6 +582,11 @@ static int libsvm_load(const char *path, int real, struct trn_lr_data *out,
 		return ret;
 	ret = libsvm_parse(buf, len, path, real, out, err, errlen);
 	free(buf);
+	if (!ret && !out->n) {
+		trn_lr_data_free(out);
+		ret = no_samples(path, "samples", "'LABEL INDEX:VALUE ...'",
+				 err, errlen);
+	}
 	return ret;
 }
 
@@ -588,6 +615,11 @@ int trn_ratings_load(const char *path, struct trn_mf_data *out, char *err,
 		return ret;
 	ret = trn_ratings_parse(buf, len, path, out, err, errlen);
 	free(buf);
+	if (!ret && !out->n) {
+		trn_mf_data_free(out);
+		ret = no_samples(path, "ratings",
+				 "'USER ITEM RATING [TIMESTAMP]'", err, errlen);
+	}
 	return ret;
 }
 

@@ -80,7 +80,9 @@ int trn_libsvm_parse_real(const char *buf, size_t len, const char *name,
 			  struct trn_lr_data *out, char *err, size_t errlen);
 
 /* Read the file at path (at most 1 GiB) and parse it as above; a file
- * that cannot be read gives "PATH: why (how to fix)". */
+ * that cannot be read gives "PATH: why (how to fix)", and so does one
+ * with no sample (-EINVAL: unlike an empty buffer, an empty file is a
+ * mistake). */
 int trn_libsvm_load(const char *path, struct trn_lr_data *out, char *err,
 		    size_t errlen);
 int trn_libsvm_load_real(const char *path, struct trn_lr_data *out, char *err,

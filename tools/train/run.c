@@ -50,6 +50,7 @@ struct run_opts {
 	char spec_text[256];
 	double pace; /* 0: automatic */
 	const char *csv;
+	const char *save; /* --save-model: rank 0 writes the final model */
 	int quiet;
 	int check_once;
 	enum rdps_poll_mode poll_mode;
@@ -108,6 +109,12 @@ static void run_usage(FILE *f)
 		   "shards saw every\n"
 		   "                         push; prints one line per worker, "
 		   "exit 1 if not\n"
+		   "      --save-model=FILE  rank 0 writes the final "
+		   "parameters to FILE\n"
+		   "                         (float32, host order): a bsp job "
+		   "resumed with\n"
+		   "                         rdps-launch --resume ends with "
+		   "the same bytes\n"
 		   "  -P, --poll=MODE        worker polling: busy, adaptive or "
 		   "event (adaptive)\n"
 		   "  -q, --quiet            no progress lines\n"
@@ -122,6 +129,7 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
 		{"pace", required_argument, NULL, 2000},
 		{"csv", required_argument, NULL, 2001},
 		{"check-once", no_argument, NULL, 2002},
+		{"save-model", required_argument, NULL, 2003},
 		{"poll", required_argument, NULL, 'P'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
@@ -164,6 +172,9 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
 			break;
 		case 2002:
 			o->check_once = 1;
+			break;
+		case 2003:
+			o->save = optarg;
 			break;
 		case 'P': {
 			enum rdps_tp_poll_mode pm;
@@ -450,6 +461,7 @@ struct worker {
 	uint64_t pos;	 /* samples processed in all */
 	uint64_t quota;	 /* samples of this whole iteration */
 	uint64_t iters, cut_short, cuts_won;
+	uint64_t start; /* the clock the shards started at (resumed: > 0) */
 	double pace;
 	uint64_t t0;
 	int csv_fd;
@@ -460,6 +472,13 @@ static int fail_call(int ret, const char *what)
 	return tool_fail(ret, what);
 }
 
+/* The order of pass number pass: a shuffle of the previous pass's. */
+static void pass_shuffle(struct worker *wk, uint64_t pass)
+{
+	shuffle(wk->order, wk->d.npart, trn_run_seed(&wk->o->w) ^ 0x4f524452ull,
+		(uint64_t)wk->cfg.rank, pass);
+}
+
 /* The next sample of the cursor; checks exactly-once when asked. */
 static int next_sample(struct worker *wk, uint32_t *id_out)
 {
@@ -467,8 +486,7 @@ static int next_sample(struct worker *wk, uint32_t *id_out)
 	uint64_t pass = wk->pos / n;
 
 	if (at == 0)
-		shuffle(wk->order, n, trn_run_seed(&wk->o->w) ^ 0x4f524452ull,
-			wk->cfg.rank, pass);
+		pass_shuffle(wk, pass);
 	if (wk->count) {
 		uint32_t k = wk->order[at];
 
@@ -610,7 +628,7 @@ static void progress(struct worker *wk, uint64_t clock, double t, double loss,
 		if (rate > fast_rate)
 			fast_rate = rate;
 	}
-	if (!final && t - *last_t < 1.0 && clock)
+	if (!final && t - *last_t < 1.0 && clock != wk->start)
 		return;
 	if (!wk->o->quiet) {
 		printf("%s clock %5" PRIu64 "  %7.2f s  loss %.6f  %9.0f "
@@ -755,6 +773,45 @@ static int check_once(struct worker *wk)
 	return 0;
 }
 
+/* A job resumed from checkpoints: the cursor where the shards' clock left
+ * it. The stats table (checkpointed with the model) holds the samples this
+ * worker pushed, and replaying the shuffles of the passes begun makes the
+ * next sample the one the uninterrupted job took. */
+static void resume_cursor(struct worker *wk)
+{
+	uint64_t n = wk->d.npart;
+	uint64_t done = (uint64_t)wk->stats[2 * (unsigned)wk->cfg.rank];
+
+	wk->pos = done;
+	for (uint64_t p = 0; p * n < done; p++)
+		pass_shuffle(wk, p);
+	for (uint64_t i = 0; wk->count && i < n; i++)
+		wk->count[i] = (uint32_t)(done / n);
+	for (uint64_t k = 0; wk->count && k < done % n; k++)
+		wk->count[wk->order[k]]++;
+}
+
+/* --save-model: the final parameters, as the table holds them. */
+static int save_model(struct worker *wk, const char *path)
+{
+	FILE *f = fopen(path, "wb");
+	size_t n = (size_t)wk->m.n;
+	int bad;
+
+	if (!f) {
+		tool_err("cannot open --save-model %s: %s", path,
+			 strerror(errno));
+		return 1;
+	}
+	bad = fwrite(wk->pulled, sizeof(float), n, f) != n;
+	if (fclose(f) || bad) {
+		tool_err("cannot write --save-model %s: %s", path,
+			 strerror(errno));
+		return 1;
+	}
+	return 0;
+}
+
 static int worker_loop(struct worker *wk)
 {
 	const struct run_opts *o = wk->o;
@@ -769,7 +826,10 @@ static int worker_loop(struct worker *wk)
 	if (ret)
 		return fail_call(ret, "the start barrier");
 	wk->t0 = rdps_now_ns();
-	for (c = 0;; c++) {
+	/* A resumed job goes on at the shards' clock and stops at the
+	 * same final clock as an uninterrupted one. */
+	wk->start = rdps_clock_now(wk->ctx);
+	for (c = wk->start;; c++) {
 		double total = 0, busy = 0, factor;
 		uint64_t done = 0;
 		int stop;
@@ -779,6 +839,10 @@ static int worker_loop(struct worker *wk)
 			return ret;
 		for (int i = 0; i < wk->cfg.workers; i++)
 			total += wk->stats[2 * i];
+		if (c == wk->start) {
+			resume_cursor(wk);
+			last_total = total; /* samples/s of this run only */
+		}
 		/* Under absp rounds may be partial, so it counts samples;
 		 * its pulls see every worker's stats of the same clocks,
 		 * so all stop at the same clock. The others process whole
@@ -830,6 +894,8 @@ static int worker_loop(struct worker *wk)
 		if (wk->csv_fd >= 0 && csv_row(wk->csv_fd, t, c, 0, loss))
 			tool_err("warning: cannot write %s", o->csv);
 		progress(wk, c, t, loss, &last_t, &last_total, 1);
+		if (wk->o->save && save_model(wk, wk->o->save))
+			return 1;
 	}
 	if (wk->count)
 		return check_once(wk);
