@@ -448,6 +448,12 @@ struct worker {
 	struct rdps_config cfg;
 	struct rdps_ctx *ctx;
 	struct rdps_table *model_t, *stats_t;
+	/* lr: every worker's Adagrad sums (workers x n, PUT), so that they
+	 * are checkpointed with the model and a resumed worker steps as the
+	 * uninterrupted one would. NULL for the other workloads. */
+	struct rdps_table *g2_t;
+	uint64_t *g2_idx; /* its sparse push */
+	double *g2_val;
 	struct trn_model m;
 	struct run_data d;
 	float *pulled; /* rdps_buf_alloc(): the table's values */
@@ -565,6 +571,23 @@ static int iterate(struct worker *wk, double factor, uint64_t *done,
 	return 0;
 }
 
+/* The Adagrad sums of the features pushed (n of them in wk->idx; n < 0:
+ * all), into this worker's row of the g2 table. */
+static int push_g2(struct worker *wk, long n)
+{
+	uint64_t at = (uint64_t)wk->cfg.rank * wk->m.n;
+
+	if (!wk->g2_t || !n)
+		return 0;
+	if (n < 0)
+		return rdps_push(wk->g2_t, at, wk->m.n, wk->m.g2);
+	for (long i = 0; i < n; i++) {
+		wk->g2_idx[i] = at + wk->idx[i];
+		wk->g2_val[i] = wk->m.g2[wk->idx[i]];
+	}
+	return rdps_push_sparse(wk->g2_t, wk->g2_idx, (size_t)n, wk->g2_val);
+}
+
 static int push_all(struct worker *wk, uint64_t done, double busy_s)
 {
 	double st[2] = {(double)done, busy_s};
@@ -588,6 +611,9 @@ static int push_all(struct worker *wk, uint64_t done, double busy_s)
 		ret = rdps_push(wk->model_t, 0, wk->m.n, wk->dense);
 	if (ret)
 		return fail_call(ret, "pushing the model delta");
+	ret = push_g2(wk, n);
+	if (ret)
+		return fail_call(ret, "pushing the Adagrad sums");
 	ret = rdps_push(wk->stats_t, 2ull * (unsigned)wk->cfg.rank, 2, st);
 	if (ret)
 		return fail_call(ret, "pushing the stats");
@@ -692,6 +718,16 @@ static int worker_setup(struct worker *wk)
 	wk->idx = malloc(n * sizeof(*wk->idx));
 	wk->val = malloc(n * sizeof(*wk->val));
 	wk->dense = malloc(n * sizeof(*wk->dense));
+	if (o->w.kind == TRN_LR) {
+		wk->g2_idx = malloc(n * sizeof(*wk->g2_idx));
+		wk->g2_val = malloc(n * sizeof(*wk->g2_val));
+		if (!wk->g2_idx || !wk->g2_val) {
+			tool_err("out of memory for a model of %" PRIu64
+				 " parameters",
+				 n);
+			return 1;
+		}
+	}
 	wk->stats = calloc(2 * w, sizeof(*wk->stats));
 	wk->order = malloc(wk->d.npart * sizeof(*wk->order));
 	wk->ids = malloc(o->w.batch * sizeof(*wk->ids));
@@ -724,6 +760,10 @@ static int worker_setup(struct worker *wk)
 		ret = rdps_table_open(wk->ctx, "stats", 2ull * w,
 				      RDPS_DTYPE_F64, RDPS_RULE_SUM, 0,
 				      &wk->stats_t);
+	if (!ret && o->w.kind == TRN_LR)
+		ret = rdps_table_open(wk->ctx, "lr-adagrad", w * n,
+				      RDPS_DTYPE_F64, RDPS_RULE_PUT, 0,
+				      &wk->g2_t);
 	if (ret)
 		return fail_call(ret, "opening the tables");
 	rdps_clear_error();
@@ -776,10 +816,13 @@ static int check_once(struct worker *wk)
 /* A job resumed from checkpoints: the cursor where the shards' clock left
  * it. The stats table (checkpointed with the model) holds the samples this
  * worker pushed, and replaying the shuffles of the passes begun makes the
- * next sample the one the uninterrupted job took. */
-static void resume_cursor(struct worker *wk)
+ * next sample the one the uninterrupted job took; lr's Adagrad sums come
+ * back from their table. */
+static int resume_cursor(struct worker *wk)
 {
 	uint64_t n = wk->d.npart;
+	int ret;
+
 	uint64_t done = (uint64_t)wk->stats[2 * (unsigned)wk->cfg.rank];
 
 	wk->pos = done;
@@ -789,6 +832,13 @@ static void resume_cursor(struct worker *wk)
 		wk->count[i] = (uint32_t)(done / n);
 	for (uint64_t k = 0; wk->count && k < done % n; k++)
 		wk->count[wk->order[k]]++;
+	/* lr: the Adagrad sums this worker had at that clock. */
+	if (!wk->g2_t || !wk->start)
+		return 0;
+	rdps_clear_error();
+	ret = rdps_pull(wk->g2_t, (uint64_t)wk->cfg.rank * wk->m.n, wk->m.n,
+			wk->m.g2);
+	return ret ? fail_call(ret, "pulling the Adagrad sums") : 0;
 }
 
 /* --save-model: the final parameters, as the table holds them. */
@@ -840,7 +890,9 @@ static int worker_loop(struct worker *wk)
 		for (int i = 0; i < wk->cfg.workers; i++)
 			total += wk->stats[2 * i];
 		if (c == wk->start) {
-			resume_cursor(wk);
+			ret = resume_cursor(wk);
+			if (ret)
+				return ret;
 			last_total = total; /* samples/s of this run only */
 		}
 		/* Under absp rounds may be partial, so it counts samples;
@@ -998,6 +1050,8 @@ out:
 	free(wk.idx);
 	free(wk.val);
 	free(wk.dense);
+	free(wk.g2_idx);
+	free(wk.g2_val);
 	free(wk.stats);
 	free(wk.order);
 	free(wk.count);
