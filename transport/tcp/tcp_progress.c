@@ -410,13 +410,7 @@ static int tcp_write_done(struct tcp_ep *ep)
 		tp->n_stalled--;
 	ep->rx_state = TCP_RX_HDR;
 	tcp_respond(ep, m, ep->rx_status, NULL, 0, 0);
-	/* Reading again; EPOLLOUT stays as the last flush left it. Asking
-	 * for it now, for a response no send has tried yet, would skip the
-	 * flush that ends this batch (tcp_ep_handle): the acknowledgement
-	 * would wait for another epoll round, after the RECV_IMM above, and
-	 * a user that closes on that immediate (a goodbye) would drop it,
-	 * failing the peer's write although it took effect. */
-	tcp_ep_set_events(ep, EPOLLIN | (ep->events & EPOLLOUT));
+	tcp_ep_update_events(ep);
 	return 1;
 }
 
