@@ -94,6 +94,11 @@ set(RDPS_PS_MATRIX
   # The same over verbs on soft-RoCE in one VM (exactly-once, torn reads,
   # BSP index and rows identical to shm's and tcp's on the host).
   "emb_verbs_rxe   | bsp,asp | rxe  | 420 | verbs,rxe | sh ps_emb_rxe.sh @RXE_VM@ @LAUNCH@ @EMB@ @BUILD@"
+  # A job that ends normally prints no warning or error: ps_worker sum and
+  # ssp, rdps-psbench round and pull (busy and adaptive polling); any
+  # warn/error line in the whole stderr fails it (over verbs:
+  # ps_rxe_guest.sh greps its clean jobs the same way).
+  "quiet           | bsp,ssp | shm tcp | 60 |     | sh ps_quiet.sh @LAUNCH@ @WORKER@ @BUILD@/tools/rdps-psbench @TP@"
   # Over verbs on soft-RoCE, one VM boot running several jobs
   # (tests/ps_rxe_guest.sh through rxe_run.sh --script): ps_worker sum,
   # cut and zcopy, and BSP parameters bit-identical to the same job's over

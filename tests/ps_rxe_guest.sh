@@ -10,7 +10,8 @@
 # the shared directory) as verbs.bin (one VM) or verbs2.bin (two VMs),
 # then "ps_worker cut 20" (A-BSP cuts, 3 workers) and "ps_worker zcopy 2"
 # (pushes from rdps_buf_alloc memory, payload and header in two writes);
-# one VM also runs tests/ps_fail.sh and tests/ps_lose.sh over verbs.
+# one VM also runs tests/ps_fail.sh and tests/ps_lose.sh over verbs, and
+# fails a job of the four that succeeds but warns (or errs) on stderr.
 #
 # One VM: rdps-launch --transport verbs --addr $RXE_IP runs the jobs, all
 # QPs on rxe0.
@@ -41,6 +42,8 @@ dir=$dir/try${RXE_RUN_TRY:-1}
 
 fails=0
 pids=()
+# A warning or error line (rdps log lines read "rdps[PID] warn ...").
+noisy='(^|[^a-z])(warn|warning|error)([^a-z]|$)'
 note() { echo "ps_rxe[n$node]: $*"; }
 
 # wait_for FILE [PID]: until FILE is non-empty (0); 1 at the deadline; 2 if
@@ -72,10 +75,18 @@ if [ -z "${RXE_PEER_IP:-}" ]; then
 		args=("${args[@]//@OUT@/$dir/verbs.bin}")
 		t0=$SECONDS
 		"$launch" --timeout 60 -t verbs -a "$ip" -s $shards -w "$w" \
-			-m "$m" -- "$worker" "${args[@]}"
+			-m "$m" -- "$worker" "${args[@]}" 2>"$dir/$name.err"
 		rc=$?
+		cat "$dir/$name.err" >&2
 		note "job $name (verbs, $shards shards, $w workers): exit $rc, $((SECONDS - t0)) s"
 		((rc == 0)) || fails=$((fails + 1))
+		# A job that ends normally warns of nothing (tests/ps_quiet.sh
+		# checks shm and tcp the same way).
+		if ((rc == 0)) && grep -Eiq "$noisy" "$dir/$name.err"; then
+			note "job $name succeeded but its stderr has warnings or errors:"
+			grep -Ei "$noisy" "$dir/$name.err"
+			fails=$((fails + 1))
+		fi
 	done
 	# kill -9 of a worker and of a shard: named, no hang (tests/ps_fail.sh).
 	t0=$SECONDS

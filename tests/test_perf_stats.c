@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_perf_stats.c - rdps_perf_stats() and the small pure parts of the
- * perf library (op names, parameter checks).
+ * perf library (op names, parameter checks, the ping's sequence word).
  *
  * Every expected value is worked out by hand in the comment next to it,
  * from the definitions in perf.h: median is the mean of the middle two for
@@ -280,6 +280,97 @@ static void t_params_check(void **state)
 	CHECK(rdps_perf_params_check(&p) == -EINVAL, "op 17 accepted");
 }
 
+/*
+ * The word as a reader sees it while a write of next over old lands in
+ * address order, its first k bytes (the low ones, little-endian) new.
+ */
+static uint64_t landed(uint64_t old, uint64_t next, unsigned k)
+{
+	uint8_t o[8], n[8];
+	uint64_t v;
+
+	memcpy(o, &old, 8);
+	memcpy(n, &next, 8);
+	memcpy(o, n, k);
+	memcpy(&v, o, 8);
+	return v;
+}
+
+static void t_ping_word(void **state)
+{
+	/* Pairs of (size, counter) before and after: the first ping, sizes
+	 * that change between pings, counters that carry into higher bytes,
+	 * and the wrap from the largest counter back to 1. */
+	static const struct {
+		size_t size0, size1;
+		uint64_t c0;
+	} cases[] = {
+		{0, 8, 0},
+		{0, 4u << 20, 0},
+		{8, 8, 1},
+		{8, 16, 7},
+		{256, 520, 41},
+		{8, 4u << 20, 0xff},
+		{4u << 20, 8, 0xffff},
+		{16, 8, 0xffffff},
+		{8, 24, 0xffffffff},
+		{8, 8, RDPS_PERF_SEQ_MAX},
+	};
+	uint64_t prev, next, v;
+	size_t size;
+	int ret;
+
+	(void)state;
+	CHECK(rdps_perf_ping_next(0) == 1, "first counter");
+	CHECK(rdps_perf_ping_next(RDPS_PERF_SEQ_MAX) == 1,
+	      "counter after the largest is %llu, want 1",
+	      (unsigned long long)rdps_perf_ping_next(RDPS_PERF_SEQ_MAX));
+	for (size_t i = 0; i < RDPS_ARRAY_SIZE(cases); i++) {
+		prev = cases[i].size0 ? rdps_perf_ping_word(cases[i].size0,
+							    cases[i].c0)
+				      : 0;
+		next = rdps_perf_ping_word(cases[i].size1,
+					   rdps_perf_ping_next(cases[i].c0));
+		/* Every half-landed word is "not yet": neither a ping of
+		 * the wrong size nor an error. */
+		for (unsigned k = 0; k < 8; k++) {
+			v = landed(prev, next, k);
+			if (v == next)
+				continue;
+			size = 12345;
+			rdps_clear_error();
+			ret = rdps_perf_ping_check(prev, v, &size);
+			CHECK(ret == 0,
+			      "case %zu: word 0x%016llx with %u of 8 bytes "
+			      "landed was taken as a ping (%d, size %zu, %s)",
+			      i, (unsigned long long)v, k, ret, size,
+			      rdps_errmsg());
+		}
+		size = 0;
+		ret = rdps_perf_ping_check(prev, next, &size);
+		CHECK(ret == 1 && size == cases[i].size1,
+		      "case %zu: the whole ping gave %d, size %zu, want 1, "
+		      "%zu",
+		      i, ret, size, cases[i].size1);
+		CHECK(rdps_perf_ping_check(next, next, &size) == 0,
+		      "case %zu: the same ping taken twice", i);
+	}
+	/* The next counter with a size out of range is another program. */
+	prev = rdps_perf_ping_word(8, 5);
+	rdps_clear_error();
+	CHECK(rdps_perf_ping_check(prev, rdps_perf_ping_word(4, 6), &size) ==
+		      -EPROTO,
+	      "a ping of 4 bytes accepted");
+	CHECK(strstr(rdps_errmsg(), "4 bytes") &&
+		      strstr(rdps_errmsg(), "same rdps-perf"),
+	      "errmsg: %s", rdps_errmsg());
+	CHECK(rdps_perf_ping_check(prev, rdps_perf_ping_word(5u << 20, 6),
+				   &size) == -EPROTO,
+	      "a ping of 5 MiB accepted");
+	CHECK(rdps_perf_ping_check(prev, rdps_perf_ping_word(4, 9), &size) == 0,
+	      "a word with a later counter is not the next ping");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -294,6 +385,7 @@ int main(void)
 		cmocka_unit_test(t_outlier),
 		cmocka_unit_test(t_op_names),
 		cmocka_unit_test(t_params_check),
+		cmocka_unit_test(t_ping_word),
 	};
 
 	return cmocka_run_group_tests_name("perf statistics", tests, NULL,

@@ -642,10 +642,8 @@ static int run_lat_write(struct rdps_perf_conn *c,
 
 	for (uint64_t i = 0; i < total; i++) {
 		t0 = t1;
-		c->seq = (c->seq + 1) & RDPS_PERF_SEQ_MASK;
-		if (!c->seq)
-			c->seq = 1;
-		v = ((uint64_t)p->size << RDPS_PERF_SEQ_SHIFT) | c->seq;
+		c->seq = rdps_perf_ping_next(c->seq);
+		v = rdps_perf_ping_word(p->size, c->seq);
 		__atomic_store_n(tx, v, __ATOMIC_RELEASE);
 		flags = next_flags(c);
 		dl.at = 0;
@@ -1009,22 +1007,42 @@ const char *rdps_perf_server_transport(struct rdps_perf_server *s)
 	return s->c.tp->ops->name;
 }
 
-/* Echo a ping of the size its sequence value names back to the client. */
-static int server_echo(struct rdps_perf_conn *c, uint64_t v)
+uint64_t rdps_perf_ping_next(uint64_t counter)
 {
-	struct rdps_tp_comp comps[PERF_POLL_BATCH];
-	size_t size = (size_t)(v >> RDPS_PERF_SEQ_SHIFT);
-	struct deadline dl = {0, 10000, 0};
-	uint64_t done = 0;
-	unsigned flags = next_flags(c);
-	int ret, n;
+	return counter >= RDPS_PERF_SEQ_MAX ? 1 : counter + 1;
+}
 
+uint64_t rdps_perf_ping_word(size_t size, uint64_t counter)
+{
+	return counter << RDPS_PERF_SEQ_SIZE_BITS | (uint64_t)size;
+}
+
+int rdps_perf_ping_check(uint64_t prev, uint64_t v, size_t *size_out)
+{
+	uint64_t want = rdps_perf_ping_next(prev >> RDPS_PERF_SEQ_SIZE_BITS);
+	size_t size = (size_t)(v & ((1ull << RDPS_PERF_SEQ_SIZE_BITS) - 1));
+
+	if (v >> RDPS_PERF_SEQ_SIZE_BITS != want)
+		return 0;
 	if (size < RDPS_PERF_MIN_SIZE || size > RDPS_PERF_MAX_SIZE)
 		return rdps_set_error(
 			-EPROTO,
 			"the client sent a ping of %zu bytes: run "
 			"the same rdps-perf on both sides",
 			size);
+	*size_out = size;
+	return 1;
+}
+
+/* Echo a ping of size bytes back to the client. */
+static int server_echo(struct rdps_perf_conn *c, size_t size)
+{
+	struct rdps_tp_comp comps[PERF_POLL_BATCH];
+	struct deadline dl = {0, 10000, 0};
+	uint64_t done = 0;
+	unsigned flags = next_flags(c);
+	int ret, n;
+
 	for (;;) {
 		ret = rdps_tp_put(c->ep, c->buf + PERF_R - size, size, c->mr,
 				  c->peer.addr + PERF_R - size, &c->peer,
@@ -1052,13 +1070,15 @@ static int server_loop(struct rdps_perf_conn *c,
 	int busy = c->tp->cfg.poll_mode == RDPS_TP_POLL_BUSY;
 	int idle = 0, pinged = 0, probing = 0, bye = 0, ret, n;
 	unsigned spins = 0;
+	size_t size = 0;
 
 	for (;;) {
 		v = __atomic_load_n(flag, __ATOMIC_ACQUIRE);
-		if (v != prev && (v & RDPS_PERF_SEQ_MASK) ==
-					 (((prev & RDPS_PERF_SEQ_MASK) + 1) &
-					  RDPS_PERF_SEQ_MASK)) {
-			ret = server_echo(c, v);
+		ret = v == prev ? 0 : rdps_perf_ping_check(prev, v, &size);
+		if (ret < 0)
+			return ret;
+		if (ret) {
+			ret = server_echo(c, size);
 			if (ret)
 				return ret;
 			prev = v;
@@ -1138,6 +1158,13 @@ int rdps_perf_server_serve_one(struct rdps_perf_server *s, int timeout_ms,
 	struct rdps_perf_conn *c = &s->c;
 	int ret;
 
+	/* Clear the last client's sequence word before accepting: once
+	 * accepted, the client may write its first ping before accept
+	 * returns here (rdma_cm reports the connection on both sides
+	 * independently), and a store after that would erase it, or half
+	 * of it. No endpoint is open now, so nothing writes the word. */
+	__atomic_store_n((uint64_t *)(c->buf + PERF_R - 8), 0,
+			 __ATOMIC_RELEASE);
 	rdps_clear_error();
 	ret = rdps_tp_accept(s->lst, &c->ep, timeout_ms);
 	if (ret) {
@@ -1150,8 +1177,6 @@ int rdps_perf_server_serve_one(struct rdps_perf_server *s, int timeout_ms,
 	if (!ret) {
 		c->seq = 0;
 		c->unsignaled = 0;
-		__atomic_store_n((uint64_t *)(c->buf + PERF_R - 8), 0,
-				 __ATOMIC_RELEASE);
 		ret = server_loop(c, stop);
 	}
 	if (!ret)

@@ -40,9 +40,14 @@
  *                         reads and atomic results.
  * The server hands its packed remote key to every client as listener
  * private data; the client sends its own as connect private data. A
- * sequence value is (size << 40) | counter, the counter counting pings on
- * the connection from 1, so the server learns each ping's size and a torn
- * read of the word is not taken for a new ping.
+ * sequence value is (counter << 24) | size, the counter counting pings on
+ * the connection from 1, so the server learns each ping's size. The
+ * server spins on the word while it lands, and a write lands in address
+ * order but not all at once: rxe copies it with a byte-wise memcpy (rep
+ * movsb) that a reader on another CPU can see half done, low bytes new and
+ * high bytes old (perftest, for the same reason, polls the last byte). So
+ * the counter sits in the high bytes, which land last: a word that shows
+ * the next counter is whole, size included (rdps_perf_ping_check()).
  *
  * The server also watches for the end of a client: the client announces it
  * with a zero-length write-with-immediate RDPS_PERF_IMM_BYE; a client that
@@ -68,9 +73,9 @@
 #define RDPS_PERF_REGION (RDPS_PERF_MAX_SIZE + 4096u)
 #define RDPS_PERF_ATOMIC_OFF RDPS_PERF_MAX_SIZE
 #define RDPS_PERF_IMM_BYE 0x72647073u /* "rdps" */
-/* Sequence value of a ping: size in the top 24 bits, counter below. */
-#define RDPS_PERF_SEQ_SHIFT 40
-#define RDPS_PERF_SEQ_MASK ((1ull << RDPS_PERF_SEQ_SHIFT) - 1)
+/* Sequence value of a ping: counter in the top 40 bits, size below. */
+#define RDPS_PERF_SEQ_SIZE_BITS 24
+#define RDPS_PERF_SEQ_MAX ((1ull << (64 - RDPS_PERF_SEQ_SIZE_BITS)) - 1)
 
 enum rdps_perf_op {
 	RDPS_PERF_READ = 0,
@@ -149,6 +154,22 @@ struct rdps_perf_result {
  * in place.
  */
 void rdps_perf_stats(double *samples, size_t n, struct rdps_perf_result *r);
+
+/*
+ * The write ping-pong's sequence word (Buffer layout above). Pure
+ * functions, no connection needed.
+ *   rdps_perf_ping_next: the counter after counter: 1 .. RDPS_PERF_SEQ_MAX,
+ *   then 1 again (0 means no ping yet).
+ *   rdps_perf_ping_word: the word of a ping of size bytes with counter.
+ *   rdps_perf_ping_check: whether v, read from the word on the server
+ *   while prev was the last ping answered (0 before the first), is the
+ *   next ping, whole: 1 and its size in *size_out; 0 if not (yet): the
+ *   old word or one still landing; -EPROTO with rdps_errmsg() set if it is
+ *   the next ping but names a size out of range (another rdps-perf).
+ */
+uint64_t rdps_perf_ping_next(uint64_t counter);
+uint64_t rdps_perf_ping_word(size_t size, uint64_t counter);
+int rdps_perf_ping_check(uint64_t prev, uint64_t v, size_t *size_out);
 
 /* One side of a benchmark connection. Fields are for reading. */
 struct rdps_perf_conn {

@@ -179,6 +179,49 @@ err_free:
 	return ret;
 }
 
+/*
+ * Before the socket goes, hand it what it takes of the responses still
+ * queued, without waiting. They acknowledge requests this side has served
+ * and reported: a write-with-immediate's acknowledgement waits in the
+ * queue for the user's next post to ride along (tcp_write_done asks for
+ * EPOLLOUT instead of sending it), so a user that closes on that very
+ * immediate (a goodbye) used to drop it, and the peer saw its last
+ * operations fail although they took effect, which an RC queue pair never
+ * shows. Our own requests not yet begun stay unsent: they fail here with
+ * FLUSH_ERR. Then a FIN, and what the peer sent meanwhile is read away:
+ * closing a socket with unread bytes resets the connection, and a reset
+ * may discard what was just sent.
+ */
+static void tcp_ep_close_gently(struct tcp_ep *ep)
+{
+	struct tcp_txe **pp = &ep->tx_head, *t;
+	char sink[4096];
+	int reads = 64;
+
+	if (ep->fd < 0 || ep->broken)
+		return;
+	ep->tx_tail = NULL;
+	while ((t = *pp)) {
+		if (!t->is_resp && !t->sent) {
+			*pp = t->next;
+			t->next = NULL;
+			t->queued = 0;
+			free(t->bounce);
+			t->bounce = NULL;
+			continue;
+		}
+		ep->tx_tail = t;
+		pp = &t->next;
+	}
+	/* The endpoint is going: a send that fails now is no news to log. */
+	ep->broken = 1;
+	if (ep->tx_head)
+		tcp_tx_flush(ep);
+	shutdown(ep->fd, SHUT_WR);
+	while (reads-- && recv(ep->fd, sink, sizeof(sink), MSG_DONTWAIT) > 0)
+		;
+}
+
 void tcp_ep_close(struct rdps_tp_ep *base)
 {
 	struct tcp_ep *ep = to_tcp_ep(base);
@@ -186,6 +229,7 @@ void tcp_ep_close(struct rdps_tp_ep *base)
 	struct tcp_txe *t;
 
 	pthread_mutex_lock(&tp->lock);
+	tcp_ep_close_gently(ep);
 	tcp_ep_shut(ep, RDPS_TP_WC_FLUSH_ERR, NULL);
 	tcp_cq_forget_ep(tp, base);
 	tp->eps[ep->slot] = NULL;
