@@ -32,10 +32,9 @@ static int wrk_emb_lk_send(struct rdps_emb *e, unsigned s, const uint64_t *keys,
 	unsigned k;
 	int ret;
 
-	ret = wrk_slot_get(ctx, sh, deadline, &k);
+	ret = wrk_slot_get(ctx, sh, deadline, &k, &m);
 	if (ret)
 		return ret;
-	m = wrk_slot_msg(sh, k);
 	lk = (struct ps_emb_lookup *)(m + 1);
 	wrk_msg_head(m, PS_PUSH, PS_F_EMB | PS_F_LOOKUP, e->part[s].index, c,
 		     ctx->clock, bytes);

@@ -81,6 +81,7 @@ static int wrk_emb_push_shard(struct rdps_emb *e, unsigned s,
 	struct wrk_shard *sh = &ctx->sh[s];
 	size_t pair = 8 + e->vbytes;
 	size_t chunk = (sh->slot_bytes - sizeof(struct ps_msg)) / pair, c = 0;
+	struct ps_msg *m;
 	char *p = NULL;
 	unsigned k = 0;
 	int ret;
@@ -101,10 +102,10 @@ static int wrk_emb_push_shard(struct rdps_emb *e, unsigned s,
 			p = NULL;
 		}
 		if (!p) {
-			ret = wrk_slot_get(ctx, sh, deadline, &k);
+			ret = wrk_slot_get(ctx, sh, deadline, &k, &m);
 			if (ret)
 				return ret;
-			p = (char *)(wrk_slot_msg(sh, k) + 1);
+			p = (char *)(m + 1);
 			c = 0;
 		}
 		be = rdps_htobe64(ent[i].key);

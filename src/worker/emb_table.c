@@ -88,10 +88,9 @@ static int wrk_emb_send_create(struct rdps_emb *e, struct wrk_shard *sh,
 	unsigned k;
 	int ret;
 
-	ret = wrk_slot_get(ctx, sh, deadline, &k);
+	ret = wrk_slot_get(ctx, sh, deadline, &k, &m);
 	if (ret)
 		return ret;
-	m = wrk_slot_msg(sh, k);
 	c = (struct ps_emb_create *)(m + 1);
 	wrk_msg_head(m, PS_CREATE, PS_F_EMB, 0, 0, ctx->clock, sizeof(*c));
 	memset(c, 0, sizeof(*c));

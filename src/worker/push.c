@@ -38,10 +38,9 @@ static int wrk_push_chunk(struct rdps_table *t, unsigned s,
 	unsigned k;
 	int ret;
 
-	ret = wrk_slot_get(ctx, sh, deadline, &k);
+	ret = wrk_slot_get(ctx, sh, deadline, &k, &m);
 	if (ret)
 		return ret;
-	m = wrk_slot_msg(sh, k);
 	if (ub && len >= WRK_ZCOPY_MIN) {
 		/* Payload first, from the caller's memory; the header's
 		 * write-with-immediate after it on the same endpoint lands
@@ -183,10 +182,9 @@ static int wrk_push_sparse_shard(struct rdps_table *t, unsigned s,
 			continue;
 		}
 		if (!m) {
-			ret = wrk_slot_get(ctx, sh, deadline, &k);
+			ret = wrk_slot_get(ctx, sh, deadline, &k, &m);
 			if (ret)
 				return ret;
-			m = wrk_slot_msg(sh, k);
 		}
 		{
 			char *p = (char *)(m + 1) + c * pair;

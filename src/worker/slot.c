@@ -23,7 +23,7 @@ static int wrk_wait_on(struct rdps_ctx *ctx, struct wrk_shard *sh,
 
 /* Wait for a free sub-slot of sh whose staging buffer is idle. */
 int wrk_slot_get(struct rdps_ctx *ctx, struct wrk_shard *sh, uint64_t deadline,
-		 unsigned *k_out)
+		 unsigned *k_out, struct ps_msg **msg_out)
 {
 	unsigned k;
 	int ret;
@@ -45,6 +45,7 @@ int wrk_slot_get(struct rdps_ctx *ctx, struct wrk_shard *sh, uint64_t deadline,
 			return ret;
 	}
 	*k_out = k;
+	*msg_out = wrk_slot_msg(sh, k);
 	return 0;
 }
 

@@ -137,10 +137,9 @@ static int wrk_send_create(struct rdps_table *t, struct wrk_shard *sh,
 	unsigned k;
 	int ret;
 
-	ret = wrk_slot_get(ctx, sh, deadline, &k);
+	ret = wrk_slot_get(ctx, sh, deadline, &k, &m);
 	if (ret)
 		return ret;
-	m = wrk_slot_msg(sh, k);
 	c = (struct ps_create *)(m + 1);
 	memset(m, 0, sizeof(*m) + sizeof(*c));
 	m->kind_be = rdps_htobe32(PS_CREATE);

@@ -347,11 +347,12 @@ int wrk_probe_all(struct rdps_ctx *ctx, uint64_t deadline);
 
 /* Sub-slots (slot.c) ------------------------------------------------------ */
 
-/* Wait for a free sub-slot of sh whose staging buffer is idle: *k_out.
- * The caller stages its message at sh->stage + k * sh->slot_bytes and
- * must then send it (wrk_slot_send). Checks sh's heartbeat while waiting. */
+/* Wait for a free sub-slot of sh whose staging buffer is idle: *k_out,
+ * and *msg_out its staging buffer (wrk_slot_msg). The caller stages its
+ * message there and must then send it (wrk_slot_send). Checks sh's
+ * heartbeat while waiting. */
 int wrk_slot_get(struct rdps_ctx *ctx, struct wrk_shard *sh, uint64_t deadline,
-		 unsigned *k_out);
+		 unsigned *k_out, struct ps_msg **msg_out);
 
 /* Send the message staged in sub-slot k (header + payload, len bytes) with
  * immediate kind; the slot is in flight until the shard's credit or NACK. */
