@@ -13,6 +13,7 @@
 #include "jobopts.h"
 #include "ps_proto.h"
 #include "server.h"
+#include "spawn.h"
 
 #define JOB_SLACK_MAX (PS_CLOCK_K_MAX - 2)
 #define JOB_ALL \
@@ -367,14 +368,9 @@ static int job_env_pythonpath(char *buf, size_t len)
 {
 	char self[PATH_MAX], pkg[PATH_MAX + 32], *slash;
 	const char *old = getenv("PYTHONPATH");
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 
-	if (n <= 0)
+	if (tool_self(self, sizeof(self), 1))
 		return 0;
-	self[n] = '\0';
-	slash = strrchr(self, '/');
-	if (slash)
-		*slash = '\0';
 	snprintf(pkg, sizeof(pkg), "%s/../python/rdps/__init__.py", self);
 	if (access(pkg, R_OK) || !realpath(pkg, self))
 		return 0;

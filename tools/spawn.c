@@ -48,26 +48,34 @@ static void spawn_child(const struct tool_spawn *sp, pid_t parent)
 		strerror(errno));
 }
 
+int tool_self(char *buf, size_t len, int dir)
+{
+	ssize_t n = readlink("/proc/self/exe", buf, len - 1);
+	char *slash;
+
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	slash = strrchr(buf, '/');
+	if (dir && slash)
+		*slash = '\0';
+	return 0;
+}
+
 int tool_sibling(const char *name, char *buf, size_t len)
 {
-	char self[PATH_MAX], *slash;
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	char self[PATH_MAX];
+	int ret = tool_self(self, sizeof(self), name != NULL);
 
-	if (n < 0) {
-		int ret = -errno;
-
+	if (ret) {
 		tool_err("cannot find myself (/proc/self/exe): %s",
-			 strerror(errno));
+			 strerror(-ret));
 		return ret;
 	}
-	self[n] = '\0';
 	if (!name) {
 		snprintf(buf, len, "%s", self);
 		return 0;
 	}
-	slash = strrchr(self, '/');
-	if (slash)
-		*slash = '\0';
 	if ((size_t)snprintf(buf, len, "%s/%s", self, name) >= len) {
 		tool_err("path of %s too long", name);
 		return -ENAMETOOLONG;

@@ -33,6 +33,10 @@ struct tool_spawn {
  */
 pid_t tool_spawn(const struct tool_spawn *sp);
 
+/* This program's path (dir: the folder it is in) into buf, quietly; 0 or
+ * -errno. */
+int tool_self(char *buf, size_t len, int dir);
+
 /* The path of the program name next to this one (NULL: this one) into
  * buf; 0, or -errno after one line on stderr (e.g. it was not built). */
 int tool_sibling(const char *name, char *buf, size_t len);
