@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -445,6 +446,57 @@ static void t_print_csv_json(void **state)
 	free(buf);
 }
 
+/*
+ * Processes of one job share stderr (rdps-launch's workers, the shards):
+ * a line from tool_err() must reach it whole, never cut by another
+ * process's line. TE_PROCS children print TE_LINES lines each into one
+ * pipe at once; every line read back must be one of theirs, intact.
+ */
+#define TE_PROCS 6
+#define TE_LINES 400
+
+static void t_err_lines_whole(void **state)
+{
+	char want[TE_PROCS][64], line[256];
+	unsigned got = 0, bad = 0;
+	int fd[2];
+	FILE *in;
+
+	(void)state;
+	assert_int_equal(pipe(fd), 0);
+	for (int c = 0; c < TE_PROCS; c++) {
+		snprintf(want[c], sizeof(want[c]),
+			 "test: child %d says something went wrong", c);
+		if (fork() == 0) {
+			dup2(fd[1], STDERR_FILENO);
+			close(fd[0]);
+			tool_name = "test";
+			for (int i = 0; i < TE_LINES; i++)
+				tool_err("child %d says something went wrong",
+					 c);
+			_exit(0);
+		}
+	}
+	close(fd[1]);
+	in = fdopen(fd[0], "r");
+	assert_non_null(in);
+	while (fgets(line, sizeof(line), in)) {
+		int ok = 0;
+
+		line[strcspn(line, "\n")] = '\0';
+		for (int c = 0; c < TE_PROCS && !ok; c++)
+			ok = !strcmp(line, want[c]);
+		bad += !ok;
+		got++;
+	}
+	fclose(in);
+	while (wait(NULL) > 0)
+		;
+	CHECK(got == TE_PROCS * TE_LINES && bad == 0,
+	      "%u lines read (want %u), %u of them cut by another process's",
+	      got, TE_PROCS * TE_LINES, bad);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -456,6 +508,7 @@ int main(void)
 		cmocka_unit_test(t_counts),
 		cmocka_unit_test(t_poll_modes),
 		cmocka_unit_test(t_print_csv_json),
+		cmocka_unit_test(t_err_lines_whole),
 	};
 
 	return cmocka_run_group_tests_name("tool parsers", tests, group_setup,

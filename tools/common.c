@@ -20,13 +20,24 @@ const char *tool_name = "rdps";
 
 void tool_err(const char *fmt, ...)
 {
+	/* The whole line in one write: the processes of a job share stderr,
+	 * and a line written in pieces (name, text, newline: stderr is
+	 * unbuffered) got cut by another process's. One write of at most
+	 * PIPE_BUF bytes to a pipe is never interleaved. */
+	char line[4096];
+	size_t len;
 	va_list ap;
 
-	fprintf(stderr, "%s: ", tool_name);
+	snprintf(line, sizeof(line), "%s: ", tool_name);
+	len = strlen(line);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(line + len, sizeof(line) - len, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	len = strlen(line);
+	if (len > sizeof(line) - 2)
+		len = sizeof(line) - 2;
+	line[len++] = '\n';
+	fwrite(line, 1, len, stderr);
 }
 
 int tool_check_transport(const char *s)
