@@ -41,12 +41,12 @@
 #include <unistd.h>
 
 #include "emb_codec.h"
+#include "job_worker.h"
 #include "rdps/rdps.h"
 #include "worker/worker.h"
 
 static struct rdps_config cfg;
 
-static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void fail(const char *fmt, ...)
 {
 	va_list ap;
@@ -59,14 +59,6 @@ static void fail(const char *fmt, ...)
 	fflush(NULL);
 	_exit(1);
 }
-
-#define CHECK(call)                                                   \
-	do {                                                          \
-		int ret_ = (call);                                    \
-		if (ret_ < 0)                                         \
-			fail("line %d: %s: %s (%s)", __LINE__, #call, \
-			     strerror(-ret_), rdps_errmsg());         \
-	} while (0)
 
 static uint64_t rng_next(uint64_t *s)
 {
@@ -86,27 +78,6 @@ static uint64_t plaw_key(uint64_t *s, unsigned span)
 		return (r >> 10) & 1 ? UINT64_MAX : 0;
 	id = (uint64_t)exp2(u * span);
 	return id * 0x9e3779b97f4a7c15ull + 1;
-}
-
-static uint64_t arg_u64(const char *s, const char *what)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 0);
-	if (errno || end == s || *end)
-		fail("bad %s '%s'", what, s);
-	return v;
-}
-
-static void *xcalloc(size_t n, size_t size)
-{
-	void *p = calloc(n ? n : 1, size);
-
-	if (!p)
-		fail("out of memory");
-	return p;
 }
 
 /* --- once ---------------------------------------------------------------- */

@@ -82,13 +82,13 @@
 
 #include "common.h"
 #include "config.h"
+#include "job_worker.h"
 #include "rdps/rdps.h"
 
 static struct rdps_config cfg;
 /* The shared clock board's /dev/shm name once this worker opened it. */
 static char board_name[64];
 
-static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void fail(const char *fmt, ...)
 {
 	va_list ap;
@@ -106,15 +106,6 @@ static void fail(const char *fmt, ...)
 	fflush(NULL);
 	_exit(1);
 }
-
-/* A library call that must succeed. */
-#define CHECK(call)                                                   \
-	do {                                                          \
-		int ret_ = (call);                                    \
-		if (ret_ < 0)                                         \
-			fail("line %d: %s: %s (%s)", __LINE__, #call, \
-			     strerror(-ret_), rdps_errmsg());         \
-	} while (0)
 
 /* A library call that must fail with -err. */
 #define EXPECT_ERR(err, call)                                               \
@@ -149,27 +140,6 @@ static uint64_t now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t arg_u64(const char *s, const char *what)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 0);
-	if (errno || end == s || *end)
-		fail("bad %s '%s'", what, s);
-	return v;
-}
-
-static void *xcalloc(size_t n, size_t size)
-{
-	void *p = calloc(n ? n : 1, size);
-
-	if (!p)
-		fail("out of memory");
-	return p;
 }
 
 /* Every worker finishing the same number of extra clocks makes all earlier
