@@ -241,6 +241,11 @@ struct rdps_stats {
 	uint64_t emb_pulls, emb_pushes;
 	uint64_t emb_rows_pulled, emb_rows_pushed;
 	uint64_t emb_misses, emb_torn_retries, emb_round_trips;
+	/* Transport operations this worker posted to the shards (reads,
+	 * writes, writes with immediate, atomics), counted as they go in,
+	 * and the bytes they move (8 per atomic; 0 for a clock's END): what
+	 * its calls cost the network, for benchmarks (rdps-scale). */
+	uint64_t remote_ops, remote_bytes;
 };
 void rdps_ctx_stats(const struct rdps_ctx *ctx, struct rdps_stats *out);
 

@@ -22,12 +22,12 @@ int wrk_clock_post(struct rdps_ctx *ctx, struct wrk_grp *g, uint64_t off,
 	if (sh->err)
 		return wrk_dead(ctx, sh);
 	if (add)
-		WRK_POST(ret, ctx, deadline,
+		WRK_POST(ret, ctx, deadline, 8,
 			 rdps_tp_atomic_fadd(sh->ep, add, res, ctx->small_mr,
 					     sh->clock_key.addr + off,
 					     &sh->clock_key, (uintptr_t)g, 0));
 	else
-		WRK_POST(ret, ctx, deadline,
+		WRK_POST(ret, ctx, deadline, 8,
 			 rdps_tp_get(sh->ep, res, 8, ctx->small_mr,
 				     sh->clock_key.addr + off, &sh->clock_key,
 				     (uintptr_t)g, 0));
@@ -58,7 +58,7 @@ static int wrk_clock_ends(struct rdps_ctx *ctx, struct wrk_grp *g, uint64_t t,
 
 		if (sh->err)
 			return wrk_dead(ctx, sh);
-		WRK_POST(ret, ctx, deadline,
+		WRK_POST(ret, ctx, deadline, 0,
 			 rdps_tp_put_imm(sh->ep, NULL, 0, ctx->small_mr, 0,
 					 NULL, PS_IMM(PS_END, t & PS_ARG_MASK),
 					 (uintptr_t)g, 0));

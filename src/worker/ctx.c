@@ -335,7 +335,7 @@ static int wrk_check_dirs(struct rdps_ctx *ctx)
 		return ret;
 	h = ctx->bounce;
 	for (unsigned s = 0; s < ctx->nshards; s++) {
-		WRK_POST(ret, ctx, deadline,
+		WRK_POST(ret, ctx, deadline, sizeof(*h),
 			 rdps_tp_get(ctx->sh[s].ep, &h[s], sizeof(*h),
 				     ctx->bounce_mr, ctx->sh[s].dir_key.addr,
 				     &ctx->sh[s].dir_key, (uintptr_t)&g, 0));
@@ -390,8 +390,10 @@ static void wrk_say_bye(struct rdps_ctx *ctx)
 		if (!sh->ep || sh->err || !sh->welcomed || sh->welcome_status)
 			continue;
 		if (!rdps_tp_put_imm(sh->ep, NULL, 0, ctx->small_mr, 0, NULL,
-				     PS_IMM(PS_BYE, 0), (uintptr_t)&g, 0))
+				     PS_IMM(PS_BYE, 0), (uintptr_t)&g, 0)) {
+			wrk_count_op(ctx, 0);
 			g.left++;
+		}
 	}
 	while (g.left > 0 && wrk_progress(ctx, deadline, 1) >= 0)
 		;

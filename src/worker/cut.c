@@ -66,7 +66,7 @@ int rdps_cut(struct rdps_ctx *ctx)
 		}
 		if (sh->err)
 			return wrk_dead(ctx, sh);
-		WRK_POST(ret, ctx, deadline,
+		WRK_POST(ret, ctx, deadline, 8,
 			 rdps_tp_atomic_cswap(
 				 sh->ep, expect, ctx->clock + 1,
 				 &res[WRK_CUT_SWAP], ctx->small_mr,
@@ -122,6 +122,7 @@ int rdps_cut_poll(struct rdps_ctx *ctx)
 		return 0;
 	if (ret)
 		return wrk_post_fail(ctx, sh, ret, "a cut read");
+	wrk_count_op(ctx, 8);
 	ctx->cut_grp.left = 1;
 	/* shm completes at post: take it in now. */
 	ret = wrk_progress(ctx, 0, 0);

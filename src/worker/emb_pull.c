@@ -57,7 +57,7 @@ static int wrk_emb_get(struct rdps_ctx *ctx, struct wrk_grp *g, unsigned s,
 {
 	int ret;
 
-	WRK_POST(ret, ctx, deadline,
+	WRK_POST(ret, ctx, deadline, len,
 		 rdps_tp_get(ctx->sh[s].ep, dst, len, ctx->bounce_mr, raddr,
 			     key, (uintptr_t)g, 0));
 	if (ret)
@@ -169,7 +169,7 @@ static int wrk_emb_round_buckets(struct wrk_emb_pull *p, struct wrk_grp *g)
 			continue;
 		if (sh->err)
 			return wrk_dead(ctx, sh);
-		WRK_POST(ret, ctx, p->deadline,
+		WRK_POST(ret, ctx, p->deadline, sizeof(struct ps_dir_hdr),
 			 rdps_tp_get(sh->ep, &wrk_hdrs(ctx)[s],
 				     sizeof(struct ps_dir_hdr), ctx->small_mr,
 				     sh->dir_key.addr, &sh->dir_key,

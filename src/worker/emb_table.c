@@ -178,7 +178,7 @@ static int wrk_emb_find(struct rdps_emb *e)
 					      "shard %u (%s) has no embedding "
 					      "tables (an older rdps-server?)",
 					      s, sh->url);
-		WRK_POST(ret, ctx, deadline,
+		WRK_POST(ret, ctx, deadline, dsz,
 			 rdps_tp_get(sh->ep, (char *)ctx->bounce + s * dsz, dsz,
 				     ctx->bounce_mr, sh->dir_key.addr + off,
 				     &sh->dir_key, (uintptr_t)&g, 0));
@@ -281,7 +281,7 @@ int wrk_emb_read_raw(struct rdps_emb *e, unsigned s, int rows, void *dst,
 	ret = wrk_bounce(ctx, want);
 	if (ret)
 		return ret;
-	WRK_POST(ret, ctx, deadline,
+	WRK_POST(ret, ctx, deadline, want,
 		 rdps_tp_get(ctx->sh[s].ep, ctx->bounce, want, ctx->bounce_mr,
 			     key->addr, key, (uintptr_t)&g, 0));
 	if (ret)

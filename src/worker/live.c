@@ -73,7 +73,7 @@ int wrk_hdr_read(struct rdps_ctx *ctx, struct wrk_shard *sh, uint64_t deadline,
 	 * posted again. */
 	if (!g->left) {
 		*g = (struct wrk_grp){0, 0, sh->idx};
-		WRK_POST(ret, ctx, deadline,
+		WRK_POST(ret, ctx, deadline, sizeof(*h),
 			 rdps_tp_get(sh->ep, h, sizeof(*h), ctx->small_mr,
 				     sh->dir_key.addr, &sh->dir_key,
 				     (uintptr_t)g, 0));

@@ -47,7 +47,7 @@ static int wrk_read_gone(struct rdps_ctx *ctx, const struct wrk_round *rd,
 	*words_out = (uint64_t *)((char *)ctx->bounce + map_len);
 	if (sh->err)
 		return wrk_dead(ctx, sh);
-	WRK_POST(ret, ctx, deadline,
+	WRK_POST(ret, ctx, deadline, map_len,
 		 rdps_tp_get(sh->ep, *map_out, map_len, ctx->bounce_mr,
 			     sh->dir_key.addr +
 				     offsetof(struct ps_dir, gone_map_be),
@@ -55,7 +55,7 @@ static int wrk_read_gone(struct rdps_ctx *ctx, const struct wrk_round *rd,
 	if (ret)
 		return wrk_post_fail(ctx, sh, ret, "a gone-map read");
 	g.left++;
-	WRK_POST(ret, ctx, deadline,
+	WRK_POST(ret, ctx, deadline, 8ull * ctx->workers,
 		 rdps_tp_get(sh->ep, *words_out, 8ull * ctx->workers,
 			     ctx->bounce_mr, sh->clock_key.addr + rd->words_off,
 			     &sh->clock_key, (uintptr_t)&g, 0));
@@ -116,7 +116,7 @@ static int wrk_makeup(struct rdps_ctx *ctx, const struct wrk_round *rd,
 	who = ps_makeup_wait(map, words, ctx->workers, rd->need);
 	if (who >= 0)
 		return 0; /* a live worker is still on its way */
-	WRK_POST(ret, ctx, deadline,
+	WRK_POST(ret, ctx, deadline, 8,
 		 rdps_tp_atomic_cswap(sh->ep, seen, rd->goal, &res[WRK_MAKEUP],
 				      ctx->small_mr,
 				      sh->clock_key.addr + rd->off,

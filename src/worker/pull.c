@@ -68,7 +68,7 @@ static int wrk_pull_post_hdrs(struct rdps_ctx *ctx, const struct wrk_pull *p,
 			continue;
 		if (sh->err)
 			return wrk_dead(ctx, sh);
-		WRK_POST(ret, ctx, deadline,
+		WRK_POST(ret, ctx, deadline, sizeof(hdr[s]),
 			 rdps_tp_get(sh->ep, &hdr[s], sizeof(hdr[s]),
 				     ctx->small_mr, sh->dir_key.addr,
 				     &sh->dir_key, (uintptr_t)g, 0));
@@ -92,7 +92,7 @@ static int wrk_pull_post_runs(struct rdps_table *t, const struct wrk_pull *p,
 
 		if (!p->want[run->shard])
 			continue;
-		WRK_POST(ret, ctx, deadline,
+		WRK_POST(ret, ctx, deadline, run->len,
 			 rdps_tp_get(ctx->sh[run->shard].ep,
 				     p->base + run->boff, run->len, p->mr,
 				     pt->params.addr + run->roff, &pt->params,

@@ -46,7 +46,7 @@ static int wrk_push_chunk(struct rdps_table *t, unsigned s,
 		 * write-with-immediate after it on the same endpoint lands
 		 * last. */
 		wrk_msg_init(m, t, s, PS_F_SPLIT, a, c, len);
-		WRK_POST(ret, ctx, deadline,
+		WRK_POST(ret, ctx, deadline, len,
 			 rdps_tp_put(sh->ep, src, len, ub->mr,
 				     sh->slots_key.addr + k * sh->slot_bytes +
 					     sizeof(*m),

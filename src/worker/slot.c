@@ -56,7 +56,7 @@ int wrk_slot_send(struct rdps_ctx *ctx, struct wrk_shard *sh, unsigned k,
 	char *buf = (char *)wrk_slot_msg(sh, k);
 	int ret;
 
-	WRK_POST(ret, ctx, deadline,
+	WRK_POST(ret, ctx, deadline, len,
 		 rdps_tp_put_imm(sh->ep, buf, len, ctx->stage_mr,
 				 sh->slots_key.addr + k * sh->slot_bytes,
 				 &sh->slots_key, PS_IMM(kind, k),

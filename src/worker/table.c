@@ -102,7 +102,7 @@ static int wrk_find_table(struct rdps_ctx *ctx, struct rdps_table *t,
 		struct wrk_shard *sh = &ctx->sh[s];
 		size_t len = dsz < sh->dir_key.len ? dsz : sh->dir_key.len;
 
-		WRK_POST(ret, ctx, deadline,
+		WRK_POST(ret, ctx, deadline, len,
 			 rdps_tp_get(sh->ep, (char *)ctx->bounce + s * dsz, len,
 				     ctx->bounce_mr, sh->dir_key.addr,
 				     &sh->dir_key, (uintptr_t)&g, 0));

@@ -286,8 +286,17 @@ int wrk_grp_wait(struct rdps_ctx *ctx, struct wrk_grp *g, uint64_t deadline,
  * then sleeps of up to 1 ms (never sleeps in busy polling mode). */
 void wrk_backoff(struct rdps_ctx *ctx, unsigned attempt);
 
-/* Post with retry while the queues are full. */
-#define WRK_POST(ret, ctx, deadline, call)                        \
+/* Count one remote operation moving bytes (rdps_stats remote_ops and
+ * remote_bytes): every post to a shard goes through here once it is in. */
+static inline void wrk_count_op(struct rdps_ctx *ctx, uint64_t bytes)
+{
+	ctx->st.remote_ops++;
+	ctx->st.remote_bytes += bytes;
+}
+
+/* Post with retry while the queues are full; a post that went in is
+ * counted as one remote operation moving bytes. */
+#define WRK_POST(ret, ctx, deadline, bytes, call)                 \
 	do {                                                      \
 		for (;;) {                                        \
 			(ret) = (call);                           \
@@ -297,6 +306,8 @@ void wrk_backoff(struct rdps_ctx *ctx, unsigned attempt);
 			if ((ret) < 0)                            \
 				break;                            \
 		}                                                 \
+		if (!(ret))                                       \
+			wrk_count_op((ctx), (bytes));             \
 	} while (0)
 
 /* Local memory (mem.c) --------------------------------------------------- */
