@@ -9,7 +9,9 @@
 # trip (rdps-perf --local SCHEME -o fadd -s 8, the transport alone) and
 # iperf3 single stream on 127.0.0.1. Prints a table (metric, rdps,
 # reference, reference name, ratio rdps/reference, better, target, met)
-# and with -o also writes it as markdown. Installs nothing.
+# and with -o also writes it as markdown. Installs nothing. Exits 1 with a
+# "MISSED TARGET" line per figure when any figure misses its target (or a
+# measurement failed), 0 only when every target is met.
 #
 #   pull   dense pull of 1 MiB float32 over -S shards, median GB/s
 #   tick   rdps_clock() of one worker that never blocks (ssp, slack 1, one
@@ -228,4 +230,20 @@ ${secs} s on $(nproc) cores ($(uname -r)); one worker \
 pull/push $pull_iters x 1 MiB, tick/round/fadd $lat_iters \
 iterations, medians. Ratio is rdps / reference."
 echo "$prog: done in ${secs} s" >&2
+
+# A figure that misses its target fails the run, loudly: one line each on
+# stderr and a non-zero exit, so no script or reader takes a "no" in the
+# table for a pass.
+missed=0
+for r in "${rows[@]}"; do
+	IFS='|' read -r m rv _ name ratio _ tgt met <<<"$r"
+	[ "$met" = no ] || continue
+	echo "$prog: MISSED TARGET: $m: rdps $rv is ${ratio}x $name," \
+		"target $tgt" >&2
+	missed=$((missed + 1))
+done
+if [ $missed -gt 0 ]; then
+	echo "$prog: FAILED: $missed figure(s) missed their target" >&2
+	exit 1
+fi
 exit $failed
