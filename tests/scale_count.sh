@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# scale_count.sh RDPS-SCALE - rdps-scale's counted bytes and operations
+# against what an iteration must do. One SSP worker (it never waits for
+# another, so nothing is read twice), a 4 KiB model of float32 in
+# rdps_buf_alloc() memory, 1 and 2 shards, shm and tcp. Per iteration:
+#   1 shard:  pull = directory header read (64 B) + the run (4096 B);
+#             push = payload put (4096 B, zero copy from 4 KiB up) + the
+#             header's write-with-immediate (64 B);
+#             clock = fetch-add (8 B) + read of clock t - slack (8 B):
+#             6 operations, 8336 bytes;
+#   2 shards: pull = 2 x (64 + 2048 B); push = 2 x (64 + 2048 B) written
+#             with the immediate (2 KiB a shard is under the zero-copy
+#             4 KiB); clock as above: 8 operations, 8464 bytes.
+# Also checks the CSV header another tool reads.
+set -u
+scale=${1:?usage: scale_count.sh RDPS-SCALE}
+tmp=$(mktemp -d /tmp/rdps-scale-test.XXXXXX) || exit 1
+trap 'rm -rf "$tmp"' EXIT
+fail() {
+	echo "scale_count: $*" >&2
+	exit 1
+}
+
+"$scale" -t shm,tcp -m ssp -w 1 -s 1,2 -b 4k -n 20 -T 60 \
+	-o "$tmp/s.csv" --svg "$tmp/s.svg" >"$tmp/out" 2>&1 ||
+	fail "rdps-scale failed: $(tail -3 "$tmp/out")"
+want='transport,model,workers,shards,model_bytes,iters,iter_us_median,iter_us_p99,clock_us_median,shard_cpu_us_per_iter,bytes_per_worker_iter,ops_per_worker_iter'
+[ "$(head -1 "$tmp/s.csv")" = "$want" ] || fail "CSV header changed: $(head -1 "$tmp/s.csv")"
+[ "$(wc -l <"$tmp/s.csv")" = 5 ] || fail "expected 4 rows: $(cat "$tmp/s.csv")"
+grep -q '<polyline' "$tmp/s.svg" || fail "the SVG has no line"
+while IFS=, read -r tp model w s b n _ _ _ _ bytes ops; do
+	case $s in
+	1) wops=6 wbytes=8336 ;;
+	2) wops=8 wbytes=8464 ;;
+	esac
+	[ "$ops" = "$wops.000" ] ||
+		fail "$tp $model $w worker(s) $s shard(s): $ops operations per iteration, expected $wops"
+	[ "$bytes" = "$wbytes.0" ] ||
+		fail "$tp $model $w worker(s) $s shard(s): $bytes bytes per iteration, expected $wbytes"
+	[ "$n" = 20 ] || fail "$tp: $n iterations, expected 20"
+done < <(tail -n +2 "$tmp/s.csv")
+echo "scale_count: counted operations and bytes as expected"
