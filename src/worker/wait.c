@@ -259,20 +259,27 @@ int wrk_grp_wait(struct rdps_ctx *ctx, struct wrk_grp *g, uint64_t deadline,
 	return g->status ? wrk_grp_status(ctx, g, what) : 0;
 }
 
-/* Back off between re-reads: spin, then yield, then short sleeps (not in
- * busy polling mode, which may keep the core). */
+/*
+ * Back off between re-reads: spin, then yield, then sleeps that double
+ * every second try up to 1 ms (busy polling mode only yields: it may keep
+ * the core). W workers waiting for one clock word on shard 0 all re-read
+ * it: the sooner the sleeps start and grow, the fewer reads a wait costs
+ * (about 6 + 2 log2(wait / 10 us)) and the less they delay the fetch-adds
+ * and ENDs being waited for, which on 2 cores share the CPU with them.
+ */
 void wrk_backoff(struct rdps_ctx *ctx, unsigned attempt)
 {
 	struct timespec ts = {0, 0};
-	unsigned us;
+	unsigned us, step;
 
-	if (attempt < 4)
+	if (attempt < 2)
 		return;
-	if (attempt < 16 || ctx->tp->cfg.poll_mode == RDPS_TP_POLL_BUSY) {
+	if (attempt < 6 || ctx->tp->cfg.poll_mode == RDPS_TP_POLL_BUSY) {
 		sched_yield();
 		return;
 	}
-	us = 10u << ((attempt - 16) / 4 < 7 ? (attempt - 16) / 4 : 7);
+	step = (attempt - 6) / 2;
+	us = 10u << (step < 7 ? step : 7);
 	if (us > 1000)
 		us = 1000;
 	ts.tv_nsec = (long)us * 1000;

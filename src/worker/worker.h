@@ -282,8 +282,9 @@ int wrk_post_fail(struct rdps_ctx *ctx, struct wrk_shard *sh, int ret,
 int wrk_grp_wait(struct rdps_ctx *ctx, struct wrk_grp *g, uint64_t deadline,
 		 const char *what);
 
-/* Back off between re-reads, attempt counting from 0: spin, then yield,
- * then sleeps of up to 1 ms (never sleeps in busy polling mode). */
+/* Back off between re-reads, attempt counting from 0: spin twice, yield
+ * four times, then sleeps from 10 us doubling every second try up to 1 ms
+ * (never sleeps in busy polling mode). */
 void wrk_backoff(struct rdps_ctx *ctx, unsigned attempt);
 
 /* Count one remote operation moving bytes (rdps_stats remote_ops and
