@@ -13,7 +13,8 @@
 #   2 shards: pull = 2 x (64 + 2048 B); push = 2 x (64 + 2048 B) written
 #             with the immediate (2 KiB a shard is under the zero-copy
 #             4 KiB); clock as above: 8 operations, 8464 bytes.
-# Also checks the CSV header another tool reads.
+# Also checks the CSV header another tool reads, and that a BSP pull of a
+# 1 MiB model does not re-read it while it waits.
 set -u
 scale=${1:?usage: scale_count.sh RDPS-SCALE}
 tmp=$(mktemp -d /tmp/rdps-scale-test.XXXXXX) || exit 1
@@ -41,4 +42,14 @@ while IFS=, read -r tp model w s b n _ _ _ _ bytes ops; do
 		fail "$tp $model $w worker(s) $s shard(s): $bytes bytes per iteration, expected $wbytes"
 	[ "$n" = 20 ] || fail "$tp: $n iterations, expected 20"
 done < <(tail -n +2 "$tmp/s.csv")
+# A BSP pull of 1 MiB that finds its shard behind waits on headers alone
+# and reads the model at most twice (once with the first header, once
+# when fresh), whatever the wait: a worker moves at most 3 MiB an
+# iteration (two reads and its push) plus headers, with 2 workers waiting
+# for each other. (Read again with every header, it moved 4-5.5 MiB.)
+"$scale" -t shm -m bsp -w 2 -s 1 -b 1m -n 20 -T 60 -o "$tmp/b.csv" \
+	>"$tmp/out" 2>&1 || fail "rdps-scale bsp 1 MiB failed: $(tail -3 "$tmp/out")"
+bytes=$(tail -1 "$tmp/b.csv" | cut -d, -f11)
+awk -v b="$bytes" 'BEGIN { exit !(b >= 3 * 1048576 / 2 && b <= 3 * 1048576 + 16384) }' ||
+	fail "bsp 2 workers 1 MiB: $bytes bytes per iteration, expected at most 3 MiB + 16 KiB"
 echo "scale_count: counted operations and bytes as expected"

@@ -387,11 +387,26 @@ static int worker_run(const char *dir, size_t bytes, uint64_t iters)
 	}
 	rc = fclose(f) ? 1 : 0;
 	/* Meet the others once everyone wrote (a BSP clock-only tick may
-	 * still be waited for by a slower worker). */
+	 * still be waited for by a slower worker), then check that the
+	 * pulls saw every delta: sums of 1/1024 are exact in float32. */
 	rdps_clear_error();
 	ret = rdps_barrier(ctx);
-	if (ret)
-		rc = tool_fail(ret, "the last barrier");
+	ret = ret ? ret : rdps_pull(t, 0, n, dst);
+	if (ret) {
+		rc = tool_fail(ret, "the last barrier and pull");
+		goto out;
+	}
+	for (uint64_t i = 0; i < n; i++) {
+		double want = (double)(warm + iters) * cfg.workers / 1024;
+
+		if (dst[i] != (float)want) {
+			tool_err("element %llu is %g after the job, expected "
+				 "%g: a delta was lost or a pull was stale",
+				 (unsigned long long)i, dst[i], want);
+			rc = 1;
+			break;
+		}
+	}
 out:
 	free(us);
 	rdps_ctx_destroy(ctx);

@@ -22,7 +22,11 @@ struct wrk_run {
 };
 
 /* The reads of one pull: runs[nruns] into base (which lies in mr), from
- * the shards with want[s] set; want[s] is cleared once s is fresh. */
+ * the shards with want[s] set: WRK_WANT_HDR while s's applied_clock is
+ * not known to be fresh, WRK_WANT_RUNS once a header-only read showed it
+ * fresh but its runs are still to read; 0 once s is done. */
+#define WRK_WANT_HDR 1
+#define WRK_WANT_RUNS 2
 struct wrk_pull {
 	const struct wrk_run *runs;
 	size_t nruns;
@@ -53,8 +57,8 @@ static int wrk_pull_post_fail(struct rdps_ctx *ctx, struct wrk_grp *g,
 	return wrk_post_fail(ctx, &ctx->sh[s], ret, "a pull");
 }
 
-/* Post the directory-header read of every wanted shard into g (header of
- * shard s into hdr[s]). */
+/* Post the directory-header read of every shard not yet known fresh into
+ * g (header of shard s into hdr[s]). */
 static int wrk_pull_post_hdrs(struct rdps_ctx *ctx, const struct wrk_pull *p,
 			      struct ps_dir_hdr *hdr, struct wrk_grp *g,
 			      uint64_t deadline)
@@ -64,7 +68,7 @@ static int wrk_pull_post_hdrs(struct rdps_ctx *ctx, const struct wrk_pull *p,
 	for (unsigned s = 0; s < ctx->nshards; s++) {
 		struct wrk_shard *sh = &ctx->sh[s];
 
-		if (!p->want[s])
+		if (p->want[s] != WRK_WANT_HDR)
 			continue;
 		if (sh->err)
 			return wrk_dead(ctx, sh);
@@ -79,9 +83,11 @@ static int wrk_pull_post_hdrs(struct rdps_ctx *ctx, const struct wrk_pull *p,
 	return 0;
 }
 
-/* Post the runs of every wanted shard into g, after its header read. */
+/* Post the runs of every shard whose want[s] is in mask (a bit per
+ * WRK_WANT_*) into g, after its header read if any. */
 static int wrk_pull_post_runs(struct rdps_table *t, const struct wrk_pull *p,
-			      struct wrk_grp *g, uint64_t deadline)
+			      unsigned mask, struct wrk_grp *g,
+			      uint64_t deadline)
 {
 	struct rdps_ctx *ctx = t->ctx;
 	int ret;
@@ -90,7 +96,7 @@ static int wrk_pull_post_runs(struct rdps_table *t, const struct wrk_pull *p,
 		const struct wrk_run *run = &p->runs[r];
 		struct wrk_part *pt = &t->part[run->shard];
 
-		if (!p->want[run->shard])
+		if (!(p->want[run->shard] & mask))
 			continue;
 		WRK_POST(ret, ctx, deadline, run->len,
 			 rdps_tp_get(ctx->sh[run->shard].ep,
@@ -105,21 +111,33 @@ static int wrk_pull_post_runs(struct rdps_table *t, const struct wrk_pull *p,
 	return 0;
 }
 
-/* Clear want[s] of the shards whose header shows applied_clock >= need:
- * how many are still behind, or the error of a lost worker or a stopped
- * shard among them. */
+/*
+ * After a round whose runs were posted for the shards with want[s] in
+ * mask: a shard whose runs were read is done (want[s] 0) if it was known
+ * fresh (WRK_WANT_RUNS) or its header read with them shows applied_clock
+ * >= need; a fresh header without its runs makes the shard want them
+ * (WRK_WANT_RUNS). Sets *stale when a header was not fresh. How many
+ * shards are left, or the error of a lost worker or a stopped shard
+ * among them.
+ */
 static int wrk_pull_fresh(struct rdps_ctx *ctx, const struct wrk_pull *p,
-			  const struct ps_dir_hdr *hdr, uint64_t need)
+			  const struct ps_dir_hdr *hdr, uint64_t need,
+			  unsigned mask, int *stale)
 {
 	int ret, left = 0;
 
+	*stale = 0;
 	for (unsigned s = 0; s < ctx->nshards; s++) {
-		if (!p->want[s])
+		if (p->want[s] == WRK_WANT_RUNS && (mask & WRK_WANT_RUNS))
+			p->want[s] = 0;
+		if (p->want[s] != WRK_WANT_HDR)
 			continue;
 		if (rdps_be64toh(hdr[s].applied_clock_be) >= need) {
-			p->want[s] = 0;
+			p->want[s] = mask & WRK_WANT_HDR ? 0 : WRK_WANT_RUNS;
+			left += p->want[s] != 0;
 			continue;
 		}
+		*stale = 1;
 		/* BSP: a lost worker's deltas never come. */
 		ret = wrk_lost_error(ctx, s, &hdr[s], "this pull");
 		if (!ret)
@@ -131,33 +149,48 @@ static int wrk_pull_fresh(struct rdps_ctx *ctx, const struct wrk_pull *p,
 	return left;
 }
 
+/* Runs of this many bytes or more are not read again with every header
+ * while their shard is behind: only its header is, then the runs once. */
+#define WRK_REREAD_MAX 65536
+
 /*
  * Post the header read and the runs of every wanted shard, wait, and clear
  * want[s] for shards whose applied_clock is fresh enough. Repeats (with
  * back-off) until none is left; the time spent repeating counts as
- * pull_wait_ns.
+ * pull_wait_ns. The first round reads headers and runs together (one
+ * round trip when the shards are fresh, as they mostly are); the rounds
+ * after it read the runs again only when they are small: a large pull
+ * waits on headers alone and then reads its runs once, so the bytes it
+ * moves do not grow with how long it waits (BSP: for the slowest worker).
  */
 static int wrk_pull_runs(struct rdps_table *t, const struct wrk_pull *p)
 {
 	struct rdps_ctx *ctx = t->ctx;
 	uint64_t need = wrk_need(ctx), deadline = wrk_deadline(ctx);
 	struct ps_dir_hdr *hdr = wrk_hdrs(ctx);
+	unsigned attempt = 0, mask = WRK_WANT_HDR | WRK_WANT_RUNS;
 	struct wrk_grp g;
-	uint64_t t0 = 0;
-	unsigned attempt = 0;
-	int ret;
+	uint64_t t0 = 0, bytes = 0;
+	int ret, stale = 0;
 
+	for (size_t r = 0; r < p->nruns; r++)
+		bytes += p->runs[r].len;
 	for (;;) {
 		memset(&g, 0, sizeof(g));
 		ret = wrk_pull_post_hdrs(ctx, p, hdr, &g, deadline);
 		if (!ret)
-			ret = wrk_pull_post_runs(t, p, &g, deadline);
+			ret = wrk_pull_post_runs(t, p, mask, &g, deadline);
 		if (!ret)
 			ret = wrk_grp_wait(ctx, &g, deadline, "a pull");
 		if (!ret)
-			ret = wrk_pull_fresh(ctx, p, hdr, need);
+			ret = wrk_pull_fresh(ctx, p, hdr, need, mask, &stale);
 		if (ret <= 0)
 			break;
+		if (bytes >= WRK_REREAD_MAX)
+			mask = WRK_WANT_RUNS;
+		/* Only runs of fresh shards left: read them now. */
+		if (!stale)
+			continue;
 		if (!t0)
 			t0 = rdps_now_ns();
 		if (rdps_now_ns() >= deadline) {
