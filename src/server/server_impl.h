@@ -170,6 +170,11 @@ struct rdps_server {
 	 * slot_bytes of registered rows to put, allocated on first use. */
 	void **lk_buf;
 	struct rdps_tp_mr **lk_mr;
+	/* Workers whose END count passed ends_at (the applied clock when
+	 * they were last counted): a clock closes when all have, so an END
+	 * costs O(1), and O(workers) only once per clock (clock.c). */
+	unsigned ended;
+	uint64_t ends_at;
 	uint64_t applied;	   /* published applied_clock */
 	bool replay;		   /* applied moved: retry held-back messages */
 	unsigned live, dead, left; /* left: said PS_BYE */
