@@ -28,6 +28,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -482,6 +483,18 @@ out:
 	return rc;
 }
 
+/* The job running now, and a stop asked for by SIGINT or SIGTERM: the job
+ * is told to stop, and the grid ends once it has, leaving nothing. */
+static volatile pid_t scale_job;
+static volatile sig_atomic_t scale_stop;
+
+static void scale_on_signal(int sig)
+{
+	scale_stop = sig;
+	if (scale_job > 0)
+		kill(scale_job, SIGTERM);
+}
+
 /* One job: rdps-launch with this program as its workers. */
 static int cell_run(const struct opts *o, struct cell *c, const char *dir)
 {
@@ -520,8 +533,25 @@ static int cell_run(const struct opts *o, struct cell *c, const char *dir)
 	sp.out_fd = fd;
 	pid = tool_spawn(&sp);
 	close(fd);
-	if (pid < 0 || tool_wait(pid, &status))
+	scale_job = pid;
+	if (pid > 0 && scale_stop)
+		kill(pid, SIGTERM);
+	if (pid < 0 || tool_wait(pid, &status)) {
+		scale_job = 0;
+		unlink(log);
 		return -ECHILD;
+	}
+	scale_job = 0;
+	if (scale_stop) {
+		for (unsigned r = 0; r < c->workers; r++) {
+			char path[PATH_MAX];
+
+			snprintf(path, sizeof(path), "%s/%u", dir, r);
+			unlink(path);
+		}
+		unlink(log);
+		return -EINTR;
+	}
 	if (tool_status_code(status) == 0 && !cell_collect(c, dir)) {
 		unlink(log);
 		return 0;
@@ -765,6 +795,14 @@ int main(int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
+	{
+		struct sigaction sa;
+
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = scale_on_signal;
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
+	}
 	table_head();
 	for (size_t ti = 0; ti < o.ntp; ti++)
 		for (size_t mi = 0; mi < o.nmodel; mi++)
@@ -783,6 +821,8 @@ int main(int argc, char **argv)
 						c->bytes = o.bytes[bi];
 						c->iters = cell_iters(&o,
 								      c->bytes);
+						if (scale_stop)
+							break;
 						if (cell_run(&o, c, dir)) {
 							rc = 1;
 							continue;
@@ -795,6 +835,11 @@ int main(int argc, char **argv)
 						}
 					}
 	rmdir(dir);
+	if (scale_stop) {
+		tool_err("stopped by signal %d", (int)scale_stop);
+		rc = 130;
+		goto out;
+	}
 	if (o.svg && svg_write(o.svg, &o, cells, ncells))
 		rc = 1;
 out:
