@@ -33,13 +33,13 @@ Blocking calls release the GIL. Ctrl-C during clock() or barrier() raises
 KeyboardInterrupt within WAIT_SLICE_MS milliseconds: those calls run on a
 waiter thread of the context while the caller waits in slices and checks
 for signals; the context is then unusable (rdps.Error EINTR) and is freed
-once the interrupted C call returns. The hand-off costs a few microseconds
-per call; Context(interruptible=False) (and a clock under ASP, which never
-waits) skips it, and then Ctrl-C takes effect when the wait ends: the
-peers arrive, a lost peer is detected (two heartbeats) or timeout_ms
-passes. Pulls and pushes run in the calling thread and wait only for data
-already on its way. A context is used from one thread at a time
-(rdps.Error EBUSY otherwise).
+once the interrupted C call returns. The hand-off to the waiter costs
+about 2 microseconds per call; Context(interruptible=False) (and a clock
+under ASP, which never waits) skips it, and then Ctrl-C takes effect when
+the wait ends: the peers arrive, a lost peer is detected (two heartbeats)
+or timeout_ms passes. Pulls and pushes run in the calling thread and wait
+only for data already on its way. A context is used from one thread at a
+time (rdps.Error EBUSY otherwise).
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ class Context:
     on_worker_loss: "fail" or "continue" (SSP and ASP)
     from_env: False to ignore the environment
     interruptible: False runs clock() and barrier() in the calling thread
-      (saves a thread hand-off of a few microseconds per call; Ctrl-C then
+      (saves a thread hand-off of about 2 microseconds per call; Ctrl-C then
       takes effect only when the wait ends: see help(rdps))
 
     A context manager: ``with rdps.Context() as ctx:`` closes it.
