@@ -67,6 +67,7 @@ ON_WORKER_LOSS: Dict[str, int] = {"fail": 0, "continue": 1}
 
 _DTYPES = {numpy.dtype(numpy.float32): 0, numpy.dtype(numpy.float64): 1}
 _IDX = numpy.dtype(numpy.uint64)
+_NDARRAY = numpy.ndarray
 
 Shape = Union[int, Sequence[int]]
 
@@ -337,11 +338,10 @@ class Table:
         start, count = self._range(start, count)
         if out is None:
             out = numpy.empty(count, self.dtype)
-        else:
+        elif out.__class__ is not _NDARRAY or out.dtype is not self.dtype:
             _vec("out", out, self.dtype, True)
-            if out.size != count:
-                raise ValueError(f"out: {out.size} elements, the pull reads "
-                                 f"{count}")
+        # Contiguous, writable and count elements: checked by dense(),
+        # in the buffer request it makes anyway (ValueError naming out).
         self._t.dense(True, start, count, out)
         return out
 
@@ -349,7 +349,8 @@ class Table:
         """Send delta for [start, start + delta.size) (a contiguous array of
         the table's dtype). Returns once the shards have it; the table's
         rule applies it. Releases the GIL."""
-        _vec("delta", delta, self.dtype, False)
+        if delta.__class__ is not _NDARRAY or delta.dtype is not self.dtype:
+            _vec("delta", delta, self.dtype, False)
         start, count = self._range(start, delta.size)
         self._t.dense(False, start, count, delta)
 

@@ -51,6 +51,12 @@ def test_array_shape_and_dtype(ctx):
         ctx.array((3, 0))
 
 
+def _readonly(n):
+    a = numpy.zeros(n, numpy.float32)
+    a.flags.writeable = False
+    return a
+
+
 @pytest.mark.parametrize("call, exc, word", [
     (lambda t: t.pull(out=numpy.zeros(N, numpy.float64)), TypeError, "out"),
     (lambda t: t.pull(out=numpy.zeros(N - 1, numpy.float32)), ValueError,
@@ -58,6 +64,10 @@ def test_array_shape_and_dtype(ctx):
     (lambda t: t.pull(out=numpy.zeros((N, 2), numpy.float32)[:, 0]),
      ValueError, "C-contiguous"),
     (lambda t: t.pull(out=[0.0] * N), TypeError, "out"),
+    (lambda t: t.pull(out=_readonly(N)), ValueError, "out: the array is "
+     "read-only"),
+    (lambda t: t.push(numpy.zeros((N, 2), numpy.float32)[:, 0]), ValueError,
+     "delta: the array must be C-contiguous"),
     (lambda t: t.pull(90, 20), ValueError, "range"),
     (lambda t: t.pull(-1), ValueError, "start"),
     (lambda t: t.pull(0, "5"), TypeError, "count"),
