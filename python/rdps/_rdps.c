@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * _rdps.c - the CPython extension under the rdps package: one object per
- * public handle (struct rdps_ctx, struct rdps_table, an rdps_buf_alloc()
- * buffer), each call straight onto include/rdps/rdps.h and nothing else.
+ * public handle (struct rdps_ctx, struct rdps_table, struct rdps_emb, an
+ * rdps_buf_alloc() buffer), each call straight onto include/rdps/rdps.h
+ * and nothing else.
  *
  * Why an extension module and not ctypes over a shared library: a call
  * here costs a fraction of a microsecond, where ctypes' argument
@@ -125,7 +126,14 @@ struct py_buf {
 	Py_ssize_t len;
 };
 
-static PyTypeObject ctx_type, table_type, buf_type;
+struct py_emb {
+	PyObject_HEAD struct py_ctx *owner;
+	struct rdps_emb *e; /* lives until rdps_ctx_destroy() */
+	int esize;
+	unsigned dim;
+};
+
+static PyTypeObject ctx_type, table_type, buf_type, emb_type;
 
 /* rdps.Error(errno, text): text from rdps_errmsg() or the waiter's copy. */
 static PyObject *raise_err(int ret, const char *msg)
@@ -543,15 +551,23 @@ static PyObject *ctx_stats(struct py_ctx *c, PyObject *unused)
 		return NULL;
 	rdps_ctx_stats(c->ctx, &s);
 	return Py_BuildValue(
-		"{sKsKsKsKsKsKsKsKsK}", "pulls", (unsigned long long)s.pulls,
-		"pushes", (unsigned long long)s.pushes, "clocks",
+		"{sKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsK}", "pulls",
+		(unsigned long long)s.pulls, "pushes",
+		(unsigned long long)s.pushes, "clocks",
 		(unsigned long long)s.clocks, "bytes_pulled",
 		(unsigned long long)s.bytes_pulled, "bytes_pushed",
 		(unsigned long long)s.bytes_pushed, "clock_wait_ns",
 		(unsigned long long)s.clock_wait_ns, "pull_wait_ns",
 		(unsigned long long)s.pull_wait_ns, "cuts",
 		(unsigned long long)s.cuts, "made_up",
-		(unsigned long long)s.made_up);
+		(unsigned long long)s.made_up, "emb_pulls",
+		(unsigned long long)s.emb_pulls, "emb_pushes",
+		(unsigned long long)s.emb_pushes, "emb_rows_pulled",
+		(unsigned long long)s.emb_rows_pulled, "emb_rows_pushed",
+		(unsigned long long)s.emb_rows_pushed, "emb_misses",
+		(unsigned long long)s.emb_misses, "emb_torn_retries",
+		(unsigned long long)s.emb_torn_retries, "emb_round_trips",
+		(unsigned long long)s.emb_round_trips);
 }
 
 static PyObject *ctx_table_open(struct py_ctx *c, PyObject *args)
@@ -615,6 +631,51 @@ static PyObject *ctx_buf_alloc(struct py_ctx *c, PyObject *args)
 	return (PyObject *)b;
 }
 
+/* emb_open(name, dim, dtype, rule, lr, capacity, init, init_scale, seed):
+ * rdps_emb_open; rdps/__init__.py checks and maps the arguments. */
+static PyObject *ctx_emb_open(struct py_ctx *c, PyObject *args)
+{
+	struct rdps_emb_cfg cfg;
+	unsigned long long capacity, seed;
+	const char *name;
+	unsigned dim;
+	int dtype, rule, init, ret;
+	double lr, scale;
+	struct py_emb *t;
+	struct rdps_emb *h;
+
+	if (!PyArg_ParseTuple(args, "sIiidKidK", &name, &dim, &dtype, &rule,
+			      &lr, &capacity, &init, &scale, &seed))
+		return NULL;
+	if (ctx_usable(c))
+		return NULL;
+	rdps_emb_cfg_default(&cfg);
+	cfg.dim = dim;
+	cfg.dtype = (enum rdps_dtype)dtype;
+	cfg.rule = (enum rdps_rule)rule;
+	cfg.lr = lr;
+	cfg.capacity = capacity;
+	cfg.init = (enum rdps_emb_init)init;
+	cfg.init_scale = scale;
+	cfg.seed = seed;
+	c->busy = 1;
+	Py_BEGIN_ALLOW_THREADS;
+	ret = rdps_emb_open(c->ctx, name, &cfg, &h);
+	Py_END_ALLOW_THREADS;
+	c->busy = 0;
+	if (ret < 0)
+		return raise_rdps(ret);
+	t = PyObject_New(struct py_emb, &emb_type);
+	if (!t)
+		return NULL;
+	Py_INCREF(c);
+	t->owner = c;
+	t->e = h;
+	t->esize = dtype == RDPS_DTYPE_F64 ? 8 : 4;
+	t->dim = rdps_emb_dim(h);
+	return (PyObject *)t;
+}
+
 static PyObject *ctx_get_workers(struct py_ctx *c, void *unused)
 {
 	return PyLong_FromLong(c->workers);
@@ -645,6 +706,7 @@ static PyMethodDef ctx_methods[] = {
 	{"stats", (PyCFunction)ctx_stats, METH_NOARGS, NULL},
 	{"table_open", (PyCFunction)ctx_table_open, METH_VARARGS, NULL},
 	{"buf_alloc", (PyCFunction)ctx_buf_alloc, METH_VARARGS, NULL},
+	{"emb_open", (PyCFunction)ctx_emb_open, METH_VARARGS, NULL},
 	{NULL, NULL, 0, NULL},
 };
 
@@ -807,6 +869,66 @@ static PyTypeObject table_type = {
 	.tp_methods = table_methods,
 };
 
+/* ---- Embedding table -------------------------------------------------- */
+
+static void emb_dealloc(struct py_emb *t)
+{
+	Py_DECREF(t->owner);
+	PyObject_Free(t);
+}
+
+/* rows(pull, keys, vals): rdps_emb_pull into vals when pull, else
+ * rdps_emb_push from it; keys holds uint64 keys, vals dim values each. */
+static PyObject *emb_rows(struct py_emb *t, PyObject *const *args,
+			  Py_ssize_t nargs)
+{
+	Py_buffer kv, vv;
+	size_t n;
+	int pull, ret;
+
+	if (nargs != 3) {
+		PyErr_SetString(PyExc_TypeError,
+				"rows(pull, keys, vals): 3 arguments");
+		return NULL;
+	}
+	pull = PyObject_IsTrue(args[0]);
+	if (pull < 0 || ctx_usable(t->owner))
+		return NULL;
+	if (get_buf(args[1], &kv, 0, 8, 0, "keys"))
+		return NULL;
+	n = (size_t)kv.len / sizeof(uint64_t);
+	if (get_buf(args[2], &vv, n * t->dim * t->esize, t->esize, pull,
+		    pull ? "out" : "grads")) {
+		PyBuffer_Release(&kv);
+		return NULL;
+	}
+	t->owner->busy = 1;
+	Py_BEGIN_ALLOW_THREADS;
+	ret = pull ? rdps_emb_pull(t->e, kv.buf, n, vv.buf)
+		   : rdps_emb_push(t->e, kv.buf, n, vv.buf);
+	Py_END_ALLOW_THREADS;
+	t->owner->busy = 0;
+	PyBuffer_Release(&vv);
+	PyBuffer_Release(&kv);
+	if (ret < 0)
+		return raise_rdps(ret);
+	Py_RETURN_NONE;
+}
+
+static PyMethodDef emb_methods[] = {
+	{"rows", (PyCFunction)(void (*)(void))emb_rows, METH_FASTCALL, NULL},
+	{NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject emb_type = {
+	PyVarObject_HEAD_INIT(NULL, 0).tp_name = "rdps._rdps.Emb",
+	.tp_basicsize = sizeof(struct py_emb),
+	.tp_flags = Py_TPFLAGS_DEFAULT,
+	.tp_doc = "An open struct rdps_emb (use rdps.Context.emb_table).",
+	.tp_dealloc = (destructor)emb_dealloc,
+	.tp_methods = emb_methods,
+};
+
 /* ---- Buffer: rdps_buf_alloc() memory through the buffer protocol ------ */
 
 static void buf_dealloc(struct py_buf *b)
@@ -877,7 +999,7 @@ PyMODINIT_FUNC PyInit__rdps(void)
 	PyObject *m;
 
 	if (PyType_Ready(&ctx_type) || PyType_Ready(&table_type) ||
-	    PyType_Ready(&buf_type))
+	    PyType_Ready(&buf_type) || PyType_Ready(&emb_type))
 		return NULL;
 	m = PyModule_Create(&rdps_module);
 	if (!m)
@@ -892,6 +1014,7 @@ PyMODINIT_FUNC PyInit__rdps(void)
 	    PyModule_AddObjectRef(m, "Ctx", (PyObject *)&ctx_type) ||
 	    PyModule_AddObjectRef(m, "Table", (PyObject *)&table_type) ||
 	    PyModule_AddObjectRef(m, "Buffer", (PyObject *)&buf_type) ||
+	    PyModule_AddObjectRef(m, "Emb", (PyObject *)&emb_type) ||
 	    PyModule_AddIntConstant(m, "WAIT_SLICE_MS", WAIT_SLICE_MS)) {
 		Py_DECREF(m);
 		return NULL;
