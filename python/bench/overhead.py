@@ -8,10 +8,13 @@ adaptively, as two spinning processes starve the shard's apply on a
 small machine), medians in microseconds per call:
 
     /usr/bin/python3 python/bench/overhead.py BUILD_DIR [-n ITERS] [-p OTHER]
+                                              [-r REPEAT]
 
 -p OTHER adds a column: the same Python calls with the rdps package of
 another build (OTHER/python) or package folder (OTHER holding rdps/), say
 a build of main, to compare two versions of the binding in one run.
+-r REPEAT runs every job REPEAT times, in turn, and prints the median of
+their medians (a loaded machine moves single runs by tens of us at 1 MiB).
 
 pull: dense pull into ctx.array() / rdps_buf_alloc() memory (zero copy);
 push: dense push from such memory, model asp (a push returns once
@@ -92,6 +95,8 @@ def main() -> int:
         description="Python against C per call (see the module's doc)")
     ap.add_argument("build", help="the build folder (tools/, python/)")
     ap.add_argument("-n", type=int, default=2000, help="iterations (2000)")
+    ap.add_argument("-r", type=int, default=1, metavar="REPEAT",
+                    help="runs of each job, median of them (1)")
     ap.add_argument("-p", metavar="OTHER",
                     help="also time the rdps package of this build or "
                          "package folder")
@@ -116,14 +121,19 @@ def main() -> int:
             c_args += ["-s", str(nbytes)]
         py_args = [sys.executable, os.path.abspath(__file__), "--worker",
                    test, str(nbytes), str(iters), "1" if intr else "0", poll]
-        c = job(launch, model, poll, c_args)
-        py = job(launch, model, poll, py_args)
+        # rdps-launch sets PYTHONPATH to its own build's package: env puts
+        # the other one in its place for the -p worker.
+        cmds = [c_args, py_args]
+        if other:
+            cmds.append(["env", "PYTHONPATH=" + other] + py_args)
+        runs: list = [[] for _ in cmds]
+        for _ in range(max(a.r, 1)):
+            for i, cmd in enumerate(cmds):
+                runs[i].append(job(launch, model, poll, cmd))
+        c, py = statistics.median(runs[0]), statistics.median(runs[1])
         line = f"{name:34} {c:9.3f} {py:10.3f} {py - c:9.3f}"
         if other:
-            # rdps-launch sets PYTHONPATH to its own build's package: env
-            # puts the other one in its place for this worker.
-            po = job(launch, model, poll,
-                     ["env", "PYTHONPATH=" + other] + py_args)
+            po = statistics.median(runs[2])
             line += f" {po:10.3f} {po - c:9.3f}"
         print(line, flush=True)
     return 0
