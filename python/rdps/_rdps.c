@@ -819,38 +819,62 @@ static PyObject *table_dense(struct py_table *t, PyObject *const *args,
 	Py_RETURN_NONE;
 }
 
+/* A call on n uint64 keys (or indices) and a row of values per key. */
+typedef int (*keyed_fn)(void *h, int pull, const uint64_t *keys, size_t n,
+			void *vals);
+
+/*
+ * keyed(...): fn on the keys of buffer ko and the rows of buffer vo (row
+ * bytes each), writable for a pull; kname and vname name them in errors
+ * (a pull's rows are "out").
+ */
+static PyObject *keyed(struct py_ctx *owner, keyed_fn fn, void *h, int pull,
+		       PyObject *ko, PyObject *vo, size_t row, int esize,
+		       const char *kname, const char *vname)
+{
+	Py_buffer kv, vv;
+	size_t n;
+	int ret;
+
+	if (ctx_usable(owner))
+		return NULL;
+	if (get_buf(ko, &kv, 0, 8, 0, kname))
+		return NULL;
+	n = (size_t)kv.len / sizeof(uint64_t);
+	if (get_buf(vo, &vv, n * row, esize, pull, pull ? "out" : vname)) {
+		PyBuffer_Release(&kv);
+		return NULL;
+	}
+	owner->busy = 1;
+	Py_BEGIN_ALLOW_THREADS;
+	ret = fn(h, pull, kv.buf, n, vv.buf);
+	Py_END_ALLOW_THREADS;
+	owner->busy = 0;
+	PyBuffer_Release(&vv);
+	PyBuffer_Release(&kv);
+	if (ret < 0)
+		return raise_rdps(ret);
+	Py_RETURN_NONE;
+}
+
+static int sparse_fn(void *h, int pull, const uint64_t *idx, size_t n,
+		     void *vals)
+{
+	return pull ? rdps_pull_sparse(h, idx, n, vals)
+		    : rdps_push_sparse(h, idx, n, vals);
+}
+
 /* sparse(pull, idx, vals): rdps_pull_sparse or rdps_push_sparse; idx
  * holds uint64 indices. */
 static PyObject *table_sparse(struct py_table *t, PyObject *args)
 {
 	PyObject *io, *vo;
-	Py_buffer iv, vv;
-	size_t n;
-	int pull, ret;
+	int pull;
 
 	if (!PyArg_ParseTuple(args, "pOO", &pull, &io, &vo))
 		return NULL;
-	if (ctx_usable(t->owner))
-		return NULL;
-	if (get_buf(io, &iv, 0, 8, 0, "idx"))
-		return NULL;
-	n = (size_t)iv.len / sizeof(uint64_t);
-	if (get_buf(vo, &vv, n * t->esize, t->esize, pull,
-		    pull ? "out" : "delta")) {
-		PyBuffer_Release(&iv);
-		return NULL;
-	}
-	t->owner->busy = 1;
-	Py_BEGIN_ALLOW_THREADS;
-	ret = pull ? rdps_pull_sparse(t->t, iv.buf, n, vv.buf)
-		   : rdps_push_sparse(t->t, iv.buf, n, vv.buf);
-	Py_END_ALLOW_THREADS;
-	t->owner->busy = 0;
-	PyBuffer_Release(&vv);
-	PyBuffer_Release(&iv);
-	if (ret < 0)
-		return raise_rdps(ret);
-	Py_RETURN_NONE;
+	return keyed(t->owner, sparse_fn, t->t, pull, io, vo, t->esize,
+		     t->esize, "idx", "delta");
 }
 
 static PyMethodDef table_methods[] = {
@@ -877,14 +901,18 @@ static void emb_dealloc(struct py_emb *t)
 	PyObject_Free(t);
 }
 
+static int emb_fn(void *h, int pull, const uint64_t *keys, size_t n, void *vals)
+{
+	return pull ? rdps_emb_pull(h, keys, n, vals)
+		    : rdps_emb_push(h, keys, n, vals);
+}
+
 /* rows(pull, keys, vals): rdps_emb_pull into vals when pull, else
  * rdps_emb_push from it; keys holds uint64 keys, vals dim values each. */
 static PyObject *emb_rows(struct py_emb *t, PyObject *const *args,
 			  Py_ssize_t nargs)
 {
-	Py_buffer kv, vv;
-	size_t n;
-	int pull, ret;
+	int pull;
 
 	if (nargs != 3) {
 		PyErr_SetString(PyExc_TypeError,
@@ -892,27 +920,10 @@ static PyObject *emb_rows(struct py_emb *t, PyObject *const *args,
 		return NULL;
 	}
 	pull = PyObject_IsTrue(args[0]);
-	if (pull < 0 || ctx_usable(t->owner))
+	if (pull < 0)
 		return NULL;
-	if (get_buf(args[1], &kv, 0, 8, 0, "keys"))
-		return NULL;
-	n = (size_t)kv.len / sizeof(uint64_t);
-	if (get_buf(args[2], &vv, n * t->dim * t->esize, t->esize, pull,
-		    pull ? "out" : "grads")) {
-		PyBuffer_Release(&kv);
-		return NULL;
-	}
-	t->owner->busy = 1;
-	Py_BEGIN_ALLOW_THREADS;
-	ret = pull ? rdps_emb_pull(t->e, kv.buf, n, vv.buf)
-		   : rdps_emb_push(t->e, kv.buf, n, vv.buf);
-	Py_END_ALLOW_THREADS;
-	t->owner->busy = 0;
-	PyBuffer_Release(&vv);
-	PyBuffer_Release(&kv);
-	if (ret < 0)
-		return raise_rdps(ret);
-	Py_RETURN_NONE;
+	return keyed(t->owner, emb_fn, t->e, pull, args[1], args[2],
+		     (size_t)t->dim * t->esize, t->esize, "keys", "grads");
 }
 
 static PyMethodDef emb_methods[] = {
