@@ -32,7 +32,6 @@ import subprocess
 import sys
 import time
 
-import numpy
 
 CASES = [  # name, psbench test, bytes, model, interruptible, polling
     ("pull 8 B", "pull", 8, "asp", True, "busy"),
