@@ -7,7 +7,14 @@ asleep adds a ~100 us wake-up to a push at random; but push 1 MiB polls
 adaptively, as two spinning processes starve the shard's apply on a
 small machine), medians in microseconds per call:
 
-    /usr/bin/python3 python/bench/overhead.py BUILD_DIR [-n ITERS]
+    /usr/bin/python3 python/bench/overhead.py BUILD_DIR [-n ITERS] [-p OTHER]
+                                              [-r REPEAT]
+
+-p OTHER adds a column: the same Python calls with the rdps package of
+another build (OTHER/python) or package folder (OTHER holding rdps/), say
+a build of main, to compare two versions of the binding in one run.
+-r REPEAT runs every job REPEAT times, in turn, and prints the median of
+their medians (a loaded machine moves single runs by tens of us at 1 MiB).
 
 pull: dense pull into ctx.array() / rdps_buf_alloc() memory (zero copy);
 push: dense push from such memory, model asp (a push returns once
@@ -17,6 +24,7 @@ waiter thread so Ctrl-C can interrupt it, or runs it in the caller with
 interruptible=False). Run it on an idle machine: a loaded one times the
 scheduler.
 """
+import argparse
 import json
 import os
 import statistics
@@ -24,7 +32,6 @@ import subprocess
 import sys
 import time
 
-import numpy
 
 CASES = [  # name, psbench test, bytes, model, interruptible, polling
     ("pull 8 B", "pull", 8, "asp", True, "busy"),
@@ -83,24 +90,51 @@ def main() -> int:
         worker(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]),
                sys.argv[5] == "1", sys.argv[6])
         return 0
-    if len(sys.argv) < 2 or sys.argv[1] in ("-h", "--help"):
-        print(__doc__)
-        return 0 if len(sys.argv) > 1 else 2
-    build = sys.argv[1]
-    iters = int(sys.argv[3]) if len(sys.argv) > 3 and sys.argv[2] == "-n" \
-        else 2000
-    launch = os.path.join(build, "tools", "rdps-launch")
-    psbench = os.path.join(build, "tools", "rdps-psbench")
-    print(f"{'call':34} {'C us':>9} {'Python us':>10} {'added us':>9}")
+    ap = argparse.ArgumentParser(
+        description="Python against C per call (see the module's doc)")
+    ap.add_argument("build", help="the build folder (tools/, python/)")
+    ap.add_argument("-n", type=int, default=2000, help="iterations (2000)")
+    ap.add_argument("-r", type=int, default=1, metavar="REPEAT",
+                    help="runs of each job, median of them (1)")
+    ap.add_argument("-p", metavar="OTHER",
+                    help="also time the rdps package of this build or "
+                         "package folder")
+    a = ap.parse_args()
+    iters = a.n
+    other = None
+    if a.p:
+        other = os.path.join(a.p, "python") \
+            if os.path.isdir(os.path.join(a.p, "python", "rdps")) else a.p
+        if not os.path.isdir(os.path.join(other, "rdps")):
+            ap.error(f"-p {a.p}: no rdps package there")
+        other = os.path.abspath(other)
+    launch = os.path.join(a.build, "tools", "rdps-launch")
+    psbench = os.path.join(a.build, "tools", "rdps-psbench")
+    head = f"{'call':34} {'C us':>9} {'Python us':>10} {'added us':>9}"
+    if other:
+        head += f" {'-p Python':>10} {'-p added':>9}"
+    print(head)
     for name, test, nbytes, model, intr, poll in CASES:
         c_args = [psbench, "-j", test, "-n", str(iters), "-P", poll]
         if nbytes:
             c_args += ["-s", str(nbytes)]
-        c = job(launch, model, poll, c_args)
-        py = job(launch, model, poll, [
-            sys.executable, os.path.abspath(__file__), "--worker", test,
-            str(nbytes), str(iters), "1" if intr else "0", poll])
-        print(f"{name:34} {c:9.3f} {py:10.3f} {py - c:9.3f}", flush=True)
+        py_args = [sys.executable, os.path.abspath(__file__), "--worker",
+                   test, str(nbytes), str(iters), "1" if intr else "0", poll]
+        # rdps-launch sets PYTHONPATH to its own build's package: env puts
+        # the other one in its place for the -p worker.
+        cmds = [c_args, py_args]
+        if other:
+            cmds.append(["env", "PYTHONPATH=" + other] + py_args)
+        runs: list = [[] for _ in cmds]
+        for _ in range(max(a.r, 1)):
+            for i, cmd in enumerate(cmds):
+                runs[i].append(job(launch, model, poll, cmd))
+        c, py = statistics.median(runs[0]), statistics.median(runs[1])
+        line = f"{name:34} {c:9.3f} {py:10.3f} {py - c:9.3f}"
+        if other:
+            po = statistics.median(runs[2])
+            line += f" {po:10.3f} {po - c:9.3f}"
+        print(line, flush=True)
     return 0
 
 

@@ -24,6 +24,14 @@ round can be cut by the first worker to finish, ctx.cut() / ctx.cut_poll()).
 Update rules of a table: "sum" (param += delta), "sgd" (param -= lr *
 delta), "adagrad". rdps.torch keeps a torch model's parameters in a table.
 
+Embedding tables (ctx.emb_table) hold rows of dim values addressed by
+64-bit keys, for click-through and recommendation models::
+
+    emb = ctx.emb_table("user", 16, rule="sgd", lr=0.05, init="normal")
+    keys = numpy.array([17, 3, 17], numpy.uint64)  # hashed feature ids
+    rows = emb.pull(keys)                  # (3, 16); absent: initial rows
+    emb.push(keys, grads)                  # (3, 16); repeats are summed
+
 Errors raise rdps.Error, an OSError whose errno is the C call's and whose
 strerror is rdps_errmsg()'s text. Wrong arguments (dtype, shape, range,
 a closed context) raise TypeError or ValueError (rdps.Error EBADF for a
@@ -33,13 +41,13 @@ Blocking calls release the GIL. Ctrl-C during clock() or barrier() raises
 KeyboardInterrupt within WAIT_SLICE_MS milliseconds: those calls run on a
 waiter thread of the context while the caller waits in slices and checks
 for signals; the context is then unusable (rdps.Error EINTR) and is freed
-once the interrupted C call returns. The hand-off costs a few microseconds
-per call; Context(interruptible=False) (and a clock under ASP, which never
-waits) skips it, and then Ctrl-C takes effect when the wait ends: the
-peers arrive, a lost peer is detected (two heartbeats) or timeout_ms
-passes. Pulls and pushes run in the calling thread and wait only for data
-already on its way. A context is used from one thread at a time
-(rdps.Error EBUSY otherwise).
+once the interrupted C call returns. The hand-off to the waiter costs
+about 2 microseconds per call; Context(interruptible=False) (and a clock
+under ASP, which never waits) skips it, and then Ctrl-C takes effect when
+the wait ends: the peers arrive, a lost peer is detected (two heartbeats)
+or timeout_ms passes. Pulls and pushes run in the calling thread and wait
+only for data already on its way. A context is used from one thread at a
+time (rdps.Error EBUSY otherwise).
 """
 
 from __future__ import annotations
@@ -50,8 +58,9 @@ import numpy
 
 from . import _rdps
 
-__all__ = ["Context", "Table", "Error", "MODELS", "RULES", "POLL_MODES",
-           "ON_WORKER_LOSS", "WAIT_SLICE_MS"]
+__all__ = ["Context", "Table", "EmbTable", "Error", "MODELS", "RULES",
+           "EMB_RULES", "EMB_INITS", "POLL_MODES", "ON_WORKER_LOSS",
+           "WAIT_SLICE_MS"]
 
 Error = _rdps.Error
 WAIT_SLICE_MS: int = _rdps.WAIT_SLICE_MS
@@ -60,6 +69,12 @@ WAIT_SLICE_MS: int = _rdps.WAIT_SLICE_MS
 MODELS: Dict[str, int] = {"bsp": 0, "ssp": 1, "asp": 2, "absp": 3}
 #: update rules of a table, as enum rdps_rule
 RULES: Dict[str, int] = {"sum": 0, "sgd": 1, "adagrad": 2}
+#: update rules of an embedding table (Adagrad keeps per-row state)
+EMB_RULES: Dict[str, int] = RULES
+#: initial rows of an embedding table, as enum rdps_emb_init
+EMB_INITS: Dict[str, int] = {"zero": 0, "uniform": 1, "normal": 2}
+#: most values per row of an embedding table
+EMB_DIM_MAX = 4096
 #: how a worker waits for completions, as enum rdps_poll_mode
 POLL_MODES: Dict[str, int] = {"busy": 0, "adaptive": 1, "event": 2}
 #: what a wait does when a worker of the job is lost, as enum rdps_on_loss
@@ -67,6 +82,7 @@ ON_WORKER_LOSS: Dict[str, int] = {"fail": 0, "continue": 1}
 
 _DTYPES = {numpy.dtype(numpy.float32): 0, numpy.dtype(numpy.float64): 1}
 _IDX = numpy.dtype(numpy.uint64)
+_NDARRAY = numpy.ndarray
 
 Shape = Union[int, Sequence[int]]
 
@@ -124,7 +140,7 @@ class Context:
     on_worker_loss: "fail" or "continue" (SSP and ASP)
     from_env: False to ignore the environment
     interruptible: False runs clock() and barrier() in the calling thread
-      (saves a thread hand-off of a few microseconds per call; Ctrl-C then
+      (saves a thread hand-off of about 2 microseconds per call; Ctrl-C then
       takes effect only when the wait ends: see help(rdps))
 
     A context manager: ``with rdps.Context() as ctx:`` closes it.
@@ -256,9 +272,46 @@ class Context:
         in flight), so call it between mini-batches."""
         return self._c.cut_poll()
 
+    def emb_table(self, name: str, dim: int, dtype: Any = numpy.float32,
+                  rule: str = "sum", lr: float = 0.0,
+                  capacity: int = 65536, init: str = "zero",
+                  init_scale: float = 0.01, seed: int = 1) -> "EmbTable":
+        """Create embedding table `name`, or open it if it exists (then
+        every argument must match): rows of `dim` values (1 .. 4096) of
+        `dtype` (float32 or float64) addressed by 64-bit keys (hashed
+        feature ids). rule "sum" (row += grad), "sgd" (row -= lr * grad)
+        or "adagrad" (per-row state); capacity: rows each shard can hold
+        (1 .. 2**31; a push beyond it raises rdps.Error ENOSPC naming the
+        table); init: the row of a key never pushed, "zero", "uniform" in
+        [-init_scale, init_scale) or "normal" with deviation init_scale,
+        a function of (seed, key) only, the same on every worker and
+        shard. Embedding tables have their own name space."""
+        if not isinstance(name, str) or not 0 < len(name.encode()) <= 31:
+            raise ValueError(f"name: {name!r} must be a string of 1 .. 31 "
+                             "bytes")
+        dim = _int("dim", dim, 1, EMB_DIM_MAX)
+        dt = _dtype(dtype)
+        r = _enum("rule", rule, EMB_RULES)
+        if not isinstance(lr, (int, float)) or not 0 <= lr < float("inf"):
+            raise ValueError(f"lr: {lr!r} must be a finite number >= 0")
+        capacity = _int("capacity", capacity, 1, 2**31)
+        i = _enum("init", init, EMB_INITS)
+        if not isinstance(init_scale, (int, float)) or \
+                not 0 <= init_scale < float("inf"):
+            raise ValueError(f"init_scale: {init_scale!r} must be a finite "
+                             "number >= 0")
+        seed = _int("seed", seed, 0, 2**64 - 1)
+        return EmbTable(self, self._c.emb_open(
+            name, dim, _DTYPES[dt], r, float(lr), capacity, i,
+            float(init_scale), seed), name, dim, dt)
+
     def stats(self) -> Dict[str, int]:
         """Counters of this worker: pulls, pushes, clocks, bytes_pulled,
-        bytes_pushed, clock_wait_ns, pull_wait_ns, cuts, made_up."""
+        bytes_pushed, clock_wait_ns, pull_wait_ns, cuts, made_up; and of
+        its embedding tables together: emb_pulls, emb_pushes,
+        emb_rows_pulled, emb_rows_pushed, emb_misses (keys a pull found
+        in no bucket: their initial value), emb_torn_retries (re-reads of
+        a row the shard was rewriting), emb_round_trips."""
         return self._c.stats()
 
 
@@ -337,11 +390,10 @@ class Table:
         start, count = self._range(start, count)
         if out is None:
             out = numpy.empty(count, self.dtype)
-        else:
+        elif out.__class__ is not _NDARRAY or out.dtype is not self.dtype:
             _vec("out", out, self.dtype, True)
-            if out.size != count:
-                raise ValueError(f"out: {out.size} elements, the pull reads "
-                                 f"{count}")
+        # Contiguous, writable and count elements: checked by dense(),
+        # in the buffer request it makes anyway (ValueError naming out).
         self._t.dense(True, start, count, out)
         return out
 
@@ -349,7 +401,8 @@ class Table:
         """Send delta for [start, start + delta.size) (a contiguous array of
         the table's dtype). Returns once the shards have it; the table's
         rule applies it. Releases the GIL."""
-        _vec("delta", delta, self.dtype, False)
+        if delta.__class__ is not _NDARRAY or delta.dtype is not self.dtype:
+            _vec("delta", delta, self.dtype, False)
         start, count = self._range(start, delta.size)
         self._t.dense(False, start, count, delta)
 
@@ -376,3 +429,89 @@ class Table:
                              "indices")
         self._t.sparse(False, idx, delta)
 
+
+
+def _keys(keys: Any) -> numpy.ndarray:
+    if not isinstance(keys, numpy.ndarray):
+        raise TypeError(f"keys: a numpy array of uint64 is needed, not "
+                        f"{type(keys).__name__}")
+    if keys.dtype != _IDX:
+        raise TypeError(f"keys: dtype {keys.dtype} is not uint64 "
+                        "(keys.astype(numpy.uint64))")
+    if keys.ndim != 1:
+        raise ValueError(f"keys: {keys.ndim} dimensions, one is needed")
+    if not keys.flags.c_contiguous:  # a view: 8 bytes a key to copy
+        keys = numpy.ascontiguousarray(keys)
+    return keys
+
+
+class EmbTable:
+    """An embedding table of the job (struct rdps_emb), from
+    Context.emb_table(): rows of `dim` values of `dtype` addressed by
+    64-bit keys.
+
+    A pull reads rows with one-sided reads only (two round trips for any
+    number of keys, no work for the shards' CPUs); a key never pushed
+    reads as its initial value and is not inserted. A push sends gradient
+    rows; the shards insert unseen keys and apply the rule. The
+    consistency model is the context's. `name`, `dim` and `dtype` are
+    attributes.
+    """
+
+    __slots__ = ("ctx", "_e", "name", "dim", "dtype")
+
+    def __init__(self, ctx: Context, e: Any, name: str, dim: int,
+                 dtype: numpy.dtype) -> None:
+        self.ctx = ctx
+        self._e = e
+        self.name = name
+        self.dim = dim
+        self.dtype = dtype
+
+    def __repr__(self) -> str:
+        return f"<rdps.EmbTable {self.name!r} dim {self.dim} {self.dtype}>"
+
+    def _rows(self, arg: str, a: Any, n: int, writable: bool) -> None:
+        if a.__class__ is not _NDARRAY or a.dtype is not self.dtype:
+            _vec(arg, a, self.dtype, writable)
+        if a.shape != (n, self.dim):
+            raise ValueError(f"{arg}: shape {a.shape}, ({n}, {self.dim}) "
+                             "is needed (one row per key)")
+
+    def pull(self, keys: numpy.ndarray,
+             out: Optional[numpy.ndarray] = None) -> numpy.ndarray:
+        """Read the rows of `keys` (a 1-D uint64 array; keys may repeat,
+        in any order): returns `out` filled in place (a C-contiguous
+        (len(keys), dim) array of the table's dtype, e.g. from
+        ctx.array(): the rows land in it with no copy in Python), or a
+        new array. Waits, as Table.pull does, until the shards hold what
+        the model requires for this worker's clock. A row caught while
+        the shard rewrote it is read again: a torn row is never returned.
+        Releases the GIL."""
+        keys = _keys(keys)
+        n = keys.shape[0]
+        if out is None:
+            out = numpy.empty((n, self.dim), self.dtype)
+        else:
+            self._rows("out", out, n, True)
+        self._e.rows(True, keys, out)
+        return out
+
+    def push(self, keys: numpy.ndarray, grads: numpy.ndarray) -> None:
+        """Send gradient rows: grads[i] (a C-contiguous (len(keys), dim)
+        array of the table's dtype) for keys[i]. Rows of the same key in
+        one call are summed first. Returns once every shard took its rows
+        in; raises rdps.Error ENOSPC when a shard's part of the table is
+        full (nothing of that shard's rows is applied). Releases the
+        GIL."""
+        keys = _keys(keys)
+        self._rows("grads", grads, keys.shape[0], False)
+        self._e.rows(False, keys, grads)
+
+    def stats(self) -> Dict[str, int]:
+        """The embedding counters of ctx.stats() (pulls, pushes, rows
+        pulled and pushed, misses, torn re-reads, round trips), without
+        the emb_ prefix. They count every embedding table of the context
+        together: the C API keeps them per context."""
+        return {k[4:]: v for k, v in self.ctx.stats().items()
+                if k.startswith("emb_")}

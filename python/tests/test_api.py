@@ -51,6 +51,12 @@ def test_array_shape_and_dtype(ctx):
         ctx.array((3, 0))
 
 
+def _readonly(n):
+    a = numpy.zeros(n, numpy.float32)
+    a.flags.writeable = False
+    return a
+
+
 @pytest.mark.parametrize("call, exc, word", [
     (lambda t: t.pull(out=numpy.zeros(N, numpy.float64)), TypeError, "out"),
     (lambda t: t.pull(out=numpy.zeros(N - 1, numpy.float32)), ValueError,
@@ -58,6 +64,10 @@ def test_array_shape_and_dtype(ctx):
     (lambda t: t.pull(out=numpy.zeros((N, 2), numpy.float32)[:, 0]),
      ValueError, "C-contiguous"),
     (lambda t: t.pull(out=[0.0] * N), TypeError, "out"),
+    (lambda t: t.pull(out=_readonly(N)), ValueError, "out: the array is "
+     "read-only"),
+    (lambda t: t.push(numpy.zeros((N, 2), numpy.float32)[:, 0]), ValueError,
+     "delta: the array must be C-contiguous"),
     (lambda t: t.pull(90, 20), ValueError, "range"),
     (lambda t: t.pull(-1), ValueError, "start"),
     (lambda t: t.pull(0, "5"), TypeError, "count"),
@@ -119,16 +129,100 @@ def test_bad_context_arguments():
     assert e.value.errno != 0 and e.value.strerror
 
 
+@pytest.fixture(scope="module")
+def emb(ctx):
+    return ctx.emb_table("api-emb", 4, capacity=64)
+
+
+K3 = numpy.array([5, 6, 7], numpy.uint64)
+
+
+def test_emb_pull_lands_in_registered_memory(ctx, emb):
+    a = ctx.array((3, 4))
+    emb.push(K3, numpy.ones((3, 4), numpy.float32))
+    ctx.clock()
+    assert emb.pull(K3, out=a) is a and (a == 1).all()
+    assert emb.pull(K3).shape == (3, 4)
+    assert emb.pull(numpy.zeros(0, numpy.uint64)).shape == (0, 4)
+    st = emb.stats()
+    assert st["pulls"] >= 2 and st["rows_pushed"] >= 3
+    assert ctx.stats()["emb_pulls"] == st["pulls"]
+
+
+@pytest.mark.parametrize("call, exc, word", [
+    (lambda e: e.pull([5, 6]), TypeError, "keys"),
+    (lambda e: e.pull(numpy.array([5, 6])), TypeError, "keys: dtype int64"),
+    (lambda e: e.pull(numpy.zeros((2, 2), numpy.uint64)), ValueError,
+     "keys"),
+    (lambda e: e.pull(K3, out=numpy.zeros((3, 4), numpy.float64)),
+     TypeError, "out"),
+    (lambda e: e.pull(K3, out=numpy.zeros((3, 5), numpy.float32)),
+     ValueError, "out: shape"),
+    (lambda e: e.pull(K3, out=numpy.zeros(12, numpy.float32)), ValueError,
+     "out: shape"),
+    (lambda e: e.pull(K3, out=_readonly(12).reshape(3, 4)), ValueError,
+     "out: the array is read-only"),
+    (lambda e: e.pull(K3, out=numpy.zeros((4, 3), numpy.float32).T),
+     ValueError, "out"),
+    (lambda e: e.push(K3, numpy.zeros((2, 4), numpy.float32)), ValueError,
+     "grads: shape"),
+    (lambda e: e.push(K3, numpy.zeros((3, 4))), TypeError, "grads"),
+    (lambda e: e.push(K3, [[0.0] * 4] * 3), TypeError, "grads"),
+    (lambda e: e.push(numpy.array([1.5]), numpy.zeros((1, 4), numpy.float32)),
+     TypeError, "keys"),
+])
+def test_emb_bad_arguments_raise_naming_them(emb, call, exc, word):
+    with pytest.raises(exc, match=word):
+        call(emb)
+
+
+def test_emb_bad_table_arguments(ctx):
+    for kw, exc, word in [
+            (dict(name="", dim=4), ValueError, "name"),
+            (dict(name="x" * 32, dim=4), ValueError, "name"),
+            (dict(name="x", dim=0), ValueError, "dim"),
+            (dict(name="x", dim=4097), ValueError, "dim"),
+            (dict(name="x", dim=4.0), TypeError, "dim"),
+            (dict(name="x", dim=4, dtype=numpy.int32), TypeError, "dtype"),
+            (dict(name="x", dim=4, rule="put"), ValueError, "rule"),
+            (dict(name="x", dim=4, lr=-1.0), ValueError, "lr"),
+            (dict(name="x", dim=4, lr=float("nan")), ValueError, "lr"),
+            (dict(name="x", dim=4, capacity=0), ValueError, "capacity"),
+            (dict(name="x", dim=4, init="ones"), ValueError, "init"),
+            (dict(name="x", dim=4, init_scale=-1), ValueError, "init_scale"),
+            (dict(name="x", dim=4, seed=-1), ValueError, "seed")]:
+        with pytest.raises(exc, match=word):
+            ctx.emb_table(**kw)
+
+
+def test_emb_c_errors_raise_rdps_error(ctx, emb):
+    # Reopening with another dim fails in rdps_emb_open, naming the table.
+    with pytest.raises(rdps.Error) as e:
+        ctx.emb_table("api-emb", 8, capacity=64)
+    assert e.value.errno == errno.EINVAL and "api-emb" in e.value.strerror
+    # A full table: -ENOSPC from the shard, naming the table and capacity.
+    full = ctx.emb_table("api-full", 2, capacity=4)
+    keys = numpy.arange(1, 65, dtype=numpy.uint64) * 0x9E3779B97F4A7C15
+    with pytest.raises(rdps.Error) as e:
+        full.push(keys, numpy.ones((64, 2), numpy.float32))
+    assert e.value.errno == errno.ENOSPC
+    assert "api-full" in e.value.strerror and "4" in e.value.strerror
+
+
 def test_closed_context_raises_and_keeps_arrays_valid(ctx):
     c = ctx  # last: it closes the module's context
     tt = c.table("closing", 8)
+    ee = c.emb_table("closing", 2)
     a = c.array(8)
     c.close()
     c.close()  # idempotent
     assert c.closed
     for call in (c.clock, c.barrier, c.stats, lambda: tt.pull(),
                  lambda: tt.push(numpy.zeros(8, numpy.float32)),
-                 lambda: c.array(4), lambda: c.table("x", 1)):
+                 lambda: c.array(4), lambda: c.table("x", 1),
+                 lambda: ee.pull(K3),
+                 lambda: ee.push(K3, numpy.zeros((3, 2), numpy.float32)),
+                 ee.stats, lambda: c.emb_table("y", 2)):
         with pytest.raises(rdps.Error) as e:
             call()
         assert e.value.errno == errno.EBADF and "closed" in e.value.strerror
@@ -141,5 +235,6 @@ def test_help_is_useful():
     for word in ("rdps-launch", "Context", "zero copy", "Ctrl-C", "GIL"):
         assert word.lower() in doc.lower()
     for f in (rdps.Context.table, rdps.Table.pull, rdps.Context.array,
-              rdps.Context.clock):
+              rdps.Context.clock, rdps.Context.emb_table, rdps.EmbTable.pull,
+              rdps.EmbTable.push, rdps.EmbTable.stats):
         assert f.__doc__ and f.__annotations__

@@ -4,6 +4,14 @@
 sum: every worker pushes rank + 1 (dense, then sparse) for ROUNDS clocks;
      each round every worker pulls and checks the exact sum of all pushes
      so far: every push applied exactly once.
+emb: embedding tables. Every worker pushes rows for overlapping keys
+     (key i by the ranks r with i % (r + 1) == 0, each key twice per call)
+     for ROUNDS clocks and checks every row's exact sum each round: every
+     push applied once, duplicates of a call summed; keys never pushed
+     read as 0. A uniform-init table: an absent key reads as the same
+     initial row on every pull and rank, in [-scale, scale), and after
+     one push of 1 per worker reads as that row plus workers: the shard
+     inserted the key at the row the workers computed.
 interrupt MARKER: rank 0 blocks in clock() (rank 1 never clocks) and
      SIGINT arrives: KeyboardInterrupt must come out of clock(), then the
      context is unusable (rdps.Error EINTR). Rank 0 creates MARKER; rank 1
@@ -59,6 +67,61 @@ def mode_sum() -> None:
               f"stats {st}")
 
 
+def emb_key(i: int) -> int:
+    """Key i spread over 64 bits, as hashed feature ids are."""
+    return (i + 1) * 0x9E3779B97F4A7C15 % 2**64
+
+
+def mode_emb() -> None:
+    dim, nkeys = 8, 300
+    with rdps.Context() as ctx:
+        w, rank = ctx.workers, ctx.rank
+        e = ctx.emb_table("sums", dim, capacity=4096)
+        ids = numpy.arange(nkeys)
+        keys = numpy.array([emb_key(i) for i in ids], numpy.uint64)
+        mine = ids[ids % (rank + 1) == 0]
+        twice = numpy.concatenate([keys[mine], keys[mine]])
+        row = (rank + 1) * numpy.arange(1, dim + 1, dtype=numpy.float32)
+        grads = numpy.tile(row, (twice.size, 1))
+        per = numpy.zeros((nkeys, dim))  # one round's sum per key
+        for r in range(w):
+            per[ids % (r + 1) == 0] += 2 * (r + 1) * numpy.arange(1, dim + 1)
+        absent = numpy.array([emb_key(i) for i in range(10**6, 10**6 + 16)],
+                             numpy.uint64)
+        out = ctx.array((nkeys, dim))
+        for rnd in range(ROUNDS):
+            e.push(twice, grads)
+            ctx.clock()
+            got = e.pull(keys, out=out)
+            check(got is out, "pull(out=) did not return out")
+            bad = numpy.flatnonzero((got != per * (rnd + 1)).any(axis=1))
+            check(bad.size == 0, f"rank {rank} round {rnd}: rows of ids "
+                  f"{bad[:4]} are {got[bad[:1]]}, not "
+                  f"{per[bad[:1]] * (rnd + 1)}")
+            check(not e.pull(absent).any(), "an absent key is not 0")
+        st = e.stats()
+        check(st["pushes"] == ROUNDS and st["misses"] >= 16 * ROUNDS and
+              st["rows_pushed"] == ROUNDS * mine.size, f"stats {st}")
+
+        scale = 0.5
+        u = ctx.emb_table("init", dim, dtype=numpy.float64, init="uniform",
+                          init_scale=scale, seed=7)
+        fresh = numpy.array([emb_key(i) for i in range(5000, 5064)],
+                            numpy.uint64)
+        v0 = u.pull(fresh)
+        check(bool((v0 >= -scale).all() and (v0 < scale).all()) and
+              bool((v0 != 0).any()), f"initial rows {v0[:1]}")
+        check(bool((u.pull(fresh[::-1]) == v0[::-1]).all()),
+              "an absent key's initial row differs between pulls")
+        ctx.barrier()  # every rank read the rows before any push
+        u.push(fresh, numpy.ones((fresh.size, dim)))
+        ctx.clock()
+        got = u.pull(fresh)
+        check(bool(numpy.allclose(got, v0 + w, rtol=0, atol=1e-9)),
+              f"rank {rank}: pushed rows {got[:1]} != initial {v0[:1]} + "
+              f"{w}: the shard's initial row is not the worker's")
+
+
 def mode_interrupt(marker: str) -> None:
     ctx = rdps.Context(timeout_ms=20000)
     if ctx.rank != 0:
@@ -86,5 +149,7 @@ def mode_interrupt(marker: str) -> None:
 if __name__ == "__main__":
     if sys.argv[1] == "sum":
         mode_sum()
+    elif sys.argv[1] == "emb":
+        mode_emb()
     else:
         mode_interrupt(sys.argv[2])
