@@ -118,7 +118,11 @@ print_tables() {
 	[ -n "$1" ] || return 0
 	{
 		echo "| ${cols//|/ | } |"
-		echo "|---|--:|--:|---|--:|---|---|---|"
+		# Text columns left, numbers right, as cols names them.
+		echo "$cols" | awk -F'|' '{ s = "|"
+			for (i = 1; i <= NF; i++)
+				s = s ($i ~ /^(metric|reference name|better|target|met)$/ ? "---|" : "--:|")
+			print s }'
 		for r in "${rows[@]}"; do
 			echo "| ${r//|/ | } |"
 		done
