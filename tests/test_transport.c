@@ -466,39 +466,6 @@ static void test_open_bad_cfg(void **state)
 	CHECK(rdps_tp_close(tp) == 0, "close of an empty transport failed");
 }
 
-/* Adaptive polling's spin budget follows the waits (rdps_tp_spin_next). */
-static void test_spin_budget(void **state)
-{
-	const uint64_t us = 1000, floor = 50 * us, max = 1000 * us;
-	uint64_t b;
-
-	(void)state;
-	/* Slept, yet done within twice the budget: spinning on would have
-	 * caught it, so the budget doubles, up to 1 ms. */
-	b = rdps_tp_spin_next(floor, floor, 90 * us, 1, 1);
-	CHECK(b == 100 * us, "short sleep: budget %" PRIu64 " ns", b);
-	for (int i = 0; i < 20; i++)
-		b = rdps_tp_spin_next(b, floor, 2 * b, 1, 1);
-	CHECK(b == max, "repeated short sleeps: budget %" PRIu64 " ns", b);
-	/* A long wait that slept halves it; a timeout too. */
-	b = rdps_tp_spin_next(max, floor, 3 * max, 1, 1);
-	CHECK(b == max / 2, "long sleep: budget %" PRIu64 " ns", b);
-	b = rdps_tp_spin_next(b, floor, 30000 * us, 1, 0);
-	CHECK(b == max / 4, "timeout: budget %" PRIu64 " ns", b);
-	/* Never below the floor (cfg.spin_us). */
-	for (int i = 0; i < 20; i++)
-		b = rdps_tp_spin_next(b, floor, 30000 * us, 1, 0);
-	CHECK(b == floor, "timeouts: budget %" PRIu64 " ns", b);
-	/* Done while spinning, well within: a sixteenth off. */
-	b = rdps_tp_spin_next(160 * us, floor, 10 * us, 0, 1);
-	CHECK(b == 150 * us, "quick wait: budget %" PRIu64 " ns", b);
-	/* Done while spinning, but not that quick: unchanged. */
-	b = rdps_tp_spin_next(160 * us, floor, 100 * us, 0, 1);
-	CHECK(b == 160 * us, "wait within budget: %" PRIu64 " ns", b);
-	b = rdps_tp_spin_next(floor, floor, 1 * us, 0, 1);
-	CHECK(b == floor, "quick wait at the floor: %" PRIu64 " ns", b);
-}
-
 static void test_close_busy(void **state)
 {
 	const char *scheme = any_scheme();
@@ -594,7 +561,6 @@ int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_url_parse_good),
-		cmocka_unit_test(test_spin_budget),
 		cmocka_unit_test(test_url_parse_bad),
 		cmocka_unit_test(test_url_parse_keeps_out_on_error),
 		cmocka_unit_test(test_url_parse_messages),

@@ -349,89 +349,34 @@ static int wait_on_fd(struct rdps_tp *tp, int timeout_ms)
 	return 0;
 }
 
-/*
- * Adaptive polling's spin budget. A sleep costs the wake-up of the thread
- * and, on a busy machine, the wait for a core once woken: tens of us, more
- * than a round trip over tcp on one host. So the budget follows the waits
- * (the spin-then-block rule: spin about as long as blocking costs):
- *   - a wait that slept but ended within twice the budget would have been
- *     caught for less by spinning that much longer: double it (up to
- *     RDPS_TP_SPIN_MAX_NS);
- *   - a longer wait that slept, or a timeout, was long: spinning was
- *     waste, halve it;
- *   - a wait done within a quarter of the budget takes a sixteenth off;
- * never below cfg.spin_us. A hot loop of short waits (small pushes and
- * pulls) ends up spinning through them like busy polling; long transfers,
- * idle or rarely served processes spin spin_us and sleep.
- */
-#define RDPS_TP_SPIN_MAX_NS 1000000ull
-
-static uint64_t spin_floor(const struct rdps_tp *tp)
-{
-	return (uint64_t)tp->cfg.spin_us * 1000ull;
-}
-
-uint64_t rdps_tp_spin_next(uint64_t budget, uint64_t floor, uint64_t waited,
-			   int slept, int done)
-{
-	uint64_t b = budget;
-
-	if (slept && done && waited <= 2 * b)
-		b = 2 * b < RDPS_TP_SPIN_MAX_NS ? 2 * b : RDPS_TP_SPIN_MAX_NS;
-	else if (slept || !done)
-		b /= 2;
-	else if (waited < b / 4)
-		b -= b / 16;
-	return b > floor ? b : floor;
-}
-
-/* A wait of adaptive polling that began at start ended at now, with
- * completions if done, after sleeping if slept. */
-static void spin_learn(struct rdps_tp *tp, uint64_t start, int slept,
-		       uint64_t now, int done)
-{
-	tp->spin_ns = rdps_tp_spin_next(tp->spin_ns, spin_floor(tp),
-					now - start, slept, done);
-}
-
 int rdps_tp_wait(struct rdps_tp *tp, struct rdps_tp_comp *comps, int max,
 		 int timeout_ms)
 {
 	uint64_t start, now, spin_end, deadline;
-	int n, ret, adaptive, slept = 0;
+	int n, ret;
 
 	n = tp->ops->poll(tp, comps, max);
 	if (n || timeout_ms == 0)
 		return n;
 	deadline = rdps_deadline(timeout_ms);
 	start = rdps_now_ns();
-	adaptive =
-		tp->cfg.poll_mode == RDPS_TP_POLL_ADAPTIVE && tp->cfg.spin_us;
-	if (adaptive && tp->spin_ns < spin_floor(tp))
-		tp->spin_ns = spin_floor(tp);
 	spin_end = tp->cfg.poll_mode == RDPS_TP_POLL_BUSY ? deadline
-		   : adaptive				  ? start + tp->spin_ns
-							  : start;
+		   : tp->cfg.poll_mode == RDPS_TP_POLL_ADAPTIVE
+			   ? start + (uint64_t)tp->cfg.spin_us * 1000ull
+			   : start;
 	for (unsigned spins = 1;; spins++) {
 		n = tp->ops->poll(tp, comps, max);
-		if (n) {
-			if (adaptive)
-				spin_learn(tp, start, slept, rdps_now_ns(), 1);
+		if (n)
 			return n;
-		}
 		/* Where the clock is a system call (hpet in a VM), reading it
 		 * every spin would cost more than the poll. */
 		if (spin_end != start && spins % RDPS_TP_WAIT_CLOCK_EVERY)
 			continue;
 		now = rdps_now_ns();
-		if (now >= deadline) {
-			if (adaptive)
-				spin_learn(tp, start, slept, now, 0);
+		if (now >= deadline)
 			return 0;
-		}
 		if (now < spin_end)
 			continue;
-		slept = 1;
 		ret = wait_on_fd(tp, rdps_ms_left(deadline));
 		if (ret)
 			return ret;

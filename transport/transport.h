@@ -153,17 +153,14 @@ enum rdps_tp_post_flag {
 /* How rdps_tp_wait() waits for completions. */
 enum rdps_tp_poll_mode {
 	RDPS_TP_POLL_BUSY = 0, /* spin on poll(): lowest latency, a full core */
-	RDPS_TP_POLL_ADAPTIVE, /* spin, then sleep on the wait fd; the spin
-				* starts at spin_us and follows the waits
-				* (see rdps_tp_wait) */
+	RDPS_TP_POLL_ADAPTIVE, /* spin spin_us, then sleep on the wait fd */
 	RDPS_TP_POLL_EVENT,    /* sleep on the wait fd at once */
 };
 
 /* Configuration of a transport instance; rdps_tp_cfg_default() fills it. */
 struct rdps_tp_cfg {
 	enum rdps_tp_poll_mode poll_mode;
-	unsigned spin_us;  /* adaptive: spin at least this long before
-			    * sleeping (0: never spin) */
+	unsigned spin_us;  /* adaptive: spin this long before sleeping */
 	uint64_t token;	   /* job token: peers with another are refused */
 	unsigned sq_depth; /* outstanding ops per endpoint before -EAGAIN */
 	/* Completions held before posts get -EAGAIN. A transport may set
@@ -230,9 +227,6 @@ struct rdps_tp {
 	int n_ep;  /* open endpoints, kept by the generic layer */
 	int n_mr;  /* live registrations, kept by the generic layer */
 	int n_lst; /* open listeners, kept by the generic layer */
-	/* Adaptive polling: how long rdps_tp_wait() spins before it sleeps
-	 * now, in ns (0: not yet set), kept by the generic layer. */
-	uint64_t spin_ns;
 	/* Where pollers and registered memory belong (verbs: the NIC's NUMA
 	 * node); reason RDPS_NUMA_NONE where the transport has no say. */
 	struct rdps_numa_choice place;
@@ -504,15 +498,6 @@ void rdps_tp_mem_dereg(struct rdps_tp_mr *mr);
  */
 int rdps_tp_wait(struct rdps_tp *tp, struct rdps_tp_comp *comps, int max,
 		 int timeout_ms);
-
-/*
- * Adaptive polling's next spin budget (ns) after a wait that took waited
- * ns, slept or not, and ended with completions (done) or timed out; never
- * below floor (cfg.spin_us) nor, by growing, above 1 ms. Pure:
- * rdps_tp_wait() keeps tp->spin_ns with it; exposed for its tests.
- */
-uint64_t rdps_tp_spin_next(uint64_t budget, uint64_t floor, uint64_t waited,
-			   int slept, int done);
 
 /* Bind the calling (polling) thread to tp->place, where the transport
  * chose one (verbs: the NIC's NUMA node); 0 and nothing done elsewhere. */

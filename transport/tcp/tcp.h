@@ -250,8 +250,6 @@ struct tcp_tp {
 	uint64_t token;
 	int user_progress;	 /* poll() drives the sockets too */
 	uint64_t last_user_poll; /* ns, atomic: when poll() last did so */
-	uint64_t nap_ns;	 /* progress thread's nap while poll() does */
-	int napping;		 /* atomic: the progress thread naps */
 
 	/* completion ring */
 	struct rdps_tp_comp *cq;
@@ -359,9 +357,6 @@ rdps_tp_arm_fn tcp_cq_arm; /* takes tp->lock */
 /* tcp_tp.c: the instance and who drives progress. */
 /* Serve whatever epoll reports within timeout_ms, with tp->lock held. */
 void tcp_tp_progress_events(struct tcp_tp *tp, int timeout_ms);
-/* The user thread stops polling to sleep on the wait fd: the progress
- * thread serves the sockets from now on (tp->lock held or not). */
-void tcp_tp_user_sleeps(struct tcp_tp *tp);
 rdps_tp_poll_fn tcp_tp_poll;
 
 /* tcp_mr.c */

@@ -145,7 +145,5 @@ int tcp_cq_arm(struct rdps_tp *base)
 		tp->armed = 1;
 	}
 	pthread_mutex_unlock(&tp->lock);
-	if (!ret)
-		tcp_tp_user_sleeps(tp);
 	return ret;
 }

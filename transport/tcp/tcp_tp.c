@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * tcp_tp.c - tcp transport instance: who drives progress (the progress
- * thread, or a user inside poll: busy polling, or adaptive polling while
- * it spins) and the ops table.
+ * thread, or a busy-polling user inside poll) and the ops table.
  */
 #include <poll.h>
 #include <signal.h>
@@ -15,22 +14,9 @@
 
 #define TCP_WAKE_COOKIE UINT64_MAX
 #define TCP_EVENTS_MAX 64
-/* While the user thread polls the sockets itself, the progress thread keeps
- * off them and checks back this often (ns): busy polling, which never
- * sleeps; adaptive polling, whose user tells the thread when it goes to
- * sleep but not when it leaves to do other work, so a peer's request then
- * waits at most this long for the thread. */
-#define TCP_NAP_BUSY_NS 1000000ull
-#define TCP_NAP_ADAPTIVE_NS 200000ull
-
-static void tcp_wake_drain(struct tcp_tp *tp)
-{
-	uint64_t v;
-
-	/* Nonblocking: EAGAIN when a racing reader took it. */
-	if (read(tp->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-		rdps_dbg("tcp wake eventfd read: %s", strerror(errno));
-}
+/* While the user thread busy-polls the sockets itself, the progress thread
+ * keeps off them and checks back this often (ns). */
+#define TCP_NAP_NS 1000000ull
 
 static void tcp_tp_handle(struct tcp_tp *tp, const struct epoll_event *evs,
 			  int n)
@@ -38,12 +24,8 @@ static void tcp_tp_handle(struct tcp_tp *tp, const struct epoll_event *evs,
 	for (int i = 0; i < n; i++) {
 		struct tcp_ep *ep;
 
-		if (evs[i].data.u64 == TCP_WAKE_COOKIE) {
-			/* A wake-up meant for a nap that had ended: level
-			 * triggered, it would return every epoll_wait. */
-			tcp_wake_drain(tp);
-			continue;
-		}
+		if (evs[i].data.u64 == TCP_WAKE_COOKIE)
+			continue; /* only the progress thread reads it */
 		ep = tcp_ep_lookup(tp, evs[i].data.u64);
 		if (ep) /* else closed since epoll reported it */
 			tcp_ep_handle(ep, evs[i].events);
@@ -59,39 +41,6 @@ void tcp_tp_progress_events(struct tcp_tp *tp, int timeout_ms)
 	tcp_tp_handle(tp, evs, n);
 }
 
-/*
- * Whether the progress thread should nap because the user thread polled the
- * sockets within the last nap. Announces the nap first: with
- * tcp_tp_user_sleeps() clearing last_user_poll before it reads napping
- * (both sequentially consistent), either the user sees the nap and wakes
- * the thread, or the thread sees the cleared time and does not nap.
- */
-static int tcp_user_polls(struct tcp_tp *tp)
-{
-	uint64_t last;
-
-	if (!tp->user_progress)
-		return 0;
-	__atomic_store_n(&tp->napping, 1, __ATOMIC_SEQ_CST);
-	last = __atomic_load_n(&tp->last_user_poll, __ATOMIC_SEQ_CST);
-	if (last && rdps_now_ns() - last < tp->nap_ns)
-		return 1;
-	__atomic_store_n(&tp->napping, 0, __ATOMIC_SEQ_CST);
-	return 0;
-}
-
-void tcp_tp_user_sleeps(struct tcp_tp *tp)
-{
-	uint64_t one = 1;
-
-	if (!tp->user_progress)
-		return;
-	__atomic_store_n(&tp->last_user_poll, 0, __ATOMIC_SEQ_CST);
-	if (__atomic_load_n(&tp->napping, __ATOMIC_SEQ_CST) &&
-	    write(tp->wake_fd, &one, sizeof(one)) < 0)
-		rdps_dbg("tcp wake eventfd write: %s", strerror(errno));
-}
-
 static void *tcp_progress_thread(void *arg)
 {
 	struct tcp_tp *tp = arg;
@@ -103,26 +52,21 @@ static void *tcp_progress_thread(void *arg)
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
 
 	for (;;) {
+		uint64_t last =
+			__atomic_load_n(&tp->last_user_poll, __ATOMIC_RELAXED);
 		int n;
 
-		if (tcp_user_polls(tp)) {
+		if (last && rdps_now_ns() - last < TCP_NAP_NS) {
 			/*
-			 * A polling user thread serves the sockets: a second
-			 * thread woken by every message would only fight it
-			 * for the lock and, on a small machine, for the
-			 * cores. Nap on the wake fd alone; an adaptive user
-			 * going to sleep writes it (tcp_tp_user_sleeps).
+			 * A busy-polling user thread serves the sockets: a
+			 * second thread woken by every message would only
+			 * fight it for the lock and, on a small machine, for
+			 * the cores. Nap on the wake fd alone.
 			 */
 			struct pollfd pfd = {.fd = tp->wake_fd,
 					     .events = POLLIN};
-			struct timespec ts = {
-				.tv_sec = 0,
-				.tv_nsec = (long)tp->nap_ns,
-			};
 
-			if (ppoll(&pfd, 1, &ts, NULL) > 0)
-				tcp_wake_drain(tp);
-			__atomic_store_n(&tp->napping, 0, __ATOMIC_SEQ_CST);
+			poll(&pfd, 1, (int)(TCP_NAP_NS / 1000000));
 			if (__atomic_load_n(&tp->stop, __ATOMIC_ACQUIRE))
 				break;
 			continue;
@@ -158,14 +102,9 @@ static int tcp_init(const struct rdps_tp_cfg *cfg, struct rdps_tp **tp_out)
 	tp->sq_depth = cfg->sq_depth;
 	tp->cq_depth = cfg->cq_depth;
 	tp->token = cfg->token;
-	/* A spinning poller reading its own responses and serving the peer's
-	 * requests saves the progress thread's wake-up on the hot path: a
-	 * wake-up costs more than the round trip itself when the cores are
-	 * busy. Busy polling always spins; adaptive polling spins before it
-	 * sleeps, and hands the sockets back to the thread when it does. */
-	tp->user_progress = cfg->poll_mode != RDPS_TP_POLL_EVENT;
-	tp->nap_ns = cfg->poll_mode == RDPS_TP_POLL_BUSY ? TCP_NAP_BUSY_NS
-							 : TCP_NAP_ADAPTIVE_NS;
+	/* Both peers usually spin in busy mode, so the poller reading its own
+	 * responses saves the progress thread's wake-up on the hot path. */
+	tp->user_progress = cfg->poll_mode == RDPS_TP_POLL_BUSY;
 	tp->mr_free = TCP_NO_SLOT;
 	ret = tcp_cq_init(tp);
 	if (ret)
@@ -265,15 +204,10 @@ int tcp_tp_poll(struct rdps_tp *base, struct rdps_tp_comp *comps, int max)
 		    !__atomic_load_n(&tp->n_disc, __ATOMIC_ACQUIRE))
 			return 0;
 		pthread_mutex_lock(&tp->lock);
-		goto take;
-	}
-	/* Polling, whether or not the lock is free this time: were only the
-	 * polls that got it counted, a progress thread that took it would see
-	 * no user, leave its nap for epoll and, woken by every message, keep
-	 * taking the lock from the user. */
-	__atomic_store_n(&tp->last_user_poll, rdps_now_ns(), __ATOMIC_RELAXED);
-	if (pthread_mutex_trylock(&tp->lock) == 0) {
+	} else if (pthread_mutex_trylock(&tp->lock) == 0) {
 		tcp_tp_progress_events(tp, 0);
+		__atomic_store_n(&tp->last_user_poll, rdps_now_ns(),
+				 __ATOMIC_RELAXED);
 	} else {
 		/* The progress thread is at work: do not queue behind it
 		 * unless there is something to take. */
@@ -282,7 +216,6 @@ int tcp_tp_poll(struct rdps_tp *base, struct rdps_tp_comp *comps, int max)
 			return 0;
 		pthread_mutex_lock(&tp->lock);
 	}
-take:
 	n = tcp_cq_take(tp, comps, max);
 	if (n && tp->n_stalled)
 		tcp_resume_stalled(tp);
