@@ -90,7 +90,6 @@ for b in rdps-launch rdps-psbench rdps-server; do
 done
 launch=$bindir/rdps-launch
 psb=$bindir/rdps-psbench
-perf=$bindir/rdps-perf
 missing=
 for p in libzmq3-dev libprotobuf-dev protobuf-compiler; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
@@ -143,15 +142,16 @@ jget() {
 pslite() {
 	local s w c out rc=0
 	port=$((port + 1))
-	export DMLC_NUM_SERVER=1 DMLC_NUM_WORKER=1 DMLC_PS_ROOT_URI=127.0.0.1
-	export DMLC_PS_ROOT_PORT=$port DMLC_NODE_HOST=127.0.0.1
-	DMLC_ROLE=scheduler "$driver" >/dev/null 2>"$tmp/sched" &
+	local env=(DMLC_NUM_SERVER=1 DMLC_NUM_WORKER=1 DMLC_PS_ROOT_URI=127.0.0.1
+		DMLC_PS_ROOT_PORT="$port" DMLC_NODE_HOST=127.0.0.1)
+	env "${env[@]}" DMLC_ROLE=scheduler "$driver" >/dev/null 2>"$tmp/sched" &
 	s=$!
-	DMLC_ROLE=server "$driver" >/dev/null 2>"$tmp/server" &
+	env "${env[@]}" DMLC_ROLE=server "$driver" >/dev/null 2>"$tmp/server" &
 	w=$!
 	pids+=("$s" "$w")
-	out=$(DMLC_ROLE=worker timeout 300 "$driver" -n "$bw_iters" \
-		-N "$lat_iters" round pull push 2>"$tmp/err") || rc=$?
+	out=$(env "${env[@]}" DMLC_ROLE=worker timeout 300 "$driver" \
+		-n "$bw_iters" -N "$lat_iters" round pull push 2>"$tmp/err") ||
+		rc=$?
 	for c in "$s" "$w"; do
 		# Both leave after the worker's final barrier.
 		timeout 10 tail --pid="$c" -f /dev/null || stop_server "$c"
@@ -194,7 +194,7 @@ add() { res[$1]="${res[$1]:-} $2"; }
 
 start=$(date +%s)
 echo "$prog: rdps tools in $bindir, ps-lite $(git -C "$work/src" rev-parse --short HEAD), $(nproc) cores" >&2
-for r in $(seq "$reps"); do
+for _ in $(seq "$reps"); do
 	j=$(pslite) && while read -r l; do
 		t=$(echo "$l" | sed -n 's/.*"test":"\([a-z]*\)".*/\1/p')
 		case $t in
