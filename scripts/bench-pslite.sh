@@ -132,11 +132,6 @@ if [ ! -x "$driver" ] || [ "$root/scripts/pslite-bench.cc" -nt "$driver" ]; then
 			"$(grep -m1 error "$tmp/err")"
 fi
 
-# jget JSON KEY: a number field of a JSON line.
-jget() {
-	echo "$1" | sed -n "s/.*\"$2\":\([-0-9.e+]*\).*/\1/p"
-}
-
 # pslite: one ps-lite job (scheduler, server, worker) running every test;
 # prints the worker's JSON lines.
 pslite() {
