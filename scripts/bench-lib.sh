@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
 #
-# bench-lib.sh - what scripts/bench.sh and scripts/bench-ps.sh share:
+# bench-lib.sh - what scripts/bench.sh, bench-ps.sh and bench-pslite.sh share:
 # servers killed on exit, iperf3 and memcpy references, result rows with
 # ratios against targets, and the plain and markdown tables. Sourced after
 # the caller has set prog and perf (the rdps-perf binary).
@@ -28,6 +28,11 @@ port=$((20000 + $$ % 20000))
 failed=0
 rows=()
 cols="metric|rdps|reference|reference name|ratio|better|target|met"
+
+# jget JSON KEY: a number field of a JSON line (rdps-psbench, pslite-bench).
+jget() {
+	echo "$1" | sed -n "s/.*\"$2\":\([-0-9.e+]*\).*/\1/p"
+}
 
 # Kill one background server and forget it.
 stop_server() {
@@ -118,7 +123,11 @@ print_tables() {
 	[ -n "$1" ] || return 0
 	{
 		echo "| ${cols//|/ | } |"
-		echo "|---|--:|--:|---|--:|---|---|---|"
+		# Text columns left, numbers right, as cols names them.
+		echo "$cols" | awk -F'|' '{ s = "|"
+			for (i = 1; i <= NF; i++)
+				s = s ($i ~ /^(metric|reference name|better|target|met)$/ ? "---|" : "--:|")
+			print s }'
 		for r in "${rows[@]}"; do
 			echo "| ${r//|/ | } |"
 		done

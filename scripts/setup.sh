@@ -9,7 +9,9 @@
 #   --python Debian's python3-dev, python3-numpy (the rdps package),
 #            python3-pytest, python3-sklearn and python3-torch (its tests and
 #            examples; torch is about 600 MB and 2 minutes, once)
-#   --bench  also ucx-utils, iperf3 and perftest (side-by-side benchmarks)
+#   --bench  also ucx-utils, iperf3 and perftest (side-by-side benchmarks),
+#            git, libzmq3-dev, libprotobuf-dev and protobuf-compiler
+#            (scripts/bench-pslite.sh builds ps-lite against them)
 #   --soak   also procps (pgrep finds the shards scripts/soak.sh samples;
 #            its leak check is gcc's LeakSanitizer, nothing to install)
 set -euo pipefail
@@ -21,9 +23,10 @@ for arg in "$@"; do
 	case "$arg" in
 	--test) pkgs+=(clang clang-format openmpi-bin "${python[@]}") ;;
 	--python) pkgs+=("${python[@]}") ;;
-	--bench) pkgs+=(ucx-utils iperf3 perftest) ;;
+	--bench) pkgs+=(ucx-utils iperf3 perftest git libzmq3-dev libprotobuf-dev
+			 protobuf-compiler) ;;
 	--soak) pkgs+=(procps) ;;
-	-h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,17p' "$0"; exit 0 ;;
 	*) echo "setup.sh: unknown option '$arg' (use --test, --python, --bench, --soak)" >&2; exit 2 ;;
 	esac
 done
