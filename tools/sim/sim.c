@@ -76,7 +76,8 @@ struct sim {
 	struct sim_q *pool;    /* cores: the host's CPUs, shared */
 	struct sim_q *cpu;     /* per shard */
 	struct sim_q *prog;    /* per shard: op_thread's thread */
-	struct sim_q hot;      /* shard 0's clock table (one cache line) */
+	struct sim_q hot;      /* shard 0's arrival words (one cache line) */
+	struct sim_q cut_line; /* shard 0's A-BSP cut word (another) */
 	double *pub;	       /* [s][t]: applied_clock = t + 1 published */
 	uint32_t *ends;	       /* [s][t] */
 	uint64_t *arrived;     /* [t]: fetch-adds executed */
@@ -260,19 +261,26 @@ static double sim_read(struct sim *s, unsigned w, unsigned sh, double at,
 	return sim_xfer(s, s->W + sh, w, *exec, bytes) + ow;
 }
 
-/* An operation on a word of shard 0's clock table (a clock word or the
- * cut word), atomic or read. The words share one 64-byte line, which the
- * NIC serves one operation at a time: it is one hot address. Its
- * completion; *exec: when the word was served. */
-static double sim_word(struct sim *s, int atomic, double at, uint64_t t,
-		       double *exec)
-{
-	double svc = 1.0 / (atomic ? s->p->atomic_mops : s->p->hot_read_mops);
-	double ow = sim_half(atomic ? s->p->fadd_us : s->p->read_us,
-			     svc + (s->p->op_thread ? s->p->op_cpu_us : 0));
+enum sim_op { SIM_OP_READ, SIM_OP_FADD, SIM_OP_CAS };
 
-	*exec = q_serve(&s->hot, sim_target(s, 0, at + ow), svc,
-			sim_measured(s, t));
+/* An operation on a word of shard 0's clock table: an arrival word (the
+ * K = slack + 2 in use share one 64-byte line) or, cut, the A-BSP cut
+ * word (on a line of its own). The NIC serves a line one operation at a
+ * time: each is one hot address. Its completion; *exec: when the word
+ * was served. */
+static double sim_word(struct sim *s, int cut, enum sim_op op, double at,
+		       uint64_t t, double *exec)
+{
+	double svc = 1.0 / (op != SIM_OP_READ ? s->p->atomic_mops
+					      : s->p->hot_read_mops);
+	double whole = op == SIM_OP_FADD  ? s->p->fadd_us
+		       : op == SIM_OP_CAS ? s->p->cas_us
+					  : s->p->read_us;
+	double ow =
+		sim_half(whole, svc + (s->p->op_thread ? s->p->op_cpu_us : 0));
+
+	*exec = q_serve(cut ? &s->cut_line : &s->hot, sim_target(s, 0, at + ow),
+			svc, sim_measured(s, t));
 	return *exec + ow;
 }
 
@@ -447,7 +455,7 @@ static void sim_pull_done(struct sim *s, unsigned w, double now)
 		/* No compute: one rdps_cut_poll(), its read not waited for. */
 		double exec;
 
-		sim_word(s, 0, now, wk->it, &exec);
+		sim_word(s, 1, SIM_OP_READ, now, wk->it, &exec);
 		sim_count(s, wk->it, 1);
 	}
 	sim_at(s, w, now + us, PH_PUSH);
@@ -462,7 +470,7 @@ static void sim_batch(struct sim *s, unsigned w, double now)
 	wk->batch++;
 	if (wk->batch == s->cfg->batches) {
 		/* Through the whole partition: rdps_cut's compare-swap. */
-		c = sim_word(s, 1, now, wk->it, &exec);
+		c = sim_word(s, 1, SIM_OP_CAS, now, wk->it, &exec);
 		if (s->cut[wk->it] > exec)
 			s->cut[wk->it] = exec;
 		sim_count(s, wk->it, 1);
@@ -474,7 +482,7 @@ static void sim_batch(struct sim *s, unsigned w, double now)
 		sim_at(s, w, now, PH_PUSH);
 		return;
 	}
-	sim_word(s, 0, now, wk->it, &exec);
+	sim_word(s, 1, SIM_OP_READ, now, wk->it, &exec);
 	sim_count(s, wk->it, 1);
 	sim_at(s, w, now + wk->batch_us, PH_BATCH);
 }
@@ -559,7 +567,7 @@ static void sim_clock(struct sim *s, unsigned w, double now)
 		}
 		sim_count(s, t, s->S);
 	}
-	c = sim_word(s, 1, now, t, &exec);
+	c = sim_word(s, 0, SIM_OP_FADD, now, t, &exec);
 	wk->last = s->arrived[t] + 1 == s->W;
 	s->arrived[t]++;
 	if (sim_measured(s, t)) {
@@ -574,7 +582,7 @@ static void sim_clock(struct sim *s, unsigned w, double now)
 			? t - s->cfg->slack
 			: t;
 	if (s->cfg->model == SIM_SSP && s->cfg->slack && t >= s->cfg->slack) {
-		c = sim_word(s, 0, now, t, &exec);
+		c = sim_word(s, 0, SIM_OP_READ, now, t, &exec);
 		wk->val = s->arrived[wk->c];
 		wk->read_posted = 1;
 		if (sim_measured(s, t)) {
@@ -634,7 +642,7 @@ static void sim_read_post(struct sim *s, unsigned w, double now)
 	struct sim_worker *wk = &s->w[w];
 	double exec, c;
 
-	c = sim_word(s, 0, now, wk->it, &exec);
+	c = sim_word(s, 0, SIM_OP_READ, now, wk->it, &exec);
 	wk->val = s->arrived[wk->c];
 	if (sim_measured(s, wk->it)) {
 		s->hot_reads++;

@@ -37,24 +37,30 @@
  *                   W workers (srv_handle_end), and when the W-th END(c)
  *                   is in, BSP/A-BSP apply the W pending deltas
  *                   (srv_pend_apply) before applied_clock is published.
- * Contention: shard 0's clock table (the K = slack + 2 arrival words and
- * the cut word share one 64-byte line) is one hot address: its operations
- * are served one at a time, fetch-adds and compare-swaps at the profile's
- * atomics/s on one address, reads at its reads/s, so the waiters' reads
- * delay the fetch-adds they wait for. Each host has one link of the profile's
- * bandwidth per direction (a transfer holds the sender's send side and the
- * receiver's receive side); in the host profiles every process is on one host,
- * so all bytes share one memory bus or loopback. A shard's CPU is one queue. In
- * adaptive polling a shard idle for longer than spin_us pays a wake-up
- * before the next message, and so does a worker's wait longer than it.
+ * Contention: shard 0's arrival words (the K = slack + 2 in use share one
+ * 64-byte line of the clock table) are one hot address, the cut word
+ * another: a line's operations are served one at a time, fetch-adds and
+ * compare-swaps at the profile's atomics/s on one address, reads at its
+ * reads/s, so the waiters' reads delay the fetch-adds they wait for. Each
+ * host has one link of the profile's bandwidth per direction (a transfer
+ * holds the sender's send side and the receiver's receive side); in the
+ * host profiles every process is on one host, so all bytes share one
+ * memory bus or loopback, and with cores > 0 the copies and the shards'
+ * work share that many cores. A shard's CPU is one queue; with op_thread
+ * (tcp) one-sided operations are served by a progress thread per shard.
+ * Adaptive polling: a shard or progress thread idle for longer than
+ * spin_us pays a wake-up before the next message, and so does a worker's
+ * wait for another process (a credit; with op_thread every completion);
+ * on an oversubscribed host every such hand-off does.
  *
  * Not modelled: the worker's own CPU for posting and copying beyond the
- * link (shm copies are the link), CPU time-sharing between more processes
- * than cores, caches and NUMA, tcp's progress threads as separate queues,
+ * link (shm copies are the link), workers' and progress threads' share of
+ * the cores (only copies and shard work queue for them), caches and NUMA,
  * packet loss and congestion control, the NIC's message rate beyond the
  * per-address limit, lost workers, checkpoints, embedding tables, sparse
  * pushes, BSP hold-back of early pushes (a pull waits for applied_clock
- * first, so with whole iterations it does not happen).
+ * first, so with whole iterations it does not happen), ASP/SSP under
+ * on_worker_loss continue (its second fetch-add).
  */
 #ifndef RDPS_SIM_H
 #define RDPS_SIM_H
