@@ -23,7 +23,7 @@
  *     got about one of the two cores (cores = 1), a process waiting for
  *     another is off its CPU at once (oversubscribed), and each hand-off
  *     costs a wake-up that grows with the processes of the job (shm 40 +
- *     5 x (W + S) us, tcp 30 + 10 x (W + S) us). They describe this box's
+ *     5 x (W + S) us, tcp 40 + 10 x (W + S) us). They describe this box's
  *     scheduling under load, not rdps; tests/data/sim_measured.csv (three
  *     runs a cell, taken after the fit) checks them.
  * rxe: README "Benchmarks", verbs over rxe soft-RoCE in one QEMU VM
@@ -96,7 +96,7 @@ static const struct sim_profile sim_profiles[] = {
 		.cores = 1,
 		.spin_us = 50,
 		.oversubscribed = 1,
-		.wake_us = 30,
+		.wake_us = 40,
 		.wake_per_proc_us = 10,
 		.yield_us = 5,
 		.sleep_extra_us = 55,
@@ -122,7 +122,7 @@ static const struct sim_profile sim_profiles[] = {
 		.cores = 1,
 		.spin_us = 50,
 		.oversubscribed = 1,
-		.wake_us = 30,
+		.wake_us = 40,
 		.wake_per_proc_us = 10,
 		.yield_us = 5,
 		.sleep_extra_us = 55,

@@ -221,6 +221,13 @@ static double sim_target(struct sim *s, unsigned sh, double at)
 		return at;
 	if (s->wake > 0 && at > q->free + sim_idle(s))
 		at += s->wake;
+	if (s->p->cores) {
+		/* The thread's own order, then a core of the host. */
+		double start = at > q->free ? at : q->free;
+
+		q->free = pool_serve(s, start, s->p->op_cpu_us, 0);
+		return q->free;
+	}
 	return q_serve(q, at, s->p->op_cpu_us, 0);
 }
 

@@ -47,15 +47,17 @@
  * host profiles every process is on one host, so all bytes share one
  * memory bus or loopback, and with cores > 0 the copies and the shards'
  * work share that many cores. A shard's CPU is one queue; with op_thread
- * (tcp) one-sided operations are served by a progress thread per shard.
+ * (tcp) one-sided operations are served by a progress thread per shard
+ * (on those cores too).
  * Adaptive polling: a shard or progress thread idle for longer than
  * spin_us pays a wake-up before the next message, and so does a worker's
  * wait for another process (a credit; with op_thread every completion);
  * on an oversubscribed host every such hand-off does.
  *
  * Not modelled: the worker's own CPU for posting and copying beyond the
- * link (shm copies are the link), workers' and progress threads' share of
- * the cores (only copies and shard work queue for them), caches and NUMA,
+ * link (shm copies are the link), the workers' share of the cores (only
+ * copies, shard work and shard progress threads queue for them), the
+ * workers' own progress threads, caches and NUMA,
  * packet loss and congestion control, the NIC's message rate beyond the
  * per-address limit, lost workers, checkpoints, embedding tables, sparse
  * pushes, BSP hold-back of early pushes (a pull waits for applied_clock
