@@ -32,10 +32,13 @@ bad() {
 }
 
 # Determinism: the same seed, the same bytes; another seed, other ones.
-run="run -p connectx -w 64 -s 4 -m ssp -b 64k -c 200 -S random:0.2:3x -n 20"
-"$sim" $run --seed 7 >"$tmp/a" || fail "run failed"
-"$sim" $run --seed 7 >"$tmp/b" || fail "run failed"
-"$sim" $run --seed 8 >"$tmp/c" || fail "run failed"
+seeded() {
+	"$sim" run -p connectx -w 64 -s 4 -m ssp -b 64k -c 200 \
+		-S random:0.2:3x -n 20 --seed "$1"
+}
+seeded 7 >"$tmp/a" || fail "run failed"
+seeded 7 >"$tmp/b" || fail "run failed"
+seeded 8 >"$tmp/c" || fail "run failed"
 cmp -s "$tmp/a" "$tmp/b" || fail "seed 7 gave two outputs"
 cmp -s "$tmp/a" "$tmp/c" && fail "seeds 7 and 8 gave the same output"
 
