@@ -1,0 +1,287 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_sim.c - rdps-sim's model (tools/sim/sim.c) on a profile whose costs
+ * make iterations computable by hand: READ 2 us, write 1 us one way,
+ * fetch-add 3 us, 0.5 us of shard CPU per message, links and clock words
+ * fast enough not to matter, no wake-ups, no back-off sleeps beyond the
+ * code's own. Each case states the sum it expects.
+ */
+#include <errno.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "sim.h"
+
+static const struct sim_profile unit = {
+	.name = "unit",
+	.source = "hand-made",
+	.read_us = 2,
+	.write_us = 1,
+	.fadd_us = 3,
+	.cas_us = 3,
+	.link_gbs = 1e9,
+	.msg_us = 0.5,
+	.atomic_mops = 1e9,
+	.hot_read_mops = 1e9,
+	.spin_us = 50,
+	.fitted = "none",
+};
+
+static void cfg_unit(struct sim_cfg *c, enum sim_model m, unsigned w,
+		     unsigned s)
+{
+	sim_cfg_default(c);
+	c->prof = &unit;
+	c->model = m;
+	c->workers = w;
+	c->shards = s;
+	c->compute_us = 10;
+	c->slack = m == SIM_SSP ? 1 : 0;
+}
+
+static void run_ok(const struct sim_cfg *c, struct sim_result *r)
+{
+	char err[256];
+
+	assert_int_equal(sim_cfg_check(c, err, sizeof(err)), 0);
+	assert_int_equal(sim_run(c, r), 0);
+}
+
+#define assert_near(a, b)                                                 \
+	do {                                                              \
+		double a_ = (a), b_ = (b);                                \
+		if (fabs(a_ - b_) > 1e-3)                                 \
+			fail_msg("%s = %.6f, expected %.6f", #a, a_, b_); \
+	} while (0)
+
+/* W = 1, S = 1: pull (2: header and run side by side) + compute (10) +
+ * push (write 1 + shard 0.5 + credit 1) + the tick (fetch-add 3; SSP's
+ * slack read, 2, beside it) = 17.5, and every iteration the same. Ops:
+ * 2 READs, the 4 KiB payload's WRITE and header, (BSP) an END, the
+ * fetch-add, (SSP) the slack read. */
+static void t_one_worker(void **state)
+{
+	struct sim_cfg c;
+	struct sim_result r;
+
+	(void)state;
+	cfg_unit(&c, SIM_BSP, 1, 1);
+	run_ok(&c, &r);
+	assert_near(r.iter_us_min, 17.5);
+	assert_near(r.iter_us_max, 17.5);
+	assert_near(r.ops_per_worker_iter, 6);
+	assert_near(r.clock_ops_per_worker_iter, 1);
+	cfg_unit(&c, SIM_SSP, 1, 1);
+	run_ok(&c, &r);
+	assert_near(r.iter_us_max, 17.5);
+	assert_near(r.ops_per_worker_iter, 6);
+	assert_near(r.clock_ops_per_worker_iter, 2);
+	cfg_unit(&c, SIM_ASP, 1, 1);
+	run_ok(&c, &r);
+	assert_near(r.iter_us_max, 17.5);
+	assert_near(r.ops_per_worker_iter, 5);
+}
+
+/*
+ * BSP, W = 2, the first iteration: both pushes land on the shard at 13,
+ * one after the other (13.5, 14.0; credits at 14.5 and 15.0). Worker 0
+ * fetch-adds first (executed at 16), is not the last, and reads the word
+ * once (17.5 + 2): pull + compute + push + fetch-add + read = 2 + 10 +
+ * 2.5 + 3 + 2 = 19.5. Worker 1's fetch-add makes it the last: 2 + 10 + 3
+ * + 3 = 18.
+ */
+static void t_two_workers(void **state)
+{
+	struct sim_cfg c;
+	struct sim_result r;
+
+	(void)state;
+	cfg_unit(&c, SIM_BSP, 2, 1);
+	c.warmup = 0;
+	c.iters = 1;
+	run_ok(&c, &r);
+	assert_near(r.iter_us_max, 19.5);
+	assert_near(r.iter_us_min, 18.0);
+	/* 2 + 2 + 1 + 1 each, and worker 0's read */
+	assert_near(r.ops_per_worker_iter, 6.5);
+}
+
+/* Operations counted as the code posts them: S = 2 splits 4 KiB into two
+ * 2 KiB runs (a READ each, beside its header) and two pushes below the
+ * 4 KiB zero-copy threshold (one write-with-immediate each), an END per
+ * shard: 4 + 2 + 2 + 1 = 9. 1 MiB on one shard is two sub-slot messages
+ * (1 MiB - 64 of payload, then 64 bytes): 2 + 3 + 1 + 1 = 7. */
+static void t_op_count(void **state)
+{
+	struct sim_cfg c;
+	struct sim_result r;
+
+	(void)state;
+	cfg_unit(&c, SIM_BSP, 1, 2);
+	run_ok(&c, &r);
+	assert_near(r.ops_per_worker_iter, 9);
+	cfg_unit(&c, SIM_BSP, 1, 1);
+	c.model_bytes = 1 << 20;
+	run_ok(&c, &r);
+	assert_near(r.ops_per_worker_iter, 7);
+	assert_near(r.bytes_per_worker_iter, 2.0 * (1 << 20));
+}
+
+/* A shard's CPU per iteration, BSP, W = 2, 4 KiB at 1 ns a byte: two
+ * pushes staged (0.5 + 4.096 each), two ENDs (0.5 each), and at the
+ * second the two pending deltas applied (2 x 4.096): 18.384 us. SSP
+ * applies each push once and has no END: 9.192. */
+static void t_shard_cpu(void **state)
+{
+	struct sim_profile p = unit;
+	struct sim_cfg c;
+	struct sim_result r;
+
+	(void)state;
+	p.apply_ns_per_byte = 1;
+	cfg_unit(&c, SIM_BSP, 2, 1);
+	c.prof = &p;
+	run_ok(&c, &r);
+	assert_near(r.shard_cpu_us_per_iter, 18.384);
+	cfg_unit(&c, SIM_SSP, 2, 1);
+	c.prof = &p;
+	run_ok(&c, &r);
+	assert_near(r.shard_cpu_us_per_iter, 9.192);
+}
+
+/* BSP waits for the slowest: one worker 3x slower (compute 300) sets
+ * every iteration: its own is 2 + 300 + 2.5 + 3 = 307.5 plus the queueing
+ * of 4 pushes on one shard (at most 1.5); the others' iterations, which
+ * start and end a little later, average to that period. Without it,
+ * about 107.5. */
+static void t_straggler(void **state)
+{
+	struct sim_cfg c;
+	struct sim_result r, fast;
+	char err[256];
+
+	(void)state;
+	cfg_unit(&c, SIM_BSP, 4, 1);
+	c.compute_us = 100;
+	run_ok(&c, &fast);
+	assert_true(fast.iter_us_mean < 115);
+	assert_int_equal(
+		trn_spec_parse("0:3x", &c.stragglers, err, sizeof(err)), 0);
+	run_ok(&c, &r);
+	assert_true(r.iter_us_median >= 307.5);
+	assert_true(r.iter_us_median <= 309.0);
+	assert_true(fabs(r.iter_us_mean - 307.5) < 3);
+	/* A-BSP cuts the round when the first worker is through: the
+	 * straggler no longer sets the pace. */
+	c.model = SIM_ABSP;
+	run_ok(&c, &r);
+	assert_true(r.iter_us_mean < 130);
+}
+
+/* The fetch-adds on shard 0 come at W per iteration: the rate is W over
+ * the mean iteration time. */
+static void t_atomics_rate(void **state)
+{
+	struct sim_cfg c;
+	struct sim_result r;
+
+	(void)state;
+	cfg_unit(&c, SIM_ASP, 8, 2);
+	c.compute_us = 50;
+	c.iters = 200;
+	run_ok(&c, &r);
+	double want = 8 * 1e6 / r.iter_us_mean;
+
+	if (fabs(r.hot_atomics_per_s - want) / want > 0.02)
+		fail_msg("atomics/s %.0f, W / iteration %.0f",
+			 r.hot_atomics_per_s, want);
+}
+
+/* One address serializes: 1000 fetch-adds at 2.5 M/s take 400 us, so a
+ * BSP clock of 1000 workers cannot be faster; and readers of the word
+ * slow it further when reads are slow too. */
+static void t_hot_word(void **state)
+{
+	struct sim_profile p = unit;
+	struct sim_cfg c;
+	struct sim_result r, slow;
+
+	(void)state;
+	p.atomic_mops = 2.5;
+	p.hot_read_mops = 50;
+	cfg_unit(&c, SIM_BSP, 1000, 1);
+	c.prof = &p;
+	c.clock_only = 1;
+	c.iters = 10;
+	run_ok(&c, &r);
+	assert_true(r.iter_us_median >= 400);
+	assert_true(r.hot_util > 0.9);
+	p.hot_read_mops = 2.5;
+	run_ok(&c, &slow);
+	assert_true(slow.iter_us_median > r.iter_us_median * 1.2);
+}
+
+/* The same configuration gives the same result, bit for bit; another
+ * seed draws other random stragglers. */
+static void t_deterministic(void **state)
+{
+	struct sim_cfg c;
+	struct sim_result a, b;
+	char err[256];
+
+	(void)state;
+	cfg_unit(&c, SIM_SSP, 16, 4);
+	c.compute_us = 100;
+	assert_int_equal(trn_spec_parse("random:0.3:2x", &c.stragglers, err,
+					sizeof(err)),
+			 0);
+	run_ok(&c, &a);
+	run_ok(&c, &b);
+	assert_memory_equal(&a, &b, sizeof(a));
+	c.seed = 2;
+	run_ok(&c, &b);
+	assert_true(a.iter_us_mean != b.iter_us_mean);
+}
+
+static void t_bad_cfg(void **state)
+{
+	struct sim_cfg c;
+	char err[256];
+
+	(void)state;
+	cfg_unit(&c, SIM_BSP, 0, 1);
+	assert_int_equal(sim_cfg_check(&c, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "workers"));
+	cfg_unit(&c, SIM_BSP, 1, 1);
+	c.slack = 2;
+	assert_int_equal(sim_cfg_check(&c, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "slack"));
+	cfg_unit(&c, SIM_BSP, 1, 8);
+	c.model_bytes = 16;
+	assert_int_equal(sim_cfg_check(&c, err, sizeof(err)), -EINVAL);
+	assert_null(sim_profile_find("infiniband"));
+	assert_non_null(sim_profile_find("connectx"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(t_one_worker),
+		cmocka_unit_test(t_two_workers),
+		cmocka_unit_test(t_op_count),
+		cmocka_unit_test(t_shard_cpu),
+		cmocka_unit_test(t_straggler),
+		cmocka_unit_test(t_atomics_rate),
+		cmocka_unit_test(t_hot_word),
+		cmocka_unit_test(t_deterministic),
+		cmocka_unit_test(t_bad_cfg),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sim.h - rdps-sim's model: per-operation cost profiles and one simulated
+ * job (W workers, S shards, a consistency model) driven by them.
+ *
+ * What is modelled, operation by operation as src/worker/ and src/server/
+ * do them (counted the same way):
+ *   pull (pull.c)   per round, per shard still wanted: a 64-byte READ of
+ *                   its directory header and a READ of its run, all shards
+ *                   at once; under BSP/A-BSP a shard whose applied_clock
+ *                   (as the header read saw it) is below the worker's
+ *                   clock is read again after wrk_backoff();
+ *   compute         a given time, times the straggler factor of (worker,
+ *                   iteration) from rdps-train's SPEC (tools/train/spec.h);
+ *                   A-BSP cuts it into batches with one 8-byte READ of the
+ *                   cut word between them (rdps_cut_poll) and a
+ *                   compare-swap by the first worker through (rdps_cut);
+ *   push (push.c)   per shard, its part of the delta in sub-slot messages
+ *                   (1 MiB - 64 bytes of payload each, 4 in flight): from
+ *                   rdps_buf_alloc() memory and 4 KiB or more a payload
+ *                   WRITE plus the header's write-with-immediate, else one
+ *                   write-with-immediate; returns with the last credit;
+ *   clock (clock.c) BSP/A-BSP: an END to every shard and the fetch-add of
+ *                   arrive[t mod K] on shard 0, posted together; SSP: the
+ *                   fetch-add and, when slack > 0 and t >= slack, the read
+ *                   of arrive[(t - slack) mod K] beside it; ASP: the
+ *                   fetch-add. Then, unless the fetch-add made this worker
+ *                   the last (BSP) or the posted read shows the clock done,
+ *                   8-byte READs of that word with wrk_backoff() between
+ *                   them (no wait for 4 tries, sched_yield to 16, then
+ *                   sleeps of 10 us doubling every 4 tries up to 1 ms), and
+ *                   every 16th try a READ of shard 0's directory header
+ *                   (wrk_lost_check);
+ *   shard (server/) one CPU queue per shard: per message a fixed cost, a
+ *                   push's bytes applied (SSP, ASP) or staged (BSP/A-BSP,
+ *                   srv_pend_add) at a cost per byte, per END a scan of all
+ *                   W workers (srv_handle_end), and when the W-th END(c)
+ *                   is in, BSP/A-BSP apply the W pending deltas
+ *                   (srv_pend_apply) before applied_clock is published.
+ * Contention: shard 0's arrival words (the K = slack + 2 in use share one
+ * 64-byte line of the clock table) are one hot address, the cut word
+ * another: a line's operations are served one at a time, fetch-adds and
+ * compare-swaps at the profile's atomics/s on one address, reads at its
+ * reads/s, so the waiters' reads delay the fetch-adds they wait for. Each
+ * host has one link of the profile's bandwidth per direction (a transfer
+ * holds the sender's send side and the receiver's receive side); in the
+ * host profiles every process is on one host, so all bytes share one
+ * memory bus or loopback, and with cores > 0 the copies and the shards'
+ * work share that many cores. A shard's CPU is one queue; with op_thread
+ * (tcp) one-sided operations are served by a progress thread per shard
+ * (on those cores too).
+ * Adaptive polling: a shard or progress thread idle for longer than
+ * spin_us pays a wake-up before the next message, and so does a worker's
+ * wait for another process (a credit; with op_thread every completion);
+ * on an oversubscribed host every such hand-off does.
+ *
+ * Not modelled: the worker's own CPU for posting and copying beyond the
+ * link (shm copies are the link), the workers' share of the cores (only
+ * copies, shard work and shard progress threads queue for them), the
+ * workers' own progress threads, caches and NUMA,
+ * packet loss and congestion control, the NIC's message rate beyond the
+ * per-address limit, lost workers, checkpoints, embedding tables, sparse
+ * pushes, BSP hold-back of early pushes (a pull waits for applied_clock
+ * first, so with whole iterations it does not happen), ASP/SSP under
+ * on_worker_loss continue (its second fetch-add).
+ */
+#ifndef RDPS_SIM_H
+#define RDPS_SIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "spec.h"
+
+/* Per-operation costs of one transport on one kind of machine. Times in
+ * microseconds, unloaded (one operation alone). */
+struct sim_profile {
+	const char *name;
+	const char *source; /* where the figures come from */
+	double read_us;	    /* 8-byte READ, whole operation */
+	double write_us;    /* 8-byte write-with-immediate, delivery */
+	double fadd_us;	    /* fetch-add, whole operation */
+	double cas_us;	    /* compare-swap, whole operation */
+	double link_gbs;    /* bandwidth of a host's link, GB/s each way */
+	int one_host;	    /* every process on one host (shm, loopback) */
+	/* one_host: the cores its copies (the link) and the shards' work
+	 * share; 0: each shard has a core of its own, copies the link. */
+	unsigned cores;
+	double apply_ns_per_byte; /* shard CPU per byte applied or staged */
+	double msg_us;		  /* shard CPU per message */
+	double scan_ns;		  /* shard CPU per worker scanned per END */
+	double atomic_mops;	  /* fetch-adds per second on one address, M */
+	double hot_read_mops;	  /* reads per second on one address, M */
+	double spin_us;		  /* adaptive polling: spin before sleeping */
+	/* More runnable processes than cores: a waiting process is off its
+	 * CPU at once, so every hand-off to it pays wake_us. */
+	int oversubscribed;
+	double wake_us;		 /* ... and the wake-up after it, */
+	double wake_per_proc_us; /* plus this per process of the job */
+	double yield_us;	 /* a sched_yield() in wrk_backoff */
+	double sleep_extra_us;	 /* a nanosleep's overshoot (timer slack) */
+	/* One-sided operations served by a thread of the target (tcp's
+	 * progress thread): op_cpu_us each, one at a time per shard, and a
+	 * wake-up when it slept (adaptive polling). 0: by the NIC. */
+	int op_thread;
+	double op_cpu_us;
+	const char *fitted; /* parameters fitted to measured iterations */
+};
+
+/* The built-in profiles (shm, tcp, rxe, connectx); NULL if unknown. */
+const struct sim_profile *sim_profile_find(const char *name);
+/* Set one field of p from "FIELD=VALUE" (--set). 0, or -EINVAL with one
+ * line in err. */
+int sim_profile_set(struct sim_profile *p, const char *kv, char *err,
+		    size_t errlen);
+/* Every field of p, one FIELD=VALUE a line (the names --set takes). */
+void sim_profile_print(FILE *f, const struct sim_profile *p);
+/* Names of the built-in profiles, comma-separated, for messages. */
+const char *sim_profile_names(void);
+/* The n-th built-in profile, NULL past the last. */
+const struct sim_profile *sim_profile_at(unsigned n);
+
+enum sim_model { SIM_BSP, SIM_SSP, SIM_ASP, SIM_ABSP };
+
+struct sim_cfg {
+	const struct sim_profile *prof;
+	enum sim_model model;
+	unsigned workers, shards, slack;
+	uint64_t model_bytes; /* the dense table, pulled and pushed whole */
+	double compute_us;
+	unsigned batches; /* A-BSP: cut polls per iteration's compute */
+	uint64_t iters, warmup;
+	uint64_t seed;
+	struct trn_spec stragglers;
+	int clock_only; /* iterations of rdps_clock() alone */
+};
+
+struct sim_result {
+	double iter_us_median, iter_us_p99;
+	double iter_us_mean, iter_us_min, iter_us_max;
+	double shard_cpu_us_per_iter; /* mean over the shards */
+	double bytes_per_worker_iter, ops_per_worker_iter;
+	double clock_ops_per_worker_iter; /* fetch-adds and reads on shard 0 */
+	/* Shard 0's clock table: fetch-adds and reads of clock words per
+	 * second over the measured iterations, and the share of that time
+	 * the line was busy (1.0: saturated). */
+	double hot_atomics_per_s, hot_reads_per_s, hot_util;
+	double sim_us; /* simulated time of the measured iterations */
+};
+
+/* Defaults: bsp, 1 worker, 1 shard, 4 KiB, no compute, 10 batches,
+ * 50 iterations after 5 of warm-up, seed 1, no stragglers. */
+void sim_cfg_default(struct sim_cfg *cfg);
+/* Check cfg: 0, or -EINVAL with one line in err. */
+int sim_cfg_check(const struct sim_cfg *cfg, char *err, size_t errlen);
+/* Simulate cfg (checked) into *res. 0, or -ENOMEM. Deterministic: the
+ * same cfg gives the same result. */
+int sim_run(const struct sim_cfg *cfg, struct sim_result *res);
+/* "bsp", "ssp", "asp", "absp"; parse: -EINVAL if unknown. */
+const char *sim_model_name(enum sim_model m);
+int sim_model_parse(const char *s, enum sim_model *out);
+
+#endif /* RDPS_SIM_H */
