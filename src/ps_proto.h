@@ -175,7 +175,7 @@
  *   0..W-1, inserts included, so rows and index are identical across runs
  *   and transports; the capacity is reserved at push time so the NACK
  *   still reaches the pushing worker.
- *   Embedding tables are not in checkpoints yet.
+ *   Checkpoints hold embedding tables too (src/checkpoint.h).
  *
  * Values on the wire and in shard memory are the host's own float/double
  * representation (all peers of a job are little-endian x86-64 / arm64);

@@ -83,7 +83,8 @@ set(RDPS_PS_MATRIX
   # power-law keys (duplicates summed), round trips counted; a reader
   # racing the shard's rewrites never gets a torn row; a full table
   # refuses whole, naming itself and its capacity; BSP leaves the same
-  # index and rows on every run, over shm and tcp.
+  # index and rows on every run, over shm and tcp, and after a shard killed
+  # mid-run and resumed from its checkpoint.
   "emb_once        | bsp   | shm tcp | 60  |      | emb -s 2 -w 8 -- once 40 1"
   "emb_once_asp    | asp   | shm tcp | 60  |      | emb -s 3 -w 8 -- once 40 2"
   "emb_once_ssp    | ssp:1 | shm tcp | 60  |      | emb -s 2 -w 4 -- once 40 3"
@@ -91,6 +92,7 @@ set(RDPS_PS_MATRIX
   "emb_full        | bsp   | shm tcp | 60  |      | emb -s 1 -w 1 -- full"
   "emb_full_asp    | asp   | shm tcp | 60  |      | emb -s 1 -w 1 -- full"
   "emb_bsp_identical | bsp | shm+tcp | 90  |      | sh ps_emb_bsp.sh @LAUNCH@ @EMB@"
+  "emb_ckpt_resume | bsp   | shm tcp | 120 |      | sh ps_emb_ckpt.sh @LAUNCH@ @EMB@ @TP@"
   # The same over verbs on soft-RoCE in one VM (exactly-once, torn reads,
   # BSP index and rows identical to shm's and tcp's on the host).
   "emb_verbs_rxe   | bsp,asp | rxe  | 420 | verbs,rxe | sh ps_emb_rxe.sh @RXE_VM@ @LAUNCH@ @EMB@ @BUILD@"

@@ -281,6 +281,19 @@ int srv_emb_handle_create(struct srv_worker *w, const struct ps_msg *m,
 /* Free everything of embedding table t and mark it unused. */
 void srv_emb_free(struct rdps_server *s, struct srv_emb *t);
 
+struct ckpt;
+struct ckpt_emb;
+
+/* Describe every embedding table into c->e[] (pointing at the shard's
+ * index, rows and state) for a checkpoint. */
+void srv_emb_to_ckpt(const struct rdps_server *s, struct ckpt *c);
+
+/* Create embedding table ce of checkpoint path (checked by ckpt_parse)
+ * in its directory slot with its index, rows and state, and publish it.
+ * 0 or -errno with rdps_errmsg(). */
+int srv_emb_restore(struct rdps_server *s, const struct ckpt_emb *ce,
+		    const char *path);
+
 /* emb_index.c ------------------------------------------------------------ */
 
 /* The row of key in t, or -1. */
