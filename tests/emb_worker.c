@@ -14,8 +14,10 @@
  *                   duplicates summed), that never-pushed keys read as
  *                   their initial value (misses counted), that a
  *                   pull costs 2 round trips (1 when no key is present),
- *                   and that the two-sided baseline (wrk_emb_lookup)
- *                   returns the same rows.
+ *                   that the two-sided baseline (wrk_emb_lookup)
+ *                   returns the same rows, and that pulls leave every
+ *                   shard's count of handled messages (ps_dir_stats)
+ *                   where it was while the lookup moves it.
  *   torn N          2 workers, asp: rank 1 pushes +1 to every value of 4
  *                   hot rows (dim 64) N times; rank 0 pulls them while
  *                   that runs, until it has seen N, and fails on any row
@@ -80,6 +82,19 @@ static uint64_t plaw_key(uint64_t *s, unsigned span)
 	return id * 0x9e3779b97f4a7c15ull + 1;
 }
 
+/* Messages handled by every shard's loop thread so far (ps_dir_stats). */
+static uint64_t shards_handled(struct rdps_ctx *ctx)
+{
+	struct wrk_shard_stats st;
+	uint64_t n = 0;
+
+	for (unsigned s = 0; s < ctx->nshards; s++) {
+		CHECK(wrk_shard_stats(ctx, s, &st));
+		n += st.handled;
+	}
+	return n;
+}
+
 /* --- once ---------------------------------------------------------------- */
 
 #define ONCE_KEYS 64
@@ -121,6 +136,7 @@ static int mode_once(struct rdps_ctx *ctx, int argc, char **argv)
 	struct once_want *want;
 	size_t nw = 0, m = 0;
 	struct rdps_stats st0, st1;
+	uint64_t h0, h1;
 
 	if (argc != 4)
 		fail("usage: once N SEED");
@@ -183,7 +199,10 @@ static int mode_once(struct rdps_ctx *ctx, int argc, char **argv)
 		if (st1.emb_misses != st0.emb_misses)
 			fail("%" PRIu64 " pushed keys read as absent",
 			     st1.emb_misses - st0.emb_misses);
-		/* The two-sided baseline returns the same rows. */
+		/* The two-sided baseline returns the same rows, and costs
+		 * each shard's CPU messages (at least one per shard: the
+		 * counter below is alive). */
+		h0 = shards_handled(ctx);
 		{
 			double *two = xcalloc(m * ONCE_DIM, sizeof(double));
 
@@ -193,6 +212,11 @@ static int mode_once(struct rdps_ctx *ctx, int argc, char **argv)
 				     "pull");
 			free(two);
 		}
+		h1 = shards_handled(ctx);
+		if (h1 - h0 < ctx->nshards)
+			fail("a two-sided lookup of %zu keys: the shards "
+			     "counted %" PRIu64 " messages, want >= %u",
+			     m, h1 - h0, ctx->nshards);
 		/* Round trips, counted on a pull of data known fresh: the
 		 * first pull may have read a header before the shards
 		 * published the clock and gone round again (21 rounds once
@@ -200,6 +224,14 @@ static int mode_once(struct rdps_ctx *ctx, int argc, char **argv)
 		rdps_ctx_stats(ctx, &st0);
 		CHECK(rdps_emb_pull(e, k, m, got));
 		rdps_ctx_stats(ctx, &st1);
+		/* Every message of the job is handled by now (pushes are
+		 * credited after, clocks closed before the first pull saw
+		 * them): a pull is no work for any shard's loop thread. */
+		h0 = shards_handled(ctx);
+		if (h0 != h1)
+			fail("the shards handled %" PRIu64 " messages during "
+			     "a pull-only phase",
+			     h0 - h1);
 		if (st1.emb_torn_retries == st0.emb_torn_retries &&
 		    st1.emb_round_trips - st0.emb_round_trips != 2)
 			fail("a pull of %zu keys took %" PRIu64 " round "
@@ -220,6 +252,10 @@ static int mode_once(struct rdps_ctx *ctx, int argc, char **argv)
 			     " round trips",
 			     st1.emb_misses - st0.emb_misses,
 			     st1.emb_round_trips - st0.emb_round_trips);
+		if (shards_handled(ctx) != h0)
+			fail("the shards handled %" PRIu64 " messages during "
+			     "a pull of absent keys",
+			     shards_handled(ctx) - h0);
 		printf("OK once: %zu distinct keys of %zu pushed rows exact, "
 		       "%" PRIu64 " rows pushed here\n",
 		       m, nw, st1.emb_rows_pushed);

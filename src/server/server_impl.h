@@ -201,6 +201,14 @@ static inline size_t srv_round_up(size_t x, size_t a)
 	return (x + a - 1) / a * a;
 }
 
+/* One more message handled by the loop thread: counted, and published in
+ * the directory where a benchmark or test reads it (struct ps_dir_stats). */
+static inline void srv_count_handled(struct rdps_server *s)
+{
+	__atomic_store_n(&s->dir->stats.handled_be,
+			 rdps_htobe64(++s->st.handled), __ATOMIC_RELAXED);
+}
+
 /* BSP and A-BSP close clocks alike: deltas applied in worker order. */
 static inline bool srv_bsp(const struct rdps_server *s)
 {
