@@ -25,6 +25,12 @@
  *   full            1 shard: a table of capacity 8 refuses a push that
  *                   would overflow it, all or nothing, with an error
  *                   naming the table and its capacity; bad opens refused.
+ *   overflow        bsp, 1 worker, 1 shard: 8 keys fill both candidate
+ *                   buckets of a 9th (capacity 16); its push is accepted
+ *                   (rows remain), its update is lost at clock end (the
+ *                   shard logs it), the others' applied, and every later
+ *                   push to the table is refused with -ENOSPC naming the
+ *                   table and its capacity (ps_proto.h documents this).
  *   bsp ITERS SEED OUT
  *                   Adagrad, normal initial values, uneven delays from
  *                   SEED; rank 0 writes every shard's raw index and rows
@@ -388,6 +394,92 @@ static int mode_full(struct rdps_ctx *ctx, int argc, char **argv)
 	return 0;
 }
 
+/* --- overflow ------------------------------------------------------------ */
+
+#define OVF_CAP 16 /* 16 buckets */
+
+/* The n-th key from start whose two candidate buckets are 0 and 1. */
+static uint64_t ovf_key(uint64_t *next)
+{
+	for (;; (*next)++) {
+		uint64_t b0 = ps_emb_bucket_of(*next, 0, OVF_CAP);
+		uint64_t b1 = ps_emb_bucket_of(*next, 1, OVF_CAP);
+
+		if (b0 <= 1 && b1 <= 1)
+			return (*next)++;
+	}
+}
+
+static int mode_overflow(struct rdps_ctx *ctx, int argc, char **argv)
+{
+	uint64_t keys[PS_EMB_SLOTS * 2 + 2], next = 1, other;
+	float g[(PS_EMB_SLOTS * 2 + 2) * 2], got[(PS_EMB_SLOTS * 2 + 2) * 2];
+	const unsigned nfill = PS_EMB_SLOTS * 2;
+	struct rdps_emb_cfg ec;
+	struct rdps_emb *e;
+	int ret;
+
+	(void)argv;
+	if (argc != 2 || cfg.workers != 1 || cfg.model != RDPS_MODEL_BSP ||
+	    ctx->nshards != 1)
+		fail("usage: overflow (bsp, one worker, one shard)");
+	rdps_emb_cfg_default(&ec);
+	ec.dim = 2;
+	ec.rule = RDPS_RULE_SUM;
+	ec.capacity = OVF_CAP;
+	CHECK(rdps_emb_open(ctx, "ovf", &ec, &e));
+	/* nfill keys fill buckets 0 and 1; one more has no slot left;
+	 * `other` lands elsewhere. */
+	for (unsigned i = 0; i <= nfill; i++)
+		keys[i] = ovf_key(&next);
+	for (other = next;; other++) {
+		uint64_t b0 = ps_emb_bucket_of(other, 0, OVF_CAP);
+		uint64_t b1 = ps_emb_bucket_of(other, 1, OVF_CAP);
+
+		if (b0 > 1 && b1 > 1)
+			break;
+	}
+	keys[nfill + 1] = other;
+	for (unsigned i = 0; i < (nfill + 2) * 2; i++)
+		g[i] = 1.0f;
+	CHECK(rdps_emb_push(e, keys, nfill, g));
+	CHECK(rdps_clock(ctx));
+	/* Under BSP a push only reserves rows (16 - 8 left): accepted. The
+	 * insert fails at clock end, where no worker can be told. */
+	ret = rdps_emb_push(e, keys + nfill, 2, g);
+	if (ret)
+		fail("the push of the key with both buckets full was refused "
+		     "at push time: %d (%s)",
+		     ret, rdps_errmsg());
+	CHECK(rdps_clock(ctx));
+	CHECK(rdps_emb_pull(e, keys, nfill + 2, got));
+	for (unsigned i = 0; i < nfill + 2; i++) {
+		float want = i == nfill ? 0.0f : 1.0f;
+
+		if (got[2 * i] != want || got[2 * i + 1] != want)
+			fail("key %u of %u (%" PRIu64 ") reads %g, want %g "
+			     "(the overflowing key's update is lost, the "
+			     "others applied)",
+			     i, nfill + 2, keys[i], got[2 * i], want);
+	}
+	/* From then on every push to the table is refused, even of a key
+	 * it holds, naming the table and its capacity. */
+	ret = rdps_emb_push(e, keys, 1, g);
+	if (ret != -ENOSPC || !strstr(rdps_errmsg(), "'ovf'") ||
+	    !strstr(rdps_errmsg(), "16 rows per shard"))
+		fail("a push after the overflow: %d (%s), want -ENOSPC naming "
+		     "'ovf' and 16 rows per shard",
+		     ret, rdps_errmsg());
+	CHECK(rdps_clock(ctx));
+	CHECK(rdps_emb_pull(e, keys, 1, got));
+	if (got[0] != 1.0f)
+		fail("the refused push was applied: %g", got[0]);
+	printf("OK overflow: key %" PRIu64 " found both buckets full, its "
+	       "update lost, later pushes refused\n",
+	       keys[nfill]);
+	return 0;
+}
+
 /* --- bsp ----------------------------------------------------------------- */
 
 #define BSP_DIM 8
@@ -460,10 +552,8 @@ static const struct {
 	const char *name;
 	int (*run)(struct rdps_ctx *ctx, int argc, char **argv);
 } modes[] = {
-	{"once", mode_once},
-	{"torn", mode_torn},
-	{"full", mode_full},
-	{"bsp", mode_bsp},
+	{"once", mode_once}, {"torn", mode_torn},	  {"full", mode_full},
+	{"bsp", mode_bsp},   {"overflow", mode_overflow},
 };
 
 int main(int argc, char **argv)
@@ -480,7 +570,7 @@ int main(int argc, char **argv)
 		if (!strcmp(argv[1], modes[i].name))
 			break;
 	if (argc < 2 || i == sizeof(modes) / sizeof(modes[0]))
-		fail("usage: emb_worker once|torn|full|bsp ARGS...");
+		fail("usage: emb_worker once|torn|full|overflow|bsp ARGS...");
 	CHECK(rdps_ctx_create(&cfg, &ctx));
 	rc = modes[i].run(ctx, argc, argv);
 	rdps_ctx_destroy(ctx);
