@@ -26,7 +26,9 @@
 #          from a table of 65536 keys on 2 shards (asp), shm and tcp:
 #          Mkeys/s at the median next to the two-sided lookup's, and the
 #          round trips per pull the library counted (2: buckets, then
-#          rows); then 64 keys of dim 16 with two more workers pushing rows
+#          rows), and the messages the shards' loop threads handled and
+#          their CPU ms during the pulls (one-sided/two-sided: a
+#          one-sided pull leaves both where they were); then 64 keys of dim 16 with two more workers pushing rows
 #          all along (shards busy applying): target one-sided >= 2x
 set -u
 
@@ -211,8 +213,12 @@ emb_row() {
 	r1=$(awk -v x="$(jget "$j1" keys_per_s)" 'BEGIN { if (x != "") printf "%.4f", x / 1e6 }')
 	r2=$(awk -v x="$(jget "$j2" keys_per_s)" 'BEGIN { if (x != "") printf "%.4f", x / 1e6 }')
 	rt=$(jget "$j1" round_trips)
-	row "$tp emb pull $k x $d$busy, $rt round trips" Mkeys/s "$r1" "$r2" \
-		"two-sided lookup, same transport" higher "${emb_tgt:--}"
+	# What the pull phase cost the shards' loop threads: messages
+	# handled and CPU ms, one-sided / two-sided.
+	sc="shard msgs $(jget "$j1" shard_msgs)/$(jget "$j2" shard_msgs)"
+	sc="$sc, loop CPU ms $(jget "$j1" shard_loop_cpu_ms)/$(jget "$j2" shard_loop_cpu_ms)"
+	row "$tp emb pull $k x $d$busy, $rt round trips, $sc" Mkeys/s "$r1" \
+		"$r2" "two-sided lookup, same transport" higher "${emb_tgt:--}"
 }
 for tp in shm tcp; do
 	for d in 16 64; do

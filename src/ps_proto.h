@@ -175,7 +175,7 @@
  *   0..W-1, inserts included, so rows and index are identical across runs
  *   and transports; the capacity is reserved at push time so the NACK
  *   still reaches the pushing worker.
- *   Embedding tables are not in checkpoints yet.
+ *   Checkpoints hold embedding tables too (src/checkpoint.h).
  *
  * Values on the wire and in shard memory are the host's own float/double
  * representation (all peers of a job are little-endian x86-64 / arm64);
@@ -429,6 +429,23 @@ static inline uint64_t ps_emb_nbuckets(uint64_t capacity)
 	return nb;
 }
 
+/*
+ * What the shard's CPU did, for benchmarks and tests: they read it to show
+ * that a one-sided pull costs the shard's CPU nothing. handled counts the
+ * messages the shard's loop thread has handled (every PS_PUSH, two-sided
+ * lookups included, PS_CREATE, PS_END and PS_BYE; one held back for the
+ * next clock counts again when replayed); the shard stores it after each. pid
+ * and tid name the shard's process and its loop thread, for a reader on the
+ * same host (/proc).
+ */
+struct ps_dir_stats {
+	uint64_t handled_be;
+	uint32_t pid_be;
+	uint32_t tid_be;
+	uint64_t pad[6];
+};
+_Static_assert(sizeof(struct ps_dir_stats) == 64, "ps_dir_stats");
+
 /* The directory region: what a worker reads to find tables. */
 struct ps_dir {
 	struct ps_dir_hdr hdr;
@@ -439,6 +456,7 @@ struct ps_dir {
 	uint64_t gone_map_be[PS_WORKERS_MAX / 64];
 	/* Embedding tables, published like tables[] (ready last). */
 	struct ps_emb_desc emb[PS_EMB_MAX];
+	struct ps_dir_stats stats;
 };
 
 /* Header of a message in a sub-slot (64 B), payload right after. */

@@ -14,8 +14,10 @@
  *                   duplicates summed), that never-pushed keys read as
  *                   their initial value (misses counted), that a
  *                   pull costs 2 round trips (1 when no key is present),
- *                   and that the two-sided baseline (wrk_emb_lookup)
- *                   returns the same rows.
+ *                   that the two-sided baseline (wrk_emb_lookup)
+ *                   returns the same rows, and that pulls leave every
+ *                   shard's count of handled messages (ps_dir_stats)
+ *                   where it was while the lookup moves it.
  *   torn N          2 workers, asp: rank 1 pushes +1 to every value of 4
  *                   hot rows (dim 64) N times; rank 0 pulls them while
  *                   that runs, until it has seen N, and fails on any row
@@ -23,6 +25,12 @@
  *   full            1 shard: a table of capacity 8 refuses a push that
  *                   would overflow it, all or nothing, with an error
  *                   naming the table and its capacity; bad opens refused.
+ *   overflow        bsp, 1 worker, 1 shard: 8 keys fill both candidate
+ *                   buckets of a 9th (capacity 16); its push is accepted
+ *                   (rows remain), its update is lost at clock end (the
+ *                   shard logs it), the others' applied, and every later
+ *                   push to the table is refused with -ENOSPC naming the
+ *                   table and its capacity (ps_proto.h documents this).
  *   bsp ITERS SEED OUT
  *                   Adagrad, normal initial values, uneven delays from
  *                   SEED; rank 0 writes every shard's raw index and rows
@@ -80,6 +88,19 @@ static uint64_t plaw_key(uint64_t *s, unsigned span)
 	return id * 0x9e3779b97f4a7c15ull + 1;
 }
 
+/* Messages handled by every shard's loop thread so far (ps_dir_stats). */
+static uint64_t shards_handled(struct rdps_ctx *ctx)
+{
+	struct wrk_shard_stats st;
+	uint64_t n = 0;
+
+	for (unsigned s = 0; s < ctx->nshards; s++) {
+		CHECK(wrk_shard_stats(ctx, s, &st));
+		n += st.handled;
+	}
+	return n;
+}
+
 /* --- once ---------------------------------------------------------------- */
 
 #define ONCE_KEYS 64
@@ -121,6 +142,7 @@ static int mode_once(struct rdps_ctx *ctx, int argc, char **argv)
 	struct once_want *want;
 	size_t nw = 0, m = 0;
 	struct rdps_stats st0, st1;
+	uint64_t h0, h1;
 
 	if (argc != 4)
 		fail("usage: once N SEED");
@@ -183,7 +205,10 @@ static int mode_once(struct rdps_ctx *ctx, int argc, char **argv)
 		if (st1.emb_misses != st0.emb_misses)
 			fail("%" PRIu64 " pushed keys read as absent",
 			     st1.emb_misses - st0.emb_misses);
-		/* The two-sided baseline returns the same rows. */
+		/* The two-sided baseline returns the same rows, and costs
+		 * each shard's CPU messages (at least one per shard: the
+		 * counter below is alive). */
+		h0 = shards_handled(ctx);
 		{
 			double *two = xcalloc(m * ONCE_DIM, sizeof(double));
 
@@ -193,6 +218,11 @@ static int mode_once(struct rdps_ctx *ctx, int argc, char **argv)
 				     "pull");
 			free(two);
 		}
+		h1 = shards_handled(ctx);
+		if (h1 - h0 < ctx->nshards)
+			fail("a two-sided lookup of %zu keys: the shards "
+			     "counted %" PRIu64 " messages, want >= %u",
+			     m, h1 - h0, ctx->nshards);
 		/* Round trips, counted on a pull of data known fresh: the
 		 * first pull may have read a header before the shards
 		 * published the clock and gone round again (21 rounds once
@@ -200,6 +230,14 @@ static int mode_once(struct rdps_ctx *ctx, int argc, char **argv)
 		rdps_ctx_stats(ctx, &st0);
 		CHECK(rdps_emb_pull(e, k, m, got));
 		rdps_ctx_stats(ctx, &st1);
+		/* Every message of the job is handled by now (pushes are
+		 * credited after, clocks closed before the first pull saw
+		 * them): a pull is no work for any shard's loop thread. */
+		h0 = shards_handled(ctx);
+		if (h0 != h1)
+			fail("the shards handled %" PRIu64 " messages during "
+			     "a pull-only phase",
+			     h0 - h1);
 		if (st1.emb_torn_retries == st0.emb_torn_retries &&
 		    st1.emb_round_trips - st0.emb_round_trips != 2)
 			fail("a pull of %zu keys took %" PRIu64 " round "
@@ -220,6 +258,10 @@ static int mode_once(struct rdps_ctx *ctx, int argc, char **argv)
 			     " round trips",
 			     st1.emb_misses - st0.emb_misses,
 			     st1.emb_round_trips - st0.emb_round_trips);
+		if (shards_handled(ctx) != h0)
+			fail("the shards handled %" PRIu64 " messages during "
+			     "a pull of absent keys",
+			     shards_handled(ctx) - h0);
 		printf("OK once: %zu distinct keys of %zu pushed rows exact, "
 		       "%" PRIu64 " rows pushed here\n",
 		       m, nw, st1.emb_rows_pushed);
@@ -352,6 +394,92 @@ static int mode_full(struct rdps_ctx *ctx, int argc, char **argv)
 	return 0;
 }
 
+/* --- overflow ------------------------------------------------------------ */
+
+#define OVF_CAP 16 /* 16 buckets */
+
+/* The n-th key from start whose two candidate buckets are 0 and 1. */
+static uint64_t ovf_key(uint64_t *next)
+{
+	for (;; (*next)++) {
+		uint64_t b0 = ps_emb_bucket_of(*next, 0, OVF_CAP);
+		uint64_t b1 = ps_emb_bucket_of(*next, 1, OVF_CAP);
+
+		if (b0 <= 1 && b1 <= 1)
+			return (*next)++;
+	}
+}
+
+static int mode_overflow(struct rdps_ctx *ctx, int argc, char **argv)
+{
+	uint64_t keys[PS_EMB_SLOTS * 2 + 2], next = 1, other;
+	float g[(PS_EMB_SLOTS * 2 + 2) * 2], got[(PS_EMB_SLOTS * 2 + 2) * 2];
+	const unsigned nfill = PS_EMB_SLOTS * 2;
+	struct rdps_emb_cfg ec;
+	struct rdps_emb *e;
+	int ret;
+
+	(void)argv;
+	if (argc != 2 || cfg.workers != 1 || cfg.model != RDPS_MODEL_BSP ||
+	    ctx->nshards != 1)
+		fail("usage: overflow (bsp, one worker, one shard)");
+	rdps_emb_cfg_default(&ec);
+	ec.dim = 2;
+	ec.rule = RDPS_RULE_SUM;
+	ec.capacity = OVF_CAP;
+	CHECK(rdps_emb_open(ctx, "ovf", &ec, &e));
+	/* nfill keys fill buckets 0 and 1; one more has no slot left;
+	 * `other` lands elsewhere. */
+	for (unsigned i = 0; i <= nfill; i++)
+		keys[i] = ovf_key(&next);
+	for (other = next;; other++) {
+		uint64_t b0 = ps_emb_bucket_of(other, 0, OVF_CAP);
+		uint64_t b1 = ps_emb_bucket_of(other, 1, OVF_CAP);
+
+		if (b0 > 1 && b1 > 1)
+			break;
+	}
+	keys[nfill + 1] = other;
+	for (unsigned i = 0; i < (nfill + 2) * 2; i++)
+		g[i] = 1.0f;
+	CHECK(rdps_emb_push(e, keys, nfill, g));
+	CHECK(rdps_clock(ctx));
+	/* Under BSP a push only reserves rows (16 - 8 left): accepted. The
+	 * insert fails at clock end, where no worker can be told. */
+	ret = rdps_emb_push(e, keys + nfill, 2, g);
+	if (ret)
+		fail("the push of the key with both buckets full was refused "
+		     "at push time: %d (%s)",
+		     ret, rdps_errmsg());
+	CHECK(rdps_clock(ctx));
+	CHECK(rdps_emb_pull(e, keys, nfill + 2, got));
+	for (unsigned i = 0; i < nfill + 2; i++) {
+		float want = i == nfill ? 0.0f : 1.0f;
+
+		if (got[2 * i] != want || got[2 * i + 1] != want)
+			fail("key %u of %u (%" PRIu64 ") reads %g, want %g "
+			     "(the overflowing key's update is lost, the "
+			     "others applied)",
+			     i, nfill + 2, keys[i], got[2 * i], want);
+	}
+	/* From then on every push to the table is refused, even of a key
+	 * it holds, naming the table and its capacity. */
+	ret = rdps_emb_push(e, keys, 1, g);
+	if (ret != -ENOSPC || !strstr(rdps_errmsg(), "'ovf'") ||
+	    !strstr(rdps_errmsg(), "16 rows per shard"))
+		fail("a push after the overflow: %d (%s), want -ENOSPC naming "
+		     "'ovf' and 16 rows per shard",
+		     ret, rdps_errmsg());
+	CHECK(rdps_clock(ctx));
+	CHECK(rdps_emb_pull(e, keys, 1, got));
+	if (got[0] != 1.0f)
+		fail("the refused push was applied: %g", got[0]);
+	printf("OK overflow: key %" PRIu64 " found both buckets full, its "
+	       "update lost, later pushes refused\n",
+	       keys[nfill]);
+	return 0;
+}
+
 /* --- bsp ----------------------------------------------------------------- */
 
 #define BSP_DIM 8
@@ -424,10 +552,8 @@ static const struct {
 	const char *name;
 	int (*run)(struct rdps_ctx *ctx, int argc, char **argv);
 } modes[] = {
-	{"once", mode_once},
-	{"torn", mode_torn},
-	{"full", mode_full},
-	{"bsp", mode_bsp},
+	{"once", mode_once}, {"torn", mode_torn},	  {"full", mode_full},
+	{"bsp", mode_bsp},   {"overflow", mode_overflow},
 };
 
 int main(int argc, char **argv)
@@ -444,7 +570,7 @@ int main(int argc, char **argv)
 		if (!strcmp(argv[1], modes[i].name))
 			break;
 	if (argc < 2 || i == sizeof(modes) / sizeof(modes[0]))
-		fail("usage: emb_worker once|torn|full|bsp ARGS...");
+		fail("usage: emb_worker once|torn|full|overflow|bsp ARGS...");
 	CHECK(rdps_ctx_create(&cfg, &ctx));
 	rc = modes[i].run(ctx, argc, argv);
 	rdps_ctx_destroy(ctx);

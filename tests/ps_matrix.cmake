@@ -82,15 +82,20 @@ set(RDPS_PS_MATRIX
   # Embedding tables: exactly-once apply of 8 workers' overlapping
   # power-law keys (duplicates summed), round trips counted; a reader
   # racing the shard's rewrites never gets a torn row; a full table
-  # refuses whole, naming itself and its capacity; BSP leaves the same
-  # index and rows on every run, over shm and tcp.
+  # refuses whole, naming itself and its capacity; under BSP a new key
+  # whose two buckets are full loses its update and the table refuses
+  # pushes from then on (documented in ps_proto.h); BSP leaves the same
+  # index and rows on every run, over shm and tcp, and after a shard killed
+  # mid-run and resumed from its checkpoint.
   "emb_once        | bsp   | shm tcp | 60  |      | emb -s 2 -w 8 -- once 40 1"
   "emb_once_asp    | asp   | shm tcp | 60  |      | emb -s 3 -w 8 -- once 40 2"
   "emb_once_ssp    | ssp:1 | shm tcp | 60  |      | emb -s 2 -w 4 -- once 40 3"
   "emb_torn        | asp   | shm tcp | 60  |      | emb -s 1 -w 2 -- torn 20000"
   "emb_full        | bsp   | shm tcp | 60  |      | emb -s 1 -w 1 -- full"
   "emb_full_asp    | asp   | shm tcp | 60  |      | emb -s 1 -w 1 -- full"
+  "emb_overflow    | bsp   | shm tcp | 60  |      | sh ps_emb_overflow.sh @LAUNCH@ @EMB@ @TP@"
   "emb_bsp_identical | bsp | shm+tcp | 90  |      | sh ps_emb_bsp.sh @LAUNCH@ @EMB@"
+  "emb_ckpt_resume | bsp   | shm tcp | 120 |      | sh ps_emb_ckpt.sh @LAUNCH@ @EMB@ @TP@"
   # The same over verbs on soft-RoCE in one VM (exactly-once, torn reads,
   # BSP index and rows identical to shm's and tcp's on the host).
   "emb_verbs_rxe   | bsp,asp | rxe  | 420 | verbs,rxe | sh ps_emb_rxe.sh @RXE_VM@ @LAUNCH@ @EMB@ @BUILD@"

@@ -5,7 +5,9 @@
  * remote bytes) and the shard's index and rows (src/server/emb_index.c)
  * on plain memory: what the shard writes, the worker's decoders read back;
  * a row torn between two versions, a reused row and corrupt buckets are
- * caught, never returned and never a crash.
+ * caught, never returned and never a crash. Embedding tables in
+ * checkpoints (src/checkpoint.c): saved and read back byte for byte, and a
+ * corrupt or inconsistent image refused with a message saying why.
  */
 #include <errno.h>
 #include <math.h>
@@ -13,11 +15,14 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
+#include "checkpoint.h"
 #include "emb_codec.h"
 #include "server/server_impl.h"
 
@@ -243,6 +248,160 @@ static void test_bucket_decode(void **state)
 	}
 }
 
+/* --- checkpoints ---------------------------------------------------------- */
+
+/* FNV-1a as checkpoint.h specifies it: an image edited here gets a
+ * correct checksum, so the check that refuses it is the one named. */
+static void ckpt_resum(unsigned char *b, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (size_t i = 0; i < len - 8; i++) {
+		h ^= b[i];
+		h *= 0x100000001b3ull;
+	}
+	h = rdps_htobe64(h);
+	memcpy(b + len - 8, &h, 8);
+}
+
+static void ckpt_put64(unsigned char *b, size_t off, uint64_t v)
+{
+	v = rdps_htobe64(v);
+	memcpy(b + off, &v, 8);
+}
+
+/* parse(img edited and re-summed) is refused naming why. */
+static void ckpt_refused(const unsigned char *img, size_t len, size_t off,
+			 uint64_t v64, int width, const char *why)
+{
+	unsigned char *b = malloc(len);
+	struct ckpt *c = calloc(1, sizeof(*c));
+
+	assert_non_null(b);
+	assert_non_null(c);
+	memcpy(b, img, len);
+	if (width == 8) {
+		ckpt_put64(b, off, v64);
+	} else if (width == 4) {
+		uint32_t v = rdps_htobe32((uint32_t)v64);
+
+		memcpy(b + off, &v, 4);
+	} else {
+		b[off] ^= (unsigned char)v64;
+	}
+	ckpt_resum(b, len);
+	assert_int_equal(ckpt_parse(b, len, "x.ckpt", c), -EINVAL);
+	if (!strstr(rdps_errmsg(), why))
+		fail_msg("refusal '%s' does not say '%s'", rdps_errmsg(), why);
+	free(b);
+	free(c);
+}
+
+/* An Adagrad table with rows and state, through ckpt_write and
+ * ckpt_load; then edited images refused. Offsets: header 40 B, no dense
+ * table, the count of embedding tables at 40, its description at 48
+ * (capacity at +80, nrows at +104), the index at 160. */
+static void test_ckpt_emb(void **state)
+{
+	struct srv_emb *t = emb_new(100, 5, PS_RULE_ADAGRAD);
+	struct rdps_server *s = calloc(1, sizeof(*s));
+	struct ckpt *ck = calloc(1, sizeof(*ck)), *rd = calloc(1, sizeof(*rd));
+	char dir[] = "/tmp/test_emb_ckpt.XXXXXX", path[4096];
+	float g[5] = {1, -2, 0.5f, 3, 0.25f};
+	unsigned char *img;
+	size_t len, rows_at;
+	void *buf;
+	uint32_t row;
+
+	(void)state;
+	assert_non_null(s);
+	assert_non_null(ck);
+	assert_non_null(rd);
+	snprintf(t->name, sizeof(t->name), "ids");
+	for (uint64_t k = 0; k < 40; k++) {
+		assert_int_equal(srv_emb_insert(t, k * 7919 + 3, &row), 0);
+		srv_emb_update(t, row, g);
+		if (k % 3 == 0)
+			srv_emb_update(t, row, g);
+	}
+	s->emb[2] = *t;
+	ck->shard = 1;
+	ck->nshards = 2;
+	ck->workers = 3;
+	ck->clock = 17;
+	srv_emb_to_ckpt(s, ck);
+	assert_int_equal(ck->nemb, 1);
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(ckpt_write(dir, ck), 0);
+	assert_int_equal(ckpt_path(path, sizeof(path), dir, 1, 0), 0);
+	assert_int_equal(ckpt_load(path, &buf, rd), 0);
+	unlink(path);
+	rmdir(dir);
+	assert_int_equal(rd->nemb, 1);
+	assert_int_equal(rd->clock, 17);
+	assert_string_equal(rd->e[0].name, "ids");
+	assert_int_equal(rd->e[0].slot, 2);
+	assert_int_equal(rd->e[0].nrows, 40);
+	assert_int_equal(rd->e[0].capacity, 100);
+	assert_true(rd->e[0].lr == t->lr && rd->e[0].scale == t->scale);
+	assert_int_equal(rd->e[0].seed, t->seed);
+	assert_memory_equal(rd->e[0].index, t->index, t->nbuckets * 64);
+	assert_memory_equal(rd->e[0].rows, t->rows, 40 * t->row_bytes);
+	assert_non_null(rd->e[0].acc);
+	assert_memory_equal(rd->e[0].acc, t->acc, 40 * t->vbytes);
+
+	/* The image as written, edited. */
+	img = buf;
+	len = 160 + t->nbuckets * 64 + 40 * t->row_bytes + 40 * t->vbytes + 8;
+	rows_at = 160 + t->nbuckets * 64;
+	ckpt_refused(img, len, 8, 3, 4, "format version 3");
+	ckpt_refused(img, len, 48 + 80, 5, 8, "do not give");
+	ckpt_refused(img, len, 48 + 104, 41, 8, "needs");
+	ckpt_refused(img, len, 48 + 104, 39, 8, "is not a slot of");
+	ckpt_refused(img, len, 48 + 36, 0, 4, "out of range");
+	ckpt_refused(img, len, rows_at + 32 + 2, 0x40, 1, "fails its check");
+	/* The first used slot's row number past nrows, its check redone. */
+	for (size_t b = 0; b < t->nbuckets; b++) {
+		struct ps_emb_slot *sl = &t->index[b].slot[0];
+		uint64_t key = rdps_be64toh(sl->key_be);
+
+		if (!sl->meta_be)
+			continue;
+		ckpt_refused(img, len, 160 + b * 64 + 8,
+			     ps_emb_slot_meta(key, 60, b), 8,
+			     "is not a slot of");
+		break;
+	}
+	{
+		/* Cut short, its checksum redone: refused, not read past. */
+		struct ckpt *c = calloc(1, sizeof(*c));
+		unsigned char *b = malloc(len);
+
+		assert_non_null(c);
+		assert_non_null(b);
+		memcpy(b, img, len);
+		ckpt_resum(b, len - 100);
+		assert_int_equal(ckpt_parse(b, len - 100, "x.ckpt", c),
+				 -EINVAL);
+		assert_non_null(strstr(rdps_errmsg(), "needs"));
+		/* Version 1 (no embedding section) is still read: its
+		 * header (version at 8) and checksum. */
+		memcpy(b, img, 40);
+		b[8 + 3] = 1;
+		ckpt_resum(b, 48);
+		assert_int_equal(ckpt_parse(b, 48, "v1.ckpt", c), 0);
+		assert_int_equal(c->nemb, 0);
+		assert_int_equal(c->clock, 17);
+		free(b);
+		free(c);
+	}
+	free(buf);
+	free(rd);
+	free(ck);
+	free(s);
+	emb_free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -251,6 +410,7 @@ int main(void)
 		cmocka_unit_test(test_insert_find),
 		cmocka_unit_test(test_torn_row),
 		cmocka_unit_test(test_bucket_decode),
+		cmocka_unit_test(test_ckpt_emb),
 	};
 
 	return cmocka_run_group_tests_name("emb", tests, NULL, NULL);

@@ -280,5 +280,7 @@ void tc_kid_reap_ok(struct th_child *k);
 void t_shm_reg_outside_heap(void **state);
 /* tcp: RDPS_TP_MAX_RD_ATOMIC, kept by the initiator, enforced by the target. */
 void t_tcp_rd_atomic_bound(void **state);
+/* tcp: a request held for batching goes out with no poll of the user. */
+void t_tcp_held_flush(void **state);
 
 #endif /* RDPS_TP_CONF_H */

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <cmocka.h>
 
@@ -109,6 +110,56 @@ void t_tcp_rd_atomic_bound(void **state)
 	}
 	CHECK(done == total, "stream: %d of %d operations completed", done,
 	      total);
+	conn_close(&c);
+	tgt_stop(&t);
+}
+
+/*
+ * Batching (transport/tcp/tcp.h): a write posted while an earlier one is
+ * unanswered is held rather than sent by a syscall of its own; it must
+ * still reach the target although this process never polls or arms (the
+ * earlier write's response sends it). The target's memory is watched over
+ * its channel; then both completions arrive in order.
+ */
+void t_tcp_held_flush(void **state)
+{
+	struct rdps_tp_comp comps[2];
+	uint64_t a = 0x1111aaaa2222bbbbull, b = 0x3333cccc4444ddddull;
+	uint64_t deadline, got = 0;
+	struct conn c;
+	struct tgt t;
+	int idx;
+
+	(void)state;
+	TC_REQUIRE_TRANSPORT();
+	tgt_start(&t, NULL);
+	idx = tgt_alloc(
+		&t, 4096,
+		RDPS_TP_ACCESS_REMOTE_READ | RDPS_TP_ACCESS_REMOTE_WRITE, 0x77);
+	tgt_listen(&t);
+	conn_open_tp(&c, NULL, 64);
+	conn_connect(&c, &t);
+	memcpy(c.buf, &a, 8);
+	memcpy(c.buf + 8, &b, 8);
+	CHECK(rdps_tp_put(c.ep, c.buf, 8, c.mr, c.rk[idx].addr, &c.rk[idx], 1,
+			  0) == 0,
+	      "first put: %s", rdps_errmsg());
+	CHECK(rdps_tp_put(c.ep, c.buf + 8, 8, c.mr, c.rk[idx].addr + 8,
+			  &c.rk[idx], 2, 0) == 0,
+	      "second put: %s", rdps_errmsg());
+	deadline = th_now_ms() + TC_COMP_MS;
+	while (got != b && th_now_ms() < deadline)
+		got = tgt_read_u64(&t, idx, 8);
+	CHECK(got == b,
+	      "the second put never reached the target without a poll "
+	      "(bytes 8..15 are 0x%llx)",
+	      (unsigned long long)got);
+	CHECK(tgt_read_u64(&t, idx, 0) == a, "the first put is not there");
+	tc_wait_comps(c.tp, comps, 2, TC_COMP_MS, "the two puts");
+	tc_expect_comp(&comps[0], 1, RDPS_TP_OP_WRITE, RDPS_TP_WC_SUCCESS, 8,
+		       "first put");
+	tc_expect_comp(&comps[1], 2, RDPS_TP_OP_WRITE, RDPS_TP_WC_SUCCESS, 8,
+		       "second put");
 	conn_close(&c);
 	tgt_stop(&t);
 }

@@ -1964,6 +1964,7 @@ int main(int argc, char **argv)
 #endif
 #ifdef TP_CASES_TCP
 		CASE(t_tcp_rd_atomic_bound),
+		CASE(t_tcp_held_flush),
 #endif
 	};
 

@@ -25,7 +25,12 @@
  *          the round trips per pull counted by the library. With more
  *          than one worker (asp) the others push gradient rows for
  *          random keys all along: the shards are busy applying while
- *          rank 0 pulls.
+ *          rank 0 pulls. Also what the pull phase cost the shards'
+ *          CPUs: messages their loop threads handled (a counter each
+ *          shard publishes in its directory) and, for shards on this
+ *          host, the CPU time of their loop threads and processes
+ *          (/proc; the tcp transport's thread, which serves READs as a
+ *          NIC would, is in the process's).
  * Every worker of the job measures; rank 0 prints.
  */
 #include <errno.h>
@@ -34,11 +39,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common.h"
 #include "config.h"
 #include "rdps/rdps.h"
-#include "worker/worker.h" /* wrk_emb_lookup: the two-sided baseline */
+#include "worker/worker.h" /* wrk_emb_lookup, wrk_shard_stats */
 
 enum test { T_PULL, T_TICK, T_PUSH, T_ROUND, T_EMB };
 
@@ -254,6 +260,11 @@ struct result {
 	double ref_gbps;
 	int checked; /* push: the final sum matched */
 	double rtt_per_pull, torn_per_pull, kps; /* emb */
+	/* emb, during the pull phase: messages the shards' loop threads
+	 * handled; CPU ms of those threads and of the shard processes (-1:
+	 * a shard not on this host). */
+	uint64_t shard_msgs;
+	double shard_loop_ms, shard_proc_ms;
 };
 
 /* The transport scheme of the first shard URL ("shm", "tcp", ...). */
@@ -475,6 +486,68 @@ static int emb_busy(struct rdps_ctx *ctx, struct rdps_table *t,
 	return ret;
 }
 
+/* CPU time of task tid of process pid (tid 0: the whole process) in ms
+ * from /proc, or -1 when there is no such task here. */
+static double proc_cpu_ms(uint32_t pid, uint32_t tid)
+{
+	char path[96], buf[1024], *p;
+	unsigned long long ut, st;
+	size_t n;
+	FILE *f;
+
+	if (tid)
+		snprintf(path, sizeof(path), "/proc/%u/task/%u/stat", pid, tid);
+	else
+		snprintf(path, sizeof(path), "/proc/%u/stat", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	/* After the command name (which may hold spaces): state, then
+	 * fields 4..13, then utime and stime (clock ticks). */
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 2,
+			 "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu "
+			 "%llu",
+			 &ut, &st) != 2)
+		return -1;
+	return (double)(ut + st) * 1e3 / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* What the shards' CPUs did so far: messages, loop thread and process
+ * CPU ms (summed; -1 if any shard is not on this host). */
+struct shard_cost {
+	uint64_t msgs;
+	double loop_ms, proc_ms;
+};
+
+static int shard_cost(struct rdps_ctx *ctx, struct shard_cost *c)
+{
+	struct wrk_shard_stats st;
+
+	memset(c, 0, sizeof(*c));
+	for (unsigned s = 0; s < ctx->nshards; s++) {
+		int ret = wrk_shard_stats(ctx, s, &st);
+		double l, p;
+
+		if (ret)
+			return ret;
+		c->msgs += st.handled;
+		l = proc_cpu_ms(st.pid, st.tid);
+		p = proc_cpu_ms(st.pid, 0);
+		c->loop_ms = l < 0 || c->loop_ms < 0 ? -1 : c->loop_ms + l;
+		c->proc_ms = p < 0 || c->proc_ms < 0 ? -1 : c->proc_ms + p;
+	}
+	return 0;
+}
+
+static double ms_diff(double a, double b)
+{
+	return a < 0 || b < 0 ? -1 : b - a;
+}
+
 static int run_emb(struct rdps_ctx *ctx, struct rdps_table *t,
 		   const struct opts *o, const struct rdps_config *cfg,
 		   struct result *res)
@@ -482,6 +555,7 @@ static int run_emb(struct rdps_ctx *ctx, struct rdps_table *t,
 	struct rdps_emb_cfg ec;
 	struct emb_bench eb = {0};
 	struct rdps_stats st0, st1;
+	struct shard_cost c0, c1;
 	float one = 1.0f, *dst = NULL;
 	uint64_t s = 1;
 	int ret, rc = 1;
@@ -517,9 +591,21 @@ static int run_emb(struct rdps_ctx *ctx, struct rdps_table *t,
 		s = s * 6364136223846793005ull + 1442695040888963407ull;
 		eb.keys[i] = emb_key((s >> 33) % EMB_POOL);
 	}
+	ret = shard_cost(ctx, &c0);
+	if (ret) {
+		tool_fail(ret, "reading the shards' statistics");
+		goto out;
+	}
 	rdps_ctx_stats(ctx, &st0);
 	rc = timed(ctx, t, o, step_emb, &eb, dst, "embedding pull", res);
 	rdps_ctx_stats(ctx, &st1);
+	if (!rc && (ret = shard_cost(ctx, &c1)))
+		rc = tool_fail(ret, "reading the shards' statistics");
+	if (!rc) {
+		res->shard_msgs = c1.msgs - c0.msgs;
+		res->shard_loop_ms = ms_diff(c0.loop_ms, c1.loop_ms);
+		res->shard_proc_ms = ms_diff(c0.proc_ms, c1.proc_ms);
+	}
 	if (!rc) {
 		double pulls = (double)(st1.emb_pulls - st0.emb_pulls);
 
@@ -608,17 +694,23 @@ static void print_result(const struct opts *o, const struct rdps_config *cfg,
 				 "\"dim\":%llu,"
 				 "\"median_us\":%.4f,\"p99_us\":%.4f,"
 				 "\"keys_per_s\":%.0f,\"round_trips\":%.3f,"
-				 "\"torn\":%.4f}\n"
+				 "\"torn\":%.4f,\"shard_msgs\":%llu,"
+				 "\"shard_loop_cpu_ms\":%.0f,"
+				 "\"shard_cpu_ms\":%.0f}\n"
 			       : "emb   %-4s %u shard(s) %d worker(s) %s %s  "
 				 "keys "
 				 "%5llu dim %3llu  median %9.4f us  p99 "
 				 "%9.4f us  %11.0f keys/s  %.3f round "
-				 "trips/pull  %.4f torn/pull\n",
+				 "trips/pull  %.4f torn/pull  shards: %llu "
+				 "msgs, loop thread %.0f ms, process %.0f ms "
+				 "CPU\n",
 		       scheme, count_shards(cfg->shards), cfg->workers, model,
 		       o->two_sided ? "two-sided" : "one-sided",
 		       (unsigned long long)o->keys, (unsigned long long)o->dim,
 		       res->r.median_us, res->r.p99_us, res->kps,
-		       res->rtt_per_pull, res->torn_per_pull);
+		       res->rtt_per_pull, res->torn_per_pull,
+		       (unsigned long long)res->shard_msgs, res->shard_loop_ms,
+		       res->shard_proc_ms);
 		return;
 	}
 	if (o->json) {

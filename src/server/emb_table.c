@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "checkpoint.h"
 #include "server/server_impl.h"
 
 void srv_emb_free(struct rdps_server *s, struct srv_emb *t)
@@ -44,17 +45,13 @@ struct srv_emb_args {
 	uint64_t seed, capacity;
 };
 
+/* Create table a in the free directory slot idx. */
 static int srv_emb_create(struct rdps_server *s, const struct srv_emb_args *a,
-			  struct srv_emb **t_out)
+			  unsigned idx, struct srv_emb **t_out)
 {
 	struct srv_emb *t;
-	unsigned idx;
 	int ret;
 
-	for (idx = 0; idx < PS_EMB_MAX && s->emb[idx].used; idx++)
-		;
-	if (idx == PS_EMB_MAX)
-		return -ENOSPC;
 	t = &s->emb[idx];
 	memset(t, 0, sizeof(*t));
 	snprintf(t->name, sizeof(t->name), "%s", a->name);
@@ -181,6 +178,7 @@ int srv_emb_handle_create(struct srv_worker *w, const struct ps_msg *m,
 	struct ps_emb_create c;
 	struct srv_emb_args a;
 	struct srv_emb *t;
+	unsigned idx;
 	int ret;
 
 	if (rdps_be64toh(m->bytes_be) != sizeof(c)) {
@@ -204,7 +202,9 @@ int srv_emb_handle_create(struct srv_worker *w, const struct ps_msg *m,
 			  a.capacity);
 		return -EINVAL;
 	}
-	ret = srv_emb_create(s, &a, &t);
+	for (idx = 0; idx < PS_EMB_MAX && s->emb[idx].used; idx++)
+		;
+	ret = idx < PS_EMB_MAX ? srv_emb_create(s, &a, idx, &t) : -ENOSPC;
 	if (!ret) {
 		s->st.tables++;
 		srv_emb_publish(s, t);
@@ -218,4 +218,76 @@ int srv_emb_handle_create(struct srv_worker *w, const struct ps_msg *m,
 			 w->rank, a.name, a.capacity, strerror(-ret));
 	}
 	return ret;
+}
+
+int srv_emb_restore(struct rdps_server *s, const struct ckpt_emb *ce,
+		    const char *path)
+{
+	struct srv_emb_args a = {
+		.name = ce->name,
+		.dim = ce->dim,
+		.dtype = ce->dtype,
+		.rule = ce->rule,
+		.init = ce->init,
+		.lr = ce->lr,
+		.scale = ce->scale,
+		.seed = ce->seed,
+		.capacity = ce->capacity,
+	};
+	struct srv_emb *t;
+	int ret;
+
+	/* ckpt_parse() checked the geometry and the index; the slot must
+	 * be free here so workers find the table where it was. */
+	if (ce->slot >= PS_EMB_MAX || s->emb[ce->slot].used ||
+	    srv_emb_find_table(s, ce->name))
+		return rdps_set_error(-EINVAL,
+				      "checkpoint %s: embedding table '%s' "
+				      "does not fit this shard (slot %u taken "
+				      "or a duplicate name)",
+				      path, ce->name, ce->slot);
+	ret = srv_emb_create(s, &a, ce->slot, &t);
+	if (ret)
+		return rdps_set_error(ret,
+				      "cannot create embedding table '%s' of "
+				      "checkpoint %s: %s",
+				      ce->name, path, strerror(-ret));
+	memcpy(t->index, ce->index, t->index_len);
+	memcpy(t->rows, ce->rows, ce->nrows * t->row_bytes);
+	if (t->acc && ce->acc)
+		memcpy(t->acc, ce->acc, ce->nrows * t->vbytes);
+	t->nrows = ce->nrows;
+	t->overflowed = ce->flags & CKPT_EMB_OVERFLOWED;
+	s->st.tables++;
+	srv_emb_publish(s, t);
+	return 0;
+}
+
+void srv_emb_to_ckpt(const struct rdps_server *s, struct ckpt *c)
+{
+	for (unsigned i = 0; i < PS_EMB_MAX; i++) {
+		const struct srv_emb *t = &s->emb[i];
+		struct ckpt_emb *ce;
+
+		if (!t->used)
+			continue;
+		ce = &c->e[c->nemb++];
+		memcpy(ce->name, t->name, sizeof(ce->name));
+		ce->slot = i;
+		ce->dim = t->dim;
+		ce->dtype = t->dtype;
+		ce->rule = t->rule;
+		ce->init = t->init;
+		ce->flags = t->overflowed ? CKPT_EMB_OVERFLOWED : 0;
+		ce->lr = t->lr;
+		ce->scale = t->scale;
+		ce->seed = t->seed;
+		ce->capacity = t->capacity;
+		ce->nbuckets = t->nbuckets;
+		ce->row_bytes = t->row_bytes;
+		ce->nrows = t->nrows;
+		ce->index = t->index;
+		ce->rows = t->rows;
+		ce->acc = t->acc;
+	}
 }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "server/server_impl.h"
 
@@ -153,6 +154,9 @@ int rdps_server_run(struct rdps_server *s, const volatile sig_atomic_t *stop)
 	struct rdps_tp_comp comps[SRV_POLL_BATCH];
 	int n, ret, wait_ms;
 
+	/* Who handles messages, for a reader of /proc (ps_dir_stats). */
+	s->dir->stats.pid_be = rdps_htobe32((uint32_t)getpid());
+	s->dir->stats.tid_be = rdps_htobe32((uint32_t)gettid());
 	while (!(stop && *stop)) {
 		srv_pulse(s);
 		ret = srv_accept_step(s, &wait_ms);

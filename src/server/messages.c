@@ -99,6 +99,7 @@ reply:
 /* Handle one message of w; true if it has to wait for the next clock. */
 static bool srv_dispatch(struct srv_worker *w, uint32_t imm, uint32_t len)
 {
+	srv_count_handled(w->s);
 	switch (PS_IMM_KIND(imm)) {
 	case PS_END:
 		srv_handle_end(w, PS_IMM_ARG(imm));

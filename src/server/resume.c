@@ -65,14 +65,15 @@ int srv_checkpoint(struct rdps_server *s, uint64_t c)
 		ct->params = t->sl.params;
 		ct->acc = t->sl.acc;
 	}
+	srv_emb_to_ckpt(s, ck);
 	t0 = rdps_now_ns();
 	ret = ckpt_write(s->cfg.ckpt_dir, ck);
 	if (ret)
 		srv_ckpt_fail(s, ret, c, rdps_errmsg());
 	else
 		rdps_dbg("shard %u: checkpoint of clock %" PRIu64
-			 " (%u tables) written in %.1f ms",
-			 s->cfg.shard, c, ck->ntables,
+			 " (%u tables, %u embedding tables) written in %.1f ms",
+			 s->cfg.shard, c, ck->ntables, ck->nemb,
 			 (double)(rdps_now_ns() - t0) / 1e6);
 	free(ck);
 	return ret;
@@ -232,11 +233,14 @@ int srv_resume(struct rdps_server *s)
 	ret = srv_ckpt_fits(s, c, path[pick]);
 	if (!ret)
 		ret = srv_ckpt_tables(s, c, path[pick]);
+	for (unsigned i = 0; !ret && i < c->nemb; i++)
+		ret = srv_emb_restore(s, &c->e[i], path[pick]);
 	if (ret)
 		goto out;
 	srv_ckpt_clocks(s, c->clock);
-	rdps_info("shard %u: resumed at clock %" PRIu64 " from %s (%u tables)",
-		  s->cfg.shard, c->clock, path[pick], c->ntables);
+	rdps_info("shard %u: resumed at clock %" PRIu64
+		  " from %s (%u tables, %u embedding tables)",
+		  s->cfg.shard, c->clock, path[pick], c->ntables, c->nemb);
 out:
 	for (int i = 0; i < 2; i++) {
 		free(buf[i]);

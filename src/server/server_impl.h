@@ -206,6 +206,14 @@ static inline size_t srv_round_up(size_t x, size_t a)
 	return (x + a - 1) / a * a;
 }
 
+/* One more message handled by the loop thread: counted, and published in
+ * the directory where a benchmark or test reads it (struct ps_dir_stats). */
+static inline void srv_count_handled(struct rdps_server *s)
+{
+	__atomic_store_n(&s->dir->stats.handled_be,
+			 rdps_htobe64(++s->st.handled), __ATOMIC_RELAXED);
+}
+
 /* BSP and A-BSP close clocks alike: deltas applied in worker order. */
 static inline bool srv_bsp(const struct rdps_server *s)
 {
@@ -285,6 +293,19 @@ int srv_emb_handle_create(struct srv_worker *w, const struct ps_msg *m,
 
 /* Free everything of embedding table t and mark it unused. */
 void srv_emb_free(struct rdps_server *s, struct srv_emb *t);
+
+struct ckpt;
+struct ckpt_emb;
+
+/* Describe every embedding table into c->e[] (pointing at the shard's
+ * index, rows and state) for a checkpoint. */
+void srv_emb_to_ckpt(const struct rdps_server *s, struct ckpt *c);
+
+/* Create embedding table ce of checkpoint path (checked by ckpt_parse)
+ * in its directory slot with its index, rows and state, and publish it.
+ * 0 or -errno with rdps_errmsg(). */
+int srv_emb_restore(struct rdps_server *s, const struct ckpt_emb *ce,
+		    const char *path);
 
 /* emb_index.c ------------------------------------------------------------ */
 

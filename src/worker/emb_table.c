@@ -294,3 +294,41 @@ int wrk_emb_read_raw(struct rdps_emb *e, unsigned s, int rows, void *dst,
 	*len_out = want;
 	return 0;
 }
+
+int wrk_shard_stats(struct rdps_ctx *ctx, unsigned s,
+		    struct wrk_shard_stats *out)
+{
+	uint64_t off = offsetof(struct ps_dir, stats), deadline;
+	struct wrk_grp g = {0, 0, 0};
+	struct ps_dir_stats st;
+	struct wrk_shard *sh;
+	int ret;
+
+	if (!ctx || s >= ctx->nshards || !out)
+		return rdps_set_error(-EINVAL, "wrk_shard_stats: bad argument");
+	sh = &ctx->sh[s];
+	if (sh->dir_key.len < off + sizeof(st))
+		return rdps_set_error(-EPROTO,
+				      "shard %u (%s) publishes no statistics "
+				      "(an older rdps-server?)",
+				      s, sh->url);
+	deadline = wrk_deadline(ctx);
+	ret = wrk_bounce(ctx, sizeof(st));
+	if (ret)
+		return ret;
+	WRK_POST(ret, ctx, deadline,
+		 rdps_tp_get(sh->ep, ctx->bounce, sizeof(st), ctx->bounce_mr,
+			     sh->dir_key.addr + off, &sh->dir_key,
+			     (uintptr_t)&g, 0));
+	if (ret)
+		return wrk_post_fail(ctx, sh, ret, "a statistics read");
+	g.left++;
+	ret = wrk_grp_wait(ctx, &g, deadline, "a statistics read");
+	if (ret)
+		return ret;
+	memcpy(&st, ctx->bounce, sizeof(st));
+	out->handled = rdps_be64toh(st.handled_be);
+	out->pid = rdps_be32toh(st.pid_be);
+	out->tid = rdps_be32toh(st.tid_be);
+	return 0;
+}

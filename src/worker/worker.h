@@ -411,6 +411,17 @@ void wrk_emb_free_all(struct rdps_ctx *ctx);
 int wrk_emb_read_raw(struct rdps_emb *e, unsigned s, int rows, void *dst,
 		     size_t len, size_t *len_out);
 
+/* What shard s's CPU did, as it publishes it (ps_proto.h, struct
+ * ps_dir_stats): messages handled, its pid and loop thread's tid. One
+ * READ of its directory; blocks. For benchmarks and tests that show a
+ * pull costs the shard's CPU nothing. */
+struct wrk_shard_stats {
+	uint64_t handled;
+	uint32_t pid, tid;
+};
+int wrk_shard_stats(struct rdps_ctx *ctx, unsigned s,
+		    struct wrk_shard_stats *out);
+
 /*
  * The two-sided lookup (emb_lookup.c, ps_proto.h PS_F_LOOKUP): the rows of
  * keys[0..n) into dst as rdps_emb_pull() gives them, but each shard's CPU

@@ -20,6 +20,15 @@
  * against the oldest outstanding operation (a FIFO, checked by sequence
  * number) and completions come out in post order.
  *
+ * Batching: a request posted while an earlier one of its endpoint is
+ * still unanswered is held in the send queue rather than sent by a
+ * syscall of its own (up to TCP_HOLD_MAX of them); the held ones go out
+ * together at the user's next poll or arm, when the queue reaches that
+ * bound, or when the progress thread handles the endpoint's next response,
+ * whichever comes first. So a burst of posts costs one sendmsg and the
+ * peer one wake-up, not one each, and nothing waits for a poll that may
+ * not come: the earlier request's response flushes them.
+ *
  * Zero copy: a request's payload is sent straight from the caller's buffer
  * and a READ response straight from the registered region; WRITE payloads
  * and READ responses are received straight into their destination once the
@@ -199,6 +208,7 @@ struct tcp_ep {
 	 * completion is polled (unsignaled ones until a later completion of
 	 * the endpoint is), as on a verbs send queue. */
 	unsigned sq_busy;
+	unsigned held;	     /* requests queued unsent since the last flush */
 	unsigned unsig_done; /* unsignaled ops finished since the last push */
 	uint64_t next_seq;   /* next request sequence number */
 	uint64_t peer_seq;   /* next request sequence expected from the peer */
@@ -261,6 +271,7 @@ struct tcp_tp {
 	int armed;
 	unsigned n_stalled;
 	unsigned n_disc; /* endpoints with disc_pending; read unlocked */
+	unsigned n_held; /* endpoints with held requests; read unlocked */
 
 	/* endpoints by slot, for epoll events that may outlive them */
 	struct tcp_ep **eps;
@@ -273,6 +284,9 @@ struct tcp_tp {
 	uint32_t mr_free; /* head of the free-slot list, UINT32_MAX: none */
 };
 
+/* Requests an endpoint holds at most before it sends them: one sendmsg's
+ * worth of headers. */
+#define TCP_HOLD_MAX 60u
 #define TCP_MAX_MRS 65536u
 /* Per-endpoint receive buffer for headers and small payloads. */
 #define TCP_RXBUF_LEN (64 * 1024)
@@ -383,6 +397,8 @@ struct tcp_ep *tcp_ep_lookup(struct tcp_tp *tp, uint64_t cookie);
 void tcp_ep_handle(struct tcp_ep *ep, uint32_t events);
 void tcp_ep_rx(struct tcp_ep *ep);
 int tcp_tx_flush(struct tcp_ep *ep);
+/* Send the held requests of every endpoint (see "Batching"). */
+void tcp_tx_release(struct tcp_tp *tp);
 void tcp_tx_enqueue(struct tcp_ep *ep, struct tcp_txe *t);
 /* Break the connection: log why at lvl (info if nothing was lost), fail
  * every outstanding operation with RDPS_TP_WC_CONN_ERR. */

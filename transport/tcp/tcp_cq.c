@@ -136,6 +136,8 @@ int tcp_cq_arm(struct rdps_tp *base)
 	int ret = 0;
 
 	pthread_mutex_lock(&tp->lock);
+	/* Nothing posted stays held while the user sleeps. */
+	tcp_tx_release(tp);
 	if (tp->cq_used || tp->n_disc) {
 		ret = -EAGAIN;
 	} else {

@@ -229,6 +229,10 @@ void tcp_ep_close(struct rdps_tp_ep *base)
 	struct tcp_txe *t;
 
 	pthread_mutex_lock(&tp->lock);
+	/* Held requests were posted before the close: they go as they
+	 * would have without the batching (tcp.h). */
+	if (ep->held && !ep->broken && !(ep->events & EPOLLOUT))
+		tcp_tx_flush(ep);
 	tcp_ep_close_gently(ep);
 	tcp_ep_shut(ep, RDPS_TP_WC_FLUSH_ERR, NULL);
 	tcp_cq_forget_ep(tp, base);

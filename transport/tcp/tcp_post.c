@@ -77,6 +77,10 @@ static int tcp_post(struct tcp_ep *ep, const struct tcp_post_args *a)
 	if (rdps_unlikely(ep->sq_busy >= tp->sq_depth || !tcp_cq_has_room(tp) ||
 			  (tcp_type_rd_atomic(a->type) &&
 			   ep->rd_out >= RDPS_TP_MAX_RD_ATOMIC))) {
+		/* The caller will wait for completions: what it posted
+		 * must be on its way. */
+		if (ep->held && !(ep->events & EPOLLOUT))
+			tcp_tx_flush(ep);
 		pthread_mutex_unlock(&tp->lock);
 		return -EAGAIN;
 	}
@@ -115,8 +119,15 @@ static int tcp_post(struct tcp_ep *ep, const struct tcp_post_args *a)
 	op->txe.bounce = NULL;
 	op->txe.is_resp = 0;
 	tcp_tx_enqueue(ep, &op->txe);
-	if (!(ep->events & EPOLLOUT))
+	if (ep->op_count > 1 && ep->held < TCP_HOLD_MAX) {
+		/* An earlier request is unanswered: hold this one (tcp.h,
+		 * "Batching"); its response or the next poll sends it. */
+		if (!ep->held++)
+			__atomic_store_n(&tp->n_held, tp->n_held + 1,
+					 __ATOMIC_RELEASE);
+	} else if (!(ep->events & EPOLLOUT)) {
 		tcp_tx_flush(ep);
+	}
 	if ((a->flags & RDPS_TP_F_INLINE) && !ep->broken && op->txe.queued &&
 	    op->txe.plen && op->txe.plen <= TCP_INLINE_MAX) {
 		void *copy = malloc(op->txe.plen);

@@ -130,12 +130,39 @@ void tcp_tx_enqueue(struct tcp_ep *ep, struct tcp_txe *t)
 	ep->tx_tail = t;
 }
 
+/* ep's held requests are about to go (or be dropped): no longer held. */
+static void tcp_tx_unhold(struct tcp_ep *ep)
+{
+	struct tcp_tp *tp = ep->tp;
+
+	if (!ep->held)
+		return;
+	ep->held = 0;
+	__atomic_store_n(&tp->n_held, tp->n_held - 1, __ATOMIC_RELEASE);
+}
+
+void tcp_tx_release(struct tcp_tp *tp)
+{
+	for (uint32_t i = 0; i < tp->n_eps_cap && tp->n_held; i++) {
+		struct tcp_ep *ep = tp->eps[i];
+
+		if (!ep || !ep->held)
+			continue;
+		if (ep->broken || (ep->events & EPOLLOUT))
+			tcp_tx_unhold(ep); /* the progress thread sends */
+		else
+			tcp_tx_flush(ep);
+	}
+}
+
 /* Send what the socket takes, never blocking; the rest waits for EPOLLOUT.
  * Returns -1 if the endpoint broke. */
 int tcp_tx_flush(struct tcp_ep *ep)
 {
 	struct iovec iov[TCP_IOV_MAX];
 	struct msghdr msg = {.msg_iov = iov};
+
+	tcp_tx_unhold(ep);
 
 	while (ep->tx_head) {
 		size_t total = 0, left;
@@ -246,6 +273,7 @@ void tcp_ep_shut(struct tcp_ep *ep, int status, struct rdps_tp_ep *who)
 		tp->n_stalled--;
 	ep->rx_state = TCP_RX_HDR;
 	ep->rx_off = ep->rx_len = 0;
+	tcp_tx_unhold(ep);
 	tcp_ep_free_tx(ep);
 	tcp_ep_flush_ops(ep, status, who);
 }

@@ -198,6 +198,12 @@ int tcp_tp_poll(struct rdps_tp *base, struct rdps_tp_comp *comps, int max)
 	struct tcp_tp *tp = to_tcp_tp(base);
 	int n = 0;
 
+	if (__atomic_load_n(&tp->n_held, __ATOMIC_ACQUIRE)) {
+		/* Requests posted since the last poll go out together. */
+		pthread_mutex_lock(&tp->lock);
+		tcp_tx_release(tp);
+		pthread_mutex_unlock(&tp->lock);
+	}
 	if (!tp->user_progress) {
 		/* Cheap empty check: the common case while spinning. */
 		if (!__atomic_load_n(&tp->cq_used, __ATOMIC_ACQUIRE) &&
