@@ -316,7 +316,7 @@ int wrk_shard_stats(struct rdps_ctx *ctx, unsigned s,
 	ret = wrk_bounce(ctx, sizeof(st));
 	if (ret)
 		return ret;
-	WRK_POST(ret, ctx, deadline,
+	WRK_POST(ret, ctx, deadline, sizeof(st),
 		 rdps_tp_get(sh->ep, ctx->bounce, sizeof(st), ctx->bounce_mr,
 			     sh->dir_key.addr + off, &sh->dir_key,
 			     (uintptr_t)&g, 0));
