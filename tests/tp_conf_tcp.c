@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include <cmocka.h>
 
@@ -52,8 +53,17 @@ void t_tcp_rd_atomic_bound(void **state)
 	conn_open_tp(&c, &cfg, (size_t)2 * bound * 8);
 	conn_connect(&c, &t);
 
-	if (!t.ch.remote)
+	if (!t.ch.remote) {
+		int st;
+
+		/* SIGSTOP takes effect after kill() returns: a target still
+		 * running could answer a few reads and let more than the
+		 * bound be posted. Wait until the kernel reports it stopped. */
 		kill(t.ch.pid, SIGSTOP);
+		CHECK(waitpid(t.ch.pid, &st, WUNTRACED) == t.ch.pid &&
+			      WIFSTOPPED(st),
+		      "the target (pid %d) did not stop", (int)t.ch.pid);
+	}
 	for (posted = 0; posted < 2 * bound; posted++) {
 		ret = rdps_tp_get(c.ep, c.buf + (size_t)posted * 8, 8, c.mr,
 				  c.rk[idx].addr, &c.rk[idx], (uint64_t)posted,
