@@ -2056,19 +2056,29 @@ static int qps_alive(void)
 	return fake.made[FR_QP] - fake.freed[FR_QP];
 }
 
+/* Whether exactly the first `gone` of requests [0, n) were destroyed:
+ * the oldest went first. */
+static void oldest_gone(int n, int gone)
+{
+	for (int k = 0; k < n; k++)
+		CHECK((fake.req_id[k] == NULL) == (k < gone),
+		      "request %d of %d is %s, expected the %d oldest gone", k,
+		      n, fake.req_id[k] ? "alive" : "gone", gone);
+}
+
 /*
  * Connectors that never complete their connection (rdma_connect, then
  * nothing) hold up no other peer: accept answers every request at once and
  * returns a later peer while they still wait; each is dropped at its own
- * deadline, told it was late; when their queue pairs fill the completion
- * queue the oldest is pushed out, told the listener is busy, rather than a
- * new peer refused.
+ * deadline; when their queue pairs fill the completion queue the oldest
+ * is pushed out rather than a new peer refused. (Dropped after our reply,
+ * they get rdma_cm's own reject when their id is destroyed.)
  */
 static void test_accept_half_open(void **state)
 {
 	struct rdps_tp *tp;
 	struct rdps_tp_listener *l;
-	struct rdps_tp_ep *ep = NULL;
+	struct rdps_tp_ep *ep = NULL, *ep2 = NULL;
 	uint8_t buf[FAKE_PDATA], n;
 	int ret, fit;
 	uint64_t t0;
@@ -2094,11 +2104,8 @@ static void test_accept_half_open(void **state)
 	 * oldest made room for the newest. */
 	fit = qps_alive();
 	CHECK(fit > 0 && fit < 30, "%d queue pairs for 30 handshakes", fit);
-	assert_int_equal(fake.n_reject_why[VERBS_REJ_BUSY], 30 - fit);
-	for (int k = 0; k < 30 - fit; k++)
-		CHECK(fake.busy_req[k] < 30 - fit,
-		      "request %d was pushed out before an older one",
-		      fake.busy_req[k]);
+	oldest_gone(30, 30 - fit);
+	assert_int_equal(fake.n_reject, 0);
 
 	/* A real peer now: returned at once, the silent ones still wait. */
 	fake.accept_silent = false;
@@ -2114,12 +2121,13 @@ static void test_accept_half_open(void **state)
 	assert_int_equal(ep->peer_priv_len, 3);
 	assert_memory_equal(ep->peer_priv, "cli", 3);
 	assert_int_equal(qps_alive(), fit); /* one more old one went */
+	oldest_gone(30, 31 - fit);
 
-	/* The silent ones are dropped at their deadline, told they were
-	 * late; the established endpoint stays. */
-	ret = rdps_tp_accept(l, &ep, RDPS_TP_HELLO_MS + 500);
+	/* The silent ones are dropped at their deadline; the established
+	 * endpoint stays. */
+	ret = rdps_tp_accept(l, &ep2, RDPS_TP_HELLO_MS + 500);
 	assert_int_equal(ret, -ETIMEDOUT);
-	assert_int_equal(fake.n_reject_why[VERBS_REJ_LATE], fit - 1);
+	oldest_gone(30, 30);
 	assert_int_equal(qps_alive(), 1);
 	rdps_tp_ep_close(ep);
 	rdps_tp_listener_close(l);
@@ -2127,7 +2135,8 @@ static void test_accept_half_open(void **state)
 }
 
 /* At most RDPS_TP_MAX_PENDING handshakes wait (with a completion queue
- * that holds more): past that the oldest go, told busy. */
+ * that holds more): past that the oldest go. The same bound holds for
+ * requests not looked at yet, whose oldest are refused as busy. */
 static void test_accept_pending_bound(void **state)
 {
 	const int first = 200, more = 100;
@@ -2156,16 +2165,25 @@ static void test_accept_pending_bound(void **state)
 		push_request(buf, n);
 	assert_int_equal(rdps_tp_accept(l, &ep, 0), -ETIMEDOUT);
 	assert_int_equal(qps_alive(), RDPS_TP_MAX_PENDING);
-	assert_int_equal(fake.n_busy, over);
-	for (int k = 0; k < over; k++)
-		CHECK(fake.busy_req[k] < over,
-		      "request %d was pushed out before an older one",
-		      fake.busy_req[k]);
-	/* Closing the listener refuses every handshake still waiting. */
+	oldest_gone(first + more, over);
+	assert_int_equal(fake.n_reject, 0);
+
+	/* Requests in the channel past the bound: the oldest refused, busy,
+	 * before any is looked at. */
+	fake.n_reqs = 0;
+	for (int i = 0; i < RDPS_TP_MAX_PENDING + 10; i++)
+		push_request(buf, n);
 	rdps_tp_listener_close(l);
-	assert_int_equal(qps_alive(), 0);
+	assert_int_equal(fake.n_busy, 10);
+	for (int k = 0; k < 10; k++)
+		CHECK(fake.busy_req[k] == k,
+		      "request %d was refused as busy before an older one",
+		      fake.busy_req[k]);
+	/* Closing the listener refused the others and dropped every
+	 * handshake. */
 	assert_int_equal(fake.n_reject_why[VERBS_REJ_RESOURCES],
 			 RDPS_TP_MAX_PENDING);
+	assert_int_equal(qps_alive(), 0);
 	close_tp(tp);
 }
 

@@ -43,12 +43,11 @@ enum verbs_reject_reason {
 	VERBS_REJ_TOKEN,       /* connector gets -EACCES */
 	VERBS_REJ_MALFORMED,   /* -EPROTO */
 	VERBS_REJ_RESOURCES,   /* -ECONNREFUSED */
-	/* The listener holds RDPS_TP_MAX_PENDING unfinished handshakes and
-	 * pushed ours out for a newer one: -EBUSY, worth a retry. */
+	/* The listener holds RDPS_TP_MAX_PENDING requests it has not looked
+	 * at and pushed ours out for a newer one: -EBUSY, worth a retry. (A
+	 * connection dropped after its reply gets rdma_cm's own reject,
+	 * without private data: verbs_cm.c, verbs_hs_drop.) */
 	VERBS_REJ_BUSY,
-	/* Our connection was not established within RDPS_TP_HELLO_MS of
-	 * the request: -ECONNRESET, worth a retry. */
-	VERBS_REJ_LATE,
 };
 
 /* Capability flags in a hello or reply (struct verbs_hello.arg). */

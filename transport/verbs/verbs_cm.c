@@ -341,8 +341,6 @@ static const char *verbs_reason_str(int reason)
 		return "not an rdps verbs handshake";
 	case VERBS_REJ_BUSY:
 		return "too many unfinished handshakes";
-	case VERBS_REJ_LATE:
-		return "connection not completed in time";
 	default:
 		return "out of resources";
 	}
@@ -456,20 +454,24 @@ static int verbs_cm_next(struct verbs_ep *ep, uint64_t deadline)
 
 /* Handshakes in progress ---------------------------------------------- */
 
-/* Take handshake i out and destroy its endpoint, refusing the connector
- * for reason first unless reason is 0. */
-static void verbs_hs_drop(struct verbs_listener *l, unsigned i, int reason)
+/*
+ * Take handshake i out and destroy its endpoint. No rdma_reject of our
+ * own: after rdma_accept the kernel's reply is still outstanding (the
+ * connector acknowledged it with an MRA, which stretches its timeout),
+ * rdma_reject does not cancel it, and rdma_destroy_id then blocks until
+ * it times out, seconds for each peer (seen on rxe). Destroying the id
+ * cancels the reply and sends rdma_cm's own reject, without private data;
+ * the connector then fails -ECONNRESET (verbs_connect).
+ */
+static void verbs_hs_drop(struct verbs_listener *l, unsigned i)
 {
 	struct verbs_ep *ep = l->hs[i].ep;
 
 	l->hs[i] = l->hs[--l->n_hs];
-	if (reason)
-		verbs_reject(l->vtp, ep->id, reason);
 	verbs_ep_destroy(ep);
 }
 
-/* Make room for a new handshake: the oldest unfinished one goes, told that
- * the listener is busy so that a real peer retries. */
+/* Make room for a new handshake: the oldest unfinished one goes. */
 static void verbs_hs_evict(struct verbs_listener *l)
 {
 	unsigned old = 0;
@@ -479,7 +481,7 @@ static void verbs_hs_evict(struct verbs_listener *l)
 			old = i;
 	rdps_dbg("verbs://%s: %u peers in the handshake; dropped the oldest",
 		 l->host, l->n_hs);
-	verbs_hs_drop(l, old, VERBS_REJ_BUSY);
+	verbs_hs_drop(l, old);
 }
 
 /*
@@ -580,12 +582,12 @@ static int verbs_hs_reap(struct verbs_listener *l, struct verbs_ep **ep_out)
 			rdps_warn("verbs peer went away during the handshake "
 				  "(%s)",
 				  rdma_event_str(ep->cm.event));
-			verbs_hs_drop(l, i, 0);
+			verbs_hs_drop(l, i);
 		} else if (now >= l->hs[i].deadline) {
 			rdps_warn("verbs://%s: dropped a peer that did not "
 				  "complete its connection within %d ms",
 				  l->host, RDPS_TP_HELLO_MS);
-			verbs_hs_drop(l, i, VERBS_REJ_LATE);
+			verbs_hs_drop(l, i);
 		}
 	}
 	return -EAGAIN;
@@ -639,7 +641,7 @@ void verbs_listener_close(struct rdps_tp_listener *bl)
 	while ((r = verbs_req_pop(l)))
 		verbs_req_drop(l, r, VERBS_REJ_RESOURCES);
 	while (l->n_hs)
-		verbs_hs_drop(l, l->n_hs - 1, VERBS_REJ_RESOURCES);
+		verbs_hs_drop(l, l->n_hs - 1);
 	rdma_destroy_id(l->id);
 	free(l);
 }
@@ -689,12 +691,6 @@ static int verbs_connect_failed(struct verbs_ep *ep, const char *url)
 				"hostile peers) and dropped ours for a newer "
 				"one",
 				url, RDPS_TP_MAX_PENDING);
-		if (h.arg == VERBS_REJ_LATE)
-			return rdps_set_error(-ECONNRESET,
-					      "%s dropped us: our connection "
-					      "was not complete within its "
-					      "handshake deadline (%d ms)",
-					      url, RDPS_TP_HELLO_MS);
 		return rdps_set_error(-ECONNREFUSED,
 				      "%s refused us: it is out of resources",
 				      url);
@@ -825,11 +821,17 @@ int verbs_connect(struct rdps_tp *tp, const char *url, const void *priv,
 		goto err_reject;
 	if (rdma_establish(ep->id)) {
 		ret = -errno;
-		/* The listener may have refused us after its reply (it was
-		 * busy, or we were late): its reason beats EINVAL. */
+		/* The listener dropped us after its reply: it was busy, or
+		 * we took longer than its deadline. Worth a retry. */
 		verbs_cm_progress(vtp, 0);
 		if (ep->cm.got && ep->cm.event == RDMA_CM_EVENT_REJECTED) {
-			ret = verbs_connect_failed(ep, url);
+			ret = rdps_set_error(
+				-ECONNRESET,
+				"%s dropped our connection before it was "
+				"complete: it holds too many unfinished "
+				"handshakes (idle or hostile peers), or ours "
+				"took longer than %d ms",
+				url, RDPS_TP_HELLO_MS);
 			goto err_destroy_ep;
 		}
 		ret = rdps_set_error(ret,
