@@ -38,6 +38,7 @@ iters=5000
 rounds=3
 summary=best
 vm_timeout=
+ops="write read fadd cas"
 
 usage() {
 	cat <<EOF
@@ -47,6 +48,8 @@ Usage: scripts/bench-rxe.sh [options]    (or scripts/bench.sh --rxe [options])
   -n N      measured iterations per test, both tools ($iters; rdps warm-up N/10)
   -r N      rounds ($rounds)
   -m HOW    summary over rounds for both tools: best or median ($summary)
+  -O OPS    only these operations, comma-separated (write,read,fadd,cas):
+            more rounds of the ones in question in the same time
   -V PATH   the rxe-vm script (\$RXE_VM, else ../shared/rxe-vm/rxe-vm)
   -T SEC    VM time limit (default 60 + 120 per round)
   -h        this help
@@ -60,13 +63,14 @@ die() {
 	exit 1
 }
 
-while getopts "p:o:n:r:m:V:T:h" opt; do
+while getopts "p:o:n:r:m:O:V:T:h" opt; do
 	case $opt in
 	p) perf=$OPTARG ;;
 	o) md_out=$OPTARG ;;
 	n) iters=$OPTARG ;;
 	r) rounds=$OPTARG ;;
 	m) summary=$OPTARG ;;
+	O) ops=${OPTARG//,/ } ;;
 	V) rxe_vm=$OPTARG ;;
 	T) vm_timeout=$OPTARG ;;
 	h) usage; exit 0 ;;
@@ -85,6 +89,13 @@ case $summary in
 best | median) ;;
 *) die "bad summary '$summary': use -m best or -m median" ;;
 esac
+[ -n "$ops" ] || die "-O names no operation: use some of write,read,fadd,cas"
+for op in $ops; do
+	case $op in
+	write | read | fadd | cas) ;;
+	*) die "unknown operation '$op' in -O: use write, read, fadd or cas" ;;
+	esac
+done
 [ -n "$vm_timeout" ] || vm_timeout=$((60 + 120 * rounds))
 
 if [ -z "$perf" ]; then
@@ -139,7 +150,7 @@ trap 'exit 130' INT TERM
 # and everything the tools print to $log.
 cat >"$tmp/guest.sh" <<'GUEST'
 set -u
-perf=$1 iters=$2 rounds=$3 out=$4 log=$5
+perf=$1 iters=$2 rounds=$3 out=$4 log=$5 ops=$6
 warm=$((iters / 10))
 dev=(-d "$RXE_DEV" -x "$RXE_GID_INDEX")
 port=$((18515 + RANDOM % 1000))
@@ -222,7 +233,7 @@ pt() { # ROUND OP
 }
 
 for r in $(seq 1 "$rounds"); do
-	for op in write read fadd cas; do
+	for op in $ops; do
 		if [ $((r % 2)) = 1 ]; then
 			rdps "$r" "$op"
 			pt "$r" "$op"
@@ -241,7 +252,7 @@ echo "$prog: rdps-perf $perf, perftest $pt_ver, $rounds rounds x $iters" \
 	"iterations in one rxe-vm; host load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 (cd "$tmp" && exec "$rxe_vm" run -t "$vm_timeout" -s "$tmp" \
 	-s "$(dirname "$perf")" -- \
-	"bash $tmp/guest.sh '$perf' $iters $rounds $tmp/results $tmp/guest.log") \
+	"bash $tmp/guest.sh '$perf' $iters $rounds $tmp/results $tmp/guest.log '$ops'") \
 	>"$tmp/vm.out" 2>&1 &
 vm_pid=$!
 wait "$vm_pid"
@@ -297,7 +308,7 @@ rounds_of() {
 
 rows=()
 details=()
-for op in write read fadd cas; do
+for op in $ops; do
 	case $op in
 	write) ref="ib_write_lat -s 8" how="half RTT" ;;
 	read) ref="ib_read_lat -s 8" how="whole op" ;;

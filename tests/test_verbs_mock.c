@@ -46,6 +46,7 @@
 #define FAKE_CQ 4096 /* entries of the fake completion queue */
 #define FAKE_PDATA 64
 #define FAKE_MAX_UNACKED 16
+#define FAKE_REQS 512 /* connect requests a test tells apart */
 #define TEST_TOKEN 0x70c3a11dull
 #define TEST_URL "verbs://127.0.0.1:7471"
 
@@ -135,6 +136,7 @@ static struct {
 	uint8_t connect_pdata[FAKE_PDATA];
 	uint8_t connect_pdata_len;
 	enum rdma_cm_event_type accept_event;
+	bool accept_silent; /* the connector never establishes */
 	enum rdma_cm_event_type resolve_event; /* rdma_resolve_addr's */
 	int resolve_status;
 
@@ -151,8 +153,15 @@ static struct {
 	uint8_t sent_pdata[FAKE_PDATA]; /* our hello, from rdma_connect */
 	uint8_t sent_pdata_len;
 	int n_reject;
-	uint8_t reject_pdata[8][FAKE_PDATA];
+	uint8_t reject_pdata[8][FAKE_PDATA]; /* the first 8 */
 	uint8_t reject_pdata_len[8];
+	int n_reject_why[8]; /* by reason (hello arg), every reject */
+	/* Ids of push_request() by number while alive, and the numbers of
+	 * those refused as busy, in order. */
+	struct rdma_cm_id *req_id[FAKE_REQS];
+	int n_reqs;
+	int busy_req[FAKE_REQS];
+	int n_busy;
 	int n_accept;
 	int n_disconnect;
 	int n_modify_err; /* ibv_modify_qp to IBV_QPS_ERR */
@@ -818,6 +827,9 @@ int __wrap_rdma_destroy_id(struct rdma_cm_id *id)
 	struct fake_ev **pp, *e;
 
 	assert_non_null(id);
+	for (int k = 0; k < fake.n_reqs; k++)
+		if (fake.req_id[k] == id)
+			fake.req_id[k] = NULL;
 	/* librdmacm waits here for every event of the id to be acked: an
 	 * unacked one would hang a real process. */
 	for (int i = 0; i < FAKE_MAX_UNACKED; i++)
@@ -967,19 +979,30 @@ int __wrap_rdma_accept(struct rdma_cm_id *id, struct rdma_conn_param *p)
 {
 	(void)p;
 	fake.n_accept++;
-	ev_push(id, NULL, fake.accept_event, 0, NULL, 0);
+	if (!fake.accept_silent)
+		ev_push(id, NULL, fake.accept_event, 0, NULL, 0);
 	return 0;
 }
 
 int __wrap_rdma_reject(struct rdma_cm_id *id, const void *pdata, uint8_t len)
 {
 	int i = fake.n_reject++;
+	struct verbs_hello h;
 
-	(void)id;
-	assert_true(i < 8 && len <= FAKE_PDATA);
-	if (len)
-		memcpy(fake.reject_pdata[i], pdata, len);
-	fake.reject_pdata_len[i] = len;
+	assert_true(len <= FAKE_PDATA);
+	if (i < 8) {
+		if (len)
+			memcpy(fake.reject_pdata[i], pdata, len);
+		fake.reject_pdata_len[i] = len;
+	}
+	if (len < sizeof(h))
+		return 0;
+	memcpy(&h, pdata, sizeof(h));
+	if (h.arg < 8)
+		fake.n_reject_why[h.arg]++;
+	for (int k = 0; h.arg == VERBS_REJ_BUSY && k < fake.n_reqs; k++)
+		if (fake.req_id[k] == id)
+			fake.busy_req[fake.n_busy++] = k;
 	return 0;
 }
 
@@ -1914,6 +1937,8 @@ static void push_request(const uint8_t *pdata, uint8_t len)
 	id = id_new(fake.listen_id->context);
 	id->verbs = &fake.ctx;
 	id->port_num = 1;
+	if (fake.n_reqs < FAKE_REQS)
+		fake.req_id[fake.n_reqs++] = id;
 	ev_push(id, fake.listen_id, RDMA_CM_EVENT_CONNECT_REQUEST, 0, pdata,
 		len);
 }
@@ -2025,6 +2050,143 @@ static void test_accept_peer_gone(void **state)
 	close_tp(tp);
 }
 
+/* Queue pairs alive in the fake. */
+static int qps_alive(void)
+{
+	return fake.made[FR_QP] - fake.freed[FR_QP];
+}
+
+/* Whether exactly the first `gone` of requests [0, n) were destroyed:
+ * the oldest went first. */
+static void oldest_gone(int n, int gone)
+{
+	for (int k = 0; k < n; k++)
+		CHECK((fake.req_id[k] == NULL) == (k < gone),
+		      "request %d of %d is %s, expected the %d oldest gone", k,
+		      n, fake.req_id[k] ? "alive" : "gone", gone);
+}
+
+/*
+ * Connectors that never complete their connection (rdma_connect, then
+ * nothing) hold up no other peer: accept answers every request at once and
+ * returns a later peer while they still wait; each is dropped at its own
+ * deadline; when their queue pairs fill the completion queue the oldest
+ * is pushed out rather than a new peer refused. (Dropped after our reply,
+ * they get rdma_cm's own reject when their id is destroyed.)
+ */
+static void test_accept_half_open(void **state)
+{
+	struct rdps_tp *tp;
+	struct rdps_tp_listener *l;
+	struct rdps_tp_ep *ep = NULL, *ep2 = NULL;
+	uint8_t buf[FAKE_PDATA], n;
+	int ret, fit;
+	uint64_t t0;
+	double ms;
+
+	(void)state;
+	tp = open_tp();
+	ret = rdps_tp_listen(tp, "verbs://127.0.0.1:0", NULL, 0, &l);
+	assert_int_equal(ret, 0);
+	n = hello_make(buf, VERBS_MSG_HELLO, RDPS_TP_PROTO_VERSION, 0,
+		       TEST_TOKEN, NULL, 0);
+	fake.accept_silent = true;
+	for (int i = 0; i < 30; i++)
+		push_request(buf, n);
+	t0 = rdps_now_ns();
+	ret = rdps_tp_accept(l, &ep, 0);
+	ms = (double)(rdps_now_ns() - t0) / 1e6;
+	assert_int_equal(ret, -ETIMEDOUT);
+	CHECK(ms < RDPS_TP_HELLO_MS,
+	      "accept(0) took %.0f ms: it waited for a silent peer", ms);
+	assert_int_equal(fake.n_accept, 30);
+	/* cfg_test's completion queue holds 24 endpoints' reservations: the
+	 * oldest made room for the newest. */
+	fit = qps_alive();
+	CHECK(fit > 0 && fit < 30, "%d queue pairs for 30 handshakes", fit);
+	oldest_gone(30, 30 - fit);
+	assert_int_equal(fake.n_reject, 0);
+
+	/* A real peer now: returned at once, the silent ones still wait. */
+	fake.accept_silent = false;
+	n = hello_make(buf, VERBS_MSG_HELLO, RDPS_TP_PROTO_VERSION, 0,
+		       TEST_TOKEN, "cli", 3);
+	push_request(buf, n);
+	t0 = rdps_now_ns();
+	ret = rdps_tp_accept(l, &ep, 5000);
+	ms = (double)(rdps_now_ns() - t0) / 1e6;
+	CHECK(ret == 0, "accept: %d (%s)", ret, rdps_errmsg());
+	CHECK(ms < RDPS_TP_HELLO_MS,
+	      "accept took %.0f ms: it waited for a silent peer", ms);
+	assert_int_equal(ep->peer_priv_len, 3);
+	assert_memory_equal(ep->peer_priv, "cli", 3);
+	assert_int_equal(qps_alive(), fit); /* one more old one went */
+	oldest_gone(30, 31 - fit);
+
+	/* The silent ones are dropped at their deadline; the established
+	 * endpoint stays. */
+	ret = rdps_tp_accept(l, &ep2, RDPS_TP_HELLO_MS + 500);
+	assert_int_equal(ret, -ETIMEDOUT);
+	oldest_gone(30, 30);
+	assert_int_equal(qps_alive(), 1);
+	rdps_tp_ep_close(ep);
+	rdps_tp_listener_close(l);
+	close_tp(tp);
+}
+
+/* At most RDPS_TP_MAX_PENDING handshakes wait (with a completion queue
+ * that holds more): past that the oldest go. The same bound holds for
+ * requests not looked at yet, whose oldest are refused as busy. */
+static void test_accept_pending_bound(void **state)
+{
+	const int first = 200, more = 100;
+	struct rdps_tp_cfg cfg;
+	struct rdps_tp *tp = NULL;
+	struct rdps_tp_listener *l;
+	struct rdps_tp_ep *ep = NULL;
+	uint8_t buf[FAKE_PDATA], n;
+	int ret, over = first + more - RDPS_TP_MAX_PENDING;
+
+	(void)state;
+	cfg_test(&cfg);
+	cfg.cq_depth = 4000; /* 10 entries an endpoint */
+	ret = rdps_tp_open("verbs", &cfg, &tp);
+	CHECK(ret == 0, "rdps_tp_open: %d (%s)", ret, rdps_errmsg());
+	ret = rdps_tp_listen(tp, "verbs://127.0.0.1:0", NULL, 0, &l);
+	assert_int_equal(ret, 0);
+	n = hello_make(buf, VERBS_MSG_HELLO, RDPS_TP_PROTO_VERSION, 0,
+		       TEST_TOKEN, NULL, 0);
+	fake.accept_silent = true;
+	for (int i = 0; i < first; i++)
+		push_request(buf, n);
+	assert_int_equal(rdps_tp_accept(l, &ep, 0), -ETIMEDOUT);
+	assert_int_equal(qps_alive(), first);
+	for (int i = 0; i < more; i++)
+		push_request(buf, n);
+	assert_int_equal(rdps_tp_accept(l, &ep, 0), -ETIMEDOUT);
+	assert_int_equal(qps_alive(), RDPS_TP_MAX_PENDING);
+	oldest_gone(first + more, over);
+	assert_int_equal(fake.n_reject, 0);
+
+	/* Requests in the channel past the bound: the oldest refused, busy,
+	 * before any is looked at. */
+	fake.n_reqs = 0;
+	for (int i = 0; i < RDPS_TP_MAX_PENDING + 10; i++)
+		push_request(buf, n);
+	rdps_tp_listener_close(l);
+	assert_int_equal(fake.n_busy, 10);
+	for (int k = 0; k < 10; k++)
+		CHECK(fake.busy_req[k] == k,
+		      "request %d was refused as busy before an older one",
+		      fake.busy_req[k]);
+	/* Closing the listener refused the others and dropped every
+	 * handshake. */
+	assert_int_equal(fake.n_reject_why[VERBS_REJ_RESOURCES],
+			 RDPS_TP_MAX_PENDING);
+	assert_int_equal(qps_alive(), 0);
+	close_tp(tp);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2052,6 +2214,8 @@ int main(void)
 		T(test_connect_bad_reply),
 		T(test_accept_refuses_bad_hello),
 		T(test_accept_peer_gone),
+		T(test_accept_half_open),
+		T(test_accept_pending_bound),
 #undef T
 	};
 

@@ -43,6 +43,11 @@ enum verbs_reject_reason {
 	VERBS_REJ_TOKEN,       /* connector gets -EACCES */
 	VERBS_REJ_MALFORMED,   /* -EPROTO */
 	VERBS_REJ_RESOURCES,   /* -ECONNREFUSED */
+	/* The listener holds RDPS_TP_MAX_PENDING requests it has not looked
+	 * at and pushed ours out for a newer one: -EBUSY, worth a retry. (A
+	 * connection dropped after its reply gets rdma_cm's own reject,
+	 * without private data: verbs_cm.c, verbs_hs_drop.) */
+	VERBS_REJ_BUSY,
 };
 
 /* Capability flags in a hello or reply (struct verbs_hello.arg). */
@@ -173,7 +178,17 @@ struct verbs_listener {
 	struct verbs_tp *vtp;
 	struct rdma_cm_id *id;
 	char host[256];
-	struct verbs_conn_req *pending; /* FIFO of connect requests */
+	/* Connect requests not looked at yet (FIFO, at most
+	 * RDPS_TP_MAX_PENDING), then handshakes in progress: accepted, our
+	 * reply sent, waiting for the connector's ESTABLISHED, each until
+	 * its own deadline and none waiting for another (transport.h). */
+	struct verbs_conn_req *pending;
+	unsigned n_req;
+	unsigned n_hs;
+	struct verbs_hs {
+		struct verbs_ep *ep;
+		uint64_t deadline; /* ns: RDPS_TP_HELLO_MS after our reply */
+	} hs[RDPS_TP_MAX_PENDING];
 	uint8_t priv_len;
 	uint8_t priv[RDPS_TP_PRIV_MAX];
 };

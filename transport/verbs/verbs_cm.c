@@ -20,7 +20,6 @@
 #include "verbs.h"
 
 #define VERBS_BACKLOG 128
-#define VERBS_HANDSHAKE_MS 2000 /* least time an accepted peer gets */
 #define VERBS_RESOLVE_MS 5000
 #define VERBS_RETRY 7
 #define VERBS_RNR_RETRY 7 /* infinite: a busy target is not a dead one */
@@ -86,11 +85,39 @@ static void verbs_cm_record(struct verbs_cm_result *r,
 	memcpy(r->pdata, e->pdata, e->pdata_len);
 }
 
+static void verbs_reject(struct verbs_tp *vtp, struct rdma_cm_id *id,
+			 int reason);
+
+static struct verbs_conn_req *verbs_req_pop(struct verbs_listener *l)
+{
+	struct verbs_conn_req *r = l->pending;
+
+	if (r) {
+		l->pending = r->next;
+		l->n_req--;
+	}
+	return r;
+}
+
+/* Refuse request r for reason (unless its connector is gone) and free it. */
+static void verbs_req_drop(struct verbs_listener *l, struct verbs_conn_req *r,
+			   int reason)
+{
+	if (!r->dead)
+		verbs_reject(l->vtp, r->id, reason);
+	rdma_destroy_id(r->id);
+	free(r);
+}
+
 static void verbs_cm_on_request(struct verbs_listener *l,
 				const struct verbs_cm_ev *e)
 {
 	struct verbs_conn_req *r, **tail;
 
+	/* Requests wait here only until the next accept(); if the owner
+	 * calls none for a while, the oldest goes past the bound. */
+	if (l->n_req >= RDPS_TP_MAX_PENDING)
+		verbs_req_drop(l, verbs_req_pop(l), VERBS_REJ_BUSY);
 	r = calloc(1, sizeof(*r));
 	if (!r) {
 		rdma_reject(e->id, NULL, 0);
@@ -105,6 +132,7 @@ static void verbs_cm_on_request(struct verbs_listener *l,
 	for (tail = &l->pending; *tail; tail = &(*tail)->next)
 		;
 	*tail = r;
+	l->n_req++;
 }
 
 static void verbs_cm_on_ep(struct verbs_ep *ep, const struct verbs_cm_ev *e)
@@ -311,6 +339,8 @@ static const char *verbs_reason_str(int reason)
 		return "job token mismatch";
 	case VERBS_REJ_MALFORMED:
 		return "not an rdps verbs handshake";
+	case VERBS_REJ_BUSY:
+		return "too many unfinished handshakes";
 	default:
 		return "out of resources";
 	}
@@ -398,15 +428,6 @@ int verbs_listener_url(struct rdps_tp_listener *bl, char *buf, size_t len)
 			       ntohs(rdma_get_src_port(l->id)));
 }
 
-static struct verbs_conn_req *verbs_req_pop(struct verbs_listener *l)
-{
-	struct verbs_conn_req *r = l->pending;
-
-	if (r)
-		l->pending = r->next;
-	return r;
-}
-
 static uint8_t verbs_min8(uint32_t a, uint32_t b)
 {
 	uint32_t m = a < b ? a : b;
@@ -431,9 +452,44 @@ static int verbs_cm_next(struct verbs_ep *ep, uint64_t deadline)
 	}
 }
 
-/* Finish one connect request; 0 and *ep_out, or -errno (logged). */
-static int verbs_accept_one(struct verbs_listener *l, struct verbs_conn_req *r,
-			    uint64_t deadline, struct verbs_ep **ep_out)
+/* Handshakes in progress ---------------------------------------------- */
+
+/*
+ * Take handshake i out and destroy its endpoint. No rdma_reject of our
+ * own: after rdma_accept the kernel's reply is still outstanding (the
+ * connector acknowledged it with an MRA, which stretches its timeout),
+ * rdma_reject does not cancel it, and rdma_destroy_id then blocks until
+ * it times out, seconds for each peer (seen on rxe). Destroying the id
+ * cancels the reply and sends rdma_cm's own reject, without private data;
+ * the connector then fails -ECONNRESET (verbs_connect).
+ */
+static void verbs_hs_drop(struct verbs_listener *l, unsigned i)
+{
+	struct verbs_ep *ep = l->hs[i].ep;
+
+	l->hs[i] = l->hs[--l->n_hs];
+	verbs_ep_destroy(ep);
+}
+
+/* Make room for a new handshake: the oldest unfinished one goes. */
+static void verbs_hs_evict(struct verbs_listener *l)
+{
+	unsigned old = 0;
+
+	for (unsigned i = 1; i < l->n_hs; i++)
+		if (l->hs[i].deadline < l->hs[old].deadline)
+			old = i;
+	rdps_dbg("verbs://%s: %u peers in the handshake; dropped the oldest",
+		 l->host, l->n_hs);
+	verbs_hs_drop(l, old);
+}
+
+/*
+ * Take one connect request: refuse it, or create its queue pair, send our
+ * reply (rdma_accept) and keep it among the handshakes until its
+ * connector's ESTABLISHED or its deadline. Never waits. Frees r.
+ */
+static void verbs_hs_start(struct verbs_listener *l, struct verbs_conn_req *r)
 {
 	struct verbs_tp *vtp = l->vtp;
 	uint8_t buf[VERBS_PDATA_MAX];
@@ -445,28 +501,31 @@ static int verbs_accept_one(struct verbs_listener *l, struct verbs_conn_req *r,
 
 	if (r->dead) {
 		rdma_destroy_id(r->id);
-		return -ECONNABORTED;
+		goto out;
 	}
 	reason = verbs_hello_check(vtp, r->pdata, r->pdata_len, VERBS_MSG_HELLO,
 				   &h);
 	if (reason) {
 		rdps_warn("refusing a verbs peer: %s",
 			  verbs_reason_str(reason));
-		verbs_reject(vtp, r->id, reason);
-		rdma_destroy_id(r->id);
-		return -EPROTO;
+		verbs_req_drop(l, r, reason);
+		return;
 	}
-	ret = verbs_ep_alloc(vtp, &ep);
-	if (ret) {
-		verbs_reject(vtp, r->id, VERBS_REJ_RESOURCES);
-		rdma_destroy_id(r->id);
-		return ret;
+	if (l->n_hs == RDPS_TP_MAX_PENDING)
+		verbs_hs_evict(l);
+	if (verbs_ep_alloc(vtp, &ep)) {
+		verbs_req_drop(l, r, VERBS_REJ_RESOURCES);
+		return;
 	}
 	ep->id = r->id; /* the endpoint owns it from here */
 	ep->id->context = &ep->kind;
 	ep->atomic_ok = vtp->atomic_ok && (h.arg & VERBS_HELLO_ATOMIC);
 	verbs_copy_peer_priv(ep, r->pdata, &h);
-	ret = verbs_ep_init_qp(ep);
+	/* Each handshake holds a queue pair and its completion-queue room:
+	 * when those run out, the oldest handshake goes, not this peer. */
+	while ((ret = verbs_ep_init_qp(ep)) &&
+	       (ret == -ENOBUFS || ret == -ENOMEM) && l->n_hs)
+		verbs_hs_evict(l);
 	if (ret)
 		goto err_reject;
 	param.responder_resources =
@@ -483,61 +542,89 @@ static int verbs_accept_one(struct verbs_listener *l, struct verbs_conn_req *r,
 		vtp, buf, VERBS_MSG_REPLY,
 		vtp->atomic_ok ? VERBS_HELLO_ATOMIC : 0, l->priv, l->priv_len);
 	if (rdma_accept(ep->id, &param)) {
-		ret = -errno;
 		rdps_warn("rdma_accept: %s", strerror(errno));
-		goto err_destroy_ep;
+		verbs_ep_destroy(ep);
+		goto out;
 	}
-	ret = verbs_cm_next(ep, deadline);
-	if (ret)
-		goto err_destroy_ep;
-	if (ep->cm.event != RDMA_CM_EVENT_ESTABLISHED) {
-		rdps_warn("verbs peer went away during the handshake (%s)",
-			  rdma_event_str(ep->cm.event));
-		ret = -ECONNABORTED;
-		goto err_destroy_ep;
-	}
-	ep->state = VERBS_EP_CONNECTED;
-	if (ep->peer_gone)
-		verbs_ep_break(ep, true);
-	*ep_out = ep;
-	return 0;
+	l->hs[l->n_hs++] = (struct verbs_hs){
+		.ep = ep, .deadline = rdps_deadline(RDPS_TP_HELLO_MS)};
+out:
+	free(r);
+	return;
 
 err_reject:
 	rdps_warn("refusing a verbs peer: %s", rdps_errmsg());
 	verbs_reject(vtp, ep->id, VERBS_REJ_RESOURCES);
-err_destroy_ep:
 	verbs_ep_destroy(ep);
-	return ret;
+	free(r);
 }
 
+/* Look at every handshake: the failed and the expired are dropped; 0 and
+ * *ep_out for one whose connection is established, else -EAGAIN. */
+static int verbs_hs_reap(struct verbs_listener *l, struct verbs_ep **ep_out)
+{
+	uint64_t now = rdps_now_ns();
+
+	/* From the last: a drop moves the last entry, already seen, to i. */
+	for (unsigned i = l->n_hs; i-- > 0;) {
+		struct verbs_ep *ep = l->hs[i].ep;
+
+		if (ep->cm.got && ep->cm.event == RDMA_CM_EVENT_ESTABLISHED) {
+			l->hs[i] = l->hs[--l->n_hs];
+			ep->cm.got = false;
+			ep->state = VERBS_EP_CONNECTED;
+			if (ep->peer_gone)
+				verbs_ep_break(ep, true);
+			*ep_out = ep;
+			return 0;
+		}
+		if (ep->cm.got) {
+			rdps_warn("verbs peer went away during the handshake "
+				  "(%s)",
+				  rdma_event_str(ep->cm.event));
+			verbs_hs_drop(l, i);
+		} else if (now >= l->hs[i].deadline) {
+			rdps_warn("verbs://%s: dropped a peer that did not "
+				  "complete its connection within %d ms",
+				  l->host, RDPS_TP_HELLO_MS);
+			verbs_hs_drop(l, i);
+		}
+	}
+	return -EAGAIN;
+}
+
+/*
+ * A state machine, not a wait per peer: every request is answered at once
+ * and its handshake then finishes whenever its connector's ESTABLISHED
+ * comes, across calls, so a connector that never completes holds up
+ * nobody (transport.h, RDPS_TP_HELLO_MS and RDPS_TP_MAX_PENDING).
+ */
 int verbs_accept(struct rdps_tp_listener *bl, struct rdps_tp_ep **ep_out,
 		 int timeout_ms)
 {
 	struct verbs_listener *l =
 		container_of(bl, struct verbs_listener, base);
-	uint64_t deadline = rdps_deadline(timeout_ms), hs;
+	uint64_t deadline = rdps_deadline(timeout_ms), wake;
 	struct verbs_conn_req *r;
-	struct verbs_ep *ep = NULL;
-	int ret, ms;
+	struct verbs_ep *ep;
+	int ms;
 
 	for (;;) {
 		verbs_cm_progress(l->vtp, 0);
-		while ((r = verbs_req_pop(l))) {
-			/* A handshake once begun gets time to finish even
-			 * under a short (or zero) accept timeout. */
-			hs = rdps_deadline(VERBS_HANDSHAKE_MS);
-			ret = verbs_accept_one(
-				l, r, hs > deadline ? hs : deadline, &ep);
-			free(r);
-			if (!ret) {
-				*ep_out = &ep->base;
-				return 0;
-			}
+		while ((r = verbs_req_pop(l)))
+			verbs_hs_start(l, r);
+		if (!verbs_hs_reap(l, &ep)) {
+			*ep_out = &ep->base;
+			return 0;
 		}
-		ms = rdps_ms_left(deadline);
-		if (!ms)
+		if (timeout_ms == 0 || rdps_now_ns() >= deadline)
 			return -ETIMEDOUT;
-		verbs_cm_progress(l->vtp, ms);
+		wake = deadline;
+		for (unsigned i = 0; i < l->n_hs; i++)
+			if (l->hs[i].deadline < wake)
+				wake = l->hs[i].deadline;
+		ms = rdps_ms_left(wake);
+		verbs_cm_progress(l->vtp, ms ? ms : 1);
 	}
 }
 
@@ -551,12 +638,10 @@ void verbs_listener_close(struct rdps_tp_listener *bl)
 	l = container_of(bl, struct verbs_listener, base);
 	/* Take in requests still in the channel so none keeps waiting. */
 	verbs_cm_progress(l->vtp, 0);
-	while ((r = verbs_req_pop(l))) {
-		if (!r->dead)
-			verbs_reject(l->vtp, r->id, VERBS_REJ_RESOURCES);
-		rdma_destroy_id(r->id);
-		free(r);
-	}
+	while ((r = verbs_req_pop(l)))
+		verbs_req_drop(l, r, VERBS_REJ_RESOURCES);
+	while (l->n_hs)
+		verbs_hs_drop(l, l->n_hs - 1);
 	rdma_destroy_id(l->id);
 	free(l);
 }
@@ -598,6 +683,14 @@ static int verbs_connect_failed(struct verbs_ep *ep, const char *url)
 					      "handshake: check the rdps "
 					      "versions",
 					      url);
+		if (h.arg == VERBS_REJ_BUSY)
+			return rdps_set_error(
+				-EBUSY,
+				"%s is busy: it holds %d connections that "
+				"have not finished their handshake (idle or "
+				"hostile peers) and dropped ours for a newer "
+				"one",
+				url, RDPS_TP_MAX_PENDING);
 		return rdps_set_error(-ECONNREFUSED,
 				      "%s refused us: it is out of resources",
 				      url);
@@ -727,10 +820,24 @@ int verbs_connect(struct rdps_tp *tp, const char *url, const void *priv,
 	if (ret)
 		goto err_reject;
 	if (rdma_establish(ep->id)) {
-		ret = rdps_set_error(-errno,
+		ret = -errno;
+		/* The listener dropped us after its reply: it was busy, or
+		 * we took longer than its deadline. Worth a retry. */
+		verbs_cm_progress(vtp, 0);
+		if (ep->cm.got && ep->cm.event == RDMA_CM_EVENT_REJECTED) {
+			ret = rdps_set_error(
+				-ECONNRESET,
+				"%s dropped our connection before it was "
+				"complete: it holds too many unfinished "
+				"handshakes (idle or hostile peers), or ours "
+				"took longer than %d ms",
+				url, RDPS_TP_HELLO_MS);
+			goto err_destroy_ep;
+		}
+		ret = rdps_set_error(ret,
 				     "cannot complete connection to "
 				     "%s: %s",
-				     url, strerror(errno));
+				     url, strerror(-ret));
 		goto err_reject;
 	}
 	verbs_copy_peer_priv(ep, ep->cm.pdata, &h);
