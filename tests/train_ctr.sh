@@ -11,8 +11,9 @@
 #    naming file, line and field, exit 1, from the reader and from a job;
 #  - with the default learning rate and small sizes, held-out log-loss
 #    ends below 0.8 x its start (the zero model's log 2, BSP's first
-#    evaluation) under BSP, SSP, ASP and A-BSP on the generator, and
-#    under BSP on a TSV file written by "gen --workload ctr";
+#    evaluation) under BSP, SSP, ASP and A-BSP on the generator, as a
+#    factorization machine under ASP, and under BSP on a TSV file written
+#    by "gen --workload ctr";
 #  - "experiment --workload ctr" runs it;
 #  - no job leaves a process or a /dev/shm entry behind.
 set -u
@@ -129,6 +130,8 @@ small=(--samples 20000 --test-samples 2000 --features 2000)
 for m in bsp ssp asp absp; do
 	converge "gen-$m" $m "${small[@]}"
 done
+# The factorization machine (--rank): rows of 1 + rank values.
+converge "gen-fm-asp" asp "${small[@]}" --rank 4
 
 # A file in Criteo's layout, written by gen: the reader takes every line,
 # and training on it (a tenth held out) converges too.
