@@ -8,12 +8,14 @@
 #    empty fields, upper-case and short hex, negative integers, a "\r\n"
 #    line end, an empty line) against values worked out by hand;
 #  - malformed lines (field count, label, integer, hexadecimal): one line
-#    naming file, line and field, exit 1, from the reader and from a job;
+#    naming file, line and field, exit 1, from the reader (and for two of
+#    them from a job: one distinct line from its workers);
 #  - with the default learning rate and small sizes, held-out log-loss
 #    ends below 0.8 x its start (the zero model's log 2, BSP's first
 #    evaluation) under BSP, SSP, ASP and A-BSP on the generator, as a
 #    factorization machine under ASP, and under BSP on a TSV file written
 #    by "gen --workload ctr";
+#  - BSP gives the same losses over shm and tcp;
 #  - "experiment --workload ctr" runs it;
 #  - no job leaves a process or a /dev/shm entry behind.
 set -u
@@ -70,6 +72,7 @@ fi
 
 # Malformed lines: line 1 is the fixture's first (good), line 2 is bad.
 good=$(head -1 "$DATA/ctr-small.tsv")
+# bad NAME LINE PATTERN [job]: with "job", also through a job.
 bad() {
 	local name=$1 line=$2 pattern=$3 lines
 	printf '%s\n%s\n' "$good" "$line" >"$tmp/$name.tsv"
@@ -80,6 +83,7 @@ bad() {
 	((lines == 1)) || fail "bad $name: $lines lines: '$(cat "$tmp/err")'"
 	grep -q -- "$name.tsv:2: $pattern" "$tmp/err" ||
 		fail "bad $name: '$(cat "$tmp/err")' lacks /$name.tsv:2: $pattern/"
+	[[ ${4-} == job ]] || return
 	# The same line from a job: exit 1, one distinct line.
 	job "bad $name" -w 2 -- "$TRAIN" run --workload ctr --data "$tmp/$name.tsv"
 	grep -v '^rdps-launch: ' "$tmp/err" | sort -u >"$tmp/err1"
@@ -90,14 +94,14 @@ bad() {
 		fail "bad $name: job said '$(cat "$tmp/err1")'"
 }
 tab=$'\t'
-bad fields "${good%"$tab"*}" "39 tab-separated fields, want 40"
+bad fields "${good%"$tab"*}" "39 tab-separated fields, want 40" job
 bad fields41 "$good${tab}1" "41 tab-separated fields, want 40"
 bad label "2${good#0}" "label '2' is not 0 or 1"
 bad label_word "yes${good#0}" "label 'yes' is not 0 or 1"
 bad int "$(sed 's/\t10\t/\t1.5\t/' <<<"$good")" \
 	"integer field I5 '1.5' is not a whole number"
 bad hex "$(sed 's/68fd1e64/68fd1g64/' <<<"$good")" \
-	"categorical field C1 '68fd1g64' is not 1 to 8 hexadecimal digits"
+	"categorical field C1 '68fd1g64' is not 1 to 8 hexadecimal digits" job
 bad hex9 "$(sed 's/68fd1e64/68fd1e640/' <<<"$good")" \
 	"categorical field C1 '68fd1e640' is not 1 to 8 hexadecimal digits"
 echo "train_ctr bad input: one line each, naming file, line and field"
@@ -132,6 +136,20 @@ for m in bsp ssp asp absp; do
 done
 # The factorization machine (--rank): rows of 1 + rank values.
 converge "gen-fm-asp" asp "${small[@]}" --rank 4
+
+# BSP: the same losses over tcp as over shm, clock for clock (the
+# shards apply the workers' summed gradients in worker order).
+for t in shm tcp; do
+	job "bsp-$t" -s 2 -w 2 -m bsp -t $t -a 127.0.0.1 -- "$TRAIN" run \
+		--workload ctr -q --pace 1 --csv "$tmp/bsp-$t.csv" \
+		--samples 4000 --features 500 --test-samples 500 --epochs 1
+	((rc == 0)) || fail "bsp-$t: job failed: $(tail -2 "$tmp/err")"
+done
+if cmp -s <(cut -d, -f2,4 "$tmp/bsp-shm.csv") <(cut -d, -f2,4 "$tmp/bsp-tcp.csv"); then
+	echo "train_ctr bsp: shm and tcp give the same losses"
+else
+	fail "bsp: shm and tcp losses differ"
+fi
 
 # A file in Criteo's layout, written by gen: the reader takes every line,
 # and training on it (a tenth held out) converges too.
