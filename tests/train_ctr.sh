@@ -130,7 +130,7 @@ converge() {
 		fail "$name: loss $first -> $last (want below 0.8 x 0.693147), auc '$auc' (want above 0.7)"
 	fi
 }
-small=(--samples 20000 --test-samples 2000 --features 2000)
+small=(--samples 10000 --test-samples 1000 --features 1000)
 for m in bsp ssp asp absp; do
 	converge "gen-$m" $m "${small[@]}"
 done
@@ -155,7 +155,7 @@ fi
 # and training on it (a tenth held out) converges too.
 if "$TRAIN" gen --workload ctr "${small[@]}" -o "$tmp/gen.tsv"; then
 	n=$("$DUMP" "$tmp/gen.tsv" | wc -l)
-	((n == 20000)) || fail "gen ctr: the reader parsed $n of 20000 lines"
+	((n == 10000)) || fail "gen ctr: the reader parsed $n of 10000 lines"
 	converge "file-bsp" bsp --data "$tmp/gen.tsv"
 else
 	fail "gen --workload ctr"
