@@ -319,9 +319,10 @@ void trn_work_usage(FILE *f)
 		"      --holdout=FRAC    fraction of --data held out (%g)\n"
 		"  -N, --samples=N       generator: training samples or "
 		"ratings (lr %" PRIu64 ",\n"
-		"                        mf %" PRIu64 ")\n"
+		"                        mf %" PRIu64 ", ctr %" PRIu64 ")\n"
 		"      --test-samples=N  generator: held-out ones (lr %" PRIu64
-		", mf %" PRIu64 ")\n"
+		", mf %" PRIu64 ",\n"
+		"                        ctr %" PRIu64 ")\n"
 		"      --features=N      lr generator: features (%u); ctr: "
 		"ids per\n"
 		"                        categorical field (%u)\n"
@@ -374,12 +375,13 @@ void trn_work_usage(FILE *f)
 		"      --clocks-per-epoch=K  an iteration (one clock) is 1/K "
 		"of a worker's\n"
 		"                        partition (%u)\n",
-		l.holdout, l.samples, m.samples, l.test_samples, m.test_samples,
-		l.lrg.features, c.lrg.features, l.lrg.nnz, l.lrg.noise,
-		m.mfg.noise, a.epochs * a.clocks_per_epoch, a.samples,
-		a.lrg.features, a.lrg.noise, a.lag.density, a.lag.support,
-		m.mfg.users, m.mfg.items, m.mfg.rank, l.seed, l.lr, m.lr, m.l2,
-		l.batch, l.epochs, l.clocks_per_epoch);
+		l.holdout, l.samples, m.samples, c.samples, l.test_samples,
+		m.test_samples, c.test_samples, l.lrg.features, c.lrg.features,
+		l.lrg.nnz, l.lrg.noise, m.mfg.noise,
+		a.epochs * a.clocks_per_epoch, a.samples, a.lrg.features,
+		a.lrg.noise, a.lag.density, a.lag.support, m.mfg.users,
+		m.mfg.items, m.mfg.rank, l.seed, l.lr, m.lr, m.l2, l.batch,
+		l.epochs, l.clocks_per_epoch);
 }
 
 int trn_work_argv(const struct trn_work_opts *w, const char **argv, int max,
