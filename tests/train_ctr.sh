@@ -12,7 +12,8 @@
 #    them from a job: one distinct line from its workers);
 #  - with the default learning rate and small sizes, held-out log-loss
 #    ends below 0.8 x its start (the zero model's log 2, BSP's first
-#    evaluation) under BSP, SSP, ASP and A-BSP on the generator, as a
+#    evaluation) under BSP, SSP, ASP and A-BSP (a straggler, rounds cut,
+#    every sample once a pass) on the generator, as a
 #    factorization machine under ASP, and under BSP on a TSV file written
 #    by "gen --workload ctr";
 #  - BSP gives the same losses over shm and tcp;
@@ -132,9 +133,14 @@ converge() {
 	fi
 }
 small=(--samples 10000 --test-samples 1000 --features 1000)
-for m in bsp ssp asp absp; do
+for m in bsp ssp asp; do
 	converge "gen-$m" $m "${small[@]}"
 done
+# A-BSP with a 3x straggler: rounds are cut between the ctr mini-batches,
+# and every sample is still processed once per pass (--check-once).
+converge "gen-absp" absp "${small[@]}" --stragglers 1:3x --check-once
+grep -q '([1-9][0-9]* cut short' "$tmp/out" ||
+	fail "gen-absp: no round was cut: $(grep once: "$tmp/out")"
 # The factorization machine (--rank): rows of 1 + rank values.
 converge "gen-fm-asp" asp "${small[@]}" --rank 4
 
