@@ -408,8 +408,8 @@ static int exp_parse(int argc, char **argv, struct exp_opts *o)
 					       o->kinds[TRN_LASSO] +
 					       o->kinds[TRN_CTR] >
 				       1) {
-		tool_err("--data names one workload's file: add --workload lr "
-			 "or --workload mf");
+		tool_err("--data names one workload's file: add --workload lr, "
+			 "mf or ctr");
 		return 2;
 	}
 	return 0;

@@ -8,7 +8,8 @@
  * by a seeded shuffle) and owns a fixed partition of it. An iteration
  * pulls the model, runs mini-batch SGD over the partition on a local copy
  * and pushes the summed change (sparse or dense, whichever is smaller),
- * then calls rdps_clock(). A second table, "stats", holds per worker the
+ * then calls rdps_clock(); ctr instead pulls and pushes the rows of each
+ * mini-batch (ctr.c). A second table, "stats", holds per worker the
  * samples processed and the seconds spent on them; rank 0 reads it for the
  * progress line and A-BSP reads it to stop after the same number of
  * epoch-equivalents as the other models.
