@@ -2,7 +2,8 @@
 /*
  * gen.c - "rdps-train gen": write the seeded synthetic data of a workload
  * as the text that "run --data" reads (LIBSVM for lr, "user item rating"
- * for mf): the training samples, and with --test-out the held-out ones.
+ * for mf, Criteo TSV for ctr): the training samples, and with --test-out
+ * the held-out ones.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "ctr.h"
 #include "train.h"
 
 static void gen_usage(FILE *f)
@@ -19,8 +21,9 @@ static void gen_usage(FILE *f)
 	fprintf(f, "Usage: rdps-train gen [options] -o FILE\n"
 		   "\n"
 		   "Write the generator's data set as text: LIBSVM lines "
-		   "(lr) or \"user item\n"
-		   "rating\" lines (mf), as rdps-train run --data reads "
+		   "(lr), \"user item\n"
+		   "rating\" lines (mf) or Criteo TSV (ctr), as rdps-train "
+		   "run --data reads\n"
 		   "them.\n"
 		   "\n");
 	trn_work_usage(f);
@@ -105,6 +108,23 @@ static int gen_one(const struct trn_work_opts *w, uint64_t first,
 		}
 		rc = write_lr(path, &d, 0);
 		trn_lr_data_free(&d);
+	} else if (w->kind == TRN_CTR) {
+		struct trn_ctr_gen g = {w->lrg.features, w->lrg.zipf,
+					w->lrg.noise, w->seed};
+		FILE *f = fopen(path, "w");
+
+		if (!f) {
+			tool_err("cannot create %s: %s", path, strerror(errno));
+			return 1;
+		}
+		rc = trn_ctr_write(&g, first, count, f, err, sizeof(err));
+		if (rc)
+			tool_err("%s", err);
+		if (fclose(f) && !rc) {
+			tool_err("writing %s: %s", path, strerror(errno));
+			rc = 1;
+		}
+		return rc ? 1 : 0;
 	} else {
 		struct trn_mf_gen g = w->mfg;
 		struct trn_mf_data d;

@@ -24,9 +24,10 @@
 
 #include "data.h"
 
-/* The workloads; TRN_LASSO is Frank-Wolfe, not SGD (lasso.h). */
-enum trn_kind { TRN_LR = 0, TRN_MF, TRN_LASSO };
-#define TRN_NKINDS 3
+/* The workloads; TRN_LASSO is Frank-Wolfe, not SGD (lasso.h); TRN_CTR
+ * keeps its model in an embedding table, not in a trn_model (ctr.h). */
+enum trn_kind { TRN_LR = 0, TRN_MF, TRN_LASSO, TRN_CTR };
+#define TRN_NKINDS 4
 
 struct trn_model {
 	enum trn_kind kind;

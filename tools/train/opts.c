@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "ctr.h"
 #include "train.h"
 
 void trn_work_defaults(struct trn_work_opts *w, enum trn_kind kind)
@@ -42,13 +43,24 @@ void trn_work_defaults(struct trn_work_opts *w, enum trn_kind kind)
 		w->samples = 400000;
 		w->test_samples = 5000;
 		w->lr = 0.5;
+	} else if (kind == TRN_CTR) {
+		/* Criteo-like: 26 fields of 10000 ids each, power-law. */
+		w->samples = 100000;
+		w->test_samples = 5000;
+		w->lrg.features = 10000;
+		w->lrg.zipf = 1.1;
+		w->lrg.noise = 0.5;
+		w->lr = 0.05;
+		w->epochs = 3;
+		w->init_sd = 0.01;
 	} else {
 		w->samples = 600000;
 		w->test_samples = 20000;
 		w->lr = 0.05;
 		w->l2 = 0.01;
 	}
-	w->init_sd = 0.1;
+	if (kind != TRN_CTR)
+		w->init_sd = 0.1;
 }
 
 int trn_parse_kind(const char *s, enum trn_kind *out)
@@ -65,15 +77,23 @@ int trn_parse_kind(const char *s, enum trn_kind *out)
 		*out = TRN_LASSO;
 		return 0;
 	}
+	if (!strcmp(s, "ctr")) {
+		*out = TRN_CTR;
+		return 0;
+	}
 	tool_err("unknown workload '%s': use lr (sparse logistic regression), "
-		 "mf (matrix factorization) or lasso (Frank-Wolfe)",
+		 "mf (matrix factorization), lasso (Frank-Wolfe) or ctr "
+		 "(click-through, embedding tables)",
 		 s);
 	return -EINVAL;
 }
 
 const char *trn_kind_name(enum trn_kind kind)
 {
-	return kind == TRN_LR ? "lr" : kind == TRN_MF ? "mf" : "lasso";
+	return kind == TRN_LR	 ? "lr"
+	       : kind == TRN_MF	 ? "mf"
+	       : kind == TRN_CTR ? "ctr"
+				 : "lasso";
 }
 
 void trn_prescan_kind(int argc, char **argv, enum trn_kind *out)
@@ -96,6 +116,8 @@ void trn_prescan_kind(int argc, char **argv, enum trn_kind *out)
 			k = TRN_MF;
 		else if (v && !strcmp(v, "lasso"))
 			k = TRN_LASSO;
+		else if (v && !strcmp(v, "ctr"))
+			k = TRN_CTR;
 		else
 			continue;
 		*out = k;
@@ -251,6 +273,12 @@ int trn_work_check(const struct trn_work_opts *w)
 			 TRN_LASSO_MAX_FEATURES, w->lag.support);
 		return -EINVAL;
 	}
+	if (w->kind == TRN_CTR && w->rank > TRN_CTR_MAX_RANK) {
+		tool_err("--rank %u: the ctr factorization machine's rank is "
+			 "at most %u",
+			 w->rank, TRN_CTR_MAX_RANK);
+		return -EINVAL;
+	}
 	if (!w->data && w->kind == TRN_MF &&
 	    ((uint64_t)w->mfg.users + w->mfg.items) *
 			    (w->rank ? w->rank : w->mfg.rank) >
@@ -265,33 +293,39 @@ int trn_work_check(const struct trn_work_opts *w)
 
 void trn_work_usage(FILE *f)
 {
-	struct trn_work_opts l, m, a;
+	struct trn_work_opts l, m, a, c;
 
+	trn_work_defaults(&c, TRN_CTR);
 	trn_work_defaults(&l, TRN_LR);
 	trn_work_defaults(&m, TRN_MF);
 	trn_work_defaults(&a, TRN_LASSO);
 	fprintf(f,
 		"Workload and data:\n"
-		"  -W, --workload=lr|mf|lasso  sparse logistic regression, "
-		"matrix\n"
-		"                        factorization or LASSO by Frank-Wolfe "
-		"(lr); it sets\n"
-		"                        the defaults below\n"
+		"  -W, --workload=lr|mf|lasso|ctr  sparse logistic "
+		"regression, matrix\n"
+		"                        factorization, LASSO by Frank-Wolfe "
+		"or click-through\n"
+		"                        over embedding tables (lr); it sets "
+		"the defaults below\n"
 		"  -D, --data=FILE       training data: LIBSVM text (lr; lasso "
 		"with real\n"
 		"                        targets) or \"user item rating\" "
 		"lines "
-		"(mf); default:\n"
-		"                        the seeded generator\n"
+		"(mf), Criteo TSV\n"
+		"                        (ctr); default: the seeded "
+		"generator\n"
 		"      --test=FILE       held-out data (default: --holdout of "
 		"--data)\n"
 		"      --holdout=FRAC    fraction of --data held out (%g)\n"
 		"  -N, --samples=N       generator: training samples or "
 		"ratings (lr %" PRIu64 ",\n"
-		"                        mf %" PRIu64 ")\n"
+		"                        mf %" PRIu64 ", ctr %" PRIu64 ")\n"
 		"      --test-samples=N  generator: held-out ones (lr %" PRIu64
-		", mf %" PRIu64 ")\n"
-		"      --features=N      lr generator: features (%u)\n"
+		", mf %" PRIu64 ",\n"
+		"                        ctr %" PRIu64 ")\n"
+		"      --features=N      lr generator: features (%u); ctr: "
+		"ids per\n"
+		"                        categorical field (%u)\n"
 		"      --nnz=N           lr generator: non-zeros per sample "
 		"(%u)\n"
 		"      --noise=X         generator noise: lr label noise "
@@ -321,7 +355,10 @@ void trn_work_usage(FILE *f)
 		"      --users=N, --items=N  mf generator (%u, %u)\n"
 		"      --true-rank=N     mf generator: rank of the hidden "
 		"factors (%u)\n"
-		"      --rank=N          mf model rank (the true rank)\n"
+		"      --rank=N          mf model rank (the true rank); ctr: "
+		"factorization\n"
+		"                        machine rank (0: logistic "
+		"regression)\n"
 		"      --seed=N          seed of data, partitions, "
 		"stragglers (%" PRIu64 ")\n"
 		"      --repeat=K        repeat K of a run: other sample "
@@ -338,8 +375,9 @@ void trn_work_usage(FILE *f)
 		"      --clocks-per-epoch=K  an iteration (one clock) is 1/K "
 		"of a worker's\n"
 		"                        partition (%u)\n",
-		l.holdout, l.samples, m.samples, l.test_samples, m.test_samples,
-		l.lrg.features, l.lrg.nnz, l.lrg.noise, m.mfg.noise,
+		l.holdout, l.samples, m.samples, c.samples, l.test_samples,
+		m.test_samples, c.test_samples, l.lrg.features, c.lrg.features,
+		l.lrg.nnz, l.lrg.noise, m.mfg.noise,
 		a.epochs * a.clocks_per_epoch, a.samples, a.lrg.features,
 		a.lrg.noise, a.lag.density, a.lag.support, m.mfg.users,
 		m.mfg.items, m.mfg.rank, l.seed, l.lr, m.lr, m.l2, l.batch,
@@ -382,6 +420,10 @@ int trn_work_argv(const struct trn_work_opts *w, const char **argv, int max,
 			ARG("--noise", "%.17g", w->lrg.noise);
 			ARG("--density", "%.17g", w->lag.density);
 			ARG("--support", "%u", w->lag.support);
+		} else if (w->kind == TRN_CTR) {
+			ARG("--features", "%u", w->lrg.features);
+			ARG("--noise", "%.17g", w->lrg.noise);
+			ARG("--zipf", "%.17g", w->lrg.zipf);
 		} else if (w->kind == TRN_LR) {
 			ARG("--features", "%u", w->lrg.features);
 			ARG("--nnz", "%u", w->lrg.nnz);

@@ -8,7 +8,8 @@
  * by a seeded shuffle) and owns a fixed partition of it. An iteration
  * pulls the model, runs mini-batch SGD over the partition on a local copy
  * and pushes the summed change (sparse or dense, whichever is smaller),
- * then calls rdps_clock(). A second table, "stats", holds per worker the
+ * then calls rdps_clock(); ctr instead pulls and pushes the rows of each
+ * mini-batch (ctr.c). A second table, "stats", holds per worker the
  * samples processed and the seconds spent on them; rank 0 reads it for the
  * progress line and A-BSP reads it to stop after the same number of
  * epoch-equivalents as the other models.
@@ -40,6 +41,7 @@
 
 #include "common.h"
 #include "config.h"
+#include "ctr.h"
 #include "load.h"
 #include "rng.h"
 #include "train.h"
@@ -60,6 +62,7 @@ struct run_opts {
 struct run_data {
 	struct trn_lr_data lr_train, lr_test;
 	struct trn_mf_data mf_train, mf_test;
+	struct trn_ctr_data ctr_train, ctr_test;
 	int test_in_train; /* a file's holdout: test ids index the train set */
 	uint32_t *part;	   /* this worker's samples (indices into train) */
 	size_t npart;
@@ -252,6 +255,8 @@ static void data_free(struct run_data *d)
 	trn_lr_data_free(&d->lr_test);
 	trn_mf_data_free(&d->mf_train);
 	trn_mf_data_free(&d->mf_test);
+	trn_ctr_data_free(&d->ctr_train);
+	trn_ctr_data_free(&d->ctr_test);
 	free(d->part);
 	free(d->test_ids);
 	memset(d, 0, sizeof(*d));
@@ -289,6 +294,16 @@ static int data_build(const struct trn_work_opts *w, unsigned rank,
 				ret = trn_lr_generate(
 					&g, w->samples, w->test_samples,
 					&d->lr_test, err, sizeof(err));
+		} else if (w->kind == TRN_CTR) {
+			struct trn_ctr_gen g = {w->lrg.features, w->lrg.zipf,
+						w->lrg.noise, w->seed};
+
+			ret = trn_ctr_generate(&g, lo, hi - lo, &d->ctr_train,
+					       err, sizeof(err));
+			if (!ret)
+				ret = trn_ctr_generate(
+					&g, w->samples, w->test_samples,
+					&d->ctr_test, err, sizeof(err));
 		} else {
 			struct trn_mf_gen g = w->mfg;
 
@@ -318,6 +333,12 @@ static int data_build(const struct trn_work_opts *w, unsigned rank,
 			ret = trn_libsvm_load(w->test, &d->lr_test, err,
 					      sizeof(err));
 		n = d->lr_train.n;
+	} else if (w->kind == TRN_CTR) {
+		ret = trn_criteo_load(w->data, &d->ctr_train, err, sizeof(err));
+		if (!ret && w->test)
+			ret = trn_criteo_load(w->test, &d->ctr_test, err,
+					      sizeof(err));
+		n = d->ctr_train.n;
 	} else {
 		ret = trn_ratings_load(w->data, &d->mf_train, err, sizeof(err));
 		if (!ret && w->test)
@@ -455,6 +476,8 @@ struct worker {
 	uint64_t *g2_idx; /* its sparse push */
 	double *g2_val;
 	struct trn_model m;
+	struct trn_ctr *ctr; /* ctr: its model instead of m */
+	double auc;	     /* ctr: of the last held-out evaluation */
 	struct run_data d;
 	float *pulled; /* rdps_buf_alloc(): the table's values */
 	uint64_t *idx; /* sparse push */
@@ -472,6 +495,21 @@ struct worker {
 	uint64_t t0;
 	int csv_fd;
 };
+
+/* The held-out loss; ctr's reads its rows from the shards. 0 or 1. */
+static int worker_loss(struct worker *wk, double *loss)
+{
+	const struct run_data *d = &wk->d;
+
+	if (!wk->ctr) {
+		*loss = held_out_loss(&wk->m, d);
+		return 0;
+	}
+	if (d->test_in_train)
+		return trn_ctr_eval(wk->ctr, &d->ctr_train, d->test_ids,
+				    d->ntest, loss, &wk->auc);
+	return trn_ctr_eval(wk->ctr, &d->ctr_test, NULL, 0, loss, &wk->auc);
+}
 
 static int fail_call(int ret, const char *what)
 {
@@ -530,7 +568,12 @@ static int iterate(struct worker *wk, double factor, uint64_t *done,
 				return ret;
 		}
 		c0 = trn_cpu_ns();
-		if (wk->m.kind == TRN_LR) {
+		if (wk->ctr) {
+			ret = trn_ctr_step(wk->ctr, &wk->d.ctr_train, wk->ids,
+					   b);
+			if (ret)
+				return ret;
+		} else if (wk->m.kind == TRN_LR) {
 			ret = trn_model_step_lr(&wk->m, &wk->d.lr_train,
 						wk->ids, b);
 			if (ret) {
@@ -627,11 +670,12 @@ static int pull_all(struct worker *wk)
 	rdps_clear_error();
 	ret = rdps_pull(wk->stats_t, 0, 2ull * (unsigned)wk->cfg.workers,
 			wk->stats);
-	if (!ret)
+	if (!ret && wk->model_t)
 		ret = rdps_pull(wk->model_t, 0, wk->m.n, wk->pulled);
 	if (ret)
 		return fail_call(ret, "pulling the model");
-	trn_model_set(&wk->m, wk->pulled);
+	if (wk->model_t)
+		trn_model_set(&wk->m, wk->pulled);
 	return 0;
 }
 
@@ -662,6 +706,8 @@ static void progress(struct worker *wk, uint64_t clock, double t, double loss,
 		       final ? "final" : "     ", clock, t, loss,
 		       t > *last_t ? (total - *last_total) / (t - *last_t)
 				   : 0.0);
+		if (wk->ctr)
+			printf("  auc %.4f", wk->auc);
 		if (slow_rate >= 0)
 			printf("  slowest w%u %.0f/s (%.2fx the fastest)", slow,
 			       slow_rate,
@@ -685,7 +731,9 @@ static int worker_setup(struct worker *wk)
 		return ret == -ENOMEM
 			       ? (tool_err("out of memory for the data"), 1)
 			       : 1;
-	if (o->w.kind == TRN_LR) {
+	if (o->w.kind == TRN_CTR) {
+		ret = 0; /* its model is in its tables: trn_ctr_start() */
+	} else if (o->w.kind == TRN_LR) {
 		uint32_t dim = wk->d.lr_train.dim > wk->d.lr_test.dim
 				       ? wk->d.lr_train.dim
 				       : wk->d.lr_test.dim;
@@ -714,7 +762,7 @@ static int worker_setup(struct worker *wk)
 		tool_err("cannot make the model: %s", strerror(-ret));
 		return 1;
 	}
-	n = wk->m.n;
+	n = wk->m.n ? wk->m.n : 1;
 	wk->idx = malloc(n * sizeof(*wk->idx));
 	wk->val = malloc(n * sizeof(*wk->val));
 	wk->dense = malloc(n * sizeof(*wk->dense));
@@ -753,9 +801,16 @@ static int worker_setup(struct worker *wk)
 	ret = rdps_ctx_create(&wk->cfg, &wk->ctx);
 	if (ret)
 		return fail_call(ret, "connecting to the shards");
+	if (o->w.kind == TRN_CTR) {
+		ret = trn_ctr_start(wk->ctx, &o->w, &wk->cfg, &wk->d.ctr_train,
+				    &wk->ctr);
+		if (ret)
+			return ret;
+	}
 	rdps_clear_error();
-	ret = rdps_table_open(wk->ctx, "model", n, RDPS_DTYPE_F32,
-			      RDPS_RULE_SUM, 0, &wk->model_t);
+	ret = wk->ctr ? 0
+		      : rdps_table_open(wk->ctx, "model", n, RDPS_DTYPE_F32,
+					RDPS_RULE_SUM, 0, &wk->model_t);
 	if (!ret)
 		ret = rdps_table_open(wk->ctx, "stats", 2ull * w,
 				      RDPS_DTYPE_F64, RDPS_RULE_SUM, 0,
@@ -903,7 +958,9 @@ static int worker_loop(struct worker *wk)
 			    : c >= o->w.epochs * o->w.clocks_per_epoch;
 		if (rank0) {
 			t = (double)(rdps_now_ns() - wk->t0) / 1e9;
-			loss = held_out_loss(&wk->m, &wk->d);
+			ret = worker_loss(wk, &loss);
+			if (ret)
+				return ret;
 			if (wk->csv_fd >= 0 &&
 			    csv_row(wk->csv_fd, t, c, 0, loss))
 				tool_err("warning: cannot write %s", o->csv);
@@ -942,7 +999,9 @@ static int worker_loop(struct worker *wk)
 		return ret;
 	if (rank0) {
 		t = (double)(rdps_now_ns() - wk->t0) / 1e9;
-		loss = held_out_loss(&wk->m, &wk->d);
+		ret = worker_loss(wk, &loss);
+		if (ret)
+			return ret;
 		if (wk->csv_fd >= 0 && csv_row(wk->csv_fd, t, c, 0, loss))
 			tool_err("warning: cannot write %s", o->csv);
 		progress(wk, c, t, loss, &last_t, &last_total, 1);
@@ -970,6 +1029,11 @@ static int run_job(const struct run_opts *o)
 	ret = rdps_config_from_env(&wk.cfg);
 	if (ret)
 		return fail_call(ret, "reading the environment");
+	if (o->save && o->w.kind == TRN_CTR) {
+		tool_err("--save-model writes dense models: ctr keeps its "
+			 "weights in an embedding table; drop --save-model");
+		return 2;
+	}
 	if (!wk.cfg.shards) {
 		tool_err("RDPS_SHARDS is not set: run under rdps-launch, e.g. "
 			 "rdps-launch -w 4 -- rdps-train run --workload lr");
@@ -1044,6 +1108,7 @@ out:
 	if (wk.csv_fd >= 0)
 		close(wk.csv_fd);
 	rdps_buf_free(wk.ctx, wk.pulled);
+	trn_ctr_close(wk.ctr);
 	rdps_ctx_destroy(wk.ctx);
 	trn_model_fini(&wk.m);
 	data_free(&wk.d);
