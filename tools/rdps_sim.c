@@ -247,18 +247,6 @@ static int sim_opt(struct sim_opts *o, int key, const char *arg,
 	return -EINVAL;
 }
 
-int sim_run_pair(const struct sim_cfg *cfg, struct sim_result *res,
-		 struct sim_result *clock)
-{
-	struct sim_cfg cc = *cfg;
-	int ret = sim_run(cfg, res);
-
-	if (ret)
-		return ret;
-	cc.clock_only = 1;
-	return sim_run(&cc, clock);
-}
-
 static int sim_cmd_run(const struct sim_opts *o, FILE *out)
 {
 	struct sim_result r;

@@ -29,10 +29,6 @@ struct sim_opts {
 	int profile_given;
 };
 
-/* Simulate cfg into *res and its clock-only twin into *clock. */
-int sim_run_pair(const struct sim_cfg *cfg, struct sim_result *res,
-		 struct sim_result *clock);
-
 int sim_cmd_validate(const struct sim_opts *o, FILE *out);
 int sim_cmd_project(const struct sim_opts *o, FILE *out);
 

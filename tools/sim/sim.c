@@ -822,3 +822,15 @@ int sim_run(const struct sim_cfg *cfg, struct sim_result *res)
 	sim_free(&s);
 	return 0;
 }
+
+int sim_run_pair(const struct sim_cfg *cfg, struct sim_result *res,
+		 struct sim_result *clock)
+{
+	struct sim_cfg cc = *cfg;
+	int ret = sim_run(cfg, res);
+
+	if (ret)
+		return ret;
+	cc.clock_only = 1;
+	return sim_run(&cc, clock);
+}

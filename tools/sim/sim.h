@@ -157,6 +157,10 @@ int sim_cfg_check(const struct sim_cfg *cfg, char *err, size_t errlen);
 /* Simulate cfg (checked) into *res. 0, or -ENOMEM. Deterministic: the
  * same cfg gives the same result. */
 int sim_run(const struct sim_cfg *cfg, struct sim_result *res);
+/* Simulate cfg into *res and its clock-only twin (no pull, no push) into
+ * *clock. 0, or -ENOMEM. */
+int sim_run_pair(const struct sim_cfg *cfg, struct sim_result *res,
+		 struct sim_result *clock);
 /* "bsp", "ssp", "asp", "absp"; parse: -EINVAL if unknown. */
 const char *sim_model_name(enum sim_model m);
 int sim_model_parse(const char *s, enum sim_model *out);
