@@ -17,9 +17,9 @@
 #    factorization machine under ASP, and under BSP on a TSV file written
 #    by "gen --workload ctr";
 #  - BSP gives the same losses over shm and tcp;
-#  - --resume is refused (checkpoints hold no embedding rows);
 #  - "experiment --workload ctr" runs it;
 #  - no job leaves a process or a /dev/shm entry behind.
+# Resuming a ctr job after a shard's kill -9: train_ctr_resume.sh.
 set -u
 
 LAUNCH=${1:?usage: train_ctr.sh RDPS_LAUNCH RDPS_TRAIN TRAIN_CTR_DUMP DATA_DIR}
@@ -161,20 +161,6 @@ if cmp -s <(cut -d, -f2,4 "$tmp/bsp-shm.csv") <(cut -d, -f2,4 "$tmp/bsp-tcp.csv"
 	echo "train_ctr bsp: shm and tcp give the same losses"
 else
 	fail "bsp: shm and tcp losses differ"
-fi
-
-# Checkpoints hold no embedding rows: resuming a ctr job is refused with
-# one line, not run with the dense part alone.
-tiny=(--workload ctr -q --samples 2000 --features 200 --test-samples 200 --epochs 1)
-mkdir "$tmp/ck"
-job "ckpt" -s 2 -w 2 -m bsp --checkpoint-dir "$tmp/ck" -- "$TRAIN" run "${tiny[@]}"
-((rc == 0)) || fail "ckpt: job failed: $(tail -2 "$tmp/err")"
-job "resume" -s 2 -w 2 -m bsp --checkpoint-dir "$tmp/ck" --resume -- \
-	"$TRAIN" run "${tiny[@]}"
-grep -v '^rdps-launch: ' "$tmp/err" | sort -u >"$tmp/err1"
-if ((rc != 1)) || (($(wc -l <"$tmp/err1") != 1)) ||
-	! grep -q "ctr cannot resume: its embedding table is not in the shards' checkpoints" "$tmp/err1"; then
-	fail "resume: exit $rc, '$(cat "$tmp/err1")'"
 fi
 
 # A file in Criteo's layout, written by gen: the reader takes every line,

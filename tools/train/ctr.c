@@ -765,16 +765,6 @@ int trn_ctr_start(struct rdps_ctx *ctx, const struct trn_work_opts *w,
 	long long keys = (long long)TRN_CTR_NCAT * (w->lrg.features + 1ll);
 	unsigned shards = 1;
 
-	/* Checkpoints hold dense tables only: resumed, the dense part would
-	 * come back without the rows it was trained with. */
-	if (rdps_clock_now(ctx) > 0) {
-		tool_err("ctr cannot resume: its embedding table is not in the "
-			 "shards' checkpoints (clock %" PRIu64
-			 "); start the job "
-			 "afresh, without --resume",
-			 rdps_clock_now(ctx));
-		return 1;
-	}
 	for (const char *p = cfg->shards; p && *p; p++)
 		shards += *p == ',';
 	if (w->data)

@@ -125,8 +125,9 @@ void trn_ctr_close(struct trn_ctr *c);
  * data is train: the capacity fits every key the job can push (the
  * generator's 26 x (vocab + 1); a file's distinct keys, the same for
  * every worker since each reads it whole) spread over cfg's shards.
- * Refuses shards resumed from checkpoints (rdps_clock_now() > 0): they
- * hold no embedding rows.
+ * On shards resumed from checkpoints the tables come back with their
+ * rows and Adagrad sums: the same options give the same capacity, which
+ * the saved table must match.
  */
 int trn_ctr_start(struct rdps_ctx *ctx, const struct trn_work_opts *w,
 		  const struct rdps_config *cfg,
