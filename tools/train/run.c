@@ -1035,10 +1035,7 @@ static int run_job(const struct run_opts *o)
 	}
 	if (load.running) {
 		trn_load_stop(&load);
-		fprintf(stderr,
-			"rdps-train: load: worker %d on core %d: %u hogs of "
-			"%g s, %.2f s CPU\n",
-			wk.cfg.rank, load.cpu, load.hogs, load_d, load.hog_cpu);
+		trn_load_report(&load, stderr);
 	}
 out:
 	if (wk.csv_fd >= 0)
