@@ -472,6 +472,7 @@ static int run_one(const struct exp_opts *o, const char *launch,
 	const char *argv[MAX_ARGS + 48];
 	char buf[4096], workers_s[16], shards_s[16], slack_s[16], timeout_s[24];
 	char pace_s[32], sname[300], csv[PATH_MAX], log[PATH_MAX], err[512];
+	char hb_s[16];
 	uint64_t t0;
 	int n = 0, m, rc;
 
@@ -503,6 +504,13 @@ static int run_one(const struct exp_opts *o, const char *launch,
 	if (strcmp(o->job.transport, "shm")) {
 		argv[n++] = "-a";
 		argv[n++] = o->job.addr;
+	}
+	if (o->job.heartbeat_given) {
+		/* A loaded machine can hold a worker's pulse back for a
+		 * second: a longer period keeps the run. */
+		snprintf(hb_s, sizeof(hb_s), "%u", o->job.heartbeat_ms);
+		argv[n++] = "--heartbeat-ms";
+		argv[n++] = hb_s;
 	}
 	argv[n++] = "-m";
 	argv[n++] = md->launch;

@@ -32,6 +32,7 @@
 #include "common.h"
 #include "config.h"
 #include "lasso.h"
+#include "load.h"
 #include "train.h"
 
 /* Pure math -------------------------------------------------------------- */
@@ -437,8 +438,10 @@ int trn_lasso_run(const struct trn_lasso_args *a)
 	rc = lasso_data(&lw, &radius);
 	if (!rc)
 		rc = lasso_setup(&lw, radius);
-	if (!rc)
+	if (!rc) {
+		trn_load_bind(a->load);
 		rc = lasso_loop(&lw);
+	}
 	rdps_buf_free(lw.ctx, lw.state);
 	rdps_buf_free(lw.ctx, lw.prop);
 	rdps_ctx_destroy(lw.ctx);

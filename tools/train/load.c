@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* load.c - CPU hogs beside a worker on its own core (load.h). */
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,8 +26,8 @@ unsigned trn_load_pick(uint64_t seed, uint64_t k, unsigned workers)
 }
 
 #ifdef RDPS_WITH_HWLOC
-/* Bind the process to one PU of core rank mod cores; l->cpu on success. */
-static void load_bind_process(struct trn_load *l)
+/* Choose one PU of core rank mod cores: l->cpu, l->topo and l->set. */
+static void load_choose(struct trn_load *l)
 {
 	hwloc_topology_t topo;
 	hwloc_obj_t core;
@@ -47,19 +49,15 @@ static void load_bind_process(struct trn_load *l)
 	/* One PU: with SMT, worker and hog on sibling threads would not
 	 * share one. */
 	hwloc_bitmap_singlify(set);
-	if (hwloc_set_cpubind(topo, set, HWLOC_CPUBIND_PROCESS))
-		goto err_set;
 	l->topo = topo;
 	l->set = set;
 	l->cpu = hwloc_bitmap_first(set);
 	return;
-err_set:
-	hwloc_bitmap_free(set);
 err_topo:
 	hwloc_topology_destroy(topo);
 }
 
-/* Bind the calling thread to the worker's PU. */
+/* Bind the calling thread (only: HWLOC_CPUBIND_THREAD) to the PU. */
 static void load_bind_thread(struct trn_load *l)
 {
 	if (l->topo)
@@ -92,23 +90,24 @@ static void load_unbind(struct trn_load *l)
 	l->topo = l->set = NULL;
 }
 #else
-static void load_bind_process(struct trn_load *l)
+static void load_choose(struct trn_load *l)
 {
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	cpu_set_t set;
 
-	if (cpus <= 0)
-		return;
-	CPU_ZERO(&set);
-	CPU_SET((int)(l->rank % (unsigned long)cpus), &set);
-	if (!sched_setaffinity(0, sizeof(set), &set))
+	if (cpus > 0)
 		l->cpu = (int)(l->rank % (unsigned long)cpus);
 }
 
-/* The threads started after the binding inherit it. */
+/* sched_setaffinity(0, ...) binds the calling thread only. */
 static void load_bind_thread(struct trn_load *l)
 {
-	(void)l;
+	cpu_set_t set;
+
+	if (l->cpu < 0)
+		return;
+	CPU_ZERO(&set);
+	CPU_SET(l->cpu, &set);
+	sched_setaffinity(0, sizeof(set), &set);
 }
 
 static int load_where(struct trn_load *l)
@@ -207,8 +206,7 @@ int trn_load_start(struct trn_load *l, double t, double d, uint64_t seed,
 	l->seed = seed;
 	l->rank = rank;
 	l->workers = workers;
-	/* Bind first: the controller and the hog start on the core. */
-	load_bind_process(l);
+	load_choose(l);
 	ret = pthread_create(&l->thread, NULL, load_main, l);
 	if (ret) {
 		load_unbind(l);
@@ -216,6 +214,36 @@ int trn_load_start(struct trn_load *l, double t, double d, uint64_t seed,
 	}
 	l->running = 1;
 	return 0;
+}
+
+/* Count the process's threads, and those bound to l->cpu alone. */
+static void load_count_threads(struct trn_load *l)
+{
+	DIR *dir = opendir("/proc/self/task");
+	struct dirent *e;
+	cpu_set_t set;
+
+	if (!dir)
+		return;
+	while ((e = readdir(dir))) {
+		pid_t tid = (pid_t)atoi(e->d_name);
+
+		if (tid <= 0)
+			continue;
+		l->threads++;
+		if (l->cpu >= 0 && !sched_getaffinity(tid, sizeof(set), &set) &&
+		    CPU_COUNT(&set) == 1 && CPU_ISSET(l->cpu, &set))
+			l->threads_bound++;
+	}
+	closedir(dir);
+}
+
+void trn_load_bind(struct trn_load *l)
+{
+	if (!l || !l->running)
+		return;
+	load_bind_thread(l);
+	load_count_threads(l);
 }
 
 void trn_load_stop(struct trn_load *l)
@@ -245,9 +273,11 @@ void trn_load_report(const struct trn_load *l, FILE *f)
 	char a[16], b[16], c[16];
 
 	fprintf(f,
-		"rdps-train: load: worker %u (pid %ld) on CPU %s, ran on %s: "
-		"%u hogs of %g s, ran on %s, %.2f s CPU\n",
+		"rdps-train: load: worker %u (pid %ld) on CPU %s, ran on %s, "
+		"%u of %u threads bound to it: %u hogs of %g s, ran on %s, "
+		"%.2f s CPU\n",
 		l->rank, (long)getpid(), load_cpu_str(l->cpu, a, sizeof(a)),
-		load_cpu_str(l->worker_ran_on, b, sizeof(b)), l->hogs, l->d,
+		load_cpu_str(l->worker_ran_on, b, sizeof(b)), l->threads_bound,
+		l->threads, l->hogs, l->d,
 		load_cpu_str(l->hog_ran_on, c, sizeof(c)), l->hog_cpu);
 }

@@ -1025,13 +1025,16 @@ static int run_job(const struct run_opts *o)
 			.pace = wk.pace,
 			.csv_fd = wk.csv_fd,
 			.quiet = o->quiet,
+			.load = &load,
 		};
 
 		rc = trn_lasso_run(&la);
 	} else {
 		rc = worker_setup(&wk);
-		if (!rc)
+		if (!rc) {
+			trn_load_bind(&load);
 			rc = worker_loop(&wk);
+		}
 	}
 	if (load.running) {
 		trn_load_stop(&load);
