@@ -643,8 +643,9 @@ int trn_cmd_experiment(int argc, char **argv)
 
 	snprintf(title, sizeof(title),
 		 "rdps-train: loss against wall time; %u workers, %u shard(s), "
-		 "%s; dashed: target",
-		 o.job.workers, o.job.shards, o.job.transport);
+		 "%s; dashed: target%s",
+		 o.job.workers, o.job.shards, o.job.transport,
+		 o.repeats > 1 ? "; faint: repeats after the first" : "");
 	snprintf(path, sizeof(path), "%s/experiment.csv", o.out);
 	r = trn_report_csv(path, res, (size_t)total);
 	if (r) {
