@@ -31,11 +31,11 @@ void trn_work_defaults(struct trn_work_opts *w, enum trn_kind kind)
 	w->lag.support = 100;
 	if (kind == TRN_LASSO) {
 		/* The seed's generated problems (1000 x 10000, density up
-		 * to 0.1) made 5 x 2 times larger, 5M non-zeros: there a
+		 * to 0.1) made 10 x 2 times larger, 10M non-zeros: there a
 		 * superstep takes a millisecond, and time to target would be
 		 * a fraction of a second. One clock is one Frank-Wolfe
 		 * superstep. */
-		w->samples = 5000;
+		w->samples = 10000;
 		w->lrg.features = 20000;
 		w->lag.density = 0.05;
 		w->lrg.noise = 0.1;
