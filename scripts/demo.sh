@@ -6,15 +6,17 @@
 # A-BSP and prints time to target loss, speedup against BSP and final
 # loss, with the loss curves plotted in $out/experiment.svg.
 #   scripts/demo.sh          small and quick (under a minute on 2 cores)
-#   scripts/demo.sh --full   the full experiment: both workloads, stragglers
-#                            none, 1:3x and random:0.1:3x (a few minutes)
+#   scripts/demo.sh --full   the full experiment at its default sizes: lr,
+#                            mf and lasso, stragglers 1:3x, random:0.1:3x
+#                            and load:1:0.5, 3 repeats (135 runs: most of
+#                            an hour on 2 cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 full=0
 case "${1:-}" in
 "") ;;
 --full) full=1 ;;
--h | --help) sed -n '2,9p' "$0"; exit 0 ;;
+-h | --help) sed -n '2,12p' "$0"; exit 0 ;;
 *) echo "demo.sh: unknown option '$1' (use --full)" >&2; exit 2 ;;
 esac
 ./scripts/setup.sh
@@ -31,7 +33,7 @@ echo "== one A-BSP job: 4 workers over shm, worker 1 is 3x slower (--stragglers 
 "$tools/rdps-launch" -w 4 -m absp -- "$tools/rdps-train" run --workload lr \
 	"${small[@]}" --stragglers 1:3x
 if ((full)); then
-	echo "== the experiment: every model, both workloads, with and without stragglers =="
+	echo "== the experiment: every model, every workload, three kinds of stragglers =="
 	"$tools/rdps-train" experiment --out "$out" --json "$out/experiment.json"
 else
 	echo "== the experiment: BSP, SSP1, SSP3, ASP, A-BSP on lr with a 3x straggler =="

@@ -25,6 +25,7 @@
 #include "lasso.h"
 #include "load.h"
 #include "model.h"
+#include "report.h"
 #include "spec.h"
 #include "test_check.h"
 
@@ -660,6 +661,49 @@ static void test_lasso_converges(void **state)
 	      "%s", err);
 }
 
+/* A cell that finished but never reached the target loses its claim
+ * (it was "not decided", with "nan s" for its time): lasso, a persistent
+ * straggler, BSP reaching the target and A-BSP stalling above it. */
+static void test_claims_not_reached(void **state)
+{
+	static double t[3] = {0, 1, 2}, bsp_loss[3] = {1, 0.5, 0.1},
+		      absp_loss[3] = {1, 0.6, 0.5};
+	static uint64_t clk[3] = {0, 1, 2};
+	struct trn_result r[2] = {
+		{.workload = "lasso",
+		 .stragglers = "1:3x",
+		 .model = "BSP",
+		 .ok = 1,
+		 .n = 3,
+		 .t = t,
+		 .loss = bsp_loss,
+		 .clock = clk},
+		{.workload = "lasso",
+		 .stragglers = "1:3x",
+		 .model = "A-BSP",
+		 .ok = 1,
+		 .n = 3,
+		 .t = t,
+		 .loss = absp_loss,
+		 .clock = clk},
+	};
+	char buf[2048] = "";
+	FILE *f = fmemopen(buf, sizeof(buf) - 1, "w");
+
+	(void)state;
+	CHECK(f, "fmemopen");
+	CHECK(trn_results_score(r, 2, 0.05) == 0, "a run was diverged");
+	CHECK(isnan(r[1].ttt) && isfinite(r[0].ttt), "ttt %g %g", r[0].ttt,
+	      r[1].ttt);
+	trn_report_claims(f, r, 2);
+	fclose(f);
+	CHECK(strstr(buf, "  does not hold A-BSP faster than BSP, persistent "
+			  "straggler (A-BSP: <= 2.36x): lasso, stragglers "
+			  "1:3x: A-BSP target not reached, BSP 2 s\n"),
+	      "%s", buf);
+	CHECK(!strstr(buf, "nan"), "%s", buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -677,6 +721,7 @@ int main(void)
 		cmocka_unit_test(test_model_steps),
 		cmocka_unit_test(test_lasso_step),
 		cmocka_unit_test(test_lasso_converges),
+		cmocka_unit_test(test_claims_not_reached),
 	};
 
 	return cmocka_run_group_tests_name("train_data", tests, NULL, NULL);

@@ -86,20 +86,33 @@ run "$LAUNCH" -w 2 -- "$TRAIN" run --stragglers 5:2x
 
 usage "bad load" "bad straggler item 'load:1:2'.*D seconds in" run --stragglers load:1:2
 usage "two loads" "two load items" run --stragglers load:1:0.5,load:2:1
+usage "exp heartbeat" "heartbeat 10 ms is too short" experiment --heartbeat-ms 10
 usage "bad zipf" "bad popularity exponent --zipf '5'" run --zipf 5
 
 # Stragglers from real contention: every 0.05 s one worker's core gets a
-# CPU hog for 0.03 s. Every worker reports its core and its hogs; the hogs
-# ran (CPU burnt) and the job still trains; the hog threads end with it.
+# CPU hog for 0.03 s. Every worker reports the CPU it is bound to, where
+# it and its hog were seen running (the same CPU), and its hogs; the hogs
+# ran (CPU burnt) and the job still trains. Only the training thread and
+# the hog are bound (2 of the threads): the library's pulse stays free to
+# run elsewhere. The hog is a thread of the worker: once the launcher has
+# returned, no worker process is left.
 run "$LAUNCH" -w 3 -m bsp -- "$TRAIN" run --samples 60000 --features 500 \
 	--test-samples 500 --epochs 6 --stragglers load:0.05:0.03
 ((rc == 0)) || fail "load: exit $rc: $err"
 hogs=0 cpu=0
 for r in 0 1 2; do
-	line=$(grep "^rdps-train: load: worker $r on core " <<<"$err")
-	if [[ $line =~ core\ ([0-9]+):\ ([0-9]+)\ hogs\ of\ 0.03\ s,\ ([0-9.]+)\ s\ CPU$ ]]; then
-		hogs=$((hogs + BASH_REMATCH[2]))
-		cpu=$(awk -v a="$cpu" -v b="${BASH_REMATCH[3]}" 'BEGIN { print a + b }')
+	line=$(grep "^rdps-train: load: worker $r " <<<"$err")
+	if [[ $line =~ \(pid\ ([0-9]+)\)\ on\ CPU\ ([0-9]+),\ ran\ on\ ([0-9]+),\ ([0-9]+)\ of\ ([0-9]+)\ threads\ bound\ to\ it:\ ([0-9]+)\ hogs\ of\ 0.03\ s,\ ran\ on\ ([0-9]+|-),\ ([0-9.]+)\ s\ CPU$ ]]; then
+		pid=${BASH_REMATCH[1]} bound=${BASH_REMATCH[2]}
+		((BASH_REMATCH[3] == bound)) ||
+			fail "load: worker $r bound to CPU $bound ran on ${BASH_REMATCH[3]}"
+		((BASH_REMATCH[4] == 2 && BASH_REMATCH[5] > 2)) || (($(nproc) == 1)) ||
+			fail "load: worker $r: ${BASH_REMATCH[4]} of ${BASH_REMATCH[5]} threads bound, want the trainer and the hog"
+		((BASH_REMATCH[6] == 0)) || [[ ${BASH_REMATCH[7]} == "$bound" ]] ||
+			fail "load: worker $r on CPU $bound, its hog on ${BASH_REMATCH[7]}"
+		hogs=$((hogs + BASH_REMATCH[6]))
+		cpu=$(awk -v a="$cpu" -v b="${BASH_REMATCH[8]}" 'BEGIN { print a + b }')
+		[[ ! -d /proc/$pid ]] || fail "load: worker $r (pid $pid) still there after the job"
 	else
 		fail "load: worker $r: no load line: '$line'"
 	fi

@@ -253,7 +253,8 @@ static const struct tool_opt job_table[] = {
 	{"heartbeat-ms", 0, "MS", 0,
 	 "the shards' liveness period: a worker or shard still for two is "
 	 "lost", NULL, show_heartbeat, set_heartbeat,
-	 JOB_TOOL_LAUNCH | JOB_TOOL_RUN | JOB_TOOL_SERVER},
+	 JOB_TOOL_LAUNCH | JOB_TOOL_RUN | JOB_TOOL_SERVER |
+		 JOB_TOOL_EXPERIMENT},
 	{"log-level", 'L', "LVL", 0, "error, warn, info, debug or trace",
 	 "warn; env RDPS_LOG_LEVEL", NULL, set_log_level,
 	 JOB_TOOL_RUN | JOB_TOOL_SERVER},

@@ -11,7 +11,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 "$tools/rdps-train" gen --samples 4000 --test-samples 1000 --features 500 \
 	--nnz 10 -o "$tmp/train.svm" --test-out "$tmp/test.svm"
-train=(--epochs 3 --batch 50)
+train=(--epochs 3 --batch 50 --clocks-per-epoch 5)
 bash "$here/run_job.sh" "$tools/rdps-launch" -w 4 -T 100 -- "$tools/rdps-train" \
 	run --data "$tmp/train.svm" --test "$tmp/test.svm" "${train[@]}" -q \
 	--csv "$tmp/c.csv"

@@ -32,6 +32,7 @@
 #include "common.h"
 #include "config.h"
 #include "lasso.h"
+#include "load.h"
 #include "train.h"
 
 /* Pure math -------------------------------------------------------------- */
@@ -175,6 +176,8 @@ struct lasso_worker {
 	double *prop;  /* pushed [key, x'] (rdps_buf_alloc) */
 	double *r, *r2, *q;
 	uint32_t jlo, jhi; /* this worker's columns */
+	uint32_t jnext;	   /* where the next scan starts (A-BSP: after the
+			    * last column a cut round scanned) */
 	uint64_t t0;
 	double last_print;
 };
@@ -263,22 +266,31 @@ static int lasso_pull(struct lasso_worker *lw)
 }
 
 /* Scan this worker's columns for the largest |gradient| (until cut,
- * under A-BSP), paced. The column in *j_out (0: none) and its gradient. */
+ * under A-BSP), paced. The column in *j_out (0: none) and its gradient.
+ * The scan starts at jnext and wraps round: a round that is cut leaves
+ * jnext at the first column it did not reach, as lr's worker takes up
+ * the samples a cut left. Started at jlo every round, a worker cut each
+ * round (a persistent straggler) would never look past the part of its
+ * columns it reaches before the cut, and their atoms would never be
+ * picked (measured: the objective stalled at 0.40 against BSP's 0.157). */
 static int lasso_scan(struct lasso_worker *lw, double factor, uint32_t *j_out,
 		      double *g_out)
 {
 	int absp = lw->cfg.model == RDPS_MODEL_ABSP, ret, cut = 0;
 	uint64_t t_start = rdps_now_ns(), target = 0;
+	uint32_t ncol = lw->jhi - lw->jlo, done = 0, j = lw->jnext;
 	double best = 0;
 
 	*j_out = 0;
 	*g_out = 0;
-	for (uint32_t j = lw->jlo; j < lw->jhi;) {
+	if (j < lw->jlo || j >= lw->jhi)
+		j = lw->jlo;
+	while (done < ncol) {
 		uint32_t end =
-			lw->jhi - j < LASSO_CHUNK ? lw->jhi : j + LASSO_CHUNK;
+			ncol - done < LASSO_CHUNK ? ncol : done + LASSO_CHUNK;
 		uint64_t c0 = trn_cpu_ns(), el;
 
-		for (; j < end; j++) {
+		for (; done < end; done++) {
 			double g = trn_lasso_grad(&lw->p, lw->r, j);
 
 			if (fabs(g) > best) {
@@ -286,13 +298,15 @@ static int lasso_scan(struct lasso_worker *lw, double factor, uint32_t *j_out,
 				*j_out = j;
 				*g_out = g;
 			}
+			if (++j == lw->jhi)
+				j = lw->jlo;
 		}
 		target += (uint64_t)(lw->a->pace * factor *
 				     (double)(trn_cpu_ns() - c0));
 		el = rdps_now_ns() - t_start;
 		if (target > el + 200000)
 			trn_sleep_ns(target - el);
-		if (absp && j < lw->jhi) {
+		if (absp && done < ncol) {
 			rdps_clear_error();
 			ret = rdps_cut_poll(lw->ctx);
 			if (ret < 0)
@@ -303,6 +317,7 @@ static int lasso_scan(struct lasso_worker *lw, double factor, uint32_t *j_out,
 			}
 		}
 	}
+	lw->jnext = j;
 	if (absp && !cut) {
 		rdps_clear_error();
 		ret = rdps_cut(lw->ctx);
@@ -437,8 +452,10 @@ int trn_lasso_run(const struct trn_lasso_args *a)
 	rc = lasso_data(&lw, &radius);
 	if (!rc)
 		rc = lasso_setup(&lw, radius);
-	if (!rc)
+	if (!rc) {
+		trn_load_bind(a->load);
 		rc = lasso_loop(&lw);
+	}
 	rdps_buf_free(lw.ctx, lw.state);
 	rdps_buf_free(lw.ctx, lw.prop);
 	rdps_ctx_destroy(lw.ctx);

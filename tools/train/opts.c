@@ -19,30 +19,34 @@ void trn_work_defaults(struct trn_work_opts *w, enum trn_kind kind)
 	w->holdout = 0.1;
 	w->seed = 1;
 	w->epochs = 10;
-	w->clocks_per_epoch = 5;
 	w->batch = 100;
 	w->lrg.features = 5000;
 	w->lrg.nnz = 40;
 	w->lrg.scale = 3.0;
 	w->lrg.noise = 1.0;
-	w->mfg.users = 2000;
-	w->mfg.items = 2000;
+	w->mfg.users = 4000;
+	w->mfg.items = 4000;
 	w->mfg.rank = 10;
 	w->mfg.noise = 0.1;
 	w->lag.density = 0.01;
 	w->lag.support = 100;
 	if (kind == TRN_LASSO) {
-		/* The seed's generated problems: 1000 x 10000, sparse. One
-		 * clock is one Frank-Wolfe superstep. */
-		w->samples = 1000;
-		w->lrg.features = 10000;
+		/* The seed's generated problems (1000 x 10000, density up
+		 * to 0.1) made 10 x 2 times larger, 10M non-zeros: there a
+		 * superstep takes a millisecond, and time to target would be
+		 * a fraction of a second. One clock is one Frank-Wolfe
+		 * superstep. */
+		w->samples = 10000;
+		w->lrg.features = 20000;
+		w->lag.density = 0.05;
 		w->lrg.noise = 0.1;
-		w->epochs = 300;
+		w->epochs = 200;
 		w->clocks_per_epoch = 1;
 	} else if (kind == TRN_LR) {
 		w->samples = 400000;
 		w->test_samples = 5000;
 		w->lr = 0.5;
+		w->clocks_per_epoch = 8;
 	} else if (kind == TRN_CTR) {
 		/* Criteo-like: 26 fields of 10000 ids each, power-law. */
 		w->samples = 100000;
@@ -52,12 +56,14 @@ void trn_work_defaults(struct trn_work_opts *w, enum trn_kind kind)
 		w->lrg.noise = 0.5;
 		w->lr = 0.05;
 		w->epochs = 3;
+		w->clocks_per_epoch = 5;
 		w->init_sd = 0.01;
 	} else {
-		w->samples = 600000;
+		w->samples = 2000000;
 		w->test_samples = 20000;
 		w->lr = 0.05;
 		w->l2 = 0.01;
+		w->clocks_per_epoch = 10;
 	}
 	if (kind != TRN_CTR)
 		w->init_sd = 0.1;
@@ -374,14 +380,14 @@ void trn_work_usage(FILE *f)
 		")\n"
 		"      --clocks-per-epoch=K  an iteration (one clock) is 1/K "
 		"of a worker's\n"
-		"                        partition (%u)\n",
+		"                        partition (lr %u, mf %u)\n",
 		l.holdout, l.samples, m.samples, c.samples, l.test_samples,
 		m.test_samples, c.test_samples, l.lrg.features, c.lrg.features,
 		l.lrg.nnz, l.lrg.noise, m.mfg.noise,
 		a.epochs * a.clocks_per_epoch, a.samples, a.lrg.features,
 		a.lrg.noise, a.lag.density, a.lag.support, m.mfg.users,
 		m.mfg.items, m.mfg.rank, l.seed, l.lr, m.lr, m.l2, l.batch,
-		l.epochs, l.clocks_per_epoch);
+		l.epochs, l.clocks_per_epoch, m.clocks_per_epoch);
 }
 
 int trn_work_argv(const struct trn_work_opts *w, const char **argv, int max,

@@ -435,14 +435,29 @@ static int spec_kind(const char *text)
 	return transient ? SPEC_TRANSIENT : SPEC_NONE;
 }
 
-/* The cell's median time to target if it was ranked, else NaN. */
+/* The cell's median time to target if it was ranked: infinite if none
+ * of its runs reached the target (it loses to any that did), NaN if it
+ * failed, diverged or did not run. */
 static double cell_ttt(const struct trn_result *r, size_t n, int group,
 		       const char *model)
 {
 	struct cell c;
 
 	cell_of(r, n, group, model, &c);
-	return c.nrun && !c.failed && !c.diverged ? c.ttt_med : NAN;
+	if (!c.nrun || c.failed || c.diverged)
+		return NAN;
+	return c.nreach ? c.ttt_med : INFINITY;
+}
+
+/* A cell_ttt() value as a claim line prints it. */
+static const char *claim_ttt(double t, char *buf, size_t len)
+{
+	if (isnan(t))
+		return "-";
+	if (isinf(t))
+		return "target not reached";
+	snprintf(buf, len, "%.3g s", t);
+	return buf;
 }
 
 static void claim_line(FILE *f, int holds, const char *claim,
@@ -473,14 +488,18 @@ void trn_report_claims(FILE *f, const struct trn_result *r, size_t n)
 		double ssp1 = cell_ttt(r, n, g, "SSP1");
 		double ssp3 = cell_ttt(r, n, g, "SSP3");
 		double asp = cell_ttt(r, n, g, "ASP");
-		char num[160];
+		char num[200], t1[24], t2[24], t3[24], t4[24];
 
 		if (i && r[i - 1].group == g)
 			continue; /* one look per group */
 		if (kind == SPEC_PERSISTENT) {
-			snprintf(num, sizeof(num),
-				 "A-BSP %.3g s, BSP %.3g s: %.2fx", absp, bsp,
-				 bsp / absp);
+			snprintf(num, sizeof(num), "A-BSP %s, BSP %s",
+				 claim_ttt(absp, t1, sizeof(t1)),
+				 claim_ttt(bsp, t2, sizeof(t2)));
+			if (isfinite(absp) && isfinite(bsp))
+				snprintf(num + strlen(num),
+					 sizeof(num) - strlen(num), ": %.2fx",
+					 bsp / absp);
 			claim_line(f,
 				   isnan(absp) || isnan(bsp) ? -1 : absp < bsp,
 				   what[0], &r[i], num);
@@ -490,9 +509,11 @@ void trn_report_claims(FILE *f, const struct trn_result *r, size_t n)
 			double best = fmin(fmin(ssp1, ssp3), asp);
 
 			snprintf(num, sizeof(num),
-				 "A-BSP %.3g s, SSP1 %.3g s, SSP3 %.3g s, "
-				 "ASP %.3g s",
-				 absp, ssp1, ssp3, asp);
+				 "A-BSP %s, SSP1 %s, SSP3 %s, ASP %s",
+				 claim_ttt(absp, t1, sizeof(t1)),
+				 claim_ttt(ssp1, t2, sizeof(t2)),
+				 claim_ttt(ssp3, t3, sizeof(t3)),
+				 claim_ttt(asp, t4, sizeof(t4)));
 			claim_line(f,
 				   isnan(absp) || isnan(ssp1) || isnan(ssp3) ||
 						   isnan(asp)
@@ -504,9 +525,10 @@ void trn_report_claims(FILE *f, const struct trn_result *r, size_t n)
 		if (kind == SPEC_TRANSIENT) {
 			double best = fmin(ssp1, ssp3);
 
-			snprintf(num, sizeof(num),
-				 "SSP1 %.3g s, SSP3 %.3g s, BSP %.3g s", ssp1,
-				 ssp3, bsp);
+			snprintf(num, sizeof(num), "SSP1 %s, SSP3 %s, BSP %s",
+				 claim_ttt(ssp1, t1, sizeof(t1)),
+				 claim_ttt(ssp3, t2, sizeof(t2)),
+				 claim_ttt(bsp, t3, sizeof(t3)));
 			claim_line(f,
 				   isnan(bsp) || (isnan(ssp1) && isnan(ssp3))
 					   ? -1

@@ -1089,20 +1089,20 @@ static int run_job(const struct run_opts *o)
 			.pace = wk.pace,
 			.csv_fd = wk.csv_fd,
 			.quiet = o->quiet,
+			.load = &load,
 		};
 
 		rc = trn_lasso_run(&la);
 	} else {
 		rc = worker_setup(&wk);
-		if (!rc)
+		if (!rc) {
+			trn_load_bind(&load);
 			rc = worker_loop(&wk);
+		}
 	}
 	if (load.running) {
 		trn_load_stop(&load);
-		fprintf(stderr,
-			"rdps-train: load: worker %d on core %d: %u hogs of "
-			"%g s, %.2f s CPU\n",
-			wk.cfg.rank, load.cpu, load.hogs, load_d, load.hog_cpu);
+		trn_load_report(&load, stderr);
 	}
 out:
 	if (wk.csv_fd >= 0)

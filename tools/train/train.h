@@ -20,6 +20,7 @@
 #include "spec.h"
 
 struct rdps_config;
+struct trn_load;
 
 /* The workload, its data and its SGD settings (all of run's options that
  * experiment passes on to every worker). */
@@ -108,7 +109,7 @@ int trn_cmd_experiment(int argc, char **argv);
 
 /* One worker of a lasso job (lasso.c): the job's configuration (from
  * the environment), the options, the stragglers, the pace, rank 0's CSV
- * descriptor (-1: none) and --quiet. An exit code. */
+ * descriptor (-1: none), --quiet and the load:T:D hog. An exit code. */
 struct trn_lasso_args {
 	const struct rdps_config *cfg;
 	const struct trn_work_opts *w;
@@ -116,6 +117,7 @@ struct trn_lasso_args {
 	double pace;
 	int csv_fd;
 	int quiet;
+	struct trn_load *load; /* load:T:D, bound once connected; or NULL */
 };
 int trn_lasso_run(const struct trn_lasso_args *a);
 
