@@ -141,6 +141,7 @@ static PyObject *call_failed(struct py_ctx *c, int ret)
 {
 	if (ret == -EINTR && PyErr_Occurred()) {
 		c->broken = 1;
+		c->closed = 1; /* its last array releases it */
 		ctx_release(c);
 		return NULL;
 	}
