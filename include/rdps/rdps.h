@@ -155,20 +155,21 @@ void rdps_ctx_destroy(struct rdps_ctx *ctx);
  * rdps_clock(), rdps_barrier(), rdps_pull() or rdps_emb_pull() waits for
  * the other workers, that is while it re-reads a clock counter, the
  * barrier or the shards' applied clock and backs off between reads. The
- * first call comes RDPS_WAIT_CHECK_MS after the wait started to sleep,
- * then one every RDPS_WAIT_CHECK_MS: a call that does not wait never
- * calls it. Waits for operations already posted (a read, a credit) are
- * not checked: the shards answer those, and a stopped shard is detected
- * by its heartbeat.
+ * first call comes RDPS_WAIT_CHECK_MS after the wait started to sleep
+ * (to yield, under busy polling), then one every RDPS_WAIT_CHECK_MS: a
+ * call that does not wait never calls it. Waits for operations already
+ * posted (a read, a credit) are not checked: the shards answer those,
+ * and a stopped shard is detected by its heartbeat.
  *
  * A non-zero return ends the call with -EINTR (rdps_errmsg() says it was
  * interrupted). The context is then interrupted for good: what the call
  * had done stays done (an interrupted rdps_clock() counted its tick,
  * rdps_clock_now() includes it; an interrupted rdps_barrier() counted its
  * arrival), but every later call fails with -EINTR before it sends
- * anything, except rdps_clock_now(), rdps_ctx_stats() and rdps_ctx_destroy(),
- * which leaves as cleanly as after a finished call (the shards count the
- * worker as departed, not dead). Nothing is left in flight.
+ * anything, except rdps_clock_now(), rdps_ctx_stats() and
+ * rdps_ctx_destroy(), which leaves as cleanly as after a finished call
+ * (the shards count the worker as departed, not dead). Nothing is left in
+ * flight.
  *
  * check NULL removes it. Set it before the waits it should cover, from
  * the thread that uses the context. Returns 0, or -EINVAL for a NULL ctx.
