@@ -150,6 +150,35 @@ int rdps_ctx_create(const struct rdps_config *cfg, struct rdps_ctx **ctx_out);
 void rdps_ctx_destroy(struct rdps_ctx *ctx);
 
 /*
+ * A check that lets a blocking wait be interrupted (a Ctrl-C, a shutdown
+ * flag): check(arg) is called, on the thread of the waiting call, while
+ * rdps_clock(), rdps_barrier(), rdps_pull() or rdps_emb_pull() waits for
+ * the other workers, that is while it re-reads a clock counter, the
+ * barrier or the shards' applied clock and backs off between reads. The
+ * first call comes RDPS_WAIT_CHECK_MS after the wait started to sleep
+ * (to yield, under busy polling), then one every RDPS_WAIT_CHECK_MS: a
+ * call that does not wait never calls it. Waits for operations already
+ * posted (a read, a credit) are not checked: the shards answer those,
+ * and a stopped shard is detected by its heartbeat.
+ *
+ * A non-zero return ends the call with -EINTR (rdps_errmsg() says it was
+ * interrupted). The context is then interrupted for good: what the call
+ * had done stays done (an interrupted rdps_clock() counted its tick,
+ * rdps_clock_now() includes it; an interrupted rdps_barrier() counted its
+ * arrival), but every later call fails with -EINTR before it sends
+ * anything, except rdps_clock_now(), rdps_ctx_stats() and
+ * rdps_ctx_destroy(), which leaves as cleanly as after a finished call
+ * (the shards count the worker as departed, not dead). Nothing is left in
+ * flight.
+ *
+ * check NULL removes it. Set it before the waits it should cover, from
+ * the thread that uses the context. Returns 0, or -EINVAL for a NULL ctx.
+ */
+#define RDPS_WAIT_CHECK_MS 2
+int rdps_ctx_set_wait_check(struct rdps_ctx *ctx, int (*check)(void *arg),
+			    void *arg);
+
+/*
  * A buffer of bytes (rounded up to whole pages) that the context's
  * transport can move data into directly: allocated like the transport's
  * own memory and registered once for local access (verbs: on the NIC's

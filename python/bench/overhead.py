@@ -19,9 +19,10 @@ their medians (a loaded machine moves single runs by tens of us at 1 MiB).
 pull: dense pull into ctx.array() / rdps_buf_alloc() memory (zero copy);
 push: dense push from such memory, model asp (a push returns once
 applied); clock: asp (never waits, so both run it in the caller) and bsp
-(one worker: never waits on others; Python hands it to the context's
-waiter thread so Ctrl-C can interrupt it, or runs it in the caller with
-interruptible=False). Run it on an idle machine: a loaded one times the
+(one worker: never waits on others; with interruptible=True, the
+default, the context has a wait check that a wait calls for Ctrl-C, and
+with interruptible=False none: a clock that does not wait never calls it,
+so the two should cost the same). Run it on an idle machine: a loaded one times the
 scheduler.
 """
 import argparse

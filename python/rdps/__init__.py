@@ -37,17 +37,22 @@ strerror is rdps_errmsg()'s text. Wrong arguments (dtype, shape, range,
 a closed context) raise TypeError or ValueError (rdps.Error EBADF for a
 closed context) before any C call, naming the argument.
 
-Blocking calls release the GIL. Ctrl-C during clock() or barrier() raises
-KeyboardInterrupt within WAIT_SLICE_MS milliseconds: those calls run on a
-waiter thread of the context while the caller waits in slices and checks
-for signals; the context is then unusable (rdps.Error EINTR) and is freed
-once the interrupted C call returns. The hand-off to the waiter costs
-about 2 microseconds per call; Context(interruptible=False) (and a clock
-under ASP, which never waits) skips it, and then Ctrl-C takes effect when
-the wait ends: the peers arrive, a lost peer is detected (two heartbeats)
-or timeout_ms passes. Pulls and pushes run in the calling thread and wait
-only for data already on its way. A context is used from one thread at a
-time (rdps.Error EBUSY otherwise).
+Blocking calls release the GIL and run in the calling thread. Ctrl-C
+during a wait of clock(), barrier() or a pull for the other workers
+raises KeyboardInterrupt within a few WAIT_SLICE_MS: once the wait has
+slept that long, the C library calls the context's wait check
+(rdps_ctx_set_wait_check) every WAIT_SLICE_MS, which takes the GIL and
+runs the signal handlers; an exception they raise ends the C call. A call
+that does not wait never runs the check and costs what it costs from C,
+plus about 0.1 to 0.3 microseconds. The interrupted call's tick (or
+barrier arrival) counts, the context is then closed (its C context
+destroyed at once, or when its last array dies; the shards see the
+worker leave) and every later call raises rdps.Error EINTR.
+Context(interruptible=False) sets no check: Ctrl-C then takes effect when
+the wait ends (the peers arrive, a lost peer is detected within two
+heartbeats, or timeout_ms passes). Signal handlers run in the main
+thread only, so only a wait there is interrupted. A context is used from
+one thread at a time (rdps.Error EBUSY otherwise).
 """
 
 from __future__ import annotations
@@ -139,9 +144,8 @@ class Context:
     timeout_ms: the connect and wait limit (0: 30000)
     on_worker_loss: "fail" or "continue" (SSP and ASP)
     from_env: False to ignore the environment
-    interruptible: False runs clock() and barrier() in the calling thread
-      (saves a thread hand-off of about 2 microseconds per call; Ctrl-C then
-      takes effect only when the wait ends: see help(rdps))
+    interruptible: False sets no wait check: Ctrl-C then takes effect only
+      when a wait ends (see help(rdps))
 
     A context manager: ``with rdps.Context() as ctx:`` closes it.
     Raises rdps.Error when the shards cannot be reached or refuse.

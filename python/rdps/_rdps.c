@@ -21,97 +21,41 @@
  * the one buffer request a call makes anyway; each raises ValueError
  * naming the argument, before any rdps call.
  *
- * Ctrl-C: rdps_clock() and rdps_barrier() may wait for other workers for
- * up to the context's timeout, and a C wait cannot be abandoned half way
- * (the tick's fetch-add is already posted; the C API has no way to ask a
- * wait to return early). So those two run on a waiter thread of the
- * context while the calling thread waits, with the GIL released, in
- * slices of WAIT_SLICE_MS, and checks for signals (with the GIL) only
- * between slices. On KeyboardInterrupt the context is marked broken
- * (every later call raises rdps.Error EINTR) and is destroyed by whoever
- * finishes last: the waiter when its call returns, or close().
- *
- * The hand-off is one futex word, the job: the caller stores it and the
- * waiter stores JOB_NONE back with the result. Each side polls it for up
- * to SPIN_NS, yielding the CPU between looks, before it sleeps on the
- * futex, and a wake-up is sent only to a side that sleeps. Yielding, not
- * spinning: the two threads often share one CPU (a busy-polling shard
- * holds the other), where a spin holds the CPU the other side needs. A
- * mutex and condition variable pair, as first written, cost two sleeps
- * and wake-ups per call (4.4 us, against 1.7 to 2.3 us now). A yield that
- * loses the CPU to another process for its time slice (YIELD_LOST_NS)
- * turns polling off for NO_SPIN_CALLS calls: then each side sleeps at
- * once (about 2.5 us per call, but no time slice lost per call).
- * Under poll mode "event" neither side polls. A clock under ASP
- * (which never waits) runs in the caller, and so do both calls with
- * interruptible=False: then Ctrl-C takes effect when the wait ends (the
- * peers arrive, a lost peer is detected within two heartbeats, or the
- * timeout). Pulls and pushes run in the calling thread: they wait only
- * for data already on its way.
+ * Ctrl-C: rdps_clock(), rdps_barrier() and pulls may wait for other
+ * workers for up to the context's timeout. They run in the calling
+ * thread with the GIL released, like every call, and the context's wait
+ * check (rdps_ctx_set_wait_check) looks for signals: once a wait has
+ * slept for RDPS_WAIT_CHECK_MS, and then as often, it takes the GIL, runs
+ * PyErr_CheckSignals() and keeps the exception it raises (Ctrl-C's
+ * KeyboardInterrupt), which ends the C call with -EINTR. The C context
+ * is then interrupted for good (its tick counted, later calls refused):
+ * it is marked broken here (every later call raises rdps.Error EINTR) and
+ * destroyed at once, or when its last array dies. A call that does not
+ * wait never runs the check, so Python adds no cost to it. A first
+ * version ran the two calls on a waiter thread (a futex hand-off, 1.7 to
+ * 2.9 us per call) because a C wait could not be abandoned half way.
+ * With interruptible=False no check is set: Ctrl-C then takes effect
+ * when the wait ends (the peers arrive, a lost peer is detected within
+ * two heartbeats, or the timeout).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
 #include <errno.h>
-#include <limits.h>
-#include <linux/futex.h>
-#include <pthread.h>
-#include <sched.h>
-#include <signal.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
-#include <sys/syscall.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <rdps/rdps.h>
 
-#define WAIT_SLICE_MS 50
-/* How long each side of the waiter hand-off spins before it sleeps. */
-#define SPIN_NS 10000
-#define YIELD_LOST_NS 50000
-#define NO_SPIN_CALLS 1000
-
 static PyObject *rdps_error_type; /* rdps.Error, a subclass of OSError */
-
-enum waiter_job {
-	JOB_NONE = 0,
-	JOB_CLOCK,
-	JOB_BARRIER,
-	JOB_EXIT,
-};
-
-/*
- * The waiter thread and what it shares with the caller, in memory of its
- * own: after an interrupt the Python object may die while the waiter is
- * still in C, and then the waiter destroys the context and frees this.
- */
-struct waiter {
-	pthread_t thread;
-	struct rdps_ctx *ctx;
-	/* The futex word: a job posted by the caller, JOB_NONE once done. */
-	_Atomic uint32_t job;
-	_Atomic int waiter_sleeps; /* the waiter sleeps on job == JOB_NONE */
-	_Atomic int caller_sleeps; /* the caller sleeps on job != JOB_NONE */
-	int spin;		   /* 0 under poll mode event: sleep at once */
-	_Atomic int no_spin;	   /* calls left that sleep at once */
-	pthread_mutex_t mu;	   /* orders a job's end against orphaned */
-	int orphaned; /* the owner is gone: clean up after the job */
-	int ret;
-	char err[256];
-};
 
 struct py_ctx {
 	PyObject_HEAD struct rdps_ctx *ctx;
 	int closed;    /* close() called: no more calls */
 	int busy;      /* a call is in flight (one thread at a time) */
-	int broken;    /* interrupted: the waiter may still be in C */
+	int broken;    /* interrupted in a wait: the C context refuses calls */
 	unsigned bufs; /* live buffers over the context's memory */
 	int workers, rank, model;
-	int inline_waits; /* 1: clock and barrier in the caller's thread */
-	int event_poll;	  /* poll mode event: the waiter hand-off never spins */
-	struct waiter *w; /* started at the first clock or barrier */
 };
 
 struct py_table {
@@ -135,7 +79,7 @@ struct py_emb {
 
 static PyTypeObject ctx_type, table_type, buf_type, emb_type;
 
-/* rdps.Error(errno, text): text from rdps_errmsg() or the waiter's copy. */
+/* rdps.Error(errno, text): text from rdps_errmsg(), or msg. */
 static PyObject *raise_err(int ret, const char *msg)
 {
 	PyObject *e = PyObject_CallFunction(rdps_error_type, "is", -ret,
@@ -173,253 +117,61 @@ static int ctx_usable(struct py_ctx *c)
 	return 0;
 }
 
-static void waiter_free(struct waiter *w)
-{
-	pthread_mutex_destroy(&w->mu);
-	PyMem_RawFree(w);
-}
-
-/* Sleep while *word == val, up to rel (NULL: no limit); -1 when a signal
- * woke it (EINTR), else 0. */
-static int futex_wait(_Atomic uint32_t *word, uint32_t val,
-		      const struct timespec *rel)
-{
-	if (syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, val, rel, NULL, 0) &&
-	    errno == EINTR)
-		return -1;
-	return 0;
-}
-
-static void futex_wake(_Atomic uint32_t *word)
-{
-	syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
-}
-
-static long mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000L + ts.tv_nsec;
-}
-
-/* Should this side spin before it sleeps? Not under poll mode event, nor
- * for a while after a yield lost the CPU. */
-static long spin_budget(struct waiter *w)
-{
-	if (!w->spin || atomic_load_explicit(&w->no_spin, memory_order_relaxed))
-		return 0;
-	return SPIN_NS;
-}
-
 /*
- * Spin up to ns while (job == val) == equal, yielding the CPU each time
- * round; return the last job seen. A yield that took longer than
- * YIELD_LOST_NS gave the CPU to another process for its time slice
- * (the two threads share a CPU with a busy one): then both sides sleep
- * at once for the next NO_SPIN_CALLS calls.
+ * The context's wait check: on the waiting thread, without the GIL. Runs
+ * the Python signal handlers; one that raised (KeyboardInterrupt) leaves
+ * its exception set in this thread's state, and the C call returns
+ * -EINTR (call_failed() takes it from there).
  */
-static uint32_t spin_on(struct waiter *w, uint32_t val, int equal, long ns)
+static int py_wait_check(void *unused)
 {
-	uint32_t job = atomic_load_explicit(&w->job, memory_order_acquire);
-	long now, end, prev;
+	PyGILState_STATE g = PyGILState_Ensure();
+	int raised = PyErr_CheckSignals() != 0;
 
-	if ((job == val) != equal || ns <= 0)
-		return job;
-	prev = mono_ns();
-	end = prev + ns;
-	for (;;) {
-		sched_yield();
-		job = atomic_load_explicit(&w->job, memory_order_acquire);
-		if ((job == val) != equal)
-			return job;
-		now = mono_ns();
-		if (now - prev > YIELD_LOST_NS) {
-			atomic_store_explicit(&w->no_spin, NO_SPIN_CALLS,
-					      memory_order_relaxed);
-			return job;
-		}
-		if (now > end)
-			return job;
-		prev = now;
-	}
+	PyGILState_Release(g);
+	return raised;
 }
 
-static void *waiter_main(void *arg)
+static void ctx_release(struct py_ctx *c);
+
+/* A call on c failed with ret: rdps.Error, or, when the wait check
+ * interrupted it, the exception a signal handler raised (the context is
+ * then broken and released). */
+static PyObject *call_failed(struct py_ctx *c, int ret)
 {
-	struct waiter *w = arg;
-
-	for (;;) {
-		uint32_t job = spin_on(w, JOB_NONE, 1, spin_budget(w));
-		int ret, orphaned;
-
-		if (job == JOB_NONE) {
-			/* Seen by a caller that stores its job after this
-			 * (both sequentially consistent), or the job is. */
-			atomic_store(&w->waiter_sleeps, 1);
-			while ((job = atomic_load(&w->job)) == JOB_NONE)
-				futex_wait(&w->job, JOB_NONE, NULL);
-			atomic_store(&w->waiter_sleeps, 0);
-		}
-		if (job == JOB_EXIT)
-			return NULL;
-		ret = job == JOB_CLOCK ? rdps_clock(w->ctx)
-				       : rdps_barrier(w->ctx);
-		w->ret = ret;
-		if (ret < 0)
-			snprintf(w->err, sizeof(w->err), "%s", rdps_errmsg());
-		pthread_mutex_lock(&w->mu);
-		atomic_store(&w->job, JOB_NONE);
-		orphaned = w->orphaned;
-		pthread_mutex_unlock(&w->mu);
-		if (orphaned) {
-			/* No array can be left: each holds its context. */
-			rdps_ctx_destroy(w->ctx);
-			waiter_free(w);
-			return NULL;
-		}
-		if (atomic_load(&w->caller_sleeps))
-			futex_wake(&w->job);
+	if (ret == -EINTR && PyErr_Occurred()) {
+		c->broken = 1;
+		c->closed = 1; /* its last array releases it */
+		ctx_release(c);
+		return NULL;
 	}
+	return raise_rdps(ret);
 }
 
-/* Start the waiter, or -1 with the exception set. */
-static int waiter_start(struct py_ctx *c)
+/* clock() and barrier(): in this thread, the GIL released. */
+static PyObject *ctx_wait(struct py_ctx *c, int (*fn)(struct rdps_ctx *))
 {
-	struct waiter *w = PyMem_RawCalloc(1, sizeof(*w));
-	sigset_t all, old;
-	int err;
-
-	if (!w) {
-		PyErr_NoMemory();
-		return -1;
-	}
-	pthread_mutex_init(&w->mu, NULL);
-	w->ctx = c->ctx;
-	w->spin = !c->event_poll;
-	/* The waiter inherits a mask blocking every signal: they go to the
-	 * other threads (Python handles them in the main thread). */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	err = pthread_create(&w->thread, NULL, waiter_main, w);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (err) {
-		waiter_free(w);
-		raise_err(-err, "cannot start the context's waiter thread");
-		return -1;
-	}
-	c->w = w;
-	return 0;
-}
-
-/*
- * Stop the waiter. If it is still in C (interrupted), it is detached and
- * destroys the context itself when that call returns: 1, and the context
- * is no longer ours. Else it is joined and freed: 0.
- */
-static int waiter_stop(struct py_ctx *c)
-{
-	struct waiter *w = c->w;
-	int orphaned;
-
-	if (!w)
-		return 0;
-	c->w = NULL;
-	pthread_mutex_lock(&w->mu);
-	orphaned = atomic_load(&w->job) != JOB_NONE;
-	if (orphaned)
-		w->orphaned = 1;
-	else
-		atomic_store(&w->job, JOB_EXIT);
-	pthread_mutex_unlock(&w->mu);
-	if (orphaned) {
-		pthread_detach(w->thread);
-		return 1;
-	}
-	futex_wake(&w->job);
-	Py_BEGIN_ALLOW_THREADS;
-	pthread_join(w->thread, NULL);
-	Py_END_ALLOW_THREADS;
-	waiter_free(w);
-	return 0;
-}
-
-/* Wait up to one slice for the waiter to finish job: 1 once done. */
-static int waiter_slice(struct waiter *w, uint32_t job)
-{
-	const struct timespec slice = {0, WAIT_SLICE_MS * 1000000L};
-	long end;
-
-	if (spin_on(w, job, 1, spin_budget(w)) == JOB_NONE)
-		return 1;
-	end = mono_ns() + WAIT_SLICE_MS * 1000000L;
-	atomic_store(&w->caller_sleeps, 1);
-	/* The waiter blocks signals, so a Ctrl-C lands here: EINTR ends the
-	 * slice at once. */
-	while (atomic_load(&w->job) == job && mono_ns() < end &&
-	       !futex_wait(&w->job, job, &slice))
-		;
-	atomic_store(&w->caller_sleeps, 0);
-	return atomic_load_explicit(&w->job, memory_order_acquire) == JOB_NONE;
-}
-
-/* Run job on the waiter, waiting in slices and checking for signals; or
- * in this thread when the context was made with interruptible=False, or
- * for a clock under ASP, which never waits. */
-static PyObject *waiter_run(struct py_ctx *c, enum waiter_job job)
-{
-	struct waiter *w;
-	int done = 0, ret = 0;
+	int ret;
 
 	if (ctx_usable(c))
 		return NULL;
-	if (c->inline_waits ||
-	    (job == JOB_CLOCK && c->model == RDPS_MODEL_ASP)) {
-		c->busy = 1;
-		Py_BEGIN_ALLOW_THREADS;
-		ret = job == JOB_CLOCK ? rdps_clock(c->ctx)
-				       : rdps_barrier(c->ctx);
-		Py_END_ALLOW_THREADS;
-		c->busy = 0;
-		if (ret < 0)
-			return raise_rdps(ret);
-		return PyLong_FromLong(ret);
-	}
-	if (!c->w && waiter_start(c))
-		return NULL;
-	w = c->w;
 	c->busy = 1;
-	if (atomic_load_explicit(&w->no_spin, memory_order_relaxed))
-		atomic_fetch_sub_explicit(&w->no_spin, 1, memory_order_relaxed);
-	/* Seen by a waiter that goes to sleep after this, or it sleeps. */
-	atomic_store(&w->job, job);
-	if (atomic_load(&w->waiter_sleeps))
-		futex_wake(&w->job);
-	while (!done) {
-		Py_BEGIN_ALLOW_THREADS;
-		done = waiter_slice(w, job);
-		Py_END_ALLOW_THREADS;
-		if (!done && PyErr_CheckSignals()) {
-			/* The waiter still owns the C context. */
-			c->broken = 1;
-			return NULL;
-		}
-	}
+	Py_BEGIN_ALLOW_THREADS;
+	ret = fn(c->ctx);
+	Py_END_ALLOW_THREADS;
 	c->busy = 0;
-	ret = w->ret;
 	if (ret < 0)
-		return raise_err(ret, w->err);
+		return call_failed(c, ret);
 	return PyLong_FromLong(ret);
 }
 
 /* Destroy the C context once nothing can touch it: no array over its
- * memory, and no waiter still inside a call. */
+ * memory. */
 static void ctx_release(struct py_ctx *c)
 {
 	if (!c->ctx || c->bufs)
 		return;
-	if (!waiter_stop(c))
-		rdps_ctx_destroy(c->ctx);
+	rdps_ctx_destroy(c->ctx);
 	c->ctx = NULL;
 }
 
@@ -474,8 +226,6 @@ static PyObject *ctx_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 	c->workers = cfg.workers;
 	c->rank = cfg.rank;
 	c->model = cfg.model;
-	c->inline_waits = !interruptible;
-	c->event_poll = cfg.poll_mode == RDPS_POLL_EVENT;
 	Py_BEGIN_ALLOW_THREADS;
 	ret = rdps_ctx_create(&cfg, &c->ctx);
 	Py_END_ALLOW_THREADS;
@@ -485,6 +235,8 @@ static PyObject *ctx_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 		Py_DECREF(c);
 		return NULL;
 	}
+	if (interruptible)
+		rdps_ctx_set_wait_check(c->ctx, py_wait_check, NULL);
 	return (PyObject *)c;
 }
 
@@ -496,7 +248,7 @@ static void ctx_dealloc(struct py_ctx *c)
 
 static PyObject *ctx_close(struct py_ctx *c, PyObject *unused)
 {
-	if (c->busy && !c->broken)
+	if (c->busy)
 		return raise_err(-EBUSY, "close() while another thread is in "
 					 "a call on this context");
 	c->closed = 1;
@@ -506,12 +258,12 @@ static PyObject *ctx_close(struct py_ctx *c, PyObject *unused)
 
 static PyObject *ctx_clock(struct py_ctx *c, PyObject *unused)
 {
-	return waiter_run(c, JOB_CLOCK);
+	return ctx_wait(c, rdps_clock);
 }
 
 static PyObject *ctx_barrier(struct py_ctx *c, PyObject *unused)
 {
-	return waiter_run(c, JOB_BARRIER);
+	return ctx_wait(c, rdps_barrier);
 }
 
 static PyObject *ctx_cut_common(struct py_ctx *c, int (*fn)(struct rdps_ctx *))
@@ -815,7 +567,7 @@ static PyObject *table_dense(struct py_table *t, PyObject *const *args,
 	t->owner->busy = 0;
 	PyBuffer_Release(&v);
 	if (ret < 0)
-		return raise_rdps(ret);
+		return call_failed(t->owner, ret);
 	Py_RETURN_NONE;
 }
 
@@ -853,7 +605,7 @@ static PyObject *keyed(struct py_ctx *owner, keyed_fn fn, void *h, int pull,
 	PyBuffer_Release(&vv);
 	PyBuffer_Release(&kv);
 	if (ret < 0)
-		return raise_rdps(ret);
+		return call_failed(owner, ret);
 	Py_RETURN_NONE;
 }
 
@@ -946,7 +698,7 @@ static void buf_dealloc(struct py_buf *b)
 {
 	struct py_ctx *c = b->owner;
 
-	if (c->ctx && !c->broken)
+	if (c->ctx)
 		rdps_buf_free(c->ctx, b->mem);
 	c->bufs--;
 	if (c->closed)
@@ -1026,7 +778,7 @@ PyMODINIT_FUNC PyInit__rdps(void)
 	    PyModule_AddObjectRef(m, "Table", (PyObject *)&table_type) ||
 	    PyModule_AddObjectRef(m, "Buffer", (PyObject *)&buf_type) ||
 	    PyModule_AddObjectRef(m, "Emb", (PyObject *)&emb_type) ||
-	    PyModule_AddIntConstant(m, "WAIT_SLICE_MS", WAIT_SLICE_MS)) {
+	    PyModule_AddIntConstant(m, "WAIT_SLICE_MS", RDPS_WAIT_CHECK_MS)) {
 		Py_DECREF(m);
 		return NULL;
 	}

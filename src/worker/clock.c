@@ -173,7 +173,9 @@ static int wrk_slack_wait(struct rdps_ctx *ctx, uint64_t c, int read_posted,
 					(unsigned long long)(ctx->timeout_ns /
 							     1000000),
 					ctx->workers, (unsigned long long)c);
-			wrk_backoff(ctx, attempt++);
+			ret = wrk_backoff(ctx, attempt++);
+			if (ret)
+				return ret;
 			wrk_err_save(&et);
 			lost = wrk_lost_check(ctx, attempt, deadline, &rd,
 					      res[WRK_SLACK]);
@@ -270,7 +272,9 @@ static int wrk_barrier_wait(struct rdps_ctx *ctx, uint64_t off, uint64_t goal,
 
 	et.saved = 0;
 	for (;;) {
-		wrk_backoff(ctx, attempt++);
+		ret = wrk_backoff(ctx, attempt++);
+		if (ret)
+			return ret;
 		wrk_err_save(&et);
 		lost = wrk_lost_check(ctx, attempt, deadline, &rd,
 				      res[WRK_BARRIER]);

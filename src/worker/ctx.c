@@ -368,7 +368,10 @@ static void wrk_say_bye(struct rdps_ctx *ctx)
 	struct wrk_grp g = {0, 0, 0};
 
 	/* A broken context leaves as if dead: the shards must not take it
-	 * for a worker that finished. */
+	 * for a worker that finished. One the wait check interrupted has
+	 * nothing in flight and what it did is done: it leaves cleanly. */
+	if (ctx->broken == -EINTR)
+		ctx->broken = 0;
 	if (!ctx->tp || !ctx->small_mr || ctx->broken)
 		return;
 	/* Default (fail) mode: leave the clocks and barriers we finished in

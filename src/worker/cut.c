@@ -95,6 +95,8 @@ int rdps_cut_poll(struct rdps_ctx *ctx)
 
 	if (ret)
 		return ret;
+	if (ctx->broken) /* its read below goes out without WRK_POST */
+		return wrk_broken_err(ctx);
 	sh = &ctx->sh[0];
 	if (ctx->cut_grp.left) {
 		ret = wrk_progress(ctx, 0, 0);

@@ -323,7 +323,11 @@ static int wrk_emb_rounds(struct wrk_emb_pull *p)
 				"rewritten without pause)",
 				p->e->name);
 		}
-		wrk_backoff(ctx, attempt++);
+		ret = wrk_backoff(ctx, attempt++);
+		if (ret) {
+			ctx->st.pull_wait_ns += rdps_now_ns() - t0;
+			return ret;
+		}
 	}
 	if (t0)
 		ctx->st.pull_wait_ns += rdps_now_ns() - t0;

@@ -201,7 +201,11 @@ static int wrk_pull_runs(struct rdps_table *t, const struct wrk_pull *p)
 				"clock %llu for a pull of table '%s'",
 				(unsigned long long)need, t->name);
 		}
-		wrk_backoff(ctx, attempt++);
+		ret = wrk_backoff(ctx, attempt++);
+		if (ret) {
+			ctx->st.pull_wait_ns += rdps_now_ns() - t0;
+			return ret;
+		}
 	}
 	if (ret)
 		return ret;

@@ -119,6 +119,19 @@ static void wrk_dispatch(struct rdps_ctx *ctx, const struct rdps_tp_comp *c)
 		wrk_grp_done(sh, c);
 }
 
+int wrk_broken_err(const struct rdps_ctx *ctx)
+{
+	if (ctx->broken == -EINTR)
+		return rdps_set_error(-EINTR,
+				      "this context was interrupted in a wait "
+				      "(its wait check asked to stop): destroy "
+				      "it");
+	return rdps_set_error(ctx->broken,
+			      "this context gave up on operations that "
+			      "never completed (%s): destroy it and start over",
+			      strerror(-ctx->broken));
+}
+
 int wrk_progress(struct rdps_ctx *ctx, uint64_t deadline, int block)
 {
 	struct rdps_tp_comp comps[32];
@@ -126,11 +139,7 @@ int wrk_progress(struct rdps_ctx *ctx, uint64_t deadline, int block)
 
 	/* Completions may point at the groups of waits that gave up. */
 	if (ctx->broken)
-		return rdps_set_error(ctx->broken,
-				      "this context gave up on operations that "
-				      "never completed (%s): destroy it and "
-				      "start over",
-				      strerror(-ctx->broken));
+		return wrk_broken_err(ctx);
 
 	if (block) {
 		/* Past the deadline still polls once: what completed counts. */
@@ -184,6 +193,8 @@ int wrk_post_wait(struct rdps_ctx *ctx, uint64_t deadline)
 int wrk_post_fail(struct rdps_ctx *ctx, struct wrk_shard *sh, int ret,
 		  const char *what)
 {
+	if (ctx->broken)
+		return ret; /* wrk_broken_err() said why */
 	if (ret == -ETIMEDOUT)
 		return wrk_timeout(ctx, what);
 	if (ret == -ENOTCONN || ret == -ECONNRESET) {
@@ -267,16 +278,52 @@ int wrk_grp_wait(struct rdps_ctx *ctx, struct wrk_grp *g, uint64_t deadline,
  * (about 6 + 2 log2(wait / 10 us)) and the less they delay the fetch-adds
  * and ENDs being waited for, which on 2 cores share the CPU with them.
  */
-void wrk_backoff(struct rdps_ctx *ctx, unsigned attempt)
+#define WRK_CHECK_NS (RDPS_WAIT_CHECK_MS * 1000000ull)
+
+/*
+ * The wait check, from the first sleep of a wait on (attempt 6): that one
+ * only arms the timer, so a wait that ends within RDPS_WAIT_CHECK_MS of
+ * sleeping never calls it, and the fast path (no sleep) never reads the
+ * time for it.
+ */
+static int wrk_wait_check(struct rdps_ctx *ctx, unsigned attempt)
+{
+	uint64_t now = rdps_now_ns();
+	int ret;
+
+	if (attempt > 6 && now < ctx->wait_check_at)
+		return 0;
+	ctx->wait_check_at = now + WRK_CHECK_NS;
+	if (attempt == 6)
+		return 0;
+	ret = ctx->wait_check(ctx->wait_check_arg);
+	if (!ret)
+		return 0;
+	/* The caller has nothing in flight: destroy may still say bye. */
+	ctx->broken = -EINTR;
+	return rdps_set_error(-EINTR,
+			      "interrupted while waiting for the other "
+			      "workers: the wait check returned %d; the "
+			      "context is unusable now, destroy it",
+			      ret);
+}
+
+int wrk_backoff(struct rdps_ctx *ctx, unsigned attempt)
 {
 	struct timespec ts = {0, 0};
 	unsigned us, step;
+	int ret;
 
 	if (attempt < 2)
-		return;
+		return 0;
+	if (attempt >= 6 && ctx->wait_check) {
+		ret = wrk_wait_check(ctx, attempt);
+		if (ret)
+			return ret;
+	}
 	if (attempt < 6 || ctx->tp->cfg.poll_mode == RDPS_TP_POLL_BUSY) {
 		sched_yield();
-		return;
+		return 0;
 	}
 	step = (attempt - 6) / 2;
 	us = 10u << (step < 7 ? step : 7);
@@ -284,4 +331,16 @@ void wrk_backoff(struct rdps_ctx *ctx, unsigned attempt)
 		us = 1000;
 	ts.tv_nsec = (long)us * 1000;
 	nanosleep(&ts, NULL);
+	return 0;
+}
+
+int rdps_ctx_set_wait_check(struct rdps_ctx *ctx, int (*check)(void *arg),
+			    void *arg)
+{
+	if (!ctx)
+		return rdps_set_error(-EINVAL,
+				      "rdps_ctx_set_wait_check: null context");
+	ctx->wait_check = check;
+	ctx->wait_check_arg = arg;
+	return 0;
 }

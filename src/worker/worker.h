@@ -171,8 +171,14 @@ struct rdps_ctx {
 	uint64_t clock, barriers, last_arrivals;
 	int ready; /* rdps_ctx_create() succeeded */
 	/* A wait gave up with operations in flight that point at its
-	 * (gone) group: no completion may be dispatched any more. */
+	 * (gone) group: no completion may be dispatched any more; or
+	 * -EINTR: the wait check interrupted a wait, with nothing in flight
+	 * (rdps_ctx_set_wait_check). No post goes out once it is set. */
 	int broken;
+	/* rdps_ctx_set_wait_check(); when the next call is due. */
+	int (*wait_check)(void *arg);
+	void *wait_check_arg;
+	uint64_t wait_check_at;
 	enum rdps_on_loss on_loss;
 	unsigned gone_seen; /* shard 0's gone_count as last read */
 	/* Bumps the u64 after the welcomes in the reply region. */
@@ -284,8 +290,14 @@ int wrk_grp_wait(struct rdps_ctx *ctx, struct wrk_grp *g, uint64_t deadline,
 
 /* Back off between re-reads, attempt counting from 0: spin twice, yield
  * four times, then sleeps from 10 us doubling every second try up to 1 ms
- * (never sleeps in busy polling mode). */
-void wrk_backoff(struct rdps_ctx *ctx, unsigned attempt);
+ * (never sleeps in busy polling mode). From the first sleep (or its yield)
+ * on, calls the wait check every RDPS_WAIT_CHECK_MS: -EINTR when it asks
+ * to stop (the context is then broken with -EINTR), else 0. Call it only
+ * with nothing of the caller's in flight. */
+int wrk_backoff(struct rdps_ctx *ctx, unsigned attempt);
+
+/* The error of a call on a broken context (ctx->broken set). */
+int wrk_broken_err(const struct rdps_ctx *ctx);
 
 /* Count one remote operation moving bytes (rdps_stats remote_ops and
  * remote_bytes): every post to a shard goes through here once it is in. */
@@ -296,10 +308,15 @@ static inline void wrk_count_op(struct rdps_ctx *ctx, uint64_t bytes)
 }
 
 /* Post with retry while the queues are full; a post that went in is
- * counted as one remote operation moving bytes. */
+ * counted as one remote operation moving bytes. Nothing is posted on a
+ * broken context. */
 #define WRK_POST(ret, ctx, deadline, bytes, call)                 \
 	do {                                                      \
 		for (;;) {                                        \
+			if ((ctx)->broken) {                      \
+				(ret) = wrk_broken_err(ctx);      \
+				break;                            \
+			}                                         \
 			(ret) = (call);                           \
 			if ((ret) != -EAGAIN)                     \
 				break;                            \
