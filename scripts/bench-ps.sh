@@ -163,8 +163,15 @@ row "shm pull 1 MiB, $shards shards" GB/s "$(fmt4 "$(jget "$j" gbps)")" \
 # 2. tick against one raw fetch-add round trip, shm and tcp. Latency
 # rows poll busily on both sides, as rdps-perf's reference does (one shard
 # and one worker: two busy processes on two cores).
+# tcp times each call (-b 1), as the fetch-add reference does: a tick is
+# ~10 us there, and a batch of 100 that holds one millisecond stall of a
+# loaded box moved the median 2-10x (the tick was 1.7x to 3.8x the
+# fetch-add from run to run). On shm a call is ~60 ns, about what reading
+# the clock costs, so shm times batches of 100.
 for tp in shm tcp; do
-	j=$(PSB_POLL=busy psb "$tp" 1 ssp tick "${ln[@]}")
+	tb=()
+	[[ $tp == tcp ]] && tb=(-b 1)
+	j=$(PSB_POLL=busy psb "$tp" 1 ssp tick "${ln[@]}" "${tb[@]}")
 	tick=$(fmt4 "$(jget "$j" median_us)")
 	row "$tp clock tick, 1 worker" us "$tick" \
 		"$(fadd "$tp")" "rdps-perf --local $tp -o fadd" lower 2.5
