@@ -120,21 +120,46 @@ void tool_status_str(int status, char *buf, size_t len)
 			 tool_status_code(status));
 }
 
-int tool_proc_stopped(int pid)
+int tool_proc_stat(int pid, int tid, char *state, double *cpu_ms)
 {
-	char path[64], buf[512], *p;
+	char path[96], buf[1024], *p;
+	unsigned long long ut, st;
+	char c;
 	FILE *f;
 	size_t n;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if (tid)
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tid);
+	else
+		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
 	f = fopen(path, "r");
 	if (!f)
-		return 0;
+		return -1;
 	n = fread(buf, 1, sizeof(buf) - 1, f);
 	fclose(f);
 	buf[n] = '\0';
-	p = strrchr(buf, ')'); /* the name in parentheses may hold anything */
-	return p && p[1] == ' ' && (p[2] == 'T' || p[2] == 't');
+	/* After the name in parentheses (which may hold anything): the
+	 * state, fields 4..13, then utime and stime in clock ticks. */
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 1,
+			 " %c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu "
+			 "%llu",
+			 &c, &ut, &st) != 3)
+		return -1;
+	if (state)
+		*state = c;
+	if (cpu_ms)
+		*cpu_ms =
+			(double)(ut + st) * 1e3 / (double)sysconf(_SC_CLK_TCK);
+	return 0;
+}
+
+int tool_proc_stopped(int pid)
+{
+	char state;
+
+	return !tool_proc_stat(pid, 0, &state, NULL) &&
+	       (state == 'T' || state == 't');
 }
 
 void tool_place(struct rdps_tp *tp)

@@ -57,6 +57,10 @@ int tool_status_code(int status);
  * N (Name)". */
 void tool_status_str(int status, char *buf, size_t len);
 
+/* From /proc/PID/stat (tid non-zero: /proc/PID/task/TID/stat): the task's
+ * state letter and its CPU time (user + system) in ms, each where its
+ * pointer is not NULL. 0, or -1 when there is no such task here. */
+int tool_proc_stat(int pid, int tid, char *state, double *cpu_ms);
 /* Is process pid stopped (SIGSTOP, a debugger), from /proc/PID/stat? 0
  * also when it cannot be read. */
 int tool_proc_stopped(int pid);

@@ -486,34 +486,13 @@ static int emb_busy(struct rdps_ctx *ctx, struct rdps_table *t,
 	return ret;
 }
 
-/* CPU time of task tid of process pid (tid 0: the whole process) in ms
- * from /proc, or -1 when there is no such task here. */
+/* CPU time of task tid of process pid (tid 0: the whole process) in ms,
+ * or -1 when there is no such task here. */
 static double proc_cpu_ms(uint32_t pid, uint32_t tid)
 {
-	char path[96], buf[1024], *p;
-	unsigned long long ut, st;
-	size_t n;
-	FILE *f;
+	double ms;
 
-	if (tid)
-		snprintf(path, sizeof(path), "/proc/%u/task/%u/stat", pid, tid);
-	else
-		snprintf(path, sizeof(path), "/proc/%u/stat", pid);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = 0;
-	/* After the command name (which may hold spaces): state, then
-	 * fields 4..13, then utime and stime (clock ticks). */
-	p = strrchr(buf, ')');
-	if (!p || sscanf(p + 2,
-			 "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu "
-			 "%llu",
-			 &ut, &st) != 2)
-		return -1;
-	return (double)(ut + st) * 1e3 / (double)sysconf(_SC_CLK_TCK);
+	return tool_proc_stat((int)pid, (int)tid, NULL, &ms) ? -1 : ms;
 }
 
 /* What the shards' CPUs did so far: messages, loop thread and process
