@@ -16,6 +16,14 @@ a build of main, to compare two versions of the binding in one run.
 -r REPEAT runs every job REPEAT times, in turn, and prints the median of
 their medians (a loaded machine moves single runs by tens of us at 1 MiB).
 
+"C call in Python" (pull, push): the rdps_pull()/rdps_push() inside the
+Python worker's calls, timed in the extension around the C call alone:
+it matches the C column, so what Python adds is its own call path, and
+at 1 MiB that path runs slower than at 8 B (about 3 to 8 us instead of
+0.3): the copy has evicted the interpreter's code and data from the
+core's 2 MiB L2, which rdps-psbench's few-line C loop does not notice
+(README "Python", "Overhead").
+
 pull: dense pull into ctx.array() / rdps_buf_alloc() memory (zero copy);
 push: dense push from such memory, model asp (a push returns once
 applied); clock: asp (never waits, so both run it in the caller) and bsp
@@ -75,15 +83,27 @@ def worker(test: str, nbytes: int, iters: int, interruptible: bool,
                 t0 = clock()
                 call()
                 s.append(clock() - t0)
-        print(json.dumps({"median_us": statistics.median(s) / 1000}))
+        res = {"median_us": statistics.median(s) / 1000}
+        dt = getattr(t._t, "dense_timed", None)  # None in an old -p build
+        if test != "tick" and dt:
+            # The same loop again (the same work between calls), each
+            # sample the C call alone, timed inside the extension with the
+            # GIL released: what the call costs in this process.
+            pull, c, o = test == "pull", [], []
+            for _ in range(iters):
+                t0 = clock()
+                c.append(dt(pull, 0, n, a))
+                o.append(clock() - t0)
+            res["c_call_us"] = statistics.median(c) / 1000
+        print(json.dumps(res))
 
 
-def job(launch: str, model: str, poll: str, cmd: list) -> float:
+def job(launch: str, model: str, poll: str, cmd: list) -> dict:
     out = subprocess.run([launch, "-w", "1", "-m", model, "-P", poll,
                           "--"] + cmd,
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                          check=True, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])["median_us"]
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def main() -> int:
@@ -111,7 +131,8 @@ def main() -> int:
         other = os.path.abspath(other)
     launch = os.path.join(a.build, "tools", "rdps-launch")
     psbench = os.path.join(a.build, "tools", "rdps-psbench")
-    head = f"{'call':34} {'C us':>9} {'Python us':>10} {'added us':>9}"
+    head = (f"{'call':34} {'C us':>9} {'Python us':>10} {'added us':>9} "
+            f"{'C call in Python':>16}")
     if other:
         head += f" {'-p Python':>10} {'-p added':>9}"
     print(head)
@@ -130,11 +151,13 @@ def main() -> int:
         for _ in range(max(a.r, 1)):
             for i, cmd in enumerate(cmds):
                 runs[i].append(job(launch, model, poll, cmd))
-        c, py = statistics.median(runs[0]), statistics.median(runs[1])
-        line = f"{name:34} {c:9.3f} {py:10.3f} {py - c:9.3f}"
+        med = [statistics.median(r["median_us"] for r in rs) for rs in runs]
+        c, py = med[0], med[1]
+        inner = [r["c_call_us"] for r in runs[1] if "c_call_us" in r]
+        line = f"{name:34} {c:9.3f} {py:10.3f} {py - c:9.3f} " + \
+            (f"{statistics.median(inner):16.3f}" if inner else f"{'-':>16}")
         if other:
-            po = statistics.median(runs[2])
-            line += f" {po:10.3f} {po - c:9.3f}"
+            line += f" {med[2]:10.3f} {med[2] - c:9.3f}"
         print(line, flush=True)
     return 0
 

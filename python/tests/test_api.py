@@ -3,6 +3,7 @@
 under rdps-launch -w 1 -s 2): zero copy lands in registered memory, and
 every error path raises what help(rdps) promises, naming the argument."""
 import errno
+import time
 
 import numpy
 import pytest
@@ -40,6 +41,24 @@ def test_zero_copy_pull_lands_in_registered_memory(ctx, t):
     # A pull into part of the buffer is zero copy too, and lands there.
     part = t.pull(10, 20, out=a[50:70])
     assert (part == numpy.arange(10, 30)).all() and (a[50:70] == part).all()
+
+
+def test_dense_timed_is_dense_with_its_c_time(ctx, t):
+    # The overhead benchmark's hook: the same call as dense(), returning
+    # the C call's own time (ns), which an outer clock must enclose.
+    a = ctx.array(N)
+    before = t.pull()
+    t0 = time.perf_counter_ns()
+    ns = t._t.dense_timed(True, 0, N, a)
+    outer = time.perf_counter_ns() - t0
+    assert isinstance(ns, int) and 0 < ns <= outer
+    assert (a == before).all()
+    ns = t._t.dense_timed(False, 0, N, numpy.ones(N, numpy.float32))
+    assert isinstance(ns, int) and ns > 0
+    ctx.clock()
+    assert (t.pull() == before + 1).all()
+    with pytest.raises(ValueError, match="out"):
+        t._t.dense_timed(True, 0, N, numpy.zeros(N - 1, numpy.float32))
 
 
 def test_array_shape_and_dtype(ctx):
