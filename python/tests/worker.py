@@ -12,18 +12,28 @@ emb: embedding tables. Every worker pushes rows for overlapping keys
      initial row on every pull and rank, in [-scale, scale), and after
      one push of 1 per worker reads as that row plus workers: the shard
      inserted the key at the row the workers computed.
-interrupt MARKER: rank 0 blocks in clock() (rank 1 never clocks) and
-     SIGINT arrives: KeyboardInterrupt must come out of clock(), then the
-     context is unusable (rdps.Error EINTR). Rank 0 creates MARKER; rank 1
-     waits for it and leaves. Without a working interrupt rank 0 would sit
-     in the clock until its timeout and fail.
+interrupt MARKER CALL: rank 0 blocks in CALL (clock, barrier or pull) and
+     SIGINT arrives: KeyboardInterrupt must come out of it, then the
+     context is unusable (rdps.Error EINTR) and closed. clock and barrier
+     block because rank 1 never calls them; a BSP pull blocks on the
+     shard's applied clock because rank 1 stopped the shard (SIGSTOP)
+     after both clocked, so neither END is applied (the clocks themselves
+     are fetch-adds on shm: no shard CPU). No sleep synchronizes: rank 0
+     writes MARKER.blocking (its pid) right before the call; rank 1 waits
+     for it, then for rank 0's thread to sleep (/proc state S: in the
+     wait, which backs off) and signals it; rank 0 writes MARKER.done once
+     it checked the context, and rank 1 leaves then, resuming the shard
+     first. Without a working interrupt rank 0 would sit in the call until
+     its timeout (or the stopped shard's heartbeat) and fail with
+     rdps.Error instead of KeyboardInterrupt. Run it with -m bsp and a
+     long --heartbeat-ms.
 """
 import errno
 import os
 import signal
 import sys
-import threading
 import time
+from typing import Callable
 
 import numpy
 
@@ -122,22 +132,87 @@ def mode_emb() -> None:
               f"{w}: the shard's initial row is not the worker's")
 
 
-def mode_interrupt(marker: str) -> None:
-    ctx = rdps.Context(timeout_ms=20000)
-    if ctx.rank != 0:
-        while not os.path.exists(marker):
-            time.sleep(0.01)
-        os.unlink(marker)
-        os._exit(0)  # leave without a clock: rank 0 stays blocked
-    threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
+def wait_for(what: str, cond: Callable[[], bool], deadline: float) -> None:
+    """Poll cond() (a visible state of another process) until true."""
+    while not cond():
+        check(time.monotonic() < deadline, f"timed out waiting for {what}")
+        time.sleep(0.001)
+
+
+def proc_state(pid: int) -> str:
+    """The state letter of /proc/PID/stat (R, S, T, ...), '' if gone."""
     try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return ""
+
+
+def shard_pid(url: str) -> int:
+    """This job's rdps-server that listens on url."""
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/cmdline", "rb") as f:
+                    argv = f.read().split(b"\0")
+            except OSError:
+                continue
+            if url.encode() in argv and b"--listen" in argv:
+                return int(d)
+    check(False, f"no rdps-server listens on {url}")
+    return 0
+
+
+def mode_interrupt(marker: str, call: str) -> None:
+    blocking, done = marker + ".blocking", marker + ".done"
+    ctx = rdps.Context(timeout_ms=20000)
+    t = ctx.table("intr", N)
+    deadline = time.monotonic() + 15
+    if ctx.rank != 0:
+        shard = 0
+        try:
+            if call == "pull":
+                ctx.barrier()  # rank 0 opened the table: stop the shard
+                shard = shard_pid(os.environ["RDPS_SHARDS"].split(",")[0])
+                os.kill(shard, signal.SIGSTOP)
+                wait_for("the shard to stop",
+                         lambda: proc_state(shard) == "T", deadline)
+                ctx.clock()  # both arrive; the shard applies neither END
+            wait_for(blocking, lambda: os.path.exists(blocking), deadline)
+            with open(blocking) as f:
+                pid = int(f.read())
+            wait_for(f"rank 0 to sleep in {call}()",
+                     lambda: proc_state(pid) == "S", deadline)
+            os.kill(pid, signal.SIGINT)
+            wait_for(done, lambda: os.path.exists(done), deadline)
+        finally:
+            if shard:
+                os.kill(shard, signal.SIGCONT)
+        os.unlink(done)
+        os._exit(0)  # leave without the calls rank 0 waits for
+    if call == "pull":
+        ctx.barrier()
         ctx.clock()
-        check(False, "clock() returned although rank 1 never clocked")
+    with open(blocking + ".tmp", "w") as f:
+        f.write(str(os.getpid()))
+    os.rename(blocking + ".tmp", blocking)
+    try:
+        if call == "pull":
+            t.pull()
+        else:
+            getattr(ctx, call)()
+        check(False, f"{call}() returned although it had to wait")
     except KeyboardInterrupt:
         pass
     finally:
-        open(marker, "w").close()
+        os.unlink(blocking)
+        open(done, "w").close()
     check(ctx.closed, "the context is not closed after the interrupt")
+    try:
+        t.pull()
+        check(False, "pull() worked on an interrupted context")
+    except rdps.Error as e:
+        check(e.errno == errno.EINTR, f"errno {e.errno}, not EINTR")
     try:
         ctx.clock()
         check(False, "clock() worked on an interrupted context")
@@ -152,4 +227,4 @@ if __name__ == "__main__":
     elif sys.argv[1] == "emb":
         mode_emb()
     else:
-        mode_interrupt(sys.argv[2])
+        mode_interrupt(sys.argv[2], sys.argv[3])
