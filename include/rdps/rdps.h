@@ -354,6 +354,30 @@ int rdps_emb_pull(struct rdps_emb *emb, const uint64_t *keys, size_t n,
 int rdps_emb_push(struct rdps_emb *emb, const uint64_t *keys, size_t n,
 		  const void *grads);
 
+/*
+ * Every row of the table, read one-sided (no work for the shards' CPU):
+ * fn(arg, key, vals) once for each key the shards hold, vals its dim
+ * values of the table's dtype. Shard by shard (0 .. S-1), each in the
+ * order of its index, not of keys: sort them for a deterministic file.
+ * Waits first, as rdps_pull() does, until each shard holds what the model
+ * requires for this worker's clock (BSP: every push of the clocks before
+ * it). Each row is checked as rdps_emb_pull() checks it (a torn slot or
+ * row is read again); a row is as the shard held it when read, so for a
+ * view of the whole table at one clock, export when no worker pushes
+ * (after rdps_barrier() at the end of a job). A key whose insert a shard
+ * undid meanwhile (a refused push, SSP and ASP) may be left out.
+ *
+ * vals is valid only during the call, and fn must not call rdps on the
+ * same context. A non-zero return from fn ends the export and is
+ * returned as it is. Blocks; 0, fn's return value, or -errno: -EINVAL
+ * for a NULL emb or fn, -EPROTO when a shard's index or a row is corrupt
+ * (rdps_errmsg() names the shard), the errors of a pull. Memory: about
+ * 64 KiB plus 1 MiB of rows (or one row, if larger) of staging.
+ */
+int rdps_emb_export(struct rdps_emb *emb,
+		    int (*fn)(void *arg, uint64_t key, const void *vals),
+		    void *arg);
+
 /* The table's dim; 0 for NULL. */
 unsigned rdps_emb_dim(const struct rdps_emb *emb);
 

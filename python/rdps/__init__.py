@@ -512,6 +512,22 @@ class EmbTable:
         self._rows("grads", grads, keys.shape[0], False)
         self._e.rows(False, keys, grads)
 
+    def export(self) -> Tuple[numpy.ndarray, numpy.ndarray]:
+        """Every row the shards hold, read one-sided (rdps_emb_export(): no
+        work for the shards' CPU): (keys, rows), keys a uint64 array in
+        ascending order and rows the (len(keys), dim) array of their
+        values. Waits first, as pull() does, until the shards hold what
+        the model requires for this worker's clock; each row is checked
+        as a pull checks it. Export when no worker pushes (after
+        ctx.barrier() at the end of a job) for the table at one clock.
+        Releases the GIL."""
+        k, v, n = self._e.export()
+        keys = numpy.frombuffer(k, dtype=_IDX, count=n)
+        rows = numpy.frombuffer(v, dtype=self.dtype,
+                                count=n * self.dim).reshape(n, self.dim)
+        order = numpy.argsort(keys, kind="stable")
+        return keys[order], rows[order]
+
     def stats(self) -> Dict[str, int]:
         """The embedding counters of ctx.stats() (pulls, pushes, rows
         pulled and pushed, misses, torn re-reads, round trips), without

@@ -43,6 +43,7 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -713,8 +714,69 @@ static PyObject *emb_rows(struct py_emb *t, PyObject *const *args,
 		     (size_t)t->dim * t->esize, t->esize, "keys", "grads");
 }
 
+/* An export's rows as rdps_emb_export() hands them over, grown by
+ * doubling: keys (8 B each) and values (row bytes each). */
+struct py_export {
+	char *keys, *vals;
+	size_t n, cap, row;
+	int nomem;
+};
+
+static int export_row(void *arg, uint64_t key, const void *vals)
+{
+	struct py_export *x = arg;
+
+	if (x->n == x->cap) {
+		size_t cap = x->cap ? 2 * x->cap : 1024;
+		char *k = realloc(x->keys, cap * 8), *v;
+
+		if (k)
+			x->keys = k;
+		v = k ? realloc(x->vals, cap * x->row) : NULL;
+		if (!v) {
+			x->nomem = 1;
+			return -ENOMEM;
+		}
+		x->vals = v;
+		x->cap = cap;
+	}
+	memcpy(x->keys + x->n * 8, &key, 8);
+	memcpy(x->vals + x->n * x->row, vals, x->row);
+	x->n++;
+	return 0;
+}
+
+/* export() -> (keys bytes, values bytes, n): every row, in the order the
+ * shards hand them over (rdps/__init__.py sorts them). */
+static PyObject *emb_export(struct py_emb *t, PyObject *unused)
+{
+	struct py_export x = {NULL, NULL, 0, 0, (size_t)t->dim * t->esize, 0};
+	PyObject *r = NULL;
+	int ret;
+
+	if (ctx_usable(t->owner))
+		return NULL;
+	t->owner->busy = 1;
+	Py_BEGIN_ALLOW_THREADS;
+	ret = rdps_emb_export(t->e, export_row, &x);
+	Py_END_ALLOW_THREADS;
+	t->owner->busy = 0;
+	if (x.nomem)
+		PyErr_NoMemory();
+	else if (ret < 0)
+		call_failed(t->owner, ret);
+	else
+		r = Py_BuildValue("(y#y#n)", x.keys ? x.keys : "",
+				  (Py_ssize_t)(x.n * 8), x.vals ? x.vals : "",
+				  (Py_ssize_t)(x.n * x.row), (Py_ssize_t)x.n);
+	free(x.keys);
+	free(x.vals);
+	return r;
+}
+
 static PyMethodDef emb_methods[] = {
 	{"rows", (PyCFunction)(void (*)(void))emb_rows, METH_FASTCALL, NULL},
+	{"export", (PyCFunction)emb_export, METH_NOARGS, NULL},
 	{NULL, NULL, 0, NULL},
 };
 

@@ -168,6 +168,21 @@ def test_emb_pull_lands_in_registered_memory(ctx, emb):
     assert ctx.stats()["emb_pulls"] == st["pulls"]
 
 
+def test_emb_export_empty_then_rows(ctx):
+    e = ctx.emb_table("api-export", 3, dtype=numpy.float64, capacity=16)
+    k, r = e.export()
+    assert k.dtype == numpy.uint64 and k.shape == (0,)
+    assert r.dtype == numpy.float64 and r.shape == (0, 3)
+    keys = numpy.array([2**64 - 1, 0, 77], numpy.uint64)
+    e.push(keys, numpy.arange(9, dtype=numpy.float64).reshape(3, 3))
+    ctx.clock()
+    k, r = e.export()
+    assert (k == [0, 77, 2**64 - 1]).all()
+    assert (r == [[3, 4, 5], [6, 7, 8], [0, 1, 2]]).all()
+    r[0, 0] = -1  # the arrays are the caller's
+    assert e.export()[1][0, 0] == 3
+
+
 @pytest.mark.parametrize("call, exc, word", [
     (lambda e: e.pull([5, 6]), TypeError, "keys"),
     (lambda e: e.pull(numpy.array([5, 6])), TypeError, "keys: dtype int64"),
@@ -241,7 +256,7 @@ def test_closed_context_raises_and_keeps_arrays_valid(ctx):
                  lambda: c.array(4), lambda: c.table("x", 1),
                  lambda: ee.pull(K3),
                  lambda: ee.push(K3, numpy.zeros((3, 2), numpy.float32)),
-                 ee.stats, lambda: c.emb_table("y", 2)):
+                 ee.stats, ee.export, lambda: c.emb_table("y", 2)):
         with pytest.raises(rdps.Error) as e:
             call()
         assert e.value.errno == errno.EBADF and "closed" in e.value.strerror

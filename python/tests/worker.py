@@ -11,7 +11,8 @@ emb: embedding tables. Every worker pushes rows for overlapping keys
      read as 0. A uniform-init table: an absent key reads as the same
      initial row on every pull and rank, in [-scale, scale), and after
      one push of 1 per worker reads as that row plus workers: the shard
-     inserted the key at the row the workers computed.
+     inserted the key at the row the workers computed. export() of both
+     tables gives exactly the keys pushed, sorted, with the pulled rows.
 interrupt MARKER CALL: rank 0 blocks in CALL (clock, barrier or pull) and
      SIGINT arrives: KeyboardInterrupt must come out of it, then the
      context is unusable (rdps.Error EINTR) and closed. clock and barrier
@@ -112,6 +113,17 @@ def mode_emb() -> None:
         st = e.stats()
         check(st["pushes"] == ROUNDS and st["misses"] >= 16 * ROUNDS and
               st["rows_pushed"] == ROUNDS * mine.size, f"stats {st}")
+        # export(): exactly the keys pushed (rank 0 pushes every id), in
+        # key order, each with its row; absent keys are not in it.
+        ctx.barrier()
+        xk, xr = e.export()
+        order = numpy.argsort(keys)
+        check(bool((xk == keys[order]).all()) and xk.size == nkeys,
+              f"rank {rank}: export() gave {xk.size} keys, not the "
+              f"{nkeys} pushed")
+        check(bool((xr == per[order] * ROUNDS).all()) and
+              xr.dtype == numpy.float32 and xr.shape == (nkeys, dim),
+              f"rank {rank}: exported rows differ from the pushed sums")
 
         scale = 0.5
         u = ctx.emb_table("init", dim, dtype=numpy.float64, init="uniform",
@@ -130,6 +142,12 @@ def mode_emb() -> None:
         check(bool(numpy.allclose(got, v0 + w, rtol=0, atol=1e-9)),
               f"rank {rank}: pushed rows {got[:1]} != initial {v0[:1]} + "
               f"{w}: the shard's initial row is not the worker's")
+        xk, xr = u.export()
+        order = numpy.argsort(fresh)
+        check(bool((xk == fresh[order]).all()) and
+              bool((xr == got[order]).all()) and xr.dtype == numpy.float64,
+              f"rank {rank}: export() of the uniform table differs from "
+              "its pulled rows")
 
 
 def wait_for(what: str, cond: Callable[[], bool], deadline: float) -> None:

@@ -27,6 +27,7 @@
  *   emb_pull.c   embedding pulls: buckets, then rows, one-sided
  *   emb_push.c   embedding pushes: duplicates summed, {key, row} pairs
  *   emb_lookup.c the two-sided lookup, a benchmark baseline
+ *   emb_export.c every row of a table, one-sided (rdps_emb_export)
  *
  * Threads: a context and its tables belong to one thread at a time; no
  * function here takes a lock. Errors: every int function returns 0 (or a
