@@ -118,7 +118,7 @@ def mode_emb() -> None:
         ctx.barrier()
         xk, xr = e.export()
         order = numpy.argsort(keys)
-        check(bool((xk == keys[order]).all()) and xk.size == nkeys,
+        check(xk.size == nkeys and bool((xk == keys[order]).all()),
               f"rank {rank}: export() gave {xk.size} keys, not the "
               f"{nkeys} pushed")
         check(bool((xr == per[order] * ROUNDS).all()) and
@@ -144,8 +144,9 @@ def mode_emb() -> None:
               f"{w}: the shard's initial row is not the worker's")
         xk, xr = u.export()
         order = numpy.argsort(fresh)
-        check(bool((xk == fresh[order]).all()) and
-              bool((xr == got[order]).all()) and xr.dtype == numpy.float64,
+        check(xk.size == fresh.size and bool((xk == fresh[order]).all())
+              and bool((xr == got[order]).all())
+              and xr.dtype == numpy.float64,
               f"rank {rank}: export() of the uniform table differs from "
               "its pulled rows")
 

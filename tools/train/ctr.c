@@ -779,3 +779,101 @@ int trn_ctr_start(struct rdps_ctx *ctx, const struct trn_work_opts *w,
 		(uint64_t)keys / shards + (uint64_t)keys / shards / 4 + 1024;
 	return trn_ctr_open(ctx, &cc, out);
 }
+
+/* The rows rdps_emb_export() hands over: keys and their values. */
+struct ctr_export {
+	uint64_t *keys;
+	float *vals;
+	size_t n, cap;
+	unsigned dim;
+	int nomem;
+};
+
+static int ctr_export_row(void *arg, uint64_t key, const void *vals)
+{
+	struct ctr_export *x = arg;
+
+	if (x->n == x->cap) {
+		size_t cap = x->cap ? 2 * x->cap : 4096;
+		uint64_t *k = realloc(x->keys, cap * sizeof(*k));
+		float *v;
+
+		if (k)
+			x->keys = k;
+		v = k ? realloc(x->vals, cap * x->dim * sizeof(*v)) : NULL;
+		if (!v) {
+			x->nomem = 1;
+			return -ENOMEM;
+		}
+		x->vals = v;
+		x->cap = cap;
+	}
+	x->keys[x->n] = key;
+	memcpy(x->vals + x->n * x->dim, vals, x->dim * sizeof(float));
+	x->n++;
+	return 0;
+}
+
+/* Row indices in ascending order of their keys (keys are distinct). */
+static const uint64_t *ctr_sort_keys;
+
+static int ctr_key_cmp(const void *a, const void *b)
+{
+	uint64_t x = ctr_sort_keys[*(const size_t *)a];
+	uint64_t y = ctr_sort_keys[*(const size_t *)b];
+
+	return x < y ? -1 : x > y;
+}
+
+int trn_ctr_save(struct trn_ctr *c, FILE *f)
+{
+	struct ctr_export x = {NULL, NULL, 0, 0, c->dim, 0};
+	float dense[TRN_CTR_NDENSE];
+	size_t *order = NULL;
+	int ret, rc = 1;
+
+	rdps_clear_error();
+	ret = rdps_pull(c->dense, 0, TRN_CTR_NDENSE, dense);
+	if (ret) {
+		tool_fail(ret, "pulling the dense part to save it");
+		goto out;
+	}
+	rdps_clear_error();
+	ret = rdps_emb_export(c->emb, ctr_export_row, &x);
+	if (x.nomem) {
+		tool_err("out of memory for the %zu rows to save", x.n);
+		goto out;
+	}
+	if (ret) {
+		tool_fail(ret, "exporting the embedding rows to save them");
+		goto out;
+	}
+	order = malloc((x.n ? x.n : 1) * sizeof(*order));
+	if (!order) {
+		tool_err("out of memory for the %zu rows to save", x.n);
+		goto out;
+	}
+	for (size_t i = 0; i < x.n; i++)
+		order[i] = i;
+	ctr_sort_keys = x.keys;
+	qsort(order, x.n, sizeof(*order), ctr_key_cmp);
+	fprintf(f, "rdps-ctr-model 1\nrank %u dim %u rows %zu\ndense", c->rank,
+		c->dim, x.n);
+	for (unsigned j = 0; j < TRN_CTR_NDENSE; j++)
+		fprintf(f, " %.9g", (double)dense[j]);
+	fputc('\n', f);
+	for (size_t i = 0; i < x.n; i++) {
+		const float *v = x.vals + order[i] * c->dim;
+
+		fprintf(f, "%016" PRIx64, x.keys[order[i]]);
+		for (unsigned j = 0; j < c->dim; j++)
+			fprintf(f, " %.9g", (double)v[j]);
+		fputc('\n', f);
+	}
+	rc = 0;
+out:
+	free(order);
+	free(x.keys);
+	free(x.vals);
+	return rc;
+}

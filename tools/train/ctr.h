@@ -146,4 +146,23 @@ int trn_ctr_eval(struct trn_ctr *c, const struct trn_ctr_data *d,
 		 const uint32_t *ids, size_t n, double *loss_out,
 		 double *auc_out);
 
+/*
+ * Write the model as the tables hold it to f (rdps-train run --save-model),
+ * a text file:
+ *
+ *   rdps-ctr-model 1
+ *   rank R dim D rows N
+ *   dense B U1 .. U13            the bias, then the integer fields' weights
+ *   KEY V1 .. VD                 N lines, one per row of the embedding
+ *                                table (w, then the FM's factors)
+ *
+ * KEY is 16 lower-case hexadecimal digits, the lines in ascending key
+ * order; values are "%.9g" (a float32 read back exactly). The rows come
+ * from rdps_emb_export() (one-sided), so the file holds exactly the keys
+ * the shards hold; under BSP, the same options give the same bytes on
+ * every run and transport. Call it when no worker pushes. 0, or 1 after
+ * one line on stderr (write errors are f's: check ferror).
+ */
+int trn_ctr_save(struct trn_ctr *c, FILE *f);
+
 #endif /* RDPS_TRAIN_CTR_H */

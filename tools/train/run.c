@@ -117,7 +117,11 @@ static void run_usage(FILE *f)
 		   "                         (float32, host order): a bsp job "
 		   "resumed with\n"
 		   "                         rdps-launch --resume ends with "
-		   "the same bytes\n"
+		   "the same bytes;\n"
+		   "                         ctr: a text file, the dense part "
+		   "and every\n"
+		   "                         embedding row by key (see "
+		   "tools/train/ctr.h)\n"
 		   "  -P, --poll=MODE        worker polling: busy, adaptive or "
 		   "event (adaptive)\n"
 		   "  -q, --quiet            no progress lines\n"
@@ -896,7 +900,8 @@ static int resume_cursor(struct worker *wk)
 	return ret ? fail_call(ret, "pulling the Adagrad sums") : 0;
 }
 
-/* --save-model: the final parameters, as the table holds them. */
+/* --save-model: the final parameters, as the tables hold them: the
+ * dense model's floats, or ctr's text file (ctr.h, trn_ctr_save). */
 static int save_model(struct worker *wk, const char *path)
 {
 	FILE *f = fopen(path, "wb");
@@ -908,7 +913,15 @@ static int save_model(struct worker *wk, const char *path)
 			 strerror(errno));
 		return 1;
 	}
-	bad = fwrite(wk->pulled, sizeof(float), n, f) != n;
+	if (wk->ctr) {
+		if (trn_ctr_save(wk->ctr, f)) {
+			fclose(f);
+			return 1;
+		}
+		bad = ferror(f);
+	} else {
+		bad = fwrite(wk->pulled, sizeof(float), n, f) != n;
+	}
 	if (fclose(f) || bad) {
 		tool_err("cannot write --save-model %s: %s", path,
 			 strerror(errno));
@@ -1029,11 +1042,6 @@ static int run_job(const struct run_opts *o)
 	ret = rdps_config_from_env(&wk.cfg);
 	if (ret)
 		return fail_call(ret, "reading the environment");
-	if (o->save && o->w.kind == TRN_CTR) {
-		tool_err("--save-model writes dense models: ctr keeps its "
-			 "weights in an embedding table; drop --save-model");
-		return 2;
-	}
 	if (!wk.cfg.shards) {
 		tool_err("RDPS_SHARDS is not set: run under rdps-launch, e.g. "
 			 "rdps-launch -w 4 -- rdps-train run --workload lr");
