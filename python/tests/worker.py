@@ -13,6 +13,8 @@ emb: embedding tables. Every worker pushes rows for overlapping keys
      one push of 1 per worker reads as that row plus workers: the shard
      inserted the key at the row the workers computed. export() of both
      tables gives exactly the keys pushed, sorted, with the pulled rows.
+export_torn: export() while another worker rewrites the rows never
+     returns a torn row (see mode_export_torn).
 interrupt MARKER CALL: rank 0 blocks in CALL (clock, barrier or pull) and
      SIGINT arrives: KeyboardInterrupt must come out of it, then the
      context is unusable (rdps.Error EINTR) and closed. clock and barrier
@@ -151,6 +153,46 @@ def mode_emb() -> None:
               "its pulled rows")
 
 
+def mode_export_torn() -> None:
+    """Rank 0 exports while rank 1 keeps rewriting every row (asp): each
+    exported row must be whole, all its values the same count of pushes,
+    never a mix of two versions. Rank 0 goes on until it read a row torn
+    (and read it again, counted) TORN times, at most MAX exports: the
+    race was hit, not just run (with the row check removed, a torn row
+    comes out)."""
+    dim, nkeys, torn, most = 1024, 32, 3, 20000
+    with rdps.Context() as ctx:
+        e = ctx.emb_table("torn", dim, capacity=256)
+        stop = ctx.table("stop", 1)
+        keys = numpy.array([emb_key(i) for i in range(nkeys)], numpy.uint64)
+        ones = numpy.ones((nkeys, dim), numpy.float32)
+        if ctx.rank == 1:
+            e.push(keys, ones)
+            ctx.barrier()
+            pushes = 1
+            while not stop.pull()[0]:
+                e.push(keys, ones)
+                pushes += 1
+            ctx.barrier()
+            print(f"worker.py export_torn: {pushes} pushes", file=sys.stderr)
+            return
+        ctx.barrier()  # every key is in
+        i = 0
+        while e.stats()["torn_retries"] < torn and i < most:
+            i += 1
+            xk, xr = e.export()
+            check(xk.size == nkeys, f"export {i}: {xk.size} keys")
+            whole = (xr == xr[:, :1]).all(axis=1)
+            if not whole.all():
+                check(False, f"export {i}: a torn row: key "
+                      f"{xk[~whole][0]} holds "
+                      f"{numpy.unique(xr[~whole][0])}")
+        stop.push(numpy.ones(1, numpy.float32))
+        ctx.barrier()
+        print(f"worker.py export_torn: {i} exports, torn reads "
+              f"read again: {e.stats()['torn_retries']}", file=sys.stderr)
+
+
 def wait_for(what: str, cond: Callable[[], bool], deadline: float) -> None:
     """Poll cond() (a visible state of another process) until true."""
     while not cond():
@@ -245,5 +287,7 @@ if __name__ == "__main__":
         mode_sum()
     elif sys.argv[1] == "emb":
         mode_emb()
+    elif sys.argv[1] == "export_torn":
+        mode_export_torn()
     else:
         mode_interrupt(sys.argv[2], sys.argv[3])
