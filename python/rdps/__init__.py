@@ -31,6 +31,7 @@ Embedding tables (ctx.emb_table) hold rows of dim values addressed by
     keys = numpy.array([17, 3, 17], numpy.uint64)  # hashed feature ids
     rows = emb.pull(keys)                  # (3, 16); absent: initial rows
     emb.push(keys, grads)                  # (3, 16); repeats are summed
+    keys, rows = emb.export()              # every row the shards hold
 
 Errors raise rdps.Error, an OSError whose errno is the C call's and whose
 strerror is rdps_errmsg()'s text. Wrong arguments (dtype, shape, range,
