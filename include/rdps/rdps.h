@@ -289,7 +289,8 @@ void rdps_ctx_stats(const struct rdps_ctx *ctx, struct rdps_stats *out);
  * computed by the worker; a pull never inserts. Pushes insert unseen keys
  * and apply the rule on the shard. The consistency model is the
  * context's, as for dense tables (BSP: identical rows on every run and
- * transport). Not yet in checkpoints.
+ * transport). Shards write them to their checkpoints and resume them like
+ * dense tables (--checkpoint-dir, --resume).
  */
 
 struct rdps_emb;
