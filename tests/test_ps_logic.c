@@ -184,6 +184,20 @@ static uint64_t splitmix64(uint64_t *s)
 	return z ^ (z >> 31);
 }
 
+/* The lowest of v[0..n), and check nobody is more than slack + 1 past
+ * it (the staleness bound). */
+static uint64_t min_within(const uint64_t *v, unsigned n, unsigned slack)
+{
+	uint64_t m = v[0];
+
+	for (unsigned j = 1; j < n; j++)
+		if (v[j] < m)
+			m = v[j];
+	for (unsigned j = 0; j < n; j++)
+		assert_true(v[j] - m <= slack + 1);
+	return m;
+}
+
 #define SIM_W_MAX 6
 
 /*
@@ -225,18 +239,10 @@ static void simulate(unsigned workers, unsigned slack, uint64_t seed)
 		lasts += ps_clock_last(old, t, k, workers);
 		fin[w]++;
 		/* Nobody ever gets more than slack + 1 clocks ahead. */
-		min_fin = fin[0];
-		for (unsigned j = 1; j < workers; j++)
-			if (fin[j] < min_fin)
-				min_fin = fin[j];
-		for (unsigned j = 0; j < workers; j++)
-			assert_true(fin[j] - min_fin <= slack + 1);
+		min_within(fin, workers, slack);
 	}
 	/* Exactly one last arrival per completed clock. */
-	min_fin = fin[0];
-	for (unsigned j = 1; j < workers; j++)
-		if (fin[j] < min_fin)
-			min_fin = fin[j];
+	min_fin = min_within(fin, workers, slack);
 	assert_int_equal(lasts, min_fin);
 	assert_true(min_fin > 3 * k); /* the counters went round laps */
 }
@@ -406,12 +412,7 @@ static void simulate_tree(unsigned workers, unsigned g, unsigned slack,
 			arr[w] = t + 1;
 			root_step[w] = old + 1 == size * round;
 		}
-		min_arr = arr[0];
-		for (unsigned j = 1; j < workers; j++)
-			if (arr[j] < min_arr)
-				min_arr = arr[j];
-		for (unsigned j = 0; j < workers; j++)
-			assert_true(arr[j] - min_arr <= slack + 1);
+		min_within(arr, workers, slack);
 	}
 	/* Let the climbs in progress finish. */
 	for (unsigned w = 0; w < workers; w++)
@@ -422,10 +423,7 @@ static void simulate_tree(unsigned workers, unsigned g, unsigned slack,
 				     groups * round;
 			root_step[w] = 0;
 		}
-	min_arr = arr[0];
-	for (unsigned j = 1; j < workers; j++)
-		if (arr[j] < min_arr)
-			min_arr = arr[j];
+	min_arr = min_within(arr, workers, slack);
 	assert_int_equal(completed, min_arr - c0);
 	assert_true(min_arr - c0 > 3 * k); /* the counters went round laps */
 	for (unsigned j = 0; j < groups; j++)

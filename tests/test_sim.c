@@ -206,19 +206,26 @@ static void t_atomics_rate(void **state)
 /* One address serializes: 1000 fetch-adds at 2.5 M/s take 400 us, so a
  * BSP clock of 1000 workers cannot be faster; and readers of the word
  * slow it further when reads are slow too. */
+/* A BSP clock alone of 1000 workers, 2.5 M atomics/s on one address. */
+static void cfg_hot(struct sim_cfg *c, struct sim_profile *p, unsigned shards)
+{
+	*p = unit;
+	p->atomic_mops = 2.5;
+	p->hot_read_mops = 50;
+	cfg_unit(c, SIM_BSP, 1000, shards);
+	c->prof = p;
+	c->clock_only = 1;
+	c->iters = 10;
+}
+
 static void t_hot_word(void **state)
 {
-	struct sim_profile p = unit;
+	struct sim_profile p;
 	struct sim_cfg c;
 	struct sim_result r, slow;
 
 	(void)state;
-	p.atomic_mops = 2.5;
-	p.hot_read_mops = 50;
-	cfg_unit(&c, SIM_BSP, 1000, 1);
-	c.prof = &p;
-	c.clock_only = 1;
-	c.iters = 10;
+	cfg_hot(&c, &p, 1);
 	c.fanin = 1; /* the flat counter */
 	run_ok(&c, &r);
 	assert_true(r.iter_us_median >= 400);
@@ -233,17 +240,12 @@ static void t_hot_word(void **state)
  * 400 us floor of one address is gone, and no line is near saturation. */
 static void t_clock_tree(void **state)
 {
-	struct sim_profile p = unit;
+	struct sim_profile p;
 	struct sim_cfg c;
 	struct sim_result flat, tree;
 
 	(void)state;
-	p.atomic_mops = 2.5;
-	p.hot_read_mops = 50;
-	cfg_unit(&c, SIM_BSP, 1000, 4);
-	c.prof = &p;
-	c.clock_only = 1;
-	c.iters = 10;
+	cfg_hot(&c, &p, 4);
 	c.fanin = 1;
 	run_ok(&c, &flat);
 	c.fanin = 0;

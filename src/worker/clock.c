@@ -59,12 +59,30 @@ static int wrk_clock_op(struct rdps_ctx *ctx, struct wrk_shard *sh,
 	return ret ? ret : wrk_grp_wait(ctx, &g, deadline, what);
 }
 
+int wrk_clock_swap(struct rdps_ctx *ctx, uint64_t off, uint64_t cmp,
+		   uint64_t swp, uint64_t *res, uint64_t deadline,
+		   const char *what)
+{
+	struct wrk_shard *sh = &ctx->sh[0];
+	struct wrk_grp g = {0, 0, 0};
+	int ret;
+
+	if (sh->err)
+		return wrk_dead(ctx, sh);
+	WRK_POST(ret, ctx, deadline, 8,
+		 rdps_tp_atomic_cswap(sh->ep, cmp, swp, res, ctx->small_mr,
+				      sh->clock_key.addr + off, &sh->clock_key,
+				      (uintptr_t)&g, 0));
+	if (ret)
+		return wrk_post_fail(ctx, sh, ret, what);
+	g.left = 1;
+	return wrk_grp_wait(ctx, &g, deadline, what);
+}
+
 int wrk_clock_join(struct rdps_ctx *ctx, int cfg_fanin)
 {
 	uint64_t *res = ctx->small;
 	uint64_t deadline = wrk_deadline(ctx);
-	struct wrk_shard *sh = &ctx->sh[0];
-	struct wrk_grp g = {0, 0, 0};
 	int ret;
 
 	ctx->clock0 = ctx->clock;
@@ -79,19 +97,9 @@ int wrk_clock_join(struct rdps_ctx *ctx, int cfg_fanin)
 		ctx->root_off = ps_clock_node_off(ctx->workers, 0);
 	}
 	/* Workers that count on different words would wait for ever. */
-	if (sh->err)
-		return wrk_dead(ctx, sh);
-	WRK_POST(ret, ctx, deadline, 8,
-		 rdps_tp_atomic_cswap(
-			 sh->ep, 0, ctx->fanin, &res[WRK_DISCARD],
-			 ctx->small_mr,
-			 sh->clock_key.addr +
-				 offsetof(struct ps_clock_table, fanin),
-			 &sh->clock_key, (uintptr_t)&g, 0));
-	if (ret)
-		return wrk_post_fail(ctx, sh, ret, "the fan-in swap");
-	g.left = 1;
-	ret = wrk_grp_wait(ctx, &g, deadline, "the fan-in swap");
+	ret = wrk_clock_swap(ctx, offsetof(struct ps_clock_table, fanin), 0,
+			     ctx->fanin, &res[WRK_DISCARD], deadline,
+			     "the fan-in swap");
 	if (ret)
 		return ret;
 	if (res[WRK_DISCARD] && res[WRK_DISCARD] != ctx->fanin)

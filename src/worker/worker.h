@@ -477,6 +477,12 @@ int wrk_clock_post(struct rdps_ctx *ctx, struct wrk_grp *g, uint64_t off,
 		   uint64_t add, uint64_t *res, uint64_t deadline,
 		   const char *what);
 
+/* One compare-swap (cmp -> swp) at off of shard 0's clock table, waited
+ * for; the old value lands in *res (in the small buffer). */
+int wrk_clock_swap(struct rdps_ctx *ctx, uint64_t off, uint64_t cmp,
+		   uint64_t swp, uint64_t *res, uint64_t deadline,
+		   const char *what);
+
 /* The same on shard sh's clock region. */
 int wrk_word_post(struct rdps_ctx *ctx, struct wrk_shard *sh, struct wrk_grp *g,
 		  uint64_t off, uint64_t add, uint64_t *res, uint64_t deadline,
