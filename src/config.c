@@ -23,6 +23,7 @@ void rdps_config_default(struct rdps_config *cfg)
 	cfg->token = 0;
 	cfg->poll_mode = RDPS_POLL_ADAPTIVE;
 	cfg->timeout_ms = 30000;
+	cfg->clock_fanin = 0; /* automatic */
 }
 
 static const char *const model_names[] = {"bsp", "ssp", "asp", "absp"};
@@ -172,7 +173,7 @@ int rdps_config_from_env(struct rdps_config *cfg)
 	const char *s;
 	uint64_t v;
 	int found = 0, set, ret;
-	long slack;
+	long slack, fanin;
 
 	/* Ours first: rdps-launch and rdps-run set them over the cluster's. */
 	ret = env_pair("RDPS_RANK", "RDPS_WORKERS", &found, &tmp.rank,
@@ -216,6 +217,11 @@ int rdps_config_from_env(struct rdps_config *cfg)
 				      "bad RDPS_ON_WORKER_LOSS '%s': use fail "
 				      "or continue",
 				      s);
+	ret = env_int("RDPS_CLOCK_FANIN", PS_FANIN_MAX, &set, &fanin);
+	if (ret)
+		return ret;
+	if (set)
+		tmp.clock_fanin = (int)fanin;
 	*cfg = tmp;
 	return 0;
 }

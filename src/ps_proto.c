@@ -111,8 +111,8 @@ int ps_lhello_parse(const void *buf, size_t len, unsigned shard,
 }
 
 int ps_welcome_parse(const void *buf, size_t len, unsigned shard,
-		     unsigned workers, struct ps_welcome_info *out, char *why,
-		     size_t why_len)
+		     unsigned nshards, unsigned workers,
+		     struct ps_welcome_info *out, char *why, size_t why_len)
 {
 	struct ps_welcome w;
 	uint32_t status;
@@ -146,13 +146,15 @@ int ps_welcome_parse(const void *buf, size_t len, unsigned shard,
 			rdps_be32toh(w.nslots_be),
 			(unsigned long long)rdps_be64toh(w.slot_bytes_be));
 	clock_len = rdps_be64toh(w.clock.len_be);
-	need = ps_clock_region_len(workers);
-	if (shard == 0 && clock_len < need)
+	/* Every shard holds clock words: shard 0 the flat table and the
+	 * tree's root, each shard its share of the tree's groups. */
+	need = ps_clock_region_len(workers, nshards ? nshards : 1);
+	if (clock_len < need)
 		return ps_fail(-EPROTO, out, sizeof(*out), why, why_len,
-			       "sent a clock table key of %llu bytes, "
-			       "expected %llu for %u workers",
+			       "sent a clock region key of %llu bytes, "
+			       "expected %llu for %u workers and %u shards",
 			       (unsigned long long)clock_len,
-			       (unsigned long long)need, workers);
+			       (unsigned long long)need, workers, nshards);
 	out->slots = w.slots;
 	out->clock = w.clock;
 	return 0;

@@ -6,7 +6,8 @@
  * sizes checked by _Static_assert. See DESIGN.md for the why.
  *
  * A job: S shards (rdps-server), W workers. Shard 0 also hosts the clock
- * table. Every worker connects to every shard (one endpoint each).
+ * table and the clock tree's root; every shard hosts some of the tree's
+ * groups. Every worker connects to every shard (one endpoint each).
  *
  * Connection
  *   listener private data (every shard):  struct ps_lhello (32 B)
@@ -24,8 +25,11 @@
  *   slots, one per worker (REMOTE_WRITE, that worker only; its key only in
  *     that worker's welcome): PS_NSLOTS sub-slots of slot_bytes each. A
  *     sub-slot holds a struct ps_msg header and its payload.
- *   clock table, shard 0 only (REMOTE_ATOMIC|REMOTE_READ, everyone):
- *     struct ps_clock_table; no CPU ever writes it after creation.
+ *   clock region, every shard (REMOTE_ATOMIC|REMOTE_READ, everyone):
+ *     struct ps_clock_table and the wclock[]/wbar[] words (used on shard
+ *     0 only), then struct ps_clock_node's of the clock tree
+ *     (ps_clock_region_len); no CPU writes it after creation but shard
+ *     0's on resume (its flat table only).
  *
  * Worker regions
  *   reply (REMOTE_WRITE|REMOTE_READ, the shards): struct ps_welcome per
@@ -69,7 +73,8 @@
  *   counter of clock c is complete every update of clocks <= c is in.
  *   rdps_clock() at clock t is one round trip: (1) BSP/A-BSP only:
  *   PS_END(t) to every shard, (2) FETCH_ADD(arrive[t mod K], 1) on shard
- *   0 and, under SSP, the first READ of (4) are posted together and
+ *   0 (with the clock tree: on its group's word, see "Clock tree" below)
+ *   and, under SSP, the first READ of (4) are posted together and
  *   waited for together. A faster worker may therefore see clock t
  *   complete and send its next PUSH before our END(t) reached a shard:
  *   see the hold-back below. (3) t = t + 1. (4) BSP/A-BSP/SSP: before
@@ -91,6 +96,47 @@
  *   the same endpoint (executed in order) and, under BSP/A-BSP, accepts
  *   the data only if applied_clock >= t; otherwise it reads again. SSP
  *   and ASP accept any: SSP's bound comes from (4) and the rule above.
+ *
+ * Clock tree (rdps_config.clock_fanin: G >= 2, or automatic above
+ * PS_FANIN_FLAT_MAX workers; never under on_worker_loss continue)
+ *   With the flat counter every worker's fetch-add hits arrive[t mod K]
+ *   on shard 0 and every waiter re-reads it: W atomics a clock on one
+ *   address (a NIC serves ~2.5 M a second on one address, so 0.4 ms a
+ *   clock at W = 1024) plus the waiters' reads on the same line. The
+ *   tree splits the workers into ceil(W/G) groups of G consecutive ranks
+ *   (the last one smaller). Group g's node (struct ps_clock_node) is
+ *   node 1 + g / S of shard g mod S; the root is node 0 of shard 0. A
+ *   tick at clock t, rounds counted from the job's start clock c0 (0, or
+ *   the clock a BSP job resumed at: the nodes are never reset):
+ *   (a) FETCH_ADD(group.arrive[(t - c0) mod K], 1), posted with the ENDs
+ *   and SSP's first slack read as before; (b) the worker whose add made
+ *   the group complete (old + 1 == size * ((t - c0) / K + 1)) then adds 1
+ *   to root.arrive[same residue]; (c) the worker whose add made the root
+ *   complete (ceil(W/G) groups) adds 1 to every group's release word, all
+ *   posted together, one round trip; it knows clock t complete and does
+ *   not wait. A waiter on clock c reads only its group's release word
+ *   until it is >= c - c0 + 1: one 8-byte read, as with the flat
+ *   counter, and at most G - 1 readers per word. The release is a
+ *   fetch-add, not a write: completions of successive clocks may land in
+ *   any order, and a count of completed clocks only grows (clock c
+ *   complete implies every clock before it is, so a count of n proves
+ *   clocks c0 .. c0 + n - 1). A release exists only after the root's
+ *   completion, which comes after every group's completion: no waiter is
+ *   released before all W arrived. The K ring stays sound for the same
+ *   reason as the flat counter's: nobody adds to round n + 1 of a
+ *   residue before round n completed (K >= slack + 2). Barriers climb the
+ *   same way (node barrier, root barrier, bar_release, rounds from 1).
+ *   Per clock the root takes ceil(W/G) fetch-adds, a group word G and one
+ *   release; no worker makes more than 2 counter fetch-adds a tick (the
+ *   completer also posts the ceil(W/G) releases); the critical path grows
+ *   from one round trip to three. ASP posts no release (nobody waits).
+ *   A-BSP's cut word stays on shard 0 (one compare-swap per round).
+ *   Every worker compare-swaps its fan-in into shard 0's fanin word (0 ->
+ *   G, 1 for flat) when it starts and refuses to run on another value, so
+ *   the workers of a job count on the same words. Shards size their
+ *   regions for any fan-in (room for ceil(W/2) groups) and need not know
+ *   it. Under on_worker_loss continue the flat counter is kept: the
+ *   make-up below works on it.
  *
  * Lost workers (rdps_config.on_worker_loss = continue; SSP and ASP only)
  *   Shard 0 sets a worker's bit in its gone_map (dead, or left with
@@ -192,7 +238,7 @@
 #define PS_MAGIC_LISTENER 0x52445053u	   /* "RDPS" */
 #define PS_MAGIC_WORKER 0x52445057u	   /* "RDPW" */
 #define PS_DIR_MAGIC 0x7264707364697231ull /* "rdpsdir1" */
-#define PS_PROTO_VERSION 4
+#define PS_PROTO_VERSION 5
 
 #define PS_MAX_TABLES 64
 #define PS_NSLOTS 4			 /* sub-slots per worker per shard */
@@ -239,7 +285,9 @@ struct ps_welcome {
 	uint32_t nslots_be;	/* PS_NSLOTS */
 	uint64_t slot_bytes_be; /* bytes per sub-slot, header included */
 	struct rdps_tp_rkey_wire slots; /* this worker's slot region */
-	/* Shard 0: the clock table (struct ps_clock_table); zero elsewhere. */
+	/* The shard's clock region (ps_clock_region_len): on shard 0 the
+	 * flat table (struct ps_clock_table) and the tree's root; on every
+	 * shard its groups' nodes (struct ps_clock_node). */
 	struct rdps_tp_rkey_wire clock;
 };
 _Static_assert(sizeof(struct ps_welcome) == 64, "ps_welcome");
@@ -507,8 +555,38 @@ struct ps_clock_table {
 	/* A-BSP: round c is cut once cut > c; raised only by compare-swap
 	 * (rdps_cut), read by rdps_cut_poll. */
 	uint64_t cut;
-	uint64_t pad[6];
+	/* The job's clock fan-in (1: the flat arrive[], G: the tree),
+	 * set by the first worker's compare-swap from 0; a worker that
+	 * finds another value refuses to start (see "Clock tree"). */
+	uint64_t fanin;
+	uint64_t pad[5];
 };
+_Static_assert(sizeof(struct ps_clock_table) == 576, "ps_clock_table");
+
+/*
+ * A node of the clock tree (every shard's clock region, after the words
+ * of ps_clock_table and wclock[]/wbar[]): the root (node 0 of shard 0) or
+ * group g's words (node 1 + g / S of shard g mod S). Zero at creation and
+ * never written by a CPU, even on resume: workers count rounds from the
+ * clock the job started at. arrive[r] counts the group's members (the
+ * root: the groups) that finished a clock c with (c - c0) mod K == r;
+ * barrier likewise for rdps_barrier(). release and bar_release count the
+ * clocks and barriers completed: the worker that completes the root
+ * fetch-adds 1 into every group's word.
+ */
+struct ps_clock_node {
+	uint64_t arrive[PS_CLOCK_K_MAX];
+	uint64_t barrier;
+	uint64_t release;
+	uint64_t bar_release;
+	uint64_t pad[5];
+};
+_Static_assert(sizeof(struct ps_clock_node) == 576, "ps_clock_node");
+
+/* Fan-ins: 1 (or >= W) is the flat counter; automatic (0) stays flat up
+ * to PS_FANIN_FLAT_MAX workers (see ps_fanin()). */
+#define PS_FANIN_MAX PS_WORKERS_MAX
+#define PS_FANIN_FLAT_MAX 32
 
 /* --- pure logic shared by both sides ------------------------------- */
 
@@ -523,9 +601,28 @@ static inline uint64_t ps_wbar_off(unsigned workers, unsigned w)
 	return sizeof(struct ps_clock_table) + 8ull * (workers + w);
 }
 
-static inline uint64_t ps_clock_region_len(unsigned workers)
+/* Offset of node idx of the clock tree in any shard's clock region. */
+static inline uint64_t ps_clock_node_off(unsigned workers, unsigned idx)
 {
-	return sizeof(struct ps_clock_table) + 16ull * workers;
+	uint64_t words = sizeof(struct ps_clock_table) + 16ull * workers;
+
+	return (words + 63) / 64 * 64 +
+	       (uint64_t)idx * sizeof(struct ps_clock_node);
+}
+
+/* Nodes every shard holds: the root's place, then room for its share of
+ * the most groups any fan-in makes (ceil(W / 2), fan-in 2). */
+static inline unsigned ps_clock_nodes(unsigned workers, unsigned nshards)
+{
+	unsigned groups = (workers + 1) / 2;
+
+	return 1 + (groups + nshards - 1) / nshards;
+}
+
+/* Bytes of every shard's clock region. */
+static inline uint64_t ps_clock_region_len(unsigned workers, unsigned nshards)
+{
+	return ps_clock_node_off(workers, ps_clock_nodes(workers, nshards));
 }
 
 /* Offset of the pulse in a worker's reply region, and its size. */
@@ -601,6 +698,60 @@ static inline int ps_clock_last(uint64_t old, uint64_t c, unsigned k,
 	return old + 1 == (uint64_t)workers * (c / k + 1);
 }
 
+/*
+ * The clock tree (see "Clock tree" above). ps_fanin: the group size a
+ * configured fan-in (0 automatic, 1 flat, else G) means for W workers: 1
+ * (flat) when W <= PS_FANIN_FLAT_MAX under automatic or when one group
+ * would hold everyone, else G; automatic picks the smallest G with G * G
+ * >= W, which balances the root's W / G fetch-adds a clock against a
+ * group's G.
+ */
+static inline unsigned ps_fanin(unsigned cfg, unsigned workers)
+{
+	unsigned g = cfg;
+
+	if (!g) {
+		if (workers <= PS_FANIN_FLAT_MAX)
+			return 1;
+		for (g = 2; g * g < workers; g++)
+			;
+	}
+	return g >= workers ? 1 : g;
+}
+
+/* Groups of fan-in g: ceil(W / g); group grp holds ranks [grp * g,
+ * grp * g + size), the last one the rest. */
+static inline unsigned ps_tree_groups(unsigned g, unsigned workers)
+{
+	return (workers + g - 1) / g;
+}
+
+static inline unsigned ps_tree_size(unsigned g, unsigned workers, unsigned grp)
+{
+	unsigned left = workers - grp * g;
+
+	return left < g ? left : g;
+}
+
+/* The shard and node index that hold group grp's words. */
+static inline unsigned ps_tree_shard(unsigned grp, unsigned nshards)
+{
+	return grp % nshards;
+}
+
+static inline unsigned ps_tree_node(unsigned grp, unsigned nshards)
+{
+	return 1 + grp / nshards;
+}
+
+/* Clock c's round (from 1) in its residue (c - c0) mod k of a tree node,
+ * counted from the job's start clock c0 <= c: a node of n members is
+ * complete at n * ps_tree_round(). */
+static inline uint64_t ps_tree_round(uint64_t c, uint64_t c0, unsigned k)
+{
+	return (c - c0) / k + 1;
+}
+
 static inline unsigned ps_dtype_size(uint32_t dtype)
 {
 	return dtype == PS_DTYPE_F64 ? 8 : 4;
@@ -650,12 +801,12 @@ struct ps_welcome_info {
 	struct rdps_tp_rkey_wire slots, clock;
 };
 
-/* Of shard `shard` to a worker of a job of `workers`: 0; -errno (1..4095)
- * when the shard refused the worker with that errno; -EPROTO when the
- * welcome is malformed (status, sub-slots, or on shard 0 a clock table
- * smaller than ps_clock_region_len(workers)). */
+/* Of shard `shard` to a worker of a job of `workers` and `nshards`: 0;
+ * -errno (1..4095) when the shard refused the worker with that errno;
+ * -EPROTO when the welcome is malformed (status, sub-slots, or a clock
+ * region smaller than ps_clock_region_len(workers, nshards)). */
 int ps_welcome_parse(const void *buf, size_t len, unsigned shard,
-		     unsigned workers, struct ps_welcome_info *out, char *why,
-		     size_t why_len);
+		     unsigned nshards, unsigned workers,
+		     struct ps_welcome_info *out, char *why, size_t why_len);
 
 #endif /* RDPS_PS_PROTO_H */

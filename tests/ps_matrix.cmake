@@ -31,11 +31,24 @@
 #               rxe-vm script and the build tree (@EMB@: emb_worker).
 #               "emb LAUNCH-OPTIONS -- ARGS": a job row whose workers are
 #               tests/emb_worker.c (embedding tables).
+#               Any of them may start with "env NAME=VALUE": the test's
+#               environment (the shards and workers inherit it).
 #
 # Each job is a few seconds at most on an idle box; the 60 s limits leave
 # room for sanitizers and a loaded 2-core machine. ps_sum_long_shm (10^5
 # pushes, 8 workers) is labelled long.
 set(RDPS_PS_MATRIX
+  # The clock tree (fan-in 3: groups of 3, 3 and 2 over 2 or 4 shards):
+  # exactly-once sums, the staleness bound under bsp and ssp, A-BSP cuts,
+  # and the counting words: the root takes ceil(W/G) fetch-adds a clock,
+  # no worker more than 2 a tick (fan-in 1: the flat counter, W a clock).
+  "tree_sum        | bsp   | shm tcp | 60  |      | env RDPS_CLOCK_FANIN=3 job -s 2 -w 8 -- sum 400 5"
+  "tree_bound      | ssp:1 | shm tcp | 60  |      | env RDPS_CLOCK_FANIN=3 job -s 4 -w 8 -- ssp 40 7"
+  "tree_bound_bsp  | bsp   | shm tcp | 60  |      | env RDPS_CLOCK_FANIN=3 job -s 4 -w 8 -- ssp 30 8"
+  "tree_cut        | absp  | shm tcp | 60  |      | env RDPS_CLOCK_FANIN=3 job -s 2 -w 8 -- cut 20"
+  "tree_count      | bsp   | shm tcp | 60  |      | env RDPS_CLOCK_FANIN=3 job -s 4 -w 8 -- tree 30 3 3"
+  "tree_count_ssp  | ssp:1 | shm     | 60  |      | env RDPS_CLOCK_FANIN=2 job -s 2 -w 8 -- tree 30 3 2"
+  "tree_count_flat | bsp   | shm     | 60  |      | env RDPS_CLOCK_FANIN=1 job -s 2 -w 8 -- tree 30 3 1"
   # Exactly-once sums of random dense and sparse pushes.
   "sum             | bsp   | shm     | 60  |      | job -s 2 -w 8 -- sum 2000 1"
   "sum             | ssp:2 | tcp     | 60  |      | job -s 3 -w 4 -- sum 2000 2"
@@ -120,6 +133,10 @@ set(RDPS_PS_MATRIX
 function(rdps_ps_matrix_test NAME TP MODEL TIMEOUT LABELS COMMAND)
   separate_arguments(_cmd UNIX_COMMAND "${COMMAND}")
   list(POP_FRONT _cmd _kind)
+  set(_env "")
+  if(_kind STREQUAL "env")
+    list(POP_FRONT _cmd _env _kind)
+  endif()
   set(_worker ps_worker)
   if(_kind STREQUAL "emb")
     set(_worker emb_worker)
@@ -166,6 +183,9 @@ function(rdps_ps_matrix_test NAME TP MODEL TIMEOUT LABELS COMMAND)
   list(REMOVE_ITEM _labels "")
   set_tests_properties(${NAME} PROPERTIES TIMEOUT ${TIMEOUT}
                        LABELS "${_labels}")
+  if(_env)
+    set_tests_properties(${NAME} PROPERTIES ENVIRONMENT "${_env}")
+  endif()
   if(TP STREQUAL "rxe")
     set_tests_properties(${NAME} PROPERTIES SKIP_RETURN_CODE 77
                          RUN_SERIAL TRUE RESOURCE_LOCK rxe_vm)

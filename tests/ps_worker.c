@@ -55,6 +55,17 @@
  *                         at once (the context gave up on reads that never
  *                         completed), and rdps_ctx_destroy must return;
  *                         then the shard gets SIGCONT.
+ *   tree ITERS BARRIERS G the clock's counting words (ps_proto.h "Clock
+ *                         tree"): ITERS clocks, then BARRIERS barriers,
+ *                         with the fan-in G the job must run with (from
+ *                         RDPS_CLOCK_FANIN; 1: the flat counter). Each
+ *                         worker checks it made one fetch-add on its
+ *                         group's word per tick and at most two counter
+ *                         fetch-adds in any tick; rank 0 reads every node
+ *                         and the flat table: the root took ceil(W/G)
+ *                         fetch-adds a clock and a barrier, each group
+ *                         its size, each release word one per clock; the
+ *                         flat words none (flat: W a clock, nodes none).
  *   cut ROUNDS            A-BSP cuts: in round c worker c mod W cuts and
  *                         must win; every other worker must see the cut
  *                         by polling, then lose its own rdps_cut; no cut
@@ -84,6 +95,7 @@
 #include "config.h"
 #include "job_worker.h"
 #include "rdps/rdps.h"
+#include "worker/worker.h"
 
 static struct rdps_config cfg;
 /* The shared clock board's /dev/shm name once this worker opened it. */
@@ -1200,6 +1212,95 @@ static int mode_cut(struct rdps_ctx *ctx, int argc, char **argv)
 	return 0;
 }
 
+/* Read n words at off of shard s's clock region; their sum in *sum. */
+static void tree_read(struct rdps_ctx *ctx, unsigned s, uint64_t off,
+		      unsigned n, uint64_t *w, uint64_t *sum)
+{
+	CHECK(wrk_clock_words(ctx, s, off, n, w));
+	*sum = 0;
+	for (unsigned i = 0; i < n; i++)
+		*sum += w[i];
+}
+
+/* One node's counters (arrive[] summed, barrier, release, bar_release)
+ * against what `members` arrivals per round must have left. */
+static void tree_check_node(struct rdps_ctx *ctx, const char *what, unsigned s,
+			    uint64_t off, uint64_t members, uint64_t iters,
+			    uint64_t bars, int releases)
+{
+	size_t tail = offsetof(struct ps_clock_node, barrier);
+	uint64_t w[64], sum, b[3], unused;
+
+	tree_read(ctx, s, off, ctx->k, w, &sum);
+	tree_read(ctx, s, off + tail, 3, b, &unused);
+	if (sum != members * iters)
+		fail("%s: %" PRIu64 " clock fetch-adds, want %" PRIu64
+		     " (%" PRIu64 " a clock)",
+		     what, sum, members * iters, members);
+	if (b[0] != members * bars)
+		fail("%s: %" PRIu64 " barrier fetch-adds, want %" PRIu64, what,
+		     b[0], members * bars);
+	/* The last barrier's releases may still be on their way. */
+	if (releases && (b[1] != iters || b[2] + 1 < bars || b[2] > bars))
+		fail("%s: released %" PRIu64 " clocks and %" PRIu64
+		     " barriers, want %" PRIu64 " and %" PRIu64,
+		     what, b[1], b[2], iters, bars);
+}
+
+static int mode_tree(struct rdps_ctx *ctx, int argc, char **argv)
+{
+	uint64_t iters, bars, want_g, groups, w[64], sum;
+	unsigned workers = (unsigned)cfg.workers, S = ctx->nshards;
+
+	if (argc != 5)
+		fail("usage: tree ITERS BARRIERS FANIN");
+	iters = arg_u64(argv[2], "clock count");
+	bars = arg_u64(argv[3], "barrier count");
+	want_g = arg_u64(argv[4], "fan-in");
+	if (!bars)
+		fail("tree mode needs at least one barrier");
+	if (ctx->fanin != want_g)
+		fail("the job runs fan-in %u, want %" PRIu64, ctx->fanin,
+		     want_g);
+	for (uint64_t i = 0; i < iters; i++)
+		CHECK(rdps_clock(ctx));
+	for (uint64_t i = 0; i < bars; i++)
+		CHECK(rdps_barrier(ctx));
+	if (want_g > 1 && ctx->tree_grp_adds != iters + bars)
+		fail("%" PRIu64 " fetch-adds on the group's words, want one "
+		     "a tick (%" PRIu64 ")",
+		     ctx->tree_grp_adds, iters + bars);
+	if (ctx->tree_tick_max > 2)
+		fail("%u counter fetch-adds in one tick, want at most 2",
+		     ctx->tree_tick_max);
+	if (cfg.rank != 0)
+		return 0;
+	groups = want_g > 1 ? (workers + want_g - 1) / want_g : 0;
+	/* The flat table on shard 0: W a clock, or untouched. */
+	tree_read(ctx, 0, 0, ctx->k, w, &sum);
+	if (sum != (groups ? 0 : workers * iters))
+		fail("flat arrive[]: %" PRIu64 " fetch-adds, want %" PRIu64,
+		     sum, groups ? 0 : workers * iters);
+	tree_check_node(ctx, "the root", 0, ps_clock_node_off(workers, 0),
+			groups, iters, bars, 0);
+	for (uint64_t g = 0; g < groups; g++) {
+		uint64_t size = workers - g * want_g < want_g
+					? workers - g * want_g
+					: want_g;
+		char what[64];
+
+		snprintf(what, sizeof(what), "group %" PRIu64, g);
+		tree_check_node(
+			ctx, what, (unsigned)(g % S),
+			ps_clock_node_off(workers, (unsigned)(1 + g / S)), size,
+			iters, bars, 1);
+	}
+	printf("OK tree: fan-in %" PRIu64 ", %" PRIu64
+	       " root fetch-adds a clock for %u workers\n",
+	       want_g, groups ? groups : workers, workers);
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	int (*run)(struct rdps_ctx *ctx, int argc, char **argv);
@@ -1209,6 +1310,7 @@ static const struct {
 	{"badinput", mode_badinput}, {"cut", mode_cut},
 	{"lose", mode_lose},	     {"stopshard", mode_stopshard},
 	{"zcopy", mode_zcopy},	     {"soak", mode_soak},
+	{"tree", mode_tree},
 };
 
 static void usage_fail(void)

@@ -184,6 +184,20 @@ static uint64_t splitmix64(uint64_t *s)
 	return z ^ (z >> 31);
 }
 
+/* The lowest of v[0..n), and check nobody is more than slack + 1 past
+ * it (the staleness bound). */
+static uint64_t min_within(const uint64_t *v, unsigned n, unsigned slack)
+{
+	uint64_t m = v[0];
+
+	for (unsigned j = 1; j < n; j++)
+		if (v[j] < m)
+			m = v[j];
+	for (unsigned j = 0; j < n; j++)
+		assert_true(v[j] - m <= slack + 1);
+	return m;
+}
+
 #define SIM_W_MAX 6
 
 /*
@@ -225,18 +239,10 @@ static void simulate(unsigned workers, unsigned slack, uint64_t seed)
 		lasts += ps_clock_last(old, t, k, workers);
 		fin[w]++;
 		/* Nobody ever gets more than slack + 1 clocks ahead. */
-		min_fin = fin[0];
-		for (unsigned j = 1; j < workers; j++)
-			if (fin[j] < min_fin)
-				min_fin = fin[j];
-		for (unsigned j = 0; j < workers; j++)
-			assert_true(fin[j] - min_fin <= slack + 1);
+		min_within(fin, workers, slack);
 	}
 	/* Exactly one last arrival per completed clock. */
-	min_fin = fin[0];
-	for (unsigned j = 1; j < workers; j++)
-		if (fin[j] < min_fin)
-			min_fin = fin[j];
+	min_fin = min_within(fin, workers, slack);
 	assert_int_equal(lasts, min_fin);
 	assert_true(min_fin > 3 * k); /* the counters went round laps */
 }
@@ -247,6 +253,191 @@ static void test_clock_simulation(void **state)
 	for (unsigned w = 1; w <= SIM_W_MAX; w++)
 		for (unsigned s = 0; s <= 4; s++)
 			simulate(w, s, 1000 * w + s);
+}
+
+/* The fan-in a configuration means (ps_fanin), and the tree's layout. */
+static void test_tree_by_hand(void **state)
+{
+	(void)state;
+	/* Automatic: flat up to 32 workers, then ceil(sqrt(W)). */
+	assert_int_equal(ps_fanin(0, 1), 1);
+	assert_int_equal(ps_fanin(0, 32), 1);
+	assert_int_equal(ps_fanin(0, 33), 6);
+	assert_int_equal(ps_fanin(0, 64), 8);
+	assert_int_equal(ps_fanin(0, 1000), 32);
+	assert_int_equal(ps_fanin(0, 1024), 32);
+	assert_int_equal(ps_fanin(0, 1025), 33);
+	assert_int_equal(ps_fanin(0, 4096), 64);
+	/* Given: 1 is flat, and so is one group holding everyone. */
+	assert_int_equal(ps_fanin(1, 8), 1);
+	assert_int_equal(ps_fanin(3, 8), 3);
+	assert_int_equal(ps_fanin(8, 8), 1);
+	assert_int_equal(ps_fanin(9, 8), 1);
+	assert_int_equal(ps_fanin(2, 2), 1);
+	assert_int_equal(ps_fanin(2, 3), 2);
+	/* 8 workers in groups of 3: 3, 3, 2 over 2 shards. */
+	assert_int_equal(ps_tree_groups(3, 8), 3);
+	assert_int_equal(ps_tree_size(3, 8, 0), 3);
+	assert_int_equal(ps_tree_size(3, 8, 1), 3);
+	assert_int_equal(ps_tree_size(3, 8, 2), 2);
+	assert_int_equal(ps_tree_shard(2, 2), 0);
+	assert_int_equal(ps_tree_node(2, 2), 2);
+	assert_int_equal(ps_tree_node(1, 2), 1);
+	/* Node 0 (the root) right after the flat words, 64-B aligned:
+	 * 576 + 16 * 8 = 704 bytes of them. */
+	assert_int_equal(ps_clock_node_off(8, 0), 704);
+	assert_int_equal(ps_clock_node_off(8, 2), 704 + 2 * 576);
+	assert_int_equal(ps_clock_node_off(3, 0), 640);
+	assert_int_equal(ps_clock_region_len(8, 2), 704 + 3 * 576);
+	/* Rounds count from the start clock. */
+	assert_int_equal(ps_tree_round(7, 7, 3), 1);
+	assert_int_equal(ps_tree_round(9, 7, 3), 1);
+	assert_int_equal(ps_tree_round(10, 7, 3), 2);
+}
+
+/* Every group of every fan-in from 2 fits in its shard's clock region. */
+static void test_tree_fits(void **state)
+{
+	(void)state;
+	for (unsigned w = 1; w <= 300; w += (w < 40 ? 1 : 37))
+		for (unsigned s = 1; s <= 70; s += (s < 8 ? 1 : 13))
+			for (unsigned g = 2; g < w; g++) {
+				unsigned groups = ps_tree_groups(g, w);
+				unsigned last = groups - 1;
+				uint64_t end = ps_clock_node_off(
+					w, ps_tree_node(last, s) + 1);
+
+				/* The last group has the highest node on
+				 * its shard. */
+				assert_true(end <= ps_clock_region_len(w, s));
+				assert_true(ps_tree_shard(last, s) < s);
+				assert_true(ps_tree_size(g, w, last) >= 1);
+				assert_true(ps_tree_size(g, w, last) <= g);
+			}
+}
+
+#define TREE_W_MAX 10
+
+/*
+ * The clock tree (ps_proto.h "Clock tree", src/worker/clock.c), one
+ * remote operation per step in a random interleaving: a tick is the
+ * fetch-add on the worker's group's arrive[], then, if that completed the
+ * group, the fetch-add on the root's, then, if that completed the root,
+ * one fetch-add into each group's release word, in random order among
+ * everything else. Before its next tick a worker waits on clock t - s as
+ * rdps_clock does: its group's release word >= t - s - c0 + 1 (clocks
+ * before the start clock c0 are complete). Checked at every step: a
+ * passed wait never comes before every worker arrived at that clock, a
+ * group or the root is found complete exactly when all its members
+ * arrived, nobody runs more than slack + 1 ahead, and at the end the
+ * root completed every clock once and the release words count them.
+ */
+static void simulate_tree(unsigned workers, unsigned g, unsigned slack,
+			  uint64_t c0, uint64_t seed)
+{
+	struct node {
+		uint64_t arrive[PS_CLOCK_K_MAX], release;
+	} root, grp[TREE_W_MAX];
+	/* Per worker: clocks it arrived at (group fetch-add done), the
+	 * clock of its tick in progress, steps left: 1 root, then releases
+	 * (bit per group). */
+	uint64_t arr[TREE_W_MAX], tick[TREE_W_MAX];
+	unsigned root_step[TREE_W_MAX], rel_left[TREE_W_MAX];
+	unsigned k = ps_clock_k(slack), groups = ps_tree_groups(g, workers);
+	uint64_t rng = seed, completed = 0, min_arr;
+
+	memset(&root, 0, sizeof(root));
+	memset(grp, 0, sizeof(grp));
+	memset(root_step, 0, sizeof(root_step));
+	memset(rel_left, 0, sizeof(rel_left));
+	for (unsigned w = 0; w < workers; w++)
+		arr[w] = tick[w] = c0;
+	for (int step = 0; step < 20000; step++) {
+		unsigned w = (unsigned)(splitmix64(&rng) % workers);
+		unsigned mine = w / g;
+		uint64_t t = tick[w], r = (t - c0) % k, old;
+		uint64_t round = ps_tree_round(t, c0, k);
+
+		if (root_step[w]) { /* the group's arrival on the root */
+			unsigned all = 1;
+
+			root_step[w] = 0;
+			for (unsigned j = 0; j < workers; j++)
+				all &= arr[j] > t;
+			old = root.arrive[r]++;
+			/* Complete only once everyone arrived (the other
+			 * way round waits for the last group's climb). */
+			if (old + 1 == groups * round) {
+				assert_true(all);
+				rel_left[w] = (1u << groups) - 1;
+				completed++;
+			}
+			continue;
+		}
+		if (rel_left[w]) { /* one release, any group */
+			unsigned pick = (unsigned)(splitmix64(&rng) % groups);
+
+			while (!(rel_left[w] >> pick & 1))
+				pick = (pick + 1) % groups;
+			rel_left[w] &= ~(1u << pick);
+			grp[pick].release++;
+			continue;
+		}
+		if (arr[w] > t) { /* tick done: the next one's wait */
+			tick[w] = ++t;
+			r = (t - c0) % k;
+			round = ps_tree_round(t, c0, k);
+		}
+		if (t >= slack && t - slack > c0) {
+			uint64_t c = t - slack - 1, truth = 1;
+			int released = grp[mine].release >= c - c0 + 1;
+
+			for (unsigned j = 0; j < workers; j++)
+				truth &= arr[j] > c;
+			/* Released implies arrived; never the other way
+			 * round before the release came. */
+			if (released)
+				assert_true(truth);
+			if (!released)
+				continue; /* blocked */
+		}
+		/* Arrive at clock t on the group's word. */
+		{
+			unsigned all = 1, size = ps_tree_size(g, workers, mine);
+
+			for (unsigned j = mine * g; j < mine * g + size; j++)
+				all &= j == w || arr[j] > t;
+			old = grp[mine].arrive[r]++;
+			assert_int_equal(old + 1 == size * round, all);
+			arr[w] = t + 1;
+			root_step[w] = old + 1 == size * round;
+		}
+		min_within(arr, workers, slack);
+	}
+	/* Let the climbs in progress finish. */
+	for (unsigned w = 0; w < workers; w++)
+		if (root_step[w]) {
+			uint64_t t = tick[w], round = ps_tree_round(t, c0, k);
+
+			completed += root.arrive[(t - c0) % k]++ + 1 ==
+				     groups * round;
+			root_step[w] = 0;
+		}
+	min_arr = min_within(arr, workers, slack);
+	assert_int_equal(completed, min_arr - c0);
+	assert_true(min_arr - c0 > 3 * k); /* the counters went round laps */
+	for (unsigned j = 0; j < groups; j++)
+		assert_true(grp[j].release <= min_arr - c0);
+}
+
+static void test_tree_simulation(void **state)
+{
+	(void)state;
+	for (unsigned w = 3; w <= TREE_W_MAX; w++)
+		for (unsigned g = 2; g < w; g++)
+			for (unsigned s = 0; s <= 3; s++)
+				simulate_tree(w, g, s, (w * 7 + s) % 5 * 11,
+					      100000 * w + 100 * g + s);
 }
 
 /*
@@ -409,6 +600,9 @@ int main(void)
 		cmocka_unit_test(test_clock_k),
 		cmocka_unit_test(test_clock_by_hand),
 		cmocka_unit_test(test_clock_simulation),
+		cmocka_unit_test(test_tree_by_hand),
+		cmocka_unit_test(test_tree_fits),
+		cmocka_unit_test(test_tree_simulation),
 		cmocka_unit_test(test_clock_loss_simulation),
 		cmocka_unit_test(test_makeup_wait),
 	};

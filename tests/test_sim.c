@@ -206,25 +206,59 @@ static void t_atomics_rate(void **state)
 /* One address serializes: 1000 fetch-adds at 2.5 M/s take 400 us, so a
  * BSP clock of 1000 workers cannot be faster; and readers of the word
  * slow it further when reads are slow too. */
+/* A BSP clock alone of 1000 workers, 2.5 M atomics/s on one address. */
+static void cfg_hot(struct sim_cfg *c, struct sim_profile *p, unsigned shards)
+{
+	*p = unit;
+	p->atomic_mops = 2.5;
+	p->hot_read_mops = 50;
+	cfg_unit(c, SIM_BSP, 1000, shards);
+	c->prof = p;
+	c->clock_only = 1;
+	c->iters = 10;
+}
+
 static void t_hot_word(void **state)
 {
-	struct sim_profile p = unit;
+	struct sim_profile p;
 	struct sim_cfg c;
 	struct sim_result r, slow;
 
 	(void)state;
-	p.atomic_mops = 2.5;
-	p.hot_read_mops = 50;
-	cfg_unit(&c, SIM_BSP, 1000, 1);
-	c.prof = &p;
-	c.clock_only = 1;
-	c.iters = 10;
+	cfg_hot(&c, &p, 1);
+	c.fanin = 1; /* the flat counter */
 	run_ok(&c, &r);
 	assert_true(r.iter_us_median >= 400);
 	assert_true(r.hot_util > 0.9);
 	p.hot_read_mops = 2.5;
 	run_ok(&c, &slow);
 	assert_true(slow.iter_us_median > r.iter_us_median * 1.2);
+}
+
+/* The clock tree (automatic for 1000 workers: groups of 32, so 32 of
+ * them): the root takes 32 fetch-adds a clock instead of 1000, so the
+ * 400 us floor of one address is gone, and no line is near saturation. */
+static void t_clock_tree(void **state)
+{
+	struct sim_profile p;
+	struct sim_cfg c;
+	struct sim_result flat, tree;
+
+	(void)state;
+	cfg_hot(&c, &p, 4);
+	c.fanin = 1;
+	run_ok(&c, &flat);
+	c.fanin = 0;
+	run_ok(&c, &tree);
+	if (tree.iter_us_median * 4 > flat.iter_us_median)
+		fail_msg("tree clock %.1f us, flat %.1f us",
+			 tree.iter_us_median, flat.iter_us_median);
+	/* The root's line: 32 fetch-adds a clock. */
+	if (fabs(tree.hot_atomics_per_s * tree.iter_us_mean / 1e6 - 32) > 1.5)
+		fail_msg("root fetch-adds a clock %.2f, want 32",
+			 tree.hot_atomics_per_s * tree.iter_us_mean / 1e6);
+	assert_true(tree.hot_util < 0.5);
+	assert_true(tree.hot_reads_per_s == 0); /* waiters read their group */
 }
 
 /* The same configuration gives the same result, bit for bit; another
@@ -279,6 +313,7 @@ int main(void)
 		cmocka_unit_test(t_straggler),
 		cmocka_unit_test(t_atomics_rate),
 		cmocka_unit_test(t_hot_word),
+		cmocka_unit_test(t_clock_tree),
 		cmocka_unit_test(t_deterministic),
 		cmocka_unit_test(t_bad_cfg),
 	};

@@ -125,6 +125,18 @@ struct rdps_config {
 	enum rdps_poll_mode poll_mode;	  /* default RDPS_POLL_ADAPTIVE */
 	int timeout_ms;			  /* connect and wait limit; 0: 30000 */
 	enum rdps_on_loss on_worker_loss; /* default RDPS_LOSS_FAIL */
+	/*
+	 * How the clock counts arrivals (the same on every worker of a job,
+	 * or the later ones refuse to start). 0: automatic, the flat counter
+	 * up to 32 workers, above that a tree of groups of ceil(sqrt(W));
+	 * 1: the flat counter (every worker's fetch-add on one word of shard
+	 * 0); G >= 2 (at most 4096): a tree, groups of G workers each count
+	 * on a word of their own shard and the last of a group adds to the
+	 * root, so no word takes more than max(G, W / G) fetch-adds a clock
+	 * and a waiter reads only its group's word. Under on_worker_loss
+	 * continue the clock stays flat (lost workers are made up there).
+	 */
+	int clock_fanin;
 };
 
 /* Fill cfg with defaults (model BSP, slack 0, adaptive polling, 30 s). */
@@ -136,7 +148,8 @@ void rdps_config_default(struct rdps_config *cfg);
  * else OMPI_COMM_WORLD_RANK/OMPI_COMM_WORLD_SIZE; shards from RDPS_SHARDS
  * (cfg->shards then points into the environment); model from RDPS_MODEL;
  * slack from RDPS_SLACK; token from RDPS_TOKEN (decimal or 0x hex);
- * on_worker_loss from RDPS_ON_WORKER_LOSS (fail or continue).
+ * on_worker_loss from RDPS_ON_WORKER_LOSS (fail or continue); clock_fanin
+ * from RDPS_CLOCK_FANIN (0 .. 4096).
  * -EINVAL with rdps_errmsg() naming the variable if a value is malformed;
  * cfg is changed only on success.
  */

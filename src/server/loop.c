@@ -281,12 +281,14 @@ static int srv_dir_new(struct rdps_server *s)
 	return 0;
 }
 
-/* Shard 0: the clock table, which only the workers' atomics change. */
+/* The clock region (shard 0's table and every shard's nodes of the clock
+ * tree, ps_proto.h), which only the workers' atomics change. */
 static int srv_clock_new(struct rdps_server *s)
 {
 	int ret;
 
-	s->clk_len = srv_round_up(ps_clock_region_len(s->cfg.workers), 4096);
+	s->clk_len = srv_round_up(
+		ps_clock_region_len(s->cfg.workers, s->cfg.nshards), 4096);
 	ret = srv_region_new(s, s->clk_len,
 			     RDPS_TP_ACCESS_REMOTE_ATOMIC |
 				     RDPS_TP_ACCESS_REMOTE_READ,
@@ -399,7 +401,7 @@ int rdps_server_create(const struct rdps_server_cfg *cfg,
 	/* A thread, not the loop: a long checkpoint write is no hang. */
 	ret = rdps_pulse_start(&s->heartbeat, &s->dir->hdr.heartbeat,
 			       PS_PULSE_MS);
-	if (!ret && cfg->shard == 0)
+	if (!ret)
 		ret = srv_clock_new(s);
 	if (!ret && cfg->resume)
 		ret = srv_resume(s);

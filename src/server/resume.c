@@ -199,8 +199,9 @@ static void srv_ckpt_clocks(struct rdps_server *s, uint64_t c)
 	const struct rdps_server_cfg *cfg = &s->cfg;
 
 	/* The clock table as the job left clock c: W arrivals at
-	 * every clock below c, no barrier, round c not cut. */
-	if (s->clk) {
+	 * every clock below c, no barrier, round c not cut. The tree's
+	 * nodes stay 0: workers count their rounds from c. */
+	if (s->clk && cfg->shard == 0) {
 		unsigned k = ps_clock_k(cfg->slack);
 
 		for (unsigned r = 0; r < k; r++)

@@ -1,22 +1,25 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * clock.c - clocks and barriers: fetch-adds and reads on shard 0's clock
- * table (rdps_clock, rdps_barrier); under BSP and A-BSP, an END per shard.
+ * clock.c - clocks and barriers: fetch-adds and reads on the clock words
+ * (rdps_clock, rdps_barrier); under BSP and A-BSP, an END per shard. The
+ * words are shard 0's flat counters, or the clock tree's nodes
+ * (ps_proto.h "Clock tree": a group's words on its own shard, the root on
+ * shard 0), by the job's fan-in.
  *
  * Read top-down as a tick runs: post the tick (ENDs, fetch-add, own word,
- * slack read), wait for it, then, while clock t - slack is not complete,
- * read its counter again (wrk_slack_wait). The steps come before their
- * caller, in call order.
+ * slack read), wait for it, climb the tree when this worker completed its
+ * group (wrk_tree_up), then, while clock t - slack is not complete, read
+ * its counter or its group's release word again (wrk_slack_wait). The
+ * steps come before their caller, in call order.
  */
 #include <stdio.h>
 
 #include "worker.h"
 
-int wrk_clock_post(struct rdps_ctx *ctx, struct wrk_grp *g, uint64_t off,
-		   uint64_t add, uint64_t *res, uint64_t deadline,
-		   const char *what)
+int wrk_word_post(struct rdps_ctx *ctx, struct wrk_shard *sh, struct wrk_grp *g,
+		  uint64_t off, uint64_t add, uint64_t *res, uint64_t deadline,
+		  const char *what)
 {
-	struct wrk_shard *sh = &ctx->sh[0];
 	int ret;
 
 	if (sh->err)
@@ -37,14 +40,165 @@ int wrk_clock_post(struct rdps_ctx *ctx, struct wrk_grp *g, uint64_t off,
 	return 0;
 }
 
-/* One 8-byte operation on the clock table, waited for. */
-static int wrk_clock_op(struct rdps_ctx *ctx, uint64_t off, int add,
-			uint64_t *res, uint64_t deadline, const char *what)
+int wrk_clock_post(struct rdps_ctx *ctx, struct wrk_grp *g, uint64_t off,
+		   uint64_t add, uint64_t *res, uint64_t deadline,
+		   const char *what)
+{
+	return wrk_word_post(ctx, &ctx->sh[0], g, off, add, res, deadline,
+			     what);
+}
+
+/* One 8-byte operation on shard sh's clock words, waited for. */
+static int wrk_clock_op(struct rdps_ctx *ctx, struct wrk_shard *sh,
+			uint64_t off, int add, uint64_t *res, uint64_t deadline,
+			const char *what)
 {
 	struct wrk_grp g = {0, 0, 0};
-	int ret = wrk_clock_post(ctx, &g, off, add, res, deadline, what);
+	int ret = wrk_word_post(ctx, sh, &g, off, add, res, deadline, what);
 
 	return ret ? ret : wrk_grp_wait(ctx, &g, deadline, what);
+}
+
+int wrk_clock_swap(struct rdps_ctx *ctx, uint64_t off, uint64_t cmp,
+		   uint64_t swp, uint64_t *res, uint64_t deadline,
+		   const char *what)
+{
+	struct wrk_shard *sh = &ctx->sh[0];
+	struct wrk_grp g = {0, 0, 0};
+	int ret;
+
+	if (sh->err)
+		return wrk_dead(ctx, sh);
+	WRK_POST(ret, ctx, deadline, 8,
+		 rdps_tp_atomic_cswap(sh->ep, cmp, swp, res, ctx->small_mr,
+				      sh->clock_key.addr + off, &sh->clock_key,
+				      (uintptr_t)&g, 0));
+	if (ret)
+		return wrk_post_fail(ctx, sh, ret, what);
+	g.left = 1;
+	return wrk_grp_wait(ctx, &g, deadline, what);
+}
+
+int wrk_clock_join(struct rdps_ctx *ctx, int cfg_fanin)
+{
+	uint64_t *res = ctx->small;
+	uint64_t deadline = wrk_deadline(ctx);
+	int ret;
+
+	ctx->clock0 = ctx->clock;
+	if (ctx->fanin > 1) {
+		ctx->grp = ctx->rank / ctx->fanin;
+		ctx->groups = ps_tree_groups(ctx->fanin, ctx->workers);
+		ctx->grp_size =
+			ps_tree_size(ctx->fanin, ctx->workers, ctx->grp);
+		ctx->grp_sh = &ctx->sh[ps_tree_shard(ctx->grp, ctx->nshards)];
+		ctx->grp_off = ps_clock_node_off(
+			ctx->workers, ps_tree_node(ctx->grp, ctx->nshards));
+		ctx->root_off = ps_clock_node_off(ctx->workers, 0);
+	}
+	/* Workers that count on different words would wait for ever. */
+	ret = wrk_clock_swap(ctx, offsetof(struct ps_clock_table, fanin), 0,
+			     ctx->fanin, &res[WRK_DISCARD], deadline,
+			     "the fan-in swap");
+	if (ret)
+		return ret;
+	if (res[WRK_DISCARD] && res[WRK_DISCARD] != ctx->fanin)
+		return rdps_set_error(
+			-EINVAL,
+			"worker %u counts clocks with fan-in %u (clock_fanin "
+			"%d, on_worker_loss %s, %u workers) but the job's "
+			"first worker chose %llu: give every worker the same "
+			"clock_fanin (RDPS_CLOCK_FANIN) and on_worker_loss",
+			ctx->rank, ctx->fanin, cfg_fanin,
+			rdps_on_loss_name(ctx->on_loss), ctx->workers,
+			(unsigned long long)res[WRK_DISCARD]);
+	return 0;
+}
+
+int wrk_clock_words(struct rdps_ctx *ctx, unsigned s, uint64_t off, unsigned n,
+		    uint64_t *out)
+{
+	uint64_t deadline = wrk_deadline(ctx);
+	struct wrk_shard *sh;
+	struct wrk_grp g = {0, 0, 0};
+	int ret;
+
+	if (s >= ctx->nshards || n > 64)
+		return rdps_set_error(-EINVAL,
+				      "wrk_clock_words: shard %u, "
+				      "%u words",
+				      s, n);
+	sh = &ctx->sh[s];
+	ret = wrk_bounce(ctx, 8ull * n);
+	if (ret)
+		return ret;
+	if (sh->err)
+		return wrk_dead(ctx, sh);
+	WRK_POST(ret, ctx, deadline, 8ull * n,
+		 rdps_tp_get(sh->ep, ctx->bounce, 8ull * n, ctx->bounce_mr,
+			     sh->clock_key.addr + off, &sh->clock_key,
+			     (uintptr_t)&g, 0));
+	if (ret)
+		return wrk_post_fail(ctx, sh, ret, "a clock-word read");
+	g.left = 1;
+	ret = wrk_grp_wait(ctx, &g, deadline, "a clock-word read");
+	if (!ret)
+		memcpy(out, ctx->bounce, 8ull * n);
+	return ret;
+}
+
+/*
+ * The clock tree, once this worker's fetch-add on its group's counter at
+ * cnt_off (within a node) returned res[slot]: if that completed the group
+ * (round: the counter's round, from 1), add the group's arrival to the
+ * root's counter; if that completed the root, add 1 to every group's
+ * release word at rel_off (when release): all posted together, one round
+ * trip. A release therefore follows the completion of every group's
+ * counter: a waiter reading its group's release can never see a round
+ * before everyone arrived. *done_out: this worker completed the round.
+ */
+static int wrk_tree_up(struct rdps_ctx *ctx, uint64_t cnt_off, uint64_t round,
+		       unsigned slot, uint64_t rel_off, int release,
+		       uint64_t deadline, int *done_out)
+{
+	uint64_t *res = ctx->small;
+	struct wrk_grp g = {0, 0, 0};
+	int ret = 0;
+
+	*done_out = 0;
+	ctx->tree_grp_adds++;
+	if (!ctx->tree_tick_max)
+		ctx->tree_tick_max = 1;
+	if (res[slot] + 1 != (uint64_t)ctx->grp_size * round)
+		return 0;
+	ret = wrk_clock_op(ctx, &ctx->sh[0], ctx->root_off + cnt_off, 1,
+			   &res[slot], deadline, "the clock tree's root");
+	if (ret)
+		return ret;
+	ctx->tree_root_adds++;
+	ctx->tree_tick_max = 2;
+	if (res[slot] + 1 != (uint64_t)ctx->groups * round)
+		return 0;
+	*done_out = 1;
+	for (unsigned grp = 0; release && grp < ctx->groups; grp++) {
+		unsigned s = ps_tree_shard(grp, ctx->nshards);
+		uint64_t off = ps_clock_node_off(
+			ctx->workers, ps_tree_node(grp, ctx->nshards));
+
+		ret = wrk_word_post(ctx, &ctx->sh[s], &g, off + rel_off, 1,
+				    &res[WRK_DISCARD], deadline,
+				    "a clock release");
+		if (ret)
+			break;
+		ctx->tree_rel_adds++;
+	}
+	if (g.left) {
+		int wret = wrk_grp_wait(ctx, &g, deadline, "the clock release");
+
+		if (!ret)
+			ret = wret;
+	}
+	return ret;
 }
 
 /* Under BSP and A-BSP: an END(t) to every shard, into g. */
@@ -70,6 +224,32 @@ static int wrk_clock_ends(struct rdps_ctx *ctx, struct wrk_grp *g, uint64_t t,
 }
 
 /*
+ * What a wait on clock c reads: flat, arrive[c mod K] on shard 0 until
+ * all W arrived; tree, this worker's group's release word until clock c
+ * was released (clocks count from the job's start, clock0 <= c).
+ */
+static struct wrk_round wrk_clock_round(const struct rdps_ctx *ctx, uint64_t c)
+{
+	struct wrk_round rd = {
+		.off = c % ctx->k * 8,
+		.goal = (uint64_t)ctx->workers * (c / ctx->k + 1),
+		.words_off = ps_wclock_off(0),
+		.need = c + 1,
+		.what = "this clock",
+		.no = c,
+		.barrier = 0,
+		.sh = &ctx->sh[0],
+	};
+
+	if (ctx->fanin > 1) {
+		rd.off = ctx->grp_off + offsetof(struct ps_clock_node, release);
+		rd.goal = c - ctx->clock0 + 1;
+		rd.sh = ctx->grp_sh;
+	}
+	return rd;
+}
+
+/*
  * Post the tick of clock t into g: the ENDs (BSP, A-BSP), the fetch-add,
  * this worker's own word (SSP, on_worker_loss continue), and when check
  * and c != t the read of clock c's counter (then *read_posted).
@@ -85,8 +265,16 @@ static int wrk_tick_post(struct rdps_ctx *ctx, struct wrk_grp *g, uint64_t t,
 		ret = wrk_clock_ends(ctx, g, t, deadline);
 	if (ret)
 		return ret;
-	ret = wrk_clock_post(ctx, g, (t % ctx->k) * 8, 1, &res[WRK_FADD],
-			     deadline, "the clock fetch-add");
+	if (ctx->fanin > 1) {
+		ret = wrk_word_post(
+			ctx, ctx->grp_sh, g,
+			ctx->grp_off + (t - ctx->clock0) % ctx->k * 8, 1,
+			&res[WRK_FADD], deadline, "the clock fetch-add");
+	} else {
+		ret = wrk_clock_post(ctx, g, (t % ctx->k) * 8, 1,
+				     &res[WRK_FADD], deadline,
+				     "the clock fetch-add");
+	}
 	if (ret)
 		return ret;
 	/* After it, on the same endpoint: wclock > t proves our arrival.
@@ -102,8 +290,10 @@ static int wrk_tick_post(struct rdps_ctx *ctx, struct wrk_grp *g, uint64_t t,
 	/* Under BSP (c == t) the fetch-add itself says whether we were last;
 	 * a read posted beside it could only see the count before it. */
 	if (check && c != t) {
-		ret = wrk_clock_post(ctx, g, (c % ctx->k) * 8, 0,
-				     &res[WRK_SLACK], deadline, "a clock read");
+		struct wrk_round rd = wrk_clock_round(ctx, c);
+
+		ret = wrk_word_post(ctx, rd.sh, g, rd.off, 0, &res[WRK_SLACK],
+				    deadline, "a clock read");
 		if (ret)
 			return ret;
 		*read_posted = 1;
@@ -147,21 +337,15 @@ static int wrk_slack_wait(struct rdps_ctx *ctx, uint64_t c, int read_posted,
 			  uint64_t deadline, int *waited)
 {
 	uint64_t *res = ctx->small;
-	struct wrk_round rd = {(c % ctx->k) * 8,
-			       (uint64_t)ctx->workers * (c / ctx->k + 1),
-			       ps_wclock_off(0),
-			       c + 1,
-			       "this clock",
-			       c,
-			       0};
+	struct wrk_round rd = wrk_clock_round(ctx, c);
 	struct wrk_errtext et; /* only .saved set: no 512-byte clear */
 	unsigned attempt = 0;
 	int ret, lost = 0;
 
 	et.saved = 0;
 	for (;;) {
-		if (read_posted &&
-		    ps_clock_done(res[WRK_SLACK], c, ctx->k, ctx->workers))
+		/* Flat: ps_clock_done(); tree: released. */
+		if (read_posted && res[WRK_SLACK] >= rd.goal)
 			return wrk_err_restore(&et);
 		*waited = 1;
 		if (read_posted) {
@@ -180,15 +364,14 @@ static int wrk_slack_wait(struct rdps_ctx *ctx, uint64_t c, int read_posted,
 			lost = wrk_lost_check(ctx, attempt, deadline, &rd,
 					      res[WRK_SLACK]);
 		}
-		ret = wrk_clock_op(ctx, (c % ctx->k) * 8, 0, &res[WRK_SLACK],
+		ret = wrk_clock_op(ctx, rd.sh, rd.off, 0, &res[WRK_SLACK],
 				   deadline, "a clock read");
 		if (ret)
 			return ret;
 		read_posted = 1;
 		/* A worker that arrived and then left is no reason to fail:
 		 * the read after learning of it decides. */
-		if (lost &&
-		    !ps_clock_done(res[WRK_SLACK], c, ctx->k, ctx->workers))
+		if (lost && res[WRK_SLACK] < rd.goal)
 			return lost;
 	}
 }
@@ -213,14 +396,16 @@ int rdps_clock(struct rdps_ctx *ctx)
 {
 	uint64_t *res, deadline, t0, c, t = ctx ? ctx->clock : 0;
 	struct wrk_grp g = {0, 0, 0};
-	int ret, check, read_posted = 0, waited;
+	int ret, check, read_posted = 0, waited, last;
 
 	if (!ctx)
 		return rdps_set_error(-EINVAL, "rdps_clock: null context");
 	t0 = rdps_now_ns();
 	deadline = t0 + ctx->timeout_ns;
 	res = ctx->small;
-	check = ctx->model != RDPS_MODEL_ASP && t >= ctx->slack;
+	/* Clocks before the job's start (a resumed job) are complete. */
+	check = ctx->model != RDPS_MODEL_ASP && t >= ctx->slack &&
+		t - ctx->slack >= ctx->clock0;
 	c = check ? t - ctx->slack : 0;
 	ret = wrk_tick_post(ctx, &g, t, c, check, deadline, &read_posted);
 	/* One plain poll first (shm completes at post): the time of a tick
@@ -238,12 +423,22 @@ int rdps_clock(struct rdps_ctx *ctx)
 	ret = wrk_grp_wait(ctx, &g, deadline, "the clock's end and fetch-add");
 	if (ret)
 		goto out;
-	if (ps_clock_last(res[WRK_FADD], t, ctx->k, ctx->workers))
-		ctx->last_arrivals++;
+	if (ctx->fanin > 1)
+		/* ASP never waits: nobody reads a release. */
+		ret = wrk_tree_up(
+			ctx, (t - ctx->clock0) % ctx->k * 8,
+			ps_tree_round(t, ctx->clock0, ctx->k), WRK_FADD,
+			offsetof(struct ps_clock_node, release),
+			ctx->model != RDPS_MODEL_ASP, deadline, &last);
+	else
+		last = ps_clock_last(res[WRK_FADD], t, ctx->k, ctx->workers);
+	if (ret)
+		goto out;
+	ctx->last_arrivals += last;
 	ctx->clock = t + 1;
 	ctx->st.clocks++;
-	if (check &&
-	    !(c == t && ps_clock_last(res[WRK_FADD], t, ctx->k, ctx->workers)))
+	/* Whoever completed clock t knows every clock up to it is. */
+	if (check && !last)
 		ret = wrk_slack_wait(ctx, c, read_posted, deadline, &waited);
 out:
 	if (waited || ret)
@@ -255,17 +450,20 @@ out:
  * Wait until all workers arrived at the barrier counted at off (goal),
  * re-reading it with back-off; while it drags on, look for lost workers.
  */
-static int wrk_barrier_wait(struct rdps_ctx *ctx, uint64_t off, uint64_t goal,
-			    uint64_t deadline)
+static int wrk_barrier_wait(struct rdps_ctx *ctx, struct wrk_shard *sh,
+			    uint64_t off, uint64_t goal, uint64_t deadline)
 {
 	uint64_t *res = ctx->small;
-	struct wrk_round rd = {off,
-			       goal,
-			       ps_wbar_off(ctx->workers, 0),
-			       ctx->barriers,
-			       "the barrier",
-			       ctx->barriers,
-			       1};
+	struct wrk_round rd = {
+		.off = off,
+		.goal = goal,
+		.words_off = ps_wbar_off(ctx->workers, 0),
+		.need = ctx->barriers,
+		.what = "the barrier",
+		.no = ctx->barriers,
+		.barrier = 1,
+		.sh = sh,
+	};
 	struct wrk_errtext et; /* only .saved set: no 512-byte clear */
 	unsigned attempt = 0;
 	int ret, lost;
@@ -278,7 +476,7 @@ static int wrk_barrier_wait(struct rdps_ctx *ctx, uint64_t off, uint64_t goal,
 		wrk_err_save(&et);
 		lost = wrk_lost_check(ctx, attempt, deadline, &rd,
 				      res[WRK_BARRIER]);
-		ret = wrk_clock_op(ctx, off, 0, &res[WRK_BARRIER], deadline,
+		ret = wrk_clock_op(ctx, sh, off, 0, &res[WRK_BARRIER], deadline,
 				   "a barrier read");
 		if (ret)
 			return ret;
@@ -301,15 +499,21 @@ int rdps_barrier(struct rdps_ctx *ctx)
 {
 	uint64_t *res, deadline, goal;
 	uint64_t off = offsetof(struct ps_clock_table, barrier);
+	struct wrk_shard *sh;
 	struct wrk_grp g = {0, 0, 0};
-	int ret;
+	int ret, done;
 
 	if (!ctx)
 		return rdps_set_error(-EINVAL, "rdps_barrier: null context");
 	deadline = wrk_deadline(ctx);
 	res = ctx->small;
-	ret = wrk_clock_post(ctx, &g, off, 1, &res[WRK_BARRIER], deadline,
-			     "the barrier fetch-add");
+	sh = &ctx->sh[0];
+	if (ctx->fanin > 1) {
+		sh = ctx->grp_sh;
+		off = ctx->grp_off + offsetof(struct ps_clock_node, barrier);
+	}
+	ret = wrk_word_post(ctx, sh, &g, off, 1, &res[WRK_BARRIER], deadline,
+			    "the barrier fetch-add");
 	if (!ret && ctx->on_loss == RDPS_LOSS_CONTINUE)
 		ret = wrk_clock_post(
 			ctx, &g, ps_wbar_off(ctx->workers, ctx->rank), 1,
@@ -324,8 +528,21 @@ int rdps_barrier(struct rdps_ctx *ctx)
 	if (ret)
 		return ret;
 	ctx->barriers++;
+	if (ctx->fanin > 1) {
+		ret = wrk_tree_up(ctx, offsetof(struct ps_clock_node, barrier),
+				  ctx->barriers, WRK_BARRIER,
+				  offsetof(struct ps_clock_node, bar_release),
+				  1, deadline, &done);
+		if (ret || done)
+			return ret;
+		return wrk_barrier_wait(
+			ctx, sh,
+			ctx->grp_off +
+				offsetof(struct ps_clock_node, bar_release),
+			ctx->barriers, deadline);
+	}
 	goal = (uint64_t)ctx->workers * ctx->barriers;
 	if (res[WRK_BARRIER] + 1 >= goal)
 		return 0;
-	return wrk_barrier_wait(ctx, off, goal, deadline);
+	return wrk_barrier_wait(ctx, sh, off, goal, deadline);
 }

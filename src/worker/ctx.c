@@ -117,6 +117,12 @@ static int wrk_check_cfg(const struct rdps_config *cfg, unsigned *nshards)
 				      "bad on_worker_loss %d: 0 fail, 1 "
 				      "continue",
 				      (int)cfg->on_worker_loss);
+	if (cfg->clock_fanin < 0 || cfg->clock_fanin > (int)PS_FANIN_MAX)
+		return rdps_set_error(-EINVAL,
+				      "bad clock_fanin %d: 0 (automatic), 1 "
+				      "(one flat counter) or a group size of "
+				      "2 .. %u",
+				      cfg->clock_fanin, PS_FANIN_MAX);
 	if (cfg->on_worker_loss == RDPS_LOSS_CONTINUE &&
 	    rdps_model_in_order(cfg->model))
 		return rdps_set_error(-EINVAL,
@@ -234,15 +240,15 @@ static int wrk_welcome(struct rdps_ctx *ctx, struct wrk_shard *sh)
 	}
 	ret = ps_welcome_parse((char *)ctx->reply +
 				       sh->idx * sizeof(struct ps_welcome),
-			       sizeof(struct ps_welcome), sh->idx, ctx->workers,
-			       &w, why, sizeof(why));
+			       sizeof(struct ps_welcome), sh->idx, ctx->nshards,
+			       ctx->workers, &w, why, sizeof(why));
 	if (ret)
 		return rdps_set_error(ret, "shard %u (%s) %s", sh->idx, sh->url,
 				      why);
 	sh->nslots = w.nslots;
 	sh->slot_bytes = w.slot_bytes;
 	ret = rdps_tp_rkey_unpack(sh->ep, &w.slots, &sh->slots_key);
-	if (!ret && sh->idx == 0)
+	if (!ret)
 		ret = rdps_tp_rkey_unpack(sh->ep, &w.clock, &sh->clock_key);
 	if (ret)
 		return rdps_set_error(-EPROTO,
@@ -468,6 +474,11 @@ static int wrk_ctx_init(struct rdps_ctx *ctx, const struct rdps_config *cfg,
 	ctx->model = cfg->model;
 	ctx->slack = cfg->slack;
 	ctx->on_loss = cfg->on_worker_loss;
+	/* Lost workers are made up on the flat counter only. */
+	ctx->fanin =
+		cfg->on_worker_loss == RDPS_LOSS_CONTINUE
+			? 1
+			: ps_fanin((unsigned)cfg->clock_fanin, ctx->workers);
 	ctx->timeout_ns =
 		(uint64_t)(cfg->timeout_ms ? cfg->timeout_ms : 30000) *
 		1000000ull;
@@ -609,6 +620,8 @@ int rdps_ctx_create(const struct rdps_config *cfg, struct rdps_ctx **ctx_out)
 		ret = wrk_stage_init(ctx);
 	if (!ret)
 		ret = wrk_check_dirs(ctx);
+	if (!ret)
+		ret = wrk_clock_join(ctx, cfg->clock_fanin);
 	if (ret) {
 		rdps_ctx_destroy(ctx);
 		return ret;

@@ -57,26 +57,13 @@ int rdps_cut(struct rdps_ctx *ctx)
 	/* Round c is cut once the word is above c; it only grows. */
 	expect = ctx->cut_seen < ctx->clock ? ctx->cut_seen : ctx->clock;
 	for (;;) {
-		struct wrk_shard *sh = &ctx->sh[0];
-		struct wrk_grp g = {0, 0, 0};
-
 		if (expect > ctx->clock) {
 			ctx->cut_seen = expect;
 			return 0;
 		}
-		if (sh->err)
-			return wrk_dead(ctx, sh);
-		WRK_POST(ret, ctx, deadline, 8,
-			 rdps_tp_atomic_cswap(
-				 sh->ep, expect, ctx->clock + 1,
-				 &res[WRK_CUT_SWAP], ctx->small_mr,
-				 sh->clock_key.addr +
-					 offsetof(struct ps_clock_table, cut),
-				 &sh->clock_key, (uintptr_t)&g, 0));
-		if (ret)
-			return wrk_post_fail(ctx, sh, ret, "the cut");
-		g.left = 1;
-		ret = wrk_grp_wait(ctx, &g, deadline, "the cut");
+		ret = wrk_clock_swap(ctx, offsetof(struct ps_clock_table, cut),
+				     expect, ctx->clock + 1, &res[WRK_CUT_SWAP],
+				     deadline, "the cut");
 		if (ret)
 			return ret;
 		if (res[WRK_CUT_SWAP] == expect) {

@@ -103,8 +103,6 @@ static int wrk_left_error(struct rdps_ctx *ctx, const struct wrk_round *rd,
 static int wrk_makeup(struct rdps_ctx *ctx, const struct wrk_round *rd,
 		      uint64_t seen, uint64_t deadline)
 {
-	struct wrk_shard *sh = &ctx->sh[0];
-	struct wrk_grp g = {0, 0, 0};
 	uint64_t *res = ctx->small, *map, *words;
 	int ret, who;
 
@@ -116,15 +114,9 @@ static int wrk_makeup(struct rdps_ctx *ctx, const struct wrk_round *rd,
 	who = ps_makeup_wait(map, words, ctx->workers, rd->need);
 	if (who >= 0)
 		return 0; /* a live worker is still on its way */
-	WRK_POST(ret, ctx, deadline, 8,
-		 rdps_tp_atomic_cswap(sh->ep, seen, rd->goal, &res[WRK_MAKEUP],
-				      ctx->small_mr,
-				      sh->clock_key.addr + rd->off,
-				      &sh->clock_key, (uintptr_t)&g, 0));
-	if (ret)
-		return wrk_post_fail(ctx, sh, ret, "a make-up swap");
-	g.left = 1;
-	ret = wrk_grp_wait(ctx, &g, deadline, "a make-up swap");
+	/* The flat counter on shard 0: the tree is not used in this mode. */
+	ret = wrk_clock_swap(ctx, rd->off, seen, rd->goal, &res[WRK_MAKEUP],
+			     deadline, "a make-up swap");
 	if (ret)
 		return ret;
 	if (res[WRK_MAKEUP] == seen) {

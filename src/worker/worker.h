@@ -62,6 +62,9 @@
 #define WRK_CUT_READ 4 /* rdps_cut_poll's read */
 #define WRK_OWN 5      /* fetch-add of this worker's own clock word */
 #define WRK_MAKEUP 6   /* wrk_makeup's compare-swap */
+/* Results nobody reads (the release fetch-adds of the clock tree, many at
+ * once), and the fan-in compare-swap at the start. */
+#define WRK_DISCARD 7
 
 /* wr_id of a push's put_imm: odd, so it never looks like a group pointer. */
 #define WRK_WR_PUSH(shard, k) ((((uint64_t)(shard) << 8 | (k)) << 1) | 1)
@@ -79,7 +82,7 @@ struct wrk_shard {
 	struct rdps_tp_ep *ep;
 	struct rdps_tp_rkey dir_key;
 	struct rdps_tp_rkey slots_key;
-	struct rdps_tp_rkey clock_key; /* shard 0 only */
+	struct rdps_tp_rkey clock_key; /* its clock region */
 	uint64_t slot_bytes;
 	unsigned nslots;
 	int welcomed;
@@ -170,6 +173,18 @@ struct rdps_ctx {
 	unsigned n_ubuf, cap_ubuf;
 
 	uint64_t clock, barriers, last_arrivals;
+	/* The clock tree (ps_proto.h "Clock tree"): the fan-in (1: flat),
+	 * the clock the job started at (rounds count from it), this
+	 * worker's group and where its node lives. */
+	unsigned fanin, grp, grp_size, groups;
+	uint64_t clock0;
+	struct wrk_shard *grp_sh;
+	uint64_t grp_off, root_off;
+	/* For tests: fetch-adds this worker posted on tree nodes: on its
+	 * group's words, on the root, into the groups' release words; and
+	 * the most counter fetch-adds (group + root) of any one tick. */
+	uint64_t tree_grp_adds, tree_root_adds, tree_rel_adds;
+	unsigned tree_tick_max;
 	int ready; /* rdps_ctx_create() succeeded */
 	/* A wait gave up with operations in flight that point at its
 	 * (gone) group: no completion may be dispatched any more; or
@@ -202,6 +217,9 @@ struct wrk_round {
 	const char *what; /* "this clock", "the barrier" */
 	uint64_t no;	  /* the clock, or the barrier (from 1) */
 	int barrier;	  /* a barrier, not a clock */
+	/* The shard whose clock region holds the counter at off: shard 0
+	 * (flat), or the worker's group's (tree: its release word). */
+	struct wrk_shard *sh;
 };
 
 /* Hot-path helpers (every operation) ------------------------------------- */
@@ -459,6 +477,31 @@ int wrk_emb_lookup(struct rdps_emb *e, const uint64_t *keys, size_t n,
 int wrk_clock_post(struct rdps_ctx *ctx, struct wrk_grp *g, uint64_t off,
 		   uint64_t add, uint64_t *res, uint64_t deadline,
 		   const char *what);
+
+/* One compare-swap (cmp -> swp) at off of shard 0's clock table, waited
+ * for; the old value lands in *res (in the small buffer). */
+int wrk_clock_swap(struct rdps_ctx *ctx, uint64_t off, uint64_t cmp,
+		   uint64_t swp, uint64_t *res, uint64_t deadline,
+		   const char *what);
+
+/* The same on shard sh's clock region. */
+int wrk_word_post(struct rdps_ctx *ctx, struct wrk_shard *sh, struct wrk_grp *g,
+		  uint64_t off, uint64_t add, uint64_t *res, uint64_t deadline,
+		  const char *what);
+
+/*
+ * At the end of rdps_ctx_create (the job's start clock known): settle the
+ * clock's fan-in with the other workers (a compare-swap on shard 0's
+ * fanin word: -EINVAL naming both values when another worker uses
+ * another; cfg_fanin is what this one was given) and find this worker's
+ * group node. Blocks for one round trip.
+ */
+int wrk_clock_join(struct rdps_ctx *ctx, int cfg_fanin);
+
+/* For tests: read n 8-byte words at off of shard s's clock region into
+ * out (n <= 64). Blocks. */
+int wrk_clock_words(struct rdps_ctx *ctx, unsigned s, uint64_t off, unsigned n,
+		    uint64_t *out);
 
 /* Lost workers (loss.c) ---------------------------------------------------- */
 

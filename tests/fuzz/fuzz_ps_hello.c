@@ -7,8 +7,9 @@
  *
  * Input: byte 0 picks the parser (0 worker hello, 1 shard hello, 2
  * welcome; modulo 3); byte 1 the job's worker count minus one (1..256);
- * byte 2 the shard index (low 4 bits) and, for the shard hello, the shard
- * count beyond it (high 4 bits: nshards = shard + 1 + that); byte 3 the
+ * byte 2 the shard index (low 4 bits) and, for the shard hello and the
+ * welcome, the shard count beyond it (high 4 bits: nshards = shard + 1 +
+ * that); byte 3 the
  * size of the reason buffer (0, 1, 16 or 200 bytes, allocated to exactly
  * that); the rest is the message, in a buffer of exactly its length.
  * Each input checks:
@@ -19,8 +20,8 @@
  *     the worker count it states, which is the job's;
  *   - a shard hello accepted is of the shard and count asked for;
  *   - a welcome accepted has 1..PS_NSLOTS sub-slots of a size the worker
- *     can hold a message in, and on shard 0 a clock table large enough
- *     for the job.
+ *     can hold a message in, and a clock region large enough for the
+ *     job's workers and shards.
  * Verdict (fuzz.h): whether the parser picked accepted the message (the
  * worker hello: parsed and fitting the job).
  */
@@ -125,13 +126,15 @@ static int run_lhello(const uint8_t *buf, size_t len, unsigned shard,
 }
 
 static int run_welcome(const uint8_t *buf, size_t len, unsigned shard,
-		       unsigned workers, char *why, size_t why_len, size_t size)
+		       unsigned nshards, unsigned workers, char *why,
+		       size_t why_len, size_t size)
 {
 	struct ps_welcome_info w;
 	int ret;
 
 	memset(&w, 0x5a, sizeof(w));
-	ret = ps_welcome_parse(buf, len, shard, workers, &w, why, why_len);
+	ret = ps_welcome_parse(buf, len, shard, nshards, workers, &w, why,
+			       why_len);
 	if (ret) {
 		if (ret < -4095)
 			breach("welcome: refused with no errno", size);
@@ -143,9 +146,9 @@ static int run_welcome(const uint8_t *buf, size_t len, unsigned shard,
 	    w.slot_bytes > (1ull << 30))
 		breach("welcome: accepted sub-slots the worker cannot use",
 		       size);
-	if (shard == 0 &&
-	    rdps_be64toh(w.clock.len_be) < ps_clock_region_len(workers))
-		breach("welcome: accepted a clock table too small for the job",
+	if (rdps_be64toh(w.clock.len_be) <
+	    ps_clock_region_len(workers, nshards))
+		breach("welcome: accepted a clock region too small for the job",
 		       size);
 	return 0;
 }
@@ -182,7 +185,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		ret = run_lhello(buf, len, shard, nshards, why, why_len, size);
 		break;
 	default:
-		ret = run_welcome(buf, len, shard, workers, why, why_len, size);
+		ret = run_welcome(buf, len, shard, nshards, workers, why,
+				  why_len, size);
 		break;
 	}
 	if (ret > 0)

@@ -39,6 +39,7 @@ enum sim_phase {
 	PH_CLOCK_DONE, /* the tick completed: wait or not */
 	PH_READ,       /* post a read of the clock word (after back-off) */
 	PH_READ_DONE,  /* the read completed */
+	PH_CLIMB,      /* clock tree: the root's add or the releases done */
 	PH_FINISHED
 };
 
@@ -48,6 +49,7 @@ struct sim_worker {
 	double start;
 	unsigned attempt, batch;
 	int read_posted, last;
+	int climb;    /* clock tree: 1 the root's add, 2 the releases posted */
 	uint64_t val; /* the last read of arrive[c] (count for clock c) */
 	uint64_t c;   /* the clock waited for */
 	double batch_us;
@@ -77,6 +79,12 @@ struct sim {
 	struct sim_q *cpu;     /* per shard */
 	struct sim_q *prog;    /* per shard: op_thread's thread */
 	struct sim_q hot;      /* shard 0's arrival words (one cache line) */
+	/* The clock tree (fan-in G > 1): arrival lines, [0] the root on
+	 * shard 0, [1 + g] group g's on shard g mod S; release lines [g];
+	 * group g's arrivals [g][t], the root's [t], releases [g]. */
+	unsigned G, groups;
+	struct sim_q *node_q, *rel_q;
+	uint64_t *grp_arrived, *root_arrived, *released;
 	struct sim_q cut_line; /* shard 0's A-BSP cut word (another) */
 	double *pub;	       /* [s][t]: applied_clock = t + 1 published */
 	uint32_t *ends;	       /* [s][t] */
@@ -105,6 +113,22 @@ int sim_model_parse(const char *s, enum sim_model *out)
 			return 0;
 		}
 	return -EINVAL;
+}
+
+/* The fan-in the library runs with (ps_proto.h ps_fanin: automatic is
+ * flat up to 32 workers, then the smallest G with G * G >= W; one group
+ * of everyone is flat). */
+static unsigned sim_fanin(unsigned cfg, unsigned workers)
+{
+	unsigned g = cfg;
+
+	if (!g) {
+		if (workers <= 32)
+			return 1;
+		for (g = 2; g * g < workers; g++)
+			;
+	}
+	return g >= workers ? 1 : g;
 }
 
 void sim_cfg_default(struct sim_cfg *cfg)
@@ -275,8 +299,8 @@ enum sim_op { SIM_OP_READ, SIM_OP_FADD, SIM_OP_CAS };
  * word (on a line of its own). The NIC serves a line one operation at a
  * time: each is one hot address. Its completion; *exec: when the word
  * was served. */
-static double sim_word(struct sim *s, int cut, enum sim_op op, double at,
-		       uint64_t t, double *exec)
+static double sim_word_on(struct sim *s, struct sim_q *q, unsigned sh,
+			  enum sim_op op, double at, uint64_t t, double *exec)
 {
 	double svc = 1.0 / (op != SIM_OP_READ ? s->p->atomic_mops
 					      : s->p->hot_read_mops);
@@ -286,9 +310,37 @@ static double sim_word(struct sim *s, int cut, enum sim_op op, double at,
 	double ow =
 		sim_half(whole, svc + (s->p->op_thread ? s->p->op_cpu_us : 0));
 
-	*exec = q_serve(cut ? &s->cut_line : &s->hot, sim_target(s, 0, at + ow),
-			svc, sim_measured(s, t));
+	*exec = q_serve(q, sim_target(s, sh, at + ow), svc, sim_measured(s, t));
 	return *exec + ow;
+}
+
+static double sim_word(struct sim *s, int cut, enum sim_op op, double at,
+		       uint64_t t, double *exec)
+{
+	return sim_word_on(s, cut ? &s->cut_line : &s->hot, 0, op, at, t, exec);
+}
+
+/* Where worker w's clock waits read: flat, shard 0's arrival line; tree,
+ * its group's release line. */
+static double sim_wait_read(struct sim *s, unsigned w, double at, uint64_t t)
+{
+	double exec;
+	unsigned g;
+
+	if (s->G < 2)
+		return sim_word(s, 0, SIM_OP_READ, at, t, &exec);
+	g = w / s->G;
+	return sim_word_on(s, &s->rel_q[g], g % s->S, SIM_OP_READ, at, t,
+			   &exec);
+}
+
+/* What that read sees: flat, the arrivals at clock c (done at W); tree,
+ * whether c was released (done at W, so the checks stay one). */
+static uint64_t sim_wait_val(const struct sim *s, unsigned w, uint64_t c)
+{
+	if (s->G < 2)
+		return s->arrived[c];
+	return s->released[w / s->G] > c ? s->W : 0;
 }
 
 /* A worker's wait from now until done, for what another process sends
@@ -574,12 +626,27 @@ static void sim_clock(struct sim *s, unsigned w, double now)
 		}
 		sim_count(s, t, s->S);
 	}
-	c = sim_word(s, 0, SIM_OP_FADD, now, t, &exec);
-	wk->last = s->arrived[t] + 1 == s->W;
-	s->arrived[t]++;
-	if (sim_measured(s, t)) {
-		s->hot_atomics++;
-		s->clock_ops++;
+	if (s->G > 1) {
+		/* Tree: the group's word on its shard; the last of the
+		 * group climbs at PH_CLIMB. */
+		unsigned g = w / s->G, size = s->W - g * s->G;
+		uint64_t *ga = &s->grp_arrived[g * s->n_it + t];
+
+		size = size < s->G ? size : s->G;
+		c = sim_word_on(s, &s->node_q[1 + g], g % s->S, SIM_OP_FADD,
+				now, t, &exec);
+		wk->climb = ++*ga == size;
+		wk->last = 0;
+		s->arrived[t]++;
+		s->clock_ops += sim_measured(s, t);
+	} else {
+		c = sim_word(s, 0, SIM_OP_FADD, now, t, &exec);
+		wk->last = s->arrived[t] + 1 == s->W;
+		s->arrived[t]++;
+		if (sim_measured(s, t)) {
+			s->hot_atomics++;
+			s->clock_ops++;
+		}
 	}
 	sim_count(s, t, 1);
 	if (c > done)
@@ -589,11 +656,11 @@ static void sim_clock(struct sim *s, unsigned w, double now)
 			? t - s->cfg->slack
 			: t;
 	if (s->cfg->model == SIM_SSP && s->cfg->slack && t >= s->cfg->slack) {
-		c = sim_word(s, 0, SIM_OP_READ, now, t, &exec);
-		wk->val = s->arrived[wk->c];
+		c = sim_wait_read(s, w, now, t);
+		wk->val = sim_wait_val(s, w, wk->c);
 		wk->read_posted = 1;
 		if (sim_measured(s, t)) {
-			s->hot_reads++;
+			s->hot_reads += s->G < 2;
 			s->clock_ops++;
 		}
 		sim_count(s, t, 1);
@@ -630,13 +697,59 @@ static void sim_slack_next(struct sim *s, unsigned w, double now)
 	sim_at(s, w, now + d, PH_READ);
 }
 
+/*
+ * Clock tree (clock.c wrk_tree_up): the worker that completed its group
+ * adds to the root on shard 0, waited for; the one that completed the
+ * root adds to every group's release word, all posted together (not under
+ * ASP), waited for; it then knows clock t complete. Returns 1 when it
+ * posted something (PH_CLIMB comes back here).
+ */
+static int sim_climb(struct sim *s, unsigned w, double now)
+{
+	struct sim_worker *wk = &s->w[w];
+	uint64_t t = wk->it;
+	double done = now, exec, c;
+
+	if (wk->climb != 1)
+		return 0;
+	wk->climb = 2;
+	c = sim_word_on(s, &s->node_q[0], 0, SIM_OP_FADD, now, t, &exec);
+	sim_count(s, t, 1);
+	if (sim_measured(s, t)) {
+		s->hot_atomics++;
+		s->clock_ops++;
+	}
+	done = c;
+	if (++s->root_arrived[t] == s->groups) {
+		double rel = done;
+
+		wk->last = 1;
+		/* Posted together: one round trip, the last completion. */
+		for (unsigned g = 0; s->cfg->model != SIM_ASP && g < s->groups;
+		     g++) {
+			c = sim_word_on(s, &s->rel_q[g], g % s->S, SIM_OP_FADD,
+					done, t, &exec);
+			s->released[g]++;
+			sim_count(s, t, 1);
+			s->clock_ops += sim_measured(s, t);
+			rel = c > rel ? c : rel;
+		}
+		done = rel;
+	}
+	sim_at(s, w, sim_wait(s, now, done, s->p->op_thread), PH_CLIMB);
+	return 1;
+}
+
 static void sim_clock_done(struct sim *s, unsigned w, double now)
 {
 	struct sim_worker *wk = &s->w[w];
 	uint64_t t = wk->it;
 	int check = s->cfg->model != SIM_ASP && t >= s->cfg->slack;
 
-	if (!check || (wk->c == t && wk->last)) {
+	if (sim_climb(s, w, now))
+		return;
+	/* Whoever completed clock t knows every clock up to it is. */
+	if (!check || (wk->last && (s->G > 1 || wk->c == t))) {
 		sim_iter_end(s, w, now);
 		return;
 	}
@@ -647,12 +760,12 @@ static void sim_clock_done(struct sim *s, unsigned w, double now)
 static void sim_read_post(struct sim *s, unsigned w, double now)
 {
 	struct sim_worker *wk = &s->w[w];
-	double exec, c;
+	double c;
 
-	c = sim_word(s, 0, SIM_OP_READ, now, wk->it, &exec);
-	wk->val = s->arrived[wk->c];
+	c = sim_wait_read(s, w, now, wk->it);
+	wk->val = sim_wait_val(s, w, wk->c);
 	if (sim_measured(s, wk->it)) {
-		s->hot_reads++;
+		s->hot_reads += s->G < 2;
 		s->clock_ops++;
 	}
 	sim_count(s, wk->it, 1);
@@ -678,6 +791,7 @@ static void sim_step(struct sim *s, unsigned w, double now)
 		sim_clock(s, w, now);
 		break;
 	case PH_CLOCK_DONE:
+	case PH_CLIMB:
 		sim_clock_done(s, w, now);
 		break;
 	case PH_READ:
@@ -716,6 +830,11 @@ static void sim_free(struct sim *s)
 	free(s->pub);
 	free(s->ends);
 	free(s->arrived);
+	free(s->node_q);
+	free(s->rel_q);
+	free(s->grp_arrived);
+	free(s->root_arrived);
+	free(s->released);
 	free(s->cut);
 	free(s->shard_bytes);
 	free(s->samples);
@@ -736,6 +855,17 @@ static int sim_alloc(struct sim *s)
 	s->pub = malloc(ps * sizeof(*s->pub));
 	s->ends = calloc(ps, sizeof(*s->ends));
 	s->arrived = calloc(s->n_it, sizeof(*s->arrived));
+	if (s->G > 1) {
+		s->node_q = calloc(s->groups + 1, sizeof(*s->node_q));
+		s->rel_q = calloc(s->groups, sizeof(*s->rel_q));
+		s->grp_arrived = calloc((size_t)s->groups * s->n_it,
+					sizeof(*s->grp_arrived));
+		s->root_arrived = calloc(s->n_it, sizeof(*s->root_arrived));
+		s->released = calloc(s->groups, sizeof(*s->released));
+		if (!s->node_q || !s->rel_q || !s->grp_arrived ||
+		    !s->root_arrived || !s->released)
+			return -ENOMEM;
+	}
 	s->cut = malloc(s->n_it * sizeof(*s->cut));
 	s->shard_bytes = calloc(s->S, sizeof(*s->shard_bytes));
 	s->samples = malloc((size_t)s->W * s->cfg->iters * sizeof(*s->samples));
@@ -774,6 +904,8 @@ int sim_run(const struct sim_cfg *cfg, struct sim_result *res)
 	s.n_it = cfg->warmup + cfg->iters;
 	s.wake = s.p->wake_us + s.p->wake_per_proc_us * (s.W + s.S);
 	s.win_start = SIM_INF;
+	s.G = sim_fanin(cfg->fanin, s.W);
+	s.groups = s.G > 1 ? (s.W + s.G - 1) / s.G : 0;
 	ret = sim_alloc(&s);
 	if (ret) {
 		sim_free(&s);
@@ -818,6 +950,16 @@ int sim_run(const struct sim_cfg *cfg, struct sim_result *res)
 			(double)s.hot_atomics / res->sim_us * 1e6;
 		res->hot_reads_per_s = (double)s.hot_reads / res->sim_us * 1e6;
 		res->hot_util = s.hot.busy / res->sim_us;
+		/* Tree: the busiest clock line, root or group. */
+		for (unsigned i = 0; s.G > 1 && i <= s.groups; i++) {
+			double u = s.node_q[i].busy / res->sim_us;
+
+			if (i == 0 || u > res->hot_util)
+				res->hot_util = u;
+			if (i < s.groups &&
+			    s.rel_q[i].busy / res->sim_us > res->hot_util)
+				res->hot_util = s.rel_q[i].busy / res->sim_us;
+		}
 	}
 	sim_free(&s);
 	return 0;

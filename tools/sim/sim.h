@@ -30,7 +30,13 @@
  *                   them (no wait for 4 tries, sched_yield to 16, then
  *                   sleeps of 10 us doubling every 4 tries up to 1 ms), and
  *                   every 16th try a READ of shard 0's directory header
- *                   (wrk_lost_check);
+ *                   (wrk_lost_check). With the clock tree (fan-in G > 1,
+ *                   sim_cfg.fanin) the fetch-add goes to the worker's
+ *                   group's arrival line (group g: shard g mod S), the
+ *                   last of a group then adds to the root's (shard 0),
+ *                   waited for, the last group's adder then to every
+ *                   group's release line, posted together and waited
+ *                   for, and waiters read their group's release line;
  *   shard (server/) one CPU queue per shard: per message a fixed cost, a
  *                   push's bytes applied (SSP, ASP) or staged (BSP/A-BSP,
  *                   srv_pend_add) at a cost per byte, per END a scan of all
@@ -39,8 +45,9 @@
  *                   (srv_pend_apply) before applied_clock is published.
  * Contention: shard 0's arrival words (the K = slack + 2 in use share one
  * 64-byte line of the clock table) are one hot address, the cut word
- * another: a line's operations are served one at a time, fetch-adds and
- * compare-swaps at the profile's atomics/s on one address, reads at its
+ * another; with the tree, each node's arrival line and each group's
+ * release line is one: a line's operations are served one at a time, fetch-adds
+ * and compare-swaps at the profile's atomics/s on one address, reads at its
  * reads/s, so the waiters' reads delay the fetch-adds they wait for. Each
  * host has one link of the profile's bandwidth per direction (a transfer
  * holds the sender's send side and the receiver's receive side); in the
@@ -134,6 +141,10 @@ struct sim_cfg {
 	uint64_t seed;
 	struct trn_spec stragglers;
 	int clock_only; /* iterations of rdps_clock() alone */
+	/* The clock's fan-in, as rdps_config.clock_fanin: 0 automatic
+	 * (flat up to 32 workers, then groups of ceil(sqrt(W))), 1 flat,
+	 * G the tree. */
+	unsigned fanin;
 };
 
 struct sim_result {
@@ -141,10 +152,12 @@ struct sim_result {
 	double iter_us_mean, iter_us_min, iter_us_max;
 	double shard_cpu_us_per_iter; /* mean over the shards */
 	double bytes_per_worker_iter, ops_per_worker_iter;
-	double clock_ops_per_worker_iter; /* fetch-adds and reads on shard 0 */
-	/* Shard 0's clock table: fetch-adds and reads of clock words per
-	 * second over the measured iterations, and the share of that time
-	 * the line was busy (1.0: saturated). */
+	double clock_ops_per_worker_iter; /* on the clock words */
+	/* Shard 0's clock line (flat: arrive[]; tree: the root's):
+	 * fetch-adds and reads per second over the measured iterations,
+	 * and the share of that time the busiest clock line (flat: that
+	 * one; tree: the root's or a group's arrival or release line) was
+	 * busy (1.0: saturated). */
 	double hot_atomics_per_s, hot_reads_per_s, hot_util;
 	double sim_us; /* simulated time of the measured iterations */
 };
