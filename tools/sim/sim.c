@@ -594,10 +594,15 @@ static void sim_end(struct sim *s, unsigned sh, double done, uint64_t t)
 
 	if (++*e < s->W)
 		return;
-	/* srv_pend_apply: the W pending deltas, in worker order. */
+	/*
+	 * srv_ends_recount: once every worker's END passed the applied
+	 * clock, one scan of the W workers for the lowest count; then
+	 * srv_pend_apply: the W pending deltas, in worker order.
+	 */
 	done = sim_cpu(s, sh, done,
-		       (double)s->W * (double)s->shard_bytes[sh] *
-			       s->p->apply_ns_per_byte / 1e3,
+		       (double)s->W * s->p->scan_ns / 1e3 +
+			       (double)s->W * (double)s->shard_bytes[sh] *
+				       s->p->apply_ns_per_byte / 1e3,
 		       t);
 	s->pub[sh * s->n_it + t] = done;
 }
@@ -615,9 +620,7 @@ static void sim_clock(struct sim *s, unsigned w, double now)
 
 	if (sim_in_order(s)) {
 		for (unsigned sh = 0; sh < s->S; sh++) {
-			double h = sim_msg(
-				s, w, sh, now, 0,
-				s->p->msg_us + s->W * s->p->scan_ns / 1e3, t);
+			double h = sim_msg(s, w, sh, now, 0, s->p->msg_us, t);
 
 			sim_end(s, sh, h, t);
 			/* The write-with-immediate completes when acked. */

@@ -39,10 +39,11 @@
  *                   for, and waiters read their group's release line;
  *   shard (server/) one CPU queue per shard: per message a fixed cost, a
  *                   push's bytes applied (SSP, ASP) or staged (BSP/A-BSP,
- *                   srv_pend_add) at a cost per byte, per END a scan of all
- *                   W workers (srv_handle_end), and when the W-th END(c)
- *                   is in, BSP/A-BSP apply the W pending deltas
- *                   (srv_pend_apply) before applied_clock is published.
+ *                   srv_pend_add) at a cost per byte, and when the W-th
+ *                   END(c) is in, one scan of the W workers' END counts
+ *                   (srv_ends_recount) and BSP/A-BSP apply the W pending
+ *                   deltas (srv_pend_apply) before applied_clock is
+ *                   published.
  * Contention: shard 0's arrival words (the K = slack + 2 in use share one
  * 64-byte line of the clock table) are one hot address, the cut word
  * another; with the tree, each node's arrival line and each group's
@@ -96,7 +97,7 @@ struct sim_profile {
 	unsigned cores;
 	double apply_ns_per_byte; /* shard CPU per byte applied or staged */
 	double msg_us;		  /* shard CPU per message */
-	double scan_ns;		  /* shard CPU per worker scanned per END */
+	double scan_ns;		  /* shard CPU per worker scanned per clock */
 	double atomic_mops;	  /* fetch-adds per second on one address, M */
 	double hot_read_mops;	  /* reads per second on one address, M */
 	double spin_us;		  /* adaptive polling: spin before sleeping */
