@@ -30,7 +30,8 @@
  * not come: the earlier request's response flushes them.
  *
  * Zero copy: a request's payload is sent straight from the caller's buffer
- * and a READ response straight from the registered region; WRITE payloads
+ * and a READ response straight from the registered region (a gather READ's
+ * response is one copy of its ranges, see RDPS_TCP_REQ_GATHER); WRITE payloads
  * and READ responses are received straight into their destination once the
  * header is validated. Small messages go through a per-endpoint receive
  * buffer because one recv() for many small messages beats a syscall per
