@@ -143,6 +143,7 @@ static int mode_once(struct rdps_ctx *ctx, int argc, char **argv)
 	size_t nw = 0, m = 0;
 	struct rdps_stats st0, st1;
 	uint64_t h0, h1;
+	unsigned gmax;
 
 	if (argc != 4)
 		fail("usage: once N SEED");
@@ -243,6 +244,18 @@ static int mode_once(struct rdps_ctx *ctx, int argc, char **argv)
 			fail("a pull of %zu keys took %" PRIu64 " round "
 			     "trips, want 2",
 			     m, st1.emb_round_trips - st0.emb_round_trips);
+		/* Each round is one gather READ per shard of up to half
+		 * the send queue's ranges (plus a header READ under BSP),
+		 * not a READ per bucket and per row (3 per key). */
+		gmax = ctx->tp->cfg.sq_depth / 2 < RDPS_TP_GATHER_MAX
+			       ? ctx->tp->cfg.sq_depth / 2
+			       : RDPS_TP_GATHER_MAX;
+		if (st1.emb_torn_retries == st0.emb_torn_retries &&
+		    st1.remote_ops - st0.remote_ops >
+			    2 * (2 * ctx->nshards + 2 * m / gmax + 1))
+			fail("a pull of %zu keys on %u shards posted %" PRIu64
+			     " operations: not a gather per shard and round",
+			     m, ctx->nshards, st1.remote_ops - st0.remote_ops);
 		/* Keys never pushed: 0 (init zero), one round trip. */
 		for (size_t i = 0; i < m && i < 100; i++)
 			k[i] = 0x5eed000000000000ull + i * 2 + 1;

@@ -531,6 +531,55 @@ static void test_close_busy(void **state)
 	CHECK(ret == 0, "close after everything was released: %d", ret);
 }
 
+/* The gather READ's limits, checked before any transport sees it. */
+static void test_gather_check(void **state)
+{
+	static struct rdps_tp_gather_ent e[RDPS_TP_GATHER_MAX + 1];
+	struct rdps_tp_rkey rk = {.addr = 4096, .len = 1u << 20, .key = 7};
+	uint64_t total = 12345;
+	int ret;
+
+	(void)state;
+	for (unsigned i = 0; i <= RDPS_TP_GATHER_MAX; i++)
+		e[i] = (struct rdps_tp_gather_ent){
+			.raddr = 4096, .rkey = &rk, .len = 1000};
+	ret = rdps_tp_gather_check(e, RDPS_TP_GATHER_MAX, 0, &total);
+	CHECK(ret == 0 && total == RDPS_TP_GATHER_MAX * 1000ull,
+	      "the most ranges: %d, total %" PRIu64, ret, total);
+	total = 12345;
+	ret = rdps_tp_gather_check(e, RDPS_TP_GATHER_MAX + 1, 0, &total);
+	CHECK(ret == -EINVAL && strstr(rdps_errmsg(), "ranges") &&
+		      total == 12345,
+	      "one range too many: %d (%s)", ret, rdps_errmsg());
+	ret = rdps_tp_gather_check(e, 0, 0, &total);
+	CHECK(ret == -EINVAL, "no range: %d", ret);
+	ret = rdps_tp_gather_check(NULL, 1, 0, &total);
+	CHECK(ret == -EINVAL, "no array: %d", ret);
+	/* A transport that spends a send-queue slot per range. */
+	ret = rdps_tp_gather_check(e, 17, 16, &total);
+	CHECK(ret == -EINVAL && strstr(rdps_errmsg(), "sq_depth 16"),
+	      "17 ranges on a queue of 16: %d (%s)", ret, rdps_errmsg());
+	ret = rdps_tp_gather_check(e, 16, 16, &total);
+	CHECK(ret == 0, "16 ranges on a queue of 16: %d", ret);
+	e[3].rkey = NULL;
+	ret = rdps_tp_gather_check(e, 5, 0, &total);
+	CHECK(ret == -EINVAL && strstr(rdps_errmsg(), "range 3"),
+	      "a range without a key: %d (%s)", ret, rdps_errmsg());
+	e[3].rkey = &rk;
+	e[0].len = e[1].len = 0xffffffffu;
+	ret = rdps_tp_gather_check(e, 2, 0, &total);
+	CHECK(ret == -EINVAL && strstr(rdps_errmsg(), "byte limit"),
+	      "two ranges of 4 GiB - 1: %d (%s)", ret, rdps_errmsg());
+	e[0].len = RDPS_TP_GATHER_MAX_BYTES - 1;
+	e[1].len = 1;
+	ret = rdps_tp_gather_check(e, 2, 0, &total);
+	CHECK(ret == 0 && total == RDPS_TP_GATHER_MAX_BYTES,
+	      "exactly the byte limit: %d", ret);
+	e[1].len = 2;
+	ret = rdps_tp_gather_check(e, 2, 0, &total);
+	CHECK(ret == -EINVAL, "a byte over the limit: %d", ret);
+}
+
 static void test_strings(void **state)
 {
 	(void)state;
@@ -570,6 +619,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_cfg_default),
 		cmocka_unit_test(test_open_bad_cfg),
 		cmocka_unit_test(test_close_busy),
+		cmocka_unit_test(test_gather_check),
 		cmocka_unit_test(test_strings),
 	};
 

@@ -308,13 +308,13 @@ static void t_bad_type(void **state)
 {
 	static const uint8_t bad[] = {
 		0x00,
-		0x06,
 		0x07,
+		0x08,
 		0x40,
 		0x41,
 		0x7f,
 		RDPS_TCP_RESP,
-		RDPS_TCP_RESP | 0x06,
+		RDPS_TCP_RESP | 0x07,
 		RDPS_TCP_RESP | 0x41,
 		0xff,
 	};
@@ -486,6 +486,108 @@ static void expect_hello_proto(const uint8_t *buf, size_t len, const char *what)
 	      "%s: out written on failure", what);
 }
 
+/* Gather READ: header limits, then descriptors by hand ----------------- */
+
+static void t_gather_header(void **state)
+{
+	struct {
+		uint32_t len;
+		uint64_t op1;
+		const char *what;
+	} bad[] = {
+		{0, 64, "no descriptors"},
+		{20, 64, "ragged descriptors"},
+		{RDPS_TCP_RANGE_LEN * (RDPS_TP_GATHER_MAX + 1), 64,
+		 "one range too many"},
+		{32, 0, "total 0"},
+		{32, RDPS_TP_GATHER_MAX_BYTES + 1ull, "total over the limit"},
+	};
+	uint8_t buf[RDPS_TCP_HDR_LEN];
+	struct rdps_tcp_msg m = msg_of(RDPS_TCP_REQ_GATHER, 0, 32);
+
+	(void)state;
+	m.op1 = RDPS_TP_GATHER_MAX_BYTES;
+	hdr_by_hand(buf, &m);
+	expect_ok(buf, sizeof(buf), &m, "gather request");
+	m = msg_of(RDPS_TCP_RESP | RDPS_TCP_REQ_GATHER, 0, 4096);
+	hdr_by_hand(buf, &m);
+	expect_ok(buf, sizeof(buf), &m, "gather response with its data");
+	m.status = RDPS_TP_WC_REM_ACCESS_ERR;
+	hdr_by_hand(buf, &m);
+	expect_proto(buf, sizeof(buf), "failed gather response with data");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		m = msg_of(RDPS_TCP_REQ_GATHER, 0, bad[i].len);
+		m.op1 = bad[i].op1;
+		hdr_by_hand(buf, &m);
+		expect_proto(buf, sizeof(buf), bad[i].what);
+	}
+}
+
+static void desc_by_hand(uint8_t *p, uint64_t raddr, uint32_t rkey,
+			 uint32_t len)
+{
+	be64_at(p, raddr);
+	be32_at(p + 8, rkey);
+	be32_at(p + 12, len);
+}
+
+static void expect_gather_proto(const uint8_t *buf, size_t len, uint64_t total,
+				const char *what)
+{
+	static struct rdps_tcp_range out[RDPS_TP_GATHER_MAX];
+	const char *why = NULL;
+	int k = rdps_tcp_gather_decode(buf, len, total, out, &why);
+
+	CHECK(k == -EPROTO, "%s: decode returned %d, want -EPROTO", what, k);
+	CHECK(why && *why, "%s: -EPROTO without a reason", what);
+}
+
+static void t_gather_desc(void **state)
+{
+	static uint8_t buf[(RDPS_TP_GATHER_MAX + 1) * RDPS_TCP_RANGE_LEN];
+	static struct rdps_tcp_range out[RDPS_TP_GATHER_MAX];
+	struct rdps_tcp_range in[2] = {
+		{0x1112131415161718ull, 0x21222324u, 0x31},
+		{0x4142434445464748ull, 0x51525354u, 0x0f},
+	};
+	uint8_t enc[2 * RDPS_TCP_RANGE_LEN];
+	const char *why = NULL;
+	int k;
+
+	(void)state;
+	desc_by_hand(buf, in[0].raddr, in[0].rkey, in[0].len);
+	desc_by_hand(buf + 16, in[1].raddr, in[1].rkey, in[1].len);
+	rdps_tcp_gather_encode(in, 2, enc);
+	CHECK(!memcmp(enc, buf, sizeof(enc)),
+	      "gather descriptors encode off the layout in tcp.h");
+	k = rdps_tcp_gather_decode(buf, 32, 0x40, out, &why);
+	CHECK(k == 2, "two descriptors decoded as %d (%s)", k, why ? why : "");
+	for (int i = 0; i < 2; i++)
+		CHECK(out[i].raddr == in[i].raddr &&
+			      out[i].rkey == in[i].rkey &&
+			      out[i].len == in[i].len,
+		      "descriptor %d decoded wrong", i);
+
+	expect_gather_proto(buf, 32, 0x41, "lengths not adding up");
+	expect_gather_proto(buf, 31, 0x40, "ragged list");
+	expect_gather_proto(buf, 0, 0, "empty list");
+	desc_by_hand(buf + 16, 0x1000, 1, 0);
+	expect_gather_proto(buf, 32, 0x31, "a range of length 0");
+	/* Two lengths near 2^32 whose sum wraps a 32-bit counter to the
+	 * total; and the same total at its 64-bit value, over the limit. */
+	desc_by_hand(buf, 0x1000, 1, 0xffffffffu);
+	desc_by_hand(buf + 16, 0x2000, 1, 0xffffffffu);
+	expect_gather_proto(buf, 32, 0xfffffffeu, "lengths that wrap");
+	expect_gather_proto(buf, 32, 0x1fffffffeull, "sum over the limit");
+	for (unsigned i = 0; i <= RDPS_TP_GATHER_MAX; i++)
+		desc_by_hand(buf + i * RDPS_TCP_RANGE_LEN, 0x1000, 1, 1);
+	k = rdps_tcp_gather_decode(buf, RDPS_TP_GATHER_MAX * RDPS_TCP_RANGE_LEN,
+				   RDPS_TP_GATHER_MAX, out, &why);
+	CHECK(k == (int)RDPS_TP_GATHER_MAX, "the most ranges decoded as %d", k);
+	expect_gather_proto(buf, sizeof(buf), RDPS_TP_GATHER_MAX + 1,
+			    "one range too many");
+}
+
 static void t_hello_layout_roundtrip(void **state)
 {
 	static const uint8_t kinds[] = {RDPS_TCP_HELLO, RDPS_TCP_ACCEPT,
@@ -638,6 +740,8 @@ int main(void)
 		cmocka_unit_test(t_oversize),
 		cmocka_unit_test(t_inconsistent),
 		cmocka_unit_test(t_unaligned),
+		cmocka_unit_test(t_gather_header),
+		cmocka_unit_test(t_gather_desc),
 		cmocka_unit_test(t_hello_layout_roundtrip),
 		cmocka_unit_test(t_hello_encode_clamps_priv),
 		cmocka_unit_test(t_hello_truncated),

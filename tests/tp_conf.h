@@ -274,6 +274,12 @@ void tc_kid_recv(struct th_child *k, void *buf, size_t len, int timeout_ms,
 /* Reap a child that must have exited 0. */
 void tc_kid_reap_ok(struct th_child *k);
 
+/* --- Cases every transport passes, in files of their own --------------- */
+
+/* tp_conf_gather.c: the gather READ, good and bad. */
+void t_gather_read(void **state);
+void t_gather_bad(void **state);
+
 /* --- One transport's own cases (tests/tp_conf_<scheme>.c) -------------- */
 
 /* shm: remote access only to memory from mem_alloc (the shared heap). */

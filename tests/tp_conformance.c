@@ -1958,6 +1958,8 @@ int main(int argc, char **argv)
 		CASE(t_ep_close_outstanding),
 		CASE(t_poll_modes),
 		CASE(t_lifecycle),
+		CASE(t_gather_read),
+		CASE(t_gather_bad),
 	/* One transport's own cases, beside this file: tp_conf_<scheme>.c. */
 #ifdef TP_CASES_SHM
 		CASE(t_shm_reg_outside_heap),

@@ -444,6 +444,61 @@ int rdps_tp_rkey_decode(const char *tp_name, const struct rdps_tp_rkey_wire *w,
 	return 0;
 }
 
+/* Gather READ: limits and the generic fallback ------------------------ */
+
+int rdps_tp_gather_check(const struct rdps_tp_gather_ent *ents, unsigned k,
+			 unsigned sq_depth, uint64_t *total)
+{
+	uint64_t sum = 0;
+
+	if (!ents || !k || k > RDPS_TP_GATHER_MAX)
+		return rdps_set_error(-EINVAL,
+				      "gather READ of %u ranges: use 1..%u "
+				      "and post more gathers for more",
+				      k, RDPS_TP_GATHER_MAX);
+	if (sq_depth && k > sq_depth)
+		return rdps_set_error(
+			-EINVAL,
+			"gather READ of %u ranges takes %u "
+			"send-queue slots here, over sq_depth %u: "
+			"split it",
+			k, k, sq_depth);
+	for (unsigned i = 0; i < k; i++) {
+		if (!ents[i].len || !ents[i].rkey)
+			return rdps_set_error(
+				-EINVAL, "gather READ range %u has %s", i,
+				ents[i].len ? "no remote key" : "length 0");
+		sum += ents[i].len;
+	}
+	/* k * UINT32_MAX cannot wrap 64 bits. */
+	if (sum > RDPS_TP_GATHER_MAX_BYTES)
+		return rdps_set_error(-EINVAL,
+				      "gather READ of %llu bytes is over the "
+				      "%u-byte limit: split it",
+				      (unsigned long long)sum,
+				      RDPS_TP_GATHER_MAX_BYTES);
+	*total = sum;
+	return 0;
+}
+
+/* k plain READs, only the last signaled: one completion when all succeed
+ * (the contract's caveats on failure are at rdps_tp_get_gather_fn). */
+int rdps_tp_get_gather_fallback(struct rdps_tp_ep *ep,
+				const struct rdps_tp_gather_ent *ents,
+				unsigned k, struct rdps_tp_mr *lmr,
+				uint64_t wr_id, unsigned flags)
+{
+	uint64_t total;
+	int ret = rdps_tp_gather_check(ents, k, ep->tp->cfg.sq_depth, &total);
+
+	for (unsigned i = 0; !ret && i < k; i++)
+		ret = ep->tp->ops->get(ep, ents[i].lbuf, ents[i].len, lmr,
+				       ents[i].raddr, ents[i].rkey, wr_id,
+				       i + 1 < k ? flags | RDPS_TP_F_UNSIGNALED
+						 : flags);
+	return ret;
+}
+
 int rdps_tp_no_listener_url(struct rdps_tp_listener *l, char *buf, size_t len)
 {
 	(void)l;

@@ -394,6 +394,63 @@ typedef int rdps_tp_atomic_cswap_fn(struct rdps_tp_ep *ep, uint64_t cmp,
 				    const struct rdps_tp_rkey *rkey,
 				    uint64_t wr_id, unsigned flags);
 
+/*
+ * Gather READ: one operation that reads k remote ranges of ep's peer into
+ * k local places and completes once, with opcode RDPS_TP_OP_READ and len
+ * the sum of the ranges' lengths. The ranges may name one remote key or
+ * several (all unpacked against ep); ents[] and the keys it points to are
+ * read during the call only, so the caller may reuse them on return. Every
+ * lbuf must lie in lmr. Never blocks.
+ *
+ * Limits: 1 <= k <= RDPS_TP_GATHER_MAX, every len >= 1 and their sum at
+ * most RDPS_TP_GATHER_MAX_BYTES; else -EINVAL, nothing posted, and
+ * rdps_errmsg() names the limit. Send-queue room: one slot on tcp and shm
+ * (and one of tcp's RDPS_TP_MAX_RD_ATOMIC), k slots on verbs and in the
+ * generic fallback, so there k above sq_depth is -EINVAL too; -EAGAIN and
+ * -ENOTCONN as for get.
+ *
+ * Errors: a range outside its registration, without remote read access or
+ * with a revoked key fails the whole gather with one completion whose
+ * status is the first failing range's (RDPS_TP_WC_REM_ACCESS_ERR); a local
+ * place outside lmr fails it with RDPS_TP_WC_LOC_PROT_ERR. tcp and shm
+ * check every range before moving a byte, so the local places stay
+ * untouched; on verbs ranges before the failing one may have landed, and,
+ * as for any failed READ there, the queue pair goes into error (the
+ * endpoint breaks). Target memory is never touched.
+ *
+ * Ordering: one operation in the endpoint's post order, like a READ; the
+ * ranges among themselves are read in no promised order, and the result
+ * is not one atomic snapshot (tcp copies them one after another at the
+ * target): a caller that needs consistency checks each range, as with k
+ * separate READs. tcp holds a copy of the ranges at the target until the
+ * response is sent, which RDPS_TP_GATHER_MAX_BYTES bounds per operation.
+ *
+ * Transports without a native version (ops->get_gather NULL) get
+ * rdps_tp_get_gather_fallback(): k READs posted back to back, the first
+ * k-1 unsignaled. It completes once on success (len: the last range's);
+ * on a failure each failed
+ * READ reports its own error completion with wr_id, and a negative return
+ * after some were posted leaves those in flight (they land in their
+ * places until a later completion of ep is polled). The built-in
+ * transports (shm, tcp, verbs) are native and complete exactly once.
+ */
+#define RDPS_TP_GATHER_MAX 256u
+#define RDPS_TP_GATHER_MAX_BYTES (256u * 1024)
+
+/* One range of a gather READ. */
+struct rdps_tp_gather_ent {
+	void *lbuf;			 /* local place, inside lmr */
+	uint64_t raddr;			 /* remote address, inside *rkey */
+	const struct rdps_tp_rkey *rkey; /* unpacked against ep */
+	uint32_t len;			 /* bytes, >= 1 */
+	uint32_t pad;
+};
+
+typedef int rdps_tp_get_gather_fn(struct rdps_tp_ep *ep,
+				  const struct rdps_tp_gather_ent *ents,
+				  unsigned k, struct rdps_tp_mr *lmr,
+				  uint64_t wr_id, unsigned flags);
+
 /* Completions ---------------------------------------------------------- */
 
 /* Move up to max completions into comps without blocking; returns how
@@ -452,6 +509,7 @@ struct rdps_tp_ops {
 	rdps_tp_arm_fn *arm;
 
 	rdps_tp_bind_poller_fn *bind_poller; /* optional */
+	rdps_tp_get_gather_fn *get_gather;   /* optional: NULL, the fallback */
 };
 
 /* Registry and generic layer (transport.c) ---------------------------- */
@@ -544,6 +602,26 @@ static inline int rdps_tp_get(struct rdps_tp_ep *ep, void *lbuf, size_t len,
 			      unsigned flags)
 {
 	return ep->tp->ops->get(ep, lbuf, len, lmr, raddr, rkey, wr_id, flags);
+}
+
+/* For transports: the limits of a gather READ (at rdps_tp_get_gather_fn):
+ * 0 and the sum of the lengths in *total, or -EINVAL with rdps_errmsg()
+ * naming the limit. sq_depth: a transport that takes k send-queue slots
+ * passes its depth (k above it is refused), one that takes a single slot
+ * passes 0. */
+int rdps_tp_gather_check(const struct rdps_tp_gather_ent *ents, unsigned k,
+			 unsigned sq_depth, uint64_t *total);
+rdps_tp_get_gather_fn rdps_tp_get_gather_fallback;
+
+static inline int rdps_tp_get_gather(struct rdps_tp_ep *ep,
+				     const struct rdps_tp_gather_ent *ents,
+				     unsigned k, struct rdps_tp_mr *lmr,
+				     uint64_t wr_id, unsigned flags)
+{
+	rdps_tp_get_gather_fn *fn = ep->tp->ops->get_gather;
+
+	return (fn ? fn : rdps_tp_get_gather_fallback)(ep, ents, k, lmr, wr_id,
+						       flags);
 }
 
 static inline int rdps_tp_atomic_fadd(struct rdps_tp_ep *ep, uint64_t add,

@@ -7,6 +7,11 @@
  * row caught half written is read again in a later round; the pull is
  * over when every key has its row.
  *
+ * A round posts one gather READ (transport.h, "Gather READ") per shard
+ * and up to RDPS_TP_GATHER_MAX ranges, not one READ per range: on tcp each
+ * READ is a request, a response and a completion served by the shard
+ * host's CPU, so a pull of n keys cost ~3n of them; now ~3n / 128.
+ *
  * Read top-down as a pull runs: the rounds come first, then the loop
  * that chooses the next round, then rdps_emb_pull().
  */
@@ -35,8 +40,10 @@ struct wrk_emb_pull {
 	size_t n;
 	char *dst;
 	struct wrk_emb_key *ks;
-	uint8_t *want;	/* per shard: keys of this round read its buckets */
-	uint8_t *fresh; /* per shard: its header allowed the bucket reads */
+	uint32_t *order; /* key indices grouped by shard: order[start[s]..] */
+	uint32_t *start; /* nshards + 1 */
+	uint8_t *want;	 /* per shard: keys of this round read its buckets */
+	uint8_t *fresh;	 /* per shard: its header allowed the bucket reads */
 	char *bk, *rw;
 	uint64_t need, deadline;
 };
@@ -50,20 +57,73 @@ static int wrk_emb_post_fail(struct rdps_ctx *ctx, struct wrk_grp *g,
 	return wrk_post_fail(ctx, &ctx->sh[s], ret, "an embedding pull");
 }
 
-/* Post a READ of len bytes at raddr of key into local dst, counted in g. */
-static int wrk_emb_get(struct rdps_ctx *ctx, struct wrk_grp *g, unsigned s,
-		       void *dst, uint64_t len, uint64_t raddr,
-		       struct rdps_tp_rkey *key, uint64_t deadline)
+/* The ranges of one shard gathered for one post, all into ctx->bounce. */
+struct wrk_emb_batch {
+	unsigned s, k, max;
+	uint64_t bytes;
+	struct rdps_tp_gather_ent ent[RDPS_TP_GATHER_MAX];
+};
+
+/* Post what b holds, one gather READ counted in g (a plain READ for one
+ * range). */
+static int wrk_emb_flush(struct rdps_ctx *ctx, struct wrk_grp *g,
+			 struct wrk_emb_batch *b, uint64_t deadline)
+{
+	struct rdps_tp_ep *ep = ctx->sh[b->s].ep;
+	const struct rdps_tp_gather_ent *e = b->ent;
+	int ret;
+
+	if (!b->k)
+		return 0;
+	if (b->k == 1)
+		WRK_POST(ret, ctx, deadline, b->bytes,
+			 rdps_tp_get(ep, e->lbuf, e->len, ctx->bounce_mr,
+				     e->raddr, e->rkey, (uintptr_t)g, 0));
+	else
+		WRK_POST(ret, ctx, deadline, b->bytes,
+			 rdps_tp_get_gather(ep, e, b->k, ctx->bounce_mr,
+					    (uintptr_t)g, 0));
+	b->k = 0;
+	b->bytes = 0;
+	if (ret)
+		return wrk_emb_post_fail(ctx, g, b->s, ret, deadline);
+	g->left++;
+	return 0;
+}
+
+/* Add a READ of len bytes at raddr of key into local dst to b, posting b
+ * first when it is full. len is at most a row (wrk_emb_batch_init). */
+static int wrk_emb_get(struct rdps_ctx *ctx, struct wrk_grp *g,
+		       struct wrk_emb_batch *b, void *dst, uint32_t len,
+		       uint64_t raddr, const struct rdps_tp_rkey *key,
+		       uint64_t deadline)
 {
 	int ret;
 
-	WRK_POST(ret, ctx, deadline, len,
-		 rdps_tp_get(ctx->sh[s].ep, dst, len, ctx->bounce_mr, raddr,
-			     key, (uintptr_t)g, 0));
-	if (ret)
-		return wrk_emb_post_fail(ctx, g, s, ret, deadline);
-	g->left++;
+	if (b->k == b->max || b->bytes + len > RDPS_TP_GATHER_MAX_BYTES) {
+		ret = wrk_emb_flush(ctx, g, b, deadline);
+		if (ret)
+			return ret;
+	}
+	b->ent[b->k++] = (struct rdps_tp_gather_ent){
+		.lbuf = dst, .raddr = raddr, .rkey = key, .len = len};
+	b->bytes += len;
 	return 0;
+}
+
+/* An empty batch for shard s: ranges per gather at most half the send
+ * queue (verbs spends a slot per range), so two are in flight at once. */
+static void wrk_emb_batch_init(struct rdps_ctx *ctx, struct wrk_emb_batch *b,
+			       unsigned s)
+{
+	unsigned half = ctx->tp->cfg.sq_depth / 2;
+
+	b->s = s;
+	b->k = 0;
+	b->bytes = 0;
+	b->max = half < 1		     ? 1
+		 : half < RDPS_TP_GATHER_MAX ? half
+					     : RDPS_TP_GATHER_MAX;
 }
 
 /* The end of a round: every READ posted in g completed; counted. */
@@ -151,7 +211,8 @@ static int wrk_emb_decode(struct wrk_emb_pull *p, size_t i)
 
 /* One round: READ the header (BSP) and both candidate buckets of every
  * key still looking, all shards at once; decode what came back. */
-static int wrk_emb_round_buckets(struct wrk_emb_pull *p, struct wrk_grp *g)
+static int wrk_emb_round_buckets(struct wrk_emb_pull *p, struct wrk_grp *g,
+				 struct wrk_emb_batch *b)
 {
 	struct rdps_emb *e = p->e;
 	struct rdps_ctx *ctx = e->ctx;
@@ -178,25 +239,34 @@ static int wrk_emb_round_buckets(struct wrk_emb_pull *p, struct wrk_grp *g)
 			return wrk_emb_post_fail(ctx, g, s, ret, p->deadline);
 		g->left++;
 	}
-	for (size_t i = 0; i < p->n; i++) {
-		struct wrk_emb_key *k = &p->ks[i];
-		struct wrk_emb_part *pt = &e->part[k->shard];
+	for (unsigned s = 0; s < ctx->nshards; s++) {
+		struct wrk_emb_part *pt = &e->part[s];
 
-		if (k->state != WRK_EMB_BUCKETS)
+		if (!want[s])
 			continue;
-		if (ctx->sh[k->shard].err)
-			return wrk_dead(ctx, &ctx->sh[k->shard]);
-		for (int c = 0; c < 2; c++) {
-			uint64_t b =
-				ps_emb_bucket_of(p->keys[i], c, pt->nbuckets);
+		if (ctx->sh[s].err)
+			return wrk_dead(ctx, &ctx->sh[s]);
+		wrk_emb_batch_init(ctx, b, s);
+		for (uint32_t j = p->start[s]; j < p->start[s + 1]; j++) {
+			size_t i = p->order[j];
 
-			ret = wrk_emb_get(ctx, g, k->shard,
-					  p->bk + i * 128 + c * 64, 64,
-					  pt->index_key.addr + b * 64,
-					  &pt->index_key, p->deadline);
-			if (ret)
-				return ret;
+			if (p->ks[i].state != WRK_EMB_BUCKETS)
+				continue;
+			for (int c = 0; c < 2; c++) {
+				uint64_t bk = ps_emb_bucket_of(p->keys[i], c,
+							       pt->nbuckets);
+
+				ret = wrk_emb_get(ctx, g, b,
+						  p->bk + i * 128 + c * 64, 64,
+						  pt->index_key.addr + bk * 64,
+						  &pt->index_key, p->deadline);
+				if (ret)
+					return ret;
+			}
 		}
+		ret = wrk_emb_flush(ctx, g, b, p->deadline);
+		if (ret)
+			return ret;
 	}
 	ret = wrk_emb_wait(ctx, g, p->deadline);
 	if (ret)
@@ -212,24 +282,34 @@ static int wrk_emb_round_buckets(struct wrk_emb_pull *p, struct wrk_grp *g)
 /* One round: READ the row of every key whose bucket named one; check
  * each (a torn row is read again next round, a reused one looked up
  * again) and copy its values out. */
-static int wrk_emb_round_rows(struct wrk_emb_pull *p, struct wrk_grp *g)
+static int wrk_emb_round_rows(struct wrk_emb_pull *p, struct wrk_grp *g,
+			      struct wrk_emb_batch *b)
 {
 	struct rdps_emb *e = p->e;
 	struct rdps_ctx *ctx = e->ctx;
 	int ret;
 
-	for (size_t i = 0; i < p->n; i++) {
-		struct wrk_emb_key *k = &p->ks[i];
-		struct wrk_emb_part *pt = &e->part[k->shard];
+	for (unsigned s = 0; s < ctx->nshards; s++) {
+		struct wrk_emb_part *pt = &e->part[s];
 
-		if (k->state != WRK_EMB_ROW)
-			continue;
-		if (ctx->sh[k->shard].err)
-			return wrk_dead(ctx, &ctx->sh[k->shard]);
-		ret = wrk_emb_get(ctx, g, k->shard, p->rw + i * e->row_bytes,
-				  e->row_bytes,
-				  pt->rows_key.addr + k->row * e->row_bytes,
-				  &pt->rows_key, p->deadline);
+		wrk_emb_batch_init(ctx, b, s);
+		for (uint32_t j = p->start[s]; j < p->start[s + 1]; j++) {
+			size_t i = p->order[j];
+			const struct wrk_emb_key *k = &p->ks[i];
+
+			if (k->state != WRK_EMB_ROW)
+				continue;
+			if (ctx->sh[s].err)
+				return wrk_dead(ctx, &ctx->sh[s]);
+			ret = wrk_emb_get(ctx, g, b, p->rw + i * e->row_bytes,
+					  (uint32_t)e->row_bytes,
+					  pt->rows_key.addr +
+						  k->row * e->row_bytes,
+					  &pt->rows_key, p->deadline);
+			if (ret)
+				return ret;
+		}
+		ret = wrk_emb_flush(ctx, g, b, p->deadline);
 		if (ret)
 			return ret;
 	}
@@ -290,13 +370,14 @@ static int wrk_emb_rounds(struct wrk_emb_pull *p)
 	unsigned attempt = 0;
 	uint64_t t0 = 0;
 	size_t nb, left = wrk_emb_left(p, &nb), now;
+	struct wrk_emb_batch batch, *b = &batch;
 	int ret;
 
 	while (left) {
 		struct wrk_grp g = {0, 0, 0};
 
-		ret = nb ? wrk_emb_round_buckets(p, &g)
-			 : wrk_emb_round_rows(p, &g);
+		ret = nb ? wrk_emb_round_buckets(p, &g, b)
+			 : wrk_emb_round_rows(p, &g, b);
 		if (ret)
 			return ret;
 		now = wrk_emb_left(p, &nb);
@@ -347,7 +428,7 @@ int rdps_emb_pull(struct rdps_emb *e, const uint64_t *keys, size_t n, void *dst)
 		return 0;
 	ctx = e->ctx;
 	per = 128 + e->row_bytes;
-	if (n > SIZE_MAX / 2 / per)
+	if (n > SIZE_MAX / 2 / per || n > UINT32_MAX)
 		return rdps_set_error(
 			-EINVAL, "rdps_emb_pull: %zu keys are too many", n);
 	memset(&p, 0, sizeof(p));
@@ -362,16 +443,30 @@ int rdps_emb_pull(struct rdps_emb *e, const uint64_t *keys, size_t n, void *dst)
 		return ret;
 	p.bk = ctx->bounce;
 	p.rw = p.bk + n * 128;
-	p.ks = wrk_scratch(ctx, n * sizeof(*p.ks) + 2 * ctx->nshards);
+	p.ks = wrk_scratch(ctx, n * sizeof(*p.ks) + n * sizeof(*p.order) +
+					(ctx->nshards + 1) * sizeof(*p.start) +
+					2 * ctx->nshards);
 	if (!p.ks)
 		return -ENOMEM;
-	p.want = (uint8_t *)(p.ks + n);
+	p.order = (uint32_t *)(p.ks + n);
+	p.start = p.order + n;
+	p.want = (uint8_t *)(p.start + ctx->nshards + 1);
 	p.fresh = p.want + ctx->nshards;
+	memset(p.start, 0, (ctx->nshards + 1) * sizeof(*p.start));
 	for (size_t i = 0; i < n; i++) {
 		p.ks[i].shard = ps_emb_shard(keys[i], ctx->nshards);
 		p.ks[i].state = WRK_EMB_BUCKETS;
 		p.ks[i].torn = 0;
+		p.start[p.ks[i].shard + 1]++;
 	}
+	/* Keys by shard, in their order within each: a gather per shard. */
+	for (unsigned s = 0; s < ctx->nshards; s++)
+		p.start[s + 1] += p.start[s];
+	for (size_t i = 0; i < n; i++)
+		p.order[p.start[p.ks[i].shard]++] = (uint32_t)i;
+	for (unsigned s = ctx->nshards; s > 0; s--)
+		p.start[s] = p.start[s - 1];
+	p.start[0] = 0;
 	ret = wrk_emb_rounds(&p);
 	if (ret)
 		return ret;

@@ -2,7 +2,8 @@
 /*
  * fuzz_wire.c - libFuzzer target over the tcp transport's decoders,
  * rdps_tcp_wire_decode() and rdps_tcp_hello_decode(), which see every byte
- * a peer sends before anything else does, and tcp_rkey_unpack(), which
+ * a peer sends before anything else does, rdps_tcp_gather_decode(), which
+ * reads a gather READ's range descriptors, and tcp_rkey_unpack(), which
  * reads the remote keys peers hand out inside their handshake blobs.
  *
  * Besides "no crash, no out-of-bounds read" (ASan), each input checks the
@@ -11,6 +12,10 @@
  *   - -EPROTO always with a reason string;
  *   - an accepted header obeys every limit tcp.h states and re-encodes to
  *     the very bytes it was decoded from (nothing is lost or invented);
+ *   - accepted gather descriptors (the input past its first 8 bytes, those
+ *     being the request's total) are 1..RDPS_TP_GATHER_MAX, none empty,
+ *     adding up to the total, within RDPS_TP_GATHER_MAX_BYTES, and
+ *     re-encode to the same bytes;
  *   - an accepted hello has priv_len <= 32 and re-encodes to the same
  *     magic, version, kind, reason, token, priv_len and private data;
  *   - an accepted remote key has a nonzero length, does not wrap around
@@ -62,7 +67,7 @@ static int fuzz_header(const uint8_t *data, size_t size)
 		breach("header: unexpected return value", size);
 
 	req = m.type & ~(unsigned)RDPS_TCP_RESP;
-	if (req < RDPS_TCP_REQ_READ || req > RDPS_TCP_REQ_CSWAP)
+	if (req < RDPS_TCP_REQ_READ || req > RDPS_TCP_REQ_GATHER)
 		breach("header: accepted an unknown type", size);
 	if (m.len > RDPS_TCP_MAX_MSG)
 		breach("header: accepted a payload over 1 GiB", size);
@@ -71,13 +76,22 @@ static int fuzz_header(const uint8_t *data, size_t size)
 			breach("header: accepted a request with a status",
 			       size);
 		if (m.len && req != RDPS_TCP_REQ_WRITE &&
-		    req != RDPS_TCP_REQ_WRITE_IMM)
+		    req != RDPS_TCP_REQ_WRITE_IMM && req != RDPS_TCP_REQ_GATHER)
 			breach("header: accepted a payload on a request "
 			       "without one",
 			       size);
 		if (req == RDPS_TCP_REQ_READ && m.op1 > RDPS_TCP_MAX_MSG)
 			breach("header: accepted a read over 1 GiB", size);
-	} else if (m.len && (req != RDPS_TCP_REQ_READ || m.status)) {
+		if (req == RDPS_TCP_REQ_GATHER &&
+		    (!m.len || m.len % RDPS_TCP_RANGE_LEN ||
+		     m.len / RDPS_TCP_RANGE_LEN > RDPS_TP_GATHER_MAX ||
+		     !m.op1 || m.op1 > RDPS_TP_GATHER_MAX_BYTES))
+			breach("header: accepted a gather request over its "
+			       "limits",
+			       size);
+	} else if (m.len &&
+		   ((req != RDPS_TCP_REQ_READ && req != RDPS_TCP_REQ_GATHER) ||
+		    m.status)) {
 		breach("header: accepted a payload on a response without one",
 		       size);
 	}
@@ -122,6 +136,40 @@ static int fuzz_hello(const uint8_t *data, size_t size)
 	return 0;
 }
 
+static void fuzz_gather(const uint8_t *data, size_t size)
+{
+	static struct rdps_tcp_range r[RDPS_TP_GATHER_MAX];
+	static uint8_t again[RDPS_TP_GATHER_MAX * RDPS_TCP_RANGE_LEN];
+	const char *why = NULL;
+	uint64_t total = 0, sum = 0;
+	int k;
+
+	if (size < 8)
+		return;
+	for (int i = 0; i < 8; i++)
+		total = total << 8 | data[i];
+	k = rdps_tcp_gather_decode(data + 8, size - 8, total, r, &why);
+	if (k < 0) {
+		if (k != -EPROTO || !why || !*why)
+			breach("gather: refused without -EPROTO and a reason",
+			       size);
+		return;
+	}
+	if (!k || (unsigned)k > RDPS_TP_GATHER_MAX ||
+	    (size_t)k * RDPS_TCP_RANGE_LEN != size - 8)
+		breach("gather: accepted a bad descriptor count", size);
+	for (int i = 0; i < k; i++) {
+		if (!r[i].len)
+			breach("gather: accepted an empty range", size);
+		sum += r[i].len;
+	}
+	if (sum != total || sum > RDPS_TP_GATHER_MAX_BYTES)
+		breach("gather: accepted lengths that do not add up", size);
+	rdps_tcp_gather_encode(r, (unsigned)k, again);
+	if (memcmp(again, data + 8, size - 8))
+		breach("gather: re-encoding differs from the input", size);
+}
+
 static void fuzz_rkey(const uint8_t *data, size_t size)
 {
 	struct rdps_tp_rkey_wire w;
@@ -150,6 +198,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	else
 		fuzz_verdict = FUZZ_NONE;
 	fuzz_rkey(data, size);
+	fuzz_gather(data, size);
 	/* A stream holds several headers back to back: the second one
 	 * starts at an arbitrary, usually unaligned, offset. */
 	if (size > RDPS_TCP_HDR_LEN) {

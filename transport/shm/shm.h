@@ -431,6 +431,7 @@ void shm_zombies_reap(struct shm_tp *tp, bool all);
 rdps_tp_put_fn shm_put;
 rdps_tp_put_imm_fn shm_put_imm;
 rdps_tp_get_fn shm_get;
+rdps_tp_get_gather_fn shm_get_gather;
 rdps_tp_atomic_fadd_fn shm_atomic_fadd;
 rdps_tp_atomic_cswap_fn shm_atomic_cswap;
 

@@ -266,6 +266,39 @@ int shm_get(struct rdps_tp_ep *ep_, void *lbuf, size_t len,
 	return 0;
 }
 
+/* All ranges are checked before any is copied, so a bad one leaves the
+ * local places untouched (transport.h, "Gather READ"). */
+int shm_get_gather(struct rdps_tp_ep *ep_,
+		   const struct rdps_tp_gather_ent *ents, unsigned k,
+		   struct rdps_tp_mr *lmr, uint64_t wr_id, unsigned flags)
+{
+	struct shm_ep *ep = to_shm_ep(ep_);
+	uint64_t total;
+	void *src[RDPS_TP_GATHER_MAX];
+	int ret, st = RDPS_TP_WC_SUCCESS;
+
+	ret = rdps_tp_gather_check(ents, k, 0, &total);
+	if (rdps_unlikely(ret))
+		return ret;
+	ret = shm_post_begin(ep, total);
+	if (rdps_unlikely(ret))
+		return ret;
+	for (unsigned i = 0; !st && i < k; i++) {
+		st = shm_local_check(lmr, ents[i].lbuf, ents[i].len);
+		if (!st)
+			st = shm_remote_check(
+				ep, ents[i].rkey, RDPS_TP_ACCESS_REMOTE_READ,
+				ents[i].raddr, ents[i].len, &src[i]);
+	}
+	for (unsigned i = 0; !st && i < k; i++) {
+		shm_copy(ents[i].lbuf, src[i], ents[i].len);
+		if (rdps_unlikely(!shm_key_still(ep, ents[i].rkey->key)))
+			st = RDPS_TP_WC_REM_ACCESS_ERR;
+	}
+	shm_post_end(ep, wr_id, st, RDPS_TP_OP_READ, (uint32_t)total, flags);
+	return 0;
+}
+
 static inline int shm_res_check(const struct rdps_tp_mr *mr,
 				const uint64_t *res)
 {

@@ -144,6 +144,7 @@ const struct rdps_tp_ops rdps_shm_ops = {
 	.put = shm_put,
 	.put_imm = shm_put_imm,
 	.get = shm_get,
+	.get_gather = shm_get_gather,
 	.atomic_fadd = shm_atomic_fadd,
 	.atomic_cswap = shm_atomic_cswap,
 	.poll = shm_poll,

@@ -30,7 +30,8 @@
  * not come: the earlier request's response flushes them.
  *
  * Zero copy: a request's payload is sent straight from the caller's buffer
- * and a READ response straight from the registered region; WRITE payloads
+ * and a READ response straight from the registered region (a gather READ's
+ * response is one copy of its ranges, see RDPS_TCP_REQ_GATHER); WRITE payloads
  * and READ responses are received straight into their destination once the
  * header is validated. Small messages go through a per-endpoint receive
  * buffer because one recv() for many small messages beats a syscall per
@@ -66,7 +67,18 @@
  *	off 40  be64 op2: CSWAP swap value
  *
  * Payloads: WRITE and WRITE_IMM requests carry the data; a successful READ
- * response carries exactly the requested bytes; nothing else has one.
+ * response carries exactly the requested bytes; nothing else has one,
+ * except the gather READ (transport.h, "Gather READ"): its request carries
+ * k range descriptors of RDPS_TCP_RANGE_LEN bytes each,
+ *
+ *	off  0  be64 raddr
+ *	off  8  be32 rkey
+ *	off 12  be32 len (>= 1)
+ *
+ * with op1 the sum of their lengths (at most RDPS_TP_GATHER_MAX_BYTES) and
+ * raddr, rkey, imm, op2 zero; its successful response carries the k
+ * ranges' bytes back to back, in descriptor order. The target checks every
+ * range before copying any: one bad range is the whole response's status.
  */
 #define RDPS_TCP_MAGIC 0xd7
 #define RDPS_TCP_HDR_LEN 48
@@ -80,6 +92,7 @@ enum rdps_tcp_type {
 	RDPS_TCP_REQ_WRITE_IMM,
 	RDPS_TCP_REQ_FADD,
 	RDPS_TCP_REQ_CSWAP,
+	RDPS_TCP_REQ_GATHER,
 	RDPS_TCP_RESP = 0x80, /* or'ed with the request type it answers */
 };
 
@@ -139,6 +152,14 @@ struct rdps_tcp_hello {
 	uint8_t priv[RDPS_TP_PRIV_MAX];
 };
 
+/* One range descriptor of a gather READ, host order. */
+struct rdps_tcp_range {
+	uint64_t raddr;
+	uint32_t rkey;
+	uint32_t len;
+};
+#define RDPS_TCP_RANGE_LEN 16
+
 /* Write m as a header into buf (RDPS_TCP_HDR_LEN bytes). */
 void rdps_tcp_wire_encode(const struct rdps_tcp_msg *m, void *buf);
 /*
@@ -148,6 +169,20 @@ void rdps_tcp_wire_encode(const struct rdps_tcp_msg *m, void *buf);
  */
 int rdps_tcp_wire_decode(const void *buf, size_t len, struct rdps_tcp_msg *out,
 			 const char **why);
+/* Write k descriptors into buf (k * RDPS_TCP_RANGE_LEN bytes). */
+void rdps_tcp_gather_encode(const struct rdps_tcp_range *r, unsigned k,
+			    void *buf);
+/*
+ * Decode the descriptors of a gather request without trusting any field:
+ * len is its payload length, total its header's op1. Returns k (1 ..
+ * RDPS_TP_GATHER_MAX) with out[0..k) filled, or -EPROTO with *why naming
+ * the problem: len not a whole number of descriptors, no descriptor or too
+ * many, a zero length, or lengths whose sum is not total or is over
+ * RDPS_TP_GATHER_MAX_BYTES. Whether each range lies in a registration is
+ * the target's check (tcp_mr_check), not the codec's.
+ */
+int rdps_tcp_gather_decode(const void *buf, size_t len, uint64_t total,
+			   struct rdps_tcp_range *out, const char **why);
 void rdps_tcp_hello_encode(const struct rdps_tcp_hello *h, void *buf);
 /*
  * Decode a handshake message: 0, -EAGAIN if short, -EPROTO if the magic
@@ -172,12 +207,20 @@ struct tcp_txe {
 	uint8_t hdr[RDPS_TCP_HDR_LEN];
 };
 
+/* A local place of a gather READ. */
+struct tcp_sg {
+	uint8_t *dst;
+	uint32_t len;
+};
+
 /* An operation posted by this side, outstanding until its response. */
 struct tcp_op {
 	struct tcp_txe txe;
 	uint64_t wr_id;
 	uint64_t seq;
-	void *lbuf; /* READ destination / atomic result */
+	void *lbuf;	   /* READ destination / atomic result */
+	struct tcp_sg *sg; /* gather READ: its local places (owned), or NULL */
+	unsigned nsg;
 	uint32_t len;
 	uint8_t opcode; /* enum rdps_tp_opcode */
 	uint8_t type;	/* enum rdps_tcp_type; 0: failed locally, no wire */
@@ -230,6 +273,12 @@ struct tcp_ep {
 	uint8_t *rx_dst;	    /* NULL: drain the payload */
 	size_t rx_left;		    /* payload bytes still to come */
 	int rx_status;		    /* verdict on the request being served */
+	/* A gather response being scattered: rx_sg[rx_sg_i] from byte
+	 * rx_sg_off on (rx_dst NULL meanwhile); NULL otherwise. */
+	struct tcp_sg *rx_sg;
+	unsigned rx_sg_i;
+	uint32_t rx_sg_off;
+	uint8_t *rx_gbuf; /* a peer's gather descriptors (owned), or NULL */
 };
 
 struct tcp_mr {
@@ -302,7 +351,7 @@ struct tcp_tp {
 static inline int tcp_type_rd_atomic(uint8_t type)
 {
 	return type == RDPS_TCP_REQ_READ || type == RDPS_TCP_REQ_FADD ||
-	       type == RDPS_TCP_REQ_CSWAP;
+	       type == RDPS_TCP_REQ_CSWAP || type == RDPS_TCP_REQ_GATHER;
 }
 
 static inline struct tcp_tp *to_tcp_tp(struct rdps_tp *tp)
@@ -416,6 +465,7 @@ void tcp_rx_forget(struct tcp_ep *ep, uint64_t lo, uint64_t hi);
 rdps_tp_put_fn tcp_put;
 rdps_tp_put_imm_fn tcp_put_imm;
 rdps_tp_get_fn tcp_get;
+rdps_tp_get_gather_fn tcp_get_gather;
 rdps_tp_atomic_fadd_fn tcp_atomic_fadd;
 rdps_tp_atomic_cswap_fn tcp_atomic_cswap;
 

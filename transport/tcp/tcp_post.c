@@ -41,6 +41,14 @@ struct tcp_post_args {
 	uint64_t op1, op2;
 	uint64_t wr_id;
 	unsigned flags;
+	/* gather READ: len is the total; its descriptors (the payload) and
+	 * local places, both handed over to the op on success; st the
+	 * verdict of its local checks */
+	uint8_t *desc;
+	size_t dlen;
+	struct tcp_sg *sg;
+	unsigned nsg;
+	int st;
 };
 
 static int tcp_post(struct tcp_ep *ep, const struct tcp_post_args *a)
@@ -50,6 +58,7 @@ static int tcp_post(struct tcp_ep *ep, const struct tcp_post_args *a)
 		       a->type == RDPS_TCP_REQ_WRITE_IMM;
 	int is_atomic =
 		a->type == RDPS_TCP_REQ_FADD || a->type == RDPS_TCP_REQ_CSWAP;
+	int is_gather = a->type == RDPS_TCP_REQ_GATHER;
 	struct rdps_tcp_msg m;
 	struct tcp_op *op;
 	int st;
@@ -65,7 +74,7 @@ static int tcp_post(struct tcp_ep *ep, const struct tcp_post_args *a)
 			  ~(unsigned)(RDPS_TP_F_UNSIGNALED | RDPS_TP_F_INLINE)))
 		return rdps_set_error(-EINVAL, "unknown post flags 0x%x",
 				      a->flags);
-	st = tcp_local_check(tp, a->lbuf, a->len, a->lmr);
+	st = is_gather ? a->st : tcp_local_check(tp, a->lbuf, a->len, a->lmr);
 	if (is_atomic && ((uintptr_t)a->lbuf & 7))
 		st = RDPS_TP_WC_LOC_PROT_ERR;
 
@@ -87,6 +96,8 @@ static int tcp_post(struct tcp_ep *ep, const struct tcp_post_args *a)
 	op = &ep->ops[(ep->op_head + ep->op_count) % tp->sq_depth];
 	op->wr_id = a->wr_id;
 	op->lbuf = a->lbuf;
+	op->sg = NULL;
+	op->nsg = 0;
 	op->len = (uint32_t)(is_atomic ? 8 : a->len);
 	op->opcode = a->opcode;
 	op->signaled = !(a->flags & RDPS_TP_F_UNSIGNALED);
@@ -102,21 +113,26 @@ static int tcp_post(struct tcp_ep *ep, const struct tcp_post_args *a)
 	}
 	op->type = a->type;
 	op->seq = ep->next_seq++;
+	op->sg = a->sg;
+	op->nsg = a->nsg;
 	ep->rd_out += (unsigned)tcp_type_rd_atomic(a->type);
 	m = (struct rdps_tcp_msg){
 		.type = a->type,
-		.len = is_write ? (uint32_t)a->len : 0,
+		.len = is_write	   ? (uint32_t)a->len
+		       : is_gather ? (uint32_t)a->dlen
+				   : 0,
 		.seq = op->seq,
 		.raddr = a->raddr,
 		.rkey = a->rkey ? a->rkey->key : 0,
 		.imm = a->imm,
-		.op1 = a->type == RDPS_TCP_REQ_READ ? a->len : a->op1,
+		.op1 = a->type == RDPS_TCP_REQ_READ || is_gather ? a->len
+								 : a->op1,
 		.op2 = a->op2,
 	};
 	rdps_tcp_wire_encode(&m, op->txe.hdr);
-	op->txe.payload = is_write ? a->lbuf : NULL;
-	op->txe.plen = is_write ? a->len : 0;
-	op->txe.bounce = NULL;
+	op->txe.payload = is_write ? a->lbuf : a->desc;
+	op->txe.plen = is_write ? a->len : a->dlen;
+	op->txe.bounce = a->desc; /* freed once sent */
 	op->txe.is_resp = 0;
 	tcp_tx_enqueue(ep, &op->txe);
 	if (ep->op_count > 1 && ep->held < TCP_HOLD_MAX) {
@@ -128,8 +144,8 @@ static int tcp_post(struct tcp_ep *ep, const struct tcp_post_args *a)
 	} else if (!(ep->events & EPOLLOUT)) {
 		tcp_tx_flush(ep);
 	}
-	if ((a->flags & RDPS_TP_F_INLINE) && !ep->broken && op->txe.queued &&
-	    op->txe.plen && op->txe.plen <= TCP_INLINE_MAX) {
+	if ((a->flags & RDPS_TP_F_INLINE) && !is_gather && !ep->broken &&
+	    op->txe.queued && op->txe.plen && op->txe.plen <= TCP_INLINE_MAX) {
 		void *copy = malloc(op->txe.plen);
 
 		/* Without memory the hint is not honoured: lbuf is still
@@ -201,6 +217,62 @@ int tcp_get(struct rdps_tp_ep *ep, void *lbuf, size_t len,
 	};
 
 	return tcp_post(to_tcp_ep(ep), &a);
+}
+
+/* One request of k descriptors, one response of the k ranges (tcp.h).
+ * The descriptors and local places are copied, so ents may go on return. */
+int tcp_get_gather(struct rdps_tp_ep *ep, const struct rdps_tp_gather_ent *ents,
+		   unsigned k, struct rdps_tp_mr *lmr, uint64_t wr_id,
+		   unsigned flags)
+{
+	struct tcp_ep *tep = to_tcp_ep(ep);
+	struct rdps_tcp_range r;
+	struct tcp_post_args a = {
+		.type = RDPS_TCP_REQ_GATHER,
+		.opcode = RDPS_TP_OP_READ,
+		.lmr = lmr,
+		.wr_id = wr_id,
+		.flags = flags,
+	};
+	uint64_t total;
+	int ret;
+
+	ret = rdps_tp_gather_check(ents, k, 0, &total);
+	if (ret)
+		return ret;
+	a.len = total;
+	a.rkey = ents[0].rkey;
+	for (unsigned i = 0; i < k && !a.st; i++)
+		a.st = tcp_local_check(tep->tp, ents[i].lbuf, ents[i].len, lmr);
+	if (a.st) /* fails in post order, nothing on the wire */
+		return tcp_post(tep, &a);
+	a.dlen = (size_t)k * RDPS_TCP_RANGE_LEN;
+	a.desc = malloc(a.dlen);
+	a.sg = malloc(k * sizeof(*a.sg));
+	if (!a.desc || !a.sg) {
+		free(a.desc);
+		free(a.sg);
+		return rdps_set_error(-ENOMEM,
+				      "tcp: no memory for a gather "
+				      "READ of %u ranges",
+				      k);
+	}
+	a.nsg = k;
+	for (unsigned i = 0; i < k; i++) {
+		r = (struct rdps_tcp_range){.raddr = ents[i].raddr,
+					    .rkey = ents[i].rkey->key,
+					    .len = ents[i].len};
+		rdps_tcp_gather_encode(&r, 1,
+				       a.desc + (size_t)i * RDPS_TCP_RANGE_LEN);
+		a.sg[i] = (struct tcp_sg){.dst = ents[i].lbuf,
+					  .len = ents[i].len};
+	}
+	ret = tcp_post(tep, &a);
+	if (ret) {
+		free(a.desc);
+		free(a.sg);
+	}
+	return ret;
 }
 
 int tcp_atomic_fadd(struct rdps_tp_ep *ep, uint64_t add, uint64_t *res,

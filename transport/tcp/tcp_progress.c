@@ -58,6 +58,10 @@ static void tcp_op_finish(struct tcp_ep *ep, int status, struct rdps_tp_ep *who)
 	ep->op_count--;
 	if (tcp_type_rd_atomic(op->type))
 		ep->rd_out--;
+	if (ep->rx_sg == op->sg)
+		ep->rx_sg = NULL;
+	free(op->sg);
+	op->sg = NULL;
 	tp->cq_resv--;
 	if (status != RDPS_TP_WC_SUCCESS || op->signaled) {
 		struct rdps_tp_comp c = {
@@ -249,9 +253,22 @@ void tcp_rx_forget(struct tcp_ep *ep, uint64_t lo, uint64_t hi)
 {
 	uint64_t b = (uintptr_t)ep->rx_dst;
 
-	if (ep->rx_state != TCP_RX_PAYLOAD || !ep->rx_dst || b >= hi ||
-	    b + ep->rx_left <= lo)
+	if (ep->rx_state != TCP_RX_PAYLOAD)
 		return;
+	if (ep->rx_sg) {
+		const struct tcp_op *op = &ep->ops[ep->op_head];
+		int hit = 0;
+
+		for (unsigned i = ep->rx_sg_i; i < op->nsg && !hit; i++) {
+			b = (uintptr_t)ep->rx_sg[i].dst;
+			hit = b < hi && b + ep->rx_sg[i].len > lo;
+		}
+		if (!hit)
+			return;
+		ep->rx_sg = NULL;
+	} else if (!ep->rx_dst || b >= hi || b + ep->rx_left <= lo) {
+		return;
+	}
 	ep->rx_dst = NULL;
 	ep->rx_status = ep->rx_msg.type & RDPS_TCP_RESP
 				? RDPS_TP_WC_LOC_PROT_ERR
@@ -273,6 +290,9 @@ void tcp_ep_shut(struct tcp_ep *ep, int status, struct rdps_tp_ep *who)
 		tp->n_stalled--;
 	ep->rx_state = TCP_RX_HDR;
 	ep->rx_off = ep->rx_len = 0;
+	ep->rx_sg = NULL;
+	free(ep->rx_gbuf);
+	ep->rx_gbuf = NULL;
 	tcp_tx_unhold(ep);
 	tcp_ep_free_tx(ep);
 	tcp_ep_flush_ops(ep, status, who);
@@ -299,9 +319,11 @@ void tcp_ep_fail(struct tcp_ep *ep, int lvl, const char *why)
 
 /* Serving the peer's requests ------------------------------------------- */
 
+/* owned: payload is a copy the response frees once sent (also if it
+ * cannot be queued), or NULL. */
 static void tcp_respond(struct tcp_ep *ep, const struct rdps_tcp_msg *req,
 			int status, const void *payload, size_t plen,
-			uint64_t op1)
+			uint64_t op1, void *owned)
 {
 	struct rdps_tcp_msg m = {
 		.type = (uint8_t)(req->type | RDPS_TCP_RESP),
@@ -314,6 +336,7 @@ static void tcp_respond(struct tcp_ep *ep, const struct rdps_tcp_msg *req,
 	struct tcp_txe *t;
 
 	if (ep->n_resp >= TCP_MAX_RESP) {
+		free(owned);
 		tcp_ep_fail(ep, RDPS_LOG_ERROR,
 			    "peer has more requests outstanding than any "
 			    "send queue allows");
@@ -325,6 +348,7 @@ static void tcp_respond(struct tcp_ep *ep, const struct rdps_tcp_msg *req,
 	} else {
 		t = malloc(sizeof(*t));
 		if (!t) {
+			free(owned);
 			tcp_ep_fail(ep, RDPS_LOG_ERROR,
 				    "out of memory for a response");
 			return;
@@ -332,7 +356,7 @@ static void tcp_respond(struct tcp_ep *ep, const struct rdps_tcp_msg *req,
 	}
 	t->payload = payload;
 	t->plen = plen;
-	t->bounce = NULL;
+	t->bounce = owned;
 	t->is_resp = 1;
 	t->rd_atomic = (uint8_t)rd_atomic;
 	rdps_tcp_wire_encode(&m, t->hdr);
@@ -364,7 +388,7 @@ static void tcp_serve_atomic(struct tcp_ep *ep, const struct rdps_tcp_msg *m)
 						    __ATOMIC_SEQ_CST);
 		}
 	}
-	tcp_respond(ep, m, st, NULL, 0, old);
+	tcp_respond(ep, m, st, NULL, 0, old, NULL);
 }
 
 static void tcp_serve_request(struct tcp_ep *ep, const struct rdps_tcp_msg *m)
@@ -398,9 +422,23 @@ static void tcp_serve_request(struct tcp_ep *ep, const struct rdps_tcp_msg *m)
 				  m->raddr, m->op1);
 		if (st == RDPS_TP_WC_SUCCESS)
 			tcp_respond(ep, m, st, (void *)(uintptr_t)m->raddr,
-				    m->op1, 0);
+				    m->op1, 0, NULL);
 		else
-			tcp_respond(ep, m, st, NULL, 0, 0);
+			tcp_respond(ep, m, st, NULL, 0, 0, NULL);
+		return;
+	case RDPS_TCP_REQ_GATHER:
+		/* The descriptors first (the header decoder bounded their
+		 * length); tcp_serve_gather answers once they are in. */
+		ep->rx_gbuf = malloc(m->len);
+		if (!ep->rx_gbuf) {
+			tcp_ep_fail(ep, RDPS_LOG_ERROR,
+				    "out of memory for a gather request");
+			return;
+		}
+		ep->rx_status = RDPS_TP_WC_SUCCESS;
+		ep->rx_dst = ep->rx_gbuf;
+		ep->rx_left = m->len;
+		ep->rx_state = TCP_RX_PAYLOAD;
 		return;
 	case RDPS_TCP_REQ_WRITE:
 	case RDPS_TCP_REQ_WRITE_IMM:
@@ -426,6 +464,50 @@ static void tcp_serve_request(struct tcp_ep *ep, const struct rdps_tcp_msg *m)
 		tcp_serve_atomic(ep, m);
 		return;
 	}
+}
+
+/*
+ * A gather request's descriptors are in: check every range, then copy them
+ * all into one response (tcp.h). The copy, not zero copy as for a READ,
+ * because one response's payload is one buffer; RDPS_TP_GATHER_MAX_BYTES
+ * and RDPS_TP_MAX_RD_ATOMIC bound what a peer makes us hold. Hostile
+ * descriptors (ragged, too many, lengths that do not add up) break the
+ * connection with the reason logged, as a malformed header does.
+ */
+static void tcp_serve_gather(struct tcp_ep *ep)
+{
+	struct rdps_tcp_range r[RDPS_TP_GATHER_MAX];
+	const struct rdps_tcp_msg *m = &ep->rx_msg;
+	const char *why = "";
+	int k, st = RDPS_TP_WC_SUCCESS;
+	uint8_t *buf, *p;
+
+	k = rdps_tcp_gather_decode(ep->rx_gbuf, m->len, m->op1, r, &why);
+	free(ep->rx_gbuf);
+	ep->rx_gbuf = NULL;
+	ep->rx_state = TCP_RX_HDR;
+	if (k < 0) {
+		tcp_ep_fail(ep, RDPS_LOG_ERROR, why);
+		return;
+	}
+	for (int i = 0; i < k && !st; i++)
+		st = tcp_mr_check(ep, r[i].rkey, RDPS_TP_ACCESS_REMOTE_READ,
+				  r[i].raddr, r[i].len);
+	if (st) {
+		tcp_respond(ep, m, st, NULL, 0, 0, NULL);
+		return;
+	}
+	buf = malloc(m->op1);
+	if (!buf) {
+		tcp_respond(ep, m, RDPS_TP_WC_GENERAL_ERR, NULL, 0, 0, NULL);
+		return;
+	}
+	p = buf;
+	for (int i = 0; i < k; i++) {
+		memcpy(p, (const void *)(uintptr_t)r[i].raddr, r[i].len);
+		p += r[i].len;
+	}
+	tcp_respond(ep, m, st, buf, m->op1, 0, buf);
 }
 
 /* Returns 0 if the RECV_IMM must wait for room in the completion ring. */
@@ -459,7 +541,7 @@ static int tcp_write_done(struct tcp_ep *ep)
 	if (ep->rx_state == TCP_RX_STALLED)
 		tp->n_stalled--;
 	ep->rx_state = TCP_RX_HDR;
-	tcp_respond(ep, m, ep->rx_status, NULL, 0, 0);
+	tcp_respond(ep, m, ep->rx_status, NULL, 0, 0, NULL);
 	tcp_ep_update_events(ep);
 	return 1;
 }
@@ -477,7 +559,9 @@ static void tcp_take_response(struct tcp_ep *ep, const struct rdps_tcp_msg *m)
 			    "request");
 		return;
 	}
-	if (op->type == RDPS_TCP_REQ_READ && m->status == RDPS_TP_WC_SUCCESS) {
+	if ((op->type == RDPS_TCP_REQ_READ ||
+	     op->type == RDPS_TCP_REQ_GATHER) &&
+	    m->status == RDPS_TP_WC_SUCCESS) {
 		if (m->len != op->len) {
 			tcp_ep_fail(ep, RDPS_LOG_ERROR,
 				    "read response length differs from the "
@@ -486,7 +570,10 @@ static void tcp_take_response(struct tcp_ep *ep, const struct rdps_tcp_msg *m)
 		}
 		ep->rx_msg = *m;
 		ep->rx_status = RDPS_TP_WC_SUCCESS;
-		ep->rx_dst = op->lbuf;
+		ep->rx_dst = op->sg ? NULL : op->lbuf;
+		ep->rx_sg = op->sg;
+		ep->rx_sg_i = 0;
+		ep->rx_sg_off = 0;
 		ep->rx_left = m->len;
 		ep->rx_state = TCP_RX_PAYLOAD;
 		return;
@@ -504,10 +591,39 @@ static void tcp_payload_done(struct tcp_ep *ep)
 {
 	if (ep->rx_msg.type & RDPS_TCP_RESP) {
 		ep->rx_state = TCP_RX_HDR;
+		ep->rx_sg = NULL;
 		tcp_op_finish(ep, ep->rx_status, &ep->base);
 		tcp_op_complete_ready(ep);
+	} else if (ep->rx_msg.type == RDPS_TCP_REQ_GATHER) {
+		tcp_serve_gather(ep);
 	} else {
 		tcp_write_done(ep);
+	}
+}
+
+/* n payload bytes from the receive buffer to where they go: the gather's
+ * places in turn, the destination, or nowhere (drained). */
+static void tcp_rx_place(struct tcp_ep *ep, const uint8_t *src, size_t n)
+{
+	if (ep->rx_sg) {
+		while (n) {
+			struct tcp_sg *g = &ep->rx_sg[ep->rx_sg_i];
+			size_t c = g->len - ep->rx_sg_off;
+
+			if (c > n)
+				c = n;
+			memcpy(g->dst + ep->rx_sg_off, src, c);
+			src += c;
+			n -= c;
+			ep->rx_sg_off += (uint32_t)c;
+			if (ep->rx_sg_off == g->len) {
+				ep->rx_sg_i++;
+				ep->rx_sg_off = 0;
+			}
+		}
+	} else if (ep->rx_dst) {
+		memcpy(ep->rx_dst, src, n);
+		ep->rx_dst += n;
 	}
 }
 
@@ -591,10 +707,7 @@ void tcp_ep_rx(struct tcp_ep *ep)
 		if (avail) {
 			size_t n = avail < ep->rx_left ? avail : ep->rx_left;
 
-			if (ep->rx_dst) {
-				memcpy(ep->rx_dst, ep->rxbuf + ep->rx_off, n);
-				ep->rx_dst += n;
-			}
+			tcp_rx_place(ep, ep->rxbuf + ep->rx_off, n);
 			ep->rx_off += n;
 			ep->rx_left -= n;
 		}

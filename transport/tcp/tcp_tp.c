@@ -253,6 +253,7 @@ const struct rdps_tp_ops rdps_tcp_ops = {
 	.put = tcp_put,
 	.put_imm = tcp_put_imm,
 	.get = tcp_get,
+	.get_gather = tcp_get_gather,
 	.atomic_fadd = tcp_atomic_fadd,
 	.atomic_cswap = tcp_atomic_cswap,
 	.poll = tcp_tp_poll,

@@ -103,7 +103,7 @@ int rdps_tcp_wire_decode(const void *buf, size_t len, struct rdps_tcp_msg *out,
 	m.op2 = get_be64(p + 40);
 
 	req = m.type & ~(unsigned)RDPS_TCP_RESP;
-	if (req < RDPS_TCP_REQ_READ || req > RDPS_TCP_REQ_CSWAP) {
+	if (req < RDPS_TCP_REQ_READ || req > RDPS_TCP_REQ_GATHER) {
 		*why = "unknown message type";
 		return -EPROTO;
 	}
@@ -134,6 +134,20 @@ int rdps_tcp_wire_decode(const void *buf, size_t len, struct rdps_tcp_msg *out,
 				return -EPROTO;
 			}
 			break;
+		case RDPS_TCP_REQ_GATHER:
+			if (!m.len || m.len % RDPS_TCP_RANGE_LEN ||
+			    m.len / RDPS_TCP_RANGE_LEN > RDPS_TP_GATHER_MAX) {
+				*why = "gather request with a descriptor list "
+				       "that is empty, ragged or over "
+				       "RDPS_TP_GATHER_MAX ranges";
+				return -EPROTO;
+			}
+			if (!m.op1 || m.op1 > RDPS_TP_GATHER_MAX_BYTES) {
+				*why = "gather length over "
+				       "RDPS_TP_GATHER_MAX_BYTES";
+				return -EPROTO;
+			}
+			break;
 		default:
 			break;
 		}
@@ -142,13 +156,58 @@ int rdps_tcp_wire_decode(const void *buf, size_t len, struct rdps_tcp_msg *out,
 			*why = "response with an unknown status";
 			return -EPROTO;
 		}
-		if (m.len && (req != RDPS_TCP_REQ_READ || m.status)) {
+		if (m.len &&
+		    ((req != RDPS_TCP_REQ_READ && req != RDPS_TCP_REQ_GATHER) ||
+		     m.status)) {
 			*why = "payload on a response that has none";
 			return -EPROTO;
 		}
 	}
 	*out = m;
 	return 0;
+}
+
+void rdps_tcp_gather_encode(const struct rdps_tcp_range *r, unsigned k,
+			    void *buf)
+{
+	uint8_t *p = buf;
+
+	for (unsigned i = 0; i < k; i++, p += RDPS_TCP_RANGE_LEN) {
+		put_be64(p, r[i].raddr);
+		put_be32(p + 8, r[i].rkey);
+		put_be32(p + 12, r[i].len);
+	}
+}
+
+int rdps_tcp_gather_decode(const void *buf, size_t len, uint64_t total,
+			   struct rdps_tcp_range *out, const char **why)
+{
+	const uint8_t *p = buf;
+	uint64_t sum = 0;
+	size_t k = len / RDPS_TCP_RANGE_LEN;
+
+	if (!k || len % RDPS_TCP_RANGE_LEN || k > RDPS_TP_GATHER_MAX) {
+		*why = "gather request with a descriptor list that is empty, "
+		       "ragged or over RDPS_TP_GATHER_MAX ranges";
+		return -EPROTO;
+	}
+	for (size_t i = 0; i < k; i++, p += RDPS_TCP_RANGE_LEN) {
+		out[i].raddr = get_be64(p);
+		out[i].rkey = get_be32(p + 8);
+		out[i].len = get_be32(p + 12);
+		if (!out[i].len) {
+			*why = "gather range of length 0";
+			return -EPROTO;
+		}
+		/* At most RDPS_TP_GATHER_MAX 32-bit lengths: no wrap. */
+		sum += out[i].len;
+	}
+	if (sum != total || sum > RDPS_TP_GATHER_MAX_BYTES) {
+		*why = "gather ranges whose lengths do not add up to the "
+		       "request's, or over RDPS_TP_GATHER_MAX_BYTES";
+		return -EPROTO;
+	}
+	return (int)k;
 }
 
 void rdps_tcp_hello_encode(const struct rdps_tcp_hello *h, void *buf)

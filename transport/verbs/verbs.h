@@ -111,7 +111,11 @@ struct verbs_slot {
 	uint32_t len;
 	uint8_t opcode;	     /* enum rdps_tp_opcode */
 	uint8_t user_signal; /* the caller wants a completion on success */
-	uint8_t pad[2];
+	/* Gather READ (a chain of READs, verbs_get_gather): more of its
+	 * chain follows this one; muted: an earlier one of its chain already
+	 * reported the gather's failure, this one reports nothing. */
+	uint8_t chain_more;
+	uint8_t muted;
 };
 
 /* The last connection-setup event seen for an endpoint's cm id. */
@@ -280,6 +284,7 @@ rdps_tp_ep_close_fn verbs_ep_close;
 rdps_tp_put_fn verbs_put;
 rdps_tp_put_imm_fn verbs_put_imm;
 rdps_tp_get_fn verbs_get;
+rdps_tp_get_gather_fn verbs_get_gather;
 rdps_tp_atomic_fadd_fn verbs_atomic_fadd;
 rdps_tp_atomic_cswap_fn verbs_atomic_cswap;
 

@@ -187,6 +187,16 @@ static int verbs_wc_send(struct verbs_ep *ep, uint32_t slot,
 
 	ep->sq_tail += n;
 	ep->vtp->cq_used -= n;
+	if (rdps_unlikely(s->muted))
+		return 0;
+	if (rdps_unlikely(wc->status != IBV_WC_SUCCESS && s->chain_more)) {
+		/* A gather's failure is reported once: by its first READ
+		 * that fails; the rest of its chain only flushes. */
+		for (uint32_t i = slot; ep->ring[i].chain_more;) {
+			i = (i + 1) & ep->ring_mask;
+			ep->ring[i].muted = 1;
+		}
+	}
 	if (rdps_likely(wc->status == IBV_WC_SUCCESS)) {
 		if (!s->user_signal)
 			return 0;

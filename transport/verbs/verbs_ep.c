@@ -448,6 +448,8 @@ static inline int verbs_post(struct verbs_ep *ep, struct ibv_send_wr *wr,
 	s->len = len;
 	s->opcode = op;
 	s->user_signal = !(flags & RDPS_TP_F_UNSIGNALED);
+	s->chain_more = 0;
+	s->muted = 0;
 	wr->wr_id = ep->wrid_base | idx;
 	if (s->user_signal || ++ep->unsig_run >= ep->sig_period) {
 		wr->send_flags |= IBV_SEND_SIGNALED;
@@ -540,6 +542,85 @@ int verbs_get(struct rdps_tp_ep *ep, void *lbuf, size_t len,
 {
 	return verbs_rma(verbs_ep_of(ep), IBV_WR_RDMA_READ, RDPS_TP_OP_READ,
 			 lbuf, len, lmr, raddr, rkey, 0, wr_id, flags);
+}
+
+/*
+ * Gather READ as a chain of k READ work requests posted with one
+ * ibv_post_send, only the last signaled (and, as ever, one every
+ * sig_period): RC executes and completes a queue pair's work requests in
+ * order, so the last one's completion means all landed. A chain rather
+ * than one READ with a k-entry SGL, because an SGL scatters one
+ * contiguous remote range and the ranges here (hash buckets, rows) are
+ * scattered; and k work requests cost k send-queue slots, hence
+ * rdps_tp_gather_check() against sq_depth. A failure is reported once,
+ * by the first failing READ (verbs_cq.c mutes the rest of the chain).
+ */
+int verbs_get_gather(struct rdps_tp_ep *ep_,
+		     const struct rdps_tp_gather_ent *ents, unsigned k,
+		     struct rdps_tp_mr *lmr, uint64_t wr_id, unsigned flags)
+{
+	struct verbs_ep *ep = verbs_ep_of(ep_);
+	struct verbs_tp *vtp = ep->vtp;
+	struct ibv_sge sge[RDPS_TP_GATHER_MAX];
+	struct ibv_send_wr wr[RDPS_TP_GATHER_MAX], *bad = NULL;
+	uint64_t total;
+	int ret;
+
+	ret = rdps_tp_gather_check(ents, k, ep->sq_depth, &total);
+	if (ret)
+		return ret;
+	for (unsigned i = 0; i < k; i++)
+		if (rdps_unlikely(
+			    !verbs_lbuf_ok(ents[i].lbuf, ents[i].len, lmr)))
+			return verbs_post_synth(ep, wr_id, RDPS_TP_OP_READ,
+						RDPS_TP_WC_LOC_PROT_ERR);
+	if (rdps_unlikely(ep->state != VERBS_EP_CONNECTED))
+		return verbs_post_dead(ep);
+	if (rdps_unlikely(ep->sq_head - ep->sq_tail + k > ep->sq_depth ||
+			  vtp->cq_used + vtp->cq_reserved + k > vtp->cq_cap))
+		return -EAGAIN;
+	for (unsigned i = 0; i < k; i++) {
+		uint32_t idx = (ep->sq_head + i) & ep->ring_mask;
+		struct verbs_slot *s = &ep->ring[idx];
+		bool last = i + 1 == k;
+
+		s->wr_id = wr_id;
+		s->len = last ? (uint32_t)total : ents[i].len;
+		s->opcode = RDPS_TP_OP_READ;
+		s->user_signal = last && !(flags & RDPS_TP_F_UNSIGNALED);
+		s->chain_more = !last;
+		s->muted = 0;
+		sge[i].addr = (uintptr_t)ents[i].lbuf;
+		sge[i].length = ents[i].len;
+		sge[i].lkey = verbs_mr_of(lmr)->mr->lkey;
+		wr[i].wr_id = ep->wrid_base | idx;
+		wr[i].next = last ? NULL : &wr[i + 1];
+		wr[i].sg_list = &sge[i];
+		wr[i].num_sge = 1;
+		wr[i].opcode = IBV_WR_RDMA_READ;
+		wr[i].send_flags = 0;
+		wr[i].wr.rdma.remote_addr = ents[i].raddr;
+		wr[i].wr.rdma.rkey = ents[i].rkey->key;
+		if (s->user_signal || ++ep->unsig_run >= ep->sig_period) {
+			wr[i].send_flags = IBV_SEND_SIGNALED;
+			ep->unsig_run = 0;
+		}
+	}
+	ret = ibv_post_send(ep->qp, wr, &bad);
+	if (rdps_unlikely(ret)) {
+		/* The head of the chain went out: it completes silently, the
+		 * caller has its error and no completion. */
+		unsigned posted = bad ? (unsigned)(bad - wr) : 0;
+
+		for (unsigned i = 0; i < posted; i++)
+			ep->ring[(ep->sq_head + i) & ep->ring_mask].muted = 1;
+		ep->sq_head += posted;
+		vtp->cq_used += posted;
+		return verbs_post_failed(ep, ret);
+	}
+	ep->sq_head += k;
+	vtp->cq_used += k;
+	return 0;
 }
 
 static inline int verbs_atomic(struct verbs_ep *ep, enum ibv_wr_opcode vop,

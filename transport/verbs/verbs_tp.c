@@ -310,6 +310,7 @@ const struct rdps_tp_ops rdps_verbs_ops = {
 	.put = verbs_put,
 	.put_imm = verbs_put_imm,
 	.get = verbs_get,
+	.get_gather = verbs_get_gather,
 	.atomic_fadd = verbs_atomic_fadd,
 	.atomic_cswap = verbs_atomic_cswap,
 	.poll = verbs_poll,
