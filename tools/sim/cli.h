@@ -56,9 +56,9 @@ struct sim_opts {
 int sim_fit_score(const struct sim_profile *p, const struct sim_cfg *base,
 		  const struct sim_row *rows, unsigned nrows, double tol,
 		  double *sse_out, unsigned *within_out);
-/* Fit p's host terms (fit.c: wake_us, wake_per_proc_us, wake_free_us,
- * cores, load, msg_us) to rows, in place; cpus 0 becomes 2 and the
- * oversubscribed flag is cleared (load decides). 0 or -ENOMEM. */
+/* Fit p's host terms (fit.c: wake_us, wake_per_proc_us, cores,
+ * wake_free_us, load, msg_us, wake_max_us) to rows, in place; cpus 0 becomes 2
+ * and the oversubscribed flag is cleared (load decides). 0 or -ENOMEM. */
 int sim_fit(struct sim_profile *p, const struct sim_cfg *base,
 	    const struct sim_row *rows, unsigned nrows, unsigned *passes_out);
 /* Read a profile file (sim_profile_print's form, as fit --out writes

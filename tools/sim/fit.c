@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * fit.c - rdps-sim fit: the host terms of a profile (the wake-ups, the
- * cores the job gets, the load of other jobs, the shard's cost per
- * message) fitted to one measured CSV, and the profile files that carry
- * the result to `validate -p FILE`.
+ * fit.c - rdps-sim fit: the host terms of a profile (the wake-ups: their
+ * base, growth per process and ceiling, and on a CPU left free; the cores
+ * the job gets; the load of other jobs; the shard's cost per message)
+ * fitted to one measured CSV, and the profile files that carry the
+ * result to `validate -p FILE`. The per-operation and per-byte costs stay
+ * the profile's measured ones.
  *
  * The fit is least squares on log time: it minimises the sum over the
  * rows of log(simulated / measured)^2 of the iteration median, so a row
@@ -38,6 +40,7 @@ static const double fit_wake[] = {0,  10,  20,	30,  40,  50,  60,  70,	 80,
 				  90, 100, 120, 140, 160, 180, 200, 250, 300};
 static const double fit_slope[] = {0, 1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20};
 static const double fit_free[] = {0, 2, 5, 10, 20, 40};
+static const double fit_max[] = {0, 50, 75, 100, 125, 150, 200, 300};
 static const double fit_cores[] = {1, 2, 3, 4};
 static const double fit_load[] = {0, 0.5, 1, 2, 4, 8, 16};
 static const double fit_msg[] = {0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 4, 6};
@@ -54,9 +57,10 @@ static const double fit_msg[] = {0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 4, 6};
 
 /* The first FIT_JOINT are searched together (fit_pass). */
 static const struct fit_term fit_terms[] = {
-	FIT_D(wake_us, fit_wake), FIT_D(wake_per_proc_us, fit_slope),
-	FIT_U(cores, fit_cores),  FIT_D(wake_free_us, fit_free),
-	FIT_D(load, fit_load),	  FIT_D(msg_us, fit_msg),
+	FIT_D(wake_us, fit_wake),    FIT_D(wake_per_proc_us, fit_slope),
+	FIT_U(cores, fit_cores),     FIT_D(wake_free_us, fit_free),
+	FIT_D(load, fit_load),	     FIT_D(msg_us, fit_msg),
+	FIT_D(wake_max_us, fit_max),
 };
 
 #define FIT_JOINT 3
@@ -333,7 +337,7 @@ int sim_cmd_fit(const struct sim_opts *o, FILE *out)
 		 o->cfg.prof->source, o->measured, nrows);
 	p.source = src;
 	p.fitted = "wake_us, wake_per_proc_us, cores, wake_free_us, load, "
-		   "msg_us";
+		   "msg_us, wake_max_us";
 	fprintf(out,
 		"# fit of %s to %s: %u rows, %u passes; rms log error %.3f "
 		"-> %.3f, rows within %.0f%% %u -> %u\n",

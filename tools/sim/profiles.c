@@ -29,8 +29,9 @@
  *     tests/data/sim_measured.csv (three runs a cell, taken after the
  *     fit) checks them. On a quiet box `rdps-sim fit` finds other host
  *     terms (tests/data/sim_shm_quiet.profile, sim_tcp_quiet.profile,
- *     fitted to tests/data/sim_measured_quiet.csv): host load is a
- *     profile's parameter (cpus, load), not code.
+ *     fitted to rdps-scale --quick, tests/data/sim_scale_quick_quiet.csv,
+ *     and checked against tests/data/sim_measured_quiet.csv): host load
+ *     is a profile's parameter (cpus, load), not code.
  * rxe: README "Benchmarks", verbs over rxe soft-RoCE in one QEMU VM
  *   (`scripts/bench.sh --rxe`, 2026-11-22): read 28.0 us, write 11.3 us
  *   (half round trip), fetch-add 18.7 us, compare-swap 18.9 us; link and
@@ -222,6 +223,7 @@ static const struct {
 	SIM_U(cpus),
 	SIM_F(load),
 	SIM_F(wake_free_us),
+	SIM_F(wake_max_us),
 #undef SIM_F
 #undef SIM_I
 #undef SIM_U

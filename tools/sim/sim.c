@@ -770,6 +770,8 @@ static void sim_host(struct sim *s)
 	s->oversub =
 		p->oversubscribed || (p->cpus && tasks + p->load > p->cpus);
 	s->wake = p->wake_us + p->wake_per_proc_us * (s->W + s->S);
+	if (p->wake_max_us > 0 && s->wake > p->wake_max_us)
+		s->wake = p->wake_max_us;
 	if (p->cpus && !s->oversub)
 		s->wake = p->wake_free_us;
 }

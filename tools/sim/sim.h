@@ -109,6 +109,9 @@ struct sim_profile {
 	unsigned cpus;
 	double load;
 	double wake_free_us;
+	/* > 0: no wake-up costs more (most of a big job's processes sleep
+	 * at any time, so the tasks a wake-up waits behind stop growing). */
+	double wake_max_us;
 	/* One-sided operations served by a thread of the target (tcp's
 	 * progress thread): op_cpu_us each, one at a time per shard, and a
 	 * wake-up when it slept (adaptive polling). 0: by the NIC. */
