@@ -3,7 +3,8 @@
 # sim_cli.sh RDPS_SIM DATA_DIR - rdps-sim's command line: the same seed
 # gives the same output and another seed another; bad input is one line
 # on stderr and exit status 2; validate reads rdps-scale's CSV and flags
-# what is outside the tolerance; project writes its CSV and SVG.
+# what is outside the tolerance; fit recovers known host terms and its
+# profile file reads back; project writes its CSV and SVG.
 set -u
 sim=$1
 data=$2
@@ -89,13 +90,67 @@ grep -q '^1 of 2 rows within 25%' "$tmp/vout" || fail "summary: $(tail -1 "$tmp/
 [ $? -eq 1 ] || fail "--strict did not fail on a flagged row"
 
 # The reference measurements parse, one line per row of the transport.
-for tp in shm tcp; do
-	"$sim" validate --measured "$data/sim_measured.csv" -p "$tp" >"$tmp/ref" ||
-		fail "validate $tp of the reference failed"
-	rows=$(grep -c "^$tp," "$data/sim_measured.csv")
-	got=$(grep -c "^$tp " "$tmp/ref")
-	[ "$rows" -eq "$got" ] || fail "$tp: $rows rows, $got lines"
+for csv in sim_measured sim_measured_quiet sim_scale_quick_quiet; do
+	for tp in shm tcp; do
+		"$sim" validate --measured "$data/$csv.csv" -p "$tp" >"$tmp/ref" ||
+			fail "validate $tp of $csv failed"
+		rows=$(grep -c "^$tp," "$data/$csv.csv")
+		got=$(grep -c "^$tp " "$tmp/ref")
+		[ "$rows" -eq "$got" ] || fail "$csv $tp: $rows rows, $got lines"
+	done
 done
+# The fitted quiet profiles read and validate.
+for tp in shm tcp; do
+	"$sim" validate --measured "$data/sim_scale_quick_quiet.csv" \
+		-p "$data/sim_${tp}_quiet.profile" >"$tmp/ref" ||
+		fail "validate with sim_${tp}_quiet.profile failed"
+done
+
+# fit: measurements made by the simulator itself from known host terms
+# (off the fit's grids: wake 75 + 7 x (W + S) us on a 2-CPU box with no
+# other load, 2 cores for the job, 1.2 us a message) are fitted back to
+# within a grid step, and the profile written reads back as it printed.
+truth="--set cpus=2 --set load=0 --set oversubscribed=0 --set wake_us=75"
+truth="$truth --set wake_per_proc_us=7 --set cores=2 --set msg_us=1.2"
+{
+	echo "$hdr"
+	for m in bsp ssp; do for w in 1 2 4; do for s in 1 2; do
+		# shellcheck disable=SC2086
+		"$sim" run -p shm $truth -m $m -w $w -s $s -n 50 |
+			awk -F, -v m=$m 'NR == 2 { printf "shm,%s,%s,%s,%s,%s,%s,,,,,\n",
+				m, $4, $5, $6, $9, $10 }'
+	done; done; done
+} >"$tmp/syn.csv"
+"$sim" fit --measured "$tmp/syn.csv" -p shm --out "$tmp/syn.profile" \
+	>"$tmp/fit" || fail "fit failed"
+sed -n 2p "$tmp/fit" | awk '{
+	for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+	ok = v["wake_us"] >= 65 && v["wake_us"] <= 85 &&
+		v["wake_per_proc_us"] >= 5.5 && v["wake_per_proc_us"] <= 8.5 &&
+		v["cores"] == 2 && v["load"] < 1 &&
+		v["msg_us"] >= 0.7 && v["msg_us"] <= 1.7
+	exit !ok }' || fail "fit did not recover the terms: $(sed -n 2p "$tmp/fit")"
+grep -q '^# fit of shm .*12 rows.*rows within 25% [0-9]* -> 12$' "$tmp/fit" ||
+	fail "fit summary: $(head -1 "$tmp/fit")"
+"$sim" profiles -p "$tmp/syn.profile" >"$tmp/prof" || fail "profiles -p FILE failed"
+grep -v '^#' "$tmp/fit" | sed 's/ (file .*)//' >"$tmp/fit.p"
+sed 's/ (file [^)]*)//' "$tmp/prof" | cmp -s - "$tmp/fit.p" ||
+	fail "the profile file does not read back as fit printed it"
+"$sim" validate --measured "$tmp/syn.csv" -p "$tmp/syn.profile" --strict \
+	>"$tmp/vsyn" || fail "fitted profile outside on its own rows: $(tail -1 "$tmp/vsyn")"
+
+bad "fit needs --measured" "$sim" fit -p shm
+bad "no host terms" "$sim" fit --measured "$tmp/syn.csv" -p connectx
+sed '4s/,50,[0-9.]*,/,50,slow,/' "$tmp/syn.csv" >"$tmp/bad.csv"
+bad "bad.csv:4: iter_us_median 'slow'" "$sim" fit --measured "$tmp/bad.csv" -p shm
+sed '3s/^shm,bsp,/shm,bsp,1,/' "$tmp/syn.csv" >"$tmp/extra.csv"
+bad "extra.csv:3: more than 12 fields" "$sim" fit --measured "$tmp/extra.csv" -p shm
+sed 's/^  msg_us=.*/  msg_us=fast/' "$tmp/syn.profile" >"$tmp/bad.profile"
+bad "bad.profile:9: bad value in 'msg_us=fast'" "$sim" validate \
+	--measured "$tmp/syn.csv" -p "$tmp/bad.profile"
+sed '1s/^shm:/ib:/' "$tmp/syn.profile" >"$tmp/ib.profile"
+bad "ib.profile:1: unknown profile 'ib'" "$sim" profiles -p "$tmp/ib.profile"
+bad "cannot read profile" "$sim" validate --measured "$tmp/syn.csv" -p ./none.profile
 
 # project --quick: 3 models x 2 straggler specs x 2 W x 2 S.
 "$sim" project --quick -n 5 --warmup 1 --out "$tmp" >"$tmp/pout" || fail "project failed"

@@ -283,6 +283,48 @@ static void t_deterministic(void **state)
 	assert_true(a.iter_us_mean != b.iter_us_mean);
 }
 
+/*
+ * The host (cpus, load): W = 1 and S = 1 are two tasks on a 2-CPU box.
+ * With no load they fit: the shard sleeps only when idle past spin_us
+ * (50), and then wakes on a free CPU in wake_free_us (20): with 10 us of
+ * compute it never sleeps (17.5, as t_one_worker), with 100 it sleeps
+ * every iteration and the push pays one wake-up (107.5 + 20; the
+ * worker's own wait for the credit, 22.5, is shorter than its spin). One
+ * more task of load oversubscribes the box: every hand-off is a wake-up
+ * of wake_us + wake_per_proc_us x (W + S), up to wake_max_us, at the
+ * shard and again at the worker waiting for its credit (SSP, 10 us of
+ * compute: 17.5 + 2 x 100; with 100 + 50 x 2 capped at 150: 17.5 + 300).
+ */
+static void t_host(void **state)
+{
+	struct sim_profile p = unit;
+	struct sim_cfg c;
+	struct sim_result r;
+
+	(void)state;
+	p.cpus = 2;
+	p.wake_free_us = 20;
+	p.wake_us = 100;
+	cfg_unit(&c, SIM_SSP, 1, 1);
+	c.prof = &p;
+	run_ok(&c, &r);
+	assert_near(r.iter_us_min, 17.5);
+	assert_near(r.iter_us_max, 17.5);
+	c.compute_us = 100;
+	run_ok(&c, &r);
+	assert_near(r.iter_us_min, 127.5);
+	assert_near(r.iter_us_max, 127.5);
+	c.compute_us = 10;
+	p.load = 1;
+	run_ok(&c, &r);
+	assert_near(r.iter_us_min, 217.5);
+	assert_near(r.iter_us_max, 217.5);
+	p.wake_per_proc_us = 50;
+	p.wake_max_us = 150;
+	run_ok(&c, &r);
+	assert_near(r.iter_us_max, 317.5);
+}
+
 static void t_bad_cfg(void **state)
 {
 	struct sim_cfg c;
@@ -315,6 +357,7 @@ int main(void)
 		cmocka_unit_test(t_hot_word),
 		cmocka_unit_test(t_clock_tree),
 		cmocka_unit_test(t_deterministic),
+		cmocka_unit_test(t_host),
 		cmocka_unit_test(t_bad_cfg),
 	};
 

@@ -8,6 +8,8 @@
  *
  *   rdps-sim run -p connectx -w 256 -s 16 -m bsp --bytes 1m
  *   rdps-sim validate --measured tests/data/sim_measured.csv -p shm
+ *   rdps-sim fit --measured A.csv -p shm --out shm.profile
+ *   rdps-sim validate --measured B.csv -p shm.profile
  *   rdps-sim project -p connectx --out docs
  *   rdps-sim profiles
  */
@@ -30,6 +32,12 @@ static void usage(FILE *f)
 		"(rdps-scale's CSV)\n"
 		"                                   against the simulation, "
 		"row by row\n"
+		"       rdps-sim fit --measured FILE [-p shm|tcp] [--out "
+		"PROFILE]\n"
+		"                                   the profile's host terms "
+		"fitted to a\n"
+		"                                   measured CSV; prints the "
+		"profile\n"
 		"       rdps-sim project [options]   W = 64 .. 1024, S = 1 .. "
 		"64: CSV, SVG, table\n"
 		"       rdps-sim profiles [-p NAME]  the built-in cost "
@@ -40,7 +48,9 @@ static void usage(FILE *f)
 		"Options:\n"
 		"  -p, --profile=NAME    costs: shm, tcp, rxe or connectx "
 		"(shm; project:\n"
-		"                        connectx)\n"
+		"                        connectx), or a file fit --out "
+		"wrote (a name\n"
+		"                        with '/' or '.')\n"
 		"  -w, --workers=N       workers, 1 .. 65536 (1)\n"
 		"  -s, --shards=N        shards, 1 .. 4096 (1)\n"
 		"  -m, --model=M         bsp, ssp, asp or absp (bsp)\n"
@@ -70,7 +80,9 @@ static void usage(FILE *f)
 		"flagged\n"
 		"  -o, --out=DIR         project: write DIR/projection.csv "
 		"and\n"
-		"                        DIR/projection.svg\n"
+		"                        DIR/projection.svg; fit: write the "
+		"profile to\n"
+		"                        the file DIR\n"
 		"      --quick           project: W = 64, 1024 and S = 1, 64 "
 		"only\n"
 		"      --set FIELD=VALUE change a cost of the profile (after "
@@ -148,17 +160,21 @@ static int sim_opt(struct sim_opts *o, int key, const char *arg,
 
 	switch (key) {
 	case 'p':
-		if (!sim_profile_find(arg)) {
-			tool_err("unknown profile '%s': use one of %s", arg,
-				 sim_profile_names());
-			return -EINVAL;
-		}
 		if (o->nset) {
 			tool_err("give --profile before --set");
 			return -EINVAL;
 		}
-		sim_prof = *sim_profile_find(arg);
 		o->profile_given = 1;
+		/* Built-in names have neither: a path to a profile file. */
+		if (strchr(arg, '/') || strchr(arg, '.'))
+			return sim_profile_read(arg, &sim_prof);
+		if (!sim_profile_find(arg)) {
+			tool_err("unknown profile '%s': use one of %s, or a "
+				 "file fit --out wrote",
+				 arg, sim_profile_names());
+			return -EINVAL;
+		}
+		sim_prof = *sim_profile_find(arg);
 		return 0;
 	case OPT_SET:
 		if (sim_profile_set(&sim_prof, arg, err, sizeof(err))) {
@@ -308,10 +324,11 @@ int main(int argc, char **argv)
 	cmd = argv[1];
 	project = !strcmp(cmd, "project");
 	if (strcmp(cmd, "run") && strcmp(cmd, "validate") && !project &&
-	    strcmp(cmd, "profiles")) {
-		tool_err("unknown command '%s': use run, validate, project or "
-			 "profiles (rdps-sim -h)",
-			 cmd);
+	    strcmp(cmd, "profiles") && strcmp(cmd, "fit")) {
+		tool_err(
+			"unknown command '%s': use run, validate, fit, project "
+			"or profiles (rdps-sim -h)",
+			cmd);
 		return 2;
 	}
 	memset(&o, 0, sizeof(o));
@@ -353,6 +370,8 @@ int main(int argc, char **argv)
 		return sim_cmd_profiles(&o, stdout);
 	if (!strcmp(cmd, "validate"))
 		return sim_cmd_validate(&o, stdout);
+	if (!strcmp(cmd, "fit"))
+		return sim_cmd_fit(&o, stdout);
 	if (sim_cfg_check(&o.cfg, err, sizeof(err))) {
 		tool_err("%s", err);
 		return 2;

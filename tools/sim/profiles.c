@@ -17,15 +17,21 @@
  *     42 us: 0.18 ns per byte on the shard's CPU (SUM, float32);
  *   - spin_us: the transport's default adaptive spin (transport.c, 50 us);
  *     sleep_extra_us: Linux's default timer slack (50 us) plus a wake-up;
- *   - cores, oversubscribed, wake_us and wake_per_proc_us are fitted (a
- *     grid search, the most rows within 25%) to the whole iterations of a
- *     first measurement with tests/sim_measure.sh, see `fitted`: the job
- *     got about one of the two cores (cores = 1), a process waiting for
- *     another is off its CPU at once (oversubscribed), and each hand-off
- *     costs a wake-up that grows with the processes of the job (shm 40 +
- *     5 x (W + S) us, tcp 40 + 10 x (W + S) us). They describe this box's
- *     scheduling under load, not rdps; tests/data/sim_measured.csv (three
- *     runs a cell, taken after the fit) checks them.
+ *   - cores, wake_us and wake_per_proc_us were fitted by hand (a grid
+ *     search, the most rows within 25%) to the whole iterations of a
+ *     first measurement with tests/sim_measure.sh on the loaded box, see
+ *     `fitted`: the job got about one of the two cores (cores = 1), a
+ *     process waiting for another is off its CPU at once (oversubscribed:
+ *     cpus = 2 and a load of 16 other tasks, so W + S + load > cpus for
+ *     every job), and each hand-off costs a wake-up that grows with the
+ *     processes of the job (shm 40 + 5 x (W + S) us, tcp 40 + 10 x (W +
+ *     S) us). They describe this box's scheduling under load, not rdps;
+ *     tests/data/sim_measured.csv (three runs a cell, taken after the
+ *     fit) checks them. On a quiet box `rdps-sim fit` finds other host
+ *     terms (tests/data/sim_shm_quiet.profile, sim_tcp_quiet.profile,
+ *     fitted to rdps-scale --quick, tests/data/sim_scale_quick_quiet.csv,
+ *     and checked against tests/data/sim_measured_quiet.csv): host load
+ *     is a profile's parameter (cpus, load), not code.
  * rxe: README "Benchmarks", verbs over rxe soft-RoCE in one QEMU VM
  *   (`scripts/bench.sh --rxe`, 2026-11-22): read 28.0 us, write 11.3 us
  *   (half round trip), fetch-add 18.7 us, compare-swap 18.9 us; link and
@@ -71,7 +77,8 @@ static const struct sim_profile sim_profiles[] = {
 		.hot_read_mops = 50.0,
 		.cores = 1,
 		.spin_us = 50,
-		.oversubscribed = 1,
+		.cpus = 2,
+		.load = 16,
 		.wake_us = 40,
 		.wake_per_proc_us = 5,
 		.yield_us = 5,
@@ -95,7 +102,8 @@ static const struct sim_profile sim_profiles[] = {
 		.hot_read_mops = 50.0,
 		.cores = 1,
 		.spin_us = 50,
-		.oversubscribed = 1,
+		.cpus = 2,
+		.load = 16,
 		.wake_us = 40,
 		.wake_per_proc_us = 10,
 		.yield_us = 5,
@@ -121,7 +129,8 @@ static const struct sim_profile sim_profiles[] = {
 		.hot_read_mops = 0.1,
 		.cores = 1,
 		.spin_us = 50,
-		.oversubscribed = 1,
+		.cpus = 2,
+		.load = 16,
 		.wake_us = 40,
 		.wake_per_proc_us = 10,
 		.yield_us = 5,
@@ -211,6 +220,10 @@ static const struct {
 	SIM_F(op_cpu_us),
 	SIM_U(cores),
 	SIM_F(wake_per_proc_us),
+	SIM_U(cpus),
+	SIM_F(load),
+	SIM_F(wake_free_us),
+	SIM_F(wake_max_us),
 #undef SIM_F
 #undef SIM_I
 #undef SIM_U

@@ -67,7 +67,8 @@ struct sim {
 	const struct sim_cfg *cfg;
 	const struct sim_profile *p;
 	unsigned W, S;
-	double wake;   /* wake_us + wake_per_proc_us x (W + S) */
+	double wake;   /* a wake-up: sim_host() */
+	int oversub;   /* more runnable tasks than CPUs: sim_host() */
 	uint64_t n_it; /* warmup + iters */
 	struct sim_worker *w;
 	struct sim_ev *heap;
@@ -200,7 +201,7 @@ static double q_serve(struct sim_q *q, double at, double svc, int count)
  * an oversubscribed host (it spins off its time slice). */
 static double sim_idle(const struct sim *s)
 {
-	return s->p->oversubscribed ? 0 : s->p->spin_us;
+	return s->oversub ? 0 : s->p->spin_us;
 }
 
 /* Work of svc on the shared cores (profile cores > 0): the core that
@@ -892,6 +893,22 @@ static int sim_alloc(struct sim *s)
 	return 0;
 }
 
+/* The host as the job finds it (sim_profile's cpus, load): oversubscribed
+ * or not, and what a wake-up costs then. */
+static void sim_host(struct sim *s)
+{
+	const struct sim_profile *p = s->p;
+	double tasks = (double)(s->W + s->S) * (p->op_thread ? 2 : 1);
+
+	s->oversub =
+		p->oversubscribed || (p->cpus && tasks + p->load > p->cpus);
+	s->wake = p->wake_us + p->wake_per_proc_us * (s->W + s->S);
+	if (p->wake_max_us > 0 && s->wake > p->wake_max_us)
+		s->wake = p->wake_max_us;
+	if (p->cpus && !s->oversub)
+		s->wake = p->wake_free_us;
+}
+
 int sim_run(const struct sim_cfg *cfg, struct sim_result *res)
 {
 	struct sim s;
@@ -905,7 +922,7 @@ int sim_run(const struct sim_cfg *cfg, struct sim_result *res)
 	s.W = cfg->workers;
 	s.S = cfg->shards;
 	s.n_it = cfg->warmup + cfg->iters;
-	s.wake = s.p->wake_us + s.p->wake_per_proc_us * (s.W + s.S);
+	sim_host(&s);
 	s.win_start = SIM_INF;
 	s.G = sim_fanin(cfg->fanin, s.W);
 	s.groups = s.G > 1 ? (s.W + s.G - 1) / s.G : 0;

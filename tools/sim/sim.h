@@ -108,6 +108,18 @@ struct sim_profile {
 	double wake_per_proc_us; /* plus this per process of the job */
 	double yield_us;	 /* a sched_yield() in wrk_backoff */
 	double sleep_extra_us;	 /* a nanosleep's overshoot (timer slack) */
+	/* cpus > 0: the host's CPUs, and load the other jobs' runnable
+	 * tasks on them (the load average). The job runs W + S processes,
+	 * each one task, two with op_thread (its progress thread): past
+	 * cpus with load, the host is oversubscribed as if the flag were
+	 * set; below, a sleeping process wakes on a free CPU in
+	 * wake_free_us. cpus 0: only the flag counts. */
+	unsigned cpus;
+	double load;
+	double wake_free_us;
+	/* > 0: no wake-up costs more (most of a big job's processes sleep
+	 * at any time, so the tasks a wake-up waits behind stop growing). */
+	double wake_max_us;
 	/* One-sided operations served by a thread of the target (tcp's
 	 * progress thread): op_cpu_us each, one at a time per shard, and a
 	 * wake-up when it slept (adaptive polling). 0: by the NIC. */

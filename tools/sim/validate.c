@@ -16,14 +16,6 @@
 
 #define VAL_NFIELDS 12
 
-struct val_row {
-	char transport[32];
-	enum sim_model model;
-	unsigned slack;
-	uint64_t workers, shards, bytes, iters;
-	double iter_us, clock_us, ops; /* clock_us, ops: < 0 if empty */
-};
-
 static const char *const val_names[VAL_NFIELDS] = {"transport",
 						   "model",
 						   "workers",
@@ -82,7 +74,7 @@ static int val_count(const char *file, unsigned line, unsigned f, const char *v,
 }
 
 /* "bsp", "asp", "absp", "ssp" (slack 1, rdps-launch's default), "sspN". */
-static int val_model(const char *v, struct val_row *r)
+static int val_model(const char *v, struct sim_row *r)
 {
 	char *end;
 
@@ -98,7 +90,7 @@ static int val_model(const char *v, struct val_row *r)
 }
 
 static int val_parse(const char *file, unsigned line, char *s,
-		     struct val_row *r)
+		     struct sim_row *r)
 {
 	char *f[VAL_NFIELDS];
 	unsigned n = 0;
@@ -154,21 +146,15 @@ static void val_chomp(char *s)
 		s[--n] = 0;
 }
 
-static int val_row_run(const struct sim_opts *o, const struct val_row *r,
+static int val_row_run(const struct sim_opts *o, const struct sim_row *r,
 		       FILE *out, unsigned *flagged)
 {
-	struct sim_cfg cfg = o->cfg;
+	struct sim_cfg cfg;
 	struct sim_result res, clk;
 	double clock_us, ratio;
 	int bad;
 
-	cfg.model = r->model;
-	cfg.slack = r->slack;
-	cfg.workers = (unsigned)r->workers;
-	cfg.shards = (unsigned)r->shards;
-	cfg.model_bytes = r->bytes;
-	cfg.compute_us = 0;
-	cfg.iters = r->iters < 200 ? r->iters : 200;
+	sim_row_cfg(&o->cfg, r, &cfg);
 	if (sim_run_pair(&cfg, &res, &clk)) {
 		tool_err("out of memory simulating %u workers x %u shards",
 			 cfg.workers, cfg.shards);
@@ -198,53 +184,64 @@ static int val_row_run(const struct sim_opts *o, const struct val_row *r,
 	return 0;
 }
 
-/* Read every row of the transport of o's profile into *rows (checked
- * first, so that bad input prints nothing but its error). 0 or 2. */
-static int val_read(const struct sim_opts *o, struct val_row **rows,
-		    unsigned *nrows, unsigned *skipped)
+void sim_row_cfg(const struct sim_cfg *base, const struct sim_row *r,
+		 struct sim_cfg *cfg)
+{
+	*cfg = *base;
+	cfg->model = r->model;
+	cfg->slack = r->slack;
+	cfg->workers = (unsigned)r->workers;
+	cfg->shards = (unsigned)r->shards;
+	cfg->model_bytes = r->bytes;
+	cfg->compute_us = 0;
+	cfg->iters = r->iters < 200 ? r->iters : 200;
+}
+
+int sim_rows_read(const char *path, const char *transport,
+		  struct sim_row **rows, unsigned *nrows, unsigned *skipped)
 {
 	char buf[1024];
 	unsigned line = 1, cap = 0;
-	FILE *f = fopen(o->measured, "r");
+	FILE *f = fopen(path, "r");
 	int ret = 0;
 
 	if (!f) {
-		tool_err("cannot read %s: %s", o->measured, strerror(errno));
+		tool_err("cannot read %s: %s", path, strerror(errno));
 		return 2;
 	}
 	if (!fgets(buf, sizeof(buf), f)) {
-		tool_err("%s is empty: expected the header '%s'", o->measured,
+		tool_err("%s is empty: expected the header '%s'", path,
 			 SIM_CSV_HEADER);
 		fclose(f);
 		return 2;
 	}
 	val_chomp(buf);
 	if (strcmp(buf, SIM_CSV_HEADER)) {
-		tool_err("%s:1: not rdps-scale's header: expected '%s'",
-			 o->measured, SIM_CSV_HEADER);
+		tool_err("%s:1: not rdps-scale's header: expected '%s'", path,
+			 SIM_CSV_HEADER);
 		fclose(f);
 		return 2;
 	}
 	while (!ret && fgets(buf, sizeof(buf), f)) {
-		struct val_row r;
+		struct sim_row r;
 
 		line++;
 		if (!strchr(buf, '\n') && !feof(f)) {
-			tool_err("%s:%u: line longer than %zu bytes",
-				 o->measured, line, sizeof(buf) - 1);
+			tool_err("%s:%u: line longer than %zu bytes", path,
+				 line, sizeof(buf) - 1);
 			ret = 2;
 			break;
 		}
 		val_chomp(buf);
 		if (!*buf)
 			continue;
-		if (val_parse(o->measured, line, buf, &r)) {
+		if (val_parse(path, line, buf, &r)) {
 			ret = 2;
-		} else if (strcmp(r.transport, o->cfg.prof->name)) {
+		} else if (strcmp(r.transport, transport)) {
 			(*skipped)++;
 		} else {
 			if (*nrows == cap) {
-				struct val_row *n;
+				struct sim_row *n;
 
 				cap = cap ? 2 * cap : 64;
 				n = realloc(*rows, cap * sizeof(*n));
@@ -262,7 +259,7 @@ static int val_read(const struct sim_opts *o, struct val_row **rows,
 	if (!ret && !*nrows) {
 		tool_err("%s has no rows of transport '%s' (%u of others): "
 			 "pick the profile of its transport",
-			 o->measured, o->cfg.prof->name, *skipped);
+			 path, transport, *skipped);
 		ret = 2;
 	}
 	return ret;
@@ -270,7 +267,7 @@ static int val_read(const struct sim_opts *o, struct val_row **rows,
 
 int sim_cmd_validate(const struct sim_opts *o, FILE *out)
 {
-	struct val_row *rows = NULL;
+	struct sim_row *rows = NULL;
 	unsigned nrows = 0, skipped = 0, flagged = 0;
 	int ret;
 
@@ -279,7 +276,8 @@ int sim_cmd_validate(const struct sim_opts *o, FILE *out)
 			 "rdps-scale's header)");
 		return 2;
 	}
-	ret = val_read(o, &rows, &nrows, &skipped);
+	ret = sim_rows_read(o->measured, o->cfg.prof->name, &rows, &nrows,
+			    &skipped);
 	if (ret) {
 		free(rows);
 		return ret;

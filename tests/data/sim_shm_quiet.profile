@@ -1,0 +1,25 @@
+shm: rdps-perf --local shm (2026-12-02), README bench --ps (2026-12-01); host terms fitted to tests/data/sim_scale_quick_quiet.csv (12 rows) (fitted: wake_us, wake_per_proc_us, cores, wake_free_us, load, msg_us, wake_max_us)
+  read_us=0.028
+  write_us=0.15
+  fadd_us=0.035
+  cas_us=0.033
+  link_gbs=25
+  one_host=1
+  apply_ns_per_byte=0.18
+  msg_us=3
+  scan_ns=1
+  atomic_mops=20
+  hot_read_mops=50
+  spin_us=50
+  oversubscribed=0
+  wake_us=60
+  yield_us=5
+  sleep_extra_us=55
+  op_thread=0
+  op_cpu_us=0
+  cores=2
+  wake_per_proc_us=1
+  cpus=2
+  load=0
+  wake_free_us=0
+  wake_max_us=75
