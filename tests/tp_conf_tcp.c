@@ -435,8 +435,9 @@ void t_tcp_user_drives(void **state)
 }
 
 /*
- * Adaptive polling spins only while spinning pays (transport.c): an owner
- * whose immediates come only once it sleeps stops spinning, so over 32
+ * Adaptive polling spins only while spinning pays (transport.c): a wait
+ * that times out after spinning halves the spin; an owner whose
+ * immediates come only once it sleeps stops spinning, so over 32
  * wake-ups its thread burns far less CPU than 32 spins of spin_us (5 ms);
  * then waits answered during their spin (the probe every 64th wait spins
  * in full) give back the whole spin.
@@ -445,6 +446,7 @@ void t_tcp_spin_learns(void **state)
 {
 	const int n_slow = 32;
 	struct own_waiter w = {.n = WAITER_MAX};
+	struct rdps_tp_comp c;
 	struct rdps_tp_cfg cfg;
 	struct tcp_pair p;
 	uint64_t full;
@@ -459,6 +461,12 @@ void t_tcp_spin_learns(void **state)
 	full = (uint64_t)cfg.spin_us * 1000ull;
 	pair_open(&p, &cfg);
 	w.p = &p;
+	/* A wait that spins in vain, sleeps and times out learns too. */
+	CHECK(rdps_tp_wait(p.own, &c, 1, 30) == 0, "a completion from nowhere");
+	CHECK(p.own->spin_ns == full / 2,
+	      "after a wait that timed out the spin is %llu ns, not %llu",
+	      (unsigned long long)p.own->spin_ns,
+	      (unsigned long long)(full / 2));
 	CHECK(pthread_create(&th, NULL, own_wait_thread, &w) == 0,
 	      "cannot start the waiting thread");
 	for (i = 0; i < n_slow; i++) {
