@@ -288,5 +288,11 @@ void t_shm_reg_outside_heap(void **state);
 void t_tcp_rd_atomic_bound(void **state);
 /* tcp: a request held for batching goes out with no poll of the user. */
 void t_tcp_held_flush(void **state);
+/* tcp: the peer's one-sided requests are served whether the owner's
+ * application thread waits, is away, or armed and gone. */
+void t_tcp_user_drives(void **state);
+/* Adaptive polling stops spinning in vain and spins again when it pays
+ * (on tcp: the waiter's thread CPU over its wake-ups). */
+void t_tcp_spin_learns(void **state);
 
 #endif /* RDPS_TP_CONF_H */

@@ -4,14 +4,19 @@
  * registered in tp_conformance.c's table of conformance_tcp.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -172,4 +177,329 @@ void t_tcp_held_flush(void **state)
 		       "second put");
 	conn_close(&c);
 	tgt_stop(&t);
+}
+
+/* --- Who drives the sockets (tcp.h "Progress") ------------------------- */
+
+#define PAIR_LEN 4096
+
+/* Two tcp instances of this process, connected: own has a region the peer
+ * reads and writes (with immediate); the peer's buffer is local. */
+struct tcp_pair {
+	struct rdps_tp *own, *peer;
+	struct rdps_tp_listener *l;
+	struct rdps_tp_ep *own_ep, *peer_ep;
+	uint64_t *region, *buf;
+	struct rdps_tp_mr *region_mr, *buf_mr;
+	struct rdps_tp_rkey rk;
+	int accept_ret;
+};
+
+static void *pair_accept(void *arg)
+{
+	struct tcp_pair *p = arg;
+
+	p->accept_ret = rdps_tp_accept(p->l, &p->own_ep, TC_CONNECT_MS);
+	return NULL;
+}
+
+static void pair_open(struct tcp_pair *p, const struct rdps_tp_cfg *own_cfg)
+{
+	struct rdps_tp_rkey_wire w;
+	struct rdps_tp_cfg cfg;
+	char url[200];
+	pthread_t th;
+	void *mem;
+	int ret;
+
+	memset(p, 0, sizeof(*p));
+	tc_cfg(&cfg);
+	cfg.poll_mode = RDPS_TP_POLL_EVENT; /* spins nobody else's core */
+	CHECK(rdps_tp_open("tcp", own_cfg, &p->own) == 0, "open: %s",
+	      rdps_errmsg());
+	CHECK(rdps_tp_open("tcp", &cfg, &p->peer) == 0, "open: %s",
+	      rdps_errmsg());
+	tc_fresh_listen_url(url, sizeof(url));
+	CHECK(rdps_tp_listen(p->own, url, NULL, 0, &p->l) == 0, "listen: %s",
+	      rdps_errmsg());
+	CHECK(rdps_tp_listener_url(p->l, url, sizeof(url)) == 0,
+	      "listener_url: %s", rdps_errmsg());
+	CHECK(pthread_create(&th, NULL, pair_accept, p) == 0,
+	      "cannot start the accepting thread");
+	ret = rdps_tp_connect(p->peer, url, NULL, 0, &p->peer_ep,
+			      TC_CONNECT_MS);
+	pthread_join(th, NULL);
+	CHECK(ret == 0 && p->accept_ret == 0, "connect %d (%s), accept %d", ret,
+	      rdps_errmsg(), p->accept_ret);
+	CHECK(rdps_tp_mem_alloc(p->own, PAIR_LEN, &mem) == 0, "mem_alloc: %s",
+	      rdps_errmsg());
+	p->region = mem;
+	for (unsigned i = 0; i < PAIR_LEN / 8; i++)
+		p->region[i] = 0x5eed0000ull + i;
+	CHECK(rdps_tp_mem_reg(p->own, p->region, PAIR_LEN,
+			      RDPS_TP_ACCESS_REMOTE_READ |
+				      RDPS_TP_ACCESS_REMOTE_WRITE,
+			      &p->region_mr) == 0,
+	      "mem_reg: %s", rdps_errmsg());
+	rdps_tp_rkey_pack(p->region_mr, &w);
+	CHECK(rdps_tp_rkey_unpack(p->peer_ep, &w, &p->rk) == 0,
+	      "rkey_unpack: %s", rdps_errmsg());
+	CHECK(rdps_tp_mem_alloc(p->peer, PAIR_LEN, &mem) == 0, "mem_alloc: %s",
+	      rdps_errmsg());
+	p->buf = mem;
+	CHECK(rdps_tp_mem_reg(p->peer, p->buf, PAIR_LEN, RDPS_TP_ACCESS_LOCAL,
+			      &p->buf_mr) == 0,
+	      "mem_reg: %s", rdps_errmsg());
+}
+
+static void pair_close(struct tcp_pair *p)
+{
+	rdps_tp_ep_close(p->peer_ep);
+	rdps_tp_ep_close(p->own_ep);
+	rdps_tp_listener_close(p->l);
+	rdps_tp_mem_dereg(p->buf_mr);
+	rdps_tp_mem_dereg(p->region_mr);
+	rdps_tp_mem_free(p->peer, p->buf, PAIR_LEN);
+	rdps_tp_mem_free(p->own, p->region, PAIR_LEN);
+	CHECK(rdps_tp_close(p->peer) == 0, "close: %s", rdps_errmsg());
+	CHECK(rdps_tp_close(p->own) == 0, "close: %s", rdps_errmsg());
+}
+
+/* The peer's op wr_id completes, successfully, within TC_COMP_MS. */
+static void pair_peer_done(struct tcp_pair *p, uint64_t wr_id, int opcode,
+			   const char *what)
+{
+	struct rdps_tp_comp c;
+
+	tc_wait_comps(p->peer, &c, 1, TC_COMP_MS, what);
+	tc_expect_comp(&c, wr_id, opcode, RDPS_TP_WC_SUCCESS, -1, what);
+}
+
+/* n reads by the peer of own's region, each checked. */
+static void pair_reads(struct tcp_pair *p, int n, const char *what)
+{
+	for (int i = 0; i < n; i++) {
+		unsigned w = (unsigned)(i * 37) % (PAIR_LEN / 8);
+
+		p->buf[0] = 0;
+		CHECK(rdps_tp_get(p->peer_ep, p->buf, 8, p->buf_mr,
+				  p->rk.addr + w * 8u, &p->rk,
+				  100 + (unsigned)i, 0) == 0,
+		      "%s: get: %s", what, rdps_errmsg());
+		pair_peer_done(p, 100 + (unsigned)i, RDPS_TP_OP_READ, what);
+		CHECK(p->buf[0] == 0x5eed0000ull + w,
+		      "%s: read %d of word %u gave 0x%llx", what, i, w,
+		      (unsigned long long)p->buf[0]);
+	}
+}
+
+/* A write-with-immediate of 8 bytes from the peer, imm, completed. */
+static void pair_send_imm(struct tcp_pair *p, uint32_t imm)
+{
+	p->buf[0] = imm;
+	CHECK(rdps_tp_put_imm(p->peer_ep, p->buf, 8, p->buf_mr,
+			      p->rk.addr + PAIR_LEN - 8, &p->rk, imm, 7,
+			      0) == 0,
+	      "put_imm: %s", rdps_errmsg());
+	pair_peer_done(p, 7, RDPS_TP_OP_WRITE_IMM, "put_imm");
+}
+
+#define WAITER_MAX 160
+
+struct own_waiter {
+	struct tcp_pair *p;
+	int n;	 /* RECV_IMMs to collect, <= WAITER_MAX */
+	int got; /* atomic: collected so far */
+	int tid; /* atomic: the thread's id, once running */
+	int err; /* a wait failed or timed out */
+	/* per immediate, in order: its value, the learned spin after its
+	 * wait (own->spin_ns) and the thread's CPU time since it started */
+	uint32_t imm[WAITER_MAX];
+	uint64_t spin_ns[WAITER_MAX];
+	uint64_t cpu_ns[WAITER_MAX];
+};
+
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* own's application thread: rdps_tp_wait() until n RECV_IMMs came. */
+static void *own_wait_thread(void *arg)
+{
+	struct own_waiter *w = arg;
+	uint64_t cpu0 = thread_cpu_ns();
+
+	__atomic_store_n(&w->tid, (int)gettid(), __ATOMIC_RELEASE);
+	while (__atomic_load_n(&w->got, __ATOMIC_RELAXED) < w->n) {
+		struct rdps_tp_comp c;
+		int n = rdps_tp_wait(w->p->own, &c, 1, TC_COMP_MS);
+
+		if (n != 1 || c.opcode != RDPS_TP_OP_RECV_IMM ||
+		    c.status != RDPS_TP_WC_SUCCESS) {
+			w->err = n < 0 ? n : -ETIMEDOUT;
+			break;
+		}
+		w->imm[w->got] = c.imm;
+		w->spin_ns[w->got] = w->p->own->spin_ns;
+		w->cpu_ns[w->got] = thread_cpu_ns() - cpu0;
+		__atomic_store_n(&w->got, w->got + 1, __ATOMIC_RELEASE);
+	}
+	return NULL;
+}
+
+/* Thread tid of this process is asleep (state S in /proc). */
+static int thread_sleeps(int tid)
+{
+	char path[64], buf[256], *p;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	p = strrchr(buf, ')'); /* the name may hold anything */
+	return p && p[1] == ' ' && p[2] == 'S';
+}
+
+/* Wait (yielding, with a deadline) until cond(w) holds. */
+static void waiter_until(struct own_waiter *w, int got, int asleep,
+			 const char *what)
+{
+	uint64_t deadline = th_now_ms() + TC_COMP_MS;
+	int tid;
+
+	for (;;) {
+		tid = __atomic_load_n(&w->tid, __ATOMIC_ACQUIRE);
+		if (__atomic_load_n(&w->got, __ATOMIC_ACQUIRE) >= got && tid &&
+		    (!asleep || thread_sleeps(tid)))
+			return;
+		CHECK(!w->err && th_now_ms() < deadline,
+		      "%s: the waiting thread has %d of %d immediates "
+		      "(error %d)",
+		      what, __atomic_load_n(&w->got, __ATOMIC_ACQUIRE), got,
+		      w->err);
+		sched_yield();
+	}
+}
+
+/*
+ * A peer's reads of this process's memory complete, and its write with
+ * immediate ends the owner's wait, whoever serves the sockets: the owner's
+ * application thread asleep in an adaptive rdps_tp_wait() (it reads the
+ * sockets itself, and the progress thread keeps off), the owner away after
+ * a poll (the progress thread takes over within TCP_NAP_NS), or the owner
+ * armed and then never polling again (the progress thread's nap until the
+ * user's wake-up has a bound): one-sided service never depends on the
+ * application.
+ */
+void t_tcp_user_drives(void **state)
+{
+	struct own_waiter w = {.n = 1};
+	struct rdps_tp_comp c;
+	struct rdps_tp_cfg cfg;
+	struct tcp_pair p;
+	pthread_t th;
+
+	(void)state;
+	TC_REQUIRE_TRANSPORT();
+	tc_cfg(&cfg);
+	cfg.poll_mode = RDPS_TP_POLL_ADAPTIVE;
+	pair_open(&p, &cfg);
+	w.p = &p;
+
+	CHECK(pthread_create(&th, NULL, own_wait_thread, &w) == 0,
+	      "cannot start the waiting thread");
+	waiter_until(&w, 0, 1, "before the reads");
+	pair_reads(&p, 20, "reads while the owner waits");
+	pair_send_imm(&p, 0xab1e);
+	waiter_until(&w, 1, 0, "the immediate");
+	pthread_join(th, NULL);
+	CHECK(!w.err && w.imm[0] == 0xab1e,
+	      "the owner's wait gave error %d, imm 0x%x", w.err, w.imm[0]);
+
+	CHECK(rdps_tp_poll(p.own, &c, 1) == 0, "a completion nobody posted");
+	pair_reads(&p, 20, "reads after the owner's last poll");
+
+	CHECK(p.own->ops->arm(p.own) == 0, "arm: %s", rdps_errmsg());
+	pair_reads(&p, 5, "reads while the owner is armed and gone");
+	CHECK(rdps_tp_poll(p.own, &c, 1) == 0, "a completion nobody posted");
+	pair_close(&p);
+}
+
+/*
+ * Adaptive polling spins only while spinning pays (transport.c): a wait
+ * that times out after spinning halves the spin; an owner whose
+ * immediates come only once it sleeps stops spinning, so over 32
+ * wake-ups its thread burns far less CPU than 32 spins of spin_us (5 ms);
+ * then waits answered during their spin (the probe every 64th wait spins
+ * in full) give back the whole spin.
+ */
+void t_tcp_spin_learns(void **state)
+{
+	const int n_slow = 32;
+	struct own_waiter w = {.n = WAITER_MAX};
+	struct rdps_tp_comp c;
+	struct rdps_tp_cfg cfg;
+	struct tcp_pair p;
+	uint64_t full;
+	pthread_t th;
+	int i, back = -1;
+
+	(void)state;
+	TC_REQUIRE_TRANSPORT();
+	tc_cfg(&cfg);
+	cfg.poll_mode = RDPS_TP_POLL_ADAPTIVE;
+	cfg.spin_us = 5000;
+	full = (uint64_t)cfg.spin_us * 1000ull;
+	pair_open(&p, &cfg);
+	w.p = &p;
+	/* A wait that spins in vain, sleeps and times out learns too. */
+	CHECK(rdps_tp_wait(p.own, &c, 1, 30) == 0, "a completion from nowhere");
+	CHECK(p.own->spin_ns == full / 2,
+	      "after a wait that timed out the spin is %llu ns, not %llu",
+	      (unsigned long long)p.own->spin_ns,
+	      (unsigned long long)(full / 2));
+	CHECK(pthread_create(&th, NULL, own_wait_thread, &w) == 0,
+	      "cannot start the waiting thread");
+	for (i = 0; i < n_slow; i++) {
+		waiter_until(&w, i, 1, "a slow immediate");
+		pair_send_imm(&p, (uint32_t)i);
+	}
+	/* Then at once: a probe's spin catches one of them, unless each
+	 * came before that wait's first poll (hence two probes' worth). */
+	for (; i < WAITER_MAX; i++) {
+		waiter_until(&w, i, 0, "a fast immediate");
+		if (back < 0 && i > n_slow && w.spin_ns[i - 1] == full)
+			back = i - 1;
+		pair_send_imm(&p, (uint32_t)i);
+	}
+	pthread_join(th, NULL);
+	CHECK(!w.err, "the owner's wait failed: %d", w.err);
+	for (i = 0; i < WAITER_MAX; i++)
+		CHECK(w.imm[i] == (uint32_t)i, "immediate %d is 0x%x", i,
+		      w.imm[i]);
+	CHECK(w.spin_ns[n_slow - 1] == 0,
+	      "after %d waits answered only once the waiter slept, "
+	      "adaptive polling still spins %llu ns",
+	      n_slow, (unsigned long long)w.spin_ns[n_slow - 1]);
+	CHECK(w.cpu_ns[n_slow - 1] < (uint64_t)n_slow * full / 4,
+	      "the waiting thread burnt %llu us over %d wake-ups with a "
+	      "spin of %u us: it kept spinning in vain",
+	      (unsigned long long)(w.cpu_ns[n_slow - 1] / 1000), n_slow,
+	      cfg.spin_us);
+	CHECK(back >= 0 || w.spin_ns[WAITER_MAX - 1] == full,
+	      "%d waits answered at once never gave back the full spin "
+	      "(%llu ns, not %llu)",
+	      WAITER_MAX - n_slow,
+	      (unsigned long long)w.spin_ns[WAITER_MAX - 1],
+	      (unsigned long long)full);
+	pair_close(&p);
 }

@@ -1967,6 +1967,8 @@ int main(int argc, char **argv)
 #ifdef TP_CASES_TCP
 		CASE(t_tcp_rd_atomic_bound),
 		CASE(t_tcp_held_flush),
+		CASE(t_tcp_user_drives),
+		CASE(t_tcp_spin_learns),
 #endif
 	};
 

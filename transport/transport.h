@@ -153,14 +153,15 @@ enum rdps_tp_post_flag {
 /* How rdps_tp_wait() waits for completions. */
 enum rdps_tp_poll_mode {
 	RDPS_TP_POLL_BUSY = 0, /* spin on poll(): lowest latency, a full core */
-	RDPS_TP_POLL_ADAPTIVE, /* spin spin_us, then sleep on the wait fd */
+	RDPS_TP_POLL_ADAPTIVE, /* spin up to spin_us while spinning pays
+				* (rdps_tp_wait), then sleep on the wait fd */
 	RDPS_TP_POLL_EVENT,    /* sleep on the wait fd at once */
 };
 
 /* Configuration of a transport instance; rdps_tp_cfg_default() fills it. */
 struct rdps_tp_cfg {
 	enum rdps_tp_poll_mode poll_mode;
-	unsigned spin_us;  /* adaptive: spin this long before sleeping */
+	unsigned spin_us;  /* adaptive: spin at most this long, then sleep */
 	uint64_t token;	   /* job token: peers with another are refused */
 	unsigned sq_depth; /* outstanding ops per endpoint before -EAGAIN */
 	/* Completions held before posts get -EAGAIN. A transport may set
@@ -230,6 +231,10 @@ struct rdps_tp {
 	/* Where pollers and registered memory belong (verbs: the NIC's NUMA
 	 * node); reason RDPS_NUMA_NONE where the transport has no say. */
 	struct rdps_numa_choice place;
+	/* Adaptive polling's spin as learned by rdps_tp_wait() (ns), and its
+	 * waits so far; touched only by the (serialised) polling caller. */
+	uint64_t spin_ns;
+	unsigned spin_waits;
 };
 
 struct rdps_tp_listener {

@@ -29,6 +29,18 @@
  * peer one wake-up, not one each, and nothing waits for a poll that may
  * not come: the earlier request's response flushes them.
  *
+ * Progress: whoever needs the bytes reads them. A user thread's poll()
+ * drives the sockets itself (epoll_wait with no timeout, under a trylock),
+ * and its wait fd is an epoll set over the sockets' epoll fd and the
+ * completion eventfd, so a user asleep in rdps_tp_wait() is woken by the
+ * kernel straight from the socket rather than through the progress
+ * thread: one wake-up per message instead of two. The progress thread
+ * keeps off the sockets while a user drives them: it naps (TCP_NAP_NS) and
+ * checks back while the user polled lately, and naps until kicked (nap_fd)
+ * while the user sleeps on them; once the user stays away from poll for
+ * TCP_NAP_NS (computing), the thread serves the peer's one-sided requests
+ * again, so they never depend on the application polling.
+ *
  * Zero copy: a request's payload is sent straight from the caller's buffer
  * and a READ response straight from the registered region (a gather READ's
  * response is one copy of its ranges, see RDPS_TCP_REQ_GATHER); WRITE payloads
@@ -298,8 +310,10 @@ struct tcp_tp {
 	pthread_mutex_t lock;
 	pthread_t thread;
 	int epfd;
-	int wake_fd; /* eventfd: tells the progress thread to stop */
-	int cq_fd;   /* eventfd: the user's wait fd */
+	int wake_fd;   /* eventfd: tells the progress thread to stop */
+	int nap_fd;    /* eventfd: ends the progress thread's nap (a kick) */
+	int cq_fd;     /* eventfd: completions queued for an armed user */
+	int user_epfd; /* the user's wait fd: epoll over epfd and cq_fd */
 	int stop;
 
 	/* own copies of the config: the generic layer writes base.cfg after
@@ -307,8 +321,10 @@ struct tcp_tp {
 	unsigned sq_depth, cq_depth;
 	unsigned cq_ring; /* 2 * cq_depth, see tcp_cq_has_room_imm() */
 	uint64_t token;
-	int user_progress;	 /* poll() drives the sockets too */
-	uint64_t last_user_poll; /* ns, atomic: when poll() last did so */
+	/* Who drives the sockets ("Progress"); atomics, read unlocked. */
+	uint64_t last_user_poll; /* ns: when poll() last drove them */
+	int user_asleep;	 /* armed: the user sleeps on user_epfd */
+	int pt_deep;		 /* the progress thread naps until kicked */
 
 	/* completion ring */
 	struct rdps_tp_comp *cq;

@@ -124,9 +124,11 @@ int tcp_cq_take(struct tcp_tp *tp, struct rdps_tp_comp *comps, int max)
 	return n;
 }
 
+/* Not cq_fd alone: an epoll set over it and the sockets, so that a
+ * sleeping user is woken by the bytes it waits for (tcp.h "Progress"). */
 int tcp_cq_wait_fd(struct rdps_tp *base)
 {
-	return to_tcp_tp(base)->cq_fd;
+	return to_tcp_tp(base)->user_epfd;
 }
 
 int tcp_cq_arm(struct rdps_tp *base)
@@ -145,6 +147,9 @@ int tcp_cq_arm(struct rdps_tp *base)
 		if (read(tp->cq_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 			rdps_dbg("tcp cq eventfd read: %s", strerror(errno));
 		tp->armed = 1;
+		/* The user sleeps on the sockets: the progress thread may
+		 * nap until the user's next poll kicks it. */
+		__atomic_store_n(&tp->user_asleep, 1, __ATOMIC_RELAXED);
 	}
 	pthread_mutex_unlock(&tp->lock);
 	return ret;

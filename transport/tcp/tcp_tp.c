@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tcp_tp.c - tcp transport instance: who drives progress (the progress
- * thread, or a busy-polling user inside poll) and the ops table.
+ * tcp_tp.c - tcp transport instance: who drives progress (a user thread
+ * inside poll and asleep on its wait fd, else the progress thread; tcp.h
+ * "Progress") and the ops table.
  */
 #include <poll.h>
 #include <signal.h>
@@ -14,9 +15,14 @@
 
 #define TCP_WAKE_COOKIE UINT64_MAX
 #define TCP_EVENTS_MAX 64
-/* While the user thread busy-polls the sockets itself, the progress thread
- * keeps off them and checks back this often (ns). */
+/* While a user thread drives the sockets itself, the progress thread keeps
+ * off them and checks back this often (ns): also the longest a peer's
+ * request waits for the thread once the user stays away from poll. */
 #define TCP_NAP_NS 1000000ull
+/* While the user sleeps on the sockets the thread naps until kicked, but
+ * looks at them this often (ms): a user that armed and then went away
+ * without polling must not leave the peer's requests unserved. */
+#define TCP_DEEP_NAP_MS 20
 
 static void tcp_tp_handle(struct tcp_tp *tp, const struct epoll_event *evs,
 			  int n)
@@ -41,10 +47,89 @@ void tcp_tp_progress_events(struct tcp_tp *tp, int timeout_ms)
 	tcp_tp_handle(tp, evs, n);
 }
 
+/* Sleep on the stop and kick eventfds for timeout_ms; 1 if kicked (the
+ * kick is consumed) or stopped, 0 on timeout. */
+static int tcp_nap(struct tcp_tp *tp, int timeout_ms)
+{
+	struct pollfd pfd[2] = {{.fd = tp->wake_fd, .events = POLLIN},
+				{.fd = tp->nap_fd, .events = POLLIN}};
+	uint64_t v;
+
+	if (poll(pfd, 2, timeout_ms) <= 0)
+		return 0;
+	if ((pfd[1].revents & POLLIN) && read(tp->nap_fd, &v, sizeof(v)) < 0 &&
+	    errno != EAGAIN)
+		rdps_dbg("tcp nap eventfd read: %s", strerror(errno));
+	return 1;
+}
+
+/*
+ * The user woke up from a sleep on its wait fd (tcp_cq_arm): it drives the
+ * sockets again, and the progress thread, if it napped until now, must go
+ * back to checking when the user leaves. Called by poll.
+ */
+static void tcp_user_awake(struct tcp_tp *tp)
+{
+	uint64_t one = 1;
+
+	/* Sequentially consistent, as in the thread's deep nap: either it
+	 * sees the user awake or the user sees it asleep. */
+	__atomic_store_n(&tp->user_asleep, 0, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&tp->pt_deep, __ATOMIC_SEQ_CST) &&
+	    write(tp->nap_fd, &one, sizeof(one)) < 0)
+		rdps_dbg("tcp nap eventfd write: %s", strerror(errno));
+}
+
+/*
+ * Keep off the sockets a user thread drives ("Progress" in tcp.h): nap
+ * while it polled within TCP_NAP_NS, and, once a nap is over and the user
+ * sleeps on the sockets, until its wake-up kicks (or TCP_DEEP_NAP_MS): so
+ * a sleeping user costs no wake-ups here, and one kick at most per nap.
+ * Returns 0 when the thread should serve the sockets itself.
+ */
+static int tcp_keep_off(struct tcp_tp *tp, int *napped)
+{
+	uint64_t last = __atomic_load_n(&tp->last_user_poll, __ATOMIC_RELAXED);
+
+	if (__atomic_load_n(&tp->user_asleep, __ATOMIC_RELAXED) && *napped) {
+		int kicked = 1;
+
+		__atomic_store_n(&tp->pt_deep, 1, __ATOMIC_SEQ_CST);
+		if (__atomic_load_n(&tp->user_asleep, __ATOMIC_SEQ_CST))
+			kicked = tcp_nap(tp, TCP_DEEP_NAP_MS);
+		__atomic_store_n(&tp->pt_deep, 0, __ATOMIC_RELAXED);
+		if (!kicked &&
+		    __atomic_load_n(&tp->user_asleep, __ATOMIC_RELAXED) &&
+		    pthread_mutex_trylock(&tp->lock) == 0) {
+			/* A user asleep on the sockets has served what
+			 * is pending by now; one that armed and left has
+			 * not. */
+			tcp_tp_progress_events(tp, 0);
+			pthread_mutex_unlock(&tp->lock);
+		}
+		/* Kicked: the user is back, so nap before napping deep
+		 * again (one kick per TCP_NAP_NS at most). */
+		*napped = !kicked;
+		return 1;
+	}
+	if (__atomic_load_n(&tp->user_asleep, __ATOMIC_RELAXED) ||
+	    (last && rdps_now_ns() - last < TCP_NAP_NS)) {
+		/* A second thread woken by every message would only fight
+		 * the user for the lock and, on a small machine, for the
+		 * cores. */
+		tcp_nap(tp, (int)(TCP_NAP_NS / 1000000));
+		*napped = 1;
+		return 1;
+	}
+	*napped = 0;
+	return 0;
+}
+
 static void *tcp_progress_thread(void *arg)
 {
 	struct tcp_tp *tp = arg;
 	struct epoll_event evs[TCP_EVENTS_MAX];
+	int napped = 0;
 	sigset_t all;
 
 	/* Signals belong to the application's threads. */
@@ -52,25 +137,12 @@ static void *tcp_progress_thread(void *arg)
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
 
 	for (;;) {
-		uint64_t last =
-			__atomic_load_n(&tp->last_user_poll, __ATOMIC_RELAXED);
 		int n;
 
-		if (last && rdps_now_ns() - last < TCP_NAP_NS) {
-			/*
-			 * A busy-polling user thread serves the sockets: a
-			 * second thread woken by every message would only
-			 * fight it for the lock and, on a small machine, for
-			 * the cores. Nap on the wake fd alone.
-			 */
-			struct pollfd pfd = {.fd = tp->wake_fd,
-					     .events = POLLIN};
-
-			poll(&pfd, 1, (int)(TCP_NAP_NS / 1000000));
-			if (__atomic_load_n(&tp->stop, __ATOMIC_ACQUIRE))
-				break;
+		if (__atomic_load_n(&tp->stop, __ATOMIC_ACQUIRE))
+			break;
+		if (tcp_keep_off(tp, &napped))
 			continue;
-		}
 		n = epoll_wait(tp->epfd, evs, TCP_EVENTS_MAX, -1);
 		if (n < 0 && errno != EINTR) {
 			rdps_err("tcp progress thread: epoll_wait: %s",
@@ -88,6 +160,29 @@ static void *tcp_progress_thread(void *arg)
 	return NULL;
 }
 
+/* The user's wait fd: readable when a socket has something to serve or
+ * a completion was queued for an armed user. */
+static int tcp_user_epoll_init(struct tcp_tp *tp)
+{
+	struct epoll_event ev = {.events = EPOLLIN};
+
+	tp->user_epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (tp->user_epfd < 0)
+		return rdps_set_error(-errno,
+				      "tcp: epoll_create1: %s (raise the "
+				      "open-file limit?)",
+				      strerror(errno));
+	if (epoll_ctl(tp->user_epfd, EPOLL_CTL_ADD, tp->epfd, &ev) ||
+	    epoll_ctl(tp->user_epfd, EPOLL_CTL_ADD, tp->cq_fd, &ev)) {
+		int ret = rdps_set_error(-errno, "tcp: epoll_ctl: %s",
+					 strerror(errno));
+
+		close(tp->user_epfd);
+		return ret;
+	}
+	return 0;
+}
+
 static int tcp_init(const struct rdps_tp_cfg *cfg, struct rdps_tp **tp_out)
 {
 	struct epoll_event ev = {.events = EPOLLIN,
@@ -102,9 +197,6 @@ static int tcp_init(const struct rdps_tp_cfg *cfg, struct rdps_tp **tp_out)
 	tp->sq_depth = cfg->sq_depth;
 	tp->cq_depth = cfg->cq_depth;
 	tp->token = cfg->token;
-	/* Both peers usually spin in busy mode, so the poller reading its own
-	 * responses saves the progress thread's wake-up on the hot path. */
-	tp->user_progress = cfg->poll_mode == RDPS_TP_POLL_BUSY;
 	tp->mr_free = TCP_NO_SLOT;
 	ret = tcp_cq_init(tp);
 	if (ret)
@@ -134,17 +226,30 @@ static int tcp_init(const struct rdps_tp_cfg *cfg, struct rdps_tp **tp_out)
 				     strerror(errno));
 		goto err_close_wake;
 	}
+	tp->nap_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (tp->nap_fd < 0) {
+		ret = rdps_set_error(-errno, "tcp: eventfd: %s",
+				     strerror(errno));
+		goto err_close_wake;
+	}
+	ret = tcp_user_epoll_init(tp);
+	if (ret)
+		goto err_close_nap;
 	ret = pthread_create(&tp->thread, NULL, tcp_progress_thread, tp);
 	if (ret) {
 		ret = rdps_set_error(-ret,
 				     "tcp: cannot start the progress "
 				     "thread: %s (thread limit?)",
 				     strerror(ret));
-		goto err_close_wake;
+		goto err_close_user_ep;
 	}
 	*tp_out = &tp->base;
 	return 0;
 
+err_close_user_ep:
+	close(tp->user_epfd);
+err_close_nap:
+	close(tp->nap_fd);
 err_close_wake:
 	close(tp->wake_fd);
 err_close_ep:
@@ -168,6 +273,8 @@ static void tcp_fini(struct rdps_tp *base)
 		rdps_warn("tcp: cannot wake the progress thread: %s",
 			  strerror(errno));
 	pthread_join(tp->thread, NULL);
+	close(tp->user_epfd);
+	close(tp->nap_fd);
 	close(tp->wake_fd);
 	close(tp->epfd);
 	pthread_mutex_destroy(&tp->lock);
@@ -198,19 +305,18 @@ int tcp_tp_poll(struct rdps_tp *base, struct rdps_tp_comp *comps, int max)
 	struct tcp_tp *tp = to_tcp_tp(base);
 	int n = 0;
 
+	if (__atomic_load_n(&tp->user_asleep, __ATOMIC_RELAXED))
+		tcp_user_awake(tp);
 	if (__atomic_load_n(&tp->n_held, __ATOMIC_ACQUIRE)) {
 		/* Requests posted since the last poll go out together. */
 		pthread_mutex_lock(&tp->lock);
 		tcp_tx_release(tp);
 		pthread_mutex_unlock(&tp->lock);
 	}
-	if (!tp->user_progress) {
-		/* Cheap empty check: the common case while spinning. */
-		if (!__atomic_load_n(&tp->cq_used, __ATOMIC_ACQUIRE) &&
-		    !__atomic_load_n(&tp->n_disc, __ATOMIC_ACQUIRE))
-			return 0;
-		pthread_mutex_lock(&tp->lock);
-	} else if (pthread_mutex_trylock(&tp->lock) == 0) {
+	/* Whoever needs the bytes reads them ("Progress" in tcp.h). */
+	if (pthread_mutex_trylock(&tp->lock) == 0) {
+		/* Awake: what this poll queues needs no eventfd write. */
+		tp->armed = 0;
 		tcp_tp_progress_events(tp, 0);
 		__atomic_store_n(&tp->last_user_poll, rdps_now_ns(),
 				 __ATOMIC_RELAXED);
