@@ -63,47 +63,6 @@ static int wrk_exp_get(struct wrk_exp *x, struct wrk_grp *g, void *dst,
 	return 0;
 }
 
-/* BSP, A-BSP: wait until shard s's header shows this worker's clock
- * applied, so the index holds every insert of the clocks before. */
-static int wrk_exp_fresh(struct wrk_exp *x)
-{
-	struct rdps_ctx *ctx = x->e->ctx;
-	struct ps_dir_hdr *hdr = &wrk_hdrs(ctx)[x->s];
-	struct wrk_shard *sh = &ctx->sh[x->s];
-	uint64_t need = wrk_need(ctx);
-	unsigned attempt = 0;
-	int ret;
-
-	while (need) {
-		struct wrk_grp g = {0, 0, 0};
-
-		ret = wrk_exp_get(x, &g, hdr, ctx->small_mr, sizeof(*hdr),
-				  sh->dir_key.addr, &sh->dir_key);
-		if (!ret)
-			ret = wrk_grp_wait(ctx, &g, x->deadline,
-					   "an embedding export");
-		if (ret)
-			return ret;
-		if (rdps_be64toh(hdr->applied_clock_be) >= need)
-			return 0;
-		ret = wrk_lost_error(ctx, x->s, hdr, "this export");
-		if (!ret)
-			ret = wrk_hb_check(ctx, sh, hdr);
-		if (!ret && rdps_now_ns() >= x->deadline)
-			ret = rdps_set_error(-ETIMEDOUT,
-					     "embedding table '%s': timed out "
-					     "waiting for shard %u to apply "
-					     "clock %llu",
-					     x->e->name, x->s,
-					     (unsigned long long)need);
-		if (!ret)
-			ret = wrk_backoff(ctx, attempt++);
-		if (ret)
-			return ret;
-	}
-	return 0;
-}
-
 /* Decode the chunk of nb buckets from b0 as read: its slots into sl.
  * 1 when a slot was caught half written (read the chunk again), 0, or
  * -EPROTO for a corrupt bucket. Each slot is checked by looking its key
@@ -259,7 +218,8 @@ static int wrk_exp_shard(struct wrk_exp *x)
 	int ret;
 
 	x->deadline = wrk_deadline(x->e->ctx);
-	ret = wrk_exp_fresh(x);
+	ret = wrk_emb_wait_applied(x->e, x->s, x->deadline,
+				   "an embedding export");
 	for (uint64_t b0 = 0; !ret && b0 < nbuckets; b0 += WRK_EXP_BUCKETS) {
 		size_t nb = (size_t)(nbuckets - b0 < WRK_EXP_BUCKETS
 					     ? nbuckets - b0

@@ -254,6 +254,54 @@ int rdps_emb_open(struct rdps_ctx *ctx, const char *name,
 	return 0;
 }
 
+/* BSP, A-BSP: wait until shard s's header shows this worker's clock
+ * applied, so index and rows hold every update of the clocks before
+ * (a barrier does not wait for the shards' apply). */
+int wrk_emb_wait_applied(struct rdps_emb *e, unsigned s, uint64_t deadline,
+			 const char *what)
+{
+	struct rdps_ctx *ctx = e->ctx;
+	struct ps_dir_hdr *hdr = &wrk_hdrs(ctx)[s];
+	struct wrk_shard *sh = &ctx->sh[s];
+	uint64_t need = wrk_need(ctx);
+	unsigned attempt = 0;
+	int ret;
+
+	while (need) {
+		struct wrk_grp g = {0, 0, 0};
+
+		if (sh->err)
+			return wrk_dead(ctx, sh);
+		WRK_POST(ret, ctx, deadline, sizeof(*hdr),
+			 rdps_tp_get(sh->ep, hdr, sizeof(*hdr), ctx->small_mr,
+				     sh->dir_key.addr, &sh->dir_key,
+				     (uintptr_t)&g, 0));
+		if (ret)
+			return wrk_post_fail(ctx, sh, ret, what);
+		g.left++;
+		ret = wrk_grp_wait(ctx, &g, deadline, what);
+		if (ret)
+			return ret;
+		if (rdps_be64toh(hdr->applied_clock_be) >= need)
+			return 0;
+		ret = wrk_lost_error(ctx, s, hdr, what);
+		if (!ret)
+			ret = wrk_hb_check(ctx, sh, hdr);
+		if (!ret && rdps_now_ns() >= deadline)
+			ret = rdps_set_error(-ETIMEDOUT,
+					     "embedding table '%s': timed out "
+					     "waiting for shard %u to apply "
+					     "clock %llu",
+					     e->name, s,
+					     (unsigned long long)need);
+		if (!ret)
+			ret = wrk_backoff(ctx, attempt++);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
 int wrk_emb_read_raw(struct rdps_emb *e, unsigned s, int rows, void *dst,
 		     size_t len, size_t *len_out)
 {
@@ -278,6 +326,9 @@ int wrk_emb_read_raw(struct rdps_emb *e, unsigned s, int rows, void *dst,
 				      "needed",
 				      want);
 	deadline = wrk_deadline(ctx);
+	ret = wrk_emb_wait_applied(e, s, deadline, "a raw read");
+	if (ret)
+		return ret;
 	ret = wrk_bounce(ctx, want);
 	if (ret)
 		return ret;

@@ -441,8 +441,15 @@ uint64_t wrk_need(const struct rdps_ctx *ctx);
 /* Free every embedding table handle of ctx (rdps_ctx_destroy). */
 void wrk_emb_free_all(struct rdps_ctx *ctx);
 
+/* BSP, A-BSP: wait until shard s's header shows this worker's clock
+ * applied (SSP, ASP: at once). what names the caller in errors. */
+int wrk_emb_wait_applied(struct rdps_emb *e, unsigned s, uint64_t deadline,
+			 const char *what);
+
 /* Read shard s's whole index (rows 0) or row region (rows 1) of e into
- * dst (len bytes; -ENOSPC if too small): *len_out bytes. For tests that
+ * dst (len bytes; -ENOSPC if too small): *len_out bytes, once the shard
+ * applied this worker's clock (wrk_emb_wait_applied: a barrier after the
+ * last clock does not wait for the shards' apply). For tests that
  * compare layouts (BSP identity) and for diagnostics; blocks. */
 int wrk_emb_read_raw(struct rdps_emb *e, unsigned s, int rows, void *dst,
 		     size_t len, size_t *len_out);
