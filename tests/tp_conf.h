@@ -294,5 +294,6 @@ void t_tcp_user_drives(void **state);
 /* Adaptive polling stops spinning in vain and spins again when it pays
  * (on tcp: the waiter's thread CPU over its wake-ups). */
 void t_tcp_spin_learns(void **state);
+void t_tcp_serve_thread(void **state);
 
 #endif /* RDPS_TP_CONF_H */

@@ -435,6 +435,44 @@ void t_tcp_user_drives(void **state)
 }
 
 /*
+ * rdps_tp_cfg.serve_thread (a shard's instance): the progress thread alone
+ * answers a peer's one-sided requests while the owner sleeps, and the owner
+ * is not even woken by them; it sleeps on its completions. Over 2000 READs
+ * served while it waits for one immediate, its thread burns less than a
+ * millisecond of CPU (woken by each request, as without serve_thread, it
+ * burns several).
+ */
+void t_tcp_serve_thread(void **state)
+{
+	struct own_waiter w = {.n = 1};
+	struct rdps_tp_cfg cfg;
+	struct tcp_pair p;
+	pthread_t th;
+
+	(void)state;
+	TC_REQUIRE_TRANSPORT();
+	tc_cfg(&cfg);
+	cfg.poll_mode = RDPS_TP_POLL_ADAPTIVE;
+	cfg.serve_thread = 1;
+	pair_open(&p, &cfg);
+	w.p = &p;
+	CHECK(pthread_create(&th, NULL, own_wait_thread, &w) == 0,
+	      "cannot start the waiting thread");
+	waiter_until(&w, 0, 1, "before the reads");
+	pair_reads(&p, 2000, "reads while the owner sleeps");
+	pair_send_imm(&p, 0x5e7e);
+	waiter_until(&w, 1, 0, "the immediate");
+	pthread_join(th, NULL);
+	CHECK(!w.err && w.imm[0] == 0x5e7e,
+	      "the owner's wait gave error %d, imm 0x%x", w.err, w.imm[0]);
+	CHECK(w.cpu_ns[0] < 1000000ull,
+	      "the owner's thread burnt %llu us while the progress thread "
+	      "served 2000 reads: it was woken by them",
+	      (unsigned long long)(w.cpu_ns[0] / 1000));
+	pair_close(&p);
+}
+
+/*
  * Adaptive polling spins only while spinning pays (transport.c): a wait
  * that times out after spinning halves the spin; an owner whose
  * immediates come only once it sleeps stops spinning, so over 32

@@ -1969,6 +1969,7 @@ int main(int argc, char **argv)
 		CASE(t_tcp_held_flush),
 		CASE(t_tcp_user_drives),
 		CASE(t_tcp_spin_learns),
+		CASE(t_tcp_serve_thread),
 #endif
 	};
 

@@ -176,6 +176,16 @@ struct rdps_tp_cfg {
 	const char *dev;      /* verbs: device name, NULL = first usable */
 	int gid_index;	      /* verbs: -1 = first IPv4-mapped RoCEv2 GID */
 	int numa_node;	      /* -1: near the NIC (else RDPS_NUMA_NODE) */
+	/* tcp, adaptive and event polling: the progress thread serves the
+	 * peers' one-sided requests at all times, as a NIC would, and a
+	 * user asleep in rdps_tp_wait() sleeps on its completions only, so
+	 * a target whose thread must not answer READs (a shard) is not even
+	 * woken by them; a user's poll still reads the sockets while it
+	 * spins. The price: a message that finds the user asleep costs two
+	 * wake-ups (thread, then user) rather than one. 0 (default): the
+	 * user sleeps on the sockets and the thread keeps off them ("Progress"
+	 * in tcp/tcp.h). Other transports ignore it. */
+	int serve_thread;
 };
 
 /* Fixed-size wire form of a remote key: all fields big-endian. */

@@ -392,6 +392,9 @@ int rdps_server_create(const struct rdps_server_cfg *cfg,
 	rdps_tp_cfg_default(&tcfg);
 	tcfg.poll_mode = cfg->poll_mode;
 	tcfg.token = cfg->token;
+	/* tcp: the loop thread applies updates but never answers a READ;
+	 * the transport's thread is the NIC. */
+	tcfg.serve_thread = 1;
 	ret = rdps_tp_open(cfg->url, &tcfg, &s->tp);
 	if (ret)
 		goto err_free;

@@ -39,7 +39,10 @@
  * checks back while the user polled lately, and naps until kicked (nap_fd)
  * while the user sleeps on them; once the user stays away from poll for
  * TCP_NAP_NS (computing), the thread serves the peer's one-sided requests
- * again, so they never depend on the application polling.
+ * again, so they never depend on the application polling. A shard's
+ * instance (rdps_tp_cfg.serve_thread) differs: its thread never keeps off
+ * the sockets and its user sleeps on cq_fd alone, so READs are served
+ * while the loop applies updates and never wake the loop.
  *
  * Zero copy: a request's payload is sent straight from the caller's buffer
  * and a READ response straight from the registered region (a gather READ's
@@ -314,6 +317,9 @@ struct tcp_tp {
 	int nap_fd;    /* eventfd: ends the progress thread's nap (a kick) */
 	int cq_fd;     /* eventfd: completions queued for an armed user */
 	int user_epfd; /* the user's wait fd: epoll over epfd and cq_fd */
+	/* rdps_tp_cfg.serve_thread outside busy polling: the progress
+	 * thread never keeps off the sockets, the user's wait fd is cq_fd */
+	int serve_thread;
 	int stop;
 
 	/* own copies of the config: the generic layer writes base.cfg after

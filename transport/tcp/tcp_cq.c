@@ -128,7 +128,9 @@ int tcp_cq_take(struct tcp_tp *tp, struct rdps_tp_comp *comps, int max)
  * sleeping user is woken by the bytes it waits for (tcp.h "Progress"). */
 int tcp_cq_wait_fd(struct rdps_tp *base)
 {
-	return to_tcp_tp(base)->user_epfd;
+	struct tcp_tp *tp = to_tcp_tp(base);
+
+	return tp->serve_thread ? tp->cq_fd : tp->user_epfd;
 }
 
 int tcp_cq_arm(struct rdps_tp *base)
@@ -149,7 +151,8 @@ int tcp_cq_arm(struct rdps_tp *base)
 		tp->armed = 1;
 		/* The user sleeps on the sockets: the progress thread may
 		 * nap until the user's next poll kicks it. */
-		__atomic_store_n(&tp->user_asleep, 1, __ATOMIC_RELAXED);
+		if (!tp->serve_thread)
+			__atomic_store_n(&tp->user_asleep, 1, __ATOMIC_RELAXED);
 	}
 	pthread_mutex_unlock(&tp->lock);
 	return ret;

@@ -91,6 +91,8 @@ static int tcp_keep_off(struct tcp_tp *tp, int *napped)
 {
 	uint64_t last = __atomic_load_n(&tp->last_user_poll, __ATOMIC_RELAXED);
 
+	if (tp->serve_thread)
+		return 0;
 	if (__atomic_load_n(&tp->user_asleep, __ATOMIC_RELAXED) && *napped) {
 		int kicked = 1;
 
@@ -197,6 +199,8 @@ static int tcp_init(const struct rdps_tp_cfg *cfg, struct rdps_tp **tp_out)
 	tp->sq_depth = cfg->sq_depth;
 	tp->cq_depth = cfg->cq_depth;
 	tp->token = cfg->token;
+	tp->serve_thread =
+		cfg->serve_thread && cfg->poll_mode != RDPS_TP_POLL_BUSY;
 	tp->mr_free = TCP_NO_SLOT;
 	ret = tcp_cq_init(tp);
 	if (ret)
