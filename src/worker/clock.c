@@ -155,6 +155,7 @@ static int wrk_slack_wait(struct rdps_ctx *ctx, uint64_t c, int read_posted,
 			       c,
 			       0};
 	struct wrk_errtext et; /* only .saved set: no 512-byte clear */
+	struct wrk_stall stall = {0, 0};
 	unsigned attempt = 0;
 	int ret, lost = 0;
 
@@ -165,11 +166,16 @@ static int wrk_slack_wait(struct rdps_ctx *ctx, uint64_t c, int read_posted,
 			return wrk_err_restore(&et);
 		*waited = 1;
 		if (read_posted) {
-			if (rdps_now_ns() >= deadline)
+			ret = wrk_stall_check(ctx, &stall, attempt, &deadline);
+			if (ret < 0)
+				return ret;
+			if (ret)
 				return rdps_set_error(
 					-ETIMEDOUT,
-					"timed out after %llu ms waiting for "
-					"all %u workers to finish clock %llu",
+					"timed out after %llu ms without a "
+					"clock or barrier of any worker, "
+					"waiting for all %u workers to finish "
+					"clock %llu",
 					(unsigned long long)(ctx->timeout_ns /
 							     1000000),
 					ctx->workers, (unsigned long long)c);
@@ -267,6 +273,7 @@ static int wrk_barrier_wait(struct rdps_ctx *ctx, uint64_t off, uint64_t goal,
 			       ctx->barriers,
 			       1};
 	struct wrk_errtext et; /* only .saved set: no 512-byte clear */
+	struct wrk_stall stall = {0, 0};
 	unsigned attempt = 0;
 	int ret, lost;
 
@@ -286,12 +293,15 @@ static int wrk_barrier_wait(struct rdps_ctx *ctx, uint64_t off, uint64_t goal,
 			return lost;
 		if (res[WRK_BARRIER] >= goal)
 			return wrk_err_restore(&et);
-		if (rdps_now_ns() >= deadline)
+		ret = wrk_stall_check(ctx, &stall, attempt, &deadline);
+		if (ret < 0)
+			return ret;
+		if (ret)
 			return rdps_set_error(
 				-ETIMEDOUT,
-				"timed out after %llu ms in "
-				"barrier %llu: not every worker "
-				"arrived",
+				"timed out after %llu ms without a clock "
+				"or barrier of any worker in barrier %llu: "
+				"not every worker arrived",
 				(unsigned long long)(ctx->timeout_ns / 1000000),
 				(unsigned long long)ctx->barriers);
 	}
