@@ -8,7 +8,7 @@
 #   scripts/demo.sh          small and quick (under a minute on 2 cores)
 #   scripts/demo.sh --full   the full experiment at its default sizes: lr,
 #                            mf and lasso, stragglers 1:3x, random:0.1:3x
-#                            and load:1:0.5, 3 repeats (135 runs: most of
+#                            and load:1:0.5, 3 repeats (135 runs: about
 #                            an hour on 2 cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
