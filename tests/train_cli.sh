@@ -97,7 +97,7 @@ usage "bad zipf" "bad popularity exponent --zipf '5'" run --zipf 5
 # run elsewhere. The hog is a thread of the worker: once the launcher has
 # returned, no worker process is left.
 run "$LAUNCH" -w 3 -m bsp -- "$TRAIN" run --samples 60000 --features 500 \
-	--test-samples 500 --epochs 6 --stragglers load:0.05:0.03
+	--nnz 40 --test-samples 500 --epochs 6 --stragglers load:0.05:0.03
 ((rc == 0)) || fail "load: exit $rc: $err"
 hogs=0 cpu=0
 for r in 0 1 2; do

@@ -30,7 +30,7 @@ train() {
 	local dir=$1 save=$2
 	shift 2
 	"$LAUNCH" --timeout 100 -t "$TP" -s 2 -w 2 --checkpoint-dir "$dir" \
-		"$@" -- "$TRAIN" run --samples 4000 --features 500 \
+		"$@" -- "$TRAIN" run --samples 4000 --features 500 --nnz 40 \
 		--epochs $EPOCHS --clocks-per-epoch $K --save-model "$save"
 }
 

@@ -122,8 +122,13 @@ struct rdps_config {
 	enum rdps_model model;
 	unsigned slack; /* SSP: clocks a worker may run ahead */
 	uint64_t token; /* job token, the same on servers and workers */
-	enum rdps_poll_mode poll_mode;	  /* default RDPS_POLL_ADAPTIVE */
-	int timeout_ms;			  /* connect and wait limit; 0: 30000 */
+	enum rdps_poll_mode poll_mode; /* default RDPS_POLL_ADAPTIVE */
+	/* Connect and wait limit; 0: 30000. A wait on the other workers
+	 * (rdps_clock, rdps_barrier) fails with -ETIMEDOUT only once no
+	 * worker of the job ticked a clock or arrived at a barrier for
+	 * timeout_ms: a slow straggler that still ticks never makes it
+	 * expire, however far behind; a lost one is named (on_worker_loss). */
+	int timeout_ms;
 	enum rdps_on_loss on_worker_loss; /* default RDPS_LOSS_FAIL */
 	/*
 	 * How the clock counts arrivals (the same on every worker of a job,

@@ -339,6 +339,7 @@ static int wrk_slack_wait(struct rdps_ctx *ctx, uint64_t c, int read_posted,
 	uint64_t *res = ctx->small;
 	struct wrk_round rd = wrk_clock_round(ctx, c);
 	struct wrk_errtext et; /* only .saved set: no 512-byte clear */
+	struct wrk_stall stall = {0, 0};
 	unsigned attempt = 0;
 	int ret, lost = 0;
 
@@ -349,11 +350,16 @@ static int wrk_slack_wait(struct rdps_ctx *ctx, uint64_t c, int read_posted,
 			return wrk_err_restore(&et);
 		*waited = 1;
 		if (read_posted) {
-			if (rdps_now_ns() >= deadline)
+			ret = wrk_stall_check(ctx, &stall, attempt, &deadline);
+			if (ret < 0)
+				return ret;
+			if (ret)
 				return rdps_set_error(
 					-ETIMEDOUT,
-					"timed out after %llu ms waiting for "
-					"all %u workers to finish clock %llu",
+					"timed out after %llu ms without a "
+					"clock or barrier of any worker, "
+					"waiting for all %u workers to finish "
+					"clock %llu",
 					(unsigned long long)(ctx->timeout_ns /
 							     1000000),
 					ctx->workers, (unsigned long long)c);
@@ -465,6 +471,7 @@ static int wrk_barrier_wait(struct rdps_ctx *ctx, struct wrk_shard *sh,
 		.sh = sh,
 	};
 	struct wrk_errtext et; /* only .saved set: no 512-byte clear */
+	struct wrk_stall stall = {0, 0};
 	unsigned attempt = 0;
 	int ret, lost;
 
@@ -484,12 +491,15 @@ static int wrk_barrier_wait(struct rdps_ctx *ctx, struct wrk_shard *sh,
 			return lost;
 		if (res[WRK_BARRIER] >= goal)
 			return wrk_err_restore(&et);
-		if (rdps_now_ns() >= deadline)
+		ret = wrk_stall_check(ctx, &stall, attempt, &deadline);
+		if (ret < 0)
+			return ret;
+		if (ret)
 			return rdps_set_error(
 				-ETIMEDOUT,
-				"timed out after %llu ms in "
-				"barrier %llu: not every worker "
-				"arrived",
+				"timed out after %llu ms without a clock "
+				"or barrier of any worker in barrier %llu: "
+				"not every worker arrived",
 				(unsigned long long)(ctx->timeout_ns / 1000000),
 				(unsigned long long)ctx->barriers);
 	}

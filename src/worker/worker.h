@@ -527,4 +527,21 @@ int wrk_lost_error(const struct rdps_ctx *ctx, unsigned s,
 int wrk_lost_check(struct rdps_ctx *ctx, unsigned attempt, uint64_t deadline,
 		   const struct wrk_round *rd, uint64_t seen);
 
+/*
+ * The time limit of a wait on the other workers (stall.c): it expires
+ * only once none of them ticked a clock or arrived at a barrier for a
+ * whole timeout, so a slow but live straggler never fails the job (a dead
+ * or stopped one is found by wrk_lost_check). A wait zeroes one struct
+ * wrk_stall and calls wrk_stall_check() at each re-read (attempt counts
+ * them): 0 to keep waiting (*deadline may have moved), 1 when nobody
+ * moved for a whole timeout (the caller says what timed out), or an error.
+ */
+struct wrk_stall {
+	uint64_t sum; /* shard 0's arrive[] and barrier counters, summed */
+	int have;
+};
+
+int wrk_stall_check(struct rdps_ctx *ctx, struct wrk_stall *st,
+		    unsigned attempt, uint64_t *deadline);
+
 #endif /* RDPS_WORKER_H */
