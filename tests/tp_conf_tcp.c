@@ -390,6 +390,31 @@ static void waiter_until(struct own_waiter *w, int got, int asleep,
 	}
 }
 
+/* Open p with adaptive polling (and serve_thread as given); n READs of
+ * the owner's memory while a thread of it waits for one immediate, then
+ * the immediate imm, which ends that wait (w: the waiter's record). */
+static void reads_while_owner_waits(struct tcp_pair *p, struct own_waiter *w,
+				    int serve_thread, int n, uint32_t imm)
+{
+	struct rdps_tp_cfg cfg;
+	pthread_t th;
+
+	tc_cfg(&cfg);
+	cfg.poll_mode = RDPS_TP_POLL_ADAPTIVE;
+	cfg.serve_thread = serve_thread;
+	pair_open(p, &cfg);
+	w->p = p;
+	CHECK(pthread_create(&th, NULL, own_wait_thread, w) == 0,
+	      "cannot start the waiting thread");
+	waiter_until(w, 0, 1, "before the reads");
+	pair_reads(p, n, "reads while the owner waits");
+	pair_send_imm(p, imm);
+	waiter_until(w, 1, 0, "the immediate");
+	pthread_join(th, NULL);
+	CHECK(!w->err && w->imm[0] == imm,
+	      "the owner's wait gave error %d, imm 0x%x", w->err, w->imm[0]);
+}
+
 /*
  * A peer's reads of this process's memory complete, and its write with
  * immediate ends the owner's wait, whoever serves the sockets: the owner's
@@ -404,26 +429,11 @@ void t_tcp_user_drives(void **state)
 {
 	struct own_waiter w = {.n = 1};
 	struct rdps_tp_comp c;
-	struct rdps_tp_cfg cfg;
 	struct tcp_pair p;
-	pthread_t th;
 
 	(void)state;
 	TC_REQUIRE_TRANSPORT();
-	tc_cfg(&cfg);
-	cfg.poll_mode = RDPS_TP_POLL_ADAPTIVE;
-	pair_open(&p, &cfg);
-	w.p = &p;
-
-	CHECK(pthread_create(&th, NULL, own_wait_thread, &w) == 0,
-	      "cannot start the waiting thread");
-	waiter_until(&w, 0, 1, "before the reads");
-	pair_reads(&p, 20, "reads while the owner waits");
-	pair_send_imm(&p, 0xab1e);
-	waiter_until(&w, 1, 0, "the immediate");
-	pthread_join(th, NULL);
-	CHECK(!w.err && w.imm[0] == 0xab1e,
-	      "the owner's wait gave error %d, imm 0x%x", w.err, w.imm[0]);
+	reads_while_owner_waits(&p, &w, 0, 20, 0xab1e);
 
 	CHECK(rdps_tp_poll(p.own, &c, 1) == 0, "a completion nobody posted");
 	pair_reads(&p, 20, "reads after the owner's last poll");
@@ -445,26 +455,11 @@ void t_tcp_user_drives(void **state)
 void t_tcp_serve_thread(void **state)
 {
 	struct own_waiter w = {.n = 1};
-	struct rdps_tp_cfg cfg;
 	struct tcp_pair p;
-	pthread_t th;
 
 	(void)state;
 	TC_REQUIRE_TRANSPORT();
-	tc_cfg(&cfg);
-	cfg.poll_mode = RDPS_TP_POLL_ADAPTIVE;
-	cfg.serve_thread = 1;
-	pair_open(&p, &cfg);
-	w.p = &p;
-	CHECK(pthread_create(&th, NULL, own_wait_thread, &w) == 0,
-	      "cannot start the waiting thread");
-	waiter_until(&w, 0, 1, "before the reads");
-	pair_reads(&p, 2000, "reads while the owner sleeps");
-	pair_send_imm(&p, 0x5e7e);
-	waiter_until(&w, 1, 0, "the immediate");
-	pthread_join(th, NULL);
-	CHECK(!w.err && w.imm[0] == 0x5e7e,
-	      "the owner's wait gave error %d, imm 0x%x", w.err, w.imm[0]);
+	reads_while_owner_waits(&p, &w, 1, 2000, 0x5e7e);
 	CHECK(w.cpu_ns[0] < 1000000ull,
 	      "the owner's thread burnt %llu us while the progress thread "
 	      "served 2000 reads: it was woken by them",
