@@ -13,13 +13,7 @@ LAUNCH=${1:?usage: train_cli.sh RDPS_LAUNCH RDPS_TRAIN}
 TRAIN=${2:?}
 unset RDPS_LOG_LEVEL RDPS_SHARDS RDPS_RANK RDPS_WORKERS
 
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-fail() {
-	echo "FAIL: $*" >&2
-	fails=$((fails + 1))
-}
+. "$(dirname "$0")/train_lib.sh" # $tmp, fail, job
 
 run() {
 	timeout 120 "$@" >"$tmp/out" 2>"$tmp/err"

@@ -29,32 +29,7 @@ DUMP=${3:?}
 DATA=${4:?}
 unset RDPS_LOG_LEVEL RDPS_SHARDS RDPS_RANK RDPS_WORKERS
 
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-fail() {
-	echo "FAIL: $*" >&2
-	fails=$((fails + 1))
-}
-
-# job NAME ARGS...: rdps-launch ARGS in the background, then check that
-# nothing of it is left (its shards are named rdps-PID-sI). Sets rc.
-job() {
-	local name=$1 pid e f
-	shift
-	timeout 100 "$LAUNCH" --timeout 90 "$@" >"$tmp/out" 2>"$tmp/err" &
-	pid=$!
-	wait $pid
-	rc=$?
-	for e in /proc/[0-9]*/environ; do
-		if grep -qz "^RDPS_SHARDS=shm://rdps-$pid-" "$e" 2>/dev/null; then
-			fail "$name: process ${e#/proc/} of the job still runs"
-		fi
-	done
-	for f in /dev/shm/*rdps-"$pid"-*; do
-		[[ -e $f ]] && fail "$name: $f left behind"
-	done
-}
+. "$(dirname "$0")/train_lib.sh" # $tmp, fail, job
 
 # The fixture, worked out by hand: log(1 + 1) = 0.693147, log(1 + 10) =
 # 2.397895, log(1 + 3) = 1.386294, log(1 + 1000) = 6.908755, log(1 + 100)

@@ -19,32 +19,7 @@ LAUNCH=${1:?usage: train_ctr_save.sh RDPS_LAUNCH RDPS_TRAIN}
 TRAIN=${2:?}
 unset RDPS_LOG_LEVEL RDPS_SHARDS RDPS_RANK RDPS_WORKERS
 
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-fail() {
-	echo "FAIL: $*" >&2
-	fails=$((fails + 1))
-}
-
-# job NAME ARGS...: rdps-launch ARGS, then check that nothing of it is
-# left (its shards are named rdps-PID-sI). Sets rc.
-job() {
-	local name=$1 pid e f
-	shift
-	timeout 100 "$LAUNCH" --timeout 90 "$@" >"$tmp/out" 2>"$tmp/err" &
-	pid=$!
-	wait $pid
-	rc=$?
-	for e in /proc/[0-9]*/environ; do
-		if grep -qz "^RDPS_SHARDS=shm://rdps-$pid-" "$e" 2>/dev/null; then
-			fail "$name: process ${e#/proc/} of the job still runs"
-		fi
-	done
-	for f in /dev/shm/*rdps-"$pid"-*; do
-		[[ -e $f ]] && fail "$name: $f left behind"
-	done
-}
+. "$(dirname "$0")/train_lib.sh" # $tmp, fail, job
 
 # check_model NAME FILE DIM: the layout of ctr.h, one row per distinct
 # key of the training file.

@@ -16,13 +16,7 @@ LAUNCH=${1:?usage: train_lasso.sh RDPS_LAUNCH RDPS_TRAIN}
 TRAIN=${2:?}
 unset RDPS_LOG_LEVEL RDPS_SHARDS RDPS_RANK RDPS_WORKERS
 
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-fail() {
-	echo "FAIL: $*" >&2
-	fails=$((fails + 1))
-}
+. "$(dirname "$0")/train_lib.sh" # $tmp, fail, job
 
 # fw NAME FACTOR LAUNCH-OPTIONS -- RUN-OPTIONS: a 3-worker job on one
 # shard; the gap must fall FACTOR times from the starting point's (the

@@ -23,13 +23,7 @@ TP=${3:?}
 ADDR=${TRAIN_ONCE_ADDR:-127.0.0.1}
 unset RDPS_LOG_LEVEL
 
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-fail() {
-	echo "FAIL: $*" >&2
-	fails=$((fails + 1))
-}
+. "$(dirname "$0")/train_lib.sh" # $tmp, fail, job
 
 # job NAME MODEL WORKERS ARGS...: run it, check the once lines; sets
 # $cut_short and $cut_won (sums over the workers) and $iters (worker 0).
