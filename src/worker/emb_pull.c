@@ -378,8 +378,15 @@ static int wrk_emb_rounds(struct wrk_emb_pull *p)
 
 		ret = nb ? wrk_emb_round_buckets(p, &g, b)
 			 : wrk_emb_round_rows(p, &g, b);
-		if (ret)
+		if (ret) {
+			/* A round that failed part way (a shard found dead
+			 * after others were posted to) leaves reads that
+			 * point at g: see them done before g goes. */
+			if (g.left)
+				wrk_grp_wait(ctx, &g, p->deadline,
+					     "an embedding pull");
 			return ret;
+		}
 		now = wrk_emb_left(p, &nb);
 		if (now < left) {
 			left = now;
