@@ -229,7 +229,8 @@ static int wrk_emb_round_buckets(struct wrk_emb_pull *p, struct wrk_grp *g,
 		if (!want[s])
 			continue;
 		if (sh->err)
-			return wrk_dead(ctx, sh);
+			return wrk_dead_grp(ctx, sh, g, p->deadline,
+					    "an embedding pull");
 		WRK_POST(ret, ctx, p->deadline, sizeof(struct ps_dir_hdr),
 			 rdps_tp_get(sh->ep, &wrk_hdrs(ctx)[s],
 				     sizeof(struct ps_dir_hdr), ctx->small_mr,
@@ -245,7 +246,8 @@ static int wrk_emb_round_buckets(struct wrk_emb_pull *p, struct wrk_grp *g,
 		if (!want[s])
 			continue;
 		if (ctx->sh[s].err)
-			return wrk_dead(ctx, &ctx->sh[s]);
+			return wrk_dead_grp(ctx, &ctx->sh[s], g, p->deadline,
+					    "an embedding pull");
 		wrk_emb_batch_init(ctx, b, s);
 		for (uint32_t j = p->start[s]; j < p->start[s + 1]; j++) {
 			size_t i = p->order[j];
@@ -300,7 +302,9 @@ static int wrk_emb_round_rows(struct wrk_emb_pull *p, struct wrk_grp *g,
 			if (k->state != WRK_EMB_ROW)
 				continue;
 			if (ctx->sh[s].err)
-				return wrk_dead(ctx, &ctx->sh[s]);
+				return wrk_dead_grp(ctx, &ctx->sh[s], g,
+						    p->deadline,
+						    "an embedding pull");
 			ret = wrk_emb_get(ctx, g, b, p->rw + i * e->row_bytes,
 					  (uint32_t)e->row_bytes,
 					  pt->rows_key.addr +
@@ -378,15 +382,8 @@ static int wrk_emb_rounds(struct wrk_emb_pull *p)
 
 		ret = nb ? wrk_emb_round_buckets(p, &g, b)
 			 : wrk_emb_round_rows(p, &g, b);
-		if (ret) {
-			/* A round that failed part way (a shard found dead
-			 * after others were posted to) leaves reads that
-			 * point at g: see them done before g goes. */
-			if (g.left)
-				wrk_grp_wait(ctx, &g, p->deadline,
-					     "an embedding pull");
+		if (ret)
 			return ret;
-		}
 		now = wrk_emb_left(p, &nb);
 		if (now < left) {
 			left = now;

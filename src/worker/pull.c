@@ -71,7 +71,7 @@ static int wrk_pull_post_hdrs(struct rdps_ctx *ctx, const struct wrk_pull *p,
 		if (p->want[s] != WRK_WANT_HDR)
 			continue;
 		if (sh->err)
-			return wrk_dead(ctx, sh);
+			return wrk_dead_grp(ctx, sh, g, deadline, "a pull");
 		WRK_POST(ret, ctx, deadline, sizeof(hdr[s]),
 			 rdps_tp_get(sh->ep, &hdr[s], sizeof(hdr[s]),
 				     ctx->small_mr, sh->dir_key.addr,

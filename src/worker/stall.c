@@ -32,13 +32,17 @@ static int wrk_stall_post(struct rdps_ctx *ctx, struct wrk_grp *g, unsigned s,
 	int ret;
 
 	if (sh->err)
-		return wrk_dead(ctx, sh);
+		return wrk_dead_grp(ctx, sh, g, deadline, "a clock-table read");
 	WRK_POST(ret, ctx, deadline, len,
 		 rdps_tp_get(sh->ep, (char *)ctx->bounce + at, len,
 			     ctx->bounce_mr, sh->clock_key.addr + off,
 			     &sh->clock_key, (uintptr_t)g, 0));
-	if (ret)
+	if (ret) {
+		/* Reads already posted point at g: see them done first. */
+		if (g->left)
+			wrk_grp_wait(ctx, g, deadline, "a clock-table read");
 		return wrk_post_fail(ctx, sh, ret, "a clock-table read");
+	}
 	g->left++;
 	return 0;
 }
@@ -68,12 +72,8 @@ static int wrk_stall_read(struct rdps_ctx *ctx, uint64_t deadline,
 			ps_clock_node_off(ctx->workers,
 					  ps_tree_node(grp, ctx->nshards)),
 			node, (size_t)grp * node, deadline);
-	if (ret) {
-		/* Reads already posted point at g: see them done first. */
-		if (g.left)
-			wrk_grp_wait(ctx, &g, deadline, "a clock-table read");
+	if (ret)
 		return ret;
-	}
 	ret = wrk_grp_wait(ctx, &g, deadline, "a clock-table read");
 	if (ret)
 		return ret;

@@ -20,6 +20,14 @@ int wrk_dead(struct rdps_ctx *ctx, struct wrk_shard *sh)
 						       "error");
 }
 
+int wrk_dead_grp(struct rdps_ctx *ctx, struct wrk_shard *sh, struct wrk_grp *g,
+		 uint64_t deadline, const char *what)
+{
+	if (g->left)
+		wrk_grp_wait(ctx, g, deadline, what);
+	return wrk_dead(ctx, sh);
+}
+
 static void wrk_recv_imm(struct rdps_ctx *ctx, struct wrk_shard *sh,
 			 uint32_t imm)
 {

@@ -273,6 +273,13 @@ static inline const struct wrk_ubuf *wrk_ubuf_find(const struct rdps_ctx *ctx,
  * text naming the shard and returns sh->err. */
 int wrk_dead(struct rdps_ctx *ctx, struct wrk_shard *sh);
 
+/* wrk_dead() for a shard found broken while g holds operations already
+ * posted to others (they point at g, often on the caller's stack): waits
+ * for them first (a wait that gives up marks the context broken), then
+ * the error naming sh. */
+int wrk_dead_grp(struct rdps_ctx *ctx, struct wrk_shard *sh, struct wrk_grp *g,
+		 uint64_t deadline, const char *what);
+
 /*
  * Move completions along: wait (up to the deadline) for at least one when
  * block, else only poll. Each completion updates its group (wr_id is the
