@@ -5,7 +5,8 @@
 # verbs on real soft-RoCE (rdma_rxe), in one rxe-vm VM: rdps-launch
 # --transport verbs --addr $RXE_IP runs the A-BSP exactly-once jobs there.
 # SHARE_DIR (the build tree, holding the binaries) is shared with the VM;
-# train_once.sh is copied into it, since the VM sees only that directory.
+# train_once.sh (and train_lib.sh, which it sources) is copied into it,
+# since the VM sees only that directory.
 # Exit 77 (skipped) with one line when the VM cannot run (rxe_run.sh).
 set -u
 
@@ -17,7 +18,7 @@ export RDPS_RXE_TIMEOUT=${RDPS_RXE_TIMEOUT:-300}
 
 tmp=$(mktemp -d "$share/train_rxe.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
-cp "$here/train_once.sh" "$tmp/" || exit 1
+cp "$here/train_once.sh" "$here/train_lib.sh" "$tmp/" || exit 1
 cat >"$tmp/guest.sh" <<'GUEST'
 launch=$1 train=$2 dir=$3
 [ -e /sys/class/infiniband/rxe0 ] || { echo "train_rxe: no rxe0 in the VM"; exit 77; }
