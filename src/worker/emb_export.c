@@ -41,26 +41,15 @@ struct wrk_exp {
 	size_t nsl;
 };
 
-/* READ len bytes at raddr of key into dst (memory of mr), counted in g. */
+/* READ len bytes at raddr of key on the shard into dst, counted in g. */
 static int wrk_exp_get(struct wrk_exp *x, struct wrk_grp *g, void *dst,
 		       struct rdps_tp_mr *mr, uint64_t len, uint64_t raddr,
 		       struct rdps_tp_rkey *key)
 {
 	struct rdps_ctx *ctx = x->e->ctx;
-	struct wrk_shard *sh = &ctx->sh[x->s];
-	int ret;
 
-	if (sh->err)
-		return wrk_dead(ctx, sh);
-	WRK_POST(
-		ret, ctx, x->deadline, len,
-		rdps_tp_get(sh->ep, dst, len, mr, raddr, key, (uintptr_t)g, 0));
-	if (ret) {
-		wrk_grp_wait(ctx, g, x->deadline, "an embedding export");
-		return wrk_post_fail(ctx, sh, ret, "an embedding export");
-	}
-	g->left++;
-	return 0;
+	return wrk_grp_get(ctx, &ctx->sh[x->s], g, dst, mr, len, raddr, key,
+			   x->deadline, "an embedding export");
 }
 
 /* Decode the chunk of nb buckets from b0 as read: its slots into sl.

@@ -48,15 +48,6 @@ struct wrk_emb_pull {
 	uint64_t need, deadline;
 };
 
-/* A post to shard s failed with ret: wait for what g holds, then the
- * error. */
-static int wrk_emb_post_fail(struct rdps_ctx *ctx, struct wrk_grp *g,
-			     unsigned s, int ret, uint64_t deadline)
-{
-	wrk_grp_wait(ctx, g, deadline, "an embedding pull");
-	return wrk_post_fail(ctx, &ctx->sh[s], ret, "an embedding pull");
-}
-
 /* The ranges of one shard gathered for one post, all into ctx->bounce. */
 struct wrk_emb_batch {
 	unsigned s, k, max;
@@ -86,7 +77,8 @@ static int wrk_emb_flush(struct rdps_ctx *ctx, struct wrk_grp *g,
 	b->k = 0;
 	b->bytes = 0;
 	if (ret)
-		return wrk_emb_post_fail(ctx, g, b->s, ret, deadline);
+		return wrk_grp_post_fail(ctx, &ctx->sh[b->s], g, ret, deadline,
+					 "an embedding pull");
 	g->left++;
 	return 0;
 }
@@ -237,7 +229,8 @@ static int wrk_emb_round_buckets(struct wrk_emb_pull *p, struct wrk_grp *g,
 				     sh->dir_key.addr, &sh->dir_key,
 				     (uintptr_t)g, 0));
 		if (ret)
-			return wrk_emb_post_fail(ctx, g, s, ret, p->deadline);
+			return wrk_grp_post_fail(ctx, sh, g, ret, p->deadline,
+						 "an embedding pull");
 		g->left++;
 	}
 	for (unsigned s = 0; s < ctx->nshards; s++) {

@@ -178,15 +178,11 @@ static int wrk_emb_find(struct rdps_emb *e)
 					      "shard %u (%s) has no embedding "
 					      "tables (an older rdps-server?)",
 					      s, sh->url);
-		WRK_POST(ret, ctx, deadline, dsz,
-			 rdps_tp_get(sh->ep, (char *)ctx->bounce + s * dsz, dsz,
-				     ctx->bounce_mr, sh->dir_key.addr + off,
-				     &sh->dir_key, (uintptr_t)&g, 0));
-		if (ret) {
-			wrk_grp_wait(ctx, &g, deadline, "a directory read");
-			return wrk_post_fail(ctx, sh, ret, "a directory read");
-		}
-		g.left++;
+		ret = wrk_grp_get(ctx, sh, &g, (char *)ctx->bounce + s * dsz,
+				  ctx->bounce_mr, dsz, sh->dir_key.addr + off,
+				  &sh->dir_key, deadline, "a directory read");
+		if (ret)
+			return ret;
 	}
 	ret = wrk_grp_wait(ctx, &g, deadline, "the shards' directories");
 	for (unsigned s = 0; !ret && s < ctx->nshards; s++)
@@ -270,16 +266,11 @@ int wrk_emb_wait_applied(struct rdps_emb *e, unsigned s, uint64_t deadline,
 	while (need) {
 		struct wrk_grp g = {0, 0, 0};
 
-		if (sh->err)
-			return wrk_dead(ctx, sh);
-		WRK_POST(ret, ctx, deadline, sizeof(*hdr),
-			 rdps_tp_get(sh->ep, hdr, sizeof(*hdr), ctx->small_mr,
-				     sh->dir_key.addr, &sh->dir_key,
-				     (uintptr_t)&g, 0));
-		if (ret)
-			return wrk_post_fail(ctx, sh, ret, what);
-		g.left++;
-		ret = wrk_grp_wait(ctx, &g, deadline, what);
+		ret = wrk_grp_get(ctx, sh, &g, hdr, ctx->small_mr, sizeof(*hdr),
+				  sh->dir_key.addr, &sh->dir_key, deadline,
+				  what);
+		if (!ret)
+			ret = wrk_grp_wait(ctx, &g, deadline, what);
 		if (ret)
 			return ret;
 		if (rdps_be64toh(hdr->applied_clock_be) >= need)
@@ -332,13 +323,10 @@ int wrk_emb_read_raw(struct rdps_emb *e, unsigned s, int rows, void *dst,
 	ret = wrk_bounce(ctx, want);
 	if (ret)
 		return ret;
-	WRK_POST(ret, ctx, deadline, want,
-		 rdps_tp_get(ctx->sh[s].ep, ctx->bounce, want, ctx->bounce_mr,
-			     key->addr, key, (uintptr_t)&g, 0));
-	if (ret)
-		return wrk_post_fail(ctx, &ctx->sh[s], ret, "a raw read");
-	g.left++;
-	ret = wrk_grp_wait(ctx, &g, deadline, "a raw read");
+	ret = wrk_grp_get(ctx, &ctx->sh[s], &g, ctx->bounce, ctx->bounce_mr,
+			  want, key->addr, key, deadline, "a raw read");
+	if (!ret)
+		ret = wrk_grp_wait(ctx, &g, deadline, "a raw read");
 	if (ret)
 		return ret;
 	memcpy(dst, ctx->bounce, want);

@@ -49,14 +49,6 @@ uint64_t wrk_need(const struct rdps_ctx *ctx)
 	}
 }
 
-/* A post to shard s failed with ret: what is posted in g points at it. */
-static int wrk_pull_post_fail(struct rdps_ctx *ctx, struct wrk_grp *g,
-			      unsigned s, int ret, uint64_t deadline)
-{
-	wrk_grp_wait(ctx, g, deadline, "a pull");
-	return wrk_post_fail(ctx, &ctx->sh[s], ret, "a pull");
-}
-
 /* Post the directory-header read of every shard not yet known fresh into
  * g (header of shard s into hdr[s]). */
 static int wrk_pull_post_hdrs(struct rdps_ctx *ctx, const struct wrk_pull *p,
@@ -77,7 +69,8 @@ static int wrk_pull_post_hdrs(struct rdps_ctx *ctx, const struct wrk_pull *p,
 				     ctx->small_mr, sh->dir_key.addr,
 				     &sh->dir_key, (uintptr_t)g, 0));
 		if (ret)
-			return wrk_pull_post_fail(ctx, g, s, ret, deadline);
+			return wrk_grp_post_fail(ctx, sh, g, ret, deadline,
+						 "a pull");
 		g->left++;
 	}
 	return 0;
@@ -104,8 +97,8 @@ static int wrk_pull_post_runs(struct rdps_table *t, const struct wrk_pull *p,
 				     pt->params.addr + run->roff, &pt->params,
 				     (uintptr_t)g, 0));
 		if (ret)
-			return wrk_pull_post_fail(ctx, g, run->shard, ret,
-						  deadline);
+			return wrk_grp_post_fail(ctx, &ctx->sh[run->shard], g,
+						 ret, deadline, "a pull");
 		g->left++;
 	}
 	return 0;

@@ -29,22 +29,10 @@ static int wrk_stall_post(struct rdps_ctx *ctx, struct wrk_grp *g, unsigned s,
 			  uint64_t deadline)
 {
 	struct wrk_shard *sh = &ctx->sh[s];
-	int ret;
 
-	if (sh->err)
-		return wrk_dead_grp(ctx, sh, g, deadline, "a clock-table read");
-	WRK_POST(ret, ctx, deadline, len,
-		 rdps_tp_get(sh->ep, (char *)ctx->bounce + at, len,
-			     ctx->bounce_mr, sh->clock_key.addr + off,
-			     &sh->clock_key, (uintptr_t)g, 0));
-	if (ret) {
-		/* Reads already posted point at g: see them done first. */
-		if (g->left)
-			wrk_grp_wait(ctx, g, deadline, "a clock-table read");
-		return wrk_post_fail(ctx, sh, ret, "a clock-table read");
-	}
-	g->left++;
-	return 0;
+	return wrk_grp_get(ctx, sh, g, (char *)ctx->bounce + at, ctx->bounce_mr,
+			   len, sh->clock_key.addr + off, &sh->clock_key,
+			   deadline, "a clock-table read");
 }
 
 /* The sum of every arrival and barrier counter of the job: shard 0's

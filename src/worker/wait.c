@@ -213,6 +213,32 @@ int wrk_post_fail(struct rdps_ctx *ctx, struct wrk_shard *sh, int ret,
 			      what, sh->idx, sh->url, strerror(-ret));
 }
 
+int wrk_grp_get(struct rdps_ctx *ctx, struct wrk_shard *sh, struct wrk_grp *g,
+		void *dst, struct rdps_tp_mr *mr, uint64_t len, uint64_t raddr,
+		struct rdps_tp_rkey *key, uint64_t deadline, const char *what)
+{
+	int ret;
+
+	if (sh->err)
+		return wrk_dead_grp(ctx, sh, g, deadline, what);
+	WRK_POST(
+		ret, ctx, deadline, len,
+		rdps_tp_get(sh->ep, dst, len, mr, raddr, key, (uintptr_t)g, 0));
+	if (ret)
+		return wrk_grp_post_fail(ctx, sh, g, ret, deadline, what);
+	g->left++;
+	return 0;
+}
+
+int wrk_grp_post_fail(struct rdps_ctx *ctx, struct wrk_shard *sh,
+		      struct wrk_grp *g, int ret, uint64_t deadline,
+		      const char *what)
+{
+	if (g->left)
+		wrk_grp_wait(ctx, g, deadline, what);
+	return wrk_post_fail(ctx, sh, ret, what);
+}
+
 /*
  * A wait on g gave up with ret. Operations still posted point at g: drain
  * them before g goes out of scope, else nothing may dispatch completions

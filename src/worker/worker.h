@@ -303,6 +303,20 @@ int wrk_post_wait(struct rdps_ctx *ctx, uint64_t deadline);
 int wrk_post_fail(struct rdps_ctx *ctx, struct wrk_shard *sh, int ret,
 		  const char *what);
 
+/* READ len bytes at raddr of key on shard sh into dst (memory of mr),
+ * counted in g; on a broken shard or a failed post, waits for what g
+ * already holds before the error (wrk_dead_grp, wrk_grp_post_fail). */
+int wrk_grp_get(struct rdps_ctx *ctx, struct wrk_shard *sh, struct wrk_grp *g,
+		void *dst, struct rdps_tp_mr *mr, uint64_t len, uint64_t raddr,
+		struct rdps_tp_rkey *key, uint64_t deadline, const char *what);
+
+/* wrk_post_fail() for a post that failed while g holds operations already
+ * posted (they point at g, often on the caller's stack): waits for them
+ * first, as wrk_dead_grp() does. */
+int wrk_grp_post_fail(struct rdps_ctx *ctx, struct wrk_shard *sh,
+		      struct wrk_grp *g, int ret, uint64_t deadline,
+		      const char *what);
+
 /*
  * Block until every operation of g completed; report the first failure
  * (naming what and the shard). Every 100 ms without a completion, look at
