@@ -27,11 +27,10 @@
 
 #define FIT_MAX_PASSES 12
 
-/* One fitted term and the values it may take. */
+/* One fitted term (a field of struct sim_profile by name) and the values
+ * it may take. */
 struct fit_term {
 	const char *name;
-	size_t off;
-	int is_unsigned;
 	const double *grid;
 	unsigned n;
 };
@@ -46,21 +45,17 @@ static const double fit_load[] = {0, 0.5, 1, 2, 4, 8, 16};
 static const double fit_msg[] = {0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 4, 6};
 
 #define FIT_N(a) (unsigned)(sizeof(a) / sizeof(a[0]))
-#define FIT_D(f, g)                                                 \
-	{                                                           \
-#f, offsetof(struct sim_profile, f), 0, g, FIT_N(g) \
-	}
-#define FIT_U(f, g)                                                 \
-	{                                                           \
-#f, offsetof(struct sim_profile, f), 1, g, FIT_N(g) \
+#define FIT_T(f, g)             \
+	{                       \
+#f, g, FIT_N(g) \
 	}
 
 /* The first FIT_JOINT are searched together (fit_pass). */
 static const struct fit_term fit_terms[] = {
-	FIT_D(wake_us, fit_wake),    FIT_D(wake_per_proc_us, fit_slope),
-	FIT_U(cores, fit_cores),     FIT_D(wake_free_us, fit_free),
-	FIT_D(load, fit_load),	     FIT_D(msg_us, fit_msg),
-	FIT_D(wake_max_us, fit_max),
+	FIT_T(wake_us, fit_wake),    FIT_T(wake_per_proc_us, fit_slope),
+	FIT_T(cores, fit_cores),     FIT_T(wake_free_us, fit_free),
+	FIT_T(load, fit_load),	     FIT_T(msg_us, fit_msg),
+	FIT_T(wake_max_us, fit_max),
 };
 
 #define FIT_JOINT 3
@@ -69,19 +64,12 @@ static const struct fit_term fit_terms[] = {
 
 static double fit_get(const struct sim_profile *p, const struct fit_term *t)
 {
-	const char *at = (const char *)p + t->off;
-
-	return t->is_unsigned ? *(const unsigned *)at : *(const double *)at;
+	return sim_profile_get(p, t->name);
 }
 
 static void fit_put(struct sim_profile *p, const struct fit_term *t, double v)
 {
-	char *at = (char *)p + t->off;
-
-	if (t->is_unsigned)
-		*(unsigned *)at = (unsigned)v;
-	else
-		*(double *)at = v;
+	sim_profile_put(p, t->name, v);
 }
 
 int sim_fit_score(const struct sim_profile *p, const struct sim_cfg *base,
@@ -257,7 +245,7 @@ static int fit_undetermined(const struct sim_profile *p,
 	unsigned within;
 
 	for (unsigned a = 0; a < t->n; a++) {
-		if (t->is_unsigned && t->grid[a] > p->cpus)
+		if (!strcmp(t->name, "cores") && t->grid[a] > p->cpus)
 			continue;
 		fit_put(&q, t, t->grid[a]);
 		if (sim_fit_score(&q, base, rows, nrows, 0.25, &sse, &within))

@@ -51,6 +51,7 @@
  *     this box's 0.18 ns per byte (one core per shard).
  */
 #include <errno.h>
+#include <math.h>
 #include <inttypes.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -229,6 +230,54 @@ static const struct {
 #undef SIM_U
 };
 
+static void sim_field_put(struct sim_profile *p, size_t i, double v)
+{
+	char *at = (char *)p + sim_fields[i].off;
+
+	if (sim_fields[i].is_int == 2)
+		*(unsigned *)at = (unsigned)v;
+	else if (sim_fields[i].is_int)
+		*(int *)at = v != 0;
+	else
+		*(double *)at = v;
+}
+
+static double sim_field_get(const struct sim_profile *p, size_t i)
+{
+	const char *at = (const char *)p + sim_fields[i].off;
+
+	if (sim_fields[i].is_int == 2)
+		return *(const unsigned *)at;
+	if (sim_fields[i].is_int)
+		return *(const int *)at;
+	return *(const double *)at;
+}
+
+static long sim_field_find(const char *name)
+{
+	for (size_t i = 0; i < sizeof(sim_fields) / sizeof(sim_fields[0]); i++)
+		if (!strcmp(sim_fields[i].name, name))
+			return (long)i;
+	return -1;
+}
+
+double sim_profile_get(const struct sim_profile *p, const char *name)
+{
+	long i = sim_field_find(name);
+
+	return i < 0 ? NAN : sim_field_get(p, (size_t)i);
+}
+
+int sim_profile_put(struct sim_profile *p, const char *name, double v)
+{
+	long i = sim_field_find(name);
+
+	if (i < 0)
+		return -ENOENT;
+	sim_field_put(p, (size_t)i, v);
+	return 0;
+}
+
 int sim_profile_set(struct sim_profile *p, const char *kv, char *err,
 		    size_t errlen)
 {
@@ -260,13 +309,7 @@ int sim_profile_set(struct sim_profile *p, const char *kv, char *err,
 				 sim_fields[i].name);
 			return -EINVAL;
 		}
-		if (sim_fields[i].is_int == 2)
-			*(unsigned *)((char *)p + sim_fields[i].off) =
-				(unsigned)v;
-		else if (sim_fields[i].is_int)
-			*(int *)((char *)p + sim_fields[i].off) = v != 0;
-		else
-			*(double *)((char *)p + sim_fields[i].off) = v;
+		sim_field_put(p, i, v);
 		return 0;
 	}
 	snprintf(err, errlen,
@@ -281,16 +324,7 @@ void sim_profile_print(FILE *f, const struct sim_profile *p)
 	fprintf(f, "%s: %s (fitted: %s)\n", p->name, p->source, p->fitted);
 	for (size_t i = 0; i < sizeof(sim_fields) / sizeof(sim_fields[0]);
 	     i++) {
-		const char *at = (const char *)p + sim_fields[i].off;
-
-		if (sim_fields[i].is_int == 2)
-			fprintf(f, "  %s=%u\n", sim_fields[i].name,
-				*(const unsigned *)at);
-		else if (sim_fields[i].is_int)
-			fprintf(f, "  %s=%d\n", sim_fields[i].name,
-				*(const int *)at);
-		else
-			fprintf(f, "  %s=%g\n", sim_fields[i].name,
-				*(const double *)at);
+		fprintf(f, "  %s=%g\n", sim_fields[i].name,
+			sim_field_get(p, i));
 	}
 }

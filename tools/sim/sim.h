@@ -136,6 +136,12 @@ int sim_profile_set(struct sim_profile *p, const char *kv, char *err,
 		    size_t errlen);
 /* Every field of p, one FIELD=VALUE a line (the names --set takes). */
 void sim_profile_print(FILE *f, const struct sim_profile *p);
+
+/* A field of the profile by the name --set knows: its value (NAN for an
+ * unknown name); sim_profile_put() stores v as the field's type
+ * (-ENOENT for an unknown name). */
+double sim_profile_get(const struct sim_profile *p, const char *name);
+int sim_profile_put(struct sim_profile *p, const char *name, double v);
 /* Names of the built-in profiles, comma-separated, for messages. */
 const char *sim_profile_names(void);
 /* The n-th built-in profile, NULL past the last. */
