@@ -131,7 +131,7 @@ done
 if cmp -s <(cut -d, -f2,4 "$tmp/bsp-shm.csv") <(cut -d, -f2,4 "$tmp/bsp-tcp.csv"); then
 	echo "train_ctr bsp: shm and tcp give the same losses"
 else
-	fail "bsp: shm and tcp losses differ"
+	fail "bsp: shm and tcp losses differ (clock,loss; < shm, > tcp): $(diff <(cut -d, -f2,4 "$tmp/bsp-shm.csv") <(cut -d, -f2,4 "$tmp/bsp-tcp.csv") | head -6 | tr '\n' ' ')"
 fi
 
 # A file in Criteo's layout, written by gen: the reader takes every line,
