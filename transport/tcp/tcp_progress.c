@@ -497,6 +497,15 @@ static void tcp_serve_gather(struct tcp_ep *ep)
 		tcp_respond(ep, m, st, NULL, 0, 0, NULL);
 		return;
 	}
+	/* A READ answered before this gather but still queued sends its
+	 * bytes straight from the region, so it would take them after ours:
+	 * a reader that checks a header READ first (the shard's applied
+	 * clock) and then gathers what the header vouches for would get the
+	 * gather's bytes older than the header's. Copy them now, in post
+	 * order (transport.h, "Ordering"). */
+	tcp_tx_detach(ep, 0, UINT64_MAX, 0);
+	if (ep->broken)
+		return;
 	buf = malloc(m->op1);
 	if (!buf) {
 		tcp_respond(ep, m, RDPS_TP_WC_GENERAL_ERR, NULL, 0, 0, NULL);

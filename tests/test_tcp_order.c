@@ -1,0 +1,248 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_tcp_order.c - a tcp target takes the bytes of a peer's reads in
+ * the order the peer posted them (transport.h, "Ordering"), even while
+ * their responses wait in its send queue.
+ *
+ * A READ response is sent straight from the registered region, so its
+ * bytes are taken when it goes out; a gather READ's response is a copy
+ * made when it is served. A READ posted before a gather but still queued
+ * behind a full socket used to take its bytes after the gather's. An
+ * embedding pull reads a shard's header (its applied clock) and then
+ * gathers the buckets the header vouches for: a shard that applied a
+ * clock in between gave it the new clock with the old buckets, and a BSP
+ * job over tcp came out different from the same job over shm (the
+ * train_ctr flake). Here a raw peer that never reads keeps the socket
+ * full with a large READ, then posts READ(A), a gather of B and a
+ * zero-byte write-with-immediate; once the target polls that immediate
+ * (so the gather was served), the test writes B and then A, as a shard
+ * applies and then publishes. The peer must not see the new A with the
+ * old B.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "rdps_base.h"
+#include "tcp/tcp.h"
+#include "test_check.h"
+#include "transport.h"
+
+#define TOKEN 0x4f52444552544f4bull
+/* Far more than loopback's largest send buffer (tcp_wmem, 4 MiB by
+ * default) plus the peer's small receive buffer: the response stays
+ * queued until the peer reads. */
+#define BIG (32u << 20)
+#define WAIT_MS 5000
+
+static int port_of(const char *url)
+{
+	const char *p = strrchr(url, ':');
+
+	assert_non_null(p);
+	return atoi(p + 1);
+}
+
+static void send_all(int fd, const void *buf, size_t len)
+{
+	assert_int_equal(send(fd, buf, len, MSG_NOSIGNAL), (ssize_t)len);
+}
+
+static void send_req(int fd, const struct rdps_tcp_msg *m)
+{
+	uint8_t hdr[RDPS_TCP_HDR_LEN];
+
+	rdps_tcp_wire_encode(m, hdr);
+	send_all(fd, hdr, sizeof(hdr));
+}
+
+/* The next response: its header, its payload into buf (cap bytes; a
+ * larger one is read and dropped). */
+static void recv_resp(int fd, struct rdps_tcp_msg *m, void *buf, size_t cap)
+{
+	uint8_t hdr[RDPS_TCP_HDR_LEN];
+	const char *why = "";
+	static uint8_t sink[1 << 16];
+	size_t left;
+
+	assert_int_equal(recv(fd, hdr, sizeof(hdr), MSG_WAITALL),
+			 (ssize_t)sizeof(hdr));
+	CHECK(rdps_tcp_wire_decode(hdr, sizeof(hdr), m, &why) == 0,
+	      "the target sent a bad header: %s", why);
+	CHECK(m->status == RDPS_TP_WC_SUCCESS, "response of type 0x%x: %s",
+	      m->type, rdps_tp_status_str(m->status));
+	if (m->len <= cap) {
+		if (m->len)
+			assert_int_equal(recv(fd, buf, m->len, MSG_WAITALL),
+					 (ssize_t)m->len);
+		return;
+	}
+	for (left = m->len; left;) {
+		size_t n = left < sizeof(sink) ? left : sizeof(sink);
+
+		assert_int_equal(recv(fd, sink, n, MSG_WAITALL), (ssize_t)n);
+		left -= n;
+	}
+}
+
+/* Connect a raw peer with a small receive buffer; the target accepts. */
+static int raw_peer(struct rdps_tp_listener *l, struct rdps_tp_ep **ep_out)
+{
+	struct rdps_tcp_hello h = {.version = RDPS_TP_PROTO_VERSION,
+				   .kind = RDPS_TCP_HELLO,
+				   .token = TOKEN};
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	uint8_t buf[RDPS_TCP_HELLO_LEN];
+	const char *why = "";
+	char url[128];
+	int fd, small = 4096;
+
+	assert_int_equal(rdps_tp_listener_url(l, url, sizeof(url)), 0);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)),
+		0);
+	sa.sin_port = htons((uint16_t)port_of(url));
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	CHECK(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0,
+	      "connect to %s failed", url);
+	rdps_tcp_hello_encode(&h, buf);
+	send_all(fd, buf, sizeof(buf));
+	CHECK(rdps_tp_accept(l, ep_out, WAIT_MS) == 0, "accept: %s",
+	      rdps_errmsg());
+	assert_int_equal(recv(fd, buf, sizeof(buf), MSG_WAITALL),
+			 (ssize_t)sizeof(buf));
+	CHECK(rdps_tcp_hello_decode(buf, sizeof(buf), &h, &why) == 0 &&
+		      h.kind == RDPS_TCP_ACCEPT,
+	      "the target did not accept the raw peer: %s kind %u", why,
+	      h.kind);
+	return fd;
+}
+
+static void t_read_before_gather(void **state)
+{
+	struct rdps_tp_listener *l = NULL;
+	struct rdps_tp_rkey_wire w;
+	struct rdps_tp_ep *ep = NULL;
+	struct rdps_tp_mr *mr = NULL;
+	struct rdps_tp_comp comp;
+	struct rdps_tcp_range r[2];
+	struct rdps_tcp_msg m;
+	struct rdps_tp_cfg cfg;
+	struct rdps_tp *tp = NULL;
+	uint8_t desc[2 * RDPS_TCP_RANGE_LEN];
+	uint64_t a = 0, b[2] = {0, 0}, base, deadline;
+	uint32_t key;
+	uint8_t *mem;
+	int fd, n = 0;
+
+	(void)state;
+	rdps_tp_cfg_default(&cfg);
+	cfg.token = TOKEN;
+	/* As a shard's: the target's thread serves reads at all times. */
+	cfg.serve_thread = 1;
+	CHECK(rdps_tp_open("tcp", &cfg, &tp) == 0, "open: %s", rdps_errmsg());
+	CHECK(rdps_tp_listen(tp, "tcp://127.0.0.1:0", NULL, 0, &l) == 0,
+	      "listen: %s", rdps_errmsg());
+	fd = raw_peer(l, &ep);
+	mem = calloc(1, BIG + 4096);
+	assert_non_null(mem);
+	assert_int_equal(rdps_tp_mem_reg(tp, mem, BIG + 4096,
+					 RDPS_TP_ACCESS_REMOTE_READ, &mr),
+			 0);
+	rdps_tp_rkey_pack(mr, &w);
+	base = rdps_be64toh(w.addr_be);
+	key = ntohl(w.rkey_be);
+
+	/* seq 0: the large READ that fills the socket; 1: READ(A); 2: the
+	 * gather of B[0], B[1]; 3: a write-with-immediate of 0 bytes. */
+	send_req(fd, &(struct rdps_tcp_msg){.type = RDPS_TCP_REQ_READ,
+					    .seq = 0,
+					    .raddr = base,
+					    .rkey = key,
+					    .op1 = BIG});
+	send_req(fd, &(struct rdps_tcp_msg){.type = RDPS_TCP_REQ_READ,
+					    .seq = 1,
+					    .raddr = base + BIG,
+					    .rkey = key,
+					    .op1 = 8});
+	for (int i = 0; i < 2; i++)
+		r[i] = (struct rdps_tcp_range){.raddr = base + BIG + 64 +
+							64 * (uint64_t)i,
+					       .rkey = key,
+					       .len = 8};
+	rdps_tcp_gather_encode(r, 2, desc);
+	send_req(fd, &(struct rdps_tcp_msg){.type = RDPS_TCP_REQ_GATHER,
+					    .seq = 2,
+					    .len = sizeof(desc),
+					    .op1 = 16});
+	send_all(fd, desc, sizeof(desc));
+	send_req(fd, &(struct rdps_tcp_msg){.type = RDPS_TCP_REQ_WRITE_IMM,
+					    .seq = 3,
+					    .imm = 7});
+
+	/* The immediate polled: the reads and the gather before it were
+	 * served. Then B, then A, as a shard applies, then publishes. */
+	deadline = rdps_deadline(WAIT_MS);
+	while (n == 0 && rdps_ms_left(deadline) > 0)
+		n = rdps_tp_wait(tp, &comp, 1, 100);
+	CHECK(n == 1 && comp.opcode == RDPS_TP_OP_RECV_IMM && comp.imm == 7,
+	      "want the write-with-immediate's completion, got %d (opcode "
+	      "%u)",
+	      n, n == 1 ? comp.opcode : 0);
+	__atomic_store_n((uint64_t *)(mem + BIG + 64), 1, __ATOMIC_RELEASE);
+	__atomic_store_n((uint64_t *)(mem + BIG + 128), 1, __ATOMIC_RELEASE);
+	__atomic_store_n((uint64_t *)(mem + BIG), 1, __ATOMIC_RELEASE);
+
+	recv_resp(fd, &m, NULL, 0);
+	CHECK(m.seq == 0 && m.len == BIG, "want the large READ, got seq %llu",
+	      (unsigned long long)m.seq);
+	recv_resp(fd, &m, &a, sizeof(a));
+	CHECK(m.seq == 1 && m.len == 8, "want READ(A), got seq %llu",
+	      (unsigned long long)m.seq);
+	recv_resp(fd, &m, b, sizeof(b));
+	CHECK(m.seq == 2 && m.len == 16, "want the gather, got seq %llu",
+	      (unsigned long long)m.seq);
+	recv_resp(fd, &m, NULL, 0);
+	CHECK(m.seq == 3, "want the immediate's response, got seq %llu",
+	      (unsigned long long)m.seq);
+	print_message("READ(A) %llu, then gather B %llu %llu (0: before the "
+		      "writes)\n",
+		      (unsigned long long)a, (unsigned long long)b[0],
+		      (unsigned long long)b[1]);
+	CHECK(b[0] == 0 && b[1] == 0,
+	      "the gather, served before the immediate was polled, returned "
+	      "B written after it (%llu %llu)",
+	      (unsigned long long)b[0], (unsigned long long)b[1]);
+	CHECK(a == 0,
+	      "READ(A), posted before the gather, returned A written after "
+	      "the gather was served (the gather got the old B): the target "
+	      "took a queued READ's bytes after a later gather's");
+
+	close(fd);
+	rdps_tp_ep_close(ep);
+	rdps_tp_mem_dereg(mr);
+	rdps_tp_listener_close(l);
+	assert_int_equal(rdps_tp_close(tp), 0);
+	free(mem);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(t_read_before_gather),
+	};
+
+	return cmocka_run_group_tests_name("tcp_order", tests, NULL, NULL);
+}
