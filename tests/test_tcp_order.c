@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -105,6 +106,7 @@ static int raw_peer(struct rdps_tp_listener *l, struct rdps_tp_ep **ep_out)
 	uint8_t buf[RDPS_TCP_HELLO_LEN];
 	const char *why = "";
 	char url[128];
+	struct timeval tv = {.tv_sec = WAIT_MS / 1000};
 	int fd, small = 4096;
 
 	assert_int_equal(rdps_tp_listener_url(l, url, sizeof(url)), 0);
@@ -113,6 +115,9 @@ static int raw_peer(struct rdps_tp_listener *l, struct rdps_tp_ep **ep_out)
 	assert_int_equal(
 		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)),
 		0);
+	/* A target that never answers fails a recv, not the ctest timeout. */
+	assert_int_equal(
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
 	sa.sin_port = htons((uint16_t)port_of(url));
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	CHECK(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0,
