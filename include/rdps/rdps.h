@@ -345,9 +345,10 @@ struct rdps_emb_cfg {
 	 * a row that stopped being the key's (its insert undone, the row
 	 * reused) is seen as such, the entry dropped and the key looked up
 	 * again in the same pull. Keys found absent are not remembered.
-	 * Direct-mapped: one entry per power of two >= capacity x shards
-	 * slots, at most RDPS_EMB_CACHE_MAX (16 B each: 4 MiB), a key
-	 * evicting another of its slot. The environment variable
+	 * Entries: the power of two >= capacity x shards (every row the
+	 * table holds), at most RDPS_EMB_CACHE_MAX (16 B each: 4 MiB), in
+	 * sets of 4, a key evicting another of its set when the set is
+	 * full. The environment variable
 	 * RDPS_EMB_CACHE (0 or 1), when set, overrides this field, so a
 	 * program can be measured with and without it unchanged.
 	 */

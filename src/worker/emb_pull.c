@@ -36,6 +36,11 @@
  * slots are written once. */
 #define WRK_EMB_TORN_MAX 64
 
+/* Entries per set of the location cache (a power of two, 64 B a set):
+ * direct-mapped, 3% of 4096 hot keys in 2^17 entries collided, and one
+ * key missing costs its whole pull the second round trip. */
+#define WRK_EMB_WAYS 4
+
 enum wrk_emb_state { WRK_EMB_BUCKETS, WRK_EMB_ROW, WRK_EMB_DONE };
 
 /* What a round read for a key. */
@@ -223,22 +228,50 @@ static int wrk_emb_decode(struct wrk_emb_pull *p, size_t i)
 	return 0;
 }
 
-/* The cache entry of key. */
-static struct wrk_emb_loc *wrk_emb_loc_of(const struct rdps_emb *e,
-					  uint64_t key)
+/* The set of key in e's location cache; *h_out its hash. */
+static struct wrk_emb_loc *wrk_emb_loc_set(const struct rdps_emb *e,
+					   uint64_t key, uint64_t *h_out)
 {
-	return &e->loc[ps_emb_mix64(key ^ 0x3c6ef372fe94f82bull) & e->loc_mask];
+	uint64_t h = ps_emb_mix64(key ^ 0x3c6ef372fe94f82bull);
+
+	*h_out = h;
+	return &e->loc[h & e->loc_mask & ~(uint64_t)(WRK_EMB_WAYS - 1)];
+}
+
+/* The cache entry of key, or NULL. */
+static struct wrk_emb_loc *wrk_emb_loc_find(const struct rdps_emb *e,
+					    uint64_t key)
+{
+	uint64_t h;
+	struct wrk_emb_loc *set = wrk_emb_loc_set(e, key, &h);
+
+	for (unsigned w = 0; w < WRK_EMB_WAYS; w++)
+		if (set[w].row1 && set[w].key == key)
+			return &set[w];
+	return NULL;
+}
+
+/* Remember key on row: its entry, else a free one of its set, else the
+ * one its hash picks (a random replacement: no state to keep). */
+static void wrk_emb_loc_put(struct rdps_emb *e, uint64_t key, uint32_t row)
+{
+	uint64_t h;
+	struct wrk_emb_loc *set = wrk_emb_loc_set(e, key, &h);
+	struct wrk_emb_loc *l = wrk_emb_loc_find(e, key);
+
+	for (unsigned w = 0; !l && w < WRK_EMB_WAYS; w++)
+		if (!set[w].row1)
+			l = &set[w];
+	if (!l)
+		l = &set[(h >> 32) & (WRK_EMB_WAYS - 1)];
+	l->key = key;
+	l->row1 = row + 1;
 }
 
 void wrk_emb_cache_set(struct rdps_emb *e, uint64_t key, uint32_t row)
 {
-	struct wrk_emb_loc *l;
-
-	if (!e->loc || row >= e->cfg.capacity)
-		return;
-	l = wrk_emb_loc_of(e, key);
-	l->key = key;
-	l->row1 = row + 1;
+	if (e->loc && row < e->cfg.capacity)
+		wrk_emb_loc_put(e, key, row);
 }
 
 /* Key i starts where the cache last saw its row, or at its buckets. */
@@ -249,10 +282,8 @@ static void wrk_emb_start(struct wrk_emb_pull *p, size_t i)
 	const struct wrk_emb_loc *l;
 
 	k->state = WRK_EMB_BUCKETS;
-	if (!e->loc)
-		return;
-	l = wrk_emb_loc_of(e, p->keys[i]);
-	if (!l->row1 || l->key != p->keys[i])
+	l = e->loc ? wrk_emb_loc_find(e, p->keys[i]) : NULL;
+	if (!l)
 		return;
 	k->state = WRK_EMB_ROW;
 	k->row = l->row1 - 1;
@@ -269,7 +300,7 @@ static int wrk_emb_row(struct wrk_emb_pull *p, size_t i)
 	struct rdps_ctx *ctx = e->ctx;
 	struct wrk_emb_key *k = &p->ks[i];
 	const char *row = p->rw + i * e->row_bytes;
-	struct wrk_emb_loc *l = e->loc ? wrk_emb_loc_of(e, p->keys[i]) : NULL;
+	struct wrk_emb_loc *l;
 	int ret;
 
 	ret = ps_emb_row_verify(row, e->row_bytes, p->keys[i], e->cfg.dim,
@@ -282,7 +313,8 @@ static int wrk_emb_row(struct wrk_emb_pull *p, size_t i)
 	if (ret == -ESTALE && k->cached) {
 		/* The row went to another key or its insert was undone. */
 		ctx->st.emb_cache_stale++;
-		if (l->key == p->keys[i] && l->row1 == k->row + 1)
+		l = wrk_emb_loc_find(e, p->keys[i]);
+		if (l && l->row1 == k->row + 1)
 			l->row1 = 0;
 		k->cached = 0;
 		k->state = WRK_EMB_BUCKETS;
@@ -299,10 +331,8 @@ static int wrk_emb_row(struct wrk_emb_pull *p, size_t i)
 	memcpy(p->dst + i * e->vbytes, row + sizeof(struct ps_emb_row),
 	       e->vbytes);
 	k->state = WRK_EMB_DONE;
-	if (l && !k->cached) {
-		l->key = p->keys[i];
-		l->row1 = k->row + 1;
-	}
+	if (e->loc && !k->cached)
+		wrk_emb_loc_put(e, p->keys[i], k->row);
 	k->cached = 0;
 	return 0;
 }
