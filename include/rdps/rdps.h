@@ -347,8 +347,8 @@ struct rdps_emb_cfg {
 	 * again in the same pull. Keys found absent are not remembered.
 	 * Entries: the power of two >= capacity x shards (every row the
 	 * table holds), at most RDPS_EMB_CACHE_MAX (16 B each: 4 MiB), in
-	 * sets of 4, a key evicting another of its set when the set is
-	 * full. The environment variable
+	 * sets of 4, two candidate sets a key; a key evicts another only
+	 * when both are full. The environment variable
 	 * RDPS_EMB_CACHE (0 or 1), when set, overrides this field, so a
 	 * program can be measured with and without it unchanged.
 	 */

@@ -149,7 +149,8 @@ struct rdps_emb {
 	uint64_t row_bytes;	   /* ps_emb_row_bytes() */
 	struct wrk_emb_part *part; /* per shard */
 	/* The location cache (rdps_emb_cfg.cache, emb_pull.c): NULL when
-	 * off, else loc_mask + 1 entries in sets of 4 (emb_pull.c). */
+	 * off, else loc_mask + 1 entries in sets of 4, two candidate sets
+	 * a key (emb_pull.c). */
 	struct wrk_emb_loc *loc;
 	uint64_t loc_mask;
 };
