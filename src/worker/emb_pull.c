@@ -251,10 +251,10 @@ static struct wrk_emb_loc *wrk_emb_loc_find(const struct rdps_emb *e,
 	uint64_t h;
 
 	wrk_emb_loc_sets(e, key, set, &h);
-	for (unsigned w = 0; w < 2 * WRK_EMB_WAYS; w++)
-		if (set[w / WRK_EMB_WAYS][w % WRK_EMB_WAYS].row1 &&
-		    set[w / WRK_EMB_WAYS][w % WRK_EMB_WAYS].key == key)
-			return &set[w / WRK_EMB_WAYS][w % WRK_EMB_WAYS];
+	for (int c = 0; c < 2; c++)
+		for (unsigned w = 0; w < WRK_EMB_WAYS; w++)
+			if (set[c][w].row1 && set[c][w].key == key)
+				return &set[c][w];
 	return NULL;
 }
 
@@ -266,9 +266,10 @@ static void wrk_emb_loc_put(struct rdps_emb *e, uint64_t key, uint32_t row)
 	uint64_t h;
 
 	wrk_emb_loc_sets(e, key, set, &h);
-	for (unsigned w = 0; !l && w < 2 * WRK_EMB_WAYS; w++)
-		if (!set[w / WRK_EMB_WAYS][w % WRK_EMB_WAYS].row1)
-			l = &set[w / WRK_EMB_WAYS][w % WRK_EMB_WAYS];
+	for (int c = 0; c < 2; c++)
+		for (unsigned w = 0; !l && w < WRK_EMB_WAYS; w++)
+			if (!set[c][w].row1)
+				l = &set[c][w];
 	if (!l)
 		l = &set[h >> 63][(h >> 32) & (WRK_EMB_WAYS - 1)];
 	l->key = key;
