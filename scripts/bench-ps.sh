@@ -28,8 +28,10 @@
 #          round trips per pull the library counted (2: buckets, then
 #          rows), and the messages the shards' loop threads handled and
 #          their CPU ms during the pulls (one-sided/two-sided: a
-#          one-sided pull leaves both where they were); then 64 keys of dim 16 with two more workers pushing rows
-#          all along (shards busy applying): target one-sided >= 2x
+#          one-sided pull leaves both where they were), one-sided with
+#          the location cache (1 round trip) and without (2); then 64
+#          keys of dim 16 with two more workers pushing rows all along
+#          (shards busy applying): target one-sided (cached) >= 2x
 set -u
 
 prog=bench-ps.sh
@@ -213,19 +215,30 @@ fi
 # 5. embedding pulls, one-sided, next to the two-sided lookup (the
 # worker sends the keys, the shard's CPU looks them up and writes the rows
 # back: ps-lite's and BytePS's design) over the same transport.
+# Three runs a row: one-sided with the worker's location cache (a
+# remembered key's row read directly: 1 round trip), one-sided without
+# it (RDPS_EMB_CACHE=0: buckets, then rows), two-sided. The environment
+# decides the cache, so -p with tools that predate it runs too (their
+# one-sided rows are then both without).
 emb_row() {
-	local tp=$1 k=$2 d=$3 busy=$4 j1 j2 r1 r2 rt
-	j1=$(psb "$tp" 2 asp emb -k "$k" -d "$d" -n 1000) || j1=
+	local tp=$1 k=$2 d=$3 busy=$4 j1 j0 j2 r1 r0 r2 rt rt0
+	j1=$(RDPS_EMB_CACHE=1 psb "$tp" 2 asp emb -k "$k" -d "$d" -n 1000) || j1=
+	j0=$(RDPS_EMB_CACHE=0 psb "$tp" 2 asp emb -k "$k" -d "$d" -n 1000) || j0=
 	j2=$(psb "$tp" 2 asp emb -2 -k "$k" -d "$d" -n 1000) || j2=
 	r1=$(awk -v x="$(jget "$j1" keys_per_s)" 'BEGIN { if (x != "") printf "%.4f", x / 1e6 }')
+	r0=$(awk -v x="$(jget "$j0" keys_per_s)" 'BEGIN { if (x != "") printf "%.4f", x / 1e6 }')
 	r2=$(awk -v x="$(jget "$j2" keys_per_s)" 'BEGIN { if (x != "") printf "%.4f", x / 1e6 }')
 	rt=$(jget "$j1" round_trips)
+	rt0=$(jget "$j0" round_trips)
 	# What the pull phase cost the shards' loop threads: messages
-	# handled and CPU ms, one-sided / two-sided.
+	# handled and CPU ms, one-sided (cached) / two-sided.
 	sc="shard msgs $(jget "$j1" shard_msgs)/$(jget "$j2" shard_msgs)"
 	sc="$sc, loop CPU ms $(jget "$j1" shard_loop_cpu_ms)/$(jget "$j2" shard_loop_cpu_ms)"
-	row "$tp emb pull $k x $d$busy, $rt round trips, $sc" Mkeys/s "$r1" \
-		"$r2" "two-sided lookup, same transport" higher "${emb_tgt:--}"
+	row "$tp emb pull $k x $d$busy, cached, $rt round trips, $sc" \
+		Mkeys/s "$r1" "$r2" "two-sided lookup, same transport" higher \
+		"${emb_tgt:--}"
+	row "$tp emb pull $k x $d$busy, no cache, $rt0 round trips" \
+		Mkeys/s "$r0" "$r2" "two-sided lookup, same transport" higher -
 }
 for tp in shm tcp; do
 	for d in 16 64; do

@@ -129,5 +129,8 @@ int ps_emb_row_verify(const void *bytes, size_t len, uint64_t key, uint32_t dim,
 			   (const char *)bytes + sizeof(h),
 			   (size_t)dim * ps_dtype_size(dtype)))
 		return -EAGAIN;
+	/* Checked first: only a whole dead seal counts as dead. */
+	if (rdps_be64toh(h.version_be) == PS_EMB_VERSION_DEAD)
+		return -ESTALE;
 	return 0;
 }

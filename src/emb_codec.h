@@ -51,6 +51,16 @@ static inline uint64_t ps_emb_bucket_of(uint64_t key, int which,
 	return b1 == b0 ? b0 ^ 1 : b1;
 }
 
+/*
+ * The version of a row whose insert was undone (srv_emb_uninsert): its
+ * head still names the key, sealed with this version, and
+ * ps_emb_row_verify() tells it apart (-ESTALE) so a worker that cached
+ * the row's place never takes it for the key's row once the key lives in
+ * another (ps_proto.h, "Embedding tables"). An update adds 1 to a
+ * version; no row is updated 2^64 - 1 times.
+ */
+#define PS_EMB_VERSION_DEAD UINT64_MAX
+
 /* The meta word of a slot in bucket b mapping key to row. */
 static inline uint64_t ps_emb_slot_meta(uint64_t key, uint32_t row, uint64_t b)
 {
@@ -89,7 +99,8 @@ int ps_emb_bucket_find(const void *bytes, size_t len, uint64_t b, uint64_t key,
  * its check matches its version and values; -EAGAIN when the check does
  * not match (caught while the shard rewrote it: read the row again);
  * -ESTALE when the head names another key (the slot that led here was
- * undone and the row reused: look the key up again); -EPROTO when len is
+ * undone and the row reused: look the key up again) or the row is sealed
+ * dead (PS_EMB_VERSION_DEAD: its insert was undone); -EPROTO when len is
  * not ps_emb_row_bytes(dim, dtype) or dim or dtype is out of range.
  */
 int ps_emb_row_verify(const void *bytes, size_t len, uint64_t key, uint32_t dim,

@@ -176,13 +176,15 @@
  *     before and after) and is read again; one that stays wrong, or
  *     names a row >= capacity, is a corrupt bucket: an error, never a
  *     crash. A slot is cleared only to undo the inserts of a message
- *     refused as a whole (SSP, ASP): a reader that found it reads the row
- *     at the key's initial value, or, once the row went to another key,
- *     sees that key in the row and looks its own up again. With nbuckets
- *     >= capacity the slots are at most 1/4 full, so two choices of 4
- *     slots almost never overflow; an insert that finds both candidates
- *     full fails like a full table (-ENOSPC; under BSP, found at clock
- *     end, it is logged and the table refuses pushes from then on).
+ *     refused as a whole (SSP, ASP), and the row is then sealed dead
+ *     (version PS_EMB_VERSION_DEAD, src/emb_codec.h): a reader that found
+ *     the slot, or cached the row's place, finds the row dead or, once it
+ *     went to another key, that key, and looks its own up again. With
+ *     nbuckets >= capacity the slots are at most 1/4 full, so two
+ *     choices of 4 slots almost never overflow; an insert that finds both
+ *     candidates full fails like a full table (-ENOSPC; under BSP, found
+ *     at clock end, it is logged and the table refuses pushes from then
+ *     on).
  *   rows (REMOTE_READ, everyone): capacity rows of ps_emb_row_bytes(dim,
  *     dtype) bytes: struct ps_emb_row (32 B: be64 key, be64 version, be64
  *     check) then the dim values. Rows are handed out in insert order.

@@ -31,6 +31,14 @@
  *                   shard logs it), the others' applied, and every later
  *                   push to the table is refused with -ENOSPC naming the
  *                   table and its capacity (ps_proto.h documents this).
+ *   cache           1 worker, 1 shard, any model: the location cache.
+ *                   A pull of a remembered key is 1 round trip (the
+ *                   first 2) and sees every clock's update; under SSP
+ *                   and ASP, places a pull racing a refused push would
+ *                   have remembered (rows whose inserts were undone, then
+ *                   reused or the key back in another row) read as the
+ *                   key's true value, never the row's new key's, each
+ *                   counted stale; off by cfg.cache and RDPS_EMB_CACHE.
  *   bsp ITERS SEED OUT
  *                   Adagrad, normal initial values, uneven delays from
  *                   SEED; rank 0 writes every shard's raw index and rows
@@ -142,7 +150,7 @@ static int mode_once(struct rdps_ctx *ctx, int argc, char **argv)
 	struct once_want *want;
 	size_t nw = 0, m = 0;
 	struct rdps_stats st0, st1;
-	uint64_t h0, h1;
+	uint64_t h0, h1, rt;
 	unsigned gmax;
 
 	if (argc != 4)
@@ -239,11 +247,19 @@ static int mode_once(struct rdps_ctx *ctx, int argc, char **argv)
 			fail("the shards handled %" PRIu64 " messages during "
 			     "a pull-only phase",
 			     h0 - h1);
+		/* 2: buckets, then rows; 1 when the location cache held
+		 * every key's row (it is direct-mapped: some collide). */
+		rt = st1.emb_cache_hits - st0.emb_cache_hits == m ? 1 : 2;
 		if (st1.emb_torn_retries == st0.emb_torn_retries &&
-		    st1.emb_round_trips - st0.emb_round_trips != 2)
-			fail("a pull of %zu keys took %" PRIu64 " round "
-			     "trips, want 2",
-			     m, st1.emb_round_trips - st0.emb_round_trips);
+		    st1.emb_round_trips - st0.emb_round_trips != rt)
+			fail("a pull of %zu keys (%" PRIu64 " cached) took "
+			     "%" PRIu64 " round trips, want %" PRIu64,
+			     m, st1.emb_cache_hits - st0.emb_cache_hits,
+			     st1.emb_round_trips - st0.emb_round_trips, rt);
+		if (st1.emb_cache_stale != st0.emb_cache_stale)
+			fail("%" PRIu64 " cached rows stale with no push "
+			     "refused",
+			     st1.emb_cache_stale - st0.emb_cache_stale);
 		/* Each round is one gather READ per shard of up to half
 		 * the send queue's ranges (plus a header READ under BSP),
 		 * not a READ per bucket and per row (3 per key). */
@@ -561,12 +577,179 @@ static int mode_bsp(struct rdps_ctx *ctx, int argc, char **argv)
 	return 0;
 }
 
+/* --- cache --------------------------------------------------------------- */
+
+#define CACHE_DIM 4
+
+struct cache_cost {
+	uint64_t rtt, hits, stale;
+};
+
+/* Pull keys[0..n) once all this worker pushed is applied (so the round
+ * trips are the pull's, not a wait for the clock); what it cost. */
+static void cache_pull(struct rdps_emb *e, const uint64_t *keys, size_t n,
+		       double *got, struct cache_cost *c)
+{
+	struct rdps_ctx *ctx = e->ctx;
+	struct rdps_stats a, b;
+
+	CHECK(wrk_emb_wait_applied(e, 0, wrk_deadline(ctx), "a test"));
+	rdps_ctx_stats(ctx, &a);
+	CHECK(rdps_emb_pull(e, keys, n, got));
+	rdps_ctx_stats(ctx, &b);
+	if (b.emb_torn_retries != a.emb_torn_retries)
+		fail("a torn read with nothing rewriting the rows");
+	c->rtt = b.emb_round_trips - a.emb_round_trips;
+	c->hits = b.emb_cache_hits - a.emb_cache_hits;
+	c->stale = b.emb_cache_stale - a.emb_cache_stale;
+}
+
+/* got (one row) must be key's initial row after pushes of 1 each,
+ * exactly (added one at a time, as the shard does). */
+static void cache_want(const char *what, const struct rdps_emb_cfg *ec,
+		       uint64_t key, unsigned pushes, const double *got)
+{
+	double w[CACHE_DIM];
+
+	ps_emb_init_row(PS_EMB_INIT_UNIFORM, ec->init_scale, ec->seed, key,
+			CACHE_DIM, PS_DTYPE_F64, w);
+	for (int j = 0; j < CACHE_DIM; j++) {
+		for (unsigned i = 0; i < pushes; i++)
+			w[j] += 1.0;
+		if (got[j] != w[j])
+			fail("%s: key %" PRIu64 " value %d is %.17g, want "
+			     "%.17g (initial after %u pushes of 1)",
+			     what, key, j, got[j], w[j], pushes);
+	}
+}
+
+static void cache_cost_is(const char *what, const struct cache_cost *c,
+			  uint64_t rtt, uint64_t hits, uint64_t stale)
+{
+	if (c->rtt != rtt || c->hits != hits || c->stale != stale)
+		fail("%s: %" PRIu64 " round trips, %" PRIu64 " cache hits, "
+		     "%" PRIu64 " stale; want %" PRIu64 ", %" PRIu64
+		     ", %" PRIu64,
+		     what, c->rtt, c->hits, c->stale, rtt, hits, stale);
+}
+
+static void cache_push(struct rdps_emb *e, const uint64_t *keys, size_t n,
+		       const double *g)
+{
+	CHECK(rdps_emb_push(e, keys, n, g));
+	CHECK(rdps_clock(e->ctx));
+}
+
+/* The location cache: 1 round trip for remembered keys; a remembered row
+ * that is no longer the key's (the refused push's undone inserts, the
+ * row reused) never read as the key's; off by cfg and by environment. */
+static int mode_cache(struct rdps_ctx *ctx, int argc, char **argv)
+{
+	const uint64_t k1 = 101, k2 = 202, k3 = 303, k4 = 606;
+	const uint64_t five[5] = {k2, k3, 404, 505, k4}, mix[3] = {k1, k3, k4};
+	double g[5 * CACHE_DIM], got[5 * CACHE_DIM];
+	struct rdps_emb_cfg ec;
+	struct rdps_emb *e, *off;
+	struct cache_cost c;
+	int ret;
+
+	(void)argv;
+	if (argc != 2 || cfg.workers != 1 || ctx->nshards != 1)
+		fail("usage: cache (one worker, one shard)");
+	rdps_emb_cfg_default(&ec);
+	ec.dim = CACHE_DIM;
+	ec.dtype = RDPS_DTYPE_F64;
+	ec.rule = RDPS_RULE_SUM;
+	ec.capacity = 4;
+	ec.init = RDPS_EMB_INIT_UNIFORM;
+	ec.init_scale = 1;
+	CHECK(rdps_emb_open(ctx, "cache4", &ec, &e));
+	for (int i = 0; i < 5 * CACHE_DIM; i++)
+		g[i] = 1.0;
+	/* k1 on row 0: found through the buckets, then remembered. */
+	cache_push(e, &k1, 1, g);
+	cache_pull(e, &k1, 1, got, &c);
+	cache_cost_is("first pull", &c, 2, 0, 0);
+	cache_want("first pull", &ec, k1, 1, got);
+	/* Every clock's update seen through the cached place (BSP: the
+	 * header read with the row). */
+	for (int it = 0; it < 10; it++) {
+		cache_push(e, &k1, 1, g);
+		cache_pull(e, &k1, 1, got, &c);
+		cache_cost_is("a cached pull", &c, 1, 1, 0);
+		cache_want("a cached pull", &ec, k1, (unsigned)it + 2, got);
+	}
+	if (cfg.model == RDPS_MODEL_SSP || cfg.model == RDPS_MODEL_ASP) {
+		/* k2, k3, 404 take rows 1-3, 505 finds none: all undone. */
+		ret = rdps_emb_push(e, five, 5, g);
+		if (ret != -ENOSPC)
+			fail("5 new keys into 3 rows: %d", ret);
+		/* A pull racing that push saw k3's slot: row 2. */
+		wrk_emb_cache_set(e, k3, 2);
+		cache_pull(e, &k3, 1, got, &c);
+		cache_cost_is("an undone row", &c, 2, 1, 1);
+		cache_want("an undone row", &ec, k3, 0, got);
+		/* k3 comes back on row 1; row 2 still has its head. */
+		cache_push(e, &k3, 1, g);
+		wrk_emb_cache_set(e, k3, 2);
+		cache_pull(e, &k3, 1, got, &c);
+		cache_cost_is("back in another row", &c, 3, 1, 1);
+		cache_want("back in another row", &ec, k3, 1, got);
+		/* Row 2 goes to k4: k3 there reads k3, never k4. */
+		cache_push(e, &k4, 1, g);
+		wrk_emb_cache_set(e, k3, 2);
+		cache_pull(e, &k3, 1, got, &c);
+		cache_cost_is("a reused row", &c, 3, 1, 1);
+		cache_want("a reused row", &ec, k3, 1, got);
+		/* k2, never in the table, at k3's row: absent. */
+		wrk_emb_cache_set(e, k2, 1);
+		cache_pull(e, &k2, 1, got, &c);
+		cache_cost_is("another key's row", &c, 2, 1, 1);
+		cache_want("another key's row", &ec, k2, 0, got);
+		/* Mixed: k1 and k3 cached, k4 not yet. */
+		cache_pull(e, mix, 3, got, &c);
+		cache_cost_is("mixed", &c, 2, 2, 0);
+		cache_pull(e, mix, 3, got, &c);
+		cache_cost_is("all cached", &c, 1, 3, 0);
+		cache_want("all cached", &ec, k1, 11, got);
+		cache_want("all cached", &ec, k3, 1, got + CACHE_DIM);
+		cache_want("all cached", &ec, k4, 1, got + 2 * CACHE_DIM);
+	}
+	/* Off: a handle of the same table without a cache; the environment
+	 * turns it on, or is refused when malformed. */
+	ec.cache = 0;
+	CHECK(rdps_emb_open(ctx, "cache4", &ec, &off));
+	for (int i = 0; i < 2; i++) {
+		cache_pull(off, &k1, 1, got, &c);
+		cache_cost_is("cache off", &c, 2, 0, 0);
+		cache_want("cache off", &ec, k1, 11, got);
+	}
+	ec.cache = 2;
+	ret = rdps_emb_open(ctx, "cache4", &ec, &off);
+	if (ret != -EINVAL || !strstr(rdps_errmsg(), "cache 2"))
+		fail("cache 2: %d (%s)", ret, rdps_errmsg());
+	ec.cache = 0;
+	setenv("RDPS_EMB_CACHE", "1", 1);
+	CHECK(rdps_emb_open(ctx, "cache4", &ec, &off));
+	cache_pull(off, &k1, 1, got, &c);
+	cache_pull(off, &k1, 1, got, &c);
+	cache_cost_is("RDPS_EMB_CACHE=1", &c, 1, 1, 0);
+	setenv("RDPS_EMB_CACHE", "on", 1);
+	ret = rdps_emb_open(ctx, "cache4", &ec, &off);
+	if (ret != -EINVAL || !strstr(rdps_errmsg(), "RDPS_EMB_CACHE 'on'"))
+		fail("RDPS_EMB_CACHE=on: %d (%s)", ret, rdps_errmsg());
+	unsetenv("RDPS_EMB_CACHE");
+	printf("OK cache: remembered rows read in one round trip, stale ones "
+	       "never returned\n");
+	return 0;
+}
+
 static const struct {
 	const char *name;
 	int (*run)(struct rdps_ctx *ctx, int argc, char **argv);
 } modes[] = {
 	{"once", mode_once}, {"torn", mode_torn},	  {"full", mode_full},
-	{"bsp", mode_bsp},   {"overflow", mode_overflow},
+	{"bsp", mode_bsp},   {"overflow", mode_overflow}, {"cache", mode_cache},
 };
 
 int main(int argc, char **argv)
@@ -583,7 +766,8 @@ int main(int argc, char **argv)
 		if (!strcmp(argv[1], modes[i].name))
 			break;
 	if (argc < 2 || i == sizeof(modes) / sizeof(modes[0]))
-		fail("usage: emb_worker once|torn|full|overflow|bsp ARGS...");
+		fail("usage: emb_worker once|torn|full|overflow|bsp|cache "
+		     "ARGS...");
 	CHECK(rdps_ctx_create(&cfg, &ctx));
 	rc = modes[i].run(ctx, argc, argv);
 	rdps_ctx_destroy(ctx);

@@ -5,7 +5,8 @@
 # verbs on soft-RoCE, run inside one rxe-vm VM by "rxe_run.sh --script"
 # (tests/ps_emb_rxe.sh starts it and checks DIR). WORKER is
 # tests/emb_worker: "once" (exactly-once apply, 3 workers, bsp), "torn"
-# (a reader racing the shard's rewrites, asp) and "bsp ITERS" (4 workers),
+# (a reader racing the shard's rewrites, asp), "cache" (the location
+# cache's stale places, 1 worker, asp) and "bsp ITERS" (4 workers),
 # whose raw index and rows go to DIR/verbs.bin for the host to compare with
 # the same job over shm and tcp.
 set -u
@@ -31,5 +32,6 @@ job() {
 
 job once 2 3 bsp once 20 1
 job torn 1 2 asp torn 5000
+job cache 1 1 asp cache
 job bsp 2 4 bsp bsp "$iters" 5 "$dir/verbs.bin"
 exit $((fails ? 1 : 0))

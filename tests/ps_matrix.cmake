@@ -106,6 +106,8 @@ set(RDPS_PS_MATRIX
   "emb_torn        | asp   | shm tcp | 60  |      | emb -s 1 -w 2 -- torn 20000"
   "emb_full        | bsp   | shm tcp | 60  |      | emb -s 1 -w 1 -- full"
   "emb_full_asp    | asp   | shm tcp | 60  |      | emb -s 1 -w 1 -- full"
+  "emb_cache       | asp   | shm tcp | 60  |      | emb -s 1 -w 1 -- cache"
+  "emb_cache_bsp   | bsp   | shm tcp | 60  |      | emb -s 1 -w 1 -- cache"
   "emb_overflow    | bsp   | shm tcp | 60  |      | sh ps_emb_overflow.sh @LAUNCH@ @EMB@ @TP@"
   "emb_bsp_identical | bsp | shm+tcp | 90  |      | sh ps_emb_bsp.sh @LAUNCH@ @EMB@"
   "emb_ckpt_resume | bsp   | shm tcp | 120 |      | sh ps_emb_ckpt.sh @LAUNCH@ @EMB@ @TP@"

@@ -127,6 +127,8 @@ static void test_init_values(void **state)
 static void test_insert_find(void **state)
 {
 	struct srv_emb *t = emb_new(500, 3, PS_RULE_SGD);
+	unsigned char live[32 + 16], mix[32 + 16];
+	const unsigned char *dead;
 	uint32_t row;
 	float init[3];
 
@@ -156,10 +158,34 @@ static void test_insert_find(void **state)
 	assert_int_equal(emb_lookup(t, 12345, &row), 0);
 	/* Full: no row left. */
 	assert_int_equal(srv_emb_insert(t, 12345, &row), -ENOSPC);
-	/* An undone insert is gone and frees its row. */
+	/* An undone insert is gone and frees its row, which no longer
+	 * reads as the key's (a worker's cache may still point at it);
+	 * its head as read half way through the dead seal is torn. */
+	memcpy(live, t->rows + 499 * t->row_bytes, sizeof(live));
 	srv_emb_uninsert(t, 499 * 0x9e3779b97f4a7c15ull);
 	assert_int_equal(t->nrows, 499);
 	assert_int_equal(emb_lookup(t, 499 * 0x9e3779b97f4a7c15ull, &row), 0);
+	dead = t->rows + 499 * t->row_bytes;
+	assert_int_equal(ps_emb_row_verify(dead, t->row_bytes,
+					   499 * 0x9e3779b97f4a7c15ull, 3,
+					   PS_DTYPE_F32),
+			 -ESTALE);
+	memcpy(mix, dead, sizeof(mix));
+	memcpy(mix + 16, live + 16, 8); /* new version, old check */
+	assert_int_equal(ps_emb_row_verify(mix, t->row_bytes,
+					   499 * 0x9e3779b97f4a7c15ull, 3,
+					   PS_DTYPE_F32),
+			 -EAGAIN);
+	memcpy(mix, live, sizeof(mix));
+	assert_int_equal(ps_emb_row_verify(mix, t->row_bytes,
+					   499 * 0x9e3779b97f4a7c15ull, 3,
+					   PS_DTYPE_F32),
+			 0);
+	/* Reused: the next insert takes the row and seals it live. */
+	assert_int_equal(srv_emb_insert(t, 7, &row), 0);
+	assert_int_equal(row, 499);
+	assert_int_equal(
+		ps_emb_row_verify(dead, t->row_bytes, 7, 3, PS_DTYPE_F32), 0);
 	emb_free(t);
 }
 

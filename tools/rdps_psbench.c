@@ -22,7 +22,9 @@
  *          waited for;
  *   emb    rdps_emb_pull of --keys keys of --dim float32 values from an
  *          embedding table filled with 65536 keys: keys/s, latency, and
- *          the round trips per pull counted by the library. With more
+ *          the round trips per pull counted by the library (and the
+ *          share of keys read at a place the location cache held;
+ *          -C: without the cache). With more
  *          than one worker (asp) the others push gradient rows for
  *          random keys all along: the shards are busy applying while
  *          rank 0 pulls. Also what the pull phase cost the shards'
@@ -61,6 +63,7 @@ struct opts {
 	const char *table;
 	uint64_t keys, dim; /* emb */
 	int two_sided;	    /* emb: the baseline lookup instead */
+	int no_cache;	    /* emb: no location cache (rdps_emb_cfg.cache) */
 };
 
 static void usage(FILE *f)
@@ -115,6 +118,10 @@ static void usage(FILE *f)
 		"shard's CPU finds\n"
 		"                       the rows and writes them back) "
 		"instead\n"
+		"  -C, --no-cache       emb: one-sided without the location "
+		"cache\n"
+		"                       (RDPS_EMB_CACHE=0|1, when set, "
+		"decides)\n"
 		"  -j, --json           one JSON object instead of a text "
 		"line\n"
 		"  -h, --help           this help\n");
@@ -133,6 +140,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{"keys", required_argument, NULL, 'k'},
 		{"dim", required_argument, NULL, 'd'},
 		{"two-sided", no_argument, NULL, '2'},
+		{"no-cache", no_argument, NULL, 'C'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -143,7 +151,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	memset(o, 0, sizeof(*o));
 	o->poll_mode = RDPS_POLL_ADAPTIVE;
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":s:n:w:b:P:T:k:d:2jh", long_opts,
+	while ((ch = getopt_long(argc, argv, ":s:n:w:b:P:T:k:d:2Cjh", long_opts,
 				 NULL)) != -1) {
 		switch (ch) {
 		case 's':
@@ -196,6 +204,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case '2':
 			o->two_sided = 1;
+			break;
+		case 'C':
+			o->no_cache = 1;
 			break;
 		case 'k':
 			if (tool_parse_count(optarg, "key count", 1, 65536,
@@ -260,6 +271,8 @@ struct result {
 	double ref_gbps;
 	int checked; /* push: the final sum matched */
 	double rtt_per_pull, torn_per_pull, kps; /* emb */
+	int cache;	  /* emb: the handle has a location cache */
+	double hit_ratio; /* emb: keys read at a cached place / keys */
 	/* emb, during the pull phase: messages the shards' loop threads
 	 * handled; CPU ms of those threads and of the shard processes (-1:
 	 * a shard not on this host). */
@@ -542,6 +555,7 @@ static int run_emb(struct rdps_ctx *ctx, struct rdps_table *t,
 	rdps_emb_cfg_default(&ec);
 	ec.dim = (unsigned)o->dim;
 	ec.capacity = EMB_POOL;
+	ec.cache = !o->no_cache;
 	rdps_clear_error();
 	ret = rdps_emb_open(ctx, o->table ? o->table : "psbench-emb", &ec,
 			    &eb.e);
@@ -596,6 +610,12 @@ static int run_emb(struct rdps_ctx *ctx, struct rdps_table *t,
 				? 1.0
 				: (st1.emb_round_trips - st0.emb_round_trips) /
 					  pulls;
+		res->cache = !o->two_sided && eb.e->cfg.cache;
+		res->hit_ratio =
+			o->two_sided
+				? 0.0
+				: (st1.emb_cache_hits - st0.emb_cache_hits) /
+					  (pulls * (double)o->keys);
 		res->torn_per_pull = o->two_sided ? 0.0
 						  : (st1.emb_torn_retries -
 						     st0.emb_torn_retries) /
@@ -673,21 +693,25 @@ static void print_result(const struct opts *o, const struct rdps_config *cfg,
 				 "\"dim\":%llu,"
 				 "\"median_us\":%.4f,\"p99_us\":%.4f,"
 				 "\"keys_per_s\":%.0f,\"round_trips\":%.3f,"
-				 "\"torn\":%.4f,\"shard_msgs\":%llu,"
+				 "\"torn\":%.4f,\"cache_hits\":%.4f,"
+				 "\"shard_msgs\":%llu,"
 				 "\"shard_loop_cpu_ms\":%.0f,"
 				 "\"shard_cpu_ms\":%.0f}\n"
 			       : "emb   %-4s %u shard(s) %d worker(s) %s %s  "
 				 "keys "
 				 "%5llu dim %3llu  median %9.4f us  p99 "
 				 "%9.4f us  %11.0f keys/s  %.3f round "
-				 "trips/pull  %.4f torn/pull  shards: %llu "
+				 "trips/pull  %.4f torn/pull  %.4f cached  "
+				 "shards: %llu "
 				 "msgs, loop thread %.0f ms, process %.0f ms "
 				 "CPU\n",
 		       scheme, count_shards(cfg->shards), cfg->workers, model,
-		       o->two_sided ? "two-sided" : "one-sided",
+		       o->two_sided ? "two-sided"
+		       : res->cache ? "one-sided+cache"
+				    : "one-sided",
 		       (unsigned long long)o->keys, (unsigned long long)o->dim,
 		       res->r.median_us, res->r.p99_us, res->kps,
-		       res->rtt_per_pull, res->torn_per_pull,
+		       res->rtt_per_pull, res->torn_per_pull, res->hit_ratio,
 		       (unsigned long long)res->shard_msgs, res->shard_loop_ms,
 		       res->shard_proc_ms);
 		return;

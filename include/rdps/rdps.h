@@ -284,10 +284,15 @@ struct rdps_stats {
 	 * call were summed), keys a pull found in no bucket (returned as
 	 * their initial value), re-reads of a bucket or row caught while
 	 * the shard wrote it, and the pulls' round trips (2 per pull with
-	 * no re-read, 1 when no key is present). */
+	 * no re-read, 1 when no key is present or every key's place was
+	 * in the location cache). Cache hits: keys whose rows a pull read
+	 * straight from the place the cache held (rdps_emb_cfg.cache);
+	 * stale: of those, rows found no longer the key's (the entry is
+	 * dropped and the key looked up in the buckets, in the same pull). */
 	uint64_t emb_pulls, emb_pushes;
 	uint64_t emb_rows_pulled, emb_rows_pushed;
 	uint64_t emb_misses, emb_torn_retries, emb_round_trips;
+	uint64_t emb_cache_hits, emb_cache_stale;
 	/* Transport operations this worker posted to the shards (reads,
 	 * writes, writes with immediate, atomics), counted as they go in,
 	 * and the bytes they move (8 per atomic; 0 for a clock's END): what
@@ -302,8 +307,9 @@ void rdps_ctx_stats(const struct rdps_ctx *ctx, struct rdps_stats *out);
  * ids of click-through and recommendation models), for tables too sparse
  * and too large to index 0..n. A key's row lives on one shard (a hash of
  * the key); workers look rows up with one-sided reads only: a pull of n
- * keys costs two round trips whatever n (buckets, then rows) and no work
- * for the shard's CPU. A key never pushed reads as its initial value,
+ * keys costs two round trips whatever n (buckets, then rows), one when
+ * the worker's location cache knows where every key's row lives, and no
+ * work for the shard's CPU. A key never pushed reads as its initial value,
  * computed by the worker; a pull never inserts. Pushes insert unseen keys
  * and apply the rule on the shard. The consistency model is the
  * context's, as for dense tables (BSP: identical rows on every run and
@@ -330,9 +336,29 @@ struct rdps_emb_cfg {
 	/* The initial row of a key is a function of (seed, key) only,
 	 * the same on every worker and shard. */
 	uint64_t seed;
+	/*
+	 * This worker's location cache (its own: not part of the table,
+	 * workers may differ): 1 on, 0 off. A pull remembers on which row
+	 * of its shard each key it found lives and reads a remembered
+	 * key's row directly, one round trip instead of two (buckets, then
+	 * rows). Sound because a row names its key and is checked as read:
+	 * a row that stopped being the key's (its insert undone, the row
+	 * reused) is seen as such, the entry dropped and the key looked up
+	 * again in the same pull. Keys found absent are not remembered.
+	 * Entries: the power of two >= capacity x shards (every row the
+	 * table holds), at most RDPS_EMB_CACHE_MAX (16 B each: 4 MiB), in
+	 * sets of 4, two candidate sets a key; a key evicts another only
+	 * when both are full. The environment variable
+	 * RDPS_EMB_CACHE (0 or 1), when set, overrides this field, so a
+	 * program can be measured with and without it unchanged.
+	 */
+	int cache;
 };
 
-/* dim 16, f32, SGD, lr 0.01, capacity 65536, init zero, scale 0.01, seed 1. */
+#define RDPS_EMB_CACHE_MAX (1u << 18) /* entries of a location cache */
+
+/* dim 16, f32, SGD, lr 0.01, capacity 65536, init zero, scale 0.01, seed 1,
+ * location cache on. */
 void rdps_emb_cfg_default(struct rdps_emb_cfg *cfg);
 
 /*
@@ -341,8 +367,8 @@ void rdps_emb_cfg_default(struct rdps_emb_cfg *cfg);
  * and check that every field of cfg matches (-EINVAL naming the
  * difference). Each shard reserves capacity rows plus an index of about
  * 64 B per row of capacity. -EINVAL for a bad cfg, -ENOSPC when the
- * shards hold their maximum of embedding tables. The handle lives until
- * rdps_ctx_destroy().
+ * shards hold their maximum of embedding tables, or for a malformed
+ * RDPS_EMB_CACHE. The handle lives until rdps_ctx_destroy().
  */
 int rdps_emb_open(struct rdps_ctx *ctx, const char *name,
 		  const struct rdps_emb_cfg *cfg, struct rdps_emb **emb_out);

@@ -105,14 +105,21 @@ void srv_emb_uninsert(struct srv_emb *t, uint64_t key)
 		struct ps_emb_slot *sl = t->index[b].slot;
 
 		for (unsigned i = 0; i < PS_EMB_SLOTS; i++) {
+			uint32_t row;
+
 			if (!sl[i].meta_be || rdps_be64toh(sl[i].key_be) != key)
 				continue;
-			/* A reader that saw the slot reads the row at its
-			 * initial value, which is the key's value; once the
-			 * row is reused it finds another key in it and reads
-			 * the buckets again. */
+			row = (uint32_t)rdps_be64toh(sl[i].meta_be);
 			__atomic_store_n(&sl[i].meta_be, 0, __ATOMIC_RELEASE);
 			__atomic_store_n(&sl[i].key_be, 0, __ATOMIC_RELEASE);
+			/* Sealed dead before any later insert can run: the
+			 * key may come back in another row (rows are handed
+			 * out from nrows), and a worker that cached this
+			 * row's place (emb_pull.c) must then find it no
+			 * longer the key's (-ESTALE) rather than read the
+			 * key's initial value here for ever. A reader that
+			 * found the slot also looks the key up again. */
+			srv_emb_seal(t, row, key, PS_EMB_VERSION_DEAD);
 			t->nrows--;
 			return;
 		}

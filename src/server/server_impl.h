@@ -316,7 +316,8 @@ int64_t srv_emb_find(const struct srv_emb *t, uint64_t key);
  * 0 with *row_out, or -ENOSPC (no row left, or both buckets full). */
 int srv_emb_insert(struct srv_emb *t, uint64_t key, uint32_t *row_out);
 
-/* Undo the insert of key, the last row handed out (a refused message). */
+/* Undo the insert of key, the last row handed out (a refused message):
+ * its slot cleared, its row sealed dead (PS_EMB_VERSION_DEAD). */
 void srv_emb_uninsert(struct srv_emb *t, uint64_t key);
 
 /* Apply t's rule with grad (dim values, any alignment) to row, then

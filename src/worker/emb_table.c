@@ -25,6 +25,7 @@ void rdps_emb_cfg_default(struct rdps_emb_cfg *cfg)
 	cfg->init = RDPS_EMB_INIT_ZERO;
 	cfg->init_scale = 0.01;
 	cfg->seed = 1;
+	cfg->cache = 1;
 }
 
 unsigned rdps_emb_dim(const struct rdps_emb *emb)
@@ -38,6 +39,7 @@ void wrk_emb_free_all(struct rdps_ctx *ctx)
 
 	for (e = ctx->embs; e; e = next) {
 		next = e->next;
+		free(e->loc);
 		free(e->part);
 		free(e);
 	}
@@ -75,6 +77,43 @@ static int wrk_emb_args(const char *name, size_t len,
 				      "init_scale %g must be finite, the "
 				      "scale >= 0",
 				      name, c->lr, c->init_scale);
+	if (c->cache != 0 && c->cache != 1)
+		return rdps_set_error(-EINVAL,
+				      "embedding table '%s': cache %d, must "
+				      "be 0 (off) or 1 (on)",
+				      name, c->cache);
+	return 0;
+}
+
+/* Whether e gets a location cache: cfg.cache, unless RDPS_EMB_CACHE says
+ * otherwise. 0 or 1, or -EINVAL naming the variable. */
+static int wrk_emb_cache_on(const char *name, const struct rdps_emb_cfg *c)
+{
+	const char *v = getenv("RDPS_EMB_CACHE");
+
+	if (!v)
+		return c->cache;
+	if (!strcmp(v, "0") || !strcmp(v, "1"))
+		return v[0] == '1';
+	return rdps_set_error(-EINVAL,
+			      "embedding table '%s': bad RDPS_EMB_CACHE '%s': "
+			      "use 0 (no location cache) or 1",
+			      name, v);
+}
+
+/* e's location cache: a power of two >= capacity x shards entries (every
+ * row the table can hold), at most RDPS_EMB_CACHE_MAX. calloc'd: pages
+ * no key touches cost nothing. */
+static int wrk_emb_cache_new(struct rdps_emb *e)
+{
+	uint64_t want = e->cfg.capacity * e->ctx->nshards, n = 64;
+
+	while (n < want && n < RDPS_EMB_CACHE_MAX)
+		n *= 2;
+	e->loc = calloc(n, sizeof(*e->loc));
+	if (!e->loc)
+		return rdps_set_error(-ENOMEM, "out of memory");
+	e->loc_mask = n - 1;
 	return 0;
 }
 
@@ -199,7 +238,7 @@ int rdps_emb_open(struct rdps_ctx *ctx, const char *name,
 	struct rdps_emb *e;
 	uint64_t deadline;
 	size_t len;
-	int ret;
+	int ret, cache;
 
 	if (!ctx || !name || !cfg || !emb_out)
 		return rdps_set_error(-EINVAL, "rdps_emb_open: null argument");
@@ -207,6 +246,9 @@ int rdps_emb_open(struct rdps_ctx *ctx, const char *name,
 	ret = wrk_emb_args(name, len, cfg);
 	if (ret)
 		return ret;
+	cache = wrk_emb_cache_on(name, cfg);
+	if (cache < 0)
+		return cache;
 	e = calloc(1, sizeof(*e));
 	if (!e)
 		return rdps_set_error(-ENOMEM, "out of memory");
@@ -220,6 +262,9 @@ int rdps_emb_open(struct rdps_ctx *ctx, const char *name,
 	e->cfg = *cfg;
 	e->vbytes = (size_t)cfg->dim * ps_dtype_size((uint32_t)cfg->dtype);
 	e->row_bytes = ps_emb_row_bytes(cfg->dim, (uint32_t)cfg->dtype);
+	e->cfg.cache = cache;
+	if (cache)
+		ret = wrk_emb_cache_new(e);
 	deadline = wrk_deadline(ctx);
 	for (unsigned s = 0; s < ctx->nshards && !ret; s++)
 		ret = wrk_emb_send_create(e, &ctx->sh[s], deadline);
@@ -240,6 +285,7 @@ int rdps_emb_open(struct rdps_ctx *ctx, const char *name,
 	if (!ret)
 		ret = wrk_emb_find(e);
 	if (ret) {
+		free(e->loc);
 		free(e->part);
 		free(e);
 		return ret;

@@ -132,6 +132,14 @@ struct wrk_emb_part {
 	struct rdps_tp_rkey index_key, rows_key;
 };
 
+/* Where the row of key was last found on its shard (its shard is
+ * ps_emb_shard(key)). row1: row + 1, 0 for an empty entry. */
+struct wrk_emb_loc {
+	uint64_t key;
+	uint32_t row1;
+	uint32_t pad;
+};
+
 struct rdps_emb {
 	struct rdps_ctx *ctx;
 	struct rdps_emb *next;
@@ -140,6 +148,11 @@ struct rdps_emb {
 	size_t vbytes;		   /* dim values */
 	uint64_t row_bytes;	   /* ps_emb_row_bytes() */
 	struct wrk_emb_part *part; /* per shard */
+	/* The location cache (rdps_emb_cfg.cache, emb_pull.c): NULL when
+	 * off, else loc_mask + 1 entries in sets of 4, two candidate sets
+	 * a key (emb_pull.c). */
+	struct wrk_emb_loc *loc;
+	uint64_t loc_mask;
 };
 
 struct rdps_ctx {
@@ -485,6 +498,12 @@ struct wrk_shard_stats {
 };
 int wrk_shard_stats(struct rdps_ctx *ctx, unsigned s,
 		    struct wrk_shard_stats *out);
+
+/* For tests: remember that key's row is row (< capacity) on its shard,
+ * as a pull that raced a refused push and saw its slot would have (the
+ * only way a cache holds a row that was never the key's for good). A
+ * no-op when e has no location cache. */
+void wrk_emb_cache_set(struct rdps_emb *e, uint64_t key, uint32_t row);
 
 /*
  * The two-sided lookup (emb_lookup.c, ps_proto.h PS_F_LOOKUP): the rows of
