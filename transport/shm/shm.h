@@ -146,6 +146,24 @@ struct shm_zombie {
 	size_t len;
 };
 
+/*
+ * One checked remote key, cached by the initiator (shm_rma.c,
+ * shm_remote_check): what the target's MR table entry said while its key
+ * word read key, reduced to what a post needs. Valid for as long as the
+ * entry's key word still reads key, which every use checks: the target
+ * clears that word before it changes anything else in the entry, and a
+ * new registration in the same slot has another generation.
+ */
+struct shm_rkey_cache {
+	uint32_t key; /* 0: empty */
+	uint32_t access;
+	uint64_t lo;	/* allowed target addresses: the region within the */
+	uint64_t hi;	/* peer heap's data part, [lo, hi) */
+	uint64_t delta; /* raddr + delta: the address in our mapping */
+};
+/* Entries per endpoint, direct-mapped by the key's table index. */
+#define SHM_RKEY_CACHE 4u
+
 struct shm_ep;
 
 struct shm_tp {
@@ -227,6 +245,7 @@ struct shm_ep {
 	uint64_t tx_head; /* last head seen: refreshed only when full */
 	uint32_t tx_mask;
 	const uint32_t *peer_sleeping;
+	struct shm_rkey_cache rkc[SHM_RKEY_CACHE];
 
 	/* Inbound immediates. */
 	struct shm_ring *rx; /* in our heap; the peer produces */
