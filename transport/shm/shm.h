@@ -125,10 +125,19 @@ struct shm_ring {
 	_Alignas(SHM_CACHELINE) struct shm_imm ent[];
 };
 
+/* A completion of a post, queued for poll. Only the fields a post sets,
+ * each stored and loaded at its own width: poll reads an entry a few
+ * instructions after the post wrote it, while the stores are still in the
+ * store buffer, and a load that spans two stores (a 16-byte copy of a
+ * whole struct rdps_tp_comp) cannot be forwarded from them and waits for
+ * them to retire. */
 struct shm_cqe {
-	struct rdps_tp_comp c;
+	uint64_t wr_id;
+	struct rdps_tp_ep *ep; /* NULL once the endpoint is closed */
+	int32_t status;
+	uint32_t len;
 	uint32_t seq; /* ep's post count at this op, retires the sq */
-	uint32_t pad;
+	uint8_t opcode;
 };
 
 /* A block of the heap, offsets from the heap start. */

@@ -121,10 +121,19 @@ int shm_poll(struct rdps_tp *tp_, struct rdps_tp_comp *comps, int max)
 	}
 	for (; head != tail && n < max; head++, n++) {
 		const struct shm_cqe *e = &cq[head & mask];
+		struct rdps_tp_comp *c = &comps[n];
+		struct rdps_tp_ep *ep = e->ep;
 
-		comps[n] = e->c;
-		if (rdps_likely(e->c.ep != NULL))
-			to_shm_ep(e->c.ep)->sq_retired = e->seq;
+		/* Field by field: see struct shm_cqe. */
+		c->wr_id = e->wr_id;
+		c->ep = ep;
+		c->status = e->status;
+		c->opcode = e->opcode;
+		c->pad[0] = c->pad[1] = c->pad[2] = 0;
+		c->len = e->len;
+		c->imm = 0;
+		if (rdps_likely(ep != NULL))
+			to_shm_ep(ep)->sq_retired = e->seq;
 	}
 	tp->cq_head = head;
 	if (n < max && tp->n_eps)
@@ -168,7 +177,7 @@ void shm_cq_forget_ep(struct shm_tp *tp, struct shm_ep *ep)
 	for (uint32_t i = tp->cq_head; i != tp->cq_tail; i++) {
 		struct shm_cqe *e = &tp->cq[i & tp->cq_mask];
 
-		if (e->c.ep == &ep->ep)
-			e->c.ep = NULL;
+		if (e->ep == &ep->ep)
+			e->ep = NULL;
 	}
 }

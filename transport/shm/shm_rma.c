@@ -75,15 +75,12 @@ static inline void shm_post_end(struct shm_ep *ep, uint64_t wr_id, int status,
 	if ((flags & RDPS_TP_F_UNSIGNALED) && !status)
 		return;
 	e = &tp->cq[tp->cq_tail++ & tp->cq_mask];
-	/* One compound store the compiler writes as a few wide ones. */
-	*e = (struct shm_cqe){
-		.c = {.wr_id = wr_id,
-		      .ep = &ep->ep,
-		      .status = status,
-		      .opcode = opcode,
-		      .len = len},
-		.seq = ep->sq_posted,
-	};
+	e->wr_id = wr_id;
+	e->ep = &ep->ep;
+	e->status = status;
+	e->len = len;
+	e->seq = ep->sq_posted;
+	e->opcode = opcode;
 }
 
 static inline int shm_local_check(const struct rdps_tp_mr *mr, const void *buf,
