@@ -161,7 +161,10 @@ struct shm_zombie {
  * word read key, reduced to what a post needs. Valid for as long as the
  * entry's key word still reads key, which every use checks: the target
  * clears that word before it changes anything else in the entry, and a
- * new registration in the same slot has another generation.
+ * new registration in the same slot has another generation. (Only after
+ * SHM_KEY_GEN_MAX registrations of one slot does a key come back; the
+ * table alone would then take a stale key for the new region, too. The
+ * cached range stays inside the peer's heap either way.)
  */
 struct shm_rkey_cache {
 	uint32_t key; /* 0: empty */
