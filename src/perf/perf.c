@@ -677,7 +677,10 @@ lat_loop_op(enum rdps_perf_op op, struct rdps_perf_conn *c,
 		if (samples)
 			samples[k++] = (double)(t1 - t0);
 		t0 = t1;
-		if (rdps_unlikely(p->progress && !(i % 1024)))
+		/* maybe_report's own test, inline; the per-operation pass
+		 * only (the batched one runs past p->iters). */
+		if (rdps_unlikely(p->progress != NULL) && every == 1 &&
+		    i > p->warmup && !((i - p->warmup) % 1024))
 			maybe_report(p, i, &last);
 	}
 	*expect_io = expect;
