@@ -16,6 +16,26 @@
 # averages are printed on stderr as the run goes. Bandwidth is in GB/s
 # (1e9 bytes/s); ucx_perftest's MB/s are MiB/s and are converted.
 #
+# What each tool times at 8 B, so that the rows compare like with like
+# (same iterations and warm-up, one operation in flight, busy polling):
+#   - read, fadd, cas: ucx_perftest ucp_get/ucp_fadd/ucp_cswap is a
+#     stream_uni test with one operation outstanding: an iteration waits
+#     for the previous operation (over posix it is already done: the call
+#     copied or did the CPU atomic and returned complete, no request),
+#     posts the next with ucp_*_nbx and reads the TSC (ucx_perf_update,
+#     ucs_get_time); a sample is the TSC difference between consecutive
+#     iterations and the 50.0 percentile is over its timing queue, the
+#     last 2048 samples. rdps-perf posts, polls until the completion of
+#     that post is in hand and reads the TSC: one whole operation per
+#     sample, the median over all samples. Both include one TSC reading
+#     (20-24 cycles, 8 ns here) per sample;
+#   - the batched rows: rdps-perf's second pass, 64 operations between
+#     two TSC readings, divided by 64, against its own per-operation
+#     median: the share of the clock in the per-operation figure;
+#   - write: both a ping-pong of 8 B puts between two processes, each side
+#     spinning on the last bytes of its receive buffer; half the round
+#     trip, TSC-timed per round trip.
+#
 # With --rxe it runs scripts/bench-rxe.sh instead (the verbs transport on
 # rxe soft-RoCE in rxe-vm against perftest), with --ps scripts/bench-ps.sh
 # (the parameter server: pull, clock tick, push, round trip), passing the
@@ -109,6 +129,20 @@ fi
 
 . "$(dirname "$0")/bench-lib.sh"
 
+# rdps_lat OP: shm 8 B latency, "median batched" in us (batched empty
+# where rdps-perf took none).
+rdps_lat() {
+	local out
+	out=$(timeout 60 "$perf" --local shm -o "$1" -s 8 -n "$lat_iters" \
+		-w $((lat_iters / 10)) --csv 2>"$tmp/err") || {
+		echo "$prog: rdps-perf shm $1 8 failed: $(tail -1 "$tmp/err")" >&2
+		return 1
+	}
+	echo "$out" | tail -1 | awk -F, -v p="$prog" -v o="$1" '{ printf \
+		"%s: rdps shm %s average %.4f us\n", p, o, $7 }' >&2
+	echo "$out" | tail -1 | awk -F, '{ printf "%.4f %s", $6, $12 }'
+}
+
 # rdps SCHEME OP SIZE [extra rdps-perf options]: median latency in us, or
 # GB/s with --bw. The average goes to stderr.
 rdps() {
@@ -197,15 +231,32 @@ echo "$prog: rdps-perf $perf, $(nproc) cores, ucx $(dpkg-query -W -f '${Version}
 u=$(ucx posix,self ucp_put_lat 8)
 row "shm 8 B write latency" us "$(rdps shm write 8)" "$(first "$u")" \
 	"ucx ucp_put_lat posix" lower 1.0
-u=$(ucx posix,self ucp_get 8)
-row "shm 8 B read latency" us "$(rdps shm read 8)" "$(first "$u")" \
-	"ucx ucp_get posix" lower 1.0
-u=$(ucx posix,self ucp_fadd 8)
-row "shm 8 B fadd latency" us "$(rdps shm fadd 8)" "$(first "$u")" \
-	"ucx ucp_fadd posix" lower 1.0
-u=$(ucx posix,self ucp_cswap 8)
-row "shm 8 B cas latency" us "$(rdps shm cas 8)" "$(first "$u")" \
-	"ucx ucp_cswap posix" lower 1.0
+batched=()
+for op in read fadd cas; do
+	case $op in
+	read) t=ucp_get ;;
+	fadd) t=ucp_fadd ;;
+	cas) t=ucp_cswap ;;
+	esac
+	u=$(ucx posix,self $t 8)
+	r=$(rdps_lat $op)
+	row "shm 8 B $op latency" us "$(first "$r")" "$(first "$u")" \
+		"ucx $t posix" lower 1.0
+	batched+=("$op|$r")
+done
+# After the per-operation rows: each batched figure against rdps-perf's
+# own per-operation median of the same run.
+for b in "${batched[@]}"; do
+	op=${b%%|*}
+	r=${b#*|}
+	if [ -n "$(first "$r")" ] && [ -z "$(second "$r")" ]; then
+		echo "$prog: no batched shm $op figure: rdps-perf takes one" \
+			"only under 0.1 us an operation" >&2
+		continue
+	fi
+	row "shm 8 B $op, 64 timed together / 64" us "$(second "$r")" \
+		"$(first "$r")" "rdps-perf per operation" lower -
+done
 shm_bw=$(rdps shm read 1m --bw "$outstanding")
 row "shm 1 MiB read bandwidth" GB/s "$shm_bw" "$(memcpy_bw "$bw_iters")" \
 	"memcpy 1 MiB, 1 thread" higher 0.9

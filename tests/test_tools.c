@@ -443,6 +443,24 @@ static void t_print_csv_json(void **state)
 		      strstr(buf, "\"median\":2.2500") &&
 		      strstr(buf, "\"p999\":5.0000"),
 	      "json fields: '%s'", buf);
+	CHECK(!strstr(buf, "batch"),
+	      "json: a batch figure printed where none was taken: '%s'", buf);
+	free(buf);
+
+	/* The batched figure: the last CSV column and a JSON field, only
+	 * where it was taken. */
+	r.batch_us = 0.0215;
+	buf = NULL;
+	f = open_memstream(&buf, &len);
+	assert_non_null(f);
+	tool_print_header(f, TOOL_FMT_CSV, 0);
+	tool_print_row(f, TOOL_FMT_CSV, "shm", &r);
+	tool_print_row(f, TOOL_FMT_JSON, "shm", &r);
+	fclose(f);
+	CHECK(strstr(buf, ",max_us,batch_us\n") &&
+		      strstr(buf, ",6.0000,0.0215\n") &&
+		      strstr(buf, ",\"max\":6.0000,\"batch\":0.0215}}\n"),
+	      "batch figure: '%s'", buf);
 	free(buf);
 }
 

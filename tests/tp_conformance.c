@@ -1963,6 +1963,8 @@ int main(int argc, char **argv)
 	/* One transport's own cases, beside this file: tp_conf_<scheme>.c. */
 #ifdef TP_CASES_SHM
 		CASE(t_shm_reg_outside_heap),
+		CASE(t_shm_mixed_order),
+		CASE(t_shm_key_cache),
 #endif
 #ifdef TP_CASES_TCP
 		CASE(t_tcp_rd_atomic_bound),

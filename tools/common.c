@@ -383,10 +383,11 @@ void tool_print_header(FILE *f, enum tool_fmt fmt, int bw)
 			fprintf(f, "%10s %10s %11s %10s %10s\n", "bytes",
 				"iters", "outstanding", "bw_gbps", "mops");
 		else
-			fprintf(f, "%10s %10s %9s %9s %9s %9s %9s %9s %9s\n",
+			fprintf(f,
+				"%10s %10s %9s %9s %9s %9s %9s %9s %9s %9s\n",
 				"bytes", "iters", "min_us", "median_us",
 				"avg_us", "stdev_us", "p99_us", "p99.9_us",
-				"max_us");
+				"max_us", "batch_us");
 		break;
 	case TOOL_FMT_CSV:
 		if (bw)
@@ -395,7 +396,7 @@ void tool_print_header(FILE *f, enum tool_fmt fmt, int bw)
 		else
 			fprintf(f, "transport,op,bytes,iters,min_us,"
 				   "median_us,avg_us,stdev_us,p99_us,"
-				   "p99.9_us,max_us\n");
+				   "p99.9_us,max_us,batch_us\n");
 		break;
 	case TOOL_FMT_JSON:
 		break;
@@ -414,26 +415,38 @@ void tool_print_row(FILE *f, enum tool_fmt fmt, const char *transport,
 			fprintf(f, "%10zu %10" PRIu64 " %11u %10.3f %10.3f\n",
 				r->size, r->iters, r->outstanding, r->bw_gbps,
 				r->mops);
-		else
+		else if (r->batch_us > 0)
 			fprintf(f,
-				"%10zu %10" PRIu64
-				" %9.3f %9.3f %9.3f %9.3f %9.3f %9.3f %9.3f\n",
+				"%10zu %10" PRIu64 " %9.3f %9.3f %9.3f %9.3f "
+				"%9.3f %9.3f %9.3f %9.4f\n",
 				r->size, r->iters, r->min_us, r->median_us,
 				r->avg_us, r->stdev_us, r->p99_us, r->p999_us,
-				r->max_us);
+				r->max_us, r->batch_us);
+		else
+			fprintf(f,
+				"%10zu %10" PRIu64 " %9.3f %9.3f %9.3f %9.3f "
+				"%9.3f %9.3f %9.3f %9s\n",
+				r->size, r->iters, r->min_us, r->median_us,
+				r->avg_us, r->stdev_us, r->p99_us, r->p999_us,
+				r->max_us, "-");
 		break;
 	case TOOL_FMT_CSV:
 		if (bw)
 			fprintf(f, "%s,%s,%zu,%" PRIu64 ",%u,%.4f,%.4f\n",
 				transport, op, r->size, r->iters,
 				r->outstanding, r->bw_gbps, r->mops);
-		else
+		else {
 			fprintf(f,
 				"%s,%s,%zu,%" PRIu64
-				",%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f\n",
+				",%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,%.4f,",
 				transport, op, r->size, r->iters, r->min_us,
 				r->median_us, r->avg_us, r->stdev_us, r->p99_us,
 				r->p999_us, r->max_us);
+			/* Empty where no batched figure was taken. */
+			if (r->batch_us > 0)
+				fprintf(f, "%.4f", r->batch_us);
+			fputc('\n', f);
+		}
 		break;
 	case TOOL_FMT_JSON:
 		fprintf(f,
@@ -449,9 +462,13 @@ void tool_print_row(FILE *f, enum tool_fmt fmt, const char *transport,
 			fprintf(f,
 				"\"lat_us\":{\"min\":%.4f,\"median\":%.4f,"
 				"\"avg\":%.4f,\"stdev\":%.4f,\"p99\":%.4f,"
-				"\"p999\":%.4f,\"max\":%.4f}}\n",
+				"\"p999\":%.4f,\"max\":%.4f",
 				r->min_us, r->median_us, r->avg_us, r->stdev_us,
 				r->p99_us, r->p999_us, r->max_us);
+		if (!bw && r->batch_us > 0)
+			fprintf(f, ",\"batch\":%.4f", r->batch_us);
+		if (!bw)
+			fputs("}}\n", f);
 		break;
 	}
 }

@@ -444,18 +444,6 @@ int rdps_tp_bind_poller(struct rdps_tp *tp)
 	return tp->ops->bind_poller ? tp->ops->bind_poller(tp) : 0;
 }
 
-int rdps_tp_check_access(uint64_t base, uint64_t rlen, unsigned access,
-			 unsigned need, uint64_t raddr, uint64_t len)
-{
-	if (!(access & need))
-		return RDPS_TP_WC_REM_ACCESS_ERR;
-	if (need == RDPS_TP_ACCESS_REMOTE_ATOMIC && (raddr & 7))
-		return RDPS_TP_WC_REM_INV_REQ_ERR;
-	if (raddr < base || len > rlen || raddr - base > rlen - len)
-		return RDPS_TP_WC_REM_ACCESS_ERR;
-	return RDPS_TP_WC_SUCCESS;
-}
-
 void rdps_tp_rkey_encode(const struct rdps_tp_mr *mr, uint32_t key,
 			 struct rdps_tp_rkey_wire *w)
 {

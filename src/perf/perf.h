@@ -77,6 +77,11 @@
 #define RDPS_PERF_SEQ_SIZE_BITS 24
 #define RDPS_PERF_SEQ_MAX ((1ull << (64 - RDPS_PERF_SEQ_SIZE_BITS)) - 1)
 
+/* The batched figure (struct rdps_perf_result.batch_us): operations per
+ * clock reading, and the per-operation median below which it is taken. */
+#define RDPS_PERF_BATCH 64u
+#define RDPS_PERF_BATCH_BELOW_US 0.1
+
 enum rdps_perf_op {
 	RDPS_PERF_READ = 0,
 	RDPS_PERF_WRITE,
@@ -142,6 +147,12 @@ struct rdps_perf_result {
 	uint64_t iters;
 	unsigned outstanding;
 	double min_us, median_us, avg_us, stdev_us, p99_us, p999_us, max_us;
+	/* read, fadd, cas latency whose median is under
+	 * RDPS_PERF_BATCH_BELOW_US: the median over batches of
+	 * RDPS_PERF_BATCH operations, each batch timed as a whole, divided
+	 * by RDPS_PERF_BATCH (a second pass of iters operations after the
+	 * measured one); else 0 */
+	double batch_us;
 	double elapsed_s; /* measured part only */
 	double bw_gbps;	  /* 1e9 bytes per second */
 	double mops;	  /* million operations per second */

@@ -125,10 +125,19 @@ struct shm_ring {
 	_Alignas(SHM_CACHELINE) struct shm_imm ent[];
 };
 
+/* A completion of a post, queued for poll. Only the fields a post sets,
+ * each stored and loaded at its own width: poll reads an entry a few
+ * instructions after the post wrote it, while the stores are still in the
+ * store buffer, and a load that spans two stores (a 16-byte copy of a
+ * whole struct rdps_tp_comp) cannot be forwarded from them and waits for
+ * them to retire. */
 struct shm_cqe {
-	struct rdps_tp_comp c;
+	uint64_t wr_id;
+	struct rdps_tp_ep *ep; /* NULL once the endpoint is closed */
+	int32_t status;
+	uint32_t len;
 	uint32_t seq; /* ep's post count at this op, retires the sq */
-	uint32_t pad;
+	uint8_t opcode;
 };
 
 /* A block of the heap, offsets from the heap start. */
@@ -145,6 +154,27 @@ struct shm_zombie {
 	size_t off;
 	size_t len;
 };
+
+/*
+ * One checked remote key, cached by the initiator (shm_rma.c,
+ * shm_remote_check): what the target's MR table entry said while its key
+ * word read key, reduced to what a post needs. Valid for as long as the
+ * entry's key word still reads key, which every use checks: the target
+ * clears that word before it changes anything else in the entry, and a
+ * new registration in the same slot has another generation. (Only after
+ * SHM_KEY_GEN_MAX registrations of one slot does a key come back; the
+ * table alone would then take a stale key for the new region, too. The
+ * cached range stays inside the peer's heap either way.)
+ */
+struct shm_rkey_cache {
+	uint32_t key; /* 0: empty */
+	uint32_t access;
+	uint64_t lo;	/* allowed target addresses: the region within the */
+	uint64_t hi;	/* peer heap's data part, [lo, hi) */
+	uint64_t delta; /* raddr + delta: the address in our mapping */
+};
+/* Entries per endpoint, direct-mapped by the key's table index. */
+#define SHM_RKEY_CACHE 4u
 
 struct shm_ep;
 
@@ -227,6 +257,7 @@ struct shm_ep {
 	uint64_t tx_head; /* last head seen: refreshed only when full */
 	uint32_t tx_mask;
 	const uint32_t *peer_sleeping;
+	struct shm_rkey_cache rkc[SHM_RKEY_CACHE];
 
 	/* Inbound immediates. */
 	struct shm_ring *rx; /* in our heap; the peer produces */

@@ -87,36 +87,59 @@ static int shm_disc_poll(struct shm_tp *tp, struct rdps_tp_comp *comps, int max)
 	return n;
 }
 
-/* Posts notice dead peers by themselves; this is for endpoints nobody posts
- * on, and rate-limits the system calls to a few per second. */
-static void shm_poll_slow(struct shm_tp *tp)
+/*
+ * The rare part of a poll that already holds n completions: every
+ * SHM_CHECK_EVERY polls a look at the peers (posts notice dead peers by
+ * themselves; this is for endpoints nobody posts on, and rate-limits the
+ * system calls to a few per second), and the DISCONNECT completions owed.
+ * Out of line and reached by a tail call, so that shm_poll saves no
+ * registers.
+ */
+static __attribute__((noinline, cold)) int
+shm_poll_rare(struct shm_tp *tp, struct rdps_tp_comp *comps, int n, int max)
 {
-	shm_check_peers(tp,
-			rdps_now_ns() - tp->sock_check_ns >= SHM_SOCK_CHECK_NS);
+	if (!(tp->poll_count % SHM_CHECK_EVERY))
+		shm_check_peers(tp, rdps_now_ns() - tp->sock_check_ns >=
+					    SHM_SOCK_CHECK_NS);
+	if (tp->n_disc && n < max)
+		n += shm_disc_poll(tp, comps + n, max - n);
+	return n;
 }
 
 int shm_poll(struct rdps_tp *tp_, struct rdps_tp_comp *comps, int max)
 {
 	struct shm_tp *tp = to_shm_tp(tp_);
+	/* Locals: a store into comps (it has byte fields, which may alias
+	 * anything) would otherwise make every loop turn reload them. */
+	const struct shm_cqe *cq = tp->cq;
+	uint32_t head = tp->cq_head, tail = tp->cq_tail, mask = tp->cq_mask;
 	int n = 0;
 
 	if (rdps_unlikely(tp->armed)) {
 		tp->armed = false;
 		__atomic_store_n(&tp->hdr->sleeping, 0, __ATOMIC_RELAXED);
 	}
-	while (tp->cq_head != tp->cq_tail && n < max) {
-		const struct shm_cqe *e = &tp->cq[tp->cq_head++ & tp->cq_mask];
+	for (; head != tail && n < max; head++, n++) {
+		const struct shm_cqe *e = &cq[head & mask];
+		struct rdps_tp_comp *c = &comps[n];
+		struct rdps_tp_ep *ep = e->ep;
 
-		if (e->c.ep)
-			to_shm_ep(e->c.ep)->sq_retired = e->seq;
-		comps[n++] = e->c;
+		/* Field by field: see struct shm_cqe. */
+		c->wr_id = e->wr_id;
+		c->ep = ep;
+		c->status = e->status;
+		c->opcode = e->opcode;
+		c->pad[0] = c->pad[1] = c->pad[2] = 0;
+		c->len = e->len;
+		c->imm = 0;
+		if (rdps_likely(ep != NULL))
+			to_shm_ep(ep)->sq_retired = e->seq;
 	}
+	tp->cq_head = head;
 	if (n < max && tp->n_eps)
 		n += shm_rx_poll(tp, comps + n, max - n);
-	if (rdps_unlikely(!(++tp->poll_count % SHM_CHECK_EVERY)))
-		shm_poll_slow(tp);
-	if (rdps_unlikely(tp->n_disc) && n < max)
-		n += shm_disc_poll(tp, comps + n, max - n);
+	if (rdps_unlikely(!(++tp->poll_count % SHM_CHECK_EVERY) || tp->n_disc))
+		return shm_poll_rare(tp, comps, n, max);
 	return n;
 }
 
@@ -154,7 +177,7 @@ void shm_cq_forget_ep(struct shm_tp *tp, struct shm_ep *ep)
 	for (uint32_t i = tp->cq_head; i != tp->cq_tail; i++) {
 		struct shm_cqe *e = &tp->cq[i & tp->cq_mask];
 
-		if (e->c.ep == &ep->ep)
-			e->c.ep = NULL;
+		if (e->ep == &ep->ep)
+			e->ep = NULL;
 	}
 }

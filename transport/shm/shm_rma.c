@@ -28,22 +28,41 @@ static inline bool shm_peer_gone(const struct shm_ep *ep)
 	       __atomic_load_n(&ep->tx->closed, __ATOMIC_RELAXED);
 }
 
-/* Checks that make a post fail without running: 0 or -errno. */
-static inline int shm_post_begin(struct shm_ep *ep, size_t len)
+/* Why a post that shm_post_ready() turned down fails: -ENOTCONN (with
+ * the endpoint marked broken), -EAGAIN or -EINVAL. Out of line and cold,
+ * so that the posts, which reach it only as a tail call, stay leaf
+ * functions that save no registers. */
+static __attribute__((noinline, cold)) int shm_post_refused(struct shm_ep *ep,
+							    size_t len)
 {
-	struct shm_tp *tp = ep->tp;
-
-	if (rdps_unlikely(ep->dead || shm_peer_gone(ep)))
+	if (ep->dead || shm_peer_gone(ep))
 		return shm_ep_broken(ep);
-	if (rdps_unlikely(ep->sq_posted - ep->sq_retired >= tp->sq_depth ||
-			  tp->cq_tail - tp->cq_head >= tp->cq_depth))
-		return -EAGAIN;
-	if (rdps_unlikely(len > SHM_MAX_MSG))
+	if (len > SHM_MAX_MSG)
 		return rdps_set_error(-EINVAL,
 				      "shm: a %zu-byte transfer is over the "
 				      "%llu-byte limit: split it",
 				      len, SHM_MAX_MSG);
-	return 0;
+	return -EAGAIN;
+}
+
+/* Whether a post may run: the endpoint is up, its send queue and the
+ * completion queue have room, the length is within the limit. */
+static inline bool shm_post_ready(const struct shm_ep *ep, size_t len)
+{
+	const struct shm_tp *tp = ep->tp;
+
+	return rdps_likely(!ep->dead && !shm_peer_gone(ep) &&
+			   ep->sq_posted - ep->sq_retired < tp->sq_depth &&
+			   tp->cq_tail - tp->cq_head < tp->cq_depth &&
+			   len <= SHM_MAX_MSG);
+}
+
+/* Checks that make a post fail without running: 0 or -errno. */
+static inline int shm_post_begin(struct shm_ep *ep, size_t len)
+{
+	if (shm_post_ready(ep, len))
+		return 0;
+	return shm_post_refused(ep, len);
 }
 
 static inline void shm_post_end(struct shm_ep *ep, uint64_t wr_id, int status,
@@ -56,14 +75,12 @@ static inline void shm_post_end(struct shm_ep *ep, uint64_t wr_id, int status,
 	if ((flags & RDPS_TP_F_UNSIGNALED) && !status)
 		return;
 	e = &tp->cq[tp->cq_tail++ & tp->cq_mask];
-	e->c.wr_id = wr_id;
-	e->c.ep = &ep->ep;
-	e->c.status = status;
-	e->c.opcode = opcode;
-	e->c.pad[0] = e->c.pad[1] = e->c.pad[2] = 0;
-	e->c.len = len;
-	e->c.imm = 0;
+	e->wr_id = wr_id;
+	e->ep = &ep->ep;
+	e->status = status;
+	e->len = len;
 	e->seq = ep->sq_posted;
+	e->opcode = opcode;
 }
 
 static inline int shm_local_check(const struct rdps_tp_mr *mr, const void *buf,
@@ -85,16 +102,19 @@ static inline int shm_local_check(const struct rdps_tp_mr *mr, const void *buf,
  * (for a region scoped to one connection) that this connection is the
  * one, and translate raddr into our mapping of the target heap. The heap bound
  * is checked independently of the table so that nothing the target wrote
- * can make us touch memory outside the mapping.
+ * can make us touch memory outside the mapping. What passed is kept in
+ * the endpoint's key cache (struct shm_rkey_cache), scoped-region and heap
+ * checks folded into one range.
  */
-static inline int shm_remote_check(const struct shm_ep *ep,
-				   const struct rdps_tp_rkey *rkey,
-				   unsigned need, uint64_t raddr, uint64_t len,
-				   void **ptr_out)
+static __attribute__((noinline)) int
+shm_remote_check_slow(struct shm_ep *ep, const struct rdps_tp_rkey *rkey,
+		      unsigned need, uint64_t raddr, uint64_t len,
+		      void **ptr_out)
 {
 	uint32_t key = rkey->key, idx = key & SHM_KEY_IDX_MASK, k;
+	struct shm_rkey_cache *c = &ep->rkc[idx % SHM_RKEY_CACHE];
 	const struct shm_mrt_ent *e;
-	uint64_t base, rlen, off, conn;
+	uint64_t base, rlen, off, conn, heap_lo, heap_hi;
 	unsigned access;
 	int st;
 
@@ -114,6 +134,23 @@ static inline int shm_remote_check(const struct shm_ep *ep,
 		return RDPS_TP_WC_REM_ACCESS_ERR;
 	if (rdps_unlikely(conn && conn != ep->tx_conn))
 		return RDPS_TP_WC_REM_ACCESS_ERR;
+	/* The cache entry: the region clipped to the heap's data part. */
+	heap_lo = ep->peer_base + ep->peer_data_off;
+	heap_hi = ep->peer_base + ep->peer_size;
+	if (heap_hi > ep->peer_base) {
+		c->key = key;
+		c->access = access;
+		c->lo = base > heap_lo ? base : heap_lo;
+		if (base >= heap_hi || rlen > heap_hi - base)
+			c->hi = heap_hi;
+		else
+			c->hi = base + rlen;
+		if (c->hi < c->lo) { /* nothing of it in the heap */
+			c->lo = 1;
+			c->hi = 0;
+		}
+		c->delta = (uint64_t)(uintptr_t)ep->peer_map - ep->peer_base;
+	}
 	st = rdps_tp_check_access(base, rlen, access, need, raddr, len);
 	if (rdps_unlikely(st))
 		return st;
@@ -122,6 +159,35 @@ static inline int shm_remote_check(const struct shm_ep *ep,
 			  off > ep->peer_size || len > ep->peer_size - off))
 		return RDPS_TP_WC_REM_ACCESS_ERR;
 	*ptr_out = ep->peer_map + off;
+	return RDPS_TP_WC_SUCCESS;
+}
+
+/* shm_remote_check_slow's contract; a key found in the cache costs one
+ * load of the entry's key word and one range check. */
+static inline int shm_remote_check(struct shm_ep *ep,
+				   const struct rdps_tp_rkey *rkey,
+				   unsigned need, uint64_t raddr, uint64_t len,
+				   void **ptr_out)
+{
+	uint32_t key = rkey->key, idx = key & SHM_KEY_IDX_MASK;
+	const struct shm_rkey_cache *c = &ep->rkc[idx % SHM_RKEY_CACHE];
+
+	/* A cached key has idx < peer_mrt_max and is not 0. Sequentially
+	 * consistent: pairs with shm_quiesce(). */
+	if (rdps_unlikely(c->key != key ||
+			  __atomic_load_n(&ep->peer_mrt[idx].key,
+					  __ATOMIC_SEQ_CST) != key))
+		return shm_remote_check_slow(ep, rkey, need, raddr, len,
+					     ptr_out);
+	/* The order of rdps_tp_check_access: access, alignment, range. */
+	if (rdps_unlikely(!(c->access & need)))
+		return RDPS_TP_WC_REM_ACCESS_ERR;
+	if (need == RDPS_TP_ACCESS_REMOTE_ATOMIC && rdps_unlikely(raddr & 7))
+		return RDPS_TP_WC_REM_INV_REQ_ERR;
+	if (rdps_unlikely(raddr < c->lo || raddr > c->hi ||
+			  len > c->hi - raddr))
+		return RDPS_TP_WC_REM_ACCESS_ERR;
+	*ptr_out = (void *)(uintptr_t)(raddr + c->delta);
 	return RDPS_TP_WC_SUCCESS;
 }
 
