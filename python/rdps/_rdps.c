@@ -846,11 +846,42 @@ static PyTypeObject buf_type = {
 
 /* ---- Module ----------------------------------------------------------- */
 
+/*
+ * read_lines(buf): read one word of every 64-byte line of a buffer, the
+ * loop of rdps-psbench -W: the caller's work between calls in
+ * python/bench/overhead.py -W, the same in C and from Python.
+ */
+static volatile uint64_t read_lines_sink; /* the sum: never elided */
+
+static PyObject *mod_read_lines(PyObject *mod, PyObject *o)
+{
+	uint64_t sum = 0;
+	Py_buffer v;
+
+	if (get_buf(o, &v, 0, 1, 0, "buf"))
+		return NULL;
+	for (Py_ssize_t i = 0; i + 8 <= v.len; i += 64) {
+		uint64_t w;
+
+		memcpy(&w, (char *)v.buf + i, sizeof(w)); /* any alignment */
+		sum += w;
+	}
+	read_lines_sink = sum;
+	PyBuffer_Release(&v);
+	Py_RETURN_NONE;
+}
+
+static PyMethodDef mod_methods[] = {
+	{"read_lines", mod_read_lines, METH_O, NULL},
+	{NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef rdps_module = {
 	PyModuleDef_HEAD_INIT,
 	.m_name = "rdps._rdps",
 	.m_doc = "The C calls under the rdps package (include/rdps/rdps.h).",
 	.m_size = -1,
+	.m_methods = mod_methods,
 };
 
 PyMODINIT_FUNC PyInit__rdps(void);

@@ -61,6 +61,19 @@ def test_dense_timed_is_dense_with_its_c_time(ctx, t):
         t._t.dense_timed(True, 0, N, numpy.zeros(N - 1, numpy.float32))
 
 
+def test_read_lines_reads_a_buffer_and_names_a_bad_one():
+    # The overhead benchmark's -W work: reads a buffer of any size and
+    # alignment, rejects what is not one, naming buf.
+    a = numpy.arange(1001, dtype=numpy.uint8)
+    assert rdps._rdps.read_lines(a) is None
+    assert rdps._rdps.read_lines(a[3:]) is None
+    assert rdps._rdps.read_lines(b"") is None
+    with pytest.raises(ValueError, match="buf: the array must be C-contig"):
+        rdps._rdps.read_lines(a[::2])
+    with pytest.raises(TypeError):
+        rdps._rdps.read_lines(3)
+
+
 def test_array_shape_and_dtype(ctx):
     a = ctx.array((3, 4), dtype=numpy.float64)
     assert a.shape == (3, 4) and a.dtype == numpy.float64 and not a.any()
