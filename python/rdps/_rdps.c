@@ -10,10 +10,13 @@
  * conversion costs about a microsecond per call, which is the whole
  * budget Python may add to an 8-byte pull; the GIL is released around
  * exactly the C call; buffers are taken through the buffer protocol (so
- * numpy arrays, torch tensors' numpy views, bytearrays all work, with no
- * numpy C API and so no numpy ABI to match); and the project keeps its
- * static libraries (built position-independent for this module) rather
- * than growing a shared librdps with an ABI to keep.
+ * numpy arrays, torch tensors' numpy views, bytearrays all work); and the
+ * project keeps its static libraries (built position-independent for
+ * this module) rather than growing a shared librdps with an ABI to keep.
+ * The one use of numpy's headers: the plain dense pull and push
+ * (fast_dense) read an ndarray's fields (data, dims, flags, dtype)
+ * instead of requesting its buffer; no numpy function is called, and the
+ * module is built against the numpy it runs with (Debian's).
  *
  * The argument checks that name the argument (dtype, shape, range, a
  * closed context) are in rdps/__init__.py, but for those of an array's
