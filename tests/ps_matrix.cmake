@@ -119,6 +119,10 @@ set(RDPS_PS_MATRIX
   # warn/error line in the whole stderr fails it (over verbs:
   # ps_rxe_guest.sh greps its clean jobs the same way).
   "quiet           | bsp,ssp | shm tcp | 60 |     | sh ps_quiet.sh @LAUNCH@ @WORKER@ @BUILD@/tools/rdps-psbench @TP@"
+  # rdps-psbench -W: a call in a loop that also works reports the call
+  # alone (the work's own median taken off); -W where it does not apply
+  # is one error line.
+  "psbench_work    | asp   | shm     | 60 |     | sh ps_psbench_work.sh @LAUNCH@ @BUILD@/tools/rdps-psbench @TP@"
   # Over verbs on soft-RoCE, one VM boot running several jobs
   # (tests/ps_rxe_guest.sh through rxe_run.sh --script): ps_worker sum,
   # cut and zcopy, and BSP parameters bit-identical to the same job's over

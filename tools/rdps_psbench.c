@@ -64,6 +64,7 @@ struct opts {
 	uint64_t keys, dim; /* emb */
 	int two_sided;	    /* emb: the baseline lookup instead */
 	int no_cache;	    /* emb: no location cache (rdps_emb_cfg.cache) */
+	size_t work;	    /* pull, push: bytes read between calls */
 };
 
 static void usage(FILE *f)
@@ -114,6 +115,13 @@ static void usage(FILE *f)
 		"  -T, --table=NAME     table name (psbench-TEST)\n"
 		"  -k, --keys=N         emb: keys per pull (64)\n"
 		"  -d, --dim=N          emb: values per row (16)\n"
+		"  -W, --work=BYTES     pull, push, round: read BYTES of this "
+		"process's own memory\n"
+		"                       before each call, as a caller with "
+		"that working\n"
+		"                       set does; each sample is the work "
+		"and the call\n"
+		"                       less the work's median alone (0)\n"
 		"  -2, --two-sided      emb: the two-sided lookup (the "
 		"shard's CPU finds\n"
 		"                       the rows and writes them back) "
@@ -141,6 +149,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{"dim", required_argument, NULL, 'd'},
 		{"two-sided", no_argument, NULL, '2'},
 		{"no-cache", no_argument, NULL, 'C'},
+		{"work", required_argument, NULL, 'W'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -151,8 +160,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	memset(o, 0, sizeof(*o));
 	o->poll_mode = RDPS_POLL_ADAPTIVE;
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":s:n:w:b:P:T:k:d:2Cjh", long_opts,
-				 NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, ":s:n:w:b:P:T:k:d:W:2Cjh",
+				 long_opts, NULL)) != -1) {
 		switch (ch) {
 		case 's':
 			if (tool_parse_bytes(optarg, 4, 1u << 30, &o->size))
@@ -217,6 +226,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			if (tool_parse_count(optarg, "dim", 1, 4096, &o->dim))
 				return -EINVAL;
 			break;
+		case 'W':
+			if (tool_parse_bytes(optarg, 0, 1u << 30, &o->work))
+				return -EINVAL;
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -255,6 +268,12 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		o->warmup = o->iters / 10;
 	if (!o->batch_given)
 		o->batch = o->test == T_TICK ? 100 : 1;
+	if (o->work && (o->test == T_TICK || o->test == T_EMB)) {
+		tool_err("-W/--work is for pull, push and round: drop it for "
+			 "%s",
+			 test_names[o->test]);
+		return -EINVAL;
+	}
 	if (!o->keys)
 		o->keys = 64;
 	if (!o->dim)
@@ -269,7 +288,8 @@ struct result {
 	int has_ref;
 	struct rdps_perf_result ref; /* pull: memcpy */
 	double ref_gbps;
-	int checked; /* push: the final sum matched */
+	double work_us; /* -W: the work's median alone, taken off each sample */
+	int checked;	/* push: the final sum matched */
 	double rtt_per_pull, torn_per_pull, kps; /* emb */
 	int cache;	  /* emb: the handle has a location cache */
 	double hit_ratio; /* emb: keys read at a cached place / keys */
@@ -316,6 +336,9 @@ static void *buf_alloc(size_t len, int c)
 	return p;
 }
 
+/* Where the caller's work (-W) leaves its sum, so it is not elided. */
+static volatile uint64_t work_sink;
+
 /* The reference: memcpy through a volatile pointer, never elided. */
 static void *(*volatile memcpy_fn)(void *, const void *, size_t) = memcpy;
 
@@ -352,20 +375,69 @@ out:
 typedef int (*step_fn)(struct rdps_ctx *ctx, struct rdps_table *t,
 		       const struct opts *o, void *a, void *b);
 
+/* The caller's work (-W): read one word of every cache line of buf. */
+static void work_read(const uint64_t *buf, size_t len)
+{
+	uint64_t sum = 0;
+
+	for (size_t i = 0; i < len / 8; i += 8)
+		sum += ((const volatile uint64_t *)buf)[i];
+	work_sink = sum;
+}
+
+/*
+ * The median time of the caller's work alone (-W), warm: what every
+ * sample of the work and the call together is then reduced by, so that a
+ * row shows what the call adds to a loop that does the work, including
+ * the refill of the work's memory that the call evicted.
+ */
+static double work_alone(const struct opts *o, const uint64_t *buf)
+{
+	double *s = samples_alloc(o->iters), med;
+	struct rdps_perf_result r;
+	uint64_t t0;
+
+	if (!s)
+		return -1;
+	for (uint64_t i = 0; i < o->warmup + o->iters; i++) {
+		t0 = rdps_now_ns();
+		work_read(buf, o->work);
+		if (i >= o->warmup)
+			s[i - o->warmup] = (rdps_now_ns() - t0) / 1e3;
+	}
+	rdps_perf_stats(s, o->iters, &r);
+	med = r.median_us;
+	free(s);
+	return med;
+}
+
 static int timed(struct rdps_ctx *ctx, struct rdps_table *t,
 		 const struct opts *o, step_fn fn, void *a, void *b,
 		 const char *what, struct result *res)
 {
 	uint64_t n = (o->iters + o->batch - 1) / o->batch, t0, last;
-	double *s = samples_alloc(n);
+	double *s = samples_alloc(n), work_us = 0;
+	uint64_t *work = NULL;
 	int ret;
 
 	if (!s)
 		return 1;
+	if (o->work) {
+		work = buf_alloc(o->work, 1);
+		work_us = work ? work_alone(o, work) : -1;
+		if (work_us < 0) {
+			free(work);
+			free(s);
+			return 1;
+		}
+	}
 	for (uint64_t i = 0; i < o->warmup; i++) {
 		rdps_clear_error();
+		if (work)
+			work_read(work, o->work);
 		ret = fn(ctx, t, o, a, b);
 		if (ret) {
+			free(work);
 			free(s);
 			return tool_fail(ret, what);
 		}
@@ -374,14 +446,17 @@ static int timed(struct rdps_ctx *ctx, struct rdps_table *t,
 	last = rdps_now_ns();
 	for (uint64_t i = 0; i < n; i++) {
 		t0 = rdps_now_ns();
+		if (work)
+			work_read(work, o->work);
 		for (uint64_t j = 0; j < o->batch; j++) {
 			ret = fn(ctx, t, o, a, b);
 			if (ret) {
+				free(work);
 				free(s);
 				return tool_fail(ret, what);
 			}
 		}
-		s[i] = (rdps_now_ns() - t0) / 1e3 / o->batch;
+		s[i] = ((rdps_now_ns() - t0) / 1e3 - work_us) / o->batch;
 		if (t0 - last > 1000000000ull) {
 			fprintf(stderr, "%s: %s %llu/%llu\n", tool_name,
 				test_names[o->test],
@@ -395,6 +470,8 @@ static int timed(struct rdps_ctx *ctx, struct rdps_table *t,
 	res->r.size = o->size;
 	res->gbps =
 		res->r.median_us > 0 ? o->size / (res->r.median_us * 1e3) : 0;
+	res->work_us = work_us;
+	free(work);
 	free(s);
 	return 0;
 }
@@ -743,6 +820,9 @@ static void print_result(const struct opts *o, const struct rdps_config *cfg,
 		if (o->test == T_PUSH)
 			printf(",\"applied\":true,\"checked\":%s",
 			       res->checked ? "true" : "false");
+		if (o->work)
+			printf(",\"work_bytes\":%zu,\"work_us\":%.4f", o->work,
+			       res->work_us);
 		printf("}\n");
 		return;
 	}
@@ -756,6 +836,9 @@ static void print_result(const struct opts *o, const struct rdps_config *cfg,
 	       cfg->workers, model, (unsigned long long)res->r.iters);
 	if (o->batch > 1)
 		printf(" in batches of %llu", (unsigned long long)o->batch);
+	if (o->work)
+		printf(", after %zu B of work taking %.4f us alone", o->work,
+		       res->work_us);
 	printf(")");
 	if (o->test == T_PULL)
 		printf("  dst rdps_buf_alloc");

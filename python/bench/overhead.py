@@ -8,7 +8,7 @@ adaptively, as two spinning processes starve the shard's apply on a
 small machine), medians in microseconds per call:
 
     /usr/bin/python3 python/bench/overhead.py BUILD_DIR [-n ITERS] [-p OTHER]
-                                              [-r REPEAT]
+                                              [-r REPEAT] [-W BYTES]
 
 -p OTHER adds a column: the same Python calls with the rdps package of
 another build (OTHER/python) or package folder (OTHER holding rdps/), say
@@ -16,13 +16,24 @@ a build of main, to compare two versions of the binding in one run.
 -r REPEAT runs every job REPEAT times, in turn, and prints the median of
 their medians (a loaded machine moves single runs by tens of us at 1 MiB).
 
+-W BYTES adds three columns for pull and push: the same calls from C
+(rdps-psbench -W) and from Python in loops that, before each call, read
+one word of every line of BYTES of the caller's own memory (the same C
+loop in both: rdps._rdps.read_lines from Python), each sample less the
+work's median alone: what a call adds to a loop that does work, the
+refill of the work's memory after the call included.
+
 "C call in Python" (pull, push): the rdps_pull()/rdps_push() inside the
 Python worker's calls, timed in the extension around the C call alone:
 it matches the C column, so what Python adds is its own call path, and
 at 1 MiB that path runs slower than at 8 B (about 3 to 8 us instead of
 0.3): the copy has evicted the interpreter's code and data from the
-core's 2 MiB L2, which rdps-psbench's few-line C loop does not notice
-(README "Python", "Overhead").
+core's 2 MiB L2, which rdps-psbench's few-line C loop does not notice,
+and a C loop with a working set of its own (-W) does (README "Python",
+"Overhead").
+
+The Python loops call t.pull(0, n, out=a) and t.push(a) as a training
+loop does (an earlier lambda added a Python frame to every call).
 
 pull: dense pull into ctx.array() / rdps_buf_alloc() memory (zero copy);
 push: dense push from such memory, model asp (a push returns once
@@ -41,6 +52,8 @@ import subprocess
 import sys
 import time
 
+import numpy
+
 
 CASES = [  # name, psbench test, bytes, model, interruptible, polling
     ("pull 8 B", "pull", 8, "asp", True, "busy"),
@@ -54,8 +67,9 @@ CASES = [  # name, psbench test, bytes, model, interruptible, polling
 
 
 def worker(test: str, nbytes: int, iters: int, interruptible: bool,
-           poll: str) -> None:
+           poll: str, work: int) -> None:
     import rdps
+    from rdps import _rdps
     with rdps.Context(interruptible=interruptible, poll_mode=poll) as ctx:
         n = max(nbytes // 4, 1)
         t = ctx.table("pybench-" + test, n)
@@ -77,15 +91,48 @@ def worker(test: str, nbytes: int, iters: int, interruptible: bool,
                 for _ in range(100):
                     call()
                 s.append((clock() - t0) / 100)
+        elif work:
+            # -W: the caller's work (one word of every line of its own
+            # buffer) before each call, as rdps-psbench -W does; a sample
+            # is the work and the call less the work's warm median.
+            w, rl = numpy.ones(work // 8, numpy.uint64), _rdps.read_lines
+            s = []
+            for i in range(iters // 10 + iters):
+                t0 = clock()
+                rl(w)
+                if i >= iters // 10:
+                    s.append(clock() - t0)
+            alone = statistics.median(s)
+            s = []
+            # The calls as a training loop writes them: no lambda (a
+            # Python frame per call, which a C loop does not pay either).
+            if test == "pull":
+                for _ in range(iters):
+                    t0 = clock()
+                    rl(w)
+                    t.pull(0, n, out=a)
+                    s.append(clock() - t0 - alone)
+            else:
+                for _ in range(iters):
+                    t0 = clock()
+                    rl(w)
+                    t.push(a)
+                    s.append(clock() - t0 - alone)
         else:
             s = []
-            for _ in range(iters):
-                t0 = clock()
-                call()
-                s.append(clock() - t0)
+            if test == "pull":
+                for _ in range(iters):
+                    t0 = clock()
+                    t.pull(0, n, out=a)
+                    s.append(clock() - t0)
+            else:
+                for _ in range(iters):
+                    t0 = clock()
+                    t.push(a)
+                    s.append(clock() - t0)
         res = {"median_us": statistics.median(s) / 1000}
         dt = getattr(t._t, "dense_timed", None)  # None in an old -p build
-        if test != "tick" and dt:
+        if test != "tick" and dt and not work:
             # The same loop again (the same work between calls), each
             # sample the C call alone, timed inside the extension with the
             # GIL released: what the call costs in this process.
@@ -109,7 +156,7 @@ def job(launch: str, model: str, poll: str, cmd: list) -> dict:
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         worker(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]),
-               sys.argv[5] == "1", sys.argv[6])
+               sys.argv[5] == "1", sys.argv[6], int(sys.argv[7]))
         return 0
     ap = argparse.ArgumentParser(
         description="Python against C per call (see the module's doc)")
@@ -120,7 +167,19 @@ def main() -> int:
     ap.add_argument("-p", metavar="OTHER",
                     help="also time the rdps package of this build or "
                          "package folder")
+    ap.add_argument("-W", metavar="BYTES", default="0",
+                    help="also time pull and push in loops that read BYTES "
+                         "of the caller's own memory before each call, "
+                         "from C and from Python (e.g. 256k)")
     a = ap.parse_args()
+    units = {"k": 1 << 10, "m": 1 << 20}
+    try:
+        work = int(a.W[:-1]) * units[a.W[-1].lower()] \
+            if a.W and a.W[-1].lower() in units else int(a.W)
+    except ValueError:
+        work = -1
+    if work < 0 or work > 1 << 30:
+        ap.error(f"-W {a.W}: give bytes, e.g. 65536, 64k or 1m")
     iters = a.n
     other = None
     if a.p:
@@ -135,6 +194,8 @@ def main() -> int:
             f"{'C call in Python':>16}")
     if other:
         head += f" {'-p Python':>10} {'-p added':>9}"
+    if work:
+        head += f" {'C -W us':>9} {'Python -W':>10} {'added -W':>9}"
     print(head)
     for name, test, nbytes, model, intr, poll in CASES:
         c_args = [psbench, "-j", test, "-n", str(iters), "-P", poll]
@@ -144,9 +205,12 @@ def main() -> int:
                    test, str(nbytes), str(iters), "1" if intr else "0", poll]
         # rdps-launch sets PYTHONPATH to its own build's package: env puts
         # the other one in its place for the -p worker.
-        cmds = [c_args, py_args]
+        cmds = [c_args, py_args + ["0"]]
         if other:
-            cmds.append(["env", "PYTHONPATH=" + other] + py_args)
+            cmds.append(["env", "PYTHONPATH=" + other] + py_args + ["0"])
+        with_work = work and test != "tick"
+        if with_work:
+            cmds += [c_args + ["-W", str(work)], py_args + [str(work)]]
         runs: list = [[] for _ in cmds]
         for _ in range(max(a.r, 1)):
             for i, cmd in enumerate(cmds):
@@ -158,6 +222,10 @@ def main() -> int:
             (f"{statistics.median(inner):16.3f}" if inner else f"{'-':>16}")
         if other:
             line += f" {med[2]:10.3f} {med[2] - c:9.3f}"
+        if with_work:
+            line += f" {med[-2]:9.3f} {med[-1]:10.3f} {med[-1] - med[-2]:9.3f}"
+        elif work:
+            line += f" {'-':>9} {'-':>10} {'-':>9}"
         print(line, flush=True)
     return 0
 

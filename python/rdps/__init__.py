@@ -235,8 +235,10 @@ class Context:
         r = _enum("rule", rule, RULES)
         if not isinstance(lr, (int, float)) or not lr >= 0:
             raise ValueError(f"lr: {lr!r} must be a number >= 0")
-        return Table(self, self._c.table_open(name, n, _DTYPES[dt], r,
-                                              float(lr)), name, n, dt)
+        t = self._c.table_open(Table, name, n, _DTYPES[dt], r, float(lr), dt)
+        t.ctx = self
+        t.name = name
+        return t
 
     def array(self, shape: Shape, dtype: Any = numpy.float32) -> numpy.ndarray:
         """A zeroed numpy array over registered memory (rdps_buf_alloc()).
@@ -335,23 +337,24 @@ def _vec(arg: str, a: Any, dt: numpy.dtype, writable: bool) -> numpy.ndarray:
     return a
 
 
-class Table:
+class Table(_rdps.Table):
     """A table of the job (struct rdps_table), from Context.table().
 
     `name`, `n` (elements) and `dtype` are attributes. Dense calls take
     [start, start + count); sparse calls take indices (uint64, or any
     integer array in range) and one value per index.
+
+    pull() and push() run their plain calls (an array from ctx.array()
+    or a slice of it, of the table's dtype; int start and count in
+    range) in C, with no Python frame (_rdps.fast_dense); any other call
+    runs the Python method below, which checks it.
     """
 
-    __slots__ = ("ctx", "_t", "name", "n", "dtype")
+    __slots__ = ("ctx", "name")
 
-    def __init__(self, ctx: Context, t: Any, name: str, n: int,
-                 dtype: numpy.dtype) -> None:
-        self.ctx = ctx
-        self._t = t
-        self.name = name
-        self.n = n
-        self.dtype = dtype
+    @property
+    def _t(self) -> "Table":
+        return self  # the C table's calls (dense, dense_timed, sparse)
 
     def __repr__(self) -> str:
         return f"<rdps.Table {self.name!r} n {self.n} {self.dtype}>"
@@ -390,8 +393,8 @@ class Table:
         """Read [start, start + count) (count None: to the end), waiting
         until the shards hold what the model requires for this worker's
         clock. Returns `out`, filled in place (a C-contiguous array of the
-        table's dtype and at least count elements; from ctx.array() the
-        pull is zero copy), or a new array. Releases the GIL."""
+        table's dtype and count elements; from ctx.array() the pull is
+        zero copy), or a new array. Releases the GIL."""
         start, count = self._range(start, count)
         if out is None:
             out = numpy.empty(count, self.dtype)
@@ -399,8 +402,10 @@ class Table:
             _vec("out", out, self.dtype, True)
         # Contiguous, writable and count elements: checked by dense(),
         # in the buffer request it makes anyway (ValueError naming out).
-        self._t.dense(True, start, count, out)
+        self.dense(True, start, count, out)
         return out
+
+    pull = _rdps.fast_dense(pull, True)
 
     def push(self, delta: numpy.ndarray, start: int = 0) -> None:
         """Send delta for [start, start + delta.size) (a contiguous array of
@@ -409,7 +414,9 @@ class Table:
         if delta.__class__ is not _NDARRAY or delta.dtype is not self.dtype:
             _vec("delta", delta, self.dtype, False)
         start, count = self._range(start, delta.size)
-        self._t.dense(False, start, count, delta)
+        self.dense(False, start, count, delta)
+
+    push = _rdps.fast_dense(push, False)
 
     def pull_sparse(self, idx: numpy.ndarray,
                     out: Optional[numpy.ndarray] = None) -> numpy.ndarray:
@@ -422,7 +429,7 @@ class Table:
             if out.size != idx.size:
                 raise ValueError(f"out: {out.size} elements for {idx.size} "
                                  "indices")
-        self._t.sparse(True, idx, out)
+        self.sparse(True, idx, out)
         return out
 
     def push_sparse(self, idx: numpy.ndarray, delta: numpy.ndarray) -> None:
@@ -432,7 +439,7 @@ class Table:
         if delta.size != idx.size:
             raise ValueError(f"delta: {delta.size} values for {idx.size} "
                              "indices")
-        self._t.sparse(False, idx, delta)
+        self.sparse(False, idx, delta)
 
 
 

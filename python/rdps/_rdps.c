@@ -10,10 +10,13 @@
  * conversion costs about a microsecond per call, which is the whole
  * budget Python may add to an 8-byte pull; the GIL is released around
  * exactly the C call; buffers are taken through the buffer protocol (so
- * numpy arrays, torch tensors' numpy views, bytearrays all work, with no
- * numpy C API and so no numpy ABI to match); and the project keeps its
- * static libraries (built position-independent for this module) rather
- * than growing a shared librdps with an ABI to keep.
+ * numpy arrays, torch tensors' numpy views, bytearrays all work); and the
+ * project keeps its static libraries (built position-independent for
+ * this module) rather than growing a shared librdps with an ABI to keep.
+ * The one use of numpy's headers: the plain dense pull and push
+ * (fast_dense) read an ndarray's fields (data, dims, flags, dtype)
+ * instead of requesting its buffer; no numpy function is called, and the
+ * module is built against the numpy it runs with (Debian's).
  *
  * The argument checks that name the argument (dtype, shape, range, a
  * closed context) are in rdps/__init__.py, but for those of an array's
@@ -40,6 +43,10 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
+/* The array fields only (no import_array(): no call into numpy). */
+#define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
+#include <numpy/ndarraytypes.h>
 
 #include <errno.h>
 #include <stdint.h>
@@ -60,11 +67,16 @@ struct py_ctx {
 	int workers, rank, model;
 };
 
+/* rdps.Table (rdps/__init__.py) is a Python subclass of this type. */
 struct py_table {
 	PyObject_HEAD struct py_ctx *owner;
 	struct rdps_table *t;
 	int esize;
+	unsigned long long n; /* elements */
+	PyObject *dtype;      /* their numpy dtype */
 };
+
+static PyTypeObject table_type;
 
 struct py_buf {
 	PyObject_HEAD struct py_ctx *owner;
@@ -324,6 +336,8 @@ static PyObject *ctx_stats(struct py_ctx *c, PyObject *unused)
 		(unsigned long long)s.emb_round_trips);
 }
 
+/* table_open(cls, name, n, dtype, rule, lr, npdtype): an instance of
+ * cls, a subclass of _rdps.Table, over the opened table. */
 static PyObject *ctx_table_open(struct py_ctx *c, PyObject *args)
 {
 	const char *name;
@@ -332,9 +346,17 @@ static PyObject *ctx_table_open(struct py_ctx *c, PyObject *args)
 	double lr;
 	struct py_table *t;
 	struct rdps_table *h;
+	PyTypeObject *cls;
+	PyObject *npdtype;
 
-	if (!PyArg_ParseTuple(args, "sKiid", &name, &n, &dtype, &rule, &lr))
+	if (!PyArg_ParseTuple(args, "O!sKiidO", &PyType_Type, &cls, &name, &n,
+			      &dtype, &rule, &lr, &npdtype))
 		return NULL;
+	if (!PyType_IsSubtype(cls, &table_type)) {
+		PyErr_SetString(PyExc_TypeError,
+				"table_open: cls must subclass _rdps.Table");
+		return NULL;
+	}
 	if (ctx_usable(c))
 		return NULL;
 	c->busy = 1;
@@ -345,13 +367,15 @@ static PyObject *ctx_table_open(struct py_ctx *c, PyObject *args)
 	c->busy = 0;
 	if (ret < 0)
 		return raise_rdps(ret);
-	t = PyObject_New(struct py_table, &table_type);
+	t = (struct py_table *)cls->tp_alloc(cls, 0);
 	if (!t)
 		return NULL;
 	Py_INCREF(c);
 	t->owner = c;
 	t->t = h;
 	t->esize = dtype == RDPS_DTYPE_F64 ? 8 : 4;
+	t->n = n;
+	t->dtype = Py_NewRef(npdtype);
 	return (PyObject *)t;
 }
 
@@ -487,8 +511,9 @@ static PyTypeObject ctx_type = {
 
 static void table_dealloc(struct py_table *t)
 {
+	Py_XDECREF(t->dtype);
 	Py_DECREF(t->owner);
-	PyObject_Free(t);
+	Py_TYPE(t)->tp_free((PyObject *)t);
 }
 
 /*
@@ -605,6 +630,238 @@ static PyObject *table_dense_timed(struct py_table *t, PyObject *const *args,
 	return dense_call(t, args, nargs, 1);
 }
 
+static PyTypeObject *ndarray_type; /* numpy.ndarray, from PyInit__rdps */
+static PyObject *str_start, *str_count, *str_out, *str_delta;
+
+/*
+ * The dense call's arguments when they are the plain ones a training
+ * loop repeats: start and count ints (count None: to the end) in the
+ * table's range, and the array an exact numpy.ndarray of the table's
+ * dtype, C-contiguous, writable for a pull, of exactly count elements,
+ * and a view (not owning its memory, as ctx.array() and its slices are,
+ * so that no one can resize it while the GIL is released). A push
+ * (writable 0) takes its count from the array. 0 when so, with the range
+ * and the memory set; else 1 (no exception): the caller leaves the call
+ * to the Python method, which checks and raises.
+ */
+static int fast_args(const struct py_table *t, PyObject *so, PyObject *co,
+		     PyObject *ao, int writable, unsigned long long *start,
+		     unsigned long long *count, void **mem)
+{
+	PyArrayObject *a = (PyArrayObject *)ao;
+	int need =
+		NPY_ARRAY_C_CONTIGUOUS | (writable ? NPY_ARRAY_WRITEABLE : 0);
+	unsigned long long s = 0, c, elems = 1;
+	int ovf;
+
+	if (!ao || Py_TYPE(ao) != ndarray_type ||
+	    PyArray_DESCR(a) != (PyArray_Descr *)t->dtype ||
+	    (PyArray_FLAGS(a) & need) != need ||
+	    (PyArray_FLAGS(a) & NPY_ARRAY_OWNDATA))
+		return 1;
+	if (so) {
+		if (!PyLong_CheckExact(so))
+			return 1;
+		s = (unsigned long long)PyLong_AsLongLongAndOverflow(so, &ovf);
+		if (ovf || (long long)s < 0 || s > t->n)
+			return 1;
+	}
+	for (int i = 0; i < PyArray_NDIM(a); i++)
+		elems *= (unsigned long long)PyArray_DIMS(a)[i];
+	c = writable ? t->n - s : elems;
+	if (c > t->n - s)
+		return 1;
+	if (co && co != Py_None) {
+		if (!PyLong_CheckExact(co))
+			return 1;
+		c = (unsigned long long)PyLong_AsLongLongAndOverflow(co, &ovf);
+		if (ovf || (long long)c < 0 || c > t->n - s)
+			return 1;
+	}
+	if (elems != c)
+		return 1;
+	*start = s;
+	*count = c;
+	*mem = PyArray_DATA(a);
+	return 0;
+}
+
+/*
+ * A Table method whose plain call runs here and any other in the Python
+ * function it wraps (rdps/__init__.py: pull = _rdps.fast_dense(pull,
+ * True)). The plain call is the one a training loop repeats (fast_args):
+ * it runs with no Python frame and no buffer request, which after a large
+ * copy cost microseconds of cache refill each (README "Overhead"); the
+ * function checks every other call and raises naming the argument. Like
+ * a function, the object is a method descriptor: obj.pull(...) calls it
+ * with obj first and no bound method made; __doc__, __wrapped__ (for
+ * inspect.signature) and every other attribute are the function's.
+ */
+struct py_fastm {
+	PyObject_HEAD vectorcallfunc vectorcall;
+	PyObject *func;
+	int pull; /* pull(start, count, out), else push(delta, start) */
+};
+
+/* The plain call of f on table t, or 1 in *slow (no exception). */
+static PyObject *fastm_plain(const struct py_fastm *f, struct py_table *t,
+			     PyObject *const *args, Py_ssize_t nargs,
+			     PyObject *kwnames, int *slow)
+{
+	PyObject *v[3] = {NULL, NULL, NULL};
+	PyObject *const names[3] = {f->pull ? str_start : str_delta,
+				    f->pull ? str_count : str_start,
+				    f->pull ? str_out : NULL};
+	Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+	unsigned long long start, count;
+	void *mem;
+	int ret;
+
+	*slow = 1;
+	if (nargs > (f->pull ? 3 : 2))
+		return NULL;
+	for (Py_ssize_t i = 0; i < nargs; i++)
+		v[i] = args[i];
+	for (Py_ssize_t i = 0; i < nkw; i++) {
+		/* Keywords of a call in code are interned: compare
+		 * pointers; any other takes the slow way. */
+		PyObject *k = PyTuple_GET_ITEM(kwnames, i);
+		int j = k == names[0]	? 0
+			: k == names[1] ? 1
+			: k == names[2] ? 2
+					: -1;
+
+		if (j < 0 || v[j])
+			return NULL;
+		v[j] = args[nargs + i];
+	}
+	if (f->pull ? fast_args(t, v[0], v[1], v[2], 1, &start, &count, &mem)
+		    : fast_args(t, v[1], NULL, v[0], 0, &start, &count, &mem))
+		return NULL;
+	*slow = 0;
+	if (ctx_usable(t->owner))
+		return NULL;
+	t->owner->busy = 1;
+	Py_BEGIN_ALLOW_THREADS;
+	ret = f->pull ? rdps_pull(t->t, start, count, mem)
+		      : rdps_push(t->t, start, count, mem);
+	Py_END_ALLOW_THREADS;
+	t->owner->busy = 0;
+	if (ret < 0)
+		return call_failed(t->owner, ret);
+	if (f->pull)
+		return Py_NewRef(v[2]);
+	Py_RETURN_NONE;
+}
+
+static PyObject *fastm_call(PyObject *self, PyObject *const *args,
+			    size_t nargsf, PyObject *kwnames)
+{
+	struct py_fastm *f = (struct py_fastm *)self;
+	Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+	PyObject *r;
+	int slow;
+
+	if (nargs >= 1 && PyObject_TypeCheck(args[0], &table_type)) {
+		r = fastm_plain(f, (struct py_table *)args[0], args + 1,
+				nargs - 1, kwnames, &slow);
+		if (!slow)
+			return r;
+	}
+	return PyObject_Vectorcall(f->func, args, nargsf, kwnames);
+}
+
+static PyObject *fastm_get(PyObject *self, PyObject *obj, PyObject *type)
+{
+	if (!obj || obj == Py_None)
+		return Py_NewRef(self);
+	return PyMethod_New(self, obj);
+}
+
+static PyObject *fastm_getattro(PyObject *self, PyObject *name)
+{
+	PyObject *r = PyObject_GenericGetAttr(self, name);
+
+	if (r || !PyErr_ExceptionMatches(PyExc_AttributeError))
+		return r;
+	PyErr_Clear();
+	return PyObject_GetAttr(((struct py_fastm *)self)->func, name);
+}
+
+static PyObject *fastm_doc(PyObject *self, void *unused)
+{
+	return PyObject_GetAttrString(((struct py_fastm *)self)->func,
+				      "__doc__");
+}
+
+static PyObject *fastm_wrapped(PyObject *self, void *unused)
+{
+	return Py_NewRef(((struct py_fastm *)self)->func);
+}
+
+static int fastm_traverse(PyObject *self, visitproc visit, void *arg)
+{
+	Py_VISIT(((struct py_fastm *)self)->func);
+	return 0;
+}
+
+static int fastm_clear(PyObject *self)
+{
+	Py_CLEAR(((struct py_fastm *)self)->func);
+	return 0;
+}
+
+static void fastm_dealloc(PyObject *self)
+{
+	PyObject_GC_UnTrack(self);
+	fastm_clear(self);
+	PyObject_GC_Del(self);
+}
+
+static PyGetSetDef fastm_getset[] = {
+	{"__doc__", fastm_doc, NULL, NULL, NULL},
+	{"__wrapped__", fastm_wrapped, NULL, NULL, NULL},
+	{NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject fastm_type = {
+	PyVarObject_HEAD_INIT(NULL, 0).tp_name = "rdps._rdps.FastDense",
+	.tp_basicsize = sizeof(struct py_fastm),
+	.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC |
+		    Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_METHOD_DESCRIPTOR,
+	.tp_vectorcall_offset = offsetof(struct py_fastm, vectorcall),
+	.tp_call = PyVectorcall_Call,
+	.tp_descr_get = fastm_get,
+	.tp_getattro = fastm_getattro,
+	.tp_getset = fastm_getset,
+	.tp_traverse = fastm_traverse,
+	.tp_clear = fastm_clear,
+	.tp_dealloc = fastm_dealloc,
+};
+
+/* fast_dense(func, pull): the method descriptor over func. */
+static PyObject *mod_fast_dense(PyObject *mod, PyObject *args)
+{
+	struct py_fastm *f;
+	PyObject *func;
+	int pull;
+
+	if (!PyArg_ParseTuple(args, "Op", &func, &pull))
+		return NULL;
+	if (!PyCallable_Check(func)) {
+		PyErr_SetString(PyExc_TypeError, "fast_dense: func");
+		return NULL;
+	}
+	f = PyObject_GC_New(struct py_fastm, &fastm_type);
+	if (!f)
+		return NULL;
+	f->vectorcall = fastm_call;
+	f->func = Py_NewRef(func);
+	f->pull = pull;
+	PyObject_GC_Track(f);
+	return (PyObject *)f;
+}
+
 /* A call on n uint64 keys (or indices) and a row of values per key. */
 typedef int (*keyed_fn)(void *h, int pull, const uint64_t *keys, size_t n,
 			void *vals);
@@ -663,7 +920,15 @@ static PyObject *table_sparse(struct py_table *t, PyObject *args)
 		     t->esize, "idx", "delta");
 }
 
+static PyMemberDef table_members[] = {
+	{"n", T_ULONGLONG, offsetof(struct py_table, n), READONLY, "elements"},
+	{"dtype", T_OBJECT, offsetof(struct py_table, dtype), READONLY,
+	 "the elements' numpy dtype"},
+	{NULL, 0, 0, 0, NULL},
+};
+
 static PyMethodDef table_methods[] = {
+
 	{"dense", (PyCFunction)(void (*)(void))table_dense, METH_FASTCALL,
 	 NULL},
 	{"dense_timed", (PyCFunction)(void (*)(void))table_dense_timed,
@@ -675,10 +940,11 @@ static PyMethodDef table_methods[] = {
 static PyTypeObject table_type = {
 	PyVarObject_HEAD_INIT(NULL, 0).tp_name = "rdps._rdps.Table",
 	.tp_basicsize = sizeof(struct py_table),
-	.tp_flags = Py_TPFLAGS_DEFAULT,
+	.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
 	.tp_doc = "An open struct rdps_table (use rdps.Context.table).",
 	.tp_dealloc = (destructor)table_dealloc,
 	.tp_methods = table_methods,
+	.tp_members = table_members,
 };
 
 /* ---- Embedding table -------------------------------------------------- */
@@ -846,11 +1112,43 @@ static PyTypeObject buf_type = {
 
 /* ---- Module ----------------------------------------------------------- */
 
+/*
+ * read_lines(buf): read one word of every 64-byte line of a buffer, the
+ * loop of rdps-psbench -W: the caller's work between calls in
+ * python/bench/overhead.py -W, the same in C and from Python.
+ */
+static volatile uint64_t read_lines_sink; /* the sum: never elided */
+
+static PyObject *mod_read_lines(PyObject *mod, PyObject *o)
+{
+	uint64_t sum = 0;
+	Py_buffer v;
+
+	if (get_buf(o, &v, 0, 1, 0, "buf"))
+		return NULL;
+	for (Py_ssize_t i = 0; i + 8 <= v.len; i += 64) {
+		uint64_t w;
+
+		memcpy(&w, (char *)v.buf + i, sizeof(w)); /* any alignment */
+		sum += w;
+	}
+	read_lines_sink = sum;
+	PyBuffer_Release(&v);
+	Py_RETURN_NONE;
+}
+
+static PyMethodDef mod_methods[] = {
+	{"read_lines", mod_read_lines, METH_O, NULL},
+	{"fast_dense", mod_fast_dense, METH_VARARGS, NULL},
+	{NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef rdps_module = {
 	PyModuleDef_HEAD_INIT,
 	.m_name = "rdps._rdps",
 	.m_doc = "The C calls under the rdps package (include/rdps/rdps.h).",
 	.m_size = -1,
+	.m_methods = mod_methods,
 };
 
 PyMODINIT_FUNC PyInit__rdps(void);
@@ -859,8 +1157,24 @@ PyMODINIT_FUNC PyInit__rdps(void)
 	PyObject *m;
 
 	if (PyType_Ready(&ctx_type) || PyType_Ready(&table_type) ||
-	    PyType_Ready(&buf_type) || PyType_Ready(&emb_type))
+	    PyType_Ready(&buf_type) || PyType_Ready(&emb_type) ||
+	    PyType_Ready(&fastm_type))
 		return NULL;
+	if (!ndarray_type) {
+		PyObject *np = PyImport_ImportModule("numpy");
+
+		ndarray_type = np ? (PyTypeObject *)PyObject_GetAttrString(
+					    np, "ndarray")
+				  : NULL;
+		Py_XDECREF(np);
+		str_start = PyUnicode_InternFromString("start");
+		str_count = PyUnicode_InternFromString("count");
+		str_out = PyUnicode_InternFromString("out");
+		str_delta = PyUnicode_InternFromString("delta");
+		if (!ndarray_type || !str_start || !str_count || !str_out ||
+		    !str_delta)
+			return NULL;
+	}
 	m = PyModule_Create(&rdps_module);
 	if (!m)
 		return NULL;

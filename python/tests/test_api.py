@@ -61,6 +61,72 @@ def test_dense_timed_is_dense_with_its_c_time(ctx, t):
         t._t.dense_timed(True, 0, N, numpy.zeros(N - 1, numpy.float32))
 
 
+def test_plain_dense_calls_run_in_c_and_others_are_checked(ctx, monkeypatch):
+    # pull() and push() run their plain calls in C (_rdps.fast_dense) and
+    # give every other call to the Python method. With the Python
+    # method's range check made to fail, the plain calls still work (they
+    # never reach it) and the others fail in it.
+    t = ctx.table("fast", N)
+    a, b = ctx.array(N), ctx.array(N)
+    b[:] = numpy.arange(N, dtype=numpy.float32)
+    t.push(b)
+    t.push(delta=b[10:20], start=10)
+    ctx.clock()
+    want = numpy.arange(N, dtype=numpy.float32)
+    want[10:20] *= 2
+
+    def no_range(self, start, count):
+        raise RuntimeError("the Python method ran")
+
+    monkeypatch.setattr(rdps.Table, "_range", no_range)
+    assert t.pull(0, N, out=a) is a and (a == want).all()
+    a[:] = 0
+    assert t.pull(out=a) is a and (a == want).all()
+    assert (t.pull(start=5, count=10, out=a[:10]) == want[5:15]).all()
+    assert (t.pull(N - 3, None, a[:3]) == want[N - 3:]).all()
+    for call in (lambda: t.pull(),  # no out: the Python method allocates
+                 lambda: t.pull(0, N, numpy.empty(N, numpy.float32)),
+                 lambda: t.pull(numpy.int64(0), N, a),  # not an int
+                 lambda: t.pull(0, N - 1, a),  # count is not out's size
+                 lambda: t.push(b, start=1),  # past the end
+                 lambda: t.push(numpy.ones(N, numpy.float32))):  # owns
+        with pytest.raises(RuntimeError, match="the Python method ran"):
+            call()
+    monkeypatch.undo()
+    # The same calls, checked, as before: what they do or raise.
+    assert (t.pull() == want).all()
+    assert (t.pull(0, N, numpy.empty(N, numpy.float32)) == want).all()
+    with pytest.raises(ValueError, match="out: 9 elements, the call takes 10"):
+        t.pull(0, 10, a[:9])
+    with pytest.raises(ValueError, match="out of the table's range"):
+        t.push(b, start=1)
+    ro = a[:4]
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="out: the array is read-only"):
+        t.pull(0, 4, ro)
+    with pytest.raises(TypeError, match="dtype float64"):
+        t.pull(0, N, ctx.array(N, numpy.float64))
+    with pytest.raises(TypeError):
+        t.pull(0, N, a, 4)
+    with pytest.raises(TypeError):
+        t.pull(0, N, out=a, extra=1)
+    assert rdps.Table.pull.__doc__.startswith("Read [start, start + count)")
+    assert "start" in str(__import__("inspect").signature(rdps.Table.pull))
+
+
+def test_read_lines_reads_a_buffer_and_names_a_bad_one():
+    # The overhead benchmark's -W work: reads a buffer of any size and
+    # alignment, rejects what is not one, naming buf.
+    a = numpy.arange(1001, dtype=numpy.uint8)
+    assert rdps._rdps.read_lines(a) is None
+    assert rdps._rdps.read_lines(a[3:]) is None
+    assert rdps._rdps.read_lines(b"") is None
+    with pytest.raises(ValueError, match="buf: the array must be C-contig"):
+        rdps._rdps.read_lines(a[::2])
+    with pytest.raises(TypeError):
+        rdps._rdps.read_lines(3)
+
+
 def test_array_shape_and_dtype(ctx):
     a = ctx.array((3, 4), dtype=numpy.float64)
     assert a.shape == (3, 4) and a.dtype == numpy.float64 and not a.any()
