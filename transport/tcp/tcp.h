@@ -293,7 +293,8 @@ struct tcp_ep {
 	struct tcp_sg *rx_sg;
 	unsigned rx_sg_i;
 	uint32_t rx_sg_off;
-	uint8_t *rx_gbuf; /* a peer's gather descriptors (owned), or NULL */
+	uint8_t *rx_gbuf;  /* a peer's gather descriptors (owned), or NULL */
+	unsigned rx_lowat; /* SO_RCVLOWAT set on fd; 0: the default (1) */
 };
 
 struct tcp_mr {
