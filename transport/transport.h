@@ -245,11 +245,11 @@ struct rdps_tp {
 	 * waits so far; touched only by the (serialised) polling caller. */
 	uint64_t spin_ns;
 	unsigned spin_waits;
-	/* Bytes moved toward this side's completions so far: payload
-	 * received of responses to its operations and of the peers' writes,
-	 * bytes sent of its own requests. Kept by transports that move an
-	 * operation in pieces (tcp; others leave it 0), read by
-	 * rdps_tp_wait(), which spins on while it grows; atomic. */
+	/* Bytes received toward this side's completions so far: payloads
+	 * of responses to its operations and of the peers' writes. Kept by
+	 * transports that move an operation in pieces (tcp; others leave it
+	 * 0), read by rdps_tp_wait(), which spins on while it grows;
+	 * atomic. */
 	uint64_t moved;
 	/* Times rdps_tp_wait() slept on the wait fd, for tests; touched
 	 * only by the polling caller. */
