@@ -21,11 +21,15 @@
 # (above 1: rdps is faster), and for the default polling the targets:
 # within 1.5x of busy polling's round, and at least 1.3x ps-lite's
 # bandwidth. Exit status 1 if a measurement failed or a target was missed.
+# With -c DIR, a second rdps build (e.g. main's) runs in the same
+# interleaved runs, right after this one's, and the table adds its figures
+# and this build's adaptive figure over it (above 1: this build is better).
 set -u
 
 prog=bench-pslite.sh
 root=$(cd "$(dirname "$0")/.." && pwd)
 bindir=${RDPS_BINDIR:-}
+cmpdir=
 src=${PSLITE_SRC:-https://github.com/dmlc/ps-lite}
 work=${PSLITE_BUILD:-/tmp/rdps-pslite}
 md_out=
@@ -38,6 +42,8 @@ usage() {
 Usage: scripts/bench-pslite.sh [options]
   -p DIR    directory with rdps-launch, rdps-psbench and rdps-server
             (\$RDPS_BINDIR, else build/tools)
+  -c DIR    the same tools of another rdps build to compare with, run
+            beside these in every round (none)
   -s SRC    ps-lite source: a git URL, a local checkout or a bare git
             directory (\$PSLITE_SRC, else $src)
   -b DIR    where ps-lite is cloned and built, kept for the next run
@@ -57,9 +63,10 @@ die() {
 	exit 1
 }
 
-while getopts "p:s:b:r:n:N:o:h" opt; do
+while getopts "p:c:s:b:r:n:N:o:h" opt; do
 	case $opt in
 	p) bindir=$OPTARG ;;
+	c) cmpdir=$OPTARG ;;
 	s) src=$OPTARG ;;
 	b) work=$OPTARG ;;
 	r) reps=$OPTARG ;;
@@ -88,8 +95,11 @@ for b in rdps-launch rdps-psbench rdps-server; do
 		die "$b not found: build the tools (cmake -S . -B build &&" \
 			"cmake --build build) or give -p DIR"
 done
-launch=$bindir/rdps-launch
-psb=$bindir/rdps-psbench
+if [ -n "$cmpdir" ]; then
+	for b in rdps-launch rdps-psbench rdps-server; do
+		[ -x "$cmpdir/$b" ] || die "$b not found in '$cmpdir' (-c)"
+	done
+fi
 missing=
 for p in libzmq3-dev libprotobuf-dev protobuf-compiler; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
@@ -161,20 +171,20 @@ pslite() {
 	echo "$out"
 }
 
-# psb MODE MODEL TEST [options]: rdps-psbench's JSON line, over tcp, one
-# shard, one worker, both polling in MODE.
+# psb DIR MODE MODEL TEST [options]: rdps-psbench's JSON line, over tcp,
+# one shard, one worker, both polling in MODE, with the tools in DIR.
 psb() {
-	local mode=$1 m=$2 test=$3 out
-	shift 3
-	out=$(timeout 300 "$launch" -t tcp -s 1 -w 1 -m "$m" -T 290 \
-		-P "$mode" -- "$psb" --json -P "$mode" "$test" "$@" \
+	local dir=$1 mode=$2 m=$3 test=$4 out
+	shift 4
+	out=$(timeout 300 "$dir/rdps-launch" -t tcp -s 1 -w 1 -m "$m" -T 290 \
+		-P "$mode" -- "$dir/rdps-psbench" --json -P "$mode" "$test" "$@" \
 		2>"$tmp/err") || {
 		echo "$prog: rdps-psbench $test ($mode) failed:" \
 			"$(grep -v '^rdps-launch' "$tmp/err" | tail -1)" >&2
 		return 1
 	}
 	out=$(echo "$out" | grep '^{' | tail -1)
-	echo "$prog: rdps $mode $test: $out" >&2
+	echo "$prog: rdps $mode $test ($dir): $out" >&2
 	echo "$out"
 }
 
@@ -197,13 +207,18 @@ for _ in $(seq "$reps"); do
 		pull | push) add "pl-$t" "$(jget "$l" gbps)" ;;
 		esac
 	done <<<"$j"
-	for mode in busy adaptive; do
-		j=$(psb $mode asp round -n "$lat_iters") &&
-			add "$mode-round" "$(jget "$j" median_us)"
-		j=$(psb $mode bsp pull -n "$bw_iters") &&
-			add "$mode-pull" "$(jget "$j" gbps)"
-		j=$(psb $mode asp push -n "$bw_iters") &&
-			add "$mode-push" "$(jget "$j" gbps)"
+	for side in "" ${cmpdir:+c}; do
+		dir=$bindir
+		[ -z "$side" ] || dir=$cmpdir
+		for mode in busy adaptive; do
+			k=$side$mode
+			j=$(psb "$dir" $mode asp round -n "$lat_iters") &&
+				add "$k-round" "$(jget "$j" median_us)"
+			j=$(psb "$dir" $mode bsp pull -n "$bw_iters") &&
+				add "$k-pull" "$(jget "$j" gbps)"
+			j=$(psb "$dir" $mode asp push -n "$bw_iters") &&
+				add "$k-push" "$(jget "$j" gbps)"
+		done
 	done
 done
 
@@ -227,6 +242,7 @@ check() {
 }
 
 cols="metric|ps-lite|rdps busy|x better|rdps adaptive|x better|target|met"
+[ -z "$cmpdir" ] || cols="$cols|-c busy|-c adaptive|adaptive vs -c"
 for t in round pull push; do
 	case $t in
 	round) unit=us better=lower name="round 8 B push+pull" ;;
@@ -249,12 +265,25 @@ for t in round pull push; do
 	fi
 	[ -n "$pl" ] && [ -n "$b" ] && [ -n "$a" ] || failed=1
 	[ "$met" = yes ] || failed=1
-	rows+=("$name ($unit)|${pl:-n/a}|${b:-n/a}|${fb:-n/a}|${a:-n/a}|${fa:-n/a}|$tgt|$met")
+	row="$name ($unit)|${pl:-n/a}|${b:-n/a}|${fb:-n/a}|${a:-n/a}|${fa:-n/a}|$tgt|$met"
+	if [ -n "$cmpdir" ]; then
+		cb=$(get cbusy-$t)
+		ca=$(get cadaptive-$t)
+		fc=$(factor "$a" "$ca" $better)
+		row="$row|${cb:-n/a}|${ca:-n/a}|${fc:-n/a}"
+		echo "$prog: $name, -c: busy $(range cbusy-$t)," \
+			"adaptive $(range cadaptive-$t)" >&2
+	fi
+	rows+=("$row")
 	echo "$prog: $name: ps-lite $(range pl-$t), busy $(range busy-$t)," \
 		"adaptive $(range adaptive-$t)" >&2
 done
 
 secs=$(($(date +%s) - start))
+cmp_note=
+[ -z "$cmpdir" ] || cmp_note=" -c: another rdps build, run right after this \
+one in each round; adaptive vs -c: how many times better this build's \
+adaptive figure is than the other's."
 print_tables "$md_out" "Measured $(date -u +%Y-%m-%d) by \`scripts/bench-pslite.sh\` in \
 ${secs} s on $(nproc) cores ($(uname -r)); ps-lite \
 $(git -C "$work/src" rev-parse --short HEAD) on Debian's libzmq \
@@ -262,6 +291,6 @@ $(dpkg-query -W -f '${Version}' libzmq3-dev 2>/dev/null || echo '?'); one \
 server and one worker on 127.0.0.1, rdps over tcp; medians of $reps \
 interleaved runs (each the median of $lat_iters rounds or $bw_iters \
 pulls/pushes). x better: ps-lite's time over rdps's, or rdps's bandwidth \
-over ps-lite's."
+over ps-lite's.$cmp_note"
 echo "$prog: done in ${secs} s" >&2
 exit $failed

@@ -300,5 +300,9 @@ void t_tcp_user_drives(void **state);
  * (on tcp: the waiter's thread CPU over its wake-ups). */
 void t_tcp_spin_learns(void **state);
 void t_tcp_serve_thread(void **state);
+/* tcp: a waiter spins on while its completion's bytes arrive in pieces. */
+void t_tcp_spin_while_moving(void **state);
+/* tcp: a large payload wakes its reader once it is all in, not per piece. */
+void t_tcp_rx_lowat(void **state);
 
 #endif /* RDPS_TP_CONF_H */

@@ -3,7 +3,9 @@
  * tp_conf_tcp.c - the conformance cases of the tcp transport alone,
  * registered in tp_conformance.c's table of conformance_tcp.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
 #include <setjmp.h>
@@ -14,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,6 +27,8 @@
 #include "test_check.h"
 #include "tp_conf.h"
 #include "transport.h"
+
+#include "tcp/tcp.h"
 
 /*
  * RDPS_TP_MAX_RD_ATOMIC from both sides: with a send queue twice as deep,
@@ -535,4 +540,255 @@ void t_tcp_spin_learns(void **state)
 	      (unsigned long long)w.spin_ns[WAITER_MAX - 1],
 	      (unsigned long long)full);
 	pair_close(&p);
+}
+
+/* --- A large write arriving in pieces --------------------------------- */
+
+#define RAW_LEN (1u << 20)
+#define RAW_PIECE (64u * 1024)
+#define RAW_IMM 0x9ece
+
+/*
+ * own (a tcp instance of this process) with a RAW_LEN region, and a raw
+ * socket connected to it that speaks the wire format itself, so a test
+ * decides how a message's bytes arrive.
+ */
+struct raw_pair {
+	struct tcp_pair p; /* p.own, p.l, p.own_ep, p.region, p.region_mr */
+	int fd;
+	uint64_t addr;
+	uint32_t key;
+	uint8_t *data; /* RAW_LEN bytes the write carries */
+	uint64_t seq;  /* the next request's number */
+};
+
+static void *raw_accept(void *arg)
+{
+	struct tcp_pair *p = arg;
+
+	p->accept_ret = rdps_tp_accept(p->l, &p->own_ep, TC_CONNECT_MS);
+	return NULL;
+}
+
+static void raw_open(struct raw_pair *r, const struct rdps_tp_cfg *cfg)
+{
+	struct rdps_tcp_hello h = {.version = RDPS_TP_PROTO_VERSION,
+				   .kind = RDPS_TCP_HELLO,
+				   .token = cfg->token};
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	struct rdps_tp_rkey_wire w;
+	uint8_t buf[RDPS_TCP_HELLO_LEN];
+	const char *why = "";
+	char url[200], *colon;
+	pthread_t th;
+	void *mem;
+
+	memset(r, 0, sizeof(*r));
+	CHECK(rdps_tp_open("tcp", cfg, &r->p.own) == 0, "open: %s",
+	      rdps_errmsg());
+	snprintf(url, sizeof(url), "tcp://127.0.0.1:0");
+	CHECK(rdps_tp_listen(r->p.own, url, NULL, 0, &r->p.l) == 0,
+	      "listen: %s", rdps_errmsg());
+	CHECK(rdps_tp_listener_url(r->p.l, url, sizeof(url)) == 0,
+	      "listener_url: %s", rdps_errmsg());
+	colon = strrchr(url, ':');
+	CHECK(colon != NULL, "no port in %s", url);
+	sa.sin_port = htons((uint16_t)atoi(colon + 1));
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	CHECK(pthread_create(&th, NULL, raw_accept, &r->p) == 0,
+	      "cannot start the accepting thread");
+	r->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	CHECK(r->fd >= 0 &&
+		      connect(r->fd, (struct sockaddr *)&sa, sizeof(sa)) == 0,
+	      "raw connect to %s: %s", url, strerror(errno));
+	rdps_tcp_hello_encode(&h, buf);
+	CHECK(send(r->fd, buf, sizeof(buf), MSG_NOSIGNAL) == sizeof(buf) &&
+		      recv(r->fd, buf, sizeof(buf), MSG_WAITALL) == sizeof(buf),
+	      "raw handshake: %s", strerror(errno));
+	pthread_join(th, NULL);
+	CHECK(rdps_tcp_hello_decode(buf, sizeof(buf), &h, &why) == 0 &&
+		      h.kind == RDPS_TCP_ACCEPT && r->p.accept_ret == 0,
+	      "the raw peer was not accepted (%s, kind %u, accept %d)", why,
+	      h.kind, r->p.accept_ret);
+	CHECK(rdps_tp_mem_alloc(r->p.own, RAW_LEN, &mem) == 0, "mem_alloc: %s",
+	      rdps_errmsg());
+	r->p.region = mem;
+	CHECK(rdps_tp_mem_reg(r->p.own, mem, RAW_LEN,
+			      RDPS_TP_ACCESS_REMOTE_WRITE,
+			      &r->p.region_mr) == 0,
+	      "mem_reg: %s", rdps_errmsg());
+	rdps_tp_rkey_pack(r->p.region_mr, &w);
+	r->addr = rdps_be64toh(w.addr_be);
+	r->key = rdps_be32toh(w.rkey_be);
+	r->data = malloc(RAW_LEN);
+	CHECK(r->data != NULL, "out of memory");
+	for (unsigned i = 0; i < RAW_LEN; i++)
+		r->data[i] = (uint8_t)(i * 7 + i / 4096);
+}
+
+static void raw_close(struct raw_pair *r)
+{
+	close(r->fd);
+	free(r->data);
+	rdps_tp_ep_close(r->p.own_ep);
+	rdps_tp_listener_close(r->p.l);
+	rdps_tp_mem_dereg(r->p.region_mr);
+	rdps_tp_mem_free(r->p.own, r->p.region, RAW_LEN);
+	CHECK(rdps_tp_close(r->p.own) == 0, "close: %s", rdps_errmsg());
+}
+
+static void raw_send(struct raw_pair *r, const void *buf, size_t len)
+{
+	CHECK(send(r->fd, buf, len, MSG_NOSIGNAL) == (ssize_t)len,
+	      "raw send of %zu bytes: %s", len, strerror(errno));
+}
+
+/* The header of a write with immediate of len bytes (the payload
+ * follows: RAW_LEN bytes of r->data, or len bytes of zeros). */
+static void raw_write_begin(struct raw_pair *r, uint32_t len, uint32_t imm)
+{
+	struct rdps_tcp_msg m = {.type = RDPS_TCP_REQ_WRITE_IMM,
+				 .len = len,
+				 .seq = r->seq++,
+				 .raddr = r->addr,
+				 .rkey = r->key,
+				 .imm = imm};
+	uint8_t hdr[RDPS_TCP_HDR_LEN];
+
+	rdps_tcp_wire_encode(&m, hdr);
+	raw_send(r, hdr, sizeof(hdr));
+}
+
+/* The write's payload, piece by piece. */
+static void raw_write_payload(struct raw_pair *r)
+{
+	for (unsigned off = 0; off < RAW_LEN; off += RAW_PIECE)
+		raw_send(r, r->data + off, RAW_PIECE);
+}
+
+/*
+ * Wait (with a deadline) until own read the header of the write and went
+ * on: bytes moved, and the socket's receive low mark set to the payload
+ * (tcp_rx_lowat, at the end of that read) by whoever read it (the waiter,
+ * or the progress thread looking in while it sleeps).
+ */
+static void raw_header_taken(struct raw_pair *r)
+{
+	int fd = to_tcp_ep(r->p.own_ep)->fd, lowat = 0;
+	uint64_t deadline = th_now_ms() + TC_COMP_MS;
+	socklen_t sl = sizeof(lowat);
+
+	for (;;) {
+		CHECK(getsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, &sl) == 0,
+		      "getsockopt: %s", strerror(errno));
+		if (lowat == RAW_LEN &&
+		    __atomic_load_n(&r->p.own->moved, __ATOMIC_RELAXED))
+			return;
+		CHECK(th_now_ms() < deadline,
+		      "with the header of a %u-byte write sent, %llu bytes "
+		      "moved and the receive low mark is %d, not the payload "
+		      "length: the reader would be woken by every piece",
+		      RAW_LEN,
+		      (unsigned long long)__atomic_load_n(&r->p.own->moved,
+							  __ATOMIC_RELAXED),
+		      lowat);
+	}
+}
+
+/* w's wait ended with the write's immediate, which delivered the data. */
+static void raw_write_done(struct raw_pair *r, struct own_waiter *w,
+			   pthread_t th)
+{
+	waiter_until(w, w->n, 0, "the write's immediate");
+	pthread_join(th, NULL);
+	CHECK(!w->err && w->imm[w->n - 1] == RAW_IMM,
+	      "the owner's wait gave error %d, imm 0x%x", w->err,
+	      w->imm[w->n - 1]);
+	CHECK(memcmp(r->p.region, r->data, RAW_LEN) == 0,
+	      "the write's bytes did not all land");
+}
+
+/*
+ * A waiter whose completion is on its way does not sleep until it is all
+ * in (rdps_tp_wait spins on while bytes move): one whose learned spin is
+ * nothing sleeps at once, is woken by the header of a 1 MiB write with
+ * immediate, and then spins (a window of spin_us, 200 ms here, from the
+ * last bytes moved) while the payload comes in pieces: no sleep from the
+ * header on. A waiter that went back to sleep after a wake-up with no
+ * completion sleeps once more. (A first small write gets the progress
+ * thread off the sockets, as the user drives them from then on.)
+ */
+void t_tcp_spin_while_moving(void **state)
+{
+	struct own_waiter w = {.n = 2};
+	uint8_t zeros[8] = {0};
+	struct rdps_tp_cfg cfg;
+	struct raw_pair r;
+	uint64_t sleeps;
+	pthread_t th;
+
+	(void)state;
+	TC_REQUIRE_TRANSPORT();
+	tc_cfg(&cfg);
+	cfg.poll_mode = RDPS_TP_POLL_ADAPTIVE;
+	cfg.spin_us = 200000;
+	raw_open(&r, &cfg);
+	r.p.own->spin_ns = 0; /* as learned where spins ran out */
+	w.p = &r.p;
+	CHECK(pthread_create(&th, NULL, own_wait_thread, &w) == 0,
+	      "cannot start the waiting thread");
+	waiter_until(&w, 0, 1, "before the writes");
+	raw_write_begin(&r, sizeof(zeros), RAW_IMM - 1);
+	raw_send(&r, zeros, sizeof(zeros));
+	waiter_until(&w, 1, 1, "after the small write");
+	sleeps = __atomic_load_n(&r.p.own->wait_sleeps, __ATOMIC_RELAXED);
+	raw_write_begin(&r, RAW_LEN, RAW_IMM);
+	raw_header_taken(&r);
+	raw_write_payload(&r);
+	raw_write_done(&r, &w, th);
+	CHECK(r.p.own->wait_sleeps == sleeps,
+	      "the waiter slept %llu more times for a write whose bytes kept "
+	      "coming: it slept before they were all in",
+	      (unsigned long long)(r.p.own->wait_sleeps - sleeps));
+	raw_close(&r);
+}
+
+/*
+ * Once a large payload's header is in, its socket reports readable only
+ * when the whole payload has come (SO_RCVLOWAT), not for every piece: with
+ * the header of a 1 MiB write in, the low mark is 1 MiB; a waiter polling
+ * by events sleeps at most twice (before the header, before the payload
+ * sent in pieces); the mark is back to 1 after the write.
+ */
+void t_tcp_rx_lowat(void **state)
+{
+	struct own_waiter w = {.n = 1};
+	struct rdps_tp_cfg cfg;
+	struct raw_pair r;
+	socklen_t sl = sizeof(int);
+	int fd, lowat = 0;
+	pthread_t th;
+
+	(void)state;
+	TC_REQUIRE_TRANSPORT();
+	tc_cfg(&cfg);
+	cfg.poll_mode = RDPS_TP_POLL_EVENT;
+	raw_open(&r, &cfg);
+	fd = to_tcp_ep(r.p.own_ep)->fd;
+	w.p = &r.p;
+	CHECK(pthread_create(&th, NULL, own_wait_thread, &w) == 0,
+	      "cannot start the waiting thread");
+	waiter_until(&w, 0, 1, "before the write");
+	raw_write_begin(&r, RAW_LEN, RAW_IMM);
+	raw_header_taken(&r);
+	waiter_until(&w, 0, 1, "after the header");
+	raw_write_payload(&r);
+	raw_write_done(&r, &w, th);
+	CHECK(getsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, &sl) == 0 &&
+		      lowat == 1,
+	      "after the write the receive low mark is %d, not 1", lowat);
+	CHECK(r.p.own->wait_sleeps <= 2,
+	      "the waiter slept %llu times for a header and its payload",
+	      (unsigned long long)r.p.own->wait_sleeps);
+	raw_close(&r);
 }

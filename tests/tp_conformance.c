@@ -1972,6 +1972,8 @@ int main(int argc, char **argv)
 		CASE(t_tcp_user_drives),
 		CASE(t_tcp_spin_learns),
 		CASE(t_tcp_serve_thread),
+		CASE(t_tcp_spin_while_moving),
+		CASE(t_tcp_rx_lowat),
 #endif
 	};
 

@@ -245,6 +245,15 @@ struct rdps_tp {
 	 * waits so far; touched only by the (serialised) polling caller. */
 	uint64_t spin_ns;
 	unsigned spin_waits;
+	/* Bytes received toward this side's completions so far: payloads
+	 * of responses to its operations and of the peers' writes. Kept by
+	 * transports that move an operation in pieces (tcp; others leave it
+	 * 0), read by rdps_tp_wait(), which spins on while it grows;
+	 * atomic. */
+	uint64_t moved;
+	/* Times rdps_tp_wait() slept on the wait fd, for tests; touched
+	 * only by the polling caller. */
+	uint64_t wait_sleeps;
 };
 
 struct rdps_tp_listener {
@@ -567,7 +576,9 @@ void rdps_tp_mem_dereg(struct rdps_tp_mr *mr);
 /*
  * Wait for at least one completion and move up to max of them into comps,
  * following cfg.poll_mode. timeout_ms: -1 forever, 0 just poll. Returns the
- * count, 0 on timeout, or -errno.
+ * count, 0 on timeout, or -errno. Adaptive: spins for the learned spin,
+ * and on for spin_us after any growth of tp->moved, then sleeps on the
+ * wait fd (each sleep counted in tp->wait_sleeps).
  */
 int rdps_tp_wait(struct rdps_tp *tp, struct rdps_tp_comp *comps, int max,
 		 int timeout_ms);

@@ -44,6 +44,13 @@
  * the sockets and its user sleeps on cq_fd alone, so READs are served
  * while the loop applies updates and never wake the loop.
  *
+ * Large payloads: once the header of one of 16 KiB (TCP_RX_DIRECT) or more
+ * is in, the socket's receive low mark (SO_RCVLOWAT) is the rest of it, up
+ * to 1 MiB, so whoever sleeps on the socket is woken once when it is all
+ * there rather than for every piece, and the kernel opens the receive
+ * window to match; its bytes, as they are read, count in rdps_tp.moved, on
+ * which an adaptive waiter spins on (tcp_progress.c).
+ *
  * Zero copy: a request's payload is sent straight from the caller's buffer
  * and a READ response straight from the registered region (a gather READ's
  * response is one copy of its ranges, see RDPS_TCP_REQ_GATHER); WRITE payloads
@@ -293,7 +300,8 @@ struct tcp_ep {
 	struct tcp_sg *rx_sg;
 	unsigned rx_sg_i;
 	uint32_t rx_sg_off;
-	uint8_t *rx_gbuf; /* a peer's gather descriptors (owned), or NULL */
+	uint8_t *rx_gbuf;  /* a peer's gather descriptors (owned), or NULL */
+	unsigned rx_lowat; /* SO_RCVLOWAT set on fd; 0: the default (1) */
 };
 
 struct tcp_mr {

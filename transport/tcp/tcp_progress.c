@@ -20,10 +20,32 @@
 /* Bytes one call may receive before returning to epoll, so one busy
  * connection does not starve the others or hold the lock for long. */
 #define TCP_RX_BUDGET (8u << 20)
+/* Highest receive low mark (tcp_rx_lowat): what one wake-up waits for. */
+#define TCP_RX_LOWAT_MAX (1u << 20)
 
 static uint64_t tcp_ep_cookie(const struct tcp_ep *ep)
 {
 	return (uint64_t)ep->gen << 32 | ep->slot;
+}
+
+/*
+ * n bytes received toward a completion of this side (tp->base.moved, see
+ * rdps_tp_wait): a waiter spins on while they flow. Large payloads (and
+ * their headers) of responses and of the peer's writes, those that come
+ * in pieces; not small ones, which come whole (a shard's loop spinning on
+ * 4 KiB pushes of 4 workers doubled its CPU per iteration), nor a peer's
+ * gather descriptors, as a shard's loop must not spin while its thread
+ * answers other workers' READs. Bytes sent do not count: a request on its
+ * way says nothing of when the peer answers.
+ */
+static void tcp_rx_moved(struct tcp_ep *ep, size_t n)
+{
+	struct rdps_tp *base = &ep->tp->base;
+
+	if (ep->rx_msg.len >= TCP_RX_DIRECT &&
+	    ep->rx_msg.type != RDPS_TCP_REQ_GATHER)
+		__atomic_store_n(&base->moved, base->moved + n,
+				 __ATOMIC_RELAXED);
 }
 
 void tcp_ep_set_events(struct tcp_ep *ep, uint32_t events)
@@ -651,6 +673,9 @@ static void tcp_take_header(struct tcp_ep *ep)
 		tcp_take_response(ep, &m);
 	else
 		tcp_serve_request(ep, &m);
+	/* A payload toward a completion begins: its bytes follow. */
+	if (ep->rx_state == TCP_RX_PAYLOAD)
+		tcp_rx_moved(ep, RDPS_TCP_HDR_LEN);
 }
 
 /* recv() wrapper: > 0 bytes, 0 would block, -1 the endpoint broke. */
@@ -673,7 +698,7 @@ static ssize_t tcp_recv(struct tcp_ep *ep, void *buf, size_t len)
 	return -1;
 }
 
-void tcp_ep_rx(struct tcp_ep *ep)
+static void tcp_ep_rx_some(struct tcp_ep *ep)
 {
 	size_t budget = TCP_RX_BUDGET;
 	int drained = 0;
@@ -717,6 +742,7 @@ void tcp_ep_rx(struct tcp_ep *ep)
 			size_t n = avail < ep->rx_left ? avail : ep->rx_left;
 
 			tcp_rx_place(ep, ep->rxbuf + ep->rx_off, n);
+			tcp_rx_moved(ep, n);
 			ep->rx_off += n;
 			ep->rx_left -= n;
 		}
@@ -732,6 +758,7 @@ void tcp_ep_rx(struct tcp_ep *ep)
 			if (r <= 0)
 				return;
 			drained = (size_t)r < ep->rx_left;
+			tcp_rx_moved(ep, (size_t)r);
 			ep->rx_dst += r;
 			ep->rx_left -= (size_t)r;
 		} else {
@@ -743,6 +770,42 @@ void tcp_ep_rx(struct tcp_ep *ep)
 		}
 		budget = (size_t)r < budget ? budget - (size_t)r : 0;
 	}
+}
+
+/*
+ * A large payload is still to come: let the socket report readable only
+ * once it has all arrived (or TCP_RX_LOWAT_MAX of it), not for every
+ * piece. Read piece by piece, a 1 MiB READ response on loopback cost the
+ * reader a wake-up per piece and the sender a window update to process
+ * per piece (one and a half times a whole-response read); and the kernel
+ * opens the window to the low mark, so the sender sends it at once.
+ * Never more than the message's own rest: later bytes may not come
+ * before we answer.
+ */
+static void tcp_rx_lowat(struct tcp_ep *ep)
+{
+	unsigned want = 0;
+	int v;
+
+	if (ep->broken)
+		return;
+	if (ep->rx_state == TCP_RX_PAYLOAD && ep->rx_left >= TCP_RX_DIRECT)
+		want = ep->rx_left < TCP_RX_LOWAT_MAX ? (unsigned)ep->rx_left
+						      : TCP_RX_LOWAT_MAX;
+	if (want == ep->rx_lowat)
+		return;
+	v = want ? (int)want : 1;
+	if (setsockopt(ep->fd, SOL_SOCKET, SO_RCVLOWAT, &v, sizeof(v)))
+		rdps_dbg("tcp %s: SO_RCVLOWAT %d: %s", ep->peer, v,
+			 strerror(errno));
+	else
+		ep->rx_lowat = want;
+}
+
+void tcp_ep_rx(struct tcp_ep *ep)
+{
+	tcp_ep_rx_some(ep);
+	tcp_rx_lowat(ep);
 }
 
 void tcp_ep_handle(struct tcp_ep *ep, uint32_t events)
