@@ -13,6 +13,7 @@
  * steps come before their caller, in call order.
  */
 #include <stdio.h>
+#include <time.h>
 
 #include "worker.h"
 
@@ -328,9 +329,49 @@ static int wrk_err_restore(const struct wrk_errtext *e)
 }
 
 /*
+ * The back-off before the clock wait's attempt-th re-read, begun at t0
+ * (ns). Every waiter reads one word on shard 0, and reads there delay the
+ * fetch-adds they wait for, so the count must grow slowly with the wait,
+ * not with W: one try at once and two after a yield (a tick that is about
+ * to come), then wrk_backoff's sleeps (10 us doubling every second try,
+ * up to 1 ms), and past 8 ms a sleep of an eighth of the wait so far (no
+ * more than 12.5% late) up to WRK_CLOCK_SLEEP_MAX_NS. So a wait of T
+ * reads about 3 + 2 log2(T / 10 us) times up to 1 ms, once per ms up to
+ * 8 ms, 6 more per doubling up to 128 ms, then once per 16 ms: that cap keeps
+ * wrk_lost_check's header read (every 16th try) within 256 ms, about the
+ * shards' shortest heartbeat interval, the soonest a loss can be known. tests/
+ * test_clock_reads.c holds the count to that.
+ */
+#define WRK_CLOCK_FAST 3
+#define WRK_CLOCK_SLEEP_MAX_NS (16 * 1000000ull)
+
+static int wrk_clock_backoff(struct rdps_ctx *ctx, unsigned attempt,
+			     uint64_t t0)
+{
+	/* wrk_backoff: 0-1 at once, 2-5 yield, 6 on sleep; 20 on 1 ms. */
+	unsigned a = attempt < 1		? 0
+		     : attempt < WRK_CLOCK_FAST ? attempt + 1
+						: attempt + 3;
+	uint64_t want;
+	struct timespec ts = {0, 0};
+	int ret = wrk_backoff(ctx, a);
+
+	if (ret || a < 20 || ctx->tp->cfg.poll_mode == RDPS_TP_POLL_BUSY)
+		return ret;
+	want = (rdps_now_ns() - t0) / 8;
+	if (want > WRK_CLOCK_SLEEP_MAX_NS)
+		want = WRK_CLOCK_SLEEP_MAX_NS;
+	if (want <= 1000000)
+		return 0; /* wrk_backoff slept 1 ms */
+	ts.tv_nsec = (long)(want - 1000000);
+	nanosleep(&ts, NULL);
+	return 0;
+}
+
+/*
  * Wait until every worker finished clock c: read its counter again, with
- * back-off, until it is complete; a read posted with the tick
- * (read_posted) is looked at first. While it drags on, look for lost
+ * back-off (wrk_clock_backoff), until it is complete; a read posted with the
+ * tick (read_posted) is looked at first. While it drags on, look for lost
  * workers (wrk_lost_check). *waited is set once it had to read again.
  */
 static int wrk_slack_wait(struct rdps_ctx *ctx, uint64_t c, int read_posted,
@@ -341,6 +382,7 @@ static int wrk_slack_wait(struct rdps_ctx *ctx, uint64_t c, int read_posted,
 	struct wrk_errtext et; /* only .saved set: no 512-byte clear */
 	struct wrk_stall stall = {0, 0};
 	unsigned attempt = 0;
+	uint64_t t0 = rdps_now_ns();
 	int ret, lost = 0;
 
 	et.saved = 0;
@@ -363,7 +405,7 @@ static int wrk_slack_wait(struct rdps_ctx *ctx, uint64_t c, int read_posted,
 					(unsigned long long)(ctx->timeout_ns /
 							     1000000),
 					ctx->workers, (unsigned long long)c);
-			ret = wrk_backoff(ctx, attempt++);
+			ret = wrk_clock_backoff(ctx, attempt++, t0);
 			if (ret)
 				return ret;
 			wrk_err_save(&et);
