@@ -1,20 +1,23 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fit.c - rdps-sim fit: the host terms of a profile (the wake-ups: their
- * base, growth per process and ceiling, and on a CPU left free; the cores
- * the job gets; the load of other jobs; the shard's cost per message)
- * fitted to one measured CSV, and the profile files that carry the
- * result to `validate -p FILE`. The per-operation and per-byte costs stay
- * the profile's measured ones.
+ * base, growth per process, ceiling and random share, and on a CPU left
+ * free; the cores the job gets and a worker's turn on them; the load of
+ * other jobs; the shard's cost per message and its serve thread's per
+ * one-sided operation) fitted to one measured CSV, and the profile files that
+ * carry the result to `validate -p FILE`. The per-operation and per-byte costs
+ * stay the profile's measured ones.
  *
  * The fit is least squares on log time: it minimises the sum over the
  * rows of log(simulated / measured)^2 of the iteration median, so a row
  * 2x too slow weighs as much as one 2x too fast, and a 5 us row as much
- * as a 5 ms one. The search is coordinate descent over fixed grids: each
- * pass tries every value of one term (wake_us and wake_per_proc_us
- * together, as they trade against each other) with the others held, and
- * keeps the best; passes repeat until one changes nothing. No randomness:
- * the same file and base profile give the same profile.
+ * as a 5 ms one; a row off by more than 2x counts as 2x (truncated), so
+ * a bistable row (sim.h, adaptive polling) measured in its other state
+ * does not pull every other row off. The search is coordinate descent over
+ * fixed grids: each pass tries every value of one term (wake_us and
+ * wake_per_proc_us together, as they trade against each other) with the others
+ * held, and keeps the best; passes repeat until one changes nothing. No
+ * randomness: the same file and base profile give the same profile.
  */
 #include <errno.h>
 #include <math.h>
@@ -26,6 +29,7 @@
 #include "common.h"
 
 #define FIT_MAX_PASSES 12
+#define FIT_LOSS_CAP 0.693 /* log(2) */
 
 /* One fitted term (a field of struct sim_profile by name) and the values
  * it may take. */
@@ -43,6 +47,9 @@ static const double fit_max[] = {0, 50, 75, 100, 125, 150, 200, 300};
 static const double fit_cores[] = {1, 2, 3, 4};
 static const double fit_load[] = {0, 0.5, 1, 2, 4, 8, 16};
 static const double fit_msg[] = {0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 4, 6};
+static const double fit_step[] = {0, 0.5, 1, 2, 3, 5, 8, 12, 20, 30};
+static const double fit_op_cpu[] = {0.5, 1, 2, 3, 5, 8, 12, 20};
+static const double fit_spread[] = {0, 0.25, 0.5, 0.75, 1};
 
 #define FIT_N(a) (unsigned)(sizeof(a) / sizeof(a[0]))
 #define FIT_T(f, g)             \
@@ -52,10 +59,11 @@ static const double fit_msg[] = {0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 4, 6};
 
 /* The first FIT_JOINT are searched together (fit_pass). */
 static const struct fit_term fit_terms[] = {
-	FIT_T(wake_us, fit_wake),    FIT_T(wake_per_proc_us, fit_slope),
-	FIT_T(cores, fit_cores),     FIT_T(wake_free_us, fit_free),
-	FIT_T(load, fit_load),	     FIT_T(msg_us, fit_msg),
-	FIT_T(wake_max_us, fit_max),
+	FIT_T(wake_us, fit_wake),     FIT_T(wake_per_proc_us, fit_slope),
+	FIT_T(cores, fit_cores),      FIT_T(wake_free_us, fit_free),
+	FIT_T(load, fit_load),	      FIT_T(msg_us, fit_msg),
+	FIT_T(wake_max_us, fit_max),  FIT_T(step_us, fit_step),
+	FIT_T(op_cpu_us, fit_op_cpu), FIT_T(wake_spread, fit_spread),
 };
 
 #define FIT_JOINT 3
@@ -88,7 +96,11 @@ int sim_fit_score(const struct sim_profile *p, const struct sim_cfg *base,
 		cfg.prof = p;
 		if (sim_run(&cfg, &res))
 			return -ENOMEM;
-		l = log(res.iter_us_median / rows[i].iter_us);
+		/* Truncated: a row off by more than FIT_LOSS_CAP weighs as
+		 * one off by that much, so no single row (a bistable one,
+		 * sim.h) bends the terms away from all the others. */
+		l = fabs(log(res.iter_us_median / rows[i].iter_us));
+		l = l < FIT_LOSS_CAP ? l : FIT_LOSS_CAP;
 		sse += l * l;
 		within += fabs(res.iter_us_median / rows[i].iter_us - 1) <= tol;
 	}
@@ -297,7 +309,7 @@ int sim_cmd_fit(const struct sim_opts *o, FILE *out)
 	struct sim_row *rows = NULL;
 	unsigned nrows = 0, skipped = 0, w0, w1, passes;
 	struct sim_profile p = *o->cfg.prof;
-	char src[512];
+	char src[512], terms[256] = "";
 	double s0, s1;
 	int ret;
 
@@ -324,11 +336,14 @@ int sim_cmd_fit(const struct sim_opts *o, FILE *out)
 	snprintf(src, sizeof(src), "%s; host terms fitted to %s (%u rows)",
 		 o->cfg.prof->source, o->measured, nrows);
 	p.source = src;
-	p.fitted = "wake_us, wake_per_proc_us, cores, wake_free_us, load, "
-		   "msg_us, wake_max_us";
+	for (unsigned k = 0; k < FIT_NTERMS; k++)
+		snprintf(terms + strlen(terms), sizeof(terms) - strlen(terms),
+			 "%s%s", k ? ", " : "", fit_terms[k].name);
+	p.fitted = terms;
 	fprintf(out,
-		"# fit of %s to %s: %u rows, %u passes; rms log error %.3f "
-		"-> %.3f, rows within %.0f%% %u -> %u\n",
+		"# fit of %s to %s: %u rows, %u passes; rms log error (each "
+		"row's capped at 2x) %.3f -> %.3f, rows within %.0f%% %u -> "
+		"%u\n",
 		o->cfg.prof->name, o->measured, nrows, passes, sqrt(s0 / nrows),
 		sqrt(s1 / nrows), o->tolerance * 100, w0, w1);
 	if (fit_print_terms(out, &p, &o->cfg, rows, nrows))
