@@ -78,7 +78,7 @@ static void *late_worker(void *arg)
 }
 
 /*
- * The most re-reads a wait of us microseconds may issue: 3 fast tries,
+ * The most re-reads a wait of us microseconds may issue: 6 fast tries,
  * then sleeps from 10 us doubling every second try (2 per doubling) up to
  * 1 ms, sleeps of 1 ms up to 8 ms, then a sleep of an eighth of the wait
  * so far (6 tries per doubling) up to 16 ms, then one try per 16 ms; every 16th
@@ -87,7 +87,7 @@ static void *late_worker(void *arg)
  */
 static double reads_bound(double us)
 {
-	double b = 3, t = us < 10 ? 10 : us;
+	double b = 6, t = us < 10 ? 10 : us;
 
 	b += 2 * log2((t < 1000 ? t : 1000) / 10);
 	if (t > 1000)

@@ -331,38 +331,37 @@ static int wrk_err_restore(const struct wrk_errtext *e)
 /*
  * The back-off before the clock wait's attempt-th re-read, begun at t0
  * (ns). Every waiter reads one word on shard 0, and reads there delay the
- * fetch-adds they wait for, so the count must grow slowly with the wait,
- * not with W: one try at once and two after a yield (a tick that is about
- * to come), then wrk_backoff's sleeps (10 us doubling every second try,
- * up to 1 ms), and past 8 ms a sleep of an eighth of the wait so far (no
- * more than 12.5% late) up to WRK_CLOCK_SLEEP_MAX_NS. So a wait of T
- * reads about 3 + 2 log2(T / 10 us) times up to 1 ms, once per ms up to
- * 8 ms, 6 more per doubling up to 128 ms, then once per 16 ms: that cap keeps
+ * fetch-adds they wait for, so the count must grow slowly with the wait:
+ * wrk_backoff's tries (two at once, four after a yield, then sleeps of 10
+ * us doubling every second try up to 1 ms), and past 8 ms a sleep of an
+ * eighth of the wait so far (no more than 12.5% late) up to
+ * WRK_CLOCK_SLEEP_MAX_NS instead of one per ms. So a wait of T reads about
+ * 6 + 2 log2(T / 10 us) times up to 1 ms, once per ms up to 8 ms, 6 more
+ * per doubling up to 128 ms, then once per 16 ms: that cap keeps
  * wrk_lost_check's header read (every 16th try) within 256 ms, about the
- * shards' shortest heartbeat interval, the soonest a loss can be known. tests/
+ * shards' shortest heartbeat interval, the soonest a loss can be known.
+ * The fast tries stay: fewer cost a sleep, and the timer's slack (50 us)
+ * with it, on every wait longer than a round trip or two (a 1,024-worker
+ * clock tree's release, in rdps-sim, 32 to 78 us). tests/
  * test_clock_reads.c holds the count to that.
  */
-#define WRK_CLOCK_FAST 3
 #define WRK_CLOCK_SLEEP_MAX_NS (16 * 1000000ull)
 
 static int wrk_clock_backoff(struct rdps_ctx *ctx, unsigned attempt,
 			     uint64_t t0)
 {
-	/* wrk_backoff: 0-1 at once, 2-5 yield, 6 on sleep; 20 on 1 ms. */
-	unsigned a = attempt < 1		? 0
-		     : attempt < WRK_CLOCK_FAST ? attempt + 1
-						: attempt + 3;
 	uint64_t want;
 	struct timespec ts = {0, 0};
-	int ret = wrk_backoff(ctx, a);
+	int ret = wrk_backoff(ctx, attempt);
 
-	if (ret || a < 20 || ctx->tp->cfg.poll_mode == RDPS_TP_POLL_BUSY)
+	/* From try 20 on, wrk_backoff sleeps 1 ms. */
+	if (ret || attempt < 20 || ctx->tp->cfg.poll_mode == RDPS_TP_POLL_BUSY)
 		return ret;
 	want = (rdps_now_ns() - t0) / 8;
 	if (want > WRK_CLOCK_SLEEP_MAX_NS)
 		want = WRK_CLOCK_SLEEP_MAX_NS;
 	if (want <= 1000000)
-		return 0; /* wrk_backoff slept 1 ms */
+		return 0;
 	ts.tv_nsec = (long)(want - 1000000);
 	nanosleep(&ts, NULL);
 	return 0;

@@ -1,4 +1,4 @@
-tcp: rdps-perf --local tcp (2026-12-02), README bench (2026-11-22, 2026-12-01); host terms fitted to tests/data/sim_scale_quick_quiet7.csv (12 rows) (fitted: wake_us, wake_per_proc_us, cores, wake_free_us, load, msg_us, wake_max_us, step_us, op_cpu_us, wake_spread)
+tcp: rdps-perf --local tcp (2026-12-02), README bench (2026-11-22, 2026-12-01); host terms fitted to tests/data/sim_scale_quick_quiet7.csv (12 rows) (fitted: wake_us, wake_per_proc_us, cores, step_us, wake_free_us, load, msg_us, wake_max_us, op_cpu_us, wake_spread)
   read_us=6.7
   write_us=4
   fadd_us=6.3

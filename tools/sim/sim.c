@@ -460,15 +460,14 @@ static double sim_backoff(const struct sim_profile *p, unsigned a)
 }
 
 /* The clock wait's back-off (clock.c wrk_clock_backoff) before its
- * attempt-th re-read, waited us into the wait: one try at once, two after
- * a yield, then sim_backoff's sleeps, and past 8 ms an eighth of the wait
- * so far, up to 16 ms. */
+ * a-th re-read, waited us into the wait: sim_backoff's, and past 8 ms an
+ * eighth of the wait so far, up to 16 ms. */
 static double sim_clock_backoff(const struct sim_profile *p, unsigned a,
 				double waited)
 {
-	double us = sim_backoff(p, a < 1 ? 0 : a < 3 ? a + 1 : a + 3);
+	double us = sim_backoff(p, a);
 
-	if (a + 3 >= 20 && waited / 8 > 1000)
+	if (a >= 20 && waited / 8 > 1000)
 		us += (waited / 8 < 16000 ? waited / 8 : 16000) - 1000;
 	return us;
 }

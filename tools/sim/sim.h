@@ -27,7 +27,7 @@
  *                   fetch-add. Then, unless the fetch-add made this worker
  *                   the last (BSP) or the posted read shows the clock done,
  *                   8-byte READs of that word with wrk_clock_backoff()
- *                   between them (one try at once, two after a
+ *                   between them (two tries at once, four after a
  *                   sched_yield, then sleeps of 10 us doubling every
  *                   second try up to 1 ms, past 8 ms an eighth of the wait
  *                   so far up to 16 ms; each sleep overshoots by
