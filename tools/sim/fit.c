@@ -14,10 +14,13 @@
  * as a 5 ms one; a row off by more than 2x counts as 2x (truncated), so
  * a bistable row (sim.h, adaptive polling) measured in its other state
  * does not pull every other row off. The search is coordinate descent over
- * fixed grids: each pass tries every value of one term (wake_us and
- * wake_per_proc_us together, as they trade against each other) with the others
- * held, and keeps the best; passes repeat until one changes nothing. No
- * randomness: the same file and base profile give the same profile.
+ * fixed grids: each pass tries every value of one block of terms (wake_us,
+ * wake_per_proc_us and cores together, as they trade against each other;
+ * cores and step_us together; then each other term alone) with the others
+ * held, and keeps the best; passes repeat until one changes nothing. One
+ * descent runs for each number of cores, held fixed, and the one with the
+ * most rows within 25% wins (then the least sum). No randomness: the same
+ * file and base profile give the same profile.
  */
 #include <errno.h>
 #include <math.h>

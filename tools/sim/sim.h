@@ -125,9 +125,11 @@ struct sim_profile {
 	double scan_ns;		  /* shard CPU per worker scanned per clock */
 	double atomic_mops;	  /* fetch-adds per second on one address, M */
 	double hot_read_mops;	  /* reads per second on one address, M */
-	double spin_us;		  /* adaptive polling: spin before sleeping */
-	/* More runnable processes than cores: a waiting process is off its
-	 * CPU at once, so every hand-off to it pays wake_us. */
+	double spin_us; /* adaptive polling: the most a wait spins, learned
+			 * below it ("Adaptive polling" above) */
+	/* More runnable processes than cores: a wake-up costs wake_us (with
+	 * wake_per_proc_us, up to wake_max_us), and without step_us no
+	 * spin is answered, so every hand-off to a waiting process pays it. */
 	int oversubscribed;
 	double wake_us;		 /* ... and the wake-up after it, */
 	double wake_per_proc_us; /* plus this per process of the job */
