@@ -329,8 +329,8 @@ static int wrk_err_restore(const struct wrk_errtext *e)
 }
 
 /*
- * The back-off before the clock wait's attempt-th re-read, begun at t0
- * (ns). Every waiter reads one word on shard 0, and reads there delay the
+ * The back-off before the clock wait's attempt-th re-read, its tick begun
+ * at t0 (ns). Every waiter reads one word on shard 0, and reads there delay the
  * fetch-adds they wait for, so the count must grow slowly with the wait:
  * wrk_backoff's tries (two at once, four after a yield, then sleeps of 10
  * us doubling every second try up to 1 ms), and past 8 ms a sleep of an
@@ -371,17 +371,17 @@ static int wrk_clock_backoff(struct rdps_ctx *ctx, unsigned attempt,
  * Wait until every worker finished clock c: read its counter again, with
  * back-off (wrk_clock_backoff), until it is complete; a read posted with the
  * tick (read_posted) is looked at first. While it drags on, look for lost
- * workers (wrk_lost_check). *waited is set once it had to read again.
+ * workers (wrk_lost_check). *waited is set once it had to read again. t0:
+ * when the tick began (ns), no clock read of its own on the fast path.
  */
 static int wrk_slack_wait(struct rdps_ctx *ctx, uint64_t c, int read_posted,
-			  uint64_t deadline, int *waited)
+			  uint64_t t0, uint64_t deadline, int *waited)
 {
 	uint64_t *res = ctx->small;
 	struct wrk_round rd = wrk_clock_round(ctx, c);
 	struct wrk_errtext et; /* only .saved set: no 512-byte clear */
 	struct wrk_stall stall = {0, 0};
 	unsigned attempt = 0;
-	uint64_t t0 = rdps_now_ns();
 	int ret, lost = 0;
 
 	et.saved = 0;
@@ -486,7 +486,8 @@ int rdps_clock(struct rdps_ctx *ctx)
 	ctx->st.clocks++;
 	/* Whoever completed clock t knows every clock up to it is. */
 	if (check && !last)
-		ret = wrk_slack_wait(ctx, c, read_posted, deadline, &waited);
+		ret = wrk_slack_wait(ctx, c, read_posted, t0, deadline,
+				     &waited);
 out:
 	if (waited || ret)
 		ctx->st.clock_wait_ns += rdps_now_ns() - t0;
