@@ -295,18 +295,26 @@ static void t_deterministic(void **state)
  * shard and again at the worker waiting for its credit (SSP, 10 us of
  * compute: 17.5 + 2 x 100; with 100 + 50 x 2 capped at 150: 17.5 + 300).
  */
+/* p on a 2-CPU box with no load (a wake-up on a free CPU: 20 us) and c
+ * one SSP worker and one shard with it. */
+static void cfg_box(struct sim_profile *p, struct sim_cfg *c)
+{
+	*p = unit;
+	p->cpus = 2;
+	p->wake_free_us = 20;
+	cfg_unit(c, SIM_SSP, 1, 1);
+	c->prof = p;
+}
+
 static void t_host(void **state)
 {
-	struct sim_profile p = unit;
+	struct sim_profile p;
 	struct sim_cfg c;
 	struct sim_result r;
 
 	(void)state;
-	p.cpus = 2;
-	p.wake_free_us = 20;
+	cfg_box(&p, &c);
 	p.wake_us = 100;
-	cfg_unit(&c, SIM_SSP, 1, 1);
-	c.prof = &p;
 	run_ok(&c, &r);
 	assert_near(r.iter_us_min, 17.5);
 	assert_near(r.iter_us_max, 17.5);
@@ -323,6 +331,63 @@ static void t_host(void **state)
 	p.wake_max_us = 150;
 	run_ok(&c, &r);
 	assert_near(r.iter_us_max, 317.5);
+}
+
+/*
+ * The learned spin (transport.c rdps_tp_wait): W = 1, S = 1, SSP, 20 us
+ * of compute on a 2-CPU box with no load, a wake-up on a free CPU of 20
+ * us. The shard's loop waits 27 us between pushes (an iteration of 27.5
+ * less its 0.5 of work), within spin_us (50). It starts asleep: its first
+ * wait sleeps and halves its spin to 25, and every later one, 27 > 25,
+ * sleeps too, halving it to nothing; each of those iterations pays the
+ * wake-up (47.5). The 64th wait is a probe of the whole 50 us: answered,
+ * so the spin is back to 50 and no later wait sleeps (27.5). Waits 1-63
+ * are iterations 0-62: of the measured 5-104, 58 slow and 42 fast. A
+ * fixed spin of 50 us would sleep once, in iteration 0, before the
+ * measured ones.
+ */
+static void t_learned_spin(void **state)
+{
+	struct sim_profile p;
+	struct sim_cfg c;
+	struct sim_result r;
+
+	(void)state;
+	cfg_box(&p, &c);
+	c.compute_us = 20;
+	c.iters = 100;
+	run_ok(&c, &r);
+	assert_near(r.iter_us_min, 27.5);
+	assert_near(r.iter_us_max, 47.5);
+	assert_near(r.iter_us_mean, (58 * 47.5 + 42 * 27.5) / 100);
+}
+
+/*
+ * The clock wait's re-reads (clock.c wrk_clock_backoff), BSP, W = 2, the
+ * second worker 100x slower (100 ms of compute against 1 ms): the first
+ * waits 99 ms an iteration. Its tries: two at once, four after a yield,
+ * sleeps of 10, 10, 20, 20, ..., 640, 640 us (14, to 2.5 ms), of 1 ms to
+ * 8 ms (about 6), then an eighth of the wait so far (6 per doubling: 22
+ * to 99 ms): about 48, and at most 6 + 2 log2(100) + 7 + 6 log2(99 / 8)
+ * = 56. A back-off capped at 1 ms would take over 100.
+ */
+static void t_clock_reads(void **state)
+{
+	struct sim_cfg c;
+	struct sim_result r;
+	char err[256];
+	double reads;
+
+	(void)state;
+	cfg_unit(&c, SIM_BSP, 2, 1);
+	c.compute_us = 1000;
+	assert_int_equal(
+		trn_spec_parse("1:100x", &c.stragglers, err, sizeof(err)), 0);
+	run_ok(&c, &r);
+	/* Per worker and iteration: the fetch-add, and half the waits. */
+	reads = (r.clock_ops_per_worker_iter - 1) * 2;
+	assert_true(reads > 40);
+	assert_true(reads < 56);
 }
 
 static void t_bad_cfg(void **state)
@@ -358,6 +423,8 @@ int main(void)
 		cmocka_unit_test(t_clock_tree),
 		cmocka_unit_test(t_deterministic),
 		cmocka_unit_test(t_host),
+		cmocka_unit_test(t_learned_spin),
+		cmocka_unit_test(t_clock_reads),
 		cmocka_unit_test(t_bad_cfg),
 	};
 

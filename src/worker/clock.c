@@ -13,6 +13,7 @@
  * steps come before their caller, in call order.
  */
 #include <stdio.h>
+#include <time.h>
 
 #include "worker.h"
 
@@ -328,13 +329,53 @@ static int wrk_err_restore(const struct wrk_errtext *e)
 }
 
 /*
+ * The back-off before the clock wait's attempt-th re-read, its tick begun
+ * at t0 (ns). Every waiter reads one word on shard 0, and reads there delay the
+ * fetch-adds they wait for, so the count must grow slowly with the wait:
+ * wrk_backoff's tries (two at once, four after a yield, then sleeps of 10
+ * us doubling every second try up to 1 ms), and past 8 ms a sleep of an
+ * eighth of the wait so far (no more than 12.5% late) up to
+ * WRK_CLOCK_SLEEP_MAX_NS instead of one per ms. So a wait of T reads about
+ * 6 + 2 log2(T / 10 us) times up to 1 ms, once per ms up to 8 ms, 6 more
+ * per doubling up to 128 ms, then once per 16 ms: that cap keeps
+ * wrk_lost_check's header read (every 16th try) within 256 ms, about the
+ * shards' shortest heartbeat interval, the soonest a loss can be known.
+ * The fast tries stay: fewer cost a sleep, and the timer's slack (50 us)
+ * with it, on every wait longer than a round trip or two (a 1,024-worker
+ * clock tree's release, in rdps-sim, 32 to 78 us). tests/
+ * test_clock_reads.c holds the count to that.
+ */
+#define WRK_CLOCK_SLEEP_MAX_NS (16 * 1000000ull)
+
+static int wrk_clock_backoff(struct rdps_ctx *ctx, unsigned attempt,
+			     uint64_t t0)
+{
+	uint64_t want;
+	struct timespec ts = {0, 0};
+	int ret = wrk_backoff(ctx, attempt);
+
+	/* From try 20 on, wrk_backoff sleeps 1 ms. */
+	if (ret || attempt < 20 || ctx->tp->cfg.poll_mode == RDPS_TP_POLL_BUSY)
+		return ret;
+	want = (rdps_now_ns() - t0) / 8;
+	if (want > WRK_CLOCK_SLEEP_MAX_NS)
+		want = WRK_CLOCK_SLEEP_MAX_NS;
+	if (want <= 1000000)
+		return 0;
+	ts.tv_nsec = (long)(want - 1000000);
+	nanosleep(&ts, NULL);
+	return 0;
+}
+
+/*
  * Wait until every worker finished clock c: read its counter again, with
- * back-off, until it is complete; a read posted with the tick
- * (read_posted) is looked at first. While it drags on, look for lost
- * workers (wrk_lost_check). *waited is set once it had to read again.
+ * back-off (wrk_clock_backoff), until it is complete; a read posted with the
+ * tick (read_posted) is looked at first. While it drags on, look for lost
+ * workers (wrk_lost_check). *waited is set once it had to read again. t0:
+ * when the tick began (ns), no clock read of its own on the fast path.
  */
 static int wrk_slack_wait(struct rdps_ctx *ctx, uint64_t c, int read_posted,
-			  uint64_t deadline, int *waited)
+			  uint64_t t0, uint64_t deadline, int *waited)
 {
 	uint64_t *res = ctx->small;
 	struct wrk_round rd = wrk_clock_round(ctx, c);
@@ -363,7 +404,7 @@ static int wrk_slack_wait(struct rdps_ctx *ctx, uint64_t c, int read_posted,
 					(unsigned long long)(ctx->timeout_ns /
 							     1000000),
 					ctx->workers, (unsigned long long)c);
-			ret = wrk_backoff(ctx, attempt++);
+			ret = wrk_clock_backoff(ctx, attempt++, t0);
 			if (ret)
 				return ret;
 			wrk_err_save(&et);
@@ -445,7 +486,8 @@ int rdps_clock(struct rdps_ctx *ctx)
 	ctx->st.clocks++;
 	/* Whoever completed clock t knows every clock up to it is. */
 	if (check && !last)
-		ret = wrk_slack_wait(ctx, c, read_posted, deadline, &waited);
+		ret = wrk_slack_wait(ctx, c, read_posted, t0, deadline,
+				     &waited);
 out:
 	if (waited || ret)
 		ctx->st.clock_wait_ns += rdps_now_ns() - t0;

@@ -1,4 +1,4 @@
-shm: rdps-perf --local shm (2026-12-02), README bench --ps (2026-12-01); host terms fitted to tests/data/sim_scale_quick_quiet.csv (12 rows) (fitted: wake_us, wake_per_proc_us, cores, wake_free_us, load, msg_us, wake_max_us)
+shm: rdps-perf --local shm (2026-12-02), README bench --ps (2026-12-01); host terms fitted to tests/data/sim_scale_quick_quiet7.csv (12 rows) (fitted: wake_us, wake_per_proc_us, cores, step_us, wake_free_us, load, msg_us, wake_max_us, op_cpu_us, wake_spread)
   read_us=0.028
   write_us=0.15
   fadd_us=0.035
@@ -6,20 +6,22 @@ shm: rdps-perf --local shm (2026-12-02), README bench --ps (2026-12-01); host te
   link_gbs=25
   one_host=1
   apply_ns_per_byte=0.18
-  msg_us=3
+  msg_us=0.3
   scan_ns=1
   atomic_mops=20
   hot_read_mops=50
   spin_us=50
   oversubscribed=0
-  wake_us=60
+  wake_us=30
   yield_us=5
   sleep_extra_us=55
   op_thread=0
   op_cpu_us=0
   cores=2
-  wake_per_proc_us=1
+  wake_per_proc_us=0
   cpus=2
   load=0
-  wake_free_us=0
-  wake_max_us=75
+  wake_free_us=2
+  wake_max_us=0
+  step_us=8
+  wake_spread=0.25

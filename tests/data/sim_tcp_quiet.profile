@@ -1,4 +1,4 @@
-tcp: rdps-perf --local tcp (2026-12-02), README bench (2026-11-22, 2026-12-01); host terms fitted to tests/data/sim_scale_quick_quiet.csv (12 rows) (fitted: wake_us, wake_per_proc_us, cores, wake_free_us, load, msg_us, wake_max_us)
+tcp: rdps-perf --local tcp (2026-12-02), README bench (2026-11-22, 2026-12-01); host terms fitted to tests/data/sim_scale_quick_quiet7.csv (12 rows) (fitted: wake_us, wake_per_proc_us, cores, step_us, wake_free_us, load, msg_us, wake_max_us, op_cpu_us, wake_spread)
   read_us=6.7
   write_us=4
   fadd_us=6.3
@@ -6,20 +6,22 @@ tcp: rdps-perf --local tcp (2026-12-02), README bench (2026-11-22, 2026-12-01); 
   link_gbs=3.4
   one_host=1
   apply_ns_per_byte=0.18
-  msg_us=4
+  msg_us=0.1
   scan_ns=1
   atomic_mops=20
   hot_read_mops=50
   spin_us=50
   oversubscribed=0
-  wake_us=20
+  wake_us=30
   yield_us=5
   sleep_extra_us=55
   op_thread=1
-  op_cpu_us=2
+  op_cpu_us=3
   cores=1
-  wake_per_proc_us=12
+  wake_per_proc_us=1
   cpus=2
-  load=16
+  load=0
   wake_free_us=0
-  wake_max_us=100
+  wake_max_us=0
+  step_us=0
+  wake_spread=0

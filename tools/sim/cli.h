@@ -24,7 +24,8 @@ struct sim_row {
 	enum sim_model model;
 	unsigned slack;
 	uint64_t workers, shards, bytes, iters;
-	double iter_us, clock_us, ops; /* clock_us, ops: < 0 if empty */
+	/* clock_us, cpu_us (every shard's), ops: < 0 if empty */
+	double iter_us, clock_us, cpu_us, ops;
 };
 
 /* Read every row of transport from the CSV at path into *rows (malloc'd,
@@ -51,13 +52,15 @@ struct sim_opts {
 };
 
 /* The sum over rows of log(simulated / measured)^2 of the iteration
- * median with profile p (base's other settings), and the rows within tol.
+ * median, each capped at log(2)^2, with profile p (base's other
+ * settings), and the rows within tol.
  * 0 or -ENOMEM. */
 int sim_fit_score(const struct sim_profile *p, const struct sim_cfg *base,
 		  const struct sim_row *rows, unsigned nrows, double tol,
 		  double *sse_out, unsigned *within_out);
-/* Fit p's host terms (fit.c: wake_us, wake_per_proc_us, cores,
- * wake_free_us, load, msg_us, wake_max_us) to rows, in place; cpus 0 becomes 2
+/* Fit p's host terms (fit.c fit_terms: wake_us, wake_per_proc_us, cores,
+ * wake_free_us, load, msg_us, wake_max_us, step_us, op_cpu_us,
+ * wake_spread) to rows, in place; cpus 0 becomes 2
  * and the oversubscribed flag is cleared (load decides). 0 or -ENOMEM. */
 int sim_fit(struct sim_profile *p, const struct sim_cfg *base,
 	    const struct sim_row *rows, unsigned nrows, unsigned *passes_out);

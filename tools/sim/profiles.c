@@ -29,9 +29,10 @@
  *     tests/data/sim_measured.csv (three runs a cell, taken after the
  *     fit) checks them. On a quiet box `rdps-sim fit` finds other host
  *     terms (tests/data/sim_shm_quiet.profile, sim_tcp_quiet.profile,
- *     fitted to rdps-scale --quick, tests/data/sim_scale_quick_quiet.csv,
- *     and checked against tests/data/sim_measured_quiet.csv): host load
- *     is a profile's parameter (cpus, load), not code.
+ *     fitted to rdps-scale --quick on a quiet box,
+ *     tests/data/sim_scale_quick_quiet7.csv, whose first line says
+ *     where and when): host load is a profile's parameter (cpus, load,
+ *     cores, step_us), not code.
  * rxe: README "Benchmarks", verbs over rxe soft-RoCE in one QEMU VM
  *   (`scripts/bench.sh --rxe`, 2026-11-22): read 28.0 us, write 11.3 us
  *   (half round trip), fetch-add 18.7 us, compare-swap 18.9 us; link and
@@ -225,6 +226,8 @@ static const struct {
 	SIM_F(load),
 	SIM_F(wake_free_us),
 	SIM_F(wake_max_us),
+	SIM_F(step_us),
+	SIM_F(wake_spread),
 #undef SIM_F
 #undef SIM_I
 #undef SIM_U
@@ -302,6 +305,10 @@ int sim_profile_set(struct sim_profile *p, const char *kv, char *err,
 		    v <= 0) {
 			snprintf(err, errlen, "%s must be above 0",
 				 sim_fields[i].name);
+			return -EINVAL;
+		}
+		if (!strcmp(sim_fields[i].name, "wake_spread") && v > 1) {
+			snprintf(err, errlen, "wake_spread must be 0 .. 1");
 			return -EINVAL;
 		}
 		if (sim_fields[i].is_int == 2 && v > 1024) {

@@ -43,8 +43,18 @@ enum sim_phase {
 	PH_FINISHED
 };
 
+/* A waiter's learned spin (transport.c rdps_tp_wait, adaptive): the spin
+ * its next wait may burn before it sleeps, and its waits so far. */
+struct sim_spin {
+	double us;
+	uint64_t waits;
+};
+
 struct sim_worker {
 	enum sim_phase ph;
+	int off_core; /* slept or yielded: its next step needs a core */
+	int on_core;  /* ... and got it (sim_step) */
+	struct sim_spin spin;
 	uint64_t it; /* the iteration, and the clock it ends */
 	double start;
 	unsigned attempt, batch;
@@ -53,6 +63,7 @@ struct sim_worker {
 	uint64_t val; /* the last read of arrive[c] (count for clock c) */
 	uint64_t c;   /* the clock waited for */
 	double batch_us;
+	double wait0;  /* when its clock wait began */
 	uint8_t *want; /* pull: shards still to read */
 	uint8_t *stale_hdr;
 };
@@ -74,12 +85,13 @@ struct sim {
 	struct sim_ev *heap;
 	size_t nheap, capheap;
 	uint64_t seq;
-	struct sim_q *tx, *rx; /* per host: workers, then shards */
-	struct sim_q bus;      /* one_host: the one shared link */
-	struct sim_q *pool;    /* cores: the host's CPUs, shared */
-	struct sim_q *cpu;     /* per shard */
-	struct sim_q *prog;    /* per shard: op_thread's thread */
-	struct sim_q hot;      /* shard 0's arrival words (one cache line) */
+	struct sim_q *tx, *rx;	   /* per host: workers, then shards */
+	struct sim_q bus;	   /* one_host: the one shared link */
+	struct sim_q *pool;	   /* cores: the host's CPUs, shared */
+	struct sim_q *cpu;	   /* per shard */
+	struct sim_q *prog;	   /* per shard: op_thread's thread */
+	struct sim_spin *cpu_spin; /* per shard: its loop's waits */
+	struct sim_q hot; /* shard 0's arrival words (one cache line) */
 	/* The clock tree (fan-in G > 1): arrival lines, [0] the root on
 	 * shard 0, [1 + g] group g's on shard g mod S; release lines [g];
 	 * group g's arrivals [g][t], the root's [t], releases [g]. */
@@ -97,6 +109,8 @@ struct sim {
 	double win_start, win_end;
 	uint64_t ops, clock_ops, hot_atomics, hot_reads;
 	double cpu_busy;
+	uint64_t now_it; /* the iteration of the worker stepping */
+	uint64_t rng;	 /* sim_wake()'s generator */
 };
 
 static const char *const sim_model_names[] = {"bsp", "ssp", "asp", "absp"};
@@ -197,11 +211,67 @@ static double q_serve(struct sim_q *q, double at, double svc, int count)
 	return q->free;
 }
 
-/* How long a waiting process stays on its CPU: spin_us, or not at all on
- * an oversubscribed host (it spins off its time slice). */
-static double sim_idle(const struct sim *s)
+/*
+ * One wait of idle us (from its first poll to its completion) by a waiter
+ * with learned spin sp, as rdps_tp_wait (adaptive) does it: the wait spins
+ * sp->us (the whole spin_us every SIM_SPIN_PROBE-th wait), and is answered
+ * during the spin or sleeps and pays the wake-up. Answered puts the spin
+ * back to spin_us, slept halves it (below 1 us: none; no spin, nothing to
+ * learn). Where the processes take turns on the host's cores
+ * (sim_on_cores) a spin holds a core, so whether the answer comes in time
+ * follows from the queue for the cores; elsewhere, on an oversubscribed
+ * host no spin is answered (the peer needs the core the spinner holds).
+ * Returns the wake-up paid (0: answered); *burn: the CPU the spin burnt.
+ */
+#define SIM_SPIN_PROBE 64
+
+/*
+ * One wake-up: s->wake on average. A woken process waits for a CPU behind
+ * whatever the scheduler runs first, so with wake_spread > 0 that share of
+ * it is drawn from an exponential distribution (a memoryless run-queue
+ * wait) of the same mean: BSP then waits for the slowest of W draws, and
+ * workers fall out of step as they do on a busy host. The draws come from
+ * one generator seeded by cfg->seed, in event order: deterministic.
+ */
+static double sim_wake(struct sim *s)
 {
-	return s->oversub ? 0 : s->p->spin_us;
+	double spread = s->p->wake_spread, u;
+	uint64_t z = (s->rng += 0x9e3779b97f4a7c15ull);
+
+	if (spread <= 0)
+		return s->wake;
+	/* splitmix64 */
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	z ^= z >> 31;
+	u = ((double)(z >> 11) + 0.5) / 9007199254740992.0; /* (0, 1) */
+	return s->wake * (1 - spread) - s->wake * spread * log(u);
+}
+
+/* Workers, shards and their spins take turns on the host's cores. */
+static int sim_on_cores(const struct sim *s)
+{
+	return s->p->one_host && s->p->cores && s->p->step_us > 0;
+}
+
+static double sim_spin_wait(struct sim *s, struct sim_spin *sp, double idle,
+			    double *burn)
+{
+	double full = s->p->spin_us,
+	       cur = ++sp->waits % SIM_SPIN_PROBE ? sp->us : full;
+
+	*burn = 0;
+	if (idle <= 0 || s->wake <= 0)
+		return 0; /* done at the first poll, or nothing to save */
+	if ((sim_on_cores(s) || !s->oversub) && idle <= cur) {
+		*burn = idle;
+		sp->us = full;
+		return 0;
+	}
+	*burn = cur;
+	if (cur > 0)
+		sp->us = sp->us / 2 < 1 ? 0 : sp->us / 2;
+	return sim_wake(s);
 }
 
 /* Work of svc on the shared cores (profile cores > 0): the core that
@@ -216,16 +286,19 @@ static double pool_serve(struct sim *s, double at, double svc, int count)
 	return q_serve(&s->pool[best], at, svc, count);
 }
 
-/* A shard's CPU: asleep (adaptive polling) once idle past sim_idle(). */
+/* A shard's CPU: its loop waits for a message with a learned spin
+ * (sim_spin_wait), and the spin it burnt counts as its CPU. */
 static double sim_cpu(struct sim *s, unsigned sh, double at, double svc,
 		      uint64_t t)
 {
 	struct sim_q *q = &s->cpu[sh];
+	double burn;
 
-	if (s->wake > 0 && at > q->free + sim_idle(s))
-		at += s->wake;
+	at += sim_spin_wait(s, &s->cpu_spin[sh], at - q->free, &burn);
+	if (burn > 0 && sim_on_cores(s))
+		pool_serve(s, q->free, burn, 0);
 	if (sim_measured(s, t))
-		s->cpu_busy += svc;
+		s->cpu_busy += svc + burn;
 	if (s->p->cores) {
 		/* The shard's own order, then a core of the host. */
 		double start = at > q->free ? at : q->free;
@@ -244,8 +317,13 @@ static double sim_target(struct sim *s, unsigned sh, double at)
 
 	if (!s->p->op_thread)
 		return at;
-	if (s->wake > 0 && at > q->free + sim_idle(s))
-		at += s->wake;
+	/* tcp's serve thread sleeps in epoll_wait, with no spin: a request
+	 * that finds it idle wakes it. */
+	if (at > q->free && s->wake > 0)
+		at += sim_wake(s);
+	/* The thread is the shard process's: its CPU is the shard's. */
+	if (sim_measured(s, s->now_it))
+		s->cpu_busy += s->p->op_cpu_us;
 	if (s->p->cores) {
 		/* The thread's own order, then a core of the host. */
 		double start = at > q->free ? at : q->free;
@@ -344,31 +422,54 @@ static uint64_t sim_wait_val(const struct sim *s, unsigned w, uint64_t c)
 	return s->released[w / s->G] > c ? s->W : 0;
 }
 
-/* A worker's wait from now until done, for what another process sends
- * (remote: a credit; with op_thread, every completion): past sim_idle(),
- * it slept and pays the wake-up. */
-static double sim_wait(const struct sim *s, double now, double done, int remote)
+/* A worker w's wait from now until done, for what another process sends
+ * (remote: a credit; with op_thread, every completion): its learned spin
+ * (sim_spin_wait) decides whether it pays the wake-up, and on the host's
+ * cores (cores > 0, step_us > 0) the spin holds one. */
+static double sim_wait(struct sim *s, unsigned w, double now, double done,
+		       int remote)
 {
-	if (remote && s->wake > 0 && done - now > sim_idle(s))
-		return done + s->wake;
-	return done;
+	double burn, wake;
+
+	if (!remote)
+		return done;
+	wake = sim_spin_wait(s, &s->w[w].spin, done - now, &burn);
+	if (burn > 0 && sim_on_cores(s))
+		pool_serve(s, now, burn, 0);
+	s->w[w].off_core |= wake > 0;
+	return done + wake;
 }
 
-/* wrk_backoff(attempt) in microseconds (adaptive polling). */
+/* wrk_backoff(attempt) in microseconds (adaptive polling): two tries at
+ * once, four after a sched_yield, then sleeps of 10 us doubling every
+ * second try up to 1 ms, each overshooting by sleep_extra_us. */
 static double sim_backoff(const struct sim_profile *p, unsigned a)
 {
 	unsigned sh;
 	double us;
 
-	if (a < 4)
+	if (a < 2)
 		return 0;
-	if (a < 16)
+	if (a < 6)
 		return p->yield_us;
-	sh = (a - 16) / 4 < 7 ? (a - 16) / 4 : 7;
+	sh = (a - 6) / 2 < 7 ? (a - 6) / 2 : 7;
 	us = (double)(10u << sh);
 	if (us > 1000)
 		us = 1000;
 	return us + p->sleep_extra_us;
+}
+
+/* The clock wait's back-off (clock.c wrk_clock_backoff) before its
+ * a-th re-read, waited us into the wait: sim_backoff's, and past 8 ms an
+ * eighth of the wait so far, up to 16 ms. */
+static double sim_clock_backoff(const struct sim_profile *p, unsigned a,
+				double waited)
+{
+	double us = sim_backoff(p, a);
+
+	if (a >= 20 && waited / 8 > 1000)
+		us += (waited / 8 < 16000 ? waited / 8 : 16000) - 1000;
+	return us;
 }
 
 /* --- the event heap ---------------------------------------------------- */
@@ -483,7 +584,7 @@ static void sim_pull(struct sim *s, unsigned w, double now)
 			done = c;
 		sim_count(s, wk->it, 2);
 	}
-	sim_at(s, w, sim_wait(s, now, done, s->p->op_thread), PH_PULL_DONE);
+	sim_at(s, w, sim_wait(s, w, now, done, s->p->op_thread), PH_PULL_DONE);
 }
 
 static void sim_pull_done(struct sim *s, unsigned w, double now)
@@ -497,7 +598,10 @@ static void sim_pull_done(struct sim *s, unsigned w, double now)
 		left += wk->want[sh];
 	}
 	if (left) {
-		sim_at(s, w, now + sim_backoff(s->p, wk->attempt++), PH_PULL);
+		double d = sim_backoff(s->p, wk->attempt++);
+
+		wk->off_core |= d > 0;
+		sim_at(s, w, now + d, PH_PULL);
 		return;
 	}
 	/* Compute. */
@@ -534,7 +638,7 @@ static void sim_batch(struct sim *s, unsigned w, double now)
 		if (s->cut[wk->it] > exec)
 			s->cut[wk->it] = exec;
 		sim_count(s, wk->it, 1);
-		sim_at(s, w, sim_wait(s, now, c, s->p->op_thread), PH_PUSH);
+		sim_at(s, w, sim_wait(s, w, now, c, s->p->op_thread), PH_PUSH);
 		return;
 	}
 	/* rdps_cut_poll: a read posted at the last boundary saw the cut. */
@@ -585,7 +689,7 @@ static void sim_push(struct sim *s, unsigned w, double now)
 			left -= len;
 		}
 	}
-	sim_at(s, w, sim_wait(s, now, done, 1), PH_CLOCK);
+	sim_at(s, w, sim_wait(s, w, now, done, 1), PH_CLOCK);
 }
 
 /* END(t) of worker w handled by shard sh at done: the W-th closes t. */
@@ -671,7 +775,7 @@ static void sim_clock(struct sim *s, unsigned w, double now)
 		if (c > done)
 			done = c;
 	}
-	sim_at(s, w, sim_wait(s, now, done, s->p->op_thread), PH_CLOCK_DONE);
+	sim_at(s, w, sim_wait(s, w, now, done, s->p->op_thread), PH_CLOCK_DONE);
 }
 
 /* wrk_slack_wait: done, or back off and read again. */
@@ -687,7 +791,9 @@ static void sim_slack_next(struct sim *s, unsigned w, double now)
 		sim_at(s, w, now, PH_READ);
 		return;
 	}
-	double d = sim_backoff(s->p, wk->attempt++);
+	double d = sim_clock_backoff(s->p, wk->attempt++, now - wk->wait0);
+
+	wk->off_core |= d > 0;
 
 	if (wk->attempt % 16 == 15) {
 		/* wrk_lost_check: shard 0's directory header, waited for. */
@@ -695,7 +801,8 @@ static void sim_slack_next(struct sim *s, unsigned w, double now)
 			c = sim_read(s, w, 0, now + d, SIM_HDR_BYTES, &exec);
 
 		sim_count(s, wk->it, 1);
-		sim_at(s, w, sim_wait(s, now + d, c, s->p->op_thread), PH_READ);
+		sim_at(s, w, sim_wait(s, w, now + d, c, s->p->op_thread),
+		       PH_READ);
 		return;
 	}
 	sim_at(s, w, now + d, PH_READ);
@@ -740,7 +847,7 @@ static int sim_climb(struct sim *s, unsigned w, double now)
 		}
 		done = rel;
 	}
-	sim_at(s, w, sim_wait(s, now, done, s->p->op_thread), PH_CLIMB);
+	sim_at(s, w, sim_wait(s, w, now, done, s->p->op_thread), PH_CLIMB);
 	return 1;
 }
 
@@ -758,6 +865,7 @@ static void sim_clock_done(struct sim *s, unsigned w, double now)
 		return;
 	}
 	wk->attempt = 0;
+	wk->wait0 = now;
 	sim_slack_next(s, w, now);
 }
 
@@ -773,12 +881,30 @@ static void sim_read_post(struct sim *s, unsigned w, double now)
 		s->clock_ops++;
 	}
 	sim_count(s, wk->it, 1);
-	sim_at(s, w, sim_wait(s, now, c, s->p->op_thread), PH_READ_DONE);
+	sim_at(s, w, sim_wait(s, w, now, c, s->p->op_thread), PH_READ_DONE);
 }
 
+/*
+ * Worker w's step at now. On one host with its cores shared (cores > 0,
+ * step_us > 0) a worker that slept or yielded needs a core back: its step
+ * happens once a core has run step_us of it (the switch back to it), so W
+ * workers on C cores take turns. Steps that follow one another on the CPU
+ * (a wait answered during its spin) are free.
+ */
 static void sim_step(struct sim *s, unsigned w, double now)
 {
-	switch (s->w[w].ph) {
+	struct sim_worker *wk = &s->w[w];
+
+	if (wk->ph != PH_FINISHED && wk->off_core && !wk->on_core &&
+	    sim_on_cores(s)) {
+		wk->on_core = 1;
+		sim_at(s, w, pool_serve(s, now, s->p->step_us, 0), wk->ph);
+		return;
+	}
+	if (wk->on_core)
+		wk->on_core = wk->off_core = 0;
+	s->now_it = wk->it;
+	switch (wk->ph) {
 	case PH_PULL:
 		sim_pull(s, w, now);
 		break;
@@ -830,6 +956,7 @@ static void sim_free(struct sim *s)
 	free(s->rx);
 	free(s->cpu);
 	free(s->prog);
+	free(s->cpu_spin);
 	free(s->pool);
 	free(s->pub);
 	free(s->ends);
@@ -855,6 +982,7 @@ static int sim_alloc(struct sim *s)
 	s->rx = calloc(hosts, sizeof(*s->rx));
 	s->cpu = calloc(s->S, sizeof(*s->cpu));
 	s->prog = calloc(s->S, sizeof(*s->prog));
+	s->cpu_spin = calloc(s->S, sizeof(*s->cpu_spin));
 	s->pool = calloc(s->p->cores + 1, sizeof(*s->pool));
 	s->pub = malloc(ps * sizeof(*s->pub));
 	s->ends = calloc(ps, sizeof(*s->ends));
@@ -874,18 +1002,21 @@ static int sim_alloc(struct sim *s)
 	s->shard_bytes = calloc(s->S, sizeof(*s->shard_bytes));
 	s->samples = malloc((size_t)s->W * s->cfg->iters * sizeof(*s->samples));
 	if (!s->w || !s->heap || !s->tx || !s->rx || !s->cpu || !s->prog ||
-	    !s->pool || !s->pub || !s->ends || !s->arrived || !s->cut ||
-	    !s->shard_bytes || !s->samples)
+	    !s->cpu_spin || !s->pool || !s->pub || !s->ends || !s->arrived ||
+	    !s->cut || !s->shard_bytes || !s->samples)
 		return -ENOMEM;
 	for (unsigned i = 0; i < s->W; i++) {
 		s->w[i].want = calloc(2, s->S);
 		if (!s->w[i].want)
 			return -ENOMEM;
 		s->w[i].stale_hdr = s->w[i].want + s->S;
+		s->w[i].spin.us = s->p->spin_us;
 	}
 	/* Every shard and progress thread starts asleep (adaptive). */
-	for (unsigned i = 0; i < s->S; i++)
+	for (unsigned i = 0; i < s->S; i++) {
 		s->cpu[i].free = s->prog[i].free = -SIM_INF;
+		s->cpu_spin[i].us = s->p->spin_us;
+	}
 	for (size_t i = 0; i < ps; i++)
 		s->pub[i] = SIM_INF;
 	for (uint64_t i = 0; i < s->n_it; i++)
@@ -922,6 +1053,7 @@ int sim_run(const struct sim_cfg *cfg, struct sim_result *res)
 	s.W = cfg->workers;
 	s.S = cfg->shards;
 	s.n_it = cfg->warmup + cfg->iters;
+	s.rng = cfg->seed;
 	sim_host(&s);
 	s.win_start = SIM_INF;
 	s.G = sim_fanin(cfg->fanin, s.W);

@@ -26,10 +26,13 @@
  *                   of arrive[(t - slack) mod K] beside it; ASP: the
  *                   fetch-add. Then, unless the fetch-add made this worker
  *                   the last (BSP) or the posted read shows the clock done,
- *                   8-byte READs of that word with wrk_backoff() between
- *                   them (no wait for 4 tries, sched_yield to 16, then
- *                   sleeps of 10 us doubling every 4 tries up to 1 ms), and
- *                   every 16th try a READ of shard 0's directory header
+ *                   8-byte READs of that word with wrk_clock_backoff()
+ *                   between them (two tries at once, four after a
+ *                   sched_yield, then sleeps of 10 us doubling every
+ *                   second try up to 1 ms, past 8 ms an eighth of the wait
+ *                   so far up to 16 ms; each sleep overshoots by
+ *                   sleep_extra_us), and every 16th try a READ of shard
+ *                   0's directory header
  *                   (wrk_lost_check). With the clock tree (fan-in G > 1,
  *                   sim_cfg.fanin) the fetch-add goes to the worker's
  *                   group's arrival line (group g: shard g mod S), the
@@ -57,15 +60,37 @@
  * work share that many cores. A shard's CPU is one queue; with op_thread
  * (tcp) one-sided operations are served by a progress thread per shard
  * (on those cores too).
- * Adaptive polling: a shard or progress thread idle for longer than
- * spin_us pays a wake-up before the next message, and so does a worker's
- * wait for another process (a credit; with op_thread every completion);
- * on an oversubscribed host every such hand-off does.
+ * Adaptive polling, as transport.c rdps_tp_wait learns it: each waiter
+ * (a worker, a shard's loop) has a spin, spin_us at first. A wait spins
+ * that long (the whole spin_us every 64th wait, a probe); answered during
+ * it, the spin goes back to spin_us; not, the waiter sleeps, pays a
+ * wake-up and halves its spin (below 1 us: none, until a probe is
+ * answered). So a waiter whose waits are mostly answered within the spin
+ * pays almost no wake-ups, and one whose waits mostly outlast it pays one
+ * per wait, even for its short waits, until a probe is answered: its
+ * expected cost per wait is the wake-up times the share of waits that
+ * find its spin run out. Which one a job settles in can depend on where
+ * it starts (sleeping makes the next wait longer): such a job is
+ * bistable, and the simulation, deterministic, shows one of its states.
+ * tcp's serve thread never spins (epoll_wait): a request that finds it
+ * idle wakes it. A worker waiting on tcp drives its own sockets: one
+ * wake-up per completion, not a progress thread's and then its own.
+ * The wake-up: wake_us + wake_per_proc_us x (W + S) up to wake_max_us on
+ * an oversubscribed host (its run queue), else wake_free_us; wake_spread
+ * of it drawn at random (sim_profile).
+ * Oversubscription (one_host, cores > 0, step_us > 0): W workers, S
+ * shards, their spins and tcp's serve threads take turns on the cores: a
+ * worker that slept or yielded needs a core back (step_us of it) before
+ * its next step, a spinning waiter holds one, so whether a spin is
+ * answered follows from the queue for the cores. Without step_us the
+ * workers run beside the cores, and on an oversubscribed host (cpus,
+ * load) no spin is answered.
  *
  * Not modelled: the worker's own CPU for posting and copying beyond the
- * link (shm copies are the link), the workers' share of the cores (only
- * copies, shard work and shard progress threads queue for them), the
- * workers' own progress threads, caches and NUMA,
+ * link (shm copies are the link) and beyond step_us, the time slices of
+ * workers that never sleep (a worker that is never off its CPU is never
+ * queued for one), the workers' own progress threads, the CPU a wake-up
+ * costs the woken process, caches and NUMA,
  * packet loss and congestion control, the NIC's message rate beyond the
  * per-address limit, lost workers, checkpoints, embedding tables, sparse
  * pushes, BSP hold-back of early pushes (a pull waits for applied_clock
@@ -100,9 +125,11 @@ struct sim_profile {
 	double scan_ns;		  /* shard CPU per worker scanned per clock */
 	double atomic_mops;	  /* fetch-adds per second on one address, M */
 	double hot_read_mops;	  /* reads per second on one address, M */
-	double spin_us;		  /* adaptive polling: spin before sleeping */
-	/* More runnable processes than cores: a waiting process is off its
-	 * CPU at once, so every hand-off to it pays wake_us. */
+	double spin_us; /* adaptive polling: the most a wait spins, learned
+			 * below it ("Adaptive polling" above) */
+	/* More runnable processes than cores: a wake-up costs wake_us (with
+	 * wake_per_proc_us, up to wake_max_us), and without step_us no
+	 * spin is answered, so every hand-off to a waiting process pays it. */
 	int oversubscribed;
 	double wake_us;		 /* ... and the wake-up after it, */
 	double wake_per_proc_us; /* plus this per process of the job */
@@ -120,11 +147,20 @@ struct sim_profile {
 	/* > 0: no wake-up costs more (most of a big job's processes sleep
 	 * at any time, so the tasks a wake-up waits behind stop growing). */
 	double wake_max_us;
+	/* 0 .. 1: that share of each wake-up is drawn from an exponential
+	 * distribution of the same mean (the run-queue wait of a woken
+	 * process varies), the rest is fixed. 0: every wake-up the same. */
+	double wake_spread;
 	/* One-sided operations served by a thread of the target (tcp's
 	 * progress thread): op_cpu_us each, one at a time per shard, and a
 	 * wake-up when it slept (adaptive polling). 0: by the NIC. */
 	int op_thread;
 	double op_cpu_us;
+	/* one_host with cores > 0: a worker's step (a post, a poll, the
+	 * return from a wait: system calls and the switch back to the
+	 * process) is step_us of CPU on those cores, so W workers take
+	 * turns on them; 0: workers run beside the cores for free. */
+	double step_us;
 	const char *fitted; /* parameters fitted to measured iterations */
 };
 

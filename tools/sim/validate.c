@@ -8,6 +8,7 @@
  * row is one line on stderr naming the file, line and field.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -128,7 +129,7 @@ static int val_parse(const char *file, unsigned line, char *s,
 	    val_num(file, line, 6, f[6], 0, 1e-9, &r->iter_us) ||
 	    val_num(file, line, 7, f[7], 1, 0, &d) ||
 	    val_num(file, line, 8, f[8], 1, 0, &r->clock_us) ||
-	    val_num(file, line, 9, f[9], 1, 0, &d) ||
+	    val_num(file, line, 9, f[9], 1, 0, &r->cpu_us) ||
 	    val_num(file, line, 10, f[10], 1, 0, &d) ||
 	    val_num(file, line, 11, f[11], 1, 0, &r->ops))
 		return -EINVAL;
@@ -147,7 +148,7 @@ static void val_chomp(char *s)
 }
 
 static int val_row_run(const struct sim_opts *o, const struct sim_row *r,
-		       FILE *out, unsigned *flagged)
+		       FILE *out, unsigned *flagged, double *ratio_out)
 {
 	struct sim_cfg cfg;
 	struct sim_result res, clk;
@@ -164,6 +165,7 @@ static int val_row_run(const struct sim_opts *o, const struct sim_row *r,
 	ratio = res.iter_us_median / r->iter_us;
 	bad = ratio < 1 - o->tolerance || ratio > 1 + o->tolerance;
 	*flagged += (unsigned)bad;
+	*ratio_out = ratio;
 	fprintf(out, "%-4s %-5s %4u %3u %8llu %10.1f %10.1f %6.2f",
 		r->transport,
 		r->model == SIM_SSP && r->slack != 1 ? "sspN"
@@ -175,6 +177,13 @@ static int val_row_run(const struct sim_opts *o, const struct sim_row *r,
 			clock_us / r->clock_us);
 	else
 		fprintf(out, " %9s %9.2f %6s", "-", clock_us, "-");
+	/* rdps-scale counts every shard process's CPU, the model a
+	 * shard's mean. */
+	if (r->cpu_us >= 0)
+		fprintf(out, " %7.1f", r->cpu_us);
+	else
+		fprintf(out, " %7s", "-");
+	fprintf(out, " %7.1f", res.shard_cpu_us_per_iter * cfg.shards);
 	if (r->ops >= 0)
 		fprintf(out, " %6.1f", r->ops);
 	else
@@ -209,16 +218,23 @@ int sim_rows_read(const char *path, const char *transport,
 		tool_err("cannot read %s: %s", path, strerror(errno));
 		return 2;
 	}
-	if (!fgets(buf, sizeof(buf), f)) {
-		tool_err("%s is empty: expected the header '%s'", path,
-			 SIM_CSV_HEADER);
-		fclose(f);
-		return 2;
+	/* Lines starting with '#' are comments (where a file was measured),
+	 * before the header and after it. */
+	for (;;) {
+		if (!fgets(buf, sizeof(buf), f)) {
+			tool_err("%s is empty: expected the header '%s'", path,
+				 SIM_CSV_HEADER);
+			fclose(f);
+			return 2;
+		}
+		if (buf[0] != '#')
+			break;
+		line++;
 	}
 	val_chomp(buf);
 	if (strcmp(buf, SIM_CSV_HEADER)) {
-		tool_err("%s:1: not rdps-scale's header: expected '%s'", path,
-			 SIM_CSV_HEADER);
+		tool_err("%s:%u: not rdps-scale's header: expected '%s'", path,
+			 line, SIM_CSV_HEADER);
 		fclose(f);
 		return 2;
 	}
@@ -233,7 +249,7 @@ int sim_rows_read(const char *path, const char *transport,
 			break;
 		}
 		val_chomp(buf);
-		if (!*buf)
+		if (!*buf || buf[0] == '#')
 			continue;
 		if (val_parse(path, line, buf, &r)) {
 			ret = 2;
@@ -265,10 +281,86 @@ int sim_rows_read(const char *path, const char *transport,
 	return ret;
 }
 
+/* One group of rows in the summary: its name and whether row r is in it
+ * (cpus: the profile's, 0 if it names none). */
+struct val_group {
+	const char *name;
+	int (*in)(const struct sim_row *r, unsigned cpus);
+};
+
+static int val_bsp(const struct sim_row *r, unsigned cpus)
+{
+	(void)cpus;
+	return r->model != SIM_SSP;
+}
+
+static int val_ssp(const struct sim_row *r, unsigned cpus)
+{
+	(void)cpus;
+	return r->model == SIM_SSP;
+}
+
+static int val_s1(const struct sim_row *r, unsigned cpus)
+{
+	(void)cpus;
+	return r->shards == 1;
+}
+
+static int val_smore(const struct sim_row *r, unsigned cpus)
+{
+	(void)cpus;
+	return r->shards > 1;
+}
+
+static int val_fit(const struct sim_row *r, unsigned cpus)
+{
+	return cpus && r->workers + r->shards <= cpus;
+}
+
+static int val_over(const struct sim_row *r, unsigned cpus)
+{
+	return cpus && r->workers + r->shards > cpus;
+}
+
+static const struct val_group val_groups[] = {
+	{"bsp/absp/asp", val_bsp},  {"ssp", val_ssp},
+	{"1 shard", val_s1},	    {"2+ shards", val_smore},
+	{"W + S <= cpus", val_fit}, {"W + S > cpus", val_over},
+};
+
+/* Rows within tolerance and the geometric mean of sim / measured, by
+ * cause: the consistency model, one shard or more, processes beyond the
+ * host's CPUs or not. */
+static void val_summary(const struct sim_opts *o, const struct sim_row *rows,
+			const double *ratio, unsigned nrows, FILE *out)
+{
+	unsigned cpus = o->cfg.prof->cpus;
+
+	fprintf(out, "%-14s %5s %7s %11s\n", "group", "rows", "within",
+		"gmean_ratio");
+	for (size_t g = 0; g < sizeof(val_groups) / sizeof(val_groups[0]);
+	     g++) {
+		unsigned n = 0, in = 0;
+		double logsum = 0;
+
+		for (unsigned i = 0; i < nrows; i++) {
+			if (!val_groups[g].in(&rows[i], cpus))
+				continue;
+			n++;
+			in += fabs(ratio[i] - 1) <= o->tolerance;
+			logsum += log(ratio[i]);
+		}
+		if (n)
+			fprintf(out, "%-14s %5u %7u %11.2f\n",
+				val_groups[g].name, n, in, exp(logsum / n));
+	}
+}
+
 int sim_cmd_validate(const struct sim_opts *o, FILE *out)
 {
 	struct sim_row *rows = NULL;
 	unsigned nrows = 0, skipped = 0, flagged = 0;
+	double *ratio;
 	int ret;
 
 	if (!o->measured) {
@@ -287,19 +379,29 @@ int sim_cmd_validate(const struct sim_opts *o, FILE *out)
 		"no compute; flagged outside +-%.0f%%\n",
 		o->cfg.prof->name, o->measured, o->tolerance * 100);
 	fprintf(out,
-		"%-4s %-5s %4s %3s %8s %10s %10s %6s %9s %9s %6s %6s "
-		"%6s  %s\n",
+		"%-4s %-5s %4s %3s %8s %10s %10s %6s %9s %9s %6s %7s %7s "
+		"%6s %6s  %s\n",
 		"tp", "model", "W", "S", "bytes", "meas_us", "sim_us", "ratio",
-		"clk_meas", "clk_sim", "ratio", "ops_m", "ops_s", "flag");
+		"clk_meas", "clk_sim", "ratio", "cpu_m", "cpu_s", "ops_m",
+		"ops_s", "flag");
+	ratio = calloc(nrows, sizeof(*ratio));
+	if (!ratio) {
+		tool_err("out of memory");
+		ret = 1;
+	}
 	for (unsigned i = 0; i < nrows && !ret; i++)
-		if (val_row_run(o, &rows[i], out, &flagged))
+		if (val_row_run(o, &rows[i], out, &flagged, &ratio[i]))
 			ret = 1;
+	if (!ret)
+		fprintf(out,
+			"%u of %u rows within %.0f%% (iteration median); %u "
+			"rows of other transports skipped\n",
+			nrows - flagged, nrows, o->tolerance * 100, skipped);
+	if (!ret && nrows > 1)
+		val_summary(o, rows, ratio, nrows, out);
+	free(ratio);
 	free(rows);
 	if (ret)
 		return ret;
-	fprintf(out,
-		"%u of %u rows within %.0f%% (iteration median); %u rows "
-		"of other transports skipped\n",
-		nrows - flagged, nrows, o->tolerance * 100, skipped);
 	return o->strict && flagged ? 1 : 0;
 }
