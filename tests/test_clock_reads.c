@@ -159,10 +159,62 @@ static void test_reads_per_wait(void **state)
 	CHECK(!failed, "a wait issued more re-reads than its bound (above)");
 }
 
+/*
+ * A worker that saw the last arrival at clock t knows every clock up to t
+ * is complete, so its SSP slack checks of those clocks read nothing: one
+ * SSP worker alone (always last), slack 1, ticks on its fetch-add alone.
+ * Reading the counter anyway would double the tick's remote operations.
+ */
+static void test_known_done_reads_nothing(void **state)
+{
+	struct rdps_server_cfg scfg;
+	struct rdps_server *s = NULL;
+	struct rdps_config cfg;
+	struct rdps_ctx *w = NULL;
+	struct rdps_stats a, b;
+	pthread_t st;
+	void *sret;
+	int ret = 0;
+
+	(void)state;
+	stop_server = 0;
+	snprintf(url, sizeof(url), "shm://rdps-t-%d-clkdone", (int)getpid());
+	rdps_server_cfg_default(&scfg);
+	scfg.url = url;
+	scfg.workers = 1;
+	scfg.model = RDPS_MODEL_SSP;
+	scfg.slack = 1;
+	scfg.token = 23;
+	CHECK(rdps_server_create(&scfg, &s) == 0, "rdps_server_create: %s",
+	      rdps_errmsg());
+	CHECK(pthread_create(&st, NULL, server_main, s) == 0, "server thread");
+	cfg_of(&cfg, 0);
+	cfg.workers = 1;
+	cfg.model = RDPS_MODEL_SSP;
+	cfg.slack = 1;
+	CHECK(rdps_ctx_create(&cfg, &w) == 0, "worker: %s", rdps_errmsg());
+	for (unsigned i = 0; i < 2 && !ret; i++)
+		ret = rdps_clock(w);
+	rdps_ctx_stats(w, &a);
+	for (unsigned i = 0; i < 50 && !ret; i++)
+		ret = rdps_clock(w);
+	rdps_ctx_stats(w, &b);
+	rdps_ctx_destroy(w);
+	stop_server = 1;
+	pthread_join(st, &sret);
+	rdps_server_destroy(s);
+	CHECK(ret == 0, "a clock failed: %d: %s", ret, rdps_errmsg());
+	CHECK(b.remote_ops - a.remote_ops == 50,
+	      "50 ticks of a lone SSP worker took %llu remote operations, "
+	      "want 50 (the fetch-adds; no slack read)",
+	      (unsigned long long)(b.remote_ops - a.remote_ops));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_reads_per_wait),
+		cmocka_unit_test(test_known_done_reads_nothing),
 	};
 
 	return cmocka_run_group_tests_name("clock_reads", tests, NULL, NULL);

@@ -87,6 +87,7 @@ int wrk_clock_join(struct rdps_ctx *ctx, int cfg_fanin)
 	int ret;
 
 	ctx->clock0 = ctx->clock;
+	ctx->done_clock = ctx->clock;
 	if (ctx->fanin > 1) {
 		ctx->grp = ctx->rank / ctx->fanin;
 		ctx->groups = ps_tree_groups(ctx->fanin, ctx->workers);
@@ -290,7 +291,7 @@ static int wrk_tick_post(struct rdps_ctx *ctx, struct wrk_grp *g, uint64_t t,
 	}
 	/* Under BSP (c == t) the fetch-add itself says whether we were last;
 	 * a read posted beside it could only see the count before it. */
-	if (check && c != t) {
+	if (check && c != t && c >= ctx->done_clock) {
 		struct wrk_round rd = wrk_clock_round(ctx, c);
 
 		ret = wrk_word_post(ctx, rd.sh, g, rd.off, 0, &res[WRK_SLACK],
@@ -484,10 +485,16 @@ int rdps_clock(struct rdps_ctx *ctx)
 	ctx->last_arrivals += last;
 	ctx->clock = t + 1;
 	ctx->st.clocks++;
-	/* Whoever completed clock t knows every clock up to it is. */
-	if (check && !last)
+	/* Whoever completed clock t knows every clock up to it is: the
+	 * slowest worker of an SSP job never reads a counter. */
+	if (last)
+		ctx->done_clock = t + 1;
+	if (check && c >= ctx->done_clock) {
 		ret = wrk_slack_wait(ctx, c, read_posted, t0, deadline,
 				     &waited);
+		if (!ret)
+			ctx->done_clock = c + 1;
+	}
 out:
 	if (waited || ret)
 		ctx->st.clock_wait_ns += rdps_now_ns() - t0;

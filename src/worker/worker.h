@@ -191,6 +191,10 @@ struct rdps_ctx {
 	 * worker's group and where its node lives. */
 	unsigned fanin, grp, grp_size, groups;
 	uint64_t clock0;
+	/* Clocks below done_clock are known complete (this worker saw the
+	 * last arrival at one of them, or a read proved it): a slack check
+	 * of one needs no read, as the counters only grow. */
+	uint64_t done_clock;
 	struct wrk_shard *grp_sh;
 	uint64_t grp_off, root_off;
 	/* For tests: fetch-adds this worker posted on tree nodes: on its
