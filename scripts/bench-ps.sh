@@ -15,8 +15,8 @@
 #
 #   pull   dense pull of 1 MiB float32 over -S shards, median GB/s
 #   tick   rdps_clock() of one worker that never blocks (ssp, slack 1, one
-#          worker: END to the shard, fetch-add and one read in one round
-#          trip), median us
+#          worker: the fetch-add alone, as the last arrival at every
+#          clock knows its slack check's clock is complete), median us
 #   push   dense push of 1 MiB float32 deltas, SUM rule, asp: rdps_push
 #          returns after every shard's credit, which a shard sends once it
 #          applied the delta, so the time is push + apply; median GB/s,
