@@ -99,9 +99,28 @@ static double reads_bound(double us)
 	return b * 17 / 16 + 4;
 }
 
-static void test_reads_per_wait(void **state)
+/* A shard of workers workers under model (slack) in a thread, at url. */
+static void server_start(const char *name, unsigned workers,
+			 enum rdps_model model, unsigned slack,
+			 struct rdps_server **s, pthread_t *st)
 {
 	struct rdps_server_cfg scfg;
+
+	stop_server = 0;
+	snprintf(url, sizeof(url), "shm://rdps-t-%d-%s", (int)getpid(), name);
+	rdps_server_cfg_default(&scfg);
+	scfg.url = url;
+	scfg.workers = workers;
+	scfg.model = model;
+	scfg.slack = slack;
+	scfg.token = 23;
+	CHECK(rdps_server_create(&scfg, s) == 0, "rdps_server_create: %s",
+	      rdps_errmsg());
+	CHECK(pthread_create(st, NULL, server_main, *s) == 0, "server thread");
+}
+
+static void test_reads_per_wait(void **state)
+{
 	struct rdps_server *s = NULL;
 	struct rdps_config cfg;
 	struct rdps_ctx *w0 = NULL, *w1 = NULL;
@@ -110,14 +129,7 @@ static void test_reads_per_wait(void **state)
 	int ret = 0, failed = 0;
 
 	(void)state;
-	snprintf(url, sizeof(url), "shm://rdps-t-%d-clkreads", (int)getpid());
-	rdps_server_cfg_default(&scfg);
-	scfg.url = url;
-	scfg.workers = 2;
-	scfg.token = 23;
-	CHECK(rdps_server_create(&scfg, &s) == 0, "rdps_server_create: %s",
-	      rdps_errmsg());
-	CHECK(pthread_create(&st, NULL, server_main, s) == 0, "server thread");
+	server_start("clkreads", 2, RDPS_MODEL_BSP, 0, &s, &st);
 	cfg_of(&cfg, 0);
 	CHECK(rdps_ctx_create(&cfg, &w0) == 0, "worker 0: %s", rdps_errmsg());
 	cfg_of(&cfg, 1);
@@ -167,7 +179,6 @@ static void test_reads_per_wait(void **state)
  */
 static void test_known_done_reads_nothing(void **state)
 {
-	struct rdps_server_cfg scfg;
 	struct rdps_server *s = NULL;
 	struct rdps_config cfg;
 	struct rdps_ctx *w = NULL;
@@ -177,17 +188,7 @@ static void test_known_done_reads_nothing(void **state)
 	int ret = 0;
 
 	(void)state;
-	stop_server = 0;
-	snprintf(url, sizeof(url), "shm://rdps-t-%d-clkdone", (int)getpid());
-	rdps_server_cfg_default(&scfg);
-	scfg.url = url;
-	scfg.workers = 1;
-	scfg.model = RDPS_MODEL_SSP;
-	scfg.slack = 1;
-	scfg.token = 23;
-	CHECK(rdps_server_create(&scfg, &s) == 0, "rdps_server_create: %s",
-	      rdps_errmsg());
-	CHECK(pthread_create(&st, NULL, server_main, s) == 0, "server thread");
+	server_start("clkdone", 1, RDPS_MODEL_SSP, 1, &s, &st);
 	cfg_of(&cfg, 0);
 	cfg.workers = 1;
 	cfg.model = RDPS_MODEL_SSP;
