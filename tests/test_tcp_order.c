@@ -135,91 +135,134 @@ static int raw_peer(struct rdps_tp_listener *l, struct rdps_tp_ep **ep_out)
 	return fd;
 }
 
-static void t_read_before_gather(void **state)
-{
-	struct rdps_tp_listener *l = NULL;
-	struct rdps_tp_rkey_wire w;
-	struct rdps_tp_ep *ep = NULL;
-	struct rdps_tp_mr *mr = NULL;
-	struct rdps_tp_comp comp;
-	struct rdps_tcp_range r[2];
-	struct rdps_tcp_msg m;
-	struct rdps_tp_cfg cfg;
-	struct rdps_tp *tp = NULL;
-	uint8_t desc[2 * RDPS_TCP_RANGE_LEN];
-	uint64_t a = 0, b[2] = {0, 0}, base, deadline;
-	uint32_t key;
+/* A target serving reads at all times (as a shard's), a raw peer on it,
+ * and BIG + 4096 bytes registered for reads and atomics. */
+struct order_fix {
+	struct rdps_tp *tp;
+	struct rdps_tp_listener *l;
+	struct rdps_tp_ep *ep;
+	struct rdps_tp_mr *mr;
 	uint8_t *mem;
-	int fd, n = 0;
+	uint64_t base;
+	uint32_t key;
+	int fd;
+};
 
-	(void)state;
+static void fix_open(struct order_fix *f)
+{
+	struct rdps_tp_rkey_wire w;
+	struct rdps_tp_cfg cfg;
+
+	memset(f, 0, sizeof(*f));
 	rdps_tp_cfg_default(&cfg);
 	cfg.token = TOKEN;
 	/* As a shard's: the target's thread serves reads at all times. */
 	cfg.serve_thread = 1;
-	CHECK(rdps_tp_open("tcp", &cfg, &tp) == 0, "open: %s", rdps_errmsg());
-	CHECK(rdps_tp_listen(tp, "tcp://127.0.0.1:0", NULL, 0, &l) == 0,
+	CHECK(rdps_tp_open("tcp", &cfg, &f->tp) == 0, "open: %s",
+	      rdps_errmsg());
+	CHECK(rdps_tp_listen(f->tp, "tcp://127.0.0.1:0", NULL, 0, &f->l) == 0,
 	      "listen: %s", rdps_errmsg());
-	fd = raw_peer(l, &ep);
-	mem = calloc(1, BIG + 4096);
-	assert_non_null(mem);
-	assert_int_equal(rdps_tp_mem_reg(tp, mem, BIG + 4096,
-					 RDPS_TP_ACCESS_REMOTE_READ, &mr),
+	f->fd = raw_peer(f->l, &f->ep);
+	f->mem = calloc(1, BIG + 4096);
+	assert_non_null(f->mem);
+	assert_int_equal(rdps_tp_mem_reg(f->tp, f->mem, BIG + 4096,
+					 RDPS_TP_ACCESS_REMOTE_READ |
+						 RDPS_TP_ACCESS_REMOTE_ATOMIC,
+					 &f->mr),
 			 0);
-	rdps_tp_rkey_pack(mr, &w);
-	base = rdps_be64toh(w.addr_be);
-	key = ntohl(w.rkey_be);
+	rdps_tp_rkey_pack(f->mr, &w);
+	f->base = rdps_be64toh(w.addr_be);
+	f->key = ntohl(w.rkey_be);
+	/* seq 0: the large READ that fills the socket; 1: READ(A). */
+	send_req(f->fd, &(struct rdps_tcp_msg){.type = RDPS_TCP_REQ_READ,
+					       .seq = 0,
+					       .raddr = f->base,
+					       .rkey = f->key,
+					       .op1 = BIG});
+	send_req(f->fd, &(struct rdps_tcp_msg){.type = RDPS_TCP_REQ_READ,
+					       .seq = 1,
+					       .raddr = f->base + BIG,
+					       .rkey = f->key,
+					       .op1 = 8});
+}
 
-	/* seq 0: the large READ that fills the socket; 1: READ(A); 2: the
-	 * gather of B[0], B[1]; 3: a write-with-immediate of 0 bytes. */
-	send_req(fd, &(struct rdps_tcp_msg){.type = RDPS_TCP_REQ_READ,
-					    .seq = 0,
-					    .raddr = base,
-					    .rkey = key,
-					    .op1 = BIG});
-	send_req(fd, &(struct rdps_tcp_msg){.type = RDPS_TCP_REQ_READ,
-					    .seq = 1,
-					    .raddr = base + BIG,
-					    .rkey = key,
-					    .op1 = 8});
-	for (int i = 0; i < 2; i++)
-		r[i] = (struct rdps_tcp_range){.raddr = base + BIG + 64 +
-							64 * (uint64_t)i,
-					       .rkey = key,
-					       .len = 8};
-	rdps_tcp_gather_encode(r, 2, desc);
-	send_req(fd, &(struct rdps_tcp_msg){.type = RDPS_TCP_REQ_GATHER,
-					    .seq = 2,
-					    .len = sizeof(desc),
-					    .op1 = 16});
-	send_all(fd, desc, sizeof(desc));
-	send_req(fd, &(struct rdps_tcp_msg){.type = RDPS_TCP_REQ_WRITE_IMM,
-					    .seq = 3,
-					    .imm = 7});
+/* Post the write-with-immediate of seq and wait until the target polled
+ * it: every request before it was served. */
+static void fix_fence(struct order_fix *f, uint64_t seq)
+{
+	struct rdps_tp_comp comp;
+	uint64_t deadline;
+	int n = 0;
 
-	/* The immediate polled: the reads and the gather before it were
-	 * served. Then B, then A, as a shard applies, then publishes. */
+	send_req(f->fd, &(struct rdps_tcp_msg){.type = RDPS_TCP_REQ_WRITE_IMM,
+					       .seq = seq,
+					       .imm = 7});
 	deadline = rdps_deadline(WAIT_MS);
 	while (n == 0 && rdps_ms_left(deadline) > 0)
-		n = rdps_tp_wait(tp, &comp, 1, 100);
+		n = rdps_tp_wait(f->tp, &comp, 1, 100);
 	CHECK(n == 1 && comp.opcode == RDPS_TP_OP_RECV_IMM && comp.imm == 7,
 	      "want the write-with-immediate's completion, got %d (opcode "
 	      "%u)",
 	      n, n == 1 ? comp.opcode : 0);
-	__atomic_store_n((uint64_t *)(mem + BIG + 64), 1, __ATOMIC_RELEASE);
-	__atomic_store_n((uint64_t *)(mem + BIG + 128), 1, __ATOMIC_RELEASE);
-	__atomic_store_n((uint64_t *)(mem + BIG), 1, __ATOMIC_RELEASE);
+}
 
-	recv_resp(fd, &m, NULL, 0);
+/* The large READ's and READ(A)'s responses, A into *a. */
+static void fix_recv_reads(struct order_fix *f, uint64_t *a)
+{
+	struct rdps_tcp_msg m;
+
+	recv_resp(f->fd, &m, NULL, 0);
 	CHECK(m.seq == 0 && m.len == BIG, "want the large READ, got seq %llu",
 	      (unsigned long long)m.seq);
-	recv_resp(fd, &m, &a, sizeof(a));
+	recv_resp(f->fd, &m, a, sizeof(*a));
 	CHECK(m.seq == 1 && m.len == 8, "want READ(A), got seq %llu",
 	      (unsigned long long)m.seq);
-	recv_resp(fd, &m, b, sizeof(b));
+}
+
+static void fix_close(struct order_fix *f)
+{
+	close(f->fd);
+	rdps_tp_ep_close(f->ep);
+	rdps_tp_mem_dereg(f->mr);
+	rdps_tp_listener_close(f->l);
+	assert_int_equal(rdps_tp_close(f->tp), 0);
+	free(f->mem);
+}
+
+static void t_read_before_gather(void **state)
+{
+	struct order_fix f;
+	struct rdps_tcp_range r[2];
+	struct rdps_tcp_msg m;
+	uint8_t desc[2 * RDPS_TCP_RANGE_LEN];
+	uint64_t a = 0, b[2] = {0, 0};
+
+	(void)state;
+	fix_open(&f);
+	/* seq 2: the gather of B[0], B[1]; 3: a write-with-immediate. */
+	for (int i = 0; i < 2; i++)
+		r[i] = (struct rdps_tcp_range){.raddr = f.base + BIG + 64 +
+							64 * (uint64_t)i,
+					       .rkey = f.key,
+					       .len = 8};
+	rdps_tcp_gather_encode(r, 2, desc);
+	send_req(f.fd, &(struct rdps_tcp_msg){.type = RDPS_TCP_REQ_GATHER,
+					      .seq = 2,
+					      .len = sizeof(desc),
+					      .op1 = 16});
+	send_all(f.fd, desc, sizeof(desc));
+	fix_fence(&f, 3);
+	/* The reads and the gather were served. Then B, then A, as a shard
+	 * applies, then publishes. */
+	__atomic_store_n((uint64_t *)(f.mem + BIG + 64), 1, __ATOMIC_RELEASE);
+	__atomic_store_n((uint64_t *)(f.mem + BIG + 128), 1, __ATOMIC_RELEASE);
+	__atomic_store_n((uint64_t *)(f.mem + BIG), 1, __ATOMIC_RELEASE);
+
+	fix_recv_reads(&f, &a);
+	recv_resp(f.fd, &m, b, sizeof(b));
 	CHECK(m.seq == 2 && m.len == 16, "want the gather, got seq %llu",
 	      (unsigned long long)m.seq);
-	recv_resp(fd, &m, NULL, 0);
+	recv_resp(f.fd, &m, NULL, 0);
 	CHECK(m.seq == 3, "want the immediate's response, got seq %llu",
 	      (unsigned long long)m.seq);
 	print_message("READ(A) %llu, then gather B %llu %llu (0: before the "
@@ -234,19 +277,57 @@ static void t_read_before_gather(void **state)
 	      "READ(A), posted before the gather, returned A written after "
 	      "the gather was served (the gather got the old B): the target "
 	      "took a queued READ's bytes after a later gather's");
+	fix_close(&f);
+}
 
-	close(fd);
-	rdps_tp_ep_close(ep);
-	rdps_tp_mem_dereg(mr);
-	rdps_tp_listener_close(l);
-	assert_int_equal(rdps_tp_close(tp), 0);
-	free(mem);
+/*
+ * The same for an atomic: READ(A) queued behind the large READ, then a
+ * fetch-add on C (another word). Once the fetch-add was served, A is
+ * written, as a party that saw the fetch-add would. READ(A), posted
+ * first, must return A from before the fetch-add.
+ */
+static void t_read_before_atomic(void **state)
+{
+	struct order_fix f;
+	struct rdps_tcp_msg m;
+	uint64_t a = 0, c;
+
+	(void)state;
+	fix_open(&f);
+	send_req(f.fd, &(struct rdps_tcp_msg){.type = RDPS_TCP_REQ_FADD,
+					      .seq = 2,
+					      .raddr = f.base + BIG + 256,
+					      .rkey = f.key,
+					      .op1 = 5});
+	fix_fence(&f, 3);
+	c = __atomic_load_n((uint64_t *)(f.mem + BIG + 256), __ATOMIC_ACQUIRE);
+	CHECK(c == 5,
+	      "the fetch-add was not served before the immediate "
+	      "(C %llu)",
+	      (unsigned long long)c);
+	__atomic_store_n((uint64_t *)(f.mem + BIG), 1, __ATOMIC_RELEASE);
+
+	fix_recv_reads(&f, &a);
+	recv_resp(f.fd, &m, NULL, 0);
+	CHECK(m.seq == 2 && m.op1 == 0,
+	      "want the fetch-add's response with the old value 0, got seq "
+	      "%llu value %llu",
+	      (unsigned long long)m.seq, (unsigned long long)m.op1);
+	recv_resp(f.fd, &m, NULL, 0);
+	CHECK(m.seq == 3, "want the immediate's response, got seq %llu",
+	      (unsigned long long)m.seq);
+	CHECK(a == 0,
+	      "READ(A), posted before the fetch-add, returned A written after "
+	      "the fetch-add was served: the target took a queued READ's "
+	      "bytes after a later atomic ran");
+	fix_close(&f);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(t_read_before_gather),
+		cmocka_unit_test(t_read_before_atomic),
 	};
 
 	return cmocka_run_group_tests_name("tcp_order", tests, NULL, NULL);

@@ -396,7 +396,13 @@ static void tcp_serve_atomic(struct tcp_ep *ep, const struct rdps_tcp_msg *m)
 	if (st == RDPS_TP_WC_SUCCESS) {
 		uint64_t *p = (uint64_t *)(uintptr_t)m->raddr;
 
-		tcp_tx_detach(ep, m->raddr, m->raddr + 8, 0);
+		/* Every queued READ response takes its bytes now, not
+		 * only one of this word: a READ posted before the atomic
+		 * must not see what a party that saw the atomic writes
+		 * after it (post order, transport.h "Ordering"; as for a
+		 * gather). Only responses still queued behind a full
+		 * socket are copied. */
+		tcp_tx_detach(ep, 0, UINT64_MAX, 0);
 		if (ep->broken)
 			return;
 		if (m->type == RDPS_TCP_REQ_FADD) {
