@@ -144,6 +144,9 @@ class Context:
     token: the job token; poll_mode: "busy", "adaptive" or "event"
     timeout_ms: the connect and wait limit (0: 30000)
     on_worker_loss: "fail" or "continue" (SSP and ASP)
+    clock_fanin: how the clock counts arrivals: 0 automatic (flat up to
+      32 workers, then groups of ceil(sqrt(W))), 1 flat, G (2 .. 4096)
+      groups of G; the same on every worker (RDPS_CLOCK_FANIN)
     from_env: False to ignore the environment
     interruptible: False sets no wait check: Ctrl-C then takes effect only
       when a wait ends (see help(rdps))
@@ -159,6 +162,7 @@ class Context:
                  poll_mode: Union[str, int, None] = None,
                  timeout_ms: Optional[int] = None,
                  on_worker_loss: Union[str, int, None] = None,
+                 clock_fanin: Optional[int] = None,
                  from_env: bool = True,
                  interruptible: bool = True) -> None:
         if shards is not None and not isinstance(shards, str):
@@ -174,6 +178,7 @@ class Context:
             _enum("poll_mode", poll_mode, POLL_MODES),
             _int("timeout_ms", timeout_ms, 0, 2**31 - 1),
             _enum("on_worker_loss", on_worker_loss, ON_WORKER_LOSS),
+            _int("clock_fanin", clock_fanin, 0, 4096),
             bool(from_env), bool(interruptible))
 
     def __enter__(self) -> "Context":
@@ -318,7 +323,10 @@ class Context:
         its embedding tables together: emb_pulls, emb_pushes,
         emb_rows_pulled, emb_rows_pushed, emb_misses (keys a pull found
         in no bucket: their initial value), emb_torn_retries (re-reads of
-        a row the shard was rewriting), emb_round_trips."""
+        a row the shard was rewriting), emb_round_trips, emb_cache_hits
+        and emb_cache_stale (keys read at a remembered place, and of those
+        found moved); remote_ops and remote_bytes (transport operations
+        posted to the shards and the bytes they moved)."""
         return self._c.stats()
 
 
@@ -538,7 +546,8 @@ class EmbTable:
 
     def stats(self) -> Dict[str, int]:
         """The embedding counters of ctx.stats() (pulls, pushes, rows
-        pulled and pushed, misses, torn re-reads, round trips), without
+        pulled and pushed, misses, torn re-reads, round trips, cache hits
+        and stale cache entries), without
         the emb_ prefix. They count every embedding table of the context
         together: the C API keeps them per context."""
         return {k[4:]: v for k, v in self.ctx.stats().items()

@@ -195,7 +195,7 @@ static PyObject *ctx_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 {
 	const char *shards = NULL;
 	int rank = -1, workers = -1, model = -1, poll = -1, timeout = -1;
-	int loss = -1, from_env = 1, interruptible = 1;
+	int loss = -1, fanin = -1, from_env = 1, interruptible = 1;
 	long long slack = -1;
 	PyObject *token = Py_None;
 	struct rdps_config cfg;
@@ -205,9 +205,9 @@ static PyObject *ctx_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 	/* Positional, in struct rdps_config's order, then from_env and
 	 * interruptible; -1 or None: not given. rdps/__init__.py maps the
 	 * keywords. */
-	if (!PyArg_ParseTuple(args, "ziiiLOiiipp", &shards, &rank, &workers,
+	if (!PyArg_ParseTuple(args, "ziiiLOiiiipp", &shards, &rank, &workers,
 			      &model, &slack, &token, &poll, &timeout, &loss,
-			      &from_env, &interruptible))
+			      &fanin, &from_env, &interruptible))
 		return NULL;
 	rdps_config_default(&cfg);
 	if (from_env && (ret = rdps_config_from_env(&cfg)) < 0)
@@ -233,6 +233,8 @@ static PyObject *ctx_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 		cfg.timeout_ms = timeout;
 	if (loss >= 0)
 		cfg.on_worker_loss = (enum rdps_on_loss)loss;
+	if (fanin >= 0)
+		cfg.clock_fanin = fanin;
 
 	c = (struct py_ctx *)type->tp_alloc(type, 0);
 	if (!c)
@@ -317,7 +319,7 @@ static PyObject *ctx_stats(struct py_ctx *c, PyObject *unused)
 		return NULL;
 	rdps_ctx_stats(c->ctx, &s);
 	return Py_BuildValue(
-		"{sKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsK}", "pulls",
+		"{sKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsKsK}", "pulls",
 		(unsigned long long)s.pulls, "pushes",
 		(unsigned long long)s.pushes, "clocks",
 		(unsigned long long)s.clocks, "bytes_pulled",
@@ -333,7 +335,11 @@ static PyObject *ctx_stats(struct py_ctx *c, PyObject *unused)
 		(unsigned long long)s.emb_rows_pushed, "emb_misses",
 		(unsigned long long)s.emb_misses, "emb_torn_retries",
 		(unsigned long long)s.emb_torn_retries, "emb_round_trips",
-		(unsigned long long)s.emb_round_trips);
+		(unsigned long long)s.emb_round_trips, "emb_cache_hits",
+		(unsigned long long)s.emb_cache_hits, "emb_cache_stale",
+		(unsigned long long)s.emb_cache_stale, "remote_ops",
+		(unsigned long long)s.remote_ops, "remote_bytes",
+		(unsigned long long)s.remote_bytes);
 }
 
 /* table_open(cls, name, n, dtype, rule, lr, npdtype): an instance of

@@ -208,6 +208,8 @@ def test_bad_context_arguments():
         rdps.Context(rank=-2)
     with pytest.raises(TypeError, match="shards"):
         rdps.Context(shards=5)
+    with pytest.raises(ValueError, match="clock_fanin: 5000 is out of range"):
+        rdps.Context(clock_fanin=5000)
     with pytest.raises(rdps.Error) as e:  # nothing listens there
         rdps.Context(shards="shm://rdps-py-nobody-s0", rank=0, workers=1,
                      timeout_ms=300)
@@ -231,6 +233,9 @@ def test_emb_pull_lands_in_registered_memory(ctx, emb):
     assert emb.pull(numpy.zeros(0, numpy.uint64)).shape == (0, 4)
     st = emb.stats()
     assert st["pulls"] >= 2 and st["rows_pushed"] >= 3
+    # The location cache's counters, and the transport's, reach Python.
+    assert st["cache_hits"] >= 3 and st["cache_stale"] == 0
+    assert ctx.stats()["remote_ops"] > 0 and ctx.stats()["remote_bytes"] > 0
     assert ctx.stats()["emb_pulls"] == st["pulls"]
 
 
