@@ -56,6 +56,18 @@ awk -F, 'NR == 2 && ($10 < 2.499 || $10 > 2.501) { exit 1 }' "$tmp/clk" ||
 bad "bad workers '0'" "$sim" run -w 0
 bad "unknown profile 'ib'" "$sim" run -p ib
 bad "unknown model" "$sim" run -m lsp
+bad "bad fan-in '5000'" "$sim" run -F 5000
+
+# --fanin reaches the model: at 1,024 workers the flat counter (-F 1)
+# serialises every fetch-add on one word, the automatic tree does not.
+clk() {
+	"$sim" run -p connectx -w 1024 -s 64 --clock-only -F "$1" |
+		tail -1 | cut -d, -f10
+}
+flat=$(clk 1)
+tree=$(clk 0)
+awk -v f="$flat" -v t="$tree" 'BEGIN { exit !(f > 4 * t) }' ||
+	fail "--fanin 1 clock $flat us is not 4x the tree's $tree us"
 bad "unknown command" "$sim" simulate
 bad "slack is for ssp" "$sim" run -m bsp -k 2
 bad "straggler 5:3x" "$sim" run -w 2 -S 5:3x

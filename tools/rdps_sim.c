@@ -56,6 +56,13 @@ static void usage(FILE *f)
 		"  -m, --model=M         bsp, ssp, asp or absp (bsp)\n"
 		"  -k, --slack=N         ssp: clocks ahead, 0 .. 62 (1 under "
 		"ssp)\n"
+		"  -F, --fanin=G         the clock's fan-in, as "
+		"rdps_config.clock_fanin:\n"
+		"                        0 automatic (flat up to 32 workers, "
+		"then\n"
+		"                        groups of ceil(sqrt(W))), 1 flat, G "
+		"groups of\n"
+		"                        G (2 .. 4096) (0)\n"
 		"  -b, --bytes=SIZE      the dense model, pulled and pushed "
 		"whole (4k;\n"
 		"                        project: 1m)\n"
@@ -113,6 +120,7 @@ static const struct option sim_longopts[] = {
 	{"shards", required_argument, NULL, 's'},
 	{"model", required_argument, NULL, 'm'},
 	{"slack", required_argument, NULL, 'k'},
+	{"fanin", required_argument, NULL, 'F'},
 	{"bytes", required_argument, NULL, 'b'},
 	{"compute-us", required_argument, NULL, 'c'},
 	{"batches", required_argument, NULL, OPT_BATCHES},
@@ -203,6 +211,11 @@ static int sim_opt(struct sim_opts *o, int key, const char *arg,
 			return -EINVAL;
 		c->slack = (unsigned)v;
 		*slack_given = 1;
+		return 0;
+	case 'F':
+		if (tool_parse_count(arg, "fan-in", 0, 4096, &v))
+			return -EINVAL;
+		c->fanin = (unsigned)v;
 		return 0;
 	case 'b':
 		if (tool_parse_bytes(arg, 4, (size_t)1 << 34, &b))
@@ -344,7 +357,7 @@ int main(int argc, char **argv)
 	}
 	optind = 2;
 	opterr = 0;
-	while ((key = getopt_long(argc, argv, ":p:w:s:m:k:b:c:S:n:o:h",
+	while ((key = getopt_long(argc, argv, ":p:w:s:m:k:F:b:c:S:n:o:h",
 				  sim_longopts, NULL)) != -1) {
 		if (key == 'h') {
 			usage(stdout);
