@@ -8,13 +8,17 @@ adaptively, as two spinning processes starve the shard's apply on a
 small machine), medians in microseconds per call:
 
     /usr/bin/python3 python/bench/overhead.py BUILD_DIR [-n ITERS] [-p OTHER]
-                                              [-r REPEAT] [-W BYTES]
+                                              [-r REPEAT] [-W BYTES] [-c CASE]
 
 -p OTHER adds a column: the same Python calls with the rdps package of
 another build (OTHER/python) or package folder (OTHER holding rdps/), say
 a build of main, to compare two versions of the binding in one run.
 -r REPEAT runs every job REPEAT times, in turn, and prints the median of
 their medians (a loaded machine moves single runs by tens of us at 1 MiB).
+
+-c CASE runs only the cases whose name contains CASE (e.g. -c "pull 1"),
+so that one call can be repeated often enough to quote without the
+others' jobs.
 
 -W BYTES adds three columns for pull and push: the same calls from C
 (rdps-psbench -W) and from Python in loops that, before each call, read
@@ -171,7 +175,14 @@ def main() -> int:
                     help="also time pull and push in loops that read BYTES "
                          "of the caller's own memory before each call, "
                          "from C and from Python (e.g. 256k)")
+    ap.add_argument("-c", metavar="CASE", default="",
+                    help="only the cases whose name contains CASE, e.g. "
+                         "'pull 1' (all)")
     a = ap.parse_args()
+    cases = [c for c in CASES if a.c in c[0]]
+    if not cases:
+        ap.error(f"-c {a.c}: no case's name contains it; the cases: " +
+                 ", ".join(c[0] for c in CASES))
     units = {"k": 1 << 10, "m": 1 << 20}
     try:
         work = int(a.W[:-1]) * units[a.W[-1].lower()] \
@@ -197,7 +208,7 @@ def main() -> int:
     if work:
         head += f" {'C -W us':>9} {'Python -W':>10} {'added -W':>9}"
     print(head)
-    for name, test, nbytes, model, intr, poll in CASES:
+    for name, test, nbytes, model, intr, poll in cases:
         c_args = [psbench, "-j", test, "-n", str(iters), "-P", poll]
         if nbytes:
             c_args += ["-s", str(nbytes)]

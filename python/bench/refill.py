@@ -7,15 +7,18 @@ that the copy is the only thing that differs (README "Python",
     /usr/bin/python3 python/bench/refill.py BUILD_DIR [-n ITERS] [-r ROUNDS]
 
 Each row is a step run untimed before every timed call: nothing, a 1 MiB
-rdps pull into ctx.array() (a memcpy out of the shard's segment), a
-1 MiB numpy copy between two arrays of this process (no rdps), a 4 MiB
-one, or a read of 1 MiB that stays in the cache. The columns are the
-timed call: an 8 B Table.pull(); the same pull's C call alone (timed
-inside the extension, GIL released); and an empty Python function call.
-The rounds take the steps in turn; medians in us. If the copies (with or
-without rdps) make all three slower and the read does not, what a large
-call adds is the refill of the caches the copy evicted, in whatever code
-runs next: the interpreter's, numpy's and the library's.
+rdps pull into ctx.array() (a memcpy out of the shard's segment), the
+same pull followed by a numpy sum of the pulled array (how a training
+loop uses what it pulled), a 1 MiB numpy copy between two arrays of
+this process (no rdps), a 4 MiB one, or a read of 1 MiB that stays in
+the cache. The first column is the step itself (timed in a run of its
+own); the others are the timed call: an 8 B Table.pull(); the same
+pull's C call alone (timed inside the extension, GIL released); and an
+empty Python function call. The rounds take the steps in turn; medians
+in us. If the copies (with or without rdps) make all three slower and
+the read does not, what a large call adds is the refill of the caches
+the copy evicted, in whatever code runs next: the interpreter's,
+numpy's and the library's.
 """
 import argparse
 import os
@@ -48,6 +51,8 @@ def worker(iters: int, rounds: int) -> None:
         steps = {
             "nothing": nothing,
             "rdps pull 1 MiB": lambda: t.pull(0, n, out=a),
+            "rdps pull 1 MiB, numpy sum": lambda: (t.pull(0, n, out=a),
+                                                   a.sum()),
             "numpy copy 1 MiB": lambda: numpy.copyto(y, x),
             "numpy copy 4 MiB": lambda: numpy.copyto(y4, x4),
             "read 1 MiB (sum)": lambda: x.sum(),
@@ -55,8 +60,14 @@ def worker(iters: int, rounds: int) -> None:
         res: dict = {}
         for _ in range(rounds):
             for name, step in steps.items():
-                pull, c_call, empty = res.setdefault(name, ([], [], []))
+                own, pull, c_call, empty = res.setdefault(
+                    name, ([], [], [], []))
                 for _ in range(iters):
+                    # The step's own time, in a run of its own, so that
+                    # nothing but the step comes before the timed calls.
+                    t0 = clock()
+                    step()
+                    own.append(clock() - t0)
                     step()
                     t0 = clock()
                     t.pull(0, 2, out=small)
@@ -67,12 +78,12 @@ def worker(iters: int, rounds: int) -> None:
                     t0 = clock()
                     nothing()
                     empty.append(clock() - t0)
-        print(f"{'untimed step before each call':30} {'8 B pull':>9} "
-              f"{'its C call':>10} {'empty call':>10}")
+        print(f"{'untimed step before each call':30} {'the step':>9} "
+              f"{'8 B pull':>9} {'its C call':>10} {'empty call':>10}")
         for name, cols in res.items():
             print(f"{name:30} " + " ".join(
                 f"{statistics.median(c) / 1000:{w}.3f}"
-                for c, w in zip(cols, (9, 10, 10))))
+                for c, w in zip(cols, (9, 9, 10, 10))))
 
 
 def main() -> int:
