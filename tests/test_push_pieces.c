@@ -3,8 +3,9 @@
  * test_push_pieces.c - a large dense push goes to its shard in pieces
  * (src/worker/push.c, wrk_push_piece), so the shard applies one while the
  * next is on its way: counted in the worker's remote operations and
- * bytes (rdps_stats), and the sums checked after every push. One shm
- * shard in a thread, one ASP worker (a push returns once applied).
+ * bytes (rdps_stats), and the sums checked after every push; where the
+ * shard serves two workers, one message per sub-slot as before. One shm
+ * shard in a thread, ASP workers (a push returns once applied).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -61,40 +62,71 @@ static void push_counted(struct rdps_ctx *w, struct rdps_table *t,
 		      (unsigned long long)i, out[i], want);
 }
 
-static void test_push_pieces(void **state)
-{
-	const uint64_t hdr = sizeof(struct ps_msg);
-	struct rdps_server_cfg scfg;
-	struct rdps_server *s = NULL;
-	struct rdps_table *t = NULL;
-	struct rdps_config cfg;
-	struct rdps_ctx *w = NULL;
-	float *reg, *plain, *out;
-	char url[128];
+struct job {
+	struct rdps_server *s;
+	struct rdps_ctx *w[2];
+	struct rdps_table *t;
 	pthread_t st;
-	void *sret;
+};
 
-	(void)state;
-	snprintf(url, sizeof(url), "shm://rdps-t-%d-pieces", (int)getpid());
+/* One shm shard in a thread serving workers ASP workers (1 or 2), their
+ * contexts, and worker 0's table of N_ELEMS float32. */
+static void job_start(struct job *j, unsigned workers, const char *name)
+{
+	struct rdps_server_cfg scfg;
+	struct rdps_config cfg;
+	static char url[128];
+
+	memset(j, 0, sizeof(*j));
+	stop_server = 0;
+	snprintf(url, sizeof(url), "shm://rdps-t-%d-%s", (int)getpid(), name);
 	rdps_server_cfg_default(&scfg);
 	scfg.url = url;
-	scfg.workers = 1;
+	scfg.workers = workers;
 	scfg.model = RDPS_MODEL_ASP;
 	scfg.token = 29;
-	CHECK(rdps_server_create(&scfg, &s) == 0, "rdps_server_create: %s",
+	CHECK(rdps_server_create(&scfg, &j->s) == 0, "rdps_server_create: %s",
 	      rdps_errmsg());
-	CHECK(pthread_create(&st, NULL, server_main, s) == 0, "server thread");
+	CHECK(pthread_create(&j->st, NULL, server_main, j->s) == 0,
+	      "server thread");
 	rdps_config_default(&cfg);
 	cfg.shards = url;
-	cfg.workers = 1;
+	cfg.workers = workers;
 	cfg.model = RDPS_MODEL_ASP;
 	cfg.token = 29;
 	cfg.timeout_ms = 10000;
-	CHECK(rdps_ctx_create(&cfg, &w) == 0, "worker: %s", rdps_errmsg());
-	CHECK(rdps_table_open(w, "pieces", N_ELEMS, RDPS_DTYPE_F32,
-			      RDPS_RULE_SUM, 0, &t) == 0,
+	for (unsigned r = 0; r < workers; r++) {
+		cfg.rank = r;
+		CHECK(rdps_ctx_create(&cfg, &j->w[r]) == 0, "worker %u: %s", r,
+		      rdps_errmsg());
+	}
+	CHECK(rdps_table_open(j->w[0], "pieces", N_ELEMS, RDPS_DTYPE_F32,
+			      RDPS_RULE_SUM, 0, &j->t) == 0,
 	      "table: %s", rdps_errmsg());
-	reg = rdps_buf_alloc(w, N_ELEMS * sizeof(float));
+}
+
+static void job_stop(struct job *j)
+{
+	void *sret;
+
+	rdps_ctx_destroy(j->w[1]);
+	rdps_ctx_destroy(j->w[0]);
+	stop_server = 1;
+	pthread_join(j->st, &sret);
+	rdps_server_destroy(j->s);
+	CHECK(sret == NULL, "server loop: %d", (int)(intptr_t)sret);
+}
+
+/* One worker, one shard: pieces. */
+static void test_push_pieces(void **state)
+{
+	const uint64_t hdr = sizeof(struct ps_msg);
+	float *reg, *plain, *out;
+	struct job j;
+
+	(void)state;
+	job_start(&j, 1, "pieces");
+	reg = rdps_buf_alloc(j.w[0], N_ELEMS * sizeof(float));
 	plain = malloc(N_ELEMS * sizeof(float));
 	out = malloc(N_ELEMS * sizeof(float));
 	CHECK(reg && plain && out, "buffers");
@@ -103,33 +135,55 @@ static void test_push_pieces(void **state)
 
 	/* Zero copy: a payload put and a header write-with-immediate per
 	 * piece, the header alone counted for the second. */
-	push_counted(w, t, reg, N_ELEMS, 2 * PIECES, N_ELEMS * 4 + PIECES * hdr,
-		     out, 1.0f, "a 1 MiB push from rdps_buf_alloc() memory");
+	push_counted(j.w[0], j.t, reg, N_ELEMS, 2 * PIECES,
+		     N_ELEMS * 4 + PIECES * hdr, out, 1.0f,
+		     "a 1 MiB push from rdps_buf_alloc() memory");
 	/* Staged: one write-with-immediate of header and payload each. */
-	push_counted(w, t, plain, N_ELEMS, PIECES, N_ELEMS * 4 + PIECES * hdr,
-		     out, 2.0f, "a 1 MiB push from plain memory");
+	push_counted(j.w[0], j.t, plain, N_ELEMS, PIECES,
+		     N_ELEMS * 4 + PIECES * hdr, out, 2.0f,
+		     "a 1 MiB push from plain memory");
 	/* Not a whole number of pieces: 5 within 128 KiB each. */
-	push_counted(w, t, plain, N_ELEMS / 2 + 16, 5,
+	push_counted(j.w[0], j.t, plain, N_ELEMS / 2 + 16, 5,
 		     (N_ELEMS / 2 + 16) * 4 + 5 * hdr, out, 3.0f,
 		     "a 512 KiB + 64 B push from plain memory");
 	/* At most one piece: one message, as before. */
-	push_counted(w, t, plain, 32768, 1, 32768 * 4 + hdr, out, 4.0f,
+	push_counted(j.w[0], j.t, plain, 32768, 1, 32768 * 4 + hdr, out, 4.0f,
 		     "a 128 KiB push from plain memory");
 
-	rdps_buf_free(w, reg);
+	rdps_buf_free(j.w[0], reg);
 	free(plain);
 	free(out);
-	rdps_ctx_destroy(w);
-	stop_server = 1;
-	pthread_join(st, &sret);
-	rdps_server_destroy(s);
-	CHECK(sret == NULL, "server loop: %d", (int)(intptr_t)sret);
+	job_stop(&j);
+}
+
+/* Two workers on one shard: a sub-slot a message (the shard applies one
+ * worker's push while the other's is on its way), so a 1 MiB push is the
+ * sub-slot less the header, then the rest. */
+static void test_push_whole_when_shared(void **state)
+{
+	const uint64_t hdr = sizeof(struct ps_msg);
+	float *reg, *out;
+	struct job j;
+
+	(void)state;
+	job_start(&j, 2, "shared");
+	reg = rdps_buf_alloc(j.w[0], N_ELEMS * sizeof(float));
+	out = malloc(N_ELEMS * sizeof(float));
+	CHECK(reg && out, "buffers");
+	for (uint64_t i = 0; i < N_ELEMS; i++)
+		reg[i] = 1.0f;
+	push_counted(j.w[0], j.t, reg, N_ELEMS, 3, N_ELEMS * 4 + 2 * hdr, out,
+		     1.0f, "a 1 MiB push of one of two workers");
+	rdps_buf_free(j.w[0], reg);
+	free(out);
+	job_stop(&j);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_push_pieces),
+		cmocka_unit_test(test_push_whole_when_shared),
 	};
 
 	return cmocka_run_group_tests_name("push_pieces", tests, NULL, NULL);
