@@ -372,12 +372,12 @@ static int wrk_clock_backoff(struct rdps_ctx *ctx, unsigned attempt,
  * Wait until every worker finished clock c: read its counter again, with
  * back-off (wrk_clock_backoff), until it is complete; a read posted with the
  * tick (read_posted) is looked at first. While it drags on, look for lost
- * workers (wrk_lost_check). *waited is set once it had to read again. *t0:
- * when the tick began to wait (ns), read here if it had not (0), so the
- * fast path reads no clock.
+ * workers (wrk_lost_check). *t0: when the tick began to wait (ns), read
+ * here once it has to read again if it had not (0), so the fast path reads
+ * no clock.
  */
 static int wrk_slack_wait(struct rdps_ctx *ctx, uint64_t c, int read_posted,
-			  uint64_t *t0, uint64_t deadline, int *waited)
+			  uint64_t *t0, uint64_t deadline)
 {
 	uint64_t *res = ctx->small;
 	struct wrk_round rd = wrk_clock_round(ctx, c);
@@ -391,7 +391,6 @@ static int wrk_slack_wait(struct rdps_ctx *ctx, uint64_t c, int read_posted,
 		/* Flat: ps_clock_done(); tree: released. */
 		if (read_posted && res[WRK_SLACK] >= rd.goal)
 			return wrk_err_restore(&et);
-		*waited = 1;
 		if (!*t0)
 			*t0 = rdps_now_ns();
 		if (read_posted) {
@@ -447,7 +446,7 @@ int rdps_clock(struct rdps_ctx *ctx)
 {
 	uint64_t *res, deadline, t0, c, t = ctx ? ctx->clock : 0;
 	struct wrk_grp g = {0, 0, 0};
-	int ret, check, read_posted = 0, waited, last;
+	int ret, check, read_posted = 0, last;
 
 	if (!ctx)
 		return rdps_set_error(-EINVAL, "rdps_clock: null context");
@@ -473,8 +472,7 @@ int rdps_clock(struct rdps_ctx *ctx)
 			wrk_grp_wait(ctx, &g, deadline, "the clock's ends");
 		return ret;
 	}
-	waited = g.left > 0;
-	if (waited)
+	if (g.left)
 		t0 = rdps_now_ns();
 	ret = wrk_grp_wait(ctx, &g, deadline, "the clock's end and fetch-add");
 	if (ret)
@@ -498,8 +496,7 @@ int rdps_clock(struct rdps_ctx *ctx)
 	if (last)
 		ctx->done_clock = t + 1;
 	if (check && c >= ctx->done_clock) {
-		ret = wrk_slack_wait(ctx, c, read_posted, &t0, deadline,
-				     &waited);
+		ret = wrk_slack_wait(ctx, c, read_posted, &t0, deadline);
 		if (!ret)
 			ctx->done_clock = c + 1;
 	}
