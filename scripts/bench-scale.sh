@@ -7,7 +7,11 @@
 # adaptive polling) and writes scale.csv, scale.svg and the table
 # (scale.txt) into the output folder. --quick runs a small grid (shm and
 # tcp, bsp and ssp, 1, 4 and 16 workers, 1 and 2 shards, 4 KiB) in about a
-# minute. Installs nothing; leaves nothing but the output folder.
+# minute. A job whose shards and workers fit the CPUs runs one process per
+# CPU (rdps-scale --pin; --no-pin leaves them to the kernel): a one-worker
+# cell ran 1.3-6x slower in the runs where the kernel put the shard and the
+# worker on one CPU. The CSV's placement column says what each cell had.
+# Installs nothing; leaves nothing but the output folder.
 set -u
 
 prog=bench-scale.sh
@@ -17,6 +21,7 @@ out=scale
 quick=0
 iters=200
 poll=adaptive
+pin=--pin
 
 usage() {
 	cat <<USAGE
@@ -27,6 +32,8 @@ Usage: scripts/bench-scale.sh [options]
   -o DIR    output folder ($out): scale.csv, scale.svg, scale.txt
   -n N      iterations per worker for the 4 KiB model ($iters; 1 MiB: N/8)
   -P MODE   polling: adaptive or event ($poll)
+  --no-pin  let the kernel place every job (default: a job that fits the
+            CPUs gets one CPU per process, rdps-scale --pin)
   -h        this help
 USAGE
 }
@@ -39,6 +46,7 @@ die() {
 while [ $# -gt 0 ]; do
 	case $1 in
 	--quick) quick=1 ;;
+	--no-pin) pin= ;;
 	-p) bindir=${2:?}; shift ;;
 	-o) out=${2:?}; shift ;;
 	-n) iters=${2:?}; shift ;;
@@ -63,8 +71,8 @@ else
 	grid=(-t shm,tcp -m bsp,ssp,absp -w 1,2,4,8,16 -s 1,2,4 -b 4k,1m)
 fi
 start=$(date +%s)
-echo "$prog: ${grid[*]} -n $iters -P $poll, $(nproc) cores" >&2
-"$bindir/rdps-scale" "${grid[@]}" -n "$iters" -P "$poll" \
+echo "$prog: ${grid[*]} -n $iters -P $poll ${pin:-(no pin)}, $(nproc) cores" >&2
+"$bindir/rdps-scale" "${grid[@]}" -n "$iters" -P "$poll" $pin \
 	-o "$out/scale.csv" --svg "$out/scale.svg" | tee "$out/scale.txt"
 rc=${PIPESTATUS[0]}
 echo "$prog: done in $(($(date +%s) - start)) s: $out/scale.csv," \

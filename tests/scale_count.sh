@@ -29,11 +29,11 @@ fail() {
 "$scale" -t shm,tcp -m ssp -w 1 -s 1,2 -b 4k -n 20 -T 60 \
 	-o "$tmp/s.csv" --svg "$tmp/s.svg" >"$tmp/out" 2>&1 ||
 	fail "rdps-scale failed: $(tail -3 "$tmp/out")"
-want='transport,model,workers,shards,model_bytes,iters,iter_us_median,iter_us_p99,clock_us_median,shard_cpu_us_per_iter,bytes_per_worker_iter,ops_per_worker_iter'
+want='transport,model,workers,shards,model_bytes,iters,iter_us_median,iter_us_p99,clock_us_median,shard_cpu_us_per_iter,bytes_per_worker_iter,ops_per_worker_iter,placement'
 [ "$(head -1 "$tmp/s.csv")" = "$want" ] || fail "CSV header changed: $(head -1 "$tmp/s.csv")"
 [ "$(wc -l <"$tmp/s.csv")" = 5 ] || fail "expected 4 rows: $(cat "$tmp/s.csv")"
 grep -q '<polyline' "$tmp/s.svg" || fail "the SVG has no line"
-while IFS=, read -r tp model w s b n _ _ _ _ bytes ops; do
+while IFS=, read -r tp model w s b n _ _ _ _ bytes ops _; do
 	case $s in
 	1) wops=5 wbytes=8328 ;;
 	2) wops=7 wbytes=8456 ;;
@@ -44,6 +44,21 @@ while IFS=, read -r tp model w s b n _ _ _ _ bytes ops; do
 		fail "$tp $model $w worker(s) $s shard(s): $bytes bytes per iteration, expected $wbytes"
 	[ "$n" = 20 ] || fail "$tp: $n iterations, expected 20"
 done < <(tail -n +2 "$tmp/s.csv")
+# --pin: a job that fits the CPUs gets one each, shards first (a shard and
+# its one worker sharing a CPU made the cell 1.3-6x slower in some runs).
+if [ "$(nproc)" -ge 2 ]; then
+	"$scale" -t shm -m ssp -w 1 -s 1 -b 4k -n 20 -T 60 --pin \
+		-o "$tmp/p.csv" >"$tmp/out" 2>&1 ||
+		fail "rdps-scale --pin failed: $(tail -3 "$tmp/out")"
+	place=$(tail -1 "$tmp/p.csv" | cut -d, -f13)
+	[ "$place" = pinned-apart ] ||
+		fail "--pin 1 worker 1 shard: placement '$place', expected pinned-apart"
+	# Without --pin the kernel places them; the CSV says which it chose.
+	place=$(tail -1 "$tmp/s.csv" | cut -d, -f13)
+	case $place in free-apart | free-shared) ;;
+	*) fail "no --pin: placement '$place', expected free-apart or free-shared" ;;
+	esac
+fi
 # A BSP pull of 1 MiB that finds its shard behind waits on headers alone
 # and reads the model at most twice (once with the first header, once
 # when fresh), whatever the wait: a worker moves at most 3 MiB an

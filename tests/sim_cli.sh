@@ -100,6 +100,15 @@ printf '%s\nconnectx,bsp,2,2,65536,200,%s,,,,,\nconnectx,bsp,2,2,65536,200,%s,,,
 grep -q '^1 of 2 rows within 25%' "$tmp/vout" || fail "summary: $(tail -1 "$tmp/vout")"
 "$sim" validate --measured "$tmp/v.csv" -p connectx --strict >/dev/null
 [ $? -eq 1 ] || fail "--strict did not fail on a flagged row"
+# rdps-scale's placement column is read (and not modelled): the same rows
+# with it validate alike; a 12-field row under its header is short.
+printf '%s,placement\nconnectx,bsp,2,2,65536,200,%s,,,,,,pinned-apart\nconnectx,bsp,2,2,65536,200,%s,,,,,,free-shared\n' \
+	"$hdr" "$us" "$twice" >"$tmp/vp.csv"
+"$sim" validate --measured "$tmp/vp.csv" -p connectx >"$tmp/vpout" ||
+	fail "validate with the placement column failed"
+grep -q '^1 of 2 rows within 25%' "$tmp/vpout" || fail "placement summary: $(tail -1 "$tmp/vpout")"
+printf '%s,placement\nconnectx,bsp,2,2,65536,200,%s,,,,,\n' "$hdr" "$us" >"$tmp/vp12.csv"
+bad "vp12.csv:2: 12 fields, expected 13" "$sim" validate --measured "$tmp/vp12.csv" -p connectx
 
 # The reference measurements parse, one line per row of the transport.
 for csv in sim_measured sim_measured_quiet sim_scale_quick_quiet \

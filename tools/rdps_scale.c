@@ -27,6 +27,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <sched.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -41,7 +42,8 @@
 #include "rdps/rdps.h"
 #include "spawn.h"
 
-#define SCALE_MAX 16 /* entries of each list */
+#define SCALE_MAX 16	    /* entries of each list */
+#define SCALE_SHARDS_MAX 64 /* the largest -s */
 
 struct opts {
 	const char *tps[SCALE_MAX];
@@ -52,6 +54,7 @@ struct opts {
 	const char *poll;
 	const char *csv, *svg;
 	unsigned timeout_s;
+	int pin;
 };
 
 /* What one worker leaves in its file (DIR/RANK) after its job. */
@@ -60,6 +63,10 @@ struct wrk_out {
 	uint64_t ops, bytes;		 /* during the full iterations */
 	uint64_t clock_ops, clock_bytes; /* during the clock-only ones */
 	uint64_t shard_cpu_ns;		 /* rank 0 only */
+	/* Rank 0 only: whether scale_pin placed the job, and whether rank
+	 * 0 was on shard 0's CPU when the iterations ended (1), on another
+	 * (0), or either is unknown (-1). */
+	int32_t pinned, same_cpu;
 	/* then iters doubles (us) of full iterations, iters of clocks */
 };
 
@@ -71,6 +78,7 @@ struct cell {
 	uint64_t iters;
 	double iter_med, iter_p99, clock_med, cpu_us, bytes_wi, ops_wi;
 	double clock_ops;
+	int pinned, same_cpu; /* rank 0's, see struct wrk_out */
 };
 
 static void usage(FILE *f)
@@ -91,6 +99,12 @@ static void usage(FILE *f)
 		"  -o, --csv=FILE         write the CSV to FILE\n"
 		"      --svg=FILE         write the plot to FILE\n"
 		"  -T, --timeout=SEC      per job (300)\n"
+		"      --pin              a job whose shards and workers fit "
+		"the allowed CPUs:\n"
+		"                         each process on its own CPU (shards "
+		"first); else,\n"
+		"                         and without --pin, where the kernel "
+		"puts them\n"
 		"  -h, --help\n");
 }
 
@@ -149,6 +163,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{"csv", required_argument, NULL, 'o'},
 		{"svg", required_argument, NULL, 'S'},
 		{"timeout", required_argument, NULL, 'T'},
+		{"pin", no_argument, NULL, 'p'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}};
 	static char tps[] = "shm,tcp", models[] = "bsp,ssp,absp";
@@ -213,6 +228,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
 				return -EINVAL;
 			o->timeout_s = (unsigned)v;
 			break;
+		case 'p':
+			o->pin = 1;
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -260,12 +278,21 @@ static uint64_t proc_cpu_ns(pid_t pid)
 	return sum;
 }
 
-/* CPU time of every rdps-server child of our launcher, in ns. */
-static uint64_t shards_cpu_ns(void)
+static int cmp_pid(const void *a, const void *b)
+{
+	pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The rdps-server children of our launcher, in the order they were
+ * started (shard 0 first: rdps-launch starts them in order, so by pid);
+ * returns how many (at most max). */
+static size_t shard_pids(pid_t *pids, size_t max)
 {
 	pid_t pp = getppid();
 	char path[64], comm[32], list[4096];
-	uint64_t sum = 0;
+	size_t n = 0;
 	FILE *f;
 	char *p;
 
@@ -277,17 +304,111 @@ static uint64_t shards_cpu_ns(void)
 	if (!fgets(list, sizeof(list), f))
 		list[0] = 0;
 	fclose(f);
-	for (p = strtok(list, " \n"); p; p = strtok(NULL, " \n")) {
+	for (p = strtok(list, " \n"); p && n < max; p = strtok(NULL, " \n")) {
 		snprintf(path, sizeof(path), "/proc/%.16s/comm", p);
 		f = fopen(path, "r");
 		if (!f)
 			continue;
 		if (fgets(comm, sizeof(comm), f) &&
 		    !strncmp(comm, "rdps-server", 11))
-			sum += proc_cpu_ns((pid_t)atoi(p));
+			pids[n++] = (pid_t)atoi(p);
 		fclose(f);
 	}
+	qsort(pids, n, sizeof(*pids), cmp_pid);
+	return n;
+}
+
+/* CPU time of every rdps-server child of our launcher, in ns. */
+static uint64_t shards_cpu_ns(void)
+{
+	pid_t pids[SCALE_SHARDS_MAX];
+	size_t n = shard_pids(pids, SCALE_SHARDS_MAX);
+	uint64_t sum = 0;
+
+	for (size_t i = 0; i < n; i++)
+		sum += proc_cpu_ns(pids[i]);
 	return sum;
+}
+
+/*
+ * --pin: where the kernel puts a shard and a worker that wake each other
+ * decides a one-worker cell's speed. On 2 cores, the same cell ran at one of
+ * two speeds from run to run (tcp bsp 1x1: 35 us or 200-260 us an
+ * iteration; shm ssp 1x1: 3-4 or 24-50 us): in every slow run the shard
+ * and the worker shared a CPU (one spinning while the other waited for the
+ * core, or both asleep behind other load), in every fast one they ran on
+ * two; a wake-up pulls the woken process to its waker's CPU, so a run that
+ * starts together stays together. Pinned apart, the cell ran fast every
+ * time. So with --pin, when the job's processes fit (shards + workers <=
+ * allowed CPUs), shard i gets the i-th allowed CPU (every thread) and
+ * worker r the (shards + r)-th; else they run where the kernel puts them.
+ * Returns 1 if pinned.
+ */
+static int scale_pin(unsigned rank, unsigned workers, unsigned shards)
+{
+	int cpus[CPU_SETSIZE], ncpu = 0;
+	pid_t pids[SCALE_SHARDS_MAX];
+	cpu_set_t all, one;
+	size_t n;
+
+	if (sched_getaffinity(0, sizeof(all), &all))
+		return 0;
+	for (int c = 0; c < CPU_SETSIZE; c++)
+		if (CPU_ISSET(c, &all))
+			cpus[ncpu++] = c;
+	if (workers + shards > (unsigned)ncpu)
+		return 0;
+	CPU_ZERO(&one);
+	CPU_SET(cpus[shards + rank], &one);
+	if (sched_setaffinity(0, sizeof(one), &one))
+		return 0;
+	if (rank)
+		return 1;
+	n = shard_pids(pids, SCALE_SHARDS_MAX);
+	for (size_t i = 0; i < n && i < shards; i++) {
+		char path[64];
+		struct dirent *de;
+		DIR *d;
+
+		snprintf(path, sizeof(path), "/proc/%d/task", (int)pids[i]);
+		d = opendir(path);
+		if (!d)
+			return 0;
+		CPU_ZERO(&one);
+		CPU_SET(cpus[i], &one);
+		while ((de = readdir(d)))
+			if (de->d_name[0] != '.')
+				sched_setaffinity((pid_t)atoi(de->d_name),
+						  sizeof(one), &one);
+		closedir(d);
+	}
+	return n == shards;
+}
+
+/* The CPU pid's main thread last ran on (field 39 of /proc/PID/stat), or
+ * -1. */
+static int proc_last_cpu(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	int field = 2, cpu = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	/* The name (field 2) may hold spaces: count from its ')'. */
+	p = fgets(buf, sizeof(buf), f) ? strrchr(buf, ')') : NULL;
+	fclose(f);
+	for (; p && *p; p++) {
+		if (*p != ' ')
+			continue;
+		if (++field == 39) {
+			cpu = atoi(p + 1);
+			break;
+		}
+	}
+	return cpu;
 }
 
 static double us_since(uint64_t t0)
@@ -296,7 +417,7 @@ static double us_since(uint64_t t0)
 }
 
 /* The iterations of one worker; its figures into DIR/RANK. */
-static int worker_run(const char *dir, size_t bytes, uint64_t iters)
+static int worker_run(const char *dir, size_t bytes, uint64_t iters, int pin)
 {
 	struct rdps_stats s0, s1, s2;
 	struct rdps_config cfg;
@@ -307,7 +428,7 @@ static int worker_run(const char *dir, size_t bytes, uint64_t iters)
 	double *us = NULL;
 	float *dst, *delta;
 	char path[PATH_MAX];
-	int ret, rc = 1;
+	int ret, rc = 1, pinned = 0;
 	FILE *f;
 
 	rdps_config_default(&cfg);
@@ -319,6 +440,16 @@ static int worker_run(const char *dir, size_t bytes, uint64_t iters)
 	ret = rdps_ctx_create(&cfg, &ctx);
 	if (ret)
 		return tool_fail(ret, "connecting to the shards");
+	/* Connected: every shard is up, with its threads. The warm-up
+	 * iterations run after the move. */
+	if (pin) {
+		unsigned nsh = 1;
+
+		for (const char *p = cfg.shards; p && *p; p++)
+			nsh += *p == ',';
+		pinned = scale_pin((unsigned)cfg.rank, (unsigned)cfg.workers,
+				   nsh);
+	}
 	rdps_clear_error();
 	ret = rdps_table_open(ctx, "scale", n, RDPS_DTYPE_F32, RDPS_RULE_SUM, 0,
 			      &t);
@@ -357,8 +488,19 @@ static int worker_run(const char *dir, size_t bytes, uint64_t iters)
 		us[i] = us_since(t0);
 	}
 	rdps_ctx_stats(ctx, &s1);
-	ret = ret ? ret : rdps_barrier(ctx);
 	memset(&out, 0, sizeof(out));
+	out.pinned = pinned;
+	out.same_cpu = -1;
+	if (cfg.rank == 0) {
+		pid_t shard0;
+		int mine = sched_getcpu(), theirs = -1;
+
+		if (shard_pids(&shard0, 1) == 1)
+			theirs = proc_last_cpu(shard0);
+		if (mine >= 0 && theirs >= 0)
+			out.same_cpu = mine == theirs;
+	}
+	ret = ret ? ret : rdps_barrier(ctx);
 	if (!ret && cfg.rank == 0)
 		out.shard_cpu_ns = shards_cpu_ns() - cpu0;
 	for (uint64_t i = 0; i < iters && !ret; i++) {
@@ -464,6 +606,10 @@ static int cell_collect(struct cell *c, const char *dir)
 		bytes += (double)w.bytes;
 		cops += (double)w.clock_ops;
 		cpu += w.shard_cpu_ns;
+		if (r == 0) {
+			c->pinned = w.pinned;
+			c->same_cpu = w.same_cpu;
+		}
 	}
 	if (!iter || !clk)
 		goto out;
@@ -500,13 +646,27 @@ static int cell_run(const struct opts *o, struct cell *c, const char *dir)
 {
 	char launch[PATH_MAX], self[PATH_MAX], s[16], w[16], b[32], n[32];
 	char to[16], log[PATH_MAX + 8];
-	const char *argv[] = {launch,	  "-t",	   c->tp,
-			      "-s",	  s,	   "-w",
-			      w,	  "-m",	   rdps_model_name(c->model),
-			      "-P",	  o->poll, "-T",
-			      to,	  "--",	   self,
-			      "--worker", dir,	   b,
-			      n,	  NULL};
+	const char *argv[] = {launch,
+			      "-t",
+			      c->tp,
+			      "-s",
+			      s,
+			      "-w",
+			      w,
+			      "-m",
+			      rdps_model_name(c->model),
+			      "-P",
+			      o->poll,
+			      "-T",
+			      to,
+			      "--",
+			      self,
+			      "--worker",
+			      dir,
+			      b,
+			      n,
+			      o->pin ? "pin" : "free",
+			      NULL};
 	/* (exec takes char *const[]; nothing writes to them) */
 	struct tool_spawn sp = {.path = launch,
 				.argv = (char *const *)argv,
@@ -576,23 +736,35 @@ static int cell_run(const struct opts *o, struct cell *c, const char *dir)
 static const char csv_head[] =
 	"transport,model,workers,shards,model_bytes,iters,iter_us_median,"
 	"iter_us_p99,clock_us_median,shard_cpu_us_per_iter,"
-	"bytes_per_worker_iter,ops_per_worker_iter";
+	"bytes_per_worker_iter,ops_per_worker_iter,placement";
+
+/* How the job's processes were placed: pinned by --pin or free, and
+ * whether worker 0 ended on shard 0's CPU. */
+static const char *placement(const struct cell *c)
+{
+	static const char *const names[2][3] = {
+		{"free-unknown", "free-apart", "free-shared"},
+		{"pinned-unknown", "pinned-apart", "pinned-shared"}};
+
+	return names[c->pinned ? 1 : 0][c->same_cpu + 1];
+}
 
 static void csv_row(FILE *f, const struct cell *c)
 {
-	fprintf(f, "%s,%s,%u,%u,%zu,%llu,%.3f,%.3f,%.3f,%.3f,%.1f,%.3f\n",
+	fprintf(f, "%s,%s,%u,%u,%zu,%llu,%.3f,%.3f,%.3f,%.3f,%.1f,%.3f,%s\n",
 		c->tp, rdps_model_name(c->model), c->workers, c->shards,
 		c->bytes, (unsigned long long)c->iters, c->iter_med,
-		c->iter_p99, c->clock_med, c->cpu_us, c->bytes_wi, c->ops_wi);
+		c->iter_p99, c->clock_med, c->cpu_us, c->bytes_wi, c->ops_wi,
+		placement(c));
 }
 
 static void table_head(void)
 {
 	printf("%-4s %-5s %3s %3s %8s %6s %10s %10s %9s %9s %12s %7s %6s "
-	       "%9s\n",
+	       "%9s %s\n",
 	       "tp", "model", "W", "S", "bytes", "iters", "iter_med",
 	       "iter_p99", "clock_med", "shard_cpu", "bytes/w/it", "ops/w/it",
-	       "clk_op", "cpu_us/MiB");
+	       "clk_op", "cpu_us/MiB", "placement");
 	fflush(stdout);
 }
 
@@ -602,11 +774,11 @@ static void table_row(const struct cell *c)
 	double mib_in = (double)c->workers * (double)c->bytes / 1048576.0;
 
 	printf("%-4s %-5s %3u %3u %8zu %6llu %10.2f %10.2f %9.2f %9.2f %12.0f "
-	       "%7.2f %6.2f %9.1f\n",
+	       "%7.2f %6.2f %9.1f %s\n",
 	       c->tp, rdps_model_name(c->model), c->workers, c->shards,
 	       c->bytes, (unsigned long long)c->iters, c->iter_med, c->iter_p99,
 	       c->clock_med, c->cpu_us, c->bytes_wi, c->ops_wi, c->clock_ops,
-	       c->cpu_us / mib_in);
+	       c->cpu_us / mib_in, placement(c));
 	fflush(stdout);
 }
 
@@ -763,14 +935,15 @@ int main(int argc, char **argv)
 	int rc = 0;
 
 	tool_name = "rdps-scale";
-	if (argc == 5 && !strcmp(argv[1], "--worker")) {
+	if (argc == 6 && !strcmp(argv[1], "--worker")) {
 		uint64_t b, n;
 
 		if (tool_parse_count(argv[3], "model bytes", 4, 1ull << 30,
 				     &b) ||
 		    tool_parse_count(argv[4], "iterations", 1, 100000000, &n))
 			return 2;
-		return worker_run(argv[2], (size_t)b, n);
+		return worker_run(argv[2], (size_t)b, n,
+				  !strcmp(argv[5], "pin"));
 	}
 	if (parse_args(argc, argv, &o))
 		return 2;

@@ -5,7 +5,8 @@
  * model, W, S and model size, no compute; measured against simulated
  * iteration time (median) and clock overhead, with the ratio, and the rows
  * outside the tolerance flagged. Input is checked strictly: a malformed
- * row is one line on stderr naming the file, line and field.
+ * row is one line on stderr naming the file, line and field. rdps-scale's
+ * placement column, when the header has it, is read and not used.
  */
 #include <errno.h>
 #include <math.h>
@@ -90,18 +91,20 @@ static int val_model(const char *v, struct sim_row *r)
 	return *end || r->slack > 62 ? -EINVAL : 0;
 }
 
-static int val_parse(const char *file, unsigned line, char *s,
+/* nfields: the header's, VAL_NFIELDS or one more (rdps-scale's placement,
+ * which the simulator does not model: read and ignored). */
+static int val_parse(const char *file, unsigned line, char *s, unsigned nfields,
 		     struct sim_row *r)
 {
-	char *f[VAL_NFIELDS];
+	char *f[VAL_NFIELDS + 1];
 	unsigned n = 0;
 	double d;
 
 	for (char *p = s;; p++) {
-		if (n == VAL_NFIELDS) {
+		if (n == nfields) {
 			tool_err("%s:%u: more than %u fields: rows have the "
 				 "%u columns of the header",
-				 file, line, VAL_NFIELDS, VAL_NFIELDS);
+				 file, line, nfields, nfields);
 			return -EINVAL;
 		}
 		f[n++] = p;
@@ -110,10 +113,10 @@ static int val_parse(const char *file, unsigned line, char *s,
 			break;
 		*p = 0;
 	}
-	if (n != VAL_NFIELDS) {
+	if (n != nfields) {
 		tool_err("%s:%u: %u fields, expected %u (the header's "
 			 "columns)",
-			 file, line, n, VAL_NFIELDS);
+			 file, line, n, nfields);
 		return -EINVAL;
 	}
 	if (!*f[0] || strlen(f[0]) >= sizeof(r->transport))
@@ -210,7 +213,7 @@ int sim_rows_read(const char *path, const char *transport,
 		  struct sim_row **rows, unsigned *nrows, unsigned *skipped)
 {
 	char buf[1024];
-	unsigned line = 1, cap = 0;
+	unsigned line = 1, cap = 0, nfields = VAL_NFIELDS;
 	FILE *f = fopen(path, "r");
 	int ret = 0;
 
@@ -232,7 +235,9 @@ int sim_rows_read(const char *path, const char *transport,
 		line++;
 	}
 	val_chomp(buf);
-	if (strcmp(buf, SIM_CSV_HEADER)) {
+	if (!strcmp(buf, SIM_CSV_HEADER ",placement"))
+		nfields = VAL_NFIELDS + 1;
+	else if (strcmp(buf, SIM_CSV_HEADER)) {
 		tool_err("%s:%u: not rdps-scale's header: expected '%s'", path,
 			 line, SIM_CSV_HEADER);
 		fclose(f);
@@ -251,7 +256,7 @@ int sim_rows_read(const char *path, const char *transport,
 		val_chomp(buf);
 		if (!*buf || buf[0] == '#')
 			continue;
-		if (val_parse(path, line, buf, &r)) {
+		if (val_parse(path, line, buf, nfields, &r)) {
 			ret = 2;
 		} else if (strcmp(r.transport, transport)) {
 			(*skipped)++;
