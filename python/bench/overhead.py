@@ -60,8 +60,8 @@ applied); clock: asp (never waits, so both run it in the caller) and bsp
 (one worker: never waits on others; with interruptible=True, the
 default, the context has a wait check that a wait calls for Ctrl-C, and
 with interruptible=False none: a clock that does not wait never calls it,
-so the two should cost the same). Run it on an idle machine: a loaded one times the
-scheduler.
+so the two should cost the same). Run it on an idle machine: a loaded
+one times the scheduler.
 """
 import argparse
 import json
