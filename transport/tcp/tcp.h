@@ -384,7 +384,8 @@ struct tcp_tp {
 	/* The progress thread waits on (or is about to wait on) epfd: no
 	 * socket may leave it. */
 	int pt_epoll;
-	/* User polls that drove the sockets since the user last armed. */
+	/* User polls that could read directly since the user last armed or
+	 * one could not (TCP_DIRECT_AFTER). */
 	uint64_t user_polls;
 	/* What a user's polls did to drive the sockets (tests count them):
 	 * epoll_wait calls, and reads of the sole endpoint's socket made
@@ -397,9 +398,11 @@ struct tcp_tp {
 	uint32_t mr_free; /* head of the free-slot list, UINT32_MAX: none */
 };
 
-/* User polls since it last slept before the sole endpoint's socket leaves
- * the epoll set ("Direct reads"): a user that polls once or twice per
- * wake-up (event mode) never pays the two epoll_ctl calls. */
+/* Polls of the user that could read directly, since it last slept or
+ * could not, before the sole endpoint's socket leaves the epoll set
+ * ("Direct reads"): a user that polls once or twice per wake-up (event
+ * mode) never pays the two epoll_ctl calls, nor does one whose large
+ * payloads follow each other. */
 #define TCP_DIRECT_AFTER 64u
 /* Requests an endpoint holds at most before it sends them: one sendmsg's
  * worth of headers. */

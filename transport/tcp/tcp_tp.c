@@ -89,6 +89,10 @@ static void tcp_tp_progress_user(struct tcp_tp *tp)
 		tcp_ep_handle(ep, EPOLLIN);
 		return;
 	}
+	/* Out again only after as many polls that could read directly: a
+	 * stream of large payloads (each with its low mark) would take two
+	 * epoll_ctl calls per payload otherwise. */
+	tp->user_polls = 0;
 	tcp_direct_end(tp);
 	tp->user_epolls++;
 	tcp_tp_progress_events(tp, 0);
