@@ -304,5 +304,8 @@ void t_tcp_serve_thread(void **state);
 void t_tcp_spin_while_moving(void **state);
 /* tcp: a large payload wakes its reader once it is all in, not per piece. */
 void t_tcp_rx_lowat(void **state);
+/* tcp: a user polling one endpoint reads its socket with no epoll_wait,
+ * the socket out of the epoll set until the user sleeps or goes away. */
+void t_tcp_direct_reads(void **state);
 
 #endif /* RDPS_TP_CONF_H */

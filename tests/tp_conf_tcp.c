@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -446,6 +447,114 @@ void t_tcp_user_drives(void **state)
 	CHECK(p.own->ops->arm(p.own) == 0, "arm: %s", rdps_errmsg());
 	pair_reads(&p, 5, "reads while the owner is armed and gone");
 	CHECK(rdps_tp_poll(p.own, &c, 1) == 0, "a completion nobody posted");
+	pair_close(&p);
+}
+
+/* The socket of ep is in its instance's epoll set (tp->lock held): a
+ * modification to the events it has succeeds only then. */
+static int direct_in_set(struct tcp_ep *ep)
+{
+	struct epoll_event ev = {.events = ep->events,
+				 .data.u64 = tcp_ep_cookie(ep)};
+
+	return epoll_ctl(ep->tp->epfd, EPOLL_CTL_MOD, ep->fd, &ev) == 0;
+}
+
+/* tp's direct endpoint, and whether ep's socket is in the epoll set. */
+static struct tcp_ep *direct_state(struct tcp_tp *tp, struct tcp_ep *ep,
+				   int *in_set)
+{
+	struct tcp_ep *d;
+
+	pthread_mutex_lock(&tp->lock);
+	d = tp->direct_ep;
+	*in_set = direct_in_set(ep);
+	pthread_mutex_unlock(&tp->lock);
+	return d;
+}
+
+/*
+ * Direct reads (tcp.h): a user polling its one endpoint takes the bytes of
+ * 200 READ responses with no epoll_wait at all, and after
+ * TCP_DIRECT_AFTER polls the socket is out of the epoll set. Arming puts
+ * it back: a user asleep on its wait fd is woken by the next responses.
+ * The owner of the region read going direct and then away from poll puts
+ * it back too: its progress thread serves the next READs.
+ */
+void t_tcp_direct_reads(void **state)
+{
+	struct tcp_tp *pt, *ot;
+	struct tcp_ep *pep, *oep;
+	uint64_t epolls, direct, deadline;
+	struct rdps_tp_comp c;
+	struct rdps_tp_cfg cfg;
+	struct tcp_pair p;
+	int in_set, n;
+
+	(void)state;
+	TC_REQUIRE_TRANSPORT();
+	tc_cfg(&cfg);
+	pair_open(&p, &cfg);
+	pt = to_tcp_tp(p.peer);
+	ot = to_tcp_tp(p.own);
+	pep = to_tcp_ep(p.peer_ep);
+	oep = to_tcp_ep(p.own_ep);
+
+	pthread_mutex_lock(&pt->lock);
+	epolls = pt->user_epolls;
+	direct = pt->user_direct;
+	pthread_mutex_unlock(&pt->lock);
+	for (int i = 0; i < 200; i++) {
+		unsigned w = (unsigned)(i * 37) % (PAIR_LEN / 8);
+
+		CHECK(rdps_tp_get(p.peer_ep, p.buf, 8, p.buf_mr,
+				  p.rk.addr + w * 8u, &p.rk, 300 + (unsigned)i,
+				  0) == 0,
+		      "get: %s", rdps_errmsg());
+		deadline = th_now_ms() + TC_COMP_MS;
+		while ((n = rdps_tp_poll(p.peer, &c, 1)) == 0)
+			CHECK(th_now_ms() < deadline, "read %d: no completion",
+			      i);
+		CHECK(n == 1, "poll: %d", n);
+		tc_expect_comp(&c, 300 + (unsigned)i, RDPS_TP_OP_READ,
+			       RDPS_TP_WC_SUCCESS, 8, "busy-polled read");
+		CHECK(p.buf[0] == 0x5eed0000ull + w, "read %d gave 0x%llx", i,
+		      (unsigned long long)p.buf[0]);
+	}
+	pthread_mutex_lock(&pt->lock);
+	epolls = pt->user_epolls - epolls;
+	direct = pt->user_direct - direct;
+	pthread_mutex_unlock(&pt->lock);
+	CHECK(epolls == 0 && direct >= 200,
+	      "200 busy-polled reads on one endpoint: %llu epoll_waits, %llu "
+	      "direct reads of the socket (want none, >= 200)",
+	      (unsigned long long)epolls, (unsigned long long)direct);
+	CHECK(direct_state(pt, pep, &in_set) == pep && !in_set,
+	      "after %llu polls the socket is still in the epoll set",
+	      (unsigned long long)direct);
+
+	CHECK(p.peer->ops->arm(p.peer) == 0, "arm: %s", rdps_errmsg());
+	CHECK(!direct_state(pt, pep, &in_set) && in_set,
+	      "armed to sleep, the socket is not back in the epoll set");
+	pair_reads(&p, 5, "reads waited for asleep on the wait fd");
+
+	/* The owner polls until its socket leaves the set, answering a
+	 * read meanwhile, then goes away. */
+	CHECK(rdps_tp_get(p.peer_ep, p.buf, 8, p.buf_mr, p.rk.addr, &p.rk, 9,
+			  0) == 0,
+	      "get: %s", rdps_errmsg());
+	deadline = th_now_ms() + TC_COMP_MS;
+	while (direct_state(ot, oep, &in_set) != oep || in_set) {
+		CHECK(rdps_tp_poll(p.own, &c, 1) == 0,
+		      "the owner got a completion nobody posted");
+		CHECK(th_now_ms() < deadline,
+		      "a polling owner's socket never left the epoll set");
+	}
+	pair_peer_done(&p, 9, RDPS_TP_OP_READ, "read while the owner polls");
+	pair_reads(&p, 20, "reads after the direct owner went away");
+	CHECK(!direct_state(ot, oep, &in_set) && in_set,
+	      "the owner's progress thread serves with the socket out of "
+	      "its epoll set");
 	pair_close(&p);
 }
 

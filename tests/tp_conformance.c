@@ -1974,6 +1974,7 @@ int main(int argc, char **argv)
 		CASE(t_tcp_serve_thread),
 		CASE(t_tcp_spin_while_moving),
 		CASE(t_tcp_rx_lowat),
+		CASE(t_tcp_direct_reads),
 #endif
 	};
 

@@ -44,6 +44,24 @@
  * the sockets and its user sleeps on cq_fd alone, so READs are served
  * while the loop applies updates and never wake the loop.
  *
+ * Direct reads: a poll with one endpoint open reads its socket with no
+ * epoll_wait first (tcp_tp_progress_user): recv reports the bytes, a
+ * hang-up (0) or an error as epoll would have, so the bytes of a response
+ * or a request cost one system call to take instead of two, on the path of
+ * every round trip. With more endpoints, EPOLLOUT wanted (unsent bytes), a
+ * receive low mark set (a large payload: epoll waits for all of it) or
+ * reading paused, the poll asks epoll as before. Once the user has polled
+ * TCP_DIRECT_AFTER times since it last slept, the socket also leaves the
+ * epoll set (tcp_tp.direct_ep): every segment that arrives then costs the
+ * sender's softirq no epoll wake-up callbacks (two: the set, and the
+ * user's wait fd over it). It goes back before anyone else needs the set:
+ * when the user arms to sleep, when the progress thread is to wait on it
+ * (the user away), when a second endpoint opens, or when the endpoint
+ * needs more than EPOLLIN. While the thread waits on the set
+ * (tcp_tp.pt_epoll) the socket stays in, so a thread asleep there never
+ * misses requests a user that then goes away leaves unread. Not on a
+ * serve_thread instance, whose thread always waits on the set.
+ *
  * Large payloads: once the header of one of 16 KiB (TCP_RX_DIRECT) or more
  * is in, the socket's receive low mark (SO_RCVLOWAT) is the rest of it, up
  * to 1 MiB, so whoever sleeps on the socket is woken once when it is all
@@ -356,6 +374,23 @@ struct tcp_tp {
 	struct tcp_ep **eps;
 	uint32_t n_eps_cap;
 	uint32_t ep_gen;
+	uint32_t n_eps; /* endpoints open */
+	/* The endpoint while exactly one is open, else NULL: a user's poll
+	 * reads its socket straight away ("Progress"). */
+	struct tcp_ep *sole_ep;
+	/* The sole endpoint while its socket is out of epfd ("Direct
+	 * reads"), else NULL. */
+	struct tcp_ep *direct_ep;
+	/* The progress thread waits on (or is about to wait on) epfd: no
+	 * socket may leave it. */
+	int pt_epoll;
+	/* User polls that could read directly since the user last armed or
+	 * one could not (TCP_DIRECT_AFTER). */
+	uint64_t user_polls;
+	/* What a user's polls did to drive the sockets (tests count them):
+	 * epoll_wait calls, and reads of the sole endpoint's socket made
+	 * without one. */
+	uint64_t user_epolls, user_direct;
 
 	/* registrations: rkey = gen << 16 | index */
 	struct tcp_mr_slot *mrs;
@@ -363,6 +398,12 @@ struct tcp_tp {
 	uint32_t mr_free; /* head of the free-slot list, UINT32_MAX: none */
 };
 
+/* Polls of the user that could read directly, since it last slept or
+ * could not, before the sole endpoint's socket leaves the epoll set
+ * ("Direct reads"): a user that polls once or twice per wake-up (event
+ * mode) never pays the two epoll_ctl calls, nor does one whose large
+ * payloads follow each other. */
+#define TCP_DIRECT_AFTER 64u
 /* Requests an endpoint holds at most before it sends them: one sendmsg's
  * worth of headers. */
 #define TCP_HOLD_MAX 60u
@@ -397,6 +438,12 @@ static inline struct tcp_ep *to_tcp_ep(struct rdps_tp_ep *ep)
 static inline struct tcp_mr *to_tcp_mr(struct rdps_tp_mr *mr)
 {
 	return container_of(mr, struct tcp_mr, base);
+}
+
+/* An endpoint's epoll cookie: its slot and generation (tcp_ep_lookup). */
+static inline uint64_t tcp_ep_cookie(const struct tcp_ep *ep)
+{
+	return (uint64_t)ep->gen << 32 | ep->slot;
 }
 
 /*
@@ -450,6 +497,9 @@ rdps_tp_arm_fn tcp_cq_arm; /* takes tp->lock */
 /* tcp_tp.c: the instance and who drives progress. */
 /* Serve whatever epoll reports within timeout_ms, with tp->lock held. */
 void tcp_tp_progress_events(struct tcp_tp *tp, int timeout_ms);
+/* The direct endpoint's socket goes back into the epoll set with its
+ * events ("Direct reads"); with tp->lock held. */
+void tcp_direct_end(struct tcp_tp *tp);
 rdps_tp_poll_fn tcp_tp_poll;
 
 /* tcp_mr.c */

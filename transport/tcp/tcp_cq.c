@@ -140,8 +140,11 @@ int tcp_cq_arm(struct rdps_tp *base)
 	int ret = 0;
 
 	pthread_mutex_lock(&tp->lock);
-	/* Nothing posted stays held while the user sleeps. */
+	/* Nothing posted stays held while the user sleeps, and its wait
+	 * fd sees every socket. */
 	tcp_tx_release(tp);
+	tcp_direct_end(tp);
+	tp->user_polls = 0;
 	if (tp->cq_used || tp->n_disc) {
 		ret = -EAGAIN;
 	} else {

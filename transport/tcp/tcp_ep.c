@@ -99,6 +99,26 @@ struct tcp_ep *tcp_ep_lookup(struct tcp_tp *tp, uint64_t cookie)
 	return ep && ep->gen == gen ? ep : NULL;
 }
 
+/* ep opens (+1) or closes (-1): keep tp->sole_ep (tcp.h "Direct reads");
+ * tp->lock held. */
+static void tcp_ep_count(struct tcp_tp *tp, struct tcp_ep *ep, int delta)
+{
+	/* A second endpoint needs epoll for both. */
+	tcp_direct_end(tp);
+	tp->n_eps += (uint32_t)delta;
+	if (tp->n_eps != 1) {
+		tp->sole_ep = NULL;
+		return;
+	}
+	if (delta > 0) {
+		tp->sole_ep = ep;
+		return;
+	}
+	for (uint32_t i = 0; i < tp->n_eps_cap; i++)
+		if (tp->eps[i])
+			tp->sole_ep = tp->eps[i];
+}
+
 /* Find a free slot in tp->eps, growing it; tp->lock held. */
 static int tcp_ep_slot(struct tcp_tp *tp, uint32_t *slot_out)
 {
@@ -160,7 +180,7 @@ static int tcp_ep_create(struct tcp_tp *tp, int fd, const char *peer,
 		goto err_free;
 	}
 	ep->gen = ++tp->ep_gen;
-	ev.data.u64 = (uint64_t)ep->gen << 32 | ep->slot;
+	ev.data.u64 = tcp_ep_cookie(ep);
 	if (epoll_ctl(tp->epfd, EPOLL_CTL_ADD, fd, &ev)) {
 		ret = rdps_set_error(-errno, "tcp: epoll_ctl: %s",
 				     strerror(errno));
@@ -168,6 +188,7 @@ static int tcp_ep_create(struct tcp_tp *tp, int fd, const char *peer,
 		goto err_free;
 	}
 	tp->eps[ep->slot] = ep;
+	tcp_ep_count(tp, ep, 1);
 	pthread_mutex_unlock(&tp->lock);
 	*ep_out = &ep->base;
 	return 0;
@@ -237,6 +258,7 @@ void tcp_ep_close(struct rdps_tp_ep *base)
 	tcp_ep_shut(ep, RDPS_TP_WC_FLUSH_ERR, NULL);
 	tcp_cq_forget_ep(tp, base);
 	tp->eps[ep->slot] = NULL;
+	tcp_ep_count(tp, ep, -1);
 	if (ep->disc_pending)
 		__atomic_store_n(&tp->n_disc, tp->n_disc - 1, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&tp->lock);

@@ -23,11 +23,6 @@
 /* Highest receive low mark (tcp_rx_lowat): what one wake-up waits for. */
 #define TCP_RX_LOWAT_MAX (1u << 20)
 
-static uint64_t tcp_ep_cookie(const struct tcp_ep *ep)
-{
-	return (uint64_t)ep->gen << 32 | ep->slot;
-}
-
 /*
  * n bytes received toward a completion of this side (tp->base.moved, see
  * rdps_tp_wait): a waiter spins on while they flow. Large payloads (and
@@ -55,6 +50,12 @@ void tcp_ep_set_events(struct tcp_ep *ep, uint32_t events)
 
 	if (ep->fd < 0 || ep->events == events)
 		return;
+	if (ep == ep->tp->direct_ep) {
+		/* Out of the set: it goes back with the new events. */
+		ep->events = events;
+		tcp_direct_end(ep->tp);
+		return;
+	}
 	if (epoll_ctl(ep->tp->epfd, EPOLL_CTL_MOD, ep->fd, &ev))
 		rdps_err("tcp %s: epoll_ctl: %s", ep->peer, strerror(errno));
 	else
@@ -303,8 +304,11 @@ void tcp_ep_shut(struct tcp_ep *ep, int status, struct rdps_tp_ep *who)
 {
 	struct tcp_tp *tp = ep->tp;
 
-	if (ep->fd >= 0) {
+	if (ep == tp->direct_ep)
+		tp->direct_ep = NULL; /* out of the set already */
+	else if (ep->fd >= 0)
 		epoll_ctl(tp->epfd, EPOLL_CTL_DEL, ep->fd, NULL);
+	if (ep->fd >= 0) {
 		close(ep->fd);
 		ep->fd = -1;
 	}

@@ -23,6 +23,11 @@
  * looks at them this often (ms): a user that armed and then went away
  * without polling must not leave the peer's requests unserved. */
 #define TCP_DEEP_NAP_MS 20
+/* The longest the thread waits on the epoll set at once (ms): a user that
+ * came back to poll takes the bytes that would have woken it, and may take
+ * its socket out of the set only once the thread is off it (tcp.h "Direct
+ * reads"). */
+#define TCP_EPOLL_NAP_MS 20
 
 static void tcp_tp_handle(struct tcp_tp *tp, const struct epoll_event *evs,
 			  int n)
@@ -45,6 +50,52 @@ void tcp_tp_progress_events(struct tcp_tp *tp, int timeout_ms)
 	int n = epoll_wait(tp->epfd, evs, TCP_EVENTS_MAX, timeout_ms);
 
 	tcp_tp_handle(tp, evs, n);
+}
+
+void tcp_direct_end(struct tcp_tp *tp)
+{
+	struct tcp_ep *ep = tp->direct_ep;
+	struct epoll_event ev;
+
+	if (!ep)
+		return;
+	tp->direct_ep = NULL;
+	ev.events = ep->events;
+	ev.data.u64 = tcp_ep_cookie(ep);
+	if (epoll_ctl(tp->epfd, EPOLL_CTL_ADD, ep->fd, &ev))
+		/* Nobody but a polling user would ever read it again. */
+		tcp_ep_fail(ep, RDPS_LOG_ERROR,
+			    "cannot watch the socket again");
+}
+
+/*
+ * A user's poll drives the sockets, tp->lock held: the sole endpoint's by
+ * one recv, with no epoll_wait before it, else through epoll (tcp.h
+ * "Direct reads"). Only an endpoint that wants EPOLLIN alone and has no
+ * receive low mark: one with unsent bytes needs EPOLLOUT, and one whose
+ * large payload is coming is read once it is all there.
+ */
+static void tcp_tp_progress_user(struct tcp_tp *tp)
+{
+	struct tcp_ep *ep = tp->sole_ep;
+
+	tp->user_polls++;
+	if (ep && !ep->broken && ep->events == EPOLLIN && !ep->rx_lowat) {
+		if (!tp->direct_ep && !tp->serve_thread && !tp->pt_epoll &&
+		    tp->user_polls >= TCP_DIRECT_AFTER &&
+		    !epoll_ctl(tp->epfd, EPOLL_CTL_DEL, ep->fd, NULL))
+			tp->direct_ep = ep;
+		tp->user_direct++;
+		tcp_ep_handle(ep, EPOLLIN);
+		return;
+	}
+	/* Out again only after as many polls that could read directly: a
+	 * stream of large payloads (each with its low mark) would take two
+	 * epoll_ctl calls per payload otherwise. */
+	tp->user_polls = 0;
+	tcp_direct_end(tp);
+	tp->user_epolls++;
+	tcp_tp_progress_events(tp, 0);
 }
 
 /* Sleep on the stop and kick eventfds for timeout_ms; 1 if kicked (the
@@ -145,13 +196,23 @@ static void *tcp_progress_thread(void *arg)
 			break;
 		if (tcp_keep_off(tp, &napped))
 			continue;
-		n = epoll_wait(tp->epfd, evs, TCP_EVENTS_MAX, -1);
+		if (!tp->serve_thread) {
+			/* The user is away: every socket into the set, and
+			 * none out while this thread waits on it. */
+			pthread_mutex_lock(&tp->lock);
+			tp->pt_epoll = 1;
+			tcp_direct_end(tp);
+			pthread_mutex_unlock(&tp->lock);
+		}
+		n = epoll_wait(tp->epfd, evs, TCP_EVENTS_MAX,
+			       tp->serve_thread ? -1 : TCP_EPOLL_NAP_MS);
 		if (n < 0 && errno != EINTR) {
 			rdps_err("tcp progress thread: epoll_wait: %s",
 				 strerror(errno));
 			break;
 		}
 		pthread_mutex_lock(&tp->lock);
+		tp->pt_epoll = 0;
 		if (__atomic_load_n(&tp->stop, __ATOMIC_ACQUIRE)) {
 			pthread_mutex_unlock(&tp->lock);
 			break;
@@ -321,7 +382,7 @@ int tcp_tp_poll(struct rdps_tp *base, struct rdps_tp_comp *comps, int max)
 	if (pthread_mutex_trylock(&tp->lock) == 0) {
 		/* Awake: what this poll queues needs no eventfd write. */
 		tp->armed = 0;
-		tcp_tp_progress_events(tp, 0);
+		tcp_tp_progress_user(tp);
 		__atomic_store_n(&tp->last_user_poll, rdps_now_ns(),
 				 __ATOMIC_RELAXED);
 	} else {
