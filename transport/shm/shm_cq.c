@@ -8,8 +8,11 @@
 
 #include "shm.h"
 
-/* Move immediates out of the inbound rings, fairly across endpoints. */
-static int shm_rx_poll(struct shm_tp *tp, struct rdps_tp_comp *comps, int max)
+/* Move immediates out of the inbound rings, fairly across endpoints.
+ * Out of line: shm_poll reaches it by a tail call, only when a ring's
+ * tail moved (shm_rx_any). */
+static __attribute__((noinline)) int
+shm_rx_poll(struct shm_tp *tp, struct rdps_tp_comp *comps, int max)
 {
 	uint32_t n_eps = tp->n_eps, start = tp->rx_next;
 	int n = 0;
@@ -56,6 +59,21 @@ static int shm_rx_poll(struct shm_tp *tp, struct rdps_tp_comp *comps, int max)
 		tp->rx_next = at + 1;
 	}
 	return n;
+}
+
+/* Whether any inbound ring holds an immediate not yet taken: one load
+ * of each ring's tail, no ordering (shm_rx_poll's acquire load is the one
+ * that reads the entries). */
+static inline bool shm_rx_any(const struct shm_tp *tp)
+{
+	for (uint32_t i = 0; i < tp->n_eps; i++) {
+		const struct shm_ep *ep = tp->eps[i];
+
+		if (__atomic_load_n(&ep->rx->tail, __ATOMIC_RELAXED) !=
+		    ep->rx_head)
+			return true;
+	}
+	return false;
 }
 
 static bool shm_rx_pending(struct shm_tp *tp)
@@ -106,6 +124,17 @@ shm_poll_rare(struct shm_tp *tp, struct rdps_tp_comp *comps, int n, int max)
 	return n;
 }
 
+/* shm_poll's rest when an inbound ring has immediates: take them, then
+ * the rare part. Out of line for the same reason as shm_poll_rare. */
+static __attribute__((noinline)) int
+shm_poll_rx(struct shm_tp *tp, struct rdps_tp_comp *comps, int n, int max)
+{
+	n += shm_rx_poll(tp, comps + n, max - n);
+	if (rdps_unlikely(!(tp->poll_count % SHM_CHECK_EVERY) || tp->n_disc))
+		return shm_poll_rare(tp, comps, n, max);
+	return n;
+}
+
 int shm_poll(struct rdps_tp *tp_, struct rdps_tp_comp *comps, int max)
 {
 	struct shm_tp *tp = to_shm_tp(tp_);
@@ -136,9 +165,10 @@ int shm_poll(struct rdps_tp *tp_, struct rdps_tp_comp *comps, int max)
 			to_shm_ep(ep)->sq_retired = e->seq;
 	}
 	tp->cq_head = head;
-	if (n < max && tp->n_eps)
-		n += shm_rx_poll(tp, comps + n, max - n);
-	if (rdps_unlikely(!(++tp->poll_count % SHM_CHECK_EVERY) || tp->n_disc))
+	++tp->poll_count;
+	if (n < max && shm_rx_any(tp))
+		return shm_poll_rx(tp, comps, n, max);
+	if (rdps_unlikely(!(tp->poll_count % SHM_CHECK_EVERY) || tp->n_disc))
 		return shm_poll_rare(tp, comps, n, max);
 	return n;
 }
