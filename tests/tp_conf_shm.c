@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -362,4 +363,100 @@ void t_shm_key_cache(void **state)
 	}
 	conn_close(&c);
 	tgt_stop(&t);
+}
+
+struct imm_acc {
+	struct rdps_tp_listener *l;
+	struct rdps_tp_ep *ep;
+	int ret;
+};
+
+static void *imm_acc_main(void *arg)
+{
+	struct imm_acc *a = arg;
+
+	a->ret = rdps_tp_accept(a->l, &a->ep, TC_COMP_MS);
+	return NULL;
+}
+
+/*
+ * A receiver that only calls rdps_tp_poll (never waits, so never arms)
+ * and has no completion of its own queued still receives each immediate
+ * written to it: the poll that finds its completion queue empty looks at
+ * the inbound rings. Both ends in this process, the accept on a thread.
+ */
+void t_shm_imm_busy(void **state)
+{
+	struct rdps_tp *rx_tp = NULL, *tx_tp = NULL;
+	struct rdps_tp_ep *tx_ep = NULL;
+	struct rdps_tp_mr *rx_mr = NULL, *tx_mr = NULL;
+	struct rdps_tp_rkey_wire w;
+	struct rdps_tp_rkey rk;
+	struct rdps_tp_comp comps[4];
+	struct rdps_tp_cfg cfg;
+	struct imm_acc a = {0};
+	void *rx_mem = NULL, *tx_mem = NULL;
+	char url[256];
+	pthread_t th;
+	uint64_t end;
+	int ret, n;
+
+	(void)state;
+	TC_REQUIRE_TRANSPORT();
+	tc_cfg(&cfg);
+	cfg.poll_mode = RDPS_TP_POLL_BUSY;
+	CHECK(rdps_tp_open(tc_scheme(), &cfg, &rx_tp) == 0, "open: %s",
+	      rdps_errmsg());
+	CHECK(rdps_tp_open(tc_scheme(), &cfg, &tx_tp) == 0, "open: %s",
+	      rdps_errmsg());
+	CHECK(rdps_tp_mem_alloc(rx_tp, 4096, &rx_mem) == 0 &&
+		      rdps_tp_mem_reg(rx_tp, rx_mem, 4096,
+				      RDPS_TP_ACCESS_REMOTE_WRITE, &rx_mr) == 0,
+	      "receiver memory: %s", rdps_errmsg());
+	CHECK(rdps_tp_mem_alloc(tx_tp, 4096, &tx_mem) == 0 &&
+		      rdps_tp_mem_reg(tx_tp, tx_mem, 4096, RDPS_TP_ACCESS_LOCAL,
+				      &tx_mr) == 0,
+	      "sender memory: %s", rdps_errmsg());
+	tc_fresh_listen_url(url, sizeof(url));
+	CHECK(rdps_tp_listen(rx_tp, url, NULL, 0, &a.l) == 0, "listen: %s",
+	      rdps_errmsg());
+	CHECK(rdps_tp_listener_url(a.l, url, sizeof(url)) == 0, "listener url");
+	CHECK(pthread_create(&th, NULL, imm_acc_main, &a) == 0,
+	      "accept thread");
+	ret = rdps_tp_connect(tx_tp, url, NULL, 0, &tx_ep, TC_COMP_MS);
+	pthread_join(th, NULL);
+	CHECK(ret == 0 && a.ret == 0, "connect %d, accept %d: %s", ret, a.ret,
+	      rdps_errmsg());
+	rdps_tp_rkey_pack(rx_mr, &w);
+	CHECK(rdps_tp_rkey_unpack(tx_ep, &w, &rk) == 0, "rkey unpack");
+	CHECK(rdps_tp_poll(rx_tp, comps, 4) == 0,
+	      "the receiver has completions before any post");
+	for (uint32_t i = 0; i < 3; i++) {
+		ret = rdps_tp_put_imm(tx_ep, tx_mem, 8, tx_mr, rk.addr, &rk,
+				      0xb0590000u + i, i, RDPS_TP_F_UNSIGNALED);
+		CHECK(ret == 0, "put_imm %u: post returned %d", i, ret);
+		end = rdps_now_ns() + (uint64_t)TC_COMP_MS * 1000000ull;
+		do
+			n = rdps_tp_poll(rx_tp, comps, 4);
+		while (n == 0 && rdps_now_ns() < end);
+		CHECK(n == 1,
+		      "a receiver that only polls got %d completions for "
+		      "put_imm %u, expected its RECV_IMM",
+		      n, i);
+		CHECK(comps[0].opcode == RDPS_TP_OP_RECV_IMM &&
+			      comps[0].imm == 0xb0590000u + i &&
+			      comps[0].len == 8 && comps[0].ep == a.ep,
+		      "RECV_IMM %u: opcode %s imm 0x%x len %u", i,
+		      rdps_tp_opcode_str(comps[0].opcode), comps[0].imm,
+		      comps[0].len);
+	}
+	rdps_tp_ep_close(tx_ep);
+	rdps_tp_ep_close(a.ep);
+	rdps_tp_listener_close(a.l);
+	rdps_tp_mem_dereg(tx_mr);
+	rdps_tp_mem_dereg(rx_mr);
+	rdps_tp_mem_free(tx_tp, tx_mem, 4096);
+	rdps_tp_mem_free(rx_tp, rx_mem, 4096);
+	CHECK(rdps_tp_close(tx_tp) == 0 && rdps_tp_close(rx_tp) == 0,
+	      "close of the two instances");
 }

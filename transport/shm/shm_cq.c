@@ -135,9 +135,11 @@ shm_poll_rx(struct shm_tp *tp, struct rdps_tp_comp *comps, int n, int max)
 	return n;
 }
 
-int shm_poll(struct rdps_tp *tp_, struct rdps_tp_comp *comps, int max)
+/* shm_poll when the completion queue holds entries or the instance was
+ * armed: take them, then the rest. */
+static __attribute__((noinline)) int
+shm_poll_cq(struct shm_tp *tp, struct rdps_tp_comp *comps, int max)
 {
-	struct shm_tp *tp = to_shm_tp(tp_);
 	/* Locals: a store into comps (it has byte fields, which may alias
 	 * anything) would otherwise make every loop turn reload them. */
 	const struct shm_cqe *cq = tp->cq;
@@ -171,6 +173,22 @@ int shm_poll(struct rdps_tp *tp_, struct rdps_tp_comp *comps, int max)
 	if (rdps_unlikely(!(tp->poll_count % SHM_CHECK_EVERY) || tp->n_disc))
 		return shm_poll_rare(tp, comps, n, max);
 	return n;
+}
+
+/* A poll that finds nothing, the spinning waiter's case, is a leaf of a
+ * few loads; anything found is a tail call. */
+int shm_poll(struct rdps_tp *tp_, struct rdps_tp_comp *comps, int max)
+{
+	struct shm_tp *tp = to_shm_tp(tp_);
+
+	if (tp->cq_head != tp->cq_tail || rdps_unlikely(tp->armed))
+		return shm_poll_cq(tp, comps, max);
+	++tp->poll_count;
+	if (max > 0 && shm_rx_any(tp))
+		return shm_poll_rx(tp, comps, 0, max);
+	if (rdps_unlikely(!(tp->poll_count % SHM_CHECK_EVERY) || tp->n_disc))
+		return shm_poll_rare(tp, comps, 0, max);
+	return 0;
 }
 
 int shm_wait_fd(struct rdps_tp *tp)
