@@ -237,6 +237,21 @@ static inline void shm_busy_exit(struct shm_ep *ep)
 	__atomic_store_n(&ep->tx->busy, 0, __ATOMIC_RELEASE);
 }
 
+/* The word-sized fast path's bracket for a write or atomic: busy raised
+ * and the place of [raddr, raddr + 8) in our mapping, or busy dropped
+ * again and NULL (the general path then runs, checking everything). */
+static inline void *shm_word_enter(struct shm_ep *ep, uint32_t key,
+				   unsigned need, uint64_t raddr)
+{
+	void *p;
+
+	shm_busy_enter(ep);
+	p = shm_remote_fast(ep, key, need, raddr, 8);
+	if (rdps_unlikely(!p))
+		shm_busy_exit(ep);
+	return p;
+}
+
 /* A put of any length, every check in the contract's order. */
 static __attribute__((noinline)) int
 shm_put_any(struct rdps_tp_ep *ep_, const void *lbuf, size_t len,
@@ -284,14 +299,10 @@ int shm_put(struct rdps_tp_ep *ep_, const void *lbuf, size_t len,
 			  shm_local_check(lmr, lbuf, 8)))
 		return shm_put_any(ep_, lbuf, len, lmr, raddr, rkey, wr_id,
 				   flags);
-	shm_busy_enter(ep);
-	dst = shm_remote_fast(ep, rkey->key, RDPS_TP_ACCESS_REMOTE_WRITE, raddr,
-			      8);
-	if (rdps_unlikely(!dst)) {
-		shm_busy_exit(ep);
+	dst = shm_word_enter(ep, rkey->key, RDPS_TP_ACCESS_REMOTE_WRITE, raddr);
+	if (rdps_unlikely(!dst))
 		return shm_put_any(ep_, lbuf, len, lmr, raddr, rkey, wr_id,
 				   flags);
-	}
 	memcpy(dst, lbuf, 8);
 	shm_busy_exit(ep);
 	shm_post_end(ep, wr_id, RDPS_TP_WC_SUCCESS, RDPS_TP_OP_WRITE, 8, flags);
@@ -507,6 +518,19 @@ shm_cswap_any(struct rdps_tp_ep *ep_, uint64_t cmp, uint64_t swp, uint64_t *res,
 	return 0;
 }
 
+/* The atomics' fast path up to the CPU atomic: the post may run, res is
+ * a good local place and the target word passes with its key cached;
+ * then busy is raised and the word's place returned, else NULL. */
+static inline uint64_t *shm_atomic_enter(struct shm_ep *ep,
+					 const struct rdps_tp_mr *res_mr,
+					 const uint64_t *res, uint32_t key,
+					 uint64_t raddr)
+{
+	if (rdps_unlikely(!shm_post_ready(ep, 0) || shm_res_check(res_mr, res)))
+		return NULL;
+	return shm_word_enter(ep, key, RDPS_TP_ACCESS_REMOTE_ATOMIC, raddr);
+}
+
 int shm_atomic_fadd(struct rdps_tp_ep *ep_, uint64_t add, uint64_t *res,
 		    struct rdps_tp_mr *res_mr, uint64_t raddr,
 		    const struct rdps_tp_rkey *rkey, uint64_t wr_id,
@@ -515,17 +539,10 @@ int shm_atomic_fadd(struct rdps_tp_ep *ep_, uint64_t add, uint64_t *res,
 	struct shm_ep *ep = to_shm_ep(ep_);
 	uint64_t *p;
 
-	if (rdps_unlikely(!shm_post_ready(ep, 0) || shm_res_check(res_mr, res)))
+	p = shm_atomic_enter(ep, res_mr, res, rkey->key, raddr);
+	if (rdps_unlikely(!p))
 		return shm_fadd_any(ep_, add, res, res_mr, raddr, rkey, wr_id,
 				    flags);
-	shm_busy_enter(ep);
-	p = shm_remote_fast(ep, rkey->key, RDPS_TP_ACCESS_REMOTE_ATOMIC, raddr,
-			    8);
-	if (rdps_unlikely(!p)) {
-		shm_busy_exit(ep);
-		return shm_fadd_any(ep_, add, res, res_mr, raddr, rkey, wr_id,
-				    flags);
-	}
 	*res = __atomic_fetch_add(p, add, __ATOMIC_SEQ_CST);
 	shm_busy_exit(ep);
 	shm_post_end(ep, wr_id, RDPS_TP_WC_SUCCESS, RDPS_TP_OP_FADD, 8, flags);
@@ -540,17 +557,10 @@ int shm_atomic_cswap(struct rdps_tp_ep *ep_, uint64_t cmp, uint64_t swp,
 	struct shm_ep *ep = to_shm_ep(ep_);
 	uint64_t *p;
 
-	if (rdps_unlikely(!shm_post_ready(ep, 0) || shm_res_check(res_mr, res)))
+	p = shm_atomic_enter(ep, res_mr, res, rkey->key, raddr);
+	if (rdps_unlikely(!p))
 		return shm_cswap_any(ep_, cmp, swp, res, res_mr, raddr, rkey,
 				     wr_id, flags);
-	shm_busy_enter(ep);
-	p = shm_remote_fast(ep, rkey->key, RDPS_TP_ACCESS_REMOTE_ATOMIC, raddr,
-			    8);
-	if (rdps_unlikely(!p)) {
-		shm_busy_exit(ep);
-		return shm_cswap_any(ep_, cmp, swp, res, res_mr, raddr, rkey,
-				     wr_id, flags);
-	}
 	/* The old value either way, as a NIC returns it. */
 	__atomic_compare_exchange_n(p, &cmp, swp, false, __ATOMIC_SEQ_CST,
 				    __ATOMIC_SEQ_CST);
