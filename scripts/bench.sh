@@ -12,29 +12,43 @@
 # Latencies are medians in microseconds (rdps-perf's median column,
 # ucx_perftest's 50.0 percentile), one-way for write as both run a
 # ping-pong: on a small shared machine a few scheduler stalls of
-# milliseconds move the averages more than the transports do. The
+# milliseconds move the averages more than the transports do. The shm 8 B
+# rows run -r rounds of both tools interleaved and keep each tool's best
+# round: where the host places the two virtual CPUs moves a cache line's
+# trip between them by 10% from one run to the next, more than the
+# transports differ. The
 # averages are printed on stderr as the run goes. Bandwidth is in GB/s
 # (1e9 bytes/s); ucx_perftest's MB/s are MiB/s and are converted.
 #
 # What each tool times at 8 B, so that the rows compare like with like
 # (same iterations and warm-up, one operation in flight, busy polling):
+#   - the clock: both read the TSC with a bare rdtsc once per sample
+#     (ucx: ucs_get_time(), used where CPUID reports an invariant TSC, as
+#     here, its rate taken from the CPU model name or measured at start;
+#     rdps-perf: the same test, its rate calibrated over 20 ms against
+#     CLOCK_MONOTONIC at start; RDPS_PERF_CLOCK=monotonic to compare). A
+#     sample is the TSC difference between two consecutive iterations, so
+#     each includes one TSC reading (20-24 cycles, 8 ns here) and the
+#     loop's own work, on both sides;
 #   - read, fadd, cas: ucx_perftest ucp_get/ucp_fadd/ucp_cswap is a
 #     stream_uni test with one operation outstanding: an iteration waits
 #     for the previous operation (over posix it is already done: the call
 #     copied or did the CPU atomic and returned complete, no request),
-#     posts the next with ucp_*_nbx and reads the TSC (ucx_perf_update,
-#     ucs_get_time); a sample is the TSC difference between consecutive
-#     iterations and the 50.0 percentile is over its timing queue, the
-#     last 2048 samples. rdps-perf posts, polls until the completion of
-#     that post is in hand and reads the TSC: one whole operation per
-#     sample, the median over all samples. Both include one TSC reading
-#     (20-24 cycles, 8 ns here) per sample;
+#     posts the next with ucp_*_nbx and reads the TSC (ucx_perf_update);
+#     its 50.0 percentile is the lower median (quickselect) of its timing
+#     queue, the last 2048 samples. rdps-perf posts, polls until the
+#     completion of that post is in hand and reads the TSC: one whole
+#     operation per sample, the median over all samples;
 #   - the batched rows: rdps-perf's second pass, 64 operations between
 #     two TSC readings, divided by 64, against its own per-operation
 #     median: the share of the clock in the per-operation figure;
 #   - write: both a ping-pong of 8 B puts between two processes, each side
-#     spinning on the last bytes of its receive buffer; half the round
-#     trip, TSC-timed per round trip.
+#     spinning on the last bytes of its receive buffer and polling (ucx:
+#     ucp_worker_progress) between two looks; half the round trip,
+#     TSC-timed per round trip. Its floor row is the same exchange with no
+#     transport (rdps-perf --pingpong: two threads, a plain store and a
+#     spin each): moving a cache line to the other core and back, which
+#     both tools pay and which is most of either figure.
 #
 # With --rxe it runs scripts/bench-rxe.sh instead (the verbs transport on
 # rxe soft-RoCE in rxe-vm against perftest), with --ps scripts/bench-ps.sh
@@ -62,6 +76,7 @@ lat_iters=10000
 bw_iters=2000
 outstanding=16
 iperf_secs=3
+rounds=3
 
 usage() {
 	cat <<EOF
@@ -72,6 +87,8 @@ Usage: scripts/bench.sh [options]
   -N N      bandwidth iterations per test ($bw_iters; warm-up N/10)
   -O N      operations outstanding in bandwidth tests ($outstanding)
   -t SEC    iperf3 duration in seconds ($iperf_secs)
+  -r N      rounds of the shm 8 B latencies, both tools interleaved, the
+            best round of each kept ($rounds)
   -h        this help
   --rxe     instead: verbs over rxe soft-RoCE against perftest, in rxe-vm
             (scripts/bench-rxe.sh; see its -h for its options)
@@ -86,7 +103,7 @@ die() {
 	exit 1
 }
 
-while getopts "p:o:n:N:O:t:h" opt; do
+while getopts "p:o:n:N:O:t:r:h" opt; do
 	case $opt in
 	p) perf=$OPTARG ;;
 	o) md_out=$OPTARG ;;
@@ -94,13 +111,14 @@ while getopts "p:o:n:N:O:t:h" opt; do
 	N) bw_iters=$OPTARG ;;
 	O) outstanding=$OPTARG ;;
 	t) iperf_secs=$OPTARG ;;
+	r) rounds=$OPTARG ;;
 	h) usage; exit 0 ;;
 	*) usage >&2; exit 2 ;;
 	esac
 done
 shift $((OPTIND - 1))
 [ $# -eq 0 ] || die "unexpected argument '$1' (see -h)"
-for v in "$lat_iters" "$bw_iters" "$outstanding" "$iperf_secs"; do
+for v in "$lat_iters" "$bw_iters" "$outstanding" "$iperf_secs" "$rounds"; do
 	case $v in
 	'' | *[!0-9]* | 0) die "bad number '$v': use a positive whole number" ;;
 	esac
@@ -163,6 +181,17 @@ rdps() {
 }
 
 
+# floor_lat: rdps-perf --pingpong's median, the write rows' floor (us).
+floor_lat() {
+	local out
+	out=$(timeout 60 "$perf" --pingpong -n "$lat_iters" \
+		-w $((lat_iters / 10)) --csv 2>"$tmp/err") || {
+		echo "$prog: rdps-perf --pingpong failed: $(tail -1 "$tmp/err")" >&2
+		return 1
+	}
+	echo "$out" | tail -1 | awk -F, '{ printf "%.4f", $6 }'
+}
+
 # ucx TLS TEST SIZE [extra ucx_perftest options]: prints "lat_us gbps"
 # (median latency, overall bandwidth) of one client run against a fresh
 # server on 127.0.0.1; the overall (average) latency goes to stderr.
@@ -222,27 +251,57 @@ idle_cpu() {
 
 
 first() { echo "${1%% *}"; }
+# lowest A B: of two results ("figure [more]", empty if the run failed),
+# the one whose first figure is lower.
+lowest() {
+	if [ -z "$(first "$1")" ]; then
+		echo "$2"
+	elif [ -z "$(first "$2")" ] ||
+		awk -v a="$(first "$1")" -v b="$(first "$2")" \
+			'BEGIN { exit !(a <= b) }'; then
+		echo "$1"
+	else
+		echo "$2"
+	fi
+}
 second() { [ -n "$1" ] && echo "${1##* }"; }
 
 start=$(date +%s)
 echo "$prog: rdps-perf $perf, $(nproc) cores, ucx $(dpkg-query -W -f '${Version}' ucx-utils 2>/dev/null || echo '?')" >&2
 
-# shm against UCX posix shared memory.
-u=$(ucx posix,self ucp_put_lat 8)
-row "shm 8 B write latency" us "$(rdps shm write 8)" "$(first "$u")" \
-	"ucx ucp_put_lat posix" lower 1.0
+# shm against UCX posix shared memory: per op, rounds of both tools
+# interleaved (rdps-perf first in odd rounds, ucx_perftest in even), each
+# tool's best round kept. The write row also gets its floor, best of the
+# same rounds.
 batched=()
-for op in read fadd cas; do
+for op in write read fadd cas; do
 	case $op in
+	write) t=ucp_put_lat ;;
 	read) t=ucp_get ;;
 	fadd) t=ucp_fadd ;;
 	cas) t=ucp_cswap ;;
 	esac
-	u=$(ucx posix,self $t 8)
-	r=$(rdps_lat $op)
-	row "shm 8 B $op latency" us "$(first "$r")" "$(first "$u")" \
+	rb= ub= fb=
+	for ((k = 1; k <= rounds; k++)); do
+		if ((k % 2)); then
+			r=$(rdps_lat $op)
+			u=$(ucx posix,self $t 8)
+		else
+			u=$(ucx posix,self $t 8)
+			r=$(rdps_lat $op)
+		fi
+		rb=$(lowest "$rb" "$r")
+		ub=$(lowest "$ub" "$u")
+		[ $op = write ] && fb=$(lowest "$fb" "$(floor_lat)")
+	done
+	row "shm 8 B $op latency" us "$(first "$rb")" "$(first "$ub")" \
 		"ucx $t posix" lower 1.0
-	batched+=("$op|$r")
+	if [ $op = write ]; then
+		row "shm 8 B write latency" us "$(first "$rb")" "$fb" \
+			"store ping-pong, 2 threads" lower -
+	else
+		batched+=("$op|$rb")
+	fi
 done
 # After the per-operation rows: each batched figure against rdps-perf's
 # own per-operation median of the same run.
@@ -298,6 +357,7 @@ print_tables "$md_out" "Measured $(date -u +%Y-%m-%d) by \`scripts/bench.sh\` in
 $(nproc) cores ($(uname -r)); ucx $(dpkg-query -W -f '${Version}' ucx-utils 2>/dev/null || echo '?'), \
 latency $lat_iters iterations, bandwidth $bw_iters x 1 MiB with \
 $outstanding outstanding. Ratio is rdps / reference; latencies \
-are medians (ucx_perftest: its 50.0 percentile)."
+are medians (ucx_perftest: its 50.0 percentile); shm 8 B latencies \
+the best of $rounds interleaved rounds for each tool."
 echo "$prog: done in ${secs} s" >&2
 exit $failed

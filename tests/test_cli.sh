@@ -70,6 +70,10 @@ expect_error() {
 # Options and sizes.
 expect_error "unknown op" "operation 'bogus'" -o bogus shm://x
 expect_error "memcpy is no op" "operation 'memcpy'" -o memcpy shm://x
+expect_error "pingpong is no op" "operation 'pingpong'" -o pingpong shm://x
+expect_error "pingpong size" "8-byte" --pingpong -s 16
+expect_error "pingpong bandwidth" "latency reference" --pingpong -b 4
+expect_error "pingpong with a url" "no URL" --pingpong shm://x
 expect_error "bad size 3x" "'3x'" -s 3x shm://x
 expect_error "size 0" "'0'.*range" -s 0 shm://x
 expect_error "size over 4m" "range" -s 8m shm://x

@@ -10,6 +10,7 @@
  * in sorted order.
  */
 #include <math.h>
+#include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -210,12 +211,12 @@ static void t_outlier(void **state)
 
 static void t_op_names(void **state)
 {
-	static const char *const names[] = {"read", "write", "fadd", "cas",
-					    "memcpy"};
+	static const char *const names[] = {"read", "write",  "fadd",
+					    "cas",  "memcpy", "pingpong"};
 	enum rdps_perf_op op;
 
 	(void)state;
-	for (int i = 0; i < 5; i++) {
+	for (int i = 0; i < 6; i++) {
 		CHECK(!strcmp(rdps_perf_op_name((enum rdps_perf_op)i),
 			      names[i]),
 		      "name of op %d is %s", i,
@@ -268,6 +269,18 @@ static void t_params_check(void **state)
 	CHECK(rdps_perf_params_check(&p) == -EINVAL, "16-byte cas accepted");
 	p.size = 8;
 	CHECK(rdps_perf_params_check(&p) == 0, "8-byte cas rejected");
+	p.op = RDPS_PERF_PINGPONG;
+	CHECK(rdps_perf_params_check(&p) == 0, "8-byte pingpong rejected");
+	p.size = 16;
+	CHECK(rdps_perf_params_check(&p) == -EINVAL,
+	      "16-byte pingpong accepted");
+	p.size = 8;
+	p.outstanding = 4;
+	rdps_clear_error();
+	CHECK(rdps_perf_params_check(&p) == -EINVAL,
+	      "pingpong with 4 outstanding accepted");
+	CHECK(strstr(rdps_errmsg(), "-b"),
+	      "the pingpong refusal does not name -b: %s", rdps_errmsg());
 
 	rdps_perf_params_default(&p);
 	p.iters = 0;
@@ -278,6 +291,38 @@ static void t_params_check(void **state)
 	rdps_perf_params_default(&p);
 	p.op = (enum rdps_perf_op)17;
 	CHECK(rdps_perf_params_check(&p) == -EINVAL, "op 17 accepted");
+}
+
+/* The floor reference runs with no connection: every exchange completes
+ * (the echo thread answers each sequence value once), the samples are
+ * positive and ordered, and a stop request ends it with -EINTR. */
+static void t_pingpong_run(void **state)
+{
+	static volatile sig_atomic_t stop = 1;
+	struct rdps_perf_params p;
+	struct rdps_perf_result r;
+	int ret;
+
+	(void)state;
+	rdps_perf_params_default(&p);
+	p.op = RDPS_PERF_PINGPONG;
+	p.iters = 300;
+	p.warmup = 30;
+	rdps_clear_error();
+	ret = rdps_perf_run(NULL, &p, &r);
+	CHECK(ret == 0, "pingpong run: %d (%s)", ret, rdps_errmsg());
+	CHECK(r.op == RDPS_PERF_PINGPONG && r.iters == 300 && r.size == 8,
+	      "result names op %d, %llu iterations, %zu B", (int)r.op,
+	      (unsigned long long)r.iters, r.size);
+	CHECK(r.min_us > 0 && r.min_us <= r.median_us &&
+		      r.median_us <= r.max_us,
+	      "samples min %g median %g max %g", r.min_us, r.median_us,
+	      r.max_us);
+	p.stop = &stop;
+	p.iters = 1000000;
+	rdps_clear_error();
+	ret = rdps_perf_run(NULL, &p, &r);
+	CHECK(ret == -EINTR, "stopped pingpong run returned %d", ret);
 }
 
 /*
@@ -384,6 +429,7 @@ int main(void)
 		cmocka_unit_test(t_ranks_between),
 		cmocka_unit_test(t_outlier),
 		cmocka_unit_test(t_op_names),
+		cmocka_unit_test(t_pingpong_run),
 		cmocka_unit_test(t_params_check),
 		cmocka_unit_test(t_ping_word),
 	};

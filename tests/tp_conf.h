@@ -289,6 +289,7 @@ void t_shm_reg_outside_heap(void **state);
 void t_shm_mixed_order(void **state);
 /* shm: the initiator's cache of checked keys against deregistration. */
 void t_shm_key_cache(void **state);
+void t_shm_imm_busy(void **state);
 /* tcp: RDPS_TP_MAX_RD_ATOMIC, kept by the initiator, enforced by the target. */
 void t_tcp_rd_atomic_bound(void **state);
 /* tcp: a request held for batching goes out with no poll of the user. */

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -243,19 +244,20 @@ void t_shm_mixed_order(void **state)
 	tgt_stop(&t);
 }
 
-/* Post op on rk at off and return its completion's status. */
-static int cache_op(struct conn *c, int op, const struct rdps_tp_rkey *rk,
-		    uint64_t off, uint64_t wr_id)
+/* Post op (len bytes for a read or write) on rk at off and return its
+ * completion's status. */
+static int cache_op(struct conn *c, int op, size_t len,
+		    const struct rdps_tp_rkey *rk, uint64_t off, uint64_t wr_id)
 {
 	struct rdps_tp_comp comp;
 	uint64_t *res = (uint64_t *)(c->buf + 4096);
 	int ret;
 
 	if (op == RDPS_TP_OP_READ)
-		ret = rdps_tp_get(c->ep, c->buf, 64, c->mr, rk->addr + off, rk,
+		ret = rdps_tp_get(c->ep, c->buf, len, c->mr, rk->addr + off, rk,
 				  wr_id, 0);
 	else if (op == RDPS_TP_OP_WRITE)
-		ret = rdps_tp_put(c->ep, c->buf, 64, c->mr, rk->addr + off, rk,
+		ret = rdps_tp_put(c->ep, c->buf, len, c->mr, rk->addr + off, rk,
 				  wr_id, 0);
 	else if (op == RDPS_TP_OP_FADD)
 		ret = rdps_tp_atomic_fadd(c->ep, 1, res, c->mr, rk->addr + off,
@@ -277,12 +279,18 @@ static int cache_op(struct conn *c, int op, const struct rdps_tp_rkey *rk,
  * a key used and cached is refused the moment its region is deregistered
  * and after it is registered again (then the new key works and the old
  * stays refused) on the same endpoint; keys of regions sharing a cache
- * slot, used in turn, each reach their own region.
+ * slot, used in turn, each reach their own region. Reads and writes of
+ * 8 bytes (the posts' fast path, shm_rma.c) and of 64 (the general path)
+ * alike.
  */
 void t_shm_key_cache(void **state)
 {
-	static const int ops[] = {RDPS_TP_OP_READ, RDPS_TP_OP_WRITE,
-				  RDPS_TP_OP_FADD, RDPS_TP_OP_CSWAP};
+	static const struct {
+		int op;
+		size_t len;
+	} ops[] = {{RDPS_TP_OP_READ, 8},  {RDPS_TP_OP_READ, 64},
+		   {RDPS_TP_OP_WRITE, 8}, {RDPS_TP_OP_WRITE, 64},
+		   {RDPS_TP_OP_FADD, 8},  {RDPS_TP_OP_CSWAP, 8}};
 	struct rdps_tp_rkey old, fresh;
 	uint8_t want[64];
 	int reg[8], st, a = -1, b = -1;
@@ -302,31 +310,33 @@ void t_shm_key_cache(void **state)
 	/* Cached by use, then revoked. */
 	old = c.rk[reg[0]];
 	for (size_t i = 0; i < sizeof(ops) / sizeof(*ops); i++) {
-		st = cache_op(&c, ops[i], &old, 64, id++);
-		CHECK(st == RDPS_TP_WC_SUCCESS, "op %d with a live key: %s",
-		      ops[i], rdps_tp_status_str(st));
+		st = cache_op(&c, ops[i].op, ops[i].len, &old, 64, id++);
+		CHECK(st == RDPS_TP_WC_SUCCESS,
+		      "op %d of %zu B with a live key: %s", ops[i].op,
+		      ops[i].len, rdps_tp_status_str(st));
 	}
 	tgt_dereg(&t, reg[0]);
 	for (size_t i = 0; i < sizeof(ops) / sizeof(*ops); i++) {
-		st = cache_op(&c, ops[i], &old, 64, id++);
+		st = cache_op(&c, ops[i].op, ops[i].len, &old, 64, id++);
 		CHECK(st == RDPS_TP_WC_REM_ACCESS_ERR,
-		      "op %d with a key used, then deregistered: %s, "
-		      "expected a remote access error",
-		      ops[i], rdps_tp_status_str(st));
+		      "op %d of %zu B with a key used, then deregistered: "
+		      "%s, expected a remote access error",
+		      ops[i].op, ops[i].len, rdps_tp_status_str(st));
 	}
 	tgt_reg(&t, reg[0], ALL_ACCESS);
 	CHECK(rdps_tp_rkey_unpack(c.ep, &t.wire[reg[0]], &fresh) == 0,
 	      "unpack of the new key");
 	CHECK(fresh.key != old.key, "the new registration has the old key");
 	for (size_t i = 0; i < sizeof(ops) / sizeof(*ops); i++) {
-		st = cache_op(&c, ops[i], &old, 64, id++);
+		st = cache_op(&c, ops[i].op, ops[i].len, &old, 64, id++);
 		CHECK(st == RDPS_TP_WC_REM_ACCESS_ERR,
-		      "op %d with the old key after the region was "
-		      "registered again: %s",
-		      ops[i], rdps_tp_status_str(st));
-		st = cache_op(&c, ops[i], &fresh, 64, id++);
-		CHECK(st == RDPS_TP_WC_SUCCESS, "op %d with the new key: %s",
-		      ops[i], rdps_tp_status_str(st));
+		      "op %d of %zu B with the old key after the region "
+		      "was registered again: %s",
+		      ops[i].op, ops[i].len, rdps_tp_status_str(st));
+		st = cache_op(&c, ops[i].op, ops[i].len, &fresh, 64, id++);
+		CHECK(st == RDPS_TP_WC_SUCCESS,
+		      "op %d of %zu B with the new key: %s", ops[i].op,
+		      ops[i].len, rdps_tp_status_str(st));
 	}
 
 	/* Two live keys of one cache slot (the low bits of their table
@@ -341,15 +351,112 @@ void t_shm_key_cache(void **state)
 	for (int r = 0; r < 6; r++) {
 		int x = r % 2 ? b : a;
 
-		st = cache_op(&c, RDPS_TP_OP_READ, &c.rk[x], 128, id++);
+		st = cache_op(&c, RDPS_TP_OP_READ, r < 2 ? 8 : 64, &c.rk[x],
+			      128, id++);
 		CHECK(st == RDPS_TP_WC_SUCCESS, "read %d: %s", r,
 		      rdps_tp_status_str(st));
 		tgt_read(&t, x, 128, want, sizeof(want));
-		CHECK(!memcmp(c.buf, want, sizeof(want)),
+		CHECK(!memcmp(c.buf, want, r < 2 ? 8 : sizeof(want)),
 		      "read %d of region %d through a shared cache slot "
 		      "returned another region's bytes",
 		      r, x);
 	}
 	conn_close(&c);
 	tgt_stop(&t);
+}
+
+struct imm_acc {
+	struct rdps_tp_listener *l;
+	struct rdps_tp_ep *ep;
+	int ret;
+};
+
+static void *imm_acc_main(void *arg)
+{
+	struct imm_acc *a = arg;
+
+	a->ret = rdps_tp_accept(a->l, &a->ep, TC_COMP_MS);
+	return NULL;
+}
+
+/*
+ * A receiver that only calls rdps_tp_poll (never waits, so never arms)
+ * and has no completion of its own queued still receives each immediate
+ * written to it: the poll that finds its completion queue empty looks at
+ * the inbound rings. Both ends in this process, the accept on a thread.
+ */
+void t_shm_imm_busy(void **state)
+{
+	struct rdps_tp *rx_tp = NULL, *tx_tp = NULL;
+	struct rdps_tp_ep *tx_ep = NULL;
+	struct rdps_tp_mr *rx_mr = NULL, *tx_mr = NULL;
+	struct rdps_tp_rkey_wire w;
+	struct rdps_tp_rkey rk;
+	struct rdps_tp_comp comps[4];
+	struct rdps_tp_cfg cfg;
+	struct imm_acc a = {0};
+	void *rx_mem = NULL, *tx_mem = NULL;
+	char url[256];
+	pthread_t th;
+	uint64_t end;
+	int ret, n;
+
+	(void)state;
+	TC_REQUIRE_TRANSPORT();
+	tc_cfg(&cfg);
+	cfg.poll_mode = RDPS_TP_POLL_BUSY;
+	CHECK(rdps_tp_open(tc_scheme(), &cfg, &rx_tp) == 0, "open: %s",
+	      rdps_errmsg());
+	CHECK(rdps_tp_open(tc_scheme(), &cfg, &tx_tp) == 0, "open: %s",
+	      rdps_errmsg());
+	CHECK(rdps_tp_mem_alloc(rx_tp, 4096, &rx_mem) == 0 &&
+		      rdps_tp_mem_reg(rx_tp, rx_mem, 4096,
+				      RDPS_TP_ACCESS_REMOTE_WRITE, &rx_mr) == 0,
+	      "receiver memory: %s", rdps_errmsg());
+	CHECK(rdps_tp_mem_alloc(tx_tp, 4096, &tx_mem) == 0 &&
+		      rdps_tp_mem_reg(tx_tp, tx_mem, 4096, RDPS_TP_ACCESS_LOCAL,
+				      &tx_mr) == 0,
+	      "sender memory: %s", rdps_errmsg());
+	tc_fresh_listen_url(url, sizeof(url));
+	CHECK(rdps_tp_listen(rx_tp, url, NULL, 0, &a.l) == 0, "listen: %s",
+	      rdps_errmsg());
+	CHECK(rdps_tp_listener_url(a.l, url, sizeof(url)) == 0, "listener url");
+	CHECK(pthread_create(&th, NULL, imm_acc_main, &a) == 0,
+	      "accept thread");
+	ret = rdps_tp_connect(tx_tp, url, NULL, 0, &tx_ep, TC_COMP_MS);
+	pthread_join(th, NULL);
+	CHECK(ret == 0 && a.ret == 0, "connect %d, accept %d: %s", ret, a.ret,
+	      rdps_errmsg());
+	rdps_tp_rkey_pack(rx_mr, &w);
+	CHECK(rdps_tp_rkey_unpack(tx_ep, &w, &rk) == 0, "rkey unpack");
+	CHECK(rdps_tp_poll(rx_tp, comps, 4) == 0,
+	      "the receiver has completions before any post");
+	for (uint32_t i = 0; i < 3; i++) {
+		ret = rdps_tp_put_imm(tx_ep, tx_mem, 8, tx_mr, rk.addr, &rk,
+				      0xb0590000u + i, i, RDPS_TP_F_UNSIGNALED);
+		CHECK(ret == 0, "put_imm %u: post returned %d", i, ret);
+		end = rdps_now_ns() + (uint64_t)TC_COMP_MS * 1000000ull;
+		do
+			n = rdps_tp_poll(rx_tp, comps, 4);
+		while (n == 0 && rdps_now_ns() < end);
+		CHECK(n == 1,
+		      "a receiver that only polls got %d completions for "
+		      "put_imm %u, expected its RECV_IMM",
+		      n, i);
+		CHECK(comps[0].opcode == RDPS_TP_OP_RECV_IMM &&
+			      comps[0].imm == 0xb0590000u + i &&
+			      comps[0].len == 8 && comps[0].ep == a.ep,
+		      "RECV_IMM %u: opcode %s imm 0x%x len %u", i,
+		      rdps_tp_opcode_str(comps[0].opcode), comps[0].imm,
+		      comps[0].len);
+	}
+	rdps_tp_ep_close(tx_ep);
+	rdps_tp_ep_close(a.ep);
+	rdps_tp_listener_close(a.l);
+	rdps_tp_mem_dereg(tx_mr);
+	rdps_tp_mem_dereg(rx_mr);
+	rdps_tp_mem_free(tx_tp, tx_mem, 4096);
+	rdps_tp_mem_free(rx_tp, rx_mem, 4096);
+	CHECK(rdps_tp_close(tx_tp) == 0 && rdps_tp_close(rx_tp) == 0,
+	      "close of the two instances");
 }

@@ -1965,6 +1965,7 @@ int main(int argc, char **argv)
 		CASE(t_shm_reg_outside_heap),
 		CASE(t_shm_mixed_order),
 		CASE(t_shm_key_cache),
+		CASE(t_shm_imm_busy),
 #endif
 #ifdef TP_CASES_TCP
 		CASE(t_tcp_rd_atomic_bound),

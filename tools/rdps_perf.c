@@ -22,7 +22,9 @@
 #define DEF_TIMEOUT_MS 10000
 #define MAX_SIZES 64
 #define OPT_REPORT_FD 0x100 /* internal: --local's server reports here */
+#define OPT_PINGPONG 0x101
 
+/* MODE_MEMCPY: a local reference, no transport (o->op says which). */
 enum mode { MODE_CLIENT, MODE_SERVER, MODE_LOCAL, MODE_MEMCPY };
 
 struct opts {
@@ -61,6 +63,10 @@ static void usage(FILE *f)
 		"and run against it\n"
 		"       rdps-perf --memcpy [options]       single-thread "
 		"memcpy reference\n"
+		"       rdps-perf --pingpong [options]     floor under the "
+		"write rows: two\n"
+		"                      threads passing 8-byte stores, no "
+		"transport\n"
 		"\n"
 		"URL is shm://NAME, tcp://HOST:PORT or verbs://HOST:PORT "
 		"(built in: %s).\n"
@@ -90,6 +96,8 @@ static void usage(FILE *f)
 		"  -l, --local          start a server process, run, stop it\n"
 		"  -m, --memcpy         measure memcpy between two buffers "
 		"instead\n"
+		"      --pingpong       measure a store ping-pong of two "
+		"threads instead\n"
 		"  -L, --log-level=LVL  error, warn, info, debug or trace "
 		"(warn; env RDPS_LOG_LEVEL)\n"
 		"                       env RDPS_PERF_CLOCK=tsc|monotonic "
@@ -126,9 +134,11 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
 		{"report-fd", required_argument, NULL, OPT_REPORT_FD},
+		{"pingpong", no_argument, NULL, OPT_PINGPONG},
 		{NULL, 0, NULL, 0},
 	};
 	int ch, sizes_given = 0, op_given = 0, n_modes = 0;
+	enum rdps_perf_op ref = RDPS_PERF_MEMCPY;
 	uint64_t v;
 
 	memset(o, 0, sizeof(*o));
@@ -147,7 +157,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case 'o':
 			rdps_clear_error();
 			if (rdps_perf_op_parse(optarg, &o->op) ||
-			    o->op == RDPS_PERF_MEMCPY) {
+			    rdps_perf_op_is_local(o->op)) {
 				tool_err("unknown operation '%s': use read, "
 					 "write, fadd or cas",
 					 optarg);
@@ -209,6 +219,12 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			break;
 		case 'm':
 			o->mode = MODE_MEMCPY;
+			ref = RDPS_PERF_MEMCPY;
+			n_modes++;
+			break;
+		case OPT_PINGPONG:
+			o->mode = MODE_MEMCPY;
+			ref = RDPS_PERF_PINGPONG;
 			n_modes++;
 			break;
 		case 'L':
@@ -240,8 +256,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		}
 	}
 	if (n_modes > 1) {
-		tool_err("--server, --local and --memcpy exclude each other: "
-			 "pick one");
+		tool_err("--server, --local, --memcpy and --pingpong exclude "
+			 "each other: pick one");
 		return -EINVAL;
 	}
 	if (optind < argc)
@@ -253,17 +269,22 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	}
 	if (o->mode == MODE_MEMCPY) {
 		if (op_given || o->url) {
-			tool_err("--memcpy takes no URL and no -o");
+			tool_err("--%s takes no URL and no -o",
+				 rdps_perf_op_name(ref));
 			return -EINVAL;
 		}
-		o->op = RDPS_PERF_MEMCPY;
+		o->op = ref;
 	}
 	if (!sizes_given) {
 		o->sizes[0] =
-			o->mode == MODE_MEMCPY ? RDPS_PERF_MAX_SIZE / 4 : 8;
+			o->op == RDPS_PERF_MEMCPY ? RDPS_PERF_MAX_SIZE / 4 : 8;
 		o->n_sizes = 1;
 	}
-	if (rdps_perf_op_is_atomic(o->op)) {
+	if (o->op == RDPS_PERF_PINGPONG && o->bw) {
+		tool_err("--pingpong is a latency reference: drop -b");
+		return -EINVAL;
+	}
+	if (rdps_perf_op_is_atomic(o->op) || o->op == RDPS_PERF_PINGPONG) {
 		for (size_t i = 0; i < o->n_sizes; i++) {
 			if (o->sizes[i] != 8) {
 				tool_err("%s works on 8-byte words only, not "
@@ -353,7 +374,12 @@ static void describe(const struct opts *o, const char *transport)
 		"whole operation", "half round trip (ping-pong)",
 		"whole operation", "whole operation", "one copy"};
 
-	if (o->mode == MODE_MEMCPY)
+	if (o->op == RDPS_PERF_PINGPONG)
+		tool_err("two threads' 8-byte store ping-pong, no transport "
+			 "(half round trip), %" PRIu64 " iterations + %" PRIu64
+			 " warm-up, clock %s",
+			 o->iters, o->warmup, rdps_perf_clock());
+	else if (o->mode == MODE_MEMCPY)
 		tool_err("single-thread memcpy %s, %" PRIu64
 			 " iterations + %" PRIu64 " warm-up",
 			 o->bw ? "bandwidth" : "latency (one copy)", o->iters,
@@ -371,7 +397,8 @@ static void describe(const struct opts *o, const char *transport)
 			 rdps_perf_clock());
 }
 
-/* Measure every size on c (NULL for memcpy) and print the rows. */
+/* Measure every size on c (NULL for a local reference) and print the
+ * rows. */
 static int measure(const struct opts *o, struct rdps_perf_conn *c,
 		   const char *transport)
 {

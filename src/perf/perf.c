@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* perf.c - benchmark server, client, timed loops and statistics. */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -186,8 +187,8 @@ static inline double ticks_us(uint64_t ticks)
 	return (double)ticks * tick_ns / 1e3;
 }
 
-static const char *const op_names[] = {"read", "write", "fadd", "cas",
-				       "memcpy"};
+static const char *const op_names[] = {"read", "write",	 "fadd",
+				       "cas",  "memcpy", "pingpong"};
 
 const char *rdps_perf_op_name(enum rdps_perf_op op)
 {
@@ -227,7 +228,8 @@ int rdps_perf_params_check(const struct rdps_perf_params *p)
 	if ((unsigned)p->op >= RDPS_ARRAY_SIZE(op_names))
 		return rdps_set_error(-EINVAL, "unknown operation %d",
 				      (int)p->op);
-	if (rdps_perf_op_is_atomic(p->op) && p->size != 8)
+	if ((rdps_perf_op_is_atomic(p->op) || p->op == RDPS_PERF_PINGPONG) &&
+	    p->size != 8)
 		return rdps_set_error(-EINVAL,
 				      "%s works on 8-byte words only, not "
 				      "%zu bytes: use -s 8",
@@ -245,6 +247,10 @@ int rdps_perf_params_check(const struct rdps_perf_params *p)
 				      (unsigned long long)p->iters,
 				      (unsigned long long)p->warmup,
 				      PERF_MAX_ITERS);
+	if (p->op == RDPS_PERF_PINGPONG && p->outstanding)
+		return rdps_set_error(-EINVAL,
+				      "pingpong is a latency reference: it "
+				      "takes no operations outstanding (-b)");
 	if (p->outstanding > 65536)
 		return rdps_set_error(-EINVAL,
 				      "%u operations outstanding is too many: "
@@ -923,6 +929,100 @@ out:
 	return ret;
 }
 
+/* RDPS_PERF_PINGPONG's two cache lines, and the echo thread's orders. */
+struct pingpong {
+	_Alignas(64) uint64_t ping;  /* written by the timing thread */
+	_Alignas(64) uint64_t pong;  /* written by the echo thread */
+	_Alignas(64) uint64_t total; /* echoes to make */
+	int stop;		     /* leave early */
+};
+
+static void *pingpong_echo(void *arg)
+{
+	struct pingpong *pp = arg;
+
+	for (uint64_t i = 1; i <= pp->total; i++) {
+		while (__atomic_load_n(&pp->ping, __ATOMIC_ACQUIRE) != i)
+			if (__atomic_load_n(&pp->stop, __ATOMIC_RELAXED))
+				return NULL;
+		__atomic_store_n(&pp->pong, i, __ATOMIC_RELEASE);
+	}
+	return NULL;
+}
+
+/*
+ * The floor under run_lat_write: the same timing (a sample is half the
+ * ticks between two consecutive echoes) of the same exchange, an 8-byte
+ * store into a line the other side spins on, with no transport and no
+ * poll between the spins. What is left is the cost of moving a cache line
+ * from one core to the other and back, which every ping-pong of writes
+ * pays (ucx_perftest's ucp_put_lat as much as rdps-perf's write).
+ */
+static int run_pingpong(const struct rdps_perf_params *p, double *samples,
+			uint64_t *elapsed)
+{
+	uint64_t total = p->warmup + p->iters, t0, t1, start = 0;
+	uint64_t last = rdps_now_ns();
+	struct pingpong *pp;
+	struct deadline dl;
+	pthread_t th;
+	unsigned spins;
+	int ret = 0;
+
+	pp = aligned_alloc(64, sizeof(*pp));
+	if (!pp)
+		return rdps_set_error(-ENOMEM, "cannot allocate %zu bytes",
+				      sizeof(*pp));
+	memset(pp, 0, sizeof(*pp));
+	pp->total = total;
+	ret = -pthread_create(&th, NULL, pingpong_echo, pp);
+	if (ret) {
+		free(pp);
+		return rdps_set_error(ret, "cannot start the echo thread: %s",
+				      strerror(-ret));
+	}
+	t1 = perf_ticks();
+	for (uint64_t i = 0; i < total; i++) {
+		t0 = t1;
+		if (i == p->warmup)
+			start = t0;
+		__atomic_store_n(&pp->ping, i + 1, __ATOMIC_RELEASE);
+		dl.at = 0;
+		dl.ms = p->timeout_ms;
+		dl.spins = 0;
+		spins = 0;
+		while (__atomic_load_n(&pp->pong, __ATOMIC_ACQUIRE) != i + 1) {
+			if (++spins % 4096)
+				continue;
+			if (stopped(p)) {
+				ret = stop_error();
+				goto out;
+			}
+			if (deadline_passed(&dl)) {
+				ret = timeout_error(
+					"echo from the other thread",
+					p->timeout_ms);
+				goto out;
+			}
+		}
+		t1 = perf_ticks();
+		if (i >= p->warmup)
+			samples[i - p->warmup] = ticks_us(t1 - t0) / 2;
+		maybe_report(p, i, &last);
+		/* The echo rarely takes 4096 spins: look here too. */
+		if (!(i % 1024) && stopped(p)) {
+			ret = stop_error();
+			goto out;
+		}
+	}
+	*elapsed = perf_ticks() - start;
+out:
+	__atomic_store_n(&pp->stop, 1, __ATOMIC_RELAXED);
+	pthread_join(th, NULL);
+	free(pp);
+	return ret;
+}
+
 int rdps_perf_run(struct rdps_perf_conn *c, const struct rdps_perf_params *p,
 		  struct rdps_perf_result *res_out)
 {
@@ -934,7 +1034,7 @@ int rdps_perf_run(struct rdps_perf_conn *c, const struct rdps_perf_params *p,
 	ret = rdps_perf_params_check(p);
 	if (ret)
 		return ret;
-	if (p->op != RDPS_PERF_MEMCPY && (!c || !c->ep))
+	if (!rdps_perf_op_is_local(p->op) && (!c || !c->ep))
 		return rdps_set_error(-ENOTCONN, "not connected to a server");
 	memset(&r, 0, sizeof(r));
 	r.op = p->op;
@@ -952,6 +1052,8 @@ int rdps_perf_run(struct rdps_perf_conn *c, const struct rdps_perf_params *p,
 	clock_init();
 	if (p->op == RDPS_PERF_MEMCPY) {
 		ret = run_memcpy(p, samples, &ticks);
+	} else if (p->op == RDPS_PERF_PINGPONG) {
+		ret = run_pingpong(p, samples, &ticks);
 	} else if (p->outstanding) {
 		ret = p->warmup ? run_bw_pass(c, p, p->warmup, 0, &ticks) : 0;
 		if (!ret)

@@ -88,9 +88,14 @@ enum rdps_perf_op {
 	RDPS_PERF_FADD,
 	RDPS_PERF_CAS,
 	RDPS_PERF_MEMCPY, /* local reference: memcpy between two buffers */
+	/* local reference, the floor under a write ping-pong: two threads
+	 * passing a sequence value back and forth, each with one plain
+	 * 8-byte store into the other's cache line and a spin on its own;
+	 * no transport. Half the round trip, as RDPS_PERF_WRITE. */
+	RDPS_PERF_PINGPONG,
 };
 
-/* "read", "write", "fadd", "cas", "memcpy". */
+/* "read", "write", "fadd", "cas", "memcpy", "pingpong". */
 const char *rdps_perf_op_name(enum rdps_perf_op op);
 /* Parse an op name ("cswap" is accepted for cas); -EINVAL with
  * rdps_errmsg() set if unknown. */
@@ -99,6 +104,12 @@ int rdps_perf_op_parse(const char *s, enum rdps_perf_op *op_out);
 static inline int rdps_perf_op_is_atomic(enum rdps_perf_op op)
 {
 	return op == RDPS_PERF_FADD || op == RDPS_PERF_CAS;
+}
+
+/* Whether op is a local reference, run with no connection. */
+static inline int rdps_perf_op_is_local(enum rdps_perf_op op)
+{
+	return op == RDPS_PERF_MEMCPY || op == RDPS_PERF_PINGPONG;
 }
 
 /*
@@ -213,7 +224,9 @@ void rdps_perf_client_close(struct rdps_perf_conn *c);
  * res_out. -ENOMEM, -EINTR (stopped), -ETIMEDOUT (no completion or echo
  * within p->timeout_ms), -EIO (an operation completed with an error),
  * -EOPNOTSUPP (the transport lacks the op), or a post's error; each with
- * rdps_errmsg() set. RDPS_PERF_MEMCPY needs no connection: c may be NULL.
+ * rdps_errmsg() set. The local references (rdps_perf_op_is_local) need
+ * no connection: c may be NULL; RDPS_PERF_PINGPONG starts and joins one
+ * thread of its own.
  */
 int rdps_perf_run(struct rdps_perf_conn *c, const struct rdps_perf_params *p,
 		  struct rdps_perf_result *res_out);

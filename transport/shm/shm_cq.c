@@ -8,8 +8,11 @@
 
 #include "shm.h"
 
-/* Move immediates out of the inbound rings, fairly across endpoints. */
-static int shm_rx_poll(struct shm_tp *tp, struct rdps_tp_comp *comps, int max)
+/* Move immediates out of the inbound rings, fairly across endpoints.
+ * Out of line: shm_poll reaches it by a tail call, only when a ring's
+ * tail moved (shm_rx_any). */
+static __attribute__((noinline)) int
+shm_rx_poll(struct shm_tp *tp, struct rdps_tp_comp *comps, int max)
 {
 	uint32_t n_eps = tp->n_eps, start = tp->rx_next;
 	int n = 0;
@@ -56,6 +59,21 @@ static int shm_rx_poll(struct shm_tp *tp, struct rdps_tp_comp *comps, int max)
 		tp->rx_next = at + 1;
 	}
 	return n;
+}
+
+/* Whether any inbound ring holds an immediate not yet taken: one load
+ * of each ring's tail, no ordering (shm_rx_poll's acquire load is the one
+ * that reads the entries). */
+static inline bool shm_rx_any(const struct shm_tp *tp)
+{
+	for (uint32_t i = 0; i < tp->n_eps; i++) {
+		const struct shm_ep *ep = tp->eps[i];
+
+		if (__atomic_load_n(&ep->rx->tail, __ATOMIC_RELAXED) !=
+		    ep->rx_head)
+			return true;
+	}
+	return false;
 }
 
 static bool shm_rx_pending(struct shm_tp *tp)
@@ -106,9 +124,22 @@ shm_poll_rare(struct shm_tp *tp, struct rdps_tp_comp *comps, int n, int max)
 	return n;
 }
 
-int shm_poll(struct rdps_tp *tp_, struct rdps_tp_comp *comps, int max)
+/* shm_poll's rest when an inbound ring has immediates: take them, then
+ * the rare part. Out of line for the same reason as shm_poll_rare. */
+static __attribute__((noinline)) int
+shm_poll_rx(struct shm_tp *tp, struct rdps_tp_comp *comps, int n, int max)
 {
-	struct shm_tp *tp = to_shm_tp(tp_);
+	n += shm_rx_poll(tp, comps + n, max - n);
+	if (rdps_unlikely(!(tp->poll_count % SHM_CHECK_EVERY) || tp->n_disc))
+		return shm_poll_rare(tp, comps, n, max);
+	return n;
+}
+
+/* shm_poll when the completion queue holds entries or the instance was
+ * armed: take them, then the rest. */
+static __attribute__((noinline)) int
+shm_poll_cq(struct shm_tp *tp, struct rdps_tp_comp *comps, int max)
+{
 	/* Locals: a store into comps (it has byte fields, which may alias
 	 * anything) would otherwise make every loop turn reload them. */
 	const struct shm_cqe *cq = tp->cq;
@@ -136,11 +167,28 @@ int shm_poll(struct rdps_tp *tp_, struct rdps_tp_comp *comps, int max)
 			to_shm_ep(ep)->sq_retired = e->seq;
 	}
 	tp->cq_head = head;
-	if (n < max && tp->n_eps)
-		n += shm_rx_poll(tp, comps + n, max - n);
-	if (rdps_unlikely(!(++tp->poll_count % SHM_CHECK_EVERY) || tp->n_disc))
+	++tp->poll_count;
+	if (n < max && shm_rx_any(tp))
+		return shm_poll_rx(tp, comps, n, max);
+	if (rdps_unlikely(!(tp->poll_count % SHM_CHECK_EVERY) || tp->n_disc))
 		return shm_poll_rare(tp, comps, n, max);
 	return n;
+}
+
+/* A poll that finds nothing, the spinning waiter's case, is a leaf of a
+ * few loads; anything found is a tail call. */
+int shm_poll(struct rdps_tp *tp_, struct rdps_tp_comp *comps, int max)
+{
+	struct shm_tp *tp = to_shm_tp(tp_);
+
+	if (tp->cq_head != tp->cq_tail || rdps_unlikely(tp->armed))
+		return shm_poll_cq(tp, comps, max);
+	++tp->poll_count;
+	if (max > 0 && shm_rx_any(tp))
+		return shm_poll_rx(tp, comps, 0, max);
+	if (rdps_unlikely(!(tp->poll_count % SHM_CHECK_EVERY) || tp->n_disc))
+		return shm_poll_rare(tp, comps, 0, max);
+	return 0;
 }
 
 int shm_wait_fd(struct rdps_tp *tp)

@@ -162,6 +162,31 @@ shm_remote_check_slow(struct shm_ep *ep, const struct rdps_tp_rkey *rkey,
 	return RDPS_TP_WC_SUCCESS;
 }
 
+/*
+ * The posts' fast path: the place in our mapping of [raddr, raddr + len)
+ * when key is cached, still the target's, allows need and covers the
+ * range; NULL when any of that fails, and the post's general path then
+ * checks again in the contract's order and says why. Split so that the
+ * common post is a leaf that saves no registers: anything unusual is a
+ * tail call.
+ */
+static inline void *shm_remote_fast(struct shm_ep *ep, uint32_t key,
+				    unsigned need, uint64_t raddr, uint64_t len)
+{
+	const struct shm_rkey_cache *c =
+		&ep->rkc[(key & SHM_KEY_IDX_MASK) % SHM_RKEY_CACHE];
+
+	/* Sequentially consistent: pairs with shm_quiesce(). */
+	if (c->key != key ||
+	    __atomic_load_n(&ep->peer_mrt[key & SHM_KEY_IDX_MASK].key,
+			    __ATOMIC_SEQ_CST) != key ||
+	    !(c->access & need) ||
+	    (need == RDPS_TP_ACCESS_REMOTE_ATOMIC && (raddr & 7)) ||
+	    raddr < c->lo || raddr > c->hi || len > c->hi - raddr)
+		return NULL;
+	return (void *)(uintptr_t)(raddr + c->delta);
+}
+
 /* shm_remote_check_slow's contract; a key found in the cache costs one
  * load of the entry's key word and one range check. */
 static inline int shm_remote_check(struct shm_ep *ep,
@@ -169,25 +194,12 @@ static inline int shm_remote_check(struct shm_ep *ep,
 				   unsigned need, uint64_t raddr, uint64_t len,
 				   void **ptr_out)
 {
-	uint32_t key = rkey->key, idx = key & SHM_KEY_IDX_MASK;
-	const struct shm_rkey_cache *c = &ep->rkc[idx % SHM_RKEY_CACHE];
+	void *p = shm_remote_fast(ep, rkey->key, need, raddr, len);
 
-	/* A cached key has idx < peer_mrt_max and is not 0. Sequentially
-	 * consistent: pairs with shm_quiesce(). */
-	if (rdps_unlikely(c->key != key ||
-			  __atomic_load_n(&ep->peer_mrt[idx].key,
-					  __ATOMIC_SEQ_CST) != key))
+	if (rdps_unlikely(!p))
 		return shm_remote_check_slow(ep, rkey, need, raddr, len,
 					     ptr_out);
-	/* The order of rdps_tp_check_access: access, alignment, range. */
-	if (rdps_unlikely(!(c->access & need)))
-		return RDPS_TP_WC_REM_ACCESS_ERR;
-	if (need == RDPS_TP_ACCESS_REMOTE_ATOMIC && rdps_unlikely(raddr & 7))
-		return RDPS_TP_WC_REM_INV_REQ_ERR;
-	if (rdps_unlikely(raddr < c->lo || raddr > c->hi ||
-			  len > c->hi - raddr))
-		return RDPS_TP_WC_REM_ACCESS_ERR;
-	*ptr_out = (void *)(uintptr_t)(raddr + c->delta);
+	*ptr_out = p;
 	return RDPS_TP_WC_SUCCESS;
 }
 
@@ -225,7 +237,24 @@ static inline void shm_busy_exit(struct shm_ep *ep)
 	__atomic_store_n(&ep->tx->busy, 0, __ATOMIC_RELEASE);
 }
 
-int shm_put(struct rdps_tp_ep *ep_, const void *lbuf, size_t len,
+/* The word-sized fast path's bracket for a write or atomic: busy raised
+ * and the place of [raddr, raddr + 8) in our mapping, or busy dropped
+ * again and NULL (the general path then runs, checking everything). */
+static inline void *shm_word_enter(struct shm_ep *ep, uint32_t key,
+				   unsigned need, uint64_t raddr)
+{
+	void *p;
+
+	shm_busy_enter(ep);
+	p = shm_remote_fast(ep, key, need, raddr, 8);
+	if (rdps_unlikely(!p))
+		shm_busy_exit(ep);
+	return p;
+}
+
+/* A put of any length, every check in the contract's order. */
+static __attribute__((noinline)) int
+shm_put_any(struct rdps_tp_ep *ep_, const void *lbuf, size_t len,
 	    struct rdps_tp_mr *lmr, uint64_t raddr,
 	    const struct rdps_tp_rkey *rkey, uint64_t wr_id, unsigned flags)
 {
@@ -247,6 +276,36 @@ int shm_put(struct rdps_tp_ep *ep_, const void *lbuf, size_t len,
 		shm_busy_exit(ep);
 	}
 	shm_post_end(ep, wr_id, st, RDPS_TP_OP_WRITE, (uint32_t)len, flags);
+	return 0;
+}
+
+/*
+ * Word-sized puts, gets and atomics (the parameter server's clock words,
+ * versions and cuts) are the ones whose latency is the post's own cost:
+ * with every check passing and the key cached, each is a leaf that saves
+ * no registers (the local and cached remote checks, one load and store or
+ * CPU atomic, the completion). Anything else (another length, a check
+ * failing, a key not cached) takes the general path, a tail call that
+ * checks everything again in the contract's order.
+ */
+int shm_put(struct rdps_tp_ep *ep_, const void *lbuf, size_t len,
+	    struct rdps_tp_mr *lmr, uint64_t raddr,
+	    const struct rdps_tp_rkey *rkey, uint64_t wr_id, unsigned flags)
+{
+	struct shm_ep *ep = to_shm_ep(ep_);
+	void *dst;
+
+	if (rdps_unlikely(len != 8 || !shm_post_ready(ep, 8) ||
+			  shm_local_check(lmr, lbuf, 8)))
+		return shm_put_any(ep_, lbuf, len, lmr, raddr, rkey, wr_id,
+				   flags);
+	dst = shm_word_enter(ep, rkey->key, RDPS_TP_ACCESS_REMOTE_WRITE, raddr);
+	if (rdps_unlikely(!dst))
+		return shm_put_any(ep_, lbuf, len, lmr, raddr, rkey, wr_id,
+				   flags);
+	memcpy(dst, lbuf, 8);
+	shm_busy_exit(ep);
+	shm_post_end(ep, wr_id, RDPS_TP_WC_SUCCESS, RDPS_TP_OP_WRITE, 8, flags);
 	return 0;
 }
 
@@ -307,7 +366,9 @@ int shm_put_imm(struct rdps_tp_ep *ep_, const void *lbuf, size_t len,
 	return 0;
 }
 
-int shm_get(struct rdps_tp_ep *ep_, void *lbuf, size_t len,
+/* A get of any length, every check in the contract's order. */
+static __attribute__((noinline)) int
+shm_get_any(struct rdps_tp_ep *ep_, void *lbuf, size_t len,
 	    struct rdps_tp_mr *lmr, uint64_t raddr,
 	    const struct rdps_tp_rkey *rkey, uint64_t wr_id, unsigned flags)
 {
@@ -329,6 +390,31 @@ int shm_get(struct rdps_tp_ep *ep_, void *lbuf, size_t len,
 			st = RDPS_TP_WC_REM_ACCESS_ERR;
 	}
 	shm_post_end(ep, wr_id, st, RDPS_TP_OP_READ, (uint32_t)len, flags);
+	return 0;
+}
+
+int shm_get(struct rdps_tp_ep *ep_, void *lbuf, size_t len,
+	    struct rdps_tp_mr *lmr, uint64_t raddr,
+	    const struct rdps_tp_rkey *rkey, uint64_t wr_id, unsigned flags)
+{
+	struct shm_ep *ep = to_shm_ep(ep_);
+	uint32_t key = rkey->key;
+	const void *src;
+
+	if (rdps_unlikely(len != 8 || !shm_post_ready(ep, 8) ||
+			  shm_local_check(lmr, lbuf, 8)))
+		return shm_get_any(ep_, lbuf, len, lmr, raddr, rkey, wr_id,
+				   flags);
+	src = shm_remote_fast(ep, key, RDPS_TP_ACCESS_REMOTE_READ, raddr, 8);
+	if (rdps_unlikely(!src))
+		return shm_get_any(ep_, lbuf, len, lmr, raddr, rkey, wr_id,
+				   flags);
+	memcpy(lbuf, src, 8);
+	shm_post_end(ep, wr_id,
+		     rdps_likely(shm_key_still(ep, key))
+			     ? RDPS_TP_WC_SUCCESS
+			     : RDPS_TP_WC_REM_ACCESS_ERR,
+		     RDPS_TP_OP_READ, 8, flags);
 	return 0;
 }
 
@@ -373,10 +459,11 @@ static inline int shm_res_check(const struct rdps_tp_mr *mr,
 	return shm_local_check(mr, res, sizeof(*res));
 }
 
-int shm_atomic_fadd(struct rdps_tp_ep *ep_, uint64_t add, uint64_t *res,
-		    struct rdps_tp_mr *res_mr, uint64_t raddr,
-		    const struct rdps_tp_rkey *rkey, uint64_t wr_id,
-		    unsigned flags)
+/* A fetch-add with every check in the contract's order. */
+static __attribute__((noinline)) int
+shm_fadd_any(struct rdps_tp_ep *ep_, uint64_t add, uint64_t *res,
+	     struct rdps_tp_mr *res_mr, uint64_t raddr,
+	     const struct rdps_tp_rkey *rkey, uint64_t wr_id, unsigned flags)
 {
 	struct shm_ep *ep = to_shm_ep(ep_);
 	void *p;
@@ -399,10 +486,11 @@ int shm_atomic_fadd(struct rdps_tp_ep *ep_, uint64_t add, uint64_t *res,
 	return 0;
 }
 
-int shm_atomic_cswap(struct rdps_tp_ep *ep_, uint64_t cmp, uint64_t swp,
-		     uint64_t *res, struct rdps_tp_mr *res_mr, uint64_t raddr,
-		     const struct rdps_tp_rkey *rkey, uint64_t wr_id,
-		     unsigned flags)
+/* A compare-swap with every check in the contract's order. */
+static __attribute__((noinline)) int
+shm_cswap_any(struct rdps_tp_ep *ep_, uint64_t cmp, uint64_t swp, uint64_t *res,
+	      struct rdps_tp_mr *res_mr, uint64_t raddr,
+	      const struct rdps_tp_rkey *rkey, uint64_t wr_id, unsigned flags)
 {
 	struct shm_ep *ep = to_shm_ep(ep_);
 	void *p;
@@ -427,5 +515,57 @@ int shm_atomic_cswap(struct rdps_tp_ep *ep_, uint64_t cmp, uint64_t swp,
 		shm_busy_exit(ep);
 	}
 	shm_post_end(ep, wr_id, st, RDPS_TP_OP_CSWAP, sizeof(uint64_t), flags);
+	return 0;
+}
+
+/* The atomics' fast path up to the CPU atomic: the post may run, res is
+ * a good local place and the target word passes with its key cached;
+ * then busy is raised and the word's place returned, else NULL. */
+static inline uint64_t *shm_atomic_enter(struct shm_ep *ep,
+					 const struct rdps_tp_mr *res_mr,
+					 const uint64_t *res, uint32_t key,
+					 uint64_t raddr)
+{
+	if (rdps_unlikely(!shm_post_ready(ep, 0) || shm_res_check(res_mr, res)))
+		return NULL;
+	return shm_word_enter(ep, key, RDPS_TP_ACCESS_REMOTE_ATOMIC, raddr);
+}
+
+int shm_atomic_fadd(struct rdps_tp_ep *ep_, uint64_t add, uint64_t *res,
+		    struct rdps_tp_mr *res_mr, uint64_t raddr,
+		    const struct rdps_tp_rkey *rkey, uint64_t wr_id,
+		    unsigned flags)
+{
+	struct shm_ep *ep = to_shm_ep(ep_);
+	uint64_t *p;
+
+	p = shm_atomic_enter(ep, res_mr, res, rkey->key, raddr);
+	if (rdps_unlikely(!p))
+		return shm_fadd_any(ep_, add, res, res_mr, raddr, rkey, wr_id,
+				    flags);
+	*res = __atomic_fetch_add(p, add, __ATOMIC_SEQ_CST);
+	shm_busy_exit(ep);
+	shm_post_end(ep, wr_id, RDPS_TP_WC_SUCCESS, RDPS_TP_OP_FADD, 8, flags);
+	return 0;
+}
+
+int shm_atomic_cswap(struct rdps_tp_ep *ep_, uint64_t cmp, uint64_t swp,
+		     uint64_t *res, struct rdps_tp_mr *res_mr, uint64_t raddr,
+		     const struct rdps_tp_rkey *rkey, uint64_t wr_id,
+		     unsigned flags)
+{
+	struct shm_ep *ep = to_shm_ep(ep_);
+	uint64_t *p;
+
+	p = shm_atomic_enter(ep, res_mr, res, rkey->key, raddr);
+	if (rdps_unlikely(!p))
+		return shm_cswap_any(ep_, cmp, swp, res, res_mr, raddr, rkey,
+				     wr_id, flags);
+	/* The old value either way, as a NIC returns it. */
+	__atomic_compare_exchange_n(p, &cmp, swp, false, __ATOMIC_SEQ_CST,
+				    __ATOMIC_SEQ_CST);
+	*res = cmp;
+	shm_busy_exit(ep);
+	shm_post_end(ep, wr_id, RDPS_TP_WC_SUCCESS, RDPS_TP_OP_CSWAP, 8, flags);
 	return 0;
 }
