@@ -2,7 +2,8 @@
 /*
  * messages.c - a worker's message on the shard: the checks of its sub-slot,
  * its dispatch by kind, the credit or nack it earns, BSP's hold-back of
- * messages of a later clock, and the queue of replies.
+ * messages of a later clock, and the queue of replies. PS_WAIT and
+ * PS_DONE go straight to clock.c.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -152,6 +153,16 @@ static void srv_replay_held(struct rdps_server *s)
 
 void srv_recv(struct srv_worker *w, uint32_t imm, uint32_t len)
 {
+	/* About the clock words alone, never held back: a waiter's answer
+	 * must not wait for its pushes of the next clock. */
+	if (PS_IMM_KIND(imm) == PS_WAIT || PS_IMM_KIND(imm) == PS_DONE) {
+		srv_count_handled(w->s);
+		if (PS_IMM_KIND(imm) == PS_WAIT)
+			srv_handle_wait(w, PS_IMM_ARG(imm));
+		else
+			srv_handle_done(w->s, PS_IMM_ARG(imm));
+		return;
+	}
 	/*
 	 * BSP: a push of clock applied + 1 from a worker that has sent all
 	 * its ENDs up to there is legitimate: the other workers' END(applied)
