@@ -1,17 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_clock_reads.c - how many remote operations a BSP clock wait issues
- * as a function of how long it waits (src/worker/clock.c, wrk_slack_wait):
- * the re-reads of the clock word must back off so that their count grows
- * at most logarithmically with the wait up to 128 ms, and by one per 16 ms
- * beyond (a read storm of W waiters on one word delays the fetch-adds
- * they wait for; issue 16).
+ * test_clock_reads.c - how many remote operations a clock wait issues
+ * (src/worker/clock.c, wrk_word_wait): a waiter on the flat counter reads
+ * at most twice (one quick re-read, the read confirming its release), and
+ * sends one PS_WAIT, however long it waits and however many wait; only a
+ * wait past the safety period (100 ms) reads again, a few per period. The
+ * re-read loop this replaced grew with the log of the wait (35 or so at
+ * 50 ms), and W waiters re-reading one word delayed the fetch-adds they
+ * waited for (issue 16).
  *
- * One shm shard in a thread, two workers in threads. Each round both meet
- * at a pthread barrier; worker 1 then ticks D later (the wait being
- * measured, not a synchronisation), worker 0 at once, and worker 0 counts
- * its remote operations over its rdps_clock (rdps_stats.remote_ops, less
- * the END and the fetch-add) against the time it spent in it.
+ * One shm shard in a thread, workers in threads. Each round all meet at a
+ * pthread barrier; the last worker then ticks D later (the wait being
+ * measured, not a synchronisation), the others at once, and the waiters
+ * count their remote operations over their rdps_clock
+ * (rdps_stats.remote_ops) against the time they spent in it.
  */
 #include <errno.h>
 #include <math.h>
@@ -78,25 +80,15 @@ static void *late_worker(void *arg)
 }
 
 /*
- * The most re-reads a wait of us microseconds may issue: 6 fast tries,
- * then sleeps from 10 us doubling every second try (2 per doubling) up to
- * 1 ms, sleeps of 1 ms up to 8 ms, then a sleep of an eighth of the wait
- * so far (6 tries per doubling) up to 16 ms, then one try per 16 ms; every 16th
- * try reads the shard's header too (wrk_lost_check), and 4 of slack for the
- * stall check and a scheduler that runs the waiter late.
+ * The most reads (and PS_WAITs) a wait of us microseconds may issue: one
+ * quick re-read, the PS_WAIT, the read after the release; per safety
+ * period passed (100 ms), the safety read, shard 0's header (loss check),
+ * the stall check's reading once, and the PS_WAIT again after a wake-up.
+ * Constant in the wait up to 100 ms.
  */
 static double reads_bound(double us)
 {
-	double b = 6, t = us < 10 ? 10 : us;
-
-	b += 2 * log2((t < 1000 ? t : 1000) / 10);
-	if (t > 1000)
-		b += ((t < 8000 ? t : 8000) - 1000) / 1000;
-	if (t > 8000)
-		b += 6 * log2((t < 128000 ? t : 128000) / 8000);
-	if (t > 128000)
-		b += (t - 128000) / 16000;
-	return b * 17 / 16 + 4;
+	return 3 + 4 * floor(us / 100000);
 }
 
 /* A shard of workers workers under model (slack) in a thread, at url. */
@@ -171,6 +163,107 @@ static void test_reads_per_wait(void **state)
 	CHECK(!failed, "a wait issued more re-reads than its bound (above)");
 }
 
+/* W workers, the last of which ticks (or enters the barrier) 50 ms late
+ * each round; the others count their operations. */
+#define MANY_W 4
+#define MANY_ROUNDS 3
+#define MANY_LATE_US 50000
+
+struct many_arg {
+	struct rdps_ctx *ctx;
+	int barrier; /* rdps_barrier instead of rdps_clock */
+	int late;
+	int ret;
+	uint64_t ops_max; /* the most operations of one call */
+};
+
+static pthread_barrier_t many_start;
+
+static void *many_worker(void *arg)
+{
+	struct many_arg *a = arg;
+
+	for (unsigned r = 0; r < MANY_ROUNDS; r++) {
+		struct rdps_stats x, y;
+
+		pthread_barrier_wait(&many_start);
+		if (a->late) {
+			struct timespec ts = {0, MANY_LATE_US * 1000L};
+
+			nanosleep(&ts, NULL);
+		}
+		rdps_ctx_stats(a->ctx, &x);
+		if (!a->ret)
+			a->ret = a->barrier ? rdps_barrier(a->ctx)
+					    : rdps_clock(a->ctx);
+		rdps_ctx_stats(a->ctx, &y);
+		if (y.remote_ops - x.remote_ops > a->ops_max)
+			a->ops_max = y.remote_ops - x.remote_ops;
+	}
+	return NULL;
+}
+
+/*
+ * MANY_W BSP workers, one 50 ms late each round: every waiter's tick
+ * issues at most 6 operations (END, fetch-add, one quick re-read,
+ * PS_WAIT, the read confirming the release, and a PS_DONE had it been
+ * the last), a barrier at most 5 (no END). The re-read loop before it
+ * issued about 35 in a 50 ms wait.
+ */
+static void many_waiters(int barrier)
+{
+	struct rdps_server *s = NULL;
+	struct rdps_config cfg;
+	struct many_arg a[MANY_W];
+	pthread_t st, t[MANY_W];
+	void *sret;
+	uint64_t bound = barrier ? 5 : 6;
+
+	server_start(barrier ? "manybar" : "manyclk", MANY_W, RDPS_MODEL_BSP, 0,
+		     &s, &st);
+	for (unsigned r = 0; r < MANY_W; r++) {
+		cfg_of(&cfg, (int)r);
+		cfg.workers = MANY_W;
+		memset(&a[r], 0, sizeof(a[r]));
+		a[r].barrier = barrier;
+		a[r].late = r == MANY_W - 1;
+		CHECK(rdps_ctx_create(&cfg, &a[r].ctx) == 0, "worker %u: %s", r,
+		      rdps_errmsg());
+	}
+	pthread_barrier_init(&many_start, NULL, MANY_W);
+	for (unsigned r = 0; r < MANY_W; r++)
+		CHECK(pthread_create(&t[r], NULL, many_worker, &a[r]) == 0,
+		      "worker thread");
+	for (unsigned r = 0; r < MANY_W; r++)
+		pthread_join(t[r], NULL);
+	pthread_barrier_destroy(&many_start);
+	for (unsigned r = 0; r < MANY_W; r++)
+		rdps_ctx_destroy(a[r].ctx);
+	stop_server = 1;
+	pthread_join(st, &sret);
+	rdps_server_destroy(s);
+	for (unsigned r = 0; r < MANY_W; r++) {
+		print_message("%s worker %u: at most %llu operations a call\n",
+			      barrier ? "barrier" : "clock", r,
+			      (unsigned long long)a[r].ops_max);
+		CHECK(a[r].ret == 0, "worker %u failed: %d: %s", r, a[r].ret,
+		      rdps_errmsg());
+		CHECK(a[r].ops_max <= bound,
+		      "%s: worker %u issued %llu operations in one call "
+		      "waiting 50 ms for the last worker, want at most %llu",
+		      barrier ? "rdps_barrier" : "rdps_clock", r,
+		      (unsigned long long)a[r].ops_max,
+		      (unsigned long long)bound);
+	}
+}
+
+static void test_waiters_ops_flat(void **state)
+{
+	(void)state;
+	many_waiters(0);
+	many_waiters(1);
+}
+
 /*
  * A worker that saw the last arrival at clock t knows every clock up to t
  * is complete, so its SSP slack checks of those clocks read nothing: one
@@ -215,6 +308,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_reads_per_wait),
+		cmocka_unit_test(test_waiters_ops_flat),
 		cmocka_unit_test(test_known_done_reads_nothing),
 	};
 
