@@ -162,6 +162,9 @@ static void test_release_by_the_words(void **state)
 	 * far ahead: still no release. */
 	n = handled_now(w1);
 	send_imm(w0, PS_WAIT, 1000);
+	/* Registered before the words move (else the wait for clock 0 it
+	 * replaces would rightly be released). */
+	handled_until(w1, n + 1);
 	arrive(w0, 0);
 	arrive(w1, 0);
 	send_imm(w1, PS_DONE, 0);
