@@ -2,8 +2,8 @@
 /*
  * test_clock_reads.c - how many remote operations a clock wait issues
  * (src/worker/clock.c, wrk_word_wait): a waiter on the flat counter reads
- * at most twice (one quick re-read, the read confirming its release), and
- * sends one PS_WAIT, however long it waits and however many wait; only a
+ * once (the read confirming its release) and sends one PS_WAIT, however
+ * long it waits and however many wait; only a
  * wait past the safety period (100 ms) reads again, a few per period. The
  * re-read loop this replaced grew with the log of the wait (35 or so at
  * 50 ms), and W waiters re-reading one word delayed the fetch-adds they
@@ -80,15 +80,15 @@ static void *late_worker(void *arg)
 }
 
 /*
- * The most reads (and PS_WAITs) a wait of us microseconds may issue: one
- * quick re-read, the PS_WAIT, the read after the release; per safety
+ * The most reads (and PS_WAITs) a wait of us microseconds may issue: the
+ * PS_WAIT, the read after the release; per safety
  * period passed (100 ms), the safety read, shard 0's header (loss check),
  * the stall check's reading once, and the PS_WAIT again after a wake-up.
  * Constant in the wait up to 100 ms.
  */
 static double reads_bound(double us)
 {
-	return 3 + 4 * floor(us / 100000);
+	return 2 + 4 * floor(us / 100000);
 }
 
 /* A shard of workers workers under model (slack) in a thread, at url. */
@@ -205,10 +205,10 @@ static void *many_worker(void *arg)
 
 /*
  * MANY_W BSP workers, one 50 ms late each round: every waiter's tick
- * issues at most 6 operations (END, fetch-add, one quick re-read,
- * PS_WAIT, the read confirming the release, and a PS_DONE had it been
- * the last), a barrier at most 5 (no END). The re-read loop before it
- * issued about 35 in a 50 ms wait.
+ * issues at most 5 operations (END, fetch-add, PS_WAIT, the read
+ * confirming the release, and a PS_DONE had it been the last), a barrier
+ * at most 4 (no END). The re-read loop before it issued 44 in a 50 ms
+ * wait.
  */
 static void many_waiters(int barrier)
 {
@@ -217,7 +217,7 @@ static void many_waiters(int barrier)
 	struct many_arg a[MANY_W];
 	pthread_t st, t[MANY_W];
 	void *sret;
-	uint64_t bound = barrier ? 5 : 6;
+	uint64_t bound = barrier ? 4 : 5;
 
 	server_start(barrier ? "manybar" : "manyclk", MANY_W, RDPS_MODEL_BSP, 0,
 		     &s, &st);

@@ -389,21 +389,24 @@ static int wrk_stall_error(const struct rdps_ctx *ctx,
 }
 
 /*
- * The waits on the flat counter (ps_proto.h, "Waking waiters"): at most
- * WRK_CLOCK_QUICK re-reads at once (a wait of a round trip or two ends
- * there), then one PS_WAIT to the shard and a sleep on the completion
- * queue (the transport's adaptive or event wait) until its PS_RELEASE,
- * which one read confirms. So a wait costs at most 1 + WRK_CLOCK_QUICK
- * reads and one PS_WAIT however long it lasts and however many wait: the
- * read storm of W waiters on one word, which delayed the fetch-adds they
- * waited for, is gone. Quick re-reads measured by rdps-scale --quick
- * (shm and tcp, W 1..16): 0, 1 and 2 gave the same iteration times within
- * the noise; 1 keeps a wait of one round trip from costing the PS_WAIT.
+ * The waits on the flat counter (ps_proto.h, "Waking waiters"): once
+ * the count seen with the tick (the fetch-add's, or SSP's slack read)
+ * says the round is not complete, WRK_CLOCK_QUICK re-reads at once, then
+ * one PS_WAIT to the shard and a sleep on the completion queue (the
+ * transport's adaptive or event wait) until its PS_RELEASE, which one
+ * read confirms. So a wait costs 1 + WRK_CLOCK_QUICK reads and one
+ * PS_WAIT however long it lasts and however many wait: the read storm of
+ * W waiters on one word, which delayed the fetch-adds they waited for, is
+ * gone. Quick re-reads 0, 1 and 2 measured side by side (rdps-scale, shm
+ * and tcp, BSP and SSP, W 4 and 16, two runs each on a loaded 2-core
+ * box): iteration and clock times the same within the noise (2-3x run to
+ * run), clock operations per worker and iteration BSP 3.8-4.0 / 4.5-4.9
+ * / 5.3-5.9 and SSP shm 2.8-3.0 / 3.2-3.5 / 3.5-3.9: none.
  * Every WRK_WAIT_SAFETY_NS (or half the timeout, if shorter) it also
  * reads the word on its own and runs the loss, stall and timeout checks:
  * a shard that stopped answers nothing.
  */
-#define WRK_CLOCK_QUICK 1
+#define WRK_CLOCK_QUICK 0
 #define WRK_WAIT_SAFETY_NS (100 * 1000000ull)
 /* wrk_stall_check's attempt: past its first re-reads, so the first round
  * of the safety reads takes the job's reading. */
