@@ -77,32 +77,39 @@
  *             my make-up swap did). Fire-and-forget like PS_END.
  * Shard -> worker, besides PS_CREDIT and PS_NACK:
  *   PS_RELEASE zero-length put_imm, imm PS_IMM(PS_RELEASE, arg of the
- *             PS_WAIT it answers): the round waited for is complete, or
- *             a wake-up to look again (a worker gone, the shard closing).
+ *             PS_WAIT it answers): the round waited for is complete by
+ *             the shard's clock words; with PS_RELEASE_WAKE, a wake-up to
+ *             look again (a worker gone, the shard stopping).
  *
  * Waking waiters (flat counter only; the clock tree's waiters read)
- *   A waiter that found its round incomplete after its quick reads sends
- *   one PS_WAIT and sleeps on its completion queue; a worker whose
- *   fetch-add completed a clock or barrier (ps_clock_last) sends one
- *   PS_DONE when anybody may wait (W > 1; not ASP's clocks). The shard's
- *   CPU takes neither as the truth, only as a trigger: it evaluates
- *   completion from its own clock words (ps_clock_frontier: the lowest
- *   clock not complete; barrier / W + 1 likewise), both when a PS_WAIT
- *   comes (answered at once if complete: so a PS_DONE handled before the
- *   PS_WAIT, on another endpoint, loses nothing, as the fetch-add it
- *   reports had completed before it was sent) and when a PS_DONE comes
- *   (every registered waiter whose round is now complete is answered).
- *   A worker has at most one registration (a new PS_WAIT replaces it), so
- *   a PS_WAIT costs O(1) and a PS_DONE O(waiters). A PS_DONE for a round
- *   not complete, or a PS_WAIT far ahead (the 27-bit argument is unwrapped
- *   to the value nearest the frontier, ps_wait_unwrap), releases nobody
- *   early. A worker counted gone (dead or left) and a shard that stops
- *   wake every registered waiter: it reads the word again and runs its
- *   loss checks at once. A released waiter reads the word once to
- *   confirm (the word is the truth); it also reads it on its own every
- *   WRK_WAIT_SAFETY (src/worker/clock.c), for its loss, stall and timeout
- *   checks. So a tick costs its fetch-add, ENDs and at most a constant
- *   number of reads and one PS_WAIT, whatever W and the wait.
+ *   A waiter whose tick showed its round incomplete (the fetch-add's
+ *   count, or SSP's slack read) sends one PS_WAIT and sleeps on its
+ *   completion queue; a worker whose fetch-add completed a clock or
+ *   barrier (ps_clock_last) sends one PS_DONE when anybody may wait (W >
+ *   1; not ASP's clocks). The shard's CPU takes neither as the truth,
+ *   only as a trigger: it evaluates completion from its own clock words
+ *   (ps_clock_frontier: the lowest clock not complete; barrier / W + 1
+ *   likewise), both when a PS_WAIT comes (answered at once if complete:
+ *   so a PS_DONE handled before the PS_WAIT, on another endpoint, loses
+ *   nothing, as the fetch-add it reports had completed before it was
+ *   sent) and when a PS_DONE comes (every registered waiter whose round
+ *   is now complete is answered). A worker has at most one registration
+ *   (a new PS_WAIT replaces it), so a PS_WAIT costs O(1) and a PS_DONE
+ *   O(waiters). A PS_DONE for a round not complete, or a PS_WAIT far
+ *   ahead (the 26-bit argument is unwrapped to the value nearest the
+ *   frontier, ps_wait_unwrap), releases nobody early. A worker counted
+ *   gone (dead or left) and a shard that stops wake every registered
+ *   waiter (PS_RELEASE_WAKE): it reads the word and runs its loss checks
+ *   at once. A release without it needs no read: the shard's CPU read
+ *   the words, the truth, as the waiter's READ would have (one round trip
+ *   less on the waiter's critical path). A waiter also reads the word on
+ *   its own every WRK_WAIT_SAFETY_NS (src/worker/clock.c) for its loss,
+ *   stall and timeout checks. So a waiting tick costs its fetch-add, ENDs
+ *   and one PS_WAIT, the completing tick its fetch-add, ENDs and one
+ *   PS_DONE, whatever W and the wait. Per clock, shard 0 handles one
+ *   PS_DONE and a PS_WAIT per waiter, and sends a PS_RELEASE per waiter;
+ *   a waiter's critical path is: the completer's fetch-add, its PS_DONE,
+ *   the shard's loop, the PS_RELEASE.
  *
  * Clocks and consistency (a worker's clock t = iterations it completed)
  *   A push returns only after its shard took it in (SSP/ASP: applied;
@@ -304,9 +311,11 @@ enum ps_kind {
 };
 
 /* PS_WAIT and PS_DONE's argument: a clock, or with PS_WAIT_BARRIER a
- * barrier, in its low 27 bits. */
-#define PS_WAIT_BARRIER (1u << 27)
+ * barrier, in its low 26 bits. A PS_RELEASE carries its PS_WAIT's, with
+ * PS_RELEASE_WAKE when it is a wake-up, not a completion. */
+#define PS_WAIT_BARRIER (1u << 26)
 #define PS_WAIT_MASK (PS_WAIT_BARRIER - 1)
+#define PS_RELEASE_WAKE (1u << 27)
 
 /* Listener private data. */
 struct ps_lhello {
@@ -767,8 +776,8 @@ static inline uint64_t ps_clock_frontier(const uint64_t *arrive, unsigned k,
 	return lo;
 }
 
-/* The value nearest ref whose low 27 bits are v (a PS_WAIT's argument):
- * exact for any round within 2^26 of the frontier ref. */
+/* The value nearest ref whose low 26 bits are v (a PS_WAIT's argument):
+ * exact for any round within 2^25 of the frontier ref. */
 static inline uint64_t ps_wait_unwrap(uint64_t ref, uint32_t v)
 {
 	const uint64_t span = (uint64_t)PS_WAIT_MASK + 1, half = span / 2;

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_clock_reads.c - how many remote operations a clock wait issues
- * (src/worker/clock.c, wrk_word_wait): a waiter on the flat counter reads
- * once (the read confirming its release) and sends one PS_WAIT, however
- * long it waits and however many wait; only a
+ * (src/worker/clock.c, wrk_word_wait): a waiter on the flat counter
+ * sends one PS_WAIT and reads nothing (its release says the shard read
+ * the word), however long it waits and however many wait; only a
  * wait past the safety period (100 ms) reads again, a few per period. The
  * re-read loop this replaced grew with the log of the wait (35 or so at
  * 50 ms), and W waiters re-reading one word delayed the fetch-adds they
@@ -81,14 +81,14 @@ static void *late_worker(void *arg)
 
 /*
  * The most reads (and PS_WAITs) a wait of us microseconds may issue: the
- * PS_WAIT, the read after the release; per safety
+ * PS_WAIT; per safety
  * period passed (100 ms), the safety read, shard 0's header (loss check),
  * the stall check's reading once, and the PS_WAIT again after a wake-up.
  * Constant in the wait up to 100 ms.
  */
 static double reads_bound(double us)
 {
-	return 2 + 4 * floor(us / 100000);
+	return 1 + 4 * floor(us / 100000);
 }
 
 /* A shard of workers workers under model (slack) in a thread, at url. */
@@ -204,11 +204,10 @@ static void *many_worker(void *arg)
 }
 
 /*
- * MANY_W BSP workers, one 50 ms late each round: every waiter's tick
- * issues at most 5 operations (END, fetch-add, PS_WAIT, the read
- * confirming the release, and a PS_DONE had it been the last), a barrier
- * at most 4 (no END). The re-read loop before it issued 44 in a 50 ms
- * wait.
+ * MANY_W BSP workers, one 50 ms late each round: every tick issues at
+ * most 3 operations (END, fetch-add, and a PS_WAIT or, the last, a
+ * PS_DONE), a barrier 2 (no END). The re-read loop before it issued 44
+ * in a 50 ms wait.
  */
 static void many_waiters(int barrier)
 {
@@ -217,7 +216,7 @@ static void many_waiters(int barrier)
 	struct many_arg a[MANY_W];
 	pthread_t st, t[MANY_W];
 	void *sret;
-	uint64_t bound = barrier ? 4 : 5;
+	uint64_t bound = barrier ? 2 : 3;
 
 	server_start(barrier ? "manybar" : "manyclk", MANY_W, RDPS_MODEL_BSP, 0,
 		     &s, &st);

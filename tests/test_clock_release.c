@@ -178,6 +178,8 @@ static void test_release_by_the_words(void **state)
 	send_imm(w0, PS_WAIT, 0);
 	CHECK(released(w0), "a PS_WAIT for a complete clock got no release "
 			    "(its PS_DONE came first)");
+	CHECK(w0->sh[0].complete, "the release of a complete clock was sent "
+				  "as a wake-up");
 
 	/* Registered first, then completed and told. */
 	n = handled_now(w1);
@@ -189,6 +191,8 @@ static void test_release_by_the_words(void **state)
 	send_imm(w1, PS_DONE, 1);
 	CHECK(released(w0), "clock 1 completed and its PS_DONE handled, but "
 			    "the waiter was not released");
+	CHECK(w0->sh[0].complete, "the release of a complete clock was sent "
+				  "as a wake-up");
 
 	/* A barrier waits likewise: barrier 1 is complete at 2. */
 	n = handled_now(w1);
@@ -205,6 +209,7 @@ static void test_release_by_the_words(void **state)
 	handled_until(w1, n + 1);
 	rdps_ctx_destroy(w1);
 	CHECK(released(w0), "a worker left and the waiter was not woken");
+	CHECK(!w0->sh[0].complete, "a wake-up said clock 2 was complete");
 
 	rdps_ctx_destroy(w0);
 	stop_server = 1;

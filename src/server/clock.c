@@ -195,6 +195,6 @@ void srv_wake_all(struct rdps_server *s)
 		struct srv_worker *w = &s->w[s->waiters[0]];
 
 		srv_wait_drop(w);
-		srv_release(w, w->wait_arg);
+		srv_release(w, w->wait_arg | PS_RELEASE_WAKE);
 	}
 }

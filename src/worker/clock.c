@@ -393,15 +393,17 @@ static int wrk_stall_error(const struct rdps_ctx *ctx,
  * the count seen with the tick (the fetch-add's, or SSP's slack read)
  * says the round is not complete, WRK_CLOCK_QUICK re-reads at once, then
  * one PS_WAIT to the shard and a sleep on the completion queue (the
- * transport's adaptive or event wait) until its PS_RELEASE, which one
- * read confirms. So a wait costs 1 + WRK_CLOCK_QUICK reads and one
+ * transport's adaptive or event wait) until its PS_RELEASE, which says
+ * the round is complete (the shard read the words) or wakes the waiter
+ * to read and check. So a wait costs WRK_CLOCK_QUICK reads and one
  * PS_WAIT however long it lasts and however many wait: the read storm of
- * W waiters on one word, which delayed the fetch-adds they waited for, is
- * gone. Quick re-reads 0, 1 and 2 measured side by side (rdps-scale, shm
- * and tcp, BSP and SSP, W 4 and 16, two runs each on a loaded 2-core
- * box): iteration and clock times the same within the noise (2-3x run to
- * run), clock operations per worker and iteration BSP 3.8-4.0 / 4.5-4.9
- * / 5.3-5.9 and SSP shm 2.8-3.0 / 3.2-3.5 / 3.5-3.9: none.
+ * W waiters on one word, which delayed the fetch-adds they waited for,
+ * is gone. Quick re-reads 0, 1 and 2 measured side by side (rdps-scale,
+ * shm and tcp, BSP and SSP, W 4 and 16, two runs each on a loaded 2-core
+ * box, each release then confirmed by a read): iteration and clock times
+ * the same within the noise (2-3x run to run), clock operations per
+ * worker and iteration BSP 3.8-4.0 / 4.5-4.9 / 5.3-5.9 and SSP shm
+ * 2.8-3.0 / 3.2-3.5 / 3.5-3.9: none.
  * Every WRK_WAIT_SAFETY_NS (or half the timeout, if shorter) it also
  * reads the word on its own and runs the loss, stall and timeout checks:
  * a shard that stopped answers nothing.
@@ -446,6 +448,7 @@ static int wrk_wait_post(struct rdps_ctx *ctx, struct wrk_shard *sh,
 	sh->wait_arg = arg;
 	sh->waiting = 1;
 	sh->woken = 0;
+	sh->complete = 0;
 	return wrk_imm_post(ctx, sh, PS_WAIT, arg, deadline, "a clock wait");
 }
 
@@ -530,6 +533,11 @@ static int wrk_word_wait(struct rdps_ctx *ctx, const struct wrk_round *rd,
 			break;
 		look = 0;
 		woken = sh->woken;
+		/* The shard read the words: no round trip to read them. */
+		if (woken && sh->complete) {
+			ret = wrk_err_restore(&et);
+			break;
+		}
 		ret = wrk_clock_op(ctx, sh, rd->off, 0, &res[slot], deadline,
 				   "a clock read");
 		if (ret)

@@ -59,8 +59,10 @@ static void wrk_recv_imm(struct rdps_ctx *ctx, struct wrk_shard *sh,
 	case PS_RELEASE:
 		/* One of an earlier wait (ended by its own read) is stale:
 		 * only the wait registered now is woken. */
-		if (sh->waiting && arg == sh->wait_arg)
+		if (sh->waiting && (arg & ~PS_RELEASE_WAKE) == sh->wait_arg) {
 			sh->woken = 1;
+			sh->complete = !(arg & PS_RELEASE_WAKE);
+		}
 		break;
 	default:
 		rdps_warn("shard %u: unexpected immediate 0x%x", sh->idx, imm);

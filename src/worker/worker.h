@@ -101,9 +101,10 @@ struct wrk_shard {
 	struct wrk_grp hdr_grp;
 	uint64_t hdr_posted;
 	/* The PS_WAIT registered here (clock.c, wrk_word_wait): its
-	 * argument, and whether its PS_RELEASE came (wait.c). */
+	 * argument, whether its PS_RELEASE came (wait.c) and said the round
+	 * complete (not a wake-up). */
 	uint32_t wait_arg;
-	int waiting, woken;
+	int waiting, woken, complete;
 };
 
 struct wrk_part {
