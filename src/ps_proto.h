@@ -122,9 +122,11 @@
  *   waited for together. A faster worker may therefore see clock t
  *   complete and send its next PUSH before our END(t) reached a shard:
  *   see the hold-back below. (3) t = t + 1. (4) BSP/A-BSP/SSP: before
- *   going on, READ arrive[c mod K] until ps_clock_done(c) for
- *   c = t - 1 - slack (nothing to wait for while t - 1 < slack; BSP skips
- *   it when the fetch-add made this worker the last); ASP never waits.
+ *   going on, wait until ps_clock_done(c) for c = t - 1 - slack
+ *   (nothing to wait for while t - 1 < slack; BSP skips it when the
+ *   fetch-add made this worker the last): the flat counter with one
+ *   PS_WAIT, answered by a PS_RELEASE (see "Waking waiters"), the clock
+ *   tree by re-reading its release word; ASP never waits.
  *   Shard side: BSP and A-BSP copy each PUSH of clock c into that worker's
  *   pending delta (credit at once) and, when the W-th END(c) arrives,
  *   apply the pending deltas in worker order 0..W-1 with the table's
@@ -537,10 +539,10 @@ static inline uint64_t ps_emb_nbuckets(uint64_t capacity)
  * What the shard's CPU did, for benchmarks and tests: they read it to show
  * that a one-sided pull costs the shard's CPU nothing. handled counts the
  * messages the shard's loop thread has handled (every PS_PUSH, two-sided
- * lookups included, PS_CREATE, PS_END and PS_BYE; one held back for the
- * next clock counts again when replayed); the shard stores it after each. pid
- * and tid name the shard's process and its loop thread, for a reader on the
- * same host (/proc).
+ * lookups included, PS_CREATE, PS_END, PS_BYE, PS_WAIT and PS_DONE; one
+ * held back for the next clock counts again when replayed); the shard
+ * stores it after each. pid and tid name the shard's process and its loop
+ * thread, for a reader on the same host (/proc).
  */
 struct ps_dir_stats {
 	uint64_t handled_be;

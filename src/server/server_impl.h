@@ -49,7 +49,7 @@ _Static_assert(RDPS_SERVER_WORKERS_MAX <= PS_WORKERS_MAX,
 	       "the gone map needs a bit per worker");
 
 #define SRV_REJECT_MAX 16 /* refused peers waiting for their welcome */
-#define SRV_RING 16	  /* replies queued per worker (>= NSLOTS + 1) */
+#define SRV_RING 16	  /* replies queued per worker (>= NSLOTS + 2) */
 #define SRV_HOLD 64	  /* messages held back per worker (BSP) */
 #define SRV_DEFERRED 1	  /* srv_handle_push: hold the message back */
 
