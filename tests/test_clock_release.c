@@ -103,6 +103,32 @@ static int released(struct rdps_ctx *ctx)
 	return ctx->sh[0].woken;
 }
 
+/* w sends PS_WAIT(arg), handled once other's read of the count says so. */
+static void registered(struct rdps_ctx *w, struct rdps_ctx *other, uint32_t arg)
+{
+	uint64_t n = handled_now(other);
+
+	send_imm(w, PS_WAIT, arg);
+	handled_until(other, n + 1);
+}
+
+/* w sends PS_DONE(arg), handled once its read of the count says so. */
+static void told(struct rdps_ctx *w, uint32_t arg)
+{
+	uint64_t n = handled_now(w);
+
+	send_imm(w, PS_DONE, arg);
+	handled_until(w, n + 1);
+}
+
+/* ctx's wait is released as complete (not woken), or fail naming what. */
+static void released_complete(struct rdps_ctx *ctx, const char *what)
+{
+	CHECK(released(ctx), "%s: no release", what);
+	CHECK(ctx->sh[0].complete, "%s: released as a wake-up, not complete",
+	      what);
+}
+
 /* Whatever the shard sent ctx before a reply to a message sent now is
  * in: a table created (its credit comes after). */
 static void replies_in(struct rdps_ctx *ctx, const char *name)
@@ -133,7 +159,6 @@ static void test_release_by_the_words(void **state)
 	struct rdps_ctx *w0 = NULL, *w1 = NULL;
 	pthread_t st;
 	void *sret;
-	uint64_t n;
 
 	(void)state;
 	snprintf(url, sizeof(url), "shm://rdps-t-%d-release", (int)getpid());
@@ -150,25 +175,19 @@ static void test_release_by_the_words(void **state)
 	CHECK(rdps_ctx_create(&cfg, &w1) == 0, "worker 1: %s", rdps_errmsg());
 
 	/* A bare PS_DONE (clock 0 has no arrival): the waiter stays. */
-	n = handled_now(w1);
-	send_imm(w0, PS_WAIT, 0);
-	send_imm(w1, PS_DONE, 0);
-	handled_until(w1, n + 2);
+	registered(w0, w1, 0);
+	told(w1, 0);
 	replies_in(w0, "a");
 	CHECK(!w0->sh[0].woken, "released on a PS_DONE of a clock not "
 				"complete by the shard's words");
 
 	/* Clock 0 complete, and its PS_DONE, while w0 waits for a clock
-	 * far ahead: still no release. */
-	n = handled_now(w1);
-	send_imm(w0, PS_WAIT, 1000);
-	/* Registered before the words move (else the wait for clock 0 it
-	 * replaces would rightly be released). */
-	handled_until(w1, n + 1);
+	 * far ahead: still no release. (Registered before the words move,
+	 * else the wait for clock 0 it replaces would rightly be released.) */
+	registered(w0, w1, 1000);
 	arrive(w0, 0);
 	arrive(w1, 0);
-	send_imm(w1, PS_DONE, 0);
-	handled_until(w1, n + 2);
+	told(w1, 0);
 	replies_in(w0, "b");
 	CHECK(!w0->sh[0].woken, "a wait for clock 1000 released when clock 0 "
 				"completed");
@@ -176,37 +195,25 @@ static void test_release_by_the_words(void **state)
 	/* The race: clock 0's PS_DONE was handled before this PS_WAIT,
 	 * which the shard must answer at once from the words. */
 	send_imm(w0, PS_WAIT, 0);
-	CHECK(released(w0), "a PS_WAIT for a complete clock got no release "
-			    "(its PS_DONE came first)");
-	CHECK(w0->sh[0].complete, "the release of a complete clock was sent "
-				  "as a wake-up");
+	released_complete(w0, "a PS_WAIT for a complete clock (its PS_DONE "
+			      "came first)");
 
 	/* Registered first, then completed and told. */
-	n = handled_now(w1);
-	send_imm(w0, PS_WAIT, 1);
-	handled_until(w1, n + 1);
+	registered(w0, w1, 1);
 	arrive(w1, 1);
 	arrive(w0, 1);
 	CHECK(!w0->sh[0].woken, "released before any PS_DONE");
 	send_imm(w1, PS_DONE, 1);
-	CHECK(released(w0), "clock 1 completed and its PS_DONE handled, but "
-			    "the waiter was not released");
-	CHECK(w0->sh[0].complete, "the release of a complete clock was sent "
-				  "as a wake-up");
+	released_complete(w0, "clock 1 completed and its PS_DONE handled");
 
 	/* A barrier waits likewise: barrier 1 is complete at 2. */
-	n = handled_now(w1);
-	send_imm(w0, PS_WAIT, PS_WAIT_BARRIER | 1);
-	handled_until(w1, n + 1);
-	send_imm(w1, PS_DONE, PS_WAIT_BARRIER | 1);
-	handled_until(w1, n + 2);
+	registered(w0, w1, PS_WAIT_BARRIER | 1);
+	told(w1, PS_WAIT_BARRIER | 1);
 	replies_in(w0, "c");
 	CHECK(!w0->sh[0].woken, "a barrier released with no arrival");
 
 	/* A worker gone wakes the waiters (clock 2 never completes). */
-	n = handled_now(w1);
-	send_imm(w0, PS_WAIT, 2);
-	handled_until(w1, n + 1);
+	registered(w0, w1, 2);
 	rdps_ctx_destroy(w1);
 	CHECK(released(w0), "a worker left and the waiter was not woken");
 	CHECK(!w0->sh[0].complete, "a wake-up said clock 2 was complete");

@@ -728,14 +728,12 @@ out:
 	return ret;
 }
 
-/*
- * Wait until all workers arrived at the barrier counted at off (goal),
- * re-reading it with back-off; while it drags on, look for lost workers.
- */
-static int wrk_barrier_wait(struct rdps_ctx *ctx, struct wrk_shard *sh,
-			    uint64_t off, uint64_t goal, uint64_t deadline)
+/* The round of this worker's latest barrier: its counter at off of sh's
+ * clock region, complete at goal. */
+static struct wrk_round wrk_barrier_round(const struct rdps_ctx *ctx,
+					  struct wrk_shard *sh, uint64_t off,
+					  uint64_t goal)
 {
-	uint64_t *res = ctx->small;
 	struct wrk_round rd = {
 		.off = off,
 		.goal = goal,
@@ -746,6 +744,20 @@ static int wrk_barrier_wait(struct rdps_ctx *ctx, struct wrk_shard *sh,
 		.barrier = 1,
 		.sh = sh,
 	};
+
+	return rd;
+}
+
+/*
+ * The clock tree's barrier wait: until all workers arrived at the barrier
+ * counted at off (goal), re-reading it with back-off; while it drags on,
+ * look for lost workers.
+ */
+static int wrk_barrier_wait(struct rdps_ctx *ctx, struct wrk_shard *sh,
+			    uint64_t off, uint64_t goal, uint64_t deadline)
+{
+	uint64_t *res = ctx->small;
+	struct wrk_round rd = wrk_barrier_round(ctx, sh, off, goal);
 	struct wrk_errtext et; /* only .saved set: no 512-byte clear */
 	struct wrk_stall stall = {0, 0};
 	unsigned attempt = 0;
@@ -829,15 +841,6 @@ int rdps_barrier(struct rdps_ctx *ctx)
 		return wrk_done_post(ctx, arg, deadline);
 	/* The fetch-add's count is the first read. */
 	res[WRK_BARRIER]++;
-	rd = (struct wrk_round){
-		.off = off,
-		.goal = goal,
-		.words_off = ps_wbar_off(ctx->workers, 0),
-		.need = ctx->barriers,
-		.what = "the barrier",
-		.no = ctx->barriers,
-		.barrier = 1,
-		.sh = sh,
-	};
+	rd = wrk_barrier_round(ctx, sh, off, goal);
 	return wrk_word_wait(ctx, &rd, arg, WRK_BARRIER, 1, &t0, deadline);
 }
