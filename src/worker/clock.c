@@ -8,9 +8,10 @@
  *
  * Read top-down as a tick runs: post the tick (ENDs, fetch-add, own word,
  * slack read), wait for it, climb the tree when this worker completed its
- * group (wrk_tree_up), then, while clock t - slack is not complete, read
- * its counter or its group's release word again (wrk_slack_wait). The
- * steps come before their caller, in call order.
+ * group (wrk_tree_up), then, while clock t - slack is not complete: flat,
+ * one PS_WAIT and a sleep until shard 0's PS_RELEASE (wrk_word_wait; the
+ * completer posts the PS_DONE); tree, read its group's release word again
+ * (wrk_slack_wait). The steps come before their caller, in call order.
  */
 #include <stdio.h>
 #include <time.h>
@@ -330,8 +331,9 @@ static int wrk_err_restore(const struct wrk_errtext *e)
 }
 
 /*
- * The back-off before the clock wait's attempt-th re-read, its tick begun
- * at t0 (ns). Every waiter reads one word on shard 0, and reads there delay the
+ * The back-off before the clock tree wait's attempt-th re-read, its tick
+ * begun at t0 (ns). Its waiters read their group's word (the flat
+ * counter's once read shard 0's alike), and reads there delay the
  * fetch-adds they wait for, so the count must grow slowly with the wait:
  * wrk_backoff's tries (two at once, four after a yield, then sleeps of 10
  * us doubling every second try up to 1 ms), and past 8 ms a sleep of an
