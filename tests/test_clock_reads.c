@@ -5,9 +5,11 @@
  * sends one PS_WAIT and reads nothing (its release says the shard read
  * the word), however long it waits and however many wait; only a
  * wait past the safety period (100 ms) reads again, a few per period. The
- * re-read loop this replaced grew with the log of the wait (35 or so at
- * 50 ms), and W waiters re-reading one word delayed the fetch-adds they
- * waited for (issue 16).
+ * re-read loop this replaced grew with the log of the wait (44 at 50 ms),
+ * and W waiters re-reading one word delayed the fetch-adds they waited
+ * for (issue 16). The clock tree's waiters still re-read (wrk_slack_wait):
+ * their count must grow at most logarithmically with the wait up to
+ * 128 ms, and by one per 16 ms beyond.
  *
  * One shm shard in a thread, workers in threads. Each round all meet at a
  * pthread barrier; the last worker then ticks D later (the wait being
@@ -58,17 +60,24 @@ static void cfg_of(struct rdps_config *cfg, int rank)
 	cfg->timeout_ms = 10000;
 }
 
-static void *late_worker(void *arg)
+/* Worker 0 counts; the others tick in threads, the last one late. */
+struct other_arg {
+	struct rdps_ctx *ctx;
+	int late;
+};
+
+static void *other_worker(void *arg)
 {
-	struct rdps_ctx *ctx = arg;
+	struct other_arg *o = arg;
+	struct rdps_ctx *ctx = o->ctx;
 	intptr_t ret = 0;
 
 	for (unsigned i = 0; delays_us[i]; i++)
 		for (unsigned r = 0; r < ROUNDS; r++) {
+			unsigned d = o->late ? delays_us[i] : 0;
 			struct timespec ts = {
-				.tv_sec = delays_us[i] / 1000000,
-				.tv_nsec =
-					(long)(delays_us[i] % 1000000) * 1000,
+				.tv_sec = d / 1000000,
+				.tv_nsec = (long)(d % 1000000) * 1000,
 			};
 
 			pthread_barrier_wait(&round_start);
@@ -91,6 +100,30 @@ static double reads_bound(double us)
 	return 1 + 4 * floor(us / 100000);
 }
 
+/*
+ * The clock tree's waiters still re-read their group's release word
+ * (clock.c, wrk_clock_backoff): 6 fast tries, then sleeps from 10 us
+ * doubling every second try (2 per doubling) up to 1 ms, sleeps of 1 ms
+ * up to 8 ms, then a sleep of an eighth of the wait so far (6 tries per
+ * doubling) up to 16 ms, then one try per 16 ms; every 16th try reads the
+ * shard's header too (wrk_lost_check), and 4 of slack for the stall check
+ * and a scheduler that runs the waiter late; 1 more for the root's
+ * fetch-add when worker 0 completed its group.
+ */
+static double tree_reads_bound(double us)
+{
+	double b = 6, t = us < 10 ? 10 : us;
+
+	b += 2 * log2((t < 1000 ? t : 1000) / 10);
+	if (t > 1000)
+		b += ((t < 8000 ? t : 8000) - 1000) / 1000;
+	if (t > 8000)
+		b += 6 * log2((t < 128000 ? t : 128000) / 8000);
+	if (t > 128000)
+		b += (t - 128000) / 16000;
+	return b * 17 / 16 + 4 + 1;
+}
+
 /* A shard of workers workers under model (slack) in a thread, at url. */
 static void server_start(const char *name, unsigned workers,
 			 enum rdps_model model, unsigned slack,
@@ -111,26 +144,40 @@ static void server_start(const char *name, unsigned workers,
 	CHECK(pthread_create(st, NULL, server_main, *s) == 0, "server thread");
 }
 
-static void test_reads_per_wait(void **state)
+/*
+ * Worker 0's operations per BSP tick, less its END and fetch-add, while
+ * the last of workers workers (fan-in fanin) ticks each delay late:
+ * within bound(wait).
+ */
+static void reads_per_wait(const char *name, unsigned workers, unsigned fanin,
+			   double (*bound)(double))
 {
 	struct rdps_server *s = NULL;
 	struct rdps_config cfg;
-	struct rdps_ctx *w0 = NULL, *w1 = NULL;
-	pthread_t st, lt;
-	void *sret, *lret;
-	int ret = 0, failed = 0;
+	struct rdps_ctx *w[3] = {NULL, NULL, NULL};
+	struct other_arg o[3];
+	pthread_t st, ot[3];
+	void *sret, *oret;
+	int ret = 0, failed = 0, oerr = 0;
 
-	(void)state;
-	server_start("clkreads", 2, RDPS_MODEL_BSP, 0, &s, &st);
-	cfg_of(&cfg, 0);
-	CHECK(rdps_ctx_create(&cfg, &w0) == 0, "worker 0: %s", rdps_errmsg());
-	cfg_of(&cfg, 1);
-	CHECK(rdps_ctx_create(&cfg, &w1) == 0, "worker 1: %s", rdps_errmsg());
-	pthread_barrier_init(&round_start, NULL, 2);
-	CHECK(pthread_create(&lt, NULL, late_worker, w1) == 0, "worker 1");
+	server_start(name, workers, RDPS_MODEL_BSP, 0, &s, &st);
+	for (unsigned r = 0; r < workers; r++) {
+		cfg_of(&cfg, (int)r);
+		cfg.workers = workers;
+		cfg.clock_fanin = fanin;
+		CHECK(rdps_ctx_create(&cfg, &w[r]) == 0, "worker %u: %s", r,
+		      rdps_errmsg());
+	}
+	pthread_barrier_init(&round_start, NULL, workers);
+	for (unsigned r = 1; r < workers; r++) {
+		o[r].ctx = w[r];
+		o[r].late = r == workers - 1;
+		CHECK(pthread_create(&ot[r], NULL, other_worker, &o[r]) == 0,
+		      "worker %u", r);
+	}
 
-	print_message("%10s %10s %6s %6s\n", "delay_us", "wait_us", "reads",
-		      "bound");
+	print_message("%s: %10s %10s %6s %6s\n", name, "delay_us", "wait_us",
+		      "reads", "bound");
 	for (unsigned i = 0; delays_us[i]; i++)
 		for (unsigned r = 0; r < ROUNDS; r++) {
 			struct rdps_stats a, b;
@@ -138,29 +185,48 @@ static void test_reads_per_wait(void **state)
 			double us, reads;
 
 			pthread_barrier_wait(&round_start);
-			rdps_ctx_stats(w0, &a);
+			rdps_ctx_stats(w[0], &a);
 			t0 = rdps_now_ns();
 			if (!ret)
-				ret = rdps_clock(w0);
+				ret = rdps_clock(w[0]);
 			us = (double)(rdps_now_ns() - t0) / 1e3;
-			rdps_ctx_stats(w0, &b);
+			rdps_ctx_stats(w[0], &b);
 			/* Less the END and the fetch-add of the tick. */
 			reads = (double)(b.remote_ops - a.remote_ops) - 2;
-			print_message("%10u %10.0f %6.0f %6.0f\n", delays_us[i],
-				      us, reads, reads_bound(us));
-			if (reads > reads_bound(us))
+			print_message("%s: %10u %10.0f %6.0f %6.0f\n", name,
+				      delays_us[i], us, reads, bound(us));
+			if (reads > bound(us))
 				failed = 1;
 		}
-	pthread_join(lt, &lret);
+	for (unsigned r = 1; r < workers; r++) {
+		pthread_join(ot[r], &oret);
+		oerr |= oret != NULL;
+	}
 	pthread_barrier_destroy(&round_start);
-	rdps_ctx_destroy(w1);
-	rdps_ctx_destroy(w0);
+	for (unsigned r = workers; r-- > 0;)
+		rdps_ctx_destroy(w[r]);
 	stop_server = 1;
 	pthread_join(st, &sret);
 	rdps_server_destroy(s);
-	CHECK(ret == 0 && lret == NULL, "a clock failed: %d: %s", ret,
-	      rdps_errmsg());
-	CHECK(!failed, "a wait issued more re-reads than its bound (above)");
+	CHECK(ret == 0 && !oerr, "a clock failed: %d: %s", ret, rdps_errmsg());
+	CHECK(!failed,
+	      "%s: a wait issued more operations than its bound "
+	      "(above)",
+	      name);
+}
+
+static void test_reads_per_wait(void **state)
+{
+	(void)state;
+	reads_per_wait("clkreads", 2, 1, reads_bound);
+}
+
+/* Three workers in groups of 2: worker 2 alone completes its group and
+ * the root, and releases both groups. */
+static void test_tree_reads_per_wait(void **state)
+{
+	(void)state;
+	reads_per_wait("treereads", 3, 2, tree_reads_bound);
 }
 
 /* W workers, the last of which ticks (or enters the barrier) 50 ms late
@@ -307,6 +373,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_reads_per_wait),
+		cmocka_unit_test(test_tree_reads_per_wait),
 		cmocka_unit_test(test_waiters_ops_flat),
 		cmocka_unit_test(test_known_done_reads_nothing),
 	};
