@@ -202,8 +202,17 @@ void srv_worker_flush(struct srv_worker *w)
 	struct rdps_server *s = w->s;
 
 	while (w->state == SRV_W_LIVE && w->ring_head != w->ring_tail) {
-		int ret = srv_reply_post(w, w->ring[w->ring_head % SRV_RING]);
+		uint64_t e = w->ring[w->ring_head % SRV_RING];
+		int ret = srv_reply_post(w, e);
 
+		/* A release is not asked for by a message in flight: a worker
+		 * leaving (its PS_BYE still queued here) may have closed
+		 * already. Dropped; a death shows by its disconnect or pulse.
+		 */
+		if ((ret == -ENOTCONN || ret == -ECONNRESET || ret == -EPIPE) &&
+		    !(e & SRV_RING_WELCOME) &&
+		    PS_IMM_KIND((uint32_t)e) == PS_RELEASE)
+			ret = 0;
 		if (ret == -EAGAIN) {
 			if (!w->stall_logged)
 				rdps_dbg("worker %u: replies wait for room",
