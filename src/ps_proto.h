@@ -66,6 +66,50 @@
  *             this worker finished that clock. No sub-slot, no credit
  *             (its completion at the worker means the shard's transport
  *             has queued it).
+ *   PS_WAIT   zero-length put_imm to the shard holding the word waited on
+ *             (flat counter: shard 0), imm PS_IMM(PS_WAIT, arg): "wake me
+ *             when clock arg is complete" (arg = clock & PS_WAIT_MASK), or
+ *             barrier arg (PS_WAIT_BARRIER | barrier & PS_WAIT_MASK,
+ *             barriers counted from 1). No sub-slot, no credit: the
+ *             answer is one PS_RELEASE. See "Waking waiters".
+ *   PS_DONE   zero-length put_imm to the same shard, imm PS_IMM(PS_DONE,
+ *             arg as PS_WAIT's): "my fetch-add completed clock arg" (or
+ *             my make-up swap did). Fire-and-forget like PS_END.
+ * Shard -> worker, besides PS_CREDIT and PS_NACK:
+ *   PS_RELEASE zero-length put_imm, imm PS_IMM(PS_RELEASE, arg of the
+ *             PS_WAIT it answers): the round waited for is complete by
+ *             the shard's clock words; with PS_RELEASE_WAKE, a wake-up to
+ *             look again (a worker gone, the shard stopping).
+ *
+ * Waking waiters (flat counter only; the clock tree's waiters read)
+ *   A waiter whose tick showed its round incomplete (the fetch-add's
+ *   count, or SSP's slack read) sends one PS_WAIT and sleeps on its
+ *   completion queue; a worker whose fetch-add completed a clock or
+ *   barrier (ps_clock_last) sends one PS_DONE when anybody may wait (W >
+ *   1; not ASP's clocks). The shard's CPU takes neither as the truth,
+ *   only as a trigger: it evaluates completion from its own clock words
+ *   (ps_clock_frontier: the lowest clock not complete; barrier / W + 1
+ *   likewise), both when a PS_WAIT comes (answered at once if complete:
+ *   so a PS_DONE handled before the PS_WAIT, on another endpoint, loses
+ *   nothing, as the fetch-add it reports had completed before it was
+ *   sent) and when a PS_DONE comes (every registered waiter whose round
+ *   is now complete is answered). A worker has at most one registration
+ *   (a new PS_WAIT replaces it), so a PS_WAIT costs O(1) and a PS_DONE
+ *   O(waiters). A PS_DONE for a round not complete, or a PS_WAIT far
+ *   ahead (the 26-bit argument is unwrapped to the value nearest the
+ *   frontier, ps_wait_unwrap), releases nobody early. A worker counted
+ *   gone (dead or left) and a shard that stops wake every registered
+ *   waiter (PS_RELEASE_WAKE): it reads the word and runs its loss checks
+ *   at once. A release without it needs no read: the shard's CPU read
+ *   the words, the truth, as the waiter's READ would have (one round trip
+ *   less on the waiter's critical path). A waiter also reads the word on
+ *   its own every WRK_WAIT_SAFETY_NS (src/worker/clock.c) for its loss,
+ *   stall and timeout checks. So a waiting tick costs its fetch-add, ENDs
+ *   and one PS_WAIT, the completing tick its fetch-add, ENDs and one
+ *   PS_DONE, whatever W and the wait. Per clock, shard 0 handles one
+ *   PS_DONE and a PS_WAIT per waiter, and sends a PS_RELEASE per waiter;
+ *   a waiter's critical path is: the completer's fetch-add, its PS_DONE,
+ *   the shard's loop, the PS_RELEASE.
  *
  * Clocks and consistency (a worker's clock t = iterations it completed)
  *   A push returns only after its shard took it in (SSP/ASP: applied;
@@ -78,9 +122,11 @@
  *   waited for together. A faster worker may therefore see clock t
  *   complete and send its next PUSH before our END(t) reached a shard:
  *   see the hold-back below. (3) t = t + 1. (4) BSP/A-BSP/SSP: before
- *   going on, READ arrive[c mod K] until ps_clock_done(c) for
- *   c = t - 1 - slack (nothing to wait for while t - 1 < slack; BSP skips
- *   it when the fetch-add made this worker the last); ASP never waits.
+ *   going on, wait until ps_clock_done(c) for c = t - 1 - slack
+ *   (nothing to wait for while t - 1 < slack; BSP skips it when the
+ *   fetch-add made this worker the last): the flat counter with one
+ *   PS_WAIT, answered by a PS_RELEASE (see "Waking waiters"), the clock
+ *   tree by re-reading its release word; ASP never waits.
  *   Shard side: BSP and A-BSP copy each PUSH of clock c into that worker's
  *   pending delta (credit at once) and, when the W-th END(c) arrives,
  *   apply the pending deltas in worker order 0..W-1 with the table's
@@ -240,7 +286,7 @@
 #define PS_MAGIC_LISTENER 0x52445053u	   /* "RDPS" */
 #define PS_MAGIC_WORKER 0x52445057u	   /* "RDPW" */
 #define PS_DIR_MAGIC 0x7264707364697231ull /* "rdpsdir1" */
-#define PS_PROTO_VERSION 5
+#define PS_PROTO_VERSION 6
 
 #define PS_MAX_TABLES 64
 #define PS_NSLOTS 4			 /* sub-slots per worker per shard */
@@ -258,10 +304,20 @@ enum ps_kind {
 	PS_CREATE = 2,	 /* worker -> shard, sub-slot k */
 	PS_END = 3,	 /* worker -> shard, clock */
 	PS_BYE = 4,	 /* worker -> shard: leaving on purpose */
+	PS_WAIT = 5,	 /* worker -> shard: wake me at clock/barrier arg */
+	PS_DONE = 6,	 /* worker -> shard: my add completed arg */
 	PS_CREDIT = 8,	 /* shard -> worker, sub-slot k handled */
 	PS_NACK = 9,	 /* shard -> worker, errno: message refused */
 	PS_WELCOME = 10, /* shard -> worker, status (0 or errno) */
+	PS_RELEASE = 11, /* shard -> worker, the PS_WAIT's arg */
 };
+
+/* PS_WAIT and PS_DONE's argument: a clock, or with PS_WAIT_BARRIER a
+ * barrier, in its low 26 bits. A PS_RELEASE carries its PS_WAIT's, with
+ * PS_RELEASE_WAKE when it is a wake-up, not a completion. */
+#define PS_WAIT_BARRIER (1u << 26)
+#define PS_WAIT_MASK (PS_WAIT_BARRIER - 1)
+#define PS_RELEASE_WAKE (1u << 27)
 
 /* Listener private data. */
 struct ps_lhello {
@@ -483,10 +539,10 @@ static inline uint64_t ps_emb_nbuckets(uint64_t capacity)
  * What the shard's CPU did, for benchmarks and tests: they read it to show
  * that a one-sided pull costs the shard's CPU nothing. handled counts the
  * messages the shard's loop thread has handled (every PS_PUSH, two-sided
- * lookups included, PS_CREATE, PS_END and PS_BYE; one held back for the
- * next clock counts again when replayed); the shard stores it after each. pid
- * and tid name the shard's process and its loop thread, for a reader on the
- * same host (/proc).
+ * lookups included, PS_CREATE, PS_END, PS_BYE, PS_WAIT and PS_DONE; one
+ * held back for the next clock counts again when replayed); the shard
+ * stores it after each. pid and tid name the shard's process and its loop
+ * thread, for a reader on the same host (/proc).
  */
 struct ps_dir_stats {
 	uint64_t handled_be;
@@ -698,6 +754,42 @@ static inline int ps_clock_last(uint64_t old, uint64_t c, unsigned k,
 				unsigned workers)
 {
 	return old + 1 == (uint64_t)workers * (c / k + 1);
+}
+
+/*
+ * The lowest clock not complete by the flat counters arrive[0..k) of
+ * workers workers (atomically loaded: they move under the caller): round
+ * r of residue i is clock r * k + i, complete once arrive[i] >= W * (r +
+ * 1). A clock completes only after every clock before it (a worker
+ * arrives at them in order), so every clock below the result is complete.
+ */
+static inline uint64_t ps_clock_frontier(const uint64_t *arrive, unsigned k,
+					 unsigned workers)
+{
+	uint64_t lo = UINT64_MAX;
+
+	for (unsigned i = 0; i < k; i++) {
+		uint64_t a = __atomic_load_n(&arrive[i], __ATOMIC_ACQUIRE);
+		uint64_t n = a / workers * k + i;
+
+		if (n < lo)
+			lo = n;
+	}
+	return lo;
+}
+
+/* The value nearest ref whose low 26 bits are v (a PS_WAIT's argument):
+ * exact for any round within 2^25 of the frontier ref. */
+static inline uint64_t ps_wait_unwrap(uint64_t ref, uint32_t v)
+{
+	const uint64_t span = (uint64_t)PS_WAIT_MASK + 1, half = span / 2;
+	uint64_t c = (ref & ~(uint64_t)PS_WAIT_MASK) | (v & PS_WAIT_MASK);
+
+	if (c + half < ref)
+		c += span;
+	else if (c >= ref + half && c >= span)
+		c -= span;
+	return c;
 }
 
 /*

@@ -97,6 +97,9 @@ int rdps_server_run(struct rdps_server *s, const volatile sig_atomic_t *stop);
 /* Counters for tests and logs. */
 struct rdps_server_stats {
 	uint64_t pushes, creates, ends, nacks;
+	/* PS_WAIT and PS_DONE handled, PS_RELEASE sent (ps_proto.h,
+	 * "Waking waiters"). */
+	uint64_t waits, dones, releases;
 	uint64_t handled; /* every message (ps_proto.h, struct ps_dir_stats) */
 	uint64_t applied_clock; /* as published in the directory */
 	unsigned workers_live, workers_dead;

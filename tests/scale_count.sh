@@ -15,8 +15,9 @@
 #   2 shards: pull = 2 x (64 + 2048 B); push = 2 x (64 + 2048 B) written
 #             with the immediate (2 KiB a shard is under the zero-copy
 #             4 KiB); clock as above: 7 operations, 8456 bytes.
-# Also checks the CSV header another tool reads, and that a BSP pull of a
-# 1 MiB model does not re-read it while it waits.
+# Also checks the CSV header another tool reads, that a BSP pull of a
+# 1 MiB model does not re-read it while it waits, and that a clock's
+# operations per worker do not grow with W.
 set -u
 scale=${1:?usage: scale_count.sh RDPS-SCALE}
 tmp=$(mktemp -d /tmp/rdps-scale-test.XXXXXX) || exit 1
@@ -69,4 +70,17 @@ fi
 bytes=$(tail -1 "$tmp/b.csv" | cut -d, -f11)
 awk -v b="$bytes" 'BEGIN { exit !(b >= 3 * 1048576 / 2 && b <= 3 * 1048576 + 16384) }' ||
 	fail "bsp 2 workers 1 MiB: $bytes bytes per iteration, expected at most 3 MiB + 16 KiB"
+# Clock operations per worker and iteration do not grow with W (BSP,
+# W = 4 and 8, 20 clocks): a waiter's tick is its END, fetch-add and one
+# PS_WAIT (its release needs no read; ps_proto.h, "Waking waiters"), the
+# completer's its END, fetch-add and PS_DONE; plus, counted with the
+# clocks, one barrier (2) over the 20: 3.1; 3.5 leaves room for a few
+# waits past 100 ms on a loaded machine (3 reads each, the safety read
+# and checks). (Re-reading the word until complete cost 5 to 7.5,
+# growing with W.)
+"$scale" -t shm -m bsp -w 4,8 -s 1 -b 4k -n 20 -T 60 -o "$tmp/c.csv" \
+	>"$tmp/out" 2>&1 || fail "rdps-scale bsp 4,8 workers failed: $(tail -3 "$tmp/out")"
+awk '$1 == "shm" && $2 == "bsp" { n++; if ($13 > 3.5) { print "W " $3 ": " $13; bad = 1 } }
+	END { exit bad || n != 2 }' "$tmp/out" ||
+	fail "bsp clock operations per worker and iteration above 3.5 (or rows missing): $(cat "$tmp/out")"
 echo "scale_count: counted operations and bytes as expected"

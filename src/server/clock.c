@@ -2,7 +2,9 @@
 /*
  * clock.c - closing clocks: a worker's END counts, and once every worker
  * ended a clock, BSP applies the pending deltas in worker order and the
- * shard publishes applied_clock.
+ * shard publishes applied_clock. And the waiters of the flat counter:
+ * registered by PS_WAIT, released when the clock words say their round
+ * is complete (ps_proto.h, "Waking waiters").
  */
 #include <inttypes.h>
 
@@ -106,4 +108,93 @@ void srv_handle_end(struct srv_worker *w, uint32_t arg)
 		s->replay = true;
 	}
 	srv_bsp_check_stuck(s);
+}
+
+/* Waiters ---------------------------------------------------------------- */
+
+/*
+ * Is the round of PS_WAIT argument arg complete by this shard's flat
+ * counters? The truth is the words, never a message: a round far ahead
+ * (or a lie) unwraps to a value past the frontier and is not complete.
+ */
+static bool srv_round_done(const struct rdps_server *s, uint32_t arg)
+{
+	unsigned w = s->cfg.workers;
+	uint64_t front;
+
+	if (arg & PS_WAIT_BARRIER) {
+		/* Barriers count from 1: barrier n is complete at W * n. */
+		front = __atomic_load_n(&s->clk->barrier, __ATOMIC_ACQUIRE) /
+				w +
+			1;
+		return ps_wait_unwrap(front, arg) < front;
+	}
+	front = ps_clock_frontier(s->clk->arrive, ps_clock_k(s->cfg.slack), w);
+	return ps_wait_unwrap(front, arg) < front;
+}
+
+void srv_wait_drop(struct srv_worker *w)
+{
+	struct rdps_server *s = w->s;
+	unsigned last;
+
+	if (!w->waiting)
+		return;
+	w->waiting = false;
+	last = s->waiters[--s->n_waiters];
+	s->waiters[w->wait_pos] = last;
+	s->w[last].wait_pos = w->wait_pos;
+}
+
+static void srv_release(struct srv_worker *w, uint32_t arg)
+{
+	w->s->st.releases++;
+	srv_worker_reply(w, PS_IMM(PS_RELEASE, arg));
+}
+
+void srv_handle_wait(struct srv_worker *w, uint32_t arg)
+{
+	struct rdps_server *s = w->s;
+
+	s->st.waits++;
+	srv_wait_drop(w);
+	/* Not only a trigger for later: a PS_DONE handled before this one
+	 * (from another endpoint) found nobody to release. */
+	if (srv_round_done(s, arg)) {
+		srv_release(w, arg);
+		return;
+	}
+	w->waiting = true;
+	w->wait_arg = arg;
+	w->wait_pos = s->n_waiters;
+	s->waiters[s->n_waiters++] = w->rank;
+}
+
+void srv_handle_done(struct rdps_server *s, uint32_t arg)
+{
+	unsigned i = 0;
+
+	(void)arg;
+	s->st.dones++;
+	while (i < s->n_waiters) {
+		struct srv_worker *w = &s->w[s->waiters[i]];
+
+		if (!srv_round_done(s, w->wait_arg)) {
+			i++;
+			continue;
+		}
+		/* Moves the last waiter to i: look at i again. */
+		srv_wait_drop(w);
+		srv_release(w, w->wait_arg);
+	}
+}
+
+void srv_wake_all(struct rdps_server *s)
+{
+	while (s->n_waiters) {
+		struct srv_worker *w = &s->w[s->waiters[0]];
+
+		srv_wait_drop(w);
+		srv_release(w, w->wait_arg | PS_RELEASE_WAKE);
+	}
 }

@@ -185,6 +185,11 @@ int rdps_server_run(struct rdps_server *s, const volatile sig_atomic_t *stop)
 		if (s->ckpt_err)
 			return rdps_set_error(s->ckpt_err, "%s", s->ckpt_msg);
 	}
+	/* Stopping: nobody waits for a release that will not come. */
+	srv_wake_all(s);
+	for (unsigned r = 0; s->backlog && r < s->cfg.workers; r++)
+		if (s->w[r].ring_head != s->w[r].ring_tail)
+			srv_worker_flush(&s->w[r]);
 	return 0;
 }
 
@@ -380,7 +385,8 @@ int rdps_server_create(const struct rdps_server_cfg *cfg,
 	s->slot_bytes =
 		cfg->slot_bytes ? cfg->slot_bytes : PS_SLOT_BYTES_DEFAULT;
 	s->w = calloc(cfg->workers, sizeof(*s->w));
-	if (!s->w) {
+	s->waiters = calloc(cfg->workers, sizeof(*s->waiters));
+	if (!s->w || !s->waiters) {
 		ret = rdps_set_error(-ENOMEM, "out of memory");
 		goto err_free;
 	}
@@ -422,6 +428,7 @@ err_free_regions:
 err_close_tp:
 	rdps_tp_close(s->tp);
 err_free:
+	free(s->waiters);
 	free(s->w);
 	free(s);
 	return ret;
@@ -458,6 +465,7 @@ void rdps_server_destroy(struct rdps_server *s)
 	if (ret)
 		rdps_warn("shard %u: transport not closed: %s", s->cfg.shard,
 			  strerror(-ret));
+	free(s->waiters);
 	free(s->w);
 	free(s);
 }

@@ -47,6 +47,8 @@ void srv_ep_close_doomed(struct rdps_server *s)
 	unsigned dead = rdps_be32toh(h->dead_count_be);
 	unsigned gone = rdps_be32toh(h->gone_count_be);
 
+	unsigned gone0 = gone;
+
 	for (unsigned i = 0; i < s->n_doomed; i++)
 		rdps_tp_ep_close(s->doomed[i]);
 	s->n_doomed = 0;
@@ -71,6 +73,10 @@ void srv_ep_close_doomed(struct rdps_server *s)
 		__atomic_store_n(&h->dead_count_be, rdps_htobe32(dead),
 				 __ATOMIC_RELEASE);
 	}
+	/* Published: the waiters look again and run their loss checks now,
+	 * not at their next safety read. */
+	if (gone != gone0)
+		srv_wake_all(s);
 }
 
 /* Close w's endpoint and free its slots; drop its pending BSP deltas
@@ -84,6 +90,7 @@ void srv_worker_release(struct srv_worker *w, bool drop_pending)
 		w->ep = NULL;
 	}
 	srv_region_free(s, &w->slots, w->slots_len, &w->slots_mr);
+	srv_wait_drop(w);
 	if (drop_pending && srv_bsp(s)) {
 		/* Its pending deltas of the clock being collected die with
 		 * it: the clock cannot complete anyway. */

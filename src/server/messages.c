@@ -2,7 +2,8 @@
 /*
  * messages.c - a worker's message on the shard: the checks of its sub-slot,
  * its dispatch by kind, the credit or nack it earns, BSP's hold-back of
- * messages of a later clock, and the queue of replies.
+ * messages of a later clock, and the queue of replies. PS_WAIT and
+ * PS_DONE go straight to clock.c.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -152,6 +153,16 @@ static void srv_replay_held(struct rdps_server *s)
 
 void srv_recv(struct srv_worker *w, uint32_t imm, uint32_t len)
 {
+	/* About the clock words alone, never held back: a waiter's answer
+	 * must not wait for its pushes of the next clock. */
+	if (PS_IMM_KIND(imm) == PS_WAIT || PS_IMM_KIND(imm) == PS_DONE) {
+		srv_count_handled(w->s);
+		if (PS_IMM_KIND(imm) == PS_WAIT)
+			srv_handle_wait(w, PS_IMM_ARG(imm));
+		else
+			srv_handle_done(w->s, PS_IMM_ARG(imm));
+		return;
+	}
 	/*
 	 * BSP: a push of clock applied + 1 from a worker that has sent all
 	 * its ENDs up to there is legitimate: the other workers' END(applied)
@@ -191,8 +202,17 @@ void srv_worker_flush(struct srv_worker *w)
 	struct rdps_server *s = w->s;
 
 	while (w->state == SRV_W_LIVE && w->ring_head != w->ring_tail) {
-		int ret = srv_reply_post(w, w->ring[w->ring_head % SRV_RING]);
+		uint64_t e = w->ring[w->ring_head % SRV_RING];
+		int ret = srv_reply_post(w, e);
 
+		/* A release is not asked for by a message in flight: a worker
+		 * leaving (its PS_BYE still queued here) may have closed
+		 * already. Dropped; a death shows by its disconnect or pulse.
+		 */
+		if ((ret == -ENOTCONN || ret == -ECONNRESET || ret == -EPIPE) &&
+		    !(e & SRV_RING_WELCOME) &&
+		    PS_IMM_KIND((uint32_t)e) == PS_RELEASE)
+			ret = 0;
 		if (ret == -EAGAIN) {
 			if (!w->stall_logged)
 				rdps_dbg("worker %u: replies wait for room",

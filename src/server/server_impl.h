@@ -9,7 +9,8 @@
  *   mem.c       registered regions of the shard
  *   tables.c    creating, describing and publishing tables
  *   push.c      one push: its checks, then apply or (BSP) accumulate
- *   clock.c     ENDs close clocks: BSP's apply, applied_clock publication
+ *   clock.c     ENDs close clocks: BSP's apply, applied_clock publication;
+ *               PS_WAIT and PS_DONE: waiters released by the clock words
  *   messages.c  a worker's message: checks, dispatch, BSP hold-back, and
  *               the queue of replies (welcome, credit, nack)
  *   members.c   worker lifecycle: dead, left, endpoint closing, the
@@ -48,7 +49,7 @@ _Static_assert(RDPS_SERVER_WORKERS_MAX <= PS_WORKERS_MAX,
 	       "the gone map needs a bit per worker");
 
 #define SRV_REJECT_MAX 16 /* refused peers waiting for their welcome */
-#define SRV_RING 16	  /* replies queued per worker (>= NSLOTS + 1) */
+#define SRV_RING 16	  /* replies queued per worker (>= NSLOTS + 2) */
 #define SRV_HOLD 64	  /* messages held back per worker (BSP) */
 #define SRV_DEFERRED 1	  /* srv_handle_push: hold the message back */
 
@@ -87,6 +88,11 @@ struct srv_worker {
 	/* BSP: received messages held back, in order: {imm, len}. */
 	uint64_t hold[SRV_HOLD];
 	unsigned hold_head, hold_tail;
+	/* Its PS_WAIT registration (clock.c): the argument to answer with a
+	 * PS_RELEASE, and its place in s->waiters. */
+	bool waiting;
+	uint32_t wait_arg;
+	unsigned wait_pos;
 };
 
 /* A peer refused at accept: it gets a welcome with an errno, then is
@@ -175,6 +181,10 @@ struct rdps_server {
 	 * costs O(1), and O(workers) only once per clock (clock.c). */
 	unsigned ended;
 	uint64_t ends_at;
+	/* Ranks of the workers with a PS_WAIT registered (n_waiters of
+	 * cfg.workers), unordered: a PS_DONE looks at these alone. */
+	unsigned *waiters;
+	unsigned n_waiters;
 	uint64_t applied;	   /* published applied_clock */
 	bool replay;		   /* applied moved: retry held-back messages */
 	unsigned live, dead, left; /* left: said PS_BYE */
@@ -360,6 +370,22 @@ void srv_handle_end(struct srv_worker *w, uint32_t arg);
 /* BSP: log once that a clock can never complete (a worker is dead and a
  * live one went past it). */
 void srv_bsp_check_stuck(struct rdps_server *s);
+
+/* PS_WAIT(arg) from w (ps_proto.h, "Waking waiters"): a PS_RELEASE at
+ * once if the round is complete by this shard's clock words, else w is
+ * registered (replacing its earlier registration). O(1). */
+void srv_handle_wait(struct srv_worker *w, uint32_t arg);
+
+/* PS_DONE(arg): answer every registered waiter whose round is complete by
+ * the clock words (arg is only logged: never trusted). O(waiters). */
+void srv_handle_done(struct rdps_server *s, uint32_t arg);
+
+/* Wake every registered waiter (a PS_RELEASE each, registrations
+ * dropped): a worker is gone, or the shard stops. */
+void srv_wake_all(struct rdps_server *s);
+
+/* Drop w's registration without an answer (w is gone). */
+void srv_wait_drop(struct srv_worker *w);
 
 /* messages.c ------------------------------------------------------------- */
 

@@ -56,6 +56,14 @@ static void wrk_recv_imm(struct rdps_ctx *ctx, struct wrk_shard *sh,
 		sh->head = (sh->head + 1) % sh->nslots;
 		sh->inflight--;
 		break;
+	case PS_RELEASE:
+		/* One of an earlier wait (ended by its own read) is stale:
+		 * only the wait registered now is woken. */
+		if (sh->waiting && (arg & ~PS_RELEASE_WAKE) == sh->wait_arg) {
+			sh->woken = 1;
+			sh->complete = !(arg & PS_RELEASE_WAKE);
+		}
+		break;
 	default:
 		rdps_warn("shard %u: unexpected immediate 0x%x", sh->idx, imm);
 		break;
@@ -320,7 +328,7 @@ int wrk_grp_wait(struct rdps_ctx *ctx, struct wrk_grp *g, uint64_t deadline,
  * sleeping never calls it, and the fast path (no sleep) never reads the
  * time for it.
  */
-static int wrk_wait_check(struct rdps_ctx *ctx, unsigned attempt)
+int wrk_wait_check(struct rdps_ctx *ctx, unsigned attempt)
 {
 	uint64_t now = rdps_now_ns();
 	int ret;

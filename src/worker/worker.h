@@ -100,6 +100,11 @@ struct wrk_shard {
 	 * that posted it when the shard does not answer), and its post. */
 	struct wrk_grp hdr_grp;
 	uint64_t hdr_posted;
+	/* The PS_WAIT registered here (clock.c, wrk_word_wait): its
+	 * argument, whether its PS_RELEASE came (wait.c) and said the round
+	 * complete (not a wake-up). */
+	uint32_t wait_arg;
+	int waiting, woken, complete;
 };
 
 struct wrk_part {
@@ -352,6 +357,13 @@ int wrk_grp_wait(struct rdps_ctx *ctx, struct wrk_grp *g, uint64_t deadline,
  * to stop (the context is then broken with -EINTR), else 0. Call it only
  * with nothing of the caller's in flight. */
 int wrk_backoff(struct rdps_ctx *ctx, unsigned attempt);
+
+/* The wait check (rdps_ctx_set_wait_check) of a wait that sleeps: attempt
+ * 6 arms its timer, a later attempt calls it when RDPS_WAIT_CHECK_MS has
+ * passed. -EINTR when it asks to stop (the context is then broken), else
+ * 0. Call it only with ctx->wait_check set and nothing of the caller's in
+ * flight. */
+int wrk_wait_check(struct rdps_ctx *ctx, unsigned attempt);
 
 /* The error of a call on a broken context (ctx->broken set). */
 int wrk_broken_err(const struct rdps_ctx *ctx);
