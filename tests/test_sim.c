@@ -91,10 +91,11 @@ static void t_one_worker(void **state)
 /*
  * BSP, W = 2, the first iteration: both pushes land on the shard at 13,
  * one after the other (13.5, 14.0; credits at 14.5 and 15.0). Worker 0
- * fetch-adds first (executed at 16), is not the last, and reads the word
- * once (17.5 + 2): pull + compute + push + fetch-add + read = 2 + 10 +
- * 2.5 + 3 + 2 = 19.5. Worker 1's fetch-add makes it the last: 2 + 10 + 3
- * + 3 = 18.
+ * fetch-adds first (executed at 16), is not the last, and sends one
+ * PS_WAIT at 17.5 (lands 18.5, handled 19.0); worker 1's fetch-add
+ * (executed 16.5) completed the clock, so the shard answers at once: the
+ * PS_RELEASE lands at 20.0. Worker 1 is the last: 2 + 10 + 3 + 3 = 18,
+ * and sends a PS_DONE.
  */
 static void t_two_workers(void **state)
 {
@@ -106,10 +107,10 @@ static void t_two_workers(void **state)
 	c.warmup = 0;
 	c.iters = 1;
 	run_ok(&c, &r);
-	assert_near(r.iter_us_max, 19.5);
+	assert_near(r.iter_us_max, 20.0);
 	assert_near(r.iter_us_min, 18.0);
-	/* 2 + 2 + 1 + 1 each, and worker 0's read */
-	assert_near(r.ops_per_worker_iter, 6.5);
+	/* 2 + 2 + 1 + 1 each, worker 0's PS_WAIT, worker 1's PS_DONE */
+	assert_near(r.ops_per_worker_iter, 7);
 }
 
 /* Operations counted as the code posts them: S = 2 splits 4 KiB into two
@@ -134,9 +135,10 @@ static void t_op_count(void **state)
 }
 
 /* A shard's CPU per iteration, BSP, W = 2, 4 KiB at 1 ns a byte: two
- * pushes staged (0.5 + 4.096 each), two ENDs (0.5 each), and at the
- * second the two pending deltas applied (2 x 4.096): 18.384 us. SSP
- * applies each push once and has no END: 9.192. */
+ * pushes staged (0.5 + 4.096 each), two ENDs (0.5 each), a PS_WAIT and
+ * a PS_DONE (0.5 each), and at the second END the two pending deltas
+ * applied (2 x 4.096): 19.384 us. SSP applies each push once and has no
+ * END: 9.192, and the PS_DONE of the clock's last worker, 9.692. */
 static void t_shard_cpu(void **state)
 {
 	struct sim_profile p = unit;
@@ -148,11 +150,11 @@ static void t_shard_cpu(void **state)
 	cfg_unit(&c, SIM_BSP, 2, 1);
 	c.prof = &p;
 	run_ok(&c, &r);
-	assert_near(r.shard_cpu_us_per_iter, 18.384);
+	assert_near(r.shard_cpu_us_per_iter, 19.384);
 	cfg_unit(&c, SIM_SSP, 2, 1);
 	c.prof = &p;
 	run_ok(&c, &r);
-	assert_near(r.shard_cpu_us_per_iter, 9.192);
+	assert_near(r.shard_cpu_us_per_iter, 9.692);
 }
 
 /* BSP waits for the slowest: one worker 3x slower (compute 300) sets
@@ -204,8 +206,9 @@ static void t_atomics_rate(void **state)
 }
 
 /* One address serializes: 1000 fetch-adds at 2.5 M/s take 400 us, so a
- * BSP clock of 1000 workers cannot be faster; and readers of the word
- * slow it further when reads are slow too. */
+ * BSP clock of 1000 workers cannot be faster. The flat counter's
+ * waiters do not read the word (they send a PS_WAIT): slow reads change
+ * nothing. */
 /* A BSP clock alone of 1000 workers, 2.5 M atomics/s on one address. */
 static void cfg_hot(struct sim_cfg *c, struct sim_profile *p, unsigned shards)
 {
@@ -226,13 +229,90 @@ static void t_hot_word(void **state)
 
 	(void)state;
 	cfg_hot(&c, &p, 1);
-	c.fanin = 1; /* the flat counter */
+	p.msg_us = 0.01; /* shard 0's CPU not the limit */
+	c.fanin = 1;	 /* the flat counter */
 	run_ok(&c, &r);
 	assert_true(r.iter_us_median >= 400);
 	assert_true(r.hot_util > 0.9);
+	assert_true(r.hot_reads_per_s == 0);
 	p.hot_read_mops = 2.5;
 	run_ok(&c, &slow);
-	assert_true(slow.iter_us_median > r.iter_us_median * 1.2);
+	assert_near(slow.iter_us_median, r.iter_us_median);
+}
+
+/*
+ * Waking waiters: shard 0's CPU per clock of 1000 flat BSP workers
+ * (clock alone) is 1000 ENDs, 999 PS_WAITs and one PS_DONE at msg_us
+ * (0.5) and 999 PS_RELEASEs at release_us (0.2): 1199.8 us, more than
+ * the word's 400, so the clock takes at least that long. Per worker and
+ * clock: an END, the fetch-add, a PS_WAIT or the PS_DONE.
+ */
+static void t_shard_wakes(void **state)
+{
+	struct sim_profile p;
+	struct sim_cfg c;
+	struct sim_result r;
+
+	(void)state;
+	cfg_hot(&c, &p, 1);
+	p.release_us = 0.2;
+	c.fanin = 1;
+	run_ok(&c, &r);
+	assert_near(r.shard_cpu_us_per_iter, 1199.8);
+	assert_true(r.iter_us_median >= 1199.8);
+	assert_near(r.ops_per_worker_iter, 3);
+}
+
+/*
+ * The last waiter pays the sends before it: BSP, W = 3, worker 2 three
+ * times slower (30 us of compute). Workers 0 and 1 register their
+ * PS_WAITs (handled 19.0, 19.5); worker 2's fetch-add ends at 37.5, its
+ * PS_DONE is handled at 39.0, and the shard sends worker 0's PS_RELEASE
+ * (the first registered; 2 us, lands 42.0) then worker 1's (lands 44.0).
+ */
+static void t_release_order(void **state)
+{
+	struct sim_profile p = unit;
+	struct sim_cfg c;
+	struct sim_result r;
+	char err[256];
+
+	(void)state;
+	p.release_us = 2;
+	cfg_unit(&c, SIM_BSP, 3, 1);
+	c.prof = &p;
+	c.warmup = 0;
+	c.iters = 1;
+	assert_int_equal(
+		trn_spec_parse("2:3x", &c.stragglers, err, sizeof(err)), 0);
+	run_ok(&c, &r);
+	assert_near(r.iter_us_min, 37.5);
+	assert_near(r.iter_us_max, 44.0);
+	assert_near(r.iter_us_mean, (37.5 + 42.0 + 44.0) / 3);
+}
+
+/* Clock operations per worker and clock, as rdps-scale's clk_op counts
+ * them (clock alone): BSP an END per shard, the fetch-add, a PS_WAIT or
+ * the PS_DONE (S = 1: 3, S = 2: 4); SSP (slack 1) the fetch-add, the
+ * slack read, and a PS_WAIT only when that read shows the clock
+ * incomplete, or the PS_DONE: 2 .. 3. */
+static void t_clock_ops(void **state)
+{
+	struct sim_cfg c;
+	struct sim_result r;
+
+	(void)state;
+	for (unsigned s = 1; s <= 2; s++) {
+		cfg_unit(&c, SIM_BSP, 4, s);
+		c.clock_only = 1;
+		run_ok(&c, &r);
+		assert_near(r.ops_per_worker_iter, 2 + s);
+	}
+	cfg_unit(&c, SIM_SSP, 4, 1);
+	c.clock_only = 1;
+	run_ok(&c, &r);
+	assert_true(r.ops_per_worker_iter >= 2);
+	assert_true(r.ops_per_worker_iter <= 3);
 }
 
 /* The clock tree (automatic for 1000 workers: groups of 32, so 32 of
@@ -363,13 +443,17 @@ static void t_learned_spin(void **state)
 }
 
 /*
- * The clock wait's re-reads (clock.c wrk_clock_backoff), BSP, W = 2, the
- * second worker 100x slower (100 ms of compute against 1 ms): the first
- * waits 99 ms an iteration. Its tries: two at once, four after a yield,
- * sleeps of 10, 10, 20, 20, ..., 640, 640 us (14, to 2.5 ms), of 1 ms to
- * 8 ms (about 6), then an eighth of the wait so far (6 per doubling: 22
- * to 99 ms): about 48, and at most 6 + 2 log2(100) + 7 + 6 log2(99 / 8)
- * = 56. A back-off capped at 1 ms would take over 100.
+ * The clock tree's re-reads (clock.c wrk_clock_backoff), BSP, W = 4 in
+ * groups of 2, worker 3 100x slower (100 ms of compute against 1 ms):
+ * the other three wait 99 ms an iteration, reading their group's release
+ * word. Their tries: two at once, four after a yield, sleeps of 10, 10,
+ * 20, 20, ..., 640, 640 us (14, to 2.5 ms), of 1 ms to 8 ms (about 6),
+ * then an eighth of the wait so far (6 per doubling: 22 to 99 ms): about
+ * 48, and at most 6 + 2 log2(100) + 7 + 6 log2(99 / 8) = 56. A back-off
+ * capped at 1 ms would take over 100. Per clock besides the reads: four
+ * group fetch-adds, two on the root, two releases. The flat counter's
+ * waiter (W = 2) reads nothing: its fetch-add and its PS_WAIT, or the
+ * PS_DONE.
  */
 static void t_clock_reads(void **state)
 {
@@ -379,15 +463,21 @@ static void t_clock_reads(void **state)
 	double reads;
 
 	(void)state;
+	cfg_unit(&c, SIM_BSP, 4, 1);
+	c.compute_us = 1000;
+	c.fanin = 2;
+	assert_int_equal(
+		trn_spec_parse("3:100x", &c.stragglers, err, sizeof(err)), 0);
+	run_ok(&c, &r);
+	reads = (r.clock_ops_per_worker_iter * 4 - 8) / 3;
+	assert_true(reads > 40);
+	assert_true(reads < 56);
 	cfg_unit(&c, SIM_BSP, 2, 1);
 	c.compute_us = 1000;
 	assert_int_equal(
 		trn_spec_parse("1:100x", &c.stragglers, err, sizeof(err)), 0);
 	run_ok(&c, &r);
-	/* Per worker and iteration: the fetch-add, and half the waits. */
-	reads = (r.clock_ops_per_worker_iter - 1) * 2;
-	assert_true(reads > 40);
-	assert_true(reads < 56);
+	assert_near(r.clock_ops_per_worker_iter, 2);
 }
 
 static void t_bad_cfg(void **state)
@@ -420,6 +510,9 @@ int main(void)
 		cmocka_unit_test(t_straggler),
 		cmocka_unit_test(t_atomics_rate),
 		cmocka_unit_test(t_hot_word),
+		cmocka_unit_test(t_shard_wakes),
+		cmocka_unit_test(t_release_order),
+		cmocka_unit_test(t_clock_ops),
 		cmocka_unit_test(t_clock_tree),
 		cmocka_unit_test(t_deterministic),
 		cmocka_unit_test(t_host),

@@ -60,7 +60,7 @@ int sim_fit_score(const struct sim_profile *p, const struct sim_cfg *base,
 		  double *sse_out, unsigned *within_out);
 /* Fit p's host terms (fit.c fit_terms: wake_us, wake_per_proc_us, cores,
  * wake_free_us, load, msg_us, wake_max_us, step_us, op_cpu_us,
- * wake_spread) to rows, in place; cpus 0 becomes 2
+ * wake_spread, release_us) to rows, in place; cpus 0 becomes 2
  * and the oversubscribed flag is cleared (load decides). 0 or -ENOMEM. */
 int sim_fit(struct sim_profile *p, const struct sim_cfg *base,
 	    const struct sim_row *rows, unsigned nrows, unsigned *passes_out);

@@ -3,10 +3,10 @@
  * fit.c - rdps-sim fit: the host terms of a profile (the wake-ups: their
  * base, growth per process, ceiling and random share, and on a CPU left
  * free; the cores the job gets and a worker's turn on them; the load of
- * other jobs; the shard's cost per message and its serve thread's per
- * one-sided operation) fitted to one measured CSV, and the profile files that
- * carry the result to `validate -p FILE`. The per-operation and per-byte costs
- * stay the profile's measured ones.
+ * other jobs; the shard's cost per message, per PS_RELEASE it sends and
+ * its serve thread's per one-sided operation) fitted to one measured CSV, and
+ * the profile files that carry the result to `validate -p FILE`. The
+ * per-operation and per-byte costs stay the profile's measured ones.
  *
  * The fit is least squares on log time: it minimises the sum over the
  * rows of log(simulated / measured)^2 of the iteration median, so a row
@@ -53,6 +53,7 @@ static const double fit_msg[] = {0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 4, 6};
 static const double fit_step[] = {0, 0.5, 1, 2, 3, 5, 8, 12, 20, 30};
 static const double fit_op_cpu[] = {0.5, 1, 2, 3, 5, 8, 12, 20};
 static const double fit_spread[] = {0, 0.25, 0.5, 0.75, 1};
+static const double fit_release[] = {0.1, 0.2, 0.5, 1, 2, 3, 5, 8};
 
 #define FIT_N(a) (unsigned)(sizeof(a) / sizeof(a[0]))
 #define FIT_T(f, g)             \
@@ -63,11 +64,12 @@ static const double fit_spread[] = {0, 0.25, 0.5, 0.75, 1};
 /* The first FIT_JOINT are searched together, then the cores again with
  * the next, a worker's turn on them (fit_pass). */
 static const struct fit_term fit_terms[] = {
-	FIT_T(wake_us, fit_wake),      FIT_T(wake_per_proc_us, fit_slope),
-	FIT_T(cores, fit_cores),       FIT_T(step_us, fit_step),
-	FIT_T(wake_free_us, fit_free), FIT_T(load, fit_load),
-	FIT_T(msg_us, fit_msg),	       FIT_T(wake_max_us, fit_max),
-	FIT_T(op_cpu_us, fit_op_cpu),  FIT_T(wake_spread, fit_spread),
+	FIT_T(wake_us, fit_wake),	FIT_T(wake_per_proc_us, fit_slope),
+	FIT_T(cores, fit_cores),	FIT_T(step_us, fit_step),
+	FIT_T(wake_free_us, fit_free),	FIT_T(load, fit_load),
+	FIT_T(msg_us, fit_msg),		FIT_T(wake_max_us, fit_max),
+	FIT_T(op_cpu_us, fit_op_cpu),	FIT_T(wake_spread, fit_spread),
+	FIT_T(release_us, fit_release),
 };
 
 #define FIT_JOINT 3

@@ -85,6 +85,7 @@ static const struct sim_profile sim_profiles[] = {
 		.wake_per_proc_us = 5,
 		.yield_us = 5,
 		.sleep_extra_us = 55,
+		.release_us = 0.2,
 		.fitted = "cores, oversubscribed, wake_us, wake_per_proc_us",
 	},
 	{
@@ -112,6 +113,7 @@ static const struct sim_profile sim_profiles[] = {
 		.sleep_extra_us = 55,
 		.op_thread = 1,
 		.op_cpu_us = 2.0,
+		.release_us = 2.0,
 		.fitted = "cores, oversubscribed, wake_us, wake_per_proc_us",
 	},
 	{
@@ -139,6 +141,7 @@ static const struct sim_profile sim_profiles[] = {
 		.sleep_extra_us = 55,
 		.op_thread = 1,
 		.op_cpu_us = 2.0,
+		.release_us = 2.0,
 		.fitted = "none (the box's scheduling as tcp)",
 	},
 	{
@@ -160,6 +163,7 @@ static const struct sim_profile sim_profiles[] = {
 		.wake_us = 0,
 		.yield_us = 0.2,
 		.sleep_extra_us = 55,
+		.release_us = 0.3,
 		.fitted = "none",
 	},
 };
@@ -228,6 +232,7 @@ static const struct {
 	SIM_F(wake_max_us),
 	SIM_F(step_us),
 	SIM_F(wake_spread),
+	SIM_F(release_us),
 #undef SIM_F
 #undef SIM_I
 #undef SIM_U

@@ -18,6 +18,8 @@
 #include "sim.h"
 
 #define SIM_INF 1e300
+#define SIM_NONE (~0u)
+#define SIM_SAFETY_US 100000.0	  /* clock.c WRK_WAIT_SAFETY_NS */
 #define SIM_HDR_BYTES 64	  /* struct ps_dir_hdr */
 #define SIM_MSG_BYTES 64	  /* struct ps_msg */
 #define SIM_SLOT_BYTES (1u << 20) /* PS_SLOT_BYTES_DEFAULT */
@@ -40,6 +42,8 @@ enum sim_phase {
 	PH_READ,       /* post a read of the clock word (after back-off) */
 	PH_READ_DONE,  /* the read completed */
 	PH_CLIMB,      /* clock tree: the root's add or the releases done */
+	PH_RELEASED,   /* flat: shard 0's PS_RELEASE woke the waiter */
+	PH_PARKED,     /* flat: PS_WAIT sent, no event until the release */
 	PH_FINISHED
 };
 
@@ -63,8 +67,9 @@ struct sim_worker {
 	uint64_t val; /* the last read of arrive[c] (count for clock c) */
 	uint64_t c;   /* the clock waited for */
 	double batch_us;
-	double wait0;  /* when its clock wait began */
-	uint8_t *want; /* pull: shards still to read */
+	double wait0;	/* when its clock wait began */
+	unsigned wnext; /* flat: the next waiter registered on its clock */
+	uint8_t *want;	/* pull: shards still to read */
 	uint8_t *stale_hdr;
 };
 
@@ -102,6 +107,14 @@ struct sim {
 	double *pub;	       /* [s][t]: applied_clock = t + 1 published */
 	uint32_t *ends;	       /* [s][t] */
 	uint64_t *arrived;     /* [t]: fetch-adds executed */
+	/* Waking waiters (flat counter): [t] when the W-th fetch-add of
+	 * clock t was served (the shard's words show it complete), when
+	 * shard 0 handled its PS_DONE, and the waiters registered on it
+	 * (newest first, through sim_worker.wnext, up to SIM_NONE); clocks
+	 * below rel_next were released. */
+	double *complete_at, *done_at;
+	unsigned *wait_head;
+	uint64_t rel_next;
 	double *cut;	       /* [t]: when the round was cut */
 	uint64_t *shard_bytes; /* [s]: its part of the table */
 	double *samples;
@@ -751,6 +764,8 @@ static void sim_clock(struct sim *s, unsigned w, double now)
 		c = sim_word(s, 0, SIM_OP_FADD, now, t, &exec);
 		wk->last = s->arrived[t] + 1 == s->W;
 		s->arrived[t]++;
+		if (wk->last)
+			s->complete_at[t] = exec;
 		if (sim_measured(s, t)) {
 			s->hot_atomics++;
 			s->clock_ops++;
@@ -851,6 +866,88 @@ static int sim_climb(struct sim *s, unsigned w, double now)
 	return 1;
 }
 
+/*
+ * Shard 0's PS_RELEASE to waiter w, its loop having found w's round
+ * complete at at: the send on the shard's CPU (release_us, after the
+ * sends before it), the delivery, and the waiter's wake-up (its learned
+ * spin, from when it began to wait). The safety reads of a long wait
+ * (one per SIM_SAFETY_US) are counted.
+ */
+static void sim_release(struct sim *s, unsigned w, double at)
+{
+	struct sim_worker *wk = &s->w[w];
+	double sent = sim_cpu(s, 0, at, s->p->release_us, wk->it);
+	double land = sent + s->p->write_us;
+	uint64_t safety = (uint64_t)((land - wk->wait0) / SIM_SAFETY_US);
+
+	sim_count(s, wk->it, safety);
+	if (sim_measured(s, wk->it)) {
+		s->clock_ops += safety;
+		s->hot_reads += safety;
+	}
+	sim_at(s, w, sim_wait(s, w, wk->wait0, land, 1), PH_RELEASED);
+}
+
+/*
+ * PS_DONE of clock t from worker w (its fetch-add completed t), posted at
+ * now: shard 0's loop handles it (its wake-up, msg_us) and answers every
+ * waiter registered on a clock up to t, one after another.
+ */
+static void sim_done_post(struct sim *s, unsigned w, double now, uint64_t t)
+{
+	double at = sim_msg(s, w, 0, now, 0, s->p->msg_us, t);
+
+	sim_count(s, t, 1);
+	s->clock_ops += sim_measured(s, t);
+	for (; s->rel_next <= t; s->rel_next++) {
+		uint64_t c = s->rel_next;
+
+		unsigned first = s->wait_head[c];
+
+		s->done_at[c] = at;
+		if (first == SIM_NONE)
+			continue;
+		/* srv_handle_done: waiters[0] first, the last registered
+		 * moved into its place, and so on: the first to register,
+		 * then the others newest first. */
+		while (s->w[first].wnext != SIM_NONE)
+			first = s->w[first].wnext;
+		sim_release(s, first, at);
+		for (unsigned v = s->wait_head[c]; v != first;
+		     v = s->w[v].wnext)
+			sim_release(s, v, at);
+		s->wait_head[c] = SIM_NONE;
+	}
+}
+
+/*
+ * Worker w's PS_WAIT for clock c, posted at now: shard 0's loop handles
+ * it (msg_us) and answers at once if its words show c complete by then,
+ * or if a PS_DONE of c was handled (the order the events are simulated
+ * in is not quite the order the shard sees them); else the waiter is
+ * registered and sleeps until a PS_DONE (sim_done_post).
+ */
+static void sim_wait_post(struct sim *s, unsigned w, double now)
+{
+	struct sim_worker *wk = &s->w[w];
+	uint64_t c = wk->c;
+	double at = sim_msg(s, w, 0, now, 0, s->p->msg_us, wk->it);
+
+	sim_count(s, wk->it, 1);
+	s->clock_ops += sim_measured(s, wk->it);
+	wk->wait0 = now;
+	wk->ph = PH_PARKED;
+	if (s->complete_at[c] <= at || s->done_at[c] < SIM_INF) {
+		sim_release(s, w,
+			    at > s->done_at[c] || s->done_at[c] >= SIM_INF
+				    ? at
+				    : s->done_at[c]);
+		return;
+	}
+	wk->wnext = s->wait_head[c];
+	s->wait_head[c] = w;
+}
+
 static void sim_clock_done(struct sim *s, unsigned w, double now)
 {
 	struct sim_worker *wk = &s->w[w];
@@ -859,14 +956,28 @@ static void sim_clock_done(struct sim *s, unsigned w, double now)
 
 	if (sim_climb(s, w, now))
 		return;
+	/* Flat: whoever completed clock t tells shard 0 (nobody waits
+	 * alone or under ASP). */
+	if (s->G < 2 && wk->last && s->W > 1 && s->cfg->model != SIM_ASP)
+		sim_done_post(s, w, now, t);
 	/* Whoever completed clock t knows every clock up to it is. */
-	if (!check || (wk->last && (s->G > 1 || wk->c == t))) {
+	if (!check || wk->last) {
 		sim_iter_end(s, w, now);
 		return;
 	}
 	wk->attempt = 0;
 	wk->wait0 = now;
-	sim_slack_next(s, w, now);
+	if (s->G > 1) {
+		sim_slack_next(s, w, now);
+		return;
+	}
+	/* Flat: the fetch-add's count (BSP) or the slack read posted with
+	 * it says whether c is complete; if not, one PS_WAIT, no re-read. */
+	if (wk->c != t && wk->read_posted && wk->val >= s->W) {
+		sim_iter_end(s, w, now);
+		return;
+	}
+	sim_wait_post(s, w, now);
 }
 
 static void sim_read_post(struct sim *s, unsigned w, double now)
@@ -931,6 +1042,10 @@ static void sim_step(struct sim *s, unsigned w, double now)
 		s->w[w].read_posted = 1;
 		sim_slack_next(s, w, now);
 		break;
+	case PH_RELEASED:
+		sim_iter_end(s, w, now);
+		break;
+	case PH_PARKED:
 	case PH_FINISHED:
 		break;
 	}
@@ -961,6 +1076,9 @@ static void sim_free(struct sim *s)
 	free(s->pub);
 	free(s->ends);
 	free(s->arrived);
+	free(s->complete_at);
+	free(s->done_at);
+	free(s->wait_head);
 	free(s->node_q);
 	free(s->rel_q);
 	free(s->grp_arrived);
@@ -987,6 +1105,9 @@ static int sim_alloc(struct sim *s)
 	s->pub = malloc(ps * sizeof(*s->pub));
 	s->ends = calloc(ps, sizeof(*s->ends));
 	s->arrived = calloc(s->n_it, sizeof(*s->arrived));
+	s->complete_at = malloc(s->n_it * sizeof(*s->complete_at));
+	s->done_at = malloc(s->n_it * sizeof(*s->done_at));
+	s->wait_head = malloc(s->n_it * sizeof(*s->wait_head));
 	if (s->G > 1) {
 		s->node_q = calloc(s->groups + 1, sizeof(*s->node_q));
 		s->rel_q = calloc(s->groups, sizeof(*s->rel_q));
@@ -1003,7 +1124,8 @@ static int sim_alloc(struct sim *s)
 	s->samples = malloc((size_t)s->W * s->cfg->iters * sizeof(*s->samples));
 	if (!s->w || !s->heap || !s->tx || !s->rx || !s->cpu || !s->prog ||
 	    !s->cpu_spin || !s->pool || !s->pub || !s->ends || !s->arrived ||
-	    !s->cut || !s->shard_bytes || !s->samples)
+	    !s->cut || !s->shard_bytes || !s->samples || !s->complete_at ||
+	    !s->done_at || !s->wait_head)
 		return -ENOMEM;
 	for (unsigned i = 0; i < s->W; i++) {
 		s->w[i].want = calloc(2, s->S);
@@ -1019,8 +1141,10 @@ static int sim_alloc(struct sim *s)
 	}
 	for (size_t i = 0; i < ps; i++)
 		s->pub[i] = SIM_INF;
-	for (uint64_t i = 0; i < s->n_it; i++)
-		s->cut[i] = SIM_INF;
+	for (uint64_t i = 0; i < s->n_it; i++) {
+		s->cut[i] = s->complete_at[i] = s->done_at[i] = SIM_INF;
+		s->wait_head[i] = SIM_NONE;
+	}
 	return 0;
 }
 

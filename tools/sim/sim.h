@@ -26,8 +26,26 @@
  *                   of arrive[(t - slack) mod K] beside it; ASP: the
  *                   fetch-add. Then, unless the fetch-add made this worker
  *                   the last (BSP) or the posted read shows the clock done,
- *                   8-byte READs of that word with wrk_clock_backoff()
- *                   between them (two tries at once, four after a
+ *                   the flat counter's wait ("Waking waiters" in
+ *                   ps_proto.h): one PS_WAIT (a message to shard 0: its
+ *                   loop's wake-up and msg_us), and the worker sleeps
+ *                   until shard 0's PS_RELEASE; the worker whose
+ *                   fetch-add completed the clock sends one PS_DONE (W >
+ *                   1, not ASP). Shard 0's loop answers a PS_WAIT at once
+ *                   if its words show the clock complete when it handles
+ *                   it, else registers it; on a PS_DONE it sends a
+ *                   PS_RELEASE to every registered waiter, one after
+ *                   another on its CPU (release_us each: the last of k
+ *                   pays k), each delivered in write_us and waking its
+ *                   waiter (its learned spin, below). So a waiter's
+ *                   critical path is the completer's fetch-add, its
+ *                   PS_DONE, the shard's loop (its wake-up, competing for
+ *                   the cores), the sends before its own, the delivery
+ *                   and its own wake-up; no re-read (a safety read per
+ *                   100 ms of waiting is counted). With the clock tree,
+ *                   8-byte READs of the group's release word with
+ *                   wrk_clock_backoff() between them (two tries at once,
+ *                   four after a
  *                   sched_yield, then sleeps of 10 us doubling every
  *                   second try up to 1 ms, past 8 ms an eighth of the wait
  *                   so far up to 16 ms; each sleep overshoots by
@@ -39,7 +57,8 @@
  *                   last of a group then adds to the root's (shard 0),
  *                   waited for, the last group's adder then to every
  *                   group's release line, posted together and waited
- *                   for, and waiters read their group's release line;
+ *                   for, and waiters read their group's release line as
+ *                   above;
  *   shard (server/) one CPU queue per shard: per message a fixed cost, a
  *                   push's bytes applied (SSP, ASP) or staged (BSP/A-BSP,
  *                   srv_pend_add) at a cost per byte, and when the W-th
@@ -52,7 +71,10 @@
  * another; with the tree, each node's arrival line and each group's
  * release line is one: a line's operations are served one at a time, fetch-adds
  * and compare-swaps at the profile's atomics/s on one address, reads at its
- * reads/s, so the waiters' reads delay the fetch-adds they wait for. Each
+ * reads/s, so the tree's waiters' reads delay the fetch-adds they wait
+ * for. With the flat counter the hot spot is also shard 0's CPU: per
+ * clock W ENDs (BSP), W - 1 PS_WAITs and a PS_DONE at msg_us, and up to
+ * W - 1 PS_RELEASEs at release_us. Each
  * host has one link of the profile's bandwidth per direction (a transfer
  * holds the sender's send side and the receiver's receive side); in the
  * host profiles every process is on one host, so all bytes share one
@@ -161,6 +183,10 @@ struct sim_profile {
 	 * process) is step_us of CPU on those cores, so W workers take
 	 * turns on them; 0: workers run beside the cores for free. */
 	double step_us;
+	/* Shard 0's CPU per PS_RELEASE it sends (a zero-length put_imm
+	 * post: a ring write on shm, a send() on tcp): a PS_DONE's k
+	 * waiters are answered one after another, the last after k. */
+	double release_us;
 	const char *fitted; /* parameters fitted to measured iterations */
 };
 
@@ -207,7 +233,9 @@ struct sim_result {
 	double iter_us_mean, iter_us_min, iter_us_max;
 	double shard_cpu_us_per_iter; /* mean over the shards */
 	double bytes_per_worker_iter, ops_per_worker_iter;
-	double clock_ops_per_worker_iter; /* on the clock words */
+	/* The clock's fetch-adds, reads (of its words), PS_WAITs and
+	 * PS_DONEs; not the ENDs (ops_per_worker_iter counts those). */
+	double clock_ops_per_worker_iter;
 	/* Shard 0's clock line (flat: arrive[]; tree: the root's):
 	 * fetch-adds and reads per second over the measured iterations,
 	 * and the share of that time the busiest clock line (flat: that
