@@ -84,9 +84,12 @@
  * Waking waiters (flat counter only; the clock tree's waiters read)
  *   A waiter whose tick showed its round incomplete (the fetch-add's
  *   count, or SSP's slack read) sends one PS_WAIT and sleeps on its
- *   completion queue; a worker whose fetch-add completed a clock or
- *   barrier (ps_clock_last) sends one PS_DONE when anybody may wait (W >
- *   1; not ASP's clocks). The shard's CPU takes neither as the truth,
+ *   completion queue (where a READ costs the shard no CPU, verbs, after
+ *   a bounded read phase: at most a constant number of re-reads, see
+ *   worker/clock.c WRK_CLOCK_READS, which may find the round
+ *   complete); a worker whose fetch-add completed a clock or barrier
+ *   (ps_clock_last) sends one PS_DONE when anybody may wait (W > 1; not
+ *   ASP's clocks). The shard's CPU takes neither as the truth,
  *   only as a trigger: it evaluates completion from its own clock words
  *   (ps_clock_frontier: the lowest clock not complete; barrier / W + 1
  *   likewise), both when a PS_WAIT comes (answered at once if complete:

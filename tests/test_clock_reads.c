@@ -36,6 +36,7 @@
 #include "rdps_base.h"
 #include "server.h"
 #include "test_check.h"
+#include "worker/worker.h"
 
 static volatile sig_atomic_t stop_server;
 static char url[128];
@@ -124,7 +125,8 @@ static double tree_reads_bound(double us)
 	return b * 17 / 16 + 4 + 1;
 }
 
-/* A shard of workers workers under model (slack) in a thread, at url. */
+/* A shard of workers workers under model (slack) in a thread, at url:
+ * shm, or tcp on a free port when name is "tcp". */
 static void server_start(const char *name, unsigned workers,
 			 enum rdps_model model, unsigned slack,
 			 struct rdps_server **s, pthread_t *st)
@@ -132,7 +134,11 @@ static void server_start(const char *name, unsigned workers,
 	struct rdps_server_cfg scfg;
 
 	stop_server = 0;
-	snprintf(url, sizeof(url), "shm://rdps-t-%d-%s", (int)getpid(), name);
+	if (!strcmp(name, "tcp"))
+		snprintf(url, sizeof(url), "tcp://127.0.0.1:0");
+	else
+		snprintf(url, sizeof(url), "shm://rdps-t-%d-%s", (int)getpid(),
+			 name);
 	rdps_server_cfg_default(&scfg);
 	scfg.url = url;
 	scfg.workers = workers;
@@ -141,6 +147,8 @@ static void server_start(const char *name, unsigned workers,
 	scfg.token = 23;
 	CHECK(rdps_server_create(&scfg, s) == 0, "rdps_server_create: %s",
 	      rdps_errmsg());
+	/* tcp: the port the shard got. */
+	snprintf(url, sizeof(url), "%s", rdps_server_url(*s));
 	CHECK(pthread_create(st, NULL, server_main, *s) == 0, "server thread");
 }
 
@@ -240,9 +248,9 @@ struct many_arg {
 	int barrier; /* rdps_barrier instead of rdps_clock */
 	int late;
 	int ret;
-	/* The most operations of one call, less 4 per safety period
-	 * (100 ms) it lasted (reads_bound). */
-	int64_t ops_max;
+	/* The most and fewest operations of one call, less 4 per safety
+	 * period (100 ms) it lasted (reads_bound). */
+	int64_t ops_max, ops_min;
 };
 
 static pthread_barrier_t many_start;
@@ -272,6 +280,8 @@ static void *many_worker(void *arg)
 		ops = (int64_t)(y.remote_ops - x.remote_ops) - 4 * periods;
 		if (ops > a->ops_max)
 			a->ops_max = ops;
+		if (!r || ops < a->ops_min)
+			a->ops_min = ops;
 	}
 	return NULL;
 }
@@ -281,19 +291,25 @@ static void *many_worker(void *arg)
  * most 3 operations (END, fetch-add, and a PS_WAIT or, the last, a
  * PS_DONE), a barrier 2 (no END), and 4 more only per 100 ms a wait on a
  * loaded machine lasts (its safety read and checks). The re-read loop before it
- * issued 44 in a 50 ms wait.
+ * issued 44 in a 50 ms wait. With a read phase of reads re-reads
+ * (clock.c wrk_clock_reads; verbs has one, shm and tcp none, so the
+ * test sets it), reads more, exactly so for the waiters: the phase ends long
+ * before the late worker comes, and it stays the same however long the
+ * wait.
  */
-static void many_waiters(int barrier)
+static void many_waiters(int barrier, unsigned reads, int tcp)
 {
 	struct rdps_server *s = NULL;
 	struct rdps_config cfg;
 	struct many_arg a[MANY_W];
 	pthread_t st, t[MANY_W];
 	void *sret;
-	int64_t bound = barrier ? 2 : 3;
+	int64_t bound = (barrier ? 2 : 3) + (int64_t)reads;
 
-	server_start(barrier ? "manybar" : "manyclk", MANY_W, RDPS_MODEL_BSP, 0,
-		     &s, &st);
+	server_start(tcp       ? "tcp"
+		     : barrier ? "manybar"
+			       : "manyclk",
+		     MANY_W, RDPS_MODEL_BSP, 0, &s, &st);
 	for (unsigned r = 0; r < MANY_W; r++) {
 		cfg_of(&cfg, (int)r);
 		cfg.workers = MANY_W;
@@ -302,6 +318,8 @@ static void many_waiters(int barrier)
 		a[r].late = r == MANY_W - 1;
 		CHECK(rdps_ctx_create(&cfg, &a[r].ctx) == 0, "worker %u: %s", r,
 		      rdps_errmsg());
+		if (reads)
+			a[r].ctx->clock_reads_set = reads + 1;
 	}
 	pthread_barrier_init(&many_start, NULL, MANY_W);
 	for (unsigned r = 0; r < MANY_W; r++)
@@ -326,14 +344,23 @@ static void many_waiters(int barrier)
 		      "waiting 50 ms for the last worker, want at most %lld",
 		      barrier ? "rdps_barrier" : "rdps_clock", r,
 		      (long long)a[r].ops_max, (long long)bound);
+		CHECK(a[r].late || a[r].ops_min == bound,
+		      "%s: waiter %u issued %lld operations in a 50 ms wait "
+		      "with %u re-reads before its PS_WAIT, want %lld",
+		      barrier ? "rdps_barrier" : "rdps_clock", r,
+		      (long long)a[r].ops_min, reads, (long long)bound);
 	}
 }
 
 static void test_waiters_ops_flat(void **state)
 {
 	(void)state;
-	many_waiters(0);
-	many_waiters(1);
+	many_waiters(0, 0, 0);
+	many_waiters(1, 0, 0);
+	many_waiters(0, 6, 0);
+	many_waiters(1, 6, 0);
+	/* tcp: no read phase (its shard's thread would answer each). */
+	many_waiters(0, 0, 1);
 }
 
 /*

@@ -480,6 +480,54 @@ static void t_clock_reads(void **state)
 	assert_near(r.clock_ops_per_worker_iter, 2);
 }
 
+/*
+ * The flat wait's read phase (clock.c wrk_clock_reads, profile
+ * wait_reads): BSP, W = 2. Worker 1 100x slower: worker 0 re-reads 6
+ * times (the fetch-add's count first), then sends its PS_WAIT: fetch-add,
+ * 6 reads, PS_WAIT = 8 operations, and worker 1 its fetch-add and the
+ * PS_DONE: 5 a worker, however long the wait (99 ms, under the safety
+ * period). Worker 1 1.6x slower (6 us later): the third re-read sees it
+ * complete, no PS_WAIT: 4 and 2, 3 a worker. On connectx,
+ * 32 workers and 16 shards, the clock alone: the read phase saves shard
+ * 0 the 31 PS_WAITs and PS_RELEASEs, and their wake-ups, of every clock.
+ */
+static void t_flat_read_phase(void **state)
+{
+	struct sim_profile p = unit;
+	struct sim_cfg c;
+	struct sim_result r, none;
+	char err[256];
+
+	(void)state;
+	p.wait_reads = 6;
+	cfg_unit(&c, SIM_BSP, 2, 1);
+	c.prof = &p;
+	c.compute_us = 1000;
+	assert_int_equal(
+		trn_spec_parse("1:100x", &c.stragglers, err, sizeof(err)), 0);
+	run_ok(&c, &r);
+	assert_near(r.clock_ops_per_worker_iter, 5);
+	c.compute_us = 10;
+	assert_int_equal(
+		trn_spec_parse("1:1.6x", &c.stragglers, err, sizeof(err)), 0);
+	run_ok(&c, &r);
+	assert_near(r.clock_ops_per_worker_iter, 3);
+
+	p = *sim_profile_find("connectx");
+	assert_int_equal(p.wait_reads, 6);
+	sim_cfg_default(&c);
+	c.prof = &p;
+	c.workers = 32;
+	c.shards = 16;
+	c.fanin = 1;
+	c.clock_only = 1;
+	run_ok(&c, &r);
+	p.wait_reads = 0;
+	run_ok(&c, &none);
+	assert_true(r.iter_us_median < 0.6 * none.iter_us_median);
+	assert_true(r.shard_cpu_us_per_iter < none.shard_cpu_us_per_iter);
+}
+
 static void t_bad_cfg(void **state)
 {
 	struct sim_cfg c;
@@ -518,6 +566,7 @@ int main(void)
 		cmocka_unit_test(t_host),
 		cmocka_unit_test(t_learned_spin),
 		cmocka_unit_test(t_clock_reads),
+		cmocka_unit_test(t_flat_read_phase),
 		cmocka_unit_test(t_bad_cfg),
 	};
 

@@ -96,6 +96,11 @@ enum rdps_tp_cap {
 	RDPS_TP_CAP_ATOMIC_FADD = 1u << 3,
 	RDPS_TP_CAP_ATOMIC_CSWAP = 1u << 4,
 	RDPS_TP_CAP_INLINE = 1u << 5,
+	/* A READ costs the target's processes no CPU and the initiator
+	 * only its post and poll: the NIC serves it (verbs). Not shm (the
+	 * initiator's CPU copies) nor tcp (the target's progress thread
+	 * answers). */
+	RDPS_TP_CAP_READ_OFFLOAD = 1u << 6,
 };
 
 /* Opcode of a completion. */

@@ -393,28 +393,47 @@ static int wrk_stall_error(const struct rdps_ctx *ctx,
 /*
  * The waits on the flat counter (ps_proto.h, "Waking waiters"): once
  * the count seen with the tick (the fetch-add's, or SSP's slack read)
- * says the round is not complete, WRK_CLOCK_QUICK re-reads at once, then
- * one PS_WAIT to the shard and a sleep on the completion queue (the
+ * says the round is not complete, a bounded read phase (below), then one
+ * PS_WAIT to the shard and a sleep on the completion queue (the
  * transport's adaptive or event wait) until its PS_RELEASE, which says
  * the round is complete (the shard read the words) or wakes the waiter
- * to read and check. So a wait costs WRK_CLOCK_QUICK reads and one
- * PS_WAIT however long it lasts and however many wait: the read storm of
- * W waiters on one word, which delayed the fetch-adds they waited for,
- * is gone. Quick re-reads 0, 1 and 2 measured side by side (rdps-scale,
- * shm and tcp, BSP and SSP, W 4 and 16, two runs each on a loaded 2-core
- * box, each release then confirmed by a read): iteration and clock times
- * the same within the noise (2-3x run to run), clock operations per
- * worker and iteration BSP 3.8-4.0 / 4.5-4.9 / 5.3-5.9 and SSP shm
- * 2.8-3.0 / 3.2-3.5 / 3.5-3.9: none.
+ * to read and check. So a wait costs at most WRK_CLOCK_READS reads and
+ * one PS_WAIT however long it lasts and however many wait: the read
+ * storm of W waiters on one word, which delayed the fetch-adds they
+ * waited for, is gone.
+ * The read phase: where a READ costs the shard no CPU
+ * (RDPS_TP_CAP_READ_OFFLOAD, verbs: the NIC answers it) while every
+ * PS_WAIT and PS_RELEASE costs shard 0's CPU, up to WRK_CLOCK_READS
+ * re-reads spaced by wrk_backoff's tries that do not sleep (two at once,
+ * four after a yield): a round whose last worker is a round trip or a
+ * few behind costs the shard nothing. A sleep's overshoot (the timer's
+ * slack, 50 us) would outlast the release it waits for: no more tries.
+ * rdps-sim connectx, S = 16, flat, W = 8 / 16 / 32, with 0 / 2 / 4 / 6 /
+ * 8 re-reads: BSP clock alone 6.0 / 13.4 / 28.8 us with none, 5.5 / 8.5
+ * / 14.9 with 2 or more; iterations of 100 us with half the workers 5%
+ * slower at random, at W = 32, 125 us with 6 or 8 against
+ * 138 / 134 / 127 with 0 / 2 / 4; with a tenth twice as slow 8 re-reads
+ * cost 255 us against 215 (the sleeps of tries 7 and 8 overshoot).
+ * None on tcp (the shard's progress thread answers a READ: it costs the
+ * shard as a message does) nor on shm (see README "Scale").
  * Every WRK_WAIT_SAFETY_NS (or half the timeout, if shorter) it also
  * reads the word on its own and runs the loss, stall and timeout checks:
  * a shard that stopped answers nothing.
  */
-#define WRK_CLOCK_QUICK 0
+#define WRK_CLOCK_READS 6
 #define WRK_WAIT_SAFETY_NS (100 * 1000000ull)
 /* wrk_stall_check's attempt: past its first re-reads, so the first round
  * of the safety reads takes the job's reading. */
 #define WRK_STALL_LATE (~0u)
+
+/* The flat wait's re-reads before its PS_WAIT on ctx's transport. */
+static unsigned wrk_clock_reads(const struct rdps_ctx *ctx)
+{
+	if (ctx->clock_reads_set)
+		return ctx->clock_reads_set - 1;
+	return ctx->tp->ops->caps & RDPS_TP_CAP_READ_OFFLOAD ? WRK_CLOCK_READS
+							     : 0;
+}
 
 /* A zero-length put_imm of kind(arg) to sh, not waited for (wr_id 0: its
  * completion is dropped; a broken endpoint shows in sh->err). */
@@ -506,7 +525,7 @@ static int wrk_word_wait(struct rdps_ctx *ctx, const struct wrk_round *rd,
 	struct wrk_errtext et; /* only .saved set: no 512-byte clear */
 	struct wrk_stall stall = {0, 0};
 	uint64_t made = ctx->st.made_up;
-	unsigned quick = 0;
+	unsigned reads = wrk_clock_reads(ctx), attempt = 0;
 	int ret, lost = 0, woken, look = 0;
 
 	et.saved = 0;
@@ -515,8 +534,13 @@ static int wrk_word_wait(struct rdps_ctx *ctx, const struct wrk_round *rd,
 			return 0;
 		if (!*t0)
 			*t0 = rdps_now_ns();
-		if (read_posted && quick++ == WRK_CLOCK_QUICK)
-			break;
+		if (read_posted) {
+			if (attempt == reads)
+				break;
+			ret = wrk_backoff(ctx, attempt++);
+			if (ret)
+				return ret;
+		}
 		ret = wrk_clock_op(ctx, sh, rd->off, 0, &res[slot], deadline,
 				   "a clock read");
 		if (ret)

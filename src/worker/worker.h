@@ -207,6 +207,9 @@ struct rdps_ctx {
 	 * the most counter fetch-adds (group + root) of any one tick. */
 	uint64_t tree_grp_adds, tree_root_adds, tree_rel_adds;
 	unsigned tree_tick_max;
+	/* For tests: 0, the flat wait's read phase as the transport allows
+	 * (clock.c wrk_clock_reads); n + 1, n re-reads on any transport. */
+	unsigned clock_reads_set;
 	int ready; /* rdps_ctx_create() succeeded */
 	/* A wait gave up with operations in flight that point at its
 	 * (gone) group: no completion may be dispatched any more; or

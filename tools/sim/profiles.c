@@ -142,6 +142,7 @@ static const struct sim_profile sim_profiles[] = {
 		.op_thread = 1,
 		.op_cpu_us = 2.0,
 		.release_us = 2.0,
+		.wait_reads = 6,
 		.fitted = "none (the box's scheduling as tcp)",
 	},
 	{
@@ -164,6 +165,7 @@ static const struct sim_profile sim_profiles[] = {
 		.yield_us = 0.2,
 		.sleep_extra_us = 55,
 		.release_us = 0.3,
+		.wait_reads = 6,
 		.fitted = "none",
 	},
 };
@@ -233,6 +235,7 @@ static const struct {
 	SIM_F(step_us),
 	SIM_F(wake_spread),
 	SIM_F(release_us),
+	SIM_U(wait_reads),
 #undef SIM_F
 #undef SIM_I
 #undef SIM_U

@@ -948,6 +948,27 @@ static void sim_wait_post(struct sim *s, unsigned w, double now)
 	s->wait_head[c] = w;
 }
 
+/* The flat wait (clock.c wrk_word_wait): done, or its read phase's next
+ * re-read after wrk_backoff(attempt), or past wait_reads of them, the
+ * PS_WAIT. */
+static void sim_flat_next(struct sim *s, unsigned w, double now)
+{
+	struct sim_worker *wk = &s->w[w];
+	double d;
+
+	if (wk->read_posted && wk->val >= s->W) {
+		sim_iter_end(s, w, now);
+		return;
+	}
+	if (wk->attempt >= s->p->wait_reads) {
+		sim_wait_post(s, w, now);
+		return;
+	}
+	d = sim_backoff(s->p, wk->attempt++);
+	wk->off_core |= d > 0;
+	sim_at(s, w, now + d, PH_READ);
+}
+
 static void sim_clock_done(struct sim *s, unsigned w, double now)
 {
 	struct sim_worker *wk = &s->w[w];
@@ -972,12 +993,13 @@ static void sim_clock_done(struct sim *s, unsigned w, double now)
 		return;
 	}
 	/* Flat: the fetch-add's count (BSP) or the slack read posted with
-	 * it says whether c is complete; if not, one PS_WAIT, no re-read. */
+	 * it says whether c is complete; if not, the read phase, then one
+	 * PS_WAIT. */
 	if (wk->c != t && wk->read_posted && wk->val >= s->W) {
 		sim_iter_end(s, w, now);
 		return;
 	}
-	sim_wait_post(s, w, now);
+	sim_flat_next(s, w, now);
 }
 
 static void sim_read_post(struct sim *s, unsigned w, double now)
@@ -1040,7 +1062,10 @@ static void sim_step(struct sim *s, unsigned w, double now)
 		break;
 	case PH_READ_DONE:
 		s->w[w].read_posted = 1;
-		sim_slack_next(s, w, now);
+		if (s->G < 2)
+			sim_flat_next(s, w, now);
+		else
+			sim_slack_next(s, w, now);
 		break;
 	case PH_RELEASED:
 		sim_iter_end(s, w, now);

@@ -27,7 +27,10 @@
  *                   fetch-add. Then, unless the fetch-add made this worker
  *                   the last (BSP) or the posted read shows the clock done,
  *                   the flat counter's wait ("Waking waiters" in
- *                   ps_proto.h): one PS_WAIT (a message to shard 0: its
+ *                   ps_proto.h): up to the profile's wait_reads
+ *                   re-reads of the counter (8-byte READs, spaced as
+ *                   wrk_backoff's first tries: verbs' read phase),
+ *                   then one PS_WAIT (a message to shard 0: its
  *                   loop's wake-up and msg_us), and the worker sleeps
  *                   until shard 0's PS_RELEASE; the worker whose
  *                   fetch-add completed the clock sends one PS_DONE (W >
@@ -41,16 +44,15 @@
  *                   critical path is the completer's fetch-add, its
  *                   PS_DONE, the shard's loop (its wake-up, competing for
  *                   the cores), the sends before its own, the delivery
- *                   and its own wake-up; no re-read (a safety read per
- *                   100 ms of waiting is counted). With the clock tree,
- *                   8-byte READs of the group's release word with
- *                   wrk_clock_backoff() between them (two tries at once,
- *                   four after a
- *                   sched_yield, then sleeps of 10 us doubling every
- *                   second try up to 1 ms, past 8 ms an eighth of the wait
- *                   so far up to 16 ms; each sleep overshoots by
- *                   sleep_extra_us), and every 16th try a READ of shard
- *                   0's directory header
+ *                   and its own wake-up; no re-read after the PS_WAIT
+ *                   (a safety read per 100 ms of waiting is counted).
+ *                   With the clock tree, 8-byte READs of the group's
+ *                   release word with wrk_clock_backoff() between them
+ *                   (two tries at once, four after a sched_yield, then
+ *                   sleeps of 10 us doubling every second try up to 1
+ *                   ms, past 8 ms an eighth of the wait so far up to 16
+ *                   ms; each sleep overshoots by sleep_extra_us), and
+ *                   every 16th try a READ of shard 0's directory header
  *                   (wrk_lost_check). With the clock tree (fan-in G > 1,
  *                   sim_cfg.fanin) the fetch-add goes to the worker's
  *                   group's arrival line (group g: shard g mod S), the
@@ -187,6 +189,10 @@ struct sim_profile {
 	 * post: a ring write on shm, a send() on tcp): a PS_DONE's k
 	 * waiters are answered one after another, the last after k. */
 	double release_us;
+	/* The flat wait's read phase (clock.c wrk_clock_reads): re-reads
+	 * of the counter, spaced as wrk_backoff's first tries, before the
+	 * PS_WAIT (verbs: 6; shm, tcp: 0). */
+	unsigned wait_reads;
 	const char *fitted; /* parameters fitted to measured iterations */
 };
 

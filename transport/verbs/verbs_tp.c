@@ -290,7 +290,8 @@ const struct rdps_tp_ops rdps_verbs_ops = {
 	.name = "verbs",
 	.caps = RDPS_TP_CAP_RMA_READ | RDPS_TP_CAP_RMA_WRITE |
 		RDPS_TP_CAP_WRITE_IMM | RDPS_TP_CAP_ATOMIC_FADD |
-		RDPS_TP_CAP_ATOMIC_CSWAP | RDPS_TP_CAP_INLINE,
+		RDPS_TP_CAP_ATOMIC_CSWAP | RDPS_TP_CAP_INLINE |
+		RDPS_TP_CAP_READ_OFFLOAD,
 	.init = verbs_init,
 	.fini = verbs_fini,
 	.listen = verbs_listen,
