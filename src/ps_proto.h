@@ -87,17 +87,25 @@
  *   completion queue (where a READ costs the shard no CPU, verbs, after
  *   a bounded read phase: at most a constant number of re-reads, see
  *   worker/clock.c WRK_CLOCK_READS, which may find the round
- *   complete); a worker whose fetch-add completed a clock or barrier
- *   (ps_clock_last) sends one PS_DONE when anybody may wait (W > 1; not
- *   ASP's clocks). The shard's CPU takes neither as the truth,
- *   only as a trigger: it evaluates completion from its own clock words
- *   (ps_clock_frontier: the lowest clock not complete; barrier / W + 1
- *   likewise), both when a PS_WAIT comes (answered at once if complete:
- *   so a PS_DONE handled before the PS_WAIT, on another endpoint, loses
- *   nothing, as the fetch-add it reports had completed before it was
- *   sent) and when a PS_DONE comes (every registered waiter whose round
- *   is now complete is answered). A worker has at most one registration
- *   (a new PS_WAIT replaces it), so a PS_WAIT costs O(1) and a PS_DONE
+ *   complete). Under BSP and A-BSP on transports without that read
+ *   phase, a clock's PS_END to shard 0 of a flat counter (W > 1) is
+ *   also its worker's PS_WAIT for that clock (server/clock.c
+ *   srv_end_waits): the waiter sends no PS_WAIT of its own, only one to
+ *   register again after a wake-up. A worker's PS_DONE drops its own
+ *   registration; an END handled once its clock is complete is answered
+ *   at once, as a PS_WAIT would be (for the completer, whose END may be
+ *   handled after its fetch-add, a release nobody waits for). A worker
+ *   whose fetch-add completed a clock or barrier (ps_clock_last) sends
+ *   one PS_DONE when anybody may wait (W > 1; not ASP's clocks). The
+ *   shard's CPU takes neither as the truth, only as a trigger: it
+ *   evaluates completion from its own clock words (ps_clock_frontier:
+ *   the lowest clock not complete; barrier / W + 1 likewise), both
+ *   when a PS_WAIT comes (answered at once if complete: so a PS_DONE
+ *   handled before the PS_WAIT, on another endpoint, loses nothing, as
+ *   the fetch-add it reports had completed before it was sent) and when
+ *   a PS_DONE comes (every registered waiter whose round is now
+ *   complete is answered). A worker has at most one registration (a new
+ *   PS_WAIT or END replaces it), so a PS_WAIT costs O(1) and a PS_DONE
  *   O(waiters). A PS_DONE for a round not complete, or a PS_WAIT far
  *   ahead (the 26-bit argument is unwrapped to the value nearest the
  *   frontier, ps_wait_unwrap), releases nobody early. A worker counted

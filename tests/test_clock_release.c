@@ -40,14 +40,15 @@ static void *server_main(void *arg)
 	return (void *)(intptr_t)rdps_server_run(arg, &stop_server);
 }
 
-/* A zero-length put_imm of kind(arg) from ctx to shard 0; a PS_WAIT
- * registers it as the worker's wait (its release sets woken). */
+/* A zero-length put_imm of kind(arg) from ctx to shard 0; a PS_WAIT (or
+ * under BSP on shm a PS_END) registers it as the worker's wait (its
+ * release sets woken). */
 static void send_imm(struct rdps_ctx *ctx, unsigned kind, uint32_t arg)
 {
 	struct wrk_shard *sh = &ctx->sh[0];
 	int ret;
 
-	if (kind == PS_WAIT) {
+	if (kind == PS_WAIT || kind == PS_END) {
 		sh->wait_arg = arg;
 		sh->waiting = 1;
 		sh->woken = 0;
@@ -150,29 +151,59 @@ static void cfg_of(struct rdps_config *cfg, int rank)
 	cfg->timeout_ms = 10000;
 }
 
-static void test_release_by_the_words(void **state)
+/* A shard of two BSP workers in a thread, at an shm url named name, and
+ * the two worker contexts. */
+static void start_two(const char *name, struct rdps_server **s, pthread_t *st,
+		      struct rdps_ctx **w0, struct rdps_ctx **w1)
 {
 	struct rdps_server_cfg scfg;
-	struct rdps_server_stats sst;
-	struct rdps_server *s = NULL;
 	struct rdps_config cfg;
-	struct rdps_ctx *w0 = NULL, *w1 = NULL;
-	pthread_t st;
-	void *sret;
 
-	(void)state;
-	snprintf(url, sizeof(url), "shm://rdps-t-%d-release", (int)getpid());
+	stop_server = 0;
+	snprintf(url, sizeof(url), "shm://rdps-t-%d-%s", (int)getpid(), name);
 	rdps_server_cfg_default(&scfg);
 	scfg.url = url;
 	scfg.workers = 2;
 	scfg.token = 29;
-	CHECK(rdps_server_create(&scfg, &s) == 0, "rdps_server_create: %s",
+	CHECK(rdps_server_create(&scfg, s) == 0, "rdps_server_create: %s",
 	      rdps_errmsg());
-	CHECK(pthread_create(&st, NULL, server_main, s) == 0, "server");
+	CHECK(pthread_create(st, NULL, server_main, *s) == 0, "server");
 	cfg_of(&cfg, 0);
-	CHECK(rdps_ctx_create(&cfg, &w0) == 0, "worker 0: %s", rdps_errmsg());
+	CHECK(rdps_ctx_create(&cfg, w0) == 0, "worker 0: %s", rdps_errmsg());
 	cfg_of(&cfg, 1);
-	CHECK(rdps_ctx_create(&cfg, &w1) == 0, "worker 1: %s", rdps_errmsg());
+	CHECK(rdps_ctx_create(&cfg, w1) == 0, "worker 1: %s", rdps_errmsg());
+}
+
+/* Stop and destroy the shard s (thread st); it must have counted waits
+ * PS_WAITs, dones PS_DONEs and releases PS_RELEASEs. */
+static void stop_counted(struct rdps_server *s, pthread_t st,
+			 unsigned long long waits, unsigned long long dones,
+			 unsigned long long releases)
+{
+	struct rdps_server_stats sst;
+	void *sret;
+
+	stop_server = 1;
+	pthread_join(st, &sret);
+	rdps_server_stats(s, &sst);
+	rdps_server_destroy(s);
+	CHECK(sret == NULL, "server: %s", rdps_errmsg());
+	CHECK(sst.waits == waits && sst.dones == dones &&
+		      sst.releases == releases,
+	      "the shard counted %llu waits, %llu dones, %llu releases; "
+	      "want %llu, %llu and %llu",
+	      (unsigned long long)sst.waits, (unsigned long long)sst.dones,
+	      (unsigned long long)sst.releases, waits, dones, releases);
+}
+
+static void test_release_by_the_words(void **state)
+{
+	struct rdps_server *s = NULL;
+	struct rdps_ctx *w0 = NULL, *w1 = NULL;
+	pthread_t st;
+
+	(void)state;
+	start_two("release", &s, &st, &w0, &w1);
 
 	/* A bare PS_DONE (clock 0 has no arrival): the waiter stays. */
 	registered(w0, w1, 0);
@@ -219,16 +250,55 @@ static void test_release_by_the_words(void **state)
 	CHECK(!w0->sh[0].complete, "a wake-up said clock 2 was complete");
 
 	rdps_ctx_destroy(w0);
-	stop_server = 1;
-	pthread_join(st, &sret);
-	rdps_server_stats(s, &sst);
-	rdps_server_destroy(s);
-	CHECK(sret == NULL, "server: %s", rdps_errmsg());
-	CHECK(sst.waits == 6 && sst.dones == 4 && sst.releases == 3,
-	      "the shard counted %llu waits, %llu dones, %llu releases; "
-	      "want 6, 4 and 3",
-	      (unsigned long long)sst.waits, (unsigned long long)sst.dones,
-	      (unsigned long long)sst.releases);
+	stop_counted(s, st, 6, 4, 3);
+}
+
+/*
+ * Under BSP on shm (no read phase) an END(t) registers its worker's wait
+ * for clock t on shard 0: released by the PS_DONE once the words say t
+ * is complete, with no PS_WAIT; an END that comes after its clock's
+ * PS_DONE (the race of two endpoints) is answered at once; the
+ * completer's PS_DONE drops its own registration (no release to it).
+ */
+static void test_end_registers(void **state)
+{
+	struct rdps_server *s = NULL;
+	struct rdps_ctx *w0 = NULL, *w1 = NULL;
+	pthread_t st;
+	uint64_t n;
+
+	(void)state;
+	start_two("endreg", &s, &st, &w0, &w1);
+
+	/* Clock 0: w0's END registers it, w1 completes and tells. */
+	send_imm(w0, PS_END, 0);
+	arrive(w0, 0);
+	replies_in(w0, "a");
+	CHECK(!w0->sh[0].woken, "an END released before its clock completed");
+	/* Its END handled before its fetch-add (on shm the fetch-add is
+	 * done at once, the END when the loop gets to it). */
+	n = handled_now(w1);
+	send_imm(w1, PS_END, 0);
+	handled_until(w1, n + 1);
+	arrive(w1, 0);
+	told(w1, 0);
+	released_complete(w0, "an END's wait, its clock complete and told");
+	replies_in(w1, "b");
+	CHECK(!w1->sh[0].woken, "the completer got a release of its own clock");
+
+	/* Clock 1: complete and told before w0's END is handled. */
+	arrive(w0, 1);
+	n = handled_now(w1);
+	send_imm(w1, PS_END, 1);
+	handled_until(w1, n + 1);
+	arrive(w1, 1);
+	told(w1, 1);
+	send_imm(w0, PS_END, 1);
+	released_complete(w0, "an END after its clock's PS_DONE");
+
+	rdps_ctx_destroy(w1);
+	rdps_ctx_destroy(w0);
+	stop_counted(s, st, 0, 2, 2);
 }
 
 /* ps_wait_unwrap and ps_clock_frontier, the shard's reading of a wait. */
@@ -257,6 +327,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_unwrap_frontier),
 		cmocka_unit_test(test_release_by_the_words),
+		cmocka_unit_test(test_end_registers),
 	};
 
 	return cmocka_run_group_tests_name("clock_release", tests, NULL, NULL);

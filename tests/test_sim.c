@@ -532,6 +532,36 @@ static void t_flat_read_phase(void **state)
 	assert_true(r.shard_cpu_us_per_iter < none.shard_cpu_us_per_iter);
 }
 
+/*
+ * END registration (profile end_waits; server/clock.c srv_end_waits):
+ * BSP, W = 2, worker 1 100x slower. Worker 0's END registered its wait,
+ * so its clock is its fetch-add alone (the END is not a clock op), worker
+ * 1's its fetch-add and the PS_DONE: 1.5 a worker against 2, and shard
+ * 0 handles one message less a clock (msg_us 0.5).
+ */
+static void t_end_waits(void **state)
+{
+	struct sim_profile p = unit;
+	struct sim_cfg c;
+	struct sim_result r, wait;
+	char err[256];
+
+	(void)state;
+	cfg_unit(&c, SIM_BSP, 2, 1);
+	c.prof = &p;
+	c.compute_us = 1000;
+	assert_int_equal(
+		trn_spec_parse("1:100x", &c.stragglers, err, sizeof(err)), 0);
+	run_ok(&c, &wait);
+	p.end_waits = 1;
+	run_ok(&c, &r);
+	assert_near(wait.clock_ops_per_worker_iter, 2);
+	assert_near(r.clock_ops_per_worker_iter, 1.5);
+	assert_near(wait.shard_cpu_us_per_iter - r.shard_cpu_us_per_iter, 0.5);
+	assert_int_equal(sim_profile_find("shm")->end_waits, 1);
+	assert_int_equal(sim_profile_find("connectx")->end_waits, 0);
+}
+
 static void t_bad_cfg(void **state)
 {
 	struct sim_cfg c;
@@ -571,6 +601,7 @@ int main(void)
 		cmocka_unit_test(t_learned_spin),
 		cmocka_unit_test(t_clock_reads),
 		cmocka_unit_test(t_flat_read_phase),
+		cmocka_unit_test(t_end_waits),
 		cmocka_unit_test(t_bad_cfg),
 	};
 

@@ -66,6 +66,21 @@ static void srv_ends_recount(struct rdps_server *s)
 		s->ended += s->w[r].ends > s->applied;
 }
 
+static void srv_wait_register(struct srv_worker *w, uint32_t arg);
+
+/*
+ * Does an END register its worker's wait for its clock (ps_proto.h
+ * "Waking waiters")? On shard 0 of a flat counter with someone to wait
+ * for, where the workers have no read phase (the transport's READs cost
+ * a CPU: not RDPS_TP_CAP_READ_OFFLOAD), so their PS_WAIT is saved.
+ */
+static bool srv_end_waits(const struct rdps_server *s)
+{
+	return s->cfg.shard == 0 && s->cfg.workers > 1 &&
+	       __atomic_load_n(&s->clk->fanin, __ATOMIC_RELAXED) <= 1 &&
+	       !(s->tp->ops->caps & RDPS_TP_CAP_READ_OFFLOAD);
+}
+
 /*
  * An END counts its worker once it passes the applied clock; only when
  * every worker has is the lowest END count looked for. So an END costs
@@ -84,6 +99,9 @@ void srv_handle_end(struct srv_worker *w, uint32_t arg)
 			  w->rank, arg, w->ends);
 	w->ends++;
 	s->st.ends++;
+	/* An END of a clock to be waited for is its worker's wait too. */
+	if (srv_end_waits(s))
+		srv_wait_register(w, arg & PS_WAIT_MASK);
 	if (s->ends_at != s->applied)
 		srv_ends_recount(s);
 	else if (w->ends == s->applied + 1)
@@ -152,11 +170,12 @@ static void srv_release(struct srv_worker *w, uint32_t arg)
 	srv_worker_reply(w, PS_IMM(PS_RELEASE, arg));
 }
 
-void srv_handle_wait(struct srv_worker *w, uint32_t arg)
+/* w's wait for the round of arg, in place of any it had: answered at
+ * once when complete. */
+static void srv_wait_register(struct srv_worker *w, uint32_t arg)
 {
 	struct rdps_server *s = w->s;
 
-	s->st.waits++;
 	srv_wait_drop(w);
 	/* Not only a trigger for later: a PS_DONE handled before this one
 	 * (from another endpoint) found nobody to release. */
@@ -168,6 +187,12 @@ void srv_handle_wait(struct srv_worker *w, uint32_t arg)
 	w->wait_arg = arg;
 	w->wait_pos = s->n_waiters;
 	s->waiters[s->n_waiters++] = w->rank;
+}
+
+void srv_handle_wait(struct srv_worker *w, uint32_t arg)
+{
+	w->s->st.waits++;
+	srv_wait_register(w, arg);
 }
 
 void srv_handle_done(struct rdps_server *s, uint32_t arg)

@@ -157,10 +157,14 @@ void srv_recv(struct srv_worker *w, uint32_t imm, uint32_t len)
 	 * must not wait for its pushes of the next clock. */
 	if (PS_IMM_KIND(imm) == PS_WAIT || PS_IMM_KIND(imm) == PS_DONE) {
 		srv_count_handled(w->s);
-		if (PS_IMM_KIND(imm) == PS_WAIT)
+		if (PS_IMM_KIND(imm) == PS_WAIT) {
 			srv_handle_wait(w, PS_IMM_ARG(imm));
-		else
+		} else {
+			/* Whoever completed a round waits for nothing
+			 * (its END may have registered it). */
+			srv_wait_drop(w);
 			srv_handle_done(w->s, PS_IMM_ARG(imm));
+		}
 		return;
 	}
 	/*

@@ -435,6 +435,16 @@ static unsigned wrk_clock_reads(const struct rdps_ctx *ctx)
 							     : 0;
 }
 
+/* Does this worker's END(t) register its wait on shard 0 (server/clock.c
+ * srv_end_waits: the same rule)? Then its flat clock wait sends no
+ * PS_WAIT; the knob of the read phase does not change it. */
+static int wrk_end_waits(const struct rdps_ctx *ctx)
+{
+	return rdps_model_in_order(ctx->model) && ctx->fanin <= 1 &&
+	       ctx->workers > 1 &&
+	       !(ctx->tp->ops->caps & RDPS_TP_CAP_READ_OFFLOAD);
+}
+
 /* A zero-length put_imm of kind(arg) to sh, not waited for (wr_id 0: its
  * completion is dropped; a broken endpoint shows in sh->err). */
 static int wrk_imm_post(struct rdps_ctx *ctx, struct wrk_shard *sh,
@@ -512,13 +522,14 @@ static int wrk_release_wait(struct rdps_ctx *ctx, struct wrk_shard *sh,
  * Wait until round rd (PS_WAIT argument arg) of the flat counter is
  * complete, the counter landing in res[slot]; a value there already
  * (read_posted: the read posted with the tick, or the fetch-add's count)
- * is looked at first. *t0: when the tick began to wait (ns), read here
- * once it has to read again if it had not (0), so the fast path reads no
- * clock.
+ * is looked at first; registered: its END registered the wait
+ * (wrk_end_waits), so no PS_WAIT is sent. *t0: when the tick began to
+ * wait (ns), read here once it has to read again if it had not (0), so
+ * the fast path reads no clock.
  */
 static int wrk_word_wait(struct rdps_ctx *ctx, const struct wrk_round *rd,
 			 uint32_t arg, unsigned slot, int read_posted,
-			 uint64_t *t0, uint64_t deadline)
+			 int registered, uint64_t *t0, uint64_t deadline)
 {
 	uint64_t *res = ctx->small, safety, period = WRK_WAIT_SAFETY_NS;
 	struct wrk_shard *sh = rd->sh;
@@ -549,7 +560,8 @@ static int wrk_word_wait(struct rdps_ctx *ctx, const struct wrk_round *rd,
 	}
 	if (period > ctx->timeout_ns / 2)
 		period = ctx->timeout_ns / 2;
-	ret = wrk_wait_post(ctx, sh, arg, deadline);
+	/* Registered by its END (wrk_end_waits): its release may be in. */
+	ret = registered ? 0 : wrk_wait_post(ctx, sh, arg, deadline);
 	safety = rdps_now_ns() + period;
 	while (!ret) {
 		if (!look)
@@ -687,6 +699,14 @@ int rdps_clock(struct rdps_ctx *ctx)
 	t0 = 0;
 	deadline = rdps_now_coarse_ns() + ctx->timeout_ns;
 	res = ctx->small;
+	/* Before the END that registers this wait: its PS_RELEASE may come
+	 * before the fetch-add's answer. */
+	if (wrk_end_waits(ctx)) {
+		ctx->sh[0].wait_arg = t & PS_WAIT_MASK;
+		ctx->sh[0].waiting = 1;
+		ctx->sh[0].woken = 0;
+		ctx->sh[0].complete = 0;
+	}
 	/* Clocks before the job's start (a resumed job) are complete. */
 	check = ctx->model != RDPS_MODEL_ASP && t >= ctx->slack &&
 		t - ctx->slack >= ctx->clock0;
@@ -700,7 +720,7 @@ int rdps_clock(struct rdps_ctx *ctx)
 		/* Operations already posted point at g. */
 		if (g.left)
 			wrk_grp_wait(ctx, &g, deadline, "the clock's ends");
-		return ret;
+		goto out;
 	}
 	if (g.left)
 		t0 = rdps_now_ns();
@@ -742,13 +762,16 @@ int rdps_clock(struct rdps_ctx *ctx)
 				read_posted = 1;
 			}
 			ret = wrk_word_wait(ctx, &rd, c & PS_WAIT_MASK,
-					    WRK_SLACK, read_posted, &t0,
+					    WRK_SLACK, read_posted,
+					    c == t && wrk_end_waits(ctx), &t0,
 					    deadline);
 		}
 		if (!ret)
 			ctx->done_clock = c + 1;
 	}
 out:
+	/* A release of a wait no longer waited for is stale. */
+	ctx->sh[0].waiting = 0;
 	if (t0)
 		ctx->st.clock_wait_ns += rdps_now_ns() - t0;
 	return ret;
@@ -868,5 +891,5 @@ int rdps_barrier(struct rdps_ctx *ctx)
 	/* The fetch-add's count is the first read. */
 	res[WRK_BARRIER]++;
 	rd = wrk_barrier_round(ctx, sh, off, goal);
-	return wrk_word_wait(ctx, &rd, arg, WRK_BARRIER, 1, &t0, deadline);
+	return wrk_word_wait(ctx, &rd, arg, WRK_BARRIER, 1, 0, &t0, deadline);
 }

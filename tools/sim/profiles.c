@@ -86,6 +86,7 @@ static const struct sim_profile sim_profiles[] = {
 		.yield_us = 5,
 		.sleep_extra_us = 55,
 		.release_us = 0.2,
+		.end_waits = 1,
 		.fitted = "cores, oversubscribed, wake_us, wake_per_proc_us",
 	},
 	{
@@ -114,6 +115,7 @@ static const struct sim_profile sim_profiles[] = {
 		.op_thread = 1,
 		.op_cpu_us = 2.0,
 		.release_us = 2.0,
+		.end_waits = 1,
 		.fitted = "cores, oversubscribed, wake_us, wake_per_proc_us",
 	},
 	{
@@ -236,6 +238,7 @@ static const struct {
 	SIM_F(wake_spread),
 	SIM_F(release_us),
 	SIM_U(wait_reads),
+	SIM_I(end_waits),
 #undef SIM_F
 #undef SIM_I
 #undef SIM_U

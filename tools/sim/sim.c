@@ -68,6 +68,7 @@ struct sim_worker {
 	uint64_t c;   /* the clock waited for */
 	double batch_us;
 	double wait0;	/* when its clock wait began */
+	double end0;	/* when shard 0 handled its last END */
 	unsigned wnext; /* flat: the next waiter registered on its clock */
 	uint8_t *want;	/* pull: shards still to read */
 	uint8_t *stale_hdr;
@@ -740,6 +741,8 @@ static void sim_clock(struct sim *s, unsigned w, double now)
 		for (unsigned sh = 0; sh < s->S; sh++) {
 			double h = sim_msg(s, w, sh, now, 0, s->p->msg_us, t);
 
+			if (!sh)
+				wk->end0 = h;
 			sim_end(s, sh, h, t);
 			/* The write-with-immediate completes when acked. */
 			if (now + 2 * s->p->write_us > done)
@@ -920,6 +923,13 @@ static void sim_done_post(struct sim *s, unsigned w, double now, uint64_t t)
 	}
 }
 
+/* An END registers its worker's wait on shard 0 (server/clock.c
+ * srv_end_waits): flat, BSP or A-BSP, W > 1, the profile's end_waits. */
+static int sim_end_waits(const struct sim *s)
+{
+	return s->G < 2 && sim_in_order(s) && s->W > 1 && s->p->end_waits;
+}
+
 /*
  * Worker w's PS_WAIT for clock c, posted at now: shard 0's loop handles
  * it (msg_us) and answers at once if its words show c complete by then,
@@ -931,10 +941,14 @@ static void sim_wait_post(struct sim *s, unsigned w, double now)
 {
 	struct sim_worker *wk = &s->w[w];
 	uint64_t c = wk->c;
-	double at = sim_msg(s, w, 0, now, 0, s->p->msg_us, wk->it);
+	double at = wk->end0;
 
-	sim_count(s, wk->it, 1);
-	s->clock_ops += sim_measured(s, wk->it);
+	/* Registered by its END: no message of its own. */
+	if (!sim_end_waits(s)) {
+		at = sim_msg(s, w, 0, now, 0, s->p->msg_us, wk->it);
+		sim_count(s, wk->it, 1);
+		s->clock_ops += sim_measured(s, wk->it);
+	}
 	wk->wait0 = now;
 	wk->ph = PH_PARKED;
 	if (s->complete_at[c] <= at || s->done_at[c] < SIM_INF) {
@@ -979,8 +993,13 @@ static void sim_clock_done(struct sim *s, unsigned w, double now)
 		return;
 	/* Flat: whoever completed clock t tells shard 0 (nobody waits
 	 * alone or under ASP). */
-	if (s->G < 2 && wk->last && s->W > 1 && s->cfg->model != SIM_ASP)
+	if (s->G < 2 && wk->last && s->W > 1 && s->cfg->model != SIM_ASP) {
+		/* Its own END, handled after its fetch-add completed the
+		 * clock, was answered at once: a release nobody waits for. */
+		if (sim_end_waits(s) && wk->end0 >= s->complete_at[t])
+			sim_cpu(s, 0, wk->end0, s->p->release_us, t);
 		sim_done_post(s, w, now, t);
+	}
 	/* Whoever completed clock t knows every clock up to it is. */
 	if (!check || wk->last) {
 		sim_iter_end(s, w, now);

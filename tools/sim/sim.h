@@ -31,7 +31,9 @@
  *                   re-reads of the counter (8-byte READs, spaced as
  *                   wrk_backoff's first tries: verbs' read phase),
  *                   then one PS_WAIT (a message to shard 0: its
- *                   loop's wake-up and msg_us), and the worker sleeps
+ *                   loop's wake-up and msg_us; with end_waits, BSP and
+ *                   A-BSP, none: the END registered the wait), and the
+ *                   worker sleeps
  *                   until shard 0's PS_RELEASE; the worker whose
  *                   fetch-add completed the clock sends one PS_DONE (W >
  *                   1, not ASP). Shard 0's loop answers a PS_WAIT at once
@@ -193,6 +195,10 @@ struct sim_profile {
 	 * of the counter, spaced as wrk_backoff's first tries, before the
 	 * PS_WAIT (verbs: 6; shm, tcp: 0). */
 	unsigned wait_reads;
+	/* Flat BSP/A-BSP: an END registers its worker's wait on shard 0
+	 * (server/clock.c srv_end_waits: the transports without a read
+	 * phase, shm and tcp), so a waiter sends no PS_WAIT. */
+	int end_waits;
 	const char *fitted; /* parameters fitted to measured iterations */
 };
 
