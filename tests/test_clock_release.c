@@ -270,8 +270,14 @@ static void test_end_registers(void **state)
 	(void)state;
 	start_two("endreg", &s, &st, &w0, &w1);
 
-	/* Clock 0: w0's END registers it, w1 completes and tells. */
+	/* Clock 0: w0's END registers it, w1 completes and tells. The
+	 * shard's handled count is the shard's, not the sender's: w0's END
+	 * handled first, or the wait below for w1's could be met by w0's,
+	 * and w1's END be handled after its fetch-add completed the clock
+	 * (then it is answered at once: a third release). */
+	n = handled_now(w0);
 	send_imm(w0, PS_END, 0);
+	handled_until(w0, n + 1);
 	arrive(w0, 0);
 	replies_in(w0, "a");
 	CHECK(!w0->sh[0].woken, "an END released before its clock completed");

@@ -97,10 +97,8 @@ reply:
 	return false;
 }
 
-/* Handle one message of w; true if it has to wait for the next clock. */
-static bool srv_dispatch(struct srv_worker *w, uint32_t imm, uint32_t len)
+static bool srv_dispatch_kind(struct srv_worker *w, uint32_t imm, uint32_t len)
 {
-	srv_count_handled(w->s);
 	switch (PS_IMM_KIND(imm)) {
 	case PS_END:
 		srv_handle_end(w, PS_IMM_ARG(imm));
@@ -118,6 +116,16 @@ static bool srv_dispatch(struct srv_worker *w, uint32_t imm, uint32_t len)
 			  w->rank, PS_IMM_KIND(imm), imm);
 		return false;
 	}
+}
+
+/* Handle one message of w, then count it handled; true if it has to wait
+ * for the next clock. */
+static bool srv_dispatch(struct srv_worker *w, uint32_t imm, uint32_t len)
+{
+	bool held = srv_dispatch_kind(w, imm, len);
+
+	srv_count_handled(w->s);
+	return held;
 }
 
 static void srv_hold(struct srv_worker *w, uint32_t imm, uint32_t len)
@@ -156,7 +164,6 @@ void srv_recv(struct srv_worker *w, uint32_t imm, uint32_t len)
 	/* About the clock words alone, never held back: a waiter's answer
 	 * must not wait for its pushes of the next clock. */
 	if (PS_IMM_KIND(imm) == PS_WAIT || PS_IMM_KIND(imm) == PS_DONE) {
-		srv_count_handled(w->s);
 		if (PS_IMM_KIND(imm) == PS_WAIT) {
 			srv_handle_wait(w, PS_IMM_ARG(imm));
 		} else {
@@ -165,6 +172,7 @@ void srv_recv(struct srv_worker *w, uint32_t imm, uint32_t len)
 			srv_wait_drop(w);
 			srv_handle_done(w->s, PS_IMM_ARG(imm));
 		}
+		srv_count_handled(w->s);
 		return;
 	}
 	/*
