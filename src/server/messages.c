@@ -118,12 +118,22 @@ static bool srv_dispatch_kind(struct srv_worker *w, uint32_t imm, uint32_t len)
 	}
 }
 
-/* Handle one message of w, then count it handled; true if it has to wait
- * for the next clock. */
+/*
+ * Handle one message of w and count it handled; true if it has to wait
+ * for the next clock. A message answered by a reply (a credit, a
+ * lookup's rows) is counted before its handling, so that its reply says
+ * it is counted; the others after it, so that the count says what they
+ * did (an END's registered wait).
+ */
 static bool srv_dispatch(struct srv_worker *w, uint32_t imm, uint32_t len)
 {
-	bool held = srv_dispatch_kind(w, imm, len);
+	bool held;
 
+	if (PS_IMM_KIND(imm) == PS_PUSH || PS_IMM_KIND(imm) == PS_CREATE) {
+		srv_count_handled(w->s);
+		return srv_dispatch_kind(w, imm, len);
+	}
+	held = srv_dispatch_kind(w, imm, len);
 	srv_count_handled(w->s);
 	return held;
 }

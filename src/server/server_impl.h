@@ -220,9 +220,8 @@ static inline size_t srv_round_up(size_t x, size_t a)
  * the directory where a benchmark or test reads it (struct ps_dir_stats). */
 static inline void srv_count_handled(struct rdps_server *s)
 {
-	/* After the message's effects, and released with them: a reader
-	 * of the count (a test waiting for a message to be handled) then
-	 * sees what handling it did. */
+	/* Released with what came before it (srv_dispatch: what is
+	 * counted when). */
 	__atomic_store_n(&s->dir->stats.handled_be,
 			 rdps_htobe64(++s->st.handled), __ATOMIC_RELEASE);
 }
