@@ -130,24 +130,34 @@ void srv_handle_end(struct srv_worker *w, uint32_t arg)
 
 /* Waiters ---------------------------------------------------------------- */
 
-/*
- * Is the round of PS_WAIT argument arg complete by this shard's flat
- * counters? The truth is the words, never a message: a round far ahead
- * (or a lie) unwraps to a value past the frontier and is not complete.
- */
-static bool srv_round_done(const struct rdps_server *s, uint32_t arg)
+/* The lowest clock and barrier not complete by this shard's flat
+ * counters, read once for every wait they judge. */
+struct srv_fronts {
+	uint64_t clock;
+	uint64_t barrier;
+};
+
+static struct srv_fronts srv_fronts_read(const struct rdps_server *s)
 {
 	unsigned w = s->cfg.workers;
-	uint64_t front;
+	struct srv_fronts f;
 
-	if (arg & PS_WAIT_BARRIER) {
-		/* Barriers count from 1: barrier n is complete at W * n. */
-		front = __atomic_load_n(&s->clk->barrier, __ATOMIC_ACQUIRE) /
-				w +
-			1;
-		return ps_wait_unwrap(front, arg) < front;
-	}
-	front = ps_clock_frontier(s->clk->arrive, ps_clock_k(s->cfg.slack), w);
+	f.clock =
+		ps_clock_frontier(s->clk->arrive, ps_clock_k(s->cfg.slack), w);
+	/* Barriers count from 1: barrier n is complete at W * n. */
+	f.barrier = __atomic_load_n(&s->clk->barrier, __ATOMIC_ACQUIRE) / w + 1;
+	return f;
+}
+
+/*
+ * Is the round of PS_WAIT argument arg complete by the fronts f? The
+ * truth is the words, never a message: a round far ahead (or a lie)
+ * unwraps to a value past the frontier and is not complete.
+ */
+static bool srv_round_done(const struct srv_fronts *f, uint32_t arg)
+{
+	uint64_t front = arg & PS_WAIT_BARRIER ? f->barrier : f->clock;
+
 	return ps_wait_unwrap(front, arg) < front;
 }
 
@@ -175,11 +185,13 @@ static void srv_release(struct srv_worker *w, uint32_t arg)
 static void srv_wait_register(struct srv_worker *w, uint32_t arg)
 {
 	struct rdps_server *s = w->s;
+	struct srv_fronts f;
 
 	srv_wait_drop(w);
 	/* Not only a trigger for later: a PS_DONE handled before this one
 	 * (from another endpoint) found nobody to release. */
-	if (srv_round_done(s, arg)) {
+	f = srv_fronts_read(s);
+	if (srv_round_done(&f, arg)) {
 		srv_release(w, arg);
 		return;
 	}
@@ -197,6 +209,9 @@ void srv_handle_wait(struct srv_worker *w, uint32_t arg)
 
 void srv_handle_done(struct rdps_server *s, uint32_t arg)
 {
+	/* Read once: a round completed after it has its own PS_DONE to
+	 * come (its fetch-add answered before that was sent). */
+	struct srv_fronts f = srv_fronts_read(s);
 	unsigned i = 0;
 
 	(void)arg;
@@ -204,7 +219,7 @@ void srv_handle_done(struct rdps_server *s, uint32_t arg)
 	while (i < s->n_waiters) {
 		struct srv_worker *w = &s->w[s->waiters[i]];
 
-		if (!srv_round_done(s, w->wait_arg)) {
+		if (!srv_round_done(&f, w->wait_arg)) {
 			i++;
 			continue;
 		}
